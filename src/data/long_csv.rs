@@ -1,0 +1,347 @@
+//! Long CSV: one row per observed point.
+//!
+//! Header names are matched case-insensitively:
+//!
+//! | column   | required | default | meaning                              |
+//! |----------|----------|---------|--------------------------------------|
+//! | `run`    | no       | `""`    | run label                            |
+//! | `N`      | yes      |         | model size, > 0                      |
+//! | `T`      | no       | 1       | recurrent step, > 0                  |
+//! | `tokens` | yes      |         | tokens seen, >= 0 (alias `D`)        |
+//! | `loss`   | yes      |         | loss (> 0 when fitting in log space) |
+//! | `weight` | no       | 1       | point weight, >= 0, not all zero     |
+//!
+//! Other columns are ignored and whitespace around fields is trimmed.
+//! Numbers use standard float syntax (`1.36e9`, `0.5`); NaN and infinities
+//! are rejected.
+//!
+//! Rows are grouped into curves by (run, N, T) in order of first
+//! appearance, so rows need not be sorted: each curve is sorted by tokens
+//! (stably, so equal token counts keep file order). Duplicate points (same
+//! curve and tokens) are all kept and each counts in the objective as an
+//! independent observation.
+//!
+//! [`write_long_csv`] writes the same format with every f64 in shortest
+//! round-trip form, so writing and reading back gives the same dataset
+//! (except that run labels lose surrounding whitespace).
+
+use super::{DataError, Dataset, ReadOptions, Row};
+use csv::{ByteRecord, Reader, ReaderBuilder, Trim};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// Read a long CSV into a dataset; see the module documentation.
+pub fn read_long_csv(path: &Path, opts: &ReadOptions) -> Result<Dataset, DataError> {
+    let mut f = CsvFile::open(path)?;
+    let run = f.find("run", &["run"])?;
+    let n = f.require("N", &["N"])?;
+    let t = f.find("T", &["T"])?;
+    let tokens = f.require("tokens", &["tokens", "D"])?;
+    let loss = f.require("loss", &["loss"])?;
+    let weight = f.find("weight", &["weight"])?;
+
+    let mut rows = Vec::new();
+    let mut rec = ByteRecord::new();
+    while let Some(line) = f.next_record(&mut rec)? {
+        let cell = |col: &Column, check: Check| number(path, line, col, &rec, check, opts);
+        rows.push(Row {
+            run: run
+                .as_ref()
+                .map(|c| String::from_utf8_lossy(&rec[c.index]).into_owned())
+                .unwrap_or_default(),
+            n: cell(&n, Check::Positive)?,
+            t: t.as_ref().map_or(Ok(1.0), |c| cell(c, Check::Positive))?,
+            tokens: cell(&tokens, Check::NonNegative)?,
+            loss: cell(&loss, Check::Loss)?,
+            weight: weight
+                .as_ref()
+                .map_or(Ok(1.0), |c| cell(c, Check::NonNegative))?,
+        });
+    }
+    if rows.is_empty() {
+        return Err(DataError::NoRows { path: path.into() });
+    }
+    if rows.iter().all(|r| r.weight == 0.0) {
+        return Err(DataError::AllWeightsZero { path: path.into() });
+    }
+    Ok(Dataset::from_rows(rows))
+}
+
+/// Write `ds` as a long CSV (`run,N,T,tokens,loss,weight`), one row per
+/// point, numbers in Rust's shortest round-trip `{}` form.
+pub fn write_long_csv(path: &Path, ds: &Dataset) -> Result<(), DataError> {
+    let csv_err = |source| DataError::Csv {
+        path: path.into(),
+        source,
+    };
+    let file = File::create(path).map_err(|source| DataError::Io {
+        path: path.into(),
+        action: "create",
+        source,
+    })?;
+    let mut w = csv::WriterBuilder::new()
+        .buffer_capacity(1 << 16)
+        .from_writer(file);
+    w.write_record(["run", "N", "T", "tokens", "loss", "weight"])
+        .map_err(csv_err)?;
+    for c in &ds.configs {
+        let (n, t) = (c.n.to_string(), c.t.to_string());
+        for i in c.range() {
+            let (d, l, wt) = (ds.tokens[i], ds.loss[i], ds.weight[i]);
+            w.write_record([
+                c.run.as_str(),
+                &n,
+                &t,
+                &d.to_string(),
+                &l.to_string(),
+                &wt.to_string(),
+            ])
+            .map_err(csv_err)?;
+        }
+    }
+    w.flush().map_err(|source| DataError::Io {
+        path: path.into(),
+        action: "write",
+        source,
+    })
+}
+
+// ---- helpers shared with the manifest reader ----
+
+/// A header column: its name as written and its 0-based index.
+#[derive(Debug, Clone)]
+pub(super) struct Column {
+    pub name: String,
+    pub index: usize,
+}
+
+/// An open CSV file whose header has been read.
+pub(super) struct CsvFile {
+    pub path: PathBuf,
+    reader: Reader<File>,
+    pub headers: Vec<String>,
+    rows: usize,
+}
+
+impl CsvFile {
+    pub fn open(path: &Path) -> Result<CsvFile, DataError> {
+        let file = File::open(path).map_err(|source| DataError::Io {
+            path: path.into(),
+            action: "open",
+            source,
+        })?;
+        let mut reader = ReaderBuilder::new()
+            .trim(Trim::All)
+            // Ragged rows are reported by `next_record`, with their line.
+            .flexible(true)
+            .buffer_capacity(1 << 16)
+            .from_reader(file);
+        let header = reader.byte_headers().map_err(|source| DataError::Csv {
+            path: path.into(),
+            source,
+        })?;
+        if header.is_empty() {
+            return Err(DataError::Empty { path: path.into() });
+        }
+        let mut headers: Vec<String> = header
+            .iter()
+            .map(|h| String::from_utf8_lossy(h).into_owned())
+            .collect();
+        // Spreadsheet exports often start with a UTF-8 byte order mark.
+        if let Some(stripped) = headers[0].strip_prefix('\u{feff}') {
+            headers[0] = stripped.trim().to_string();
+        }
+        Ok(CsvFile {
+            path: path.into(),
+            reader,
+            headers,
+            rows: 0,
+        })
+    }
+
+    /// The header columns, quoted, for error messages.
+    pub fn found(&self) -> String {
+        let names: Vec<String> = self.headers.iter().map(|h| format!("'{h}'")).collect();
+        names.join(", ")
+    }
+
+    /// The column whose name matches one of `names` case-insensitively;
+    /// `what` names the quantity in the error when several match.
+    pub fn find(&self, what: &str, names: &[&str]) -> Result<Option<Column>, DataError> {
+        let mut hits = self
+            .headers
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| names.iter().any(|n| h.eq_ignore_ascii_case(n)));
+        let Some((index, name)) = hits.next() else {
+            return Ok(None);
+        };
+        if let Some((second_index, second)) = hits.next() {
+            return Err(DataError::DuplicateColumn {
+                path: self.path.clone(),
+                what: format!("'{what}'"),
+                first: name.clone(),
+                first_index: index + 1,
+                second: second.clone(),
+                second_index: second_index + 1,
+            });
+        }
+        Ok(Some(Column {
+            name: name.clone(),
+            index,
+        }))
+    }
+
+    pub fn require(&self, what: &str, names: &[&str]) -> Result<Column, DataError> {
+        self.find(what, names)?.ok_or_else(|| {
+            let mut wanted = format!("'{}'", names[0]);
+            for alias in &names[1..] {
+                wanted.push_str(&format!(" (or '{alias}')"));
+            }
+            DataError::MissingColumn {
+                path: self.path.clone(),
+                wanted,
+                found: self.found(),
+            }
+        })
+    }
+
+    /// Exact name first, then case-insensitive: log headers such as
+    /// `train/lm_loss` are matched as written when possible.
+    pub fn find_exact_or_nocase(&self, name: &str) -> Option<Column> {
+        let index = self.headers.iter().position(|h| h == name).or_else(|| {
+            self.headers
+                .iter()
+                .position(|h| h.eq_ignore_ascii_case(name))
+        })?;
+        Some(Column {
+            name: self.headers[index].clone(),
+            index,
+        })
+    }
+
+    /// Read the next data row into `rec` and return its line number, or
+    /// `None` at the end. A file with a header but no rows is an error.
+    pub fn next_record(&mut self, rec: &mut ByteRecord) -> Result<Option<u64>, DataError> {
+        let more = self
+            .reader
+            .read_byte_record(rec)
+            .map_err(|source| DataError::Csv {
+                path: self.path.clone(),
+                source,
+            })?;
+        if !more {
+            if self.rows == 0 {
+                return Err(DataError::NoRows {
+                    path: self.path.clone(),
+                });
+            }
+            return Ok(None);
+        }
+        self.rows += 1;
+        let line = rec.position().map_or(0, |p| p.line());
+        if rec.len() != self.headers.len() {
+            return Err(DataError::Ragged {
+                path: self.path.clone(),
+                line,
+                expected: self.headers.len(),
+                found: rec.len(),
+            });
+        }
+        Ok(Some(line))
+    }
+}
+
+/// What a numeric field must satisfy beyond being finite.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Check {
+    Positive,
+    NonNegative,
+    /// Positive when `ReadOptions::positive_loss` is set, else any value.
+    Loss,
+}
+
+impl Check {
+    fn problem(self, v: f64, opts: &ReadOptions) -> Option<String> {
+        match self {
+            Check::Positive if v <= 0.0 => Some(format!("must be > 0, found {v}")),
+            Check::NonNegative if v < 0.0 => Some(format!("must be >= 0, found {v}")),
+            Check::Loss if opts.positive_loss && v <= 0.0 => {
+                Some(format!("must be > 0 to fit in log space, found {v}"))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Parse a finite float in standard syntax; the error is the problem text.
+pub(super) fn parse_f64(field: &[u8]) -> Result<f64, String> {
+    let s = std::str::from_utf8(field)
+        .map_err(|_| "expected a number, found invalid UTF-8".to_string())?;
+    if s.is_empty() {
+        return Err("expected a number, found an empty field".into());
+    }
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("expected a number, found {s:?}"))?;
+    // `parse` accepts "nan" and "inf"; neither can be fitted.
+    if v.is_nan() {
+        return Err(format!("NaN is not allowed, found {s:?}"));
+    }
+    if v.is_infinite() {
+        return Err(format!("infinite values are not allowed, found {s:?}"));
+    }
+    Ok(v)
+}
+
+/// Parse and check field `col` of `rec`, read from `path` at `line`.
+pub(super) fn number(
+    path: &Path,
+    line: u64,
+    col: &Column,
+    rec: &ByteRecord,
+    check: Check,
+    opts: &ReadOptions,
+) -> Result<f64, DataError> {
+    parse_f64(&rec[col.index])
+        .and_then(|v| check.problem(v, opts).map_or(Ok(v), Err))
+        .map_err(|problem| value_error(path, line, col, problem))
+}
+
+pub(super) fn value_error(path: &Path, line: u64, col: &Column, problem: String) -> DataError {
+    DataError::Value {
+        path: path.into(),
+        line,
+        column: col.name.clone(),
+        index: col.index + 1,
+        problem,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_standard_floats_only() {
+        assert_eq!(parse_f64(b"1.36e9"), Ok(1.36e9));
+        assert_eq!(parse_f64(b"-0.5"), Ok(-0.5));
+        assert!(parse_f64(b"1_000").unwrap_err().contains("\"1_000\""));
+        assert!(parse_f64(b"").unwrap_err().contains("empty"));
+        assert!(parse_f64(b"nan").unwrap_err().contains("NaN"));
+        assert!(parse_f64(b"-inf").unwrap_err().contains("infinite"));
+        assert!(parse_f64(b"Infinity").unwrap_err().contains("infinite"));
+    }
+
+    #[test]
+    fn checks() {
+        let on = ReadOptions {
+            positive_loss: true,
+        };
+        let off = ReadOptions::default();
+        assert!(Check::Positive.problem(0.0, &off).is_some());
+        assert!(Check::NonNegative.problem(0.0, &off).is_none());
+        assert!(Check::Loss.problem(-1.0, &off).is_none());
+        assert!(Check::Loss.problem(0.0, &on).unwrap().contains("log space"));
+    }
+}

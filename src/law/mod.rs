@@ -1,0 +1,10 @@
+//! Scaling laws: parameter names, raw-unit evaluation, the internal scaling
+//! used for conditioning, and the transforms to an unconstrained vector.
+
+mod looplm;
+mod transform;
+
+pub use looplm::{
+    predict_raw, LawKind, Scale, A, ALPHA, B, BETA, C, E, GAMMA, NP, PARAM_NAMES, T1, T2, T3,
+};
+pub use transform::{FreeSpace, ParamSpec, EXPONENT_BOUNDS};

@@ -1,0 +1,16 @@
+//! sweepfit: fit neural scaling laws to whole sweeps of training curves.
+//!
+//! Data flow: [`data`] reads curves into a [`data::Dataset`]; [`law`] and
+//! [`objective`] define what is fitted; a [`backend::Backend`] evaluates the
+//! objective and its gradient for a batch of parameter vectors; [`optim`]
+//! runs batched L-BFGS on the host; [`fit`] drives multi-start fits and
+//! [`report`] writes the results.
+
+pub mod backend;
+pub mod data;
+pub mod fit;
+pub mod law;
+pub mod objective;
+pub mod optim;
+pub mod report;
+pub mod simulate;

@@ -1,0 +1,357 @@
+//! Projected L-BFGS with a backtracking (Armijo) line search, written as a
+//! per-problem state machine so that many problems share each batched
+//! objective call. Box bounds are enforced by projecting trial points;
+//! coordinates held at a bound by the gradient leave the search direction.
+
+use std::collections::VecDeque;
+
+/// How a problem ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    Running,
+    Converged,
+    MaxIterations,
+    LineSearchFailed,
+    NonFinite,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Converged => "converged",
+            Status::MaxIterations => "max_iterations",
+            Status::LineSearchFailed => "line_search_failed",
+            Status::NonFinite => "non_finite",
+        }
+    }
+
+    pub const ENDED: [Status; 4] = [
+        Status::Converged,
+        Status::MaxIterations,
+        Status::LineSearchFailed,
+        Status::NonFinite,
+    ];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Options {
+    /// Number of correction pairs kept.
+    pub memory: usize,
+    pub max_iter: usize,
+    /// Converged when an accepted step lowers f by less than ftol * |f|.
+    pub ftol: f64,
+    /// Converged when the projected gradient's largest entry is below
+    /// gtol * max(|f|, f_floor): the objective is a mean of squared
+    /// residuals, so its gradient scales with it.
+    pub gtol: f64,
+    /// Trial points a line search may use before giving up.
+    pub max_linesearch: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            memory: 10,
+            max_iter: 1000,
+            ftol: 1e-12,
+            gtol: 1e-8,
+            max_linesearch: 30,
+        }
+    }
+}
+
+/// Objective of a batch of problems in the same space of dimension `dim`.
+pub trait BatchObjective {
+    fn dim(&self) -> usize;
+    /// Box bounds of every coordinate.
+    fn bounds(&self) -> (Vec<f64>, Vec<f64>);
+    /// For each point `xs[k*dim..(k+1)*dim]`, write f into `f[k]` and the
+    /// gradient into `g[k*dim..]`. `ids[k]` says which problem the point
+    /// belongs to (lets objectives differ per problem, e.g. by weights).
+    fn evaluate(
+        &mut self,
+        ids: &[usize],
+        xs: &[f64],
+        f: &mut [f64],
+        g: &mut [f64],
+    ) -> anyhow::Result<()>;
+}
+
+/// Final state of one problem.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub x: Vec<f64>,
+    pub f: f64,
+    pub status: Status,
+    pub iterations: usize,
+}
+
+/// Reported after every batched call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    pub iteration: usize,
+    pub active: usize,
+    pub best: f64,
+}
+
+const ARMIJO_C1: f64 = 1e-4;
+
+struct Problem {
+    x: Vec<f64>,
+    f: f64,
+    g: Vec<f64>,
+    dir: Vec<f64>,
+    /// Slope along the projected step at step length 1.
+    step: f64,
+    trial: Vec<f64>,
+    ls_tries: usize,
+    s_hist: VecDeque<Vec<f64>>,
+    y_hist: VecDeque<Vec<f64>>,
+    status: Status,
+    iterations: usize,
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+impl Problem {
+    /// Projected gradient: zero where the bound blocks descent.
+    fn projected_grad_inf(&self, lo: &[f64], hi: &[f64]) -> f64 {
+        let mut m: f64 = 0.0;
+        for i in 0..self.x.len() {
+            let g = self.g[i];
+            let blocked = (self.x[i] <= lo[i] && g > 0.0) || (self.x[i] >= hi[i] && g < 0.0);
+            if !blocked {
+                m = m.max(g.abs());
+            }
+        }
+        m
+    }
+
+    /// Two-loop recursion on the free (unblocked) coordinates.
+    fn direction(&mut self, lo: &[f64], hi: &[f64]) {
+        let n = self.x.len();
+        let blocked: Vec<bool> = (0..n)
+            .map(|i| {
+                (self.x[i] <= lo[i] && self.g[i] > 0.0) || (self.x[i] >= hi[i] && self.g[i] < 0.0)
+            })
+            .collect();
+        let mut q: Vec<f64> = (0..n)
+            .map(|i| if blocked[i] { 0.0 } else { -self.g[i] })
+            .collect();
+        let m = self.s_hist.len();
+        let mut alpha = vec![0.0; m];
+        for j in (0..m).rev() {
+            let (s, y) = (&self.s_hist[j], &self.y_hist[j]);
+            let a = dot(s, &q) / dot(s, y);
+            alpha[j] = a;
+            for i in 0..n {
+                q[i] -= a * y[i];
+            }
+        }
+        if let (Some(s), Some(y)) = (self.s_hist.back(), self.y_hist.back()) {
+            let gamma = dot(s, y) / dot(y, y);
+            q.iter_mut().for_each(|v| *v *= gamma);
+        } else {
+            // First step: a unit step along the scaled steepest descent.
+            let norm = dot(&q, &q).sqrt();
+            if norm > 1.0 {
+                q.iter_mut().for_each(|v| *v /= norm);
+            }
+        }
+        for ((s, y), a) in self.s_hist.iter().zip(&self.y_hist).zip(&alpha) {
+            let b = dot(y, &q) / dot(s, y);
+            for i in 0..n {
+                q[i] += (a - b) * s[i];
+            }
+        }
+        for i in 0..n {
+            if blocked[i] {
+                q[i] = 0.0;
+            }
+        }
+        // Not a descent direction (can happen with projection): restart
+        // from steepest descent.
+        if dot(&q, &self.g) >= 0.0 {
+            self.s_hist.clear();
+            self.y_hist.clear();
+            q = (0..n)
+                .map(|i| if blocked[i] { 0.0 } else { -self.g[i] })
+                .collect();
+            let norm = dot(&q, &q).sqrt();
+            if norm > 1.0 {
+                q.iter_mut().for_each(|v| *v /= norm);
+            }
+        }
+        self.dir = q;
+        self.step = 1.0;
+        self.ls_tries = 0;
+    }
+
+    fn make_trial(&mut self, lo: &[f64], hi: &[f64]) {
+        for i in 0..self.x.len() {
+            self.trial[i] = (self.x[i] + self.step * self.dir[i]).clamp(lo[i], hi[i]);
+        }
+    }
+}
+
+/// Minimise every problem from its start in `x0` (one row of `dim` values
+/// per problem). `progress` is called after each batched evaluation.
+pub fn minimize_batch<O: BatchObjective>(
+    obj: &mut O,
+    x0: &[Vec<f64>],
+    opts: &Options,
+    mut progress: impl FnMut(Progress),
+) -> anyhow::Result<(Vec<Outcome>, usize)> {
+    let dim = obj.dim();
+    let (lo, hi) = obj.bounds();
+    let kk = x0.len();
+    let mut probs: Vec<Problem> = x0
+        .iter()
+        .map(|x| {
+            let x: Vec<f64> = x
+                .iter()
+                .zip(lo.iter().zip(&hi))
+                .map(|(v, (l, h))| v.clamp(*l, *h))
+                .collect();
+            Problem {
+                trial: x.clone(),
+                x,
+                f: f64::INFINITY,
+                g: vec![0.0; dim],
+                dir: vec![0.0; dim],
+                step: 1.0,
+                ls_tries: 0,
+                s_hist: VecDeque::new(),
+                y_hist: VecDeque::new(),
+                status: Status::Running,
+                iterations: 0,
+            }
+        })
+        .collect();
+
+    let mut ids: Vec<usize> = Vec::with_capacity(kk);
+    let mut xs: Vec<f64> = Vec::with_capacity(kk * dim);
+    let mut fs = vec![0.0; kk];
+    let mut gs = vec![0.0; kk * dim];
+    let mut calls = 0usize;
+    let mut first = true;
+    loop {
+        ids.clear();
+        xs.clear();
+        for (k, p) in probs.iter().enumerate() {
+            if p.status == Status::Running {
+                ids.push(k);
+                xs.extend_from_slice(&p.trial);
+            }
+        }
+        if ids.is_empty() {
+            break;
+        }
+        let m = ids.len();
+        obj.evaluate(&ids, &xs, &mut fs[..m], &mut gs[..m * dim])?;
+        calls += 1;
+        for (slot, &k) in ids.iter().enumerate() {
+            let p = &mut probs[k];
+            let ft = fs[slot];
+            let gt = &gs[slot * dim..(slot + 1) * dim];
+            let finite = ft.is_finite() && gt.iter().all(|v| v.is_finite());
+            if first {
+                if !finite {
+                    p.status = Status::NonFinite;
+                    continue;
+                }
+                p.f = ft;
+                p.g.copy_from_slice(gt);
+                p.direction(&lo, &hi);
+                p.make_trial(&lo, &hi);
+                continue;
+            }
+            let dx: Vec<f64> = p.trial.iter().zip(&p.x).map(|(a, b)| a - b).collect();
+            let slope = dot(&p.g, &dx);
+            if finite && ft <= p.f + ARMIJO_C1 * slope {
+                // Accept the step.
+                let y: Vec<f64> = gt.iter().zip(&p.g).map(|(a, b)| a - b).collect();
+                let sy = dot(&dx, &y);
+                if sy > 1e-12 * dot(&y, &y).sqrt() * dot(&dx, &dx).sqrt() && sy > 0.0 {
+                    if p.s_hist.len() == opts.memory {
+                        p.s_hist.pop_front();
+                        p.y_hist.pop_front();
+                    }
+                    p.s_hist.push_back(dx);
+                    p.y_hist.push_back(y);
+                }
+                let f_old = p.f;
+                p.x.copy_from_slice(&p.trial);
+                p.f = ft;
+                p.g.copy_from_slice(gt);
+                p.iterations += 1;
+                let scale = p.f.abs().max(1e-300);
+                if f_old - p.f <= opts.ftol * scale
+                    || p.projected_grad_inf(&lo, &hi) <= opts.gtol * scale
+                {
+                    p.status = Status::Converged;
+                } else if p.iterations >= opts.max_iter {
+                    p.status = Status::MaxIterations;
+                } else {
+                    p.direction(&lo, &hi);
+                    p.make_trial(&lo, &hi);
+                }
+                continue;
+            }
+            // Reject: backtrack.
+            p.ls_tries += 1;
+            if p.ls_tries >= opts.max_linesearch || dx.iter().all(|v| *v == 0.0) {
+                if !p.s_hist.is_empty() {
+                    // The quasi-Newton model misled us; retry from
+                    // steepest descent before giving up.
+                    p.s_hist.clear();
+                    p.y_hist.clear();
+                    p.direction(&lo, &hi);
+                    p.make_trial(&lo, &hi);
+                } else {
+                    p.status = Status::LineSearchFailed;
+                }
+                continue;
+            }
+            let next = if finite && slope < 0.0 {
+                // Minimiser of the quadratic through f, slope and ft.
+                let denom = 2.0 * (ft - p.f - slope);
+                if denom > 0.0 {
+                    (-slope / denom).clamp(0.1, 0.5)
+                } else {
+                    0.5
+                }
+            } else {
+                0.1
+            };
+            p.step *= next;
+            p.make_trial(&lo, &hi);
+        }
+        first = false;
+        let best = probs
+            .iter()
+            .map(|p| p.f)
+            .filter(|f| f.is_finite())
+            .fold(f64::INFINITY, f64::min);
+        let active = probs.iter().filter(|p| p.status == Status::Running).count();
+        let iteration = probs.iter().map(|p| p.iterations).max().unwrap_or(0);
+        progress(Progress {
+            iteration,
+            active,
+            best,
+        });
+    }
+    let outcomes = probs
+        .into_iter()
+        .map(|p| Outcome {
+            x: p.x,
+            f: p.f,
+            status: p.status,
+            iterations: p.iterations,
+        })
+        .collect();
+    Ok((outcomes, calls))
+}

@@ -1,0 +1,205 @@
+//! Starting points. The law is linear in E, A, B and C once the exponents
+//! and offsets are chosen, so a start picks only those nonlinear
+//! parameters (on a grid or at random) and solves for the linear ones by
+//! least squares. Every start then begins at the best fit its exponents
+//! allow, which is what makes a grid of a few hundred starts reliable.
+
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+
+use crate::backend::Prepared;
+use crate::law::{FreeSpace, A, ALPHA, B, BETA, C, E, GAMMA, NP, T1, T2, T3};
+
+/// The nonlinear parameters, most influential first, with the range a
+/// start draws from (internal units: N and D scaled to at most 1), and
+/// whether the range is spanned in log steps.
+const NONLINEAR: [(usize, f64, f64); 6] = [
+    (BETA, 0.08, 1.5),
+    (ALPHA, 0.08, 1.5),
+    (T2, 1e-6, 1e-1),
+    (GAMMA, 0.2, 3.0),
+    (T1, 1e-4, 1.0),
+    (T3, 1e-2, 10.0),
+];
+
+/// Default grid size the level counts are grown to reach.
+pub const MIN_GRID: usize = 256;
+
+fn log_level(lo: f64, hi: f64, i: usize, n: usize) -> f64 {
+    if n == 1 {
+        return (lo * hi).sqrt();
+    }
+    (lo.ln() + (hi.ln() - lo.ln()) * i as f64 / (n - 1) as f64).exp()
+}
+
+/// Default grid: the free nonlinear parameters on log-spaced levels, at
+/// least `MIN_GRID` combinations; more levels go to the more influential
+/// parameters.
+pub fn grid_starts(space: &FreeSpace, data: &Prepared) -> Vec<Vec<f64>> {
+    let dims: Vec<(usize, f64, f64)> = NONLINEAR
+        .iter()
+        .copied()
+        .filter(|(i, _, _)| !space.spec.is_fixed(*i))
+        .collect();
+    let mut levels = vec![2usize; dims.len()];
+    if !dims.is_empty() {
+        while levels.iter().product::<usize>() < MIN_GRID {
+            let min = *levels.iter().min().unwrap();
+            let j = levels.iter().position(|&l| l == min).unwrap();
+            levels[j] += 1;
+        }
+    }
+    let total: usize = levels.iter().product();
+    let nonlinear: Vec<Vec<(usize, f64)>> = (0..total)
+        .map(|mut idx| {
+            dims.iter()
+                .zip(&levels)
+                .map(|(&(i, lo, hi), &n)| {
+                    let l = idx % n;
+                    idx /= n;
+                    (i, log_level(lo, hi, l, n))
+                })
+                .collect()
+        })
+        .collect();
+    complete(space, data, &nonlinear)
+}
+
+/// `count` starts with the free nonlinear parameters drawn log-uniformly
+/// from their ranges, reproducible from `seed`.
+pub fn random_starts(space: &FreeSpace, data: &Prepared, count: usize, seed: u64) -> Vec<Vec<f64>> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let nonlinear: Vec<Vec<(usize, f64)>> = (0..count)
+        .map(|_| {
+            NONLINEAR
+                .iter()
+                .filter(|(i, _, _)| !space.spec.is_fixed(*i))
+                .map(|&(i, lo, hi)| {
+                    (
+                        i,
+                        (lo.ln() + (hi.ln() - lo.ln()) * rng.random::<f64>()).exp(),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    complete(space, data, &nonlinear)
+}
+
+/// Fill in the linear parameters of every start and map to theta.
+fn complete(space: &FreeSpace, data: &Prepared, nonlinear: &[Vec<(usize, f64)>]) -> Vec<Vec<f64>> {
+    // Values of fixed parameters, in internal units.
+    let fixed = space.to_internal(&vec![0.0; space.dim()]);
+    nonlinear
+        .par_iter()
+        .map(|choice| {
+            let mut p = [0.0; NP];
+            for i in 0..NP {
+                if space.spec.is_fixed(i) {
+                    p[i] = fixed[i];
+                }
+            }
+            for &(i, v) in choice {
+                p[i] = v;
+            }
+            // Scaled fixed A and B depend on the exponents just chosen.
+            let p_fixed = space.to_internal(&space.to_theta(&p));
+            for i in [A, B] {
+                if space.spec.is_fixed(i) {
+                    p[i] = p_fixed[i];
+                }
+            }
+            solve_linear(space, data, &mut p);
+            space.to_theta(&p)
+        })
+        .collect()
+}
+
+/// Weighted least squares for the free linear parameters (E, A, B, C)
+/// given the others; non-positive solutions are replaced by a small
+/// positive value since those parameters are fitted as logs.
+fn solve_linear(space: &FreeSpace, data: &Prepared, p: &mut [f64; NP]) {
+    let lin: Vec<usize> = [E, A, B, C]
+        .into_iter()
+        .filter(|&i| !space.spec.is_fixed(i))
+        .collect();
+    let m = lin.len();
+    if m == 0 {
+        return;
+    }
+    let fixed_lin: Vec<usize> = [E, A, B, C]
+        .into_iter()
+        .filter(|&i| space.spec.is_fixed(i))
+        .collect();
+    // Position of each linear parameter in the basis [1, u_N, v, u_T].
+    let slot = |i: usize| [E, A, B, C].iter().position(|&x| x == i).unwrap();
+    let lin_slots: Vec<usize> = lin.iter().map(|&i| slot(i)).collect();
+    let fixed_terms: Vec<(usize, f64)> = fixed_lin.iter().map(|&i| (slot(i), p[i])).collect();
+    let log_space = data.objective.space == crate::objective::Space::Log;
+    let mut ata = vec![0.0; m * m];
+    let mut atb = vec![0.0; m];
+    let mut mean_y = 0.0;
+    for c in &data.configs {
+        let un = (c.n + p[T1]).powf(-p[ALPHA]);
+        let ut = (c.t + p[T3]).powf(-p[GAMMA]);
+        for j in c.start..c.start + c.len {
+            let v = (data.d[j] + p[T2]).powf(-p[BETA]);
+            let basis = [1.0, un, v, ut];
+            let y_lin = if log_space {
+                data.y[j].exp()
+            } else {
+                data.y[j]
+            };
+            let w = data.w[j];
+            mean_y += w * y_lin;
+            // Target minus the fixed linear terms.
+            let target = y_lin - fixed_terms.iter().map(|&(s, v)| v * basis[s]).sum::<f64>();
+            for a in 0..m {
+                let ra = basis[lin_slots[a]];
+                atb[a] += w * ra * target;
+                for b in 0..m {
+                    ata[a * m + b] += w * ra * basis[lin_slots[b]];
+                }
+            }
+        }
+    }
+    let sol = solve_spd(&mut ata, &mut atb, m);
+    let floor = 1e-3 * mean_y.abs().max(1e-12);
+    for (k, &i) in lin.iter().enumerate() {
+        let v = sol.as_ref().map(|s| s[k]).unwrap_or(floor);
+        p[i] = if v.is_finite() && v > floor { v } else { floor };
+    }
+}
+
+/// Gaussian elimination with partial pivoting and a tiny ridge; the
+/// systems are at most 4x4, so no linear-algebra crate is warranted.
+fn solve_spd(a: &mut [f64], b: &mut [f64], m: usize) -> Option<Vec<f64>> {
+    let trace: f64 = (0..m).map(|i| a[i * m + i]).sum();
+    for i in 0..m {
+        a[i * m + i] += 1e-12 * trace / m as f64;
+    }
+    for col in 0..m {
+        let piv =
+            (col..m).max_by(|&x, &y| a[x * m + col].abs().total_cmp(&a[y * m + col].abs()))?;
+        if a[piv * m + col].abs() < 1e-300 {
+            return None;
+        }
+        for k in 0..m {
+            a.swap(col * m + k, piv * m + k);
+        }
+        b.swap(col, piv);
+        for r in col + 1..m {
+            let factor = a[r * m + col] / a[col * m + col];
+            for k in col..m {
+                a[r * m + k] -= factor * a[col * m + k];
+            }
+            b[r] -= factor * b[col];
+        }
+    }
+    let mut x = vec![0.0; m];
+    for r in (0..m).rev() {
+        let s: f64 = (r + 1..m).map(|k| a[r * m + k] * x[k]).sum();
+        x[r] = (b[r] - s) / a[r * m + r];
+    }
+    Some(x)
+}

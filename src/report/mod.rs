@@ -1,0 +1,87 @@
+//! What a fit produced, and how it is written: fit.json, pred.csv and the
+//! terminal summary.
+
+mod json;
+mod metrics;
+mod pred_csv;
+mod table;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+pub use json::{read_fit_json, write_fit_json};
+pub use metrics::compute_metrics;
+pub use pred_csv::write_pred_csv;
+pub use table::{format_count, summary};
+
+/// Everything `fit.json` holds. Parameters are in raw units (N in
+/// parameters, D in tokens).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitReport {
+    pub law: String,
+    /// name -> value, in the law's parameter order.
+    pub params: IndexMap<String, f64>,
+    /// Names of the parameters held fixed.
+    pub fixed: Vec<String>,
+    pub objective: ObjectiveReport,
+    pub metrics: Metrics,
+    pub starts: StartsReport,
+    pub backend: BackendReport,
+    /// Wall-clock seconds of the fit (optimisation only, not I/O).
+    pub seconds: f64,
+    pub points: usize,
+    pub configs: usize,
+    /// Things the user should know: parameters fixed automatically, etc.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectiveReport {
+    pub loss: String,
+    pub space: String,
+    pub delta: f64,
+    /// Best objective value reached (weighted mean of rho over points).
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub r2: f64,
+    pub rmse: f64,
+    pub mae: f64,
+    /// Mean absolute percentage error, in percent.
+    pub mape: f64,
+    pub per_config: Vec<ConfigMetrics>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigMetrics {
+    pub run: String,
+    #[serde(rename = "N")]
+    pub n: f64,
+    #[serde(rename = "T")]
+    pub t: f64,
+    pub points: usize,
+    pub r2: f64,
+    pub rmse: f64,
+    pub mape: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartsReport {
+    pub count: usize,
+    /// Starts whose final objective is within 1e-6 (relative) of the best.
+    pub at_best: usize,
+    /// status name -> number of starts that ended with it.
+    pub status_counts: IndexMap<String, usize>,
+    /// Optimiser iterations of the longest-running start.
+    pub iterations: usize,
+    /// Batched backend calls made.
+    pub evaluations: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendReport {
+    pub kind: String,
+    pub device: String,
+}

@@ -1,0 +1,397 @@
+//! Plain-text summary of a fit for the terminal.
+
+use super::FitReport;
+use std::fmt::Write;
+
+/// Multi-line summary of `r`: law, parameters, objective, fit quality,
+/// per-configuration table, starts, notes, time and backend.
+pub fn summary(r: &FitReport) -> String {
+    let mut s = String::new();
+    // Writing to a String cannot fail; the results are ignored below.
+    let _ = writeln!(
+        s,
+        "law: {} ({} points in {} configurations)",
+        r.law, r.points, r.configs
+    );
+
+    s.push_str("\nparameters\n");
+    let rows: Vec<Vec<String>> = r
+        .params
+        .iter()
+        .map(|(name, &v)| {
+            let fixed = if r.fixed.iter().any(|f| f == name) {
+                "(fixed)"
+            } else {
+                ""
+            };
+            vec![name.clone(), format_value(v), fixed.to_string()]
+        })
+        .collect();
+    table(
+        &mut s,
+        None,
+        &rows,
+        &[Align::Left, Align::Right, Align::Left],
+    );
+
+    let o = &r.objective;
+    let delta = if o.loss == "huber" {
+        format!(" (delta {})", format_value(o.delta))
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        s,
+        "\nobjective: {}{} in {} space, value {}",
+        o.loss,
+        delta,
+        o.space,
+        format_value(o.value)
+    );
+    let m = &r.metrics;
+    let _ = writeln!(
+        s,
+        "fit: R2 {}  RMSE {}  MAE {}  MAPE {}",
+        format_r2(m.r2),
+        format_value(m.rmse),
+        format_value(m.mae),
+        format_pct(m.mape)
+    );
+
+    if !m.per_config.is_empty() {
+        s.push_str("\nper configuration\n");
+        let rows: Vec<Vec<String>> = m
+            .per_config
+            .iter()
+            .map(|c| {
+                vec![
+                    c.run.clone(),
+                    format_count(c.n),
+                    format_t(c.t),
+                    c.points.to_string(),
+                    format_r2(c.r2),
+                    format_value(c.rmse),
+                    format_pct(c.mape),
+                ]
+            })
+            .collect();
+        table(
+            &mut s,
+            Some(&["run", "N", "T", "points", "R2", "RMSE", "MAPE"]),
+            &rows,
+            &[
+                Align::Left,
+                Align::Right,
+                Align::Right,
+                Align::Right,
+                Align::Right,
+                Align::Right,
+                Align::Right,
+            ],
+        );
+    }
+
+    let st = &r.starts;
+    let statuses: Vec<String> = st
+        .status_counts
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    let statuses = if statuses.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", statuses.join(", "))
+    };
+    let _ = writeln!(
+        s,
+        "\nstarts: {} ({} at best{}), {} iterations (longest), {} evaluations",
+        st.count, st.at_best, statuses, st.iterations, st.evaluations
+    );
+    if !r.notes.is_empty() {
+        s.push_str("notes:\n");
+        for n in &r.notes {
+            let _ = writeln!(s, "  - {n}");
+        }
+    }
+    let _ = writeln!(
+        s,
+        "time: {:.2} s on {} ({})",
+        r.seconds, r.backend.kind, r.backend.device
+    );
+    s
+}
+
+/// Compact count with a K/M/B/T suffix and 3 significant digits, trailing
+/// zeros dropped: 53e6 -> "53M", 1.36e9 -> "1.36B", 14067712 -> "14.1M",
+/// 2e10 -> "20B", 512 -> "512".
+pub fn format_count(n: f64) -> String {
+    if !n.is_finite() {
+        return n.to_string();
+    }
+    if n < 0.0 {
+        return format!("-{}", format_count(-n));
+    }
+    const UNITS: [&str; 5] = ["", "K", "M", "B", "T"];
+    let mut k = 0;
+    let mut scaled = n;
+    // 999.5 rather than 1000 so a value that rounds up moves to the next
+    // unit ("1B", not "1000M").
+    while scaled >= 999.5 && k + 1 < UNITS.len() {
+        k += 1;
+        scaled = n / 1000f64.powi(k as i32);
+    }
+    let decimals = if scaled >= 99.95 {
+        0
+    } else if scaled >= 9.995 {
+        1
+    } else {
+        2
+    };
+    let mut s = format!("{scaled:.decimals$}");
+    if s.contains('.') {
+        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    s + UNITS[k]
+}
+
+/// 4 significant digits; exponent form ("1.234e9") outside [1e-3, 1e5).
+fn format_value(v: f64) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    if v == 0.0 {
+        return "0".to_string();
+    }
+    // Exponent after rounding to 4 digits, so 9999.9 counts as 1e4.
+    let e = format!("{v:.3e}");
+    let exp: i32 = e[e.find('e').map_or(e.len(), |i| i + 1)..]
+        .parse()
+        .unwrap_or(0);
+    if !(-3..5).contains(&exp) {
+        e
+    } else {
+        let decimals = (3 - exp).max(0) as usize;
+        format!("{v:.decimals$}")
+    }
+}
+
+/// R2 is usually close to 1, where significant digits say little; fixed
+/// decimals show how close.
+fn format_r2(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.4}")
+    } else {
+        "-".to_string()
+    }
+}
+
+fn format_pct(v: f64) -> String {
+    format!("{}%", format_value(v))
+}
+
+/// T is a step count: integral values without decimals.
+fn format_t(t: f64) -> String {
+    if t.fract() == 0.0 && t.abs() < 1e9 {
+        format!("{}", t as i64)
+    } else {
+        format_value(t)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Align {
+    Left,
+    Right,
+}
+
+/// Columns padded to their widest cell, two spaces apart, indented by two.
+fn table(out: &mut String, header: Option<&[&str]>, rows: &[Vec<String>], align: &[Align]) {
+    let header: Option<Vec<String>> = header.map(|h| h.iter().map(|c| c.to_string()).collect());
+    let all: Vec<&Vec<String>> = header.iter().chain(rows.iter()).collect();
+    let mut width = vec![0; align.len()];
+    for row in &all {
+        for (w, cell) in width.iter_mut().zip(row.iter()) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in all {
+        let mut line = String::from(" ");
+        for ((cell, &w), a) in row.iter().zip(&width).zip(align) {
+            line.push(' ');
+            let _ = match a {
+                Align::Left => write!(line, "{cell:<w$} "),
+                Align::Right => write!(line, "{cell:>w$} "),
+            };
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{BackendReport, ConfigMetrics, Metrics, ObjectiveReport, StartsReport};
+    use indexmap::IndexMap;
+
+    fn report() -> FitReport {
+        let names = [
+            "E", "A", "alpha", "t1", "B", "beta", "t2", "C", "gamma", "t3",
+        ];
+        let values = [
+            1.8, 268.0, 0.30, 1.234e9, 2018.0, 0.35, 1.06e7, 0.675, 1.0, 0.5,
+        ];
+        let params = names.iter().map(|n| n.to_string()).zip(values).collect();
+        let mut per_config = Vec::new();
+        for (i, n) in [53e6, 134e6, 374e6, 778e6, 1.36e9].into_iter().enumerate() {
+            for t in 1..=4 {
+                per_config.push(ConfigMetrics {
+                    run: format!("looplm-{}", format_count(n)),
+                    n,
+                    t: t as f64,
+                    points: 500 + i,
+                    r2: 0.99 - 0.01 * t as f64,
+                    rmse: 0.0201,
+                    mape: 0.5123,
+                });
+            }
+        }
+        let mut status_counts = IndexMap::new();
+        status_counts.insert("converged".to_string(), 60);
+        status_counts.insert("max_iter".to_string(), 4);
+        FitReport {
+            law: "looplm".into(),
+            params,
+            fixed: vec!["t3".into()],
+            objective: ObjectiveReport {
+                loss: "huber".into(),
+                space: "log".into(),
+                delta: 1e-3,
+                value: 1.2345e-7,
+            },
+            metrics: Metrics {
+                r2: 0.99876,
+                rmse: 0.0201,
+                mae: 0.016,
+                mape: 0.52,
+                per_config,
+            },
+            starts: StartsReport {
+                count: 64,
+                at_best: 17,
+                status_counts,
+                iterations: 412,
+                evaluations: 530,
+            },
+            backend: BackendReport {
+                kind: "cpu".into(),
+                device: "16 threads".into(),
+            },
+            seconds: 1.25,
+            points: 10010,
+            configs: 20,
+            notes: vec!["t3 fixed at 0.5 by --fix".into()],
+        }
+    }
+
+    fn line_with<'a>(s: &'a str, start: &str) -> &'a str {
+        s.lines()
+            .find(|l| l.trim_start().starts_with(start))
+            .unwrap_or_else(|| panic!("{start}"))
+    }
+
+    #[test]
+    fn format_count_examples() {
+        assert_eq!(format_count(53e6), "53M");
+        assert_eq!(format_count(134e6), "134M");
+        assert_eq!(format_count(1.36e9), "1.36B");
+        assert_eq!(format_count(14067712.0), "14.1M");
+        assert_eq!(format_count(2e10), "20B");
+        assert_eq!(format_count(999.7e6), "1B");
+        assert_eq!(format_count(512.0), "512");
+        assert_eq!(format_count(1500.0), "1.5K");
+        assert_eq!(format_count(0.0), "0");
+        assert_eq!(format_count(3e12), "3T");
+    }
+
+    #[test]
+    fn format_value_examples() {
+        assert_eq!(format_value(1.234e9), "1.234e9");
+        assert_eq!(format_value(1e7), "1.000e7");
+        assert_eq!(format_value(268.0), "268.0");
+        assert_eq!(format_value(0.3), "0.3000");
+        assert_eq!(format_value(2018.0), "2018");
+        assert_eq!(format_value(-0.675), "-0.6750");
+        assert_eq!(format_value(1.2344e-7), "1.234e-7");
+        assert_eq!(format_value(0.0), "0");
+        assert_eq!(format_value(f64::NAN), "NaN");
+    }
+
+    #[test]
+    fn summary_has_the_key_content() {
+        let s = summary(&report());
+        assert!(s.contains("looplm"));
+        assert!(line_with(&s, "t3 ").contains("(fixed)"));
+        assert!(!line_with(&s, "t1 ").contains("(fixed)"));
+        assert!(line_with(&s, "t1 ").contains("1.234e9"));
+        assert!(line_with(&s, "alpha").contains("0.3000"));
+        let obj = line_with(&s, "objective");
+        assert!(obj.contains("huber") && obj.contains("log") && obj.contains("delta"));
+        let fit = line_with(&s, "fit:");
+        for k in ["R2 0.9988", "RMSE 0.02010", "MAE 0.01600", "MAPE 0.5200%"] {
+            assert!(fit.contains(k), "{fit}");
+        }
+        // All 20 configuration rows, with compact N.
+        let cfg_rows: Vec<&str> = s
+            .lines()
+            .filter(|l| l.trim_start().starts_with("looplm-"))
+            .collect();
+        assert_eq!(cfg_rows.len(), 20);
+        assert!(cfg_rows.iter().any(|l| l.contains("1.36B")));
+        assert!(cfg_rows[0].contains("53M"));
+        let starts = line_with(&s, "starts");
+        assert!(starts.contains("64") && starts.contains("17 at best"));
+        assert!(starts.contains("converged 60") && starts.contains("max_iter 4"));
+        assert!(s.contains("t3 fixed at 0.5 by --fix"));
+        let time = line_with(&s, "time");
+        assert!(time.contains("1.25 s") && time.contains("cpu") && time.contains("16 threads"));
+    }
+
+    #[test]
+    fn mse_objective_has_no_delta() {
+        let mut r = report();
+        r.objective.loss = "mse".into();
+        assert!(!line_with(&summary(&r), "objective").contains("delta"));
+    }
+
+    #[test]
+    fn config_columns_are_aligned() {
+        let s = summary(&report());
+        let header = line_with(&s, "run ");
+        let rows: Vec<&str> = s
+            .lines()
+            .filter(|l| l.trim_start().starts_with("looplm-"))
+            .collect();
+        // Right-aligned columns end at the same place as their header.
+        for col in ["N", "T", "points", "R2", "RMSE", "MAPE"] {
+            let end = header.find(&format!(" {col}")).unwrap() + 1 + col.len();
+            for row in &rows {
+                let b = row.as_bytes();
+                assert!(b[end - 1] != b' ', "{col}: {row}");
+                assert!(end == row.len() || b[end] == b' ', "{col}: {row}");
+            }
+        }
+    }
+
+    #[test]
+    fn nan_r2_is_shown_as_dash() {
+        let mut r = report();
+        r.metrics.per_config[0].r2 = f64::NAN;
+        let s = summary(&r);
+        let row = s
+            .lines()
+            .find(|l| l.trim_start().starts_with("looplm-53M"))
+            .unwrap();
+        assert!(row.contains(" - "), "{row}");
+    }
+}
