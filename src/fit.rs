@@ -52,6 +52,8 @@ pub struct FitOutput {
     /// Best parameters, raw units, law order.
     pub params: [f64; NP],
     pub outcomes: Vec<Outcome>,
+    /// Every start in raw units, law order (fixed parameters included).
+    pub starts: Vec<[f64; NP]>,
 }
 
 /// Look up a parameter by name (case-sensitive names like "alpha", with
@@ -185,7 +187,13 @@ pub fn fit(
         bail!("no data points to fit");
     }
     let (spec, notes) = resolve_spec(ds, opts.law, &opts.fix)?;
-    let space = FreeSpace::new(spec.clone(), prepared.scale);
+    let space = FreeSpace::new(spec.clone(), prepared.scale, prepared.reference());
+    if spec.fixed[T2] == Some(0.0) && spec.fixed[B] != Some(0.0) && ds.tokens.contains(&0.0) {
+        bail!(
+            "with t2 = 0 the law is infinite at tokens = 0, and the data has such points: \
+             drop them with --min-tokens (e.g. --min-tokens 1) or let t2 be fitted"
+        );
+    }
     if space.dim() == 0 {
         bail!("every parameter is fixed: nothing to fit");
     }
@@ -268,9 +276,14 @@ pub fn fit(
         configs: ds.configs.len(),
         notes,
     };
+    let starts = x0
+        .iter()
+        .map(|x| space.scale.to_raw(&space.to_internal(x)))
+        .collect();
     Ok(FitOutput {
         report,
         params: raw,
         outcomes,
+        starts,
     })
 }

@@ -51,6 +51,10 @@ struct FitArgs {
     /// Write into a non-empty output directory (replacing fit.json and pred.csv).
     #[arg(long)]
     force: bool,
+    /// Also write every start (raw units, one row per start) to OUT/starts.csv,
+    /// e.g. to run another optimiser from the same starts.
+    #[arg(long)]
+    save_starts: bool,
     #[command(flatten)]
     filter: FilterArgs,
     #[command(flatten)]
@@ -221,8 +225,10 @@ fn sim_options(seed: u64, s: &SimFlags) -> anyhow::Result<SimOptions> {
     })
 }
 
-/// Refuse to write into a non-empty directory unless forced.
-fn prepare_out_dir(dir: &Path, force: bool) -> anyhow::Result<()> {
+/// Refuse to write into a non-empty directory unless forced. Checked
+/// before any work; the directory is only created once there is something
+/// to write, so a failed run leaves nothing behind.
+fn check_out_dir(dir: &Path, force: bool) -> anyhow::Result<()> {
     if dir.exists() {
         if !dir.is_dir() {
             bail!("--out {}: exists and is not a directory", dir.display());
@@ -231,8 +237,6 @@ fn prepare_out_dir(dir: &Path, force: bool) -> anyhow::Result<()> {
         if non_empty && !force {
             bail!("--out {}: directory is not empty (use --force to replace fit.json and pred.csv there)", dir.display());
         }
-    } else {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     Ok(())
 }
@@ -257,6 +261,7 @@ fn run_fit(ds: &Dataset, opts: &FitOptions) -> anyhow::Result<FitOutput> {
 }
 
 fn write_outputs(dir: &Path, ds: &Dataset, out: &FitOutput) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     report::write_fit_json(&dir.join("fit.json"), &out.report)?;
     report::write_pred_csv(&dir.join("pred.csv"), ds, &out.params)?;
     println!(
@@ -269,7 +274,7 @@ fn write_outputs(dir: &Path, ds: &Dataset, out: &FitOutput) -> anyhow::Result<()
 
 fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
     let opts = fit_options(&a.fit)?;
-    prepare_out_dir(&a.out, a.force)?;
+    check_out_dir(&a.out, a.force)?;
     let read = ReadOptions {
         positive_loss: opts.objective.space == Space::Log,
     };
@@ -289,7 +294,19 @@ fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
     }
     let out = run_fit(&ds, &opts)?;
     println!("{}", report::summary(&out.report));
-    write_outputs(&a.out, &ds, &out)
+    write_outputs(&a.out, &ds, &out)?;
+    if a.save_starts {
+        let path = a.out.join("starts.csv");
+        let mut w = csv::Writer::from_path(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        w.write_record(PARAM_NAMES)?;
+        for s in &out.starts {
+            w.write_record(s.iter().map(|v| v.to_string()))?;
+        }
+        w.flush()?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 fn cmd_simulate(a: SimulateArgs) -> anyhow::Result<()> {
@@ -316,7 +333,7 @@ fn cmd_simulate(a: SimulateArgs) -> anyhow::Result<()> {
 fn cmd_demo(a: DemoArgs) -> anyhow::Result<()> {
     let o = sim_options(a.seed, &a.sim)?;
     if let Some(dir) = &a.out {
-        prepare_out_dir(dir, a.force)?;
+        check_out_dir(dir, a.force)?;
     }
     let ds = simulate::simulate_looplm20(&o);
     println!(

@@ -3,6 +3,7 @@
 //! tests and benchmarks only see the [`Backend`] trait.
 
 mod cpu;
+mod fastmath;
 mod prepared;
 
 pub use cpu::CpuBackend;

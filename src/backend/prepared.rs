@@ -2,7 +2,7 @@
 //! fitted space, weights normalised to sum to one.
 
 use crate::data::Dataset;
-use crate::law::Scale;
+use crate::law::{Reference, Scale};
 use crate::objective::{Objective, Space};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -63,6 +63,24 @@ impl Prepared {
             y,
             w: ds.weight.iter().map(|w| w / total).collect(),
         }
+    }
+
+    /// Centre of the data for each term (N, D, T in internal units), where
+    /// the free amplitudes are measured: the weighted geometric mean of N
+    /// and the weighted means of D and T.
+    pub fn reference(&self) -> Reference {
+        let (mut ln_n, mut d, mut t) = (0.0, 0.0, 0.0);
+        for c in &self.configs {
+            let w: f64 = self.w[c.start..c.start + c.len].iter().sum();
+            ln_n += w * c.n.ln();
+            t += w * c.t;
+            d += self.d[c.start..c.start + c.len]
+                .iter()
+                .zip(&self.w[c.start..c.start + c.len])
+                .map(|(d, w)| d * w)
+                .sum::<f64>();
+        }
+        [ln_n.exp(), d.max(1e-9), t]
     }
 
     pub fn points(&self) -> usize {

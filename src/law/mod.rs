@@ -7,4 +7,4 @@ mod transform;
 pub use looplm::{
     predict_raw, LawKind, Scale, A, ALPHA, B, BETA, C, E, GAMMA, NP, PARAM_NAMES, T1, T2, T3,
 };
-pub use transform::{FreeSpace, ParamSpec, EXPONENT_BOUNDS};
+pub use transform::{FreeSpace, ParamSpec, Reference, EXPONENT_BOUNDS};

@@ -36,10 +36,12 @@ impl Status {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Options {
-    /// Number of correction pairs kept.
+    /// Number of correction pairs kept. The law's valleys are narrow and
+    /// the problems small, so twice the usual memory pays for itself.
     pub memory: usize,
     pub max_iter: usize,
-    /// Converged when an accepted step lowers f by less than ftol * |f|.
+    /// Converged when three accepted steps in a row each lower f by less
+    /// than ftol * |f|.
     pub ftol: f64,
     /// Converged when the projected gradient's largest entry is below
     /// gtol * max(|f|, f_floor): the objective is a mean of squared
@@ -54,7 +56,7 @@ impl Default for Options {
         Options {
             memory: 10,
             max_iter: 1000,
-            ftol: 1e-12,
+            ftol: 1e-10,
             gtol: 1e-8,
             max_linesearch: 30,
         }
@@ -96,20 +98,32 @@ pub struct Progress {
 }
 
 const ARMIJO_C1: f64 = 1e-4;
+/// Curvature condition of the weak Wolfe line search.
+const WOLFE_C2: f64 = 0.9;
+/// Growth of the step while the curvature condition fails.
+const EXPAND: f64 = 4.0;
+/// Consecutive steps below ftol that count as convergence.
+const SMALL_STEPS_TO_CONVERGE: usize = 3;
 
 struct Problem {
     x: Vec<f64>,
     f: f64,
     g: Vec<f64>,
     dir: Vec<f64>,
-    /// Slope along the projected step at step length 1.
+    /// Step length of the current trial along `dir`.
     step: f64,
     trial: Vec<f64>,
     ls_tries: usize,
+    /// Bracket of the weak-Wolfe line search: the longest step known to
+    /// satisfy the sufficient-decrease condition (with its point, value
+    /// and gradient) and the shortest known to violate it.
+    ls_lo: Option<(f64, Vec<f64>, f64, Vec<f64>)>,
+    ls_hi: f64,
     s_hist: VecDeque<Vec<f64>>,
     y_hist: VecDeque<Vec<f64>>,
     status: Status,
     iterations: usize,
+    small_steps: usize,
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -188,6 +202,48 @@ impl Problem {
         self.dir = q;
         self.step = 1.0;
         self.ls_tries = 0;
+        self.ls_lo = None;
+        self.ls_hi = f64::INFINITY;
+    }
+
+    /// Move to an accepted point: update the history, test convergence,
+    /// and set up the next line search.
+    fn accept(&mut self, x: Vec<f64>, f: f64, g: Vec<f64>, opts: &Options, lo: &[f64], hi: &[f64]) {
+        let s: Vec<f64> = x.iter().zip(&self.x).map(|(a, b)| a - b).collect();
+        let y: Vec<f64> = g.iter().zip(&self.g).map(|(a, b)| a - b).collect();
+        let sy = dot(&s, &y);
+        // Skip pairs with no useful positive curvature (keeps H positive definite).
+        if sy > 1e-12 * dot(&y, &y).sqrt() * dot(&s, &s).sqrt() && sy > 0.0 {
+            if self.s_hist.len() == opts.memory {
+                self.s_hist.pop_front();
+                self.y_hist.pop_front();
+            }
+            self.s_hist.push_back(s);
+            self.y_hist.push_back(y);
+        }
+        let f_old = self.f;
+        self.x = x;
+        self.f = f;
+        self.g = g;
+        self.iterations += 1;
+        let scale = f.abs().max(1e-300);
+        // One step of little progress can follow a poor curvature estimate;
+        // only a run of them means the start has settled.
+        self.small_steps = if f_old - f <= opts.ftol * scale {
+            self.small_steps + 1
+        } else {
+            0
+        };
+        if self.small_steps >= SMALL_STEPS_TO_CONVERGE
+            || self.projected_grad_inf(lo, hi) <= opts.gtol * scale
+        {
+            self.status = Status::Converged;
+        } else if self.iterations >= opts.max_iter {
+            self.status = Status::MaxIterations;
+        } else {
+            self.direction(lo, hi);
+            self.make_trial(lo, hi);
+        }
     }
 
     fn make_trial(&mut self, lo: &[f64], hi: &[f64]) {
@@ -224,10 +280,13 @@ pub fn minimize_batch<O: BatchObjective>(
                 dir: vec![0.0; dim],
                 step: 1.0,
                 ls_tries: 0,
+                ls_lo: None,
+                ls_hi: f64::INFINITY,
                 s_hist: VecDeque::new(),
                 y_hist: VecDeque::new(),
                 status: Status::Running,
                 iterations: 0,
+                small_steps: 0,
             }
         })
         .collect();
@@ -271,40 +330,44 @@ pub fn minimize_batch<O: BatchObjective>(
             }
             let dx: Vec<f64> = p.trial.iter().zip(&p.x).map(|(a, b)| a - b).collect();
             let slope = dot(&p.g, &dx);
-            if finite && ft <= p.f + ARMIJO_C1 * slope {
-                // Accept the step.
-                let y: Vec<f64> = gt.iter().zip(&p.g).map(|(a, b)| a - b).collect();
-                let sy = dot(&dx, &y);
-                if sy > 1e-12 * dot(&y, &y).sqrt() * dot(&dx, &dx).sqrt() && sy > 0.0 {
-                    if p.s_hist.len() == opts.memory {
-                        p.s_hist.pop_front();
-                        p.y_hist.pop_front();
-                    }
-                    p.s_hist.push_back(dx);
-                    p.y_hist.push_back(y);
-                }
-                let f_old = p.f;
-                p.x.copy_from_slice(&p.trial);
-                p.f = ft;
-                p.g.copy_from_slice(gt);
-                p.iterations += 1;
-                let scale = p.f.abs().max(1e-300);
-                if f_old - p.f <= opts.ftol * scale
-                    || p.projected_grad_inf(&lo, &hi) <= opts.gtol * scale
-                {
-                    p.status = Status::Converged;
-                } else if p.iterations >= opts.max_iter {
-                    p.status = Status::MaxIterations;
-                } else {
-                    p.direction(&lo, &hi);
-                    p.make_trial(&lo, &hi);
-                }
+            let decrease = finite && slope < 0.0 && ft <= p.f + ARMIJO_C1 * slope;
+            if decrease && dot(gt, &dx) >= WOLFE_C2 * slope {
+                p.accept(p.trial.clone(), ft, gt.to_vec(), opts, &lo, &hi);
                 continue;
             }
-            // Reject: backtrack.
             p.ls_tries += 1;
-            if p.ls_tries >= opts.max_linesearch || dx.iter().all(|v| *v == 0.0) {
-                if !p.s_hist.is_empty() {
+            if decrease {
+                // Still descending steeply: remember the point and look further.
+                p.ls_lo = Some((p.step, p.trial.clone(), ft, gt.to_vec()));
+                p.step = if p.ls_hi.is_finite() {
+                    0.5 * (p.step + p.ls_hi)
+                } else {
+                    p.step * EXPAND
+                };
+            } else {
+                p.ls_hi = p.step;
+                p.step = match &p.ls_lo {
+                    Some((lo_step, ..)) => 0.5 * (lo_step + p.ls_hi),
+                    // Minimiser of the quadratic through f, slope and ft,
+                    // kept within [0.1, 0.5] of the failed step.
+                    None if finite && slope < 0.0 => {
+                        let denom = 2.0 * (ft - p.f - slope);
+                        p.step
+                            * if denom > 0.0 {
+                                (-slope / denom).clamp(0.1, 0.5)
+                            } else {
+                                0.5
+                            }
+                    }
+                    None => p.step * 0.1,
+                };
+            }
+            if p.ls_tries >= opts.max_linesearch || dx.iter().all(|v| *v == 0.0) && !decrease {
+                if let Some((_, x, f, g)) = p.ls_lo.take() {
+                    // Sufficient decrease without the curvature condition
+                    // is still progress.
+                    p.accept(x, f, g, opts, &lo, &hi);
+                } else if !p.s_hist.is_empty() {
                     // The quasi-Newton model misled us; retry from
                     // steepest descent before giving up.
                     p.s_hist.clear();
@@ -316,18 +379,6 @@ pub fn minimize_batch<O: BatchObjective>(
                 }
                 continue;
             }
-            let next = if finite && slope < 0.0 {
-                // Minimiser of the quadratic through f, slope and ft.
-                let denom = 2.0 * (ft - p.f - slope);
-                if denom > 0.0 {
-                    (-slope / denom).clamp(0.1, 0.5)
-                } else {
-                    0.5
-                }
-            } else {
-                0.1
-            };
-            p.step *= next;
             p.make_trial(&lo, &hi);
         }
         first = false;

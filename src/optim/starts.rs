@@ -116,64 +116,75 @@ fn complete(space: &FreeSpace, data: &Prepared, nonlinear: &[Vec<(usize, f64)>])
 }
 
 /// Weighted least squares for the free linear parameters (E, A, B, C)
-/// given the others; non-positive solutions are replaced by a small
-/// positive value since those parameters are fitted as logs.
+/// given the others, constrained to stay above a small positive floor
+/// (they are fitted as logs): a parameter whose solution falls below it is
+/// held at the floor and the rest re-solved, as in an active-set NNLS.
 fn solve_linear(space: &FreeSpace, data: &Prepared, p: &mut [f64; NP]) {
-    let lin: Vec<usize> = [E, A, B, C]
-        .into_iter()
-        .filter(|&i| !space.spec.is_fixed(i))
-        .collect();
-    let m = lin.len();
-    if m == 0 {
-        return;
-    }
-    let fixed_lin: Vec<usize> = [E, A, B, C]
-        .into_iter()
-        .filter(|&i| space.spec.is_fixed(i))
-        .collect();
-    // Position of each linear parameter in the basis [1, u_N, v, u_T].
-    let slot = |i: usize| [E, A, B, C].iter().position(|&x| x == i).unwrap();
-    let lin_slots: Vec<usize> = lin.iter().map(|&i| slot(i)).collect();
-    let fixed_terms: Vec<(usize, f64)> = fixed_lin.iter().map(|&i| (slot(i), p[i])).collect();
-    let log_space = data.objective.space == crate::objective::Space::Log;
-    let mut ata = vec![0.0; m * m];
-    let mut atb = vec![0.0; m];
+    const LIN: [usize; 4] = [E, A, B, C];
+    // Normal equations over the basis [1, u_N, v, u_T], accumulated once.
+    let mut ata = [[0.0; 4]; 4];
+    let mut atb = [0.0; 4];
     let mut mean_y = 0.0;
+    let log_space = data.objective.space == crate::objective::Space::Log;
     for c in &data.configs {
         let un = (c.n + p[T1]).powf(-p[ALPHA]);
         let ut = (c.t + p[T3]).powf(-p[GAMMA]);
         for j in c.start..c.start + c.len {
-            let v = (data.d[j] + p[T2]).powf(-p[BETA]);
-            let basis = [1.0, un, v, ut];
-            let y_lin = if log_space {
+            let basis = [1.0, un, (data.d[j] + p[T2]).powf(-p[BETA]), ut];
+            let y = if log_space {
                 data.y[j].exp()
             } else {
                 data.y[j]
             };
             let w = data.w[j];
-            mean_y += w * y_lin;
-            // Target minus the fixed linear terms.
-            let target = y_lin - fixed_terms.iter().map(|&(s, v)| v * basis[s]).sum::<f64>();
-            for a in 0..m {
-                let ra = basis[lin_slots[a]];
-                atb[a] += w * ra * target;
-                for b in 0..m {
-                    ata[a * m + b] += w * ra * basis[lin_slots[b]];
+            mean_y += w * y;
+            for a in 0..4 {
+                atb[a] += w * basis[a] * y;
+                for b in 0..4 {
+                    ata[a][b] += w * basis[a] * basis[b];
                 }
             }
         }
     }
-    let sol = solve_spd(&mut ata, &mut atb, m);
     let floor = 1e-3 * mean_y.abs().max(1e-12);
-    for (k, &i) in lin.iter().enumerate() {
-        let v = sol.as_ref().map(|s| s[k]).unwrap_or(floor);
-        p[i] = if v.is_finite() && v > floor { v } else { floor };
+    let mut free: Vec<usize> = (0..4).filter(|&a| !space.spec.is_fixed(LIN[a])).collect();
+    while !free.is_empty() {
+        let m = free.len();
+        let mut a = vec![0.0; m * m];
+        let mut b = vec![0.0; m];
+        for (r, &i) in free.iter().enumerate() {
+            // Right-hand side less the contribution of the held parameters.
+            b[r] = atb[i]
+                - (0..4)
+                    .filter(|k| !free.contains(k))
+                    .map(|k| ata[i][k] * p[LIN[k]])
+                    .sum::<f64>();
+            for (c, &k) in free.iter().enumerate() {
+                a[r * m + c] = ata[i][k];
+            }
+        }
+        let sol = solve_small(&mut a, &mut b, m).unwrap_or_else(|| vec![floor; m]);
+        let worst = (0..m)
+            .filter(|&r| sol[r].is_nan() || sol[r] < floor)
+            .min_by(|&x, &y| sol[x].total_cmp(&sol[y]));
+        match worst {
+            Some(r) => {
+                p[LIN[free[r]]] = floor;
+                free.remove(r);
+            }
+            None => {
+                for (r, &i) in free.iter().enumerate() {
+                    p[LIN[i]] = sol[r];
+                }
+                break;
+            }
+        }
     }
 }
 
 /// Gaussian elimination with partial pivoting and a tiny ridge; the
 /// systems are at most 4x4, so no linear-algebra crate is warranted.
-fn solve_spd(a: &mut [f64], b: &mut [f64], m: usize) -> Option<Vec<f64>> {
+fn solve_small(a: &mut [f64], b: &mut [f64], m: usize) -> Option<Vec<f64>> {
     let trace: f64 = (0..m).map(|i| a[i * m + i]).sum();
     for i in 0..m {
         a[i * m + i] += 1e-12 * trace / m as f64;

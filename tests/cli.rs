@@ -1,0 +1,597 @@
+//! End-to-end tests of the `sweepfit` binary: subcommands, outputs, refusals
+//! and error messages, run as a user would run them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+const PARAMS: [&str; 10] = [
+    "E", "A", "alpha", "t1", "B", "beta", "t2", "C", "gamma", "t3",
+];
+
+/// What a run of the binary printed and how it ended.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// Everything it printed, for failure messages.
+    fn dump(&self) -> String {
+        format!(
+            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+
+    fn assert_ok(&self, what: &str) {
+        assert!(self.ok(), "{what} failed:\n{}", self.dump());
+    }
+
+    fn assert_failed(&self, what: &str) {
+        assert!(
+            !self.ok() && self.code.is_some(),
+            "{what} should have failed with an exit code:\n{}",
+            self.dump()
+        );
+    }
+}
+
+/// Run the binary with `args` in `cwd`. Whatever happens, it must not panic.
+fn sweepfit_in(cwd: &Path, args: &[&str]) -> Run {
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_sweepfit"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("cannot start the sweepfit binary");
+    let run = Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(
+        !run.stderr.contains("panicked") && !run.stdout.contains("panicked"),
+        "sweepfit {args:?} panicked:\n{}",
+        run.dump()
+    );
+    run
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("temporary paths are UTF-8")
+}
+
+/// Simulate the looplm20 sweep (default noise 0.02) into `dir/name`.
+fn simulate(dir: &Path, name: &str, seed: u64, points: usize) -> PathBuf {
+    let path = dir.join(name);
+    let (seed, points) = (seed.to_string(), points.to_string());
+    sweepfit_in(
+        dir,
+        &[
+            "simulate",
+            "--out",
+            s(&path),
+            "--seed",
+            &seed,
+            "--points",
+            &points,
+        ],
+    )
+    .assert_ok("simulate");
+    path
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+fn num(v: &Value, what: &str) -> f64 {
+    v.as_f64()
+        .unwrap_or_else(|| panic!("{what} is not a number: {v}"))
+}
+
+fn fixed_names(fit: &Value) -> Vec<String> {
+    fit["fixed"]
+        .as_array()
+        .expect("fixed is an array")
+        .iter()
+        .map(|v| v.as_str().expect("fixed holds names").to_string())
+        .collect()
+}
+
+/// Fit `args` (after `fit`) in `dir`; returns the run and fit.json.
+fn fit_ok(dir: &Path, args: &[&str], out: &Path) -> (Run, Value) {
+    let mut all = vec!["fit"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--out", s(out)]);
+    let run = sweepfit_in(dir, &all);
+    run.assert_ok(&format!("sweepfit {all:?}"));
+    let fit = read_json(&out.join("fit.json"));
+    (run, fit)
+}
+
+// ---------------------------------------------------------------- demo, help
+
+#[test]
+fn demo_prints_fit_quality_and_parameter_table() {
+    let dir = TempDir::new().unwrap();
+    let run = sweepfit_in(dir.path(), &["demo"]);
+    run.assert_ok("demo");
+    let out = &run.stdout;
+    let fit_line = out
+        .lines()
+        .find(|l| l.starts_with("fit:") && l.contains("R2"))
+        .unwrap_or_else(|| panic!("no R2 line:\n{out}"));
+    let r2: f64 = fit_line
+        .split_whitespace()
+        .skip_while(|w| *w != "R2")
+        .nth(1)
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read R2 from {fit_line:?}"));
+    assert!(r2 > 0.99, "demo R2 {r2}:\n{out}");
+    // The truth-vs-fit table: a header and one row per parameter.
+    let header = out
+        .lines()
+        .position(|l| l.starts_with("param") && l.contains("true") && l.contains("fitted"))
+        .unwrap_or_else(|| panic!("no parameter table:\n{out}"));
+    let rows: Vec<&str> = out.lines().skip(header + 1).take(PARAMS.len()).collect();
+    for (row, name) in rows.iter().zip(PARAMS) {
+        assert_eq!(row.split_whitespace().next(), Some(name), "{row:?}");
+        assert!(row.trim_end().ends_with('%'), "{row:?}");
+    }
+    assert_eq!(rows.len(), PARAMS.len());
+}
+
+#[test]
+fn help_of_every_subcommand() {
+    let dir = TempDir::new().unwrap();
+    let cases: [(&[&str], &[&str]); 4] = [
+        (&["--help"], &["fit", "simulate", "demo"]),
+        (
+            &["fit", "--help"],
+            &[
+                "--manifest",
+                "--out",
+                "--force",
+                "--law",
+                "--fix",
+                "--loss",
+                "--space",
+                "--delta",
+                "--starts",
+                "--seed",
+                "--min-tokens",
+                "--max-tokens",
+                "--stride",
+                "--max-iter",
+            ],
+        ),
+        (
+            &["simulate", "--help"],
+            &["--out", "--seed", "--points", "--noise", "--force"],
+        ),
+        (
+            &["demo", "--help"],
+            &["--seed", "--points", "--noise", "--out"],
+        ),
+    ];
+    for (args, wanted) in cases {
+        let run = sweepfit_in(dir.path(), args);
+        run.assert_ok(&format!("{args:?}"));
+        for w in wanted {
+            assert!(
+                run.stdout.contains(w),
+                "{args:?} lacks {w}:\n{}",
+                run.stdout
+            );
+        }
+    }
+}
+
+// ------------------------------------------------------------------ simulate
+
+#[test]
+fn simulate_writes_csv_and_truth_and_refuses_to_overwrite() {
+    let dir = TempDir::new().unwrap();
+    let csv = simulate(dir.path(), "sim.csv", 1, 50);
+    let truth_path = dir.path().join("sim.csv.truth.json");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("run,N,T,tokens,loss,weight"));
+    assert_eq!(lines.count(), 20 * 50);
+    let truth = read_json(&truth_path);
+    assert_eq!(truth["preset"], "looplm20");
+    for p in PARAMS {
+        num(&truth["params"][p], p);
+    }
+    assert_eq!(truth["options"]["seed"], 1);
+    assert_eq!(truth["options"]["points_per_curve"], 50);
+
+    // Again with another seed: refused, nothing touched.
+    let truth_text = std::fs::read_to_string(&truth_path).unwrap();
+    let run = sweepfit_in(
+        dir.path(),
+        &[
+            "simulate",
+            "--out",
+            s(&csv),
+            "--seed",
+            "2",
+            "--points",
+            "50",
+        ],
+    );
+    run.assert_failed("simulate onto an existing file");
+    assert!(run.stderr.contains("--force"), "{}", run.dump());
+    assert_eq!(std::fs::read_to_string(&csv).unwrap(), text);
+    assert_eq!(std::fs::read_to_string(&truth_path).unwrap(), truth_text);
+
+    // With --force: replaced (another seed gives other losses).
+    let run = sweepfit_in(
+        dir.path(),
+        &[
+            "simulate",
+            "--out",
+            s(&csv),
+            "--seed",
+            "2",
+            "--points",
+            "50",
+            "--force",
+        ],
+    );
+    run.assert_ok("simulate --force");
+    let replaced = std::fs::read_to_string(&csv).unwrap();
+    assert_ne!(replaced, text);
+    assert_eq!(replaced.lines().count(), 1 + 20 * 50);
+    assert_eq!(read_json(&truth_path)["options"]["seed"], 2);
+}
+
+// ----------------------------------------------------------------------- fit
+
+#[test]
+fn fit_writes_complete_fit_json_and_pred_csv() {
+    let dir = TempDir::new().unwrap();
+    let csv = simulate(dir.path(), "sim.csv", 1, 50);
+    let out = dir.path().join("out");
+    let (run, fit) = fit_ok(dir.path(), &[s(&csv), "--starts", "32"], &out);
+    assert!(run.stdout.contains("R2"), "{}", run.dump());
+
+    assert_eq!(fit["law"], "looplm");
+    let params = fit["params"].as_object().expect("params is an object");
+    assert_eq!(params.len(), PARAMS.len());
+    for p in PARAMS {
+        assert!(num(&params[p], p).is_finite(), "{p}");
+    }
+    assert!(fixed_names(&fit).is_empty(), "{}", fit["fixed"]);
+
+    let o = &fit["objective"];
+    assert_eq!(o["loss"], "mse");
+    assert_eq!(o["space"], "linear");
+    num(&o["delta"], "delta");
+    assert!(num(&o["value"], "objective value") >= 0.0);
+
+    let m = &fit["metrics"];
+    for k in ["r2", "rmse", "mae", "mape"] {
+        num(&m[k], k);
+    }
+    let r2 = num(&m["r2"], "r2");
+    assert!(r2 > 0.99, "R2 {r2} on noise sd 0.02");
+    let per = m["per_config"].as_array().expect("per_config is an array");
+    assert_eq!(per.len(), 20);
+    for c in per {
+        assert!(c["run"].is_string(), "{c}");
+        for k in ["N", "T", "r2", "rmse", "mape"] {
+            num(&c[k], k);
+        }
+        assert_eq!(c["points"], 50, "{c}");
+    }
+
+    let st = &fit["starts"];
+    assert_eq!(st["count"], 32);
+    let at_best = st["at_best"].as_u64().expect("at_best");
+    assert!((1..=32).contains(&at_best), "{st}");
+    let counts = st["status_counts"].as_object().expect("status_counts");
+    let total: u64 = counts.values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(total, 32, "{st}");
+
+    assert_eq!(fit["backend"]["kind"], "cpu");
+    assert!(fit["backend"]["device"].is_string());
+    assert!(num(&fit["seconds"], "seconds") >= 0.0);
+    assert_eq!(fit["points"], 1000);
+    assert_eq!(fit["configs"], 20);
+
+    // pred.csv: one row per point, residual = pred - loss.
+    let pred = std::fs::read_to_string(out.join("pred.csv")).unwrap();
+    let mut lines = pred.lines();
+    assert_eq!(lines.next(), Some("run,N,T,tokens,loss,pred,residual"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 1000);
+    for r in &rows {
+        assert_eq!(r.len(), 7, "{r:?}");
+        let v: Vec<f64> = r[1..].iter().map(|x| x.parse().unwrap()).collect();
+        let (loss, pred, residual) = (v[3], v[4], v[5]);
+        assert!((residual - (pred - loss)).abs() <= 1e-12 * loss.abs().max(1.0));
+    }
+}
+
+#[test]
+fn fit_refuses_non_empty_out_dir_without_force() {
+    let dir = TempDir::new().unwrap();
+    let csv = simulate(dir.path(), "sim.csv", 1, 50);
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("fit.json"), "old fit").unwrap();
+    std::fs::write(out.join("notes.txt"), "keep me").unwrap();
+
+    let run = sweepfit_in(
+        dir.path(),
+        &["fit", s(&csv), "--out", s(&out), "--starts", "4"],
+    );
+    run.assert_failed("fit into a non-empty --out");
+    assert!(run.stderr.contains("--force"), "{}", run.dump());
+    assert_eq!(
+        std::fs::read_to_string(out.join("fit.json")).unwrap(),
+        "old fit"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("notes.txt")).unwrap(),
+        "keep me"
+    );
+    assert!(!out.join("pred.csv").exists());
+
+    // --force replaces fit.json and adds pred.csv, leaving other files.
+    let (_, fit) = fit_ok(dir.path(), &[s(&csv), "--starts", "4", "--force"], &out);
+    assert_eq!(fit["starts"]["count"], 4);
+    assert!(out.join("pred.csv").exists());
+    assert_eq!(
+        std::fs::read_to_string(out.join("notes.txt")).unwrap(),
+        "keep me"
+    );
+}
+
+#[test]
+fn chinchilla_law_fixes_offsets_and_t_term() {
+    let dir = TempDir::new().unwrap();
+    let csv = simulate(dir.path(), "sim.csv", 1, 50);
+    let out = dir.path().join("out");
+    let (_, fit) = fit_ok(
+        dir.path(),
+        &[
+            s(&csv),
+            "--law",
+            "chinchilla",
+            "--min-tokens",
+            "1e8",
+            "--starts",
+            "32",
+        ],
+        &out,
+    );
+    assert_eq!(fit["law"], "chinchilla");
+    for p in ["t1", "t2", "C"] {
+        assert_eq!(num(&fit["params"][p], p), 0.0, "{p}");
+    }
+    let fixed = fixed_names(&fit);
+    for p in ["t1", "t2", "C"] {
+        assert!(fixed.iter().any(|f| f == p), "{p} not in {fixed:?}");
+    }
+    // The D = 0 point of every curve is gone.
+    assert_eq!(fit["points"], 20 * 49);
+    let pred = std::fs::read_to_string(out.join("pred.csv")).unwrap();
+    for line in pred.lines().skip(1) {
+        let tokens: f64 = line.split(',').nth(3).unwrap().parse().unwrap();
+        assert!(tokens >= 1e8, "{line}");
+    }
+}
+
+#[test]
+fn fix_holds_a_parameter_and_unknown_names_are_refused() {
+    let dir = TempDir::new().unwrap();
+    let csv = simulate(dir.path(), "sim.csv", 1, 50);
+    let out = dir.path().join("out");
+    let (_, fit) = fit_ok(
+        dir.path(),
+        &[s(&csv), "--fix", "t3=0.5", "--starts", "32"],
+        &out,
+    );
+    assert_eq!(num(&fit["params"]["t3"], "t3"), 0.5);
+    assert_eq!(fixed_names(&fit), ["t3"]);
+
+    let run = sweepfit_in(
+        dir.path(),
+        &[
+            "fit",
+            s(&csv),
+            "--out",
+            s(&dir.path().join("out2")),
+            "--fix",
+            "foo=1",
+        ],
+    );
+    run.assert_failed("--fix foo=1");
+    assert!(run.stderr.contains("foo"), "{}", run.dump());
+    for p in PARAMS {
+        assert!(run.stderr.contains(p), "{p} not listed:\n{}", run.dump());
+    }
+}
+
+#[test]
+fn single_t_data_fixes_c_with_a_note() {
+    let dir = TempDir::new().unwrap();
+    let csv = simulate(dir.path(), "sim.csv", 1, 50);
+    // Keep the T = 1 rows only.
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let t_col = header.split(',').position(|c| c == "T").unwrap();
+    let mut single = format!("{header}\n");
+    for line in lines {
+        let t: f64 = line.split(',').nth(t_col).unwrap().parse().unwrap();
+        if t == 1.0 {
+            single.push_str(line);
+            single.push('\n');
+        }
+    }
+    let t1 = dir.path().join("t1.csv");
+    std::fs::write(&t1, single).unwrap();
+
+    let out = dir.path().join("out");
+    let (run, fit) = fit_ok(dir.path(), &[s(&t1), "--starts", "32"], &out);
+    let note = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("single T"))
+        .unwrap_or_else(|| panic!("no note about the single T:\n{}", run.dump()));
+    assert!(note.contains("C = 0"), "{note}");
+    assert_eq!(num(&fit["params"]["C"], "C"), 0.0);
+    assert!(fixed_names(&fit).iter().any(|f| f == "C"));
+    assert_eq!(fit["configs"], 5);
+    assert_eq!(fit["points"], 5 * 50);
+    let notes = fit["notes"].as_array().expect("notes");
+    assert!(notes
+        .iter()
+        .any(|n| n.as_str().unwrap().contains("single T")));
+}
+
+#[test]
+fn huber_loss_in_log_space() {
+    let dir = TempDir::new().unwrap();
+    let csv = simulate(dir.path(), "sim.csv", 1, 50);
+    let out = dir.path().join("out");
+    let (_, fit) = fit_ok(
+        dir.path(),
+        &[
+            s(&csv),
+            "--space",
+            "log",
+            "--loss",
+            "huber",
+            "--delta",
+            "1e-3",
+            "--starts",
+            "32",
+        ],
+        &out,
+    );
+    let o = &fit["objective"];
+    assert_eq!(o["loss"], "huber");
+    assert_eq!(o["space"], "log");
+    assert_eq!(num(&o["delta"], "delta"), 1e-3);
+    let r2 = num(&fit["metrics"]["r2"], "r2");
+    assert!(r2 > 0.99, "R2 {r2}");
+}
+
+// --------------------------------------------------------------- bad input
+
+#[test]
+fn bad_input_errors_name_file_line_and_column() {
+    let dir = TempDir::new().unwrap();
+
+    let text_loss = dir.path().join("textloss.csv");
+    std::fs::write(
+        &text_loss,
+        "run,N,T,tokens,loss\na,1e8,1,1e9,3.5\na,1e8,1,2e9,abc\n",
+    )
+    .unwrap();
+    let run = sweepfit_in(
+        dir.path(),
+        &["fit", s(&text_loss), "--out", s(&dir.path().join("o1"))],
+    );
+    run.assert_failed("text in the loss column");
+    let msg = &run.stderr;
+    for part in ["textloss.csv", ":3:", "'loss'", "(5)", "abc"] {
+        assert!(msg.contains(part), "{msg:?} lacks {part:?}");
+    }
+
+    let no_tokens = dir.path().join("notokens.csv");
+    std::fs::write(&no_tokens, "run,N,T,steps,loss\na,1e8,1,1e9,3.5\n").unwrap();
+    let run = sweepfit_in(
+        dir.path(),
+        &["fit", s(&no_tokens), "--out", s(&dir.path().join("o2"))],
+    );
+    run.assert_failed("missing tokens column");
+    let msg = &run.stderr;
+    for part in ["notokens.csv", ":1:", "tokens", "steps", "loss"] {
+        assert!(msg.contains(part), "{msg:?} lacks {part:?}");
+    }
+    assert!(msg.contains("columns found"), "{msg}");
+}
+
+// -------------------------------------------------------- real Pythia logs
+
+/// The Pythia logs under ../shared, or None (after saying why) where that
+/// folder is absent outside CI. In CI their absence is a failure.
+fn pythia_dir() -> Option<PathBuf> {
+    let dir = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/pythia"
+    ));
+    if dir.is_dir() {
+        return Some(dir.canonicalize().expect("canonical path"));
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{} is missing and CI is set", dir.display());
+    }
+    eprintln!(
+        "skipping: {} is missing (set CI to make this an error)",
+        dir.display()
+    );
+    None
+}
+
+#[test]
+fn manifest_fit_of_pythia_logs() {
+    let Some(pythia) = pythia_dir() else {
+        return;
+    };
+    let dir = TempDir::new().unwrap();
+    let mut manifest = String::from("file,N,T,tokens_per_step,step_col,loss_col\n");
+    for (file, n) in [
+        ("pythia-14m-1.csv", 14067712u64),
+        ("pythia-70m-0.csv", 70426624),
+        ("pythia-160m-0.csv", 162322944),
+        ("pythia-410m-0.csv", 405334016),
+    ] {
+        let path = pythia.join(file);
+        manifest.push_str(&format!("{},{n},1,2097152,step,train/lm_loss\n", s(&path)));
+    }
+    let mpath = dir.path().join("manifest.csv");
+    std::fs::write(&mpath, manifest).unwrap();
+
+    let out = dir.path().join("out");
+    let (run, fit) = fit_ok(
+        dir.path(),
+        &["--manifest", s(&mpath), "--stride", "50"],
+        &out,
+    );
+    let r2 = num(&fit["metrics"]["r2"], "r2");
+    assert!(r2 >= 0.90, "Pythia R2 {r2}:\n{}", run.dump());
+    assert_eq!(fit["configs"], 4);
+    assert_eq!(num(&fit["params"]["C"], "C"), 0.0);
+    assert!(fixed_names(&fit).iter().any(|f| f == "C"));
+    let runs: Vec<&str> = fit["metrics"]["per_config"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["run"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            "pythia-14m-1",
+            "pythia-70m-0",
+            "pythia-160m-0",
+            "pythia-410m-0"
+        ]
+    );
+}
