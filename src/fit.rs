@@ -266,6 +266,7 @@ pub fn fit(
             status_counts,
             iterations: outcomes.iter().map(|o| o.iterations).max().unwrap_or(0),
             evaluations: calls,
+            start_evaluations: outcomes.iter().map(|o| o.evaluations).sum(),
         },
         backend: BackendReport {
             kind: info.kind,

@@ -175,25 +175,28 @@ fn dispatch<const LOG: bool, const HUBER: bool>(pts: &Points, k: &PointTerm) -> 
             return unsafe { sums_avx2::<LOG, HUBER>(pts, k) };
         }
     }
-    sums::<LOG, HUBER>(pts, k)
+    sums::<LOG, HUBER, false>(pts, k)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn sums_avx512<const LOG: bool, const HUBER: bool>(pts: &Points, k: &PointTerm) -> [f64; 5] {
-    sums::<LOG, HUBER>(pts, k)
+    sums::<LOG, HUBER, true>(pts, k)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn sums_avx2<const LOG: bool, const HUBER: bool>(pts: &Points, k: &PointTerm) -> [f64; 5] {
-    sums::<LOG, HUBER>(pts, k)
+    sums::<LOG, HUBER, true>(pts, k)
 }
 
 /// Objective and the four gradient sums over a block: sum w rho, and of
 /// g = w rho'(r) dr/dpred: sum g, sum g v, sum g v ln(d+t2), sum g v/(d+t2).
 #[inline(always)]
-fn sums<const LOG: bool, const HUBER: bool>(pts: &Points, k: &PointTerm) -> [f64; 5] {
+fn sums<const LOG: bool, const HUBER: bool, const FMA: bool>(
+    pts: &Points,
+    k: &PointTerm,
+) -> [f64; 5] {
     let mut acc = [[0.0f64; LANES]; 5];
     let n = pts.d.len();
     let whole = n - n % LANES;
@@ -204,14 +207,14 @@ fn sums<const LOG: bool, const HUBER: bool>(pts: &Points, k: &PointTerm) -> [f64
             &pts.w[c..c + LANES],
         );
         for l in 0..LANES {
-            let t = point::<LOG, HUBER>(d[l], y[l], w[l], k);
+            let t = point::<LOG, HUBER, FMA>(d[l], y[l], w[l], k);
             for (a, v) in acc.iter_mut().zip(t) {
                 a[l] += v;
             }
         }
     }
     for j in whole..n {
-        let t = point::<LOG, HUBER>(pts.d[j], pts.y[j], pts.w[j], k);
+        let t = point::<LOG, HUBER, FMA>(pts.d[j], pts.y[j], pts.w[j], k);
         for (a, v) in acc.iter_mut().zip(t) {
             a[0] += v;
         }
@@ -221,17 +224,24 @@ fn sums<const LOG: bool, const HUBER: bool>(pts: &Points, k: &PointTerm) -> [f64
 
 /// One point's contributions; branch-free so it vectorises.
 #[inline(always)]
-fn point<const LOG: bool, const HUBER: bool>(d: f64, y: f64, w: f64, k: &PointTerm) -> [f64; 5] {
+fn point<const LOG: bool, const HUBER: bool, const FMA: bool>(
+    d: f64,
+    y: f64,
+    w: f64,
+    k: &PointTerm,
+) -> [f64; 5] {
     let x = d + k.t2;
     // x = 0 (t2 fixed at 0 and a point at D = 0) makes the law infinite.
-    let lx = if x > 0.0 { fastmath::ln(x) } else { f64::NAN };
-    let v = fastmath::exp(-k.beta * lx);
-    let pred = k.base + k.b * v;
+    let x_ok = x > 0.0;
+    let (lx, inv_x) = fastmath::ln_recip::<FMA>(if x_ok { x } else { 1.0 });
+    let lx = if x_ok { lx } else { f64::NAN };
+    let v = fastmath::exp::<FMA>(-k.beta * lx);
+    let pred = fastmath::mul_add::<FMA>(k.b, v, k.base);
     let (r, drdp) = if LOG {
         // ln is only defined for pred > 0; NaN marks the point non-finite.
         let ok = pred > 0.0;
-        let lp = fastmath::ln(if ok { pred } else { 1.0 });
-        (if ok { lp - y } else { f64::NAN }, 1.0 / pred)
+        let (lp, inv_p) = fastmath::ln_recip::<FMA>(if ok { pred } else { 1.0 });
+        (if ok { lp - y } else { f64::NAN }, inv_p)
     } else {
         (pred - y, 1.0)
     };
@@ -251,5 +261,5 @@ fn point<const LOG: bool, const HUBER: bool>(d: f64, y: f64, w: f64, k: &PointTe
     };
     let g = w * drho * drdp;
     let gv = g * v;
-    [w * rho, g, gv, gv * lx, gv / x]
+    [w * rho, g, gv, gv * lx, gv * inv_x]
 }

@@ -17,10 +17,22 @@ const LOG2E: f64 = std::f64::consts::LOG2_E;
 const ROUND_MAGIC: f64 = 6_755_399_441_055_744.0;
 const SQRT_HALF_BITS: u64 = 0x3fe6_a09e_667f_3bcd;
 
-/// Natural log of a positive, normal, finite x. Other inputs give
+/// a * b + c, fused where the caller's instruction set has FMA (a fused
+/// multiply-add without hardware support would be a slow library call).
+#[inline(always)]
+pub fn mul_add<const FMA: bool>(a: f64, b: f64, c: f64) -> f64 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// Natural log and reciprocal of a positive, normal, finite x, sharing one
+/// division (the slowest vector instruction here). Other inputs give
 /// meaningless finite values: callers guard the domain themselves.
 #[inline(always)]
-pub fn ln(x: f64) -> f64 {
+pub fn ln_recip<const FMA: bool>(x: f64) -> (f64, f64) {
     // Split x = 2^k * m with m in [sqrt(1/2), sqrt(2)).
     let ix = x
         .to_bits()
@@ -28,45 +40,60 @@ pub fn ln(x: f64) -> f64 {
     let m = f64::from_bits((ix & 0x000f_ffff_ffff_ffff) + SQRT_HALF_BITS);
     // k as f64 without an int->float conversion (AVX2 has none for i64).
     let k = f64::from_bits((ix >> 52) | 0x4330_0000_0000_0000) - (4_503_599_627_370_496.0 + 1023.0);
+    // q = 1/((m+1) x) gives both 1/(m+1) = q x and 1/x = q (m+1).
+    let mp1 = m + 1.0;
+    let q = 1.0 / (mp1 * x);
+    let recip = q * mp1;
     // ln m = 2 atanh(s), s = (m-1)/(m+1), |s| <= 0.1716: odd series in s.
-    let s = (m - 1.0) / (m + 1.0);
+    let s = (m - 1.0) * (q * x);
     let z = s * s;
     let mut p = 1.0 / 19.0;
-    p = p * z + 1.0 / 17.0;
-    p = p * z + 1.0 / 15.0;
-    p = p * z + 1.0 / 13.0;
-    p = p * z + 1.0 / 11.0;
-    p = p * z + 1.0 / 9.0;
-    p = p * z + 1.0 / 7.0;
-    p = p * z + 1.0 / 5.0;
-    p = p * z + 1.0 / 3.0;
-    let ln_m = 2.0 * s + 2.0 * s * z * p;
-    k * LN2_HI + (ln_m + k * LN2_LO)
+    for c in [
+        1.0 / 17.0,
+        1.0 / 15.0,
+        1.0 / 13.0,
+        1.0 / 11.0,
+        1.0 / 9.0,
+        1.0 / 7.0,
+        1.0 / 5.0,
+        1.0 / 3.0,
+    ] {
+        p = mul_add::<FMA>(p, z, c);
+    }
+    let ln_m = mul_add::<FMA>(2.0 * s * z, p, 2.0 * s);
+    (
+        mul_add::<FMA>(k, LN2_HI, mul_add::<FMA>(k, LN2_LO, ln_m)),
+        recip,
+    )
 }
 
 /// e^x for finite x; results below ~1e-308 flush towards zero and above
 /// ~8e307 saturate. NaN propagates.
 #[inline(always)]
-pub fn exp(x: f64) -> f64 {
+pub fn exp<const FMA: bool>(x: f64) -> f64 {
     let x = x.clamp(-708.0, 709.0);
-    let t = x * LOG2E + ROUND_MAGIC;
+    let t = mul_add::<FMA>(x, LOG2E, ROUND_MAGIC);
     let k = t - ROUND_MAGIC;
-    let r = (x - k * LN2_HI) - k * LN2_LO;
+    let r = mul_add::<FMA>(-k, LN2_LO, mul_add::<FMA>(-k, LN2_HI, x));
     // Taylor series of e^r, |r| <= 0.347, to r^13.
     let mut p = 1.0 / 6_227_020_800.0;
-    p = p * r + 1.0 / 479_001_600.0;
-    p = p * r + 1.0 / 39_916_800.0;
-    p = p * r + 1.0 / 3_628_800.0;
-    p = p * r + 1.0 / 362_880.0;
-    p = p * r + 1.0 / 40_320.0;
-    p = p * r + 1.0 / 5_040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
+    for c in [
+        1.0 / 479_001_600.0,
+        1.0 / 39_916_800.0,
+        1.0 / 3_628_800.0,
+        1.0 / 362_880.0,
+        1.0 / 40_320.0,
+        1.0 / 5_040.0,
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ] {
+        p = mul_add::<FMA>(p, r, c);
+    }
     // 2^k from the integer the rounding left in t's low bits.
     let two_k = f64::from_bits(
         (t.to_bits()
@@ -92,7 +119,7 @@ mod tests {
         while x < 1e300 {
             for f in [1.0, 1.0000001, 1.3, std::f64::consts::SQRT_2, 1.5, 1.9999] {
                 let v = x * f;
-                let (a, b) = (ln(v), v.ln());
+                let (a, b) = (ln_recip::<true>(v).0, v.ln());
                 let err = if b.abs() > 1e-3 {
                     ulps(a, b)
                 } else {
@@ -103,7 +130,11 @@ mod tests {
             x *= 7.3;
         }
         assert!(worst <= 4.0, "worst ln error {worst} ulp");
-        assert_eq!(ln(1.0), 0.0);
+        for v in [1e-30, 3e-7, 0.5, 1.0, 2.7, 1e5, 4e17] {
+            let r = ln_recip::<false>(v).1;
+            assert!(ulps(r, 1.0 / v) <= 2.0, "1/{v}: {r}");
+        }
+        assert_eq!(ln_recip::<false>(1.0).0, 0.0);
     }
 
     #[test]
@@ -111,12 +142,12 @@ mod tests {
         let mut worst: f64 = 0.0;
         let mut x = -700.0;
         while x < 700.0 {
-            worst = worst.max(ulps(exp(x), x.exp()));
+            worst = worst.max(ulps(exp::<false>(x), x.exp()));
             x += 0.0137;
         }
         assert!(worst <= 4.0, "worst exp error {worst} ulp");
-        assert_eq!(exp(0.0), 1.0);
-        assert!(exp(f64::NAN).is_nan());
-        assert!(exp(-1e6) < 1e-300 && exp(1e6) > 1e300);
+        assert_eq!(exp::<false>(0.0), 1.0);
+        assert!(exp::<false>(f64::NAN).is_nan());
+        assert!(exp::<false>(-1e6) < 1e-300 && exp::<false>(1e6) > 1e300);
     }
 }

@@ -87,6 +87,8 @@ pub struct Outcome {
     pub f: f64,
     pub status: Status,
     pub iterations: usize,
+    /// Objective evaluations this problem used.
+    pub evaluations: usize,
 }
 
 /// Reported after every batched call.
@@ -123,6 +125,7 @@ struct Problem {
     y_hist: VecDeque<Vec<f64>>,
     status: Status,
     iterations: usize,
+    evaluations: usize,
     small_steps: usize,
 }
 
@@ -286,6 +289,7 @@ pub fn minimize_batch<O: BatchObjective>(
                 y_hist: VecDeque::new(),
                 status: Status::Running,
                 iterations: 0,
+                evaluations: 0,
                 small_steps: 0,
             }
         })
@@ -314,6 +318,7 @@ pub fn minimize_batch<O: BatchObjective>(
         calls += 1;
         for (slot, &k) in ids.iter().enumerate() {
             let p = &mut probs[k];
+            p.evaluations += 1;
             let ft = fs[slot];
             let gt = &gs[slot * dim..(slot + 1) * dim];
             let finite = ft.is_finite() && gt.iter().all(|v| v.is_finite());
@@ -402,6 +407,7 @@ pub fn minimize_batch<O: BatchObjective>(
             f: p.f,
             status: p.status,
             iterations: p.iterations,
+            evaluations: p.evaluations,
         })
         .collect();
     Ok((outcomes, calls))

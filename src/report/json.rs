@@ -348,6 +348,7 @@ mod tests {
                 status_counts,
                 iterations: 412,
                 evaluations: 500,
+                start_evaluations: 9000,
             },
             backend: BackendReport {
                 kind: "cpu".into(),

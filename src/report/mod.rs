@@ -78,6 +78,9 @@ pub struct StartsReport {
     pub iterations: usize,
     /// Batched backend calls made.
     pub evaluations: usize,
+    /// Objective evaluations summed over all starts (one is a pass over
+    /// every point for one parameter vector).
+    pub start_evaluations: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -104,8 +104,8 @@ pub fn summary(r: &FitReport) -> String {
     };
     let _ = writeln!(
         s,
-        "\nstarts: {} ({} at best{}), {} iterations (longest), {} evaluations",
-        st.count, st.at_best, statuses, st.iterations, st.evaluations
+        "\nstarts: {} ({} at best{}), {} iterations (longest), {} batched evaluations ({} in all starts)",
+        st.count, st.at_best, statuses, st.iterations, st.evaluations, st.start_evaluations
     );
     if !r.notes.is_empty() {
         s.push_str("notes:\n");
@@ -282,6 +282,7 @@ mod tests {
                 status_counts,
                 iterations: 412,
                 evaluations: 530,
+                start_evaluations: 9000,
             },
             backend: BackendReport {
                 kind: "cpu".into(),

@@ -1,0 +1,173 @@
+// Objective and gradient of the LoopLM law for a batch of parameter vectors.
+//
+// L = E + A (n + t1)^-alpha + B (d + t2)^-beta + C (T + t3)^-gamma
+//
+// One invocation is one parameter vector (a "start"); a workgroup is 64
+// starts. The workgroup walks over tiles of points: each tile is loaded
+// into workgroup memory once and then read by all 64 starts, so every
+// point fetched from memory serves the whole workgroup.
+//
+// The law is separable: the N and T terms are constant within a
+// configuration, so per point only v = (d + t2)^-beta costs one log and one
+// exp. Per configuration the kernel keeps five running sums (objective,
+// and sum g, g v, g v ln(d+t2), g v/(d+t2) with g = w rho'(r) dr/dpred) and
+// turns them into the ten gradient entries when the configuration ends.
+//
+// Output: per (workgroup slot, start) 12 floats: objective, 10 gradient
+// entries, and the number of points where the law was undefined (log of
+// a non-positive prediction, or d + t2 <= 0). A second pass (reduce.wgsl)
+// adds the slots up.
+
+struct Meta {
+    // Points in this chunk.
+    n_points: u32,
+    // Workgroups along x: slot g handles tiles g, g + n_groups, ...
+    n_groups: u32,
+    // Stride (in starts) of the partial-sum records.
+    k_stride: u32,
+    // Index of this chunk's first slot in the partial-sum buffer.
+    slot_base: u32,
+    // 0 = mse, 1 = huber.
+    loss: u32,
+    // 0 = linear, 1 = log.
+    space: u32,
+    delta: f32,
+    _pad: u32,
+}
+
+struct Batch {
+    // Starts in this dispatch, and the first one's index in `params`.
+    k: u32,
+    k_offset: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+// (d, y, w, configuration index as bits) per point.
+@group(0) @binding(0) var<storage, read> points: array<vec4<f32>>;
+// (n, T) per configuration.
+@group(0) @binding(1) var<storage, read> configs: array<vec2<f32>>;
+// 10 internal parameters per start.
+@group(0) @binding(2) var<storage, read> params: array<f32>;
+@group(0) @binding(3) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(4) var<uniform> meta: Meta;
+@group(1) @binding(0) var<uniform> batch: Batch;
+
+const WG: u32 = 64u;
+const TILE: u32 = 256u;
+const RECORD: u32 = 12u;
+const NO_CONFIG: u32 = 0xffffffffu;
+
+var<workgroup> tile: array<vec4<f32>, TILE>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let k = wid.y * WG + lid.x;
+    let active = k < batch.k;
+    var p: array<f32, 10>;
+    for (var i = 0u; i < 10u; i++) {
+        p[i] = select(0.0, params[(batch.k_offset + min(k, batch.k - 1u)) * 10u + i], active);
+    }
+    let e = p[0]; let a = p[1]; let alpha = p[2]; let t1 = p[3];
+    let b = p[4]; let beta = p[5]; let t2 = p[6];
+    let c = p[7]; let gamma = p[8]; let t3 = p[9];
+
+    // Whole-fit accumulators: objective, gradient, undefined points.
+    var acc: array<f32, 12>;
+    for (var i = 0u; i < 12u; i++) { acc[i] = 0.0; }
+    // Running sums of the current configuration.
+    var sf = 0.0; var s0 = 0.0; var sv = 0.0; var sl = 0.0; var sq = 0.0;
+    // Constants of the current configuration.
+    var cfg = NO_CONFIG;
+    var un = 0.0; var ln_n = 0.0; var xn = 1.0;
+    var ut = 0.0; var ln_t = 0.0; var xt = 1.0;
+    var base = 0.0;
+
+    let n_tiles = (meta.n_points + TILE - 1u) / TILE;
+    for (var t = wid.x; t < n_tiles; t += meta.n_groups) {
+        for (var j = lid.x; j < TILE; j += WG) {
+            let idx = t * TILE + j;
+            if (idx < meta.n_points) { tile[j] = points[idx]; }
+        }
+        workgroupBarrier();
+        let count = min(TILE, meta.n_points - t * TILE);
+        for (var j = 0u; j < count; j++) {
+            let pt = tile[j];
+            let pc = bitcast<u32>(pt.w);
+            if (pc != cfg) {
+                // Close the previous configuration (uniform across the
+                // workgroup: every invocation sees the same points).
+                acc[0] += sf;
+                acc[1] += s0;
+                acc[2] += s0 * un;
+                acc[3] -= s0 * a * un * ln_n;
+                acc[4] -= s0 * alpha * a * un / xn;
+                acc[5] += sv;
+                acc[6] -= b * sl;
+                acc[7] -= beta * b * sq;
+                acc[8] += s0 * ut;
+                acc[9] -= s0 * c * ut * ln_t;
+                acc[10] -= s0 * gamma * c * ut / xt;
+                sf = 0.0; s0 = 0.0; sv = 0.0; sl = 0.0; sq = 0.0;
+                cfg = pc;
+                let nt = configs[pc];
+                xn = nt.x + t1;
+                ln_n = log(xn);
+                un = exp(-alpha * ln_n);
+                xt = nt.y + t3;
+                ln_t = log(xt);
+                ut = exp(-gamma * ln_t);
+                base = e + a * un + c * ut;
+            }
+            let x = pt.x + t2;
+            var ok = x > 0.0;
+            let lx = log(select(1.0, x, ok));
+            let v = exp(-beta * lx);
+            let pred = base + b * v;
+            var r = pred - pt.y;
+            var drdp = 1.0;
+            if (meta.space == 1u) {
+                ok = ok && pred > 0.0;
+                r = log(select(1.0, pred, ok)) - pt.y;
+                drdp = 1.0 / pred;
+            }
+            var rho = 0.5 * r * r;
+            var drho = r;
+            if (meta.loss == 1u) {
+                let ar = abs(r);
+                let inside = ar <= meta.delta;
+                rho = select(meta.delta * (ar - 0.5 * meta.delta), rho, inside);
+                drho = select(meta.delta * sign(r), r, inside);
+            }
+            // Undefined points are counted and contribute nothing, so the
+            // sums stay finite and the host decides what they mean.
+            let w = select(0.0, pt.z, ok);
+            acc[11] += select(pt.z, 0.0, ok);
+            let g = w * drho * drdp;
+            sf += w * rho;
+            s0 += g;
+            let gv = g * v;
+            sv += gv;
+            sl += gv * lx;
+            sq += gv / x;
+        }
+        workgroupBarrier();
+    }
+    acc[0] += sf;
+    acc[1] += s0;
+    acc[2] += s0 * un;
+    acc[3] -= s0 * a * un * ln_n;
+    acc[4] -= s0 * alpha * a * un / xn;
+    acc[5] += sv;
+    acc[6] -= b * sl;
+    acc[7] -= beta * b * sq;
+    acc[8] += s0 * ut;
+    acc[9] -= s0 * c * ut * ln_t;
+    acc[10] -= s0 * gamma * c * ut / xt;
+    if (active) {
+        let rec = ((meta.slot_base + wid.x) * meta.k_stride + k) * RECORD;
+        for (var i = 0u; i < RECORD; i++) {
+            partials[rec + i] = acc[i];
+        }
+    }
+}
