@@ -50,7 +50,7 @@ struct Batch {
 // 10 internal parameters per start.
 @group(0) @binding(2) var<storage, read> params: array<f32>;
 @group(0) @binding(3) var<storage, read_write> partials: array<f32>;
-@group(0) @binding(4) var<uniform> meta: Meta;
+@group(0) @binding(4) var<uniform> chunk: Meta;
 @group(1) @binding(0) var<uniform> batch: Batch;
 
 const WG: u32 = 64u;
@@ -63,10 +63,10 @@ var<workgroup> tile: array<vec4<f32>, TILE>;
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let k = wid.y * WG + lid.x;
-    let active = k < batch.k;
+    let live = k < batch.k;
     var p: array<f32, 10>;
     for (var i = 0u; i < 10u; i++) {
-        p[i] = select(0.0, params[(batch.k_offset + min(k, batch.k - 1u)) * 10u + i], active);
+        p[i] = select(0.0, params[(batch.k_offset + min(k, batch.k - 1u)) * 10u + i], live);
     }
     let e = p[0]; let a = p[1]; let alpha = p[2]; let t1 = p[3];
     let b = p[4]; let beta = p[5]; let t2 = p[6];
@@ -83,14 +83,14 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     var ut = 0.0; var ln_t = 0.0; var xt = 1.0;
     var base = 0.0;
 
-    let n_tiles = (meta.n_points + TILE - 1u) / TILE;
-    for (var t = wid.x; t < n_tiles; t += meta.n_groups) {
+    let n_tiles = (chunk.n_points + TILE - 1u) / TILE;
+    for (var t = wid.x; t < n_tiles; t += chunk.n_groups) {
         for (var j = lid.x; j < TILE; j += WG) {
             let idx = t * TILE + j;
-            if (idx < meta.n_points) { tile[j] = points[idx]; }
+            if (idx < chunk.n_points) { tile[j] = points[idx]; }
         }
         workgroupBarrier();
-        let count = min(TILE, meta.n_points - t * TILE);
+        let count = min(TILE, chunk.n_points - t * TILE);
         for (var j = 0u; j < count; j++) {
             let pt = tile[j];
             let pc = bitcast<u32>(pt.w);
@@ -126,18 +126,18 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             let pred = base + b * v;
             var r = pred - pt.y;
             var drdp = 1.0;
-            if (meta.space == 1u) {
+            if (chunk.space == 1u) {
                 ok = ok && pred > 0.0;
                 r = log(select(1.0, pred, ok)) - pt.y;
                 drdp = 1.0 / pred;
             }
             var rho = 0.5 * r * r;
             var drho = r;
-            if (meta.loss == 1u) {
+            if (chunk.loss == 1u) {
                 let ar = abs(r);
-                let inside = ar <= meta.delta;
-                rho = select(meta.delta * (ar - 0.5 * meta.delta), rho, inside);
-                drho = select(meta.delta * sign(r), r, inside);
+                let inside = ar <= chunk.delta;
+                rho = select(chunk.delta * (ar - 0.5 * chunk.delta), rho, inside);
+                drho = select(chunk.delta * sign(r), r, inside);
             }
             // Undefined points are counted and contribute nothing, so the
             // sums stay finite and the host decides what they mean.
@@ -164,8 +164,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     acc[8] += s0 * ut;
     acc[9] -= s0 * c * ut * ln_t;
     acc[10] -= s0 * gamma * c * ut / xt;
-    if (active) {
-        let rec = ((meta.slot_base + wid.x) * meta.k_stride + k) * RECORD;
+    if (live) {
+        let rec = ((chunk.slot_base + wid.x) * chunk.k_stride + k) * RECORD;
         for (var i = 0u; i < RECORD; i++) {
             partials[rec + i] = acc[i];
         }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use indexmap::IndexMap;
 
-use crate::backend::{Backend, Eval, Prepared};
+use crate::backend::{Backend, CpuBackend, Eval, Prepared};
 use crate::data::Dataset;
 use crate::law::{
     FreeSpace, LawKind, ParamSpec, A, ALPHA, B, BETA, C, GAMMA, NP, PARAM_NAMES, T1, T2, T3,
@@ -173,6 +173,70 @@ impl BatchObjective for LawProblem<'_> {
     }
 }
 
+/// Starts refined in f64 after a single-precision fit: always the best
+/// few, and up to a cap those whose f32 objective is close to the best
+/// (they would count as having reached it with f64 accuracy).
+const POLISH_ALWAYS: usize = 4;
+const POLISH_MAX: usize = 16;
+const POLISH_RTOL: f64 = 1e-4;
+
+/// Refine the best starts of a single-precision fit on the CPU in f64:
+/// f32 objectives stop resolving progress near 1e-7 relative, while the
+/// reported optimum should be as exact as a CPU fit's. Returns how many
+/// were refined and the batched calls used.
+fn polish(
+    space: &FreeSpace,
+    prepared: &Prepared,
+    lbfgs: &optim::Options,
+    outcomes: &mut [Outcome],
+) -> anyhow::Result<(usize, usize)> {
+    let mut order: Vec<usize> = (0..outcomes.len())
+        .filter(|&i| outcomes[i].f.is_finite())
+        .collect();
+    order.sort_by(|&a, &b| outcomes[a].f.total_cmp(&outcomes[b].f));
+    let Some(&best) = order.first() else {
+        return Ok((0, 0));
+    };
+    let near = outcomes[best].f.abs() * (1.0 + POLISH_RTOL);
+    let keep = order.iter().take_while(|&&i| outcomes[i].f <= near).count();
+    order.truncate(keep.clamp(POLISH_ALWAYS, POLISH_MAX));
+    let mut cpu = CpuBackend::new(prepared.clone());
+    let mut problem = LawProblem {
+        space,
+        backend: &mut cpu,
+        params: Vec::new(),
+        evals: Vec::new(),
+    };
+    let x0: Vec<Vec<f64>> = order.iter().map(|&i| outcomes[i].x.clone()).collect();
+    let (refined, calls) = optim::minimize_batch(&mut problem, &x0, lbfgs, |_| {})
+        .context("refining on the CPU failed")?;
+    for (&i, r) in order.iter().zip(refined) {
+        let o = &mut outcomes[i];
+        o.iterations += r.iterations;
+        o.evaluations += r.evaluations;
+        o.x = r.x;
+        o.f = r.f;
+        o.status = r.status;
+    }
+    // Every other start's final objective in f64 too, so that counting
+    // the starts at the best compares like with like.
+    let rest: Vec<usize> = (0..outcomes.len()).filter(|i| !order.contains(i)).collect();
+    if !rest.is_empty() {
+        let dim = space.dim();
+        let xs: Vec<f64> = rest
+            .iter()
+            .flat_map(|&i| outcomes[i].x.iter().copied())
+            .collect();
+        let mut f = vec![0.0; rest.len()];
+        let mut g = vec![0.0; rest.len() * dim];
+        problem.evaluate(&rest, &xs, &mut f, &mut g)?;
+        for (&i, v) in rest.iter().zip(f) {
+            outcomes[i].f = v;
+        }
+    }
+    Ok((order.len(), calls + 1))
+}
+
 /// Fit the law to `ds` on `backend`, which must have been built from
 /// `Prepared::new(ds, opts.objective)`.
 pub fn fit(
@@ -210,14 +274,23 @@ pub fn fit(
         None => optim::grid_starts(&space, prepared),
     };
     let info = backend.info();
+    let single_precision = backend.single_precision();
     let mut problem = LawProblem {
         space: &space,
         backend,
         params: Vec::new(),
         evals: Vec::new(),
     };
-    let (outcomes, calls) = optim::minimize_batch(&mut problem, &x0, &opts.lbfgs, progress)
+    let (mut outcomes, mut calls) = optim::minimize_batch(&mut problem, &x0, &opts.lbfgs, progress)
         .context("optimisation failed")?;
+    let mut notes = notes;
+    if single_precision {
+        let (m, polish_calls) = polish(&space, prepared, &opts.lbfgs, &mut outcomes)?;
+        calls += polish_calls;
+        notes.push(format!(
+            "the best {m} starts were refined on the CPU in f64"
+        ));
+    }
     let seconds = started.elapsed().as_secs_f64();
 
     let best = outcomes

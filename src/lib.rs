@@ -7,6 +7,7 @@
 //! [`report`] writes the results.
 
 pub mod backend;
+pub mod bench;
 pub mod data;
 pub mod fit;
 pub mod law;

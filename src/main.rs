@@ -6,7 +6,8 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use sweepfit::backend::{CpuBackend, Prepared};
+use sweepfit::backend::gpu::{self, AdapterSummary};
+use sweepfit::backend::{self, BackendChoice, Prepared};
 use sweepfit::data::{self, Dataset, Filter, ReadOptions};
 use sweepfit::fit::{self, FitOptions, FitOutput};
 use sweepfit::law::{LawKind, PARAM_NAMES};
@@ -35,6 +36,28 @@ enum Command {
     Simulate(SimulateArgs),
     /// Simulate the 20-curve LoopLM sweep in memory and fit it.
     Demo(DemoArgs),
+    /// List the GPU adapters wgpu can see, with the limits that matter here.
+    Devices(DevicesArgs),
+    /// Time the backends: evaluation throughput, per-call overhead and
+    /// end-to-end fits on the CPU and the GPU.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct DevicesArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct BackendArgs {
+    /// Where to evaluate the objective: auto uses a hardware GPU when there
+    /// is one and the CPU otherwise; gpu accepts any adapter (software ones
+    /// too) and fails without one; cpu uses all cores in f64. The adapter
+    /// can be steered with WGPU_BACKEND, WGPU_ADAPTER_NAME and WGPU_POWER_PREF.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    backend: BackendChoice,
 }
 
 #[derive(Args)]
@@ -59,6 +82,8 @@ struct FitArgs {
     filter: FilterArgs,
     #[command(flatten)]
     fit: FitFlags,
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 #[derive(Args)]
@@ -153,6 +178,8 @@ struct DemoArgs {
     force: bool,
     #[command(flatten)]
     sim: SimFlags,
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 fn parse_fix(s: &str) -> Result<(String, f64), String> {
@@ -173,6 +200,8 @@ fn main() {
         Command::Fit(a) => cmd_fit(a),
         Command::Simulate(a) => cmd_simulate(a),
         Command::Demo(a) => cmd_demo(a),
+        Command::Devices(a) => cmd_devices(a),
+        Command::Bench(a) => cmd_bench(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -241,15 +270,36 @@ fn check_out_dir(dir: &Path, force: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Fit on the CPU with a progress bar on the terminal.
-fn run_fit(ds: &Dataset, opts: &FitOptions) -> anyhow::Result<FitOutput> {
+/// Fit with a progress bar on the terminal. With `auto`, a GPU that fails
+/// mid-fit (device lost, out of memory) hands the fit to the CPU.
+fn run_fit(ds: &Dataset, opts: &FitOptions, choice: BackendChoice) -> anyhow::Result<FitOutput> {
     let prepared = Prepared::new(ds, opts.objective);
-    let mut backend = CpuBackend::new(prepared.clone());
+    let (mut backend, note) = backend::create(choice, &prepared)?;
+    if let Some(n) = note {
+        eprintln!("{n}");
+    }
+    let result = fit_with_bar(ds, &prepared, opts, backend.as_mut());
+    match result {
+        Err(e) if choice == BackendChoice::Auto && backend.info().kind == "gpu" => {
+            eprintln!("warning: the GPU fit failed ({e:#}); fitting on the CPU instead");
+            let mut cpu = backend::CpuBackend::new(prepared.clone());
+            fit_with_bar(ds, &prepared, opts, &mut cpu)
+        }
+        other => other,
+    }
+}
+
+fn fit_with_bar(
+    ds: &Dataset,
+    prepared: &Prepared,
+    opts: &FitOptions,
+    backend: &mut dyn backend::Backend,
+) -> anyhow::Result<FitOutput> {
     let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("static template"),
     );
-    let out = fit::fit(ds, &prepared, opts, &mut backend, |p: Progress| {
+    let out = fit::fit(ds, prepared, opts, backend, |p: Progress| {
         bar.set_message(format!(
             "iteration {} · {} starts active · best objective {:.6e}",
             p.iteration, p.active, p.best
@@ -258,6 +308,38 @@ fn run_fit(ds: &Dataset, opts: &FitOptions) -> anyhow::Result<FitOutput> {
     });
     bar.finish_and_clear();
     out
+}
+
+fn cmd_devices(a: DevicesArgs) -> anyhow::Result<()> {
+    let inst = gpu::instance();
+    let adapters: Vec<AdapterSummary> = gpu::all_adapters(&inst)
+        .iter()
+        .map(AdapterSummary::of)
+        .collect();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&adapters)?);
+        return Ok(());
+    }
+    if adapters.is_empty() {
+        println!("no GPU adapters found (the CPU backend is always available)");
+        return Ok(());
+    }
+    for (i, ad) in adapters.iter().enumerate() {
+        println!("[{i}] {}", ad.name);
+        println!(
+            "    backend {}, {}, driver {} {}",
+            ad.backend, ad.device_type, ad.driver, ad.driver_info
+        );
+        println!(
+            "    max storage binding {} MiB, max buffer {} MiB, max workgroups per dimension {}, workgroup storage {} KiB, invocations per workgroup {}",
+            ad.max_storage_buffer_binding_size >> 20,
+            ad.max_buffer_size >> 20,
+            ad.max_compute_workgroups_per_dimension,
+            ad.max_compute_workgroup_storage_size >> 10,
+            ad.max_compute_invocations_per_workgroup
+        );
+    }
+    Ok(())
 }
 
 fn write_outputs(dir: &Path, ds: &Dataset, out: &FitOutput) -> anyhow::Result<()> {
@@ -292,7 +374,7 @@ fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
     if ds.points() == 0 {
         bail!("no points left after --min-tokens/--max-tokens/--stride");
     }
-    let out = run_fit(&ds, &opts)?;
+    let out = run_fit(&ds, &opts, a.backend.backend)?;
     println!("{}", report::summary(&out.report));
     write_outputs(&a.out, &ds, &out)?;
     if a.save_starts {
@@ -343,7 +425,7 @@ fn cmd_demo(a: DemoArgs) -> anyhow::Result<()> {
         o.noise,
         optim::MIN_GRID
     );
-    let out = run_fit(&ds, &FitOptions::default())?;
+    let out = run_fit(&ds, &FitOptions::default(), a.backend.backend)?;
     println!("{}", report::summary(&out.report));
     let truth = simulate::looplm20_truth();
     println!(
@@ -362,6 +444,60 @@ fn cmd_demo(a: DemoArgs) -> anyhow::Result<()> {
     }
     if let Some(dir) = &a.out {
         write_outputs(dir, &ds, &out)?;
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Small grid for a smoke test: points 1e4,1e5, starts 1,128, 0.2 s cells.
+    #[arg(long)]
+    quick: bool,
+    /// Sweep sizes in points, comma-separated [default: 1e4,1e5,1e6,1e7].
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = sweepfit::bench::parse_count)]
+    points: Option<Vec<usize>>,
+    /// Parameter vectors per evaluation, comma-separated [default: 1,16,128,1024,4096].
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = sweepfit::bench::parse_count)]
+    starts: Option<Vec<usize>>,
+    /// Time each cell for about this long after one warm-up [default: 0.5, --quick 0.2].
+    #[arg(long, value_name = "S")]
+    seconds_per_cell: Option<f64>,
+    /// Skip cells that smaller cells say would take longer per evaluation.
+    #[arg(long, value_name = "S", default_value_t = 2.0)]
+    max_eval_seconds: f64,
+    /// Skip the end-to-end fits (demo sweep, Pythia sweep).
+    #[arg(long)]
+    no_fits: bool,
+    /// Bench the CPU only.
+    #[arg(long)]
+    no_gpu: bool,
+    /// Also write the results as JSON to FILE; with '-', the JSON goes to
+    /// stdout and the table to stderr.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+fn cmd_bench(a: BenchArgs) -> anyhow::Result<()> {
+    use sweepfit::bench;
+    let mut o = if a.quick {
+        bench::BenchOptions::quick()
+    } else {
+        bench::BenchOptions::full()
+    };
+    o.points = a.points.unwrap_or(o.points);
+    o.starts = a.starts.unwrap_or(o.starts);
+    o.seconds_per_cell = a.seconds_per_cell.unwrap_or(o.seconds_per_cell);
+    o.max_eval_seconds = a.max_eval_seconds;
+    o.fits = !a.no_fits;
+    o.gpu = !a.no_gpu;
+    let report = bench::run(&o)?;
+    let table = bench::render(&report);
+    match &a.json {
+        Some(p) if p.as_os_str() == "-" => eprint!("{table}"),
+        _ => print!("{table}"),
+    }
+    if let Some(p) = &a.json {
+        bench::write_json(p, &report)?;
     }
     Ok(())
 }

@@ -4,9 +4,11 @@
 
 mod cpu;
 mod fastmath;
+pub mod gpu;
 mod prepared;
 
-pub use cpu::CpuBackend;
+pub use cpu::{CpuBackend, CpuLayout};
+pub use gpu::GpuBackend;
 pub use prepared::Prepared;
 
 use crate::law::NP;
@@ -42,7 +44,49 @@ pub struct BackendInfo {
 pub trait Backend {
     fn info(&self) -> BackendInfo;
 
+    /// Whether values are computed in single precision (f32): a fit on
+    /// such a backend polishes its best starts on the CPU in f64.
+    fn single_precision(&self) -> bool {
+        false
+    }
+
     /// For each internal parameter vector in `params`, the weighted-mean
     /// objective and its gradient. `out.len() == params.len()`.
     fn evaluate(&mut self, params: &[[f64; NP]], out: &mut [Eval]) -> anyhow::Result<()>;
+}
+
+/// Which backend to fit on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendChoice {
+    /// A hardware GPU when there is one, else the CPU.
+    Auto,
+    /// Any GPU adapter, software ones included; an error when there is none.
+    Gpu,
+    /// The CPU backend (f64, all cores).
+    Cpu,
+}
+
+/// Build the backend for `choice` on `data`. The note says what `auto`
+/// chose and why.
+pub fn create(
+    choice: BackendChoice,
+    data: &Prepared,
+) -> anyhow::Result<(Box<dyn Backend>, Option<String>)> {
+    match choice {
+        BackendChoice::Cpu => Ok((Box::new(CpuBackend::new(data.clone())), None)),
+        BackendChoice::Gpu => Ok((
+            Box::new(GpuBackend::new(data, gpu::AdapterFilter::Any)?),
+            None,
+        )),
+        BackendChoice::Auto => match GpuBackend::new(data, gpu::AdapterFilter::Hardware) {
+            Ok(g) => {
+                let note = format!("backend auto: using the GPU {}", g.adapter().short());
+                Ok((Box::new(g), Some(note)))
+            }
+            Err(e) => {
+                let note = format!("backend auto: using the CPU ({e:#})");
+                Ok((Box::new(CpuBackend::new(data.clone())), Some(note)))
+            }
+        },
+    }
 }

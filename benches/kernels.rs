@@ -1,0 +1,88 @@
+//! Criterion benches of Backend::evaluate (value + full gradient) on
+//! simulated looplm20 sweeps: throughput in point-evaluations
+//! (points x starts) per second, on the CPU and, when wgpu finds an
+//! adapter, on the GPU. `sweepfit bench` covers the full grid and fits;
+//! these are for tracking the kernels between commits.
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+use sweepfit::backend::gpu::{self, AdapterFilter};
+use sweepfit::backend::{Backend, CpuBackend, Eval, GpuBackend};
+use sweepfit::bench::{perturbed_params, synthetic_sweep};
+
+/// (points, starts): a single start on a small sweep (the per-call cost
+/// dominates) and a fit-sized batch.
+const SIZES: [(usize, usize); 2] = [(10_000, 1), (100_000, 128)];
+/// Only on a hardware GPU: a software adapter takes seconds per call here.
+const LARGE: (usize, usize) = (1_000_000, 1024);
+
+fn label((points, starts): (usize, usize)) -> String {
+    format!("{points}x{starts}")
+}
+
+fn bench_backend(
+    c: &mut Criterion,
+    group: &str,
+    sizes: &[(usize, usize)],
+    mut make: impl FnMut(usize) -> Option<Box<dyn Backend>>,
+) {
+    let mut g = c.benchmark_group(group);
+    for &(points, starts) in sizes {
+        let Some(mut backend) = make(points) else {
+            continue;
+        };
+        let params = perturbed_params(&synthetic_sweep(points), starts, 0);
+        let mut out = vec![Eval::ZERO; starts];
+        g.throughput(Throughput::Elements((points * starts) as u64));
+        g.bench_function(BenchmarkId::from_parameter(label((points, starts))), |b| {
+            b.iter(|| backend.evaluate(&params, &mut out).expect("evaluate"))
+        });
+    }
+    g.finish();
+}
+
+fn cpu(c: &mut Criterion) {
+    bench_backend(c, "evaluate/cpu", &SIZES, |points| {
+        Some(Box::new(CpuBackend::new(synthetic_sweep(points))))
+    });
+}
+
+fn gpu(c: &mut Criterion) {
+    let adapter = match gpu::select_adapter(&gpu::instance(), AdapterFilter::Any) {
+        Ok(a) => a,
+        Err(e) => {
+            println!("evaluate/gpu: skipped, {e:#}");
+            return;
+        }
+    };
+    let software = adapter.get_info().device_type == wgpu::DeviceType::Cpu;
+    let mut sizes = SIZES.to_vec();
+    if !software {
+        sizes.push(LARGE);
+    }
+    bench_backend(
+        c,
+        "evaluate/gpu",
+        &sizes,
+        |points| match GpuBackend::on_adapter(&adapter, &synthetic_sweep(points), None) {
+            Ok(g) => Some(Box::new(g)),
+            Err(e) => {
+                println!("evaluate/gpu {points} points: skipped, {e:#}");
+                None
+            }
+        },
+    );
+}
+
+criterion_group! {
+    name = benches;
+    // Few, short samples: these run on 2-core CI machines too.
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = cpu, gpu
+}
+criterion_main!(benches);

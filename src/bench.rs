@@ -1,0 +1,1051 @@
+//! `sweepfit bench`: how fast the backends evaluate the objective and its
+//! gradient as the work grows, their fixed cost per call, and how long
+//! whole fits take on each.
+//!
+//! A point-evaluation is one point for one parameter vector (value and full
+//! gradient). Throughput cells run on simulated looplm20 sweeps; a cell is
+//! skipped, not run, when smaller cells say one evaluation would take longer
+//! than the budget, so the full grid finishes on slow machines too.
+
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::backend::gpu::{self, AdapterFilter, AdapterSummary};
+use crate::backend::{Backend, CpuBackend, Eval, GpuBackend, Prepared};
+use crate::data::{self, Dataset, Filter, ReadOptions};
+use crate::fit::{self, FitOptions};
+use crate::law::NP;
+use crate::objective::Objective;
+use crate::report::format_count;
+use crate::simulate::{self, SimOptions, LOOPLM20_N, LOOPLM20_T};
+
+/// Curves of the looplm20 sweep: points per curve = points / this.
+const CURVES: usize = LOOPLM20_N.len() * LOOPLM20_T.len();
+/// Relative size of the per-start parameter perturbations.
+const PERTURBATION: f64 = 0.02;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchOptions {
+    /// Sweep sizes of the throughput grid, in points.
+    pub points: Vec<usize>,
+    /// Parameter vectors per evaluation of the throughput grid.
+    pub starts: Vec<usize>,
+    /// Timed evaluations of a cell repeat until this much time has passed.
+    pub seconds_per_cell: f64,
+    /// Skip cells estimated to take longer than this per evaluation.
+    pub max_eval_seconds: f64,
+    /// Sweep size of the per-dispatch overhead measurement (1 start).
+    pub overhead_points: usize,
+    /// Run the end-to-end fits.
+    pub fits: bool,
+    /// Bench the GPU when there is an adapter.
+    pub gpu: bool,
+    /// Manifest of the Pythia sweep (its logs live in ../shared/data).
+    pub pythia_manifest: PathBuf,
+    /// Draw a progress bar on stderr (hidden when it is not a terminal).
+    pub progress: bool,
+}
+
+impl BenchOptions {
+    pub fn full() -> BenchOptions {
+        BenchOptions {
+            points: vec![10_000, 100_000, 1_000_000, 10_000_000],
+            starts: vec![1, 16, 128, 1024, 4096],
+            seconds_per_cell: 0.5,
+            max_eval_seconds: 2.0,
+            overhead_points: 1000,
+            fits: true,
+            gpu: true,
+            pythia_manifest: default_pythia_manifest(),
+            progress: true,
+        }
+    }
+
+    /// A small grid and short cells, for smoke tests.
+    pub fn quick() -> BenchOptions {
+        BenchOptions {
+            points: vec![10_000, 100_000],
+            starts: vec![1, 128],
+            seconds_per_cell: 0.2,
+            ..BenchOptions::full()
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.points.is_empty() || self.starts.is_empty() {
+            bail!("--points and --starts need at least one value each");
+        }
+        if self.points.iter().chain(&self.starts).any(|&v| v == 0) {
+            bail!("--points and --starts must be positive");
+        }
+        for (name, v) in [
+            ("--seconds-per-cell", self.seconds_per_cell),
+            ("--max-eval-seconds", self.max_eval_seconds),
+        ] {
+            if !(v >= 0.0 && v.is_finite()) {
+                bail!("{name} must be a non-negative number, got {v}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The repository's Pythia manifest: the benchmark is run from a checkout,
+/// so the source location works from any directory.
+pub fn default_pythia_manifest() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/pythia_manifest.csv")
+}
+
+/// A count such as "1000", "1e6" or "2.5e4" (clap value parser).
+pub fn parse_count(s: &str) -> Result<usize, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number"))?;
+    if !(v >= 1.0 && v.fract() == 0.0 && v <= 1e15) {
+        return Err(format!("'{s}' is not a positive whole number"));
+    }
+    Ok(v as usize)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Skipped,
+    Failed,
+}
+
+/// One backend on one (points, starts) cell.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    /// "cpu" or "gpu".
+    pub backend: String,
+    pub device: String,
+    pub points: usize,
+    pub starts: usize,
+    pub status: Status,
+    /// Timed evaluations (after one warm-up).
+    pub evaluations: usize,
+    pub seconds_per_eval: Option<f64>,
+    pub point_evals_per_second: Option<f64>,
+    /// For skipped cells: the estimate that exceeded the budget.
+    pub estimated_seconds_per_eval: Option<f64>,
+    /// GPU rows: GPU point-evals/s divided by the CPU's on the same cell
+    /// (above 1: the GPU is faster).
+    pub gpu_speedup: Option<f64>,
+    pub note: Option<String>,
+}
+
+/// One end-to-end fit on one backend.
+#[derive(Debug, Clone, Serialize)]
+pub struct FitRun {
+    pub sweep: String,
+    pub backend: String,
+    pub status: Status,
+    pub points: Option<usize>,
+    pub starts: Option<usize>,
+    /// Building the backend (GPU: device, pipelines, upload).
+    pub setup_seconds: Option<f64>,
+    /// fit::fit, the optimisation alone.
+    pub seconds: Option<f64>,
+    pub best_objective: Option<f64>,
+    pub at_best: Option<usize>,
+    /// GPU rows: CPU seconds divided by GPU seconds (above 1: GPU faster).
+    pub gpu_speedup: Option<f64>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GpuStatus {
+    /// The adapter benched, as "name (type, API)"; None without one.
+    pub device: Option<String>,
+    /// Why there is no GPU column.
+    pub unavailable: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub points: Vec<usize>,
+    pub starts: Vec<usize>,
+    pub seconds_per_cell: f64,
+    pub max_eval_seconds: f64,
+    pub overhead_points: usize,
+    pub fits: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuStatus {
+    /// Rayon threads the CPU backend uses.
+    pub threads: usize,
+}
+
+/// Everything `sweepfit bench --json` writes.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// UTC, "YYYY-MM-DD HH:MM UTC".
+    pub date: String,
+    pub sweepfit_version: String,
+    pub cpu: CpuStatus,
+    pub gpu: GpuStatus,
+    pub settings: Settings,
+    /// One start on a tiny sweep: the fixed cost of one optimiser iteration.
+    pub overhead: Vec<Measurement>,
+    pub throughput: Vec<Measurement>,
+    pub fits: Vec<FitRun>,
+}
+
+/// The looplm20 sweep with about `points` points (a multiple of 20),
+/// prepared for the default objective.
+pub fn synthetic_sweep(points: usize) -> Prepared {
+    let ds = synthetic_dataset(points);
+    Prepared::new(&ds, Objective::default())
+}
+
+fn synthetic_dataset(points: usize) -> Dataset {
+    simulate::simulate_looplm20(&SimOptions {
+        points_per_curve: (points / CURVES).max(1),
+        ..SimOptions::default()
+    })
+}
+
+/// `k` internal parameter vectors near the simulated truth: the first is
+/// the truth, the others differ by up to 2% in every entry, so no two
+/// starts do the same arithmetic.
+pub fn perturbed_params(data: &Prepared, k: usize, seed: u64) -> Vec<[f64; NP]> {
+    let truth = data.scale.to_internal(&simulate::looplm20_truth());
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..k)
+        .map(|i| {
+            let mut p = truth;
+            if i > 0 {
+                for v in &mut p {
+                    *v *= 1.0 + PERTURBATION * rng.random_range(-1.0..=1.0);
+                }
+            }
+            p
+        })
+        .collect()
+}
+
+/// One warm-up evaluation (sizes GPU buffers, warms caches), then timed
+/// repeats until `seconds` have passed, at least one. Returns the number of
+/// timed evaluations and the mean seconds per evaluation.
+fn time_evaluations(
+    backend: &mut dyn Backend,
+    params: &[[f64; NP]],
+    seconds: f64,
+) -> anyhow::Result<(usize, f64)> {
+    let mut out = vec![Eval::ZERO; params.len()];
+    backend.evaluate(params, &mut out)?;
+    if let Some(i) = out.iter().position(|e| !e.is_finite()) {
+        bail!("start {i}: non-finite objective or gradient near the simulated truth");
+    }
+    let t0 = Instant::now();
+    let mut n = 0;
+    loop {
+        backend.evaluate(params, &mut out)?;
+        n += 1;
+        if t0.elapsed().as_secs_f64() >= seconds {
+            break;
+        }
+    }
+    Ok((n, t0.elapsed().as_secs_f64() / n as f64))
+}
+
+/// Cells measured so far on one backend, to decide whether a larger one
+/// fits the budget.
+#[derive(Default)]
+struct History {
+    /// (points, starts, seconds per evaluation)
+    measured: Vec<(usize, usize, f64)>,
+}
+
+impl History {
+    /// None: run the cell. Some(estimate, reason): skip it. Time per
+    /// evaluation grows with points and starts, so a smaller cell over the
+    /// budget rules a larger one out. Otherwise the time is scaled linearly
+    /// from the largest smaller cells only (none of them dominated by
+    /// another): small cells that fit in cache run faster per
+    /// point-evaluation and would underestimate; of those, the lowest.
+    fn over_budget(
+        &self,
+        points: usize,
+        starts: usize,
+        budget: f64,
+    ) -> Option<(Option<f64>, String)> {
+        let smaller = || {
+            self.measured
+                .iter()
+                .filter(move |(p, s, _)| *p <= points && *s <= starts)
+        };
+        if let Some((p, s, t)) = smaller().find(|(_, _, t)| *t > budget) {
+            return Some((
+                None,
+                format!(
+                    "the smaller cell {} x {} already took {} per evaluation",
+                    format_count(*p as f64),
+                    s,
+                    fmt_time(*t)
+                ),
+            ));
+        }
+        let dominated = |a: &(usize, usize, f64)| {
+            smaller().any(|b| b.0 >= a.0 && b.1 >= a.1 && (b.0, b.1) != (a.0, a.1))
+        };
+        let est = smaller()
+            .filter(|a| !dominated(a))
+            .map(|(p, s, t)| t * (points as f64 / *p as f64) * (starts as f64 / *s as f64))
+            .fold(f64::INFINITY, f64::min);
+        (est.is_finite() && est > budget).then(|| {
+            (
+                Some(est),
+                format!(
+                    "estimated {} per evaluation > budget {}",
+                    fmt_time(est),
+                    fmt_time(budget)
+                ),
+            )
+        })
+    }
+}
+
+fn row(backend: &str, device: &str, points: usize, starts: usize, status: Status) -> Measurement {
+    Measurement {
+        backend: backend.into(),
+        device: device.into(),
+        points,
+        starts,
+        status,
+        evaluations: 0,
+        seconds_per_eval: None,
+        point_evals_per_second: None,
+        estimated_seconds_per_eval: None,
+        gpu_speedup: None,
+        note: None,
+    }
+}
+
+fn measure(
+    backend: &mut dyn Backend,
+    params: &[[f64; NP]],
+    points: usize,
+    seconds: f64,
+    history: &mut History,
+) -> Measurement {
+    let info = backend.info();
+    let starts = params.len();
+    match time_evaluations(backend, params, seconds) {
+        Ok((n, t)) => {
+            history.measured.push((points, starts, t));
+            Measurement {
+                evaluations: n,
+                seconds_per_eval: Some(t),
+                point_evals_per_second: Some(points as f64 * starts as f64 / t),
+                ..row(&info.kind, &info.device, points, starts, Status::Ok)
+            }
+        }
+        Err(e) => Measurement {
+            note: Some(format!("{e:#}")),
+            ..row(&info.kind, &info.device, points, starts, Status::Failed)
+        },
+    }
+}
+
+/// The backends of one benchmark run: the CPU always, the GPU adapter
+/// when there is one.
+struct Devices {
+    adapter: Option<wgpu::Adapter>,
+    gpu_name: Option<String>,
+}
+
+impl Devices {
+    fn gpu(&self, data: &Prepared) -> Option<anyhow::Result<GpuBackend>> {
+        self.adapter
+            .as_ref()
+            .map(|a| GpuBackend::on_adapter(a, data, None))
+    }
+}
+
+/// Run the benchmark. Messages for the user (no GPU) go to stderr.
+pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
+    opts.validate()?;
+    let mut points = opts.points.clone();
+    let mut starts = opts.starts.clone();
+    // Ascending, so that smaller cells run first and bound the larger.
+    points.sort_unstable();
+    points.dedup();
+    starts.sort_unstable();
+    starts.dedup();
+
+    // Any adapter, software ones included, as `--backend gpu` accepts.
+    let (adapter, unavailable) = if opts.gpu {
+        match gpu::select_adapter(&gpu::instance(), AdapterFilter::Any) {
+            Ok(a) => (Some(a), None),
+            Err(e) => {
+                let why = format!("{e:#}");
+                eprintln!("bench: no GPU to bench ({why}); benching the CPU only");
+                (None, Some(why))
+            }
+        }
+    } else {
+        (None, Some("disabled with --no-gpu".to_string()))
+    };
+    let gpu_name = adapter.as_ref().map(|a| AdapterSummary::of(a).short());
+    let devices = Devices { adapter, gpu_name };
+    let n_backends = 1 + devices.adapter.is_some() as u64;
+
+    let steps = n_backends * (1 + (points.len() * starts.len()) as u64)
+        + if opts.fits { 2 * n_backends } else { 0 };
+    let bar = if opts.progress {
+        ProgressBar::new(steps)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} {msg}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+
+    let mut histories = [History::default(), History::default()];
+    let overhead = bench_overhead(opts, &devices, &mut histories, &bar);
+    let throughput = bench_throughput(opts, &points, &starts, &devices, &mut histories, &bar);
+    let fits = if opts.fits {
+        bench_fits(opts, &devices, &bar)
+    } else {
+        vec![]
+    };
+    bar.finish_and_clear();
+
+    Ok(BenchReport {
+        date: utc_now(),
+        sweepfit_version: env!("CARGO_PKG_VERSION").to_string(),
+        cpu: CpuStatus {
+            threads: rayon::current_num_threads(),
+        },
+        gpu: GpuStatus {
+            device: devices.gpu_name.clone(),
+            unavailable,
+        },
+        settings: Settings {
+            points,
+            starts,
+            seconds_per_cell: opts.seconds_per_cell,
+            max_eval_seconds: opts.max_eval_seconds,
+            overhead_points: opts.overhead_points,
+            fits: opts.fits,
+        },
+        overhead,
+        throughput,
+        fits,
+    })
+}
+
+fn bench_overhead(
+    opts: &BenchOptions,
+    devices: &Devices,
+    histories: &mut [History; 2],
+    bar: &ProgressBar,
+) -> Vec<Measurement> {
+    bar.set_message(format!(
+        "per-dispatch overhead ({} points, 1 start)",
+        opts.overhead_points
+    ));
+    let data = synthetic_sweep(opts.overhead_points);
+    let points = data.points();
+    let params = perturbed_params(&data, 1, 0);
+    let mut rows = Vec::new();
+    if let Some(g) = devices.gpu(&data) {
+        rows.push(match g {
+            Ok(mut g) => measure(
+                &mut g,
+                &params,
+                points,
+                opts.seconds_per_cell,
+                &mut histories[1],
+            ),
+            Err(e) => gpu_failed(devices, points, 1, &e),
+        });
+        bar.inc(1);
+    }
+    let mut cpu = CpuBackend::new(data);
+    rows.insert(
+        0,
+        measure(
+            &mut cpu,
+            &params,
+            points,
+            opts.seconds_per_cell,
+            &mut histories[0],
+        ),
+    );
+    bar.inc(1);
+    rows
+}
+
+fn gpu_failed(devices: &Devices, points: usize, starts: usize, e: &anyhow::Error) -> Measurement {
+    let name = devices.gpu_name.clone().unwrap_or_default();
+    Measurement {
+        note: Some(format!("{e:#}")),
+        ..row("gpu", &name, points, starts, Status::Failed)
+    }
+}
+
+fn bench_throughput(
+    opts: &BenchOptions,
+    points: &[usize],
+    starts: &[usize],
+    devices: &Devices,
+    histories: &mut [History; 2],
+    bar: &ProgressBar,
+) -> Vec<Measurement> {
+    let budget = opts.max_eval_seconds;
+    let kmax = *starts.last().expect("validated non-empty");
+    let mut rows = Vec::new();
+    for &p_req in points {
+        let p = (p_req / CURVES).max(1) * CURVES;
+        let label = format_count(p as f64);
+        let wanted = |h: &History| {
+            starts
+                .iter()
+                .any(|&s| h.over_budget(p, s, budget).is_none())
+        };
+        let want_cpu = wanted(&histories[0]);
+        let want_gpu = devices.adapter.is_some() && wanted(&histories[1]);
+
+        // Build only what some cell will use: a 1e7-point sweep costs
+        // seconds and about a gigabyte.
+        let data = (want_cpu || want_gpu).then(|| {
+            bar.set_message(format!("simulating a {label}-point sweep"));
+            synthetic_sweep(p)
+        });
+        let params = data
+            .as_ref()
+            .map(|d| perturbed_params(d, kmax, 0))
+            .unwrap_or_default();
+        let mut gpu = match (&data, want_gpu) {
+            (Some(d), true) => {
+                bar.set_message(format!("uploading the {label}-point sweep to the GPU"));
+                devices.gpu(d)
+            }
+            _ => None,
+        };
+        let mut cpu = match (data, want_cpu) {
+            (Some(d), true) => Some(CpuBackend::new(d)),
+            _ => None,
+        };
+        let cpu_device = cpu.as_ref().map(|c| c.info().device).unwrap_or_default();
+        let gpu_device = devices.gpu_name.clone().unwrap_or_default();
+
+        for &s in starts {
+            bar.set_message(format!("{label} points x {s} starts on the CPU"));
+            let c = match (&mut cpu, histories[0].over_budget(p, s, budget)) {
+                (_, Some((est, why))) => skipped("cpu", &cpu_device, p, s, est, why),
+                (Some(c), None) => {
+                    measure(c, &params[..s], p, opts.seconds_per_cell, &mut histories[0])
+                }
+                (None, None) => unreachable!("the CPU backend exists when a cell fits"),
+            };
+            bar.inc(1);
+            let cpu_rate = c.point_evals_per_second;
+            rows.push(c);
+            if devices.adapter.is_none() {
+                continue;
+            }
+            bar.set_message(format!("{label} points x {s} starts on the GPU"));
+            let mut g = match (&mut gpu, histories[1].over_budget(p, s, budget)) {
+                (_, Some((est, why))) => skipped("gpu", &gpu_device, p, s, est, why),
+                (Some(Ok(g)), None) => {
+                    measure(g, &params[..s], p, opts.seconds_per_cell, &mut histories[1])
+                }
+                (Some(Err(e)), None) => gpu_failed(devices, p, s, e),
+                (None, None) => unreachable!("the GPU backend exists when a cell fits"),
+            };
+            if g.status == Status::Failed && matches!(gpu, Some(Ok(_))) {
+                // A failed evaluation may have lost the device: stop using it.
+                let e = anyhow::anyhow!("an earlier cell failed on this sweep");
+                gpu = Some(Err(e));
+            }
+            g.gpu_speedup = match (g.point_evals_per_second, cpu_rate) {
+                (Some(gr), Some(cr)) => Some(gr / cr),
+                _ => None,
+            };
+            bar.inc(1);
+            rows.push(g);
+        }
+    }
+    rows
+}
+
+fn skipped(
+    backend: &str,
+    device: &str,
+    points: usize,
+    starts: usize,
+    est: Option<f64>,
+    why: String,
+) -> Measurement {
+    Measurement {
+        estimated_seconds_per_eval: est,
+        note: Some(why),
+        ..row(backend, device, points, starts, Status::Skipped)
+    }
+}
+
+fn bench_fits(opts: &BenchOptions, devices: &Devices, bar: &ProgressBar) -> Vec<FitRun> {
+    let mut rows = Vec::new();
+    let demo = simulate::simulate_looplm20(&SimOptions::default());
+    rows.extend(bench_fit(
+        "demo",
+        &demo,
+        &FitOptions::default(),
+        devices,
+        bar,
+    ));
+
+    let pythia = FitOptions {
+        starts: Some(128),
+        seed: 0,
+        ..FitOptions::default()
+    };
+    match read_pythia(&opts.pythia_manifest) {
+        Ok(ds) => rows.extend(bench_fit("pythia", &ds, &pythia, devices, bar)),
+        Err(e) => {
+            let why = format!("cannot read the Pythia sweep (it needs ../shared/data): {e:#}");
+            let backends: &[&str] = if devices.adapter.is_some() {
+                &["cpu", "gpu"]
+            } else {
+                &["cpu"]
+            };
+            for b in backends {
+                rows.push(FitRun {
+                    note: Some(why.clone()),
+                    ..fit_row("pythia", b, Status::Skipped)
+                });
+                bar.inc(1);
+            }
+        }
+    }
+    rows
+}
+
+fn read_pythia(manifest: &Path) -> anyhow::Result<Dataset> {
+    // The error names the file that is missing.
+    let ds = data::read_manifest(manifest, &ReadOptions::default())?;
+    Ok(Filter {
+        stride: 5,
+        ..Filter::default()
+    }
+    .apply(&ds))
+}
+
+fn fit_row(sweep: &str, backend: &str, status: Status) -> FitRun {
+    FitRun {
+        sweep: sweep.into(),
+        backend: backend.into(),
+        status,
+        points: None,
+        starts: None,
+        setup_seconds: None,
+        seconds: None,
+        best_objective: None,
+        at_best: None,
+        gpu_speedup: None,
+        note: None,
+    }
+}
+
+/// Fit `ds` on the CPU, then on the GPU when there is one.
+fn bench_fit(
+    name: &str,
+    ds: &Dataset,
+    opts: &FitOptions,
+    devices: &Devices,
+    bar: &ProgressBar,
+) -> Vec<FitRun> {
+    let prepared = Prepared::new(ds, opts.objective);
+    let mut rows = Vec::new();
+    let mut run_one = |kind: &str, make: &dyn Fn() -> anyhow::Result<Box<dyn Backend>>| {
+        bar.set_message(format!(
+            "fitting {name} ({} points) on the {}",
+            ds.points(),
+            kind.to_uppercase()
+        ));
+        let t0 = Instant::now();
+        let result = make().and_then(|mut b| {
+            let setup = t0.elapsed().as_secs_f64();
+            fit::fit(ds, &prepared, opts, b.as_mut(), |_| {}).map(|o| (setup, o))
+        });
+        bar.inc(1);
+        rows.push(match result {
+            Ok((setup, out)) => FitRun {
+                points: Some(out.report.points),
+                starts: Some(out.report.starts.count),
+                setup_seconds: Some(setup),
+                seconds: Some(out.report.seconds),
+                best_objective: Some(out.report.objective.value),
+                at_best: Some(out.report.starts.at_best),
+                ..fit_row(name, kind, Status::Ok)
+            },
+            Err(e) => FitRun {
+                note: Some(format!("{e:#}")),
+                ..fit_row(name, kind, Status::Failed)
+            },
+        });
+    };
+    run_one("cpu", &|| Ok(Box::new(CpuBackend::new(prepared.clone()))));
+    if let Some(a) = &devices.adapter {
+        run_one("gpu", &|| {
+            Ok(Box::new(GpuBackend::on_adapter(a, &prepared, None)?))
+        });
+    }
+    if let [c, g] = rows.as_mut_slice() {
+        g.gpu_speedup = c.seconds.zip(g.seconds).map(|(c, g)| c / g);
+    }
+    rows
+}
+
+/// "YYYY-MM-DD HH:MM UTC" from the system clock (civil-from-days, so no
+/// date crate is needed).
+fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + (month <= 2) as i64;
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+/// 3 significant digits (no exponent; small ratios keep their digits).
+fn sig3(v: f64) -> String {
+    if !(v.is_finite() && v > 0.0) {
+        return format!("{v}");
+    }
+    // Decimals so that 3 digits show: 123 -> 0, 12.3 -> 1, 0.00123 -> 5.
+    let d = (2 - (v * (1.0 + 5e-4)).log10().floor() as i32).clamp(0, 12) as usize;
+    format!("{v:.d$}")
+}
+
+fn fmt_time(s: f64) -> String {
+    if s < 1e-3 {
+        format!("{} µs", sig3(s * 1e6))
+    } else if s < 1.0 {
+        format!("{} ms", sig3(s * 1e3))
+    } else {
+        format!("{} s", sig3(s))
+    }
+}
+
+/// Rate with an SI prefix: "123M", "4.56G".
+fn fmt_rate(r: f64) -> String {
+    const UNITS: [(f64, &str); 4] = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")];
+    for (scale, unit) in UNITS {
+        if r >= scale * 0.9995 {
+            return format!("{}{unit}", sig3(r / scale));
+        }
+    }
+    sig3(r)
+}
+
+fn fmt_speedup(x: Option<f64>) -> String {
+    x.map(|x| format!("{}x", sig3(x))).unwrap_or_default()
+}
+
+/// Time and rate columns of one measurement ("skipped"/"failed" otherwise).
+fn cells(m: Option<&Measurement>) -> (String, String) {
+    match m {
+        None => ("-".into(), "-".into()),
+        Some(m) => match (m.status, m.seconds_per_eval, m.point_evals_per_second) {
+            (Status::Ok, Some(t), Some(r)) => (fmt_time(t), fmt_rate(r)),
+            (Status::Skipped, ..) => ("skipped".into(), "-".into()),
+            _ => ("failed".into(), "-".into()),
+        },
+    }
+}
+
+/// The report as the terminal table.
+pub fn render(r: &BenchReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let has_gpu = r.gpu.device.is_some();
+    let _ = writeln!(
+        s,
+        "sweepfit bench · {} · sweepfit {}",
+        r.date, r.sweepfit_version
+    );
+    let _ = writeln!(s, "CPU: {} threads, f64", r.cpu.threads);
+    match (&r.gpu.device, &r.gpu.unavailable) {
+        (Some(d), _) => {
+            let _ = writeln!(s, "GPU: {d}, f32");
+        }
+        (None, why) => {
+            let _ = writeln!(s, "GPU: none ({})", why.as_deref().unwrap_or("unknown"));
+        }
+    }
+    let _ = writeln!(
+        s,
+        "cells: one warm-up, then repeated for {} s (at least once); skipped when estimated over {} s per evaluation",
+        r.settings.seconds_per_cell, r.settings.max_eval_seconds
+    );
+
+    let _ = writeln!(
+        s,
+        "\nper-dispatch overhead (one evaluation, 1 start, {} points)",
+        r.settings.overhead_points
+    );
+    for m in &r.overhead {
+        let (t, _) = cells(Some(m));
+        let note = m
+            .note
+            .as_deref()
+            .map(|n| format!("  ({n})"))
+            .unwrap_or_default();
+        let _ = writeln!(s, "  {:<4} {:>10}{note}", m.backend.to_uppercase(), t);
+    }
+
+    let _ = writeln!(
+        s,
+        "\nevaluation throughput (point-evaluations/s: value + full gradient, one point for one parameter vector)"
+    );
+    let mut header = format!(
+        "  {:>6} {:>6} | {:>10} {:>8}",
+        "points", "starts", "CPU/eval", "CPU pe/s"
+    );
+    if has_gpu {
+        header += &format!(" | {:>10} {:>8} | {:>7}", "GPU/eval", "GPU pe/s", "GPU/CPU");
+    }
+    let _ = writeln!(s, "{header}");
+    let _ = writeln!(s, "  {}", "-".repeat(header.len() - 2));
+    let find = |b: &str, p: usize, k: usize| {
+        r.throughput
+            .iter()
+            .find(|m| m.backend == b && m.points == p && m.starts == k)
+    };
+    let mut keys: Vec<(usize, usize)> = Vec::new();
+    for m in &r.throughput {
+        if !keys.contains(&(m.points, m.starts)) {
+            keys.push((m.points, m.starts));
+        }
+    }
+    for &(p, k) in &keys {
+        let (ct, cr) = cells(find("cpu", p, k));
+        let mut line = format!(
+            "  {:>6} {:>6} | {:>10} {:>8}",
+            format_count(p as f64),
+            k,
+            ct,
+            cr
+        );
+        if has_gpu {
+            let g = find("gpu", p, k);
+            let (gt, gr) = cells(g);
+            let speed = fmt_speedup(g.and_then(|g| g.gpu_speedup));
+            line += &format!(" | {gt:>10} {gr:>8} | {speed:>7}");
+        }
+        let _ = writeln!(s, "{line}");
+    }
+    if has_gpu {
+        let _ = writeln!(
+            s,
+            "  GPU/CPU: GPU point-evals/s over the CPU's on the same cell (above 1: GPU faster)"
+        );
+    }
+    // The CPU's layout decides its speed on these sweeps; name it once per size.
+    let mut seen = Vec::new();
+    for m in r
+        .throughput
+        .iter()
+        .filter(|m| m.backend == "cpu" && !m.device.is_empty())
+    {
+        if !seen.contains(&m.points) {
+            seen.push(m.points);
+            let _ = writeln!(
+                s,
+                "  CPU at {} points: {}",
+                format_count(m.points as f64),
+                m.device
+            );
+        }
+    }
+    for m in r.throughput.iter().filter(|m| m.status == Status::Failed) {
+        let _ = writeln!(
+            s,
+            "  {} {} x {} failed: {}",
+            m.backend.to_uppercase(),
+            format_count(m.points as f64),
+            m.starts,
+            m.note.as_deref().unwrap_or("")
+        );
+    }
+    let skips: Vec<&Measurement> = r
+        .throughput
+        .iter()
+        .filter(|m| m.status == Status::Skipped)
+        .collect();
+    if let Some(m) = skips.first() {
+        let _ = writeln!(
+            s,
+            "  {} cells skipped; the first, {} {} x {}: {}",
+            skips.len(),
+            m.backend.to_uppercase(),
+            format_count(m.points as f64),
+            m.starts,
+            m.note.as_deref().unwrap_or("")
+        );
+    }
+
+    if r.settings.fits {
+        let _ = writeln!(
+            s,
+            "\nend-to-end fits (seconds of fit::fit; setup = building the backend, GPU: device and upload)"
+        );
+        let header = format!(
+            "  {:<7} {:<4} {:>7} {:>6} {:>8} {:>9} {:>15} {:>9} {:>8}",
+            "sweep",
+            "on",
+            "points",
+            "starts",
+            "setup",
+            "seconds",
+            "best objective",
+            "at best",
+            "GPU/CPU"
+        );
+        let _ = writeln!(s, "{header}");
+        let _ = writeln!(s, "  {}", "-".repeat(header.len() - 2));
+        for f in &r.fits {
+            let head = format!("  {:<7} {:<4}", f.sweep, f.backend.to_uppercase());
+            match (f.status, f.seconds) {
+                (Status::Ok, Some(sec)) => {
+                    let _ = writeln!(
+                        s,
+                        "{head} {:>7} {:>6} {:>8} {:>9} {:>15.9e} {:>9} {:>8}",
+                        f.points.unwrap_or(0),
+                        f.starts.unwrap_or(0),
+                        f.setup_seconds.map(fmt_time).unwrap_or_default(),
+                        format!("{sec:.2}"),
+                        f.best_objective.unwrap_or(f64::NAN),
+                        format!("{}/{}", f.at_best.unwrap_or(0), f.starts.unwrap_or(0)),
+                        fmt_speedup(f.gpu_speedup)
+                    );
+                }
+                (status, _) => {
+                    let what = if status == Status::Skipped {
+                        "skipped"
+                    } else {
+                        "failed"
+                    };
+                    let _ = writeln!(s, "{head} {what}: {}", f.note.as_deref().unwrap_or(""));
+                }
+            }
+        }
+        let _ = writeln!(s, "  demo: looplm20 simulated, default options and start grid; pythia: benches/pythia_manifest.csv, stride 5, 128 random starts, seed 0");
+        if has_gpu {
+            let _ = writeln!(
+                s,
+                "  GPU/CPU: CPU seconds over GPU seconds (above 1: GPU faster)"
+            );
+        }
+    }
+    s
+}
+
+/// Write the report as pretty JSON to `path`, or to stdout for "-".
+pub fn write_json(path: &Path, r: &BenchReport) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(r).context("serialising the bench report")?;
+    text.push('\n');
+    if path == Path::new("-") {
+        print!("{text}");
+        Ok(())
+    } else {
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_parse_in_scientific_notation() {
+        assert_eq!(parse_count("1e4"), Ok(10_000));
+        assert_eq!(parse_count("128"), Ok(128));
+        assert!(parse_count("0").is_err());
+        assert!(parse_count("1.5").is_err());
+        assert!(parse_count("x").is_err());
+    }
+
+    #[test]
+    fn larger_cells_are_skipped_from_smaller_ones() {
+        let h = History {
+            measured: vec![(1000, 1, 1e-2), (10_000, 16, 0.5)],
+        };
+        assert!(h.over_budget(1000, 1, 2.0).is_none());
+        // From (10K, 16): 0.5 s x 10 = 5 s; from (1K, 1): 10 ms x 100 x 16.
+        let (est, _) = h.over_budget(100_000, 16, 2.0).unwrap();
+        assert!((est.unwrap() - 5.0).abs() < 1e-9);
+        // Only the largest smaller cells count: (1K, 1) alone would say
+        // 10 ms x 1e3 x 16 = 160 s for (1M, 16); (10K, 16) says 50 s.
+        let (est, _) = h.over_budget(1_000_000, 16, 2.0).unwrap();
+        assert!((est.unwrap() - 50.0).abs() < 1e-9);
+        let fast_small = History {
+            measured: vec![(1000, 1, 1e-6), (10_000, 16, 0.5)],
+        };
+        assert!(fast_small.over_budget(100_000, 16, 2.0).is_some());
+        // Cells no measured cell bounds are run.
+        assert!(h.over_budget(500, 4096, 2.0).is_none());
+        let over = History {
+            measured: vec![(1000, 1, 3.0)],
+        };
+        assert!(over.over_budget(1000, 2, 2.0).unwrap().0.is_none());
+    }
+
+    #[test]
+    fn perturbed_starts_differ_and_stay_finite() {
+        let data = synthetic_sweep(1000);
+        assert_eq!(data.points(), 1000);
+        let p = perturbed_params(&data, 3, 0);
+        assert_ne!(p[1], p[2]);
+        let mut cpu = CpuBackend::new(data);
+        let mut out = vec![Eval::ZERO; 3];
+        cpu.evaluate(&p, &mut out).unwrap();
+        assert!(out.iter().all(Eval::is_finite));
+    }
+
+    #[test]
+    fn three_significant_digits() {
+        assert_eq!(sig3(123.4), "123");
+        assert_eq!(sig3(12.34), "12.3");
+        assert_eq!(sig3(9.999), "10.0");
+        assert_eq!(sig3(0.001234), "0.00123");
+        assert_eq!(fmt_rate(1.234e9), "1.23G");
+        assert_eq!(fmt_time(2.5e-6), "2.50 µs");
+    }
+
+    #[test]
+    fn date_format() {
+        let d = utc_now();
+        assert_eq!(d.len(), "2025-01-01 00:00 UTC".len());
+        assert!(d.starts_with("20"));
+    }
+}

@@ -1,0 +1,88 @@
+//! `sweepfit bench` as a smoke test: the quick grid runs, and its JSON has
+//! the documented shape with positive throughputs. With
+//! SWEEPFIT_REQUIRE_GPU=1 (CI, where lavapipe is installed) the GPU rows
+//! must be there too.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+#[test]
+fn quick_bench_writes_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_sweepfit"))
+        .args(["bench", "--quick", "--no-fits", "--json"])
+        .arg(&json)
+        .output()
+        .expect("cannot start the sweepfit binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("evaluation throughput"), "{stdout}");
+
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for key in [
+        "date",
+        "sweepfit_version",
+        "cpu",
+        "gpu",
+        "settings",
+        "overhead",
+        "throughput",
+        "fits",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}: {v}");
+    }
+    assert!(v["cpu"]["threads"].as_u64().unwrap() >= 1);
+    assert_eq!(v["settings"]["fits"], false);
+    assert!(v["fits"].as_array().unwrap().is_empty());
+
+    let rows = |section: &str, backend: &str| -> Vec<Value> {
+        v[section]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["backend"] == backend)
+            .cloned()
+            .collect()
+    };
+    let positive = |r: &Value, key: &str| r[key].as_f64().is_some_and(|x| x > 0.0 && x.is_finite());
+    let check = |backend: &str| {
+        let cells = rows("throughput", backend);
+        // The quick grid: points 1e4, 1e5 x starts 1, 128.
+        assert_eq!(cells.len(), 4, "{backend}: {cells:?}");
+        for r in &cells {
+            assert_eq!(r["status"], "ok", "{r}");
+            assert!(r["evaluations"].as_u64().unwrap() >= 1, "{r}");
+            assert!(
+                positive(r, "seconds_per_eval") && positive(r, "point_evals_per_second"),
+                "{r}"
+            );
+        }
+        let overhead = rows("overhead", backend);
+        assert_eq!(overhead.len(), 1, "{overhead:?}");
+        assert!(
+            positive(&overhead[0], "seconds_per_eval"),
+            "{}",
+            overhead[0]
+        );
+        cells
+    };
+    let cpu = check("cpu");
+    let pairs: Vec<(u64, u64)> = cpu
+        .iter()
+        .map(|r| (r["points"].as_u64().unwrap(), r["starts"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [(10_000, 1), (10_000, 128), (100_000, 1), (100_000, 128)]
+    );
+
+    if std::env::var("SWEEPFIT_REQUIRE_GPU").as_deref() == Ok("1") {
+        assert!(v["gpu"]["device"].is_string(), "no GPU: {}", v["gpu"]);
+        for r in check("gpu") {
+            assert!(positive(&r, "gpu_speedup"), "{r}");
+        }
+    }
+}

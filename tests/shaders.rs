@@ -1,0 +1,30 @@
+//! Every shader in shaders/ parses and validates with naga, before it ever
+//! reaches a device.
+
+use std::path::Path;
+
+#[test]
+fn every_shader_validates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("shaders/ exists") {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("wgsl") {
+            continue;
+        }
+        let src = std::fs::read_to_string(&path).unwrap();
+        let module = naga::front::wgsl::parse_str(&src)
+            .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.emit_to_string(&src)));
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::empty(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.emit_to_string(&src)));
+        checked += 1;
+    }
+    assert!(
+        checked >= 2,
+        "expected the objective and reduce shaders, found {checked}"
+    );
+}
