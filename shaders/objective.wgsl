@@ -60,6 +60,45 @@ const NO_CONFIG: u32 = 0xffffffffu;
 
 var<workgroup> tile: array<vec4<f32>, TILE>;
 
+// Running sums over the points of one configuration: objective, and of
+// g = w rho'(r) dr/dpred: g, g v, g v ln(d+t2), g v/(d+t2).
+struct Sums {
+    f: f32,
+    s0: f32,
+    sv: f32,
+    sl: f32,
+    sq: f32,
+}
+
+// A configuration's N or T term: x = n + t1 (or T + t3), ln x, u = x^-exponent.
+struct Term {
+    x: f32,
+    ln_x: f32,
+    u: f32,
+}
+
+fn term(x: f32, exponent: f32) -> Term {
+    let l = log(x);
+    return Term(x, l, exp(-exponent * l));
+}
+
+// Fold one configuration's sums into the whole-fit accumulators: objective
+// and the ten gradient entries (law order E, A, alpha, t1, B, beta, t2, C,
+// gamma, t3).
+fn close_config(acc: ptr<function, array<f32, 12>>, p: array<f32, 10>, s: Sums, n: Term, t: Term) {
+    (*acc)[0] += s.f;
+    (*acc)[1] += s.s0;
+    (*acc)[2] += s.s0 * n.u;
+    (*acc)[3] -= s.s0 * p[1] * n.u * n.ln_x;
+    (*acc)[4] -= s.s0 * p[2] * p[1] * n.u / n.x;
+    (*acc)[5] += s.sv;
+    (*acc)[6] -= p[4] * s.sl;
+    (*acc)[7] -= p[5] * p[4] * s.sq;
+    (*acc)[8] += s.s0 * t.u;
+    (*acc)[9] -= s.s0 * p[7] * t.u * t.ln_x;
+    (*acc)[10] -= s.s0 * p[8] * p[7] * t.u / t.x;
+}
+
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let k = wid.y * WG + lid.x;
@@ -75,12 +114,11 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     // Whole-fit accumulators: objective, gradient, undefined points.
     var acc: array<f32, 12>;
     for (var i = 0u; i < 12u; i++) { acc[i] = 0.0; }
-    // Running sums of the current configuration.
-    var sf = 0.0; var s0 = 0.0; var sv = 0.0; var sl = 0.0; var sq = 0.0;
+    var sums = Sums(0.0, 0.0, 0.0, 0.0, 0.0);
     // Constants of the current configuration.
     var cfg = NO_CONFIG;
-    var un = 0.0; var ln_n = 0.0; var xn = 1.0;
-    var ut = 0.0; var ln_t = 0.0; var xt = 1.0;
+    var k_n = Term(1.0, 0.0, 0.0);
+    var k_t = Term(1.0, 0.0, 0.0);
     var base = 0.0;
 
     let n_tiles = (chunk.n_points + TILE - 1u) / TILE;
@@ -97,27 +135,13 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             if (pc != cfg) {
                 // Close the previous configuration (uniform across the
                 // workgroup: every invocation sees the same points).
-                acc[0] += sf;
-                acc[1] += s0;
-                acc[2] += s0 * un;
-                acc[3] -= s0 * a * un * ln_n;
-                acc[4] -= s0 * alpha * a * un / xn;
-                acc[5] += sv;
-                acc[6] -= b * sl;
-                acc[7] -= beta * b * sq;
-                acc[8] += s0 * ut;
-                acc[9] -= s0 * c * ut * ln_t;
-                acc[10] -= s0 * gamma * c * ut / xt;
-                sf = 0.0; s0 = 0.0; sv = 0.0; sl = 0.0; sq = 0.0;
+                close_config(&acc, p, sums, k_n, k_t);
+                sums = Sums(0.0, 0.0, 0.0, 0.0, 0.0);
                 cfg = pc;
                 let nt = configs[pc];
-                xn = nt.x + t1;
-                ln_n = log(xn);
-                un = exp(-alpha * ln_n);
-                xt = nt.y + t3;
-                ln_t = log(xt);
-                ut = exp(-gamma * ln_t);
-                base = e + a * un + c * ut;
+                k_n = term(nt.x + t1, alpha);
+                k_t = term(nt.y + t3, gamma);
+                base = e + a * k_n.u + c * k_t.u;
             }
             let x = pt.x + t2;
             var ok = x > 0.0;
@@ -144,26 +168,16 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             let w = select(0.0, pt.z, ok);
             acc[11] += select(pt.z, 0.0, ok);
             let g = w * drho * drdp;
-            sf += w * rho;
-            s0 += g;
             let gv = g * v;
-            sv += gv;
-            sl += gv * lx;
-            sq += gv / x;
+            sums.f += w * rho;
+            sums.s0 += g;
+            sums.sv += gv;
+            sums.sl += gv * lx;
+            sums.sq += gv / x;
         }
         workgroupBarrier();
     }
-    acc[0] += sf;
-    acc[1] += s0;
-    acc[2] += s0 * un;
-    acc[3] -= s0 * a * un * ln_n;
-    acc[4] -= s0 * alpha * a * un / xn;
-    acc[5] += sv;
-    acc[6] -= b * sl;
-    acc[7] -= beta * b * sq;
-    acc[8] += s0 * ut;
-    acc[9] -= s0 * c * ut * ln_t;
-    acc[10] -= s0 * gamma * c * ut / xt;
+    close_config(&acc, p, sums, k_n, k_t);
     if (live) {
         let rec = ((chunk.slot_base + wid.x) * chunk.k_stride + k) * RECORD;
         for (var i = 0u; i < RECORD; i++) {

@@ -13,5 +13,6 @@ pub mod fit;
 pub mod law;
 pub mod objective;
 pub mod optim;
+pub mod predict;
 pub mod report;
 pub mod simulate;

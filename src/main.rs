@@ -41,6 +41,32 @@ enum Command {
     /// Time the backends: evaluation throughput, per-call overhead and
     /// end-to-end fits on the CPU and the GPU.
     Bench(BenchArgs),
+    /// Predict loss curves from a fit.json on a grid of N, T and tokens (CSV).
+    ///
+    /// Writes the columns N,T,tokens,pred, one row per point of the Cartesian
+    /// product of --N, --T and --tokens: N outermost, then T, then tokens,
+    /// each in the order given. pred is the law at the fitted parameters
+    /// (uncertainty bands will be added as extra columns once fit.json
+    /// stores bootstrap results; today it has none). Warns on stderr when N
+    /// or T lies outside the fitted configurations (fit.json does not record
+    /// the token range).
+    ///
+    /// Example: sweepfit predict --fit sweepfit-out/fit.json --N 2.8e9 --T 1:4:4
+    /// --tokens 1e9:40e9:100 --out pred.csv
+    Predict(PredictArgs),
+    /// Draw the Real-vs-Pred grid of a fit: one panel per curve, rows by T,
+    /// columns by N, observed loss solid and the law dashed (PNG or SVG).
+    ///
+    /// Without --fit, --data must be a pred.csv (as `fit` writes) and its
+    /// pred column is drawn. With --fit, the predictions are computed from
+    /// that fit.json's parameters, so --data may be any long CSV (e.g. runs
+    /// the fit did not see); --data then defaults to pred.csv beside the
+    /// fit.json. The loss axis is shared and clipped to the 0.5th..99.5th
+    /// percentile of all losses (plus 5%), so the first steps of each curve
+    /// (loss ~11) run off the top rather than flatten the rest.
+    ///
+    /// Example: sweepfit plot --fit sweepfit-out/fit.json --out grid.svg
+    Plot(PlotArgs),
 }
 
 #[derive(Args)]
@@ -78,6 +104,9 @@ struct FitArgs {
     /// e.g. to run another optimiser from the same starts.
     #[arg(long)]
     save_starts: bool,
+    /// Also draw the Real-vs-Pred grid to OUT/grid.png and OUT/grid.svg.
+    #[arg(long)]
+    plot: bool,
     #[command(flatten)]
     filter: FilterArgs,
     #[command(flatten)]
@@ -202,6 +231,8 @@ fn main() {
         Command::Demo(a) => cmd_demo(a),
         Command::Devices(a) => cmd_devices(a),
         Command::Bench(a) => cmd_bench(a),
+        Command::Predict(a) => cmd_predict(a),
+        Command::Plot(a) => cmd_plot(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -377,6 +408,9 @@ fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
     let out = run_fit(&ds, &opts, a.backend.backend)?;
     println!("{}", report::summary(&out.report));
     write_outputs(&a.out, &ds, &out)?;
+    if a.plot {
+        write_grid_pictures(&a.out, &ds, &out.params)?;
+    }
     if a.save_starts {
         let path = a.out.join("starts.csv");
         let mut w = csv::Writer::from_path(&path)
@@ -498,6 +532,136 @@ fn cmd_bench(a: BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(p) = &a.json {
         bench::write_json(p, &report)?;
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+struct PredictArgs {
+    /// fit.json written by `sweepfit fit` (or `demo --out`).
+    #[arg(long, value_name = "FILE")]
+    fit: PathBuf,
+    /// Model sizes (> 0). A comma list of numbers and ranges
+    /// START:STOP:COUNT[:lin|:log]: COUNT evenly spaced values including
+    /// both ends, linearly (default) or logarithmically spaced; COUNT 1
+    /// needs START == STOP. Standard float syntax (2.8e9, not 2_800_000_000).
+    /// Examples: 2.8e9 | 1e8,1e9 | 1e8:1e10:9:log
+    #[arg(long = "N", value_name = "LIST", allow_hyphen_values = true)]
+    n: String,
+    /// Recurrent steps (> 0), same syntax as --N, e.g. 1:4:4 or 1,2,4,8.
+    #[arg(long = "T", value_name = "LIST", allow_hyphen_values = true)]
+    t: String,
+    /// Tokens seen (>= 0), same syntax as --N, e.g. 1e9:40e9:100.
+    #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
+    tokens: String,
+    /// CSV file to write [default: stdout].
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Replace an existing --out file.
+    #[arg(long)]
+    force: bool,
+}
+
+fn cmd_predict(a: PredictArgs) -> anyhow::Result<()> {
+    use sweepfit::predict::{self, Grid, Predictor};
+    let grid = Grid::parse(&a.n, &a.t, &a.tokens)?;
+    if let Some(p) = &a.out {
+        if p.is_dir() {
+            bail!("--out {}: is a directory", p.display());
+        }
+        if p.exists() && !a.force {
+            bail!("--out {}: exists (use --force to replace it)", p.display());
+        }
+    }
+    let report = report::read_fit_json(&a.fit)?;
+    let predictor = Predictor::from_report(&report).with_context(|| a.fit.display().to_string())?;
+    for w in predict::extrapolation_warnings(&report, &grid) {
+        eprintln!("warning: {w}");
+    }
+    let written = match &a.out {
+        Some(p) => {
+            let file = std::fs::File::create(p)
+                .with_context(|| format!("cannot write {}", p.display()))?;
+            let mut w = std::io::BufWriter::new(file);
+            let written = predict::write_csv(&mut w, &grid, &predictor)
+                .with_context(|| format!("writing {}", p.display()))?;
+            let s = if written.rows == 1 { "" } else { "s" };
+            eprintln!("wrote {} ({} row{s})", p.display(), written.rows);
+            written
+        }
+        None => {
+            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+            match predict::write_csv(&mut w, &grid, &predictor) {
+                Ok(written) => written,
+                // A closed pipe (`| head`) is not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                Err(e) => return Err(anyhow::Error::new(e).context("writing to stdout")),
+            }
+        }
+    };
+    if written.non_finite > 0 {
+        eprintln!(
+            "warning: {} of {} predictions are not finite (e.g. tokens = 0 with t2 = 0)",
+            written.non_finite, written.rows
+        );
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+struct PlotArgs {
+    /// fit.json of a fit; the predictions are computed from its parameters.
+    #[arg(long, value_name = "FILE", required_unless_present = "data")]
+    fit: Option<PathBuf>,
+    /// Curves to draw: a pred.csv (run,N,T,tokens,loss,pred), or with --fit
+    /// any long CSV [default: pred.csv beside --fit].
+    #[arg(long, value_name = "FILE")]
+    data: Option<PathBuf>,
+    /// Picture to write, PNG or SVG by its extension [default: grid.png
+    /// beside --data].
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Replace an existing --out file.
+    #[arg(long)]
+    force: bool,
+}
+
+fn cmd_plot(a: PlotArgs) -> anyhow::Result<()> {
+    let data = match (&a.data, &a.fit) {
+        (Some(d), _) => d.clone(),
+        (None, Some(f)) => f.with_file_name("pred.csv"),
+        (None, None) => bail!("give --data FILE, --fit FILE or both"),
+    };
+    let out = a.out.unwrap_or_else(|| data.with_file_name("grid.png"));
+    report::PlotFormat::from_path(&out)?;
+    if out.exists() && !a.force {
+        bail!("{} exists (use --force to replace it)", out.display());
+    }
+    let panels = match &a.fit {
+        Some(f) => {
+            let params = report::fit_params(&report::read_fit_json(f)?)
+                .with_context(|| f.display().to_string())?;
+            let ds = data::read_long_csv(&data, &ReadOptions::default())?;
+            report::panels_from_dataset(&ds, &params, None)?
+        }
+        None => report::read_pred_csv(&data)?,
+    };
+    report::draw_grid(&out, &panels, &report::PlotOptions::default())?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+/// `fit --plot`: the grid next to fit.json, as PNG and SVG.
+fn write_grid_pictures(
+    dir: &Path,
+    ds: &Dataset,
+    params: &[f64; sweepfit::law::NP],
+) -> anyhow::Result<()> {
+    let panels = report::panels_from_dataset(ds, params, None)?;
+    for name in ["grid.png", "grid.svg"] {
+        let path = dir.join(name);
+        report::draw_grid(&path, &panels, &report::PlotOptions::default())?;
+        println!("wrote {}", path.display());
     }
     Ok(())
 }

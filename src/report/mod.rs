@@ -1,8 +1,9 @@
-//! What a fit produced, and how it is written: fit.json, pred.csv and the
-//! terminal summary.
+//! What a fit produced, and how it is written: fit.json, pred.csv, the
+//! terminal summary and the Real-vs-Pred grid picture.
 
 mod json;
 mod metrics;
+mod plot;
 mod pred_csv;
 mod table;
 
@@ -11,6 +12,10 @@ use serde::{Deserialize, Serialize};
 
 pub use json::{read_fit_json, write_fit_json};
 pub use metrics::compute_metrics;
+pub use plot::{
+    draw_grid, fit_params, grid_layout, panels_from_dataset, read_pred_csv, GridLayout, Panel,
+    PlotFormat, PlotOptions,
+};
 pub use pred_csv::write_pred_csv;
 pub use table::{format_count, summary};
 

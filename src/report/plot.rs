@@ -1,0 +1,654 @@
+//! The Real-vs-Pred grid: one panel per curve of the sweep, rows by T
+//! (ascending, top to bottom), columns by N (ascending, left to right), the
+//! observed loss solid and the fitted law dashed, as the LoopLM paper shows
+//! its fit.
+//!
+//! Pixel layout (what tests and callers may rely on): no margins or header,
+//! the panel in row `r`, column `c` covers x in `[c*w, (c+1)*w)` and y in
+//! `[r*h, (r+1)*h)` with `w`, `h` the panel size of [`PlotOptions`]. A (T, N)
+//! without a curve leaves its cell blank. Several curves with the same
+//! (N, T) (different runs) each get a panel: N's column is split into as
+//! many columns as the most runs any T has at that N, ordered by run label,
+//! and the run label is added to their titles.
+//!
+//! Text is drawn with DejaVu Sans bundled in the binary (the `dejavu`
+//! crate), so no system font or font library is needed.
+
+use super::FitReport;
+use crate::{
+    data::Dataset,
+    law::{predict_raw, NP, PARAM_NAMES},
+    report::format_count,
+};
+use anyhow::{anyhow, bail, Context};
+use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
+use plotters::prelude::*;
+use serde::Deserialize;
+use std::path::Path;
+
+/// One curve: points sorted by tokens, `loss` observed and `pred` from the
+/// law, all the same length. `held_out` is empty or one flag per point.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Panel {
+    pub run: String,
+    pub n: f64,
+    pub t: f64,
+    pub tokens: Vec<f64>,
+    pub loss: Vec<f64>,
+    pub pred: Vec<f64>,
+    pub held_out: Vec<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlotOptions {
+    /// Size of one panel in pixels (the picture is columns x rows of them).
+    pub panel_width: u32,
+    pub panel_height: u32,
+    /// Most points drawn per line per panel; longer curves are decimated
+    /// (min and max of each bucket, so spikes survive) to keep the SVG small.
+    pub max_line_points: usize,
+    /// Shared loss range of every panel; `None` chooses it from the data:
+    /// the 0.5th..99.5th percentile of all real and predicted losses plus 5%
+    /// of that span each side. Curves start near loss 11 at step 0; a plain
+    /// min..max range would squash the part of the curves worth seeing, so
+    /// the first few points run off the top instead.
+    pub y_range: Option<(f64, f64)>,
+}
+
+impl Default for PlotOptions {
+    fn default() -> Self {
+        PlotOptions {
+            panel_width: 400,
+            panel_height: 300,
+            max_line_points: 2000,
+            y_range: None,
+        }
+    }
+}
+
+/// Picture format, from the file extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlotFormat {
+    Png,
+    Svg,
+}
+
+impl PlotFormat {
+    pub fn from_path(path: &Path) -> anyhow::Result<PlotFormat> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("png") => Ok(PlotFormat::Png),
+            Some("svg") => Ok(PlotFormat::Svg),
+            _ => bail!(
+                "{}: the picture format is chosen by the extension, .png or .svg",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// Where each panel goes: `rows` are the distinct T, `cols` the distinct N
+/// (an N repeated when several runs share an (N, T)), `cells[i]` the
+/// (row, column) of `panels[i]`, `dup[i]` whether its (N, T) has other runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridLayout {
+    pub rows: Vec<f64>,
+    pub cols: Vec<f64>,
+    pub cells: Vec<(usize, usize)>,
+    pub dup: Vec<bool>,
+}
+
+pub fn grid_layout(panels: &[Panel]) -> GridLayout {
+    let distinct = |it: &mut dyn Iterator<Item = f64>| {
+        let mut v: Vec<f64> = it.collect();
+        v.sort_by(f64::total_cmp);
+        v.dedup();
+        v
+    };
+    let ts = distinct(&mut panels.iter().map(|p| p.t));
+    let ns = distinct(&mut panels.iter().map(|p| p.n));
+    let pos = |v: &[f64], x: f64| v.iter().position(|&y| y == x).expect("listed above");
+
+    // Rank of each panel among those with its (N, T), by run label.
+    let mut rank = vec![0usize; panels.len()];
+    let mut dup = vec![false; panels.len()];
+    let mut width = vec![1usize; ns.len()];
+    for (i, p) in panels.iter().enumerate() {
+        let same = panels
+            .iter()
+            .enumerate()
+            .filter(|(_, q)| q.n == p.n && q.t == p.t);
+        rank[i] = same
+            .clone()
+            .filter(|(j, q)| (q.run.as_str(), *j) < (p.run.as_str(), i))
+            .count();
+        let count = same.count();
+        dup[i] = count > 1;
+        let c = &mut width[pos(&ns, p.n)];
+        *c = (*c).max(count);
+    }
+    let first_col: Vec<usize> = width
+        .iter()
+        .scan(0, |acc, w| {
+            let c = *acc;
+            *acc += w;
+            Some(c)
+        })
+        .collect();
+    let cols = ns
+        .iter()
+        .zip(&width)
+        .flat_map(|(&n, &w)| std::iter::repeat_n(n, w))
+        .collect();
+    let cells = panels
+        .iter()
+        .zip(&rank)
+        .map(|(p, &k)| (pos(&ts, p.t), first_col[pos(&ns, p.n)] + k))
+        .collect();
+    GridLayout {
+        rows: ts,
+        cols,
+        cells,
+        dup,
+    }
+}
+
+/// One panel per configuration of `ds`, predictions from raw-unit `params`.
+/// `held_out`, when given, has one flag per point of `ds`.
+pub fn panels_from_dataset(
+    ds: &Dataset,
+    params: &[f64; NP],
+    held_out: Option<&[bool]>,
+) -> anyhow::Result<Vec<Panel>> {
+    if let Some(h) = held_out {
+        if h.len() != ds.points() {
+            bail!("held_out has {} flags for {} points", h.len(), ds.points());
+        }
+    }
+    Ok(ds
+        .configs
+        .iter()
+        .map(|c| {
+            let r = c.range();
+            Panel {
+                run: c.run.clone(),
+                n: c.n,
+                t: c.t,
+                tokens: ds.tokens[r.clone()].to_vec(),
+                loss: ds.loss[r.clone()].to_vec(),
+                pred: r
+                    .clone()
+                    .map(|i| predict_raw(params, c.n, ds.tokens[i], c.t))
+                    .collect(),
+                held_out: held_out.map_or_else(Vec::new, |h| h[r].to_vec()),
+            }
+        })
+        .collect())
+}
+
+/// The law's parameters of a fit report, in law order.
+pub fn fit_params(r: &FitReport) -> anyhow::Result<[f64; NP]> {
+    let mut p = [0.0; NP];
+    for (v, name) in p.iter_mut().zip(PARAM_NAMES) {
+        *v = *r
+            .params
+            .get(name)
+            .ok_or_else(|| anyhow!("the fit report has no parameter {name}"))?;
+    }
+    Ok(p)
+}
+
+/// Panels from a `pred.csv` (`run,N,T,tokens,loss,pred`; other columns
+/// ignored), curves in order of first appearance, sorted by tokens.
+pub fn read_pred_csv(path: &Path) -> anyhow::Result<Vec<Panel>> {
+    #[derive(Deserialize)]
+    struct Row {
+        run: String,
+        #[serde(rename = "N")]
+        n: f64,
+        #[serde(rename = "T")]
+        t: f64,
+        tokens: f64,
+        loss: f64,
+        pred: f64,
+    }
+    let ctx = || {
+        format!(
+            "reading {} (a pred.csv needs columns run,N,T,tokens,loss,pred; \
+             to plot another CSV, give --fit to compute the predictions)",
+            path.display()
+        )
+    };
+    let mut r = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .with_context(ctx)?;
+    // (run, N, T) and its points as (tokens, loss, pred).
+    type Curve = (String, f64, f64, Vec<(f64, f64, f64)>);
+    let mut curves: Vec<Curve> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    for row in r.deserialize::<Row>() {
+        let row = row.with_context(ctx)?;
+        let key = (row.run.clone(), row.n.to_bits(), row.t.to_bits());
+        let i = *index.entry(key).or_insert_with(|| {
+            curves.push((row.run.clone(), row.n, row.t, Vec::new()));
+            curves.len() - 1
+        });
+        curves[i].3.push((row.tokens, row.loss, row.pred));
+    }
+    if curves.is_empty() {
+        bail!("{}: no rows", path.display());
+    }
+    Ok(curves
+        .into_iter()
+        .map(|(run, n, t, mut pts)| {
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Panel {
+                run,
+                n,
+                t,
+                tokens: pts.iter().map(|p| p.0).collect(),
+                loss: pts.iter().map(|p| p.1).collect(),
+                pred: pts.iter().map(|p| p.2).collect(),
+                held_out: Vec::new(),
+            }
+        })
+        .collect())
+}
+
+const REAL: RGBColor = RGBColor(31, 119, 180);
+const PRED: RGBColor = RGBColor(214, 39, 40);
+const HELD: RGBColor = RGBColor(44, 160, 44);
+const FONT: &str = "sans-serif";
+
+/// Draw the grid to `path`, PNG or SVG by its extension (an existing file is
+/// replaced; refusing that is the caller's business).
+pub fn draw_grid(path: &Path, panels: &[Panel], opts: &PlotOptions) -> anyhow::Result<()> {
+    let format = PlotFormat::from_path(path)?;
+    if panels.is_empty() {
+        bail!("nothing to plot: no curves");
+    }
+    for p in panels {
+        let n = p.tokens.len();
+        if p.loss.len() != n
+            || p.pred.len() != n
+            || !(p.held_out.is_empty() || p.held_out.len() == n)
+        {
+            bail!(
+                "panel T = {}, N = {}: arrays of different lengths",
+                p.t,
+                p.n
+            );
+        }
+    }
+    if opts.panel_width < 100 || opts.panel_height < 100 || opts.max_line_points < 4 {
+        bail!("panels must be at least 100 x 100 px and lines at least 4 points");
+    }
+    register_fonts()?;
+    let layout = grid_layout(panels);
+    let size = (
+        opts.panel_width * layout.cols.len() as u32,
+        opts.panel_height * layout.rows.len() as u32,
+    );
+    let ctx = || format!("drawing {}", path.display());
+    match format {
+        PlotFormat::Png => render(
+            BitMapBackend::new(path, size).into_drawing_area(),
+            panels,
+            &layout,
+            opts,
+        ),
+        PlotFormat::Svg => render(
+            SVGBackend::new(path, size).into_drawing_area(),
+            panels,
+            &layout,
+            opts,
+        ),
+    }
+    .with_context(ctx)
+}
+
+fn register_fonts() -> anyhow::Result<()> {
+    static DONE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *DONE.get_or_init(|| {
+        use plotters::style::{register_font, FontStyle};
+        register_font(FONT, FontStyle::Normal, dejavu::sans::regular()).is_ok()
+            && register_font(FONT, FontStyle::Bold, dejavu::sans::bold()).is_ok()
+    });
+    if !ok {
+        bail!("the bundled DejaVu font could not be loaded");
+    }
+    Ok(())
+}
+
+/// Plotters' errors carry the backend's error type; only the message matters.
+fn err(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("{e}")
+}
+
+fn render<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    panels: &[Panel],
+    layout: &GridLayout,
+    opts: &PlotOptions,
+) -> anyhow::Result<()> {
+    root.fill(&WHITE).map_err(err)?;
+    let x_range = token_range(panels);
+    let y_range = opts.y_range.unwrap_or_else(|| loss_range(panels));
+    let areas = root.split_evenly((layout.rows.len(), layout.cols.len()));
+    for (i, p) in panels.iter().enumerate() {
+        let (r, c) = layout.cells[i];
+        let mut title = format!("T = {}, N = {}", p.t, format_count(p.n));
+        if layout.dup[i] {
+            title = format!("{title} ({})", p.run);
+        }
+        let area = &areas[r * layout.cols.len() + c];
+        draw_panel(area, p, &title, x_range, y_range, opts)?;
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    p: &Panel,
+    title: &str,
+    x_range: (f64, f64),
+    (y_lo, y_hi): (f64, f64),
+    opts: &PlotOptions,
+) -> anyhow::Result<()> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FONT, 21))
+        .margin(8)
+        .x_label_area_size(42)
+        .y_label_area_size(52)
+        .build_cartesian_2d(x_range.0..x_range.1, y_lo..y_hi)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("Tokens (B)")
+        .y_desc("Loss")
+        .x_labels(6)
+        .y_labels(6)
+        .x_label_formatter(&|v| tick(*v))
+        .y_label_formatter(&|v| tick(*v))
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 16))
+        .max_light_lines(1)
+        .bold_line_style(RGBColor(220, 220, 220))
+        .light_line_style(RGBColor(242, 242, 242))
+        .draw()
+        .map_err(err)?;
+
+    let xs: Vec<f64> = p.tokens.iter().map(|d| d / 1e9).collect();
+    let real = decimate(&xs, &p.loss, opts.max_line_points);
+    let pred = decimate(&xs, &p.pred, opts.max_line_points);
+    // A thinner line where points are denser than pixels, else noise
+    // turns the line into a solid band.
+    let dense = real.len() > 2 * opts.panel_width as usize;
+    let real_style = REAL.stroke_width(if dense { 1 } else { 2 });
+    let legend_style = REAL.stroke_width(2);
+    let pred_style = PRED.stroke_width(2);
+
+    // Lines are clipped to the y range by hand: plotters would draw them
+    // over the axes and the neighbouring panels.
+    for piece in clip_y(&real, y_lo, y_hi) {
+        chart
+            .draw_series(LineSeries::new(piece, real_style))
+            .map_err(err)?;
+    }
+    for piece in clip_y(&pred, y_lo, y_hi) {
+        chart
+            .draw_series(DashedLineSeries::new(piece, 9, 5, pred_style))
+            .map_err(err)?;
+    }
+    let held: Vec<(f64, f64)> = (0..xs.len())
+        .filter(|&i| p.held_out.get(i).copied().unwrap_or(false))
+        .map(|i| (xs[i], p.loss[i]))
+        .filter(|&(x, y)| x.is_finite() && y >= y_lo && y <= y_hi)
+        .collect();
+    let stride = held
+        .len()
+        .div_ceil((opts.max_line_points / 4).max(1))
+        .max(1);
+    chart
+        .draw_series(
+            held.iter()
+                .step_by(stride)
+                .map(|&pt| Circle::new(pt, 3, HELD.filled())),
+        )
+        .map_err(err)?;
+
+    // Legend entries come from empty series so that they appear once,
+    // whatever the clipping did to the lines.
+    let none = std::iter::empty::<PathElement<(f64, f64)>>;
+    chart
+        .draw_series(none())
+        .map_err(err)?
+        .label("Real")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], legend_style));
+    chart
+        .draw_series(none())
+        .map_err(err)?
+        .label("Pred")
+        .legend(move |(x, y)| DashedPathElement::new(vec![(x, y), (x + 24, y)], 7, 4, pred_style));
+    if p.held_out.iter().any(|&h| h) {
+        chart
+            .draw_series(none())
+            .map_err(err)?
+            .label("Held out")
+            .legend(|(x, y)| Circle::new((x + 12, y), 3, HELD.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(180, 180, 180))
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+/// Tick label: at most two decimals, trailing zeros dropped ("2.5", "10").
+fn tick(v: f64) -> String {
+    let s = format!("{v:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.into()
+    }
+}
+
+/// Shared x range in billions of tokens, from 0 (or below, if the data is).
+fn token_range(panels: &[Panel]) -> (f64, f64) {
+    let finite = || {
+        panels
+            .iter()
+            .flat_map(|p| &p.tokens)
+            .copied()
+            .filter(|v| v.is_finite())
+    };
+    let lo = finite().fold(0.0, f64::min) / 1e9;
+    let hi = finite().fold(f64::NEG_INFINITY, f64::max) / 1e9;
+    if hi > lo {
+        (lo, hi)
+    } else {
+        (lo - 0.5, lo + 0.5)
+    }
+}
+
+/// Shared loss range; see [`PlotOptions::y_range`].
+fn loss_range(panels: &[Panel]) -> (f64, f64) {
+    let mut v: Vec<f64> = panels
+        .iter()
+        .flat_map(|p| p.loss.iter().chain(&p.pred))
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
+    if v.is_empty() {
+        return (0.0, 1.0);
+    }
+    v.sort_unstable_by(f64::total_cmp);
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    let (lo, hi) = (at(0.005), at(0.995));
+    let pad = if hi > lo { 0.05 * (hi - lo) } else { 0.5 };
+    (lo - pad, hi + pad)
+}
+
+/// At most `max` points keeping the shape: the first and last point and,
+/// for each of `max/2 - 1` buckets of consecutive points, its lowest and
+/// highest in index order. Non-finite points are dropped.
+fn decimate(xs: &[f64], ys: &[f64], max: usize) -> Vec<(f64, f64)> {
+    let pts: Vec<(f64, f64)> = xs
+        .iter()
+        .zip(ys)
+        .map(|(&x, &y)| (x, y))
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .collect();
+    if pts.len() <= max {
+        return pts;
+    }
+    let inner = &pts[1..pts.len() - 1];
+    let buckets = max / 2 - 1;
+    let mut out = Vec::with_capacity(max);
+    out.push(pts[0]);
+    for b in 0..buckets {
+        let chunk = &inner[b * inner.len() / buckets..(b + 1) * inner.len() / buckets];
+        if chunk.is_empty() {
+            continue;
+        }
+        let lo = (0..chunk.len()).min_by(|&i, &j| chunk[i].1.total_cmp(&chunk[j].1));
+        let hi = (0..chunk.len()).max_by(|&i, &j| chunk[i].1.total_cmp(&chunk[j].1));
+        let (a, b) = (lo.expect("non-empty"), hi.expect("non-empty"));
+        out.push(chunk[a.min(b)]);
+        if a != b {
+            out.push(chunk[a.max(b)]);
+        }
+    }
+    out.push(pts[pts.len() - 1]);
+    out
+}
+
+/// The parts of a polyline inside `lo <= y <= hi`, cut where it crosses.
+fn clip_y(pts: &[(f64, f64)], lo: f64, hi: f64) -> Vec<Vec<(f64, f64)>> {
+    let mut pieces: Vec<Vec<(f64, f64)>> = Vec::new();
+    let inside = |y: f64| y >= lo && y <= hi;
+    if let [only] = pts {
+        if inside(only.1) {
+            pieces.push(vec![*only]);
+        }
+        return pieces;
+    }
+    // Whether the last piece ends at the current point (the line goes on).
+    let mut open = false;
+    for w in pts.windows(2) {
+        let ((xa, ya), (xb, yb)) = (w[0], w[1]);
+        let (t0, t1) = if ya == yb {
+            if !inside(ya) {
+                open = false;
+                continue;
+            }
+            (0.0, 1.0)
+        } else {
+            let (ta, tb) = ((lo - ya) / (yb - ya), (hi - ya) / (yb - ya));
+            (ta.min(tb).max(0.0), ta.max(tb).min(1.0))
+        };
+        if t0 > t1 {
+            open = false;
+            continue;
+        }
+        let at = |t: f64| {
+            if t == 0.0 {
+                (xa, ya)
+            } else if t == 1.0 {
+                (xb, yb)
+            } else {
+                (xa + t * (xb - xa), (ya + t * (yb - ya)).clamp(lo, hi))
+            }
+        };
+        if !(open && t0 == 0.0) {
+            pieces.push(vec![at(t0)]);
+        }
+        pieces.last_mut().expect("pushed above").push(at(t1));
+        open = t1 == 1.0;
+    }
+    pieces
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimate_keeps_ends_extremes_and_bound() {
+        let xs: Vec<f64> = (0..100_000).map(|i| i as f64).collect();
+        let mut ys: Vec<f64> = xs.iter().map(|x| (x / 5000.0).sin()).collect();
+        ys[31_337] = 50.0;
+        let d = decimate(&xs, &ys, 2000);
+        assert!(d.len() <= 2000, "{}", d.len());
+        assert_eq!(d[0], (0.0, ys[0]));
+        assert_eq!(*d.last().unwrap(), (99_999.0, ys[99_999]));
+        assert!(d.contains(&(31_337.0, 50.0)), "the spike survives");
+        assert!(d.windows(2).all(|w| w[0].0 < w[1].0), "x order kept");
+        assert_eq!(decimate(&xs[..10], &ys[..10], 2000).len(), 10);
+    }
+
+    #[test]
+    fn clip_cuts_at_the_range_edges() {
+        let pts = [
+            (0.0, 10.0),
+            (1.0, 4.0),
+            (2.0, 3.0),
+            (3.0, 12.0),
+            (4.0, 13.0),
+        ];
+        let pieces = clip_y(&pts, 2.0, 6.0);
+        assert_eq!(
+            pieces,
+            vec![vec![
+                (2.0 / 3.0, 6.0),
+                (1.0, 4.0),
+                (2.0, 3.0),
+                (2.0 + 1.0 / 3.0, 6.0)
+            ]]
+        );
+        assert!(clip_y(&pts, 20.0, 30.0).is_empty());
+        let all_in = clip_y(&pts, 0.0, 20.0);
+        assert_eq!(all_in, vec![pts.to_vec()]);
+    }
+
+    #[test]
+    fn duplicate_configs_get_their_own_columns() {
+        let p = |run: &str, n: f64, t: f64| Panel {
+            run: run.into(),
+            n,
+            t,
+            ..Default::default()
+        };
+        let panels = [
+            p("b", 2.0, 1.0),
+            p("a", 2.0, 1.0),
+            p("x", 1.0, 2.0),
+            p("y", 2.0, 2.0),
+        ];
+        let g = grid_layout(&panels);
+        assert_eq!(g.rows, [1.0, 2.0]);
+        assert_eq!(g.cols, [1.0, 2.0, 2.0]);
+        assert_eq!(g.cells, [(0, 2), (0, 1), (1, 0), (1, 1)]);
+        assert_eq!(g.dup, [true, true, false, false]);
+    }
+
+    #[test]
+    fn tick_labels_are_short() {
+        assert_eq!(tick(2.5), "2.5");
+        assert_eq!(tick(10.0), "10");
+        assert_eq!(tick(-0.0001), "0");
+        assert_eq!(tick(3.456), "3.46");
+    }
+}

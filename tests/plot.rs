@@ -1,0 +1,392 @@
+//! The Real-vs-Pred grid: it renders for both sweep shapes in PNG and SVG,
+//! each curve lands in its own cell of the documented layout, empty cells
+//! stay blank, and the CLI writes it (`plot`, `fit --plot`) and refuses to
+//! overwrite without --force.
+
+use std::path::Path;
+use std::process::Command;
+
+use sweepfit::data::{Dataset, Row};
+use sweepfit::law::predict_raw;
+use sweepfit::report::{self, format_count, Panel, PlotOptions};
+use sweepfit::simulate::{looplm20_truth, simulate_looplm20, SimOptions};
+use tempfile::TempDir;
+
+const W: usize = 400;
+const H: usize = 300;
+
+/// The 4 x 5 simulated sweep, `points` per curve.
+fn sim_sweep(points: usize) -> Dataset {
+    simulate_looplm20(&SimOptions {
+        points_per_curve: points,
+        ..Default::default()
+    })
+}
+
+fn sim_panels(points: usize) -> Vec<Panel> {
+    report::panels_from_dataset(&sim_sweep(points), &looplm20_truth(), None).unwrap()
+}
+
+/// A Pythia-like 1 x 4 sweep: T = 1 only, four sizes, 0..300B tokens, the
+/// rows given out of order (largest model first).
+fn pythia_like(points: usize) -> Dataset {
+    let p = looplm20_truth();
+    let mut rows = Vec::new();
+    for (run, n) in [
+        ("pythia-1b", 1.01e9),
+        ("pythia-70m", 7.0e7),
+        ("pythia-410m", 4.05e8),
+        ("pythia-160m", 1.62e8),
+    ] {
+        for i in 0..points {
+            let tokens = 300e9 * i as f64 / (points - 1) as f64;
+            let wiggle = 0.03 * ((i * 7 % 13) as f64 / 13.0 - 0.5);
+            rows.push(Row {
+                run: run.into(),
+                n,
+                t: 1.0,
+                tokens,
+                loss: predict_raw(&p, n, tokens, 1.0) + 0.1 + wiggle,
+                weight: 1.0,
+            });
+        }
+    }
+    Dataset::from_rows(rows)
+}
+
+struct Image {
+    width: usize,
+    height: usize,
+    /// RGB, row-major.
+    rgb: Vec<[u8; 3]>,
+}
+
+fn decode_png(path: &Path) -> Image {
+    let file = std::fs::File::open(path).unwrap();
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.bit_depth, png::BitDepth::Eight);
+    let channels = match info.color_type {
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+        other => panic!("unexpected PNG colour type {other:?}"),
+    };
+    let rgb = buf[..info.buffer_size()]
+        .chunks(channels)
+        .map(|c| [c[0], c[1], c[2]])
+        .collect();
+    Image {
+        width: info.width as usize,
+        height: info.height as usize,
+        rgb,
+    }
+}
+
+/// Pixel counts inside cell (row, col): (not white, blue "Real", red
+/// "Pred", green "Held out").
+fn cell_counts(img: &Image, row: usize, col: usize) -> (usize, usize, usize, usize) {
+    let (mut ink, mut blue, mut red, mut green) = (0, 0, 0, 0);
+    for y in row * H..(row + 1) * H {
+        for x in col * W..(col + 1) * W {
+            let [r, g, b] = img.rgb[y * img.width + x].map(i32::from);
+            ink += usize::from([r, g, b] != [255, 255, 255]);
+            blue += usize::from(b > r + 80 && b > g + 30);
+            red += usize::from(r > g + 100 && r > b + 100);
+            green += usize::from(g > r + 60 && g > b + 60);
+        }
+    }
+    (ink, blue, red, green)
+}
+
+fn assert_every_cell_drawn(img: &Image, rows: usize, cols: usize) {
+    assert_eq!(
+        (img.width, img.height),
+        (cols * W, rows * H),
+        "picture size"
+    );
+    for r in 0..rows {
+        for c in 0..cols {
+            let (ink, blue, red, _) = cell_counts(img, r, c);
+            assert!(
+                ink > 2000 && blue > 100 && red > 100,
+                "cell ({r}, {c}): {ink} non-white, {blue} blue, {red} red pixels"
+            );
+        }
+    }
+}
+
+fn title(t: f64, n: f64) -> String {
+    format!("T = {t}, N = {}", format_count(n))
+}
+
+fn draw(path: &Path, panels: &[Panel]) {
+    report::draw_grid(path, panels, &PlotOptions::default()).unwrap();
+}
+
+#[test]
+fn simulated_sweep_is_a_4_by_5_grid_in_png_and_svg() {
+    let dir = TempDir::new().unwrap();
+    let panels = sim_panels(60);
+    let layout = report::grid_layout(&panels);
+    assert_eq!(layout.rows, [1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(layout.cols, [53e6, 134e6, 374e6, 778e6, 1.36e9]);
+
+    let png = dir.path().join("grid.png");
+    draw(&png, &panels);
+    assert_every_cell_drawn(&decode_png(&png), 4, 5);
+
+    let svg_path = dir.path().join("grid.svg");
+    draw(&svg_path, &panels);
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains(r#"width="2000" height="1200""#));
+    for p in &panels {
+        assert!(
+            svg.contains(&title(p.t, p.n)),
+            "no title {}",
+            title(p.t, p.n)
+        );
+    }
+    for label in ["Real", "Pred", "Tokens (B)", "Loss"] {
+        assert_eq!(
+            svg.matches(&format!(">\n{label}\n<")).count(),
+            20,
+            "{label}"
+        );
+    }
+    assert!(
+        !svg.contains("Held out"),
+        "no held-out points, no legend entry"
+    );
+}
+
+#[test]
+fn pythia_like_sweep_is_a_1_by_4_grid_ordered_by_n() {
+    let dir = TempDir::new().unwrap();
+    let panels = report::panels_from_dataset(&pythia_like(300), &looplm20_truth(), None).unwrap();
+    let layout = report::grid_layout(&panels);
+    assert_eq!(layout.rows, [1.0]);
+    assert_eq!(layout.cols, [7.0e7, 1.62e8, 4.05e8, 1.01e9]);
+    // Given largest first, the 1B curve still lands in the last column.
+    assert_eq!(layout.cells[0], (0, 3));
+
+    let png = dir.path().join("pythia.png");
+    draw(&png, &panels);
+    assert_every_cell_drawn(&decode_png(&png), 1, 4);
+
+    let svg_path = dir.path().join("pythia.svg");
+    draw(&svg_path, &panels);
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    for t in [
+        "T = 1, N = 70M",
+        "T = 1, N = 162M",
+        "T = 1, N = 405M",
+        "T = 1, N = 1.01B",
+    ] {
+        assert!(svg.contains(t), "no title {t}");
+    }
+    assert!(svg.contains("Real") && svg.contains("Pred"));
+}
+
+#[test]
+fn a_missing_configuration_leaves_its_cell_blank() {
+    let dir = TempDir::new().unwrap();
+    let mut panels = sim_panels(40);
+    // Drop T = 3, N = 374M: row 2, column 2.
+    panels.retain(|p| !(p.t == 3.0 && p.n == 374e6));
+    let png = dir.path().join("holes.png");
+    draw(&png, &panels);
+    let img = decode_png(&png);
+    assert_eq!((img.width, img.height), (5 * W, 4 * H));
+    for r in 0..4 {
+        for c in 0..5 {
+            let (ink, ..) = cell_counts(&img, r, c);
+            if (r, c) == (2, 2) {
+                assert_eq!(ink, 0, "the empty cell is blank");
+            } else {
+                assert!(ink > 2000, "cell ({r}, {c}) has {ink} non-white pixels");
+            }
+        }
+    }
+}
+
+#[test]
+fn held_out_points_are_green_and_in_the_legend() {
+    let dir = TempDir::new().unwrap();
+    let ds = pythia_like(200);
+    // The last quarter of every curve is held out.
+    let held: Vec<bool> = ds
+        .configs
+        .iter()
+        .flat_map(|c| (0..c.len).map(move |i| i >= c.len * 3 / 4))
+        .collect();
+    let panels = report::panels_from_dataset(&ds, &looplm20_truth(), Some(&held)).unwrap();
+    let png = dir.path().join("held.png");
+    draw(&png, &panels);
+    let img = decode_png(&png);
+    for c in 0..4 {
+        let (_, _, _, green) = cell_counts(&img, 0, c);
+        assert!(green > 100, "cell (0, {c}): {green} green pixels");
+    }
+    let svg_path = dir.path().join("held.svg");
+    draw(&svg_path, &panels);
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    assert_eq!(svg.matches(">\nHeld out\n<").count(), 4);
+
+    let short = &held[..held.len() - 1];
+    assert!(report::panels_from_dataset(&ds, &looplm20_truth(), Some(short)).is_err());
+}
+
+#[test]
+fn long_curves_are_decimated_so_the_svg_stays_small() {
+    let dir = TempDir::new().unwrap();
+    let n = 143_000;
+    let tokens: Vec<f64> = (0..n).map(|i| i as f64 * 2.1e6).collect();
+    let loss: Vec<f64> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, d)| 2.0 + 9.0 * (-d / 5e9).exp() + 0.05 * ((i % 17) as f64 / 17.0))
+        .collect();
+    let panel = Panel {
+        run: "big".into(),
+        n: 1e9,
+        t: 1.0,
+        pred: loss.iter().map(|l| l + 0.01).collect(),
+        tokens,
+        loss,
+        held_out: Vec::new(),
+    };
+    let path = dir.path().join("big.svg");
+    draw(&path, std::slice::from_ref(&panel));
+    let size = std::fs::metadata(&path).unwrap().len();
+    // 143k points written as-is would take several MB.
+    assert!(size < 300_000, "SVG of {size} bytes");
+    let png = dir.path().join("big.png");
+    draw(&png, &[panel]);
+    assert_every_cell_drawn(&decode_png(&png), 1, 1);
+}
+
+#[test]
+fn unknown_extension_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let err = report::draw_grid(
+        &dir.path().join("grid.jpg"),
+        &sim_panels(5),
+        &PlotOptions::default(),
+    )
+    .unwrap_err();
+    assert!(format!("{err:#}").contains(".png or .svg"), "{err:#}");
+    assert!(!dir.path().join("grid.jpg").exists());
+}
+
+// ------------------------------------------------------------------ CLI
+
+fn sweepfit(cwd: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sweepfit"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !text.contains("panicked"),
+        "sweepfit {args:?} panicked:\n{text}"
+    );
+    (out.status.success(), text)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn fit_plot_writes_both_pictures_and_plot_refuses_to_overwrite() {
+    let dir = TempDir::new().unwrap();
+    let sim = dir.path().join("sim.csv");
+    let (ok, text) = sweepfit(
+        dir.path(),
+        &["simulate", "--out", s(&sim), "--points", "60"],
+    );
+    assert!(ok, "{text}");
+    let out = dir.path().join("out");
+    let (ok, text) = sweepfit(
+        dir.path(),
+        &["fit", s(&sim), "--plot", "--starts", "8", "--out", s(&out)],
+    );
+    assert!(ok, "{text}");
+    assert_every_cell_drawn(&decode_png(&out.join("grid.png")), 4, 5);
+    let svg = std::fs::read_to_string(out.join("grid.svg")).unwrap();
+    assert!(svg.contains("T = 4, N = 1.36B") && svg.contains("Pred"));
+
+    // `plot --fit` defaults to pred.csv and grid.png beside fit.json, which
+    // `fit --plot` already wrote.
+    let fit = out.join("fit.json");
+    let png = out.join("grid.png");
+    let before = std::fs::read(&png).unwrap();
+    let (ok, text) = sweepfit(dir.path(), &["plot", "--fit", s(&fit)]);
+    assert!(!ok, "overwrote without --force:\n{text}");
+    assert!(
+        text.contains("grid.png") && text.contains("--force"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read(&png).unwrap(), before, "left untouched");
+    let (ok, text) = sweepfit(dir.path(), &["plot", "--fit", s(&fit), "--force"]);
+    assert!(ok, "{text}");
+
+    // From pred.csv alone, to SVG; then again without --force.
+    let pred = out.join("pred.csv");
+    let again = dir.path().join("again.svg");
+    let args = ["plot", "--data", s(&pred), "--out", s(&again)];
+    let (ok, text) = sweepfit(dir.path(), &args);
+    assert!(ok, "{text}");
+    let svg = std::fs::read_to_string(&again).unwrap();
+    assert!(svg.contains("T = 1, N = 53M") && svg.contains("Real"));
+    let (ok, text) = sweepfit(dir.path(), &args);
+    assert!(!ok && text.contains("exists"), "{text}");
+
+    // A long CSV needs --fit for its predictions.
+    let (ok, text) = sweepfit(dir.path(), &["plot", "--data", s(&sim), "--out", "x.png"]);
+    assert!(!ok && text.contains("pred"), "{text}");
+    let (ok, text) = sweepfit(
+        dir.path(),
+        &[
+            "plot",
+            "--fit",
+            s(&fit),
+            "--data",
+            s(&sim),
+            "--out",
+            "x.png",
+        ],
+    );
+    assert!(ok, "{text}");
+    assert_every_cell_drawn(&decode_png(&dir.path().join("x.png")), 4, 5);
+}
+
+#[test]
+fn help_documents_plot_and_fit_plot() {
+    let dir = TempDir::new().unwrap();
+    let (ok, text) = sweepfit(dir.path(), &["plot", "--help"]);
+    assert!(ok, "{text}");
+    for w in [
+        "--fit",
+        "--data",
+        "--out",
+        "--force",
+        "pred.csv",
+        "percentile",
+    ] {
+        assert!(text.contains(w), "plot --help lacks {w}:\n{text}");
+    }
+    let (ok, text) = sweepfit(dir.path(), &["fit", "--help"]);
+    assert!(
+        ok && text.contains("--plot") && text.contains("grid.svg"),
+        "{text}"
+    );
+}

@@ -1,0 +1,195 @@
+//! End-to-end tests of `sweepfit predict`: simulate a small sweep, fit it,
+//! predict from the fit and compare with the law evaluated in the library.
+
+use std::path::Path;
+use std::process::Command;
+
+use sweepfit::law::{predict_raw, NP, PARAM_NAMES};
+use sweepfit::report::read_fit_json;
+use tempfile::TempDir;
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn sweepfit(cwd: &Path, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_sweepfit"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("cannot start the sweepfit binary");
+    let run = Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(
+        out.status.code().is_some() && !run.stderr.contains("panicked"),
+        "sweepfit {args:?} crashed:\n{}",
+        run.stderr
+    );
+    run
+}
+
+fn ok(cwd: &Path, args: &[&str]) -> Run {
+    let run = sweepfit(cwd, args);
+    assert!(
+        run.ok,
+        "sweepfit {args:?} failed:\n--- stdout\n{}\n--- stderr\n{}",
+        run.stdout, run.stderr
+    );
+    run
+}
+
+/// Simulate a 50-point-per-curve sweep and fit it from 8 starts on the CPU.
+fn fitted(dir: &Path) -> [f64; NP] {
+    ok(dir, &["simulate", "--out", "sweep.csv", "--points", "50"]);
+    ok(
+        dir,
+        &[
+            "fit",
+            "sweep.csv",
+            "--starts",
+            "8",
+            "--backend",
+            "cpu",
+            "--out",
+            "fit",
+        ],
+    );
+    let report = read_fit_json(&dir.join("fit/fit.json")).unwrap();
+    let mut p = [0.0; NP];
+    for (i, name) in PARAM_NAMES.iter().enumerate() {
+        p[i] = report.params[*name];
+        assert!(p[i].is_finite(), "{name} = {}", p[i]);
+    }
+    p
+}
+
+fn parse_csv(text: &str) -> (String, Vec<[f64; 4]>) {
+    let mut lines = text.lines();
+    let header = lines.next().expect("a header").to_string();
+    let rows = lines
+        .map(|l| {
+            let v: Vec<f64> = l
+                .split(',')
+                .map(|x| x.parse().unwrap_or_else(|_| panic!("bad row {l:?}")))
+                .collect();
+            assert_eq!(v.len(), 4, "{l:?}");
+            [v[0], v[1], v[2], v[3]]
+        })
+        .collect();
+    (header, rows)
+}
+
+#[test]
+fn predict_matches_the_law_and_refuses_to_overwrite() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    let p = fitted(dir);
+    let base = ["predict", "--fit", "fit/fit.json"];
+
+    // To stdout: N 2.8e9 and 1e8 (in that order), T 1..4, 100 token values.
+    let mut args = base.to_vec();
+    args.extend([
+        "--N",
+        "2.8e9,1e8",
+        "--T",
+        "1:4:4",
+        "--tokens",
+        "1e9:40e9:100",
+    ]);
+    let run = ok(dir, &args);
+    let (header, rows) = parse_csv(&run.stdout);
+    assert_eq!(header, "N,T,tokens,pred");
+    assert_eq!(rows.len(), 2 * 4 * 100);
+    // 2.8e9 is beyond the fitted sizes (53M..1.36B): a warning, not an error.
+    assert!(
+        run.stderr.contains("warning: N") && run.stderr.contains("extrapolation"),
+        "{}",
+        run.stderr
+    );
+    let step = (40e9 - 1e9) / 99.0;
+    for (i, r) in rows.iter().enumerate() {
+        let (ni, ti, di) = (i / 400, (i / 100) % 4, i % 100);
+        assert_eq!(r[0], [2.8e9, 1e8][ni], "row {i}");
+        assert_eq!(r[1], (ti + 1) as f64, "row {i}");
+        let want_d = 1e9 + step * di as f64;
+        assert!((r[2] - want_d).abs() <= 1e-6 * step, "row {i}: {}", r[2]);
+        let want = predict_raw(&p, r[0], r[2], r[1]);
+        assert!(
+            (r[3] - want).abs() <= 1e-12 * want.abs(),
+            "row {i}: {} vs {want}",
+            r[3]
+        );
+    }
+    assert_eq!((rows[0][2], rows[99][2]), (1e9, 40e9));
+
+    // To a file, log-spaced tokens; then the same --out again is refused.
+    let mut args = base.to_vec();
+    args.extend([
+        "--N",
+        "5.3e7",
+        "--T",
+        "2",
+        "--tokens",
+        "1e8:1e10:5:log",
+        "--out",
+        "pred.csv",
+    ]);
+    let run = ok(dir, &args);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    let text = std::fs::read_to_string(dir.join("pred.csv")).unwrap();
+    let (header, rows) = parse_csv(&text);
+    assert_eq!(header, "N,T,tokens,pred");
+    assert_eq!(rows.len(), 5);
+    for (r, d) in rows.iter().zip([1e8, 1e8_f64.sqrt() * 1e9_f64.sqrt(), 1e9]) {
+        assert!((r[2] - d).abs() <= 1e-9 * d, "{} vs {d}", r[2]);
+    }
+    assert_eq!(rows[4][2], 1e10);
+    for r in &rows {
+        let want = predict_raw(&p, r[0], r[2], r[1]);
+        assert!((r[3] - want).abs() <= 1e-12 * want.abs());
+    }
+
+    std::fs::write(dir.join("pred.csv"), "keep me\n").unwrap();
+    let refused = sweepfit(dir, &args);
+    assert!(!refused.ok, "overwrote pred.csv:\n{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("pred.csv") && refused.stderr.contains("--force"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("pred.csv")).unwrap(),
+        "keep me\n"
+    );
+    args.push("--force");
+    ok(dir, &args);
+    assert_eq!(std::fs::read_to_string(dir.join("pred.csv")).unwrap(), text);
+
+    // Bad range text: the error names the option and the text; nothing written.
+    for (opt, bad, needle) in [
+        ("--tokens", "1e9:40e9:x", "COUNT"),
+        ("--N", "1_000", "not a number"),
+        ("--T", "0", "must be > 0"),
+        ("--tokens", "1:2:1", "START == STOP"),
+    ] {
+        let mut args = base.to_vec();
+        args.extend([
+            "--N", "1e9", "--T", "1", "--tokens", "1e9", "--out", "bad.csv",
+        ]);
+        let i = args.iter().position(|a| *a == opt).unwrap();
+        args[i + 1] = bad;
+        let run = sweepfit(dir, &args);
+        assert!(!run.ok, "{opt} {bad} was accepted");
+        assert!(
+            run.stderr.contains(opt) && run.stderr.contains(bad) && run.stderr.contains(needle),
+            "{opt} {bad}: {}",
+            run.stderr
+        );
+        assert!(!dir.join("bad.csv").exists());
+    }
+}
