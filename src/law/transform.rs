@@ -75,11 +75,6 @@ impl FreeSpace {
         self.free.len()
     }
 
-    /// Law indices of the free coordinates, in order.
-    pub fn free(&self) -> &[usize] {
-        &self.free
-    }
-
     /// Lower and upper bounds of every free coordinate.
     pub fn bounds(&self) -> (Vec<f64>, Vec<f64>) {
         self.free

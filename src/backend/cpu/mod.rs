@@ -107,10 +107,6 @@ impl CpuBackend {
         }
     }
 
-    pub fn data(&self) -> &Prepared {
-        &self.data
-    }
-
     fn blocks(&self) -> usize {
         match &self.plan {
             Plan::Points(b) => b.len(),

@@ -348,10 +348,6 @@ impl GpuBackend {
         &self.summary
     }
 
-    pub fn limits(&self) -> &GpuLimits {
-        &self.limits
-    }
-
     fn check_error(&self) -> anyhow::Result<()> {
         if let Some(e) = self.error.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             bail!("GPU error on {}: {e}", self.summary.short());
