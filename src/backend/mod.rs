@@ -6,10 +6,12 @@ mod cpu;
 mod fastmath;
 pub mod gpu;
 mod prepared;
+pub mod weights;
 
 pub use cpu::{CpuBackend, CpuLayout};
 pub use gpu::GpuBackend;
 pub use prepared::Prepared;
+pub use weights::{Weighting, UNWEIGHTED};
 
 use crate::law::NP;
 
@@ -53,6 +55,34 @@ pub trait Backend {
     /// For each internal parameter vector in `params`, the weighted-mean
     /// objective and its gradient. `out.len() == params.len()`.
     fn evaluate(&mut self, params: &[[f64; NP]], out: &mut [Eval]) -> anyhow::Result<()>;
+
+    /// Register the weightings that [`Backend::evaluate_weighted`] refers
+    /// to by index, replacing any earlier ones. Errors when one is invalid
+    /// for the data (see [`weights::resolve`]).
+    fn set_weightings(&mut self, weightings: &[Weighting]) -> anyhow::Result<()> {
+        let _ = weightings;
+        anyhow::bail!(
+            "{} backend: weighted evaluation is not supported",
+            self.info().kind
+        )
+    }
+
+    /// Like [`Backend::evaluate`], with `params[k]` weighed by the
+    /// registered weighting `which[k]`, or by the dataset's own weights
+    /// when `which[k] == UNWEIGHTED`. Each problem's objective is a
+    /// weighted mean under its own weights.
+    fn evaluate_weighted(
+        &mut self,
+        params: &[[f64; NP]],
+        which: &[u32],
+        out: &mut [Eval],
+    ) -> anyhow::Result<()> {
+        let _ = (params, which, out);
+        anyhow::bail!(
+            "{} backend: weighted evaluation is not supported",
+            self.info().kind
+        )
+    }
 }
 
 /// Which backend to fit on.
