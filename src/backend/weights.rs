@@ -177,7 +177,7 @@ pub fn reference_evaluate(data: &Prepared, w: Option<&Resolved>, p: &[f64; NP]) 
                 Space::Linear => (pred - data.y[i], 1.0),
                 Space::Log => (pred.ln() - data.y[i], 1.0 / pred),
             };
-            if !(xd > 0.0) || !r.is_finite() {
+            if xd.is_nan() || xd <= 0.0 || !r.is_finite() {
                 out.f = f64::NAN;
                 continue;
             }
