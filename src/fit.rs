@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use indexmap::IndexMap;
 
-use crate::backend::{Backend, CpuBackend, Eval, Prepared};
+use crate::backend::{Backend, CpuBackend, Eval, Prepared, Weighting, UNWEIGHTED};
 use crate::data::Dataset;
 use crate::law::{
     FreeSpace, LawKind, ParamSpec, A, ALPHA, B, BETA, C, GAMMA, NP, PARAM_NAMES, T1, T2, T3,
@@ -54,6 +54,10 @@ pub struct FitOutput {
     pub outcomes: Vec<Outcome>,
     /// Every start in raw units, law order (fixed parameters included).
     pub starts: Vec<[f64; NP]>,
+    /// The free parameters and their transform the fit searched over.
+    pub space: FreeSpace,
+    /// The best start's final point in that space.
+    pub best_theta: Vec<f64>,
 }
 
 /// Look up a parameter by name (case-sensitive names like "alpha", with
@@ -133,8 +137,25 @@ pub fn resolve_spec(
 struct LawProblem<'a> {
     space: &'a FreeSpace,
     backend: &'a mut dyn Backend,
+    /// Registered weighting of every problem id; empty when every problem
+    /// uses the dataset's own weights.
+    which: &'a [u32],
+    which_buf: Vec<u32>,
     params: Vec<[f64; NP]>,
     evals: Vec<Eval>,
+}
+
+impl<'a> LawProblem<'a> {
+    fn new(space: &'a FreeSpace, backend: &'a mut dyn Backend, which: &'a [u32]) -> Self {
+        LawProblem {
+            space,
+            backend,
+            which,
+            which_buf: Vec::new(),
+            params: Vec::new(),
+            evals: Vec::new(),
+        }
+    }
 }
 
 impl BatchObjective for LawProblem<'_> {
@@ -160,7 +181,14 @@ impl BatchObjective for LawProblem<'_> {
                 .push(self.space.to_internal(&xs[k * m..(k + 1) * m]));
         }
         self.evals.resize(ids.len(), Eval::ZERO);
-        self.backend.evaluate(&self.params, &mut self.evals)?;
+        if self.which.is_empty() {
+            self.backend.evaluate(&self.params, &mut self.evals)?;
+        } else {
+            self.which_buf.clear();
+            self.which_buf.extend(ids.iter().map(|&i| self.which[i]));
+            self.backend
+                .evaluate_weighted(&self.params, &self.which_buf, &mut self.evals)?;
+        }
         for k in 0..ids.len() {
             f[k] = self.evals[k].f;
             self.space.grad_to_theta(
@@ -173,44 +201,147 @@ impl BatchObjective for LawProblem<'_> {
     }
 }
 
-/// Starts refined in f64 after a single-precision fit: always the best
-/// few, and up to a cap those whose f32 objective is close to the best
-/// (they would count as having reached it with f64 accuracy).
-const POLISH_ALWAYS: usize = 4;
-const POLISH_MAX: usize = 16;
-const POLISH_RTOL: f64 = 1e-4;
+/// Problems of one batch that share a weighting: the starts of one fit.
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// Index into the batch's weightings, or [`UNWEIGHTED`].
+    pub weighting: u32,
+    /// Starting points in theta.
+    pub starts: Vec<Vec<f64>>,
+}
 
-/// Refine the best starts of a single-precision fit on the CPU in f64:
-/// f32 objectives stop resolving progress near 1e-7 relative, while the
-/// reported optimum should be as exact as a CPU fit's. Returns how many
-/// were refined and the batched calls used.
-fn polish(
+/// Which starts of each group a single-precision batch refines in f64 on
+/// the CPU: always the best `always`, and up to `max` of those whose f32
+/// objective is within `rtol` of the group's best (they would count as
+/// having reached it with f64 accuracy).
+#[derive(Debug, Clone, Copy)]
+pub struct Polish {
+    pub always: usize,
+    pub max: usize,
+    pub rtol: f64,
+}
+
+/// The main fit's refinement: enough starts that "reached the best" is
+/// still meaningful after a single-precision search.
+pub const POLISH_FIT: Polish = Polish {
+    always: 4,
+    max: 16,
+    rtol: 1e-4,
+};
+
+/// What a batch of groups produced.
+#[derive(Debug, Clone)]
+pub struct GroupsOutput {
+    /// Per group, its starts' outcomes in order.
+    pub outcomes: Vec<Vec<Outcome>>,
+    /// Batched objective calls, refinement included.
+    pub calls: usize,
+    /// Starts refined on the CPU in f64 (0 on an f64 backend).
+    pub polished: usize,
+}
+
+/// Run every group's starts as problems of one lockstep batch on
+/// `backend`, each weighed by its group's weighting. On a single-precision
+/// backend the best starts of each group (see [`Polish`]) are then
+/// refined on the CPU in f64 and every other start's final objective is
+/// recomputed in f64, so objectives compare like with like.
+#[allow(clippy::too_many_arguments)]
+pub fn solve_groups(
     space: &FreeSpace,
     prepared: &Prepared,
+    backend: &mut dyn Backend,
+    weightings: &[Weighting],
+    groups: &[Group],
     lbfgs: &optim::Options,
-    outcomes: &mut [Outcome],
-) -> anyhow::Result<(usize, usize)> {
-    let mut order: Vec<usize> = (0..outcomes.len())
-        .filter(|&i| outcomes[i].f.is_finite())
-        .collect();
+    polish: Polish,
+    progress: impl FnMut(Progress),
+) -> anyhow::Result<GroupsOutput> {
+    let mut x0 = Vec::new();
+    let mut which = Vec::new();
+    for g in groups {
+        if g.weighting != UNWEIGHTED && g.weighting as usize >= weightings.len() {
+            bail!(
+                "a group refers to weighting {} of {}",
+                g.weighting,
+                weightings.len()
+            );
+        }
+        x0.extend(g.starts.iter().cloned());
+        which.extend(std::iter::repeat_n(g.weighting, g.starts.len()));
+    }
+    let weighted = which.iter().any(|&w| w != UNWEIGHTED);
+    if weighted {
+        backend.set_weightings(weightings)?;
+    } else {
+        which.clear();
+    }
+    let single_precision = backend.single_precision();
+    let mut problem = LawProblem::new(space, backend, &which);
+    let (mut flat, mut calls) =
+        optim::minimize_batch(&mut problem, &x0, lbfgs, progress).context("optimisation failed")?;
+    let mut polished = 0;
+    if single_precision {
+        let mut cpu = CpuBackend::new(prepared.clone());
+        if weighted {
+            cpu.set_weightings(weightings)?;
+        }
+        let mut picks = Vec::new();
+        let mut offset = 0;
+        for g in groups {
+            let range = offset..offset + g.starts.len();
+            picks.extend(pick_polish(&flat, range, polish));
+            offset += g.starts.len();
+        }
+        calls += refine(space, &mut cpu, &which, &picks, lbfgs, &mut flat)?;
+        polished = picks.len();
+    }
+    let mut outcomes = Vec::with_capacity(groups.len());
+    let mut rest = flat.into_iter();
+    for g in groups {
+        outcomes.push(rest.by_ref().take(g.starts.len()).collect());
+    }
+    Ok(GroupsOutput {
+        outcomes,
+        calls,
+        polished,
+    })
+}
+
+/// The starts of `range` to refine under `policy`, best first.
+fn pick_polish(outcomes: &[Outcome], range: std::ops::Range<usize>, policy: Polish) -> Vec<usize> {
+    let mut order: Vec<usize> = range.filter(|&i| outcomes[i].f.is_finite()).collect();
     order.sort_by(|&a, &b| outcomes[a].f.total_cmp(&outcomes[b].f));
     let Some(&best) = order.first() else {
-        return Ok((0, 0));
+        return order;
     };
-    let near = outcomes[best].f.abs() * (1.0 + POLISH_RTOL);
+    let near = outcomes[best].f.abs() * (1.0 + policy.rtol);
     let keep = order.iter().take_while(|&&i| outcomes[i].f <= near).count();
-    order.truncate(keep.clamp(POLISH_ALWAYS, POLISH_MAX));
-    let mut cpu = CpuBackend::new(prepared.clone());
-    let mut problem = LawProblem {
-        space,
-        backend: &mut cpu,
-        params: Vec::new(),
-        evals: Vec::new(),
+    order.truncate(keep.clamp(policy.always, policy.max.max(policy.always)));
+    order
+}
+
+/// Refine `picks` on the CPU in f64 and recompute every other finite
+/// start's objective in f64. Returns the batched calls used.
+fn refine(
+    space: &FreeSpace,
+    cpu: &mut CpuBackend,
+    which: &[u32],
+    picks: &[usize],
+    lbfgs: &optim::Options,
+    outcomes: &mut [Outcome],
+) -> anyhow::Result<usize> {
+    // Problem ids of the refinement batch are positions in `picks`, so
+    // their weightings are looked up through it.
+    let sub_which: Vec<u32> = if which.is_empty() {
+        Vec::new()
+    } else {
+        picks.iter().map(|&i| which[i]).collect()
     };
-    let x0: Vec<Vec<f64>> = order.iter().map(|&i| outcomes[i].x.clone()).collect();
+    let mut problem = LawProblem::new(space, cpu, &sub_which);
+    let x0: Vec<Vec<f64>> = picks.iter().map(|&i| outcomes[i].x.clone()).collect();
     let (refined, calls) = optim::minimize_batch(&mut problem, &x0, lbfgs, |_| {})
         .context("refining on the CPU failed")?;
-    for (&i, r) in order.iter().zip(refined) {
+    for (&i, r) in picks.iter().zip(refined) {
         let o = &mut outcomes[i];
         o.iterations += r.iterations;
         o.evaluations += r.evaluations;
@@ -218,23 +349,55 @@ fn polish(
         o.f = r.f;
         o.status = r.status;
     }
-    // Every other start's final objective in f64 too, so that counting
-    // the starts at the best compares like with like.
-    let rest: Vec<usize> = (0..outcomes.len()).filter(|i| !order.contains(i)).collect();
-    if !rest.is_empty() {
-        let dim = space.dim();
-        let xs: Vec<f64> = rest
-            .iter()
-            .flat_map(|&i| outcomes[i].x.iter().copied())
-            .collect();
-        let mut f = vec![0.0; rest.len()];
-        let mut g = vec![0.0; rest.len() * dim];
-        problem.evaluate(&rest, &xs, &mut f, &mut g)?;
-        for (&i, v) in rest.iter().zip(f) {
-            outcomes[i].f = v;
+    let rest: Vec<usize> = (0..outcomes.len())
+        .filter(|i| !picks.contains(i) && outcomes[*i].f.is_finite())
+        .collect();
+    if rest.is_empty() {
+        return Ok(calls);
+    }
+    let dim = space.dim();
+    let xs: Vec<f64> = rest
+        .iter()
+        .flat_map(|&i| outcomes[i].x.iter().copied())
+        .collect();
+    let mut f = vec![0.0; rest.len()];
+    let mut g = vec![0.0; rest.len() * dim];
+    let mut problem = LawProblem::new(space, problem.backend, which);
+    problem.evaluate(&rest, &xs, &mut f, &mut g)?;
+    for (&i, v) in rest.iter().zip(f) {
+        outcomes[i].f = v;
+    }
+    Ok(calls + 1)
+}
+
+/// Index of the start with the lowest finite objective.
+pub fn best_index(outcomes: &[Outcome]) -> Option<usize> {
+    (0..outcomes.len())
+        .filter(|&i| outcomes[i].f.is_finite())
+        .min_by(|&a, &b| outcomes[a].f.total_cmp(&outcomes[b].f))
+}
+
+/// Starts within [`AT_BEST_RTOL`] of the best objective.
+pub fn count_at_best(outcomes: &[Outcome]) -> usize {
+    let Some(b) = best_index(outcomes) else {
+        return 0;
+    };
+    let best = outcomes[b].f;
+    outcomes
+        .iter()
+        .filter(|o| o.f.is_finite() && o.f - best <= AT_BEST_RTOL * best.abs())
+        .count()
+}
+
+/// Raw-unit parameters (law order) of theta, fixed values exact.
+pub fn raw_params(space: &FreeSpace, theta: &[f64]) -> [f64; NP] {
+    let mut raw = space.scale.to_raw(&space.to_internal(theta));
+    for (r, fixed) in raw.iter_mut().zip(&space.spec.fixed) {
+        if let Some(v) = fixed {
+            *r = *v;
         }
     }
-    Ok((order.len(), calls + 1))
+    raw
 }
 
 /// Fit the law to `ds` on `backend`, which must have been built from
@@ -275,42 +438,37 @@ pub fn fit(
     };
     let info = backend.info();
     let single_precision = backend.single_precision();
-    let mut problem = LawProblem {
-        space: &space,
-        backend,
-        params: Vec::new(),
-        evals: Vec::new(),
+    let group = Group {
+        weighting: UNWEIGHTED,
+        starts: x0.clone(),
     };
-    let (mut outcomes, mut calls) = optim::minimize_batch(&mut problem, &x0, &opts.lbfgs, progress)
-        .context("optimisation failed")?;
+    let solved = solve_groups(
+        &space,
+        prepared,
+        backend,
+        &[],
+        &[group],
+        &opts.lbfgs,
+        POLISH_FIT,
+        progress,
+    )?;
+    let calls = solved.calls;
+    let outcomes = solved.outcomes.into_iter().next().unwrap_or_default();
     let mut notes = notes;
     if single_precision {
-        let (m, polish_calls) = polish(&space, prepared, &opts.lbfgs, &mut outcomes)?;
-        calls += polish_calls;
         notes.push(format!(
-            "the best {m} starts were refined on the CPU in f64; the others stopped at \
-             single-precision accuracy, so fewer of them count as reaching the best (1e-6)"
+            "the best {} starts were refined on the CPU in f64; the others stopped at \
+             single-precision accuracy, so fewer of them count as reaching the best (1e-6)",
+            solved.polished
         ));
     }
     let seconds = started.elapsed().as_secs_f64();
 
-    let best = outcomes
-        .iter()
-        .filter(|o| o.f.is_finite())
-        .min_by(|a, b| a.f.total_cmp(&b.f))
-        .context(
-            "every start ended with a non-finite objective: check the data and the fixed values",
-        )?;
-    let at_best = outcomes
-        .iter()
-        .filter(|o| o.f.is_finite() && o.f - best.f <= AT_BEST_RTOL * best.f.abs())
-        .count();
-    let mut raw = space.scale.to_raw(&space.to_internal(&best.x));
-    for (r, fixed) in raw.iter_mut().zip(&spec.fixed) {
-        if let Some(v) = fixed {
-            *r = *v;
-        }
-    }
+    let best = best_index(&outcomes).context(
+        "every start ended with a non-finite objective: check the data and the fixed values",
+    )?;
+    let at_best = count_at_best(&outcomes);
+    let raw = raw_params(&space, &outcomes[best].x);
     let mut status_counts = IndexMap::new();
     for s in Status::ENDED {
         status_counts.insert(
@@ -331,7 +489,7 @@ pub fn fit(
             loss: opts.objective.loss_name().into(),
             space: opts.objective.space_name().into(),
             delta: opts.objective.delta,
-            value: best.f,
+            value: outcomes[best].f,
         },
         metrics: compute_metrics(ds, &raw),
         starts: StartsReport {
@@ -358,7 +516,9 @@ pub fn fit(
     Ok(FitOutput {
         report,
         params: raw,
+        best_theta: outcomes[best].x.clone(),
         outcomes,
         starts,
+        space,
     })
 }
