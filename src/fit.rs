@@ -400,19 +400,14 @@ pub fn raw_params(space: &FreeSpace, theta: &[f64]) -> [f64; NP] {
     raw
 }
 
-/// Fit the law to `ds` on `backend`, which must have been built from
-/// `Prepared::new(ds, opts.objective)`.
-pub fn fit(
+/// The free parameters of a fit of `ds` and their transform, with notes
+/// on parameters fixed automatically. Errors when the data cannot support
+/// the fit at all.
+pub fn search_space(
     ds: &Dataset,
     prepared: &Prepared,
     opts: &FitOptions,
-    backend: &mut dyn Backend,
-    progress: impl FnMut(Progress),
-) -> anyhow::Result<FitOutput> {
-    let started = Instant::now();
-    if ds.points() == 0 {
-        bail!("no data points to fit");
-    }
+) -> anyhow::Result<(FreeSpace, Vec<String>)> {
     let (spec, notes) = resolve_spec(ds, opts.law, &opts.fix)?;
     let space = FreeSpace::new(spec.clone(), prepared.scale, prepared.reference());
     if spec.fixed[T2] == Some(0.0) && spec.fixed[B] != Some(0.0) && ds.tokens.contains(&0.0) {
@@ -431,11 +426,38 @@ pub fn fit(
             space.dim()
         );
     }
-    let x0 = match opts.starts {
+    Ok((space, notes))
+}
+
+/// The starting points of a fit: the default grid, or `--starts` random
+/// ones. `prepared`'s weights decide the linear parameters of each start.
+pub fn initial_starts(
+    space: &FreeSpace,
+    prepared: &Prepared,
+    opts: &FitOptions,
+) -> anyhow::Result<Vec<Vec<f64>>> {
+    Ok(match opts.starts {
         Some(0) => bail!("--starts must be at least 1"),
-        Some(k) => optim::random_starts(&space, prepared, k, opts.seed),
-        None => optim::grid_starts(&space, prepared),
-    };
+        Some(k) => optim::random_starts(space, prepared, k, opts.seed),
+        None => optim::grid_starts(space, prepared),
+    })
+}
+
+/// Fit the law to `ds` on `backend`, which must have been built from
+/// `Prepared::new(ds, opts.objective)`.
+pub fn fit(
+    ds: &Dataset,
+    prepared: &Prepared,
+    opts: &FitOptions,
+    backend: &mut dyn Backend,
+    progress: impl FnMut(Progress),
+) -> anyhow::Result<FitOutput> {
+    let started = Instant::now();
+    if ds.points() == 0 {
+        bail!("no data points to fit");
+    }
+    let (space, notes) = search_space(ds, prepared, opts)?;
+    let x0 = initial_starts(&space, prepared, opts)?;
     let info = backend.info();
     let single_precision = backend.single_precision();
     let group = Group {
@@ -482,7 +504,7 @@ pub fn fit(
             .map(|i| (PARAM_NAMES[i].to_string(), raw[i]))
             .collect(),
         fixed: (0..NP)
-            .filter(|&i| spec.is_fixed(i))
+            .filter(|&i| space.spec.is_fixed(i))
             .map(|i| PARAM_NAMES[i].to_string())
             .collect(),
         objective: ObjectiveReport {
@@ -508,6 +530,7 @@ pub fn fit(
         points: ds.points(),
         configs: ds.configs.len(),
         notes,
+        bootstrap: None,
     };
     let starts = x0
         .iter()

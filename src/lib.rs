@@ -3,12 +3,15 @@
 //! Data flow: [`data`] reads curves into a [`data::Dataset`]; [`law`] and
 //! [`objective`] define what is fitted; a [`backend::Backend`] evaluates the
 //! objective and its gradient for a batch of parameter vectors; [`optim`]
-//! runs batched L-BFGS on the host; [`fit`] drives multi-start fits and
-//! [`report`] writes the results.
+//! runs batched L-BFGS on the host; [`fit`] drives multi-start fits, [`bootstrap`]
+//! and [`eval`] batch many weighted refits, and [`report`] writes the
+//! results.
 
 pub mod backend;
 pub mod bench;
+pub mod bootstrap;
 pub mod data;
+pub mod eval;
 pub mod fit;
 pub mod law;
 pub mod objective;

@@ -8,7 +8,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use sweepfit::backend::gpu::{self, AdapterSummary};
 use sweepfit::backend::{self, BackendChoice, Prepared};
+use sweepfit::bootstrap::{self, BootstrapOptions, Resample};
 use sweepfit::data::{self, Dataset, Filter, ReadOptions};
+use sweepfit::eval::{self, EvalOptions, Protocol};
 use sweepfit::fit::{self, FitOptions, FitOutput};
 use sweepfit::law::{LawKind, PARAM_NAMES};
 use sweepfit::objective::{LossKind, Objective, Space};
@@ -34,6 +36,19 @@ enum Command {
     Fit(FitArgs),
     /// Write a simulated sweep (long CSV) and its true parameters (JSON).
     Simulate(SimulateArgs),
+    /// Measure how well the law extrapolates: refit on part of the sweep and
+    /// score the prediction of the rest (R2, RMSE, MAPE on held-out points).
+    ///
+    /// Protocols: sizes trains on every choice of --train-sizes model sizes
+    /// and predicts the others (10 folds for 5 sizes); tokens trains on the
+    /// first 25/50/75% of every curve's tokens and predicts the rest;
+    /// leave-t leaves each recurrent step T out in turn. Every fold, and a
+    /// fit on all points for comparison, runs as one batch with the full
+    /// set of starts. Writes OUT/eval.json and OUT/eval.csv (one row per
+    /// fold) and prints the table.
+    ///
+    /// Example: sweepfit eval sweep.csv --out eval-out --plot
+    Eval(EvalArgs),
     /// Simulate the 20-curve LoopLM sweep in memory and fit it.
     Demo(DemoArgs),
     /// List the GPU adapters wgpu can see, with the limits that matter here.
@@ -87,13 +102,45 @@ struct BackendArgs {
 }
 
 #[derive(Args)]
-struct FitArgs {
+struct InputArgs {
     /// Long CSV: columns run (optional), N, T (optional), tokens (or D), loss, weight (optional).
     #[arg(required_unless_present = "manifest", conflicts_with = "manifest")]
     input: Option<PathBuf>,
     /// Manifest CSV of per-run logs: file,N,T,tokens_per_step,step_col,loss_col.
     #[arg(long)]
     manifest: Option<PathBuf>,
+    #[command(flatten)]
+    filter: FilterArgs,
+}
+
+impl InputArgs {
+    /// Read the sweep and apply the filters.
+    fn load(&self, objective: &Objective) -> anyhow::Result<Dataset> {
+        let read = ReadOptions {
+            positive_loss: objective.space == Space::Log,
+        };
+        let ds = match (&self.input, &self.manifest) {
+            (Some(p), _) => data::read_long_csv(p, &read)?,
+            (None, Some(m)) => data::read_manifest(m, &read)?,
+            (None, None) => bail!("give a long CSV or --manifest FILE"),
+        };
+        let filter = Filter {
+            min_tokens: self.filter.min_tokens,
+            max_tokens: self.filter.max_tokens,
+            stride: self.filter.stride as usize,
+        };
+        let ds = filter.apply(&ds);
+        if ds.points() == 0 {
+            bail!("no points left after --min-tokens/--max-tokens/--stride");
+        }
+        Ok(ds)
+    }
+}
+
+#[derive(Args)]
+struct FitArgs {
+    #[command(flatten)]
+    input: InputArgs,
     /// Output directory for fit.json and pred.csv.
     #[arg(long, default_value = "sweepfit-out")]
     out: PathBuf,
@@ -108,7 +155,79 @@ struct FitArgs {
     #[arg(long)]
     plot: bool,
     #[command(flatten)]
-    filter: FilterArgs,
+    fit: FitFlags,
+    #[command(flatten)]
+    bootstrap: BootstrapArgs,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+#[derive(Args)]
+struct BootstrapArgs {
+    /// Bootstrap with B replicates per resampling scheme, refitted in one
+    /// batch from the best fit; fit.json and the table then give every
+    /// free parameter's standard error and percentile interval, and
+    /// `predict` adds bands.
+    #[arg(long, value_name = "B", value_parser = clap::value_parser!(u64).range(2..))]
+    bootstrap: Option<u64>,
+    /// What the bootstrap resamples: whole curves (with replacement),
+    /// points (Poisson(1) counts), or both, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "curves,points"
+    )]
+    resample: Vec<Resample>,
+    /// Coverage of the percentile intervals.
+    #[arg(long, default_value_t = 0.95)]
+    level: f64,
+}
+
+impl BootstrapArgs {
+    fn options(&self, fit: &FitOptions) -> Option<BootstrapOptions> {
+        let mut resamples = self.resample.clone();
+        resamples.dedup();
+        self.bootstrap.map(|b| BootstrapOptions {
+            replicates: b as usize,
+            resamples,
+            // Separate from the starts' seed use by construction (the
+            // resampling streams are keyed by kind).
+            seed: fit.seed,
+            level: self.level,
+            lbfgs: fit.lbfgs,
+        })
+    }
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    /// Output directory for eval.json and eval.csv.
+    #[arg(long, default_value = "sweepfit-eval")]
+    out: PathBuf,
+    /// Write into a non-empty output directory (replacing what eval writes).
+    #[arg(long)]
+    force: bool,
+    /// Protocols to run, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "sizes,tokens,leave-t"
+    )]
+    protocol: Vec<Protocol>,
+    /// Model sizes each `sizes` fold trains on.
+    #[arg(long, default_value_t = 3)]
+    train_sizes: usize,
+    /// Token fractions of the `tokens` protocol, comma-separated, each in (0, 1).
+    #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,0.75")]
+    fractions: Vec<f64>,
+    /// Also draw every fold's Real-vs-Pred grid, held-out points marked, to
+    /// OUT/folds/*.png.
+    #[arg(long)]
+    plot: bool,
     #[command(flatten)]
     fit: FitFlags,
     #[command(flatten)]
@@ -227,6 +346,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Fit(a) => cmd_fit(a),
+        Command::Eval(a) => cmd_eval(a),
         Command::Simulate(a) => cmd_simulate(a),
         Command::Demo(a) => cmd_demo(a),
         Command::Devices(a) => cmd_devices(a),
@@ -301,23 +421,60 @@ fn check_out_dir(dir: &Path, force: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Fit with a progress bar on the terminal. With `auto`, a GPU that fails
-/// mid-fit (device lost, out of memory) hands the fit to the CPU.
-fn run_fit(ds: &Dataset, opts: &FitOptions, choice: BackendChoice) -> anyhow::Result<FitOutput> {
+/// Fit (and bootstrap, when asked) with progress on the terminal. With
+/// `auto`, a GPU that fails mid-fit (device lost, out of memory) hands the
+/// work to the CPU.
+fn run_fit(
+    ds: &Dataset,
+    opts: &FitOptions,
+    boot: Option<&BootstrapOptions>,
+    choice: BackendChoice,
+) -> anyhow::Result<FitOutput> {
     let prepared = Prepared::new(ds, opts.objective);
     let (mut backend, note) = backend::create(choice, &prepared)?;
     if let Some(n) = note {
         eprintln!("{n}");
     }
-    let result = fit_with_bar(ds, &prepared, opts, backend.as_mut());
+    let result = fit_and_bootstrap(ds, &prepared, opts, boot, backend.as_mut());
     match result {
         Err(e) if choice == BackendChoice::Auto && backend.info().kind == "gpu" => {
             eprintln!("warning: the GPU fit failed ({e:#}); fitting on the CPU instead");
             let mut cpu = backend::CpuBackend::new(prepared.clone());
-            fit_with_bar(ds, &prepared, opts, &mut cpu)
+            fit_and_bootstrap(ds, &prepared, opts, boot, &mut cpu)
         }
         other => other,
     }
+}
+
+fn fit_and_bootstrap(
+    ds: &Dataset,
+    prepared: &Prepared,
+    opts: &FitOptions,
+    boot: Option<&BootstrapOptions>,
+    backend: &mut dyn backend::Backend,
+) -> anyhow::Result<FitOutput> {
+    let mut out = fit_with_bar(ds, prepared, opts, backend)?;
+    if let Some(b) = boot {
+        let bar = spinner();
+        let report = bootstrap::bootstrap(prepared, &out, b, backend, |p: Progress| {
+            bar.set_message(format!(
+                "bootstrap: iteration {} · {} replicates active",
+                p.iteration, p.active
+            ));
+            bar.tick();
+        });
+        bar.finish_and_clear();
+        out.report.bootstrap = Some(report?);
+    }
+    Ok(out)
+}
+
+fn spinner() -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("static template"),
+    );
+    bar
 }
 
 fn fit_with_bar(
@@ -326,10 +483,7 @@ fn fit_with_bar(
     opts: &FitOptions,
     backend: &mut dyn backend::Backend,
 ) -> anyhow::Result<FitOutput> {
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("static template"),
-    );
+    let bar = spinner();
     let out = fit::fit(ds, prepared, opts, backend, |p: Progress| {
         bar.set_message(format!(
             "iteration {} · {} starts active · best objective {:.6e}",
@@ -388,24 +542,9 @@ fn write_outputs(dir: &Path, ds: &Dataset, out: &FitOutput) -> anyhow::Result<()
 fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
     let opts = fit_options(&a.fit)?;
     check_out_dir(&a.out, a.force)?;
-    let read = ReadOptions {
-        positive_loss: opts.objective.space == Space::Log,
-    };
-    let ds = match (&a.input, &a.manifest) {
-        (Some(p), _) => data::read_long_csv(p, &read)?,
-        (None, Some(m)) => data::read_manifest(m, &read)?,
-        (None, None) => bail!("give a long CSV or --manifest FILE"),
-    };
-    let filter = Filter {
-        min_tokens: a.filter.min_tokens,
-        max_tokens: a.filter.max_tokens,
-        stride: a.filter.stride as usize,
-    };
-    let ds = filter.apply(&ds);
-    if ds.points() == 0 {
-        bail!("no points left after --min-tokens/--max-tokens/--stride");
-    }
-    let out = run_fit(&ds, &opts, a.backend.backend)?;
+    let ds = a.input.load(&opts.objective)?;
+    let boot = a.bootstrap.options(&opts);
+    let out = run_fit(&ds, &opts, boot.as_ref(), a.backend.backend)?;
     println!("{}", report::summary(&out.report));
     write_outputs(&a.out, &ds, &out)?;
     if a.plot {
@@ -423,6 +562,88 @@ fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
+    let opts = fit_options(&a.fit)?;
+    check_out_dir(&a.out, a.force)?;
+    let ds = a.input.load(&opts.objective)?;
+    let mut protocols = Vec::new();
+    for p in &a.protocol {
+        if !protocols.contains(p) {
+            protocols.push(*p);
+        }
+    }
+    let eval_opts = EvalOptions {
+        protocols,
+        train_sizes: a.train_sizes,
+        fractions: a.fractions.clone(),
+    };
+    let prepared = Prepared::new(&ds, opts.objective);
+    let (mut backend, note) = backend::create(a.backend.backend, &prepared)?;
+    if let Some(n) = note {
+        eprintln!("{n}");
+    }
+    let run = |b: &mut dyn backend::Backend| {
+        let bar = spinner();
+        let out = eval::evaluate(&ds, &prepared, &opts, &eval_opts, b, |p: Progress| {
+            bar.set_message(format!(
+                "iteration {} · {} starts active across all folds",
+                p.iteration, p.active
+            ));
+            bar.tick();
+        });
+        bar.finish_and_clear();
+        out
+    };
+    let out = match run(backend.as_mut()) {
+        Err(e) if a.backend.backend == BackendChoice::Auto && backend.info().kind == "gpu" => {
+            eprintln!("warning: the GPU evaluation failed ({e:#}); running on the CPU instead");
+            run(&mut backend::CpuBackend::new(prepared.clone()))?
+        }
+        other => other?,
+    };
+    print!("{}", report::eval_summary(&out.report));
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    let (json, csv) = (a.out.join("eval.json"), a.out.join("eval.csv"));
+    report::write_eval_json(&json, &out.report)?;
+    report::write_eval_csv(&csv, &out.report)?;
+    println!("wrote {} and {}", json.display(), csv.display());
+    if a.plot {
+        let dir = a.out.join("folds");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        for (i, (fold, params)) in out.folds.iter().zip(&out.params).enumerate() {
+            let mut held = vec![false; ds.points()];
+            for j in fold.held_out(&ds) {
+                held[j] = true;
+            }
+            let panels = report::panels_from_dataset(&ds, params, Some(&held))?;
+            let path = dir.join(format!("{:02}-{}.png", i + 1, slug(&fold.label)));
+            report::draw_grid(&path, &panels, &report::PlotOptions::default())?;
+        }
+        println!(
+            "wrote {} fold pictures to {}",
+            out.folds.len(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// A file-name-safe form of a fold label: "train N = 53M, 134M" ->
+/// "train-N-53M-134M".
+fn slug(label: &str) -> String {
+    let mut s = String::new();
+    for ch in label.chars() {
+        if ch.is_ascii_alphanumeric() || ch == '.' {
+            s.push(ch);
+        } else if !s.ends_with('-') {
+            s.push('-');
+        }
+    }
+    s.trim_matches('-').to_string()
 }
 
 fn cmd_simulate(a: SimulateArgs) -> anyhow::Result<()> {
@@ -459,7 +680,7 @@ fn cmd_demo(a: DemoArgs) -> anyhow::Result<()> {
         o.noise,
         optim::MIN_GRID
     );
-    let out = run_fit(&ds, &FitOptions::default(), a.backend.backend)?;
+    let out = run_fit(&ds, &FitOptions::default(), None, a.backend.backend)?;
     println!("{}", report::summary(&out.report));
     let truth = simulate::looplm20_truth();
     println!(

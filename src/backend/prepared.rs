@@ -1,6 +1,7 @@
 //! The dataset as a backend consumes it: scaled units, targets in the
 //! fitted space, weights normalised to sum to one.
 
+use super::weights::Resolved;
 use crate::data::Dataset;
 use crate::law::{Reference, Scale};
 use crate::objective::{Objective, Space};
@@ -81,6 +82,20 @@ impl Prepared {
                 .sum::<f64>();
         }
         [ln_n.exp(), d.max(1e-9), t]
+    }
+
+    /// A copy whose weights are the effective weights of `w` (normalised):
+    /// what a fold's start grid is solved against, so held-out points do
+    /// not steer where its starts begin.
+    pub fn reweighted(&self, w: &Resolved) -> Prepared {
+        let mut out = self.clone();
+        for (ci, c) in self.configs.iter().enumerate() {
+            for pos in 0..c.len {
+                let i = c.start + pos;
+                out.w[i] = self.w[i] * w.factor(ci, pos, i);
+            }
+        }
+        out
     }
 
     pub fn points(&self) -> usize {

@@ -358,6 +358,7 @@ mod tests {
             points: 500,
             configs: 1,
             notes: vec!["t1 fixed at 1e7".into()],
+            bootstrap: None,
         }
     }
 

@@ -96,6 +96,29 @@ pub fn compute_metrics(ds: &Dataset, params: &[f64; NP]) -> Metrics {
     }
 }
 
+/// R², RMSE and MAPE (percent) of the law with raw-unit `params` on the
+/// points `idx` of `ds` only (e.g. a fold's held-out points). NaN when
+/// `idx` is empty.
+pub fn subset_metrics(ds: &Dataset, params: &[f64; NP], idx: &[usize]) -> (f64, f64, f64) {
+    let mut cfg_of = vec![0usize; ds.points()];
+    for (ci, c) in ds.configs.iter().enumerate() {
+        cfg_of[c.range()].fill(ci);
+    }
+    let loss: Vec<f64> = idx.iter().map(|&i| ds.loss[i]).collect();
+    let pred: Vec<f64> = idx
+        .iter()
+        .map(|&i| {
+            let c = &ds.configs[cfg_of[i]];
+            predict_raw(params, c.n, ds.tokens[i], c.t)
+        })
+        .collect();
+    if idx.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    let a = Acc::new(&loss, &pred);
+    (a.r2(), a.rmse(), a.mape())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +188,34 @@ mod tests {
         // Curve y has one point: R² is undefined.
         assert!(m.per_config[1].r2.is_nan());
         assert!((m.per_config[1].mape - 50.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn subset_metrics_match_the_metrics_of_the_subset_alone() {
+        let mut p = [0.0; NP];
+        p[0] = 2.0;
+        p[8] = 1.0;
+        p[9] = 1.0;
+        let ds = Dataset::from_rows(
+            [
+                rows("x", 1e8, 1.0, &[(0.0, 1.0), (1.0, 3.0), (2.0, 9.0)]),
+                rows("y", 2e8, 1.0, &[(0.0, 4.0)]),
+            ]
+            .concat(),
+        );
+        // Points 1 and 3: losses 3 and 4 against pred 2.
+        let (r2, rmse, mape) = subset_metrics(&ds, &p, &[1, 3]);
+        let sub = Dataset::from_rows(
+            [
+                rows("x", 1e8, 1.0, &[(1.0, 3.0)]),
+                rows("y", 2e8, 1.0, &[(0.0, 4.0)]),
+            ]
+            .concat(),
+        );
+        let m = compute_metrics(&sub, &p);
+        assert_eq!((r2, rmse, mape), (m.r2, m.rmse, m.mape));
+        assert!((r2 - (1.0 - 5.0 / 0.5)).abs() < 1e-12);
+        assert!(subset_metrics(&ds, &p, &[]).0.is_nan());
     }
 
     #[test]

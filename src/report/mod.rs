@@ -1,6 +1,7 @@
 //! What a fit produced, and how it is written: fit.json, pred.csv, the
 //! terminal summary and the Real-vs-Pred grid picture.
 
+mod eval;
 mod json;
 mod metrics;
 mod plot;
@@ -10,8 +11,11 @@ mod table;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+pub use eval::{
+    eval_summary, write_eval_csv, write_eval_json, EvalReport, FoldReport, ProtocolSummary,
+};
 pub use json::{read_fit_json, write_fit_json};
-pub use metrics::compute_metrics;
+pub use metrics::{compute_metrics, subset_metrics};
 pub use plot::{
     draw_grid, fit_params, grid_layout, panels_from_dataset, read_pred_csv, GridLayout, Panel,
     PlotFormat, PlotOptions,
@@ -38,6 +42,51 @@ pub struct FitReport {
     pub configs: usize,
     /// Things the user should know: parameters fixed automatically, etc.
     pub notes: Vec<String>,
+    /// Bootstrap uncertainty, when the fit was asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<BootstrapReport>,
+}
+
+/// Bootstrap uncertainty of a fit: every replicate refits a resample of
+/// the data, started from the best fit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BootstrapReport {
+    /// Seed of the resampling.
+    pub seed: u64,
+    /// Nominal coverage of the percentile intervals.
+    pub level: f64,
+    /// Wall-clock seconds of all replicates.
+    pub seconds: f64,
+    pub resamples: Vec<ResampleReport>,
+}
+
+/// The replicates of one resampling scheme.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResampleReport {
+    /// "curves": whole curves drawn with replacement; "points": every point
+    /// counted a Poisson(1) number of times.
+    pub kind: String,
+    pub replicates: usize,
+    /// Replicates whose optimiser converged.
+    pub converged: usize,
+    pub converged_fraction: f64,
+    /// Replicates with a finite objective, which the statistics use.
+    pub used: usize,
+    /// Per free parameter: standard error and percentile interval.
+    pub params: IndexMap<String, Interval>,
+    /// Parameters of every used replicate, raw units, law order (prediction
+    /// bands are computed from these).
+    pub samples: Vec<Vec<f64>>,
+}
+
+/// Spread of one parameter over the replicates.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    /// Standard deviation of the replicates.
+    pub se: f64,
+    /// Percentile interval at the report's level.
+    pub lo: f64,
+    pub hi: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

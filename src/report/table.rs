@@ -15,24 +15,55 @@ pub fn summary(r: &FitReport) -> String {
     );
 
     s.push_str("\nparameters\n");
+    let boot = r.bootstrap.as_ref();
+    let resamples = boot.map_or(&[][..], |b| &b.resamples[..]);
     let rows: Vec<Vec<String>> = r
         .params
         .iter()
         .map(|(name, &v)| {
-            let fixed = if r.fixed.iter().any(|f| f == name) {
-                "(fixed)"
-            } else {
-                ""
-            };
-            vec![name.clone(), format_value(v), fixed.to_string()]
+            let fixed = r.fixed.iter().any(|f| f == name);
+            let mut row = vec![name.clone(), format_value(v)];
+            for rs in resamples {
+                match rs.params.get(name) {
+                    Some(i) => {
+                        row.push(format_value(i.se));
+                        row.push(format!("[{}, {}]", format_value(i.lo), format_value(i.hi)));
+                    }
+                    None => row.extend([String::new(), String::new()]),
+                }
+            }
+            row.push(if fixed { "(fixed)" } else { "" }.to_string());
+            row
         })
         .collect();
-    table(
-        &mut s,
-        None,
-        &rows,
-        &[Align::Left, Align::Right, Align::Left],
-    );
+    let mut align = vec![Align::Left, Align::Right];
+    let mut header: Vec<String> = vec!["param".into(), "value".into()];
+    if let Some(b) = boot {
+        let pct = format!("{}%", 100.0 * b.level);
+        for rs in resamples {
+            header.push(format!("SE ({})", rs.kind));
+            header.push(format!("{pct} interval ({})", rs.kind));
+            align.extend([Align::Right, Align::Right]);
+        }
+    }
+    header.push(String::new());
+    align.push(Align::Left);
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    table(&mut s, boot.map(|_| &header[..]), &rows, &align);
+    if let Some(b) = boot {
+        for rs in resamples {
+            let _ = writeln!(
+                s,
+                "bootstrap ({}): {} replicates, {} converged ({:.0}%), {} with a finite objective used",
+                rs.kind,
+                rs.replicates,
+                rs.converged,
+                100.0 * rs.converged_fraction,
+                rs.used
+            );
+        }
+        let _ = writeln!(s, "bootstrap time: {:.2} s", b.seconds);
+    }
 
     let o = &r.objective;
     let delta = if o.loss == "huber" {
@@ -155,7 +186,7 @@ pub fn format_count(n: f64) -> String {
 }
 
 /// 4 significant digits; exponent form ("1.234e9") outside [1e-3, 1e5).
-fn format_value(v: f64) -> String {
+pub(super) fn format_value(v: f64) -> String {
     if !v.is_finite() {
         return v.to_string();
     }
@@ -177,7 +208,7 @@ fn format_value(v: f64) -> String {
 
 /// R2 is usually close to 1, where significant digits say little; fixed
 /// decimals show how close.
-fn format_r2(v: f64) -> String {
+pub(super) fn format_r2(v: f64) -> String {
     if v.is_finite() {
         format!("{v:.4}")
     } else {
@@ -185,7 +216,7 @@ fn format_r2(v: f64) -> String {
     }
 }
 
-fn format_pct(v: f64) -> String {
+pub(super) fn format_pct(v: f64) -> String {
     format!("{}%", format_value(v))
 }
 
@@ -292,6 +323,7 @@ mod tests {
             points: 10010,
             configs: 20,
             notes: vec!["t3 fixed at 0.5 by --fix".into()],
+            bootstrap: None,
         }
     }
 

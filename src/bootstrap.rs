@@ -1,0 +1,240 @@
+//! Bootstrap uncertainty of a fit. Every replicate is one more problem in
+//! the lockstep batch, distinguished only by its weighting, and starts from
+//! the best fit:
+//! - curves: the sweep's curves drawn with replacement (a curve drawn k
+//!   times gets multiplier k), for errors correlated within a run;
+//! - points: every point counted a Poisson(1) number of times (the
+//!   "Poisson bootstrap"), drawn by a counter-based hash on the backend,
+//!   so no replicate stores per-point weights.
+//!
+//! Each free parameter gets the replicates' standard deviation and a
+//! percentile interval.
+
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use indexmap::IndexMap;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{weights, Backend, Prepared, Weighting};
+use crate::fit::{raw_params, solve_groups, FitOutput, Group, Polish};
+use crate::law::{NP, PARAM_NAMES};
+use crate::optim::{self, Progress, Status};
+use crate::report::{BootstrapReport, Interval, ResampleReport};
+
+/// What is resampled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Resample {
+    /// Whole curves, with replacement.
+    Curves,
+    /// Points, each counted a Poisson(1) number of times.
+    Points,
+}
+
+impl Resample {
+    pub fn name(self) -> &'static str {
+        match self {
+            Resample::Curves => "curves",
+            Resample::Points => "points",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BootstrapOptions {
+    /// Replicates per resampling scheme.
+    pub replicates: usize,
+    pub resamples: Vec<Resample>,
+    pub seed: u64,
+    /// Nominal coverage of the percentile intervals, in (0, 1).
+    pub level: f64,
+    pub lbfgs: optim::Options,
+}
+
+/// Each replicate is refined alone when the batch ran in single precision.
+const POLISH_REPLICATE: Polish = Polish {
+    always: 1,
+    max: 1,
+    rtol: 0.0,
+};
+
+/// Redraws allowed for a replicate that leaves no point weighted (only
+/// possible on tiny sweeps).
+const MAX_REDRAWS: usize = 100;
+
+/// The weightings of `replicates` resamples of kind `kind`, reproducible
+/// from `seed`. Replicates that would leave no point with a positive
+/// weight are redrawn.
+pub fn weightings(
+    kind: Resample,
+    replicates: usize,
+    data: &Prepared,
+    seed: u64,
+) -> anyhow::Result<Vec<Weighting>> {
+    // Separate streams per kind, so adding a kind changes no other's draws.
+    let stream = match kind {
+        Resample::Curves => 0x6375_7276_6573,
+        Resample::Points => 0x706f_696e_7473,
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ stream);
+    let nc = data.configs.len();
+    let mut out = Vec::with_capacity(replicates);
+    for _ in 0..replicates {
+        let mut tries = 0;
+        let w = loop {
+            let mut w = Weighting::uniform(nc);
+            match kind {
+                Resample::Curves => {
+                    w.config = vec![0.0; nc];
+                    for _ in 0..nc {
+                        w.config[rng.random_range(0..nc)] += 1.0;
+                    }
+                }
+                Resample::Points => w.poisson = Some(rng.random()),
+            }
+            if weights::resolve(&w, data).is_ok() {
+                break w;
+            }
+            tries += 1;
+            if tries >= MAX_REDRAWS {
+                bail!("no {} resample keeps any data point", kind.name());
+            }
+        };
+        out.push(w);
+    }
+    Ok(out)
+}
+
+/// Refit `opts.replicates` resamples of every kind in `opts.resamples` as
+/// one batch on `backend`, each started from `fit`'s best point.
+pub fn bootstrap(
+    prepared: &Prepared,
+    fit: &FitOutput,
+    opts: &BootstrapOptions,
+    backend: &mut dyn Backend,
+    progress: impl FnMut(Progress),
+) -> anyhow::Result<BootstrapReport> {
+    if opts.replicates < 2 {
+        bail!("--bootstrap needs at least 2 replicates");
+    }
+    if !(opts.level > 0.0 && opts.level < 1.0) {
+        bail!("the interval level must lie in (0, 1), got {}", opts.level);
+    }
+    let started = Instant::now();
+    let mut all = Vec::new();
+    for &kind in &opts.resamples {
+        all.extend(weightings(kind, opts.replicates, prepared, opts.seed)?);
+    }
+    let groups: Vec<Group> = (0..all.len())
+        .map(|i| Group {
+            weighting: i as u32,
+            starts: vec![fit.best_theta.clone()],
+        })
+        .collect();
+    let solved = solve_groups(
+        &fit.space,
+        prepared,
+        backend,
+        &all,
+        &groups,
+        &opts.lbfgs,
+        POLISH_REPLICATE,
+        progress,
+    )
+    .context("bootstrap replicates")?;
+    let free = fit.space.spec.free_indices();
+    let resamples = opts
+        .resamples
+        .iter()
+        .enumerate()
+        .map(|(k, &kind)| {
+            let outs = &solved.outcomes[k * opts.replicates..(k + 1) * opts.replicates];
+            let outs: Vec<_> = outs.iter().map(|o| &o[0]).collect();
+            let samples: Vec<[f64; NP]> = outs
+                .iter()
+                .filter(|o| o.f.is_finite())
+                .map(|o| raw_params(&fit.space, &o.x))
+                .collect();
+            let converged = outs
+                .iter()
+                .filter(|o| o.status == Status::Converged)
+                .count();
+            let params = free
+                .iter()
+                .map(|&i| {
+                    let v: Vec<f64> = samples.iter().map(|s| s[i]).collect();
+                    (PARAM_NAMES[i].to_string(), interval(&v, opts.level))
+                })
+                .collect::<IndexMap<_, _>>();
+            ResampleReport {
+                kind: kind.name().to_string(),
+                replicates: opts.replicates,
+                converged,
+                converged_fraction: converged as f64 / opts.replicates as f64,
+                used: samples.len(),
+                params,
+                samples: samples.iter().map(|s| s.to_vec()).collect(),
+            }
+        })
+        .collect();
+    Ok(BootstrapReport {
+        seed: opts.seed,
+        level: opts.level,
+        seconds: started.elapsed().as_secs_f64(),
+        resamples,
+    })
+}
+
+/// Standard deviation and central percentile interval of `v`. NaN when
+/// there are fewer than two values.
+pub fn interval(v: &[f64], level: f64) -> Interval {
+    if v.len() < 2 {
+        return Interval {
+            se: f64::NAN,
+            lo: f64::NAN,
+            hi: f64::NAN,
+        };
+    }
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let tail = (1.0 - level) / 2.0;
+    Interval {
+        se: var.sqrt(),
+        lo: quantile(&s, tail),
+        hi: quantile(&s, 1.0 - tail),
+    }
+}
+
+/// Quantile `q` of sorted `s` by linear interpolation between order
+/// statistics (the common "type 7" definition).
+pub fn quantile(s: &[f64], q: f64) -> f64 {
+    let h = (s.len() - 1) as f64 * q.clamp(0.0, 1.0);
+    let (i, frac) = (h.floor() as usize, h - h.floor());
+    if i + 1 < s.len() {
+        s[i] + frac * (s[i + 1] - s[i])
+    } else {
+        s[i]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_interpolate_order_statistics() {
+        let s = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(quantile(&s, 0.0), 1.0);
+        assert_eq!(quantile(&s, 1.0), 5.0);
+        assert_eq!(quantile(&s, 0.5), 3.0);
+        assert_eq!(quantile(&s, 0.125), 1.5);
+        let i = interval(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0], 0.5);
+        assert!((i.se - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
+        assert_eq!((i.lo, i.hi), (4.0, 5.5));
+    }
+}
