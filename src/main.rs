@@ -60,11 +60,12 @@ enum Command {
     ///
     /// Writes the columns N,T,tokens,pred, one row per point of the Cartesian
     /// product of --N, --T and --tokens: N outermost, then T, then tokens,
-    /// each in the order given. pred is the law at the fitted parameters
-    /// (uncertainty bands will be added as extra columns once fit.json
-    /// stores bootstrap results; today it has none). Warns on stderr when N
-    /// or T lies outside the fitted configurations (fit.json does not record
-    /// the token range).
+    /// each in the order given. pred is the law at the fitted parameters.
+    /// When the fit was bootstrapped (fit --bootstrap B), every resampling
+    /// scheme adds two columns, lo_<kind> and hi_<kind> (e.g. lo_curves,
+    /// hi_curves): the percentile band of the replicates' predictions at
+    /// the fit's interval level. Warns on stderr when N or T lies outside
+    /// the fitted configurations (fit.json does not record the token range).
     ///
     /// Example: sweepfit predict --fit sweepfit-out/fit.json --N 2.8e9 --T 1:4:4
     /// --tokens 1e9:40e9:100 --out pred.csv

@@ -7,11 +7,10 @@
 //! innermost, each axis in the order its values were given (ranges may run
 //! downwards; duplicates are kept).
 //!
-//! The predicted columns come from a [`Predictor`]: today only `pred`, the
-//! law at the fitted parameters. When `fit.json` gains bootstrap results,
-//! [`Predictor::from_report`] is the one place to read them and
-//! [`Predictor::columns`]/[`Predictor::eval`] the place to add `lo` and
-//! `hi`; the grid and the CSV writer do not change.
+//! The predicted columns come from a [`Predictor`]: `pred`, the law at the
+//! fitted parameters, and when the fit was bootstrapped, per resampling
+//! scheme `lo_<kind>` and `hi_<kind>`: the percentile band of the
+//! replicates' predictions at the fit's interval level.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -238,17 +237,31 @@ impl Grid {
     }
 }
 
-/// What is predicted at each point. Today: the law at the fitted
-/// parameters (`pred`). Bootstrap bands (`lo`, `hi`) belong here once
-/// `fit.json` stores bootstrap results.
+/// What is predicted at each point: the law at the fitted parameters
+/// (`pred`) and any bootstrap bands.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Predictor {
     pub params: [f64; NP],
+    pub bands: Vec<Band>,
+}
+
+/// A percentile band from bootstrap replicates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Band {
+    /// Resampling scheme, as in fit.json ("curves", "points").
+    pub kind: String,
+    /// Central coverage, e.g. 0.95.
+    pub level: f64,
+    /// Replicate parameters, raw units.
+    pub samples: Vec<[f64; NP]>,
 }
 
 impl Predictor {
     pub fn new(params: [f64; NP]) -> Predictor {
-        Predictor { params }
+        Predictor {
+            params,
+            bands: Vec::new(),
+        }
     }
 
     /// Read the fitted parameters from a report. The law must be one this
@@ -269,19 +282,58 @@ impl Predictor {
             }
             params[i] = v;
         }
-        Ok(Predictor { params })
+        let mut bands = Vec::new();
+        if let Some(b) = &r.bootstrap {
+            for rs in &b.resamples {
+                let samples = rs
+                    .samples
+                    .iter()
+                    .map(|s| {
+                        <[f64; NP]>::try_from(s.as_slice()).map_err(|_| {
+                            anyhow::anyhow!(
+                                "a {} bootstrap sample has {} values, not {NP}",
+                                rs.kind,
+                                s.len()
+                            )
+                        })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                if samples.len() >= 2 {
+                    bands.push(Band {
+                        kind: rs.kind.clone(),
+                        level: b.level,
+                        samples,
+                    });
+                }
+            }
+        }
+        Ok(Predictor { params, bands })
     }
 
     /// Names of the predicted columns, in the order [`Predictor::eval`]
     /// writes them.
-    pub fn columns(&self) -> &'static [&'static str] {
-        &["pred"]
+    pub fn columns(&self) -> Vec<String> {
+        let mut c = vec!["pred".to_string()];
+        for b in &self.bands {
+            c.push(format!("lo_{}", b.kind));
+            c.push(format!("hi_{}", b.kind));
+        }
+        c
     }
 
     /// The predicted columns at one point, into `out` (cleared first).
     pub fn eval(&self, n: f64, t: f64, tokens: f64, out: &mut Vec<f64>) {
         out.clear();
         out.push(predict_raw(&self.params, n, tokens, t));
+        let mut v = Vec::new();
+        for b in &self.bands {
+            v.clear();
+            v.extend(b.samples.iter().map(|p| predict_raw(p, n, tokens, t)));
+            v.sort_by(f64::total_cmp);
+            let tail = (1.0 - b.level) / 2.0;
+            out.push(crate::bootstrap::quantile(&v, tail));
+            out.push(crate::bootstrap::quantile(&v, 1.0 - tail));
+        }
     }
 }
 
@@ -298,7 +350,8 @@ pub struct Written {
 /// same `f64`.
 pub fn write_csv<W: Write>(w: &mut W, grid: &Grid, p: &Predictor) -> io::Result<Written> {
     let mut header = vec![Axis::N.column(), Axis::T.column(), Axis::Tokens.column()];
-    header.extend_from_slice(p.columns());
+    let columns = p.columns();
+    header.extend(columns.iter().map(String::as_str));
     writeln!(w, "{}", header.join(","))?;
     let mut vals = Vec::with_capacity(p.columns().len());
     let mut out = Written {
@@ -652,5 +705,44 @@ mod tests {
         let mut empty = r.clone();
         empty.metrics.per_config.clear();
         assert!(extrapolation_warnings(&empty, &outside).is_empty());
+    }
+
+    #[test]
+    fn bootstrap_bands_are_percentiles_of_the_replicates() {
+        let mut r = report("looplm", &all_params());
+        // 101 replicates that differ only in E = 0, 0.01, ..., 1: the
+        // prediction moves one for one with E, so the band is the fitted
+        // prediction shifted by E's percentiles (less the fitted E).
+        let samples: Vec<Vec<f64>> = (0..=100)
+            .map(|k| {
+                let mut p = P.to_vec();
+                p[0] = k as f64 / 100.0;
+                p
+            })
+            .collect();
+        r.bootstrap = Some(crate::report::BootstrapReport {
+            seed: 0,
+            level: 0.9,
+            seconds: 0.0,
+            resamples: vec![crate::report::ResampleReport {
+                kind: "points".into(),
+                replicates: 101,
+                converged: 101,
+                converged_fraction: 1.0,
+                used: 101,
+                params: Default::default(),
+                samples,
+            }],
+        });
+        let p = Predictor::from_report(&r).unwrap();
+        assert_eq!(p.columns(), ["pred", "lo_points", "hi_points"]);
+        let mut out = Vec::new();
+        p.eval(1e9, 2.0, 5e9, &mut out);
+        let base = out[0] - P[0];
+        assert!((out[1] - (base + 0.05)).abs() < 1e-12, "{out:?}");
+        assert!((out[2] - (base + 0.95)).abs() < 1e-12, "{out:?}");
+
+        r.bootstrap.as_mut().unwrap().resamples[0].samples[3].pop();
+        assert!(Predictor::from_report(&r).is_err());
     }
 }
