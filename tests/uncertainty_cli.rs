@@ -50,7 +50,15 @@ fn json(path: &Path) -> Value {
 fn simulate(dir: &Path, points: &str) {
     ok(
         dir,
-        &["simulate", "--out", "sweep.csv", "--seed", "3", "--points", points],
+        &[
+            "simulate",
+            "--out",
+            "sweep.csv",
+            "--seed",
+            "3",
+            "--points",
+            points,
+        ],
     );
 }
 
@@ -62,7 +70,14 @@ fn fit_bootstrap_reports_intervals_and_predict_draws_bands() {
     let run = ok(
         d,
         &[
-            "fit", "sweep.csv", "--backend", "cpu", "--bootstrap", "30", "--out", "out",
+            "fit",
+            "sweep.csv",
+            "--backend",
+            "cpu",
+            "--bootstrap",
+            "30",
+            "--out",
+            "out",
         ],
     );
     // The table has both schemes' columns and the converged fractions.
@@ -72,7 +87,11 @@ fn fit_bootstrap_reports_intervals_and_predict_draws_bands() {
         "bootstrap (curves): 30 replicates",
         "bootstrap (points): 30 replicates",
     ] {
-        assert!(run.stdout.contains(text), "missing '{text}':\n{}", run.stdout);
+        assert!(
+            run.stdout.contains(text),
+            "missing '{text}':\n{}",
+            run.stdout
+        );
     }
     let fit = json(&d.join("out/fit.json"));
     let boot = &fit["bootstrap"];
@@ -104,7 +123,14 @@ fn fit_bootstrap_reports_intervals_and_predict_draws_bands() {
     let pred = ok(
         d,
         &[
-            "predict", "--fit", "out/fit.json", "--N", "1e9", "--T", "2", "--tokens",
+            "predict",
+            "--fit",
+            "out/fit.json",
+            "--N",
+            "1e9",
+            "--T",
+            "2",
+            "--tokens",
             "1e9,1e10",
         ],
     );
@@ -116,7 +142,10 @@ fn fit_bootstrap_reports_intervals_and_predict_draws_bands() {
     for line in lines {
         let v: Vec<f64> = line.split(',').map(|x| x.parse().unwrap()).collect();
         assert!(v[4] < v[5] && v[6] < v[7], "{line}");
-        assert!(v[4] <= v[3] && v[3] <= v[5], "pred inside the curve band: {line}");
+        assert!(
+            v[4] <= v[3] && v[3] <= v[5],
+            "pred inside the curve band: {line}"
+        );
     }
 }
 
@@ -129,7 +158,16 @@ fn bootstrap_options_are_checked() {
     assert!(!r.ok && r.stderr.contains("--bootstrap"), "{}", r.stderr);
     let r = sweepfit(
         d,
-        &["fit", "sweep.csv", "--backend", "cpu", "--bootstrap", "5", "--level", "1.5"],
+        &[
+            "fit",
+            "sweep.csv",
+            "--backend",
+            "cpu",
+            "--bootstrap",
+            "5",
+            "--level",
+            "1.5",
+        ],
     );
     assert!(!r.ok && r.stderr.contains("level"), "{}", r.stderr);
     assert!(!d.join("sweepfit-out").exists(), "nothing written on error");
@@ -143,7 +181,15 @@ fn eval_runs_every_protocol_and_writes_json_csv_and_pictures() {
     let run = ok(
         d,
         &[
-            "eval", "sweep.csv", "--backend", "cpu", "--out", "ev", "--starts", "32", "--plot",
+            "eval",
+            "sweep.csv",
+            "--backend",
+            "cpu",
+            "--out",
+            "ev",
+            "--starts",
+            "32",
+            "--plot",
         ],
     );
     let r = json(&d.join("ev/eval.json"));
@@ -181,5 +227,9 @@ fn eval_runs_every_protocol_and_writes_json_csv_and_pictures() {
 
     // The output directory is not overwritten without --force.
     let again = sweepfit(d, &["eval", "sweep.csv", "--backend", "cpu", "--out", "ev"]);
-    assert!(!again.ok && again.stderr.contains("--force"), "{}", again.stderr);
+    assert!(
+        !again.ok && again.stderr.contains("--force"),
+        "{}",
+        again.stderr
+    );
 }
