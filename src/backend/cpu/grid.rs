@@ -18,8 +18,13 @@ pub(super) struct Grid {
     pub y: Vec<f64>,
     /// Weights, 0 where there is no point.
     pub w: Vec<f64>,
+    /// Each cell's position within its configuration (token order), which
+    /// per-problem weightings depend on; u32::MAX where there is no point.
+    pub pos: Vec<u32>,
     /// Ranges of distinct-token indices evaluated together.
     pub blocks: Vec<Range<usize>>,
+    /// Whether some point has weight 0.
+    pub zero: bool,
 }
 
 impl Grid {
@@ -39,8 +44,13 @@ impl Grid {
             Some(c) if c <= max_cells => c,
             _ => return Err(format!("{nc} curves x {nd} token values is too many cells")),
         };
+        // u32::MAX marks empty cells, so it cannot be a position.
+        if data.configs.iter().any(|c| c.len >= u32::MAX as usize) {
+            return Err("a configuration has 2^32 - 1 points or more".into());
+        }
         let mut y = vec![f64::NAN; cells];
         let mut w = vec![0.0; cells];
+        let mut pos = vec![u32::MAX; cells];
         for (ci, cfg) in data.configs.iter().enumerate() {
             for i in cfg.start..cfg.start + cfg.len {
                 let cell = ci * nd + d.partition_point(|&x| x < data.d[i]);
@@ -52,12 +62,20 @@ impl Grid {
                 }
                 y[cell] = data.y[i];
                 w[cell] = data.w[i];
+                pos[cell] = (i - cfg.start) as u32;
             }
         }
         let blocks = (0..nd)
             .step_by(GRID_BLOCK)
             .map(|s| s..(s + GRID_BLOCK).min(nd))
             .collect();
-        Ok(Grid { d, y, w, blocks })
+        Ok(Grid {
+            d,
+            y,
+            w,
+            pos,
+            blocks,
+            zero: data.w.contains(&0.0),
+        })
     }
 }

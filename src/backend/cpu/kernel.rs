@@ -6,38 +6,73 @@
 
 use crate::backend::fastmath::{self, mul_add};
 use crate::backend::prepared::PreparedConfig;
+use crate::backend::weights::{point_hash, poisson1, Resolved, UNWEIGHTED};
 use crate::backend::Eval;
 use crate::law::{A, ALPHA, B, BETA, C, E, GAMMA, NP, T1, T2, T3};
 use crate::objective::{LossKind, Objective, Space};
 
 /// One work block of either layout.
 pub(super) enum Block<'a> {
-    /// Points of one configuration.
+    /// Points of one configuration: `key` is the global index of the
+    /// first, `ci` the configuration's index, `zero` whether a weight in
+    /// `w` is 0.
     Points {
+        ci: usize,
         cfg: &'a PreparedConfig,
+        key: usize,
         d: &'a [f64],
         y: &'a [f64],
         w: &'a [f64],
+        zero: bool,
     },
     Grid(GridBlock<'a>),
 }
 
 /// Distinct tokens `d` at columns `start..start + d.len()` of the grid
-/// matrices `y` and `w` (one row of `stride` per configuration).
+/// matrices `y`, `w` and `pos` (one row of `stride` per configuration).
 pub(super) struct GridBlock<'a> {
     pub configs: &'a [PreparedConfig],
     pub d: &'a [f64],
     pub y: &'a [f64],
     pub w: &'a [f64],
+    pub pos: &'a [u32],
     pub stride: usize,
     pub start: usize,
+    /// Whether some point's weight in `w` is 0.
+    pub zero: bool,
 }
 
-/// Add `block`'s contribution for each of `params` to `out`.
-pub(super) fn run(obj: Objective, block: &Block, params: &[[f64; NP]], out: &mut [Eval]) {
+/// The weighting of each start of a work item.
+#[derive(Clone, Copy)]
+pub(super) struct Weights<'a> {
+    /// Per start, an index into `resolved` or UNWEIGHTED (checked by the
+    /// caller); None when every start uses the dataset's own weights.
+    pub which: Option<&'a [u32]>,
+    pub resolved: &'a [Resolved],
+}
+
+impl Weights<'_> {
+    /// Start `si`'s weighting with its index, None for the dataset's own.
+    #[inline(always)]
+    fn get(&self, si: usize) -> Option<(u32, &Resolved)> {
+        let k = self.which?[si];
+        (k != UNWEIGHTED).then(|| (k, &self.resolved[k as usize]))
+    }
+}
+
+/// Add `block`'s contribution for each of `params` to `out`, each start
+/// weighed as `weights` says.
+pub(super) fn run(
+    obj: Objective,
+    block: &Block,
+    params: &[[f64; NP]],
+    weights: Weights,
+    out: &mut [Eval],
+) {
     let job = Job {
         block,
         params,
+        weights,
         delta: obj.delta,
     };
     match (obj.space, obj.loss) {
@@ -51,6 +86,7 @@ pub(super) fn run(obj: Objective, block: &Block, params: &[[f64; NP]], out: &mut
 struct Job<'a> {
     block: &'a Block<'a>,
     params: &'a [[f64; NP]],
+    weights: Weights<'a>,
     delta: f64,
 }
 
@@ -89,23 +125,137 @@ unsafe fn job_avx2<const LOG: bool, const HUBER: bool>(job: &Job, out: &mut [Eva
 fn job_impl<const LOG: bool, const HUBER: bool, const FMA: bool>(job: &Job, out: &mut [Eval]) {
     let delta = job.delta;
     match *job.block {
-        Block::Points { cfg, d, y, w } => {
-            for (p, acc) in job.params.iter().zip(out) {
-                let ct = ConfigTerm::new(cfg, p);
-                let k = PointTerm {
-                    base: ct.base,
-                    b: p[B],
-                    beta: p[BETA],
-                    t2: p[T2],
-                    delta,
+        Block::Points {
+            ci,
+            cfg,
+            key,
+            d,
+            y,
+            w,
+            zero,
+        } => {
+            let start = point_start::<LOG, HUBER, FMA>;
+            if job.weights.which.is_none() {
+                // A plain loop of its own: inside the weighted one the
+                // compiler's point loop measured a few percent slower.
+                for (p, acc) in job.params.iter().zip(out) {
+                    start(cfg, p, (d, y, w), zero, delta, acc);
+                }
+                return;
+            }
+            // Effective weights under the weighting `filled`, reused by the
+            // consecutive starts that share it.
+            let mut eff = Vec::new();
+            let mut filled = None;
+            let pos0 = key - cfg.start;
+            for (si, (p, acc)) in job.params.iter().zip(out).enumerate() {
+                let Some((id, r)) = job.weights.get(si) else {
+                    start(cfg, p, (d, y, w), zero, delta, acc);
+                    continue;
                 };
-                let [f, s0, sv, sl, sq] = point_sums::<LOG, HUBER, FMA>(d, y, w, &k);
-                acc.f += 0.5 * f;
-                ct.add_grad(p, s0, &mut acc.g);
-                add_token_grad(p, [sv, sl, sq], &mut acc.g);
+                // Points past the limit weigh nothing: evaluate only those
+                // before it, and nothing when the curve is out.
+                let n = (r.first[ci] as usize).saturating_sub(pos0).min(d.len());
+                if n == 0 || r.mult[ci] == 0.0 {
+                    continue;
+                }
+                if filled != Some(id) {
+                    eff.resize(d.len(), 0.0);
+                    fill_kept(&w[..n], r.mult[ci], r.poisson, key as u32, &mut eff[..n]);
+                    filled = Some(id);
+                }
+                // Zero weights: the dataset's, or Poisson counts of 0
+                // (about a third of them).
+                let mask = zero || r.poisson.is_some();
+                start(cfg, p, (&d[..n], &y[..n], &eff[..n]), mask, delta, acc);
             }
         }
-        Block::Grid(ref g) => grid_block::<LOG, HUBER, FMA>(g, job.params, delta, out),
+        Block::Grid(ref g) => grid_block::<LOG, HUBER, FMA>(g, job.params, job.weights, delta, out),
+    }
+}
+
+/// Point layout: add one start's sums over points `(d, y, w)` of
+/// configuration `cfg` to `acc`. `mask`: some weight is 0, and such points
+/// must add exactly nothing even where the law is undefined there.
+#[inline(always)]
+fn point_start<const LOG: bool, const HUBER: bool, const FMA: bool>(
+    cfg: &PreparedConfig,
+    p: &[f64; NP],
+    (d, y, w): (&[f64], &[f64], &[f64]),
+    mask: bool,
+    delta: f64,
+    acc: &mut Eval,
+) {
+    let ct = ConfigTerm::new(cfg, p);
+    let k = PointTerm {
+        base: ct.base,
+        b: p[B],
+        beta: p[BETA],
+        t2: p[T2],
+        delta,
+    };
+    let [f, s0, sv, sl, sq] = if mask {
+        point_sums::<LOG, HUBER, FMA, true>(d, y, w, &k)
+    } else {
+        point_sums::<LOG, HUBER, FMA, false>(d, y, w, &k)
+    };
+    acc.f += 0.5 * f;
+    ct.add_grad(p, s0, &mut acc.g);
+    add_token_grad(p, [sv, sl, sq], &mut acc.g);
+}
+
+/// Effective weights of points that are all within their configuration's
+/// limit: `w` times the multiplier `m` times, when resampling with mixed
+/// seed `s`, the Poisson count of key `key0 + j`. The same products, in the
+/// same order, as `Resolved::factor` and `reference_evaluate`.
+#[inline(always)]
+fn fill_kept(w: &[f64], m: f64, poisson: Option<u32>, key0: u32, out: &mut [f64]) {
+    match poisson {
+        None => {
+            for (o, w) in out.iter_mut().zip(w) {
+                *o = w * m;
+            }
+        }
+        Some(s) => {
+            for (j, (o, w)) in out.iter_mut().zip(w).enumerate() {
+                let k = poisson1(point_hash(s, key0.wrapping_add(j as u32)));
+                *o = w * (m * k as f64);
+            }
+        }
+    }
+}
+
+/// Effective weights of a grid tile's cells (columns `t0..t0 + n` of the
+/// block) under `r`, one row of `n` per configuration. Empty cells have
+/// position u32::MAX, never below a limit, so they get 0.
+#[inline(always)]
+fn fill_tile(g: &GridBlock, r: &Resolved, t0: usize, n: usize, out: &mut [f64]) {
+    for (c, cfg) in g.configs.iter().enumerate() {
+        let o = c * g.stride + g.start + t0;
+        let (w, pos) = (&g.w[o..o + n], &g.pos[o..o + n]);
+        let out = &mut out[c * n..][..n];
+        let (m, first, key0) = (r.mult[c], r.first[c], cfg.start as u32);
+        if m == 0.0 || first == 0 {
+            out.fill(0.0);
+            continue;
+        }
+        match r.poisson {
+            None => {
+                for j in 0..n {
+                    out[j] = if pos[j] < first { w[j] * m } else { 0.0 };
+                }
+            }
+            Some(s) => {
+                for j in 0..n {
+                    let k = poisson1(point_hash(s, key0.wrapping_add(pos[j])));
+                    out[j] = if pos[j] < first {
+                        w[j] * (m * k as f64)
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
     }
 }
 
@@ -120,6 +270,7 @@ const TILE: usize = 512;
 fn grid_block<const LOG: bool, const HUBER: bool, const FMA: bool>(
     g: &GridBlock,
     params: &[[f64; NP]],
+    weights: Weights,
     delta: f64,
     out: &mut [Eval],
 ) {
@@ -131,6 +282,12 @@ fn grid_block<const LOG: bool, const HUBER: bool, const FMA: bool>(
         .collect();
     let mut s0 = vec![0.0; terms.len()];
     let mut s = Scratch::new(TILE.min(g.d.len()));
+    // A tile's effective weights under the weighting `filled`, reused by
+    // the consecutive starts that share it.
+    let mut eff = Vec::new();
+    if (0..params.len()).any(|si| weights.get(si).is_some()) {
+        eff = vec![0.0; nc * TILE.min(g.d.len())];
+    }
     for t0 in (0..g.d.len()).step_by(TILE) {
         let d = &g.d[t0..(t0 + TILE).min(g.d.len())];
         let n = d.len();
@@ -138,11 +295,21 @@ fn grid_block<const LOG: bool, const HUBER: bool, const FMA: bool>(
             let o = c * g.stride + g.start + t0;
             &g.y[o..o + n]
         };
-        let weights = |c: usize| {
-            let o = c * g.stride + g.start + t0;
-            &g.w[o..o + n]
-        };
+        let mut filled = None;
         for (si, (p, acc)) in params.iter().zip(out.iter_mut()).enumerate() {
+            let weighting = weights.get(si);
+            let weighted = weighting.is_some();
+            let (wm, wstride, woff) = match weighting {
+                None => (g.w, g.stride, g.start + t0),
+                Some((id, r)) => {
+                    if filled != Some(id) {
+                        fill_tile(g, r, t0, n, &mut eff);
+                        filled = Some(id);
+                    }
+                    (eff.as_slice(), n, 0)
+                }
+            };
+            let weights = |c: usize| &wm[c * wstride + woff..][..n];
             let (terms, s0) = (&terms[si * nc..][..nc], &mut s0[si * nc..][..nc]);
             // Pass 1: the transcendental part, once per distinct d.
             token_terms::<FMA>(d, p[T2], p[BETA], &mut s);
@@ -175,7 +342,12 @@ fn grid_block<const LOG: bool, const HUBER: bool, const FMA: bool>(
                 s0[c] += sum;
             }
             // Pass 3: the objective and token sums from the per-d totals.
-            let [f, sv, sl, sq] = token_sums(&mut s, n);
+            // Only points of weight 0 can leave a token with no weight.
+            let [f, sv, sl, sq] = if g.zero || weighted {
+                token_sums::<true>(&mut s, n)
+            } else {
+                token_sums::<false>(&mut s, n)
+            };
             acc.f += 0.5 * f;
             add_token_grad(p, [sv, sl, sq], &mut acc.g);
         }
@@ -224,6 +396,11 @@ impl ConfigTerm {
     /// configuration's points.
     #[inline(always)]
     fn add_grad(&self, p: &[f64; NP], s0: f64, gr: &mut [f64; NP]) {
+        // Nothing from a curve whose points all weigh 0, even where its
+        // terms are undefined (t1 or t3 below -n or -t).
+        if s0 == 0.0 {
+            return;
+        }
         let (un, ut) = (self.un, self.ut);
         gr[E] += s0;
         gr[A] += s0 * un;
@@ -336,7 +513,7 @@ struct PointTerm {
 /// Point layout: objective and the four gradient sums over a block, sum w
 /// rho, and of g: sum g, sum g v, sum g v ln(d+t2), sum g v/(d+t2).
 #[inline(always)]
-fn point_sums<const LOG: bool, const HUBER: bool, const FMA: bool>(
+fn point_sums<const LOG: bool, const HUBER: bool, const FMA: bool, const MASK: bool>(
     d: &[f64],
     y: &[f64],
     w: &[f64],
@@ -349,7 +526,17 @@ fn point_sums<const LOG: bool, const HUBER: bool, const FMA: bool>(
         let (wd, q) = loss::<HUBER>(r, w, k.delta);
         let g = wd * drdp;
         let gv = g * v;
-        [wd * q, g, gv, gv * lx, gv * inv_x]
+        let mut t = [wd * q, g, gv, gv * lx, gv * inv_x];
+        if MASK {
+            // A point of weight 0 adds exactly nothing, even where the law
+            // is undefined there (a held-out point). A loop, not
+            // array::map (see grid_rows).
+            let keep = w != 0.0;
+            for t in &mut t {
+                *t = if keep { *t } else { 0.0 };
+            }
+        }
+        t
     };
     let mut acc = [[0.0f64; LANES]; 5];
     let n = d.len().min(y.len()).min(w.len());
@@ -442,14 +629,17 @@ fn grid_rows<const LOG: bool, const HUBER: bool, const FMA: bool, const R: usize
     for j in 0..n {
         let (mut f, mut gt) = (fs[j], gs[j]);
         for r in 0..R {
-            // NaN y marks a cell without a point. Selecting zero (rather
-            // than relying on w = 0) keeps it out even where its pred is
-            // outside the log's domain.
+            // A cell without a point has w = 0 (and y NaN), as has a point
+            // a weighting leaves out. Selecting zero (rather than relying
+            // on w = 0) keeps them out even where pred is undefined.
             let y = ys[r][j];
-            let empty = y.is_nan();
             let pred = mul_add::<FMA>(b, v[j], bases[r]);
             let (res, drdp) = residual::<LOG, FMA>(pred, y);
-            let (wd, q) = loss::<HUBER>(if empty { 0.0 } else { res }, ws[r][j], delta);
+            let w = ws[r][j];
+            // (An integer test: with w == 0.0 the compiler emits a
+            // measurably slower loop.)
+            let empty = (w.to_bits() << 1) == 0;
+            let (wd, q) = loss::<HUBER>(if empty { 0.0 } else { res }, w, delta);
             let g = if empty { 0.0 } else { wd * drdp };
             f = mul_add::<FMA>(wd, q, f);
             gt += g;
@@ -469,15 +659,25 @@ fn grid_rows<const LOG: bool, const HUBER: bool, const FMA: bool, const R: usize
 
 /// Pass 3: sum 2 w rho, and sum g v, sum g v ln(d+t2), sum g v/(d+t2) over
 /// the block. The products overwrite the scratch arrays so that each sum
-/// is over one array, which the compiler vectorises reliably.
+/// is over one array, which the compiler vectorises reliably. MASK: tokens
+/// whose cells all weigh 0 add exactly nothing (their v and ln(d+t2) may
+/// be undefined); a separate version as the selects cost measurably.
 #[inline(always)]
-fn token_sums(s: &mut Scratch, n: usize) -> [f64; 4] {
+fn token_sums<const MASK: bool>(s: &mut Scratch, n: usize) -> [f64; 4] {
     let (v, g, lx, inv_x) = (&s.v[..n], &mut s.g[..n], &mut s.lx[..n], &mut s.inv_x[..n]);
     for j in 0..n {
         let gv = g[j] * v[j];
-        g[j] = gv;
-        lx[j] *= gv;
-        inv_x[j] *= gv;
+        if MASK {
+            // g = 0 when every cell at this token weighs 0.
+            let keep = g[j] != 0.0;
+            g[j] = if keep { gv } else { 0.0 };
+            lx[j] = if keep { lx[j] * gv } else { 0.0 };
+            inv_x[j] = if keep { inv_x[j] * gv } else { 0.0 };
+        } else {
+            g[j] = gv;
+            lx[j] *= gv;
+            inv_x[j] *= gv;
+        }
     }
     [
         sum(&s.f[..n]),

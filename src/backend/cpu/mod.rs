@@ -17,6 +17,14 @@
 //! Work items are (block, chunk of starts). Each start's block results are
 //! added in block order, so the value does not depend on thread count or
 //! scheduling.
+//!
+//! Weighted evaluation (per-problem weightings, see `weights`) computes
+//! each point's effective weight on the fly, per work item, into scratch
+//! the size of a block (points) or of a tile (grid), refilled only when
+//! the weighting changes from one start to the next; the kernels are the
+//! unweighted ones run on that scratch. Points of weight 0 are selected
+//! out, so held-out points add exactly nothing even where the law is
+//! undefined there.
 
 mod grid;
 mod kernel;
@@ -25,10 +33,11 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+use super::weights::{self, Resolved, Weighting, UNWEIGHTED};
 use super::{Backend, BackendInfo, Eval, Prepared};
 use crate::law::NP;
 use grid::Grid;
-use kernel::{Block, GridBlock};
+use kernel::{Block, GridBlock, Weights};
 
 /// Points per block in the point layout: large enough to amortise the
 /// per-block work, small enough to balance load on small sweeps.
@@ -52,8 +61,9 @@ pub enum CpuLayout {
 }
 
 enum Plan {
-    /// (config index, point range) of every block.
-    Points(Vec<(usize, Range<usize>)>),
+    /// (config index, point range, whether a weight in it is 0) of every
+    /// block.
+    Points(Vec<(usize, Range<usize>, bool)>),
     Grid(Grid),
 }
 
@@ -61,6 +71,8 @@ pub struct CpuBackend {
     data: Prepared,
     plan: Plan,
     threads: usize,
+    /// The registered weightings, by index.
+    weightings: Vec<Resolved>,
 }
 
 impl CpuBackend {
@@ -96,6 +108,7 @@ impl CpuBackend {
             data,
             plan,
             threads: rayon::current_num_threads(),
+            weightings: Vec::new(),
         }
     }
 
@@ -118,12 +131,15 @@ impl CpuBackend {
         let data = &self.data;
         match &self.plan {
             Plan::Points(blocks) => {
-                let (ci, r) = &blocks[i];
+                let (ci, r, zero) = &blocks[i];
                 Block::Points {
+                    ci: *ci,
                     cfg: &data.configs[*ci],
+                    key: r.start,
                     d: &data.d[r.clone()],
                     y: &data.y[r.clone()],
                     w: &data.w[r.clone()],
+                    zero: *zero,
                 }
             }
             Plan::Grid(g) => Block::Grid(GridBlock {
@@ -131,21 +147,72 @@ impl CpuBackend {
                 d: &g.d[g.blocks[i].clone()],
                 y: &g.y,
                 w: &g.w,
+                pos: &g.pos,
                 stride: g.d.len(),
                 start: g.blocks[i].start,
+                zero: g.zero,
             }),
         }
+    }
+
+    /// `evaluate` with start k weighed by `which[k]` (indices already
+    /// checked), or by the dataset's weights when `which` is None.
+    fn run(
+        &self,
+        params: &[[f64; NP]],
+        which: Option<&[u32]>,
+        out: &mut [Eval],
+    ) -> anyhow::Result<()> {
+        anyhow::ensure!(params.len() == out.len(), "params and out differ in length");
+        out.fill(Eval::ZERO);
+        let (k, nb) = (params.len(), self.blocks());
+        if k == 0 || nb == 0 {
+            return Ok(());
+        }
+        // Split the starts too when there are few blocks (one grid block
+        // holds a whole small sweep).
+        let mut per = k.div_ceil((ITEMS_PER_THREAD * self.threads).div_ceil(nb).min(k));
+        if let Plan::Grid(_) = self.plan {
+            // A grid item keeps each start's configuration constants.
+            per = per.min((MAX_GRID_TERMS / self.data.configs.len().max(1)).max(1));
+        }
+        let chunks = k.div_ceil(per);
+        let obj = self.data.objective;
+        let parts: Vec<Vec<Eval>> = (0..nb * chunks)
+            .into_par_iter()
+            .map(|i| {
+                let c = i % chunks;
+                let starts = c * per..((c + 1) * per).min(k);
+                let weights = Weights {
+                    which: which.map(|w| &w[starts.clone()]),
+                    resolved: &self.weightings,
+                };
+                let ps = &params[starts];
+                let mut acc = vec![Eval::ZERO; ps.len()];
+                kernel::run(obj, &self.block(i / chunks), ps, weights, &mut acc);
+                acc
+            })
+            .collect();
+        for (i, part) in parts.iter().enumerate() {
+            for (o, e) in out[(i % chunks) * per..].iter_mut().zip(part) {
+                o.f += e.f;
+                for (a, b) in o.g.iter_mut().zip(&e.g) {
+                    *a += b;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
 /// Blocks of at most POINT_BLOCK points, each inside one configuration.
-fn point_blocks(data: &Prepared) -> Vec<(usize, Range<usize>)> {
+fn point_blocks(data: &Prepared) -> Vec<(usize, Range<usize>, bool)> {
     let mut blocks = Vec::new();
     for (ci, c) in data.configs.iter().enumerate() {
         let mut s = c.start;
         while s < c.start + c.len {
             let e = (s + POINT_BLOCK).min(c.start + c.len);
-            blocks.push((ci, s..e));
+            blocks.push((ci, s..e, data.w[s..e].contains(&0.0)));
             s = e;
         }
     }
@@ -169,38 +236,47 @@ impl Backend for CpuBackend {
     }
 
     fn evaluate(&mut self, params: &[[f64; NP]], out: &mut [Eval]) -> anyhow::Result<()> {
-        anyhow::ensure!(params.len() == out.len(), "params and out differ in length");
-        out.fill(Eval::ZERO);
-        let (k, nb) = (params.len(), self.blocks());
-        if k == 0 || nb == 0 {
-            return Ok(());
-        }
-        // Split the starts too when there are few blocks (one grid block
-        // holds a whole small sweep).
-        let mut per = k.div_ceil((ITEMS_PER_THREAD * self.threads).div_ceil(nb).min(k));
-        if let Plan::Grid(_) = self.plan {
-            // A grid item keeps each start's configuration constants.
-            per = per.min((MAX_GRID_TERMS / self.data.configs.len().max(1)).max(1));
-        }
-        let chunks = k.div_ceil(per);
-        let obj = self.data.objective;
-        let parts: Vec<Vec<Eval>> = (0..nb * chunks)
-            .into_par_iter()
-            .map(|i| {
-                let c = i % chunks;
-                let ps = &params[c * per..((c + 1) * per).min(k)];
-                let mut acc = vec![Eval::ZERO; ps.len()];
-                kernel::run(obj, &self.block(i / chunks), ps, &mut acc);
-                acc
+        self.run(params, None, out)
+    }
+
+    fn set_weightings(&mut self, weightings: &[Weighting]) -> anyhow::Result<()> {
+        // All or nothing: an invalid weighting leaves the earlier ones.
+        let resolved = weightings
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                weights::resolve(w, &self.data).map_err(|e| anyhow::anyhow!("weighting {i}: {e:#}"))
             })
-            .collect();
-        for (i, part) in parts.iter().enumerate() {
-            for (o, e) in out[(i % chunks) * per..].iter_mut().zip(part) {
-                o.f += e.f;
-                for (a, b) in o.g.iter_mut().zip(&e.g) {
-                    *a += b;
-                }
-            }
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        self.weightings = resolved;
+        Ok(())
+    }
+
+    fn evaluate_weighted(
+        &mut self,
+        params: &[[f64; NP]],
+        which: &[u32],
+        out: &mut [Eval],
+    ) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            which.len() == params.len() && out.len() == params.len(),
+            "params, which and out differ in length"
+        );
+        let n = self.weightings.len();
+        if let Some(k) = which.iter().find(|&&k| k != UNWEIGHTED && k as usize >= n) {
+            anyhow::bail!("weighting index {k} is out of range: {n} weightings are registered");
+        }
+        // Starts that share a weighting side by side, so that a work item
+        // fills each weighting's scratch once. A start's value does not
+        // depend on the others in its chunk, so the order changes no bits.
+        let mut order: Vec<usize> = (0..params.len()).collect();
+        order.sort_by_key(|&k| which[k]);
+        let ps: Vec<[f64; NP]> = order.iter().map(|&k| params[k]).collect();
+        let ws: Vec<u32> = order.iter().map(|&k| which[k]).collect();
+        let mut res = vec![Eval::ZERO; params.len()];
+        self.run(&ps, Some(&ws), &mut res)?;
+        for (&k, e) in order.iter().zip(res) {
+            out[k] = e;
         }
         Ok(())
     }
