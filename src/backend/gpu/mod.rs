@@ -13,9 +13,18 @@
 //! each with its own buffer; batches of starts larger than one dispatch
 //! allows are split into several dispatches in the same submission.
 //!
-//! Memory: 16 bytes per point (d, y, w, configuration as f32), plus per
-//! start 40 bytes of parameters, 96 bytes of sums and staging, and
-//! 48 bytes per workgroup slot of partial sums.
+//! Weighted evaluation ([`Backend::evaluate_weighted`]) runs a second
+//! pipeline of the same shader (the WEIGHTED constant set): each start
+//! names a registered weighting, whose per-configuration multipliers and
+//! point limits live on the device, and Poisson counts are rehashed per
+//! point, so no weighting stores anything per point.
+//!
+//! Memory: 16 bytes per point (d, y, w, configuration as f32), 16 bytes
+//! per configuration, plus per start 40 bytes of parameters, 16 bytes
+//! naming its weighting, 96 bytes of sums and staging, and 48 bytes per
+//! workgroup slot of partial sums; per registered weighting 8 bytes per
+//! configuration. The host keeps the point weights (8 bytes per point) to
+//! resolve weightings.
 
 mod device;
 
@@ -26,6 +35,7 @@ use anyhow::{bail, Context};
 
 pub use device::{all_adapters, instance, select_adapter, AdapterFilter, AdapterSummary};
 
+use super::weights::{self, Weighting, UNWEIGHTED};
 use super::{Backend, BackendInfo, Eval, Prepared};
 use crate::law::NP;
 use crate::objective::{LossKind, Space};
@@ -42,6 +52,10 @@ const RECORD: u64 = 12;
 /// Bytes of one point and of one batch uniform slot (dynamic offsets must
 /// be aligned to min_uniform_buffer_offset_alignment, at most 256).
 const POINT_BYTES: u64 = 16;
+/// Bytes of one start's weighting record and of one (weighting,
+/// configuration) entry.
+const PROBLEM_BYTES: u64 = 16;
+const WEIGHTING_ENTRY_BYTES: u64 = 8;
 const UNIFORM_SLOT: u64 = 256;
 /// How long one evaluation may take before the device counts as hung.
 const EVAL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -84,6 +98,20 @@ struct Meta {
     loss: u32,
     space: u32,
     delta: f32,
+    /// Global index of the chunk's first point, for weighted evaluation.
+    first_point: u32,
+}
+
+/// A start's weighting as objective.wgsl reads it (`Problem`).
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct ProblemGpu {
+    /// First entry of its weighting in the weighting buffer.
+    base: u32,
+    /// Bit 0: weighted; bit 1: Poisson counts.
+    flags: u32,
+    /// Mixed seed of the Poisson counts.
+    seed: u32,
     _pad: u32,
 }
 
@@ -107,6 +135,7 @@ struct Chunk {
     points: wgpu::Buffer,
     meta: wgpu::Buffer,
     n_points: u32,
+    first_point: u32,
     n_groups: u32,
     slot_base: u32,
     bind_group: Option<wgpu::BindGroup>,
@@ -119,6 +148,7 @@ struct Capacity {
     /// Starts per dispatch (stride of the partial sums).
     k_batch: u64,
     params: wgpu::Buffer,
+    problems: wgpu::Buffer,
     sums: wgpu::Buffer,
     staging: wgpu::Buffer,
     batches: wgpu::Buffer,
@@ -127,16 +157,35 @@ struct Capacity {
     reduce_group: wgpu::BindGroup,
 }
 
+/// The registered weightings on the device.
+struct Weightings {
+    /// (multiplier as f32 bits, points kept) per (weighting, configuration);
+    /// a placeholder entry while none are registered.
+    buffer: wgpu::Buffer,
+    group: wgpu::BindGroup,
+    /// Mixed Poisson seed of each registered weighting, if it resamples.
+    seeds: Vec<Option<u32>>,
+}
+
 pub struct GpuBackend {
     device: wgpu::Device,
     queue: wgpu::Queue,
     summary: AdapterSummary,
     limits: GpuLimits,
     objective: wgpu::ComputePipeline,
+    /// The objective with WEIGHTED set, built at the first weighted use.
+    objective_weighted: Option<wgpu::ComputePipeline>,
+    objective_module: wgpu::ShaderModule,
+    objective_pipeline_layout: wgpu::PipelineLayout,
     reduce: wgpu::ComputePipeline,
     objective_layout: wgpu::BindGroupLayout,
     reduce_layout: wgpu::BindGroupLayout,
     batch_layout: wgpu::BindGroupLayout,
+    weighting_layout: wgpu::BindGroupLayout,
+    weightings: Weightings,
+    /// What weights::resolve reads of the data: configurations and point
+    /// weights (tokens and targets left empty to save host memory).
+    resolve_data: Prepared,
     configs: wgpu::Buffer,
     chunks: Vec<Chunk>,
     n_slots: u32,
@@ -148,6 +197,7 @@ pub struct GpuBackend {
     /// (validation, out of memory, device lost).
     error: Arc<Mutex<Option<String>>>,
     params_f32: Vec<f32>,
+    problems_host: Vec<ProblemGpu>,
 }
 
 fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
@@ -173,6 +223,63 @@ fn uniform_entry(binding: u32, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
             min_binding_size: None,
         },
         count: None,
+    }
+}
+
+/// The compute pipeline of `module`'s `main`; `weighted` sets the
+/// shader's WEIGHTED constant (only objective.wgsl declares it).
+fn compute_pipeline(
+    device: &wgpu::Device,
+    name: &str,
+    module: &wgpu::ShaderModule,
+    layout: &wgpu::PipelineLayout,
+    weighted: bool,
+) -> wgpu::ComputePipeline {
+    let constants: &[(&str, f64)] = if weighted { &[("WEIGHTED", 1.0)] } else { &[] };
+    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(name),
+        layout: Some(layout),
+        module,
+        entry_point: Some("main"),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants,
+            ..Default::default()
+        },
+        cache: None,
+    })
+}
+
+impl Weightings {
+    /// No weightings: a one-entry buffer, since a binding cannot be empty.
+    fn placeholder(device: &wgpu::Device, layout: &wgpu::BindGroupLayout) -> Weightings {
+        Weightings::with_size(device, layout, WEIGHTING_ENTRY_BYTES, Vec::new())
+    }
+
+    fn with_size(
+        device: &wgpu::Device,
+        layout: &wgpu::BindGroupLayout,
+        bytes: u64,
+        seeds: Vec<Option<u32>>,
+    ) -> Weightings {
+        let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("weightings"),
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("weightings"),
+            layout,
+            entries: &[wgpu::BindGroupEntry {
+                binding: 0,
+                resource: buffer.as_entire_binding(),
+            }],
+        });
+        Weightings {
+            buffer,
+            group,
+            seeds,
+        }
     }
 }
 
@@ -226,7 +333,12 @@ impl GpuBackend {
                 storage_entry(2, true),
                 storage_entry(3, false),
                 uniform_entry(4, false),
+                storage_entry(5, true),
             ],
+        });
+        let weighting_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("weightings"),
+            entries: &[storage_entry(0, true)],
         });
         let batch_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("batch"),
@@ -240,27 +352,42 @@ impl GpuBackend {
                 uniform_entry(2, false),
             ],
         });
-        let pipeline = |name: &str, src: &str, layout: &wgpu::BindGroupLayout| {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        let module = |name: &str, src: &str| {
+            device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(name),
                 source: wgpu::ShaderSource::Wgsl(src.into()),
-            });
-            let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(name),
-                bind_group_layouts: &[Some(layout), Some(&batch_layout)],
-                immediate_size: 0,
-            });
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(name),
-                layout: Some(&pl),
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: Default::default(),
-                cache: None,
             })
         };
-        let objective = pipeline("objective", OBJECTIVE_WGSL, &objective_layout);
-        let reduce = pipeline("reduce", REDUCE_WGSL, &reduce_layout);
+        let pipeline_layout = |name: &str, layouts: &[Option<&wgpu::BindGroupLayout>]| {
+            device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(name),
+                bind_group_layouts: layouts,
+                immediate_size: 0,
+            })
+        };
+        let objective_module = module("objective", OBJECTIVE_WGSL);
+        let objective_pipeline_layout = pipeline_layout(
+            "objective",
+            &[
+                Some(&objective_layout),
+                Some(&batch_layout),
+                Some(&weighting_layout),
+            ],
+        );
+        let objective = compute_pipeline(
+            &device,
+            "objective",
+            &objective_module,
+            &objective_pipeline_layout,
+            false,
+        );
+        let reduce = compute_pipeline(
+            &device,
+            "reduce",
+            &module("reduce", REDUCE_WGSL),
+            &pipeline_layout("reduce", &[Some(&reduce_layout), Some(&batch_layout)]),
+            false,
+        );
 
         // Points as (d, y, w, configuration bits), chunked.
         let mut packed: Vec<[f32; 4]> = Vec::with_capacity(data.points());
@@ -274,20 +401,31 @@ impl GpuBackend {
                 ]);
             }
         }
-        let configs_host: Vec<[f32; 2]> = data
-            .configs
-            .iter()
-            .map(|c| [c.n as f32, c.t as f32])
-            .collect();
+        // Per configuration (n, T, bits of the global index of its first
+        // point, bits of that point's index in the Prepared): the Poisson
+        // hash keys points by the latter (weights::Resolved::factor),
+        // wrapping like it.
+        let mut configs_host: Vec<[f32; 4]> = Vec::with_capacity(data.configs.len());
+        let mut packed_start = 0u32;
+        for c in &data.configs {
+            configs_host.push([
+                c.n as f32,
+                c.t as f32,
+                f32::from_bits(packed_start),
+                f32::from_bits(c.start as u32),
+            ]);
+            packed_start = packed_start.wrapping_add(c.len as u32);
+        }
         let configs = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("configs"),
-            size: (configs_host.len().max(1) * 8) as u64,
+            size: (configs_host.len().max(1) * 16) as u64,
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
         queue.write_buffer(&configs, 0, bytemuck::cast_slice(&configs_host));
         let mut chunks = Vec::new();
         let mut slot_base = 0u32;
+        let mut first_point = 0u32;
         for part in packed.chunks(limits.max_points_per_chunk as usize) {
             let points = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("points"),
@@ -308,22 +446,38 @@ impl GpuBackend {
                 points,
                 meta,
                 n_points: part.len() as u32,
+                first_point,
                 n_groups,
                 slot_base,
                 bind_group: None,
             });
             slot_base += n_groups;
+            first_point = first_point.wrapping_add(part.len() as u32);
         }
+        let weightings = Weightings::placeholder(&device, &weighting_layout);
         let backend = GpuBackend {
             device,
             queue,
             summary,
             limits,
             objective,
+            objective_weighted: None,
+            objective_module,
+            objective_pipeline_layout,
             reduce,
             objective_layout,
             reduce_layout,
             batch_layout,
+            weighting_layout,
+            weightings,
+            resolve_data: Prepared {
+                objective: data.objective,
+                scale: data.scale,
+                configs: data.configs.clone(),
+                d: Vec::new(),
+                y: Vec::new(),
+                w: data.w.clone(),
+            },
             configs,
             chunks,
             n_slots: slot_base,
@@ -339,6 +493,7 @@ impl GpuBackend {
             capacity: None,
             error,
             params_f32: Vec::new(),
+            problems_host: Vec::new(),
         };
         backend.check_error()?;
         Ok(backend)
@@ -383,6 +538,7 @@ impl GpuBackend {
         };
         use wgpu::BufferUsages as U;
         let params = buf("params", k * NP as u64 * 4, U::STORAGE | U::COPY_DST);
+        let problems = buf("problems", k * PROBLEM_BYTES, U::STORAGE | U::COPY_DST);
         let partials = buf(
             "partials",
             self.n_slots as u64 * k_batch * RECORD * 4,
@@ -448,7 +604,7 @@ impl GpuBackend {
                 loss: self.loss,
                 space: self.space,
                 delta: self.delta,
-                _pad: 0,
+                first_point: chunk.first_point,
             };
             self.queue
                 .write_buffer(&chunk.meta, 0, bytemuck::bytes_of(&meta));
@@ -476,6 +632,10 @@ impl GpuBackend {
                         binding: 4,
                         resource: chunk.meta.as_entire_binding(),
                     },
+                    wgpu::BindGroupEntry {
+                        binding: 5,
+                        resource: problems.as_entire_binding(),
+                    },
                 ],
             }));
         }
@@ -483,6 +643,7 @@ impl GpuBackend {
             k,
             k_batch,
             params,
+            problems,
             sums,
             staging,
             batches,
@@ -491,21 +652,15 @@ impl GpuBackend {
         });
         self.check_error()
     }
-}
 
-impl Backend for GpuBackend {
-    fn info(&self) -> BackendInfo {
-        BackendInfo {
-            kind: "gpu".into(),
-            device: self.summary.short(),
-        }
-    }
-
-    fn single_precision(&self) -> bool {
-        true
-    }
-
-    fn evaluate(&mut self, params: &[[f64; NP]], out: &mut [Eval]) -> anyhow::Result<()> {
+    /// Evaluate `params`, weighted by `problems_host` (one per start) when
+    /// `weighted`.
+    fn run(
+        &mut self,
+        params: &[[f64; NP]],
+        weighted: bool,
+        out: &mut [Eval],
+    ) -> anyhow::Result<()> {
         anyhow::ensure!(params.len() == out.len(), "params and out differ in length");
         let k = params.len() as u64;
         if k == 0 {
@@ -518,6 +673,15 @@ impl Backend for GpuBackend {
             .extend(params.iter().flat_map(|p| p.iter().map(|&v| v as f32)));
         self.queue
             .write_buffer(&cap.params, 0, bytemuck::cast_slice(&self.params_f32));
+        let objective = if weighted {
+            self.queue
+                .write_buffer(&cap.problems, 0, bytemuck::cast_slice(&self.problems_host));
+            self.objective_weighted
+                .as_ref()
+                .context("the weighted pipeline was not built")?
+        } else {
+            &self.objective
+        };
         let n_batches = k.div_ceil(cap.k_batch);
         for b in 0..n_batches {
             let first = b * cap.k_batch;
@@ -542,8 +706,9 @@ impl Backend for GpuBackend {
                     label: Some("objective"),
                     timestamp_writes: None,
                 });
-                pass.set_pipeline(&self.objective);
+                pass.set_pipeline(objective);
                 pass.set_bind_group(1, &cap.batch_group, &offset);
+                pass.set_bind_group(2, &self.weightings.group, &[]);
                 for chunk in &self.chunks {
                     pass.set_bind_group(0, chunk.bind_group.as_ref(), &[]);
                     pass.dispatch_workgroups(chunk.n_groups, kb.div_ceil(WG_STARTS), 1);
@@ -605,5 +770,100 @@ impl Backend for GpuBackend {
         }
         cap.staging.unmap();
         Ok(())
+    }
+}
+
+impl Backend for GpuBackend {
+    fn info(&self) -> BackendInfo {
+        BackendInfo {
+            kind: "gpu".into(),
+            device: self.summary.short(),
+        }
+    }
+
+    fn single_precision(&self) -> bool {
+        true
+    }
+
+    fn evaluate(&mut self, params: &[[f64; NP]], out: &mut [Eval]) -> anyhow::Result<()> {
+        self.run(params, false, out)
+    }
+
+    fn set_weightings(&mut self, weightings: &[Weighting]) -> anyhow::Result<()> {
+        // The shader compares global point indices as u32.
+        anyhow::ensure!(
+            self.resolve_data.w.len() < u32::MAX as usize,
+            "weighted evaluation on the GPU supports fewer than 2^32 points"
+        );
+        let resolved = weightings
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                weights::resolve(w, &self.resolve_data).with_context(|| format!("weighting {i}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let entries: Vec<[u32; 2]> = resolved
+            .iter()
+            .flat_map(|r| {
+                r.mult
+                    .iter()
+                    .zip(&r.first)
+                    .map(|(&m, &f)| [(m as f32).to_bits(), f])
+            })
+            .collect();
+        let seeds = resolved.iter().map(|r| r.poisson).collect();
+        let bytes = entries.len() as u64 * WEIGHTING_ENTRY_BYTES;
+        if bytes > self.weightings.buffer.size() {
+            self.weightings =
+                Weightings::with_size(&self.device, &self.weighting_layout, bytes, seeds);
+        } else {
+            self.weightings.seeds = seeds;
+        }
+        self.queue
+            .write_buffer(&self.weightings.buffer, 0, bytemuck::cast_slice(&entries));
+        self.check_error()
+    }
+
+    fn evaluate_weighted(
+        &mut self,
+        params: &[[f64; NP]],
+        which: &[u32],
+        out: &mut [Eval],
+    ) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            which.len() == params.len(),
+            "params and which differ in length"
+        );
+        let n_configs = self.resolve_data.configs.len() as u32;
+        let registered = self.weightings.seeds.len();
+        self.problems_host.clear();
+        for (k, &w) in which.iter().enumerate() {
+            let problem = if w == UNWEIGHTED {
+                ProblemGpu::default()
+            } else {
+                let Some(&seed) = self.weightings.seeds.get(w as usize) else {
+                    bail!("start {k} names weighting {w}, but {registered} are registered");
+                };
+                ProblemGpu {
+                    // Cannot overflow: the weighting buffer holds this many
+                    // 8-byte entries.
+                    base: w * n_configs,
+                    flags: 1 | if seed.is_some() { 2 } else { 0 },
+                    seed: seed.unwrap_or(0),
+                    _pad: 0,
+                }
+            };
+            self.problems_host.push(problem);
+        }
+        if self.objective_weighted.is_none() {
+            self.objective_weighted = Some(compute_pipeline(
+                &self.device,
+                "objective weighted",
+                &self.objective_module,
+                &self.objective_pipeline_layout,
+                true,
+            ));
+        }
+        self.run(params, true, out)
     }
 }
