@@ -98,9 +98,18 @@ fn bootstrap_agrees_with_the_cpu() {
             // compared on the scale of the parameter's interval.
             let width = ic.hi - ic.lo;
             let what = format!("{} {name}", rc.kind);
-            assert!((ic.se - ig.se).abs() <= 1e-2 * ic.se, "{what} se {ic:?} {ig:?}");
-            assert!((ic.lo - ig.lo).abs() <= 1e-2 * width, "{what} lo {ic:?} {ig:?}");
-            assert!((ic.hi - ig.hi).abs() <= 1e-2 * width, "{what} hi {ic:?} {ig:?}");
+            assert!(
+                (ic.se - ig.se).abs() <= 1e-2 * ic.se,
+                "{what} se {ic:?} {ig:?}"
+            );
+            assert!(
+                (ic.lo - ig.lo).abs() <= 1e-2 * width,
+                "{what} lo {ic:?} {ig:?}"
+            );
+            assert!(
+                (ic.hi - ig.hi).abs() <= 1e-2 * width,
+                "{what} hi {ic:?} {ig:?}"
+            );
         }
     }
 }
@@ -123,9 +132,19 @@ fn folds_agree_with_the_cpu() {
     {
         assert_eq!(fc.fold, fg.fold);
         assert_eq!(fc.held_out_points, fg.held_out_points);
-        close(fc.objective, fg.objective, 1e-6, &format!("{} objective", fc.fold));
+        close(
+            fc.objective,
+            fg.objective,
+            1e-6,
+            &format!("{} objective", fc.fold),
+        );
         close(fc.rmse, fg.rmse, 1e-3, &format!("{} RMSE", fc.fold));
         close(fc.mape, fg.mape, 1e-3, &format!("{} MAPE", fc.fold));
-        close(1.0 - fc.r2, 1.0 - fg.r2, 2e-3, &format!("{} 1 - R2", fc.fold));
+        close(
+            1.0 - fc.r2,
+            1.0 - fg.r2,
+            2e-3,
+            &format!("{} 1 - R2", fc.fold),
+        );
     }
 }
