@@ -59,13 +59,7 @@ pub trait Backend {
     /// Register the weightings that [`Backend::evaluate_weighted`] refers
     /// to by index, replacing any earlier ones. Errors when one is invalid
     /// for the data (see [`weights::resolve`]).
-    fn set_weightings(&mut self, weightings: &[Weighting]) -> anyhow::Result<()> {
-        let _ = weightings;
-        anyhow::bail!(
-            "{} backend: weighted evaluation is not supported",
-            self.info().kind
-        )
-    }
+    fn set_weightings(&mut self, weightings: &[Weighting]) -> anyhow::Result<()>;
 
     /// Like [`Backend::evaluate`], with `params[k]` weighed by the
     /// registered weighting `which[k]`, or by the dataset's own weights
@@ -76,13 +70,7 @@ pub trait Backend {
         params: &[[f64; NP]],
         which: &[u32],
         out: &mut [Eval],
-    ) -> anyhow::Result<()> {
-        let _ = (params, which, out);
-        anyhow::bail!(
-            "{} backend: weighted evaluation is not supported",
-            self.info().kind
-        )
-    }
+    ) -> anyhow::Result<()>;
 }
 
 /// Which backend to fit on.
