@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::backend::gpu::{self, AdapterFilter, AdapterSummary};
 use crate::backend::{Backend, CpuBackend, Eval, GpuBackend, Prepared};
+use crate::bootstrap::{self, BootstrapOptions, Resample};
 use crate::data::{self, Dataset, Filter, ReadOptions};
 use crate::fit::{self, FitOptions};
 use crate::law::NP;
@@ -401,7 +402,7 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
     let n_backends = 1 + devices.adapter.is_some() as u64;
 
     let steps = n_backends * (1 + (points.len() * starts.len()) as u64)
-        + if opts.fits { 2 * n_backends } else { 0 };
+        + if opts.fits { 3 * n_backends } else { 0 };
     let bar = if opts.progress {
         ProgressBar::new(steps)
     } else {
@@ -610,6 +611,8 @@ fn bench_fits(opts: &BenchOptions, devices: &Devices, bar: &ProgressBar) -> Vec<
         bar,
     ));
 
+    rows.extend(bench_bootstrap(&demo, BOOTSTRAP_REPLICATES, devices, bar));
+
     let pythia = FitOptions {
         starts: Some(128),
         seed: 0,
@@ -705,6 +708,85 @@ fn bench_fit(
         run_one("gpu", &|| {
             Ok(Box::new(GpuBackend::on_adapter(a, &prepared, None)?))
         });
+    }
+    if let [c, g] = rows.as_mut_slice() {
+        g.gpu_speedup = c.seconds.zip(g.seconds).map(|(c, g)| c / g);
+    }
+    rows
+}
+
+/// Replicates per resampling scheme of the bootstrap workload.
+const BOOTSTRAP_REPLICATES: usize = 256;
+
+/// Bootstrap `ds` (curves and points, `replicates` each) on the CPU, then
+/// on the GPU, from one CPU fit's best point so both do the same work.
+fn bench_bootstrap(
+    ds: &Dataset,
+    replicates: usize,
+    devices: &Devices,
+    bar: &ProgressBar,
+) -> Vec<FitRun> {
+    let name = "demo-boot";
+    let opts = FitOptions::default();
+    let prepared = Prepared::new(ds, opts.objective);
+    let mut cpu = CpuBackend::new(prepared.clone());
+    bar.set_message(format!("fitting {name} before the bootstrap"));
+    let fit = match fit::fit(ds, &prepared, &opts, &mut cpu, |_| {}) {
+        Ok(f) => f,
+        Err(e) => {
+            bar.inc(1 + devices.adapter.is_some() as u64);
+            return vec![FitRun {
+                note: Some(format!("the fit before the bootstrap failed: {e:#}")),
+                ..fit_row(name, "cpu", Status::Failed)
+            }];
+        }
+    };
+    let boot = BootstrapOptions {
+        replicates,
+        resamples: vec![Resample::Curves, Resample::Points],
+        seed: 0,
+        level: 0.95,
+        lbfgs: opts.lbfgs,
+    };
+    let mut rows = Vec::new();
+    let mut run_one = |kind: &str, backend: anyhow::Result<Box<dyn Backend>>, setup: f64| {
+        bar.set_message(format!(
+            "bootstrapping {name} ({} replicates) on the {}",
+            2 * replicates,
+            kind.to_uppercase()
+        ));
+        let result = backend
+            .and_then(|mut b| bootstrap::bootstrap(&prepared, &fit, &boot, b.as_mut(), |_| {}));
+        bar.inc(1);
+        rows.push(match result {
+            Ok(r) => {
+                let converged: usize = r.resamples.iter().map(|x| x.converged).sum();
+                FitRun {
+                    points: Some(ds.points()),
+                    starts: Some(2 * replicates),
+                    setup_seconds: Some(setup),
+                    seconds: Some(r.seconds),
+                    note: Some(format!(
+                        "{converged} of {} replicates converged",
+                        2 * replicates
+                    )),
+                    ..fit_row(name, kind, Status::Ok)
+                }
+            }
+            Err(e) => FitRun {
+                note: Some(format!("{e:#}")),
+                ..fit_row(name, kind, Status::Failed)
+            },
+        });
+    };
+    let t0 = Instant::now();
+    let cpu = Box::new(CpuBackend::new(prepared.clone()));
+    run_one("cpu", Ok(cpu), t0.elapsed().as_secs_f64());
+    if let Some(a) = &devices.adapter {
+        let t0 = Instant::now();
+        let gpu =
+            GpuBackend::on_adapter(a, &prepared, None).map(|g| Box::new(g) as Box<dyn Backend>);
+        run_one("gpu", gpu, t0.elapsed().as_secs_f64());
     }
     if let [c, g] = rows.as_mut_slice() {
         g.gpu_speedup = c.seconds.zip(g.seconds).map(|(c, g)| c / g);
@@ -920,7 +1002,7 @@ pub fn render(r: &BenchReport) -> String {
             "\nend-to-end fits (seconds of fit::fit; setup = building the backend, GPU: device and upload)"
         );
         let header = format!(
-            "  {:<7} {:<4} {:>7} {:>6} {:>8} {:>9} {:>15} {:>9} {:>8}",
+            "  {:<9} {:<4} {:>7} {:>6} {:>8} {:>9} {:>15} {:>9} {:>8}",
             "sweep",
             "on",
             "points",
@@ -934,18 +1016,26 @@ pub fn render(r: &BenchReport) -> String {
         let _ = writeln!(s, "{header}");
         let _ = writeln!(s, "  {}", "-".repeat(header.len() - 2));
         for f in &r.fits {
-            let head = format!("  {:<7} {:<4}", f.sweep, f.backend.to_uppercase());
+            let head = format!("  {:<9} {:<4}", f.sweep, f.backend.to_uppercase());
             match (f.status, f.seconds) {
                 (Status::Ok, Some(sec)) => {
+                    // Bootstrap rows have no best objective or starts at best.
+                    let best = f
+                        .best_objective
+                        .map_or_else(|| "-".to_string(), |v| format!("{v:.9e}"));
+                    let at_best = f.at_best.map_or_else(
+                        || "-".to_string(),
+                        |a| format!("{a}/{}", f.starts.unwrap_or(0)),
+                    );
                     let _ = writeln!(
                         s,
-                        "{head} {:>7} {:>6} {:>8} {:>9} {:>15.9e} {:>9} {:>8}",
+                        "{head} {:>7} {:>6} {:>8} {:>9} {:>15} {:>9} {:>8}",
                         f.points.unwrap_or(0),
                         f.starts.unwrap_or(0),
                         f.setup_seconds.map(fmt_time).unwrap_or_default(),
                         format!("{sec:.2}"),
-                        f.best_objective.unwrap_or(f64::NAN),
-                        format!("{}/{}", f.at_best.unwrap_or(0), f.starts.unwrap_or(0)),
+                        best,
+                        at_best,
                         fmt_speedup(f.gpu_speedup)
                     );
                 }
@@ -959,7 +1049,7 @@ pub fn render(r: &BenchReport) -> String {
                 }
             }
         }
-        let _ = writeln!(s, "  demo: looplm20 simulated, default options and start grid; pythia: benches/pythia_manifest.csv, stride 5, 128 random starts, seed 0");
+        let _ = writeln!(s, "  demo: looplm20 simulated, default options and start grid; demo-boot: its bootstrap, {BOOTSTRAP_REPLICATES} curve and {BOOTSTRAP_REPLICATES} point replicates from the best fit (starts = replicates); pythia: benches/pythia_manifest.csv, stride 5, 128 random starts, seed 0");
         if has_gpu {
             let _ = writeln!(
                 s,

@@ -187,8 +187,12 @@ struct BootstrapArgs {
 
 impl BootstrapArgs {
     fn options(&self, fit: &FitOptions) -> Option<BootstrapOptions> {
-        let mut resamples = self.resample.clone();
-        resamples.dedup();
+        let mut resamples: Vec<Resample> = Vec::new();
+        for r in &self.resample {
+            if !resamples.contains(r) {
+                resamples.push(*r);
+            }
+        }
         self.bootstrap.map(|b| BootstrapOptions {
             replicates: b as usize,
             resamples,
