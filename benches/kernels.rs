@@ -1,15 +1,17 @@
 //! Criterion benches of Backend::evaluate (value + full gradient) on
 //! simulated looplm20 sweeps: throughput in point-evaluations
 //! (points x starts) per second, on the CPU and, when wgpu finds an
-//! adapter, on the GPU. `sweepfit bench` covers the full grid and fits;
-//! these are for tracking the kernels between commits.
+//! adapter, on the GPU. The `weighted` cells give every start its own
+//! Poisson weighting, as a point bootstrap does (the worst case: every
+//! point's count is hashed per start). `sweepfit bench` covers the full
+//! grid and fits; these are for tracking the kernels between commits.
 
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 use sweepfit::backend::gpu::{self, AdapterFilter};
-use sweepfit::backend::{Backend, CpuBackend, Eval, GpuBackend};
+use sweepfit::backend::{Backend, CpuBackend, Eval, GpuBackend, Weighting};
 use sweepfit::bench::{perturbed_params, synthetic_sweep};
 
 /// (points, starts): a single start on a small sweep (the per-call cost
@@ -33,11 +35,27 @@ fn bench_backend(
         let Some(mut backend) = make(points) else {
             continue;
         };
-        let params = perturbed_params(&synthetic_sweep(points), starts, 0);
+        let data = synthetic_sweep(points);
+        let params = perturbed_params(&data, starts, 0);
         let mut out = vec![Eval::ZERO; starts];
         g.throughput(Throughput::Elements((points * starts) as u64));
-        g.bench_function(BenchmarkId::from_parameter(label((points, starts))), |b| {
+        g.bench_function(BenchmarkId::new("plain", label((points, starts))), |b| {
             b.iter(|| backend.evaluate(&params, &mut out).expect("evaluate"))
+        });
+        let weightings: Vec<Weighting> = (0..starts as u32)
+            .map(|k| Weighting {
+                poisson: Some(k),
+                ..Weighting::uniform(data.configs.len())
+            })
+            .collect();
+        backend.set_weightings(&weightings).expect("set_weightings");
+        let which: Vec<u32> = (0..starts as u32).collect();
+        g.bench_function(BenchmarkId::new("weighted", label((points, starts))), |b| {
+            b.iter(|| {
+                backend
+                    .evaluate_weighted(&params, &which, &mut out)
+                    .expect("evaluate_weighted")
+            })
         });
     }
     g.finish();
