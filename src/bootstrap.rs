@@ -123,8 +123,35 @@ pub fn bootstrap(
         bail!("the interval level must lie in (0, 1), got {}", opts.level);
     }
     let started = Instant::now();
+    let mut notes = Vec::new();
+    // Resampling one curve with replacement always gives that curve back.
+    let kinds: Vec<Resample> = opts
+        .resamples
+        .iter()
+        .copied()
+        .filter(|&k| {
+            let keep = k != Resample::Curves || prepared.configs.len() >= 2;
+            if !keep {
+                notes.push(
+                    "curves: skipped, the sweep has a single curve (resample points instead)"
+                        .to_string(),
+                );
+            }
+            keep
+        })
+        .collect();
+    if kinds.is_empty() {
+        bail!(
+            "nothing to bootstrap: {}",
+            if notes.is_empty() {
+                "no resampling scheme given".to_string()
+            } else {
+                notes.join("; ")
+            }
+        );
+    }
     let mut all = Vec::new();
-    for &kind in &opts.resamples {
+    for &kind in &kinds {
         all.extend(weightings(kind, opts.replicates, prepared, opts.seed)?);
     }
     let groups: Vec<Group> = (0..all.len())
@@ -145,8 +172,7 @@ pub fn bootstrap(
     )
     .context("bootstrap replicates")?;
     let free = fit.space.spec.free_indices();
-    let resamples = opts
-        .resamples
+    let resamples = kinds
         .iter()
         .enumerate()
         .map(|(k, &kind)| {
@@ -184,6 +210,7 @@ pub fn bootstrap(
         level: opts.level,
         seconds: started.elapsed().as_secs_f64(),
         resamples,
+        notes,
     })
 }
 

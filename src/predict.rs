@@ -733,6 +733,7 @@ mod tests {
                 params: Default::default(),
                 samples,
             }],
+            notes: vec![],
         });
         let p = Predictor::from_report(&r).unwrap();
         assert_eq!(p.columns(), ["pred", "lo_points", "hi_points"]);

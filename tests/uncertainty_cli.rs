@@ -174,6 +174,63 @@ fn bootstrap_options_are_checked() {
 }
 
 #[test]
+fn single_curve_sweeps_bootstrap_points_only_with_a_note() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let mut csv = String::from("N,tokens,loss\n");
+    for k in 1..=200 {
+        let tokens = k as f64 * 5e7;
+        // A law plus a deterministic wiggle standing in for noise.
+        let loss = 2.0 + 400.0 * (tokens + 1e7f64).powf(-0.3) + 0.01 * (k as f64 * 1.7).sin();
+        csv.push_str(&format!("1e8,{tokens},{loss}\n"));
+    }
+    std::fs::write(d.join("one.csv"), csv).unwrap();
+    let run = ok(
+        d,
+        &[
+            "fit",
+            "one.csv",
+            "--backend",
+            "cpu",
+            "--bootstrap",
+            "20",
+            "--out",
+            "o",
+        ],
+    );
+    assert!(
+        run.stdout
+            .contains("curves: skipped, the sweep has a single curve"),
+        "{}",
+        run.stdout
+    );
+    let fit = json(&d.join("o/fit.json"));
+    let rs = fit["bootstrap"]["resamples"].as_array().unwrap();
+    assert_eq!(rs.len(), 1);
+    assert_eq!(rs[0]["kind"], "points");
+    let r = sweepfit(
+        d,
+        &[
+            "fit",
+            "one.csv",
+            "--backend",
+            "cpu",
+            "--bootstrap",
+            "20",
+            "--resample",
+            "curves",
+            "--out",
+            "o2",
+        ],
+    );
+    assert!(
+        !r.ok && r.stderr.contains("nothing to bootstrap"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn eval_runs_every_protocol_and_writes_json_csv_and_pictures() {
     let dir = TempDir::new().unwrap();
     let d = dir.path();

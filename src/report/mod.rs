@@ -58,6 +58,9 @@ pub struct BootstrapReport {
     /// Wall-clock seconds of all replicates.
     pub seconds: f64,
     pub resamples: Vec<ResampleReport>,
+    /// Schemes skipped and why.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// The replicates of one resampling scheme.

@@ -62,6 +62,9 @@ pub fn summary(r: &FitReport) -> String {
                 rs.used
             );
         }
+        for n in &b.notes {
+            let _ = writeln!(s, "bootstrap: {n}");
+        }
         let _ = writeln!(s, "bootstrap time: {:.2} s", b.seconds);
     }
 
