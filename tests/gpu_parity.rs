@@ -6,55 +6,16 @@
 //! CI, which runs them on Mesa's software Vulkan driver) and otherwise skip
 //! with a printed reason.
 
-use sweepfit::backend::gpu::{self, AdapterFilter, GpuLimits};
+mod common;
+use common::{adapter, param_batch, sweep};
+
+use sweepfit::backend::gpu::GpuLimits;
 use sweepfit::backend::{Backend, CpuBackend, Eval, GpuBackend, Prepared};
 use sweepfit::data::{read_manifest, Dataset, Filter, ReadOptions};
 use sweepfit::fit::{self, FitOptions};
 use sweepfit::law::{NP, PARAM_NAMES};
 use sweepfit::objective::{LossKind, Objective, Space};
 use sweepfit::simulate::{self, SimOptions};
-
-fn adapter() -> Option<wgpu::Adapter> {
-    let inst = gpu::instance();
-    match gpu::select_adapter(&inst, AdapterFilter::Any) {
-        Ok(a) => Some(a),
-        Err(e) => {
-            if std::env::var("SWEEPFIT_REQUIRE_GPU").as_deref() == Ok("1") {
-                panic!("SWEEPFIT_REQUIRE_GPU=1 but no GPU adapter: {e}");
-            }
-            eprintln!("skipping GPU test: {e}");
-            None
-        }
-    }
-}
-
-fn sweep(points: usize) -> Dataset {
-    simulate::simulate_looplm20(&SimOptions {
-        points_per_curve: points,
-        ..SimOptions::default()
-    })
-}
-
-/// Parameter vectors (internal units) around a plausible fit.
-fn param_batch(k: usize) -> Vec<[f64; NP]> {
-    (0..k)
-        .map(|i| {
-            let s = i as f64 / k.max(1) as f64;
-            [
-                1.6 + 0.2 * s,
-                0.6,
-                0.35 + 0.1 * s,
-                0.02,
-                1.1,
-                0.4 - 0.1 * s,
-                3e-3,
-                0.5,
-                0.9 + s,
-                0.7,
-            ]
-        })
-        .collect()
-}
 
 fn compare(cpu: &[Eval], gpu: &[Eval], what: &str) {
     for (k, (c, g)) in cpu.iter().zip(gpu).enumerate() {

@@ -9,26 +9,14 @@
 //! CI, which runs them on Mesa's software Vulkan driver) and otherwise skip
 //! with a printed reason.
 
-use sweepfit::backend::gpu::{self, AdapterFilter};
+mod common;
+use common::adapter;
+
 use sweepfit::backend::{CpuBackend, GpuBackend, Prepared};
 use sweepfit::bootstrap::{self, BootstrapOptions, Resample};
 use sweepfit::eval::{self, EvalOptions};
 use sweepfit::fit::{self, FitOptions};
 use sweepfit::simulate::{simulate_looplm20, SimOptions};
-
-fn adapter() -> Option<wgpu::Adapter> {
-    let inst = gpu::instance();
-    match gpu::select_adapter(&inst, AdapterFilter::Any) {
-        Ok(a) => Some(a),
-        Err(e) => {
-            if std::env::var("SWEEPFIT_REQUIRE_GPU").as_deref() == Ok("1") {
-                panic!("SWEEPFIT_REQUIRE_GPU=1 but no GPU adapter: {e}");
-            }
-            eprintln!("skipping GPU test: {e}");
-            None
-        }
-    }
-}
 
 /// A sweep and options whose optimum is well determined, in every fold
 /// too: gamma fixed, since with T = 1..4 the pair (gamma, t3) is nearly

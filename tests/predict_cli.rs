@@ -1,47 +1,14 @@
 //! End-to-end tests of `sweepfit predict`: simulate a small sweep, fit it,
 //! predict from the fit and compare with the law evaluated in the library.
 
+mod common;
+use common::{ok, sweepfit};
+
 use std::path::Path;
-use std::process::Command;
 
 use sweepfit::law::{predict_raw, NP, PARAM_NAMES};
 use sweepfit::report::read_fit_json;
 use tempfile::TempDir;
-
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-fn sweepfit(cwd: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_sweepfit"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("cannot start the sweepfit binary");
-    let run = Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(
-        out.status.code().is_some() && !run.stderr.contains("panicked"),
-        "sweepfit {args:?} crashed:\n{}",
-        run.stderr
-    );
-    run
-}
-
-fn ok(cwd: &Path, args: &[&str]) -> Run {
-    let run = sweepfit(cwd, args);
-    assert!(
-        run.ok,
-        "sweepfit {args:?} failed:\n--- stdout\n{}\n--- stderr\n{}",
-        run.stdout, run.stderr
-    );
-    run
-}
 
 /// Simulate a 50-point-per-curve sweep and fit it from 8 starts on the CPU.
 fn fitted(dir: &Path) -> [f64; NP] {

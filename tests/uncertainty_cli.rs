@@ -2,46 +2,13 @@
 //! and `eval`, run as a user would run them (CPU backend, so the numbers
 //! do not depend on the machine's GPU).
 
+mod common;
+use common::{ok, sweepfit};
+
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 use tempfile::TempDir;
-
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-fn sweepfit(cwd: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_sweepfit"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("cannot start the sweepfit binary");
-    let run = Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(
-        !run.stderr.contains("panicked"),
-        "sweepfit {args:?} panicked:\n{}",
-        run.stderr
-    );
-    run
-}
-
-fn ok(cwd: &Path, args: &[&str]) -> Run {
-    let r = sweepfit(cwd, args);
-    assert!(
-        r.ok,
-        "sweepfit {args:?} failed:\n{}\n{}",
-        r.stdout, r.stderr
-    );
-    r
-}
 
 fn json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()

@@ -1,0 +1,97 @@
+//! Helpers shared by the integration tests: the GPU adapter rule, test
+//! sweeps and parameters, and running the `sweepfit` binary. Each test crate uses a part of them.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Command;
+
+use sweepfit::data::Dataset;
+use sweepfit::law::NP;
+use sweepfit::simulate::{simulate_looplm20, SimOptions};
+
+/// 20 curves (5 sizes x 4 recurrent steps) of `points` points each.
+pub fn sweep(points: usize) -> Dataset {
+    simulate_looplm20(&SimOptions {
+        points_per_curve: points,
+        ..SimOptions::default()
+    })
+}
+
+/// Parameter vectors (internal units) around a plausible fit.
+pub fn param_batch(k: usize) -> Vec<[f64; NP]> {
+    (0..k)
+        .map(|i| {
+            let s = i as f64 / k.max(1) as f64;
+            [
+                1.6 + 0.2 * s,
+                0.6,
+                0.35 + 0.1 * s,
+                0.02,
+                1.1,
+                0.4 - 0.1 * s,
+                3e-3,
+                0.5,
+                0.9 + s,
+                0.7,
+            ]
+        })
+        .collect()
+}
+
+/// The GPU adapter to test on. Without one, panics when
+/// SWEEPFIT_REQUIRE_GPU=1 (as in CI, which runs the GPU tests on Mesa's
+/// software Vulkan driver) and otherwise returns None after printing why
+/// the test skips.
+pub fn adapter() -> Option<wgpu::Adapter> {
+    use sweepfit::backend::gpu::{self, AdapterFilter};
+    let inst = gpu::instance();
+    match gpu::select_adapter(&inst, AdapterFilter::Any) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            if std::env::var("SWEEPFIT_REQUIRE_GPU").as_deref() == Ok("1") {
+                panic!("SWEEPFIT_REQUIRE_GPU=1 but no GPU adapter: {e}");
+            }
+            eprintln!("skipping GPU test: {e}");
+            None
+        }
+    }
+}
+
+/// What a run of the binary printed and whether it succeeded.
+pub struct Run {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run the binary with `args` in `cwd`. Whatever happens, it must exit
+/// with a code and not panic.
+pub fn sweepfit(cwd: &Path, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_sweepfit"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("cannot start the sweepfit binary");
+    let run = Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(
+        out.status.code().is_some() && !run.stderr.contains("panicked"),
+        "sweepfit {args:?} crashed:\n{}",
+        run.stderr
+    );
+    run
+}
+
+/// Run the binary and require success.
+pub fn ok(cwd: &Path, args: &[&str]) -> Run {
+    let run = sweepfit(cwd, args);
+    assert!(
+        run.ok,
+        "sweepfit {args:?} failed:\n--- stdout\n{}\n--- stderr\n{}",
+        run.stdout, run.stderr
+    );
+    run
+}
