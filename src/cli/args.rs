@@ -1,0 +1,224 @@
+//! Argument groups shared by several commands, and their conversion into
+//! the library's options.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::Args;
+
+use sweepfit::backend::BackendChoice;
+use sweepfit::bootstrap::{BootstrapOptions, Resample};
+use sweepfit::data::{self, Dataset, Filter, ReadOptions};
+use sweepfit::fit::{self, FitOptions};
+use sweepfit::law::{LawKind, PARAM_NAMES};
+use sweepfit::objective::{LossKind, Objective, Space};
+use sweepfit::optim;
+use sweepfit::simulate::SimOptions;
+
+#[derive(Args)]
+pub(crate) struct BackendArgs {
+    /// Where to evaluate the objective: auto uses a hardware GPU when there
+    /// is one and the CPU otherwise; gpu accepts any adapter (software ones
+    /// too) and fails without one; cpu uses all cores in f64. The adapter
+    /// can be steered with WGPU_BACKEND, WGPU_ADAPTER_NAME and WGPU_POWER_PREF.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub(crate) backend: BackendChoice,
+}
+
+#[derive(Args)]
+pub(crate) struct InputArgs {
+    /// Long CSV: columns run (optional), N, T (optional), tokens (or D), loss, weight (optional).
+    #[arg(required_unless_present = "manifest", conflicts_with = "manifest")]
+    input: Option<PathBuf>,
+    /// Manifest CSV of per-run logs: file,N,T,tokens_per_step,step_col,loss_col.
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    #[command(flatten)]
+    filter: FilterArgs,
+}
+
+impl InputArgs {
+    /// Read the sweep and apply the filters.
+    pub(crate) fn load(&self, objective: &Objective) -> anyhow::Result<Dataset> {
+        let read = ReadOptions {
+            positive_loss: objective.space == Space::Log,
+        };
+        let ds = match (&self.input, &self.manifest) {
+            (Some(p), _) => data::read_long_csv(p, &read)?,
+            (None, Some(m)) => data::read_manifest(m, &read)?,
+            (None, None) => bail!("give a long CSV or --manifest FILE"),
+        };
+        let filter = Filter {
+            min_tokens: self.filter.min_tokens,
+            max_tokens: self.filter.max_tokens,
+            stride: self.filter.stride as usize,
+        };
+        let ds = filter.apply(&ds);
+        if ds.points() == 0 {
+            bail!("no points left after --min-tokens/--max-tokens/--stride");
+        }
+        Ok(ds)
+    }
+}
+
+#[derive(Args)]
+struct FilterArgs {
+    /// Drop points with fewer tokens.
+    #[arg(long)]
+    min_tokens: Option<f64>,
+    /// Drop points with more tokens.
+    #[arg(long)]
+    max_tokens: Option<f64>,
+    /// Keep every K-th point of each curve (starting with its first).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    stride: u64,
+}
+
+#[derive(Args)]
+pub(crate) struct FitFlags {
+    /// Form of the law; chinchilla fixes t1 = t2 = 0 and C = 0.
+    #[arg(long, value_enum, default_value_t = LawKind::Looplm)]
+    law: LawKind,
+    /// Hold a parameter fixed, e.g. --fix t3=0 (repeatable; raw units).
+    #[arg(long, value_name = "NAME=VALUE", value_parser = parse_fix)]
+    fix: Vec<(String, f64)>,
+    /// Loss on residuals.
+    #[arg(long, value_enum, default_value_t = LossKind::Mse)]
+    loss: LossKind,
+    /// Residuals of the loss (linear) or of its log (log).
+    #[arg(long, value_enum, default_value_t = Space::Linear)]
+    space: Space,
+    /// Huber threshold, in the units of the residual.
+    #[arg(long, default_value_t = 1e-3)]
+    delta: f64,
+    /// Use K random starts instead of the default grid (at least 256 starts).
+    #[arg(long, value_name = "K")]
+    starts: Option<usize>,
+    /// Seed of the random starts and of the bootstrap's resampling.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Iteration limit of every start.
+    #[arg(long, default_value_t = optim::Options::default().max_iter)]
+    max_iter: usize,
+    /// Converged when a step lowers the objective by less than this, relative.
+    #[arg(long, default_value_t = optim::Options::default().ftol)]
+    ftol: f64,
+    /// Converged when the largest gradient entry is below this times the objective.
+    #[arg(long, default_value_t = optim::Options::default().gtol)]
+    gtol: f64,
+}
+
+#[derive(Args)]
+pub(crate) struct BootstrapArgs {
+    /// Bootstrap with B replicates per resampling scheme, refitted in one
+    /// batch from the best fit; fit.json and the table then give every
+    /// free parameter's standard error and percentile interval, and
+    /// `predict` adds bands.
+    #[arg(long, value_name = "B", value_parser = clap::value_parser!(u64).range(2..))]
+    bootstrap: Option<u64>,
+    /// What the bootstrap resamples: whole curves (with replacement),
+    /// points (Poisson(1) counts), or both, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "curves,points"
+    )]
+    resample: Vec<Resample>,
+    /// Coverage of the percentile intervals.
+    #[arg(long, default_value_t = 0.95)]
+    level: f64,
+}
+
+impl BootstrapArgs {
+    pub(crate) fn options(&self, fit: &FitOptions) -> Option<BootstrapOptions> {
+        let mut resamples: Vec<Resample> = Vec::new();
+        for r in &self.resample {
+            if !resamples.contains(r) {
+                resamples.push(*r);
+            }
+        }
+        self.bootstrap.map(|b| BootstrapOptions {
+            replicates: b as usize,
+            resamples,
+            // Separate from the starts' seed use by construction (the
+            // resampling streams are keyed by kind).
+            seed: fit.seed,
+            level: self.level,
+            lbfgs: fit.lbfgs,
+        })
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct SimFlags {
+    /// Points per curve.
+    #[arg(long, default_value_t = 500)]
+    points: usize,
+    /// Standard deviation of the per-point noise, in loss units.
+    #[arg(long, default_value_t = 0.02)]
+    noise: f64,
+    /// Amplitude of an early warm-up transient above the law (0 = none).
+    #[arg(long, default_value_t = 0.0)]
+    warmup: f64,
+    /// Late rise of the shallow steps of the two smallest models (0 = none).
+    #[arg(long, default_value_t = 0.0)]
+    late_rise: f64,
+}
+
+fn parse_fix(s: &str) -> Result<(String, f64), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=VALUE, got '{s}'"))?;
+    let v: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{value}' is not a number"))?;
+    let i = fit::param_index(name.trim()).map_err(|e| e.to_string())?;
+    Ok((PARAM_NAMES[i].to_string(), v))
+}
+
+pub(crate) fn fit_options(f: &FitFlags) -> anyhow::Result<FitOptions> {
+    if !(f.delta > 0.0 && f.delta.is_finite()) {
+        bail!("--delta must be a positive number, got {}", f.delta);
+    }
+    Ok(FitOptions {
+        law: f.law,
+        objective: Objective {
+            loss: f.loss,
+            space: f.space,
+            delta: f.delta,
+        },
+        fix: f.fix.clone(),
+        starts: f.starts,
+        seed: f.seed,
+        lbfgs: optim::Options {
+            max_iter: f.max_iter,
+            ftol: f.ftol,
+            gtol: f.gtol,
+            ..Default::default()
+        },
+    })
+}
+
+pub(crate) fn sim_options(seed: u64, s: &SimFlags) -> anyhow::Result<SimOptions> {
+    if s.points < 2 {
+        bail!("--points must be at least 2");
+    }
+    for (name, v) in [
+        ("--noise", s.noise),
+        ("--warmup", s.warmup),
+        ("--late-rise", s.late_rise),
+    ] {
+        if !(v >= 0.0 && v.is_finite()) {
+            bail!("{name} must be a non-negative number, got {v}");
+        }
+    }
+    Ok(SimOptions {
+        seed,
+        points_per_curve: s.points,
+        noise: s.noise,
+        warmup: s.warmup,
+        late_rise: s.late_rise,
+    })
+}

@@ -1,0 +1,130 @@
+//! `eval`: refit on part of the sweep and score the prediction of the rest.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use sweepfit::backend::{self, BackendChoice, Prepared};
+use sweepfit::eval::{self, EvalOptions, Protocol};
+use sweepfit::optim::Progress;
+use sweepfit::report;
+
+use super::args::{fit_options, BackendArgs, FitFlags, InputArgs};
+use super::{check_out_dir, spinner};
+
+#[derive(Args)]
+pub(crate) struct EvalArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    /// Output directory for eval.json and eval.csv.
+    #[arg(long, default_value = "sweepfit-eval")]
+    out: PathBuf,
+    /// Write into a non-empty output directory (replacing what eval writes).
+    #[arg(long)]
+    force: bool,
+    /// Protocols to run, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "sizes,tokens,leave-t"
+    )]
+    protocol: Vec<Protocol>,
+    /// Model sizes each `sizes` fold trains on.
+    #[arg(long, default_value_t = 3)]
+    train_sizes: usize,
+    /// Token fractions of the `tokens` protocol, comma-separated, each in (0, 1).
+    #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,0.75")]
+    fractions: Vec<f64>,
+    /// Also draw every fold's Real-vs-Pred grid, held-out points marked, to
+    /// OUT/folds/*.png.
+    #[arg(long)]
+    plot: bool,
+    #[command(flatten)]
+    fit: FitFlags,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
+    let opts = fit_options(&a.fit)?;
+    check_out_dir(&a.out, a.force)?;
+    let ds = a.input.load(&opts.objective)?;
+    let mut protocols = Vec::new();
+    for p in &a.protocol {
+        if !protocols.contains(p) {
+            protocols.push(*p);
+        }
+    }
+    let eval_opts = EvalOptions {
+        protocols,
+        train_sizes: a.train_sizes,
+        fractions: a.fractions.clone(),
+    };
+    let prepared = Prepared::new(&ds, opts.objective);
+    let (mut backend, note) = backend::create(a.backend.backend, &prepared)?;
+    if let Some(n) = note {
+        eprintln!("{n}");
+    }
+    let run = |b: &mut dyn backend::Backend| {
+        let bar = spinner();
+        let out = eval::evaluate(&ds, &prepared, &opts, &eval_opts, b, |p: Progress| {
+            bar.set_message(format!(
+                "iteration {} · {} starts active across all folds",
+                p.iteration, p.active
+            ));
+            bar.tick();
+        });
+        bar.finish_and_clear();
+        out
+    };
+    let out = match run(backend.as_mut()) {
+        Err(e) if a.backend.backend == BackendChoice::Auto && backend.info().kind == "gpu" => {
+            eprintln!("warning: the GPU evaluation failed ({e:#}); running on the CPU instead");
+            run(&mut backend::CpuBackend::new(prepared.clone()))?
+        }
+        other => other?,
+    };
+    print!("{}", report::eval_summary(&out.report));
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    let (json, csv) = (a.out.join("eval.json"), a.out.join("eval.csv"));
+    report::write_eval_json(&json, &out.report)?;
+    report::write_eval_csv(&csv, &out.report)?;
+    println!("wrote {} and {}", json.display(), csv.display());
+    if a.plot {
+        let dir = a.out.join("folds");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        for (i, (fold, params)) in out.folds.iter().zip(&out.params).enumerate() {
+            let mut held = vec![false; ds.points()];
+            for j in fold.held_out(&ds) {
+                held[j] = true;
+            }
+            let panels = report::panels_from_dataset(&ds, params, Some(&held))?;
+            let path = dir.join(format!("{:02}-{}.png", i + 1, slug(&fold.label)));
+            report::draw_grid(&path, &panels, &report::PlotOptions::default())?;
+        }
+        println!(
+            "wrote {} fold pictures to {}",
+            out.folds.len(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// A file-name-safe form of a fold label: "train N = 53M, 134M" ->
+/// "train-N-53M-134M".
+fn slug(label: &str) -> String {
+    let mut s = String::new();
+    for ch in label.chars() {
+        if ch.is_ascii_alphanumeric() || ch == '.' {
+            s.push(ch);
+        } else if !s.ends_with('-') {
+            s.push('-');
+        }
+    }
+    s.trim_matches('-').to_string()
+}

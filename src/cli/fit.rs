@@ -1,0 +1,216 @@
+//! `fit` and `demo`, and the fitting both share: progress, the GPU-to-CPU
+//! fallback, the bootstrap and the output files.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+
+use sweepfit::backend::{self, BackendChoice, Prepared};
+use sweepfit::bootstrap::{self, BootstrapOptions};
+use sweepfit::data::Dataset;
+use sweepfit::fit::{self, FitOptions, FitOutput};
+use sweepfit::law::PARAM_NAMES;
+use sweepfit::optim::{self, Progress};
+use sweepfit::report;
+use sweepfit::simulate;
+
+use super::args::{
+    fit_options, sim_options, BackendArgs, BootstrapArgs, FitFlags, InputArgs, SimFlags,
+};
+use super::{check_out_dir, spinner};
+
+#[derive(Args)]
+pub(crate) struct FitArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    /// Output directory for fit.json and pred.csv.
+    #[arg(long, default_value = "sweepfit-out")]
+    out: PathBuf,
+    /// Write into a non-empty output directory (replacing fit.json and pred.csv).
+    #[arg(long)]
+    force: bool,
+    /// Also write every start (raw units, one row per start) to OUT/starts.csv,
+    /// e.g. to run another optimiser from the same starts.
+    #[arg(long)]
+    save_starts: bool,
+    /// Also draw the Real-vs-Pred grid to OUT/grid.png and OUT/grid.svg.
+    #[arg(long)]
+    plot: bool,
+    #[command(flatten)]
+    fit: FitFlags,
+    #[command(flatten)]
+    bootstrap: BootstrapArgs,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+#[derive(Args)]
+pub(crate) struct DemoArgs {
+    /// Seed of the simulated noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Also write fit.json and pred.csv here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    sim: SimFlags,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+pub(crate) fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
+    let opts = fit_options(&a.fit)?;
+    check_out_dir(&a.out, a.force)?;
+    let ds = a.input.load(&opts.objective)?;
+    let boot = a.bootstrap.options(&opts);
+    let out = run_fit(&ds, &opts, boot.as_ref(), a.backend.backend)?;
+    println!("{}", report::summary(&out.report));
+    write_outputs(&a.out, &ds, &out)?;
+    if a.plot {
+        write_grid_pictures(&a.out, &ds, &out.params)?;
+    }
+    if a.save_starts {
+        let path = a.out.join("starts.csv");
+        let mut w = csv::Writer::from_path(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        w.write_record(PARAM_NAMES)?;
+        for s in &out.starts {
+            w.write_record(s.iter().map(|v| v.to_string()))?;
+        }
+        w.flush()?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+pub(crate) fn cmd_demo(a: DemoArgs) -> anyhow::Result<()> {
+    let o = sim_options(a.seed, &a.sim)?;
+    if let Some(dir) = &a.out {
+        check_out_dir(dir, a.force)?;
+    }
+    let ds = simulate::simulate_looplm20(&o);
+    println!(
+        "demo: simulated the looplm20 sweep ({} curves, {} points, noise sd {}), fitting it with the default {}-start grid",
+        ds.configs.len(),
+        ds.points(),
+        o.noise,
+        optim::MIN_GRID
+    );
+    let out = run_fit(&ds, &FitOptions::default(), None, a.backend.backend)?;
+    println!("{}", report::summary(&out.report));
+    let truth = simulate::looplm20_truth();
+    println!(
+        "{:<8} {:>14} {:>14} {:>10}",
+        "param", "true", "fitted", "rel. err"
+    );
+    for i in 0..PARAM_NAMES.len() {
+        let rel = (out.params[i] - truth[i]).abs() / truth[i].abs().max(1e-300);
+        println!(
+            "{:<8} {:>14.6e} {:>14.6e} {:>9.2}%",
+            PARAM_NAMES[i],
+            truth[i],
+            out.params[i],
+            100.0 * rel
+        );
+    }
+    if let Some(dir) = &a.out {
+        write_outputs(dir, &ds, &out)?;
+    }
+    Ok(())
+}
+
+/// Fit (and bootstrap, when asked) with progress on the terminal. With
+/// `auto`, a GPU that fails mid-fit (device lost, out of memory) hands the
+/// work to the CPU.
+fn run_fit(
+    ds: &Dataset,
+    opts: &FitOptions,
+    boot: Option<&BootstrapOptions>,
+    choice: BackendChoice,
+) -> anyhow::Result<FitOutput> {
+    let prepared = Prepared::new(ds, opts.objective);
+    let (mut backend, note) = backend::create(choice, &prepared)?;
+    if let Some(n) = note {
+        eprintln!("{n}");
+    }
+    let result = fit_and_bootstrap(ds, &prepared, opts, boot, backend.as_mut());
+    match result {
+        Err(e) if choice == BackendChoice::Auto && backend.info().kind == "gpu" => {
+            eprintln!("warning: the GPU fit failed ({e:#}); fitting on the CPU instead");
+            let mut cpu = backend::CpuBackend::new(prepared.clone());
+            fit_and_bootstrap(ds, &prepared, opts, boot, &mut cpu)
+        }
+        other => other,
+    }
+}
+
+fn fit_and_bootstrap(
+    ds: &Dataset,
+    prepared: &Prepared,
+    opts: &FitOptions,
+    boot: Option<&BootstrapOptions>,
+    backend: &mut dyn backend::Backend,
+) -> anyhow::Result<FitOutput> {
+    let mut out = fit_with_bar(ds, prepared, opts, backend)?;
+    if let Some(b) = boot {
+        let bar = spinner();
+        let report = bootstrap::bootstrap(prepared, &out, b, backend, |p: Progress| {
+            bar.set_message(format!(
+                "bootstrap: iteration {} · {} replicates active",
+                p.iteration, p.active
+            ));
+            bar.tick();
+        });
+        bar.finish_and_clear();
+        out.report.bootstrap = Some(report?);
+    }
+    Ok(out)
+}
+
+fn fit_with_bar(
+    ds: &Dataset,
+    prepared: &Prepared,
+    opts: &FitOptions,
+    backend: &mut dyn backend::Backend,
+) -> anyhow::Result<FitOutput> {
+    let bar = spinner();
+    let out = fit::fit(ds, prepared, opts, backend, |p: Progress| {
+        bar.set_message(format!(
+            "iteration {} · {} starts active · best objective {:.6e}",
+            p.iteration, p.active, p.best
+        ));
+        bar.tick();
+    });
+    bar.finish_and_clear();
+    out
+}
+
+fn write_outputs(dir: &Path, ds: &Dataset, out: &FitOutput) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    report::write_fit_json(&dir.join("fit.json"), &out.report)?;
+    report::write_pred_csv(&dir.join("pred.csv"), ds, &out.params)?;
+    println!(
+        "wrote {} and {}",
+        dir.join("fit.json").display(),
+        dir.join("pred.csv").display()
+    );
+    Ok(())
+}
+
+/// `fit --plot`: the grid next to fit.json, as PNG and SVG.
+fn write_grid_pictures(
+    dir: &Path,
+    ds: &Dataset,
+    params: &[f64; sweepfit::law::NP],
+) -> anyhow::Result<()> {
+    let panels = report::panels_from_dataset(ds, params, None)?;
+    for name in ["grid.png", "grid.svg"] {
+        let path = dir.join(name);
+        report::draw_grid(&path, &panels, &report::PlotOptions::default())?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,52 @@
+//! `plot`: the Real-vs-Pred grid of a fit.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use sweepfit::data::{self, ReadOptions};
+use sweepfit::report;
+
+#[derive(Args)]
+pub(crate) struct PlotArgs {
+    /// fit.json of a fit; the predictions are computed from its parameters.
+    #[arg(long, value_name = "FILE", required_unless_present = "data")]
+    fit: Option<PathBuf>,
+    /// Curves to draw: a pred.csv (run,N,T,tokens,loss,pred), or with --fit
+    /// any long CSV [default: pred.csv beside --fit].
+    #[arg(long, value_name = "FILE")]
+    data: Option<PathBuf>,
+    /// Picture to write, PNG or SVG by its extension [default: grid.png
+    /// beside --data].
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Replace an existing --out file.
+    #[arg(long)]
+    force: bool,
+}
+
+pub(crate) fn cmd_plot(a: PlotArgs) -> anyhow::Result<()> {
+    let data = match (&a.data, &a.fit) {
+        (Some(d), _) => d.clone(),
+        (None, Some(f)) => f.with_file_name("pred.csv"),
+        (None, None) => bail!("give --data FILE, --fit FILE or both"),
+    };
+    let out = a.out.unwrap_or_else(|| data.with_file_name("grid.png"));
+    report::PlotFormat::from_path(&out)?;
+    if out.exists() && !a.force {
+        bail!("{} exists (use --force to replace it)", out.display());
+    }
+    let panels = match &a.fit {
+        Some(f) => {
+            let params = report::fit_params(&report::read_fit_json(f)?)
+                .with_context(|| f.display().to_string())?;
+            let ds = data::read_long_csv(&data, &ReadOptions::default())?;
+            report::panels_from_dataset(&ds, &params, None)?
+        }
+        None => report::read_pred_csv(&data)?,
+    };
+    report::draw_grid(&out, &panels, &report::PlotOptions::default())?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
