@@ -5,6 +5,8 @@
 
 use std::collections::VecDeque;
 
+use rayon::prelude::*;
+
 /// How a problem ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {
@@ -106,6 +108,9 @@ const WOLFE_C2: f64 = 0.9;
 const EXPAND: f64 = 4.0;
 /// Consecutive steps below ftol that count as convergence.
 const SMALL_STEPS_TO_CONVERGE: usize = 3;
+/// Problems per parallel task when updating after an evaluation: enough to
+/// outweigh the task's overhead.
+const UPDATE_CHUNK: usize = 64;
 
 struct Problem {
     x: Vec<f64>,
@@ -209,6 +214,77 @@ impl Problem {
         self.ls_hi = f64::INFINITY;
     }
 
+    /// Take the objective `ft` and gradient `gt` at the trial point: set
+    /// up the first step, accept the trial, or continue the line search.
+    fn update(&mut self, first: bool, ft: f64, gt: &[f64], opts: &Options, lo: &[f64], hi: &[f64]) {
+        let p = self;
+        p.evaluations += 1;
+        let finite = ft.is_finite() && gt.iter().all(|v| v.is_finite());
+        if first {
+            if !finite {
+                p.status = Status::NonFinite;
+                return;
+            }
+            p.f = ft;
+            p.g.copy_from_slice(gt);
+            p.direction(lo, hi);
+            p.make_trial(lo, hi);
+            return;
+        }
+        let dx: Vec<f64> = p.trial.iter().zip(&p.x).map(|(a, b)| a - b).collect();
+        let slope = dot(&p.g, &dx);
+        let decrease = finite && slope < 0.0 && ft <= p.f + ARMIJO_C1 * slope;
+        if decrease && dot(gt, &dx) >= WOLFE_C2 * slope {
+            p.accept(p.trial.clone(), ft, gt.to_vec(), opts, lo, hi);
+            return;
+        }
+        p.ls_tries += 1;
+        if decrease {
+            // Still descending steeply: remember the point and look further.
+            p.ls_lo = Some((p.step, p.trial.clone(), ft, gt.to_vec()));
+            p.step = if p.ls_hi.is_finite() {
+                0.5 * (p.step + p.ls_hi)
+            } else {
+                p.step * EXPAND
+            };
+        } else {
+            p.ls_hi = p.step;
+            p.step = match &p.ls_lo {
+                Some((lo_step, ..)) => 0.5 * (lo_step + p.ls_hi),
+                // Minimiser of the quadratic through f, slope and ft,
+                // kept within [0.1, 0.5] of the failed step.
+                None if finite && slope < 0.0 => {
+                    let denom = 2.0 * (ft - p.f - slope);
+                    p.step
+                        * if denom > 0.0 {
+                            (-slope / denom).clamp(0.1, 0.5)
+                        } else {
+                            0.5
+                        }
+                }
+                None => p.step * 0.1,
+            };
+        }
+        if p.ls_tries >= opts.max_linesearch || dx.iter().all(|v| *v == 0.0) && !decrease {
+            if let Some((_, x, f, g)) = p.ls_lo.take() {
+                // Sufficient decrease without the curvature condition
+                // is still progress.
+                p.accept(x, f, g, opts, lo, hi);
+            } else if !p.s_hist.is_empty() {
+                // The quasi-Newton model misled us; retry from
+                // steepest descent before giving up.
+                p.s_hist.clear();
+                p.y_hist.clear();
+                p.direction(lo, hi);
+                p.make_trial(lo, hi);
+            } else {
+                p.status = Status::LineSearchFailed;
+            }
+            return;
+        }
+        p.make_trial(lo, hi);
+    }
+
     /// Move to an accepted point: update the history, test convergence,
     /// and set up the next line search.
     fn accept(&mut self, x: Vec<f64>, f: f64, g: Vec<f64>, opts: &Options, lo: &[f64], hi: &[f64]) {
@@ -301,6 +377,7 @@ pub fn minimize_batch<O: BatchObjective>(
     let mut gs = vec![0.0; kk * dim];
     let mut calls = 0usize;
     let mut first = true;
+    let mut slot_of: Vec<usize> = Vec::with_capacity(kk);
     loop {
         ids.clear();
         xs.clear();
@@ -316,76 +393,33 @@ pub fn minimize_batch<O: BatchObjective>(
         let m = ids.len();
         obj.evaluate(&ids, &xs, &mut fs[..m], &mut gs[..m * dim])?;
         calls += 1;
+        // Problems update independently, so in parallel: with thousands of
+        // starts and a fast (GPU) backend, a serial host loop would take
+        // longer than the evaluation itself. Results do not depend on the
+        // thread count.
+        slot_of.clear();
+        slot_of.resize(kk, usize::MAX);
         for (slot, &k) in ids.iter().enumerate() {
-            let p = &mut probs[k];
-            p.evaluations += 1;
-            let ft = fs[slot];
-            let gt = &gs[slot * dim..(slot + 1) * dim];
-            let finite = ft.is_finite() && gt.iter().all(|v| v.is_finite());
-            if first {
-                if !finite {
-                    p.status = Status::NonFinite;
-                    continue;
-                }
-                p.f = ft;
-                p.g.copy_from_slice(gt);
-                p.direction(&lo, &hi);
-                p.make_trial(&lo, &hi);
-                continue;
-            }
-            let dx: Vec<f64> = p.trial.iter().zip(&p.x).map(|(a, b)| a - b).collect();
-            let slope = dot(&p.g, &dx);
-            let decrease = finite && slope < 0.0 && ft <= p.f + ARMIJO_C1 * slope;
-            if decrease && dot(gt, &dx) >= WOLFE_C2 * slope {
-                p.accept(p.trial.clone(), ft, gt.to_vec(), opts, &lo, &hi);
-                continue;
-            }
-            p.ls_tries += 1;
-            if decrease {
-                // Still descending steeply: remember the point and look further.
-                p.ls_lo = Some((p.step, p.trial.clone(), ft, gt.to_vec()));
-                p.step = if p.ls_hi.is_finite() {
-                    0.5 * (p.step + p.ls_hi)
-                } else {
-                    p.step * EXPAND
-                };
-            } else {
-                p.ls_hi = p.step;
-                p.step = match &p.ls_lo {
-                    Some((lo_step, ..)) => 0.5 * (lo_step + p.ls_hi),
-                    // Minimiser of the quadratic through f, slope and ft,
-                    // kept within [0.1, 0.5] of the failed step.
-                    None if finite && slope < 0.0 => {
-                        let denom = 2.0 * (ft - p.f - slope);
-                        p.step
-                            * if denom > 0.0 {
-                                (-slope / denom).clamp(0.1, 0.5)
-                            } else {
-                                0.5
-                            }
-                    }
-                    None => p.step * 0.1,
-                };
-            }
-            if p.ls_tries >= opts.max_linesearch || dx.iter().all(|v| *v == 0.0) && !decrease {
-                if let Some((_, x, f, g)) = p.ls_lo.take() {
-                    // Sufficient decrease without the curvature condition
-                    // is still progress.
-                    p.accept(x, f, g, opts, &lo, &hi);
-                } else if !p.s_hist.is_empty() {
-                    // The quasi-Newton model misled us; retry from
-                    // steepest descent before giving up.
-                    p.s_hist.clear();
-                    p.y_hist.clear();
-                    p.direction(&lo, &hi);
-                    p.make_trial(&lo, &hi);
-                } else {
-                    p.status = Status::LineSearchFailed;
-                }
-                continue;
-            }
-            p.make_trial(&lo, &hi);
+            slot_of[k] = slot;
         }
+        let (fs, gs, slot_of) = (&fs, &gs, &slot_of);
+        probs
+            .par_iter_mut()
+            .with_min_len(UPDATE_CHUNK)
+            .enumerate()
+            .for_each(|(k, p)| {
+                let slot = slot_of[k];
+                if slot != usize::MAX {
+                    p.update(
+                        first,
+                        fs[slot],
+                        &gs[slot * dim..(slot + 1) * dim],
+                        opts,
+                        &lo,
+                        &hi,
+                    );
+                }
+            });
         first = false;
         let best = probs
             .iter()
