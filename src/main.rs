@@ -58,8 +58,8 @@ enum Command {
     /// When the fit was bootstrapped (fit --bootstrap B), every resampling
     /// scheme adds two columns, lo_<kind> and hi_<kind> (e.g. lo_curves,
     /// hi_curves): the percentile band of the replicates' predictions at
-    /// the fit's interval level. Warns on stderr when N or T lies outside
-    /// the fitted configurations (fit.json does not record the token range).
+    /// the fit's interval level. Warns on stderr when N, T or tokens lie
+    /// outside the fitted configurations' range.
     ///
     /// Example: sweepfit predict --fit sweepfit-out/fit.json --N 2.8e9 --T 1:4:4
     /// --tokens 1e9:40e9:100 --out pred.csv

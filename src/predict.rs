@@ -374,17 +374,28 @@ pub fn write_csv<W: Write>(w: &mut W, grid: &Grid, p: &Predictor) -> io::Result<
     Ok(out)
 }
 
-/// Warnings for N and T outside the range of the fitted configurations
-/// (`metrics.per_config` in fit.json). fit.json does not record the token
-/// range, so tokens are not checked.
+/// Warnings for N, T and tokens outside the range of the fitted
+/// configurations (`metrics.per_config` in fit.json; tokens only where the
+/// file records each curve's token range).
 pub fn extrapolation_warnings(r: &FitReport, grid: &Grid) -> Vec<String> {
     let mut warnings = Vec::new();
     if r.metrics.per_config.is_empty() {
         return warnings;
     }
-    let fitted_n: Vec<f64> = r.metrics.per_config.iter().map(|c| c.n).collect();
-    let fitted_t: Vec<f64> = r.metrics.per_config.iter().map(|c| c.t).collect();
-    for (axis, fitted, asked) in [(Axis::N, fitted_n, &grid.n), (Axis::T, fitted_t, &grid.t)] {
+    let pc = &r.metrics.per_config;
+    let fitted_n: Vec<f64> = pc.iter().map(|c| c.n).collect();
+    let fitted_t: Vec<f64> = pc.iter().map(|c| c.t).collect();
+    // Token ranges are only in fit.json files that record them.
+    let fitted_d: Vec<f64> = pc
+        .iter()
+        .flat_map(|c| [c.tokens_min, c.tokens_max])
+        .filter(|v| !v.is_nan())
+        .collect();
+    for (axis, fitted, asked) in [
+        (Axis::N, fitted_n, &grid.n),
+        (Axis::T, fitted_t, &grid.t),
+        (Axis::Tokens, fitted_d, &grid.tokens),
+    ] {
         let (Some((lo, hi)), Some((alo, ahi))) = (min_max(&fitted), min_max(asked)) else {
             continue;
         };
@@ -705,6 +716,30 @@ mod tests {
         let mut empty = r.clone();
         empty.metrics.per_config.clear();
         assert!(extrapolation_warnings(&empty, &outside).is_empty());
+    }
+
+    #[test]
+    fn extrapolation_in_tokens_warns_when_fit_json_records_the_range() {
+        let mut r = report("looplm", &all_params());
+        let grid = Grid::parse("1e8", "1", "1e9:4e10:5").unwrap();
+        // Older fit.json files have no token range: nothing to compare.
+        assert!(extrapolation_warnings(&r, &grid).is_empty());
+        for (c, (lo, hi)) in r
+            .metrics
+            .per_config
+            .iter_mut()
+            .zip([(0.0, 2e10), (1e9, 1e10)])
+        {
+            c.tokens_min = lo;
+            c.tokens_max = hi;
+        }
+        let w = extrapolation_warnings(&r, &grid);
+        assert_eq!(
+            w,
+            ["tokens 1e9..4e10 lies outside the fitted range 0..2e10 (extrapolation)"]
+        );
+        let inside = Grid::parse("1e8", "1", "0:2e10:5").unwrap();
+        assert!(extrapolation_warnings(&r, &inside).is_empty());
     }
 
     #[test]

@@ -72,9 +72,16 @@ fn predict_matches_the_law_and_refuses_to_overwrite() {
     let (header, rows) = parse_csv(&run.stdout);
     assert_eq!(header, "N,T,tokens,pred");
     assert_eq!(rows.len(), 2 * 4 * 100);
-    // 2.8e9 is beyond the fitted sizes (53M..1.36B): a warning, not an error.
+    // 2.8e9 is beyond the fitted sizes (53M..1.36B) and 40B beyond the
+    // fitted tokens (0..20B): warnings, not errors.
     assert!(
         run.stderr.contains("warning: N") && run.stderr.contains("extrapolation"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("warning: tokens 1e9..4e10 lies outside the fitted range 0..2e10"),
         "{}",
         run.stderr
     );

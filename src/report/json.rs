@@ -337,6 +337,8 @@ mod tests {
                     n: 53e6,
                     t: 1.0,
                     points: 500,
+                    tokens_min: 0.0,
+                    tokens_max: 2e10,
                     r2: 0.99,
                     rmse: 0.02,
                     mape: 0.5,

@@ -81,6 +81,9 @@ pub fn compute_metrics(ds: &Dataset, params: &[f64; NP]) -> Metrics {
                 n: c.n,
                 t: c.t,
                 points: c.len,
+                // Points are sorted by tokens within a curve.
+                tokens_min: ds.tokens[c.range()].first().copied().unwrap_or(f64::NAN),
+                tokens_max: ds.tokens[c.range()].last().copied().unwrap_or(f64::NAN),
                 r2: a.r2(),
                 rmse: a.rmse(),
                 mape: a.mape(),

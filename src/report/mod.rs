@@ -119,9 +119,23 @@ pub struct ConfigMetrics {
     #[serde(rename = "T")]
     pub t: f64,
     pub points: usize,
+    /// Smallest and largest tokens of the curve (absent in fit.json files
+    /// written before they were recorded).
+    #[serde(default = "nan", skip_serializing_if = "is_nan")]
+    pub tokens_min: f64,
+    #[serde(default = "nan", skip_serializing_if = "is_nan")]
+    pub tokens_max: f64,
     pub r2: f64,
     pub rmse: f64,
     pub mape: f64,
+}
+
+fn nan() -> f64 {
+    f64::NAN
+}
+
+fn is_nan(v: &f64) -> bool {
+    v.is_nan()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

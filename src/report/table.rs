@@ -284,6 +284,8 @@ mod tests {
                     n,
                     t: t as f64,
                     points: 500 + i,
+                    tokens_min: 0.0,
+                    tokens_max: 2e10,
                     r2: 0.99 - 0.01 * t as f64,
                     rmse: 0.0201,
                     mape: 0.5123,
