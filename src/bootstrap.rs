@@ -80,6 +80,19 @@ pub fn weightings(
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ stream);
     let nc = data.configs.len();
+    // What a resample must keep, checked without a pass over the points per
+    // replicate: the dataset weight of each curve, and how many points
+    // carry weight (all Poisson counts are 0 with probability e^-n).
+    let curve_weight: Vec<f64> = data
+        .configs
+        .iter()
+        .map(|c| data.w[c.start..c.start + c.len].iter().sum())
+        .collect();
+    let weighted_points = data.w.iter().filter(|&&w| w > 0.0).count();
+    let keeps_some = |w: &Weighting| match kind {
+        Resample::Curves => w.config.iter().zip(&curve_weight).any(|(m, t)| m * t > 0.0),
+        Resample::Points => weighted_points >= 64 || weights::resolve(w, data).is_ok(),
+    };
     let mut out = Vec::with_capacity(replicates);
     for _ in 0..replicates {
         let mut tries = 0;
@@ -94,7 +107,7 @@ pub fn weightings(
                 }
                 Resample::Points => w.poisson = Some(rng.random()),
             }
-            if weights::resolve(&w, data).is_ok() {
+            if keeps_some(&w) {
                 break w;
             }
             tries += 1;

@@ -114,6 +114,17 @@ pub fn resolve(w: &Weighting, data: &Prepared) -> anyhow::Result<Resolved> {
     Ok(r)
 }
 
+/// [`resolve`] every weighting, in parallel; the first error names the
+/// weighting's index.
+pub fn resolve_all(ws: &[Weighting], data: &Prepared) -> anyhow::Result<Vec<Resolved>> {
+    use anyhow::Context;
+    use rayon::prelude::*;
+    ws.par_iter()
+        .enumerate()
+        .map(|(i, w)| resolve(w, data).with_context(|| format!("weighting {i}")))
+        .collect()
+}
+
 /// A 32-bit integer mixer (xor-shift-multiply rounds with constants found
 /// to give good avalanche): small, branch-free and identical in WGSL.
 #[inline]

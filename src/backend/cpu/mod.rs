@@ -241,13 +241,7 @@ impl Backend for CpuBackend {
 
     fn set_weightings(&mut self, weightings: &[Weighting]) -> anyhow::Result<()> {
         // All or nothing: an invalid weighting leaves the earlier ones.
-        let resolved = weightings
-            .iter()
-            .enumerate()
-            .map(|(i, w)| {
-                weights::resolve(w, &self.data).map_err(|e| anyhow::anyhow!("weighting {i}: {e:#}"))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let resolved = weights::resolve_all(weightings, &self.data)?;
         self.weightings = resolved;
         Ok(())
     }

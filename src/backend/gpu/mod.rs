@@ -795,13 +795,7 @@ impl Backend for GpuBackend {
             self.resolve_data.w.len() < u32::MAX as usize,
             "weighted evaluation on the GPU supports fewer than 2^32 points"
         );
-        let resolved = weightings
-            .iter()
-            .enumerate()
-            .map(|(i, w)| {
-                weights::resolve(w, &self.resolve_data).with_context(|| format!("weighting {i}"))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let resolved = weights::resolve_all(weightings, &self.resolve_data)?;
         let entries: Vec<[u32; 2]> = resolved
             .iter()
             .flat_map(|r| {
