@@ -595,3 +595,17 @@ fn manifest_fit_of_pythia_logs() {
         ]
     );
 }
+
+#[test]
+fn a_missing_file_is_named_with_its_cause_once() {
+    let dir = TempDir::new().unwrap();
+    let run = sweepfit_in(dir.path(), &["fit", "nope.csv"]);
+    run.assert_failed("fit of a missing file");
+    assert!(run.stderr.contains("nope.csv: cannot open"), "{}", run.dump());
+    assert_eq!(
+        run.stderr.matches("No such file").count(),
+        1,
+        "the cause is said once:\n{}",
+        run.dump()
+    );
+}

@@ -6,22 +6,19 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    /// The file could not be opened, created or read.
-    #[error("{}: cannot {action}: {source}", path.display())]
+    /// The file could not be opened, created or read. The cause is part of
+    /// the message rather than an error source, so that printing the error
+    /// chain does not say it twice.
+    #[error("{}: cannot {action}: {cause}", path.display())]
     Io {
         path: PathBuf,
         action: &'static str,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     /// The CSV reader or writer failed (I/O error in the middle of the file).
-    #[error("{}: {source}", path.display())]
-    Csv {
-        path: PathBuf,
-        #[source]
-        source: csv::Error,
-    },
+    #[error("{}: {cause}", path.display())]
+    Csv { path: PathBuf, cause: csv::Error },
 
     #[error("{}: empty file, expected a header row", path.display())]
     Empty { path: PathBuf },

@@ -70,14 +70,14 @@ pub fn read_long_csv(path: &Path, opts: &ReadOptions) -> Result<Dataset, DataErr
 /// Write `ds` as a long CSV (`run,N,T,tokens,loss,weight`), one row per
 /// point, numbers in Rust's shortest round-trip `{}` form.
 pub fn write_long_csv(path: &Path, ds: &Dataset) -> Result<(), DataError> {
-    let csv_err = |source| DataError::Csv {
+    let csv_err = |cause| DataError::Csv {
         path: path.into(),
-        source,
+        cause,
     };
-    let file = File::create(path).map_err(|source| DataError::Io {
+    let file = File::create(path).map_err(|cause| DataError::Io {
         path: path.into(),
         action: "create",
-        source,
+        cause,
     })?;
     let mut w = csv::WriterBuilder::new()
         .buffer_capacity(1 << 16)
@@ -99,10 +99,10 @@ pub fn write_long_csv(path: &Path, ds: &Dataset) -> Result<(), DataError> {
             .map_err(csv_err)?;
         }
     }
-    w.flush().map_err(|source| DataError::Io {
+    w.flush().map_err(|cause| DataError::Io {
         path: path.into(),
         action: "write",
-        source,
+        cause,
     })
 }
 
@@ -125,10 +125,10 @@ pub(super) struct CsvFile {
 
 impl CsvFile {
     pub fn open(path: &Path) -> Result<CsvFile, DataError> {
-        let file = File::open(path).map_err(|source| DataError::Io {
+        let file = File::open(path).map_err(|cause| DataError::Io {
             path: path.into(),
             action: "open",
-            source,
+            cause,
         })?;
         let mut reader = ReaderBuilder::new()
             .trim(Trim::All)
@@ -136,9 +136,9 @@ impl CsvFile {
             .flexible(true)
             .buffer_capacity(1 << 16)
             .from_reader(file);
-        let header = reader.byte_headers().map_err(|source| DataError::Csv {
+        let header = reader.byte_headers().map_err(|cause| DataError::Csv {
             path: path.into(),
-            source,
+            cause,
         })?;
         if header.is_empty() {
             return Err(DataError::Empty { path: path.into() });
@@ -226,9 +226,9 @@ impl CsvFile {
         let more = self
             .reader
             .read_byte_record(rec)
-            .map_err(|source| DataError::Csv {
+            .map_err(|cause| DataError::Csv {
                 path: self.path.clone(),
-                source,
+                cause,
             })?;
         if !more {
             if self.rows == 0 {
