@@ -73,7 +73,8 @@ enum Command {
     /// the fit did not see); --data then defaults to pred.csv beside the
     /// fit.json. The loss axis is shared and clipped to the 0.5th..99.5th
     /// percentile of all losses (plus 5%), so the first steps of each curve
-    /// (loss ~11) run off the top rather than flatten the rest.
+    /// (loss ~11) run off the top rather than flatten the rest. A
+    /// bootstrapped fit.json also shades the replicates' prediction band.
     ///
     /// Example: sweepfit plot --fit sweepfit-out/fit.json --out grid.svg
     Plot(PlotArgs),

@@ -601,7 +601,11 @@ fn a_missing_file_is_named_with_its_cause_once() {
     let dir = TempDir::new().unwrap();
     let run = sweepfit_in(dir.path(), &["fit", "nope.csv"]);
     run.assert_failed("fit of a missing file");
-    assert!(run.stderr.contains("nope.csv: cannot open"), "{}", run.dump());
+    assert!(
+        run.stderr.contains("nope.csv: cannot open"),
+        "{}",
+        run.dump()
+    );
     assert_eq!(
         run.stderr.matches("No such file").count(),
         1,

@@ -239,6 +239,65 @@ fn held_out_points_are_green_and_in_the_legend() {
     assert!(report::panels_from_dataset(&ds, &looplm20_truth(), Some(short)).is_err());
 }
 
+/// Pixels of the band's pale red inside cell (row, col).
+fn band_pixels(img: &Image, row: usize, col: usize) -> usize {
+    let mut n = 0;
+    for y in row * H..(row + 1) * H {
+        for x in col * W..(col + 1) * W {
+            n += usize::from(img.rgb[y * img.width + x] == [246, 200, 200]);
+        }
+    }
+    n
+}
+
+#[test]
+fn bootstrap_bands_are_shaded_and_in_the_legend() {
+    let dir = TempDir::new().unwrap();
+    let ds = pythia_like(200);
+    let truth = looplm20_truth();
+    // Replicates that shift E by -0.3..0.3: a band 0.6 loss units wide
+    // (0.57 between the 2.5th and 97.5th percentiles) around the law.
+    let samples: Vec<[f64; 10]> = (0..=40)
+        .map(|k| {
+            let mut p = truth;
+            p[0] += 0.3 * (k as f64 / 20.0 - 1.0);
+            p
+        })
+        .collect();
+    let mut panels = report::panels_from_dataset(&ds, &truth, None).unwrap();
+    let plain = panels.clone();
+    report::add_bands(&mut panels, &samples, 0.95);
+    for p in &panels {
+        assert_eq!(p.band.len(), p.tokens.len());
+        for (&(lo, hi), &pred) in p.band.iter().zip(&p.pred) {
+            assert!((pred - lo - 0.285).abs() < 1e-9 && (hi - pred - 0.285).abs() < 1e-9);
+        }
+    }
+    let opts = PlotOptions {
+        band_label: "95% band (points)".into(),
+        ..PlotOptions::default()
+    };
+    let png = dir.path().join("band.png");
+    report::draw_grid(&png, &panels, &opts).unwrap();
+    let img = decode_png(&png);
+    let bare = dir.path().join("bare.png");
+    draw(&bare, &plain);
+    let bare_img = decode_png(&bare);
+    for c in 0..4 {
+        let n = band_pixels(&img, 0, c);
+        assert!(n > 1000, "cell (0, {c}): {n} band pixels");
+        assert_eq!(band_pixels(&bare_img, 0, c), 0, "no band without samples");
+    }
+    let svg_path = dir.path().join("band.svg");
+    report::draw_grid(&svg_path, &panels, &opts).unwrap();
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    assert_eq!(svg.matches(">\n95% band (points)\n<").count(), 4);
+
+    let mut bad = panels.clone();
+    bad[0].band.pop();
+    assert!(report::draw_grid(&dir.path().join("bad.png"), &bad, &opts).is_err());
+}
+
 #[test]
 fn long_curves_are_decimated_so_the_svg_stays_small() {
     let dir = TempDir::new().unwrap();
@@ -257,6 +316,7 @@ fn long_curves_are_decimated_so_the_svg_stays_small() {
         tokens,
         loss,
         held_out: Vec::new(),
+        band: Vec::new(),
     };
     let path = dir.path().join("big.svg");
     draw(&path, std::slice::from_ref(&panel));

@@ -45,6 +45,7 @@ fn fit_bootstrap_reports_intervals_and_predict_draws_bands() {
             "30",
             "--out",
             "out",
+            "--plot",
         ],
     );
     // The table has both schemes' columns and the converged fractions.
@@ -60,6 +61,9 @@ fn fit_bootstrap_reports_intervals_and_predict_draws_bands() {
             run.stdout
         );
     }
+    // The grid picture shades the curve-resampling band in every panel.
+    let svg = std::fs::read_to_string(d.join("out/grid.svg")).unwrap();
+    assert_eq!(svg.matches(">\n95% band (curves)\n<").count(), 20);
     let fit = json(&d.join("out/fit.json"));
     let boot = &fit["bootstrap"];
     assert_eq!(boot["level"], 0.95);

@@ -70,7 +70,7 @@ pub(crate) fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
     println!("{}", report::summary(&out.report));
     write_outputs(&a.out, &ds, &out)?;
     if a.plot {
-        write_grid_pictures(&a.out, &ds, &out.params)?;
+        write_grid_pictures(&a.out, &ds, &out)?;
     }
     if a.save_starts {
         let path = a.out.join("starts.csv");
@@ -201,15 +201,14 @@ fn write_outputs(dir: &Path, ds: &Dataset, out: &FitOutput) -> anyhow::Result<()
 }
 
 /// `fit --plot`: the grid next to fit.json, as PNG and SVG.
-fn write_grid_pictures(
-    dir: &Path,
-    ds: &Dataset,
-    params: &[f64; sweepfit::law::NP],
-) -> anyhow::Result<()> {
-    let panels = report::panels_from_dataset(ds, params, None)?;
+fn write_grid_pictures(dir: &Path, ds: &Dataset, out: &FitOutput) -> anyhow::Result<()> {
+    let mut panels = report::panels_from_dataset(ds, &out.params, None)?;
+    let mut opts = report::PlotOptions::default();
+    // A bootstrapped fit draws its prediction band too.
+    report::add_fit_bands(&mut panels, &out.report, &mut opts);
     for name in ["grid.png", "grid.svg"] {
         let path = dir.join(name);
-        report::draw_grid(&path, &panels, &report::PlotOptions::default())?;
+        report::draw_grid(&path, &panels, &opts)?;
         println!("wrote {}", path.display());
     }
     Ok(())

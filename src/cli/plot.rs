@@ -37,16 +37,20 @@ pub(crate) fn cmd_plot(a: PlotArgs) -> anyhow::Result<()> {
     if out.exists() && !a.force {
         bail!("{} exists (use --force to replace it)", out.display());
     }
+    let mut opts = report::PlotOptions::default();
     let panels = match &a.fit {
         Some(f) => {
-            let params = report::fit_params(&report::read_fit_json(f)?)
-                .with_context(|| f.display().to_string())?;
+            let fit = report::read_fit_json(f)?;
+            let params = report::fit_params(&fit).with_context(|| f.display().to_string())?;
             let ds = data::read_long_csv(&data, &ReadOptions::default())?;
-            report::panels_from_dataset(&ds, &params, None)?
+            let mut panels = report::panels_from_dataset(&ds, &params, None)?;
+            // A bootstrapped fit draws its prediction band too.
+            report::add_fit_bands(&mut panels, &fit, &mut opts);
+            panels
         }
         None => report::read_pred_csv(&data)?,
     };
-    report::draw_grid(&out, &panels, &report::PlotOptions::default())?;
+    report::draw_grid(&out, &panels, &opts)?;
     println!("wrote {}", out.display());
     Ok(())
 }

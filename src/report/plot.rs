@@ -28,7 +28,8 @@ use serde::Deserialize;
 use std::path::Path;
 
 /// One curve: points sorted by tokens, `loss` observed and `pred` from the
-/// law, all the same length. `held_out` is empty or one flag per point.
+/// law, all the same length. `held_out` is empty or one flag per point;
+/// `band` is empty or the (lo, hi) of the prediction band at every point.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Panel {
     pub run: String,
@@ -38,6 +39,7 @@ pub struct Panel {
     pub loss: Vec<f64>,
     pub pred: Vec<f64>,
     pub held_out: Vec<bool>,
+    pub band: Vec<(f64, f64)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +56,8 @@ pub struct PlotOptions {
     /// min..max range would squash the part of the curves worth seeing, so
     /// the first few points run off the top instead.
     pub y_range: Option<(f64, f64)>,
+    /// Legend entry of the prediction bands, when panels have them.
+    pub band_label: String,
 }
 
 impl Default for PlotOptions {
@@ -63,6 +67,7 @@ impl Default for PlotOptions {
             panel_height: 300,
             max_line_points: 2000,
             y_range: None,
+            band_label: "Band".to_string(),
         }
     }
 }
@@ -157,6 +162,55 @@ pub fn grid_layout(panels: &[Panel]) -> GridLayout {
     }
 }
 
+/// Give every panel the central `level` band of the predictions of the
+/// parameter vectors `samples` (raw units; e.g. bootstrap replicates) at
+/// its points. Fewer than two samples leave the panels without bands.
+pub fn add_bands(panels: &mut [Panel], samples: &[[f64; NP]], level: f64) {
+    if samples.len() < 2 {
+        return;
+    }
+    let tail = (1.0 - level) / 2.0;
+    for p in panels {
+        let mut v = vec![0.0; samples.len()];
+        p.band = p
+            .tokens
+            .iter()
+            .map(|&d| {
+                for (x, s) in v.iter_mut().zip(samples) {
+                    *x = predict_raw(s, p.n, d, p.t);
+                }
+                v.sort_by(f64::total_cmp);
+                (
+                    crate::bootstrap::quantile(&v, tail),
+                    crate::bootstrap::quantile(&v, 1.0 - tail),
+                )
+            })
+            .collect();
+    }
+}
+
+/// Bands from a bootstrapped fit: the first resampling scheme with
+/// replicates (curves before points, as fit.json lists them), labelled
+/// e.g. "95% band (curves)" in `opts`. Returns whether bands were added.
+pub fn add_fit_bands(panels: &mut [Panel], r: &super::FitReport, opts: &mut PlotOptions) -> bool {
+    let Some(b) = &r.bootstrap else {
+        return false;
+    };
+    for rs in &b.resamples {
+        let samples: Vec<[f64; NP]> = rs
+            .samples
+            .iter()
+            .filter_map(|s| <[f64; NP]>::try_from(s.as_slice()).ok())
+            .collect();
+        if samples.len() >= 2 {
+            add_bands(panels, &samples, b.level);
+            opts.band_label = format!("{}% band ({})", 100.0 * b.level, rs.kind);
+            return true;
+        }
+    }
+    false
+}
+
 /// One panel per configuration of `ds`, predictions from raw-unit `params`.
 /// `held_out`, when given, has one flag per point of `ds`.
 pub fn panels_from_dataset(
@@ -185,6 +239,7 @@ pub fn panels_from_dataset(
                     .map(|i| predict_raw(params, c.n, ds.tokens[i], c.t))
                     .collect(),
                 held_out: held_out.map_or_else(Vec::new, |h| h[r].to_vec()),
+                band: Vec::new(),
             }
         })
         .collect())
@@ -255,6 +310,7 @@ pub fn read_pred_csv(path: &Path) -> anyhow::Result<Vec<Panel>> {
                 loss: pts.iter().map(|p| p.1).collect(),
                 pred: pts.iter().map(|p| p.2).collect(),
                 held_out: Vec::new(),
+                band: Vec::new(),
             }
         })
         .collect())
@@ -263,6 +319,8 @@ pub fn read_pred_csv(path: &Path) -> anyhow::Result<Vec<Panel>> {
 const REAL: RGBColor = RGBColor(31, 119, 180);
 const PRED: RGBColor = RGBColor(214, 39, 40);
 const HELD: RGBColor = RGBColor(44, 160, 44);
+/// The prediction's red, pale: bands stay behind both lines.
+const BAND: RGBColor = RGBColor(246, 200, 200);
 const FONT: &str = "sans-serif";
 
 /// Draw the grid to `path`, PNG or SVG by its extension (an existing file is
@@ -277,6 +335,7 @@ pub fn draw_grid(path: &Path, panels: &[Panel], opts: &PlotOptions) -> anyhow::R
         if p.loss.len() != n
             || p.pred.len() != n
             || !(p.held_out.is_empty() || p.held_out.len() == n)
+            || !(p.band.is_empty() || p.band.len() == n)
         {
             bail!(
                 "panel T = {}, N = {}: arrays of different lengths",
@@ -394,6 +453,33 @@ fn draw_panel<DB: DrawingBackend>(
     let legend_style = REAL.stroke_width(2);
     let pred_style = PRED.stroke_width(2);
 
+    // The band under the lines: one polygon, lo forwards and hi back,
+    // clamped to the y range (for a filled area that is the clip). The
+    // law is smooth, so every k-th point keeps its shape.
+    if !p.band.is_empty() {
+        let step = p
+            .band
+            .len()
+            .div_ceil(opts.max_line_points.max(2) / 2)
+            .max(1);
+        let keep: Vec<usize> = (0..p.band.len())
+            .step_by(step)
+            .chain(std::iter::once(p.band.len() - 1))
+            .filter(|&i| xs[i].is_finite() && p.band[i].0.is_finite() && p.band[i].1.is_finite())
+            .collect();
+        let clamp = |v: f64| v.clamp(y_lo, y_hi);
+        let outline: Vec<(f64, f64)> = keep
+            .iter()
+            .map(|&i| (xs[i], clamp(p.band[i].0)))
+            .chain(keep.iter().rev().map(|&i| (xs[i], clamp(p.band[i].1))))
+            .collect();
+        if outline.len() >= 4 {
+            chart
+                .draw_series(std::iter::once(Polygon::new(outline, BAND.filled())))
+                .map_err(err)?;
+        }
+    }
+
     // Lines are clipped to the y range by hand: plotters would draw them
     // over the axes and the neighbouring panels.
     for piece in clip_y(&real, y_lo, y_hi) {
@@ -436,6 +522,13 @@ fn draw_panel<DB: DrawingBackend>(
         .map_err(err)?
         .label("Pred")
         .legend(move |(x, y)| DashedPathElement::new(vec![(x, y), (x + 24, y)], 7, 4, pred_style));
+    if !p.band.is_empty() {
+        chart
+            .draw_series(none())
+            .map_err(err)?
+            .label(opts.band_label.as_str())
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 24, y + 5)], BAND.filled()));
+    }
     if p.held_out.iter().any(|&h| h) {
         chart
             .draw_series(none())
