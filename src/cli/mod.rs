@@ -25,7 +25,10 @@ pub(crate) fn check_out_dir(dir: &Path, force: bool) -> anyhow::Result<()> {
         }
         let non_empty = std::fs::read_dir(dir)?.next().is_some();
         if non_empty && !force {
-            bail!("--out {}: directory is not empty (use --force to replace fit.json and pred.csv there)", dir.display());
+            bail!(
+                "--out {}: directory is not empty (use --force to replace the files sweepfit writes there)",
+                dir.display()
+            );
         }
     }
     Ok(())
