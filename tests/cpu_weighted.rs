@@ -6,10 +6,13 @@
 //! batch and the thread count; and held-out points where the law is
 //! undefined.
 
+mod common;
+use common::assert_close_to;
+
 use sweepfit::backend::weights::{self, ALL_POINTS};
 use sweepfit::backend::{Backend, CpuBackend, CpuLayout, Eval, Prepared, Weighting, UNWEIGHTED};
 use sweepfit::data::{Config, Dataset};
-use sweepfit::law::{A, ALPHA, B, BETA, C, E, GAMMA, NP, PARAM_NAMES, T1, T2, T3};
+use sweepfit::law::{A, ALPHA, B, BETA, C, E, GAMMA, NP, T1, T2, T3};
 use sweepfit::objective::{LossKind, Objective, Space};
 use sweepfit::simulate::{looplm20_truth, simulate_looplm20, SimOptions};
 
@@ -131,38 +134,6 @@ fn weightings(lens: &[usize]) -> Vec<Weighting> {
             poisson: Some(12345),
         },
     ]
-}
-
-/// f within `rel_f` of the reference relative to |f|, every gradient entry
-/// within `rel_g` of the gradient's norm; non-finite exactly where the
-/// reference is.
-fn assert_close_to(got: &Eval, want: &Eval, rel_f: f64, rel_g: f64, what: &str) {
-    if !want.f.is_finite() {
-        assert!(
-            !got.f.is_finite(),
-            "{what}: f = {} where the reference is {}",
-            got.f,
-            want.f
-        );
-        return;
-    }
-    assert!(
-        got.is_finite(),
-        "{what}: non-finite {got:?}, reference {want:?}"
-    );
-    assert!(
-        (got.f - want.f).abs() <= rel_f * want.f.abs(),
-        "{what}: f {} vs reference {}",
-        got.f,
-        want.f
-    );
-    let gnorm = want.g.iter().map(|g| g * g).sum::<f64>().sqrt();
-    for ((name, a), b) in PARAM_NAMES.iter().zip(got.g).zip(want.g) {
-        assert!(
-            (a - b).abs() <= rel_g * gnorm,
-            "{what}: d/d{name} {a} vs reference {b} (|g| = {gnorm})"
-        );
-    }
 }
 
 fn assert_close(got: &Eval, want: &Eval, what: &str) {

@@ -7,7 +7,7 @@
 //! with a printed reason.
 
 mod common;
-use common::{adapter, param_batch, sweep};
+use common::{adapter, compare, param_batch, sweep};
 
 use sweepfit::backend::gpu::GpuLimits;
 use sweepfit::backend::{Backend, CpuBackend, Eval, GpuBackend, Prepared};
@@ -16,28 +16,6 @@ use sweepfit::fit::{self, FitOptions};
 use sweepfit::law::{NP, PARAM_NAMES};
 use sweepfit::objective::{LossKind, Objective, Space};
 use sweepfit::simulate::{self, SimOptions};
-
-fn compare(cpu: &[Eval], gpu: &[Eval], what: &str) {
-    for (k, (c, g)) in cpu.iter().zip(gpu).enumerate() {
-        let rel = (c.f - g.f).abs() / c.f.abs();
-        assert!(
-            rel <= 1e-5,
-            "{what} start {k}: objective cpu {} gpu {} (rel {rel:e})",
-            c.f,
-            g.f
-        );
-        let norm = c.g.iter().map(|v| v * v).sum::<f64>().sqrt();
-        for i in 0..NP {
-            let err = (c.g[i] - g.g[i]).abs();
-            assert!(
-                err <= 1e-3 * norm,
-                "{what} start {k}: gradient[{i}] cpu {} gpu {} (|g| {norm})",
-                c.g[i],
-                g.g[i]
-            );
-        }
-    }
-}
 
 fn run_both(
     ds: &Dataset,
@@ -54,7 +32,7 @@ fn run_both(
     let mut g = vec![Eval::ZERO; params.len()];
     cpu.evaluate(params, &mut c).unwrap();
     gpu.evaluate(params, &mut g).unwrap();
-    compare(&c, &g, what);
+    compare(&c, &g, 1e-5, what);
     // A second call reuses every buffer and must give the same answer.
     let mut again = vec![Eval::ZERO; params.len()];
     gpu.evaluate(params, &mut again).unwrap();

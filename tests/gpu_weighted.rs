@@ -8,38 +8,13 @@
 //! with a printed reason.
 
 mod common;
-use common::{adapter, param_batch, sweep};
+use common::{adapter, compare, param_batch, sweep};
 
 use sweepfit::backend::gpu::GpuLimits;
 use sweepfit::backend::weights::{self, Weighting, ALL_POINTS, UNWEIGHTED};
 use sweepfit::backend::{Backend, Eval, GpuBackend, Prepared};
 use sweepfit::law::NP;
 use sweepfit::objective::{LossKind, Objective, Space};
-
-/// Objective within `rel` relative and gradient within 1e-3 of the
-/// expected gradient's norm.
-fn compare(want: &[Eval], got: &[Eval], rel: f64, what: &str) {
-    assert_eq!(want.len(), got.len());
-    for (k, (c, g)) in want.iter().zip(got).enumerate() {
-        let err = (c.f - g.f).abs() / c.f.abs();
-        assert!(
-            err <= rel,
-            "{what} start {k}: objective want {} gpu {} (rel {err:e})",
-            c.f,
-            g.f
-        );
-        let norm = c.g.iter().map(|v| v * v).sum::<f64>().sqrt();
-        for i in 0..NP {
-            let err = (c.g[i] - g.g[i]).abs();
-            assert!(
-                err <= 1e-3 * norm,
-                "{what} start {k}: gradient[{i}] want {} gpu {} (|g| {norm})",
-                c.g[i],
-                g.g[i]
-            );
-        }
-    }
-}
 
 /// The reference evaluation of every start under its weighting.
 fn reference(
