@@ -11,7 +11,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 use sweepfit::backend::gpu::{self, AdapterFilter};
-use sweepfit::backend::{Backend, CpuBackend, Eval, GpuBackend, Weighting};
+use sweepfit::backend::{Backend, CpuBackend, CpuLayout, Eval, GpuBackend, Weighting};
 use sweepfit::bench::{perturbed_params, synthetic_sweep};
 
 /// (points, starts): a single start on a small sweep (the per-call cost
@@ -67,6 +67,25 @@ fn cpu(c: &mut Criterion) {
     });
 }
 
+/// Both CPU layouts on the same fit-sized batch: the shared token grid
+/// against one ln and exp per point.
+fn cpu_layouts(c: &mut Criterion) {
+    let (points, starts) = SIZES[1];
+    let data = synthetic_sweep(points);
+    let params = perturbed_params(&data, starts, 0);
+    let mut out = vec![Eval::ZERO; starts];
+    let mut g = c.benchmark_group("evaluate/cpu-layout");
+    g.throughput(Throughput::Elements((points * starts) as u64));
+    for layout in [CpuLayout::Points, CpuLayout::Grid] {
+        let mut backend = CpuBackend::with_layout(data.clone(), layout).expect("layout");
+        g.bench_function(
+            BenchmarkId::new(format!("{layout:?}"), label((points, starts))),
+            |b| b.iter(|| backend.evaluate(&params, &mut out).expect("evaluate")),
+        );
+    }
+    g.finish();
+}
+
 fn gpu(c: &mut Criterion) {
     let adapter = match gpu::select_adapter(&gpu::instance(), AdapterFilter::Any) {
         Ok(a) => a,
@@ -101,6 +120,6 @@ criterion_group! {
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = cpu, gpu
+    targets = cpu, cpu_layouts, gpu
 }
 criterion_main!(benches);
