@@ -2,67 +2,15 @@
 //! and error messages, run as a user would run them.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+mod common;
+use common::{sweepfit as sweepfit_in, Run};
 use serde_json::Value;
 use tempfile::TempDir;
 
 const PARAMS: [&str; 10] = [
     "E", "A", "alpha", "t1", "B", "beta", "t2", "C", "gamma", "t3",
 ];
-
-/// What a run of the binary printed and how it ended.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn ok(&self) -> bool {
-        self.code == Some(0)
-    }
-
-    /// Everything it printed, for failure messages.
-    fn dump(&self) -> String {
-        format!(
-            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-
-    fn assert_ok(&self, what: &str) {
-        assert!(self.ok(), "{what} failed:\n{}", self.dump());
-    }
-
-    fn assert_failed(&self, what: &str) {
-        assert!(
-            !self.ok() && self.code.is_some(),
-            "{what} should have failed with an exit code:\n{}",
-            self.dump()
-        );
-    }
-}
-
-/// Run the binary with `args` in `cwd`. Whatever happens, it must not panic.
-fn sweepfit_in(cwd: &Path, args: &[&str]) -> Run {
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_sweepfit"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("cannot start the sweepfit binary");
-    let run = Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(
-        !run.stderr.contains("panicked") && !run.stdout.contains("panicked"),
-        "sweepfit {args:?} panicked:\n{}",
-        run.dump()
-    );
-    run
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("temporary paths are UTF-8")

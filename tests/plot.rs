@@ -3,8 +3,9 @@
 //! stay blank, and the CLI writes it (`plot`, `fit --plot`) and refuses to
 //! overwrite without --force.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
 use sweepfit::data::{Dataset, Row};
 use sweepfit::law::predict_raw;
@@ -343,22 +344,10 @@ fn unknown_extension_is_refused() {
 
 // ------------------------------------------------------------------ CLI
 
+/// Whether the run succeeded, and everything it printed.
 fn sweepfit(cwd: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sweepfit"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !text.contains("panicked"),
-        "sweepfit {args:?} panicked:\n{text}"
-    );
-    (out.status.success(), text)
+    let run = common::sweepfit(cwd, args);
+    (run.ok, run.stdout + &run.stderr)
 }
 
 fn s(p: &Path) -> &str {

@@ -115,11 +115,34 @@ pub fn assert_close_to(got: &Eval, want: &Eval, rel_f: f64, rel_g: f64, what: &s
     }
 }
 
-/// What a run of the binary printed and whether it succeeded.
+/// What a run of the binary printed and how it ended.
 pub struct Run {
     pub ok: bool,
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl Run {
+    /// Everything it printed, for failure messages.
+    pub fn dump(&self) -> String {
+        format!(
+            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+
+    pub fn assert_ok(&self, what: &str) {
+        assert!(self.ok, "{what} failed:\n{}", self.dump());
+    }
+
+    pub fn assert_failed(&self, what: &str) {
+        assert!(
+            !self.ok && self.code.is_some(),
+            "{what} should have failed with an exit code:\n{}",
+            self.dump()
+        );
+    }
 }
 
 /// Run the binary with `args` in `cwd`. Whatever happens, it must exit
@@ -132,13 +155,14 @@ pub fn sweepfit(cwd: &Path, args: &[&str]) -> Run {
         .expect("cannot start the sweepfit binary");
     let run = Run {
         ok: out.status.success(),
+        code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
     assert!(
-        out.status.code().is_some() && !run.stderr.contains("panicked"),
+        run.code.is_some() && !run.stderr.contains("panicked") && !run.stdout.contains("panicked"),
         "sweepfit {args:?} crashed:\n{}",
-        run.stderr
+        run.dump()
     );
     run
 }
@@ -146,10 +170,6 @@ pub fn sweepfit(cwd: &Path, args: &[&str]) -> Run {
 /// Run the binary and require success.
 pub fn ok(cwd: &Path, args: &[&str]) -> Run {
     let run = sweepfit(cwd, args);
-    assert!(
-        run.ok,
-        "sweepfit {args:?} failed:\n--- stdout\n{}\n--- stderr\n{}",
-        run.stdout, run.stderr
-    );
+    run.assert_ok(&format!("sweepfit {args:?}"));
     run
 }
