@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::Serialize;
@@ -1062,13 +1062,11 @@ pub fn render(r: &BenchReport) -> String {
 
 /// Write the report as pretty JSON to `path`, or to stdout for "-".
 pub fn write_json(path: &Path, r: &BenchReport) -> anyhow::Result<()> {
-    let mut text = serde_json::to_string_pretty(r).context("serialising the bench report")?;
-    text.push('\n');
     if path == Path::new("-") {
-        print!("{text}");
+        print!("{}", crate::report::pretty_json(r)?);
         Ok(())
     } else {
-        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+        crate::report::write_pretty(path, r)
     }
 }
 

@@ -68,8 +68,7 @@ pub struct ProtocolSummary {
 /// Write eval.json; NaN metrics (a held-out set with constant loss)
 /// become null.
 pub fn write_eval_json(path: &Path, r: &EvalReport) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(r)?;
-    std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))
+    super::json::write_pretty(path, r)
 }
 
 /// One row per fold (the fit on all points first), for scripts.

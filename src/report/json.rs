@@ -16,9 +16,20 @@ use std::path::Path;
 
 /// Write `r` as pretty JSON with a trailing newline.
 pub fn write_fit_json(path: &Path, r: &FitReport) -> anyhow::Result<()> {
-    let mut text = serde_json::to_string_pretty(r).context("serialising the fit report")?;
+    write_pretty(path, r)
+}
+
+/// `value` as pretty JSON with a trailing newline, the form of every JSON
+/// file sweepfit writes (NaN becomes null).
+pub fn pretty_json<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {
+    let mut text = serde_json::to_string_pretty(value).context("serialising JSON")?;
     text.push('\n');
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    Ok(text)
+}
+
+/// Write `value` to `path` as [`pretty_json`].
+pub fn write_pretty<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+    std::fs::write(path, pretty_json(value)?).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Read a report written by [`write_fit_json`]. Errors name the file and,
