@@ -87,7 +87,7 @@ fn cpu_layouts(c: &mut Criterion) {
 }
 
 fn gpu(c: &mut Criterion) {
-    let adapter = match gpu::select_adapter(&gpu::instance(), AdapterFilter::Any) {
+    let adapter = match gpu::instance().and_then(|i| gpu::select_adapter(&i, AdapterFilter::Any)) {
         Ok(a) => a,
         Err(e) => {
             println!("evaluate/gpu: skipped, {e:#}");

@@ -386,11 +386,15 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
 
     // Any adapter, software ones included, as `--backend gpu` accepts.
     let (adapter, unavailable) = if opts.gpu {
-        match gpu::select_adapter(&gpu::instance(), AdapterFilter::Any) {
+        match gpu::instance().and_then(|i| gpu::select_adapter(&i, AdapterFilter::Any)) {
             Ok(a) => (Some(a), None),
             Err(e) => {
                 let why = format!("{e:#}");
-                eprintln!("bench: no GPU to bench ({why}); benching the CPU only");
+                // Best effort: a broken stderr must not stop the benchmark.
+                let _ = std::io::Write::write_all(
+                    &mut std::io::stderr(),
+                    format!("bench: no GPU to bench ({why}); benching the CPU only\n").as_bytes(),
+                );
                 (None, Some(why))
             }
         }
@@ -1058,16 +1062,6 @@ pub fn render(r: &BenchReport) -> String {
         }
     }
     s
-}
-
-/// Write the report as pretty JSON to `path`, or to stdout for "-".
-pub fn write_json(path: &Path, r: &BenchReport) -> anyhow::Result<()> {
-    if path == Path::new("-") {
-        print!("{}", crate::report::pretty_json(r)?);
-        Ok(())
-    } else {
-        crate::report::write_pretty(path, r)
-    }
 }
 
 #[cfg(test)]

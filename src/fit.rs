@@ -10,7 +10,8 @@ use indexmap::IndexMap;
 use crate::backend::{Backend, CpuBackend, Eval, Prepared, Weighting, UNWEIGHTED};
 use crate::data::Dataset;
 use crate::law::{
-    FreeSpace, LawKind, ParamSpec, A, ALPHA, B, BETA, C, GAMMA, NP, PARAM_NAMES, T1, T2, T3,
+    predict_raw, FreeSpace, LawKind, ParamSpec, A, ALPHA, B, BETA, C, GAMMA, NP, PARAM_NAMES, T1,
+    T2, T3,
 };
 use crate::objective::Objective;
 use crate::optim::{self, BatchObjective, Outcome, Progress, Status};
@@ -109,6 +110,24 @@ pub fn resolve_spec(
         notes.push(
             "the data has a single N, so the N term cannot be identified: fixed A = 0".to_string(),
         );
+    }
+    // Runs all read at one token count (final losses of runs trained to the
+    // same budget): B/(D+t2)^beta is then one constant, inseparable from E.
+    if let Some(&d) = ds.tokens.first() {
+        if ds.tokens.iter().all(|&x| x == d) && !spec.is_fixed(B) {
+            spec.fixed[B] = Some(0.0);
+            notes.push(format!(
+                "the data has a single token count (D = {d:e}), so the D term cannot be \
+                 told apart from E: fixed B = 0, and E includes the D term's value there"
+            ));
+        }
+    }
+    if law == LawKind::Chinchilla && ds.distinct_t().len() > 1 {
+        notes.push(format!(
+            "the chinchilla law has no T term: the curves of the {} values of T are fitted \
+             as one (N, D) law",
+            ds.distinct_t().len()
+        ));
     }
     // A term with a zero coefficient leaves its exponent and offset without
     // any effect on the fit; fix them so they are not reported as fitted.
@@ -429,6 +448,39 @@ pub fn search_space(
     Ok((space, notes))
 }
 
+/// A reported optimum must be usable: every raw parameter and every
+/// prediction finite. The scaled internal parameters can be fine while the
+/// raw ones overflow (with alpha fixed at 100, A multiplies (N + t1)^100).
+pub fn check_finite(ds: &Dataset, raw: &[f64; NP]) -> anyhow::Result<()> {
+    let bad: Vec<String> = (0..NP)
+        .filter(|&i| !raw[i].is_finite())
+        .map(|i| format!("{} = {}", PARAM_NAMES[i], raw[i]))
+        .collect();
+    if !bad.is_empty() {
+        bail!(
+            "the best fit has parameters that are not finite in raw units ({}): the law \
+             overflows at these values; check the --fix values",
+            bad.join(", ")
+        );
+    }
+    for c in &ds.configs {
+        for i in c.range() {
+            let p = predict_raw(raw, c.n, ds.tokens[i], c.t);
+            if !p.is_finite() {
+                bail!(
+                    "the best fit predicts {p} for run {} (N = {}, T = {}) at tokens = {}: \
+                     the law overflows there; check the --fix values",
+                    c.run,
+                    c.n,
+                    c.t,
+                    ds.tokens[i]
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The starting points of a fit: the default grid, or `--starts` random
 /// ones. `prepared`'s weights decide the linear parameters of each start.
 pub fn initial_starts(
@@ -491,6 +543,7 @@ pub fn fit(
     )?;
     let at_best = count_at_best(&outcomes);
     let raw = raw_params(&space, &outcomes[best].x);
+    check_finite(ds, &raw)?;
     let mut status_counts = IndexMap::new();
     for s in Status::ENDED {
         status_counts.insert(

@@ -4,6 +4,8 @@ mod cli;
 
 use clap::{Parser, Subcommand};
 
+use cli::term::tell;
+
 use cli::bench::{self, BenchArgs};
 use cli::devices::{self, DevicesArgs};
 use cli::eval::{self, EvalArgs};
@@ -93,7 +95,13 @@ fn main() {
         Command::Plot(a) => plot::cmd_plot(a),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        tell!("error: {e:#}");
+        std::process::exit(1);
+    }
+    // Results are written before anything is printed; a closed pipe is
+    // quietly accepted, any other failure to print is an error.
+    if let Some(e) = cli::term::stdout_failure() {
+        tell!("error: cannot write to standard output: {e}");
         std::process::exit(1);
     }
 }

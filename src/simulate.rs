@@ -150,7 +150,7 @@ pub fn write_truth_json(path: &Path, o: &SimOptions) -> anyhow::Result<()> {
     };
     let mut text = serde_json::to_string_pretty(&truth).context("serialising the truth")?;
     text.push('\n');
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    crate::output::write_bytes(path, text.as_bytes())
 }
 
 #[cfg(test)]

@@ -17,9 +17,8 @@ fn sweepfit(args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 fn have_gpu() -> bool {
-    let inst = sweepfit::backend::gpu::instance();
-    match sweepfit::backend::gpu::select_adapter(&inst, sweepfit::backend::gpu::AdapterFilter::Any)
-    {
+    use sweepfit::backend::gpu;
+    match gpu::instance().and_then(|inst| gpu::select_adapter(&inst, gpu::AdapterFilter::Any)) {
         Ok(_) => true,
         Err(e) => {
             assert!(

@@ -96,15 +96,19 @@ pub fn create(
             Box::new(GpuBackend::new(data, gpu::AdapterFilter::Any)?),
             None,
         )),
-        BackendChoice::Auto => match GpuBackend::new(data, gpu::AdapterFilter::Hardware) {
-            Ok(g) => {
-                let note = format!("backend auto: using the GPU {}", g.adapter().short());
-                Ok((Box::new(g), Some(note)))
+        BackendChoice::Auto => {
+            // A mistyped WGPU_BACKEND is the user's error, not a missing GPU.
+            gpu::check_env()?;
+            match GpuBackend::new(data, gpu::AdapterFilter::Hardware) {
+                Ok(g) => {
+                    let note = format!("backend auto: using the GPU {}", g.adapter().short());
+                    Ok((Box::new(g), Some(note)))
+                }
+                Err(e) => {
+                    let note = format!("backend auto: using the CPU ({e:#})");
+                    Ok((Box::new(CpuBackend::new(data.clone())), Some(note)))
+                }
             }
-            Err(e) => {
-                let note = format!("backend auto: using the CPU ({e:#})");
-                Ok((Box::new(CpuBackend::new(data.clone())), Some(note)))
-            }
-        },
+        }
     }
 }

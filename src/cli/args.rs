@@ -10,7 +10,8 @@ use sweepfit::backend::BackendChoice;
 use sweepfit::bootstrap::{BootstrapOptions, Resample};
 use sweepfit::data::{self, Dataset, Filter, ReadOptions};
 use sweepfit::fit::{self, FitOptions};
-use sweepfit::law::{LawKind, PARAM_NAMES};
+use sweepfit::law::{LawKind, NP, PARAM_NAMES};
+use sweepfit::memory;
 use sweepfit::objective::{LossKind, Objective, Space};
 use sweepfit::optim;
 use sweepfit::simulate::SimOptions;
@@ -23,6 +24,16 @@ pub(crate) struct BackendArgs {
     /// can be steered with WGPU_BACKEND, WGPU_ADAPTER_NAME and WGPU_POWER_PREF.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub(crate) backend: BackendChoice,
+}
+
+impl BackendArgs {
+    /// Check the wgpu environment variables up front, when a GPU may be used.
+    pub(crate) fn check(&self) -> anyhow::Result<()> {
+        if self.backend != BackendChoice::Cpu {
+            sweepfit::backend::gpu::check_env()?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Args)]
@@ -131,14 +142,31 @@ pub(crate) struct BootstrapArgs {
 }
 
 impl BootstrapArgs {
-    pub(crate) fn options(&self, fit: &FitOptions) -> Option<BootstrapOptions> {
+    /// The bootstrap asked for, checked before any work starts.
+    pub(crate) fn options(&self, fit: &FitOptions) -> anyhow::Result<Option<BootstrapOptions>> {
+        if !(self.level > 0.0 && self.level < 1.0) {
+            bail!(
+                "--level must lie strictly between 0 and 1, got {}",
+                self.level
+            );
+        }
+        let Some(b) = self.bootstrap else {
+            return Ok(None);
+        };
         let mut resamples: Vec<Resample> = Vec::new();
         for r in &self.resample {
             if !resamples.contains(r) {
                 resamples.push(*r);
             }
         }
-        self.bootstrap.map(|b| BootstrapOptions {
+        // Every replicate is one more optimiser problem, and its parameters
+        // are kept for the report.
+        let per_replicate = optim::problem_bytes(NP, fit.lbfgs.memory) + 2.0 * (NP * 8) as f64;
+        memory::ensure_fits(
+            &format!("--bootstrap {b} ({} resampling schemes)", resamples.len()),
+            b as f64 * resamples.len() as f64 * per_replicate,
+        )?;
+        Ok(Some(BootstrapOptions {
             replicates: b as usize,
             resamples,
             // Separate from the starts' seed use by construction (the
@@ -146,7 +174,7 @@ impl BootstrapArgs {
             seed: fit.seed,
             level: self.level,
             lbfgs: fit.lbfgs,
-        })
+        }))
     }
 }
 
@@ -182,6 +210,15 @@ pub(crate) fn fit_options(f: &FitFlags) -> anyhow::Result<FitOptions> {
     if !(f.delta > 0.0 && f.delta.is_finite()) {
         bail!("--delta must be a positive number, got {}", f.delta);
     }
+    if let Some(k) = f.starts {
+        if k == 0 {
+            bail!("--starts must be at least 1");
+        }
+        memory::ensure_fits(
+            &format!("--starts {k}"),
+            k as f64 * optim::problem_bytes(NP, optim::Options::default().memory),
+        )?;
+    }
     Ok(FitOptions {
         law: f.law,
         objective: Objective {
@@ -205,6 +242,11 @@ pub(crate) fn sim_options(seed: u64, s: &SimFlags) -> anyhow::Result<SimOptions>
     if s.points < 2 {
         bail!("--points must be at least 2");
     }
+    // Tokens, loss and weight per point, and the CSV row written from them.
+    memory::ensure_fits(
+        &format!("--points {} (for each of 20 curves)", s.points),
+        20.0 * s.points as f64 * 96.0,
+    )?;
     for (name, v) in [
         ("--noise", s.noise),
         ("--warmup", s.warmup),

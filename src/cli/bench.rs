@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::term;
 use clap::Args;
 
 #[derive(Args)]
@@ -49,11 +50,15 @@ pub(crate) fn cmd_bench(a: BenchArgs) -> anyhow::Result<()> {
     let report = bench::run(&o)?;
     let table = bench::render(&report);
     match &a.json {
-        Some(p) if p.as_os_str() == "-" => eprint!("{table}"),
-        _ => print!("{table}"),
+        Some(p) if p.as_os_str() == "-" => term::err(format_args!("{table}")),
+        _ => term::out(format_args!("{table}")),
     }
-    if let Some(p) = &a.json {
-        bench::write_json(p, &report)?;
+    match &a.json {
+        Some(p) if p.as_os_str() == "-" => {
+            term::out(format_args!("{}", sweepfit::report::pretty_json(&report)?))
+        }
+        Some(p) => sweepfit::report::write_pretty(p, &report)?,
+        None => {}
     }
     Ok(())
 }

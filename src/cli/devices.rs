@@ -2,6 +2,7 @@
 
 use clap::Args;
 
+use super::term::say;
 use sweepfit::backend::gpu::{self, AdapterSummary};
 
 #[derive(Args)]
@@ -12,26 +13,29 @@ pub(crate) struct DevicesArgs {
 }
 
 pub(crate) fn cmd_devices(a: DevicesArgs) -> anyhow::Result<()> {
-    let inst = gpu::instance();
+    let inst = gpu::instance()?;
     let adapters: Vec<AdapterSummary> = gpu::all_adapters(&inst)
         .iter()
         .map(AdapterSummary::of)
         .collect();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&adapters)?);
+        say!("{}", serde_json::to_string_pretty(&adapters)?);
         return Ok(());
     }
     if adapters.is_empty() {
-        println!("no GPU adapters found (the CPU backend is always available)");
+        say!("no GPU adapters found (the CPU backend is always available)");
         return Ok(());
     }
     for (i, ad) in adapters.iter().enumerate() {
-        println!("[{i}] {}", ad.name);
-        println!(
+        say!("[{i}] {}", ad.name);
+        say!(
             "    backend {}, {}, driver {} {}",
-            ad.backend, ad.device_type, ad.driver, ad.driver_info
+            ad.backend,
+            ad.device_type,
+            ad.driver,
+            ad.driver_info
         );
-        println!(
+        say!(
             "    max storage binding {} MiB, max buffer {} MiB, max workgroups per dimension {}, workgroup storage {} KiB, invocations per workgroup {}",
             ad.max_storage_buffer_binding_size >> 20,
             ad.max_buffer_size >> 20,

@@ -11,6 +11,7 @@ use sweepfit::optim::Progress;
 use sweepfit::report;
 
 use super::args::{fit_options, BackendArgs, FitFlags, InputArgs};
+use super::term::{self, say, tell};
 use super::{check_out_dir, spinner};
 
 #[derive(Args)]
@@ -49,6 +50,7 @@ pub(crate) struct EvalArgs {
 
 pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
     let opts = fit_options(&a.fit)?;
+    a.backend.check()?;
     check_out_dir(&a.out, a.force)?;
     let ds = a.input.load(&opts.objective)?;
     let mut protocols = Vec::new();
@@ -65,7 +67,7 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
     let prepared = Prepared::new(&ds, opts.objective);
     let (mut backend, note) = backend::create(a.backend.backend, &prepared)?;
     if let Some(n) = note {
-        eprintln!("{n}");
+        tell!("{n}");
     }
     let run = |b: &mut dyn backend::Backend| {
         let bar = spinner();
@@ -81,18 +83,18 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
     };
     let out = match run(backend.as_mut()) {
         Err(e) if a.backend.backend == BackendChoice::Auto && backend.info().kind == "gpu" => {
-            eprintln!("warning: the GPU evaluation failed ({e:#}); running on the CPU instead");
+            tell!("warning: the GPU evaluation failed ({e:#}); running on the CPU instead");
             run(&mut backend::CpuBackend::new(prepared.clone()))?
         }
         other => other?,
     };
-    print!("{}", report::eval_summary(&out.report));
+    term::out(format_args!("{}", report::eval_summary(&out.report)));
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
     let (json, csv) = (a.out.join("eval.json"), a.out.join("eval.csv"));
     report::write_eval_json(&json, &out.report)?;
     report::write_eval_csv(&csv, &out.report)?;
-    println!("wrote {} and {}", json.display(), csv.display());
+    say!("wrote {} and {}", json.display(), csv.display());
     if a.plot {
         let dir = a.out.join("folds");
         std::fs::create_dir_all(&dir)
@@ -106,7 +108,7 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
             let path = dir.join(format!("{:02}-{}.png", i + 1, slug(&fold.label)));
             report::draw_grid(&path, &panels, &report::PlotOptions::default())?;
         }
-        println!(
+        say!(
             "wrote {} fold pictures to {}",
             out.folds.len(),
             dir.display()

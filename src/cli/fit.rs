@@ -1,9 +1,8 @@
 //! `fit` and `demo`, and the fitting both share: progress, the GPU-to-CPU
 //! fallback, the bootstrap and the output files.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 
 use sweepfit::backend::{self, BackendChoice, Prepared};
@@ -11,14 +10,16 @@ use sweepfit::bootstrap::{self, BootstrapOptions};
 use sweepfit::data::Dataset;
 use sweepfit::fit::{self, FitOptions, FitOutput};
 use sweepfit::law::PARAM_NAMES;
-use sweepfit::optim::{self, Progress};
+use sweepfit::optim::Progress;
+use sweepfit::output;
 use sweepfit::report;
 use sweepfit::simulate;
 
 use super::args::{
     fit_options, sim_options, BackendArgs, BootstrapArgs, FitFlags, InputArgs, SimFlags,
 };
-use super::{check_out_dir, spinner};
+use super::term::{say, tell};
+use super::{check_out_dir, spinner, OutDir};
 
 #[derive(Args)]
 pub(crate) struct FitArgs {
@@ -62,53 +63,72 @@ pub(crate) struct DemoArgs {
 }
 
 pub(crate) fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
+    // Every option is checked before any work starts.
     let opts = fit_options(&a.fit)?;
-    check_out_dir(&a.out, a.force)?;
+    let boot = a.bootstrap.options(&opts)?;
+    a.backend.check()?;
+    let out_dir = check_out_dir(&a.out, a.force)?;
     let ds = a.input.load(&opts.objective)?;
-    let boot = a.bootstrap.options(&opts);
     let out = run_fit(&ds, &opts, boot.as_ref(), a.backend.backend)?;
-    println!("{}", report::summary(&out.report));
-    write_outputs(&a.out, &ds, &out)?;
+    // Files first: a closed or full stdout must not lose the fit.
+    let mut written = write_outputs(&out_dir, &ds, &out)?;
     if a.plot {
-        write_grid_pictures(&a.out, &ds, &out)?;
+        written.extend(write_grid_pictures(&out_dir, &ds, &out)?);
     }
     if a.save_starts {
-        let path = a.out.join("starts.csv");
-        let mut w = csv::Writer::from_path(&path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        w.write_record(PARAM_NAMES)?;
-        for s in &out.starts {
-            w.write_record(s.iter().map(|v| v.to_string()))?;
-        }
-        w.flush()?;
-        println!("wrote {}", path.display());
+        let path = out_dir.join("starts.csv");
+        output::write_file(&path, |f| {
+            let mut w = csv::Writer::from_writer(f);
+            w.write_record(PARAM_NAMES)?;
+            for s in &out.starts {
+                w.write_record(s.iter().map(|v| v.to_string()))?;
+            }
+            w.flush()?;
+            Ok(())
+        })?;
+        written.push("starts.csv");
     }
+    out_dir.warn_stale(&written);
+    say!("{}", report::summary(&out.report));
+    say!("wrote {}", list_written(&out_dir, &written));
     Ok(())
 }
 
 pub(crate) fn cmd_demo(a: DemoArgs) -> anyhow::Result<()> {
     let o = sim_options(a.seed, &a.sim)?;
-    if let Some(dir) = &a.out {
-        check_out_dir(dir, a.force)?;
-    }
+    a.backend.check()?;
+    let out_dir = match &a.out {
+        Some(dir) => Some(check_out_dir(dir, a.force)?),
+        None => None,
+    };
     let ds = simulate::simulate_looplm20(&o);
-    println!(
-        "demo: simulated the looplm20 sweep ({} curves, {} points, noise sd {}), fitting it with the default {}-start grid",
+    let opts = FitOptions::default();
+    let out = run_fit(&ds, &opts, None, a.backend.backend)?;
+    let mut wrote = None;
+    if let Some(dir) = &out_dir {
+        let written = write_outputs(dir, &ds, &out)?;
+        dir.warn_stale(&written);
+        wrote = Some(list_written(dir, &written));
+    }
+    say!(
+        "demo: simulated the looplm20 sweep ({} curves, {} points, noise sd {}) and fitted it from the default grid of {} starts",
         ds.configs.len(),
         ds.points(),
         o.noise,
-        optim::MIN_GRID
+        out.report.starts.count
     );
-    let out = run_fit(&ds, &FitOptions::default(), None, a.backend.backend)?;
-    println!("{}", report::summary(&out.report));
+    say!("{}", report::summary(&out.report));
     let truth = simulate::looplm20_truth();
-    println!(
+    say!(
         "{:<8} {:>14} {:>14} {:>10}",
-        "param", "true", "fitted", "rel. err"
+        "param",
+        "true",
+        "fitted",
+        "rel. err"
     );
     for i in 0..PARAM_NAMES.len() {
         let rel = (out.params[i] - truth[i]).abs() / truth[i].abs().max(1e-300);
-        println!(
+        say!(
             "{:<8} {:>14.6e} {:>14.6e} {:>9.2}%",
             PARAM_NAMES[i],
             truth[i],
@@ -116,10 +136,23 @@ pub(crate) fn cmd_demo(a: DemoArgs) -> anyhow::Result<()> {
             100.0 * rel
         );
     }
-    if let Some(dir) = &a.out {
-        write_outputs(dir, &ds, &out)?;
+    if let Some(w) = wrote {
+        say!("wrote {w}");
     }
     Ok(())
+}
+
+/// "DIR/fit.json, DIR/pred.csv and DIR/grid.png".
+fn list_written(dir: &OutDir, names: &[&str]) -> String {
+    let paths: Vec<String> = names
+        .iter()
+        .map(|n| dir.join(n).display().to_string())
+        .collect();
+    match paths.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        Some((last, _)) => last.clone(),
+        None => String::new(),
+    }
 }
 
 /// Fit (and bootstrap, when asked) with progress on the terminal. With
@@ -134,12 +167,12 @@ fn run_fit(
     let prepared = Prepared::new(ds, opts.objective);
     let (mut backend, note) = backend::create(choice, &prepared)?;
     if let Some(n) = note {
-        eprintln!("{n}");
+        tell!("{n}");
     }
     let result = fit_and_bootstrap(ds, &prepared, opts, boot, backend.as_mut());
     match result {
         Err(e) if choice == BackendChoice::Auto && backend.info().kind == "gpu" => {
-            eprintln!("warning: the GPU fit failed ({e:#}); fitting on the CPU instead");
+            tell!("warning: the GPU fit failed ({e:#}); fitting on the CPU instead");
             let mut cpu = backend::CpuBackend::new(prepared.clone());
             fit_and_bootstrap(ds, &prepared, opts, boot, &mut cpu)
         }
@@ -188,28 +221,26 @@ fn fit_with_bar(
     out
 }
 
-fn write_outputs(dir: &Path, ds: &Dataset, out: &FitOutput) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+fn write_outputs(dir: &OutDir, ds: &Dataset, out: &FitOutput) -> anyhow::Result<Vec<&'static str>> {
+    dir.create()?;
     report::write_fit_json(&dir.join("fit.json"), &out.report)?;
     report::write_pred_csv(&dir.join("pred.csv"), ds, &out.params)?;
-    println!(
-        "wrote {} and {}",
-        dir.join("fit.json").display(),
-        dir.join("pred.csv").display()
-    );
-    Ok(())
+    Ok(vec!["fit.json", "pred.csv"])
 }
 
 /// `fit --plot`: the grid next to fit.json, as PNG and SVG.
-fn write_grid_pictures(dir: &Path, ds: &Dataset, out: &FitOutput) -> anyhow::Result<()> {
+fn write_grid_pictures(
+    dir: &OutDir,
+    ds: &Dataset,
+    out: &FitOutput,
+) -> anyhow::Result<Vec<&'static str>> {
     let mut panels = report::panels_from_dataset(ds, &out.params, None)?;
     let mut opts = report::PlotOptions::default();
     // A bootstrapped fit draws its prediction band too.
     report::add_fit_bands(&mut panels, &out.report, &mut opts);
-    for name in ["grid.png", "grid.svg"] {
-        let path = dir.join(name);
-        report::draw_grid(&path, &panels, &opts)?;
-        println!("wrote {}", path.display());
+    let names = vec!["grid.png", "grid.svg"];
+    for name in &names {
+        report::draw_grid(&dir.join(name), &panels, &opts)?;
     }
-    Ok(())
+    Ok(names)
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::Args;
 
+use super::term::say;
 use sweepfit::data::{self, ReadOptions};
 use sweepfit::report;
 
@@ -51,6 +52,6 @@ pub(crate) fn cmd_plot(a: PlotArgs) -> anyhow::Result<()> {
         None => report::read_pred_csv(&data)?,
     };
     report::draw_grid(&out, &panels, &opts)?;
-    println!("wrote {}", out.display());
+    say!("wrote {}", out.display());
     Ok(())
 }

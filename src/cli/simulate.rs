@@ -9,6 +9,7 @@ use sweepfit::data;
 use sweepfit::simulate;
 
 use super::args::{sim_options, SimFlags};
+use super::term::say;
 
 #[derive(Args)]
 pub(crate) struct SimulateArgs {
@@ -38,7 +39,7 @@ pub(crate) fn cmd_simulate(a: SimulateArgs) -> anyhow::Result<()> {
     let ds = simulate::simulate_looplm20(&o);
     data::write_long_csv(&a.out, &ds)?;
     simulate::write_truth_json(&truth_path, &o)?;
-    println!(
+    say!(
         "wrote {} ({} curves, {} points) and {}",
         a.out.display(),
         ds.configs.len(),

@@ -332,6 +332,15 @@ impl Problem {
     }
 }
 
+/// Estimated bytes of host memory one problem of `dim` parameters takes
+/// through a whole fit: its start, its state and 2 x `memory` history
+/// vectors, the batch's copies, and the driver's records of it. Each
+/// vector is counted with its allocation overhead, since they are small.
+pub fn problem_bytes(dim: usize, memory: usize) -> f64 {
+    let vectors = 14.0 + 2.0 * memory as f64;
+    vectors * (48.0 + 8.0 * dim as f64) + 512.0
+}
+
 /// Minimise every problem from its start in `x0` (one row of `dim` values
 /// per problem). `progress` is called after each batched evaluation.
 pub fn minimize_batch<O: BatchObjective>(

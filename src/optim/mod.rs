@@ -6,5 +6,7 @@
 mod lbfgs;
 mod starts;
 
-pub use lbfgs::{minimize_batch, BatchObjective, Options, Outcome, Progress, Status};
+pub use lbfgs::{
+    minimize_batch, problem_bytes, BatchObjective, Options, Outcome, Progress, Status,
+};
 pub use starts::{grid_starts, random_starts, MIN_GRID};

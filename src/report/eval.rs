@@ -4,7 +4,6 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::Context;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
@@ -73,38 +72,38 @@ pub fn write_eval_json(path: &Path, r: &EvalReport) -> anyhow::Result<()> {
 
 /// One row per fold (the fit on all points first), for scripts.
 pub fn write_eval_csv(path: &Path, r: &EvalReport) -> anyhow::Result<()> {
-    let mut w =
-        csv::Writer::from_path(path).with_context(|| format!("cannot write {}", path.display()))?;
-    let mut header = vec![
-        "protocol",
-        "fold",
-        "train_points",
-        "held_out_points",
-        "r2",
-        "rmse",
-        "mape",
-        "objective",
-    ];
-    let names: Vec<&str> = r.full.params.keys().map(String::as_str).collect();
-    header.extend(&names);
-    w.write_record(&header)?;
-    for f in std::iter::once(&r.full).chain(&r.folds) {
-        let mut row = vec![
-            f.protocol.clone(),
-            f.fold.clone(),
-            f.train_points.to_string(),
-            f.held_out_points.to_string(),
-            f.r2.to_string(),
-            f.rmse.to_string(),
-            f.mape.to_string(),
-            f.objective.to_string(),
+    crate::output::write_file(path, |out| {
+        let mut w = csv::Writer::from_writer(out);
+        let mut header = vec![
+            "protocol",
+            "fold",
+            "train_points",
+            "held_out_points",
+            "r2",
+            "rmse",
+            "mape",
+            "objective",
         ];
-        row.extend(f.params.values().map(|v| v.to_string()));
-        w.write_record(&row)?;
-    }
-    w.flush()
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+        let names: Vec<&str> = r.full.params.keys().map(String::as_str).collect();
+        header.extend(&names);
+        w.write_record(&header)?;
+        for f in std::iter::once(&r.full).chain(&r.folds) {
+            let mut row = vec![
+                f.protocol.clone(),
+                f.fold.clone(),
+                f.train_points.to_string(),
+                f.held_out_points.to_string(),
+                f.r2.to_string(),
+                f.rmse.to_string(),
+                f.mape.to_string(),
+                f.objective.to_string(),
+            ];
+            row.extend(f.params.values().map(|v| v.to_string()));
+            w.write_record(&row)?;
+        }
+        w.flush()?;
+        Ok(())
+    })
 }
 
 /// Terminal table: every fold, then the per-protocol means.

@@ -29,7 +29,7 @@ pub fn pretty_json<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {
 
 /// Write `value` to `path` as [`pretty_json`].
 pub fn write_pretty<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
-    std::fs::write(path, pretty_json(value)?).with_context(|| format!("writing {}", path.display()))
+    crate::output::write_bytes(path, pretty_json(value)?.as_bytes())
 }
 
 /// Read a report written by [`write_fit_json`]. Errors name the file and,
@@ -37,7 +37,75 @@ pub fn write_pretty<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Resu
 pub fn read_fit_json(path: &Path) -> anyhow::Result<FitReport> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    parse_fit_json(&text).with_context(|| format!("parsing {}", path.display()))
+    let r = parse_fit_json(&text).with_context(|| format!("parsing {}", path.display()))?;
+    validate(&r).with_context(|| format!("{}: not a usable fit", path.display()))?;
+    Ok(r)
+}
+
+/// Everything a reader of a fit.json relies on, checked in one place for
+/// every reader (`predict`, `plot`): the same rules `fit` applies when it
+/// writes one, so a hand-edited or foreign file is refused with a reason.
+fn validate(r: &FitReport) -> anyhow::Result<()> {
+    use crate::law::{LawKind, NP, PARAM_NAMES};
+    let known = [LawKind::Looplm, LawKind::Chinchilla];
+    if !known.iter().any(|k| k.name() == r.law) {
+        anyhow::bail!(
+            "unknown law '{}' (known: {})",
+            r.law,
+            known.map(|k| k.name()).join(", ")
+        );
+    }
+    for name in PARAM_NAMES {
+        match r.params.get(name) {
+            None => anyhow::bail!("parameter {name} is missing"),
+            Some(v) if !v.is_finite() => {
+                anyhow::bail!("parameter {name} is not finite (null, NaN or infinite)")
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(extra) = r.params.keys().find(|k| !PARAM_NAMES.contains(&k.as_str())) {
+        anyhow::bail!(
+            "unknown parameter {extra} (the {} law has {})",
+            r.law,
+            PARAM_NAMES.join(", ")
+        );
+    }
+    for (i, c) in r.metrics.per_config.iter().enumerate() {
+        if !(c.n > 0.0 && c.n.is_finite() && c.t > 0.0 && c.t.is_finite()) {
+            anyhow::bail!(
+                "metrics.per_config[{i}] has N = {} and T = {}; both must be positive",
+                c.n,
+                c.t
+            );
+        }
+    }
+    if let Some(b) = &r.bootstrap {
+        if !(b.level > 0.0 && b.level < 1.0) {
+            anyhow::bail!(
+                "bootstrap.level is {}; it must lie strictly between 0 and 1",
+                b.level
+            );
+        }
+        for rs in &b.resamples {
+            for (j, s) in rs.samples.iter().enumerate() {
+                if s.len() != NP {
+                    anyhow::bail!(
+                        "bootstrap sample {j} of '{}' has {} values, not {NP}",
+                        rs.kind,
+                        s.len()
+                    );
+                }
+                if s.iter().any(|v| !v.is_finite()) {
+                    anyhow::bail!(
+                        "bootstrap sample {j} of '{}' has a value that is not finite",
+                        rs.kind
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parse_fit_json(text: &str) -> Result<FitReport, serde_json::Error> {
@@ -322,6 +390,12 @@ mod tests {
             ("A", 268.123456789),
             ("alpha", 0.3),
             ("t1", 1.0e7),
+            ("B", 2018.0),
+            ("beta", 0.35),
+            ("t2", 1.06e7),
+            ("C", 0.675),
+            ("gamma", 1.0),
+            ("t3", 0.5),
         ] {
             params.insert(k.to_string(), v);
         }
@@ -435,5 +509,59 @@ mod tests {
     fn trailing_garbage_is_rejected() {
         let text = serde_json::to_string(&sample()).unwrap() + " x";
         assert!(parse_fit_json(&text).is_err());
+    }
+
+    fn read_error(r: &FitReport) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fit.json");
+        write_fit_json(&path, r).unwrap();
+        format!("{:#}", read_fit_json(&path).unwrap_err())
+    }
+
+    #[test]
+    fn every_reader_gets_a_validated_fit() {
+        let mut r = sample();
+        r.params.insert("A".into(), f64::INFINITY);
+        let e = read_error(&r);
+        assert!(
+            e.contains("fit.json: not a usable fit") && e.contains("parameter A"),
+            "{e}"
+        );
+
+        let mut r = sample();
+        r.params.shift_remove("beta");
+        assert!(read_error(&r).contains("parameter beta is missing"));
+
+        let mut r = sample();
+        r.law = "kaplan".into();
+        assert!(read_error(&r).contains("unknown law 'kaplan'"));
+
+        let mut r = sample();
+        r.metrics.per_config[0].n = 0.0;
+        assert!(read_error(&r).contains("per_config[0]"));
+
+        let mut r = sample();
+        r.bootstrap = Some(crate::report::BootstrapReport {
+            seed: 0,
+            level: 1.5,
+            seconds: 0.0,
+            resamples: vec![],
+            notes: vec![],
+        });
+        assert!(read_error(&r).contains("bootstrap.level is 1.5"));
+
+        let mut b = r.bootstrap.clone().unwrap();
+        b.level = 0.95;
+        b.resamples.push(crate::report::ResampleReport {
+            kind: "curves".into(),
+            replicates: 2,
+            converged: 2,
+            converged_fraction: 1.0,
+            used: 2,
+            params: Default::default(),
+            samples: vec![vec![1.0; 10], vec![1.0; 9]],
+        });
+        r.bootstrap = Some(b);
+        assert!(read_error(&r).contains("has 9 values"));
     }
 }

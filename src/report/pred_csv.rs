@@ -4,7 +4,6 @@ use crate::{
     data::Dataset,
     law::{predict_raw, NP},
 };
-use anyhow::Context;
 use std::path::Path;
 
 /// Write one row per point: `run,N,T,tokens,loss,pred,residual`, curves in
@@ -12,29 +11,28 @@ use std::path::Path;
 /// a positive residual means the law over-predicts the loss. Floats use
 /// Rust's shortest representation that parses back to the same `f64`.
 pub fn write_pred_csv(path: &Path, ds: &Dataset, params: &[f64; NP]) -> anyhow::Result<()> {
-    let ctx = || format!("writing {}", path.display());
-    let mut w = csv::Writer::from_path(path).with_context(ctx)?;
-    w.write_record(["run", "N", "T", "tokens", "loss", "pred", "residual"])
-        .with_context(ctx)?;
-    for c in &ds.configs {
-        let (n, t) = (c.n.to_string(), c.t.to_string());
-        for i in c.range() {
-            let (d, y) = (ds.tokens[i], ds.loss[i]);
-            let p = predict_raw(params, c.n, d, c.t);
-            w.write_record([
-                c.run.as_str(),
-                &n,
-                &t,
-                &d.to_string(),
-                &y.to_string(),
-                &p.to_string(),
-                &(p - y).to_string(),
-            ])
-            .with_context(ctx)?;
+    crate::output::write_file(path, |out| {
+        let mut w = csv::Writer::from_writer(out);
+        w.write_record(["run", "N", "T", "tokens", "loss", "pred", "residual"])?;
+        for c in &ds.configs {
+            let (n, t) = (c.n.to_string(), c.t.to_string());
+            for i in c.range() {
+                let (d, y) = (ds.tokens[i], ds.loss[i]);
+                let p = predict_raw(params, c.n, d, c.t);
+                w.write_record([
+                    c.run.as_str(),
+                    &n,
+                    &t,
+                    &d.to_string(),
+                    &y.to_string(),
+                    &p.to_string(),
+                    &(p - y).to_string(),
+                ])?;
+            }
         }
-    }
-    w.flush().with_context(ctx)?;
-    Ok(())
+        w.flush()?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -238,10 +238,30 @@ enum Align {
     Right,
 }
 
+/// Widest a cell is printed; longer ones (run labels can be any length)
+/// are cut with an ellipsis. The files keep them whole.
+const MAX_CELL: usize = 48;
+
+/// `cell`, cut to [`MAX_CELL`] characters.
+fn clip(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.chars().count() <= MAX_CELL {
+        cell.into()
+    } else {
+        let mut s: String = cell.chars().take(MAX_CELL - 1).collect();
+        s.push('…');
+        s.into()
+    }
+}
+
 /// Columns padded to their widest cell, two spaces apart, indented by two.
+/// Padding is explicit: `format!`'s width argument is limited to u16.
 fn table(out: &mut String, header: Option<&[&str]>, rows: &[Vec<String>], align: &[Align]) {
     let header: Option<Vec<String>> = header.map(|h| h.iter().map(|c| c.to_string()).collect());
-    let all: Vec<&Vec<String>> = header.iter().chain(rows.iter()).collect();
+    let all: Vec<Vec<std::borrow::Cow<'_, str>>> = header
+        .iter()
+        .chain(rows.iter())
+        .map(|row| row.iter().map(|c| clip(c)).collect())
+        .collect();
     let mut width = vec![0; align.len()];
     for row in &all {
         for (w, cell) in width.iter_mut().zip(row.iter()) {
@@ -252,10 +272,18 @@ fn table(out: &mut String, header: Option<&[&str]>, rows: &[Vec<String>], align:
         let mut line = String::from(" ");
         for ((cell, &w), a) in row.iter().zip(&width).zip(align) {
             line.push(' ');
-            let _ = match a {
-                Align::Left => write!(line, "{cell:<w$} "),
-                Align::Right => write!(line, "{cell:>w$} "),
-            };
+            let pad = " ".repeat(w - cell.chars().count());
+            match a {
+                Align::Left => {
+                    line.push_str(cell);
+                    line.push_str(&pad);
+                }
+                Align::Right => {
+                    line.push_str(&pad);
+                    line.push_str(cell);
+                }
+            }
+            line.push(' ');
         }
         out.push_str(line.trim_end());
         out.push('\n');
@@ -431,5 +459,18 @@ mod tests {
             .find(|l| l.trim_start().starts_with("looplm-53M"))
             .unwrap();
         assert!(row.contains(" - "), "{row}");
+    }
+
+    #[test]
+    fn a_very_long_run_label_is_clipped_not_a_panic() {
+        let mut r = report();
+        let long = "x".repeat(70_000);
+        r.metrics.per_config[0].run = long.clone();
+        let s = summary(&r);
+        assert!(!s.contains(&long));
+        let row = s.lines().find(|l| l.contains("xxxx")).unwrap();
+        let label = row.split_whitespace().next().unwrap();
+        assert_eq!(label.chars().count(), MAX_CELL);
+        assert!(label.ends_with('…'));
     }
 }

@@ -45,8 +45,7 @@ pub fn param_batch(k: usize) -> Vec<[f64; NP]> {
 /// the test skips.
 pub fn adapter() -> Option<wgpu::Adapter> {
     use sweepfit::backend::gpu::{self, AdapterFilter};
-    let inst = gpu::instance();
-    match gpu::select_adapter(&inst, AdapterFilter::Any) {
+    match gpu::instance().and_then(|inst| gpu::select_adapter(&inst, AdapterFilter::Any)) {
         Ok(a) => Some(a),
         Err(e) => {
             if std::env::var("SWEEPFIT_REQUIRE_GPU").as_deref() == Ok("1") {

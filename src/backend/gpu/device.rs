@@ -79,11 +79,64 @@ fn backends() -> wgpu::Backends {
     wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY)
 }
 
-/// A wgpu instance over the backends to look at.
-pub fn instance() -> wgpu::Instance {
+/// Names WGPU_BACKEND accepts (comma-separated), as wgpu reads them.
+const BACKEND_NAMES: [&str; 8] = [
+    "vulkan", "vk", "metal", "mtl", "dx12", "d3d12", "gl", "opengl",
+];
+
+/// Refuse WGPU_BACKEND and WGPU_POWER_PREF values that wgpu would ignore
+/// silently (an unknown backend name reads as "no backends", which looks
+/// like "no GPU").
+pub fn check_env() -> anyhow::Result<()> {
+    if let Some(v) = std::env::var_os("WGPU_BACKEND") {
+        let v = v.to_string_lossy();
+        let accepted = || format!("{} (comma-separated)", BACKEND_NAMES.join(", "));
+        if v.trim().is_empty() {
+            bail!("WGPU_BACKEND is set but empty; accepted: {}", accepted());
+        }
+        for name in v.split(',') {
+            let n = name.trim().to_lowercase();
+            if !BACKEND_NAMES.contains(&n.as_str()) && n != "gles" {
+                bail!(
+                    "WGPU_BACKEND={v}: unknown backend '{}'; accepted: {}",
+                    name.trim(),
+                    accepted()
+                );
+            }
+        }
+    }
+    if let Some(v) = std::env::var_os("WGPU_POWER_PREF") {
+        let v = v.to_string_lossy();
+        if !["low", "high", "none"].contains(&v.to_lowercase().as_str()) {
+            bail!("WGPU_POWER_PREF={v}: accepted values are low, high and none");
+        }
+    }
+    Ok(())
+}
+
+/// A wgpu instance over the backends to look at, after checking the wgpu
+/// environment variables.
+pub fn instance() -> anyhow::Result<wgpu::Instance> {
+    check_env()?;
+    quiet_device_select_layer();
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     desc.backends = backends();
-    wgpu::Instance::new(desc)
+    Ok(wgpu::Instance::new(desc))
+}
+
+/// Mesa's implicit Vulkan layer VK_LAYER_MESA_device_select only reorders
+/// adapters (sweepfit picks its own), and on a machine without a display
+/// server it prints "error: XDG_RUNTIME_DIR is invalid or not set" while
+/// probing: a harmless message that reads as a failure. The layer's own
+/// switch turns it off, unless the user set it. Done once, before the first
+/// instance: other threads asking for one wait on the `Once`.
+fn quiet_device_select_layer() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("NODEVICE_SELECT").is_none() {
+            std::env::set_var("NODEVICE_SELECT", "1");
+        }
+    });
 }
 
 /// Every adapter the instance can see.

@@ -33,7 +33,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-pub use device::{all_adapters, instance, select_adapter, AdapterFilter, AdapterSummary};
+pub use device::{
+    all_adapters, check_env, instance, select_adapter, AdapterFilter, AdapterSummary,
+};
 
 use super::weights::{self, Weighting, UNWEIGHTED};
 use super::{Backend, BackendInfo, Eval, Prepared};
@@ -286,7 +288,7 @@ impl Weightings {
 impl GpuBackend {
     /// Pick an adapter (see [`select_adapter`]) and upload `data`.
     pub fn new(data: &Prepared, filter: AdapterFilter) -> anyhow::Result<GpuBackend> {
-        let inst = instance();
+        let inst = instance()?;
         let adapter = select_adapter(&inst, filter)?;
         GpuBackend::on_adapter(&adapter, data, None)
     }
