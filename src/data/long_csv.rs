@@ -14,6 +14,8 @@
 //! Other columns are ignored and whitespace around fields is trimmed.
 //! Numbers use standard float syntax (`1.36e9`, `0.5`); NaN and infinities
 //! are rejected.
+//! Run labels must be valid UTF-8, so that labels differing only in
+//! invalid bytes are not merged into one curve.
 //!
 //! Rows are grouped into curves by (run, N, T) in order of first
 //! appearance, so rows need not be sorted: each curve is sorted by tokens
@@ -45,10 +47,10 @@ pub fn read_long_csv(path: &Path, opts: &ReadOptions) -> Result<Dataset, DataErr
     while let Some(line) = f.next_record(&mut rec)? {
         let cell = |col: &Column, check: Check| number(path, line, col, &rec, check, opts);
         rows.push(Row {
-            run: run
-                .as_ref()
-                .map(|c| String::from_utf8_lossy(&rec[c.index]).into_owned())
-                .unwrap_or_default(),
+            run: match &run {
+                Some(c) => text(path, line, c, &rec, "run")?,
+                None => String::new(),
+            },
             n: cell(&n, Check::Positive)?,
             t: t.as_ref().map_or(Ok(1.0), |c| cell(c, Check::Positive))?,
             tokens: cell(&tokens, Check::NonNegative)?,
@@ -274,24 +276,35 @@ impl Check {
     }
 }
 
-/// Parse a finite float in standard syntax; the error is the problem text.
-pub(super) fn parse_f64(field: &[u8]) -> Result<f64, String> {
-    let s = std::str::from_utf8(field)
-        .map_err(|_| "expected a number, found invalid UTF-8".to_string())?;
+/// Parse a float in standard syntax, NaN and infinities included; the
+/// error is the problem text.
+fn parse_number(field: &[u8]) -> Result<f64, String> {
+    let s = std::str::from_utf8(field).map_err(|_| {
+        format!(
+            "expected a number, found invalid UTF-8 \"{}\"",
+            field.escape_ascii()
+        )
+    })?;
     if s.is_empty() {
         return Err("expected a number, found an empty field".into());
     }
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("expected a number, found {s:?}"))?;
+    s.parse()
+        .map_err(|_| format!("expected a number, found {s:?}"))
+}
+
+/// Parse a finite float in standard syntax; the error is the problem text.
+pub(super) fn parse_f64(field: &[u8]) -> Result<f64, String> {
+    let v = parse_number(field)?;
+    if v.is_finite() {
+        return Ok(v);
+    }
     // `parse` accepts "nan" and "inf"; neither can be fitted.
-    if v.is_nan() {
-        return Err(format!("NaN is not allowed, found {s:?}"));
-    }
-    if v.is_infinite() {
-        return Err(format!("infinite values are not allowed, found {s:?}"));
-    }
-    Ok(v)
+    let s = String::from_utf8_lossy(field);
+    Err(if v.is_nan() {
+        format!("NaN is not allowed, found {s:?}")
+    } else {
+        format!("infinite values are not allowed, found {s:?}")
+    })
 }
 
 /// Parse and check field `col` of `rec`, read from `path` at `line`.
@@ -306,6 +319,30 @@ pub(super) fn number(
     parse_f64(&rec[col.index])
         .and_then(|v| check.problem(v, opts).map_or(Ok(v), Err))
         .map_err(|problem| value_error(path, line, col, problem))
+}
+
+/// Field `col` of `rec` as text; `what` names it in the error when it is
+/// not UTF-8 (a lossy conversion would merge labels that differ only there).
+pub(super) fn text(
+    path: &Path,
+    line: u64,
+    col: &Column,
+    rec: &ByteRecord,
+    what: &str,
+) -> Result<String, DataError> {
+    let field = &rec[col.index];
+    match std::str::from_utf8(field) {
+        Ok(s) => Ok(s.to_owned()),
+        Err(_) => Err(value_error(
+            path,
+            line,
+            col,
+            format!(
+                "{what} is not valid UTF-8, found \"{}\"",
+                field.escape_ascii()
+            ),
+        )),
+    }
 }
 
 pub(super) fn value_error(path: &Path, line: u64, col: &Column, problem: String) -> DataError {
@@ -331,6 +368,10 @@ mod tests {
         assert!(parse_f64(b"nan").unwrap_err().contains("NaN"));
         assert!(parse_f64(b"-inf").unwrap_err().contains("infinite"));
         assert!(parse_f64(b"Infinity").unwrap_err().contains("infinite"));
+        assert_eq!(
+            parse_f64(b"1\xff").unwrap_err(),
+            "expected a number, found invalid UTF-8 \"1\\xff\""
+        );
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! `step_col` and `loss_col` of the log `file`, a CSV with a header (column
 //! names matched exactly first, then case-insensitively). `file` is relative
 //! to the manifest's folder unless absolute. The run label is `run`, or
-//! the log's file stem where there is no `run` column or its cell is blank.
+//! the log's file stem where there is no `run` column or its cell is blank;
+//! labels must be valid UTF-8.
 //! Rows may share a log (e.g. to read several loss columns); each log is
 //! parsed once. Two rows with the same (run, N, T) are an error.
 //!
@@ -15,7 +16,7 @@
 //! that log some metrics only every few steps. Points are sorted by step
 //! within each curve; all values are checked as for the long CSV.
 
-use super::long_csv::{number, value_error, Check, Column, CsvFile};
+use super::long_csv::{number, text, value_error, Check, Column, CsvFile};
 use super::{Config, DataError, Dataset, ReadOptions};
 use csv::ByteRecord;
 use indexmap::IndexMap;
@@ -103,15 +104,15 @@ fn read_entries(path: &Path) -> Result<Vec<Entry>, DataError> {
     let mut seen: HashMap<(String, u64, u64), u64> = HashMap::new();
     let mut rec = ByteRecord::new();
     while let Some(line) = f.next_record(&mut rec)? {
-        let text = |col: &Column, what: &str| {
-            let s = String::from_utf8_lossy(&rec[col.index]).into_owned();
+        let required = |col: &Column, what: &str| {
+            let s = text(path, line, col, &rec, what)?;
             if s.is_empty() {
                 Err(value_error(path, line, col, format!("empty {what}")))
             } else {
                 Ok(s)
             }
         };
-        let log = dir.join(text(&file, "file name")?);
+        let log = dir.join(required(&file, "file name")?);
         if !log.exists() {
             return Err(DataError::MissingLog {
                 manifest: path.into(),
@@ -119,8 +120,8 @@ fn read_entries(path: &Path) -> Result<Vec<Entry>, DataError> {
                 log,
             });
         }
-        let run = match run.as_ref().map(|c| &rec[c.index]) {
-            Some(label) if !label.is_empty() => String::from_utf8_lossy(label).into_owned(),
+        let run = match &run {
+            Some(c) if !rec[c.index].is_empty() => text(path, line, c, &rec, "run")?,
             _ => log
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -143,8 +144,8 @@ fn read_entries(path: &Path) -> Result<Vec<Entry>, DataError> {
             n,
             t,
             tokens_per_step: number(path, line, &tps, &rec, Check::Positive, &opts)?,
-            step_col: text(&step_col, "column name")?,
-            loss_col: text(&loss_col, "column name")?,
+            step_col: required(&step_col, "column name")?,
+            loss_col: required(&loss_col, "column name")?,
             log,
         });
     }
