@@ -12,8 +12,9 @@
 //! | `weight` | no       | 1       | point weight, >= 0, not all zero     |
 //!
 //! Other columns are ignored and whitespace around fields is trimmed.
-//! Numbers use standard float syntax (`1.36e9`, `0.5`); NaN and infinities
-//! are rejected.
+//! Numbers use standard float syntax (`1.36e9`, `0.5`); NaN, infinities
+//! and empty cells are rejected (a long CSV is written on purpose, unlike
+//! the tracker exports a manifest reads, where such loss rows are skipped).
 //! Run labels must be valid UTF-8, so that labels differing only in
 //! invalid bytes are not merged into one curve.
 //!
@@ -259,6 +260,8 @@ impl CsvFile {
 pub(super) enum Check {
     Positive,
     NonNegative,
+    /// Any finite value.
+    Finite,
     /// Positive when `ReadOptions::positive_loss` is set, else any value.
     Loss,
 }
@@ -321,6 +324,30 @@ pub(super) fn number(
         .map_err(|problem| value_error(path, line, col, problem))
 }
 
+/// The loss cell `col` of a per-run log's row: `None` where it is empty or
+/// not finite, as tracker exports write steps whose loss was not logged or
+/// diverged; the caller skips and counts those rows.
+pub(super) fn log_loss(
+    path: &Path,
+    line: u64,
+    col: &Column,
+    rec: &ByteRecord,
+    opts: &ReadOptions,
+) -> Result<Option<f64>, DataError> {
+    let field = &rec[col.index];
+    if field.is_empty() {
+        return Ok(None);
+    }
+    let v = parse_number(field).map_err(|problem| value_error(path, line, col, problem))?;
+    if !v.is_finite() {
+        return Ok(None);
+    }
+    match Check::Loss.problem(v, opts) {
+        Some(problem) => Err(value_error(path, line, col, problem)),
+        None => Ok(Some(v)),
+    }
+}
+
 /// Field `col` of `rec` as text; `what` names it in the error when it is
 /// not UTF-8 (a lossy conversion would merge labels that differ only there).
 pub(super) fn text(
@@ -372,6 +399,27 @@ mod tests {
             parse_f64(b"1\xff").unwrap_err(),
             "expected a number, found invalid UTF-8 \"1\\xff\""
         );
+    }
+
+    #[test]
+    fn log_loss_skips_only_empty_and_non_finite() {
+        let col = Column {
+            name: "loss".into(),
+            index: 0,
+        };
+        let on = ReadOptions {
+            positive_loss: true,
+        };
+        let cell = |field: &[u8]| {
+            let rec = ByteRecord::from(vec![field]);
+            log_loss(Path::new("x.csv"), 2, &col, &rec, &on).map_err(|e| e.to_string())
+        };
+        for skipped in [&b""[..], b"nan", b"-NaN", b"inf", b"-Infinity", b"+INF"] {
+            assert_eq!(cell(skipped), Ok(None), "{}", skipped.escape_ascii());
+        }
+        assert_eq!(cell(b"2.5"), Ok(Some(2.5)));
+        assert!(cell(b"-1").unwrap_err().contains("log space"));
+        assert!(cell(b"null").unwrap_err().contains("\"null\""));
     }
 
     #[test]
