@@ -255,7 +255,7 @@ fn bad_cells_in_logs_stay_errors() {
         ),
         (
             "step,loss\n0,nan\n1,\n2,-inf\n",
-            &["x.csv: column 'loss' (2) has no values"],
+            &["x.csv: column 'loss' (2) has no values (every cell is empty or not finite)"],
         ),
     ] {
         write(d, "x.csv", log);
