@@ -528,7 +528,8 @@ pub fn fit(
     )?;
     let calls = solved.calls;
     let outcomes = solved.outcomes.into_iter().next().unwrap_or_default();
-    let mut notes = notes;
+    // Notes on the input (rows skipped, ...) come before those on the fit.
+    let mut notes = [ds.notes.as_slice(), &notes].concat();
     if single_precision {
         notes.push(format!(
             "the best {} starts were refined on the CPU in f64; the others stopped at \

@@ -92,8 +92,11 @@ pub enum DataError {
         found: String,
     },
 
-    /// Every cell of a log column is blank.
-    #[error("{}: column '{column}' ({index}) has no values", path.display())]
+    /// Every cell of a log's loss column is empty or not finite.
+    #[error(
+        "{}: column '{column}' ({index}) has no values (every cell is empty or not finite)",
+        path.display()
+    )]
     EmptyColumn {
         path: PathBuf,
         column: String,

@@ -28,7 +28,10 @@ impl Filter {
         let in_bounds = |d: f64| {
             self.min_tokens.is_none_or(|lo| d >= lo) && self.max_tokens.is_none_or(|hi| d <= hi)
         };
-        let mut out = Dataset::default();
+        let mut out = Dataset {
+            notes: ds.notes.clone(),
+            ..Dataset::default()
+        };
         for c in &ds.configs {
             let start = out.tokens.len();
             for i in c
@@ -67,12 +70,15 @@ mod tests {
             loss: d + 1.0,
             weight: 1.0,
         };
-        Dataset::from_rows(
-            (0..10)
-                .map(|i| row("a", i as f64))
-                .chain([row("b", 100.0)])
-                .collect(),
-        )
+        Dataset {
+            notes: vec!["a note on the input".into()],
+            ..Dataset::from_rows(
+                (0..10)
+                    .map(|i| row("a", i as f64))
+                    .chain([row("b", 100.0)])
+                    .collect(),
+            )
+        }
     }
 
     #[test]
@@ -97,5 +103,6 @@ mod tests {
         assert_eq!(out.loss, vec![3.0, 6.0, 9.0]);
         assert_eq!(out.configs.len(), 1);
         assert_eq!((out.configs[0].start, out.configs[0].len), (0, 3));
+        assert_eq!(out.notes, ds().notes);
     }
 }

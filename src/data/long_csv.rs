@@ -12,8 +12,11 @@
 //! | `weight` | no       | 1       | point weight, >= 0, not all zero     |
 //!
 //! Other columns are ignored and whitespace around fields is trimmed.
-//! Numbers use standard float syntax (`1.36e9`, `0.5`); NaN and infinities
-//! are rejected.
+//! Numbers use standard float syntax (`1.36e9`, `0.5`); NaN, infinities
+//! and empty cells are rejected (a long CSV is written on purpose, unlike
+//! the tracker exports a manifest reads, where such loss rows are skipped).
+//! Run labels must be valid UTF-8, so that labels differing only in
+//! invalid bytes are not merged into one curve.
 //!
 //! Rows are grouped into curves by (run, N, T) in order of first
 //! appearance, so rows need not be sorted: each curve is sorted by tokens
@@ -45,10 +48,10 @@ pub fn read_long_csv(path: &Path, opts: &ReadOptions) -> Result<Dataset, DataErr
     while let Some(line) = f.next_record(&mut rec)? {
         let cell = |col: &Column, check: Check| number(path, line, col, &rec, check, opts);
         rows.push(Row {
-            run: run
-                .as_ref()
-                .map(|c| String::from_utf8_lossy(&rec[c.index]).into_owned())
-                .unwrap_or_default(),
+            run: match &run {
+                Some(c) => text(path, line, c, &rec, "run")?,
+                None => String::new(),
+            },
             n: cell(&n, Check::Positive)?,
             t: t.as_ref().map_or(Ok(1.0), |c| cell(c, Check::Positive))?,
             tokens: cell(&tokens, Check::NonNegative)?,
@@ -257,6 +260,8 @@ impl CsvFile {
 pub(super) enum Check {
     Positive,
     NonNegative,
+    /// Any finite value.
+    Finite,
     /// Positive when `ReadOptions::positive_loss` is set, else any value.
     Loss,
 }
@@ -274,24 +279,35 @@ impl Check {
     }
 }
 
-/// Parse a finite float in standard syntax; the error is the problem text.
-pub(super) fn parse_f64(field: &[u8]) -> Result<f64, String> {
-    let s = std::str::from_utf8(field)
-        .map_err(|_| "expected a number, found invalid UTF-8".to_string())?;
+/// Parse a float in standard syntax, NaN and infinities included; the
+/// error is the problem text.
+fn parse_number(field: &[u8]) -> Result<f64, String> {
+    let s = std::str::from_utf8(field).map_err(|_| {
+        format!(
+            "expected a number, found invalid UTF-8 \"{}\"",
+            field.escape_ascii()
+        )
+    })?;
     if s.is_empty() {
         return Err("expected a number, found an empty field".into());
     }
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("expected a number, found {s:?}"))?;
+    s.parse()
+        .map_err(|_| format!("expected a number, found {s:?}"))
+}
+
+/// Parse a finite float in standard syntax; the error is the problem text.
+pub(super) fn parse_f64(field: &[u8]) -> Result<f64, String> {
+    let v = parse_number(field)?;
+    if v.is_finite() {
+        return Ok(v);
+    }
     // `parse` accepts "nan" and "inf"; neither can be fitted.
-    if v.is_nan() {
-        return Err(format!("NaN is not allowed, found {s:?}"));
-    }
-    if v.is_infinite() {
-        return Err(format!("infinite values are not allowed, found {s:?}"));
-    }
-    Ok(v)
+    let s = String::from_utf8_lossy(field);
+    Err(if v.is_nan() {
+        format!("NaN is not allowed, found {s:?}")
+    } else {
+        format!("infinite values are not allowed, found {s:?}")
+    })
 }
 
 /// Parse and check field `col` of `rec`, read from `path` at `line`.
@@ -306,6 +322,54 @@ pub(super) fn number(
     parse_f64(&rec[col.index])
         .and_then(|v| check.problem(v, opts).map_or(Ok(v), Err))
         .map_err(|problem| value_error(path, line, col, problem))
+}
+
+/// The loss cell `col` of a per-run log's row: `None` where it is empty or
+/// not finite, as tracker exports write steps whose loss was not logged or
+/// diverged; the caller skips and counts those rows.
+pub(super) fn log_loss(
+    path: &Path,
+    line: u64,
+    col: &Column,
+    rec: &ByteRecord,
+    opts: &ReadOptions,
+) -> Result<Option<f64>, DataError> {
+    let field = &rec[col.index];
+    if field.is_empty() {
+        return Ok(None);
+    }
+    let v = parse_number(field).map_err(|problem| value_error(path, line, col, problem))?;
+    if !v.is_finite() {
+        return Ok(None);
+    }
+    match Check::Loss.problem(v, opts) {
+        Some(problem) => Err(value_error(path, line, col, problem)),
+        None => Ok(Some(v)),
+    }
+}
+
+/// Field `col` of `rec` as text; `what` names it in the error when it is
+/// not UTF-8 (a lossy conversion would merge labels that differ only there).
+pub(super) fn text(
+    path: &Path,
+    line: u64,
+    col: &Column,
+    rec: &ByteRecord,
+    what: &str,
+) -> Result<String, DataError> {
+    let field = &rec[col.index];
+    match std::str::from_utf8(field) {
+        Ok(s) => Ok(s.to_owned()),
+        Err(_) => Err(value_error(
+            path,
+            line,
+            col,
+            format!(
+                "{what} is not valid UTF-8, found \"{}\"",
+                field.escape_ascii()
+            ),
+        )),
+    }
 }
 
 pub(super) fn value_error(path: &Path, line: u64, col: &Column, problem: String) -> DataError {
@@ -331,6 +395,31 @@ mod tests {
         assert!(parse_f64(b"nan").unwrap_err().contains("NaN"));
         assert!(parse_f64(b"-inf").unwrap_err().contains("infinite"));
         assert!(parse_f64(b"Infinity").unwrap_err().contains("infinite"));
+        assert_eq!(
+            parse_f64(b"1\xff").unwrap_err(),
+            "expected a number, found invalid UTF-8 \"1\\xff\""
+        );
+    }
+
+    #[test]
+    fn log_loss_skips_only_empty_and_non_finite() {
+        let col = Column {
+            name: "loss".into(),
+            index: 0,
+        };
+        let on = ReadOptions {
+            positive_loss: true,
+        };
+        let cell = |field: &[u8]| {
+            let rec = ByteRecord::from(vec![field]);
+            log_loss(Path::new("x.csv"), 2, &col, &rec, &on).map_err(|e| e.to_string())
+        };
+        for skipped in [&b""[..], b"nan", b"-NaN", b"inf", b"-Infinity", b"+INF"] {
+            assert_eq!(cell(skipped), Ok(None), "{}", skipped.escape_ascii());
+        }
+        assert_eq!(cell(b"2.5"), Ok(Some(2.5)));
+        assert!(cell(b"-1").unwrap_err().contains("log space"));
+        assert!(cell(b"null").unwrap_err().contains("\"null\""));
     }
 
     #[test]

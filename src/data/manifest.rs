@@ -1,21 +1,29 @@
 //! Manifest: for sweeps logged as one CSV file per run.
 //!
 //! The manifest is a CSV with the columns (case-insensitive)
-//! `file,N,T,tokens_per_step,step_col,loss_col` and optionally `run`;
-//! `T` defaults to 1, other columns are ignored. Each row is one curve:
-//! the points are (`step * tokens_per_step`, loss) read from the columns
-//! `step_col` and `loss_col` of the log `file`, a CSV with a header (column
-//! names matched exactly first, then case-insensitively). `file` is relative
-//! to the manifest's folder unless absolute. The run label is `run`, or
-//! the log's file stem where there is no `run` column or its cell is blank.
-//! Rows may share a log (e.g. to read several loss columns); each log is
-//! parsed once. Two rows with the same (run, N, T) are an error.
+//! `file,N,T,tokens_per_step,step_col,loss_col` and optionally `run` and
+//! `step_offset`; `T` defaults to 1, other columns are ignored. Each row is
+//! one curve: the points are (`(step + step_offset) * tokens_per_step`,
+//! loss) read from the columns `step_col` and `loss_col` of the log `file`,
+//! a CSV with a header (column names matched exactly first, then
+//! case-insensitively). `file` is relative to the manifest's folder unless
+//! absolute. The run label is `run`, or the log's file stem where there is
+//! no `run` column or its cell is blank; labels must be valid UTF-8.
+//! `step_offset` (any finite number, 0 where absent or blank) is for logs
+//! that number their rows from 0, as tracker exports of a resumed run do;
+//! a step that it makes negative is an error. Rows may share a log (e.g. to
+//! read several loss columns); each log is parsed once. Two rows with the
+//! same (run, N, T) are an error.
 //!
-//! Log rows whose loss cell is blank are skipped, as in metric exports
-//! that log some metrics only every few steps. Points are sorted by step
-//! within each curve; all values are checked as for the long CSV.
+//! Real logs are read as they are: log rows whose loss cell is empty or not
+//! finite (`nan`, `inf`, `-Infinity`, ...) are skipped, as metric exports
+//! hold rows for steps where a metric was not logged or diverged; a step
+//! logged more than once (a restart re-logging steps) keeps its last value.
+//! Both are counted in the dataset's notes, one per log and loss column.
+//! Points are sorted by step within each curve; all other values are
+//! checked as for the long CSV, and a bad step is an error.
 
-use super::long_csv::{number, value_error, Check, Column, CsvFile};
+use super::long_csv::{log_loss, number, text, value_error, Check, Column, CsvFile};
 use super::{Config, DataError, Dataset, ReadOptions};
 use csv::ByteRecord;
 use indexmap::IndexMap;
@@ -32,30 +40,44 @@ pub fn read_manifest(path: &Path, opts: &ReadOptions) -> Result<Dataset, DataErr
         let key = std::fs::canonicalize(&e.log).unwrap_or_else(|_| e.log.clone());
         by_log.entry(key).or_default().push(i);
     }
+    let mut ds = Dataset::default();
     let mut series: Vec<Option<Series>> = (0..entries.len()).map(|_| None).collect();
     for users in by_log.values() {
         let group: Vec<&Entry> = users.iter().map(|&i| &entries[i]).collect();
-        for (&i, s) in users.iter().zip(read_log(path, &group, opts)?) {
+        let (read, notes) = read_log(path, &group, opts)?;
+        for (&i, s) in users.iter().zip(read) {
             series[i] = Some(s);
         }
+        ds.notes.extend(notes);
     }
 
-    let mut ds = Dataset::default();
     for (e, s) in entries.into_iter().zip(series) {
         let s = s.expect("every entry's log was read");
-        let start = ds.tokens.len();
-        let mut push = |i: usize| {
-            ds.tokens.push(s.steps[i] * e.tokens_per_step);
-            ds.loss.push(s.loss[i]);
-        };
-        if s.steps.is_sorted() {
-            (0..s.steps.len()).for_each(&mut push);
-        } else {
-            let mut order: Vec<usize> = (0..s.steps.len()).collect();
-            // Stable, so repeated steps keep file order.
-            order.sort_by(|&a, &b| s.steps[a].total_cmp(&s.steps[b]));
-            order.into_iter().for_each(&mut push);
+        // Series are sorted by step, so the first is the smallest.
+        if let Some(col) = &e.offset_col {
+            let first = s.steps[0] + e.step_offset;
+            if first < 0.0 {
+                return Err(value_error(
+                    path,
+                    e.line,
+                    col,
+                    format!(
+                        "step {} at {}:{} plus step_offset {} is negative ({first})",
+                        s.steps[0],
+                        e.log.display(),
+                        s.lines[0],
+                        e.step_offset
+                    ),
+                ));
+            }
         }
+        let start = ds.tokens.len();
+        ds.tokens.extend(
+            s.steps
+                .iter()
+                .map(|&step| (step + e.step_offset) * e.tokens_per_step),
+        );
+        ds.loss.extend_from_slice(&s.loss);
         ds.weight.resize(ds.tokens.len(), 1.0);
         ds.configs.push(Config {
             run: e.run,
@@ -76,15 +98,20 @@ struct Entry {
     n: f64,
     t: f64,
     tokens_per_step: f64,
+    step_offset: f64,
+    /// The manifest's `step_offset` column, for errors; `None` without one.
+    offset_col: Option<Column>,
     step_col: String,
     loss_col: String,
 }
 
-/// The points of one (step column, loss column) pair of a log.
+/// The points of one (step column, loss column) pair of a log: sorted by
+/// step, one per step, with the log line each came from.
 #[derive(Clone, Default)]
 struct Series {
     steps: Vec<f64>,
     loss: Vec<f64>,
+    lines: Vec<u64>,
 }
 
 fn read_entries(path: &Path) -> Result<Vec<Entry>, DataError> {
@@ -94,6 +121,7 @@ fn read_entries(path: &Path) -> Result<Vec<Entry>, DataError> {
     let n = f.require("N", &["N"])?;
     let t = f.find("T", &["T"])?;
     let tps = f.require("tokens_per_step", &["tokens_per_step"])?;
+    let offset_col = f.find("step_offset", &["step_offset"])?;
     let step_col = f.require("step_col", &["step_col"])?;
     let loss_col = f.require("loss_col", &["loss_col"])?;
 
@@ -103,15 +131,15 @@ fn read_entries(path: &Path) -> Result<Vec<Entry>, DataError> {
     let mut seen: HashMap<(String, u64, u64), u64> = HashMap::new();
     let mut rec = ByteRecord::new();
     while let Some(line) = f.next_record(&mut rec)? {
-        let text = |col: &Column, what: &str| {
-            let s = String::from_utf8_lossy(&rec[col.index]).into_owned();
+        let required = |col: &Column, what: &str| {
+            let s = text(path, line, col, &rec, what)?;
             if s.is_empty() {
                 Err(value_error(path, line, col, format!("empty {what}")))
             } else {
                 Ok(s)
             }
         };
-        let log = dir.join(text(&file, "file name")?);
+        let log = dir.join(required(&file, "file name")?);
         if !log.exists() {
             return Err(DataError::MissingLog {
                 manifest: path.into(),
@@ -119,8 +147,8 @@ fn read_entries(path: &Path) -> Result<Vec<Entry>, DataError> {
                 log,
             });
         }
-        let run = match run.as_ref().map(|c| &rec[c.index]) {
-            Some(label) if !label.is_empty() => String::from_utf8_lossy(label).into_owned(),
+        let run = match &run {
+            Some(c) if !rec[c.index].is_empty() => text(path, line, c, &rec, "run")?,
             _ => log
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -137,26 +165,43 @@ fn read_entries(path: &Path) -> Result<Vec<Entry>, DataError> {
                 first_line,
             });
         }
+        // Blank means no offset, so that only resumed runs need a value.
+        let step_offset = match &offset_col {
+            Some(c) if !rec[c.index].is_empty() => {
+                number(path, line, c, &rec, Check::Finite, &opts)?
+            }
+            _ => 0.0,
+        };
         entries.push(Entry {
             line,
             run,
             n,
             t,
             tokens_per_step: number(path, line, &tps, &rec, Check::Positive, &opts)?,
-            step_col: text(&step_col, "column name")?,
-            loss_col: text(&loss_col, "column name")?,
+            step_offset,
+            offset_col: offset_col.clone(),
+            step_col: required(&step_col, "column name")?,
+            loss_col: required(&loss_col, "column name")?,
             log,
         });
     }
     Ok(entries)
 }
 
-/// Read one log and return the series of each of `entries`, in order.
+/// Rows of one (step, loss) pair skipped for an empty or non-finite loss.
+#[derive(Clone, Copy, Default)]
+struct Skipped {
+    rows: usize,
+    first_line: u64,
+}
+
+/// Read one log and return the series of each of `entries`, in order, and
+/// the notes on what was skipped or replaced.
 fn read_log(
     manifest: &Path,
     entries: &[&Entry],
     opts: &ReadOptions,
-) -> Result<Vec<Series>, DataError> {
+) -> Result<(Vec<Series>, Vec<String>), DataError> {
     let log = &entries[0].log;
     let mut f = CsvFile::open(log)?;
     let resolve = |e: &Entry, role: &'static str, name: &str| {
@@ -187,19 +232,42 @@ fn read_log(
     }
 
     let mut out = vec![Series::default(); pairs.len()];
+    let mut skipped = vec![Skipped::default(); pairs.len()];
     let mut rec = ByteRecord::new();
     while let Some(line) = f.next_record(&mut rec)? {
-        for ((step, loss), s) in pairs.iter().zip(&mut out) {
-            if rec[loss.index].is_empty() {
+        for (((step, loss), s), skip) in pairs.iter().zip(&mut out).zip(&mut skipped) {
+            // The step of a skipped row is not read: with several step
+            // columns, a metric's step may be blank where it was not logged.
+            let Some(l) = log_loss(log, line, loss, &rec, opts)? else {
+                if skip.rows == 0 {
+                    skip.first_line = line;
+                }
+                skip.rows += 1;
                 continue;
-            }
+            };
             s.steps
                 .push(number(log, line, step, &rec, Check::NonNegative, opts)?);
-            s.loss
-                .push(number(log, line, loss, &rec, Check::Loss, opts)?);
+            s.loss.push(l);
+            s.lines.push(line);
         }
     }
-    for ((_, loss), s) in pairs.iter().zip(&out) {
+    let mut notes = Vec::new();
+    let mut noted: Vec<usize> = Vec::new();
+    for ((_, loss), skip) in pairs.iter().zip(&skipped) {
+        // Pairs that share the loss column skip the same rows.
+        if skip.rows > 0 && !noted.contains(&loss.index) {
+            noted.push(loss.index);
+            notes.push(format!(
+                "{}: skipped {} {} whose {} is empty or not finite (first at line {})",
+                log.display(),
+                skip.rows,
+                plural(skip.rows, "row", "rows"),
+                loss.name,
+                skip.first_line
+            ));
+        }
+    }
+    for ((_, loss), s) in pairs.iter().zip(&mut out) {
         if s.steps.is_empty() {
             return Err(DataError::EmptyColumn {
                 path: log.clone(),
@@ -207,11 +275,23 @@ fn read_log(
                 index: loss.index + 1,
             });
         }
+        if let Some(r) = sort_keep_last(s) {
+            notes.push(format!(
+                "{}: replaced {} {} of {} by a later row with the same step \
+                 (first at line {}, step {})",
+                log.display(),
+                r.rows,
+                plural(r.rows, "value", "values"),
+                loss.name,
+                r.first_line,
+                r.first_step
+            ));
+        }
     }
     // Move each series to its last user; copy only for shared pairs.
     let mut users = vec![0usize; out.len()];
     slot_of.iter().for_each(|&i| users[i] += 1);
-    Ok(slot_of
+    let series = slot_of
         .into_iter()
         .map(|i| {
             users[i] -= 1;
@@ -221,5 +301,58 @@ fn read_log(
                 out[i].clone()
             }
         })
-        .collect())
+        .collect();
+    Ok((series, notes))
+}
+
+/// Rows that replaced an earlier row with the same step.
+struct Replaced {
+    rows: usize,
+    /// The first of them in file order, and its step.
+    first_line: u64,
+    first_step: f64,
+}
+
+/// Sort `s` by step and keep the last row (in file order) of each step: a
+/// restarted run re-logs the steps since its checkpoint, and the later
+/// values are those of the run that went on.
+fn sort_keep_last(s: &mut Series) -> Option<Replaced> {
+    if s.steps.windows(2).all(|w| w[0] < w[1]) {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..s.steps.len()).collect();
+    // Stable, so equal steps stay in file order and the last one wins.
+    order.sort_by(|&a, &b| s.steps[a].total_cmp(&s.steps[b]));
+    let mut kept = Series::default();
+    let mut replaced: Option<Replaced> = None;
+    for i in order {
+        let (step, loss, line) = (s.steps[i], s.loss[i], s.lines[i]);
+        if kept.steps.last() == Some(&step) {
+            *kept.loss.last_mut().expect("same length") = loss;
+            *kept.lines.last_mut().expect("same length") = line;
+            let r = replaced.get_or_insert(Replaced {
+                rows: 0,
+                first_line: line,
+                first_step: step,
+            });
+            r.rows += 1;
+            if line < r.first_line {
+                (r.first_line, r.first_step) = (line, step);
+            }
+        } else {
+            kept.steps.push(step);
+            kept.loss.push(loss);
+            kept.lines.push(line);
+        }
+    }
+    *s = kept;
+    replaced
+}
+
+fn plural<'a>(k: usize, one: &'a str, many: &'a str) -> &'a str {
+    if k == 1 {
+        one
+    } else {
+        many
+    }
 }

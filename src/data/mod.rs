@@ -48,6 +48,9 @@ pub struct Dataset {
     pub tokens: Vec<f64>,
     pub loss: Vec<f64>,
     pub weight: Vec<f64>,
+    /// What the user should know about the input, e.g. rows a reader
+    /// skipped; reported with the fit.
+    pub notes: Vec<String>,
 }
 
 impl Dataset {
