@@ -326,6 +326,95 @@ fn held_out_points_are_green_and_in_the_legend() {
     assert!(report::panels_from_dataset(&ds, &looplm20_truth(), Some(short)).is_err());
 }
 
+/// The SVG's circles and polylines in drawing order: their colour (fill
+/// of a circle, stroke of a line) and position (centre, first point).
+fn svg_marks(svg: &str) -> Vec<([i32; 3], (f64, f64))> {
+    let attr = |el: &str, name: &str| -> Option<String> {
+        let start = el.find(&format!(" {name}=\""))? + name.len() + 3;
+        Some(el[start..start + el[start..].find('"')?].to_string())
+    };
+    let rgb = |hex: &str| -> Option<[i32; 3]> {
+        let h = hex.strip_prefix('#')?;
+        let c = |i: usize| i32::from_str_radix(h.get(i..i + 2)?, 16).ok();
+        Some([c(0)?, c(2)?, c(4)?])
+    };
+    let mut out = Vec::new();
+    for el in svg.split('<').skip(1) {
+        let found = if el.starts_with("circle ") {
+            rgb(&attr(el, "fill").unwrap_or_default()).zip(
+                attr(el, "cx")
+                    .zip(attr(el, "cy"))
+                    .map(|(x, y)| (x.parse().unwrap(), y.parse().unwrap())),
+            )
+        } else if el.starts_with("polyline ") {
+            rgb(&attr(el, "stroke").unwrap_or_default()).zip(
+                attr(el, "points")
+                    .and_then(|p| p.split_whitespace().next().map(str::to_string))
+                    .and_then(|p| {
+                        let (x, y) = p.split_once(',')?;
+                        Some((x.parse().unwrap(), y.parse().unwrap()))
+                    }),
+            )
+        } else {
+            None
+        };
+        out.extend(found);
+    }
+    out
+}
+
+#[test]
+fn the_prediction_is_drawn_over_the_held_out_markers() {
+    let dir = TempDir::new().unwrap();
+    let ds = pythia_like(200);
+    let last_quarter: Vec<bool> = ds
+        .configs
+        .iter()
+        .flat_map(|c| (0..c.len).map(move |i| i >= c.len * 3 / 4))
+        .collect();
+    // A perfect fit: every held-out marker sits on the predicted line,
+    // where it would hide the prediction if drawn over it.
+    let perfect = |held: &[bool]| {
+        let mut panels = report::panels_from_dataset(&ds, &looplm20_truth(), Some(held)).unwrap();
+        for p in &mut panels {
+            p.loss = p.pred.clone();
+        }
+        panels
+    };
+
+    let svg_path = dir.path().join("order.svg");
+    draw(&svg_path, &perfect(&last_quarter));
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    let marks = svg_marks(&svg);
+    for c in 0..4 {
+        // The marks of panel c, in drawing order (the header's are above).
+        let in_cell: Vec<[i32; 3]> = marks
+            .iter()
+            .filter(|(_, (x, y))| *y >= HEAD as f64 && (*x as usize) / W == c)
+            .map(|(colour, _)| *colour)
+            .collect();
+        let last_marker = in_cell.iter().rposition(|&k| is_green(k));
+        let first_pred = in_cell.iter().position(|&k| is_orange(k));
+        match (last_marker, first_pred) {
+            (Some(m), Some(p)) => {
+                assert!(m < p, "panel {c}: a marker is drawn after the prediction")
+            }
+            other => panic!("panel {c}: markers and prediction at {other:?}"),
+        }
+    }
+
+    // Every point held out: the markers cover the whole curve, and the
+    // dashes still show on top of them (about 800 orange pixels a panel;
+    // under the markers fewer than 100 peek out where the curve is steep).
+    let png = dir.path().join("all_held.png");
+    draw(&png, &perfect(&vec![true; ds.points()]));
+    let img = decode_png(&png);
+    for c in 0..4 {
+        let n = cell_counts(&img, 0, c);
+        assert!(n.green > 100 && n.orange > 400, "cell (0, {c}): {n:?}");
+    }
+}
+
 /// Pixels of a pale orange (the prediction's colour faded, so the band
 /// goes with it) inside cell (row, col).
 fn band_pixels(img: &Image, row: usize, col: usize) -> usize {

@@ -581,10 +581,13 @@ fn draw_panel<DB: DrawingBackend>(
     let real_style = REAL.stroke_width(if dense { 1 } else { 2 });
     let pred_style = PRED.stroke_width(2);
 
-    // The band under the lines: one polygon, lo forwards and hi back,
-    // clamped to the y range (for a filled area that is the clip). The
-    // law is smooth, so every k-th point keeps its shape.
+    // Back to front: band, held-out markers, real line, prediction. The
+    // markers sit on the real curve, where a good prediction runs too, so
+    // drawn last they would hide exactly the part of it being judged.
     if !p.band.is_empty() {
+        // One polygon, lo forwards and hi back, clamped to the y range
+        // (for a filled area that is the clip). The law is smooth, so
+        // every k-th point keeps its shape.
         let step = p
             .band
             .len()
@@ -608,18 +611,6 @@ fn draw_panel<DB: DrawingBackend>(
         }
     }
 
-    // Lines are clipped to the y range by hand: plotters would draw them
-    // over the axes and the neighbouring panels.
-    for piece in clip_y(&real, y_lo, y_hi) {
-        chart
-            .draw_series(LineSeries::new(piece, real_style))
-            .map_err(err)?;
-    }
-    for piece in clip_y(&pred, y_lo, y_hi) {
-        chart
-            .draw_series(DashedLineSeries::new(piece, 9, 5, pred_style))
-            .map_err(err)?;
-    }
     let held: Vec<(f64, f64)> = (0..xs.len())
         .filter(|&i| p.held_out.get(i).copied().unwrap_or(false))
         .map(|i| (xs[i], p.loss[i]))
@@ -637,6 +628,18 @@ fn draw_panel<DB: DrawingBackend>(
         )
         .map_err(err)?;
 
+    // Lines are clipped to the y range by hand: plotters would draw them
+    // over the axes and the neighbouring panels.
+    for piece in clip_y(&real, y_lo, y_hi) {
+        chart
+            .draw_series(LineSeries::new(piece, real_style))
+            .map_err(err)?;
+    }
+    for piece in clip_y(&pred, y_lo, y_hi) {
+        chart
+            .draw_series(DashedLineSeries::new(piece, 9, 5, pred_style))
+            .map_err(err)?;
+    }
     Ok(())
 }
 
