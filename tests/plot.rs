@@ -11,7 +11,7 @@ use std::path::Path;
 
 use sweepfit::data::{Dataset, Row};
 use sweepfit::law::predict_raw;
-use sweepfit::report::{self, format_count, Panel, PlotOptions};
+use sweepfit::report::{self, format_count, FoldReport, Panel, PlotOptions};
 use sweepfit::simulate::{looplm20_truth, simulate_looplm20, SimOptions};
 use tempfile::TempDir;
 
@@ -415,6 +415,33 @@ fn the_prediction_is_drawn_over_the_held_out_markers() {
     }
 }
 
+#[test]
+fn fold_titles_name_the_fold_and_its_held_out_r2() {
+    let mut f = FoldReport {
+        protocol: "sizes".into(),
+        fold: "train N = 53M, 134M, 374M".into(),
+        train_points: 600,
+        held_out_points: 200,
+        scored_points: 200,
+        objective: 1e-4,
+        starts: 8,
+        at_best: 3,
+        params: Default::default(),
+        r2: 0.99712,
+        rmse: 0.01,
+        mape: 0.3,
+    };
+    assert_eq!(
+        report::fold_title(3, &f),
+        "sizes fold 3: train N = 53M, 134M, 374M · held-out R² = 0.9971"
+    );
+    // A constant held-out loss has no R²; the title says so, not "NaN" or
+    // a "-" that reads as a minus sign.
+    f.r2 = f64::NAN;
+    let t = report::fold_title(3, &f);
+    assert!(!t.contains("NaN") && !t.contains("= -"), "{t}");
+}
+
 /// Pixels of a pale orange (the prediction's colour faded, so the band
 /// goes with it) inside cell (row, col).
 fn band_pixels(img: &Image, row: usize, col: usize) -> usize {
@@ -557,6 +584,15 @@ fn fit_plot_writes_both_pictures_and_plot_refuses_to_overwrite() {
     assert_every_cell_drawn(&decode_png(&out.join("grid.png")), 4, 5);
     let svg = std::fs::read_to_string(out.join("grid.svg")).unwrap();
     assert!(svg.contains("T = 4, N = 1.36B") && svg_texts(&svg, "Pred") == 1);
+    // The title names the law and its R² on the whole sweep.
+    let fit = report::read_fit_json(&out.join("fit.json")).unwrap();
+    let r2 = format!("R² = {:.4}", fit.metrics.r2);
+    let titles: Vec<&str> = svg.lines().filter(|l| l.contains(&r2)).collect();
+    assert!(
+        titles.len() == 1 && titles[0].contains(&fit.law),
+        "{r2} of {}: {titles:?}",
+        fit.law
+    );
 
     // `plot --fit` defaults to pred.csv and grid.png beside fit.json, which
     // `fit --plot` already wrote.

@@ -203,7 +203,10 @@ fn write_outputs(dir: &Path, ds: &Dataset, out: &FitOutput) -> anyhow::Result<()
 /// `fit --plot`: the grid next to fit.json, as PNG and SVG.
 fn write_grid_pictures(dir: &Path, ds: &Dataset, out: &FitOutput) -> anyhow::Result<()> {
     let mut panels = report::panels_from_dataset(ds, &out.params, None)?;
-    let mut opts = report::PlotOptions::default();
+    let mut opts = report::PlotOptions {
+        title: Some(report::fit_title(&out.report)),
+        ..Default::default()
+    };
     // A bootstrapped fit draws its prediction band too.
     report::add_fit_bands(&mut panels, &out.report, &mut opts);
     for name in ["grid.png", "grid.svg"] {

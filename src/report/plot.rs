@@ -17,7 +17,7 @@
 //! Text is drawn with DejaVu Sans bundled in the binary (the `dejavu`
 //! crate), so no system font or font library is needed.
 
-use super::FitReport;
+use super::{FitReport, FoldReport};
 use crate::{
     data::Dataset,
     law::{predict_raw, NP, PARAM_NAMES},
@@ -269,6 +269,37 @@ pub fn fit_params(r: &FitReport) -> anyhow::Result<[f64; NP]> {
             .ok_or_else(|| anyhow!("the fit report has no parameter {name}"))?;
     }
     Ok(p)
+}
+
+/// Title of a fit's grid: the law and how well it fits the whole sweep.
+pub fn fit_title(r: &FitReport) -> String {
+    format!(
+        "{DEFAULT_TITLE} · {} law · R² = {}",
+        r.law,
+        title_r2(r.metrics.r2)
+    )
+}
+
+/// Title of an eval fold's grid, `number` counting from 1 as its file
+/// name does: e.g. "sizes fold 3: train N = 53M, 134M, 374M · held-out
+/// R² = 0.9971".
+pub fn fold_title(number: usize, f: &FoldReport) -> String {
+    format!(
+        "{} fold {number}: {} · held-out R² = {}",
+        f.protocol,
+        f.fold,
+        title_r2(f.r2)
+    )
+}
+
+/// R² as the tables print it; NaN (constant held-out loss) as "n/a", since
+/// the tables' "-" would read as a minus sign after "=".
+fn title_r2(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.4}")
+    } else {
+        "n/a".to_string()
+    }
 }
 
 /// Panels from a `pred.csv` (`run,N,T,tokens,loss,pred`; other columns
