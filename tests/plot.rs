@@ -1,6 +1,8 @@
 //! The Real-vs-Pred grid: it renders for both sweep shapes in PNG and SVG,
-//! each curve lands in its own cell of the documented layout, empty cells
-//! stay blank, and the CLI writes it (`plot`, `fit --plot`) and refuses to
+//! each curve lands in its own cell of the documented layout under one
+//! title and one legend, Real blue and Pred orange (the LoopLM paper's
+//! colours), the prediction drawn over held-out markers, empty cells stay
+//! blank, and the CLI writes it (`plot`, `fit --plot`) and refuses to
 //! overwrite without --force.
 
 mod common;
@@ -9,12 +11,14 @@ use std::path::Path;
 
 use sweepfit::data::{Dataset, Row};
 use sweepfit::law::predict_raw;
-use sweepfit::report::{self, format_count, Panel, PlotOptions};
+use sweepfit::report::{self, format_count, FoldReport, Panel, PlotOptions};
 use sweepfit::simulate::{looplm20_truth, simulate_looplm20, SimOptions};
 use tempfile::TempDir;
 
 const W: usize = 400;
 const H: usize = 300;
+/// The title-and-legend strip above the panels.
+const HEAD: usize = report::HEADER_HEIGHT as usize;
 
 /// The 4 x 5 simulated sweep, `points` per curve.
 fn sim_sweep(points: usize) -> Dataset {
@@ -86,37 +90,82 @@ fn decode_png(path: &Path) -> Image {
     }
 }
 
-/// Pixel counts inside cell (row, col): (not white, blue "Real", red
-/// "Pred", green "Held out").
-fn cell_counts(img: &Image, row: usize, col: usize) -> (usize, usize, usize, usize) {
-    let (mut ink, mut blue, mut red, mut green) = (0, 0, 0, 0);
-    for y in row * H..(row + 1) * H {
-        for x in col * W..(col + 1) * W {
-            let [r, g, b] = img.rgb[y * img.width + x].map(i32::from);
-            ink += usize::from([r, g, b] != [255, 255, 255]);
-            blue += usize::from(b > r + 80 && b > g + 30);
-            red += usize::from(r > g + 100 && r > b + 100);
-            green += usize::from(g > r + 60 && g > b + 60);
-        }
-    }
-    (ink, blue, red, green)
+/// Colour classes, loose enough for blending with white or the grid.
+fn is_blue([r, g, b]: [i32; 3]) -> bool {
+    b > r + 80 && b > g + 30
+}
+/// Saturated orange, like matplotlib's (255, 127, 14): red high, green
+/// about half, little blue.
+fn is_orange([r, g, b]: [i32; 3]) -> bool {
+    r > 200 && (90..=170).contains(&g) && b < 90
+}
+/// Pure red, like the (214, 39, 40) the prediction used to be drawn in;
+/// orange never gets here, even blended with black or white.
+fn is_red([r, g, b]: [i32; 3]) -> bool {
+    r > 150 && g < 80 && b < 80
+}
+fn is_green([r, g, b]: [i32; 3]) -> bool {
+    g > r + 60 && g > b + 60
 }
 
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    ink: usize,
+    blue: usize,
+    orange: usize,
+    red: usize,
+    green: usize,
+}
+
+/// Pixel counts in x in `xs`, y in `ys`.
+fn counts(img: &Image, xs: std::ops::Range<usize>, ys: std::ops::Range<usize>) -> Counts {
+    let mut n = Counts::default();
+    for y in ys {
+        for x in xs.clone() {
+            let px = img.rgb[y * img.width + x].map(i32::from);
+            n.ink += usize::from(px != [255, 255, 255]);
+            n.blue += usize::from(is_blue(px));
+            n.orange += usize::from(is_orange(px));
+            n.red += usize::from(is_red(px));
+            n.green += usize::from(is_green(px));
+        }
+    }
+    n
+}
+
+/// Pixel counts inside cell (row, col), below the header.
+fn cell_counts(img: &Image, row: usize, col: usize) -> Counts {
+    let y0 = HEAD + row * H;
+    counts(img, col * W..(col + 1) * W, y0..y0 + H)
+}
+
+/// Every cell has both lines, Real blue and Pred orange, nothing red; the
+/// header above the panels has the title and the legend's samples.
 fn assert_every_cell_drawn(img: &Image, rows: usize, cols: usize) {
     assert_eq!(
         (img.width, img.height),
-        (cols * W, rows * H),
+        (cols * W, HEAD + rows * H),
         "picture size"
     );
     for r in 0..rows {
         for c in 0..cols {
-            let (ink, blue, red, _) = cell_counts(img, r, c);
+            let n = cell_counts(img, r, c);
             assert!(
-                ink > 2000 && blue > 100 && red > 100,
-                "cell ({r}, {c}): {ink} non-white, {blue} blue, {red} red pixels"
+                n.ink > 2000 && n.blue > 100 && n.orange > 100 && n.red == 0,
+                "cell ({r}, {c}): {n:?}"
             );
         }
     }
+    let head = counts(img, 0..img.width, 0..HEAD);
+    assert!(
+        head.ink > 300 && head.blue > 20 && head.orange > 20 && head.red == 0,
+        "header: {head:?}"
+    );
+}
+
+/// How often `text` is drawn as a text element of the SVG.
+fn svg_texts(svg: &str, text: &str) -> usize {
+    svg.matches(&format!(">\n{text}\n<")).count()
 }
 
 fn title(t: f64, n: f64) -> String {
@@ -142,24 +191,55 @@ fn simulated_sweep_is_a_4_by_5_grid_in_png_and_svg() {
     let svg_path = dir.path().join("grid.svg");
     draw(&svg_path, &panels);
     let svg = std::fs::read_to_string(&svg_path).unwrap();
-    assert!(svg.starts_with("<svg") && svg.contains(r#"width="2000" height="1200""#));
+    let size = format!(r#"width="2000" height="{}""#, HEAD + 1200);
+    assert!(svg.starts_with("<svg") && svg.contains(&size));
     for p in &panels {
-        assert!(
-            svg.contains(&title(p.t, p.n)),
-            "no title {}",
-            title(p.t, p.n)
-        );
+        assert_eq!(svg_texts(&svg, &title(p.t, p.n)), 1, "{}", title(p.t, p.n));
     }
-    for label in ["Real", "Pred", "Tokens (B)", "Loss"] {
-        assert_eq!(
-            svg.matches(&format!(">\n{label}\n<")).count(),
-            20,
-            "{label}"
-        );
+    // Every panel has its axes; the figure has one title and one legend.
+    for label in ["Tokens (B)", "Loss"] {
+        assert_eq!(svg_texts(&svg, label), 20, "{label}");
+    }
+    for label in [report::DEFAULT_TITLE, "Real", "Pred"] {
+        assert_eq!(svg_texts(&svg, label), 1, "{label}");
     }
     assert!(
-        !svg.contains("Held out"),
-        "no held-out points, no legend entry"
+        !svg.contains("Held out") && !svg.contains("band"),
+        "no held-out points or bands, no legend entries for them"
+    );
+}
+
+#[test]
+fn the_title_is_the_callers_and_a_long_one_shrinks_to_fit() {
+    let dir = TempDir::new().unwrap();
+    let panels = sim_panels(30);
+    let opts = PlotOptions {
+        title: Some("My sweep · R² = 0.99".into()),
+        ..PlotOptions::default()
+    };
+    let path = dir.path().join("titled.svg");
+    report::draw_grid(&path, &panels, &opts).unwrap();
+    let svg = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(svg_texts(&svg, "My sweep · R² = 0.99"), 1);
+    assert!(!svg.contains(report::DEFAULT_TITLE));
+
+    // One 400-pixel panel under a title several times that wide at the
+    // usual size: shrunk, it leaves the picture's edges blank.
+    let one = &panels[..1];
+    let long = PlotOptions {
+        title: Some("sizes fold 10: train N = 374M, 778M, 1.36B · held-out R² = 0.9971".into()),
+        ..PlotOptions::default()
+    };
+    let png = dir.path().join("long.png");
+    report::draw_grid(&png, one, &long).unwrap();
+    let img = decode_png(&png);
+    assert_every_cell_drawn(&img, 1, 1);
+    let left = counts(&img, 0..3, 0..HEAD);
+    let right = counts(&img, W - 3..W, 0..HEAD);
+    assert_eq!(
+        (left.ink, right.ink),
+        (0, 0),
+        "the header runs off the edge"
     );
 }
 
@@ -188,7 +268,7 @@ fn pythia_like_sweep_is_a_1_by_4_grid_ordered_by_n() {
     ] {
         assert!(svg.contains(t), "no title {t}");
     }
-    assert!(svg.contains("Real") && svg.contains("Pred"));
+    assert_eq!((svg_texts(&svg, "Real"), svg_texts(&svg, "Pred")), (1, 1));
 }
 
 #[test]
@@ -200,10 +280,10 @@ fn a_missing_configuration_leaves_its_cell_blank() {
     let png = dir.path().join("holes.png");
     draw(&png, &panels);
     let img = decode_png(&png);
-    assert_eq!((img.width, img.height), (5 * W, 4 * H));
+    assert_eq!((img.width, img.height), (5 * W, HEAD + 4 * H));
     for r in 0..4 {
         for c in 0..5 {
-            let (ink, ..) = cell_counts(&img, r, c);
+            let ink = cell_counts(&img, r, c).ink;
             if (r, c) == (2, 2) {
                 assert_eq!(ink, 0, "the empty cell is blank");
             } else {
@@ -228,24 +308,150 @@ fn held_out_points_are_green_and_in_the_legend() {
     draw(&png, &panels);
     let img = decode_png(&png);
     for c in 0..4 {
-        let (_, _, _, green) = cell_counts(&img, 0, c);
+        let green = cell_counts(&img, 0, c).green;
         assert!(green > 100, "cell (0, {c}): {green} green pixels");
     }
+    let head = counts(&img, 0..img.width, 0..HEAD);
+    assert!(
+        head.green > 10,
+        "no held-out sample in the legend: {head:?}"
+    );
     let svg_path = dir.path().join("held.svg");
     draw(&svg_path, &panels);
     let svg = std::fs::read_to_string(&svg_path).unwrap();
-    assert_eq!(svg.matches(">\nHeld out\n<").count(), 4);
+    // One legend for the figure, not one per panel.
+    assert_eq!(svg_texts(&svg, "Held out"), 1);
 
     let short = &held[..held.len() - 1];
     assert!(report::panels_from_dataset(&ds, &looplm20_truth(), Some(short)).is_err());
 }
 
-/// Pixels of the band's pale red inside cell (row, col).
+/// The SVG's circles and polylines in drawing order: their colour (fill
+/// of a circle, stroke of a line) and position (centre, first point).
+fn svg_marks(svg: &str) -> Vec<([i32; 3], (f64, f64))> {
+    let attr = |el: &str, name: &str| -> Option<String> {
+        let start = el.find(&format!(" {name}=\""))? + name.len() + 3;
+        Some(el[start..start + el[start..].find('"')?].to_string())
+    };
+    let rgb = |hex: &str| -> Option<[i32; 3]> {
+        let h = hex.strip_prefix('#')?;
+        let c = |i: usize| i32::from_str_radix(h.get(i..i + 2)?, 16).ok();
+        Some([c(0)?, c(2)?, c(4)?])
+    };
+    let mut out = Vec::new();
+    for el in svg.split('<').skip(1) {
+        let found = if el.starts_with("circle ") {
+            rgb(&attr(el, "fill").unwrap_or_default()).zip(
+                attr(el, "cx")
+                    .zip(attr(el, "cy"))
+                    .map(|(x, y)| (x.parse().unwrap(), y.parse().unwrap())),
+            )
+        } else if el.starts_with("polyline ") {
+            rgb(&attr(el, "stroke").unwrap_or_default()).zip(
+                attr(el, "points")
+                    .and_then(|p| p.split_whitespace().next().map(str::to_string))
+                    .and_then(|p| {
+                        let (x, y) = p.split_once(',')?;
+                        Some((x.parse().unwrap(), y.parse().unwrap()))
+                    }),
+            )
+        } else {
+            None
+        };
+        out.extend(found);
+    }
+    out
+}
+
+#[test]
+fn the_prediction_is_drawn_over_the_held_out_markers() {
+    let dir = TempDir::new().unwrap();
+    let ds = pythia_like(200);
+    let last_quarter: Vec<bool> = ds
+        .configs
+        .iter()
+        .flat_map(|c| (0..c.len).map(move |i| i >= c.len * 3 / 4))
+        .collect();
+    // A perfect fit: every held-out marker sits on the predicted line,
+    // where it would hide the prediction if drawn over it.
+    let perfect = |held: &[bool]| {
+        let mut panels = report::panels_from_dataset(&ds, &looplm20_truth(), Some(held)).unwrap();
+        for p in &mut panels {
+            p.loss = p.pred.clone();
+        }
+        panels
+    };
+
+    let svg_path = dir.path().join("order.svg");
+    draw(&svg_path, &perfect(&last_quarter));
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    let marks = svg_marks(&svg);
+    for c in 0..4 {
+        // The marks of panel c, in drawing order (the header's are above).
+        let in_cell: Vec<[i32; 3]> = marks
+            .iter()
+            .filter(|(_, (x, y))| *y >= HEAD as f64 && (*x as usize) / W == c)
+            .map(|(colour, _)| *colour)
+            .collect();
+        let last_marker = in_cell.iter().rposition(|&k| is_green(k));
+        let first_pred = in_cell.iter().position(|&k| is_orange(k));
+        match (last_marker, first_pred) {
+            (Some(m), Some(p)) => {
+                assert!(m < p, "panel {c}: a marker is drawn after the prediction")
+            }
+            other => panic!("panel {c}: markers and prediction at {other:?}"),
+        }
+    }
+
+    // Every point held out: the markers cover the whole curve, and the
+    // dashes still show on top of them (about 800 orange pixels a panel;
+    // under the markers fewer than 100 peek out where the curve is steep).
+    let png = dir.path().join("all_held.png");
+    draw(&png, &perfect(&vec![true; ds.points()]));
+    let img = decode_png(&png);
+    for c in 0..4 {
+        let n = cell_counts(&img, 0, c);
+        assert!(n.green > 100 && n.orange > 400, "cell (0, {c}): {n:?}");
+    }
+}
+
+#[test]
+fn fold_titles_name_the_fold_and_its_held_out_r2() {
+    let mut f = FoldReport {
+        protocol: "sizes".into(),
+        fold: "train N = 53M, 134M, 374M".into(),
+        train_points: 600,
+        held_out_points: 200,
+        scored_points: 200,
+        objective: 1e-4,
+        starts: 8,
+        at_best: 3,
+        params: Default::default(),
+        r2: 0.99712,
+        rmse: 0.01,
+        mape: 0.3,
+    };
+    assert_eq!(
+        report::fold_title(3, &f),
+        "sizes fold 3: train N = 53M, 134M, 374M · held-out R² = 0.9971"
+    );
+    // A constant held-out loss has no R²; the title says so, not "NaN" or
+    // a "-" that reads as a minus sign.
+    f.r2 = f64::NAN;
+    let t = report::fold_title(3, &f);
+    assert!(!t.contains("NaN") && !t.contains("= -"), "{t}");
+}
+
+/// Pixels of a pale orange (the prediction's colour faded, so the band
+/// goes with it) inside cell (row, col).
 fn band_pixels(img: &Image, row: usize, col: usize) -> usize {
     let mut n = 0;
-    for y in row * H..(row + 1) * H {
+    for y in HEAD + row * H..HEAD + (row + 1) * H {
         for x in col * W..(col + 1) * W {
-            n += usize::from(img.rgb[y * img.width + x] == [246, 200, 200]);
+            let [r, g, b] = img.rgb[y * img.width + x].map(i32::from);
+            n += usize::from(
+                r >= 245 && (195..=240).contains(&g) && (150..=225).contains(&b) && g > b + 15,
+            );
         }
     }
     n
@@ -287,12 +493,18 @@ fn bootstrap_bands_are_shaded_and_in_the_legend() {
     for c in 0..4 {
         let n = band_pixels(&img, 0, c);
         assert!(n > 1000, "cell (0, {c}): {n} band pixels");
-        assert_eq!(band_pixels(&bare_img, 0, c), 0, "no band without samples");
+        // Without samples, only a few edge pixels of the orange line, faded
+        // into the white, have the band's colour.
+        let bare = band_pixels(&bare_img, 0, c);
+        assert!(
+            bare < 50,
+            "cell (0, {c}): {bare} band pixels without samples"
+        );
     }
     let svg_path = dir.path().join("band.svg");
     report::draw_grid(&svg_path, &panels, &opts).unwrap();
     let svg = std::fs::read_to_string(&svg_path).unwrap();
-    assert_eq!(svg.matches(">\n95% band (points)\n<").count(), 4);
+    assert_eq!(svg_texts(&svg, "95% band (points)"), 1);
 
     let mut bad = panels.clone();
     bad[0].band.pop();
@@ -371,7 +583,16 @@ fn fit_plot_writes_both_pictures_and_plot_refuses_to_overwrite() {
     assert!(ok, "{text}");
     assert_every_cell_drawn(&decode_png(&out.join("grid.png")), 4, 5);
     let svg = std::fs::read_to_string(out.join("grid.svg")).unwrap();
-    assert!(svg.contains("T = 4, N = 1.36B") && svg.contains("Pred"));
+    assert!(svg.contains("T = 4, N = 1.36B") && svg_texts(&svg, "Pred") == 1);
+    // The title names the law and its R² on the whole sweep.
+    let fit = report::read_fit_json(&out.join("fit.json")).unwrap();
+    let r2 = format!("R² = {:.4}", fit.metrics.r2);
+    let titles: Vec<&str> = svg.lines().filter(|l| l.contains(&r2)).collect();
+    assert!(
+        titles.len() == 1 && titles[0].contains(&fit.law),
+        "{r2} of {}: {titles:?}",
+        fit.law
+    );
 
     // `plot --fit` defaults to pred.csv and grid.png beside fit.json, which
     // `fit --plot` already wrote.
@@ -395,7 +616,9 @@ fn fit_plot_writes_both_pictures_and_plot_refuses_to_overwrite() {
     let (ok, text) = sweepfit(dir.path(), &args);
     assert!(ok, "{text}");
     let svg = std::fs::read_to_string(&again).unwrap();
-    assert!(svg.contains("T = 1, N = 53M") && svg.contains("Real"));
+    assert!(svg.contains("T = 1, N = 53M") && svg_texts(&svg, "Real") == 1);
+    // A pred.csv alone says nothing about the fit: the plain title.
+    assert_eq!(svg_texts(&svg, report::DEFAULT_TITLE), 1);
     let (ok, text) = sweepfit(dir.path(), &args);
     assert!(!ok && text.contains("exists"), "{text}");
 

@@ -99,14 +99,30 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
         let dir = a.out.join("folds");
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
-        for (i, (fold, params)) in out.folds.iter().zip(&out.params).enumerate() {
+        // out.report.folds lists the folds in the order of out.folds (the
+        // fit on all points is out.report.full, not among them).
+        let reports = &out.report.folds;
+        anyhow::ensure!(
+            reports.len() == out.folds.len() && out.params.len() == out.folds.len(),
+            "eval returned {} folds, {} fold reports and {} parameter sets",
+            out.folds.len(),
+            reports.len(),
+            out.params.len()
+        );
+        for (i, ((fold, params), fr)) in out.folds.iter().zip(&out.params).zip(reports).enumerate()
+        {
+            debug_assert_eq!(fold.label, fr.fold);
             let mut held = vec![false; ds.points()];
             for j in fold.held_out(&ds) {
                 held[j] = true;
             }
             let panels = report::panels_from_dataset(&ds, params, Some(&held))?;
             let path = dir.join(format!("{:02}-{}.png", i + 1, slug(&fold.label)));
-            report::draw_grid(&path, &panels, &report::PlotOptions::default())?;
+            let opts = report::PlotOptions {
+                title: Some(report::fold_title(i + 1, fr)),
+                ..Default::default()
+            };
+            report::draw_grid(&path, &panels, &opts)?;
         }
         say!(
             "wrote {} fold pictures to {}",

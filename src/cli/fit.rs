@@ -235,7 +235,10 @@ fn write_grid_pictures(
     out: &FitOutput,
 ) -> anyhow::Result<Vec<&'static str>> {
     let mut panels = report::panels_from_dataset(ds, &out.params, None)?;
-    let mut opts = report::PlotOptions::default();
+    let mut opts = report::PlotOptions {
+        title: Some(report::fit_title(&out.report)),
+        ..Default::default()
+    };
     // A bootstrapped fit draws its prediction band too.
     report::add_fit_bands(&mut panels, &out.report, &mut opts);
     let names = vec!["grid.png", "grid.svg"];

@@ -45,6 +45,7 @@ pub(crate) fn cmd_plot(a: PlotArgs) -> anyhow::Result<()> {
             let params = report::fit_params(&fit).with_context(|| f.display().to_string())?;
             let ds = data::read_long_csv(&data, &ReadOptions::default())?;
             let mut panels = report::panels_from_dataset(&ds, &params, None)?;
+            opts.title = Some(report::fit_title(&fit));
             // A bootstrapped fit draws its prediction band too.
             report::add_fit_bands(&mut panels, &fit, &mut opts);
             panels

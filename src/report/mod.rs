@@ -17,8 +17,9 @@ pub use eval::{
 pub use json::{pretty_json, read_fit_json, write_fit_json, write_pretty};
 pub use metrics::{compute_metrics, subset_metrics};
 pub use plot::{
-    add_bands, add_fit_bands, draw_grid, fit_params, grid_layout, panels_from_dataset,
-    read_pred_csv, GridLayout, Panel, PlotFormat, PlotOptions,
+    add_bands, add_fit_bands, draw_grid, fit_params, fit_title, fold_title, grid_layout,
+    panels_from_dataset, read_pred_csv, GridLayout, Panel, PlotFormat, PlotOptions, DEFAULT_TITLE,
+    HEADER_HEIGHT,
 };
 pub use pred_csv::write_pred_csv;
 pub use table::{format_count, summary};

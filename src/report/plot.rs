@@ -1,12 +1,15 @@
 //! The Real-vs-Pred grid: one panel per curve of the sweep, rows by T
 //! (ascending, top to bottom), columns by N (ascending, left to right), the
-//! observed loss solid and the fitted law dashed, as the LoopLM paper shows
-//! its fit.
+//! observed loss solid blue and the fitted law dashed orange under one
+//! title and one legend for the whole figure, as the LoopLM paper shows its
+//! fit.
 //!
-//! Pixel layout (what tests and callers may rely on): no margins or header,
-//! the panel in row `r`, column `c` covers x in `[c*w, (c+1)*w)` and y in
-//! `[r*h, (r+1)*h)` with `w`, `h` the panel size of [`PlotOptions`]. A (T, N)
-//! without a curve leaves its cell blank. Several curves with the same
+//! Pixel layout (what tests and callers may rely on): a header of
+//! [`HEADER_HEIGHT`] pixels across the top (the title, and under it the
+//! legend), then the panels without margins: the panel in row `r`, column
+//! `c` covers x in `[c*w, (c+1)*w)` and y in `[HEADER_HEIGHT + r*h,
+//! HEADER_HEIGHT + (r+1)*h)` with `w`, `h` the panel size of
+//! [`PlotOptions`]. A (T, N) without a curve leaves its cell blank. Several curves with the same
 //! (N, T) (different runs) each get a panel: N's column is split into as
 //! many columns as the most runs any T has at that N, ordered by run label,
 //! and the run label is added to their titles.
@@ -14,7 +17,7 @@
 //! Text is drawn with DejaVu Sans bundled in the binary (the `dejavu`
 //! crate), so no system font or font library is needed.
 
-use super::FitReport;
+use super::{FitReport, FoldReport};
 use crate::{
     data::Dataset,
     law::{predict_raw, NP, PARAM_NAMES},
@@ -24,6 +27,8 @@ use anyhow::{anyhow, bail, Context};
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::FontStyle;
 use serde::Deserialize;
 use std::path::Path;
 
@@ -58,7 +63,15 @@ pub struct PlotOptions {
     pub y_range: Option<(f64, f64)>,
     /// Legend entry of the prediction bands, when panels have them.
     pub band_label: String,
+    /// Title of the whole figure; `None` draws [`DEFAULT_TITLE`].
+    pub title: Option<String>,
 }
+
+/// The figure's title when [`PlotOptions::title`] gives none.
+pub const DEFAULT_TITLE: &str = "Real vs Pred";
+
+/// Height in pixels of the title-and-legend header above the panels.
+pub const HEADER_HEIGHT: u32 = 84;
 
 impl Default for PlotOptions {
     fn default() -> Self {
@@ -68,6 +81,7 @@ impl Default for PlotOptions {
             max_line_points: 2000,
             y_range: None,
             band_label: "Band".to_string(),
+            title: None,
         }
     }
 }
@@ -257,6 +271,37 @@ pub fn fit_params(r: &FitReport) -> anyhow::Result<[f64; NP]> {
     Ok(p)
 }
 
+/// Title of a fit's grid: the law and how well it fits the whole sweep.
+pub fn fit_title(r: &FitReport) -> String {
+    format!(
+        "{DEFAULT_TITLE} · {} law · R² = {}",
+        r.law,
+        title_r2(r.metrics.r2)
+    )
+}
+
+/// Title of an eval fold's grid, `number` counting from 1 as its file
+/// name does: e.g. "sizes fold 3: train N = 53M, 134M, 374M · held-out
+/// R² = 0.9971".
+pub fn fold_title(number: usize, f: &FoldReport) -> String {
+    format!(
+        "{} fold {number}: {} · held-out R² = {}",
+        f.protocol,
+        f.fold,
+        title_r2(f.r2)
+    )
+}
+
+/// R² as the tables print it; NaN (constant held-out loss) as "n/a", since
+/// the tables' "-" would read as a minus sign after "=".
+fn title_r2(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.4}")
+    } else {
+        "n/a".to_string()
+    }
+}
+
 /// Panels from a `pred.csv` (`run,N,T,tokens,loss,pred`; other columns
 /// ignored), curves in order of first appearance, sorted by tokens.
 pub fn read_pred_csv(path: &Path) -> anyhow::Result<Vec<Panel>> {
@@ -316,11 +361,12 @@ pub fn read_pred_csv(path: &Path) -> anyhow::Result<Vec<Panel>> {
         .collect())
 }
 
+// Matplotlib's first three default colours, as in the LoopLM paper's figure.
 const REAL: RGBColor = RGBColor(31, 119, 180);
-const PRED: RGBColor = RGBColor(214, 39, 40);
+const PRED: RGBColor = RGBColor(255, 127, 14);
 const HELD: RGBColor = RGBColor(44, 160, 44);
-/// The prediction's red, pale: bands stay behind both lines.
-const BAND: RGBColor = RGBColor(246, 200, 200);
+/// The prediction's orange, pale: bands stay behind both lines.
+const BAND: RGBColor = RGBColor(255, 222, 192);
 const FONT: &str = "sans-serif";
 
 /// Draw the grid to `path`, PNG or SVG by its extension (an existing file is
@@ -351,7 +397,7 @@ pub fn draw_grid(path: &Path, panels: &[Panel], opts: &PlotOptions) -> anyhow::R
     let layout = grid_layout(panels);
     let size = (
         opts.panel_width * layout.cols.len() as u32,
-        opts.panel_height * layout.rows.len() as u32,
+        HEADER_HEIGHT + opts.panel_height * layout.rows.len() as u32,
     );
     let ctx = || format!("drawing {}", path.display());
     match format {
@@ -374,7 +420,7 @@ pub fn draw_grid(path: &Path, panels: &[Panel], opts: &PlotOptions) -> anyhow::R
 fn register_fonts() -> anyhow::Result<()> {
     static DONE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let ok = *DONE.get_or_init(|| {
-        use plotters::style::{register_font, FontStyle};
+        use plotters::style::register_font;
         register_font(FONT, FontStyle::Normal, dejavu::sans::regular()).is_ok()
             && register_font(FONT, FontStyle::Bold, dejavu::sans::bold()).is_ok()
     });
@@ -396,9 +442,11 @@ fn render<DB: DrawingBackend>(
     opts: &PlotOptions,
 ) -> anyhow::Result<()> {
     root.fill(&WHITE).map_err(err)?;
+    let (head, body) = root.split_vertically(HEADER_HEIGHT);
+    draw_header(&head, panels, opts)?;
     let x_range = token_range(panels);
     let y_range = opts.y_range.unwrap_or_else(|| loss_range(panels));
-    let areas = root.split_evenly((layout.rows.len(), layout.cols.len()));
+    let areas = body.split_evenly((layout.rows.len(), layout.cols.len()));
     for (i, p) in panels.iter().enumerate() {
         let (r, c) = layout.cells[i];
         let mut title = format!("T = {}, N = {}", p.t, format_count(p.n));
@@ -410,6 +458,118 @@ fn render<DB: DrawingBackend>(
     }
     root.present().map_err(err)?;
     Ok(())
+}
+
+/// A legend entry's sample.
+#[derive(Clone, Copy)]
+enum Swatch {
+    Line,
+    Dashed,
+    Area,
+    Dot,
+}
+
+/// Width of a legend sample (three dashes of the prediction), the gap to
+/// its label, and between entries.
+const SWATCH: i32 = 37;
+const SWATCH_GAP: i32 = 8;
+const ENTRY_GAP: i32 = 28;
+
+/// The title, centred, and under it the one legend of the figure: every
+/// panel draws the same things, so one legend says it without covering
+/// any curve.
+fn draw_header<DB: DrawingBackend>(
+    head: &DrawingArea<DB, Shift>,
+    panels: &[Panel],
+    opts: &PlotOptions,
+) -> anyhow::Result<()> {
+    let width = head.dim_in_pixel().0 as i32;
+    // Room left and right so that text shrunk to fit does not touch the edge.
+    let room = width - 24;
+    let title = opts.title.as_deref().unwrap_or(DEFAULT_TITLE);
+    let size = fit_font(26, |s| {
+        let w = text_width(head, title, s, FontStyle::Bold);
+        Ok(w <= room)
+    })?;
+    let style = (FONT, size, FontStyle::Bold)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Center, VPos::Center));
+    head.draw(&Text::new(title, (width / 2, 28), style))
+        .map_err(err)?;
+
+    let mut entries = vec![("Real", Swatch::Line), ("Pred", Swatch::Dashed)];
+    if panels.iter().any(|p| !p.band.is_empty()) {
+        entries.push((opts.band_label.as_str(), Swatch::Area));
+    }
+    if panels.iter().any(|p| p.held_out.iter().any(|&h| h)) {
+        entries.push(("Held out", Swatch::Dot));
+    }
+    let row_width = |s: u32| -> anyhow::Result<i32> {
+        let mut w = -ENTRY_GAP;
+        for (label, _) in &entries {
+            w += SWATCH + SWATCH_GAP + text_width(head, label, s, FontStyle::Normal) + ENTRY_GAP;
+        }
+        Ok(w)
+    };
+    let size = fit_font(18, |s| Ok(row_width(s)? <= room))?;
+    let style = (FONT, size)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    let y = 64;
+    let mut x = (width - row_width(size)?) / 2;
+    for (label, swatch) in &entries {
+        match swatch {
+            Swatch::Line => head.draw(&PathElement::new(
+                vec![(x, y), (x + SWATCH, y)],
+                REAL.stroke_width(2),
+            )),
+            Swatch::Dashed => head.draw(&DashedPathElement::new(
+                vec![(x, y), (x + SWATCH, y)],
+                9,
+                5,
+                PRED.stroke_width(2),
+            )),
+            Swatch::Area => head.draw(&Rectangle::new(
+                [(x, y - 6), (x + SWATCH, y + 6)],
+                BAND.filled(),
+            )),
+            Swatch::Dot => head.draw(&Circle::new((x + SWATCH / 2, y), 4, HELD.filled())),
+        }
+        .map_err(err)?;
+        x += SWATCH + SWATCH_GAP;
+        head.draw(&Text::new(*label, (x, y), style.clone()))
+            .map_err(err)?;
+        x += text_width(head, label, size, FontStyle::Normal) + ENTRY_GAP;
+    }
+    Ok(())
+}
+
+/// The largest font size from `start` down to 10 that `fits`, else 10:
+/// a long title over a narrow grid shrinks rather than runs off the edge.
+fn fit_font(start: u32, fits: impl Fn(u32) -> anyhow::Result<bool>) -> anyhow::Result<u32> {
+    for s in (10..=start).rev() {
+        if fits(s)? {
+            return Ok(s);
+        }
+    }
+    Ok(10)
+}
+
+fn text_width<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    text: &str,
+    size: u32,
+    style: FontStyle,
+) -> i32 {
+    let font = (FONT, size, style).into_text_style(area);
+    // The bundled font was loaded before drawing; should estimating fail
+    // anyway, a rough width keeps the layout going.
+    area.estimate_text_size(text, &font)
+        .map_or(text.chars().count() as i32 * size as i32 / 2, |(w, _)| {
+            w as i32
+        })
 }
 
 fn draw_panel<DB: DrawingBackend>(
@@ -450,13 +610,15 @@ fn draw_panel<DB: DrawingBackend>(
     // turns the line into a solid band.
     let dense = real.len() > 2 * opts.panel_width as usize;
     let real_style = REAL.stroke_width(if dense { 1 } else { 2 });
-    let legend_style = REAL.stroke_width(2);
     let pred_style = PRED.stroke_width(2);
 
-    // The band under the lines: one polygon, lo forwards and hi back,
-    // clamped to the y range (for a filled area that is the clip). The
-    // law is smooth, so every k-th point keeps its shape.
+    // Back to front: band, held-out markers, real line, prediction. The
+    // markers sit on the real curve, where a good prediction runs too, so
+    // drawn last they would hide exactly the part of it being judged.
     if !p.band.is_empty() {
+        // One polygon, lo forwards and hi back, clamped to the y range
+        // (for a filled area that is the clip). The law is smooth, so
+        // every k-th point keeps its shape.
         let step = p
             .band
             .len()
@@ -480,18 +642,6 @@ fn draw_panel<DB: DrawingBackend>(
         }
     }
 
-    // Lines are clipped to the y range by hand: plotters would draw them
-    // over the axes and the neighbouring panels.
-    for piece in clip_y(&real, y_lo, y_hi) {
-        chart
-            .draw_series(LineSeries::new(piece, real_style))
-            .map_err(err)?;
-    }
-    for piece in clip_y(&pred, y_lo, y_hi) {
-        chart
-            .draw_series(DashedLineSeries::new(piece, 9, 5, pred_style))
-            .map_err(err)?;
-    }
     let held: Vec<(f64, f64)> = (0..xs.len())
         .filter(|&i| p.held_out.get(i).copied().unwrap_or(false))
         .map(|i| (xs[i], p.loss[i]))
@@ -509,41 +659,18 @@ fn draw_panel<DB: DrawingBackend>(
         )
         .map_err(err)?;
 
-    // Legend entries come from empty series so that they appear once,
-    // whatever the clipping did to the lines.
-    let none = std::iter::empty::<PathElement<(f64, f64)>>;
-    chart
-        .draw_series(none())
-        .map_err(err)?
-        .label("Real")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], legend_style));
-    chart
-        .draw_series(none())
-        .map_err(err)?
-        .label("Pred")
-        .legend(move |(x, y)| DashedPathElement::new(vec![(x, y), (x + 24, y)], 7, 4, pred_style));
-    if !p.band.is_empty() {
+    // Lines are clipped to the y range by hand: plotters would draw them
+    // over the axes and the neighbouring panels.
+    for piece in clip_y(&real, y_lo, y_hi) {
         chart
-            .draw_series(none())
-            .map_err(err)?
-            .label(opts.band_label.as_str())
-            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 24, y + 5)], BAND.filled()));
+            .draw_series(LineSeries::new(piece, real_style))
+            .map_err(err)?;
     }
-    if p.held_out.iter().any(|&h| h) {
+    for piece in clip_y(&pred, y_lo, y_hi) {
         chart
-            .draw_series(none())
-            .map_err(err)?
-            .label("Held out")
-            .legend(|(x, y)| Circle::new((x + 12, y), 3, HELD.filled()));
+            .draw_series(DashedLineSeries::new(piece, 9, 5, pred_style))
+            .map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FONT, 15))
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(180, 180, 180))
-        .draw()
-        .map_err(err)?;
     Ok(())
 }
 
