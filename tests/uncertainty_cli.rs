@@ -63,7 +63,7 @@ fn fit_bootstrap_reports_intervals_and_predict_draws_bands() {
     }
     // The grid picture shades the curve-resampling band in every panel.
     let svg = std::fs::read_to_string(d.join("out/grid.svg")).unwrap();
-    assert_eq!(svg.matches(">\n95% band (curves)\n<").count(), 20);
+    assert_eq!(svg.matches(">\n95% band (curves)\n<").count(), 1);
     let fit = json(&d.join("out/fit.json"));
     let boot = &fit["bootstrap"];
     assert_eq!(boot["level"], 0.95);

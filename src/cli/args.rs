@@ -105,7 +105,8 @@ pub(crate) struct FitFlags {
     /// Use K random starts instead of the default grid (at least 256 starts).
     #[arg(long, value_name = "K")]
     starts: Option<usize>,
-    /// Seed of the random starts and of the bootstrap's resampling.
+    /// Seed of the random starts (--starts K); in `fit`, also of the
+    /// bootstrap's resampling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Iteration limit of every start.

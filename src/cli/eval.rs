@@ -2,12 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 
 use sweepfit::backend::{self, BackendChoice, Prepared};
 use sweepfit::eval::{self, EvalOptions, Protocol};
 use sweepfit::optim::Progress;
+use sweepfit::output;
 use sweepfit::report;
 
 use super::args::{fit_options, BackendArgs, FitFlags, InputArgs};
@@ -51,7 +51,12 @@ pub(crate) struct EvalArgs {
 pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
     let opts = fit_options(&a.fit)?;
     a.backend.check()?;
-    check_out_dir(&a.out, a.force)?;
+    for f in &a.fractions {
+        if !(*f > 0.0 && *f < 1.0) {
+            anyhow::bail!("--fractions: {f} is not strictly between 0 and 1");
+        }
+    }
+    let out_dir = check_out_dir(&a.out, a.force)?;
     let ds = a.input.load(&opts.objective)?;
     let mut protocols = Vec::new();
     for p in &a.protocol {
@@ -88,17 +93,15 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
         }
         other => other?,
     };
-    term::out(format_args!("{}", report::eval_summary(&out.report)));
-    std::fs::create_dir_all(&a.out)
-        .with_context(|| format!("cannot create {}", a.out.display()))?;
-    let (json, csv) = (a.out.join("eval.json"), a.out.join("eval.csv"));
-    report::write_eval_json(&json, &out.report)?;
-    report::write_eval_csv(&csv, &out.report)?;
-    say!("wrote {} and {}", json.display(), csv.display());
+    // Files first: a closed or full stdout must not lose the evaluation.
+    out_dir.create()?;
+    report::write_eval_json(&out_dir.join("eval.json"), &out.report)?;
+    report::write_eval_csv(&out_dir.join("eval.csv"), &out.report)?;
+    let mut written = vec!["eval.json", "eval.csv"];
+    let mut pictures = 0;
     if a.plot {
-        let dir = a.out.join("folds");
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let dir = out_dir.join("folds");
+        output::create_dir(&dir)?;
         // out.report.folds lists the folds in the order of out.folds (the
         // fit on all points is out.report.full, not among them).
         let reports = &out.report.folds;
@@ -123,11 +126,21 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
                 ..Default::default()
             };
             report::draw_grid(&path, &panels, &opts)?;
+            pictures += 1;
         }
+        written.push("folds");
+    }
+    out_dir.warn_stale(&written);
+    term::out(format_args!("{}", report::eval_summary(&out.report)));
+    say!(
+        "wrote {} and {}",
+        out_dir.join("eval.json").display(),
+        out_dir.join("eval.csv").display()
+    );
+    if a.plot {
         say!(
-            "wrote {} fold pictures to {}",
-            out.folds.len(),
-            dir.display()
+            "wrote {pictures} fold pictures to {}",
+            out_dir.join("folds").display()
         );
     }
     Ok(())

@@ -54,6 +54,7 @@ pub(crate) struct DemoArgs {
     /// Also write fit.json and pred.csv here.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Write into a non-empty --out directory (replacing fit.json and pred.csv).
     #[arg(long)]
     force: bool,
     #[command(flatten)]

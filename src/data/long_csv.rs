@@ -72,40 +72,27 @@ pub fn read_long_csv(path: &Path, opts: &ReadOptions) -> Result<Dataset, DataErr
 
 /// Write `ds` as a long CSV (`run,N,T,tokens,loss,weight`), one row per
 /// point, numbers in Rust's shortest round-trip `{}` form.
-pub fn write_long_csv(path: &Path, ds: &Dataset) -> Result<(), DataError> {
-    let csv_err = |cause| DataError::Csv {
-        path: path.into(),
-        cause,
-    };
-    let file = File::create(path).map_err(|cause| DataError::Io {
-        path: path.into(),
-        action: "create",
-        cause,
-    })?;
-    let mut w = csv::WriterBuilder::new()
-        .buffer_capacity(1 << 16)
-        .from_writer(file);
-    w.write_record(["run", "N", "T", "tokens", "loss", "weight"])
-        .map_err(csv_err)?;
-    for c in &ds.configs {
-        let (n, t) = (c.n.to_string(), c.t.to_string());
-        for i in c.range() {
-            let (d, l, wt) = (ds.tokens[i], ds.loss[i], ds.weight[i]);
-            w.write_record([
-                c.run.as_str(),
-                &n,
-                &t,
-                &d.to_string(),
-                &l.to_string(),
-                &wt.to_string(),
-            ])
-            .map_err(csv_err)?;
+pub fn write_long_csv(path: &Path, ds: &Dataset) -> anyhow::Result<()> {
+    // All or nothing: a temporary file renamed into place.
+    crate::output::write_file(path, |out| {
+        let mut w = csv::WriterBuilder::new().from_writer(out);
+        w.write_record(["run", "N", "T", "tokens", "loss", "weight"])?;
+        for c in &ds.configs {
+            let (n, t) = (c.n.to_string(), c.t.to_string());
+            for i in c.range() {
+                let (d, l, wt) = (ds.tokens[i], ds.loss[i], ds.weight[i]);
+                w.write_record([
+                    c.run.as_str(),
+                    &n,
+                    &t,
+                    &d.to_string(),
+                    &l.to_string(),
+                    &wt.to_string(),
+                ])?;
+            }
         }
-    }
-    w.flush().map_err(|cause| DataError::Io {
-        path: path.into(),
-        action: "write",
-        cause,
+        w.flush()?;
+        Ok(())
     })
 }
 

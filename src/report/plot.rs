@@ -399,22 +399,22 @@ pub fn draw_grid(path: &Path, panels: &[Panel], opts: &PlotOptions) -> anyhow::R
         opts.panel_width * layout.cols.len() as u32,
         HEADER_HEIGHT + opts.panel_height * layout.rows.len() as u32,
     );
-    let ctx = || format!("drawing {}", path.display());
-    match format {
+    // Drawn to a temporary file renamed into place: an interrupted or
+    // failed drawing never leaves half a picture.
+    crate::output::write_via_path(path, |tmp| match format {
         PlotFormat::Png => render(
-            BitMapBackend::new(path, size).into_drawing_area(),
+            BitMapBackend::new(tmp, size).into_drawing_area(),
             panels,
             &layout,
             opts,
         ),
         PlotFormat::Svg => render(
-            SVGBackend::new(path, size).into_drawing_area(),
+            SVGBackend::new(tmp, size).into_drawing_area(),
             panels,
             &layout,
             opts,
         ),
-    }
-    .with_context(ctx)
+    })
 }
 
 fn register_fonts() -> anyhow::Result<()> {
