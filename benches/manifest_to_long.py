@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Turn a sweepfit manifest of per-run logs into a long CSV, as sweepfit
-reads it: columns run,N,T,tokens,loss,weight, with tokens = step *
-tokens_per_step, log rows with a blank loss skipped, points sorted by step
-(stably) within each run, then every K-th point kept (--stride K, starting
-with the first), like `sweepfit fit --manifest M --stride K`.
+reads it: columns run,N,T,tokens,loss,weight, with tokens = (step +
+step_offset) * tokens_per_step, log rows with an empty or non-finite loss
+skipped, a step logged twice keeping its last value, points sorted by step
+within each run, then every K-th point kept (--stride K, starting with the
+first), like `sweepfit fit --manifest M --stride K`.
 
 Manifest columns (case-insensitive): file,N,T,tokens_per_step,step_col,
-loss_col and optionally run; `file` is relative to the manifest's folder
+loss_col and optionally run and step_offset; `file` is relative to the manifest's folder
 unless absolute; the run label is `run`, or the log's file stem.
 
     python3 benches/manifest_to_long.py benches/pythia_manifest.csv --stride 5 --out pythia_s5.csv
@@ -14,6 +15,7 @@ unless absolute; the run label is `run`, or the log's file stem.
 
 import argparse
 import csv
+import math
 import os
 import sys
 
@@ -53,11 +55,17 @@ def main():
                 reader = csv.reader(fl)
                 header = [h.strip() for h in next(reader)]
                 i_s, i_l = pick(header, r["step_col"]), pick(header, r["loss_col"])
-                pts = [(float(x[i_s]), float(x[i_l])) for x in reader
-                       if x and len(x) > max(i_s, i_l) and x[i_l].strip()]
-            pts.sort(key=lambda p: p[0])  # stable
+                last = {}  # step -> loss; a later row of the same step wins
+                for x in reader:
+                    if not x or len(x) <= max(i_s, i_l) or not x[i_l].strip():
+                        continue
+                    loss = float(x[i_l])
+                    if math.isfinite(loss):
+                        last[float(x[i_s])] = loss
+            offset = float(r.get("step_offset") or 0.0)
+            pts = sorted(last.items())
             for step, loss in pts[:: a.stride]:
-                w.writerow([run, repr(n), repr(t), repr(step * tps), repr(loss), "1"])
+                w.writerow([run, repr(n), repr(t), repr((step + offset) * tps), repr(loss), "1"])
                 points += 1
     print(f"wrote {a.out} ({len(rows)} curves, {points} points)")
 

@@ -393,7 +393,7 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
                 // Best effort: a broken stderr must not stop the benchmark.
                 let _ = std::io::Write::write_all(
                     &mut std::io::stderr(),
-                    format!("bench: no GPU to bench ({why}); benching the CPU only\n").as_bytes(),
+                    format!("note: no GPU to bench ({why}); benching the CPU only\n").as_bytes(),
                 );
                 (None, Some(why))
             }

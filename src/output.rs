@@ -107,6 +107,15 @@ where
     Ok(())
 }
 
+/// Create the folder `path` goes into (and its parents) when missing, so
+/// `--out results/sweep.csv` works in a fresh checkout.
+pub fn create_parent(path: &Path) -> anyhow::Result<()> {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => create_dir(d),
+        _ => Ok(()),
+    }
+}
+
 /// Create the output directory `dir` (and its parents) when missing.
 pub fn create_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))

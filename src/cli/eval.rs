@@ -72,7 +72,7 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
     let prepared = Prepared::new(&ds, opts.objective);
     let (mut backend, note) = backend::create(a.backend.backend, &prepared)?;
     if let Some(n) = note {
-        tell!("{n}");
+        tell!("note: {n}");
     }
     let run = |b: &mut dyn backend::Backend| {
         let bar = spinner();

@@ -168,7 +168,7 @@ fn run_fit(
     let prepared = Prepared::new(ds, opts.objective);
     let (mut backend, note) = backend::create(choice, &prepared)?;
     if let Some(n) = note {
-        tell!("{n}");
+        tell!("note: {n}");
     }
     let result = fit_and_bootstrap(ds, &prepared, opts, boot, backend.as_mut());
     match result {

@@ -52,6 +52,7 @@ pub(crate) fn cmd_plot(a: PlotArgs) -> anyhow::Result<()> {
         }
         None => report::read_pred_csv(&data)?,
     };
+    sweepfit::output::create_parent(&out)?;
     report::draw_grid(&out, &panels, &opts)?;
     say!("wrote {}", out.display());
     Ok(())

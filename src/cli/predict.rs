@@ -67,6 +67,7 @@ pub(crate) fn cmd_predict(a: PredictArgs) -> anyhow::Result<()> {
     let written = match &a.out {
         Some(p) => {
             let mut written = None;
+            output::create_parent(p)?;
             output::write_file(p, |w| {
                 written = Some(predict::write_csv(w, &grid, &predictor)?);
                 Ok(())

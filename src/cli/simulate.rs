@@ -37,6 +37,7 @@ pub(crate) fn cmd_simulate(a: SimulateArgs) -> anyhow::Result<()> {
         }
     }
     let ds = simulate::simulate_looplm20(&o);
+    sweepfit::output::create_parent(&a.out)?;
     data::write_long_csv(&a.out, &ds)?;
     simulate::write_truth_json(&truth_path, &o)?;
     say!(
