@@ -247,7 +247,9 @@ pub fn evaluate(
     if ds.points() == 0 {
         bail!("no data points to evaluate on");
     }
-    let (space, mut notes) = search_space(ds, prepared, opts)?;
+    let (space, space_notes) = search_space(ds, prepared, opts)?;
+    // What the input needed (skipped rows of logs) comes first, as in fit.json.
+    let mut notes = [ds.notes.as_slice(), &space_notes].concat();
     let (folds, fold_notes) = folds(ds, eval)?;
     notes.extend(fold_notes);
     if folds.is_empty() {
