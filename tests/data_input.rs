@@ -7,6 +7,9 @@ use sweepfit::data::{
 };
 use tempfile::TempDir;
 
+mod common;
+use common::shared_data;
+
 const LOG: ReadOptions = ReadOptions {
     positive_loss: true,
 };
@@ -330,19 +333,6 @@ fn strs(v: &[&str]) -> Vec<String> {
 }
 
 const MHEAD: &[&str] = &["file", "N", "T", "tokens_per_step", "step_col", "loss_col"];
-
-/// The shared data folder; `None` (skip) only outside CI.
-fn shared_data() -> Option<PathBuf> {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data"));
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{} is missing, and CI is set", dir.display());
-    }
-    eprintln!("skipping: {} not found", dir.display());
-    None
-}
 
 fn abs(p: &Path) -> String {
     p.to_str().unwrap().to_string()

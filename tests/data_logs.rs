@@ -7,6 +7,7 @@ use sweepfit::data::{read_long_csv, read_manifest, Dataset, Filter, ReadOptions}
 use tempfile::TempDir;
 
 mod common;
+use common::shared_data;
 
 const LOG: ReadOptions = ReadOptions {
     positive_loss: true,
@@ -108,19 +109,6 @@ fn step_offset_bad_values_name_manifest_line_and_column() {
             log.display()
         )
     );
-}
-
-/// The shared data folder; `None` (skip) only outside CI.
-fn shared_data() -> Option<PathBuf> {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data"));
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{} is missing, and CI is set", dir.display());
-    }
-    eprintln!("skipping: {} not found", dir.display());
-    None
 }
 
 #[test]

@@ -7,7 +7,9 @@ use std::process::Command;
 
 /// The first ```sh block after the "## Examples" heading.
 fn examples_block(readme: &str) -> String {
-    let start = readme.find("\n## Examples").expect("README has ## Examples");
+    let start = readme
+        .find("\n## Examples")
+        .expect("README has ## Examples");
     let rest = &readme[start..];
     let open = rest.find("```sh\n").expect("an sh block under ## Examples") + "```sh\n".len();
     let close = rest[open..].find("```").expect("the sh block ends");

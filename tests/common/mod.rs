@@ -2,7 +2,7 @@
 //! sweeps and parameters, and running the `sweepfit` binary. Each test crate uses a part of them.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use sweepfit::backend::Eval;
@@ -171,4 +171,17 @@ pub fn ok(cwd: &Path, args: &[&str]) -> Run {
     let run = sweepfit(cwd, args);
     run.assert_ok(&format!("sweepfit {args:?}"));
     run
+}
+
+/// The shared data folder; `None` (skip) only outside CI.
+pub fn shared_data() -> Option<PathBuf> {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data"));
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{} is missing, and CI is set", dir.display());
+    }
+    eprintln!("skipping: {} not found", dir.display());
+    None
 }
