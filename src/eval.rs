@@ -255,10 +255,23 @@ pub fn evaluate(
     if folds.is_empty() {
         bail!("no protocol applies to this sweep: {}", notes.join("; "));
     }
+    let full_starts = initial_starts(&space, prepared, opts)?;
+    // Every fold is a full set of starts in one batch: many sizes make
+    // many folds (30 sizes, 3 per fold: 4060), so refuse what cannot fit.
+    crate::memory::ensure_fits(
+        &format!(
+            "{} folds of {} starts each",
+            folds.len() + 1,
+            full_starts.len()
+        ),
+        (folds.len() + 1) as f64
+            * full_starts.len() as f64
+            * crate::optim::problem_bytes(space.dim(), opts.lbfgs.memory),
+    )?;
     let mut weightings = Vec::with_capacity(folds.len());
     let mut groups = vec![Group {
         weighting: UNWEIGHTED,
-        starts: initial_starts(&space, prepared, opts)?,
+        starts: full_starts,
     }];
     for (i, f) in folds.iter().enumerate() {
         let train = f.train_points(ds);

@@ -477,41 +477,27 @@ fn bad_input_errors_name_file_line_and_column() {
 
 // -------------------------------------------------------- real Pythia logs
 
-/// The Pythia logs under ../shared, or None (after saying why) where that
-/// folder is absent outside CI. In CI their absence is a failure.
-fn pythia_dir() -> Option<PathBuf> {
-    let dir = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/pythia"
-    ));
-    if dir.is_dir() {
-        return Some(dir.canonicalize().expect("canonical path"));
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{} is missing and CI is set", dir.display());
-    }
-    eprintln!(
-        "skipping: {} is missing (set CI to make this an error)",
-        dir.display()
-    );
-    None
-}
-
 #[test]
 fn manifest_fit_of_pythia_logs() {
-    let Some(pythia) = pythia_dir() else {
+    let Some(data) = common::shared_data() else {
         return;
     };
+    let pythia = data.join("pythia").canonicalize().unwrap();
     let dir = TempDir::new().unwrap();
-    let mut manifest = String::from("file,N,T,tokens_per_step,step_col,loss_col\n");
-    for (file, n) in [
-        ("pythia-14m-1.csv", 14067712u64),
-        ("pythia-70m-0.csv", 70426624),
-        ("pythia-160m-0.csv", 162322944),
-        ("pythia-410m-0.csv", 405334016),
+    // The 410m log is a resumed run whose rows count from 0: its first row
+    // is step 35,000.
+    let mut manifest = String::from("file,N,T,tokens_per_step,step_col,loss_col,step_offset\n");
+    for (file, n, offset) in [
+        ("pythia-14m-1.csv", 14067712u64, 0),
+        ("pythia-70m-0.csv", 70426624, 0),
+        ("pythia-160m-0.csv", 162322944, 0),
+        ("pythia-410m-0.csv", 405334016, 35000),
     ] {
         let path = pythia.join(file);
-        manifest.push_str(&format!("{},{n},1,2097152,step,train/lm_loss\n", s(&path)));
+        manifest.push_str(&format!(
+            "{},{n},1,2097152,step,train/lm_loss,{offset}\n",
+            s(&path)
+        ));
     }
     let mpath = dir.path().join("manifest.csv");
     std::fs::write(&mpath, manifest).unwrap();
@@ -542,6 +528,14 @@ fn manifest_fit_of_pythia_logs() {
             "pythia-410m-0"
         ]
     );
+    // Every curve is fitted, the resumed one at its true tokens: read from
+    // row 0 it sat 35,000 steps early and the law missed it badly.
+    for c in fit["metrics"]["per_config"].as_array().unwrap() {
+        let rmse = num(&c["rmse"], "rmse");
+        assert!(rmse < 0.1, "{}: RMSE {rmse}", c["run"]);
+    }
+    let last = &fit["metrics"]["per_config"][3];
+    assert_eq!(num(&last["tokens_min"], "tokens_min"), 35000.0 * 2097152.0);
 }
 
 #[test]
