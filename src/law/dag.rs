@@ -1,0 +1,331 @@
+//! Expression DAG: an arena of nodes addressed by index, with common
+//! sub-expressions shared (hash-consing) and constants folded as nodes are
+//! made.
+//!
+//! A node's operands always have smaller indices, so the arena is in
+//! topological order: evaluating nodes by increasing index is a valid
+//! schedule, and walking them backwards is reverse mode.
+
+use std::collections::HashMap;
+
+/// Index of a node in its [`Graph`].
+pub type NodeId = u32;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Node {
+    Const(f64),
+    /// A data column, by its index in the law's variables.
+    Var(u16),
+    /// A parameter, by its index in the law's parameters.
+    Param(u16),
+    Neg(NodeId),
+    Add(NodeId, NodeId),
+    Sub(NodeId, NodeId),
+    Mul(NodeId, NodeId),
+    Div(NodeId, NodeId),
+    Pow(NodeId, NodeId),
+    Exp(NodeId),
+    Log(NodeId),
+    Sqrt(NodeId),
+    Min(NodeId, NodeId),
+    Max(NodeId, NodeId),
+}
+
+impl Node {
+    /// The operands, in order.
+    pub fn operands(&self) -> impl Iterator<Item = NodeId> {
+        let (a, b) = match *self {
+            Node::Const(_) | Node::Var(_) | Node::Param(_) => (None, None),
+            Node::Neg(a) | Node::Exp(a) | Node::Log(a) | Node::Sqrt(a) => (Some(a), None),
+            Node::Add(a, b)
+            | Node::Sub(a, b)
+            | Node::Mul(a, b)
+            | Node::Div(a, b)
+            | Node::Pow(a, b)
+            | Node::Min(a, b)
+            | Node::Max(a, b) => (Some(a), Some(b)),
+        };
+        a.into_iter().chain(b)
+    }
+
+    /// Hash key: the node with its constant's bits (f64 is not `Hash`).
+    fn key(&self) -> (u8, u64, u32) {
+        match *self {
+            Node::Const(v) => (0, v.to_bits(), 0),
+            Node::Var(i) => (1, i as u64, 0),
+            Node::Param(i) => (2, i as u64, 0),
+            Node::Neg(a) => (3, a as u64, 0),
+            Node::Add(a, b) => (4, a as u64, b),
+            Node::Sub(a, b) => (5, a as u64, b),
+            Node::Mul(a, b) => (6, a as u64, b),
+            Node::Div(a, b) => (7, a as u64, b),
+            Node::Pow(a, b) => (8, a as u64, b),
+            Node::Exp(a) => (9, a as u64, 0),
+            Node::Log(a) => (10, a as u64, 0),
+            Node::Sqrt(a) => (11, a as u64, 0),
+            Node::Min(a, b) => (12, a as u64, b),
+            Node::Max(a, b) => (13, a as u64, b),
+        }
+    }
+}
+
+/// The arena. Build nodes only through the methods below, which fold
+/// constants, apply identities that hold for every finite input (x + 0,
+/// x * 1, x * 0, x ^ 1, ...) and share equal nodes.
+#[derive(Debug, Clone, Default)]
+pub struct Graph {
+    nodes: Vec<Node>,
+    index: HashMap<(u8, u64, u32), NodeId>,
+}
+
+impl Graph {
+    pub fn new() -> Graph {
+        Graph::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn node(&self, id: NodeId) -> Node {
+        self.nodes[id as usize]
+    }
+
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    fn intern(&mut self, n: Node) -> NodeId {
+        let key = n.key();
+        if let Some(&id) = self.index.get(&key) {
+            return id;
+        }
+        let id = self.nodes.len() as NodeId;
+        self.nodes.push(n);
+        self.index.insert(key, id);
+        id
+    }
+
+    pub fn constant(&self, id: NodeId) -> Option<f64> {
+        match self.node(id) {
+            Node::Const(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    fn is(&self, id: NodeId, v: f64) -> bool {
+        self.constant(id) == Some(v)
+    }
+
+    pub fn num(&mut self, v: f64) -> NodeId {
+        // One zero: -0.0 and 0.0 behave alike everywhere a law uses them.
+        let v = if v == 0.0 { 0.0 } else { v };
+        self.intern(Node::Const(v))
+    }
+
+    pub fn var(&mut self, i: u16) -> NodeId {
+        self.intern(Node::Var(i))
+    }
+
+    pub fn param(&mut self, i: u16) -> NodeId {
+        self.intern(Node::Param(i))
+    }
+
+    pub fn neg(&mut self, a: NodeId) -> NodeId {
+        match self.node(a) {
+            Node::Const(v) => self.num(-v),
+            Node::Neg(x) => x,
+            _ => self.intern(Node::Neg(a)),
+        }
+    }
+
+    pub fn add(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        match (self.constant(a), self.constant(b)) {
+            (Some(x), Some(y)) => self.num(x + y),
+            (Some(0.0), None) => b,
+            (None, Some(0.0)) => a,
+            _ => {
+                if let Node::Neg(nb) = self.node(b) {
+                    return self.sub(a, nb);
+                }
+                // Commutative: one order, so a + b and b + a share a node.
+                let (a, b) = (a.min(b), a.max(b));
+                self.intern(Node::Add(a, b))
+            }
+        }
+    }
+
+    pub fn sub(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        if a == b {
+            return self.num(0.0);
+        }
+        match (self.constant(a), self.constant(b)) {
+            (Some(x), Some(y)) => self.num(x - y),
+            (None, Some(0.0)) => a,
+            (Some(0.0), None) => self.neg(b),
+            _ => self.intern(Node::Sub(a, b)),
+        }
+    }
+
+    pub fn mul(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        match (self.constant(a), self.constant(b)) {
+            (Some(x), Some(y)) => self.num(x * y),
+            (Some(x), _) | (_, Some(x)) if x == 0.0 => self.num(0.0),
+            (Some(1.0), None) => b,
+            (None, Some(1.0)) => a,
+            (Some(-1.0), None) => self.neg(b),
+            (None, Some(-1.0)) => self.neg(a),
+            _ => {
+                let (a, b) = (a.min(b), a.max(b));
+                self.intern(Node::Mul(a, b))
+            }
+        }
+    }
+
+    pub fn div(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        match (self.constant(a), self.constant(b)) {
+            (Some(x), Some(y)) => self.num(x / y),
+            (Some(0.0), None) => self.num(0.0),
+            (None, Some(1.0)) => a,
+            _ => self.intern(Node::Div(a, b)),
+        }
+    }
+
+    pub fn pow(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        match (self.constant(a), self.constant(b)) {
+            (Some(x), Some(y)) => self.num(x.powf(y)),
+            (_, Some(1.0)) => a,
+            (_, Some(0.0)) => self.num(1.0),
+            _ => self.intern(Node::Pow(a, b)),
+        }
+    }
+
+    pub fn exp(&mut self, a: NodeId) -> NodeId {
+        match self.constant(a) {
+            Some(x) => self.num(x.exp()),
+            None => self.intern(Node::Exp(a)),
+        }
+    }
+
+    pub fn log(&mut self, a: NodeId) -> NodeId {
+        match self.constant(a) {
+            Some(x) => self.num(x.ln()),
+            None => self.intern(Node::Log(a)),
+        }
+    }
+
+    pub fn sqrt(&mut self, a: NodeId) -> NodeId {
+        match self.constant(a) {
+            Some(x) => self.num(x.sqrt()),
+            None => self.intern(Node::Sqrt(a)),
+        }
+    }
+
+    pub fn min(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        match (self.constant(a), self.constant(b)) {
+            (Some(x), Some(y)) => self.num(x.min(y)),
+            _ if a == b => a,
+            _ => self.intern(Node::Min(a.min(b), a.max(b))),
+        }
+    }
+
+    pub fn max(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        match (self.constant(a), self.constant(b)) {
+            (Some(x), Some(y)) => self.num(x.max(y)),
+            _ if a == b => a,
+            _ => self.intern(Node::Max(a.min(b), a.max(b))),
+        }
+    }
+
+    /// `true` when `id` is the constant `v`.
+    pub fn is_const(&self, id: NodeId, v: f64) -> bool {
+        self.is(id, v)
+    }
+
+    /// Evaluate every node up to and including `upto` in f64 into `out`
+    /// (resized), given variable and parameter values. A plain reference
+    /// interpreter: the fast evaluators hoist and batch what this repeats.
+    pub fn eval_all(&self, upto: NodeId, vars: &[f64], params: &[f64], out: &mut Vec<f64>) {
+        out.clear();
+        out.reserve(upto as usize + 1);
+        for n in &self.nodes[..=upto as usize] {
+            let v = |i: NodeId| out[i as usize];
+            let x = match *n {
+                Node::Const(c) => c,
+                Node::Var(i) => vars[i as usize],
+                Node::Param(i) => params[i as usize],
+                Node::Neg(a) => -v(a),
+                Node::Add(a, b) => v(a) + v(b),
+                Node::Sub(a, b) => v(a) - v(b),
+                Node::Mul(a, b) => v(a) * v(b),
+                Node::Div(a, b) => v(a) / v(b),
+                Node::Pow(a, b) => v(a).powf(v(b)),
+                Node::Exp(a) => v(a).exp(),
+                Node::Log(a) => v(a).ln(),
+                Node::Sqrt(a) => v(a).sqrt(),
+                Node::Min(a, b) => v(a).min(v(b)),
+                Node::Max(a, b) => v(a).max(v(b)),
+            };
+            out.push(x);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_subexpressions_share_a_node() {
+        let mut g = Graph::new();
+        let (n, t1) = (g.var(0), g.param(0));
+        let s1 = g.add(n, t1);
+        let s2 = g.add(t1, n);
+        assert_eq!(s1, s2, "a + b and b + a are one node");
+        let before = g.len();
+        let again = g.add(n, t1);
+        assert_eq!(again, s1);
+        assert_eq!(g.len(), before, "no new node for a repeat");
+    }
+
+    #[test]
+    fn constants_fold_and_identities_hold() {
+        let mut g = Graph::new();
+        let x = g.var(0);
+        let (zero, one, two) = (g.num(0.0), g.num(1.0), g.num(2.0));
+        assert_eq!(g.add(x, zero), x);
+        assert_eq!(g.mul(x, one), x);
+        let z = g.mul(x, zero);
+        assert!(g.is_const(z, 0.0));
+        assert_eq!(g.pow(x, one), x);
+        let three = g.add(one, two);
+        assert_eq!(g.constant(three), Some(3.0));
+        let nx = g.neg(x);
+        assert_eq!(g.neg(nx), x);
+        let d = g.sub(x, x);
+        assert_eq!(g.constant(d), Some(0.0));
+        let mnx = g.add(two, nx);
+        assert!(matches!(g.node(mnx), Node::Sub(..)), "a + -b is a - b");
+    }
+
+    #[test]
+    fn operands_precede_their_node() {
+        let mut g = Graph::new();
+        let (n, a) = (g.var(0), g.param(0));
+        let p = g.pow(n, a);
+        let e = g.exp(p);
+        let f = g.div(e, n);
+        for (i, node) in g.nodes().iter().enumerate() {
+            for o in node.operands() {
+                assert!((o as usize) < i);
+            }
+        }
+        let mut out = Vec::new();
+        g.eval_all(f, &[2.0], &[3.0], &mut out);
+        assert_eq!(out[f as usize], 8f64.exp() / 2.0);
+    }
+}

@@ -1,0 +1,516 @@
+//! The formula language: text to a syntax tree with source positions.
+//!
+//! Grammar (precedence low to high; `^` is right-associative and binds
+//! tighter than unary minus, so `-x^2` is `-(x^2)` as in mathematics):
+//!
+//! ```text
+//! expr    = term (("+" | "-") term)*
+//! term    = unary (("*" | "/") unary)*
+//! unary   = "-" unary | "+" unary | power
+//! power   = atom ("^" unary)?
+//! atom    = number | name | name "(" expr ("," expr)* ")" | "(" expr ")"
+//! ```
+//!
+//! Hand-written (a few hundred lines) rather than a parser generator: the
+//! errors must point at a column with a caret and say what was expected,
+//! which a small recursive-descent parser does best.
+
+use std::fmt;
+
+/// A byte range of the formula, for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Functions of the language, with their argument counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Func {
+    Exp,
+    Log,
+    Sqrt,
+    Min,
+    Max,
+}
+
+impl Func {
+    pub const ALL: [Func; 5] = [Func::Exp, Func::Log, Func::Sqrt, Func::Min, Func::Max];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Func::Exp => "exp",
+            Func::Log => "log",
+            Func::Sqrt => "sqrt",
+            Func::Min => "min",
+            Func::Max => "max",
+        }
+    }
+
+    pub fn arity(self) -> usize {
+        match self {
+            Func::Min | Func::Max => 2,
+            _ => 1,
+        }
+    }
+
+    fn from_name(s: &str) -> Option<Func> {
+        Func::ALL.into_iter().find(|f| f.name() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+}
+
+/// A node of the syntax tree.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ast {
+    Num(f64, Span),
+    Name(String, Span),
+    Neg(Box<Ast>, Span),
+    Bin(BinOp, Box<Ast>, Box<Ast>, Span),
+    Call(Func, Vec<Ast>, Span),
+}
+
+impl Ast {
+    pub fn span(&self) -> Span {
+        match self {
+            Ast::Num(_, s) | Ast::Name(_, s) | Ast::Neg(_, s) => *s,
+            Ast::Bin(_, _, _, s) | Ast::Call(_, _, s) => *s,
+        }
+    }
+}
+
+/// A formula that does not parse, or that names something wrongly: the
+/// formula with a caret under the column, and what was expected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FormulaError {
+    /// Where the formula came from ("--law", "moe.toml: defs.Nv", ...).
+    pub origin: String,
+    pub formula: String,
+    pub span: Span,
+    pub message: String,
+}
+
+impl FormulaError {
+    pub fn new(formula: &str, span: Span, message: impl Into<String>) -> FormulaError {
+        FormulaError {
+            origin: String::new(),
+            formula: formula.to_string(),
+            span,
+            message: message.into(),
+        }
+    }
+
+    /// 1-based column (in characters) where the error starts.
+    pub fn column(&self) -> usize {
+        self.formula[..self.span.start.min(self.formula.len())]
+            .chars()
+            .count()
+            + 1
+    }
+}
+
+impl fmt::Display for FormulaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let col = self.column();
+        if self.origin.is_empty() {
+            writeln!(f, "formula, column {col}: {}", self.message)?;
+        } else {
+            writeln!(f, "{}, column {col}: {}", self.origin, self.message)?;
+        }
+        let width = self.formula
+            [self.span.start.min(self.formula.len())..self.span.end.min(self.formula.len())]
+            .chars()
+            .count()
+            .max(1);
+        writeln!(f, "  {}", self.formula)?;
+        write!(f, "  {}{}", " ".repeat(col - 1), "^".repeat(width))
+    }
+}
+
+impl std::error::Error for FormulaError {}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Num(f64),
+    Name(String),
+    Op(char),
+    End,
+}
+
+struct Lexer<'a> {
+    src: &'a str,
+    pos: usize,
+}
+
+impl Lexer<'_> {
+    fn next(&mut self) -> Result<(Tok, Span), FormulaError> {
+        let bytes = self.src.as_bytes();
+        while self.pos < bytes.len() && bytes[self.pos].is_ascii_whitespace() {
+            self.pos += 1;
+        }
+        let start = self.pos;
+        let Some(&c) = bytes.get(self.pos) else {
+            return Ok((Tok::End, Span { start, end: start }));
+        };
+        if c.is_ascii_digit() || (c == b'.' && bytes.get(start + 1).is_some_and(u8::is_ascii_digit))
+        {
+            let mut end = start;
+            while end < bytes.len() && (bytes[end].is_ascii_digit() || bytes[end] == b'.') {
+                end += 1;
+            }
+            // An exponent only when digits follow: "2e" is a number and a name.
+            if end < bytes.len() && (bytes[end] == b'e' || bytes[end] == b'E') {
+                let mut k = end + 1;
+                if k < bytes.len() && (bytes[k] == b'+' || bytes[k] == b'-') {
+                    k += 1;
+                }
+                if k < bytes.len() && bytes[k].is_ascii_digit() {
+                    while k < bytes.len() && bytes[k].is_ascii_digit() {
+                        k += 1;
+                    }
+                    end = k;
+                }
+            }
+            let span = Span { start, end };
+            let text = &self.src[start..end];
+            let v: f64 = text.parse().map_err(|_| {
+                FormulaError::new(self.src, span, format!("'{text}' is not a number"))
+            })?;
+            self.pos = end;
+            return Ok((Tok::Num(v), span));
+        }
+        if c.is_ascii_alphabetic() || c == b'_' {
+            let mut end = start;
+            while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {
+                end += 1;
+            }
+            self.pos = end;
+            return Ok((
+                Tok::Name(self.src[start..end].to_string()),
+                Span { start, end },
+            ));
+        }
+        let ch = self.src[start..].chars().next().unwrap_or('?');
+        let span = Span {
+            start,
+            end: start + ch.len_utf8(),
+        };
+        if "+-*/^(),".contains(ch) {
+            self.pos = span.end;
+            return Ok((Tok::Op(ch), span));
+        }
+        let hint = match ch {
+            '\u{2212}' => " (a Unicode minus sign: type '-')",
+            '\u{00d7}' | '\u{00b7}' => " (type '*')",
+            _ => "",
+        };
+        Err(FormulaError::new(
+            self.src,
+            span,
+            format!(
+                "unexpected character '{ch}'{hint}; expected a number, a name, an operator (+ - * / ^) or a parenthesis"
+            ),
+        ))
+    }
+}
+
+struct Parser<'a> {
+    lex: Lexer<'a>,
+    tok: Tok,
+    span: Span,
+}
+
+/// Parse a formula into its syntax tree.
+pub fn parse(src: &str) -> Result<Ast, FormulaError> {
+    let mut lex = Lexer { src, pos: 0 };
+    let (tok, span) = lex.next()?;
+    let mut p = Parser { lex, tok, span };
+    if p.tok == Tok::End {
+        return Err(FormulaError::new(src, p.span, "the formula is empty"));
+    }
+    let e = p.expr()?;
+    if p.tok != Tok::End {
+        let what = match &p.tok {
+            Tok::Op(')') => "an unmatched ')'".to_string(),
+            Tok::Num(_) | Tok::Name(_) => format!(
+                "'{}' follows an expression without an operator (write * for multiplication)",
+                &src[p.span.start..p.span.end]
+            ),
+            _ => format!("unexpected '{}'", &src[p.span.start..p.span.end]),
+        };
+        return Err(FormulaError::new(src, p.span, what));
+    }
+    Ok(e)
+}
+
+fn join(a: Span, b: Span) -> Span {
+    Span {
+        start: a.start.min(b.start),
+        end: a.end.max(b.end),
+    }
+}
+
+impl Parser<'_> {
+    fn bump(&mut self) -> Result<(), FormulaError> {
+        let (t, s) = self.lex.next()?;
+        self.tok = t;
+        self.span = s;
+        Ok(())
+    }
+
+    fn err(&self, expected: &str) -> FormulaError {
+        let found = match &self.tok {
+            Tok::End => "the end of the formula".to_string(),
+            _ => format!("'{}'", &self.lex.src[self.span.start..self.span.end]),
+        };
+        FormulaError::new(
+            self.lex.src,
+            self.span,
+            format!("expected {expected}, found {found}"),
+        )
+    }
+
+    fn expr(&mut self) -> Result<Ast, FormulaError> {
+        let mut lhs = self.term()?;
+        while let Tok::Op(c @ ('+' | '-')) = self.tok {
+            self.bump()?;
+            let rhs = self.term()?;
+            let op = if c == '+' { BinOp::Add } else { BinOp::Sub };
+            let span = join(lhs.span(), rhs.span());
+            lhs = Ast::Bin(op, Box::new(lhs), Box::new(rhs), span);
+        }
+        Ok(lhs)
+    }
+
+    fn term(&mut self) -> Result<Ast, FormulaError> {
+        let mut lhs = self.unary()?;
+        while let Tok::Op(c @ ('*' | '/')) = self.tok {
+            self.bump()?;
+            let rhs = self.unary()?;
+            let op = if c == '*' { BinOp::Mul } else { BinOp::Div };
+            let span = join(lhs.span(), rhs.span());
+            lhs = Ast::Bin(op, Box::new(lhs), Box::new(rhs), span);
+        }
+        Ok(lhs)
+    }
+
+    fn unary(&mut self) -> Result<Ast, FormulaError> {
+        match self.tok {
+            Tok::Op('-') => {
+                let start = self.span;
+                self.bump()?;
+                let e = self.unary()?;
+                let span = join(start, e.span());
+                Ok(Ast::Neg(Box::new(e), span))
+            }
+            Tok::Op('+') => {
+                self.bump()?;
+                self.unary()
+            }
+            _ => self.power(),
+        }
+    }
+
+    fn power(&mut self) -> Result<Ast, FormulaError> {
+        let base = self.atom()?;
+        if self.tok == Tok::Op('^') {
+            self.bump()?;
+            // Right-associative, and the exponent may carry a sign: x^-a.
+            let exp = self.unary()?;
+            let span = join(base.span(), exp.span());
+            return Ok(Ast::Bin(BinOp::Pow, Box::new(base), Box::new(exp), span));
+        }
+        Ok(base)
+    }
+
+    fn atom(&mut self) -> Result<Ast, FormulaError> {
+        let span = self.span;
+        match self.tok.clone() {
+            Tok::Num(v) => {
+                self.bump()?;
+                Ok(Ast::Num(v, span))
+            }
+            Tok::Name(name) => {
+                self.bump()?;
+                if self.tok != Tok::Op('(') {
+                    return Ok(Ast::Name(name, span));
+                }
+                let Some(func) = Func::from_name(&name) else {
+                    let known: Vec<&str> = Func::ALL.iter().map(|f| f.name()).collect();
+                    return Err(FormulaError::new(
+                        self.lex.src,
+                        span,
+                        format!(
+                            "unknown function '{name}'; the functions are {}",
+                            known.join(", ")
+                        ),
+                    ));
+                };
+                self.bump()?;
+                let mut args = vec![self.expr()?];
+                while self.tok == Tok::Op(',') {
+                    self.bump()?;
+                    args.push(self.expr()?);
+                }
+                if self.tok != Tok::Op(')') {
+                    return Err(self.err("',' or ')'"));
+                }
+                let end = self.span;
+                self.bump()?;
+                let call_span = join(span, end);
+                if args.len() != func.arity() {
+                    return Err(FormulaError::new(
+                        self.lex.src,
+                        call_span,
+                        format!(
+                            "{} takes {} argument{}, found {}",
+                            func.name(),
+                            func.arity(),
+                            if func.arity() == 1 { "" } else { "s" },
+                            args.len()
+                        ),
+                    ));
+                }
+                Ok(Ast::Call(func, args, call_span))
+            }
+            Tok::Op('(') => {
+                self.bump()?;
+                let e = self.expr()?;
+                if self.tok != Tok::Op(')') {
+                    return Err(self.err("')'"));
+                }
+                self.bump()?;
+                Ok(e)
+            }
+            _ => Err(self.err("a number, a name or '('")),
+        }
+    }
+}
+
+/// Every name the formula uses, in order of first appearance, with the
+/// span of that appearance (function names excluded).
+pub fn names(ast: &Ast) -> Vec<(String, Span)> {
+    fn walk(a: &Ast, out: &mut Vec<(String, Span)>) {
+        match a {
+            Ast::Num(..) => {}
+            Ast::Name(n, s) => {
+                if !out.iter().any(|(m, _)| m == n) {
+                    out.push((n.clone(), *s));
+                }
+            }
+            Ast::Neg(e, _) => walk(e, out),
+            Ast::Bin(_, a, b, _) => {
+                walk(a, out);
+                walk(b, out);
+            }
+            Ast::Call(_, args, _) => args.iter().for_each(|e| walk(e, out)),
+        }
+    }
+    let mut out = Vec::new();
+    walk(ast, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fully parenthesised form, to check precedence.
+    fn show(a: &Ast) -> String {
+        match a {
+            Ast::Num(v, _) => format!("{v}"),
+            Ast::Name(n, _) => n.clone(),
+            Ast::Neg(e, _) => format!("(-{})", show(e)),
+            Ast::Bin(op, a, b, _) => {
+                let o = match op {
+                    BinOp::Add => "+",
+                    BinOp::Sub => "-",
+                    BinOp::Mul => "*",
+                    BinOp::Div => "/",
+                    BinOp::Pow => "^",
+                };
+                format!("({} {o} {})", show(a), show(b))
+            }
+            Ast::Call(f, args, _) => format!(
+                "{}({})",
+                f.name(),
+                args.iter().map(show).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+
+    #[test]
+    fn precedence_and_associativity() {
+        let cases = [
+            ("a + b * c", "(a + (b * c))"),
+            ("a - b - c", "((a - b) - c)"),
+            ("a / b / c", "((a / b) / c)"),
+            ("a ^ b ^ c", "(a ^ (b ^ c))"),
+            ("-x^2", "(-(x ^ 2))"),
+            ("x^-a", "(x ^ (-a))"),
+            ("2*-x", "(2 * (-x))"),
+            ("E + A/(N + t1)^alpha", "(E + (A / ((N + t1) ^ alpha)))"),
+            ("min(N, 0.051*U)", "min(N, (0.051 * U))"),
+            ("1e9 + 2.5E-3 + .5", "((1000000000 + 0.0025) + 0.5)"),
+            ("exp(-(D/U - 1)/R_D)", "exp(((-((D / U) - 1)) / R_D))"),
+        ];
+        for (src, want) in cases {
+            assert_eq!(show(&parse(src).unwrap()), want, "{src}");
+        }
+    }
+
+    fn error(src: &str) -> FormulaError {
+        parse(src).unwrap_err()
+    }
+
+    #[test]
+    fn errors_point_at_the_column_and_say_what_was_expected() {
+        let e = error("E + A/(N + t1");
+        assert_eq!(e.column(), 14);
+        assert!(e.message.contains("expected ')'"), "{}", e.message);
+        assert!(e.message.contains("end of the formula"), "{}", e.message);
+        let shown = e.to_string();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines[1], "  E + A/(N + t1");
+        assert_eq!(lines[2], format!("  {}^", " ".repeat(13)));
+
+        let e = error("E + * A");
+        assert_eq!(e.column(), 5);
+        assert!(e.message.contains("expected a number, a name or '('"));
+
+        let e = error("E + A N");
+        assert_eq!(e.column(), 7);
+        assert!(e.message.contains("without an operator"));
+
+        let e = error("E + foo(N)");
+        assert!(e.message.contains("unknown function 'foo'"));
+        assert!(e.message.contains("exp, log, sqrt, min, max"));
+
+        let e = error("min(N)");
+        assert!(e.message.contains("min takes 2 arguments, found 1"));
+
+        let e = error("E + A/N)");
+        assert!(e.message.contains("unmatched ')'"));
+
+        let e = error("E \u{2212} A");
+        assert_eq!(e.column(), 3);
+        assert!(e.message.contains("Unicode minus"));
+
+        assert!(error("   ").message.contains("empty"));
+    }
+
+    #[test]
+    fn names_in_order_of_appearance() {
+        let a = parse("E + A/(N + t1)^alpha + B/N").unwrap();
+        let n: Vec<String> = names(&a).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(n, ["E", "A", "N", "t1", "alpha", "B"]);
+    }
+}
