@@ -130,6 +130,113 @@ pub fn gradient(g: &mut Graph, output: NodeId, n_params: usize) -> Vec<NodeId> {
     grad
 }
 
+/// One edge of the backward pass: `to` is an operand of `from`, and
+/// `partial` the node holding d from / d to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Edge {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub partial: NodeId,
+}
+
+/// The local partial derivatives along every edge from a node in the cone
+/// of `output` to a parameter-dependent operand, as nodes of the same
+/// graph, ordered by decreasing `from` (a valid reverse-mode schedule).
+///
+/// This is the form the evaluators run: each partial is an ordinary node
+/// with its own dependence on the data, so it is evaluated as rarely as
+/// that allows (the partial of a per-curve power, once per curve), and the
+/// adjoints are accumulated numerically, so the adjoint of a hoisted node
+/// is the sum over its points without ever forming per-point gradient
+/// expressions.
+pub fn edges(g: &mut Graph, output: NodeId) -> Vec<Edge> {
+    let dep = param_dependent(g);
+    let mut in_cone = vec![false; output as usize + 1];
+    in_cone[output as usize] = true;
+    let mut out = Vec::new();
+    for i in (0..=output as usize).rev() {
+        if !in_cone[i] || !dep[i] {
+            continue;
+        }
+        let id = i as NodeId;
+        let node = g.node(id);
+        for o in node.operands() {
+            in_cone[o as usize] = true;
+        }
+        let mut edge = |to: NodeId, partial: NodeId| {
+            if dep[to as usize] {
+                out.push(Edge {
+                    from: id,
+                    to,
+                    partial,
+                });
+            }
+        };
+        match node {
+            Node::Const(_) | Node::Var(_) | Node::Param(_) | Node::Min(..) | Node::Max(..) => {}
+            Node::Neg(x) => {
+                let m = g.num(-1.0);
+                edge(x, m);
+            }
+            Node::Add(x, y) => {
+                let one = g.num(1.0);
+                edge(x, one);
+                edge(y, one);
+            }
+            Node::Sub(x, y) => {
+                let one = g.num(1.0);
+                let m = g.num(-1.0);
+                edge(x, one);
+                edge(y, m);
+            }
+            Node::Mul(x, y) => {
+                edge(x, y);
+                edge(y, x);
+            }
+            Node::Div(x, y) => {
+                if dep[x as usize] {
+                    let one = g.num(1.0);
+                    let r = g.div(one, y);
+                    edge(x, r);
+                }
+                if dep[y as usize] {
+                    let q = g.div(id, y);
+                    let d = g.neg(q);
+                    edge(y, d);
+                }
+            }
+            Node::Pow(x, y) => {
+                if dep[x as usize] {
+                    let one = g.num(1.0);
+                    let ym1 = g.sub(y, one);
+                    let p = g.pow(x, ym1);
+                    let d = g.mul(y, p);
+                    edge(x, d);
+                }
+                if dep[y as usize] {
+                    let l = g.log(x);
+                    let d = g.mul(id, l);
+                    edge(y, d);
+                }
+            }
+            Node::Exp(x) => edge(x, id),
+            Node::Log(x) => {
+                let one = g.num(1.0);
+                let d = g.div(one, x);
+                edge(x, d);
+            }
+            Node::Sqrt(x) => {
+                let two = g.num(2.0);
+                let den = g.mul(two, id);
+                let one = g.num(1.0);
+                let d = g.div(one, den);
+                edge(x, d);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

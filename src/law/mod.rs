@@ -6,6 +6,7 @@ pub mod dag;
 pub mod diff;
 mod looplm;
 pub mod parse;
+pub mod plan;
 mod transform;
 
 pub use compile::{CompiledLaw, Source};

@@ -1,0 +1,402 @@
+//! The evaluation plan of a compiled law over a sweep: every node is
+//! evaluated once per distinct value of the variables it depends on, and
+//! the adjoint of a hoisted node is the sum of what flows into it from its
+//! points.
+//!
+//! Nodes fall into four classes by their variables:
+//! - `Start`: parameters and constants only, once per parameter vector;
+//! - `Curve`: variables constant along each curve (N, T), once per curve;
+//! - `Axis`: the curve's axis variable alone (D), once per distinct value,
+//!   shared by curves logged at the same steps (the shared token grid);
+//! - `Point`: everything else, per point.
+//!
+//! The backward pass runs the local partials of [`diff::edges`], which are
+//! nodes too and so hoisted the same way: per point only the adjoints of
+//! point nodes are formed, and they are accumulated into per-curve,
+//! per-axis-value and per-start sums, which are then pushed back once each.
+//! [`Plan::evaluate`] is the plain f64 interpreter of this schedule: the
+//! reference the fast evaluators are checked against.
+
+use std::ops::Range;
+
+use super::compile::CompiledLaw;
+use super::dag::{Graph, Node, NodeId};
+use super::diff::{self, Edge};
+use crate::objective::{Objective, Space};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Class {
+    Start = 0,
+    Curve = 1,
+    Axis = 2,
+    Point = 3,
+}
+
+pub const CLASSES: [Class; 4] = [Class::Start, Class::Curve, Class::Axis, Class::Point];
+
+/// A sweep as the plan reads it: points grouped by curve, every variable
+/// per point, and the axis variable's distinct values.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    pub n_vars: usize,
+    /// Point ranges of the curves.
+    pub curves: Vec<Range<usize>>,
+    /// Point-major variable values: point i's are `vars[i*n_vars..][..n_vars]`.
+    pub vars: Vec<f64>,
+    /// Targets in the fitted space, and weights (normalised by the caller).
+    pub y: Vec<f64>,
+    pub w: Vec<f64>,
+    /// The axis variable, if any, its distinct values ascending, and each
+    /// point's index into them.
+    pub axis: Option<u16>,
+    pub axis_values: Vec<f64>,
+    pub axis_index: Vec<u32>,
+    /// Bit i: variable i is constant along every curve.
+    pub curve_vars: u64,
+}
+
+impl Sweep {
+    /// Group `vars` (point-major) into a sweep; which variables are
+    /// constant along curves is found from the data.
+    pub fn new(
+        n_vars: usize,
+        curves: Vec<Range<usize>>,
+        vars: Vec<f64>,
+        y: Vec<f64>,
+        w: Vec<f64>,
+        axis: Option<u16>,
+    ) -> Sweep {
+        let mut curve_vars = 0u64;
+        for v in 0..n_vars {
+            let constant = curves.iter().all(|r| {
+                let first = vars[r.start * n_vars + v];
+                r.clone().all(|i| vars[i * n_vars + v] == first)
+            });
+            if constant && Some(v as u16) != axis {
+                curve_vars |= 1 << v;
+            }
+        }
+        let points = y.len();
+        let (mut axis_values, mut axis_index) = (Vec::new(), vec![0u32; points]);
+        if let Some(a) = axis {
+            axis_values = (0..points).map(|i| vars[i * n_vars + a as usize]).collect();
+            axis_values.sort_by(f64::total_cmp);
+            axis_values.dedup();
+            for (i, ix) in axis_index.iter_mut().enumerate() {
+                let v = vars[i * n_vars + a as usize];
+                *ix = axis_values.partition_point(|&x| x.total_cmp(&v).is_lt()) as u32;
+            }
+        }
+        Sweep {
+            n_vars,
+            curves,
+            vars,
+            y,
+            w,
+            axis,
+            axis_values,
+            axis_index,
+            curve_vars,
+        }
+    }
+
+    pub fn points(&self) -> usize {
+        self.y.len()
+    }
+}
+
+/// How many node evaluations of each class one [`Plan::evaluate`] made,
+/// forward and backward (partials included in forward).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub forward: [usize; 4],
+    pub backward: [usize; 4],
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    graph: Graph,
+    value: NodeId,
+    n_params: usize,
+    /// Per node.
+    pub class: Vec<Class>,
+    /// Nodes to evaluate, per class, in topological order: the value's cone
+    /// and every partial's.
+    pub forward: [Vec<NodeId>; 4],
+    /// Backward edges, grouped by the class of their `from` node, each in
+    /// reverse-mode order.
+    pub edges: [Vec<Edge>; 4],
+    /// Node of each parameter (None when the law does not use it: never
+    /// the case for a compiled law, which refuses such parameters).
+    param_node: Vec<Option<NodeId>>,
+}
+
+impl Plan {
+    /// The plan of `law` on data whose curve-constant variables are
+    /// `curve_vars` (a bit mask) and whose axis variable is `axis`.
+    pub fn new(law: &CompiledLaw, curve_vars: u64, axis: Option<u16>) -> Plan {
+        let mut graph = law.graph.clone();
+        let value = law.value;
+        let edges_all = diff::edges(&mut graph, value);
+        // Variables per node of the extended graph.
+        let mut mask = vec![0u64; graph.len()];
+        for (i, n) in graph.nodes().iter().enumerate() {
+            mask[i] = match n {
+                Node::Var(v) => 1u64 << v,
+                _ => n.operands().fold(0, |m, o| m | mask[o as usize]),
+            };
+        }
+        let axis_bit = axis.map_or(0, |a| 1u64 << a);
+        let class: Vec<Class> = mask
+            .iter()
+            .map(|&m| {
+                if m == 0 {
+                    Class::Start
+                } else if m & !curve_vars == 0 {
+                    Class::Curve
+                } else if m == axis_bit {
+                    Class::Axis
+                } else {
+                    Class::Point
+                }
+            })
+            .collect();
+        // What must be computed: the value's cone and every partial's.
+        let mut needed = vec![false; graph.len()];
+        let mark = |root: NodeId, needed: &mut Vec<bool>| {
+            let mut stack = vec![root];
+            while let Some(n) = stack.pop() {
+                if !needed[n as usize] {
+                    needed[n as usize] = true;
+                    stack.extend(graph.node(n).operands());
+                }
+            }
+        };
+        mark(value, &mut needed);
+        for e in &edges_all {
+            mark(e.partial, &mut needed);
+        }
+        let mut forward: [Vec<NodeId>; 4] = Default::default();
+        for (i, &need) in needed.iter().enumerate() {
+            if need {
+                forward[class[i] as usize].push(i as NodeId);
+            }
+        }
+        let mut edges: [Vec<Edge>; 4] = Default::default();
+        for e in edges_all {
+            edges[class[e.from as usize] as usize].push(e);
+        }
+        let mut param_node = vec![None; law.params.len()];
+        for (i, n) in graph.nodes().iter().enumerate() {
+            if let Node::Param(p) = n {
+                param_node[*p as usize] = Some(i as NodeId);
+            }
+        }
+        Plan {
+            graph,
+            value,
+            n_params: law.params.len(),
+            class,
+            forward,
+            edges,
+            param_node,
+        }
+    }
+
+    /// The plan of `law` for `sweep`.
+    pub fn for_sweep(law: &CompiledLaw, sweep: &Sweep) -> Plan {
+        Plan::new(law, sweep.curve_vars, sweep.axis)
+    }
+
+    /// Objective (weighted sum of rho over points; the caller's weights
+    /// make it a mean) and its gradient with respect to the parameters.
+    pub fn evaluate(
+        &self,
+        sweep: &Sweep,
+        params: &[f64],
+        obj: &Objective,
+        mut counts: Option<&mut Counts>,
+    ) -> (f64, Vec<f64>) {
+        let n = self.graph.len();
+        let nv = sweep.n_vars;
+        let (nc, na) = (sweep.curves.len(), sweep.axis_values.len().max(1));
+        let mut start = vec![0.0; n];
+        let mut curve = vec![0.0; nc * n];
+        let mut axis = vec![0.0; na * n];
+        let mut point = vec![0.0; n];
+        let mut count = |class: Class, k: usize, backward: bool| {
+            if let Some(c) = counts.as_deref_mut() {
+                let slot = if backward {
+                    &mut c.backward
+                } else {
+                    &mut c.forward
+                };
+                slot[class as usize] += k;
+            }
+        };
+
+        // Forward, hoisted.
+        let eval =
+            |g: &Graph, id: NodeId, get: &dyn Fn(NodeId) -> f64, var: &dyn Fn(u16) -> f64| {
+                op(g.node(id), get, var, params)
+            };
+        for &id in &self.forward[0] {
+            let x = eval(&self.graph, id, &|o| start[o as usize], &|_| f64::NAN);
+            start[id as usize] = x;
+        }
+        count(Class::Start, self.forward[0].len(), false);
+        for (c, r) in sweep.curves.iter().enumerate() {
+            if r.is_empty() {
+                continue;
+            }
+            let row = r.start * nv;
+            for &id in &self.forward[1] {
+                let x = {
+                    let cv = &curve[c * n..(c + 1) * n];
+                    let get = |o: NodeId| match self.class[o as usize] {
+                        Class::Start => start[o as usize],
+                        _ => cv[o as usize],
+                    };
+                    eval(&self.graph, id, &get, &|v| sweep.vars[row + v as usize])
+                };
+                curve[c * n + id as usize] = x;
+            }
+            count(Class::Curve, self.forward[1].len(), false);
+        }
+        for (a, &av) in sweep.axis_values.iter().enumerate() {
+            for &id in &self.forward[2] {
+                let x = {
+                    let xv = &axis[a * n..(a + 1) * n];
+                    let get = |o: NodeId| match self.class[o as usize] {
+                        Class::Start => start[o as usize],
+                        _ => xv[o as usize],
+                    };
+                    eval(&self.graph, id, &get, &|_| av)
+                };
+                axis[a * n + id as usize] = x;
+            }
+            count(Class::Axis, self.forward[2].len(), false);
+        }
+
+        // Per point: forward through point nodes, the loss, and the
+        // backward edges out of point nodes.
+        let mut start_adj = vec![0.0; n];
+        let mut curve_adj = vec![0.0; nc * n];
+        let mut axis_adj = vec![0.0; na * n];
+        let mut point_adj = vec![0.0; n];
+        let mut f = 0.0;
+        for (c, r) in sweep.curves.iter().enumerate() {
+            for i in r.clone() {
+                let a = sweep.axis_index[i] as usize;
+                let pv = &sweep.vars[i * nv..(i + 1) * nv];
+                for &id in &self.forward[3] {
+                    let x = {
+                        let get = |o: NodeId| match self.class[o as usize] {
+                            Class::Start => start[o as usize],
+                            Class::Curve => curve[c * n + o as usize],
+                            Class::Axis => axis[a * n + o as usize],
+                            Class::Point => point[o as usize],
+                        };
+                        eval(&self.graph, id, &get, &|v| pv[v as usize])
+                    };
+                    point[id as usize] = x;
+                }
+                count(Class::Point, self.forward[3].len(), false);
+                let get = |o: NodeId| match self.class[o as usize] {
+                    Class::Start => start[o as usize],
+                    Class::Curve => curve[c * n + o as usize],
+                    Class::Axis => axis[a * n + o as usize],
+                    Class::Point => point[o as usize],
+                };
+                let pred = get(self.value);
+                let (r, dpred) = match obj.space {
+                    Space::Linear => (pred - sweep.y[i], 1.0),
+                    Space::Log => (pred.ln() - sweep.y[i], 1.0 / pred),
+                };
+                let (rho, drho) = obj.rho(r);
+                let w = sweep.w[i];
+                if w == 0.0 {
+                    continue;
+                }
+                f += w * rho;
+                let seed = w * drho * dpred;
+                let mut add =
+                    |to: NodeId, v: f64, point_adj: &mut Vec<f64>| match self.class[to as usize] {
+                        Class::Start => start_adj[to as usize] += v,
+                        Class::Curve => curve_adj[c * n + to as usize] += v,
+                        Class::Axis => axis_adj[a * n + to as usize] += v,
+                        Class::Point => point_adj[to as usize] += v,
+                    };
+                for &id in &self.forward[3] {
+                    point_adj[id as usize] = 0.0;
+                }
+                add(self.value, seed, &mut point_adj);
+                for e in &self.edges[3] {
+                    let v = point_adj[e.from as usize] * get(e.partial);
+                    add(e.to, v, &mut point_adj);
+                }
+                count(Class::Point, self.edges[3].len(), true);
+            }
+        }
+
+        // The hoisted nodes' adjoints, once each.
+        for c in 0..nc {
+            for e in &self.edges[1] {
+                let from = curve_adj[c * n + e.from as usize];
+                let p = match self.class[e.partial as usize] {
+                    Class::Start => start[e.partial as usize],
+                    _ => curve[c * n + e.partial as usize],
+                };
+                match self.class[e.to as usize] {
+                    Class::Start => start_adj[e.to as usize] += from * p,
+                    _ => curve_adj[c * n + e.to as usize] += from * p,
+                }
+            }
+            count(Class::Curve, self.edges[1].len(), true);
+        }
+        for a in 0..sweep.axis_values.len() {
+            for e in &self.edges[2] {
+                let from = axis_adj[a * n + e.from as usize];
+                let p = match self.class[e.partial as usize] {
+                    Class::Start => start[e.partial as usize],
+                    _ => axis[a * n + e.partial as usize],
+                };
+                match self.class[e.to as usize] {
+                    Class::Start => start_adj[e.to as usize] += from * p,
+                    _ => axis_adj[a * n + e.to as usize] += from * p,
+                }
+            }
+            count(Class::Axis, self.edges[2].len(), true);
+        }
+        for e in &self.edges[0] {
+            start_adj[e.to as usize] += start_adj[e.from as usize] * start[e.partial as usize];
+        }
+        count(Class::Start, self.edges[0].len(), true);
+        let grad = (0..self.n_params)
+            .map(|p| self.param_node[p].map_or(0.0, |id| start_adj[id as usize]))
+            .collect();
+        (f, grad)
+    }
+}
+
+/// One node's value from its operands' (`get`), a variable's (`var`) or a
+/// parameter's.
+#[inline(always)]
+fn op(node: Node, get: &dyn Fn(NodeId) -> f64, var: &dyn Fn(u16) -> f64, params: &[f64]) -> f64 {
+    match node {
+        Node::Const(c) => c,
+        Node::Var(i) => var(i),
+        Node::Param(i) => params[i as usize],
+        Node::Neg(a) => -get(a),
+        Node::Add(a, b) => get(a) + get(b),
+        Node::Sub(a, b) => get(a) - get(b),
+        Node::Mul(a, b) => get(a) * get(b),
+        Node::Div(a, b) => get(a) / get(b),
+        Node::Pow(a, b) => get(a).powf(get(b)),
+        Node::Exp(a) => get(a).exp(),
+        Node::Log(a) => get(a).ln(),
+        Node::Sqrt(a) => get(a).sqrt(),
+        Node::Min(a, b) => get(a).min(get(b)),
+        Node::Max(a, b) => get(a).max(get(b)),
+    }
+}
