@@ -115,12 +115,7 @@ fn every_node_is_evaluated_once_per_distinct_value_of_its_variables() {
 
     // What makes it fast: per point only additions are left (the curve's
     // part plus the token part); every power, exp and log is hoisted.
-    let graph_nodes = {
-        let law2 = law.clone();
-        let mut g = law2.graph.clone();
-        let _ = sweepfit::law::diff::edges(&mut g, law2.value);
-        g
-    };
+    let graph_nodes = plan.graph();
     for &id in &plan.forward[Class::Point as usize] {
         let node = graph_nodes.node(id);
         assert!(

@@ -136,31 +136,24 @@ impl Plan {
     /// `curve_vars` (a bit mask) and whose axis variable is `axis`.
     pub fn new(law: &CompiledLaw, curve_vars: u64, axis: Option<u16>) -> Plan {
         let mut graph = law.graph.clone();
-        let value = law.value;
-        let edges_all = diff::edges(&mut graph, value);
-        // Variables per node of the extended graph.
-        let mut mask = vec![0u64; graph.len()];
-        for (i, n) in graph.nodes().iter().enumerate() {
-            mask[i] = match n {
-                Node::Var(v) => 1u64 << v,
-                _ => n.operands().fold(0, |m, o| m | mask[o as usize]),
-            };
-        }
         let axis_bit = axis.map_or(0, |a| 1u64 << a);
-        let class: Vec<Class> = mask
-            .iter()
-            .map(|&m| {
-                if m == 0 {
-                    Class::Start
-                } else if m & !curve_vars == 0 {
-                    Class::Curve
-                } else if m == axis_bit {
-                    Class::Axis
-                } else {
-                    Class::Point
-                }
-            })
-            .collect();
+        let classify = |m: u64| {
+            if m == 0 {
+                Class::Start
+            } else if m & !curve_vars == 0 {
+                Class::Curve
+            } else if m == axis_bit {
+                Class::Axis
+            } else {
+                Class::Point
+            }
+        };
+        let value = {
+            let mask = var_masks(&graph);
+            regroup(&mut graph, law.value, &|id| classify(mask[id as usize]))
+        };
+        let edges_all = diff::edges(&mut graph, value);
+        let class: Vec<Class> = var_masks(&graph).into_iter().map(classify).collect();
         // What must be computed: the value's cone and every partial's.
         let mut needed = vec![false; graph.len()];
         let mark = |root: NodeId, needed: &mut Vec<bool>| {
@@ -201,6 +194,17 @@ impl Plan {
             edges,
             param_node,
         }
+    }
+
+    /// The graph the plan runs: the law's, reassociated for hoisting and
+    /// extended with the partial derivatives.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// The node of the prediction.
+    pub fn value(&self) -> NodeId {
+        self.value
     }
 
     /// The plan of `law` for `sweep`.
@@ -377,6 +381,66 @@ impl Plan {
             .collect();
         (f, grad)
     }
+}
+
+/// Bit i of node k: node k depends on variable i.
+fn var_masks(g: &Graph) -> Vec<u64> {
+    let mut mask = vec![0u64; g.len()];
+    for (i, n) in g.nodes().iter().enumerate() {
+        mask[i] = match n {
+            Node::Var(v) => 1u64 << v,
+            _ => n.operands().fold(0, |m, o| m | mask[o as usize]),
+        };
+    }
+    mask
+}
+
+/// Reassociate the per-point sum at `root` so that its hoisted terms are
+/// added before the per-point ones: E + A/N^a + B/D^b + C/T^c becomes
+/// (E + A/N^a + C/T^c) + B/D^b, one addition per point instead of two.
+/// Only sums of point-class nodes are opened; exact in real arithmetic,
+/// and the rounding differs only in the last bits.
+fn regroup(g: &mut Graph, root: NodeId, class: &dyn Fn(NodeId) -> Class) -> NodeId {
+    if class(root) != Class::Point {
+        return root;
+    }
+    let mut terms: Vec<(NodeId, bool)> = Vec::new();
+    let mut stack = vec![(root, false)];
+    while let Some((id, neg)) = stack.pop() {
+        match g.node(id) {
+            Node::Add(a, b) if class(id) == Class::Point => {
+                stack.push((b, neg));
+                stack.push((a, neg));
+            }
+            Node::Sub(a, b) if class(id) == Class::Point => {
+                stack.push((b, !neg));
+                stack.push((a, neg));
+            }
+            Node::Neg(a) if class(id) == Class::Point => stack.push((a, !neg)),
+            _ => terms.push((id, neg)),
+        }
+    }
+    if terms.len() < 3 {
+        return root;
+    }
+    // Hoisted parts first (start and curve terms together, then the axis
+    // terms), then the per-point ones, each in their original order.
+    let rank = |id: NodeId| match class(id) {
+        Class::Start | Class::Curve => 0,
+        Class::Axis => 1,
+        Class::Point => 2,
+    };
+    terms.sort_by_key(|&(id, _)| rank(id));
+    let mut acc: Option<NodeId> = None;
+    for (id, neg) in terms {
+        acc = Some(match (acc, neg) {
+            (None, false) => id,
+            (None, true) => g.neg(id),
+            (Some(s), false) => g.add(s, id),
+            (Some(s), true) => g.sub(s, id),
+        });
+    }
+    acc.unwrap_or(root)
 }
 
 /// One node's value from its operands' (`get`), a variable's (`var`) or a
