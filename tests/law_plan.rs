@@ -215,3 +215,98 @@ fn laws_of_other_shapes_match_the_reference() {
         }
     }
 }
+
+mod common;
+
+/// The vectorised grid evaluator against the plan's reference interpreter.
+fn check_grid(law: &CompiledLaw, s: &Sweep, params: &[Vec<f64>], obj: Objective, what: &str) {
+    let plan = Plan::for_sweep(law, s);
+    let grid = sweepfit::backend::CompiledGrid::new(plan.clone(), s, obj).unwrap();
+    let np = law.params.len();
+    let flat: Vec<f64> = params.iter().flatten().copied().collect();
+    let mut f = vec![0.0; params.len()];
+    let mut g = vec![0.0; params.len() * np];
+    grid.evaluate(&flat, &mut f, &mut g);
+    for (k, p) in params.iter().enumerate() {
+        let (fr, gr) = plan.evaluate(s, p, &obj, None);
+        assert!(
+            close(f[k], fr, 1e-12, 0.0),
+            "{what} start {k}: {} vs {fr}",
+            f[k]
+        );
+        let norm = gr.iter().map(|v| v * v).sum::<f64>().sqrt();
+        for j in 0..np {
+            assert!(
+                close(g[k * np + j], gr[j], 1e-10, norm),
+                "{what} start {k} d/d{}: {} vs {}",
+                law.params[j],
+                g[k * np + j],
+                gr[j]
+            );
+        }
+    }
+}
+
+#[test]
+fn grid_evaluator_matches_the_reference_on_looplm() {
+    let mut s = looplm_sweep(&[0.05, 0.13, 0.37, 1.0], &[1.0, 2.0, 3.0], 600);
+    // Some cells weigh nothing and one curve lacks its last points.
+    s.w[5] = 0.0;
+    let law = CompiledLaw::from_formula(LOOPLM, &["N", "D", "T"]).unwrap();
+    let params = vec![
+        vec![1.7, 30.0, 0.12, 0.28, 18.0, 0.08, 0.33, 0.7, 0.4, 1.1],
+        vec![2.0, 10.0, 0.01, 0.5, 5.0, 0.2, 0.5, 0.1, 1.0, 2.0],
+    ];
+    for (loss, space) in [
+        (LossKind::Mse, Space::Linear),
+        (LossKind::Huber, Space::Log),
+    ] {
+        let obj = Objective {
+            loss,
+            space,
+            delta: 0.02,
+        };
+        check_grid(&law, &s, &params, obj, &format!("{loss:?}/{space:?}"));
+    }
+}
+
+#[test]
+fn grid_evaluator_matches_the_reference_on_random_formulas() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let mut checked = 0;
+    for case in 0..150 {
+        let text = common::random_formula(&mut rng, 4);
+        let Ok(law) = CompiledLaw::from_formula(&text, &common::FORMULA_VARS) else {
+            continue;
+        };
+        // x constant along each curve, y the axis: 6 curves x 300 values.
+        let (mut curves, mut vars, mut y) = (Vec::new(), Vec::new(), Vec::new());
+        for c in 0..6 {
+            let s0 = y.len();
+            for k in 0..300 {
+                vars.extend([0.5 + 0.25 * c as f64, 0.5 + k as f64 / 200.0]);
+                y.push(rng.random_range(-1.0..1.0));
+            }
+            curves.push(s0..y.len());
+        }
+        let w = vec![1.0 / y.len() as f64; y.len()];
+        let s = Sweep::new(2, curves, vars, y, w, Some(1));
+        let params: Vec<Vec<f64>> = (0..3)
+            .map(|_| {
+                (0..law.params.len())
+                    .map(|_| rng.random_range(0.5..1.5))
+                    .collect()
+            })
+            .collect();
+        check_grid(
+            &law,
+            &s,
+            &params,
+            Objective::default(),
+            &format!("case {case}: {text}"),
+        );
+        checked += 1;
+    }
+    assert!(checked > 100, "{checked} formulas checked");
+}

@@ -8,6 +8,7 @@ pub mod gpu;
 mod prepared;
 pub mod weights;
 
+pub use cpu::compiled::CompiledGrid;
 pub use cpu::{CpuBackend, CpuLayout};
 pub use gpu::GpuBackend;
 pub use prepared::Prepared;

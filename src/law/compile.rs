@@ -205,6 +205,18 @@ impl CompiledLaw {
             param_site,
             ..
         } = b;
+        if params.is_empty() {
+            let mut e = FormulaError::new(
+                &src.formula,
+                Span {
+                    start: 0,
+                    end: src.formula.len(),
+                },
+                "the formula has no parameters to fit (every name is a variable or a def)",
+            );
+            e.origin = origin;
+            return Err(e);
+        }
         let grad = diff::gradient(&mut g, value, params.len());
         // A parameter whose derivative is identically 0 cannot be fitted
         // (it cancelled out, or only appears in an unused def).

@@ -207,6 +207,15 @@ impl Plan {
         self.value
     }
 
+    /// The node of each parameter.
+    pub fn param_nodes(&self) -> &[Option<NodeId>] {
+        &self.param_node
+    }
+
+    pub fn n_params(&self) -> usize {
+        self.n_params
+    }
+
     /// The plan of `law` for `sweep`.
     pub fn for_sweep(law: &CompiledLaw, sweep: &Sweep) -> Plan {
         Plan::new(law, sweep.curve_vars, sweep.axis)
@@ -446,7 +455,12 @@ fn regroup(g: &mut Graph, root: NodeId, class: &dyn Fn(NodeId) -> Class) -> Node
 /// One node's value from its operands' (`get`), a variable's (`var`) or a
 /// parameter's.
 #[inline(always)]
-fn op(node: Node, get: &dyn Fn(NodeId) -> f64, var: &dyn Fn(u16) -> f64, params: &[f64]) -> f64 {
+pub(crate) fn op(
+    node: Node,
+    get: &dyn Fn(NodeId) -> f64,
+    var: &dyn Fn(u16) -> f64,
+    params: &[f64],
+) -> f64 {
     match node {
         Node::Const(c) => c,
         Node::Var(i) => var(i),

@@ -185,3 +185,35 @@ pub fn shared_data() -> Option<PathBuf> {
     eprintln!("skipping: {} not found", dir.display());
     None
 }
+
+/// Variables and parameters of [`random_formula`].
+pub const FORMULA_VARS: [&str; 2] = ["x", "y"];
+pub const FORMULA_PARAMS: [&str; 4] = ["p0", "p1", "p2", "p3"];
+
+/// A random smooth formula over x, y and p0..p3 that stays finite for
+/// positive inputs of order one: bases of powers, logs and square roots
+/// are made >= 1 first.
+pub fn random_formula(rng: &mut rand::rngs::StdRng, depth: u32) -> String {
+    use rand::Rng;
+    if depth == 0 || rng.random_bool(0.25) {
+        return match rng.random_range(0..3) {
+            0 => FORMULA_VARS[rng.random_range(0..2)].to_string(),
+            1 => FORMULA_PARAMS[rng.random_range(0..4)].to_string(),
+            _ => format!("{:.3}", rng.random_range(0.5..2.0)),
+        };
+    }
+    let a = random_formula(rng, depth - 1);
+    let b = random_formula(rng, depth - 1);
+    let pos = |e: &str| format!("(1 + ({e})^2)");
+    match rng.random_range(0..9) {
+        0 => format!("({a} + {b})"),
+        1 => format!("({a} - {b})"),
+        2 => format!("({a} * {b})"),
+        3 => format!("({a} / {})", pos(&b)),
+        4 => format!("{}^(0.3*{b})", pos(&a)),
+        5 => format!("exp(0.2*{a})"),
+        6 => format!("log({})", pos(&a)),
+        7 => format!("sqrt({})", pos(&a)),
+        _ => format!("-{a}"),
+    }
+}

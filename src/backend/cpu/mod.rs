@@ -26,6 +26,7 @@
 //! out, so held-out points add exactly nothing even where the law is
 //! undefined there.
 
+pub mod compiled;
 mod grid;
 mod kernel;
 
