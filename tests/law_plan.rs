@@ -134,14 +134,19 @@ fn every_node_is_evaluated_once_per_distinct_value_of_its_variables() {
         nc * steps * plan.edges[Class::Point as usize].len()
     );
     assert!(plan.edges[Class::Point as usize].len() <= 4);
-    // Powers of N and T: once per curve; of D: once per token value.
-    let pow_in = |c: Class| {
+    // Powers of N and T: once per curve; of D: once per token value, and
+    // there as one log and one exp, shared with their derivatives.
+    let count = |c: Class, f: fn(&Node) -> bool| {
         plan.forward[c as usize]
             .iter()
-            .filter(|&&id| matches!(graph_nodes.node(id), Node::Pow(..)))
+            .filter(|&&id| f(&graph_nodes.node(id)))
             .count()
     };
-    assert!(pow_in(Class::Curve) >= 2 && pow_in(Class::Axis) >= 1);
+    assert_eq!(count(Class::Axis, |n| matches!(n, Node::Log(..))), 1);
+    assert_eq!(count(Class::Axis, |n| matches!(n, Node::Exp(..))), 1);
+    assert_eq!(count(Class::Axis, |n| matches!(n, Node::Pow(..))), 0);
+    assert_eq!(count(Class::Curve, |n| matches!(n, Node::Log(..))), 2);
+    assert_eq!(count(Class::Curve, |n| matches!(n, Node::Exp(..))), 2);
 }
 
 #[test]

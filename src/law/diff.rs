@@ -194,13 +194,15 @@ pub fn edges(g: &mut Graph, output: NodeId) -> Vec<Edge> {
                 edge(y, x);
             }
             Node::Div(x, y) => {
+                // Both partials share one reciprocal: divisions are the
+                // slowest vector instruction the evaluators run.
+                let one = g.num(1.0);
+                let r = g.div(one, y);
                 if dep[x as usize] {
-                    let one = g.num(1.0);
-                    let r = g.div(one, y);
                     edge(x, r);
                 }
                 if dep[y as usize] {
-                    let q = g.div(id, y);
+                    let q = g.mul(id, r);
                     let d = g.neg(q);
                     edge(y, d);
                 }

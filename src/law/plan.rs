@@ -148,9 +148,10 @@ impl Plan {
                 Class::Point
             }
         };
+        let value = lower_pow(&mut graph, law.value);
         let value = {
             let mask = var_masks(&graph);
-            regroup(&mut graph, law.value, &|id| classify(mask[id as usize]))
+            regroup(&mut graph, value, &|id| classify(mask[id as usize]))
         };
         let edges_all = diff::edges(&mut graph, value);
         let class: Vec<Class> = var_masks(&graph).into_iter().map(classify).collect();
@@ -402,6 +403,86 @@ fn var_masks(g: &Graph) -> Vec<u64> {
         };
     }
     mask
+}
+
+/// Rewrite x^y as exp(y ln x) in the cone of `root`, except for small
+/// integer constant exponents (x^2 stays a power, defined for x < 0), and
+/// a / b as a * (1/b).
+/// Then the derivatives reuse both transcendentals: d/dy is x^y ln x and
+/// d/dx is x^y y / x, so a power costs one log and one exp in all, as the
+/// hand-written kernels have it.
+fn lower_pow(g: &mut Graph, root: NodeId) -> NodeId {
+    let mut map: Vec<Option<NodeId>> = vec![None; root as usize + 1];
+    for i in 0..=root as usize {
+        let m = |o: NodeId, map: &[Option<NodeId>]| map[o as usize].unwrap_or(o);
+        let id = i as NodeId;
+        let new = match g.node(id) {
+            Node::Pow(x, y) => {
+                let (x, y) = (m(x, &map), m(y, &map));
+                let small_int = g
+                    .constant(y)
+                    .is_some_and(|c| c == c.round() && c.abs() <= 16.0);
+                if small_int {
+                    g.pow(x, y)
+                } else {
+                    let l = g.log(x);
+                    let e = g.mul(y, l);
+                    g.exp(e)
+                }
+            }
+            Node::Neg(a) => {
+                let a = m(a, &map);
+                g.neg(a)
+            }
+            Node::Add(a, b) => {
+                let (a, b) = (m(a, &map), m(b, &map));
+                g.add(a, b)
+            }
+            Node::Sub(a, b) => {
+                let (a, b) = (m(a, &map), m(b, &map));
+                g.sub(a, b)
+            }
+            Node::Mul(a, b) => {
+                let (a, b) = (m(a, &map), m(b, &map));
+                g.mul(a, b)
+            }
+            // a / b as a * (1 / b): divisions by one node then share one
+            // reciprocal, with each other and with the derivatives.
+            Node::Div(a, b) => {
+                let (a, b) = (m(a, &map), m(b, &map));
+                if g.constant(b).is_some() || g.constant(a) == Some(1.0) {
+                    g.div(a, b)
+                } else {
+                    let one = g.num(1.0);
+                    let r = g.div(one, b);
+                    g.mul(a, r)
+                }
+            }
+            Node::Exp(a) => {
+                let a = m(a, &map);
+                g.exp(a)
+            }
+            Node::Log(a) => {
+                let a = m(a, &map);
+                g.log(a)
+            }
+            Node::Sqrt(a) => {
+                let a = m(a, &map);
+                g.sqrt(a)
+            }
+            Node::Min(a, b) => {
+                let (a, b) = (m(a, &map), m(b, &map));
+                g.min(a, b)
+            }
+            Node::Max(a, b) => {
+                let (a, b) = (m(a, &map), m(b, &map));
+                g.max(a, b)
+            }
+            Node::Const(_) | Node::Var(_) | Node::Param(_) => id,
+        };
+        map[i] = Some(new);
+    }
+    map[root as usize].unwrap_or(root)
 }
 
 /// Reassociate the per-point sum at `root` so that its hoisted terms are

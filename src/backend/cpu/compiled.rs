@@ -12,7 +12,8 @@
 
 use rayon::prelude::*;
 
-use crate::backend::fastmath;
+use crate::backend::fastmath::{self, mul_add};
+use crate::backend::Prepared;
 use crate::law::dag::{Node, NodeId};
 use crate::law::plan::{self, Class, Plan, Sweep};
 use crate::objective::{LossKind, Objective, Space};
@@ -38,12 +39,125 @@ pub struct CompiledGrid {
     slot: Vec<usize>,
     n_slots: usize,
     objective: Objective,
+    /// Set when the per-point part is one sum of an axis term and a curve
+    /// (or start) term: the cell loop is then fused (see [`Separable`]).
+    separable: Option<Separable>,
+}
+
+/// A law whose prediction per cell is `sa * u[d] + sc * s[curve]` (any law
+/// of the form f(curve variables) + g(axis variable), such as LoopLM and
+/// Chinchilla): prediction, loss and both adjoint sums are one loop over
+/// the cells, as in the hand-written kernel, instead of a pass per node.
+#[derive(Debug, Clone, Copy)]
+struct Separable {
+    axis_node: NodeId,
+    axis_sign: f64,
+    scalar_node: NodeId,
+    scalar_sign: f64,
+}
+
+impl Separable {
+    fn detect(plan: &Plan) -> Option<Separable> {
+        let value = plan.value();
+        let g = plan.graph();
+        if plan.forward[Class::Point as usize] != [value] {
+            return None;
+        }
+        let (a, b, sign_b) = match g.node(value) {
+            Node::Add(a, b) => (a, b, 1.0),
+            Node::Sub(a, b) => (a, b, -1.0),
+            _ => return None,
+        };
+        let class = |id: NodeId| plan.class[id as usize];
+        let (axis_node, axis_sign, scalar_node, scalar_sign) = match (class(a), class(b)) {
+            (Class::Axis, Class::Curve | Class::Start) => (a, 1.0, b, sign_b),
+            (Class::Curve | Class::Start, Class::Axis) => (b, sign_b, a, 1.0),
+            _ => return None,
+        };
+        // The backward edges out of the cell are exactly those two, with
+        // the constant partials of a sum.
+        let edges = &plan.edges[Class::Point as usize];
+        let partial_ok = |to: NodeId, sign: f64| {
+            edges
+                .iter()
+                .any(|e| e.from == value && e.to == to && g.constant(e.partial) == Some(sign))
+        };
+        let param_dep = |id: NodeId| edges.iter().any(|e| e.to == id);
+        if edges.len() != usize::from(param_dep(axis_node)) + usize::from(param_dep(scalar_node))
+            || (param_dep(axis_node) && !partial_ok(axis_node, axis_sign))
+            || (param_dep(scalar_node) && !partial_ok(scalar_node, scalar_sign))
+        {
+            return None;
+        }
+        Some(Separable {
+            axis_node,
+            axis_sign,
+            scalar_node,
+            scalar_sign,
+        })
+    }
+}
+
+/// The LoopLM sweep of `data` (internal units) as a plan reads it, with
+/// variables N, D, T and D the axis: how today's data meets a compiled law.
+pub fn looplm_sweep(data: &Prepared) -> Sweep {
+    let mut vars = Vec::with_capacity(3 * data.points());
+    let mut curves = Vec::with_capacity(data.configs.len());
+    for c in &data.configs {
+        for i in c.start..c.start + c.len {
+            vars.extend([c.n, data.d[i], c.t]);
+        }
+        curves.push(c.start..c.start + c.len);
+    }
+    Sweep::new(3, curves, vars, data.y.clone(), data.w.clone(), Some(1))
 }
 
 #[derive(Clone, Copy)]
 enum V<'a> {
     S(f64),
     A(&'a [f64]),
+}
+
+/// `out[j] = e` with `x` bound to the operand's cell (or its scalar).
+/// Macros rather than functions taking a closure: the operation must be
+/// inlined into the loop of the instruction-set-specific caller, and a
+/// passed-in function was measured not to be (it ran as a scalar call,
+/// with its fused multiply-adds as library calls, 18x slower).
+macro_rules! unary {
+    ($out:expr, $a:expr, |$x:ident| $e:expr) => {
+        match $a {
+            V::S($x) => $out.fill($e),
+            V::A(a) => {
+                for (o, &$x) in $out.iter_mut().zip(a) {
+                    *o = $e;
+                }
+            }
+        }
+    };
+}
+
+/// `out[j] = e` with `x`, `y` bound to the two operands' cells.
+macro_rules! binary {
+    ($out:expr, $a:expr, $b:expr, |$x:ident, $y:ident| $e:expr) => {
+        match ($a, $b) {
+            (V::S($x), V::S($y)) => $out.fill($e),
+            (V::A(a), V::S($y)) => {
+                for (o, &$x) in $out.iter_mut().zip(a) {
+                    *o = $e;
+                }
+            }
+            (V::S($x), V::A(b)) => {
+                for (o, &$y) in $out.iter_mut().zip(b) {
+                    *o = $e;
+                }
+            }
+            (V::A(a), V::A(b)) => {
+                for ((o, &$x), &$y) in $out.iter_mut().zip(a).zip(b) {
+                    *o = $e;
+                }
+            }
+        }
+    };
 }
 
 impl CompiledGrid {
@@ -77,6 +191,7 @@ impl CompiledGrid {
                 w[cell] = sweep.w[i];
             }
         }
+        let separable = Separable::detect(&plan);
         let n_nodes = plan.graph().len();
         let mut slot = vec![usize::MAX; n_nodes];
         let mut n_slots = 0;
@@ -97,6 +212,7 @@ impl CompiledGrid {
             slot,
             n_slots,
             objective,
+            separable,
         })
     }
 
@@ -107,44 +223,91 @@ impl CompiledGrid {
         f.par_iter_mut()
             .zip(g.par_chunks_mut(np.max(1)))
             .zip(params.par_chunks(np.max(1)))
-            .for_each(|((f, g), p)| {
-                *f = dispatch(self, p, g);
-            });
+            .for_each_init(
+                || Workspace::new(self),
+                |ws, ((f, g), p)| *f = dispatch(self, p, g, ws),
+            );
     }
 }
 
-fn dispatch(cg: &CompiledGrid, p: &[f64], g: &mut [f64]) -> f64 {
+/// Per-thread arrays of one start's evaluation, reused across starts.
+struct Workspace {
+    start: Vec<f64>,
+    curve: Vec<f64>,
+    start_adj: Vec<f64>,
+    curve_adj: Vec<f64>,
+    vals: Vec<Vec<f64>>,
+    adj: Vec<Vec<f64>>,
+    seed: Vec<f64>,
+    row_pred: Vec<f64>,
+}
+
+impl Workspace {
+    fn new(cg: &CompiledGrid) -> Workspace {
+        let n = cg.n_nodes;
+        let nc = cg.curve_vars.len() / cg.n_vars.max(1);
+        Workspace {
+            start: vec![0.0; n],
+            curve: vec![0.0; nc * n],
+            start_adj: vec![0.0; n],
+            curve_adj: vec![0.0; nc * n],
+            vals: vec![vec![0.0; TILE]; cg.n_slots],
+            adj: vec![vec![0.0; TILE]; cg.n_slots],
+            seed: vec![0.0; TILE],
+            row_pred: vec![0.0; TILE],
+        }
+    }
+}
+
+fn dispatch(cg: &CompiledGrid, p: &[f64], g: &mut [f64], ws: &mut Workspace) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports the features the function enables.
-            return unsafe { start_avx512(cg, p, g) };
+            return unsafe { start_avx512(cg, p, g, ws) };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: as above.
-            return unsafe { start_avx2(cg, p, g) };
+            return unsafe { start_avx2(cg, p, g, ws) };
         }
     }
-    one_start::<false>(cg, p, g)
+    one_start::<false>(cg, p, g, ws)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn start_avx512(cg: &CompiledGrid, p: &[f64], g: &mut [f64]) -> f64 {
-    one_start::<true>(cg, p, g)
+unsafe fn start_avx512(cg: &CompiledGrid, p: &[f64], g: &mut [f64], ws: &mut Workspace) -> f64 {
+    one_start::<true>(cg, p, g, ws)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn start_avx2(cg: &CompiledGrid, p: &[f64], g: &mut [f64]) -> f64 {
-    one_start::<true>(cg, p, g)
+unsafe fn start_avx2(cg: &CompiledGrid, p: &[f64], g: &mut [f64], ws: &mut Workspace) -> f64 {
+    one_start::<true>(cg, p, g, ws)
 }
 
 /// Objective and gradient (into `grad`) of one parameter vector.
 #[inline(always)]
-fn one_start<const FMA: bool>(cg: &CompiledGrid, params: &[f64], grad: &mut [f64]) -> f64 {
+fn one_start<const FMA: bool>(
+    cg: &CompiledGrid,
+    params: &[f64],
+    grad: &mut [f64],
+    ws: &mut Workspace,
+) -> f64 {
     let plan = &cg.plan;
+    let Workspace {
+        start,
+        curve,
+        start_adj,
+        curve_adj,
+        vals,
+        adj,
+        seed,
+        row_pred,
+    } = ws;
+    start_adj.fill(0.0);
+    curve_adj.fill(0.0);
     let graph = plan.graph();
     let (n, nv) = (cg.n_nodes, cg.n_vars);
     let nc = cg.curve_vars.len() / nv.max(1);
@@ -152,7 +315,6 @@ fn one_start<const FMA: bool>(cg: &CompiledGrid, params: &[f64], grad: &mut [f64
     let class = &plan.class;
 
     // Start and curve nodes: scalars.
-    let mut start = vec![0.0; n];
     for &id in &plan.forward[Class::Start as usize] {
         start[id as usize] = plan::op(
             graph.node(id),
@@ -161,7 +323,6 @@ fn one_start<const FMA: bool>(cg: &CompiledGrid, params: &[f64], grad: &mut [f64
             params,
         );
     }
-    let mut curve = vec![0.0; nc * n];
     for c in 0..nc {
         let cv = &cg.curve_vars[c * nv..(c + 1) * nv];
         for &id in &plan.forward[Class::Curve as usize] {
@@ -177,11 +338,6 @@ fn one_start<const FMA: bool>(cg: &CompiledGrid, params: &[f64], grad: &mut [f64
         }
     }
 
-    let mut start_adj = vec![0.0; n];
-    let mut curve_adj = vec![0.0; nc * n];
-    let mut vals: Vec<Vec<f64>> = vec![vec![0.0; TILE]; cg.n_slots];
-    let mut adj: Vec<Vec<f64>> = vec![vec![0.0; TILE]; cg.n_slots];
-    let mut seed = vec![0.0; TILE];
     let mut fsum = 0.0;
     let obj = cg.objective;
     let value = plan.value();
@@ -204,7 +360,62 @@ fn one_start<const FMA: bool>(cg: &CompiledGrid, params: &[f64], grad: &mut [f64
             vals[s] = out;
             adj[s][..m].fill(0.0);
         }
-        for c in 0..nc {
+        if let Some(sep) = cg.separable {
+            // Fused cell loop: prediction, loss and both adjoint sums.
+            let u = match class[sep.axis_node as usize] {
+                Class::Axis => cg.slot[sep.axis_node as usize],
+                _ => unreachable!("detected as an axis node"),
+            };
+            let mut col = std::mem::take(&mut adj[u]);
+            let scalar = |c: usize| match class[sep.scalar_node as usize] {
+                Class::Start => start[sep.scalar_node as usize],
+                _ => curve[c * n + sep.scalar_node as usize],
+            };
+            let mut add_row = |c: usize, rowsum: f64| {
+                let g = rowsum * sep.scalar_sign;
+                match class[sep.scalar_node as usize] {
+                    Class::Start => start_adj[sep.scalar_node as usize] += g,
+                    _ => curve_adj[c * n + sep.scalar_node as usize] += g,
+                }
+            };
+            let row = |c: usize| (c * na + t0)..(c * na + t0 + m);
+            // Rows in fours: each axis value and its adjoint sum are
+            // loaded and stored once for four curves.
+            let mut c = 0;
+            while c + ROWS <= nc {
+                let (f, sums) = fused_rows::<FMA, ROWS>(
+                    obj,
+                    &vals[u][..m],
+                    sep.axis_sign,
+                    std::array::from_fn(|r| sep.scalar_sign * scalar(c + r)),
+                    std::array::from_fn(|r| &cg.y[row(c + r)]),
+                    std::array::from_fn(|r| &cg.w[row(c + r)]),
+                    &mut col[..m],
+                );
+                fsum += f;
+                for (r, v) in sums.into_iter().enumerate() {
+                    add_row(c + r, v);
+                }
+                c += ROWS;
+            }
+            for c in c..nc {
+                let (f, [v]) = fused_rows::<FMA, 1>(
+                    obj,
+                    &vals[u][..m],
+                    sep.axis_sign,
+                    [sep.scalar_sign * scalar(c)],
+                    [&cg.y[row(c)]],
+                    [&cg.w[row(c)]],
+                    &mut col[..m],
+                );
+                fsum += f;
+                add_row(c, v);
+            }
+            adj[u] = col;
+        }
+        // The general path: a pass per point node over each row.
+        let general_rows = if cg.separable.is_some() { 0 } else { nc };
+        for c in 0..general_rows {
             let crow = &curve[c * n..(c + 1) * n];
             // Point nodes of this curve's row of the tile.
             for &id in &plan.forward[Class::Point as usize] {
@@ -226,36 +437,25 @@ fn one_start<const FMA: bool>(cg: &CompiledGrid, params: &[f64], grad: &mut [f64
             // weight-0 points contribute exactly nothing.
             let o = c * na + t0;
             let (y, w) = (&cg.y[o..o + m], &cg.w[o..o + m]);
-            let pred = match class[value as usize] {
-                Class::Start => V::S(start[value as usize]),
-                Class::Curve => V::S(crow[value as usize]),
-                _ => V::A(&vals[cg.slot[value as usize]][..m]),
+            let pred: &[f64] = match class[value as usize] {
+                // A law without the axis: one prediction for the whole row.
+                Class::Start | Class::Curve => {
+                    let v = match class[value as usize] {
+                        Class::Start => start[value as usize],
+                        _ => crow[value as usize],
+                    };
+                    row_pred[..m].fill(v);
+                    &row_pred[..m]
+                }
+                _ => &vals[cg.slot[value as usize]][..m],
             };
-            fsum += loss_cells(obj, pred, y, w, &mut seed[..m]);
+            fsum += loss_cells::<FMA>(obj, pred, y, w, &mut seed[..m]);
             // Backward out of the point nodes.
             for &id in &plan.forward[Class::Point as usize] {
                 adj[cg.slot[id as usize]][..m].fill(0.0);
             }
-            let seed_to = |to: NodeId,
-                           v: &[f64],
-                           p: V,
-                           adj: &mut Vec<Vec<f64>>,
-                           curve_adj: &mut [f64],
-                           start_adj: &mut [f64]| {
-                match class[to as usize] {
-                    Class::Start => start_adj[to as usize] += dot(v, p),
-                    Class::Curve => curve_adj[c * n + to as usize] += dot(v, p),
-                    _ => axpy(&mut adj[cg.slot[to as usize]][..m], v, p),
-                }
-            };
-            seed_to(
-                value,
-                &seed[..m],
-                V::S(1.0),
-                &mut adj,
-                &mut curve_adj,
-                &mut start_adj,
-            );
+            let crow_adj = &mut curve_adj[c * n..(c + 1) * n];
+            accumulate(cg, value, &seed[..m], V::S(1.0), adj, crow_adj, start_adj);
             for e in &plan.edges[Class::Point as usize] {
                 let from = std::mem::take(&mut adj[cg.slot[e.from as usize]]);
                 let p = match class[e.partial as usize] {
@@ -263,14 +463,7 @@ fn one_start<const FMA: bool>(cg: &CompiledGrid, params: &[f64], grad: &mut [f64
                     Class::Curve => V::S(crow[e.partial as usize]),
                     _ => V::A(&vals[cg.slot[e.partial as usize]][..m]),
                 };
-                seed_to(
-                    e.to,
-                    &from[..m],
-                    p,
-                    &mut adj,
-                    &mut curve_adj,
-                    &mut start_adj,
-                );
+                accumulate(cg, e.to, &from[..m], p, adj, crow_adj, start_adj);
                 adj[cg.slot[e.from as usize]] = from;
             }
         }
@@ -314,6 +507,28 @@ fn one_start<const FMA: bool>(cg: &CompiledGrid, params: &[f64], grad: &mut [f64
         *gk = id.map_or(0.0, |id| start_adj[id as usize]);
     }
     fsum
+}
+
+/// Add adjoint cells `v` times partial `p` into node `to`'s adjoint: a
+/// start's or this curve's scalar (summed over the tile), or a tile array.
+#[inline(always)]
+fn accumulate(
+    cg: &CompiledGrid,
+    to: NodeId,
+    v: &[f64],
+    p: V,
+    adj: &mut [Vec<f64>],
+    crow_adj: &mut [f64],
+    start_adj: &mut [f64],
+) {
+    match cg.plan.class[to as usize] {
+        Class::Start => start_adj[to as usize] += dot(v, p),
+        Class::Curve => crow_adj[to as usize] += dot(v, p),
+        _ => {
+            let m = v.len();
+            axpy(&mut adj[cg.slot[to as usize]][..m], v, p)
+        }
+    }
 }
 
 /// Sum of v * p over the tile, where v is 0 (the adjoint of a cell that
@@ -371,38 +586,181 @@ fn axpy(out: &mut [f64], v: &[f64], p: V) {
     }
 }
 
-/// Objective of the tile row and the seed adjoint d rho / d pred * w per
-/// cell (0 where w is 0).
+/// Curves whose rows of a tile the separable loop handles together.
+const ROWS: usize = 4;
+
+/// `R` curves' rows of a tile for a separable law: prediction
+/// `sa * u[j] + s[r]`, the objective (returned), `col[j] += sa * sum_r
+/// g[r][j]` and each row's sum of g (returned), with g the seed adjoint.
 #[inline(always)]
-fn loss_cells(obj: Objective, pred: V, y: &[f64], w: &[f64], seed: &mut [f64]) -> f64 {
-    let m = y.len();
-    let mut acc = [0.0; 8];
-    let delta = obj.delta;
-    let huber = obj.loss == LossKind::Huber;
-    let log = obj.space == Space::Log;
-    for j in 0..m {
-        let p = match pred {
-            V::S(s) => s,
-            V::A(a) => a[j],
-        };
-        let (r, dp) = if log {
-            (p.ln() - y[j], 1.0 / p)
-        } else {
-            (p - y[j], 1.0)
-        };
-        let a = r.abs();
-        let inside = !huber || a <= delta;
-        let rho = if inside {
-            0.5 * r * r
-        } else {
-            delta * (a - 0.5 * delta)
-        };
-        let d = if inside { r } else { delta * r.signum() };
-        let keep = w[j] != 0.0;
-        acc[j % 8] += if keep { w[j] * rho } else { 0.0 };
-        seed[j] = if keep { w[j] * d * dp } else { 0.0 };
+#[allow(clippy::too_many_arguments)]
+fn fused_rows<const FMA: bool, const R: usize>(
+    obj: Objective,
+    u: &[f64],
+    sa: f64,
+    s: [f64; R],
+    y: [&[f64]; R],
+    w: [&[f64]; R],
+    col: &mut [f64],
+) -> (f64, [f64; R]) {
+    let d = obj.delta;
+    match (obj.space, obj.loss) {
+        (Space::Linear, LossKind::Mse) => {
+            fused_impl::<FMA, false, false, R>(d, u, sa, s, y, w, col)
+        }
+        (Space::Linear, LossKind::Huber) => {
+            fused_impl::<FMA, false, true, R>(d, u, sa, s, y, w, col)
+        }
+        (Space::Log, LossKind::Mse) => fused_impl::<FMA, true, false, R>(d, u, sa, s, y, w, col),
+        (Space::Log, LossKind::Huber) => fused_impl::<FMA, true, true, R>(d, u, sa, s, y, w, col),
     }
-    acc.iter().sum()
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn fused_impl<const FMA: bool, const LOG: bool, const HUBER: bool, const R: usize>(
+    delta: f64,
+    u: &[f64],
+    sa: f64,
+    s: [f64; R],
+    y: [&[f64]; R],
+    w: [&[f64]; R],
+    col: &mut [f64],
+) -> (f64, [f64; R]) {
+    let m = u.len();
+    let col = &mut col[..m];
+    let y: [&[f64]; R] = std::array::from_fn(|r| &y[r][..m]);
+    let w: [&[f64]; R] = std::array::from_fn(|r| &w[r][..m]);
+    // Local buffers: passed in from the caller, the compiler could not
+    // tell them from `col` and left the loop scalar (1.8x slower).
+    let mut fbuf = [0.0; TILE];
+    let mut gbuf = [0.0; ROWS * TILE];
+    // A plain map first (it vectorises), then the sums with lane
+    // accumulators: a reduction inside the map kept the loop scalar (2.4x
+    // slower, measured), as did lane accumulators across rows.
+    if R == 4 {
+        // Four rows spelled out: with a loop over the rows inside, the
+        // compiler kept the cell loop scalar.
+        let (y0, y1, y2, y3) = (y[0], y[1], y[2], y[3]);
+        let (w0, w1, w2, w3) = (w[0], w[1], w[2], w[3]);
+        let (g0, rest) = gbuf.split_at_mut(TILE);
+        let (g1, rest) = rest.split_at_mut(TILE);
+        let (g2, g3) = rest.split_at_mut(TILE);
+        let (g0, g1, g2, g3) = (&mut g0[..m], &mut g1[..m], &mut g2[..m], &mut g3[..m]);
+        let fb = &mut fbuf[..m];
+        for j in 0..m {
+            let uj = sa * u[j];
+            let (f0, a0) = cell_loss::<FMA, LOG, HUBER>(delta, uj + s[0], y0[j], w0[j]);
+            let (f1, a1) = cell_loss::<FMA, LOG, HUBER>(delta, uj + s[1], y1[j], w1[j]);
+            let (f2, a2) = cell_loss::<FMA, LOG, HUBER>(delta, uj + s[2], y2[j], w2[j]);
+            let (f3, a3) = cell_loss::<FMA, LOG, HUBER>(delta, uj + s[3], y3[j], w3[j]);
+            g0[j] = a0;
+            g1[j] = a1;
+            g2[j] = a2;
+            g3[j] = a3;
+            fb[j] = (f0 + f1) + (f2 + f3);
+            col[j] += sa * ((a0 + a1) + (a2 + a3));
+        }
+    } else {
+        for j in 0..m {
+            let (mut fj, mut gj) = (0.0, 0.0);
+            for r in 0..R {
+                let p = mul_add::<FMA>(sa, u[j], s[r]);
+                let (f, g) = cell_loss::<FMA, LOG, HUBER>(delta, p, y[r][j], w[r][j]);
+                fj += f;
+                gj += g;
+                gbuf[r * TILE + j] = g;
+            }
+            fbuf[j] = fj;
+            col[j] += sa * gj;
+        }
+    }
+    (
+        lane_sum(&fbuf[..m]),
+        std::array::from_fn(|r| lane_sum(&gbuf[r * TILE..r * TILE + m])),
+    )
+}
+
+/// w rho(r) and the seed w rho'(r) d r / d pred of one cell, both exactly
+/// 0 where w is 0 (an empty cell, whose prediction may be anything).
+#[inline(always)]
+fn cell_loss<const FMA: bool, const LOG: bool, const HUBER: bool>(
+    delta: f64,
+    p: f64,
+    y: f64,
+    w: f64,
+) -> (f64, f64) {
+    let (r, dp) = if LOG {
+        (ln::<FMA>(p) - y, 1.0 / p)
+    } else {
+        (p - y, 1.0)
+    };
+    let a = r.abs();
+    let inside = !HUBER || a <= delta;
+    let rho = if inside {
+        0.5 * r * r
+    } else {
+        delta * (a - 0.5 * delta)
+    };
+    let dr = if inside { r } else { delta.copysign(r) };
+    let keep = w != 0.0;
+    (
+        if keep { w * rho } else { 0.0 },
+        if keep { w * dr * dp } else { 0.0 },
+    )
+}
+
+/// Sum with eight lane accumulators (vectorises; the order is fixed, so
+/// results do not depend on the machine).
+#[inline(always)]
+fn lane_sum(v: &[f64]) -> f64 {
+    let mut acc = [0.0; 8];
+    let mut chunks = v.chunks_exact(8);
+    for ch in &mut chunks {
+        for k in 0..8 {
+            acc[k] += ch[k];
+        }
+    }
+    let tail: f64 = chunks.remainder().iter().sum();
+    acc.iter().sum::<f64>() + tail
+}
+
+/// Objective of the tile row and the seed adjoint w * d rho / d pred per
+/// cell (exactly 0 where w is 0, whatever the prediction there).
+#[inline(always)]
+fn loss_cells<const FMA: bool>(
+    obj: Objective,
+    pred: &[f64],
+    y: &[f64],
+    w: &[f64],
+    seed: &mut [f64],
+) -> f64 {
+    let d = obj.delta;
+    match (obj.space, obj.loss) {
+        (Space::Linear, LossKind::Mse) => loss_impl::<FMA, false, false>(d, pred, y, w, seed),
+        (Space::Linear, LossKind::Huber) => loss_impl::<FMA, false, true>(d, pred, y, w, seed),
+        (Space::Log, LossKind::Mse) => loss_impl::<FMA, true, false>(d, pred, y, w, seed),
+        (Space::Log, LossKind::Huber) => loss_impl::<FMA, true, true>(d, pred, y, w, seed),
+    }
+}
+
+#[inline(always)]
+fn loss_impl<const FMA: bool, const LOG: bool, const HUBER: bool>(
+    delta: f64,
+    pred: &[f64],
+    y: &[f64],
+    w: &[f64],
+    seed: &mut [f64],
+) -> f64 {
+    let m = pred.len();
+    let (y, w, seed) = (&y[..m], &w[..m], &mut seed[..m]);
+    let mut fbuf = [0.0; TILE];
+    for j in 0..m {
+        let (f, g) = cell_loss::<FMA, LOG, HUBER>(delta, pred[j], y[j], w[j]);
+        fbuf[j] = f;
+        seed[j] = g;
+    }
+    lane_sum(&fbuf[..m])
 }
 
 /// One node over a tile: `opnd` gives the operands, `ax` the axis values
@@ -422,51 +780,17 @@ fn node_op<'a, const FMA: bool>(
         // A variable node in a tile is the axis, or (in a point node's
         // operand chain) a curve constant.
         Node::Var(_) => out.copy_from_slice(ax),
-        Node::Neg(a) => unary(out, opnd(a), |x| -x),
-        Node::Add(a, b) => binary(out, opnd(a), opnd(b), |x, y| x + y),
-        Node::Sub(a, b) => binary(out, opnd(a), opnd(b), |x, y| x - y),
-        Node::Mul(a, b) => binary(out, opnd(a), opnd(b), |x, y| x * y),
-        Node::Div(a, b) => binary(out, opnd(a), opnd(b), |x, y| x / y),
-        Node::Pow(a, b) => binary(out, opnd(a), opnd(b), pow::<FMA>),
-        Node::Exp(a) => unary(out, opnd(a), exp::<FMA>),
-        Node::Log(a) => unary(out, opnd(a), ln::<FMA>),
-        Node::Sqrt(a) => unary(out, opnd(a), f64::sqrt),
-        Node::Min(a, b) => binary(out, opnd(a), opnd(b), f64::min),
-        Node::Max(a, b) => binary(out, opnd(a), opnd(b), f64::max),
-    }
-}
-
-#[inline(always)]
-fn unary(out: &mut [f64], a: V, f: impl Fn(f64) -> f64) {
-    match a {
-        V::S(x) => out.fill(f(x)),
-        V::A(a) => {
-            for (o, &x) in out.iter_mut().zip(a) {
-                *o = f(x);
-            }
-        }
-    }
-}
-
-#[inline(always)]
-fn binary(out: &mut [f64], a: V, b: V, f: impl Fn(f64, f64) -> f64) {
-    match (a, b) {
-        (V::S(x), V::S(y)) => out.fill(f(x, y)),
-        (V::A(a), V::S(y)) => {
-            for (o, &x) in out.iter_mut().zip(a) {
-                *o = f(x, y);
-            }
-        }
-        (V::S(x), V::A(b)) => {
-            for (o, &y) in out.iter_mut().zip(b) {
-                *o = f(x, y);
-            }
-        }
-        (V::A(a), V::A(b)) => {
-            for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-                *o = f(x, y);
-            }
-        }
+        Node::Neg(a) => unary!(out, opnd(a), |x| -x),
+        Node::Add(a, b) => binary!(out, opnd(a), opnd(b), |x, y| x + y),
+        Node::Sub(a, b) => binary!(out, opnd(a), opnd(b), |x, y| x - y),
+        Node::Mul(a, b) => binary!(out, opnd(a), opnd(b), |x, y| x * y),
+        Node::Div(a, b) => binary!(out, opnd(a), opnd(b), |x, y| x / y),
+        Node::Pow(a, b) => binary!(out, opnd(a), opnd(b), |x, y| pow::<FMA>(x, y)),
+        Node::Exp(a) => unary!(out, opnd(a), |x| exp::<FMA>(x)),
+        Node::Log(a) => unary!(out, opnd(a), |x| ln::<FMA>(x)),
+        Node::Sqrt(a) => unary!(out, opnd(a), |x| x.sqrt()),
+        Node::Min(a, b) => binary!(out, opnd(a), opnd(b), |x, y| x.min(y)),
+        Node::Max(a, b) => binary!(out, opnd(a), opnd(b), |x, y| x.max(y)),
     }
 }
 
@@ -474,7 +798,7 @@ fn binary(out: &mut [f64], a: V, b: V, f: impl Fn(f64, f64) -> f64) {
 /// (0 -> -inf, negative -> NaN, inf -> inf), by selects.
 #[inline(always)]
 fn ln<const FMA: bool>(x: f64) -> f64 {
-    let ok = x >= f64::MIN_POSITIVE && x < f64::INFINITY;
+    let ok = (f64::MIN_POSITIVE..f64::INFINITY).contains(&x);
     let fast = fastmath::ln_recip::<FMA>(if ok { x } else { 1.0 }).0;
     if ok {
         fast
