@@ -1,8 +1,12 @@
 //! Scaling laws: parameter names, raw-unit evaluation, the internal scaling
-//! used for conditioning, and the transforms to an unconstrained vector.
+//! used for conditioning, and the transforms to an unconstrained vector;
+//! law files.
 
+pub mod file;
 mod looplm;
 mod transform;
+
+pub use file::{LawFile, ParamDecl};
 
 pub use looplm::{
     predict_raw, LawKind, Scale, A, ALPHA, B, BETA, C, E, GAMMA, NP, PARAM_NAMES, T1, T2, T3,
