@@ -1,11 +1,13 @@
 //! Scaling laws: parameter names, raw-unit evaluation, the internal scaling
 //! used for conditioning, and the transforms to an unconstrained vector;
-//! law files.
+//! law files and the built-in laws.
 
+pub mod builtin;
 pub mod file;
 mod looplm;
 mod transform;
 
+pub use builtin::{builtin, builtin_law, builtin_names, DEFAULT_LAW};
 pub use file::{LawFile, ParamDecl};
 
 pub use looplm::{
