@@ -10,6 +10,7 @@ use cli::bench::{self, BenchArgs};
 use cli::devices::{self, DevicesArgs};
 use cli::eval::{self, EvalArgs};
 use cli::fit::{self, DemoArgs, FitArgs};
+use cli::laws::{self, LawsArgs};
 use cli::plot::{self, PlotArgs};
 use cli::predict::{self, PredictArgs};
 use cli::simulate::{self, SimulateArgs};
@@ -80,6 +81,17 @@ enum Command {
     ///
     /// Example: sweepfit plot --fit sweepfit-out/fit.json --out grid.svg
     Plot(PlotArgs),
+    /// List the built-in laws, or print one as a law file to start your own
+    /// from.
+    ///
+    /// Without NAME: every built-in law with its formula, the named
+    /// sub-expressions it uses and a description. With NAME: that law's file
+    /// (TOML) exactly as it is built in: its formula, the data columns its
+    /// variables are bound to, and its parameters' bounds, positivity and
+    /// start ranges, each explained by a comment.
+    ///
+    /// Example: sweepfit laws moe > my-law.toml
+    Laws(LawsArgs),
 }
 
 fn main() {
@@ -93,6 +105,7 @@ fn main() {
         Command::Bench(a) => bench::cmd_bench(a),
         Command::Predict(a) => predict::cmd_predict(a),
         Command::Plot(a) => plot::cmd_plot(a),
+        Command::Laws(a) => laws::cmd_laws(a),
     };
     if let Err(e) = result {
         tell!("error: {e:#}");

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod devices;
 pub mod eval;
 pub mod fit;
+pub mod laws;
 pub mod plot;
 pub mod predict;
 pub mod simulate;
