@@ -308,6 +308,9 @@ fn one_start<const FMA: bool>(
     } = ws;
     start_adj.fill(0.0);
     curve_adj.fill(0.0);
+    // Stack arrays of the separable loop (see fused_rows).
+    let mut fcol = [0.0; TILE];
+    let mut gbuf = [0.0; ROWS * TILE];
     let graph = plan.graph();
     let (n, nv) = (cg.n_nodes, cg.n_vars);
     let nc = cg.curve_vars.len() / nv.max(1);
@@ -367,6 +370,7 @@ fn one_start<const FMA: bool>(
                 _ => unreachable!("detected as an axis node"),
             };
             let mut col = std::mem::take(&mut adj[u]);
+            fcol[..m].fill(0.0);
             let scalar = |c: usize| match class[sep.scalar_node as usize] {
                 Class::Start => start[sep.scalar_node as usize],
                 _ => curve[c * n + sep.scalar_node as usize],
@@ -383,7 +387,7 @@ fn one_start<const FMA: bool>(
             // loaded and stored once for four curves.
             let mut c = 0;
             while c + ROWS <= nc {
-                let (f, sums) = fused_rows::<FMA, ROWS>(
+                let sums = fused_rows::<FMA, ROWS>(
                     obj,
                     &vals[u][..m],
                     sep.axis_sign,
@@ -391,15 +395,16 @@ fn one_start<const FMA: bool>(
                     std::array::from_fn(|r| &cg.y[row(c + r)]),
                     std::array::from_fn(|r| &cg.w[row(c + r)]),
                     &mut col[..m],
+                    &mut fcol,
+                    &mut gbuf,
                 );
-                fsum += f;
                 for (r, v) in sums.into_iter().enumerate() {
                     add_row(c + r, v);
                 }
                 c += ROWS;
             }
             for c in c..nc {
-                let (f, [v]) = fused_rows::<FMA, 1>(
+                let [v] = fused_rows::<FMA, 1>(
                     obj,
                     &vals[u][..m],
                     sep.axis_sign,
@@ -407,11 +412,13 @@ fn one_start<const FMA: bool>(
                     [&cg.y[row(c)]],
                     [&cg.w[row(c)]],
                     &mut col[..m],
+                    &mut fcol,
+                    &mut gbuf,
                 );
-                fsum += f;
                 add_row(c, v);
             }
             adj[u] = col;
+            fsum += lane_sum(&fcol[..m]);
         }
         // The general path: a pass per point node over each row.
         let general_rows = if cg.separable.is_some() { 0 } else { nc };
@@ -590,8 +597,11 @@ fn axpy(out: &mut [f64], v: &[f64], p: V) {
 const ROWS: usize = 4;
 
 /// `R` curves' rows of a tile for a separable law: prediction
-/// `sa * u[j] + s[r]`, the objective (returned), `col[j] += sa * sum_r
-/// g[r][j]` and each row's sum of g (returned), with g the seed adjoint.
+/// `sa * u[j] + s[r]`, `fcol[j] +=` the objective's cells, `col[j] += sa *
+/// sum_r g[r][j]` and each row's sum of g (returned), with g the seed
+/// adjoint. `fcol` and `gbuf` are the caller's stack arrays: heap scratch
+/// would leave the compiler unsure they do not overlap `col`, and it then
+/// kept the loop scalar (1.8x slower, measured).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn fused_rows<const FMA: bool, const R: usize>(
@@ -602,17 +612,23 @@ fn fused_rows<const FMA: bool, const R: usize>(
     y: [&[f64]; R],
     w: [&[f64]; R],
     col: &mut [f64],
-) -> (f64, [f64; R]) {
+    fcol: &mut [f64; TILE],
+    gbuf: &mut [f64; ROWS * TILE],
+) -> [f64; R] {
     let d = obj.delta;
     match (obj.space, obj.loss) {
         (Space::Linear, LossKind::Mse) => {
-            fused_impl::<FMA, false, false, R>(d, u, sa, s, y, w, col)
+            fused_impl::<FMA, false, false, R>(d, u, sa, s, y, w, col, fcol, gbuf)
         }
         (Space::Linear, LossKind::Huber) => {
-            fused_impl::<FMA, false, true, R>(d, u, sa, s, y, w, col)
+            fused_impl::<FMA, false, true, R>(d, u, sa, s, y, w, col, fcol, gbuf)
         }
-        (Space::Log, LossKind::Mse) => fused_impl::<FMA, true, false, R>(d, u, sa, s, y, w, col),
-        (Space::Log, LossKind::Huber) => fused_impl::<FMA, true, true, R>(d, u, sa, s, y, w, col),
+        (Space::Log, LossKind::Mse) => {
+            fused_impl::<FMA, true, false, R>(d, u, sa, s, y, w, col, fcol, gbuf)
+        }
+        (Space::Log, LossKind::Huber) => {
+            fused_impl::<FMA, true, true, R>(d, u, sa, s, y, w, col, fcol, gbuf)
+        }
     }
 }
 
@@ -626,15 +642,13 @@ fn fused_impl<const FMA: bool, const LOG: bool, const HUBER: bool, const R: usiz
     y: [&[f64]; R],
     w: [&[f64]; R],
     col: &mut [f64],
-) -> (f64, [f64; R]) {
+    fcol: &mut [f64; TILE],
+    gbuf: &mut [f64; ROWS * TILE],
+) -> [f64; R] {
     let m = u.len();
     let col = &mut col[..m];
     let y: [&[f64]; R] = std::array::from_fn(|r| &y[r][..m]);
     let w: [&[f64]; R] = std::array::from_fn(|r| &w[r][..m]);
-    // Local buffers: passed in from the caller, the compiler could not
-    // tell them from `col` and left the loop scalar (1.8x slower).
-    let mut fbuf = [0.0; TILE];
-    let mut gbuf = [0.0; ROWS * TILE];
     // A plain map first (it vectorises), then the sums with lane
     // accumulators: a reduction inside the map kept the loop scalar (2.4x
     // slower, measured), as did lane accumulators across rows.
@@ -647,7 +661,7 @@ fn fused_impl<const FMA: bool, const LOG: bool, const HUBER: bool, const R: usiz
         let (g1, rest) = rest.split_at_mut(TILE);
         let (g2, g3) = rest.split_at_mut(TILE);
         let (g0, g1, g2, g3) = (&mut g0[..m], &mut g1[..m], &mut g2[..m], &mut g3[..m]);
-        let fb = &mut fbuf[..m];
+        let fb = &mut fcol[..m];
         for j in 0..m {
             let uj = sa * u[j];
             let (f0, a0) = cell_loss::<FMA, LOG, HUBER>(delta, uj + s[0], y0[j], w0[j]);
@@ -658,7 +672,7 @@ fn fused_impl<const FMA: bool, const LOG: bool, const HUBER: bool, const R: usiz
             g1[j] = a1;
             g2[j] = a2;
             g3[j] = a3;
-            fb[j] = (f0 + f1) + (f2 + f3);
+            fb[j] += (f0 + f1) + (f2 + f3);
             col[j] += sa * ((a0 + a1) + (a2 + a3));
         }
     } else {
@@ -671,14 +685,17 @@ fn fused_impl<const FMA: bool, const LOG: bool, const HUBER: bool, const R: usiz
                 gj += g;
                 gbuf[r * TILE + j] = g;
             }
-            fbuf[j] = fj;
+            fcol[j] += fj;
             col[j] += sa * gj;
         }
     }
-    (
-        lane_sum(&fbuf[..m]),
-        std::array::from_fn(|r| lane_sum(&gbuf[r * TILE..r * TILE + m])),
-    )
+    // A loop, not array::from_fn, whose closure would not be compiled
+    // for the caller's instruction set.
+    let mut sums = [0.0; R];
+    for (r, t) in sums.iter_mut().enumerate() {
+        *t = lane_sum(&gbuf[r * TILE..r * TILE + m]);
+    }
+    sums
 }
 
 /// w rho(r) and the seed w rho'(r) d r / d pred of one cell, both exactly
@@ -703,7 +720,8 @@ fn cell_loss<const FMA: bool, const LOG: bool, const HUBER: bool>(
         delta * (a - 0.5 * delta)
     };
     let dr = if inside { r } else { delta.copysign(r) };
-    let keep = w != 0.0;
+    // An integer test: measurably faster than w != 0.0 in the loops.
+    let keep = (w.to_bits() << 1) != 0;
     (
         if keep { w * rho } else { 0.0 },
         if keep { w * dr * dp } else { 0.0 },
