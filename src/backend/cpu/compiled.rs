@@ -558,19 +558,23 @@ fn dot(v: &[f64], p: V) -> f64 {
             (acc.iter().sum::<f64>() + tail) * s
         }
         V::A(a) => {
-            let n = v.len();
-            let mut j = 0;
-            while j + 8 <= n {
+            // Whole chunks of eight through fixed-size arrays: no bounds
+            // checks, so the lanes vectorise.
+            let a = &a[..v.len()];
+            let (mut vc, mut ac) = (v.chunks_exact(8), a.chunks_exact(8));
+            for (x8, a8) in (&mut vc).zip(&mut ac) {
+                let x8: &[f64; 8] = x8.try_into().expect("a chunk of eight");
+                let a8: &[f64; 8] = a8.try_into().expect("a chunk of eight");
                 for k in 0..8 {
-                    let x = v[j + k];
-                    acc[k] += if x != 0.0 { x * a[j + k] } else { 0.0 };
+                    acc[k] += if x8[k] != 0.0 { x8[k] * a8[k] } else { 0.0 };
                 }
-                j += 8;
             }
-            let mut tail = 0.0;
-            for k in j..n {
-                tail += if v[k] != 0.0 { v[k] * a[k] } else { 0.0 };
-            }
+            let tail: f64 = vc
+                .remainder()
+                .iter()
+                .zip(ac.remainder())
+                .map(|(&x, &q)| if x != 0.0 { x * q } else { 0.0 })
+                .sum();
             acc.iter().sum::<f64>() + tail
         }
     }
