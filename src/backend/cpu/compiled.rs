@@ -219,14 +219,19 @@ impl CompiledGrid {
     /// Objective and gradient for every parameter vector of `params`
     /// (`params.len() / n_params` of them), into `f` and `g` (row-major).
     pub fn evaluate(&self, params: &[f64], f: &mut [f64], g: &mut [f64]) {
-        let np = self.plan.n_params();
-        f.par_iter_mut()
-            .zip(g.par_chunks_mut(np.max(1)))
-            .zip(params.par_chunks(np.max(1)))
-            .for_each_init(
-                || Workspace::new(self),
-                |ws, ((f, g), p)| *f = dispatch(self, p, g, ws),
-            );
+        let np = self.plan.n_params().max(1);
+        // One chunk of starts per thread, each with one workspace: rayon's
+        // per-split initialisation made one per start.
+        let per = f.len().div_ceil(rayon::current_num_threads()).max(1);
+        f.par_chunks_mut(per)
+            .zip(g.par_chunks_mut(per * np))
+            .zip(params.par_chunks(per * np))
+            .for_each(|((f, g), p)| {
+                let mut ws = Workspace::new(self);
+                for ((f, g), p) in f.iter_mut().zip(g.chunks_mut(np)).zip(p.chunks(np)) {
+                    *f = dispatch(self, p, g, &mut ws);
+                }
+            });
     }
 }
 
