@@ -29,6 +29,12 @@ pub struct CompiledGrid {
     n_vars: usize,
     /// Per curve, its variables (point-major, from the curve's first point).
     curve_vars: Vec<f64>,
+    /// The same per variable: curve_cols[v][c].
+    curve_cols: Vec<Vec<f64>>,
+    axis_var: usize,
+    /// Curve-array slot of every curve-class node.
+    cslot: Vec<usize>,
+    n_cslots: usize,
     /// Distinct axis values, ascending.
     axis: Vec<f64>,
     /// Targets and weights, one row of `axis.len()` per curve; an empty
@@ -192,7 +198,16 @@ impl CompiledGrid {
             }
         }
         let separable = Separable::detect(&plan);
+        let curve_cols = (0..nv)
+            .map(|v| (0..nc).map(|c| curve_vars[c * nv + v]).collect())
+            .collect();
         let n_nodes = plan.graph().len();
+        let mut cslot = vec![usize::MAX; n_nodes];
+        let mut n_cslots = 0;
+        for &id in &plan.forward[Class::Curve as usize] {
+            cslot[id as usize] = n_cslots;
+            n_cslots += 1;
+        }
         let mut slot = vec![usize::MAX; n_nodes];
         let mut n_slots = 0;
         for c in [Class::Axis, Class::Point] {
@@ -206,6 +221,10 @@ impl CompiledGrid {
             n_nodes,
             n_vars: nv,
             curve_vars,
+            curve_cols,
+            axis_var: axis_var as usize,
+            cslot,
+            n_cslots,
             axis: sweep.axis_values.clone(),
             y,
             w,
@@ -239,6 +258,7 @@ impl CompiledGrid {
 struct Workspace {
     start: Vec<f64>,
     curve: Vec<f64>,
+    cvals: Vec<Vec<f64>>,
     start_adj: Vec<f64>,
     curve_adj: Vec<f64>,
     vals: Vec<Vec<f64>>,
@@ -254,6 +274,7 @@ impl Workspace {
         Workspace {
             start: vec![0.0; n],
             curve: vec![0.0; nc * n],
+            cvals: vec![vec![0.0; nc]; cg.n_cslots],
             start_adj: vec![0.0; n],
             curve_adj: vec![0.0; nc * n],
             vals: vec![vec![0.0; TILE]; cg.n_slots],
@@ -304,6 +325,7 @@ fn one_start<const FMA: bool>(
     let Workspace {
         start,
         curve,
+        cvals,
         start_adj,
         curve_adj,
         vals,
@@ -331,18 +353,26 @@ fn one_start<const FMA: bool>(
             params,
         );
     }
-    for c in 0..nc {
-        let cv = &cg.curve_vars[c * nv..(c + 1) * nv];
+    // Curve nodes as arrays over the curves (vectorised, with the fast
+    // transcendentals), then laid out curve by curve for the cell loops.
+    {
+        let cols: Vec<&[f64]> = cg.curve_cols.iter().map(Vec::as_slice).collect();
         for &id in &plan.forward[Class::Curve as usize] {
-            let x = {
-                let row = &curve[c * n..(c + 1) * n];
-                let get = |o: NodeId| match class[o as usize] {
-                    Class::Start => start[o as usize],
-                    _ => row[o as usize],
+            let s = cg.cslot[id as usize];
+            let mut out = std::mem::take(&mut cvals[s]);
+            {
+                let opnd = |o: NodeId| -> V {
+                    match class[o as usize] {
+                        Class::Start => V::S(start[o as usize]),
+                        _ => V::A(&cvals[cg.cslot[o as usize]][..nc]),
+                    }
                 };
-                plan::op(graph.node(id), &get, &|v| cv[v as usize], params)
-            };
-            curve[c * n + id as usize] = x;
+                node_op::<FMA>(graph.node(id), &opnd, &cols, &mut out[..nc], params);
+            }
+            for (c, &x) in out[..nc].iter().enumerate() {
+                curve[c * n + id as usize] = x;
+            }
+            cvals[s] = out;
         }
     }
 
@@ -352,6 +382,11 @@ fn one_start<const FMA: bool>(
     for t0 in (0..na).step_by(TILE) {
         let m = TILE.min(na - t0);
         let ax = &cg.axis[t0..t0 + m];
+        // A tile node reads only the axis variable (curve variables are
+        // curve nodes, and the grid layout has no other per-point one).
+        let tile_vars: Vec<&[f64]> = (0..nv)
+            .map(|v| if v == cg.axis_var { ax } else { &[][..] })
+            .collect();
         // Axis nodes of the tile.
         for &id in &plan.forward[Class::Axis as usize] {
             let s = cg.slot[id as usize];
@@ -363,7 +398,7 @@ fn one_start<const FMA: bool>(
                         _ => V::A(&vals[cg.slot[o as usize]][..m]),
                     }
                 };
-                node_op::<FMA>(graph.node(id), &opnd, ax, &mut out[..m], params);
+                node_op::<FMA>(graph.node(id), &opnd, &tile_vars, &mut out[..m], params);
             }
             vals[s] = out;
             adj[s][..m].fill(0.0);
@@ -441,7 +476,7 @@ fn one_start<const FMA: bool>(
                             _ => V::A(&vals[cg.slot[o as usize]][..m]),
                         }
                     };
-                    node_op::<FMA>(graph.node(id), &opnd, ax, &mut out[..m], params);
+                    node_op::<FMA>(graph.node(id), &opnd, &tile_vars, &mut out[..m], params);
                 }
                 vals[s] = out;
             }
@@ -790,14 +825,13 @@ fn loss_impl<const FMA: bool, const LOG: bool, const HUBER: bool>(
     lane_sum(&fbuf[..m])
 }
 
-/// One node over a tile: `opnd` gives the operands, `ax` the axis values
-/// (the only variable a tile node reads directly: the grid layout has no
-/// other per-point variable, and curve variables are curve nodes).
+/// One node over an array (a tile's axis values, or the curves): `opnd`
+/// gives the operands, `vars[v]` variable v's values.
 #[inline(always)]
 fn node_op<'a, const FMA: bool>(
     node: Node,
     opnd: &dyn Fn(NodeId) -> V<'a>,
-    ax: &[f64],
+    vars: &[&[f64]],
     out: &mut [f64],
     params: &[f64],
 ) {
@@ -806,7 +840,7 @@ fn node_op<'a, const FMA: bool>(
         Node::Param(i) => out.fill(params[i as usize]),
         // A variable node in a tile is the axis, or (in a point node's
         // operand chain) a curve constant.
-        Node::Var(_) => out.copy_from_slice(ax),
+        Node::Var(v) => out.copy_from_slice(vars[v as usize]),
         Node::Neg(a) => unary!(out, opnd(a), |x| -x),
         Node::Add(a, b) => binary!(out, opnd(a), opnd(b), |x, y| x + y),
         Node::Sub(a, b) => binary!(out, opnd(a), opnd(b), |x, y| x - y),
