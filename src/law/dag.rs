@@ -48,6 +48,33 @@ impl Node {
         a.into_iter().chain(b)
     }
 
+    /// The node's value from its operands' (`get`), a variable's (`var`)
+    /// or a parameter's: the one scalar definition of every operation.
+    #[inline(always)]
+    pub fn eval(
+        &self,
+        get: &dyn Fn(NodeId) -> f64,
+        var: &dyn Fn(u16) -> f64,
+        params: &[f64],
+    ) -> f64 {
+        match *self {
+            Node::Const(c) => c,
+            Node::Var(i) => var(i),
+            Node::Param(i) => params[i as usize],
+            Node::Neg(a) => -get(a),
+            Node::Add(a, b) => get(a) + get(b),
+            Node::Sub(a, b) => get(a) - get(b),
+            Node::Mul(a, b) => get(a) * get(b),
+            Node::Div(a, b) => get(a) / get(b),
+            Node::Pow(a, b) => get(a).powf(get(b)),
+            Node::Exp(a) => get(a).exp(),
+            Node::Log(a) => get(a).ln(),
+            Node::Sqrt(a) => get(a).sqrt(),
+            Node::Min(a, b) => get(a).min(get(b)),
+            Node::Max(a, b) => get(a).max(get(b)),
+        }
+    }
+
     /// Hash key: the node with its constant's bits (f64 is not `Hash`).
     fn key(&self) -> (u8, u64, u32) {
         match *self {
@@ -253,23 +280,7 @@ impl Graph {
         out.clear();
         out.reserve(upto as usize + 1);
         for n in &self.nodes[..=upto as usize] {
-            let v = |i: NodeId| out[i as usize];
-            let x = match *n {
-                Node::Const(c) => c,
-                Node::Var(i) => vars[i as usize],
-                Node::Param(i) => params[i as usize],
-                Node::Neg(a) => -v(a),
-                Node::Add(a, b) => v(a) + v(b),
-                Node::Sub(a, b) => v(a) - v(b),
-                Node::Mul(a, b) => v(a) * v(b),
-                Node::Div(a, b) => v(a) / v(b),
-                Node::Pow(a, b) => v(a).powf(v(b)),
-                Node::Exp(a) => v(a).exp(),
-                Node::Log(a) => v(a).ln(),
-                Node::Sqrt(a) => v(a).sqrt(),
-                Node::Min(a, b) => v(a).min(v(b)),
-                Node::Max(a, b) => v(a).max(v(b)),
-            };
+            let x = n.eval(&|i| out[i as usize], &|i| vars[i as usize], params);
             out.push(x);
         }
     }

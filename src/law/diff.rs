@@ -25,106 +25,33 @@ pub fn param_dependent(g: &Graph) -> Vec<bool> {
 
 /// Gradient of `output` with respect to parameters `0..n_params`: one node
 /// per parameter (the constant 0 where the output does not depend on it).
+/// The adjoints are accumulated symbolically along [`edges`], so the
+/// gradient and the evaluators share one set of derivative rules.
 ///
 /// `min` and `max` must not have parameter-dependent operands (they are
 /// not smooth); the compiler refuses such laws before differentiating.
 pub fn gradient(g: &mut Graph, output: NodeId, n_params: usize) -> Vec<NodeId> {
-    let dep = param_dependent(g);
+    let es = edges(g, output);
     let zero = g.num(0.0);
     let mut adj: Vec<Option<NodeId>> = vec![None; output as usize + 1];
-    if dep[output as usize] {
-        adj[output as usize] = Some(g.num(1.0));
+    adj[output as usize] = Some(g.num(1.0));
+    // Edges come by decreasing `from`, and `to < from`: a node's adjoint
+    // is complete before it is passed on.
+    for e in es {
+        let Some(a) = adj[e.from as usize] else {
+            continue;
+        };
+        let d = g.mul(a, e.partial);
+        let slot = &mut adj[e.to as usize];
+        *slot = Some(match *slot {
+            None => d,
+            Some(prev) => g.add(prev, d),
+        });
     }
     let mut grad = vec![zero; n_params];
-    // Nodes made while differentiating have larger ids than `output`, so
-    // the sweep only visits the forward graph.
-    for i in (0..=output as usize).rev() {
-        let Some(a) = adj[i] else { continue };
-        let id = i as NodeId;
-        let push = |g: &mut Graph, adj: &mut Vec<Option<NodeId>>, to: NodeId, d: NodeId| {
-            if !dep[to as usize] {
-                return;
-            }
-            let slot = &mut adj[to as usize];
-            *slot = Some(match *slot {
-                None => d,
-                Some(prev) => g.add(prev, d),
-            });
-        };
-        match g.node(id) {
-            Node::Const(_) | Node::Var(_) => {}
-            Node::Param(p) => grad[p as usize] = a,
-            Node::Neg(x) => {
-                let d = g.neg(a);
-                push(g, &mut adj, x, d);
-            }
-            Node::Add(x, y) => {
-                push(g, &mut adj, x, a);
-                push(g, &mut adj, y, a);
-            }
-            Node::Sub(x, y) => {
-                push(g, &mut adj, x, a);
-                let d = g.neg(a);
-                push(g, &mut adj, y, d);
-            }
-            Node::Mul(x, y) => {
-                if dep[x as usize] {
-                    let d = g.mul(a, y);
-                    push(g, &mut adj, x, d);
-                }
-                if dep[y as usize] {
-                    let d = g.mul(a, x);
-                    push(g, &mut adj, y, d);
-                }
-            }
-            Node::Div(x, y) => {
-                if dep[x as usize] {
-                    let d = g.div(a, y);
-                    push(g, &mut adj, x, d);
-                }
-                if dep[y as usize] {
-                    // d(x/y)/dy = -(x/y)/y: reuses the node itself.
-                    let q = g.div(id, y);
-                    let m = g.mul(a, q);
-                    let d = g.neg(m);
-                    push(g, &mut adj, y, d);
-                }
-            }
-            Node::Pow(x, y) => {
-                if dep[x as usize] {
-                    // y * x^(y-1), kept as a power so that x = 0 is exact.
-                    let one = g.num(1.0);
-                    let ym1 = g.sub(y, one);
-                    let p = g.pow(x, ym1);
-                    let yp = g.mul(y, p);
-                    let d = g.mul(a, yp);
-                    push(g, &mut adj, x, d);
-                }
-                if dep[y as usize] {
-                    let l = g.log(x);
-                    let pl = g.mul(id, l);
-                    let d = g.mul(a, pl);
-                    push(g, &mut adj, y, d);
-                }
-            }
-            Node::Exp(x) => {
-                let d = g.mul(a, id);
-                push(g, &mut adj, x, d);
-            }
-            Node::Log(x) => {
-                let d = g.div(a, x);
-                push(g, &mut adj, x, d);
-            }
-            Node::Sqrt(x) => {
-                let two = g.num(2.0);
-                let den = g.mul(two, id);
-                let d = g.div(a, den);
-                push(g, &mut adj, x, d);
-            }
-            Node::Min(..) | Node::Max(..) => {
-                // Operands are parameter-free (checked by the compiler), so
-                // nothing flows further.
-            }
+    for (i, a) in adj.iter().enumerate() {
+        if let (Node::Param(p), Some(a)) = (g.node(i as NodeId), a) {
+            grad[p as usize] = *a;
         }
     }
     grad

@@ -252,7 +252,7 @@ impl Plan {
         // Forward, hoisted.
         let eval =
             |g: &Graph, id: NodeId, get: &dyn Fn(NodeId) -> f64, var: &dyn Fn(u16) -> f64| {
-                op(g.node(id), get, var, params)
+                g.node(id).eval(get, var, params)
             };
         for &id in &self.forward[0] {
             let x = eval(&self.graph, id, &|o| start[o as usize], &|_| f64::NAN);
@@ -531,31 +531,4 @@ fn regroup(g: &mut Graph, root: NodeId, class: &dyn Fn(NodeId) -> Class) -> Node
         });
     }
     acc.unwrap_or(root)
-}
-
-/// One node's value from its operands' (`get`), a variable's (`var`) or a
-/// parameter's.
-#[inline(always)]
-pub(crate) fn op(
-    node: Node,
-    get: &dyn Fn(NodeId) -> f64,
-    var: &dyn Fn(u16) -> f64,
-    params: &[f64],
-) -> f64 {
-    match node {
-        Node::Const(c) => c,
-        Node::Var(i) => var(i),
-        Node::Param(i) => params[i as usize],
-        Node::Neg(a) => -get(a),
-        Node::Add(a, b) => get(a) + get(b),
-        Node::Sub(a, b) => get(a) - get(b),
-        Node::Mul(a, b) => get(a) * get(b),
-        Node::Div(a, b) => get(a) / get(b),
-        Node::Pow(a, b) => get(a).powf(get(b)),
-        Node::Exp(a) => get(a).exp(),
-        Node::Log(a) => get(a).ln(),
-        Node::Sqrt(a) => get(a).sqrt(),
-        Node::Min(a, b) => get(a).min(get(b)),
-        Node::Max(a, b) => get(a).max(get(b)),
-    }
 }

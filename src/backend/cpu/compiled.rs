@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use crate::backend::fastmath::{self, mul_add};
 use crate::backend::Prepared;
 use crate::law::dag::{Node, NodeId};
-use crate::law::plan::{self, Class, Plan, Sweep};
+use crate::law::plan::{Class, Plan, Sweep};
 use crate::objective::{LossKind, Objective, Space};
 
 /// Distinct axis values per tile: the tile arrays of a law with a few
@@ -344,36 +344,22 @@ fn one_start<const FMA: bool>(
     let na = cg.axis.len();
     let class = &plan.class;
 
-    // Start and curve nodes: scalars.
+    // Start nodes: scalars.
     for &id in &plan.forward[Class::Start as usize] {
-        start[id as usize] = plan::op(
-            graph.node(id),
-            &|o| start[o as usize],
-            &|_| f64::NAN,
-            params,
-        );
+        start[id as usize] = graph
+            .node(id)
+            .eval(&|o| start[o as usize], &|_| f64::NAN, params);
     }
     // Curve nodes as arrays over the curves (vectorised, with the fast
     // transcendentals), then laid out curve by curve for the cell loops.
     {
         let cols: Vec<&[f64]> = cg.curve_cols.iter().map(Vec::as_slice).collect();
-        for &id in &plan.forward[Class::Curve as usize] {
-            let s = cg.cslot[id as usize];
-            let mut out = std::mem::take(&mut cvals[s]);
-            {
-                let opnd = |o: NodeId| -> V {
-                    match class[o as usize] {
-                        Class::Start => V::S(start[o as usize]),
-                        _ => V::A(&cvals[cg.cslot[o as usize]][..nc]),
-                    }
-                };
-                node_op::<FMA>(graph.node(id), &opnd, &cols, &mut out[..nc], params);
-            }
-            for (c, &x) in out[..nc].iter().enumerate() {
+        let (ids, at) = (&plan.forward[Class::Curve as usize], &cg.cslot);
+        array_nodes::<FMA>(cg, ids, at, cvals, nc, start, &cols, params, |id, x| {
+            for (c, &x) in x.iter().enumerate() {
                 curve[c * n + id as usize] = x;
             }
-            cvals[s] = out;
-        }
+        });
     }
 
     let mut fsum = 0.0;
@@ -388,21 +374,10 @@ fn one_start<const FMA: bool>(
             .map(|v| if v == cg.axis_var { ax } else { &[][..] })
             .collect();
         // Axis nodes of the tile.
-        for &id in &plan.forward[Class::Axis as usize] {
-            let s = cg.slot[id as usize];
-            let mut out = std::mem::take(&mut vals[s]);
-            {
-                let opnd = |o: NodeId| -> V {
-                    match class[o as usize] {
-                        Class::Start => V::S(start[o as usize]),
-                        _ => V::A(&vals[cg.slot[o as usize]][..m]),
-                    }
-                };
-                node_op::<FMA>(graph.node(id), &opnd, &tile_vars, &mut out[..m], params);
-            }
-            vals[s] = out;
-            adj[s][..m].fill(0.0);
-        }
+        let (ids, at) = (&plan.forward[Class::Axis as usize], &cg.slot);
+        array_nodes::<FMA>(cg, ids, at, vals, m, start, &tile_vars, params, |id, _| {
+            adj[at[id as usize]][..m].fill(0.0);
+        });
         if let Some(sep) = cg.separable {
             // Fused cell loop: prediction, loss and both adjoint sums.
             let u = match class[sep.axis_node as usize] {
@@ -823,6 +798,40 @@ fn loss_impl<const FMA: bool, const LOG: bool, const HUBER: bool>(
         seed[j] = g;
     }
     lane_sum(&fbuf[..m])
+}
+
+/// Nodes `ids` as arrays of `len` values in `store` (node `id` at
+/// `store[at[id]]`), operands start scalars or arrays of the same store;
+/// `each` sees every node's values once computed.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn array_nodes<const FMA: bool>(
+    cg: &CompiledGrid,
+    ids: &[NodeId],
+    at: &[usize],
+    store: &mut [Vec<f64>],
+    len: usize,
+    start: &[f64],
+    vars: &[&[f64]],
+    params: &[f64],
+    mut each: impl FnMut(NodeId, &[f64]),
+) {
+    let (graph, class) = (cg.plan.graph(), &cg.plan.class);
+    for &id in ids {
+        let s = at[id as usize];
+        let mut out = std::mem::take(&mut store[s]);
+        {
+            let opnd = |o: NodeId| -> V {
+                match class[o as usize] {
+                    Class::Start => V::S(start[o as usize]),
+                    _ => V::A(&store[at[o as usize]][..len]),
+                }
+            };
+            node_op::<FMA>(graph.node(id), &opnd, vars, &mut out[..len], params);
+        }
+        each(id, &out[..len]);
+        store[s] = out;
+    }
 }
 
 /// One node over an array (a tile's axis values, or the curves): `opnd`
