@@ -37,10 +37,6 @@ pub struct CompiledLaw {
     /// expanded where they are used).
     pub params: Vec<String>,
     pub variables: Vec<String>,
-    /// Per node: bit i set when it depends on variable i.
-    pub var_mask: Vec<u64>,
-    /// Per node: whether it depends on any parameter.
-    pub param_dep: Vec<bool>,
 }
 
 struct Builder<'a> {
@@ -233,22 +229,12 @@ impl CompiledLaw {
                 ));
             }
         }
-        let mut var_mask = vec![0u64; g.len()];
-        for (i, n) in g.nodes().iter().enumerate() {
-            var_mask[i] = match n {
-                Node::Var(v) => 1u64 << v,
-                _ => n.operands().fold(0, |m, o| m | var_mask[o as usize]),
-            };
-        }
-        let param_dep = diff::param_dependent(&g);
         Ok(CompiledLaw {
             graph: g,
             value,
             grad,
             params,
             variables: src.variables.clone(),
-            var_mask,
-            param_dep,
         })
     }
 
@@ -363,16 +349,17 @@ mod tests {
     fn variables_mark_the_nodes_that_depend_on_them() {
         let law = CompiledLaw::from_formula("E + A/N^alpha + B/D^beta", &["N", "D"]).unwrap();
         let g = &law.graph;
+        let var_mask = g.var_masks();
         for (i, n) in g.nodes().iter().enumerate() {
             if let Node::Pow(base, _) = n {
                 let want = match g.node(*base) {
                     Node::Var(v) => 1u64 << v,
                     _ => continue,
                 };
-                assert_eq!(law.var_mask[i], want);
+                assert_eq!(var_mask[i], want);
             }
         }
-        assert_eq!(law.var_mask[law.value as usize], 0b11);
+        assert_eq!(var_mask[law.value as usize], 0b11);
     }
 
     #[test]

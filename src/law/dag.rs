@@ -144,10 +144,6 @@ impl Graph {
         }
     }
 
-    fn is(&self, id: NodeId, v: f64) -> bool {
-        self.constant(id) == Some(v)
-    }
-
     pub fn num(&mut self, v: f64) -> NodeId {
         // One zero: -0.0 and 0.0 behave alike everywhere a law uses them.
         let v = if v == 0.0 { 0.0 } else { v };
@@ -268,9 +264,21 @@ impl Graph {
         }
     }
 
+    /// Per node, bit i set when it depends on variable i.
+    pub fn var_masks(&self) -> Vec<u64> {
+        let mut mask = vec![0u64; self.len()];
+        for (i, n) in self.nodes.iter().enumerate() {
+            mask[i] = match n {
+                Node::Var(v) => 1u64 << v,
+                _ => n.operands().fold(0, |m, o| m | mask[o as usize]),
+            };
+        }
+        mask
+    }
+
     /// `true` when `id` is the constant `v`.
     pub fn is_const(&self, id: NodeId, v: f64) -> bool {
-        self.is(id, v)
+        self.constant(id) == Some(v)
     }
 
     /// Evaluate every node up to and including `upto` in f64 into `out`

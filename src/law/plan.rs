@@ -150,11 +150,11 @@ impl Plan {
         };
         let value = lower_pow(&mut graph, law.value);
         let value = {
-            let mask = var_masks(&graph);
+            let mask = graph.var_masks();
             regroup(&mut graph, value, &|id| classify(mask[id as usize]))
         };
         let edges_all = diff::edges(&mut graph, value);
-        let class: Vec<Class> = var_masks(&graph).into_iter().map(classify).collect();
+        let class: Vec<Class> = graph.var_masks().into_iter().map(classify).collect();
         // What must be computed: the value's cone and every partial's.
         let mut needed = vec![false; graph.len()];
         let mark = |root: NodeId, needed: &mut Vec<bool>| {
@@ -391,18 +391,6 @@ impl Plan {
             .collect();
         (f, grad)
     }
-}
-
-/// Bit i of node k: node k depends on variable i.
-fn var_masks(g: &Graph) -> Vec<u64> {
-    let mut mask = vec![0u64; g.len()];
-    for (i, n) in g.nodes().iter().enumerate() {
-        mask[i] = match n {
-            Node::Var(v) => 1u64 << v,
-            _ => n.operands().fold(0, |m, o| m | mask[o as usize]),
-        };
-    }
-    mask
 }
 
 /// Rewrite x^y as exp(y ln x) in the cone of `root`, except for small

@@ -27,9 +27,9 @@ pub struct CompiledGrid {
     plan: Plan,
     n_nodes: usize,
     n_vars: usize,
-    /// Per curve, its variables (point-major, from the curve's first point).
-    curve_vars: Vec<f64>,
-    /// The same per variable: curve_cols[v][c].
+    n_curves: usize,
+    /// Each variable's value per curve (from the curve's first point):
+    /// curve_cols[v][c].
     curve_cols: Vec<Vec<f64>>,
     axis_var: usize,
     /// Curve-array slot of every curve-class node.
@@ -175,18 +175,21 @@ impl CompiledGrid {
             return Err("the sweep has no axis variable".into());
         };
         let nv = sweep.n_vars;
-        let point_vars = !(sweep.curve_vars | 1 << axis_var) & ((1u64 << nv) - 1);
+        // (1 << 64 would overflow: a law may have 64 variables.)
+        let all_vars = if nv >= 64 { u64::MAX } else { (1u64 << nv) - 1 };
+        let point_vars = !(sweep.curve_vars | 1 << axis_var) & all_vars;
         if point_vars != 0 {
             return Err("a variable other than the axis varies along a curve".into());
         }
         let (nc, na) = (sweep.curves.len(), sweep.axis_values.len());
         let mut y = vec![f64::NAN; nc * na];
         let mut w = vec![0.0; nc * na];
-        let mut curve_vars = vec![0.0; nc * nv];
+        let mut curve_cols = vec![vec![0.0; nc]; nv];
         for (c, r) in sweep.curves.iter().enumerate() {
             if let Some(first) = r.clone().next() {
-                curve_vars[c * nv..(c + 1) * nv]
-                    .copy_from_slice(&sweep.vars[first * nv..(first + 1) * nv]);
+                for (v, col) in curve_cols.iter_mut().enumerate() {
+                    col[c] = sweep.vars[first * nv + v];
+                }
             }
             for i in r.clone() {
                 let cell = c * na + sweep.axis_index[i] as usize;
@@ -198,9 +201,6 @@ impl CompiledGrid {
             }
         }
         let separable = Separable::detect(&plan);
-        let curve_cols = (0..nv)
-            .map(|v| (0..nc).map(|c| curve_vars[c * nv + v]).collect())
-            .collect();
         let n_nodes = plan.graph().len();
         let mut cslot = vec![usize::MAX; n_nodes];
         let mut n_cslots = 0;
@@ -220,7 +220,7 @@ impl CompiledGrid {
             plan,
             n_nodes,
             n_vars: nv,
-            curve_vars,
+            n_curves: nc,
             curve_cols,
             axis_var: axis_var as usize,
             cslot,
@@ -270,7 +270,7 @@ struct Workspace {
 impl Workspace {
     fn new(cg: &CompiledGrid) -> Workspace {
         let n = cg.n_nodes;
-        let nc = cg.curve_vars.len() / cg.n_vars.max(1);
+        let nc = cg.n_curves;
         Workspace {
             start: vec![0.0; n],
             curve: vec![0.0; nc * n],
@@ -340,7 +340,7 @@ fn one_start<const FMA: bool>(
     let mut gbuf = [0.0; ROWS * TILE];
     let graph = plan.graph();
     let (n, nv) = (cg.n_nodes, cg.n_vars);
-    let nc = cg.curve_vars.len() / nv.max(1);
+    let nc = cg.n_curves;
     let na = cg.axis.len();
     let class = &plan.class;
 
@@ -365,14 +365,13 @@ fn one_start<const FMA: bool>(
     let mut fsum = 0.0;
     let obj = cg.objective;
     let value = plan.value();
+    // A tile node reads only the axis variable (curve variables are curve
+    // nodes, and the grid layout has no other per-point one).
+    let mut tile_vars: Vec<&[f64]> = vec![&[][..]; nv];
     for t0 in (0..na).step_by(TILE) {
         let m = TILE.min(na - t0);
         let ax = &cg.axis[t0..t0 + m];
-        // A tile node reads only the axis variable (curve variables are
-        // curve nodes, and the grid layout has no other per-point one).
-        let tile_vars: Vec<&[f64]> = (0..nv)
-            .map(|v| if v == cg.axis_var { ax } else { &[][..] })
-            .collect();
+        tile_vars[cg.axis_var] = ax;
         // Axis nodes of the tile.
         let (ids, at) = (&plan.forward[Class::Axis as usize], &cg.slot);
         array_nodes::<FMA>(cg, ids, at, vals, m, start, &tile_vars, params, |id, _| {
