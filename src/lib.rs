@@ -14,6 +14,7 @@ pub mod data;
 pub mod eval;
 pub mod fit;
 pub mod law;
+pub mod lawfit;
 pub mod memory;
 pub mod objective;
 pub mod optim;

@@ -8,9 +8,11 @@ use clap::Args;
 
 use sweepfit::backend::BackendChoice;
 use sweepfit::bootstrap::{BootstrapOptions, Resample};
+use sweepfit::data::Selector;
 use sweepfit::data::{self, Dataset, Filter, ReadOptions};
 use sweepfit::fit::{self, FitOptions};
-use sweepfit::law::{LawKind, NP, PARAM_NAMES};
+use sweepfit::law::{LawFile, LawKind, NP, PARAM_NAMES};
+use sweepfit::lawfit::{self, LawFitOptions};
 use sweepfit::memory;
 use sweepfit::objective::{LossKind, Objective, Space};
 use sweepfit::optim;
@@ -49,6 +51,20 @@ pub(crate) struct InputArgs {
 }
 
 impl InputArgs {
+    pub(crate) fn path(&self) -> Option<&std::path::Path> {
+        self.input.as_deref()
+    }
+
+    pub(crate) fn manifest(&self) -> Option<&std::path::Path> {
+        self.manifest.as_deref()
+    }
+
+    /// Whether any point filter was given.
+    pub(crate) fn filtered(&self) -> bool {
+        let f = &self.filter;
+        f.min_tokens.is_some() || f.max_tokens.is_some() || f.stride != 1
+    }
+
     /// Read the sweep and apply the filters.
     pub(crate) fn load(&self, objective: &Objective) -> anyhow::Result<Dataset> {
         let read = ReadOptions {
@@ -87,9 +103,16 @@ struct FilterArgs {
 
 #[derive(Args)]
 pub(crate) struct FitFlags {
-    /// Form of the law; chinchilla fixes t1 = t2 = 0 and C = 0.
-    #[arg(long, value_enum, default_value_t = LawKind::Looplm)]
-    law: LawKind,
+    /// The law: a built-in's name (`sweepfit laws` lists them) or a formula
+    /// such as 'E + A/N^alpha + B/D^beta', whose names are variables where
+    /// they name a column of the data and parameters otherwise. Laws other
+    /// than looplm and chinchilla are fitted from a CSV on the CPU.
+    #[arg(long, default_value = sweepfit::law::DEFAULT_LAW, conflicts_with = "law_file")]
+    pub(crate) law: String,
+    /// A law file (TOML) with declarations: `sweepfit laws looplm` prints one
+    /// to start from.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) law_file: Option<PathBuf>,
     /// Hold a parameter fixed, e.g. --fix t3=0 (repeatable; raw units).
     #[arg(long, value_name = "NAME=VALUE", value_parser = parse_fix)]
     fix: Vec<(String, f64)>,
@@ -143,6 +166,10 @@ pub(crate) struct BootstrapArgs {
 }
 
 impl BootstrapArgs {
+    pub(crate) fn requested(&self) -> bool {
+        self.bootstrap.is_some()
+    }
+
     /// The bootstrap asked for, checked before any work starts.
     pub(crate) fn options(&self, fit: &FitOptions) -> anyhow::Result<Option<BootstrapOptions>> {
         if !(self.level > 0.0 && self.level < 1.0) {
@@ -207,6 +234,74 @@ fn parse_fix(s: &str) -> Result<(String, f64), String> {
     Ok((PARAM_NAMES[i].to_string(), v))
 }
 
+impl FitFlags {
+    /// The hand-written law asked for, if it is one (and not a law file).
+    pub(crate) fn hand_written(&self) -> Option<LawKind> {
+        if self.law_file.is_some() {
+            return None;
+        }
+        [LawKind::Looplm, LawKind::Chinchilla]
+            .into_iter()
+            .find(|k| k.name() == self.law)
+    }
+
+    /// The law file asked for, its text, and where it came from (for
+    /// error messages): a file, a built-in, or a bare formula.
+    pub(crate) fn law_source(&self) -> anyhow::Result<(LawFile, String, String)> {
+        if let Some(path) = &self.law_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("{}: cannot read the law file: {e}", path.display())
+            })?;
+            let origin = path.display().to_string();
+            return Ok((LawFile::parse(&text, &origin)?, text, origin));
+        }
+        let name = self.law.trim();
+        if let Some(text) = sweepfit::law::builtin(name) {
+            let origin = format!("laws/{name}.toml (built in)");
+            return Ok((LawFile::parse(text, &origin)?, text.to_string(), origin));
+        }
+        let bare_name = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if bare_name {
+            bail!(
+                "--law {name}: no built-in law has this name (they are {}), and a formula needs \
+                 an operator, e.g. 'E + A/N^alpha'",
+                sweepfit::law::builtin_names().join(", ")
+            );
+        }
+        let file = LawFile::from_formula(name)?;
+        let text = format!("name = \"custom\"\nformula = {name:?}\n");
+        Ok((file, text, "--law".to_string()))
+    }
+
+    /// Options of a fit of any law from a table.
+    pub(crate) fn law_fit_options(
+        &self,
+        by: &[String],
+        test_where: Option<Selector>,
+    ) -> anyhow::Result<LawFitOptions> {
+        let starts = self.starts.unwrap_or(lawfit::DEFAULT_STARTS);
+        let base = FitFlags {
+            law: sweepfit::law::DEFAULT_LAW.into(),
+            law_file: None,
+            fix: self.fix.clone(),
+            ..*self
+        };
+        let o = fit_options(&base)?;
+        Ok(LawFitOptions {
+            objective: o.objective,
+            fix: o.fix,
+            starts,
+            seed: o.seed,
+            lbfgs: o.lbfgs,
+            by: by.to_vec(),
+            test_where,
+        })
+    }
+}
+
 pub(crate) fn fit_options(f: &FitFlags) -> anyhow::Result<FitOptions> {
     if !(f.delta > 0.0 && f.delta.is_finite()) {
         bail!("--delta must be a positive number, got {}", f.delta);
@@ -220,8 +315,14 @@ pub(crate) fn fit_options(f: &FitFlags) -> anyhow::Result<FitOptions> {
             k as f64 * optim::problem_bytes(NP, optim::Options::default().memory),
         )?;
     }
+    let Some(law) = f.hand_written() else {
+        bail!(
+            "--law {}: only the looplm and chinchilla laws work with this command so far",
+            f.law
+        );
+    };
     Ok(FitOptions {
-        law: f.law,
+        law,
         objective: Objective {
             loss: f.loss,
             space: f.space,

@@ -3,13 +3,15 @@
 
 use std::path::PathBuf;
 
+use anyhow::bail;
 use clap::Args;
 
 use sweepfit::backend::{self, BackendChoice, Prepared};
 use sweepfit::bootstrap::{self, BootstrapOptions};
-use sweepfit::data::Dataset;
+use sweepfit::data::{Dataset, Selector, Table};
 use sweepfit::fit::{self, FitOptions, FitOutput};
 use sweepfit::law::PARAM_NAMES;
+use sweepfit::lawfit;
 use sweepfit::optim::Progress;
 use sweepfit::output;
 use sweepfit::report;
@@ -40,6 +42,14 @@ pub(crate) struct FitArgs {
     plot: bool,
     #[command(flatten)]
     fit: FitFlags,
+    /// Fit the law separately to every group of rows with equal values in
+    /// these columns (e.g. --by run), all groups in one batch.
+    #[arg(long, value_name = "COLUMN[,COLUMN]", value_delimiter = ',')]
+    by: Vec<String>,
+    /// Hold out the rows whose COLUMN equals VALUE (e.g. split=test): fit
+    /// the others, and score these in fit.json's `test`.
+    #[arg(long, value_name = "COLUMN=VALUE", value_parser = Selector::parse)]
+    test_where: Option<Selector>,
     #[command(flatten)]
     bootstrap: BootstrapArgs,
     #[command(flatten)]
@@ -64,6 +74,9 @@ pub(crate) struct DemoArgs {
 }
 
 pub(crate) fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
+    if a.fit.hand_written().is_none() || !a.by.is_empty() || a.test_where.is_some() {
+        return cmd_fit_law(a);
+    }
     // Every option is checked before any work starts.
     let opts = fit_options(&a.fit)?;
     let boot = a.bootstrap.options(&opts)?;
@@ -140,6 +153,66 @@ pub(crate) fn cmd_demo(a: DemoArgs) -> anyhow::Result<()> {
     if let Some(w) = wrote {
         say!("wrote {w}");
     }
+    Ok(())
+}
+
+/// `fit` of a law from a table (any law, `--by`, `--test-where`), on the
+/// compiled CPU evaluator.
+fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
+    let opts = a.fit.law_fit_options(&a.by, a.test_where.clone())?;
+    let (file, text, origin) = a.fit.law_source()?;
+    let unsupported = [
+        (a.bootstrap.requested(), "--bootstrap"),
+        (a.plot, "--plot"),
+        (a.save_starts, "--save-starts"),
+        (a.input.manifest().is_some(), "--manifest"),
+        (a.input.filtered(), "--min-tokens/--max-tokens/--stride"),
+    ];
+    if let Some((_, flag)) = unsupported.iter().find(|(on, _)| *on) {
+        bail!(
+            "{flag} works with the looplm and chinchilla laws only so far (without --by and --test-where)"
+        );
+    }
+    match a.backend.backend {
+        BackendChoice::Gpu => bail!(
+            "--backend gpu: the GPU evaluates the looplm and chinchilla laws only so far; \
+             use --backend cpu (or auto) for law {}",
+            file.name
+        ),
+        BackendChoice::Auto if a.fit.hand_written().is_none() => tell!(
+            "note: backend auto: using the CPU (the GPU evaluates the looplm and chinchilla laws only so far)"
+        ),
+        _ => {}
+    }
+    let out_dir = check_out_dir(&a.out, a.force)?;
+    let Some(input) = a.input.path() else {
+        bail!("give the data as a CSV file");
+    };
+    let table = Table::read(input)?;
+    let bound = lawfit::bind(file, &text, &origin, &table)?;
+    let bar = spinner();
+    let out = lawfit::fit_table(&bound, &table, &opts, |p: Progress| {
+        bar.set_message(format!(
+            "iteration {} · {} starts active · best objective {:.6e}",
+            p.iteration, p.active, p.best
+        ));
+        bar.tick();
+    });
+    bar.finish_and_clear();
+    let out = out?;
+    out_dir.create()?;
+    report::write_pretty(&out_dir.join("fit.json"), &out.report)?;
+    report::write_table_pred_csv(
+        &out_dir.join("pred.csv"),
+        &table,
+        &out.loss,
+        &out.pred,
+        &out.held_out,
+    )?;
+    let written = ["fit.json", "pred.csv"];
+    out_dir.warn_stale(&written);
+    say!("{}", report::law_summary(&out.report));
+    say!("wrote {}", list_written(&out_dir, &written));
     Ok(())
 }
 

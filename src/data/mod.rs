@@ -5,11 +5,13 @@ mod error;
 mod filter;
 mod long_csv;
 mod manifest;
+mod table;
 
 pub use error::DataError;
 pub use filter::Filter;
 pub use long_csv::{read_long_csv, write_long_csv};
 pub use manifest::read_manifest;
+pub use table::{Check, Selector, Table};
 
 /// Checks that depend on how the data will be fitted.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

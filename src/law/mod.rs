@@ -10,8 +10,10 @@ pub mod dag;
 pub mod diff;
 pub mod file;
 mod looplm;
+pub mod params;
 pub mod parse;
 pub mod plan;
+pub mod space;
 mod transform;
 
 pub use builtin::{builtin, builtin_law, builtin_names, DEFAULT_LAW};

@@ -9,4 +9,4 @@ mod starts;
 pub use lbfgs::{
     minimize_batch, problem_bytes, BatchObjective, Options, Outcome, Progress, Status,
 };
-pub use starts::{grid_starts, random_starts, MIN_GRID};
+pub use starts::{grid_starts, random_starts, solve_small, MIN_GRID};

@@ -183,8 +183,9 @@ fn solve_linear(space: &FreeSpace, data: &Prepared, p: &mut [f64; NP]) {
 }
 
 /// Gaussian elimination with partial pivoting and a tiny ridge; the
-/// systems are at most 4x4, so no linear-algebra crate is warranted.
-fn solve_small(a: &mut [f64], b: &mut [f64], m: usize) -> Option<Vec<f64>> {
+/// systems are as small as a law's linear parameters (a handful), so no
+/// linear-algebra crate is warranted.
+pub fn solve_small(a: &mut [f64], b: &mut [f64], m: usize) -> Option<Vec<f64>> {
     let trace: f64 = (0..m).map(|i| a[i * m + i]).sum();
     for i in 0..m {
         a[i * m + i] += 1e-12 * trace / m as f64;

@@ -21,8 +21,8 @@ pub use plot::{
     panels_from_dataset, read_pred_csv, GridLayout, Panel, PlotFormat, PlotOptions, DEFAULT_TITLE,
     HEADER_HEIGHT,
 };
-pub use pred_csv::write_pred_csv;
-pub use table::{format_count, summary};
+pub use pred_csv::{write_pred_csv, write_table_pred_csv};
+pub use table::{format_count, law_summary, summary};
 
 /// Everything `fit.json` holds. Parameters are in raw units (N in
 /// parameters, D in tokens).
@@ -153,6 +153,97 @@ pub struct StartsReport {
     /// Objective evaluations summed over all starts (one is a pass over
     /// every point for one parameter vector).
     pub start_evaluations: usize,
+}
+
+/// Numbers of one set of rows against their predictions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct SetMetrics {
+    pub points: usize,
+    pub r2: f64,
+    pub rmse: f64,
+    pub mae: f64,
+    /// Sum of squared residuals (pred - loss).
+    pub sse: f64,
+}
+
+impl SetMetrics {
+    pub fn new(loss: &[f64], pred: &[f64]) -> SetMetrics {
+        let n = loss.len();
+        if n == 0 {
+            return SetMetrics {
+                points: 0,
+                r2: f64::NAN,
+                rmse: f64::NAN,
+                mae: f64::NAN,
+                sse: 0.0,
+            };
+        }
+        let mean = loss.iter().sum::<f64>() / n as f64;
+        let (mut sst, mut sse, mut abs) = (0.0, 0.0, 0.0);
+        for (&y, &p) in loss.iter().zip(pred) {
+            sst += (y - mean) * (y - mean);
+            sse += (p - y) * (p - y);
+            abs += (p - y).abs();
+        }
+        SetMetrics {
+            points: n,
+            r2: if sst > 0.0 { 1.0 - sse / sst } else { f64::NAN },
+            rmse: (sse / n as f64).sqrt(),
+            mae: abs / n as f64,
+            sse,
+        }
+    }
+}
+
+/// The held-out rows' score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestReport {
+    pub protocol: String,
+    #[serde(rename = "where")]
+    pub selector: String,
+    #[serde(flatten)]
+    pub metrics: SetMetrics,
+}
+
+/// One `--by` group's fit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupReport {
+    pub key: IndexMap<String, String>,
+    pub params: IndexMap<String, f64>,
+    pub objective: f64,
+    pub at_best: usize,
+    pub metrics: SetMetrics,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<SetMetrics>,
+}
+
+/// fit.json of a law fitted from a table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LawFitReport {
+    pub law: String,
+    /// The whole law file, so that the fit can be read back alone.
+    pub law_file: String,
+    pub formula: String,
+    /// Variable -> column.
+    pub variables: IndexMap<String, String>,
+    /// Best parameters (absent for `--by`, whose groups have their own).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub params: IndexMap<String, f64>,
+    pub fixed: Vec<String>,
+    pub objective: ObjectiveReport,
+    /// Over the fitted rows, pooled over groups.
+    pub metrics: SetMetrics,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<TestReport>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupReport>,
+    pub starts: StartsReport,
+    pub backend: BackendReport,
+    pub seconds: f64,
+    pub points: usize,
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -35,6 +35,33 @@ pub fn write_pred_csv(path: &Path, ds: &Dataset, params: &[f64; NP]) -> anyhow::
     })
 }
 
+/// `pred.csv` of a law fitted from a table: every row of the input, its
+/// columns as read, then `pred`, `residual` (pred - loss) and `set`
+/// (`fit` or `test`, the rows `--test-where` held out).
+pub fn write_table_pred_csv(
+    path: &Path,
+    table: &crate::data::Table,
+    loss: &[f64],
+    pred: &[f64],
+    held_out: &[bool],
+) -> anyhow::Result<()> {
+    crate::output::write_file(path, |out| {
+        let mut w = csv::Writer::from_writer(out);
+        let mut header: Vec<&str> = table.headers.iter().map(String::as_str).collect();
+        header.extend(["pred", "residual", "set"]);
+        w.write_record(&header)?;
+        for r in 0..table.rows() {
+            let mut row: Vec<String> = table.columns.iter().map(|c| c[r].clone()).collect();
+            row.push(pred[r].to_string());
+            row.push((pred[r] - loss[r]).to_string());
+            row.push(if held_out[r] { "test" } else { "fit" }.to_string());
+            w.write_record(&row)?;
+        }
+        w.flush()?;
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

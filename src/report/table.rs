@@ -290,6 +290,149 @@ fn table(out: &mut String, header: Option<&[&str]>, rows: &[Vec<String>], align:
     }
 }
 
+/// Summary of a fit of any law: parameters (or one row per `--by` group),
+/// fit quality on the fitted and the held-out rows, starts, notes.
+pub fn law_summary(r: &super::LawFitReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "law: {} = {}", r.law, r.formula);
+    let vars: Vec<String> = r
+        .variables
+        .iter()
+        .map(|(v, c)| {
+            if v == c {
+                v.clone()
+            } else {
+                format!("{v} = {c}")
+            }
+        })
+        .collect();
+    let _ = writeln!(
+        s,
+        "variables: {} ({} rows fitted)",
+        vars.join(", "),
+        r.points
+    );
+    let fixed = |name: &str| r.fixed.iter().any(|f| f == name);
+    if r.groups.is_empty() {
+        s.push_str("\nparameters\n");
+        let rows: Vec<Vec<String>> = r
+            .params
+            .iter()
+            .map(|(name, &v)| {
+                let tag = if fixed(name) { "(fixed)" } else { "" };
+                vec![name.clone(), format_value(v), tag.to_string()]
+            })
+            .collect();
+        table(
+            &mut s,
+            None,
+            &rows,
+            &[Align::Left, Align::Right, Align::Left],
+        );
+    } else {
+        let _ = writeln!(s, "\n{} groups by {}", r.groups.len(), r.by.join(","));
+        let names: Vec<String> = r.groups[0].params.keys().cloned().collect();
+        let mut header: Vec<String> = r.by.clone();
+        header.extend(names.iter().cloned());
+        header.extend(["R² fit".to_string(), "RMSE fit".to_string()]);
+        let tested = r.groups.iter().any(|g| g.test.is_some());
+        if tested {
+            header.extend(["R² test".to_string(), "RMSE test".to_string()]);
+        }
+        let rows: Vec<Vec<String>> = r
+            .groups
+            .iter()
+            .map(|g| {
+                let mut row: Vec<String> = g.key.values().cloned().collect();
+                row.extend(g.params.values().map(|&v| format_value(v)));
+                row.push(format_r2(g.metrics.r2));
+                row.push(format_value(g.metrics.rmse));
+                if tested {
+                    let t = g.test.unwrap_or_default();
+                    row.push(format_r2(if t.points > 0 { t.r2 } else { f64::NAN }));
+                    row.push(if t.points > 0 {
+                        format_value(t.rmse)
+                    } else {
+                        "-".into()
+                    });
+                }
+                row
+            })
+            .collect();
+        let mut align = vec![Align::Left; r.by.len()];
+        align.resize(header.len(), Align::Right);
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
+        table(&mut s, Some(&header), &rows, &align);
+        let fixed_names: Vec<&String> = names.iter().filter(|n| fixed(n)).collect();
+        if !fixed_names.is_empty() {
+            let list: Vec<&str> = fixed_names.iter().map(|n| n.as_str()).collect();
+            let _ = writeln!(s, "  fixed: {}", list.join(", "));
+        }
+    }
+    let m = &r.metrics;
+    let _ = writeln!(
+        s,
+        "\nobjective: {} on {} loss = {:.6e}",
+        r.objective.loss, r.objective.space, r.objective.value
+    );
+    let pooled = if r.groups.is_empty() { "" } else { ", pooled" };
+    let _ = writeln!(
+        s,
+        "fit ({} rows{pooled}): R² {}  RMSE {}  MAE {}  SSE {}",
+        m.points,
+        format_r2(m.r2),
+        format_value(m.rmse),
+        format_value(m.mae),
+        format_value(m.sse)
+    );
+    if let Some(t) = &r.test {
+        let m = &t.metrics;
+        let _ = writeln!(
+            s,
+            "test ({}, {} rows{pooled}): R² {}  RMSE {}  MAE {}  SSE {}",
+            t.selector,
+            m.points,
+            format_r2(m.r2),
+            format_value(m.rmse),
+            format_value(m.mae),
+            format_value(m.sse)
+        );
+    }
+    let st = &r.starts;
+    let statuses: Vec<String> = st
+        .status_counts
+        .iter()
+        .filter(|(_, &n)| n > 0)
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
+    let per = if r.groups.is_empty() {
+        ""
+    } else {
+        ", each group's own"
+    };
+    let _ = writeln!(
+        s,
+        "starts: {} ({} at best{per}; {}), {} iterations (longest), {} batched evaluations",
+        st.count,
+        st.at_best,
+        statuses.join(", "),
+        st.iterations,
+        st.evaluations
+    );
+    if !r.notes.is_empty() {
+        s.push_str("notes:\n");
+        for n in &r.notes {
+            let _ = writeln!(s, "  - {n}");
+        }
+    }
+    let _ = writeln!(
+        s,
+        "time: {:.2} s on {} ({})",
+        r.seconds, r.backend.kind, r.backend.device
+    );
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,268 @@
+//! A CSV read as a table of named columns, for laws over any variables:
+//! which columns a law reads is decided by the law, not by this reader.
+//! Cells stay text until a column is asked for as numbers, so that an
+//! error names the file, line and column of the cell at fault, and text
+//! columns (run labels, a `split` column) can select and group rows.
+
+use std::path::{Path, PathBuf};
+
+use csv::{ByteRecord, ReaderBuilder, Trim};
+
+use super::DataError;
+
+/// Every cell of a CSV file, column by column.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub path: PathBuf,
+    /// Header names as written.
+    pub headers: Vec<String>,
+    /// `columns[c][row]`, trimmed.
+    pub columns: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// Read `path`. Every row must have as many fields as the header, and
+    /// every cell must be valid UTF-8.
+    pub fn read(path: &Path) -> Result<Table, DataError> {
+        let file = std::fs::File::open(path).map_err(|cause| DataError::Io {
+            path: path.into(),
+            action: "open",
+            cause,
+        })?;
+        let mut reader = ReaderBuilder::new()
+            .trim(Trim::All)
+            .flexible(true)
+            .from_reader(file);
+        let csv_err = |cause| DataError::Csv {
+            path: path.into(),
+            cause,
+        };
+        let header = reader.byte_headers().map_err(csv_err)?.clone();
+        if header.is_empty() {
+            return Err(DataError::Empty { path: path.into() });
+        }
+        let mut headers: Vec<String> = header
+            .iter()
+            .map(|h| String::from_utf8_lossy(h).into_owned())
+            .collect();
+        // Spreadsheet exports often start with a UTF-8 byte order mark.
+        if let Some(stripped) = headers[0].strip_prefix('\u{feff}') {
+            headers[0] = stripped.trim().to_string();
+        }
+        let mut columns = vec![Vec::new(); headers.len()];
+        let mut rec = ByteRecord::new();
+        let mut line = 1u64;
+        while reader.read_byte_record(&mut rec).map_err(csv_err)? {
+            line = rec.position().map_or(line + 1, |p| p.line());
+            if rec.len() != headers.len() {
+                // A trailing empty line reads as one empty field.
+                if rec.len() == 1 && rec[0].is_empty() {
+                    continue;
+                }
+                return Err(DataError::Ragged {
+                    path: path.into(),
+                    line,
+                    expected: headers.len(),
+                    found: rec.len(),
+                });
+            }
+            for (c, field) in rec.iter().enumerate() {
+                let text = std::str::from_utf8(field).map_err(|_| DataError::Value {
+                    path: path.into(),
+                    line,
+                    column: headers[c].clone(),
+                    index: c + 1,
+                    problem: "not valid UTF-8".into(),
+                })?;
+                columns[c].push(text.to_string());
+            }
+        }
+        if columns[0].is_empty() {
+            return Err(DataError::NoRows { path: path.into() });
+        }
+        Ok(Table {
+            path: path.into(),
+            headers,
+            columns,
+        })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.columns.first().map_or(0, Vec::len)
+    }
+
+    /// The header names, quoted, for error messages.
+    pub fn found(&self) -> String {
+        let names: Vec<String> = self.headers.iter().map(|h| format!("'{h}'")).collect();
+        names.join(", ")
+    }
+
+    /// The column named `name`: the exact spelling if there is one, else
+    /// the one column that matches ignoring case (`n` for `N`). Two columns
+    /// that differ only in case (`d` and `D`) are told apart by spelling.
+    pub fn find(&self, name: &str) -> Option<usize> {
+        if let Some(i) = self.headers.iter().position(|h| h == name) {
+            return Some(i);
+        }
+        let mut hits =
+            (0..self.headers.len()).filter(|&i| self.headers[i].eq_ignore_ascii_case(name));
+        match (hits.next(), hits.next()) {
+            (Some(i), None) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// Like [`Table::find`], with an error listing the columns found.
+    pub fn require(&self, name: &str, role: &str) -> Result<usize, DataError> {
+        self.find(name).ok_or_else(|| DataError::MissingColumn {
+            path: self.path.clone(),
+            wanted: format!("'{name}' ({role})"),
+            found: self.found(),
+        })
+    }
+
+    /// Column `c` as numbers; `check` says which values are valid.
+    pub fn numbers(&self, c: usize, check: Check) -> Result<Vec<f64>, DataError> {
+        let mut out = Vec::with_capacity(self.rows());
+        for (row, text) in self.columns[c].iter().enumerate() {
+            let bad = |problem: String| DataError::Value {
+                path: self.path.clone(),
+                line: row as u64 + 2,
+                column: self.headers[c].clone(),
+                index: c + 1,
+                problem,
+            };
+            let v: f64 = text
+                .parse()
+                .map_err(|_| bad(format!("'{text}' is not a number")))?;
+            if !v.is_finite() {
+                return Err(bad(format!("{text} is not a finite number")));
+            }
+            match check {
+                Check::Finite => {}
+                Check::NonNegative if v < 0.0 => {
+                    return Err(bad(format!("{v} is negative")));
+                }
+                Check::Positive if v <= 0.0 => {
+                    return Err(bad(format!(
+                        "{v} must be positive (the fit is in log space)"
+                    )));
+                }
+                _ => {}
+            }
+            out.push(v);
+        }
+        Ok(out)
+    }
+}
+
+/// Which numbers a column accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    Finite,
+    NonNegative,
+    Positive,
+}
+
+/// `COLUMN=VALUE`: rows whose cell in COLUMN equals VALUE (as text, or as
+/// numbers when both parse: `1e3` selects `1000`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selector {
+    pub column: String,
+    pub value: String,
+}
+
+impl Selector {
+    pub fn parse(s: &str) -> Result<Selector, String> {
+        let (c, v) = s
+            .split_once('=')
+            .ok_or_else(|| format!("expected COLUMN=VALUE, got '{s}'"))?;
+        let (c, v) = (c.trim(), v.trim());
+        if c.is_empty() {
+            return Err(format!("expected COLUMN=VALUE, got '{s}': no column"));
+        }
+        Ok(Selector {
+            column: c.to_string(),
+            value: v.to_string(),
+        })
+    }
+
+    /// Which rows of `t` match; an error when the column is missing or no
+    /// row matches (a mistyped value would otherwise test on nothing).
+    pub fn rows(&self, t: &Table) -> Result<Vec<bool>, DataError> {
+        let c = t
+            .find(&self.column)
+            .ok_or_else(|| DataError::MissingColumn {
+                path: t.path.clone(),
+                wanted: format!("'{}' (of --test-where)", self.column),
+                found: t.found(),
+            })?;
+        let num = self.value.parse::<f64>().ok();
+        let hits: Vec<bool> = t.columns[c]
+            .iter()
+            .map(|cell| {
+                cell == &self.value
+                    || matches!((num, cell.parse::<f64>()), (Some(a), Ok(b)) if a == b)
+            })
+            .collect();
+        if !hits.contains(&true) {
+            let mut seen: Vec<&String> = t.columns[c].iter().collect();
+            seen.sort();
+            seen.dedup();
+            let shown: Vec<String> = seen.iter().take(8).map(|s| format!("'{s}'")).collect();
+            return Err(DataError::Other(format!(
+                "{}: no row has {} = '{}' (values found: {}{})",
+                t.path.display(),
+                t.headers[c],
+                self.value,
+                shown.join(", "),
+                if seen.len() > 8 { ", ..." } else { "" }
+            )));
+        }
+        Ok(hits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_spelling_wins_over_case() {
+        let t = Table {
+            path: "x.csv".into(),
+            headers: vec!["d".into(), "D".into(), "Loss".into()],
+            columns: vec![vec![]; 3],
+        };
+        assert_eq!(t.find("d"), Some(0));
+        assert_eq!(t.find("D"), Some(1));
+        assert_eq!(t.find("loss"), Some(2));
+        assert_eq!(t.find("LOSS"), Some(2));
+        // Ambiguous ignoring case, and neither spelled so.
+        let u = Table {
+            headers: vec!["nv".into(), "NV".into()],
+            columns: vec![vec![]; 2],
+            ..t
+        };
+        assert_eq!(u.find("Nv"), None);
+    }
+
+    #[test]
+    fn selector_matches_text_or_number() {
+        let t = Table {
+            path: "x.csv".into(),
+            headers: vec!["split".into(), "D".into()],
+            columns: vec![
+                vec!["train".into(), "test".into(), "train".into()],
+                vec!["1000".into(), "1e3".into(), "10".into()],
+            ],
+        };
+        let s = Selector::parse("split=test").unwrap();
+        assert_eq!(s.rows(&t).unwrap(), vec![false, true, false]);
+        let s = Selector::parse("D=1000").unwrap();
+        assert_eq!(s.rows(&t).unwrap(), vec![true, true, false]);
+        let err = Selector::parse("split=tset").unwrap().rows(&t).unwrap_err();
+        assert!(err.to_string().contains("'test', 'train'"), "{err}");
+        assert!(Selector::parse("split").is_err());
+    }
+}

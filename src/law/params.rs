@@ -1,0 +1,301 @@
+//! What each parameter of a compiled law is, for fitting: how it is
+//! transformed, bounded and started, from the law file's declarations and,
+//! where nothing is declared, from the role it plays in the formula.
+//!
+//! Default rules (a declaration overrides each of them):
+//! - **Linear** parameters (the law is affine in them once the others are
+//!   fixed: E, A, B, C of LoopLM) take any sign and are not drawn at all:
+//!   every start solves them by least squares (variable projection).
+//! - **Exponents**: a parameter that is the exponent of a power of the
+//!   data. When the power divides (`A/N^alpha`) or the exponent is negated
+//!   (`N^-alpha`) it is bounded to [1e-4, 8] and started in [0.08, 1.5];
+//!   otherwise to [-8, 8], started in [-1.5, 1.5].
+//! - **Offsets**: a parameter added to the data inside a power's base or a
+//!   log (`(N + t1)^alpha`) is positive, fitted as a log, and started
+//!   log-uniformly between 1e-4 and 1 times the largest value of what it is
+//!   added to.
+//! - Everything else: any sign, started in [-1, 1]; declared positive
+//!   without a start range, log-uniformly in [0.01, 100].
+
+use super::dag::{Node, NodeId};
+use super::file::LawFile;
+use super::CompiledLaw;
+
+/// How a parameter maps to the coordinate the optimiser moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transform {
+    /// theta = value.
+    Identity,
+    /// theta = ln(value): positive parameters.
+    Log,
+}
+
+/// Where a start draws a parameter from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StartRange {
+    pub lo: f64,
+    pub hi: f64,
+    /// Log-uniform (both ends positive) or uniform.
+    pub log: bool,
+}
+
+/// Everything the fit needs to know about one parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamRule {
+    pub name: String,
+    pub transform: Transform,
+    /// Bounds in the parameter's own units (may be infinite).
+    pub lower: f64,
+    pub upper: f64,
+    /// `None` for linear parameters, which starts solve for.
+    pub start: Option<StartRange>,
+    pub fixed: Option<f64>,
+    pub linear: bool,
+}
+
+/// What the formula's structure says about a parameter.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Role {
+    /// Exponent of a power of the data; `decaying` when it divides.
+    Exponent {
+        decaying: bool,
+    },
+    /// Added to data (node) inside a power's base or a log.
+    Offset {
+        data: NodeId,
+    },
+    Other,
+}
+
+/// The role of every parameter, from the forward part of the graph (the
+/// nodes the prediction uses; gradient nodes are left out).
+fn roles(law: &CompiledLaw) -> Vec<Role> {
+    let g = &law.graph;
+    let masks = g.var_masks();
+    let np = law.params.len();
+    let mut roles = vec![Role::Other; np];
+    // Nodes the prediction depends on.
+    let mut used = vec![false; g.len()];
+    used[law.value as usize] = true;
+    for i in (0..=law.value as usize).rev() {
+        if used[i] {
+            for o in g.node(i as NodeId).operands() {
+                used[o as usize] = true;
+            }
+        }
+    }
+    let param_of = |id: NodeId| match g.node(id) {
+        Node::Param(p) => Some((p as usize, false)),
+        Node::Neg(a) => match g.node(a) {
+            Node::Param(p) => Some((p as usize, true)),
+            _ => None,
+        },
+        _ => None,
+    };
+    // Powers that are divided by.
+    let mut divides = vec![false; g.len()];
+    for (i, n) in g.nodes().iter().enumerate() {
+        if used[i] {
+            if let Node::Div(_, b) = *n {
+                divides[b as usize] = true;
+            }
+        }
+    }
+    for (i, n) in g.nodes().iter().enumerate() {
+        if !used[i] {
+            continue;
+        }
+        let base = match *n {
+            Node::Pow(base, e) => {
+                if masks[base as usize] != 0 {
+                    if let Some((p, negated)) = param_of(e) {
+                        let decaying = negated || divides[i];
+                        // A parameter seen decaying anywhere keeps that.
+                        roles[p] = match roles[p] {
+                            Role::Exponent { decaying: d } => Role::Exponent {
+                                decaying: d || decaying,
+                            },
+                            _ => Role::Exponent { decaying },
+                        };
+                    }
+                }
+                base
+            }
+            Node::Log(a) => a,
+            _ => continue,
+        };
+        if let Node::Add(a, b) = g.node(base) {
+            for (x, y) in [(a, b), (b, a)] {
+                if let Node::Param(p) = g.node(x) {
+                    let data_only = masks[y as usize] != 0 && !depends_on_params(law, y);
+                    if data_only && roles[p as usize] == Role::Other {
+                        roles[p as usize] = Role::Offset { data: y };
+                    }
+                }
+            }
+        }
+    }
+    roles
+}
+
+fn depends_on_params(law: &CompiledLaw, id: NodeId) -> bool {
+    let g = &law.graph;
+    match g.node(id) {
+        Node::Param(_) => true,
+        Node::Const(_) | Node::Var(_) => false,
+        n => n.operands().any(|o| depends_on_params(law, o)),
+    }
+}
+
+/// The rules of every parameter of `law` (compiled from `file`), with the
+/// data's variable columns (`vars[v][row]`) for data-relative start ranges.
+pub fn rules(file: &LawFile, law: &CompiledLaw, vars: &[Vec<f64>]) -> Vec<ParamRule> {
+    let linear = law.linear_params();
+    let roles = roles(law);
+    let mut out = Vec::with_capacity(law.params.len());
+    for (p, name) in law.params.iter().enumerate() {
+        let decl = file.params.get(name).cloned().unwrap_or_default();
+        let is_linear = linear.contains(&p);
+        let role = roles[p];
+        let mut positive = decl.positive == Some(true);
+        let (mut lower, mut upper) = (f64::NEG_INFINITY, f64::INFINITY);
+        let mut start = None;
+        if !is_linear {
+            match role {
+                Role::Exponent { decaying: true } => {
+                    (lower, upper) = (1e-4, 8.0);
+                    start = Some(StartRange {
+                        lo: 0.08,
+                        hi: 1.5,
+                        log: false,
+                    });
+                }
+                Role::Exponent { decaying: false } => {
+                    (lower, upper) = (-8.0, 8.0);
+                    start = Some(StartRange {
+                        lo: -1.5,
+                        hi: 1.5,
+                        log: false,
+                    });
+                }
+                Role::Offset { data } if decl.positive != Some(false) => {
+                    positive = true;
+                    let top = data_max(law, data, vars).max(1e-300);
+                    start = Some(StartRange {
+                        lo: 1e-4 * top,
+                        hi: top,
+                        log: true,
+                    });
+                }
+                _ => {}
+            }
+        }
+        // Declarations override the role's defaults.
+        if decl.lower.is_some() || decl.upper.is_some() {
+            lower = decl.lower.unwrap_or(f64::NEG_INFINITY);
+            upper = decl.upper.unwrap_or(f64::INFINITY);
+        }
+        if positive {
+            lower = lower.max(0.0);
+        }
+        if let Some([lo, hi]) = decl.start {
+            start = Some(StartRange {
+                lo,
+                hi,
+                log: positive && lo > 0.0,
+            });
+        }
+        if start.is_none() && !is_linear {
+            start = Some(if positive {
+                StartRange {
+                    lo: 1e-2,
+                    hi: 1e2,
+                    log: true,
+                }
+            } else {
+                StartRange {
+                    lo: lower.max(-1.0),
+                    hi: upper.min(1.0),
+                    log: false,
+                }
+            });
+        }
+        // A start range outside the bounds is clipped to them.
+        if let Some(s) = &mut start {
+            let floor = if positive { lower.max(1e-300) } else { lower };
+            s.lo = s.lo.clamp(floor, upper);
+            s.hi = s.hi.clamp(floor, upper);
+        }
+        out.push(ParamRule {
+            name: name.clone(),
+            transform: if positive {
+                Transform::Log
+            } else {
+                Transform::Identity
+            },
+            lower,
+            upper,
+            start: if is_linear { None } else { start },
+            fixed: decl.fixed,
+            linear: is_linear,
+        });
+    }
+    out
+}
+
+/// Largest absolute value of data node `id` over the rows.
+fn data_max(law: &CompiledLaw, id: NodeId, vars: &[Vec<f64>]) -> f64 {
+    let rows = vars.first().map_or(0, Vec::len);
+    let mut buf = Vec::new();
+    let mut point = vec![0.0; vars.len()];
+    // Parameters numbered below the node are evaluated too, unused.
+    let params = vec![f64::NAN; law.params.len()];
+    let mut top: f64 = 0.0;
+    for r in 0..rows {
+        for (v, col) in vars.iter().enumerate() {
+            point[v] = col[r];
+        }
+        law.graph.eval_all(id, &point, &params, &mut buf);
+        let v = buf[id as usize];
+        if v.is_finite() {
+            top = top.max(v.abs());
+        }
+    }
+    if top > 0.0 {
+        top
+    } else {
+        1.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules_of(formula: &str, vars: &[&str]) -> Vec<ParamRule> {
+        let file = LawFile::from_formula(formula).unwrap();
+        let law = CompiledLaw::from_formula(formula, vars).unwrap();
+        let cols = vec![vec![1.0, 10.0, 100.0]; vars.len()];
+        rules(&file, &law, &cols)
+    }
+
+    #[test]
+    fn roles_of_a_bare_formula() {
+        let r = rules_of("E + A/(N + t1)^alpha + B*D^beta", &["N", "D"]);
+        let get = |n: &str| r.iter().find(|p| p.name == n).unwrap().clone();
+        for lin in ["E", "A", "B"] {
+            assert!(get(lin).linear && get(lin).start.is_none(), "{lin}");
+        }
+        let alpha = get("alpha");
+        assert_eq!((alpha.lower, alpha.upper), (1e-4, 8.0));
+        let beta = get("beta");
+        assert_eq!((beta.lower, beta.upper), (-8.0, 8.0));
+        let t1 = get("t1");
+        assert_eq!(t1.transform, Transform::Log);
+        let s = t1.start.unwrap();
+        assert!(s.log && (s.hi - 100.0).abs() < 1e-12 && (s.lo - 0.01).abs() < 1e-12);
+        // A negated exponent decays too.
+        let r = rules_of("E + A*N^-alpha", &["N"]);
+        assert_eq!(r.iter().find(|p| p.name == "alpha").unwrap().lower, 1e-4);
+    }
+}

@@ -1,0 +1,190 @@
+//! Fits of laws other than the hand-written one, through the command line:
+//! the SLDBench tasks against their scipy reference fits, a bare formula
+//! recovering known parameters, and the errors a user meets.
+
+mod common;
+
+use std::path::Path;
+
+use common::{ok, shared_data, sweepfit};
+use serde_json::Value;
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn num(v: &Value, path: &[&str]) -> f64 {
+    let mut x = v;
+    for k in path {
+        x = &x[*k];
+    }
+    x.as_f64()
+        .unwrap_or_else(|| panic!("{path:?} is not a number: {x}"))
+}
+
+/// Fit an SLDBench task with its built-in law on the train rows and score
+/// the test rows; returns fit.json.
+fn sldbench(task: &str, extra: &[&str]) -> Option<Value> {
+    let data = shared_data()?.join("sldbench").join(format!("{task}.csv"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut args = vec![
+        "fit",
+        data.to_str().unwrap(),
+        "--law",
+        task,
+        "--test-where",
+        "split=test",
+        "--backend",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let run = ok(dir.path(), &args);
+    assert!(run.stdout.contains("test (split=test"), "{}", run.dump());
+    let pred = std::fs::read_to_string(out.join("pred.csv")).unwrap();
+    let rows = std::fs::read_to_string(&data).unwrap().lines().count();
+    assert_eq!(pred.lines().count(), rows, "pred.csv covers every row");
+    Some(read_json(&out.join("fit.json")))
+}
+
+/// The reference fits of the data's README (scipy, 64 starts per run):
+/// train SSE no worse (1e-6), the same pooled test R² (0.002).
+#[test]
+fn rectified_per_run_matches_the_reference_fit() {
+    let Some(r) = sldbench("rectified", &["--by", "run", "--starts", "64"]) else {
+        return;
+    };
+    let groups = r["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 42, "one fit per run");
+    let sse = num(&r, &["metrics", "sse"]);
+    assert!(sse <= 0.1754076 * (1.0 + 1e-6), "train SSE {sse}");
+    let r2 = num(&r, &["test", "r2"]);
+    assert!((r2 - 0.9929).abs() <= 0.002, "test R² {r2}");
+    assert_eq!(num(&r, &["test", "points"]), 42.0);
+    // Every run's parameters are the law's, and positive as declared.
+    for g in groups {
+        let p = g["params"].as_object().unwrap();
+        let mut names: Vec<&str> = p.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["B", "D_l", "E", "beta"]);
+        assert!(p.values().all(|v| v.as_f64().unwrap() >= 0.0), "{g}");
+        assert_eq!(g["key"]["run"].as_str().unwrap().matches('|').count(), 1);
+    }
+}
+
+/// A long CSV of E + A/N^alpha + B/D^beta with known values and a little
+/// noise, written for a bare formula to recover.
+fn chinchilla_csv(dir: &Path) -> std::path::PathBuf {
+    let (e, a, alpha, b, beta) = (1.8, 400.0, 0.34, 900.0, 0.29);
+    let mut text = String::from("run,N,tokens,loss\n");
+    let mut k = 0u64;
+    for n in [5e7, 1e8, 2e8, 4e8, 8e8, 1.6e9] {
+        for i in 1..=40 {
+            let d = 5e8 * i as f64;
+            // A deterministic +-0.2% wobble in place of noise.
+            k += 1;
+            let wobble = 1.0 + 0.002 * ((k as f64 * 0.7).sin());
+            let l = (e + a / f64::powf(n, alpha) + b / f64::powf(d, beta)) * wobble;
+            text.push_str(&format!("m{n},{n},{d},{l}\n"));
+        }
+    }
+    let path = dir.join("sweep.csv");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_bare_formula_recovers_its_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = chinchilla_csv(dir.path());
+    let out = dir.path().join("out");
+    // D is the long CSV's tokens column, as elsewhere.
+    let run = ok(
+        dir.path(),
+        &[
+            "fit",
+            csv.to_str().unwrap(),
+            "--law",
+            "E + A/N^alpha + B/D^beta",
+            "--backend",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(run.stdout.contains("D = tokens"), "{}", run.dump());
+    let r = read_json(&out.join("fit.json"));
+    assert_eq!(r["variables"]["N"], "N");
+    for (name, want, rel) in [("E", 1.8, 0.05), ("alpha", 0.34, 0.1), ("beta", 0.29, 0.1)] {
+        let got = num(&r, &["params", name]);
+        assert!(
+            (got - want).abs() <= rel * want,
+            "{name} = {got}, simulated with {want}"
+        );
+    }
+    assert!(num(&r, &["metrics", "r2"]) > 0.99);
+}
+
+#[test]
+fn law_errors_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = chinchilla_csv(dir.path());
+    let csv = csv.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        // A built-in law whose variable's column is missing.
+        (
+            vec!["--law", "looplm-total"],
+            "variable T_m reads column 'T_m', which is missing; columns found: 'run', 'N', 'tokens', 'loss'",
+        ),
+        (vec!["--law", "kaplann"], "no built-in law has this name"),
+        (vec!["--law", "E + A/N^"], "^"),
+        (
+            vec!["--law", "E + A/N^alpha", "--backend", "gpu"],
+            "the GPU evaluates the looplm and chinchilla laws only so far",
+        ),
+        (
+            vec!["--law", "E + A/N^alpha", "--test-where", "run=m7"],
+            "no row has run = 'm7'",
+        ),
+        (
+            vec!["--law", "E + A/N^alpha", "--by", "model"],
+            "--by column 'model' is missing",
+        ),
+        (
+            vec!["--law", "E + A/N^alpha", "--fix", "gamma=1"],
+            "the law has no parameter gamma",
+        ),
+        // Not finite anywhere: the log of a negative number.
+        (
+            vec!["--law", "E + A*log(N - 1e12)^2 + B/D^beta"],
+            "log((N - 1000000000000))",
+        ),
+        (vec!["--law", "E + A/N^alpha", "--bootstrap", "10"], "--bootstrap works"),
+    ];
+    for (extra, want) in cases {
+        let out = dir.path().join("out");
+        let mut args = vec![
+            "fit",
+            csv,
+            "--backend",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        if extra.contains(&"--backend") {
+            args.truncate(2);
+            args.extend(["--out", out.to_str().unwrap()]);
+        }
+        args.extend(&extra);
+        let run = sweepfit(dir.path(), &args);
+        run.assert_failed(&format!("{extra:?}"));
+        assert!(
+            run.stderr.contains(want),
+            "{extra:?}: expected {want:?} in:\n{}",
+            run.dump()
+        );
+        assert!(!out.exists(), "{extra:?}: a failed fit writes nothing");
+    }
+}
