@@ -91,11 +91,23 @@ impl std::error::Error for AxisError {}
 /// START == STOP. `log` spacing needs START and STOP > 0. Spaces around
 /// items and fields are ignored.
 pub fn parse_axis(axis: Axis, text: &str) -> Result<Vec<f64>, AxisError> {
-    let err = |item: &str, reason: String| AxisError {
+    parse_list(text, |v| {
+        (!axis.admits(v)).then(|| format!("{} must be {}, got {v}", axis.column(), axis.domain()))
+    })
+    .map_err(|(item, reason)| AxisError {
         option: axis.option(),
-        text: item.to_string(),
+        text: item,
         reason,
-    };
+    })
+}
+
+/// The list syntax of [`parse_axis`] for any variable; `reject` says why a
+/// value is not admitted. Errors are (offending item, reason).
+pub fn parse_list(
+    text: &str,
+    reject: impl Fn(f64) -> Option<String>,
+) -> Result<Vec<f64>, (String, String)> {
+    let err = |item: &str, reason: String| (item.to_string(), reason);
     if text.trim().is_empty() {
         return Err(err(text, "expected a number or START:STOP:COUNT".into()));
     }
@@ -119,11 +131,8 @@ pub fn parse_axis(axis: Axis, text: &str) -> Result<Vec<f64>, AxisError> {
                 ))
             }
         };
-        if let Some(v) = new.iter().find(|v| !axis.admits(**v)) {
-            return Err(err(
-                item,
-                format!("{} must be {}, got {v}", axis.column(), axis.domain()),
-            ));
+        if let Some(reason) = new.iter().find_map(|&v| reject(v)) {
+            return Err(err(item, reason));
         }
         if values.len() + new.len() > MAX_ROWS {
             return Err(err(item, format!("more than {MAX_ROWS} values")));

@@ -125,6 +125,46 @@ fn a_bare_formula_recovers_its_parameters() {
         );
     }
     assert!(num(&r, &["metrics", "r2"]) > 0.99);
+
+    // predict from fit.json alone, against the formula evaluated here.
+    let run = ok(
+        dir.path(),
+        &[
+            "predict",
+            "--fit",
+            out.join("fit.json").to_str().unwrap(),
+            "--at",
+            "N=1e9,2e9",
+            "--at",
+            "D=1e10:4e10:4",
+        ],
+    );
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines[0], "N,D,pred");
+    assert_eq!(lines.len(), 1 + 2 * 4);
+    let p = |n: &str| num(&r, &["params", n]);
+    for line in &lines[1..] {
+        let v: Vec<f64> = line.split(',').map(|x| x.parse().unwrap()).collect();
+        let want = p("E") + p("A") / v[0].powf(p("alpha")) + p("B") / v[1].powf(p("beta"));
+        assert!((v[2] - want).abs() <= 1e-12 * want, "{line}: want {want}");
+    }
+    let run = sweepfit(
+        dir.path(),
+        &[
+            "predict",
+            "--fit",
+            out.join("fit.json").to_str().unwrap(),
+            "--at",
+            "T=1",
+        ],
+    );
+    run.assert_failed("an unknown variable");
+    assert!(
+        run.stderr
+            .contains("the law has no variable T (its variables: N, D)"),
+        "{}",
+        run.dump()
+    );
 }
 
 #[test]

@@ -29,7 +29,13 @@ pub(crate) struct PredictArgs {
     t: Option<String>,
     /// Tokens seen (>= 0), same syntax as --N, e.g. 1e9:40e9:100.
     #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
-    tokens: String,
+    tokens: Option<String>,
+    /// For a fit of any other law (`fit --law`): the values of one of its
+    /// variables, VAR=LIST with LIST as for --N, e.g. --at D=1e4:1e6:20:log;
+    /// one --at per variable, and the rows are every combination (for each
+    /// group of a --by fit).
+    #[arg(long, value_name = "VAR=LIST", allow_hyphen_values = true)]
+    at: Vec<String>,
     /// CSV file to write [default: stdout].
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -48,6 +54,15 @@ pub(crate) fn cmd_predict(a: PredictArgs) -> anyhow::Result<()> {
             bail!("--out {}: exists (use --force to replace it)", p.display());
         }
     }
+    if is_law_fit(&a.fit) {
+        return predict_law(&a);
+    }
+    if !a.at.is_empty() {
+        bail!("--at is for fits of laws given with --law; this fit takes --N, --T and --tokens");
+    }
+    let Some(tokens) = a.tokens.as_deref() else {
+        bail!("give --tokens, e.g. --tokens 1e9:40e9:100");
+    };
     let report = report::read_fit_json(&a.fit)?;
     let n = or_single_value(
         a.n.as_deref(),
@@ -59,7 +74,7 @@ pub(crate) fn cmd_predict(a: PredictArgs) -> anyhow::Result<()> {
         "--T",
         report.metrics.per_config.iter().map(|c| c.t),
     )?;
-    let grid = Grid::parse(&n, &t, &a.tokens)?;
+    let grid = Grid::parse(&n, &t, tokens)?;
     let predictor = Predictor::from_report(&report).with_context(|| a.fit.display().to_string())?;
     for w in predict::extrapolation_warnings(&report, &grid) {
         tell!("warning: {w}");
@@ -92,6 +107,84 @@ pub(crate) fn cmd_predict(a: PredictArgs) -> anyhow::Result<()> {
             "warning: {} of {} predictions are not finite (e.g. tokens = 0 with t2 = 0)",
             written.non_finite,
             written.rows
+        );
+    }
+    Ok(())
+}
+
+/// Whether `path` is the fit.json of a law fit (it records its law file).
+fn is_law_fit(path: &std::path::Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    serde_json::from_str::<serde_json::Value>(&text)
+        .map(|v| v.get("law_file").is_some())
+        .unwrap_or(false)
+}
+
+/// `predict` for a fit of any law: the law's variables from `--at`.
+fn predict_law(a: &PredictArgs) -> anyhow::Result<()> {
+    if a.n.is_some() || a.t.is_some() || a.tokens.is_some() {
+        bail!("this fit is of a law given with --law: give its variables with --at VAR=LIST");
+    }
+    let (report, law) = sweepfit::lawfit::read_law_fit(&a.fit)?;
+    let mut at = Vec::new();
+    for item in &a.at {
+        let Some((name, list)) = item.split_once('=') else {
+            bail!("--at '{item}': expected VAR=LIST, e.g. D=1e4:1e6:20:log");
+        };
+        let values = sweepfit::predict::parse_list(list, |v| {
+            (!v.is_finite()).then(|| format!("{v} is not finite"))
+        })
+        .map_err(|(it, why)| anyhow::anyhow!("--at {name} '{it}': {why}"))?;
+        at.push((name.trim().to_string(), values));
+    }
+    let (header, rows) = sweepfit::lawfit::predict_rows(&report, &law, &at)?;
+    let write = |w: &mut dyn std::io::Write| -> anyhow::Result<usize> {
+        let mut c = csv::Writer::from_writer(w);
+        c.write_record(&header)?;
+        let mut bad = 0;
+        for r in &rows {
+            bad += usize::from(
+                r.last()
+                    .is_some_and(|p| p.parse::<f64>().map_or(true, |v| !v.is_finite())),
+            );
+            c.write_record(r)?;
+        }
+        c.flush()?;
+        Ok(bad)
+    };
+    let bad = match &a.out {
+        Some(p) => {
+            output::create_parent(p)?;
+            let mut bad = 0;
+            output::write_file(p, |w| {
+                bad = write(w)?;
+                Ok(())
+            })?;
+            let s = if rows.len() == 1 { "" } else { "s" };
+            tell!("wrote {} ({} row{s})", p.display(), rows.len());
+            bad
+        }
+        None => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            match write(&mut out) {
+                Ok(bad) => bad,
+                Err(e)
+                    if e.downcast_ref::<std::io::Error>()
+                        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+                        || e.downcast_ref::<csv::Error>().is_some_and(|e| matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe)) =>
+                {
+                    return Ok(())
+                }
+                Err(e) => return Err(e.context("writing to stdout")),
+            }
+        }
+    };
+    if bad > 0 {
+        tell!(
+            "warning: {bad} of {} predictions are not finite (outside the law's domain)",
+            rows.len()
         );
     }
     Ok(())

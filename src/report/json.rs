@@ -10,7 +10,6 @@
 use super::FitReport;
 use anyhow::Context;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
 use std::fmt;
 use std::path::Path;
 
@@ -109,8 +108,14 @@ fn validate(r: &FitReport) -> anyhow::Result<()> {
 }
 
 fn parse_fit_json(text: &str) -> Result<FitReport, serde_json::Error> {
+    parse_json(text)
+}
+
+/// Parse JSON written by sweepfit, where a number that is not finite
+/// (an R² of one point) is written as `null`.
+pub fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let r = FitReport::deserialize(NanTolerant(&mut de))?;
+    let r = T::deserialize(NanTolerant(&mut de))?;
     de.end()?;
     Ok(r)
 }

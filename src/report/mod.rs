@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 pub use eval::{
     eval_summary, write_eval_csv, write_eval_json, EvalReport, FoldReport, ProtocolSummary,
 };
-pub use json::{pretty_json, read_fit_json, write_fit_json, write_pretty};
+pub use json::{parse_json, pretty_json, read_fit_json, write_fit_json, write_pretty};
 pub use metrics::{compute_metrics, subset_metrics};
 pub use plot::{
     add_bands, add_fit_bands, draw_grid, fit_params, fit_title, fold_title, grid_layout,
