@@ -115,6 +115,78 @@ fn cpu_compiled(c: &mut Criterion) {
     g.finish();
 }
 
+/// The compiled vocab law (laws/vocab.toml, with its def Nv = V*d) on the
+/// point layout: tabular data of one point per run and no shared axis, as
+/// final losses are, fit-sized batch.
+fn cpu_compiled_points(c: &mut Criterion) {
+    use rand::{Rng, SeedableRng};
+    use sweepfit::backend::CompiledGrid;
+    use sweepfit::law::plan::{Plan, Sweep};
+    use sweepfit::objective::Objective;
+    let (points, starts) = (1_000, 128);
+    let law = sweepfit::law::builtin_law("vocab")
+        .expect("a built-in law")
+        .compile("vocab")
+        .expect("vocab compiles");
+    let name = |v: &str| {
+        law.params
+            .iter()
+            .position(|p| p == v)
+            .expect("a vocab parameter")
+    };
+    // E, A1, alpha1, A2, alpha2, B, beta; variables Nnv, V, d, D in
+    // billions, thousands, thousands and billions.
+    let truth: Vec<(usize, f64)> = [
+        ("E", 2.0),
+        ("A1", 0.5),
+        ("alpha1", 0.3),
+        ("A2", 0.2),
+        ("alpha2", 0.4),
+        ("B", 1.0),
+        ("beta", 0.3),
+    ]
+    .iter()
+    .map(|&(p, v)| (name(p), v))
+    .collect();
+    let at = |scale: &[f64]| {
+        let mut p = vec![0.0; law.params.len()];
+        for (&(i, v), s) in truth.iter().zip(scale) {
+            p[i] = v * s;
+        }
+        p
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let truth_p = at(&[1.0; 7]);
+    let (mut vars, mut y) = (Vec::new(), Vec::new());
+    for _ in 0..points {
+        let v = [
+            rng.random_range(0.03..3.0),
+            rng.random_range(4.0..96.0),
+            rng.random_range(0.5..4.0),
+            rng.random_range(1.0..100.0),
+        ];
+        y.push(law.eval(&v, &truth_p) + rng.random_range(-0.01..0.01));
+        vars.extend(v);
+    }
+    let w = vec![1.0 / points as f64; points];
+    let sweep = Sweep::new(4, (0..points).map(|i| i..i + 1).collect(), vars, y, w, None);
+    let flat: Vec<f64> = (0..starts)
+        .flat_map(|_| {
+            let scale: Vec<f64> = (0..7).map(|_| rng.random_range(0.8..1.25)).collect();
+            at(&scale)
+        })
+        .collect();
+    let plan = Plan::for_sweep(&law, &sweep);
+    let cells = CompiledGrid::new(plan, &sweep, Objective::default()).expect("point layout");
+    let (mut f, mut gr) = (vec![0.0; starts], vec![0.0; starts * law.params.len()]);
+    let mut g = c.benchmark_group("evaluate/cpu-law-points");
+    g.throughput(Throughput::Elements((points * starts) as u64));
+    g.bench_function(BenchmarkId::new("compiled", label((points, starts))), |b| {
+        b.iter(|| cells.evaluate(&flat, &mut f, &mut gr))
+    });
+    g.finish();
+}
+
 /// Both CPU layouts on the same fit-sized batch: the shared token grid
 /// against one ln and exp per point.
 fn cpu_layouts(c: &mut Criterion) {
@@ -168,6 +240,6 @@ criterion_group! {
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = cpu, cpu_layouts, cpu_compiled, gpu
+    targets = cpu, cpu_layouts, cpu_compiled, cpu_compiled_points, gpu
 }
 criterion_main!(benches);

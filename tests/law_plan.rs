@@ -223,7 +223,8 @@ fn laws_of_other_shapes_match_the_reference() {
 
 mod common;
 
-/// The vectorised grid evaluator against the plan's reference interpreter.
+/// The vectorised evaluator (grid or point layout, as the sweep has it)
+/// against the plan's reference interpreter.
 fn check_grid(law: &CompiledLaw, s: &Sweep, params: &[Vec<f64>], obj: Objective, what: &str) {
     let plan = Plan::for_sweep(law, s);
     let grid = sweepfit::backend::CompiledGrid::new(plan.clone(), s, obj).unwrap();
@@ -314,4 +315,219 @@ fn grid_evaluator_matches_the_reference_on_random_formulas() {
         checked += 1;
     }
     assert!(checked > 100, "{checked} formulas checked");
+}
+
+/// `n` one-point curves (no axis) with the variables of each point drawn
+/// by `draw`, targets from `target`, and every seventh point weighing
+/// nothing with a NaN target: tabular data, such as final losses of runs.
+fn point_sweep(
+    rng: &mut rand::rngs::StdRng,
+    n: usize,
+    n_vars: usize,
+    draw: impl Fn(&mut rand::rngs::StdRng) -> Vec<f64>,
+    target: impl Fn(&mut rand::rngs::StdRng, &[f64]) -> f64,
+) -> Sweep {
+    let (mut vars, mut y, mut w) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..n {
+        let v = draw(rng);
+        assert_eq!(v.len(), n_vars);
+        let t = target(rng, &v);
+        vars.extend(v);
+        let zero = i % 7 == 3;
+        y.push(if zero { f64::NAN } else { t });
+        w.push(if zero { 0.0 } else { 1.0 / n as f64 });
+    }
+    let curves = (0..n).map(|i| i..i + 1).collect();
+    Sweep::new(n_vars, curves, vars, y, w, None)
+}
+
+#[test]
+fn point_evaluator_matches_the_reference_on_looplm() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let law = CompiledLaw::from_formula(LOOPLM, &["N", "D", "T"]).unwrap();
+    let truth = [1.8, 26.8, 0.1, 0.3, 20.18, 0.1, 0.35, 0.675, 0.5, 1.0];
+    let s = point_sweep(
+        &mut rng,
+        500,
+        3,
+        |r| {
+            vec![
+                r.random_range(0.05..1.0),
+                r.random_range(0.01..1.0),
+                r.random_range(1.0..4.0_f64).round(),
+            ]
+        },
+        |r, v| law.eval(v, &truth) + r.random_range(-0.05..0.05),
+    );
+    // Every variable is constant along its (one-point) curve: no per-point
+    // work is left.
+    let plan = Plan::for_sweep(&law, &s);
+    assert!(plan.forward[Class::Axis as usize].is_empty());
+    assert!(plan.forward[Class::Point as usize].is_empty());
+    let params = vec![
+        vec![1.7, 30.0, 0.12, 0.28, 18.0, 0.08, 0.33, 0.7, 0.4, 1.1],
+        vec![2.0, 10.0, 0.01, 0.5, 5.0, 0.2, 0.5, 0.1, 1.0, 2.0],
+        vec![1.9, 25.0, 0.1, 0.3, 20.0, 0.1, 0.35, 0.6, 0.5, 1.0],
+    ];
+    for (loss, space) in [
+        (LossKind::Mse, Space::Linear),
+        (LossKind::Huber, Space::Linear),
+        (LossKind::Mse, Space::Log),
+        (LossKind::Huber, Space::Log),
+    ] {
+        let obj = Objective {
+            loss,
+            space,
+            delta: 0.02,
+        };
+        check_grid(
+            &law,
+            &s,
+            &params,
+            obj,
+            &format!("points {loss:?}/{space:?}"),
+        );
+    }
+}
+
+#[test]
+fn point_evaluator_matches_the_reference_on_random_formulas() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(23);
+    let mut checked = 0;
+    for case in 0..200 {
+        let text = common::random_formula(&mut rng, 4);
+        let Ok(law) = CompiledLaw::from_formula(&text, &common::FORMULA_VARS) else {
+            continue;
+        };
+        let s = point_sweep(
+            &mut rng,
+            500,
+            2,
+            |r| vec![r.random_range(0.5..1.5), r.random_range(0.5..1.5)],
+            |r, _| r.random_range(-1.0..1.0),
+        );
+        let params: Vec<Vec<f64>> = (0..3)
+            .map(|_| {
+                (0..law.params.len())
+                    .map(|_| rng.random_range(0.5..1.5))
+                    .collect()
+            })
+            .collect();
+        for loss in [LossKind::Mse, LossKind::Huber] {
+            let obj = Objective {
+                loss,
+                space: Space::Linear,
+                delta: 0.3,
+            };
+            check_grid(
+                &law,
+                &s,
+                &params,
+                obj,
+                &format!("case {case} {loss:?}: {text}"),
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked > 90, "{checked} formulas checked");
+}
+
+#[test]
+fn weightless_points_add_nothing_even_where_the_law_is_undefined() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+    let law = CompiledLaw::from_formula(LOOPLM, &["N", "D", "T"]).unwrap();
+    let mut s = point_sweep(
+        &mut rng,
+        300,
+        3,
+        |r| {
+            vec![
+                r.random_range(0.05..1.0),
+                r.random_range(0.01..1.0),
+                r.random_range(1.0..4.0),
+            ]
+        },
+        |r, _| r.random_range(2.0..3.0),
+    );
+    // Weightless points where the law is NaN ((N + t1)^alpha of a negative
+    // base) or infinite (D + t2 = 0 under a power in a denominator).
+    let p = vec![1.7, 30.0, 0.12, 0.28, 18.0, 0.08, 0.33, 0.7, 0.4, 1.1];
+    let bad: Vec<usize> = (0..s.points()).filter(|i| i % 7 == 3).collect();
+    for (k, &i) in bad.iter().enumerate() {
+        if k % 2 == 0 {
+            s.vars[i * 3] = -5.0;
+        } else {
+            s.vars[i * 3 + 1] = -p[5];
+        }
+        let pred = law.eval(&s.vars[i * 3..i * 3 + 3], &p);
+        assert!(!pred.is_finite(), "point {i}: {pred}");
+    }
+    // The reference on the sweep without them.
+    let keep: Vec<usize> = (0..s.points()).filter(|i| s.w[*i] != 0.0).collect();
+    let kept = Sweep::new(
+        3,
+        (0..keep.len()).map(|i| i..i + 1).collect(),
+        keep.iter()
+            .flat_map(|&i| s.vars[i * 3..i * 3 + 3].to_vec())
+            .collect(),
+        keep.iter().map(|&i| s.y[i]).collect(),
+        keep.iter().map(|&i| s.w[i]).collect(),
+        None,
+    );
+    for space in [Space::Linear, Space::Log] {
+        let obj = Objective {
+            loss: LossKind::Huber,
+            space,
+            delta: 0.02,
+        };
+        let grid =
+            sweepfit::backend::CompiledGrid::new(Plan::for_sweep(&law, &s), &s, obj).unwrap();
+        let (mut f, mut g) = (vec![0.0; 1], vec![0.0; p.len()]);
+        grid.evaluate(&p, &mut f, &mut g);
+        let (fr, gr) = Plan::for_sweep(&law, &kept).evaluate(&kept, &p, &obj, None);
+        assert!(close(f[0], fr, 1e-12, 0.0), "{space:?}: {} vs {fr}", f[0]);
+        let norm = gr.iter().map(|v| v * v).sum::<f64>().sqrt();
+        for j in 0..p.len() {
+            assert!(
+                close(g[j], gr[j], 1e-10, norm),
+                "{space:?} d/d{}: {} vs {}",
+                law.params[j],
+                g[j],
+                gr[j]
+            );
+        }
+    }
+}
+
+#[test]
+fn a_sweep_without_axis_needs_one_point_curves() {
+    let law = CompiledLaw::from_formula(LOOPLM, &["N", "D", "T"]).unwrap();
+    let vars = vec![
+        0.1, 0.2, 1.0, //
+        0.1, 0.3, 1.0, //
+        0.2, 0.5, 2.0,
+    ];
+    let s = Sweep::new(3, vec![0..2, 2..3], vars, vec![2.0; 3], vec![1.0; 3], None);
+    let plan = Plan::for_sweep(&law, &s);
+    let err = sweepfit::backend::CompiledGrid::new(plan, &s, Objective::default())
+        .err()
+        .expect("curves of two points without an axis");
+    assert!(err.contains("single point"), "{err}");
+    // A plan with per-point nodes, bound to one-point curves.
+    let s = Sweep::new(
+        3,
+        vec![0..1, 1..2],
+        vec![0.1, 0.2, 1.0, 0.2, 0.5, 2.0],
+        vec![2.0; 2],
+        vec![1.0; 2],
+        None,
+    );
+    let plan = Plan::new(&law, 0, None);
+    let err = sweepfit::backend::CompiledGrid::new(plan, &s, Objective::default())
+        .err()
+        .expect("a plan for another sweep");
+    assert!(err.contains("per-point"), "{err}");
 }

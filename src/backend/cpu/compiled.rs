@@ -1,14 +1,20 @@
-//! The CPU evaluator of a compiled law's plan on the grid layout (curves x
-//! distinct axis values): objective and gradient for many parameter
-//! vectors, in f64.
+//! The CPU evaluator of a compiled law's plan: objective and gradient for
+//! many parameter vectors, in f64, on one of two layouts of the sweep.
 //!
-//! It runs the schedule of [`Plan`]: start nodes once, curve nodes once
-//! per curve, axis nodes once per distinct axis value of a tile, and per
-//! grid cell only the point nodes, the loss and the adjoint sums. Each node
-//! of a tile is one loop over the tile's cells (operands are tile arrays or
-//! broadcast scalars), branch-free so that it vectorises; the whole tile
-//! pass is compiled for AVX-512, AVX2+FMA and plain SSE2 and picked at run
-//! time, as the hand-written LoopLM kernel is.
+//! - The grid (curves x distinct axis values), for curves logged along a
+//!   shared axis: start nodes once, curve nodes once per curve, axis nodes
+//!   once per distinct axis value of a tile, and per grid cell only the
+//!   point nodes, the loss and the adjoint sums.
+//! - Points (one-point curves and no axis), for tabular data such as the
+//!   final losses of many runs, whose grid would be nearly all empty
+//!   cells: every node is then a start or curve node, and a block of
+//!   points is one pass per node forward, one for the loss, and one per
+//!   curve edge backward.
+//!
+//! Each node of a tile or block is one loop over its cells (operands are
+//! arrays or broadcast scalars), branch-free so that it vectorises; the
+//! whole pass is compiled for AVX-512, AVX2+FMA and plain SSE2 and picked
+//! at run time, as the hand-written LoopLM kernel is.
 
 use rayon::prelude::*;
 
@@ -18,11 +24,12 @@ use crate::law::dag::{Node, NodeId};
 use crate::law::plan::{Class, Plan, Sweep};
 use crate::objective::{LossKind, Objective, Space};
 
-/// Distinct axis values per tile: the tile arrays of a law with a few
-/// dozen nodes stay in L1/L2 while every curve passes over them.
+/// Distinct axis values per tile (and points per block): the arrays of a
+/// law with a few dozen nodes stay in L1/L2 while every curve passes over
+/// them.
 const TILE: usize = 256;
 
-/// A law's plan bound to a sweep in the grid layout.
+/// A law's plan bound to a sweep in the grid or the point layout.
 pub struct CompiledGrid {
     plan: Plan,
     n_nodes: usize,
@@ -31,14 +38,15 @@ pub struct CompiledGrid {
     /// Each variable's value per curve (from the curve's first point):
     /// curve_cols[v][c].
     curve_cols: Vec<Vec<f64>>,
-    axis_var: usize,
+    layout: Layout,
     /// Curve-array slot of every curve-class node.
     cslot: Vec<usize>,
     n_cslots: usize,
-    /// Distinct axis values, ascending.
+    /// Distinct axis values, ascending (none in the point layout).
     axis: Vec<f64>,
-    /// Targets and weights, one row of `axis.len()` per curve; an empty
-    /// cell has target NaN and weight 0.
+    /// Targets and weights: on the grid one row of `axis.len()` per curve,
+    /// in the point layout one per curve. An empty cell (or curve) has
+    /// target NaN and weight 0.
     y: Vec<f64>,
     w: Vec<f64>,
     /// Tile-array slot of every axis- and point-class node.
@@ -48,6 +56,14 @@ pub struct CompiledGrid {
     /// Set when the per-point part is one sum of an axis term and a curve
     /// (or start) term: the cell loop is then fused (see [`Separable`]).
     separable: Option<Separable>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Layout {
+    /// Curves x distinct values of the axis variable.
+    Grid { axis_var: usize },
+    /// One point per curve, run in blocks of [`TILE`] curves.
+    Points,
 }
 
 /// A law whose prediction per cell is `sa * u[d] + sc * s[curve]` (any law
@@ -167,23 +183,13 @@ macro_rules! binary {
 }
 
 impl CompiledGrid {
-    /// The grid of `sweep` for `plan`, or why the grid layout does not fit:
-    /// no axis, a per-point variable other than the axis, or a curve with
-    /// two points at one axis value.
+    /// `plan` bound to `sweep`, or why neither layout fits. With an axis,
+    /// the grid: no per-point variable other than the axis, and no curve
+    /// with two points at one axis value. Without one, points: no curve
+    /// with more than one point (every node is then a start or curve node).
     pub fn new(plan: Plan, sweep: &Sweep, objective: Objective) -> Result<CompiledGrid, String> {
-        let Some(axis_var) = sweep.axis else {
-            return Err("the sweep has no axis variable".into());
-        };
         let nv = sweep.n_vars;
-        // (1 << 64 would overflow: a law may have 64 variables.)
-        let all_vars = if nv >= 64 { u64::MAX } else { (1u64 << nv) - 1 };
-        let point_vars = !(sweep.curve_vars | 1 << axis_var) & all_vars;
-        if point_vars != 0 {
-            return Err("a variable other than the axis varies along a curve".into());
-        }
-        let (nc, na) = (sweep.curves.len(), sweep.axis_values.len());
-        let mut y = vec![f64::NAN; nc * na];
-        let mut w = vec![0.0; nc * na];
+        let nc = sweep.curves.len();
         let mut curve_cols = vec![vec![0.0; nc]; nv];
         for (c, r) in sweep.curves.iter().enumerate() {
             if let Some(first) = r.clone().next() {
@@ -191,15 +197,18 @@ impl CompiledGrid {
                     col[c] = sweep.vars[first * nv + v];
                 }
             }
-            for i in r.clone() {
-                let cell = c * na + sweep.axis_index[i] as usize;
-                if !y[cell].is_nan() {
-                    return Err(format!("curve {c} has two points at one axis value"));
-                }
-                y[cell] = sweep.y[i];
-                w[cell] = sweep.w[i];
-            }
         }
+        let (layout, y, w) = match sweep.axis {
+            Some(a) => {
+                let axis_var = a as usize;
+                let (y, w) = grid_cells(sweep, axis_var)?;
+                (Layout::Grid { axis_var }, y, w)
+            }
+            None => {
+                let (y, w) = point_cells(sweep, &plan)?;
+                (Layout::Points, y, w)
+            }
+        };
         let separable = Separable::detect(&plan);
         let n_nodes = plan.graph().len();
         let mut cslot = vec![usize::MAX; n_nodes];
@@ -222,7 +231,7 @@ impl CompiledGrid {
             n_vars: nv,
             n_curves: nc,
             curve_cols,
-            axis_var: axis_var as usize,
+            layout,
             cslot,
             n_cslots,
             axis: sweep.axis_values.clone(),
@@ -252,15 +261,80 @@ impl CompiledGrid {
                 }
             });
     }
+
+    /// Curves whose arrays are formed at once: all of them on the grid
+    /// (every tile passes over every curve), a block in the point layout.
+    fn curve_block(&self) -> usize {
+        match self.layout {
+            Layout::Grid { .. } => self.n_curves,
+            Layout::Points => self.n_curves.min(TILE),
+        }
+    }
+}
+
+/// Grid cells (one row of distinct axis values per curve) of `sweep`'s
+/// targets and weights, or why the grid does not fit.
+fn grid_cells(sweep: &Sweep, axis_var: usize) -> Result<(Vec<f64>, Vec<f64>), String> {
+    let nv = sweep.n_vars;
+    // (1 << 64 would overflow: a law may have 64 variables.)
+    let all_vars = if nv >= 64 { u64::MAX } else { (1u64 << nv) - 1 };
+    let point_vars = !(sweep.curve_vars | 1 << axis_var) & all_vars;
+    if point_vars != 0 {
+        return Err("a variable other than the axis varies along a curve".into());
+    }
+    let (nc, na) = (sweep.curves.len(), sweep.axis_values.len());
+    let mut y = vec![f64::NAN; nc * na];
+    let mut w = vec![0.0; nc * na];
+    for (c, r) in sweep.curves.iter().enumerate() {
+        for i in r.clone() {
+            let cell = c * na + sweep.axis_index[i] as usize;
+            if !y[cell].is_nan() {
+                return Err(format!("curve {c} has two points at one axis value"));
+            }
+            y[cell] = sweep.y[i];
+            w[cell] = sweep.w[i];
+        }
+    }
+    Ok((y, w))
+}
+
+/// Targets and weights of the point layout, one per curve, or why it does
+/// not fit.
+fn point_cells(sweep: &Sweep, plan: &Plan) -> Result<(Vec<f64>, Vec<f64>), String> {
+    let nc = sweep.curves.len();
+    let (mut y, mut w) = (vec![f64::NAN; nc], vec![0.0; nc]);
+    for (c, r) in sweep.curves.iter().enumerate() {
+        match r.len() {
+            0 => {}
+            1 => {
+                y[c] = sweep.y[r.start];
+                w[c] = sweep.w[r.start];
+            }
+            k => {
+                return Err(format!(
+                    "the sweep has no axis variable, yet curve {c} has {k} points: \
+                     without an axis every curve must be a single point"
+                ))
+            }
+        }
+    }
+    // Only a plan made for another sweep could have them.
+    if !plan.forward[Class::Axis as usize].is_empty()
+        || !plan.forward[Class::Point as usize].is_empty()
+    {
+        return Err("the plan has per-point nodes, which one-point curves do not have".into());
+    }
+    Ok((y, w))
 }
 
 /// Per-thread arrays of one start's evaluation, reused across starts.
 struct Workspace {
     start: Vec<f64>,
-    curve: Vec<f64>,
-    cvals: Vec<Vec<f64>>,
     start_adj: Vec<f64>,
-    curve_adj: Vec<f64>,
+    /// Curve nodes' values and adjoints as arrays over a block of curves
+    /// (slot `cslot[id]`): every curve edge is then one vectorised pass.
+    cvals: Vec<Vec<f64>>,
+    cadj: Vec<Vec<f64>>,
     vals: Vec<Vec<f64>>,
     adj: Vec<Vec<f64>>,
     seed: Vec<f64>,
@@ -270,13 +344,12 @@ struct Workspace {
 impl Workspace {
     fn new(cg: &CompiledGrid) -> Workspace {
         let n = cg.n_nodes;
-        let nc = cg.n_curves;
+        let block = cg.curve_block();
         Workspace {
             start: vec![0.0; n],
-            curve: vec![0.0; nc * n],
-            cvals: vec![vec![0.0; nc]; cg.n_cslots],
             start_adj: vec![0.0; n],
-            curve_adj: vec![0.0; nc * n],
+            cvals: vec![vec![0.0; block]; cg.n_cslots],
+            cadj: vec![vec![0.0; block]; cg.n_cslots],
             vals: vec![vec![0.0; TILE]; cg.n_slots],
             adj: vec![vec![0.0; TILE]; cg.n_slots],
             seed: vec![0.0; TILE],
@@ -322,56 +395,169 @@ fn one_start<const FMA: bool>(
     ws: &mut Workspace,
 ) -> f64 {
     let plan = &cg.plan;
+    let graph = plan.graph();
+    ws.start_adj.fill(0.0);
+    // Start nodes: scalars.
+    for &id in &plan.forward[Class::Start as usize] {
+        let start = &ws.start;
+        ws.start[id as usize] = graph
+            .node(id)
+            .eval(&|o| start[o as usize], &|_| f64::NAN, params);
+    }
+    let fsum = match cg.layout {
+        Layout::Grid { axis_var } => grid_pass::<FMA>(cg, axis_var, params, ws),
+        Layout::Points => point_pass::<FMA>(cg, params, ws),
+    };
+    let Workspace {
+        start, start_adj, ..
+    } = ws;
+    for e in &plan.edges[Class::Start as usize] {
+        let a = start_adj[e.from as usize];
+        if a != 0.0 {
+            start_adj[e.to as usize] += a * start[e.partial as usize];
+        }
+    }
+    for (gk, id) in grad.iter_mut().zip(plan.param_nodes()) {
+        *gk = id.map_or(0.0, |id| start_adj[id as usize]);
+    }
+    fsum
+}
+
+/// The curve nodes of curves `c0..c0 + m` as arrays (vectorised, with the
+/// fast transcendentals), their adjoints zeroed.
+#[inline(always)]
+fn curve_forward<'a, const FMA: bool>(
+    cg: &'a CompiledGrid,
+    c0: usize,
+    m: usize,
+    params: &[f64],
+    cols: &mut [&'a [f64]],
+    ws: &mut Workspace,
+) {
+    for (col, all) in cols.iter_mut().zip(&cg.curve_cols) {
+        *col = &all[c0..c0 + m];
+    }
+    let Workspace {
+        start, cvals, cadj, ..
+    } = ws;
+    let (ids, at) = (&cg.plan.forward[Class::Curve as usize], &cg.cslot);
+    array_nodes::<FMA>(cg, ids, at, cvals, m, start, cols, params, |id, _| {
+        cadj[at[id as usize]][..m].fill(0.0);
+    });
+}
+
+/// Backward along the curve edges over a block of `m` curves, each edge
+/// one pass over the block (as the axis edges over a tile).
+#[inline(always)]
+fn curve_backward(cg: &CompiledGrid, m: usize, ws: &mut Workspace) {
+    let class = &cg.plan.class;
     let Workspace {
         start,
-        curve,
-        cvals,
         start_adj,
-        curve_adj,
+        cvals,
+        cadj,
+        ..
+    } = ws;
+    for e in &cg.plan.edges[Class::Curve as usize] {
+        let from = std::mem::take(&mut cadj[cg.cslot[e.from as usize]]);
+        let p = match class[e.partial as usize] {
+            Class::Start => V::S(start[e.partial as usize]),
+            _ => V::A(&cvals[cg.cslot[e.partial as usize]][..m]),
+        };
+        match class[e.to as usize] {
+            Class::Start => start_adj[e.to as usize] += dot(&from[..m], p),
+            _ => axpy(&mut cadj[cg.cslot[e.to as usize]][..m], &from[..m], p),
+        }
+        cadj[cg.cslot[e.from as usize]] = from;
+    }
+}
+
+/// The point layout: per block of curves (one point each), the curve
+/// nodes, the loss over the prediction's array, its derivative as the seed
+/// of the prediction's adjoint, and the curve edges back.
+#[inline(always)]
+fn point_pass<const FMA: bool>(cg: &CompiledGrid, params: &[f64], ws: &mut Workspace) -> f64 {
+    let value = cg.plan.value();
+    let nc = cg.n_curves;
+    let mut cols: Vec<&[f64]> = vec![&[][..]; cg.n_vars];
+    let mut fsum = 0.0;
+    for c0 in (0..nc).step_by(TILE) {
+        let m = TILE.min(nc - c0);
+        curve_forward::<FMA>(cg, c0, m, params, &mut cols, ws);
+        // Weight-0 points add exactly nothing, whatever their target and
+        // prediction: their seed is 0 (see cell_loss), and a 0 adjoint
+        // passes nothing back (see dot).
+        let (y, w) = (&cg.y[c0..c0 + m], &cg.w[c0..c0 + m]);
+        let Workspace {
+            start,
+            start_adj,
+            cvals,
+            cadj,
+            seed,
+            row_pred,
+            ..
+        } = ws;
+        match cg.plan.class[value as usize] {
+            Class::Curve => {
+                let s = cg.cslot[value as usize];
+                fsum += loss_cells::<FMA>(cg.objective, &cvals[s][..m], y, w, &mut cadj[s][..m]);
+            }
+            // A law without variables: one prediction for every point.
+            _ => {
+                row_pred[..m].fill(start[value as usize]);
+                fsum += loss_cells::<FMA>(cg.objective, &row_pred[..m], y, w, &mut seed[..m]);
+                start_adj[value as usize] += lane_sum(&seed[..m]);
+            }
+        }
+        curve_backward(cg, m, ws);
+    }
+    fsum
+}
+
+/// The grid layout: curve nodes over all curves, then per tile of axis
+/// values the axis nodes, the cells of every curve, and the axis edges
+/// back; last the curve edges. Returns the objective; the gradient is left
+/// in the start adjoints.
+#[inline(always)]
+fn grid_pass<const FMA: bool>(
+    cg: &CompiledGrid,
+    axis_var: usize,
+    params: &[f64],
+    ws: &mut Workspace,
+) -> f64 {
+    let plan = &cg.plan;
+    let nc = cg.n_curves;
+    {
+        let mut cols: Vec<&[f64]> = vec![&[][..]; cg.n_vars];
+        curve_forward::<FMA>(cg, 0, nc, params, &mut cols, ws);
+    }
+    let Workspace {
+        start,
+        start_adj,
+        cvals,
+        cadj,
         vals,
         adj,
         seed,
         row_pred,
     } = ws;
-    start_adj.fill(0.0);
-    curve_adj.fill(0.0);
     // Stack arrays of the separable loop (see fused_rows).
     let mut fcol = [0.0; TILE];
     let mut gbuf = [0.0; ROWS * TILE];
     let graph = plan.graph();
-    let (n, nv) = (cg.n_nodes, cg.n_vars);
-    let nc = cg.n_curves;
     let na = cg.axis.len();
     let class = &plan.class;
-
-    // Start nodes: scalars.
-    for &id in &plan.forward[Class::Start as usize] {
-        start[id as usize] = graph
-            .node(id)
-            .eval(&|o| start[o as usize], &|_| f64::NAN, params);
-    }
-    // Curve nodes as arrays over the curves (vectorised, with the fast
-    // transcendentals), then laid out curve by curve for the cell loops.
-    {
-        let cols: Vec<&[f64]> = cg.curve_cols.iter().map(Vec::as_slice).collect();
-        let (ids, at) = (&plan.forward[Class::Curve as usize], &cg.cslot);
-        array_nodes::<FMA>(cg, ids, at, cvals, nc, start, &cols, params, |id, x| {
-            for (c, &x) in x.iter().enumerate() {
-                curve[c * n + id as usize] = x;
-            }
-        });
-    }
 
     let mut fsum = 0.0;
     let obj = cg.objective;
     let value = plan.value();
     // A tile node reads only the axis variable (curve variables are curve
     // nodes, and the grid layout has no other per-point one).
-    let mut tile_vars: Vec<&[f64]> = vec![&[][..]; nv];
+    let mut tile_vars: Vec<&[f64]> = vec![&[][..]; cg.n_vars];
     for t0 in (0..na).step_by(TILE) {
         let m = TILE.min(na - t0);
         let ax = &cg.axis[t0..t0 + m];
-        tile_vars[cg.axis_var] = ax;
+        tile_vars[axis_var] = ax;
         // Axis nodes of the tile.
         let (ids, at) = (&plan.forward[Class::Axis as usize], &cg.slot);
         array_nodes::<FMA>(cg, ids, at, vals, m, start, &tile_vars, params, |id, _| {
@@ -385,15 +571,16 @@ fn one_start<const FMA: bool>(
             };
             let mut col = std::mem::take(&mut adj[u]);
             fcol[..m].fill(0.0);
-            let scalar = |c: usize| match class[sep.scalar_node as usize] {
-                Class::Start => start[sep.scalar_node as usize],
-                _ => curve[c * n + sep.scalar_node as usize],
+            let sn = sep.scalar_node as usize;
+            let scalar = |c: usize| match class[sn] {
+                Class::Start => start[sn],
+                _ => cvals[cg.cslot[sn]][c],
             };
             let mut add_row = |c: usize, rowsum: f64| {
                 let g = rowsum * sep.scalar_sign;
-                match class[sep.scalar_node as usize] {
-                    Class::Start => start_adj[sep.scalar_node as usize] += g,
-                    _ => curve_adj[c * n + sep.scalar_node as usize] += g,
+                match class[sn] {
+                    Class::Start => start_adj[sn] += g,
+                    _ => cadj[cg.cslot[sn]][c] += g,
                 }
             };
             let row = |c: usize| (c * na + t0)..(c * na + t0 + m);
@@ -436,8 +623,11 @@ fn one_start<const FMA: bool>(
         }
         // The general path: a pass per point node over each row.
         let general_rows = if cg.separable.is_some() { 0 } else { nc };
+        // (c indexes the curve arrays of several nodes, not one slice.)
+        #[allow(clippy::needless_range_loop)]
         for c in 0..general_rows {
-            let crow = &curve[c * n..(c + 1) * n];
+            // This curve's value of a curve node.
+            let cv = |o: NodeId| cvals[cg.cslot[o as usize]][c];
             // Point nodes of this curve's row of the tile.
             for &id in &plan.forward[Class::Point as usize] {
                 let s = cg.slot[id as usize];
@@ -446,7 +636,7 @@ fn one_start<const FMA: bool>(
                     let opnd = |o: NodeId| -> V {
                         match class[o as usize] {
                             Class::Start => V::S(start[o as usize]),
-                            Class::Curve => V::S(crow[o as usize]),
+                            Class::Curve => V::S(cv(o)),
                             _ => V::A(&vals[cg.slot[o as usize]][..m]),
                         }
                     };
@@ -463,7 +653,7 @@ fn one_start<const FMA: bool>(
                 Class::Start | Class::Curve => {
                     let v = match class[value as usize] {
                         Class::Start => start[value as usize],
-                        _ => crow[value as usize],
+                        _ => cv(value),
                     };
                     row_pred[..m].fill(v);
                     &row_pred[..m]
@@ -475,16 +665,20 @@ fn one_start<const FMA: bool>(
             for &id in &plan.forward[Class::Point as usize] {
                 adj[cg.slot[id as usize]][..m].fill(0.0);
             }
-            let crow_adj = &mut curve_adj[c * n..(c + 1) * n];
-            accumulate(cg, value, &seed[..m], V::S(1.0), adj, crow_adj, start_adj);
+            let hoisted = &mut Hoisted {
+                start: start_adj,
+                curve: cadj,
+                c,
+            };
+            accumulate(cg, value, &seed[..m], V::S(1.0), adj, hoisted);
             for e in &plan.edges[Class::Point as usize] {
                 let from = std::mem::take(&mut adj[cg.slot[e.from as usize]]);
                 let p = match class[e.partial as usize] {
                     Class::Start => V::S(start[e.partial as usize]),
-                    Class::Curve => V::S(crow[e.partial as usize]),
+                    Class::Curve => V::S(cv(e.partial)),
                     _ => V::A(&vals[cg.slot[e.partial as usize]][..m]),
                 };
-                accumulate(cg, e.to, &from[..m], p, adj, crow_adj, start_adj);
+                accumulate(cg, e.to, &from[..m], p, adj, hoisted);
                 adj[cg.slot[e.from as usize]] = from;
             }
         }
@@ -502,32 +696,15 @@ fn one_start<const FMA: bool>(
             adj[cg.slot[e.from as usize]] = from;
         }
     }
-    for c in 0..nc {
-        for e in &plan.edges[Class::Curve as usize] {
-            let a = curve_adj[c * n + e.from as usize];
-            if a == 0.0 {
-                continue;
-            }
-            let p = match class[e.partial as usize] {
-                Class::Start => start[e.partial as usize],
-                _ => curve[c * n + e.partial as usize],
-            };
-            match class[e.to as usize] {
-                Class::Start => start_adj[e.to as usize] += a * p,
-                _ => curve_adj[c * n + e.to as usize] += a * p,
-            }
-        }
-    }
-    for e in &plan.edges[Class::Start as usize] {
-        let a = start_adj[e.from as usize];
-        if a != 0.0 {
-            start_adj[e.to as usize] += a * start[e.partial as usize];
-        }
-    }
-    for (gk, id) in grad.iter_mut().zip(plan.param_nodes()) {
-        *gk = id.map_or(0.0, |id| start_adj[id as usize]);
-    }
+    curve_backward(cg, nc, ws);
     fsum
+}
+
+/// The adjoints a row's cells add into: the starts', and curve `c`'s.
+struct Hoisted<'a> {
+    start: &'a mut [f64],
+    curve: &'a mut [Vec<f64>],
+    c: usize,
 }
 
 /// Add adjoint cells `v` times partial `p` into node `to`'s adjoint: a
@@ -539,12 +716,11 @@ fn accumulate(
     v: &[f64],
     p: V,
     adj: &mut [Vec<f64>],
-    crow_adj: &mut [f64],
-    start_adj: &mut [f64],
+    hoisted: &mut Hoisted,
 ) {
     match cg.plan.class[to as usize] {
-        Class::Start => start_adj[to as usize] += dot(v, p),
-        Class::Curve => crow_adj[to as usize] += dot(v, p),
+        Class::Start => hoisted.start[to as usize] += dot(v, p),
+        Class::Curve => hoisted.curve[cg.cslot[to as usize]][hoisted.c] += dot(v, p),
         _ => {
             let m = v.len();
             axpy(&mut adj[cg.slot[to as usize]][..m], v, p)
@@ -580,7 +756,10 @@ fn dot(v: &[f64], p: V) -> f64 {
                 let x8: &[f64; 8] = x8.try_into().expect("a chunk of eight");
                 let a8: &[f64; 8] = a8.try_into().expect("a chunk of eight");
                 for k in 0..8 {
-                    acc[k] += if x8[k] != 0.0 { x8[k] * a8[k] } else { 0.0 };
+                    // The product formed unconditionally: with it inside
+                    // the branch the lanes stayed scalar, with a jump each.
+                    let q = x8[k] * a8[k];
+                    acc[k] += if x8[k] != 0.0 { q } else { 0.0 };
                 }
             }
             let tail: f64 = vc
