@@ -88,7 +88,11 @@ fn moe_and_vocab_match_the_reference_fits() {
         assert!(sse <= sse_ref * (1.0 + 1e-6), "{task}: train SSE {sse}");
         let r2 = num(&r, &["test", "r2"]);
         assert!((r2 - r2_ref).abs() <= 0.002, "{task}: test R² {r2}");
-        assert!(num(&r, &["starts", "at_best"]) >= 16.0, "{task}: {}", r["starts"]);
+        assert!(
+            num(&r, &["starts", "at_best"]) >= 16.0,
+            "{task}: {}",
+            r["starts"]
+        );
     }
 }
 

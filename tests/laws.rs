@@ -678,3 +678,51 @@ fn every_builtin_compiles() {
         assert_eq!(linear_sorted, want_sorted, "{name}: linear parameters");
     }
 }
+
+/// Every built-in law's compiled gradient against central finite
+/// differences, at data and parameter values of the kind each is fitted to.
+#[test]
+fn every_builtin_gradient_matches_finite_differences() {
+    let data = |v: &str| match v {
+        "N" | "Nnv" => 3.7e8,
+        "D" => 7.5e9,
+        "T" | "T_m" => 3.0,
+        "U" => 2.0e9,
+        "E" => 16.0,
+        "V" => 32000.0,
+        "d" => 1024.0,
+        other => panic!("no value for variable {other}"),
+    };
+    for &name in builtin_names() {
+        let file = law(name);
+        let compiled = file.compile(name).unwrap();
+        let vars: Vec<f64> = compiled.variables.iter().map(|v| data(v)).collect();
+        // Declared start ranges' midpoints; amplitudes and the rest order one.
+        let params: Vec<f64> = compiled
+            .params
+            .iter()
+            .map(|p| match file.params.get(p).and_then(|d| d.start) {
+                Some([lo, hi]) => 0.5 * (lo + hi),
+                None if p.starts_with('t') => 1e3,
+                None => 1.3,
+            })
+            .collect();
+        let mut grad = vec![0.0; params.len()];
+        let f = compiled.eval_grad(&vars, &params, &mut grad);
+        assert!(f.is_finite(), "{name}: value {f}");
+        for (k, p) in compiled.params.iter().enumerate() {
+            let h = 1e-4 * params[k].abs().max(1e-3);
+            let (mut up, mut dn) = (params.clone(), params.clone());
+            up[k] += h;
+            dn[k] -= h;
+            let fd = (compiled.eval(&vars, &up) - compiled.eval(&vars, &dn)) / (2.0 * h);
+            // Truncation (h^2) and rounding (eps |f| / h) of the difference.
+            let tol = 1e-5 * fd.abs().max(grad[k].abs()) + 1e-14 * f.abs() / h;
+            assert!(
+                (fd - grad[k]).abs() <= tol,
+                "{name}: d/d{p} = {} against finite differences {fd}",
+                grad[k]
+            );
+        }
+    }
+}
