@@ -22,12 +22,23 @@ fn num(v: &Value, path: &[&str]) -> f64 {
         .unwrap_or_else(|| panic!("{path:?} is not a number: {x}"))
 }
 
+fn png_size(path: &Path) -> (u32, u32) {
+    let b = std::fs::read(path).unwrap();
+    assert_eq!(&b[1..4], b"PNG", "{}", path.display());
+    let be = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    (be(16), be(20))
+}
+
 /// Fit an SLDBench task with its built-in law on the train rows and score
-/// the test rows; returns fit.json.
+/// the test rows (into a temporary folder unless `extra` has --out);
+/// returns fit.json.
 fn sldbench(task: &str, extra: &[&str]) -> Option<Value> {
     let data = shared_data()?.join("sldbench").join(format!("{task}.csv"));
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
+    let out = match extra.iter().position(|a| *a == "--out") {
+        Some(i) => std::path::PathBuf::from(extra[i + 1]),
+        None => dir.path().join("out"),
+    };
     let mut args = vec![
         "fit",
         data.to_str().unwrap(),
@@ -37,9 +48,10 @@ fn sldbench(task: &str, extra: &[&str]) -> Option<Value> {
         "split=test",
         "--backend",
         "cpu",
-        "--out",
-        out.to_str().unwrap(),
     ];
+    if !extra.contains(&"--out") {
+        args.extend(["--out", out.to_str().unwrap()]);
+    }
     args.extend(extra);
     let run = ok(dir.path(), &args);
     assert!(run.stdout.contains("test (split=test"), "{}", run.dump());
@@ -53,9 +65,40 @@ fn sldbench(task: &str, extra: &[&str]) -> Option<Value> {
 /// train SSE no worse (1e-6), the same pooled test R² (0.002).
 #[test]
 fn rectified_per_run_matches_the_reference_fit() {
-    let Some(r) = sldbench("rectified", &["--by", "run", "--starts", "64"]) else {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let Some(r) = sldbench(
+        "rectified",
+        &[
+            "--by",
+            "run",
+            "--starts",
+            "64",
+            "--plot",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ) else {
         return;
     };
+    // 42 panels wrapped 7 x 6 at 400 x 300 px under the 84 px header.
+    assert_eq!(png_size(&out.join("grid.png")), (7 * 400, 84 + 6 * 300));
+    // `plot` from fit.json alone (and the pred.csv beside it) draws the same.
+    let again = out.join("again.png");
+    ok(
+        dir.path(),
+        &[
+            "plot",
+            "--fit",
+            out.join("fit.json").to_str().unwrap(),
+            "--out",
+            again.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        std::fs::read(&again).unwrap(),
+        std::fs::read(out.join("grid.png")).unwrap()
+    );
     let groups = r["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 42, "one fit per run");
     let sse = num(&r, &["metrics", "sse"]);
@@ -224,6 +267,10 @@ fn law_errors_say_what_is_wrong() {
             "log((N - 1000000000000))",
         ),
         (vec!["--law", "E + A/N^alpha", "--bootstrap", "10"], "--bootstrap works"),
+        (
+            vec!["--law", "E + A/N^alpha", "--stride", "2"],
+            "--min-tokens/--max-tokens/--stride works",
+        ),
     ];
     for (extra, want) in cases {
         let out = dir.path().join("out");

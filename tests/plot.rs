@@ -525,6 +525,7 @@ fn long_curves_are_decimated_so_the_svg_stays_small() {
         run: "big".into(),
         n: 1e9,
         t: 1.0,
+        label: String::new(),
         pred: loss.iter().map(|l| l + 0.01).collect(),
         tokens,
         loss,

@@ -163,7 +163,6 @@ fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
     let (file, text, origin) = a.fit.law_source()?;
     let unsupported = [
         (a.bootstrap.requested(), "--bootstrap"),
-        (a.plot, "--plot"),
         (a.save_starts, "--save-starts"),
         (a.input.manifest().is_some(), "--manifest"),
         (a.input.filtered(), "--min-tokens/--max-tokens/--stride"),
@@ -209,7 +208,16 @@ fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
         &out.pred,
         &out.held_out,
     )?;
-    let written = ["fit.json", "pred.csv"];
+    let mut written = vec!["fit.json", "pred.csv"];
+    if a.plot {
+        let (panels, opts) =
+            lawfit::panels(&bound.law, bound.file.axis.as_deref(), &out.report, &table)?;
+        // Rows held out by --test-where are marked, as in eval's pictures.
+        for name in ["grid.png", "grid.svg"] {
+            report::draw_grid(&out_dir.join(name), &panels, &opts)?;
+            written.push(name);
+        }
+    }
     out_dir.warn_stale(&written);
     say!("{}", report::law_summary(&out.report));
     say!("wrote {}", list_written(&out_dir, &written));

@@ -38,6 +38,16 @@ pub(crate) fn cmd_plot(a: PlotArgs) -> anyhow::Result<()> {
     if out.exists() && !a.force {
         bail!("{} exists (use --force to replace it)", out.display());
     }
+    if let Some(f) = a.fit.as_ref().filter(|f| super::predict::is_law_fit(f)) {
+        let fit = sweepfit::lawfit::read_law_fit(f)?;
+        let table = sweepfit::data::Table::read(&data)?;
+        let (panels, opts) =
+            sweepfit::lawfit::panels(&fit.law, fit.axis.as_deref(), &fit.report, &table)?;
+        sweepfit::output::create_parent(&out)?;
+        report::draw_grid(&out, &panels, &opts)?;
+        say!("wrote {}", out.display());
+        return Ok(());
+    }
     let mut opts = report::PlotOptions::default();
     let panels = match &a.fit {
         Some(f) => {

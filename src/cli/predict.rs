@@ -113,7 +113,7 @@ pub(crate) fn cmd_predict(a: PredictArgs) -> anyhow::Result<()> {
 }
 
 /// Whether `path` is the fit.json of a law fit (it records its law file).
-fn is_law_fit(path: &std::path::Path) -> bool {
+pub(crate) fn is_law_fit(path: &std::path::Path) -> bool {
     let Ok(text) = std::fs::read_to_string(path) else {
         return false;
     };
@@ -127,7 +127,8 @@ fn predict_law(a: &PredictArgs) -> anyhow::Result<()> {
     if a.n.is_some() || a.t.is_some() || a.tokens.is_some() {
         bail!("this fit is of a law given with --law: give its variables with --at VAR=LIST");
     }
-    let (report, law) = sweepfit::lawfit::read_law_fit(&a.fit)?;
+    let fit = sweepfit::lawfit::read_law_fit(&a.fit)?;
+    let (report, law) = (fit.report, fit.law);
     let mut at = Vec::new();
     for item in &a.at {
         let Some((name, list)) = item.split_once('=') else {

@@ -35,11 +35,16 @@ use std::path::Path;
 /// One curve: points sorted by tokens, `loss` observed and `pred` from the
 /// law, all the same length. `held_out` is empty or one flag per point;
 /// `band` is empty or the (lo, hi) of the prediction band at every point.
+/// For laws other than LoopLM, `tokens` holds the law's axis variable, `n`
+/// and `t` the values that place the panel (column and row), and `label`
+/// its title.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Panel {
     pub run: String,
     pub n: f64,
     pub t: f64,
+    /// Title of the panel; empty for "T = .., N = ..".
+    pub label: String,
     pub tokens: Vec<f64>,
     pub loss: Vec<f64>,
     pub pred: Vec<f64>,
@@ -65,6 +70,11 @@ pub struct PlotOptions {
     pub band_label: String,
     /// Title of the whole figure; `None` draws [`DEFAULT_TITLE`].
     pub title: Option<String>,
+    /// The x axis: its name, the unit its values are divided by, and
+    /// whether it is logarithmic (then from the data's smallest value).
+    pub x_label: String,
+    pub x_unit: f64,
+    pub x_log: bool,
 }
 
 /// The figure's title when [`PlotOptions::title`] gives none.
@@ -82,6 +92,9 @@ impl Default for PlotOptions {
             y_range: None,
             band_label: "Band".to_string(),
             title: None,
+            x_label: "Tokens (B)".to_string(),
+            x_unit: 1e9,
+            x_log: false,
         }
     }
 }
@@ -246,6 +259,7 @@ pub fn panels_from_dataset(
                 run: c.run.clone(),
                 n: c.n,
                 t: c.t,
+                label: String::new(),
                 tokens: ds.tokens[r.clone()].to_vec(),
                 loss: ds.loss[r.clone()].to_vec(),
                 pred: r
@@ -351,6 +365,7 @@ pub fn read_pred_csv(path: &Path) -> anyhow::Result<Vec<Panel>> {
                 run,
                 n,
                 t,
+                label: String::new(),
                 tokens: pts.iter().map(|p| p.0).collect(),
                 loss: pts.iter().map(|p| p.1).collect(),
                 pred: pts.iter().map(|p| p.2).collect(),
@@ -444,12 +459,16 @@ fn render<DB: DrawingBackend>(
     root.fill(&WHITE).map_err(err)?;
     let (head, body) = root.split_vertically(HEADER_HEIGHT);
     draw_header(&head, panels, opts)?;
-    let x_range = token_range(panels);
+    let x_range = token_range(panels, opts);
     let y_range = opts.y_range.unwrap_or_else(|| loss_range(panels));
     let areas = body.split_evenly((layout.rows.len(), layout.cols.len()));
     for (i, p) in panels.iter().enumerate() {
         let (r, c) = layout.cells[i];
-        let mut title = format!("T = {}, N = {}", p.t, format_count(p.n));
+        let mut title = if p.label.is_empty() {
+            format!("T = {}, N = {}", p.t, format_count(p.n))
+        } else {
+            p.label.clone()
+        };
         if layout.dup[i] {
             title = format!("{title} ({})", p.run);
         }
@@ -589,11 +608,17 @@ fn draw_panel<DB: DrawingBackend>(
         .map_err(err)?;
     chart
         .configure_mesh()
-        .x_desc("Tokens (B)")
+        .x_desc(opts.x_label.as_str())
         .y_desc("Loss")
         .x_labels(6)
         .y_labels(6)
-        .x_label_formatter(&|v| tick(*v))
+        .x_label_formatter(&|v| {
+            if opts.x_log {
+                format_count(10f64.powf(*v) * opts.x_unit)
+            } else {
+                tick(*v)
+            }
+        })
         .y_label_formatter(&|v| tick(*v))
         .label_style((FONT, 15))
         .axis_desc_style((FONT, 16))
@@ -603,7 +628,7 @@ fn draw_panel<DB: DrawingBackend>(
         .draw()
         .map_err(err)?;
 
-    let xs: Vec<f64> = p.tokens.iter().map(|d| d / 1e9).collect();
+    let xs: Vec<f64> = p.tokens.iter().map(|&d| x_coord(d, opts)).collect();
     let real = decimate(&xs, &p.loss, opts.max_line_points);
     let pred = decimate(&xs, &p.pred, opts.max_line_points);
     // A thinner line where points are denser than pixels, else noise
@@ -685,17 +710,28 @@ fn tick(v: f64) -> String {
     }
 }
 
-/// Shared x range in billions of tokens, from 0 (or below, if the data is).
-fn token_range(panels: &[Panel]) -> (f64, f64) {
+/// Where value `v` of the x variable sits on the x axis.
+fn x_coord(v: f64, opts: &PlotOptions) -> f64 {
+    if opts.x_log {
+        (v / opts.x_unit).log10()
+    } else {
+        v / opts.x_unit
+    }
+}
+
+/// Shared x range in the axis's units, from 0 (or below, if the data is);
+/// a log axis from the smallest value.
+fn token_range(panels: &[Panel], opts: &PlotOptions) -> (f64, f64) {
     let finite = || {
         panels
             .iter()
             .flat_map(|p| &p.tokens)
-            .copied()
+            .map(|&v| x_coord(v, opts))
             .filter(|v| v.is_finite())
     };
-    let lo = finite().fold(0.0, f64::min) / 1e9;
-    let hi = finite().fold(f64::NEG_INFINITY, f64::max) / 1e9;
+    let floor = if opts.x_log { f64::INFINITY } else { 0.0 };
+    let lo = finite().fold(floor, f64::min);
+    let hi = finite().fold(f64::NEG_INFINITY, f64::max);
     if hi > lo {
         (lo, hi)
     } else {
