@@ -1020,15 +1020,15 @@ pub fn panels(
     let run = table.find("run");
     // Curves: rows with equal run, group and values of all but x.
     let mut curves: Vec<Vec<usize>> = Vec::new();
-    let mut index: HashMap<(Vec<String>, Option<String>, Vec<u64>), usize> = HashMap::new();
+    // (group key, run, bits of the other variables' values)
+    type CurveKey = (Vec<String>, Option<String>, Vec<u64>);
+    let mut index: HashMap<CurveKey, usize> = HashMap::new();
+    let others: Vec<&Vec<f64>> = (0..nv).filter(|&v| v != x).map(|v| &vars[v]).collect();
     for row in 0..rows {
         let k = (
             key_of(row),
             run.map(|c| table.columns[c][row].clone()),
-            (0..nv)
-                .filter(|&v| v != x)
-                .map(|v| vars[v][row].to_bits())
-                .collect(),
+            others.iter().map(|col| col[row].to_bits()).collect(),
         );
         let ci = *index.entry(k).or_insert_with(|| {
             curves.push(Vec::new());
