@@ -21,6 +21,12 @@ use crate::law::space::LawSpace;
 use crate::law::{parse, CompiledLaw, LawFile};
 use crate::objective::{Objective, Space};
 use crate::optim::{self, BatchObjective, Outcome, Progress, Status};
+mod plot;
+mod predict;
+
+pub use plot::panels;
+pub use predict::{predict_rows, read_law_fit, LawFit};
+
 use crate::report::{
     BackendReport, GroupReport, LawFitReport, ObjectiveReport, SetMetrics, StartsReport, TestReport,
 };
@@ -150,13 +156,32 @@ fn guess_axis(file: &LawFile, table: &Table) -> Option<String> {
     }
 }
 
-/// The rows of one fit.
+/// The rows of one fit of a batch: a `--by` group, or an eval fold.
 #[derive(Debug, Clone)]
 struct Group {
     key: IndexMap<String, String>,
     /// Rows fitted and rows scored, as table row indices.
     train: Vec<usize>,
     test: Vec<usize>,
+}
+
+impl Group {
+    /// "group run=x" or "fold ..." (`whole` when the batch is one plain fit).
+    fn name(&self, whole: &str) -> String {
+        if self.key.is_empty() {
+            whole.to_string()
+        } else {
+            format!("{} {}", self.kind(), key_text(&self.key))
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        if self.key.contains_key("fold") {
+            "fold"
+        } else {
+            "group"
+        }
+    }
 }
 
 /// A finished fit: the report and every row's prediction.
@@ -609,25 +634,17 @@ fn show(law: &CompiledLaw, id: NodeId, depth: usize) -> String {
     }
 }
 
-/// Fit `b` to `table`.
-pub fn fit_table(
+/// The rules of every parameter of `b` on this data, `fix` applied, and
+/// the theta space with linear parameters measured at the middle of `rows`.
+fn law_space(
     b: &BoundLaw,
-    table: &Table,
-    opts: &LawFitOptions,
-    mut progress: impl FnMut(Progress),
-) -> anyhow::Result<LawFitOutput> {
-    let started = Instant::now();
-    if opts.starts == 0 {
-        bail!("--starts must be at least 1");
-    }
-    let cols = read_columns(b, table, &opts.objective)?;
-    let (groups, held) = groups(table, opts)?;
+    cols: &Columns,
+    rows: &[usize],
+    fix: &[(String, f64)],
+) -> anyhow::Result<LawSpace> {
     let law = &b.law;
-    let mut notes = Vec::new();
-
-    // Parameter rules: declarations, defaults, then --fix.
     let mut rules = rules(&b.file, law, &cols.vars);
-    for (name, v) in &opts.fix {
+    for (name, v) in fix {
         let Some(r) = rules.iter_mut().find(|r| &r.name == name) else {
             bail!(
                 "--fix {name}: the law has no parameter {name} (its parameters: {})",
@@ -639,44 +656,65 @@ pub fn fit_table(
         }
         r.fixed = Some(*v);
     }
-    let all_train: Vec<usize> = (0..table.rows()).filter(|&r| !held[r]).collect();
-    let space = LawSpace::new(law, rules, reference(&cols, &all_train));
+    let space = LawSpace::new(law, rules, reference(cols, rows));
     if space.dim() == 0 {
         bail!("every parameter is fixed: nothing to fit");
     }
-    for g in &groups {
+    Ok(space)
+}
+
+/// What one job of a batch found.
+#[derive(Debug, Clone)]
+struct JobFit {
+    params: Vec<f64>,
+    objective: f64,
+    at_best: usize,
+}
+
+/// Fit every job (group, fold) to its training rows as problems of one
+/// lockstep batch, `opts.starts` starts each from the same draws. Returns
+/// each job's best, every start's outcome and the batched calls.
+fn fit_jobs(
+    b: &BoundLaw,
+    table: &Table,
+    cols: &Columns,
+    space: &LawSpace,
+    jobs: &[Group],
+    opts: &LawFitOptions,
+    progress: impl FnMut(Progress),
+) -> anyhow::Result<(Vec<JobFit>, Vec<Outcome>, usize)> {
+    let law = &b.law;
+    for g in jobs {
         if g.train.len() < space.dim() {
-            let which = if g.key.is_empty() {
-                "the data has".to_string()
-            } else {
-                format!("group {} has", key_text(&g.key))
-            };
             bail!(
-                "{which} {} rows to fit but the law has {} free parameters: a fit needs at \
+                "{} has {} rows to fit but the law has {} free parameters: a fit needs at \
                  least as many rows as free parameters",
+                g.name("the data"),
                 g.train.len(),
                 space.dim()
             );
         }
         if g.train.iter().all(|&r| cols.weight[r] == 0.0) {
-            bail!("every weight of the rows to fit is zero: nothing to fit");
+            bail!(
+                "{} has only rows of weight zero to fit: nothing to fit",
+                g.name("the data")
+            );
         }
     }
-
-    // One evaluator per group, and every group's starts.
-    let mut grids = Vec::with_capacity(groups.len());
-    for g in &groups {
-        let sweep = sweep_of(b, &cols, table, &g.train, &opts.objective);
+    // One evaluator per job, and every job's starts.
+    let mut grids = Vec::with_capacity(jobs.len());
+    for g in jobs {
+        let sweep = sweep_of(b, cols, table, &g.train, &opts.objective);
         let plan = Plan::for_sweep(law, &sweep);
         let grid = CompiledGrid::new(plan, &sweep, opts.objective)
             .map_err(|e| anyhow::anyhow!("cannot lay out the data for the evaluator: {e}"))?;
         grids.push(grid);
     }
-    let draws = draw(&space, opts.starts, opts.seed);
-    let mut x0 = Vec::with_capacity(groups.len() * opts.starts);
-    let mut group_of = Vec::with_capacity(x0.capacity());
+    let draws = draw(space, opts.starts, opts.seed);
+    let mut x0 = Vec::with_capacity(jobs.len() * opts.starts);
+    let mut job_of = Vec::with_capacity(x0.capacity());
     let base: Vec<f64> = space.to_params(&vec![0.0; space.dim()]);
-    for (gi, g) in groups.iter().enumerate() {
+    for (gi, g) in jobs.iter().enumerate() {
         let starts: Vec<Vec<f64>> = draws
             .par_iter()
             .map(|d| {
@@ -684,46 +722,34 @@ pub fn fit_table(
                 for &(i, v) in d {
                     p[i] = v;
                 }
-                solve_linear(law, &space, &cols, &g.train, &mut p);
+                solve_linear(law, space, cols, &g.train, &mut p);
                 space.to_theta(&p)
             })
             .collect();
         x0.extend(starts);
-        group_of.extend(std::iter::repeat_n(gi, opts.starts));
+        job_of.extend(std::iter::repeat_n(gi, opts.starts));
     }
     let mut problems = Problems {
-        space: &space,
+        space,
         grids: &grids,
-        group_of: &group_of,
+        group_of: &job_of,
     };
-    let (outcomes, calls) = optim::minimize_batch(&mut problems, &x0, &opts.lbfgs, &mut progress)
+    let (outcomes, calls) = optim::minimize_batch(&mut problems, &x0, &opts.lbfgs, progress)
         .context("optimisation failed")?;
-
-    // Each group's best.
-    let mut pred = vec![f64::NAN; table.rows()];
-    let mut reports = Vec::new();
-    let mut point = vec![0.0; cols.vars.len()];
-    let mut objective_sum = 0.0;
-    let mut best_params = Vec::new();
-    for (gi, g) in groups.iter().enumerate() {
-        let mine: Vec<&Outcome> = outcomes
-            .iter()
-            .zip(&group_of)
-            .filter(|(_, &k)| k == gi)
-            .map(|(o, _)| o)
-            .collect();
+    let mut fits = Vec::with_capacity(jobs.len());
+    for (gi, g) in jobs.iter().enumerate() {
+        let mine = &outcomes[gi * opts.starts..(gi + 1) * opts.starts];
         let best = (0..mine.len())
             .filter(|&i| mine[i].f.is_finite())
             .min_by(|&x, &y| mine[x].f.total_cmp(&mine[y].f));
         let Some(best) = best else {
             let p = space.to_params(&x0[gi * opts.starts]);
-            let site = non_finite_site(b, &cols, &g.train, &p, table)
+            let site = non_finite_site(b, cols, &g.train, &p, table)
                 .map(|s| format!(": {s}"))
                 .unwrap_or_default();
-            let which = if g.key.is_empty() {
-                String::new()
-            } else {
-                format!(" (group {})", key_text(&g.key))
+            let which = match g.name("") {
+                n if n.is_empty() => n,
+                n => format!(" ({n})"),
             };
             bail!(
                 "the law is not finite at any start{which}{site}; check the law's domain \
@@ -731,17 +757,84 @@ pub fn fit_table(
             );
         };
         let f_best = mine[best].f;
-        let at_best = mine
-            .iter()
-            .filter(|o| o.f.is_finite() && o.f - f_best <= crate::fit::AT_BEST_RTOL * f_best.abs())
-            .count();
-        let p = space.to_params(&mine[best].x);
-        for &r in g.train.iter().chain(&g.test) {
-            for (v, col) in cols.vars.iter().enumerate() {
-                point[v] = col[r];
-            }
-            pred[r] = law.eval(&point, &p);
+        fits.push(JobFit {
+            params: space.to_params(&mine[best].x),
+            objective: f_best,
+            at_best: mine
+                .iter()
+                .filter(|o| {
+                    o.f.is_finite() && o.f - f_best <= crate::fit::AT_BEST_RTOL * f_best.abs()
+                })
+                .count(),
+        });
+    }
+    Ok((fits, outcomes, calls))
+}
+
+/// Predict `rows` with `params` into `pred`.
+fn predict_into(b: &BoundLaw, cols: &Columns, params: &[f64], rows: &[usize], pred: &mut [f64]) {
+    let mut point = vec![0.0; cols.vars.len()];
+    for &r in rows {
+        for (v, col) in cols.vars.iter().enumerate() {
+            point[v] = col[r];
         }
+        pred[r] = b.law.eval(&point, params);
+    }
+}
+
+fn set_metrics(cols: &Columns, pred: &[f64], rows: &[usize]) -> SetMetrics {
+    let loss: Vec<f64> = rows.iter().map(|&r| cols.loss[r]).collect();
+    let pr: Vec<f64> = rows.iter().map(|&r| pred[r]).collect();
+    SetMetrics::new(&loss, &pr)
+}
+
+fn status_counts(outcomes: &[Outcome]) -> IndexMap<String, usize> {
+    Status::ENDED
+        .iter()
+        .map(|s| {
+            (
+                s.name().to_string(),
+                outcomes.iter().filter(|o| o.status == *s).count(),
+            )
+        })
+        .collect()
+}
+
+fn cpu_report() -> BackendReport {
+    BackendReport {
+        kind: "cpu".into(),
+        device: format!(
+            "{} threads, f64, compiled law",
+            rayon::current_num_threads()
+        ),
+    }
+}
+
+/// Fit `b` to `table`.
+pub fn fit_table(
+    b: &BoundLaw,
+    table: &Table,
+    opts: &LawFitOptions,
+    progress: impl FnMut(Progress),
+) -> anyhow::Result<LawFitOutput> {
+    let started = Instant::now();
+    if opts.starts == 0 {
+        bail!("--starts must be at least 1");
+    }
+    let cols = read_columns(b, table, &opts.objective)?;
+    let (groups, held) = groups(table, opts)?;
+    let law = &b.law;
+    let mut notes = Vec::new();
+    let all_train: Vec<usize> = (0..table.rows()).filter(|&r| !held[r]).collect();
+    let space = law_space(b, &cols, &all_train, &opts.fix)?;
+    let (fits, outcomes, calls) = fit_jobs(b, table, &cols, &space, &groups, opts, progress)?;
+
+    let mut pred = vec![f64::NAN; table.rows()];
+    let mut reports = Vec::new();
+    let mut objective_sum = 0.0;
+    for (g, fit) in groups.iter().zip(&fits) {
+        predict_into(b, &cols, &fit.params, &g.train, &mut pred);
+        predict_into(b, &cols, &fit.params, &g.test, &mut pred);
         if let Some(&r) = g.train.iter().find(|&&r| !pred[r].is_finite()) {
             bail!(
                 "the best fit predicts {} at {} line {}: the law overflows there",
@@ -750,42 +843,29 @@ pub fn fit_table(
                 r + 2
             );
         }
-        let set = |rows: &[usize]| {
-            let loss: Vec<f64> = rows.iter().map(|&r| cols.loss[r]).collect();
-            let pr: Vec<f64> = rows.iter().map(|&r| pred[r]).collect();
-            SetMetrics::new(&loss, &pr)
-        };
-        objective_sum += f_best * g.train.len() as f64;
+        objective_sum += fit.objective * g.train.len() as f64;
         reports.push(GroupReport {
             key: g.key.clone(),
-            params: law.params.iter().cloned().zip(p.iter().copied()).collect(),
-            objective: f_best,
-            at_best,
-            metrics: set(&g.train),
-            test: (!g.test.is_empty()).then(|| set(&g.test)),
+            params: law
+                .params
+                .iter()
+                .cloned()
+                .zip(fit.params.iter().copied())
+                .collect(),
+            objective: fit.objective,
+            at_best: fit.at_best,
+            metrics: set_metrics(&cols, &pred, &g.train),
+            test: (!g.test.is_empty()).then(|| set_metrics(&cols, &pred, &g.test)),
         });
-        best_params = p;
     }
     let rows_of =
         |test: bool| -> Vec<usize> { (0..table.rows()).filter(|&r| held[r] == test).collect() };
-    let pooled = |rows: &[usize]| {
-        let loss: Vec<f64> = rows.iter().map(|&r| cols.loss[r]).collect();
-        let pr: Vec<f64> = rows.iter().map(|&r| pred[r]).collect();
-        SetMetrics::new(&loss, &pr)
-    };
     let train_rows = rows_of(false);
     let test = opts.test_where.as_ref().map(|s| TestReport {
         protocol: "test-where".into(),
         selector: format!("{}={}", s.column, s.value),
-        metrics: pooled(&rows_of(true)),
+        metrics: set_metrics(&cols, &pred, &rows_of(true)),
     });
-    let mut status_counts = IndexMap::new();
-    for s in Status::ENDED {
-        status_counts.insert(
-            s.name().to_string(),
-            outcomes.iter().filter(|o| o.status == s).count(),
-        );
-    }
     let grouped = !opts.by.is_empty();
     // Summed over groups: each group's starts at its own best.
     let at_best = reports.iter().map(|g| g.at_best).sum();
@@ -805,11 +885,7 @@ pub fn fit_table(
         params: if grouped {
             IndexMap::new()
         } else {
-            law.params
-                .iter()
-                .cloned()
-                .zip(best_params.iter().copied())
-                .collect()
+            reports[0].params.clone()
         },
         fixed: space
             .rules
@@ -823,25 +899,19 @@ pub fn fit_table(
             delta: opts.objective.delta,
             value: objective_sum / train_rows.len().max(1) as f64,
         },
-        metrics: pooled(&train_rows),
+        metrics: set_metrics(&cols, &pred, &train_rows),
         test,
         by: opts.by.clone(),
         groups: if grouped { reports } else { Vec::new() },
         starts: StartsReport {
             count: outcomes.len(),
             at_best,
-            status_counts,
+            status_counts: status_counts(&outcomes),
             iterations: outcomes.iter().map(|o| o.iterations).max().unwrap_or(0),
             evaluations: calls,
             start_evaluations: outcomes.iter().map(|o| o.evaluations).sum(),
         },
-        backend: BackendReport {
-            kind: "cpu".into(),
-            device: format!(
-                "{} threads, f64, compiled law",
-                rayon::current_num_threads()
-            ),
-        },
+        backend: cpu_report(),
         seconds: started.elapsed().as_secs_f64(),
         points: train_rows.len(),
         notes,
@@ -852,291 +922,4 @@ pub fn fit_table(
         held_out: held,
         loss: cols.loss,
     })
-}
-
-/// A law fit read back from its fit.json.
-pub struct LawFit {
-    pub report: LawFitReport,
-    /// The law compiled with the variables it was fitted with.
-    pub law: CompiledLaw,
-    pub axis: Option<String>,
-}
-
-/// Read a law fit's fit.json, checking that it has every parameter.
-pub fn read_law_fit(path: &std::path::Path) -> anyhow::Result<LawFit> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read it", path.display()))?;
-    let r: LawFitReport = crate::report::parse_json(&text)
-        .with_context(|| format!("{}: not a fit.json of a law fit", path.display()))?;
-    let origin = format!("{} (law_file)", path.display());
-    let mut file = LawFile::parse(&r.law_file, &origin)?;
-    file.variables = r.variables.clone();
-    let law = file.compile(&origin)?;
-    let sets: Vec<&IndexMap<String, f64>> = if r.groups.is_empty() {
-        vec![&r.params]
-    } else {
-        r.groups.iter().map(|g| &g.params).collect()
-    };
-    for params in sets {
-        for name in &law.params {
-            match params.get(name) {
-                Some(v) if v.is_finite() => {}
-                Some(v) => bail!("{}: parameter {name} is {v}", path.display()),
-                None => bail!("{}: parameter {name} is missing", path.display()),
-            }
-        }
-    }
-    Ok(LawFit {
-        report: r,
-        law,
-        axis: file.axis,
-    })
-}
-
-/// Predictions of a law fit on the product of `at` (variable, values) in
-/// the law's variable order: a header and rows (group key columns first
-/// when the fit has groups).
-pub fn predict_rows(
-    r: &LawFitReport,
-    law: &CompiledLaw,
-    at: &[(String, Vec<f64>)],
-) -> anyhow::Result<(Vec<String>, Vec<Vec<String>>)> {
-    if let Some((n, _)) = at.iter().find(|(n, _)| !law.variables.contains(n)) {
-        bail!(
-            "--at {n}: the law has no variable {n} (its variables: {})",
-            law.variables.join(", ")
-        );
-    }
-    let mut axes = Vec::new();
-    for v in &law.variables {
-        let Some((_, values)) = at.iter().find(|(n, _)| n == v) else {
-            bail!(
-                "give --at {v}=LIST: the law's variables are {}",
-                law.variables.join(", ")
-            );
-        };
-        axes.push(values.clone());
-    }
-    let sets: Vec<(Vec<String>, Vec<f64>)> = if r.groups.is_empty() {
-        vec![(Vec::new(), law.params.iter().map(|n| r.params[n]).collect())]
-    } else {
-        r.groups
-            .iter()
-            .map(|g| {
-                let key = g.key.values().cloned().collect();
-                (key, law.params.iter().map(|n| g.params[n]).collect())
-            })
-            .collect()
-    };
-    let total: usize = axes.iter().map(Vec::len).product::<usize>() * sets.len();
-    if total > crate::predict::MAX_ROWS {
-        bail!(
-            "{total} rows asked for, more than {}",
-            crate::predict::MAX_ROWS
-        );
-    }
-    let mut header: Vec<String> = r.by.clone();
-    header.extend(law.variables.iter().cloned());
-    header.push("pred".into());
-    let mut rows = Vec::with_capacity(total);
-    let mut point = vec![0.0; axes.len()];
-    for (key, p) in &sets {
-        let count: usize = axes.iter().map(Vec::len).product();
-        for mut k in 0..count {
-            // Last variable fastest.
-            for (v, values) in axes.iter().enumerate().rev() {
-                point[v] = values[k % values.len()];
-                k /= values.len();
-            }
-            let mut row = key.clone();
-            row.extend(point.iter().map(|x| x.to_string()));
-            row.push(law.eval(&point, p).to_string());
-            rows.push(row);
-        }
-    }
-    Ok((header, rows))
-}
-
-/// The Real-vs-Pred picture of a law fit over the rows of `table` (the
-/// fitted CSV, or the pred.csv written beside fit.json): one panel per
-/// curve, x along the law's axis (else the variable with the most distinct
-/// values), panels placed in columns and rows by the two per-curve
-/// variables that vary most, each with its values in its title.
-pub fn panels(
-    law: &CompiledLaw,
-    axis: Option<&str>,
-    r: &LawFitReport,
-    table: &Table,
-) -> anyhow::Result<(Vec<crate::report::Panel>, crate::report::PlotOptions)> {
-    use crate::report::{format_count, Panel, PlotOptions, DEFAULT_TITLE};
-    let mut vars = Vec::new();
-    for v in &law.variables {
-        let col = r.variables.get(v).map_or(v.as_str(), String::as_str);
-        vars.push(table.numbers(table.require(col, &format!("variable {v}"))?, Check::Finite)?);
-    }
-    let loss = table.numbers(table.require("loss", "the loss")?, Check::Finite)?;
-    let rows = table.rows();
-    let held: Vec<bool> = match (table.find("set"), &r.test) {
-        (Some(c), _) => table.columns[c].iter().map(|s| s == "test").collect(),
-        (None, Some(t)) => Selector::parse(&t.selector)
-            .map_err(|e| anyhow::anyhow!(e))?
-            .rows(table)?,
-        (None, None) => vec![false; rows],
-    };
-    // Parameters of every row: its group's, or the fit's.
-    let by_cols: Vec<usize> =
-        r.by.iter()
-            .map(|b| table.require(b, "a --by column of the fit"))
-            .collect::<Result<_, _>>()?;
-    let key_of = |row: usize| -> Vec<String> {
-        by_cols
-            .iter()
-            .map(|&c| table.columns[c][row].clone())
-            .collect()
-    };
-    let param_vec = |m: &IndexMap<String, f64>| -> Vec<f64> {
-        law.params
-            .iter()
-            .map(|n| m.get(n).copied().unwrap_or(f64::NAN))
-            .collect()
-    };
-    let group_params: HashMap<Vec<String>, Vec<f64>> = r
-        .groups
-        .iter()
-        .map(|g| (g.key.values().cloned().collect(), param_vec(&g.params)))
-        .collect();
-    let top = param_vec(&r.params);
-    let nv = vars.len();
-    let distinct = |v: usize| {
-        let mut d: Vec<u64> = vars[v].iter().map(|x| x.to_bits()).collect();
-        d.sort_unstable();
-        d.dedup();
-        d.len()
-    };
-    let x = axis
-        .and_then(|a| law.variables.iter().position(|v| v == a))
-        .or_else(|| (0..nv).max_by_key(|&v| distinct(v)))
-        .unwrap_or(0);
-    let run = table.find("run");
-    // Curves: rows with equal run, group and values of all but x.
-    let mut curves: Vec<Vec<usize>> = Vec::new();
-    // (group key, run, bits of the other variables' values)
-    type CurveKey = (Vec<String>, Option<String>, Vec<u64>);
-    let mut index: HashMap<CurveKey, usize> = HashMap::new();
-    let others: Vec<&Vec<f64>> = (0..nv).filter(|&v| v != x).map(|v| &vars[v]).collect();
-    for row in 0..rows {
-        let k = (
-            key_of(row),
-            run.map(|c| table.columns[c][row].clone()),
-            others.iter().map(|col| col[row].to_bits()).collect(),
-        );
-        let ci = *index.entry(k).or_insert_with(|| {
-            curves.push(Vec::new());
-            curves.len() - 1
-        });
-        curves[ci].push(row);
-    }
-    for c in &mut curves {
-        c.sort_by(|&a, &b| vars[x][a].total_cmp(&vars[x][b]));
-    }
-    // Per-curve variables that vary across curves, most values first.
-    let mut per_curve: Vec<usize> = (0..nv).filter(|&v| v != x && distinct(v) > 1).collect();
-    per_curve.sort_by_key(|&v| std::cmp::Reverse(distinct(v)));
-    // Panels in order of those variables' values (groups and runs keep
-    // their order of appearance).
-    curves.sort_by(|a, b| {
-        per_curve
-            .iter()
-            .rev()
-            .map(|&v| vars[v][a[0]].total_cmp(&vars[v][b[0]]))
-            .find(|o| o.is_ne())
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
-    let wrap = per_curve.is_empty() || (per_curve.len() == 1 && distinct(per_curve[0]) > 8);
-    let cols_wrap = (curves.len() as f64).sqrt().ceil().max(1.0) as usize;
-    let mut panels = Vec::with_capacity(curves.len());
-    let mut point = vec![0.0; nv];
-    for (ci, c) in curves.iter().enumerate() {
-        let first = c[0];
-        let params = if by_cols.is_empty() {
-            &top
-        } else {
-            group_params.get(&key_of(first)).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "{} line {}: no group of the fit has {}",
-                    table.path.display(),
-                    first + 2,
-                    key_of(first).join(",")
-                )
-            })?
-        };
-        let pred = c
-            .iter()
-            .map(|&row| {
-                for (v, col) in vars.iter().enumerate() {
-                    point[v] = col[row];
-                }
-                law.eval(&point, params)
-            })
-            .collect();
-        let mut label: Vec<String> = key_of(first);
-        if let Some(rc) = run.filter(|_| by_cols.is_empty()) {
-            if !table.columns[rc][first].is_empty() {
-                label.push(table.columns[rc][first].clone());
-            }
-        }
-        for &v in &per_curve {
-            label.push(format!(
-                "{} = {}",
-                law.variables[v],
-                format_count(vars[v][first])
-            ));
-        }
-        let (n, t) = if wrap {
-            ((ci % cols_wrap) as f64, (ci / cols_wrap) as f64)
-        } else {
-            (
-                vars[per_curve[0]][first],
-                per_curve.get(1).map_or(0.0, |&v| vars[v][first]),
-            )
-        };
-        panels.push(Panel {
-            run: label.join(", "),
-            n,
-            t,
-            label: label.join(", "),
-            tokens: c.iter().map(|&row| vars[x][row]).collect(),
-            loss: c.iter().map(|&row| loss[row]).collect(),
-            pred,
-            held_out: c.iter().map(|&row| held[row]).collect(),
-            band: Vec::new(),
-        });
-    }
-    let xs = &vars[x];
-    let (lo, hi) = xs
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-            (a.min(v), b.max(v))
-        });
-    // Spans of more than a decade or so read better on a log axis.
-    let x_log = lo > 0.0 && hi / lo >= 20.0;
-    let (x_unit, suffix) = match hi.abs() {
-        _ if x_log => (1.0, ""),
-        m if m >= 1e9 => (1e9, " (B)"),
-        m if m >= 1e6 => (1e6, " (M)"),
-        m if m >= 1e3 => (1e3, " (K)"),
-        _ => (1.0, ""),
-    };
-    let mut title = format!("{DEFAULT_TITLE} · {} law · R² = {:.4}", r.law, r.metrics.r2);
-    if let Some(t) = &r.test {
-        title.push_str(&format!(" · test R² = {:.4}", t.metrics.r2));
-    }
-    let opts = PlotOptions {
-        title: Some(title),
-        x_label: format!("{}{suffix}", law.variables[x]),
-        x_unit,
-        x_log,
-        ..PlotOptions::default()
-    };
-    Ok((panels, opts))
 }

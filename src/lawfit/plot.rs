@@ -1,0 +1,193 @@
+//! The Real-vs-Pred picture of a fit of any law.
+
+use std::collections::HashMap;
+
+use indexmap::IndexMap;
+
+use crate::data::{Check, Selector, Table};
+use crate::law::CompiledLaw;
+use crate::report::LawFitReport;
+
+/// The Real-vs-Pred picture of a law fit over the rows of `table` (the
+/// fitted CSV, or the pred.csv written beside fit.json): one panel per
+/// curve, x along the law's axis (else the variable with the most distinct
+/// values), panels placed in columns and rows by the two per-curve
+/// variables that vary most, each with its values in its title.
+pub fn panels(
+    law: &CompiledLaw,
+    axis: Option<&str>,
+    r: &LawFitReport,
+    table: &Table,
+) -> anyhow::Result<(Vec<crate::report::Panel>, crate::report::PlotOptions)> {
+    use crate::report::{format_count, Panel, PlotOptions, DEFAULT_TITLE};
+    let mut vars = Vec::new();
+    for v in &law.variables {
+        let col = r.variables.get(v).map_or(v.as_str(), String::as_str);
+        vars.push(table.numbers(table.require(col, &format!("variable {v}"))?, Check::Finite)?);
+    }
+    let loss = table.numbers(table.require("loss", "the loss")?, Check::Finite)?;
+    let rows = table.rows();
+    let held: Vec<bool> = match (table.find("set"), &r.test) {
+        (Some(c), _) => table.columns[c].iter().map(|s| s == "test").collect(),
+        (None, Some(t)) => Selector::parse(&t.selector)
+            .map_err(|e| anyhow::anyhow!(e))?
+            .rows(table)?,
+        (None, None) => vec![false; rows],
+    };
+    // Parameters of every row: its group's, or the fit's.
+    let by_cols: Vec<usize> =
+        r.by.iter()
+            .map(|b| table.require(b, "a --by column of the fit"))
+            .collect::<Result<_, _>>()?;
+    let key_of = |row: usize| -> Vec<String> {
+        by_cols
+            .iter()
+            .map(|&c| table.columns[c][row].clone())
+            .collect()
+    };
+    let param_vec = |m: &IndexMap<String, f64>| -> Vec<f64> {
+        law.params
+            .iter()
+            .map(|n| m.get(n).copied().unwrap_or(f64::NAN))
+            .collect()
+    };
+    let group_params: HashMap<Vec<String>, Vec<f64>> = r
+        .groups
+        .iter()
+        .map(|g| (g.key.values().cloned().collect(), param_vec(&g.params)))
+        .collect();
+    let top = param_vec(&r.params);
+    let nv = vars.len();
+    let distinct = |v: usize| {
+        let mut d: Vec<u64> = vars[v].iter().map(|x| x.to_bits()).collect();
+        d.sort_unstable();
+        d.dedup();
+        d.len()
+    };
+    let x = axis
+        .and_then(|a| law.variables.iter().position(|v| v == a))
+        .or_else(|| (0..nv).max_by_key(|&v| distinct(v)))
+        .unwrap_or(0);
+    let run = table.find("run");
+    // Curves: rows with equal run, group and values of all but x.
+    let mut curves: Vec<Vec<usize>> = Vec::new();
+    // (group key, run, bits of the other variables' values)
+    type CurveKey = (Vec<String>, Option<String>, Vec<u64>);
+    let mut index: HashMap<CurveKey, usize> = HashMap::new();
+    let others: Vec<&Vec<f64>> = (0..nv).filter(|&v| v != x).map(|v| &vars[v]).collect();
+    for row in 0..rows {
+        let k = (
+            key_of(row),
+            run.map(|c| table.columns[c][row].clone()),
+            others.iter().map(|col| col[row].to_bits()).collect(),
+        );
+        let ci = *index.entry(k).or_insert_with(|| {
+            curves.push(Vec::new());
+            curves.len() - 1
+        });
+        curves[ci].push(row);
+    }
+    for c in &mut curves {
+        c.sort_by(|&a, &b| vars[x][a].total_cmp(&vars[x][b]));
+    }
+    // Per-curve variables that vary across curves, most values first.
+    let mut per_curve: Vec<usize> = (0..nv).filter(|&v| v != x && distinct(v) > 1).collect();
+    per_curve.sort_by_key(|&v| std::cmp::Reverse(distinct(v)));
+    // Panels in order of those variables' values (groups and runs keep
+    // their order of appearance).
+    curves.sort_by(|a, b| {
+        per_curve
+            .iter()
+            .rev()
+            .map(|&v| vars[v][a[0]].total_cmp(&vars[v][b[0]]))
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let wrap = per_curve.is_empty() || (per_curve.len() == 1 && distinct(per_curve[0]) > 8);
+    let cols_wrap = (curves.len() as f64).sqrt().ceil().max(1.0) as usize;
+    let mut panels = Vec::with_capacity(curves.len());
+    let mut point = vec![0.0; nv];
+    for (ci, c) in curves.iter().enumerate() {
+        let first = c[0];
+        let params = if by_cols.is_empty() {
+            &top
+        } else {
+            group_params.get(&key_of(first)).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} line {}: no group of the fit has {}",
+                    table.path.display(),
+                    first + 2,
+                    key_of(first).join(",")
+                )
+            })?
+        };
+        let pred = c
+            .iter()
+            .map(|&row| {
+                for (v, col) in vars.iter().enumerate() {
+                    point[v] = col[row];
+                }
+                law.eval(&point, params)
+            })
+            .collect();
+        let mut label: Vec<String> = key_of(first);
+        if let Some(rc) = run.filter(|_| by_cols.is_empty()) {
+            if !table.columns[rc][first].is_empty() {
+                label.push(table.columns[rc][first].clone());
+            }
+        }
+        for &v in &per_curve {
+            label.push(format!(
+                "{} = {}",
+                law.variables[v],
+                format_count(vars[v][first])
+            ));
+        }
+        let (n, t) = if wrap {
+            ((ci % cols_wrap) as f64, (ci / cols_wrap) as f64)
+        } else {
+            (
+                vars[per_curve[0]][first],
+                per_curve.get(1).map_or(0.0, |&v| vars[v][first]),
+            )
+        };
+        panels.push(Panel {
+            run: label.join(", "),
+            n,
+            t,
+            label: label.join(", "),
+            tokens: c.iter().map(|&row| vars[x][row]).collect(),
+            loss: c.iter().map(|&row| loss[row]).collect(),
+            pred,
+            held_out: c.iter().map(|&row| held[row]).collect(),
+            band: Vec::new(),
+        });
+    }
+    let xs = &vars[x];
+    let (lo, hi) = xs
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    // Spans of more than a decade or so read better on a log axis.
+    let x_log = lo > 0.0 && hi / lo >= 20.0;
+    let (x_unit, suffix) = match hi.abs() {
+        _ if x_log => (1.0, ""),
+        m if m >= 1e9 => (1e9, " (B)"),
+        m if m >= 1e6 => (1e6, " (M)"),
+        m if m >= 1e3 => (1e3, " (K)"),
+        _ => (1.0, ""),
+    };
+    let mut title = format!("{DEFAULT_TITLE} · {} law · R² = {:.4}", r.law, r.metrics.r2);
+    if let Some(t) = &r.test {
+        title.push_str(&format!(" · test R² = {:.4}", t.metrics.r2));
+    }
+    let opts = PlotOptions {
+        title: Some(title),
+        x_label: format!("{}{suffix}", law.variables[x]),
+        x_unit,
+        x_log,
+        ..PlotOptions::default()
+    };
+    Ok((panels, opts))
+}

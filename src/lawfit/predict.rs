@@ -1,0 +1,110 @@
+//! Reading a law fit back from its fit.json, and predicting with it.
+
+use anyhow::{bail, Context};
+use indexmap::IndexMap;
+
+use crate::law::{CompiledLaw, LawFile};
+use crate::report::LawFitReport;
+
+/// A law fit read back from its fit.json.
+pub struct LawFit {
+    pub report: LawFitReport,
+    /// The law compiled with the variables it was fitted with.
+    pub law: CompiledLaw,
+    pub axis: Option<String>,
+}
+
+/// Read a law fit's fit.json, checking that it has every parameter.
+pub fn read_law_fit(path: &std::path::Path) -> anyhow::Result<LawFit> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read it", path.display()))?;
+    let r: LawFitReport = crate::report::parse_json(&text)
+        .with_context(|| format!("{}: not a fit.json of a law fit", path.display()))?;
+    let origin = format!("{} (law_file)", path.display());
+    let mut file = LawFile::parse(&r.law_file, &origin)?;
+    file.variables = r.variables.clone();
+    let law = file.compile(&origin)?;
+    let sets: Vec<&IndexMap<String, f64>> = if r.groups.is_empty() {
+        vec![&r.params]
+    } else {
+        r.groups.iter().map(|g| &g.params).collect()
+    };
+    for params in sets {
+        for name in &law.params {
+            match params.get(name) {
+                Some(v) if v.is_finite() => {}
+                Some(v) => bail!("{}: parameter {name} is {v}", path.display()),
+                None => bail!("{}: parameter {name} is missing", path.display()),
+            }
+        }
+    }
+    Ok(LawFit {
+        report: r,
+        law,
+        axis: file.axis,
+    })
+}
+
+/// Predictions of a law fit on the product of `at` (variable, values) in
+/// the law's variable order: a header and rows (group key columns first
+/// when the fit has groups).
+pub fn predict_rows(
+    r: &LawFitReport,
+    law: &CompiledLaw,
+    at: &[(String, Vec<f64>)],
+) -> anyhow::Result<(Vec<String>, Vec<Vec<String>>)> {
+    if let Some((n, _)) = at.iter().find(|(n, _)| !law.variables.contains(n)) {
+        bail!(
+            "--at {n}: the law has no variable {n} (its variables: {})",
+            law.variables.join(", ")
+        );
+    }
+    let mut axes = Vec::new();
+    for v in &law.variables {
+        let Some((_, values)) = at.iter().find(|(n, _)| n == v) else {
+            bail!(
+                "give --at {v}=LIST: the law's variables are {}",
+                law.variables.join(", ")
+            );
+        };
+        axes.push(values.clone());
+    }
+    let sets: Vec<(Vec<String>, Vec<f64>)> = if r.groups.is_empty() {
+        vec![(Vec::new(), law.params.iter().map(|n| r.params[n]).collect())]
+    } else {
+        r.groups
+            .iter()
+            .map(|g| {
+                let key = g.key.values().cloned().collect();
+                (key, law.params.iter().map(|n| g.params[n]).collect())
+            })
+            .collect()
+    };
+    let total: usize = axes.iter().map(Vec::len).product::<usize>() * sets.len();
+    if total > crate::predict::MAX_ROWS {
+        bail!(
+            "{total} rows asked for, more than {}",
+            crate::predict::MAX_ROWS
+        );
+    }
+    let mut header: Vec<String> = r.by.clone();
+    header.extend(law.variables.iter().cloned());
+    header.push("pred".into());
+    let mut rows = Vec::with_capacity(total);
+    let mut point = vec![0.0; axes.len()];
+    for (key, p) in &sets {
+        let count: usize = axes.iter().map(Vec::len).product();
+        for mut k in 0..count {
+            // Last variable fastest.
+            for (v, values) in axes.iter().enumerate().rev() {
+                point[v] = values[k % values.len()];
+                k /= values.len();
+            }
+            let mut row = key.clone();
+            row.extend(point.iter().map(|x| x.to_string()));
+            row.push(law.eval(&point, p).to_string());
+            rows.push(row);
+        }
+    }
+    Ok((header, rows))
+}
