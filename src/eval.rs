@@ -198,7 +198,7 @@ pub fn folds(ds: &Dataset, opts: &EvalOptions) -> anyhow::Result<(Vec<Fold>, Vec
 }
 
 /// Every k-element subset of 0..n, in lexicographic order.
-fn combinations(n: usize, k: usize) -> Vec<Vec<usize>> {
+pub fn combinations(n: usize, k: usize) -> Vec<Vec<usize>> {
     let mut out = Vec::new();
     let mut cur: Vec<usize> = (0..k).collect();
     if k > n {

@@ -297,3 +297,71 @@ fn law_errors_say_what_is_wrong() {
         assert!(!out.exists(), "{extra:?}: a failed fit writes nothing");
     }
 }
+
+/// `eval` of a bare formula: the protocols that apply run (sizes over N,
+/// token fractions along the guessed axis D), the one that does not (no T)
+/// is skipped with a note, and asked for explicitly it is an error.
+#[test]
+fn eval_of_any_law_runs_the_protocols_that_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = chinchilla_csv(dir.path());
+    let out = dir.path().join("eval");
+    let law = "E + A/N^alpha + B/D^beta";
+    let run = ok(
+        dir.path(),
+        &[
+            "eval",
+            csv.to_str().unwrap(),
+            "--law",
+            law,
+            "--test-where",
+            "run=m1600000000",
+            "--backend",
+            "cpu",
+            "--starts",
+            "32",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let r = read_json(&out.join("eval.json"));
+    let folds = r["folds"].as_array().unwrap();
+    let count = |p: &str| folds.iter().filter(|f| f["protocol"] == p).count();
+    // 6 sizes, 3 per fold: C(6, 3); three token fractions; one test-where.
+    assert_eq!(count("sizes"), 20, "{}", run.dump());
+    assert_eq!(count("tokens"), 3);
+    assert_eq!(count("test-where"), 1);
+    let tw = folds
+        .iter()
+        .find(|f| f["protocol"] == "test-where")
+        .unwrap();
+    assert_eq!(tw["held_out_points"], 40);
+    // The data is the law within 0.2%: extrapolations along D are close.
+    for f in folds.iter().filter(|f| f["protocol"] == "tokens") {
+        let rel = f["rmse"].as_f64().unwrap() / 2.5;
+        assert!(rel < 0.01, "{f}");
+    }
+    let notes = r["notes"].to_string();
+    assert!(notes.contains("no variable T"), "{notes}");
+    let run = sweepfit(
+        dir.path(),
+        &[
+            "eval",
+            csv.to_str().unwrap(),
+            "--law",
+            law,
+            "--protocol",
+            "leave-t",
+            "--backend",
+            "cpu",
+            "--out",
+            dir.path().join("eval2").to_str().unwrap(),
+        ],
+    );
+    run.assert_failed("leave-t without T");
+    assert!(
+        run.stderr.contains("the law has no variable T"),
+        "{}",
+        run.dump()
+    );
+}

@@ -24,14 +24,18 @@ pub(crate) struct EvalArgs {
     /// Write into a non-empty output directory (replacing what eval writes).
     #[arg(long)]
     force: bool,
-    /// Protocols to run, comma-separated.
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "sizes,tokens,leave-t"
-    )]
-    protocol: Vec<Protocol>,
+    /// Protocols to run, comma-separated [default: sizes,tokens,leave-t;
+    /// for laws given with --law, those that apply to the data].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    protocol: Option<Vec<Protocol>>,
+    /// For laws given with --law: the per-curve variable leave-t leaves out
+    /// one value of at a time (e.g. E, V).
+    #[arg(long, value_name = "VAR", default_value = "T")]
+    leave: String,
+    /// Also hold out the rows whose COLUMN equals VALUE (e.g. split=test),
+    /// as one more fold, protocol test-where (runs on the CPU).
+    #[arg(long, value_name = "COLUMN=VALUE", value_parser = sweepfit::data::Selector::parse)]
+    test_where: Option<sweepfit::data::Selector>,
     /// Model sizes each `sizes` fold trains on.
     #[arg(long, default_value_t = 3)]
     train_sizes: usize,
@@ -49,6 +53,9 @@ pub(crate) struct EvalArgs {
 }
 
 pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
+    if a.fit.hand_written().is_none() || a.test_where.is_some() || a.leave != "T" {
+        return cmd_eval_law(a);
+    }
     let opts = fit_options(&a.fit)?;
     a.backend.check()?;
     for f in &a.fractions {
@@ -59,7 +66,11 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
     let out_dir = check_out_dir(&a.out, a.force)?;
     let ds = a.input.load(&opts.objective)?;
     let mut protocols = Vec::new();
-    for p in &a.protocol {
+    let asked = a
+        .protocol
+        .clone()
+        .unwrap_or_else(|| vec![Protocol::Sizes, Protocol::Tokens, Protocol::LeaveT]);
+    for p in &asked {
         if !protocols.contains(p) {
             protocols.push(*p);
         }
@@ -125,6 +136,92 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
                 title: Some(report::fold_title(i + 1, fr)),
                 ..Default::default()
             };
+            report::draw_grid(&path, &panels, &opts)?;
+            pictures += 1;
+        }
+        written.push("folds");
+    }
+    out_dir.warn_stale(&written);
+    term::out(format_args!("{}", report::eval_summary(&out.report)));
+    say!(
+        "wrote {} and {}",
+        out_dir.join("eval.json").display(),
+        out_dir.join("eval.csv").display()
+    );
+    if a.plot {
+        say!(
+            "wrote {pictures} fold pictures to {}",
+            out_dir.join("folds").display()
+        );
+    }
+    Ok(())
+}
+
+/// `eval` of any law from a CSV, on the compiled CPU evaluator.
+fn cmd_eval_law(a: EvalArgs) -> anyhow::Result<()> {
+    let fit = a.fit.law_fit_options(&[], a.test_where.clone())?;
+    let (file, text, origin) = a.fit.law_source()?;
+    if a.input.manifest().is_some() || a.input.filtered() {
+        anyhow::bail!(
+            "--manifest and --min-tokens/--max-tokens/--stride work with the looplm and \
+             chinchilla laws only so far"
+        );
+    }
+    if a.backend.backend == BackendChoice::Gpu {
+        anyhow::bail!(
+            "--backend gpu: the GPU evaluates the looplm and chinchilla laws only so far \
+             (and not with --test-where or --leave); use --backend cpu"
+        );
+    }
+    for f in &a.fractions {
+        if !(*f > 0.0 && *f < 1.0) {
+            anyhow::bail!("--fractions: {f} is not strictly between 0 and 1");
+        }
+    }
+    let out_dir = check_out_dir(&a.out, a.force)?;
+    let Some(input) = a.input.path() else {
+        anyhow::bail!("give the data as a CSV file");
+    };
+    let table = sweepfit::data::Table::read(input)?;
+    let bound = sweepfit::lawfit::bind(file, &text, &origin, &table)?;
+    let mut protocols = a.protocol.clone();
+    if let Some(p) = &mut protocols {
+        p.dedup();
+    }
+    let opts = sweepfit::lawfit::LawEvalOptions {
+        protocols,
+        train_sizes: a.train_sizes,
+        fractions: a.fractions.clone(),
+        leave: a.leave.clone(),
+    };
+    let bar = spinner();
+    let out = sweepfit::lawfit::evaluate(&bound, &table, &fit, &opts, |p: Progress| {
+        bar.set_message(format!(
+            "iteration {} · {} starts active across all folds",
+            p.iteration, p.active
+        ));
+        bar.tick();
+    });
+    bar.finish_and_clear();
+    let out = out?;
+    out_dir.create()?;
+    report::write_eval_json(&out_dir.join("eval.json"), &out.report)?;
+    report::write_eval_csv(&out_dir.join("eval.csv"), &out.report)?;
+    let mut written = vec!["eval.json", "eval.csv"];
+    let mut pictures = 0;
+    if a.plot {
+        let dir = out_dir.join("folds");
+        output::create_dir(&dir)?;
+        for (i, (fr, (held, params))) in out
+            .report
+            .folds
+            .iter()
+            .zip(out.held_out.iter().zip(&out.params))
+            .enumerate()
+        {
+            let (panels, mut opts) = sweepfit::lawfit::fold_panels(&bound, &table, params, held)?;
+            opts.title = Some(report::fold_title(i + 1, fr));
+            let path = dir.join(format!("{:02}-{}.png", i + 1, slug(&fr.fold)));
             report::draw_grid(&path, &panels, &opts)?;
             pictures += 1;
         }

@@ -21,10 +21,12 @@ use crate::law::space::LawSpace;
 use crate::law::{parse, CompiledLaw, LawFile};
 use crate::objective::{Objective, Space};
 use crate::optim::{self, BatchObjective, Outcome, Progress, Status};
+mod eval;
 mod plot;
 mod predict;
 
-pub use plot::panels;
+pub use eval::{evaluate, LawEvalOptions, LawEvalOutput};
+pub use plot::{fold_panels, panels};
 pub use predict::{predict_rows, read_law_fit, LawFit};
 
 use crate::report::{
@@ -256,7 +258,6 @@ struct Columns {
     vars: Vec<Vec<f64>>,
     loss: Vec<f64>,
     weight: Vec<f64>,
-    run: Option<usize>,
 }
 
 fn read_columns(b: &BoundLaw, table: &Table, obj: &Objective) -> anyhow::Result<Columns> {
@@ -275,12 +276,7 @@ fn read_columns(b: &BoundLaw, table: &Table, obj: &Objective) -> anyhow::Result<
         Some(c) => table.numbers(c, Check::NonNegative)?,
         None => vec![1.0; table.rows()],
     };
-    Ok(Columns {
-        vars,
-        loss,
-        weight,
-        run: table.find("run"),
-    })
+    Ok(Columns { vars, loss, weight })
 }
 
 /// Rows grouped by `--by` and split by `--test-where`.
@@ -355,30 +351,14 @@ fn sweep_of(b: &BoundLaw, cols: &Columns, table: &Table, rows: &[usize], obj: &O
     };
     let w_of = |r: usize| cols.weight[r] / total;
     if let Some(axis) = b.axis {
-        let mut curves: Vec<Vec<usize>> = Vec::new();
-        let mut index: HashMap<(Option<&str>, Vec<u64>), usize> = HashMap::new();
-        for &r in rows {
-            let key: Vec<u64> = (0..nv)
-                .filter(|&v| v != axis)
-                .map(|v| cols.vars[v][r].to_bits())
-                .collect();
-            let run = cols.run.map(|c| table.columns[c][r].as_str());
-            let ci = *index.entry((run, key)).or_insert_with(|| {
-                curves.push(Vec::new());
-                curves.len() - 1
-            });
-            curves[ci].push(r);
-        }
+        let curves = curves_in(table, &cols.vars, axis, rows);
         let mut distinct: Vec<u64> = rows.iter().map(|&r| cols.vars[axis][r].to_bits()).collect();
         distinct.sort_unstable();
         distinct.dedup();
-        let mut duplicate = false;
-        for c in &mut curves {
-            c.sort_by(|&x, &y| cols.vars[axis][x].total_cmp(&cols.vars[axis][y]));
-            duplicate |= c
-                .windows(2)
-                .any(|w| cols.vars[axis][w[0]] == cols.vars[axis][w[1]]);
-        }
+        let duplicate = curves.iter().any(|c| {
+            c.windows(2)
+                .any(|w| cols.vars[axis][w[0]] == cols.vars[axis][w[1]])
+        });
         // The grid pays for every cell, filled or not.
         if !duplicate && curves.len() * distinct.len() <= 4 * rows.len() {
             let (mut vars, mut y, mut w, mut ranges) = (vec![], vec![], vec![], vec![]);
@@ -402,6 +382,37 @@ fn sweep_of(b: &BoundLaw, cols: &Columns, table: &Table, rows: &[usize], obj: &O
     let w = rows.iter().map(|&r| w_of(r)).collect();
     let ranges = (0..rows.len()).map(|i| i..i + 1).collect();
     Sweep::new(nv, ranges, vars, y, w, None)
+}
+
+/// The curves of `rows`: rows with equal run and equal values of every
+/// variable but the axis, in order of first appearance, each sorted along
+/// the axis.
+fn curves_in(table: &Table, vars: &[Vec<f64>], axis: usize, rows: &[usize]) -> Vec<Vec<usize>> {
+    let run = table.find("run");
+    let mut curves: Vec<Vec<usize>> = Vec::new();
+    let mut index: HashMap<(Option<&str>, Vec<u64>), usize> = HashMap::new();
+    for &r in rows {
+        let key: Vec<u64> = (0..vars.len())
+            .filter(|&v| v != axis)
+            .map(|v| vars[v][r].to_bits())
+            .collect();
+        let label = run.map(|c| table.columns[c][r].as_str());
+        let ci = *index.entry((label, key)).or_insert_with(|| {
+            curves.push(Vec::new());
+            curves.len() - 1
+        });
+        curves[ci].push(r);
+    }
+    for c in &mut curves {
+        c.sort_by(|&x, &y| vars[axis][x].total_cmp(&vars[axis][y]));
+    }
+    curves
+}
+
+/// The curves of every row of `table` along `axis`.
+fn curves_of(table: &Table, vars: &[Vec<f64>], axis: usize) -> Vec<Vec<usize>> {
+    let all: Vec<usize> = (0..table.rows()).collect();
+    curves_in(table, vars, axis, &all)
 }
 
 /// Reference point of the linear parameters' terms: per variable, the
@@ -807,6 +818,40 @@ fn cpu_report() -> BackendReport {
             "{} threads, f64, compiled law",
             rayon::current_num_threads()
         ),
+    }
+}
+
+/// A report with nothing fitted yet: the law's identity only.
+fn empty_report(b: &BoundLaw) -> LawFitReport {
+    LawFitReport {
+        law: b.file.name.clone(),
+        law_file: b.text.clone(),
+        formula: b.file.formula.clone(),
+        variables: b.file.variables.clone(),
+        params: IndexMap::new(),
+        fixed: Vec::new(),
+        objective: ObjectiveReport {
+            loss: String::new(),
+            space: String::new(),
+            delta: 0.0,
+            value: f64::NAN,
+        },
+        metrics: SetMetrics::default(),
+        test: None,
+        by: Vec::new(),
+        groups: Vec::new(),
+        starts: StartsReport {
+            count: 0,
+            at_best: 0,
+            status_counts: IndexMap::new(),
+            iterations: 0,
+            evaluations: 0,
+            start_evaluations: 0,
+        },
+        backend: cpu_report(),
+        seconds: 0.0,
+        points: 0,
+        notes: Vec::new(),
     }
 }
 

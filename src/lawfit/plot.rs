@@ -6,7 +6,7 @@ use indexmap::IndexMap;
 
 use crate::data::{Check, Selector, Table};
 use crate::law::CompiledLaw;
-use crate::report::LawFitReport;
+use crate::report::{format_count, LawFitReport, Panel, PlotOptions, DEFAULT_TITLE};
 
 /// The Real-vs-Pred picture of a law fit over the rows of `table` (the
 /// fitted CSV, or the pred.csv written beside fit.json): one panel per
@@ -18,27 +18,68 @@ pub fn panels(
     axis: Option<&str>,
     r: &LawFitReport,
     table: &Table,
-) -> anyhow::Result<(Vec<crate::report::Panel>, crate::report::PlotOptions)> {
-    use crate::report::{format_count, Panel, PlotOptions, DEFAULT_TITLE};
-    let mut vars = Vec::new();
-    for v in &law.variables {
-        let col = r.variables.get(v).map_or(v.as_str(), String::as_str);
-        vars.push(table.numbers(table.require(col, &format!("variable {v}"))?, Check::Finite)?);
-    }
-    let loss = table.numbers(table.require("loss", "the loss")?, Check::Finite)?;
-    let rows = table.rows();
+) -> anyhow::Result<(Vec<Panel>, PlotOptions)> {
     let held: Vec<bool> = match (table.find("set"), &r.test) {
         (Some(c), _) => table.columns[c].iter().map(|s| s == "test").collect(),
         (None, Some(t)) => Selector::parse(&t.selector)
             .map_err(|e| anyhow::anyhow!(e))?
             .rows(table)?,
-        (None, None) => vec![false; rows],
+        (None, None) => vec![false; table.rows()],
     };
+    let (panels, mut opts) = draw(law, axis, &r.variables, &r.by, r, &held, table)?;
+    let mut title = format!("{DEFAULT_TITLE} · {} law · R² = {:.4}", r.law, r.metrics.r2);
+    if let Some(t) = &r.test {
+        title.push_str(&format!(" · test R² = {:.4}", t.metrics.r2));
+    }
+    opts.title = Some(title);
+    Ok((panels, opts))
+}
+
+/// The picture of one eval fold: `params` on every row, `held` marked.
+pub fn fold_panels(
+    b: &super::BoundLaw,
+    table: &Table,
+    params: &IndexMap<String, f64>,
+    held: &[bool],
+) -> anyhow::Result<(Vec<Panel>, PlotOptions)> {
+    let r = LawFitReport {
+        params: params.clone(),
+        ..super::empty_report(b)
+    };
+    draw(
+        &b.law,
+        b.file.axis.as_deref(),
+        &b.file.variables,
+        &[],
+        &r,
+        held,
+        table,
+    )
+}
+
+/// Panels of `table`'s rows with the parameters of `r` (its groups' by the
+/// `by` columns), `held` rows marked; the options without a title.
+fn draw(
+    law: &CompiledLaw,
+    axis: Option<&str>,
+    variables: &IndexMap<String, String>,
+    by: &[String],
+    r: &LawFitReport,
+    held: &[bool],
+    table: &Table,
+) -> anyhow::Result<(Vec<Panel>, PlotOptions)> {
+    let mut vars = Vec::new();
+    for v in &law.variables {
+        let col = variables.get(v).map_or(v.as_str(), String::as_str);
+        vars.push(table.numbers(table.require(col, &format!("variable {v}"))?, Check::Finite)?);
+    }
+    let loss = table.numbers(table.require("loss", "the loss")?, Check::Finite)?;
+    let rows = table.rows();
     // Parameters of every row: its group's, or the fit's.
-    let by_cols: Vec<usize> =
-        r.by.iter()
-            .map(|b| table.require(b, "a --by column of the fit"))
-            .collect::<Result<_, _>>()?;
+    let by_cols: Vec<usize> = by
+        .iter()
+        .map(|b| table.require(b, "a --by column of the fit"))
+        .collect::<Result<_, _>>()?;
     let key_of = |row: usize| -> Vec<String> {
         by_cols
             .iter()
@@ -178,12 +219,7 @@ pub fn panels(
         m if m >= 1e3 => (1e3, " (K)"),
         _ => (1.0, ""),
     };
-    let mut title = format!("{DEFAULT_TITLE} · {} law · R² = {:.4}", r.law, r.metrics.r2);
-    if let Some(t) = &r.test {
-        title.push_str(&format!(" · test R² = {:.4}", t.metrics.r2));
-    }
     let opts = PlotOptions {
-        title: Some(title),
         x_label: format!("{}{suffix}", law.variables[x]),
         x_unit,
         x_log,

@@ -116,13 +116,13 @@ pub fn eval_summary(r: &EvalReport) -> String {
     );
     let _ = writeln!(
         s,
-        "\n{:<9} {:<40} {:>8} {:>8} {:>8} {:>11} {:>8}",
+        "\n{:<10} {:<40} {:>8} {:>8} {:>8} {:>11} {:>8}",
         "protocol", "fold", "train", "held out", "R2", "RMSE", "MAPE"
     );
     for f in std::iter::once(&r.full).chain(&r.folds) {
         let _ = writeln!(
             s,
-            "{:<9} {:<40} {:>8} {:>8} {:>8} {:>11} {:>8}",
+            "{:<10} {:<40} {:>8} {:>8} {:>8} {:>11} {:>8}",
             f.protocol,
             f.fold,
             f.train_points,
@@ -134,13 +134,13 @@ pub fn eval_summary(r: &EvalReport) -> String {
     }
     let _ = writeln!(
         s,
-        "\n{:<9} {:>6} {:>10} {:>11} {:>10}",
+        "\n{:<10} {:>6} {:>10} {:>11} {:>10}",
         "protocol", "folds", "mean R2", "mean RMSE", "mean MAPE"
     );
     for p in &r.summary {
         let _ = writeln!(
             s,
-            "{:<9} {:>6} {:>10} {:>11} {:>10}",
+            "{:<10} {:>6} {:>10} {:>11} {:>10}",
             p.protocol,
             p.folds,
             format_r2(p.r2),

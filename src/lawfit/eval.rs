@@ -1,0 +1,323 @@
+//! `eval` for any law: refit on part of the rows and score the rest, every
+//! fold (and the fit on all rows) one job of a single batch.
+//! - sizes: train on every choice of `train_sizes` values of the law's
+//!   variable N, predict the rows of the other values;
+//! - tokens: train on the first fraction of every curve along the law's
+//!   axis, predict the rest;
+//! - leave one value of a per-curve variable (`--leave`, T by default) out;
+//! - test-where: the rows `--test-where` selects held out.
+
+use std::time::Instant;
+
+use anyhow::bail;
+use indexmap::IndexMap;
+
+use super::{
+    cpu_report, curves_of, fit_jobs, law_space, predict_into, read_columns, BoundLaw, Group,
+    LawFitOptions,
+};
+use crate::data::Table;
+use crate::eval::{combinations, Protocol, MAX_FOLDS};
+use crate::optim::Progress;
+use crate::report::{format_count, EvalReport, FoldReport, ProtocolSummary};
+
+#[derive(Debug, Clone)]
+pub struct LawEvalOptions {
+    /// Protocols asked for; `None`: every one that applies, with a note
+    /// for those that do not.
+    pub protocols: Option<Vec<Protocol>>,
+    pub train_sizes: usize,
+    pub fractions: Vec<f64>,
+    /// The per-curve variable `leave-t` leaves out one value of at a time.
+    pub leave: String,
+}
+
+/// What [`evaluate`] returns: the report, and per fold its rows held out
+/// and its parameters (for pictures).
+pub struct LawEvalOutput {
+    pub report: EvalReport,
+    pub held_out: Vec<Vec<bool>>,
+    pub params: Vec<IndexMap<String, f64>>,
+}
+
+/// Name of a protocol in reports: leave-one-out carries its variable.
+fn protocol_name(p: Protocol, leave: &str) -> String {
+    match p {
+        Protocol::LeaveT => format!("leave-{}", leave.to_lowercase()),
+        other => other.name().to_string(),
+    }
+}
+
+/// A fold and the name of its protocol.
+type NamedFold = (String, Group);
+
+/// The folds of the asked protocols on `table` (plus `--test-where`), and
+/// notes on protocols that do not apply.
+fn folds(
+    b: &BoundLaw,
+    table: &Table,
+    vars: &[Vec<f64>],
+    fit: &LawFitOptions,
+    opts: &LawEvalOptions,
+) -> anyhow::Result<(Vec<NamedFold>, Vec<String>)> {
+    let rows = table.rows();
+    let explicit = opts.protocols.is_some();
+    let protocols = opts
+        .protocols
+        .clone()
+        .unwrap_or_else(|| vec![Protocol::Sizes, Protocol::Tokens, Protocol::LeaveT]);
+    let mut out = Vec::new();
+    let mut notes = Vec::new();
+    let mut skip = |why: String| -> anyhow::Result<()> {
+        if explicit {
+            bail!("{why}");
+        }
+        notes.push(format!("{why}: skipped"));
+        Ok(())
+    };
+    let fold = |label: String, held: &dyn Fn(usize) -> bool| -> Group {
+        let (test, train): (Vec<usize>, Vec<usize>) = (0..rows).partition(|&r| held(r));
+        Group {
+            key: IndexMap::from([("fold".to_string(), label)]),
+            train,
+            test,
+        }
+    };
+    let var = |name: &str| b.law.variables.iter().position(|v| v == name);
+    let distinct = |v: usize| {
+        let mut d = vars[v].clone();
+        d.sort_by(f64::total_cmp);
+        d.dedup();
+        d
+    };
+    for p in protocols {
+        let name = protocol_name(p, &opts.leave);
+        match p {
+            Protocol::Sizes => {
+                let Some(v) = var("N") else {
+                    skip("sizes: the law has no variable N".to_string())?;
+                    continue;
+                };
+                let ns = distinct(v);
+                let k = opts.train_sizes;
+                if k == 0 {
+                    bail!("--train-sizes must be at least 1");
+                }
+                if ns.len() <= k {
+                    skip(format!(
+                        "sizes: the data has {} values of N and each fold trains on {k} \
+                         (set --train-sizes lower)",
+                        ns.len()
+                    ))?;
+                    continue;
+                }
+                let subsets = combinations(ns.len(), k);
+                if subsets.len() > MAX_FOLDS {
+                    bail!(
+                        "sizes: {} choose {k} is {} folds, more than {MAX_FOLDS}; set --train-sizes",
+                        ns.len(),
+                        subsets.len()
+                    );
+                }
+                for s in subsets {
+                    let chosen: Vec<f64> = s.iter().map(|&i| ns[i]).collect();
+                    let names: Vec<String> = chosen.iter().map(|&n| format_count(n)).collect();
+                    let label = format!("train N = {}", names.join(", "));
+                    out.push((
+                        name.clone(),
+                        fold(label, &|r| !chosen.contains(&vars[v][r])),
+                    ));
+                }
+            }
+            Protocol::Tokens => {
+                let Some(axis) = b.axis else {
+                    skip("tokens: the law names no axis to cut its curves along".to_string())?;
+                    continue;
+                };
+                let curves = curves_of(table, vars, axis);
+                for &f in &opts.fractions {
+                    if !(f > 0.0 && f < 1.0) {
+                        bail!("token fractions must lie in (0, 1), got {f}");
+                    }
+                    let mut held = vec![false; rows];
+                    for c in &curves {
+                        let last = c.last().map_or(0.0, |&r| vars[axis][r]);
+                        for &r in c {
+                            held[r] = vars[axis][r] > f * last;
+                        }
+                    }
+                    let label = format!("first {}% of {}", 100.0 * f, b.law.variables[axis]);
+                    out.push((name.clone(), fold(label, &|r| held[r])));
+                }
+            }
+            Protocol::LeaveT => {
+                let Some(v) = var(&opts.leave) else {
+                    skip(format!(
+                        "{name}: the law has no variable {} (set --leave to one of {})",
+                        opts.leave,
+                        b.law.variables.join(", ")
+                    ))?;
+                    continue;
+                };
+                let values = distinct(v);
+                if values.len() < 3 {
+                    skip(format!(
+                        "{name}: the data has {} value(s) of {}; leaving one out needs at least \
+                         3 so that the rest still determine its term",
+                        values.len(),
+                        opts.leave
+                    ))?;
+                    continue;
+                }
+                for &x in &values {
+                    let label = format!("leave out {} = {}", opts.leave, format_count(x));
+                    out.push((name.clone(), fold(label, &|r| vars[v][r] == x)));
+                }
+            }
+        }
+    }
+    if let Some(s) = &fit.test_where {
+        let held = s.rows(table)?;
+        let label = format!("test where {}={}", s.column, s.value);
+        out.push(("test-where".to_string(), fold(label, &|r| held[r])));
+    }
+    Ok((out, notes))
+}
+
+/// Evaluate `b` on `table`: every fold and the fit on all rows in one
+/// batch, each fold scored on its held-out rows.
+pub fn evaluate(
+    b: &BoundLaw,
+    table: &Table,
+    fit: &LawFitOptions,
+    opts: &LawEvalOptions,
+    progress: impl FnMut(Progress),
+) -> anyhow::Result<LawEvalOutput> {
+    let started = Instant::now();
+    if fit.starts == 0 {
+        bail!("--starts must be at least 1");
+    }
+    let cols = read_columns(b, table, &fit.objective)?;
+    let (folds, notes) = folds(b, table, &cols.vars, fit, opts)?;
+    if folds.is_empty() {
+        bail!("no protocol applies to this data: {}", notes.join("; "));
+    }
+    let all: Vec<usize> = (0..table.rows()).collect();
+    let space = law_space(b, &cols, &all, &fit.fix)?;
+    let mut jobs = vec![Group {
+        key: IndexMap::new(),
+        train: all.clone(),
+        test: Vec::new(),
+    }];
+    jobs.extend(folds.iter().map(|(_, g)| g.clone()));
+    crate::memory::ensure_fits(
+        &format!("{} folds of {} starts each", jobs.len(), fit.starts),
+        (jobs.len() * fit.starts) as f64
+            * crate::optim::problem_bytes(space.dim(), fit.lbfgs.memory),
+    )?;
+    let (fits, _outcomes, calls) = fit_jobs(b, table, &cols, &space, &jobs, fit, progress)?;
+    let mut pred = vec![f64::NAN; table.rows()];
+    let mut reports = Vec::with_capacity(jobs.len());
+    let mut held_out = Vec::new();
+    let mut params = Vec::new();
+    for (i, (job, f)) in jobs.iter().zip(&fits).enumerate() {
+        let scored = if i == 0 { &job.train } else { &job.test };
+        predict_into(b, &cols, &f.params, scored, &mut pred);
+        let loss: Vec<f64> = scored.iter().map(|&r| cols.loss[r]).collect();
+        let pr: Vec<f64> = scored.iter().map(|&r| pred[r]).collect();
+        let m = crate::report::SetMetrics::new(&loss, &pr);
+        let mape = 100.0
+            * loss
+                .iter()
+                .zip(&pr)
+                .map(|(y, p)| (p - y).abs() / y.abs())
+                .sum::<f64>()
+            / loss.len().max(1) as f64;
+        let named: IndexMap<String, f64> = b
+            .law
+            .params
+            .iter()
+            .cloned()
+            .zip(f.params.iter().copied())
+            .collect();
+        reports.push(FoldReport {
+            protocol: if i == 0 {
+                "all".into()
+            } else {
+                folds[i - 1].0.clone()
+            },
+            fold: job
+                .key
+                .get("fold")
+                .cloned()
+                .unwrap_or_else(|| "all points".into()),
+            train_points: job.train.len(),
+            held_out_points: job.test.len(),
+            scored_points: scored.len(),
+            objective: f.objective,
+            starts: fit.starts,
+            at_best: f.at_best,
+            params: named.clone(),
+            r2: m.r2,
+            rmse: m.rmse,
+            mape,
+        });
+        if i > 0 {
+            let mut h = vec![false; table.rows()];
+            for &r in &job.test {
+                h[r] = true;
+            }
+            held_out.push(h);
+            params.push(named);
+        }
+    }
+    let full = reports.remove(0);
+    let mut names: Vec<String> = Vec::new();
+    for (n, _) in &folds {
+        if !names.contains(n) {
+            names.push(n.clone());
+        }
+    }
+    let summary = names
+        .iter()
+        .map(|p| {
+            let rs: Vec<&FoldReport> = reports.iter().filter(|r| &r.protocol == p).collect();
+            let mean =
+                |f: fn(&FoldReport) -> f64| rs.iter().map(|r| f(r)).sum::<f64>() / rs.len() as f64;
+            ProtocolSummary {
+                protocol: p.clone(),
+                folds: rs.len(),
+                r2: mean(|r| r.r2),
+                rmse: mean(|r| r.rmse),
+                mape: mean(|r| r.mape),
+            }
+        })
+        .collect();
+    let report = EvalReport {
+        law: b.file.name.clone(),
+        loss: fit.objective.loss_name().to_string(),
+        space: fit.objective.space_name().to_string(),
+        fixed: space
+            .rules
+            .iter()
+            .filter(|r| r.fixed.is_some())
+            .map(|r| r.name.clone())
+            .collect(),
+        points: table.rows(),
+        configs: b
+            .axis
+            .map_or(table.rows(), |a| curves_of(table, &cols.vars, a).len()),
+        full,
+        folds: reports,
+        summary,
+        backend: cpu_report(),
+        batched_evaluations: calls,
+        seconds: started.elapsed().as_secs_f64(),
+        notes,
+    };
+    Ok(LawEvalOutput {
+        report,
+        held_out,
+        params,
+    })
+}
