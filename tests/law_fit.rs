@@ -365,3 +365,83 @@ fn eval_of_any_law_runs_the_protocols_that_apply() {
         run.dump()
     );
 }
+
+/// `simulate --law` writes a CSV that `fit --law` reads back; without
+/// noise the fit recovers the parameters.
+#[test]
+fn simulate_any_law_and_fit_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("sim.csv");
+    let law = "E + A/N^alpha + B/(D + t2)^beta";
+    let truth = [
+        ("E", 1.7),
+        ("A", 420.0),
+        ("alpha", 0.33),
+        ("B", 800.0),
+        ("t2", 2e8),
+        ("beta", 0.3),
+    ];
+    let mut args: Vec<String> = ["simulate", "--law", law, "--noise", "0", "--out"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.push(csv.to_str().unwrap().into());
+    for (n, v) in truth {
+        args.push("--param".into());
+        args.push(format!("{n}={v}"));
+    }
+    args.extend(["--at", "N=5e7:2e9:6:log", "--at", "D=1e8:2e10:40"].map(String::from));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(dir.path(), &argv);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().next(), Some("run,N,D,loss"));
+    assert_eq!(text.lines().count(), 1 + 6 * 40);
+    let truth_json = read_json(&dir.path().join("sim.csv.truth.json"));
+    assert_eq!(num(&truth_json, &["params", "beta"]), 0.3);
+
+    let out = dir.path().join("fit");
+    ok(
+        dir.path(),
+        &[
+            "fit",
+            csv.to_str().unwrap(),
+            "--law",
+            law,
+            "--backend",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let r = read_json(&out.join("fit.json"));
+    for (n, v) in truth {
+        let got = num(&r, &["params", n]);
+        assert!(
+            (got - v).abs() <= 1e-3 * v,
+            "{n} = {got}, simulated with {v}"
+        );
+    }
+
+    // Every parameter and variable must be given, and only the law's.
+    for (extra, want) in [
+        (
+            vec!["--at", "N=1e9", "--at", "D=1e9"],
+            "give --param E=VALUE",
+        ),
+        (
+            vec!["--param", "E=1"],
+            "give the variables' values with --at",
+        ),
+        (
+            vec!["--param", "E=1", "--at", "N=1e9"],
+            "give --param A=VALUE",
+        ),
+        (vec!["--points", "10"], "--points, --warmup and --late-rise"),
+    ] {
+        let mut a = vec!["simulate", "--law", law, "--out", "x.csv"];
+        a.extend(extra);
+        let run = sweepfit(dir.path(), &a);
+        run.assert_failed(want);
+        assert!(run.stderr.contains(want), "{}", run.dump());
+    }
+}

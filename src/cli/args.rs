@@ -10,8 +10,8 @@ use sweepfit::backend::BackendChoice;
 use sweepfit::bootstrap::{BootstrapOptions, Resample};
 use sweepfit::data::Selector;
 use sweepfit::data::{self, Dataset, Filter, ReadOptions};
-use sweepfit::fit::{self, FitOptions};
-use sweepfit::law::{LawFile, LawKind, NP, PARAM_NAMES};
+use sweepfit::fit::FitOptions;
+use sweepfit::law::{LawFile, LawKind, NP};
 use sweepfit::lawfit::{self, LawFitOptions};
 use sweepfit::memory;
 use sweepfit::objective::{LossKind, Objective, Space};
@@ -222,6 +222,17 @@ pub(crate) struct SimFlags {
     late_rise: f64,
 }
 
+impl SimFlags {
+    /// The noise of a simulation of a law given with --law, which takes
+    /// its rows from --at: the looplm20 sweep's shape options do not apply.
+    pub(crate) fn law_noise(&self) -> anyhow::Result<f64> {
+        if self.points != 500 || self.warmup != 0.0 || self.late_rise != 0.0 {
+            bail!("--points, --warmup and --late-rise shape the looplm20 preset; with --law the rows come from --at");
+        }
+        Ok(self.noise)
+    }
+}
+
 fn parse_fix(s: &str) -> Result<(String, f64), String> {
     let (name, value) = s
         .split_once('=')
@@ -230,8 +241,13 @@ fn parse_fix(s: &str) -> Result<(String, f64), String> {
         .trim()
         .parse()
         .map_err(|_| format!("'{value}' is not a number"))?;
-    let i = fit::param_index(name.trim()).map_err(|e| e.to_string())?;
-    Ok((PARAM_NAMES[i].to_string(), v))
+    // Names are checked against the law when it is known: a law given
+    // with --law has parameters of its own.
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(format!("expected NAME=VALUE, got '{s}'"));
+    }
+    Ok((name.to_string(), v))
 }
 
 impl FitFlags {
@@ -248,34 +264,8 @@ impl FitFlags {
     /// The law file asked for, its text, and where it came from (for
     /// error messages): a file, a built-in, or a bare formula.
     pub(crate) fn law_source(&self) -> anyhow::Result<(LawFile, String, String)> {
-        if let Some(path) = &self.law_file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                anyhow::anyhow!("{}: cannot read the law file: {e}", path.display())
-            })?;
-            let origin = path.display().to_string();
-            return Ok((LawFile::parse(&text, &origin)?, text, origin));
-        }
-        let name = self.law.trim();
-        if let Some(text) = sweepfit::law::builtin(name) {
-            let origin = format!("laws/{name}.toml (built in)");
-            return Ok((LawFile::parse(text, &origin)?, text.to_string(), origin));
-        }
-        let bare_name = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if bare_name {
-            bail!(
-                "--law {name}: no built-in law has this name (they are {}), and a formula needs \
-                 an operator, e.g. 'E + A/N^alpha'",
-                sweepfit::law::builtin_names().join(", ")
-            );
-        }
-        let file = LawFile::from_formula(name)?;
-        let text = format!("name = \"custom\"\nformula = {name:?}\n");
-        Ok((file, text, "--law".to_string()))
+        law_source(Some(&self.law), self.law_file.as_deref())
     }
-
     /// Options of a fit of any law from a table.
     pub(crate) fn law_fit_options(
         &self,
@@ -300,6 +290,39 @@ impl FitFlags {
             test_where,
         })
     }
+}
+
+/// The law named by `--law` (a built-in or a formula) or `--law-file`, its
+/// text, and where it came from (for error messages).
+pub(crate) fn law_source(
+    law: Option<&str>,
+    law_file: Option<&std::path::Path>,
+) -> anyhow::Result<(LawFile, String, String)> {
+    if let Some(path) = law_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read the law file: {e}", path.display()))?;
+        let origin = path.display().to_string();
+        return Ok((LawFile::parse(&text, &origin)?, text, origin));
+    }
+    let name = law.unwrap_or(sweepfit::law::DEFAULT_LAW).trim();
+    if let Some(text) = sweepfit::law::builtin(name) {
+        let origin = format!("laws/{name}.toml (built in)");
+        return Ok((LawFile::parse(text, &origin)?, text.to_string(), origin));
+    }
+    let bare_name = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if bare_name {
+        bail!(
+            "--law {name}: no built-in law has this name (they are {}), and a formula needs \
+             an operator, e.g. 'E + A/N^alpha'",
+            sweepfit::law::builtin_names().join(", ")
+        );
+    }
+    let file = LawFile::from_formula(name)?;
+    let text = format!("name = \"custom\"\nformula = {name:?}\n");
+    Ok((file, text, "--law".to_string()))
 }
 
 pub(crate) fn fit_options(f: &FitFlags) -> anyhow::Result<FitOptions> {

@@ -16,6 +16,20 @@ pub(crate) struct SimulateArgs {
     /// Sweep shape: looplm20 is T = 1..4 for N = 53M..1.36B over 0..20B tokens.
     #[arg(long, default_value = "looplm20", value_parser = ["looplm20"])]
     preset: String,
+    /// Simulate this law instead of the preset: a built-in's name or a
+    /// formula (its names given values with --at are its variables).
+    #[arg(long, conflicts_with = "law_file")]
+    law: Option<String>,
+    /// Simulate the law of this law file.
+    #[arg(long, value_name = "FILE")]
+    law_file: Option<PathBuf>,
+    /// With --law: a parameter's value, NAME=VALUE (one per parameter).
+    #[arg(long, value_name = "NAME=VALUE", allow_hyphen_values = true)]
+    param: Vec<String>,
+    /// With --law: a variable's values, VAR=LIST as for `predict --N`; the
+    /// rows are every combination.
+    #[arg(long, value_name = "VAR=LIST", allow_hyphen_values = true)]
+    at: Vec<String>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Long CSV to write; the true parameters go next to it as FILE.truth.json.
@@ -29,13 +43,19 @@ pub(crate) struct SimulateArgs {
 }
 
 pub(crate) fn cmd_simulate(a: SimulateArgs) -> anyhow::Result<()> {
-    let o = sim_options(a.seed, &a.sim)?;
     let truth_path = PathBuf::from(format!("{}.truth.json", a.out.display()));
     for p in [&a.out, &truth_path] {
         if p.exists() && !a.force {
             bail!("{} exists (use --force to replace it)", p.display());
         }
     }
+    if a.law.is_some() || a.law_file.is_some() {
+        return simulate_law(&a, &truth_path);
+    }
+    if !a.param.is_empty() || !a.at.is_empty() {
+        bail!("--param and --at go with --law or --law-file");
+    }
+    let o = sim_options(a.seed, &a.sim)?;
     let ds = simulate::simulate_looplm20(&o);
     sweepfit::output::create_parent(&a.out)?;
     data::write_long_csv(&a.out, &ds)?;
@@ -45,6 +65,63 @@ pub(crate) fn cmd_simulate(a: SimulateArgs) -> anyhow::Result<()> {
         a.out.display(),
         ds.configs.len(),
         ds.points(),
+        truth_path.display()
+    );
+    Ok(())
+}
+
+/// `simulate --law`: the law at every combination of the --at values.
+fn simulate_law(a: &SimulateArgs, truth_path: &std::path::Path) -> anyhow::Result<()> {
+    let noise = a.sim.law_noise()?;
+    let (file, text, origin) = super::args::law_source(a.law.as_deref(), a.law_file.as_deref())?;
+    let pairs = |items: &[String], what: &str| -> anyhow::Result<Vec<(String, String)>> {
+        items
+            .iter()
+            .map(|s| match s.split_once('=') {
+                Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+                _ => bail!("{what} '{s}': expected NAME=VALUE"),
+            })
+            .collect()
+    };
+    let mut params = Vec::new();
+    for (k, v) in pairs(&a.param, "--param")? {
+        let x: f64 = v
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--param {k}: '{v}' is not a number"))?;
+        params.push((k, x));
+    }
+    let mut at = Vec::new();
+    for (k, v) in pairs(&a.at, "--at")? {
+        let values = sweepfit::predict::parse_list(&v, |x| {
+            (!x.is_finite()).then(|| format!("{x} is not finite"))
+        })
+        .map_err(|(it, why)| anyhow::anyhow!("--at {k} '{it}': {why}"))?;
+        at.push((k, values));
+    }
+    let sim = sweepfit::lawfit::LawSimulation {
+        params,
+        at,
+        noise,
+        seed: a.seed,
+    };
+    let out = sweepfit::lawfit::simulate(file, &text, &origin, &sim)?;
+    sweepfit::output::create_parent(&a.out)?;
+    sweepfit::output::write_file(&a.out, |w| {
+        let mut c = csv::Writer::from_writer(w);
+        c.write_record(&out.header)?;
+        for r in &out.rows {
+            c.write_record(r)?;
+        }
+        c.flush()?;
+        Ok(())
+    })?;
+    sweepfit::report::write_pretty(truth_path, &out.truth)?;
+    say!(
+        "wrote {} ({} rows of law {}) and {}",
+        a.out.display(),
+        out.rows.len(),
+        out.truth.law,
         truth_path.display()
     );
     Ok(())

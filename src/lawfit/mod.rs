@@ -24,10 +24,12 @@ use crate::optim::{self, BatchObjective, Outcome, Progress, Status};
 mod eval;
 mod plot;
 mod predict;
+mod simulate;
 
 pub use eval::{evaluate, LawEvalOptions, LawEvalOutput};
 pub use plot::{fold_panels, panels};
 pub use predict::{predict_rows, read_law_fit, LawFit};
+pub use simulate::{simulate, LawSimulation, Simulated, Truth};
 
 use crate::report::{
     BackendReport, GroupReport, LawFitReport, ObjectiveReport, SetMetrics, StartsReport, TestReport,

@@ -1,0 +1,162 @@
+//! `simulate` for any law: the law at every combination of given variable
+//! values, with Gaussian noise, as a CSV a fit reads back.
+
+use anyhow::bail;
+use indexmap::IndexMap;
+use rand::{rngs::StdRng, SeedableRng};
+use rand_distr::{Distribution, Normal};
+use serde::Serialize;
+
+use crate::law::LawFile;
+use crate::report::format_count;
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct LawSimulation {
+    /// Every parameter's value.
+    pub params: Vec<(String, f64)>,
+    /// Every variable's values; rows are all combinations.
+    pub at: Vec<(String, Vec<f64>)>,
+    /// Standard deviation of the noise, in loss units.
+    pub noise: f64,
+    pub seed: u64,
+}
+
+/// The simulated rows and what made them.
+pub struct Simulated {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    pub truth: Truth,
+}
+
+/// FILE.truth.json of a simulated law.
+#[derive(Debug, Clone, Serialize)]
+pub struct Truth {
+    pub law: String,
+    pub law_file: String,
+    pub variables: IndexMap<String, String>,
+    pub params: IndexMap<String, f64>,
+    pub noise: f64,
+    pub seed: u64,
+}
+
+/// Simulate `file` (text `text`, `origin` for errors). The columns are the
+/// law's (its `[variables]`, or the `--at` names for a bare formula), then
+/// `loss`; `run` labels a curve: the values of every variable but the axis.
+pub fn simulate(
+    mut file: LawFile,
+    text: &str,
+    origin: &str,
+    sim: &LawSimulation,
+) -> anyhow::Result<Simulated> {
+    if !(sim.noise >= 0.0 && sim.noise.is_finite()) {
+        bail!("--noise must be a non-negative number, got {}", sim.noise);
+    }
+    if file.variables.is_empty() {
+        if sim.at.is_empty() {
+            bail!(
+                "give the variables' values with --at VAR=LIST: in a formula, the names \
+                 given values are its variables"
+            );
+        }
+        // A bare formula: the names given values are the variables.
+        for (v, _) in &sim.at {
+            file.variables.insert(v.clone(), v.clone());
+        }
+    }
+    let law = file.compile(origin)?;
+    let mut axes = Vec::new();
+    for v in &law.variables {
+        let Some((_, values)) = sim.at.iter().find(|(n, _)| n == v) else {
+            bail!(
+                "give --at {v}=LIST: the law's variables are {}",
+                law.variables.join(", ")
+            );
+        };
+        axes.push(values.clone());
+    }
+    if let Some((n, _)) = sim.at.iter().find(|(n, _)| !law.variables.contains(n)) {
+        bail!(
+            "--at {n}: the law has no variable {n} (its variables: {})",
+            law.variables.join(", ")
+        );
+    }
+    let mut params = Vec::new();
+    for p in &law.params {
+        match sim.params.iter().find(|(n, _)| n == p) {
+            Some((_, v)) if v.is_finite() => params.push(*v),
+            Some((_, v)) => bail!("--param {p}={v}: the value must be a finite number"),
+            None => bail!(
+                "give --param {p}=VALUE: the law's parameters are {}",
+                law.params.join(", ")
+            ),
+        }
+    }
+    if let Some((n, _)) = sim.params.iter().find(|(n, _)| !law.params.contains(n)) {
+        bail!(
+            "--param {n}: the law has no parameter {n} (its parameters: {})",
+            law.params.join(", ")
+        );
+    }
+    let total: usize = axes.iter().map(Vec::len).product();
+    if total > crate::predict::MAX_ROWS {
+        bail!(
+            "{total} rows asked for, more than {}",
+            crate::predict::MAX_ROWS
+        );
+    }
+    let axis = file
+        .axis
+        .as_ref()
+        .and_then(|a| law.variables.iter().position(|v| v == a))
+        .unwrap_or(axes.len() - 1);
+    let noise = Normal::new(0.0, sim.noise).expect("a finite sd >= 0");
+    let mut rng = StdRng::seed_from_u64(sim.seed);
+    let mut header = vec!["run".to_string()];
+    header.extend(law.variables.iter().map(|v| file.variables[v].clone()));
+    header.push("loss".into());
+    let mut rows = Vec::with_capacity(total);
+    let mut point = vec![0.0; axes.len()];
+    for mut k in 0..total {
+        // The axis fastest, so that a curve's rows are together.
+        let order: Vec<usize> = (0..axes.len())
+            .filter(|&v| v != axis)
+            .chain([axis])
+            .collect();
+        for &v in order.iter().rev() {
+            point[v] = axes[v][k % axes[v].len()];
+            k /= axes[v].len();
+        }
+        let clean = law.eval(&point, &params);
+        if !clean.is_finite() {
+            let at: Vec<String> = law
+                .variables
+                .iter()
+                .zip(&point)
+                .map(|(n, x)| format!("{n} = {x}"))
+                .collect();
+            bail!("the law is {clean} at {}", at.join(", "));
+        }
+        let run: Vec<String> = (0..axes.len())
+            .filter(|&v| v != axis)
+            .map(|v| format!("{}={}", law.variables[v], format_count(point[v])))
+            .collect();
+        let mut row = vec![run.join(",")];
+        row.extend(point.iter().map(|x| x.to_string()));
+        row.push((clean + noise.sample(&mut rng)).to_string());
+        rows.push(row);
+    }
+    let truth = Truth {
+        law: file.name.clone(),
+        law_file: text.to_string(),
+        variables: file.variables.clone(),
+        params: law.params.iter().cloned().zip(params).collect(),
+        noise: sim.noise,
+        seed: sim.seed,
+    };
+    Ok(Simulated {
+        header,
+        rows,
+        truth,
+    })
+}
