@@ -445,3 +445,85 @@ fn simulate_any_law_and_fit_it_back() {
         assert!(run.stderr.contains(want), "{}", run.dump());
     }
 }
+
+/// `--bootstrap` for a law given as a formula: simulated with noise, every
+/// free parameter gets a finite standard error and an interval, and the
+/// intervals of the well-determined ones hold the simulated values.
+#[test]
+fn bootstrap_of_any_law_covers_the_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("sim.csv");
+    let law = "E + A/N^alpha + B/D^beta";
+    ok(
+        dir.path(),
+        &[
+            "simulate",
+            "--law",
+            law,
+            "--param",
+            "E=1.7",
+            "--param",
+            "A=420",
+            "--param",
+            "alpha=0.33",
+            "--param",
+            "B=800",
+            "--param",
+            "beta=0.3",
+            "--at",
+            "N=5e7:2e9:6:log",
+            "--at",
+            "D=1e8:2e10:30",
+            "--noise",
+            "0.01",
+            "--seed",
+            "3",
+            "--out",
+            csv.to_str().unwrap(),
+        ],
+    );
+    let out = dir.path().join("fit");
+    let run = ok(
+        dir.path(),
+        &[
+            "fit",
+            csv.to_str().unwrap(),
+            "--law",
+            law,
+            "--backend",
+            "cpu",
+            "--starts",
+            "32",
+            "--bootstrap",
+            "100",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        run.stdout.contains("95% interval (points)"),
+        "{}",
+        run.dump()
+    );
+    let r = read_json(&out.join("fit.json"));
+    let resamples = r["bootstrap"]["resamples"].as_array().unwrap();
+    let kinds: Vec<&str> = resamples
+        .iter()
+        .map(|x| x["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["curves", "points"]);
+    for rs in resamples {
+        assert_eq!(rs["used"], 100, "{rs}");
+        assert_eq!(rs["samples"][0].as_array().unwrap().len(), 5);
+        for (name, truth) in [("E", 1.7), ("beta", 0.3)] {
+            let i = &rs["params"][name];
+            let (lo, hi, se) = (num(i, &["lo"]), num(i, &["hi"]), num(i, &["se"]));
+            assert!(se > 0.0 && se.is_finite(), "{name}: {i}");
+            assert!(
+                lo <= truth && truth <= hi,
+                "{} {name}: [{lo}, {hi}] misses {truth}",
+                rs["kind"]
+            );
+        }
+    }
+}

@@ -166,10 +166,6 @@ pub(crate) struct BootstrapArgs {
 }
 
 impl BootstrapArgs {
-    pub(crate) fn requested(&self) -> bool {
-        self.bootstrap.is_some()
-    }
-
     /// The bootstrap asked for, checked before any work starts.
     pub(crate) fn options(&self, fit: &FitOptions) -> anyhow::Result<Option<BootstrapOptions>> {
         if !(self.level > 0.0 && self.level < 1.0) {

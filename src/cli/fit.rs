@@ -161,8 +161,15 @@ pub(crate) fn cmd_demo(a: DemoArgs) -> anyhow::Result<()> {
 fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
     let opts = a.fit.law_fit_options(&a.by, a.test_where.clone())?;
     let (file, text, origin) = a.fit.law_source()?;
+    let boot = a.bootstrap.options(&FitOptions {
+        seed: opts.seed,
+        lbfgs: opts.lbfgs,
+        ..FitOptions::default()
+    })?;
+    if boot.is_some() && !a.by.is_empty() {
+        bail!("--bootstrap with --by is not supported yet: bootstrap one group at a time");
+    }
     let unsupported = [
-        (a.bootstrap.requested(), "--bootstrap"),
         (a.save_starts, "--save-starts"),
         (a.input.manifest().is_some(), "--manifest"),
         (a.input.filtered(), "--min-tokens/--max-tokens/--stride"),
@@ -198,7 +205,25 @@ fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
         bar.tick();
     });
     bar.finish_and_clear();
-    let out = out?;
+    let mut out = out?;
+    if let Some(bo) = &boot {
+        let best: Vec<f64> = bound
+            .law
+            .params
+            .iter()
+            .map(|n| out.report.params[n])
+            .collect();
+        let bar = spinner();
+        let report = lawfit::bootstrap(&bound, &table, &opts, &out.held_out, &best, bo, |p| {
+            bar.set_message(format!(
+                "bootstrap: iteration {} · {} replicates active",
+                p.iteration, p.active
+            ));
+            bar.tick();
+        });
+        bar.finish_and_clear();
+        out.report.bootstrap = Some(report?);
+    }
     out_dir.create()?;
     report::write_pretty(&out_dir.join("fit.json"), &out.report)?;
     report::write_table_pred_csv(

@@ -215,7 +215,7 @@ pub fn evaluate(
         (jobs.len() * fit.starts) as f64
             * crate::optim::problem_bytes(space.dim(), fit.lbfgs.memory),
     )?;
-    let (fits, _outcomes, calls) = fit_jobs(b, table, &cols, &space, &jobs, fit, progress)?;
+    let (fits, _outcomes, calls) = fit_jobs(b, table, &cols, &space, &jobs, fit, None, progress)?;
     let mut pred = vec![f64::NAN; table.rows()];
     let mut reports = Vec::with_capacity(jobs.len());
     let mut held_out = Vec::new();

@@ -21,11 +21,13 @@ use crate::law::space::LawSpace;
 use crate::law::{parse, CompiledLaw, LawFile};
 use crate::objective::{Objective, Space};
 use crate::optim::{self, BatchObjective, Outcome, Progress, Status};
+mod bootstrap;
 mod eval;
 mod plot;
 mod predict;
 mod simulate;
 
+pub use bootstrap::bootstrap;
 pub use eval::{evaluate, LawEvalOptions, LawEvalOutput};
 pub use plot::{fold_panels, panels};
 pub use predict::{predict_rows, read_law_fit, LawFit};
@@ -684,8 +686,9 @@ struct JobFit {
     at_best: usize,
 }
 
-/// Fit every job (group, fold) to its training rows as problems of one
-/// lockstep batch, `opts.starts` starts each from the same draws. Returns
+/// Fit every job (group, fold, replicate) to its training rows as problems
+/// of one lockstep batch: `opts.starts` starts each from the same draws, or
+/// each from the one `given` theta (bootstrap replicates). Returns
 /// each job's best, every start's outcome and the batched calls.
 fn fit_jobs(
     b: &BoundLaw,
@@ -694,6 +697,7 @@ fn fit_jobs(
     space: &LawSpace,
     jobs: &[Group],
     opts: &LawFitOptions,
+    given: Option<&[f64]>,
     progress: impl FnMut(Progress),
 ) -> anyhow::Result<(Vec<JobFit>, Vec<Outcome>, usize)> {
     let law = &b.law;
@@ -723,11 +727,21 @@ fn fit_jobs(
             .map_err(|e| anyhow::anyhow!("cannot lay out the data for the evaluator: {e}"))?;
         grids.push(grid);
     }
-    let draws = draw(space, opts.starts, opts.seed);
-    let mut x0 = Vec::with_capacity(jobs.len() * opts.starts);
+    let per = if given.is_some() { 1 } else { opts.starts };
+    let draws = draw(
+        space,
+        if given.is_some() { 0 } else { opts.starts },
+        opts.seed,
+    );
+    let mut x0 = Vec::with_capacity(jobs.len() * per);
     let mut job_of = Vec::with_capacity(x0.capacity());
     let base: Vec<f64> = space.to_params(&vec![0.0; space.dim()]);
     for (gi, g) in jobs.iter().enumerate() {
+        if let Some(theta) = given {
+            x0.push(theta.to_vec());
+            job_of.push(gi);
+            continue;
+        }
         let starts: Vec<Vec<f64>> = draws
             .par_iter()
             .map(|d| {
@@ -740,7 +754,7 @@ fn fit_jobs(
             })
             .collect();
         x0.extend(starts);
-        job_of.extend(std::iter::repeat_n(gi, opts.starts));
+        job_of.extend(std::iter::repeat_n(gi, per));
     }
     let mut problems = Problems {
         space,
@@ -751,12 +765,12 @@ fn fit_jobs(
         .context("optimisation failed")?;
     let mut fits = Vec::with_capacity(jobs.len());
     for (gi, g) in jobs.iter().enumerate() {
-        let mine = &outcomes[gi * opts.starts..(gi + 1) * opts.starts];
+        let mine = &outcomes[gi * per..(gi + 1) * per];
         let best = (0..mine.len())
             .filter(|&i| mine[i].f.is_finite())
             .min_by(|&x, &y| mine[x].f.total_cmp(&mine[y].f));
         let Some(best) = best else {
-            let p = space.to_params(&x0[gi * opts.starts]);
+            let p = space.to_params(&x0[gi * per]);
             let site = non_finite_site(b, cols, &g.train, &p, table)
                 .map(|s| format!(": {s}"))
                 .unwrap_or_default();
@@ -854,6 +868,7 @@ fn empty_report(b: &BoundLaw) -> LawFitReport {
         seconds: 0.0,
         points: 0,
         notes: Vec::new(),
+        bootstrap: None,
     }
 }
 
@@ -874,7 +889,7 @@ pub fn fit_table(
     let mut notes = Vec::new();
     let all_train: Vec<usize> = (0..table.rows()).filter(|&r| !held[r]).collect();
     let space = law_space(b, &cols, &all_train, &opts.fix)?;
-    let (fits, outcomes, calls) = fit_jobs(b, table, &cols, &space, &groups, opts, progress)?;
+    let (fits, outcomes, calls) = fit_jobs(b, table, &cols, &space, &groups, opts, None, progress)?;
 
     let mut pred = vec![f64::NAN; table.rows()];
     let mut reports = Vec::new();
@@ -962,6 +977,7 @@ pub fn fit_table(
         seconds: started.elapsed().as_secs_f64(),
         points: train_rows.len(),
         notes,
+        bootstrap: None,
     };
     Ok(LawFitOutput {
         report,

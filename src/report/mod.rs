@@ -244,6 +244,10 @@ pub struct LawFitReport {
     pub seconds: f64,
     pub points: usize,
     pub notes: Vec<String>,
+    /// Bootstrap uncertainty, when asked for; samples in the law's
+    /// parameter order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<BootstrapReport>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -315,20 +315,56 @@ pub fn law_summary(r: &super::LawFitReport) -> String {
     let fixed = |name: &str| r.fixed.iter().any(|f| f == name);
     if r.groups.is_empty() {
         s.push_str("\nparameters\n");
+        let resamples = r.bootstrap.as_ref().map_or(&[][..], |b| &b.resamples[..]);
         let rows: Vec<Vec<String>> = r
             .params
             .iter()
             .map(|(name, &v)| {
-                let tag = if fixed(name) { "(fixed)" } else { "" };
-                vec![name.clone(), format_value(v), tag.to_string()]
+                let mut row = vec![name.clone(), format_value(v)];
+                for rs in resamples {
+                    match rs.params.get(name) {
+                        Some(i) => {
+                            row.push(format_value(i.se));
+                            row.push(format!("[{}, {}]", format_value(i.lo), format_value(i.hi)));
+                        }
+                        None => row.extend([String::new(), String::new()]),
+                    }
+                }
+                row.push(if fixed(name) { "(fixed)" } else { "" }.to_string());
+                row
             })
             .collect();
+        let mut align = vec![Align::Left, Align::Right];
+        let mut header: Vec<String> = vec!["param".into(), "value".into()];
+        if let Some(b) = &r.bootstrap {
+            let pct = format!("{}%", 100.0 * b.level);
+            for rs in resamples {
+                header.push(format!("SE ({})", rs.kind));
+                header.push(format!("{pct} interval ({})", rs.kind));
+                align.extend([Align::Right, Align::Right]);
+            }
+        }
+        header.push(String::new());
+        align.push(Align::Left);
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
         table(
             &mut s,
-            None,
+            r.bootstrap.as_ref().map(|_| &header[..]),
             &rows,
-            &[Align::Left, Align::Right, Align::Left],
+            &align,
         );
+        if let Some(b) = &r.bootstrap {
+            for rs in &b.resamples {
+                let _ = writeln!(
+                    s,
+                    "bootstrap ({}): {} replicates, {} converged, {} used, {:.2} s",
+                    rs.kind, rs.replicates, rs.converged, rs.used, b.seconds
+                );
+            }
+            for n in &b.notes {
+                let _ = writeln!(s, "  note: {n}");
+            }
+        }
     } else {
         let _ = writeln!(s, "\n{} groups by {}", r.groups.len(), r.by.join(","));
         let names: Vec<String> = r.groups[0].params.keys().cloned().collect();
