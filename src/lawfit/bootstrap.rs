@@ -14,7 +14,7 @@ use indexmap::IndexMap;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Poisson};
 
-use super::{curves_in, fit_jobs, law_space, read_columns, BoundLaw, Group, LawFitOptions};
+use super::{curves_in, fit_jobs, law_space, read_columns, BoundLaw, Data, Group, LawFitOptions};
 use crate::bootstrap::{interval, BootstrapOptions, Resample};
 use crate::data::Table;
 use crate::optim::{Progress, Status};
@@ -122,9 +122,11 @@ pub fn bootstrap(
     };
     let theta = space.to_theta(best);
     let (fits, outcomes, _) = fit_jobs(
-        b,
-        table,
-        &cols,
+        Data {
+            b,
+            table,
+            cols: &cols,
+        },
         &space,
         &kept,
         &lbfgs_fit,

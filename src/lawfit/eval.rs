@@ -13,7 +13,7 @@ use anyhow::bail;
 use indexmap::IndexMap;
 
 use super::{
-    cpu_report, curves_of, fit_jobs, law_space, predict_into, read_columns, BoundLaw, Group,
+    cpu_report, curves_of, fit_jobs, law_space, predict_into, read_columns, BoundLaw, Data, Group,
     LawFitOptions,
 };
 use crate::data::Table;
@@ -215,7 +215,18 @@ pub fn evaluate(
         (jobs.len() * fit.starts) as f64
             * crate::optim::problem_bytes(space.dim(), fit.lbfgs.memory),
     )?;
-    let (fits, _outcomes, calls) = fit_jobs(b, table, &cols, &space, &jobs, fit, None, progress)?;
+    let (fits, _outcomes, calls) = fit_jobs(
+        Data {
+            b,
+            table,
+            cols: &cols,
+        },
+        &space,
+        &jobs,
+        fit,
+        None,
+        progress,
+    )?;
     let mut pred = vec![f64::NAN; table.rows()];
     let mut reports = Vec::with_capacity(jobs.len());
     let mut held_out = Vec::new();

@@ -678,6 +678,14 @@ fn law_space(
     Ok(space)
 }
 
+/// The law and the data a batch fits.
+#[derive(Clone, Copy)]
+struct Data<'a> {
+    b: &'a BoundLaw,
+    table: &'a Table,
+    cols: &'a Columns,
+}
+
 /// What one job of a batch found.
 #[derive(Debug, Clone)]
 struct JobFit {
@@ -691,15 +699,14 @@ struct JobFit {
 /// each from the one `given` theta (bootstrap replicates). Returns
 /// each job's best, every start's outcome and the batched calls.
 fn fit_jobs(
-    b: &BoundLaw,
-    table: &Table,
-    cols: &Columns,
+    data: Data,
     space: &LawSpace,
     jobs: &[Group],
     opts: &LawFitOptions,
     given: Option<&[f64]>,
     progress: impl FnMut(Progress),
 ) -> anyhow::Result<(Vec<JobFit>, Vec<Outcome>, usize)> {
+    let Data { b, table, cols } = data;
     let law = &b.law;
     for g in jobs {
         if g.train.len() < space.dim() {
@@ -889,7 +896,18 @@ pub fn fit_table(
     let mut notes = Vec::new();
     let all_train: Vec<usize> = (0..table.rows()).filter(|&r| !held[r]).collect();
     let space = law_space(b, &cols, &all_train, &opts.fix)?;
-    let (fits, outcomes, calls) = fit_jobs(b, table, &cols, &space, &groups, opts, None, progress)?;
+    let (fits, outcomes, calls) = fit_jobs(
+        Data {
+            b,
+            table,
+            cols: &cols,
+        },
+        &space,
+        &groups,
+        opts,
+        None,
+        progress,
+    )?;
 
     let mut pred = vec![f64::NAN; table.rows()];
     let mut reports = Vec::new();
