@@ -266,7 +266,10 @@ fn law_errors_say_what_is_wrong() {
             vec!["--law", "E + A*log(N - 1e12)^2 + B/D^beta"],
             "log((N - 1000000000000))",
         ),
-        (vec!["--law", "E + A/N^alpha", "--bootstrap", "10"], "--bootstrap works"),
+        (
+            vec!["--law", "E + A/N^alpha", "--bootstrap", "10", "--by", "run"],
+            "--bootstrap with --by is not supported yet",
+        ),
         (
             vec!["--law", "E + A/N^alpha", "--stride", "2"],
             "--min-tokens/--max-tokens/--stride works",
