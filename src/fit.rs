@@ -557,8 +557,10 @@ pub fn fit(
             outcomes.iter().filter(|o| o.status == s).count(),
         );
     }
+    let looplm = crate::law::builtin_law("looplm").expect("looplm is built in");
     let report = FitReport {
         law: opts.law.name().to_string(),
+        formula: looplm.formula,
         params: (0..NP)
             .map(|i| (PARAM_NAMES[i].to_string(), raw[i]))
             .collect(),

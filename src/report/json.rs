@@ -409,6 +409,7 @@ mod tests {
         status_counts.insert("max_iter".to_string(), 2);
         FitReport {
             law: "looplm".into(),
+            formula: "E + A/(N + t1)^alpha + B/(D + t2)^beta + C/(T + t3)^gamma".into(),
             params,
             fixed: vec!["t1".into()],
             objective: ObjectiveReport {

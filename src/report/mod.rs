@@ -29,6 +29,12 @@ pub use table::{format_count, law_summary, summary};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FitReport {
     pub law: String,
+    /// The law's formula, as its law file writes it (`sweepfit laws
+    /// looplm`); every form of the hand-written law is this formula with
+    /// some parameters fixed. Absent in fit.json files written before it
+    /// was recorded.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub formula: String,
     /// name -> value, in the law's parameter order.
     pub params: IndexMap<String, f64>,
     /// Names of the parameters held fixed.

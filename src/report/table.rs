@@ -504,6 +504,7 @@ mod tests {
         status_counts.insert("max_iter".to_string(), 4);
         FitReport {
             law: "looplm".into(),
+            formula: String::new(),
             params,
             fixed: vec!["t3".into()],
             objective: ObjectiveReport {
