@@ -4,8 +4,12 @@
 //!
 //! Default rules (a declaration overrides each of them):
 //! - **Linear** parameters (the law is affine in them once the others are
-//!   fixed: E, A, B, C of LoopLM) take any sign and are not drawn at all:
-//!   every start solves them by least squares (variable projection).
+//!   fixed: E, A, B, C of LoopLM) are not drawn at all: every start solves
+//!   them by least squares (variable projection). They take any sign,
+//!   except amplitudes (below).
+//! - **Amplitudes**: a parameter divided by a power of the data
+//!   (`A/N^alpha`, `B/(D_l + D^beta)`) or multiplying one whose exponent is
+//!   negated (`A*N^-alpha`) is positive, fitted as a log: the term decays.
 //! - **Exponents**: a parameter that is the exponent of a power of the
 //!   data. When the power divides (`A/N^alpha`) or the exponent is negated
 //!   (`N^-alpha`) it is bounded to [1e-4, 8] and started in [0.08, 1.5];
@@ -64,6 +68,9 @@ enum Role {
     Offset {
         data: NodeId,
     },
+    /// Divided by a power of the data (`A/N^alpha`) or multiplying one with
+    /// a negated exponent (`A*N^-alpha`): a decaying term's amplitude.
+    Amplitude,
     Other,
 }
 
@@ -98,6 +105,29 @@ fn roles(law: &CompiledLaw) -> Vec<Role> {
         if used[i] {
             if let Node::Div(_, b) = *n {
                 divides[b as usize] = true;
+            }
+        }
+    }
+    // Amplitudes of decaying terms.
+    for (i, n) in g.nodes().iter().enumerate() {
+        if !used[i] {
+            continue;
+        }
+        let decaying_power = |id: NodeId| match g.node(id) {
+            Node::Pow(base, e) => {
+                masks[base as usize] != 0 && matches!(param_of(e), Some((_, true)))
+            }
+            _ => false,
+        };
+        let amp = match *n {
+            Node::Div(a, b) if masks[b as usize] != 0 => param_of(a).filter(|(_, neg)| !neg),
+            Node::Mul(a, b) if decaying_power(b) => param_of(a).filter(|(_, neg)| !neg),
+            Node::Mul(a, b) if decaying_power(a) => param_of(b).filter(|(_, neg)| !neg),
+            _ => None,
+        };
+        if let Some((p, _)) = amp {
+            if roles[p] == Role::Other {
+                roles[p] = Role::Amplitude;
             }
         }
     }
@@ -157,7 +187,8 @@ pub fn rules(file: &LawFile, law: &CompiledLaw, vars: &[Vec<f64>]) -> Vec<ParamR
         let decl = file.params.get(name).cloned().unwrap_or_default();
         let is_linear = linear.contains(&p);
         let role = roles[p];
-        let mut positive = decl.positive == Some(true);
+        let mut positive = decl.positive == Some(true)
+            || (role == Role::Amplitude && decl.positive != Some(false));
         let (mut lower, mut upper) = (f64::NEG_INFINITY, f64::INFINITY);
         let mut start = None;
         if !is_linear {

@@ -137,29 +137,40 @@ pub fn bind(
     })
 }
 
-/// For a bare formula: the variable that varies within runs (the `run`
-/// column's groups), if exactly one does.
+/// For a bare formula: the variable its curves run along. Each candidate
+/// makes curves of the rows with equal run and equal other variables; the
+/// one whose curves share their values best (the densest grid of curves x
+/// distinct values, as tokens logged at the same steps) is the axis, if
+/// that grid is at least a quarter full. Otherwise there is none, and every
+/// row is evaluated on its own.
 fn guess_axis(file: &LawFile, table: &Table) -> Option<String> {
-    let run = table.find("run")?;
-    let varying: Vec<&String> = file
-        .variables
-        .iter()
-        .filter(|(_, col)| {
-            let Some(c) = table.find(col) else {
-                return false;
-            };
-            let mut first: HashMap<&str, &str> = HashMap::new();
-            (0..table.rows()).any(|r| {
-                let v = table.columns[c][r].as_str();
-                *first.entry(table.columns[run][r].as_str()).or_insert(v) != v
-            })
-        })
-        .map(|(v, _)| v)
-        .collect();
-    match varying.as_slice() {
-        [v] => Some((*v).clone()),
-        _ => None,
+    let mut vars = Vec::new();
+    for col in file.variables.values() {
+        vars.push(table.numbers(table.find(col)?, Check::Finite).ok()?);
     }
+    let rows: Vec<usize> = (0..table.rows()).collect();
+    let mut best: Option<(f64, usize)> = None;
+    for v in 0..vars.len() {
+        let curves = curves_in(table, &vars, v, &rows);
+        // A variable constant along every curve runs along nothing.
+        if curves.iter().all(|c| c.len() == 1) {
+            continue;
+        }
+        let mut distinct: Vec<u64> = vars[v].iter().map(|x| x.to_bits()).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let density = rows.len() as f64 / (curves.len() * distinct.len()) as f64;
+        if density >= 0.25 && best.is_none_or(|(d, _)| density > d) {
+            best = Some((density, v));
+        }
+    }
+    best.map(|(_, v)| {
+        file.variables
+            .keys()
+            .nth(v)
+            .expect("an index of variables")
+            .clone()
+    })
 }
 
 /// The rows of one fit of a batch: a `--by` group, or an eval fold.
