@@ -317,6 +317,11 @@ mod tests {
         for lin in ["E", "A", "B"] {
             assert!(get(lin).linear && get(lin).start.is_none(), "{lin}");
         }
+        // A divides by a power of the data: positive; B multiplies a power
+        // that may grow, and E is a floor: any sign.
+        assert_eq!(get("A").transform, Transform::Log);
+        assert_eq!(get("B").transform, Transform::Identity);
+        assert_eq!(get("E").transform, Transform::Identity);
         let alpha = get("alpha");
         assert_eq!((alpha.lower, alpha.upper), (1e-4, 8.0));
         let beta = get("beta");
@@ -328,5 +333,6 @@ mod tests {
         // A negated exponent decays too.
         let r = rules_of("E + A*N^-alpha", &["N"]);
         assert_eq!(r.iter().find(|p| p.name == "alpha").unwrap().lower, 1e-4);
+        assert_eq!(r.iter().find(|p| p.name == "A").unwrap().transform, Transform::Log);
     }
 }
