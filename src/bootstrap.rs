@@ -120,33 +120,19 @@ pub fn weightings(
     Ok(out)
 }
 
-/// Refit `opts.replicates` resamples of every kind in `opts.resamples` as
-/// one batch on `backend`, each started from `fit`'s best point.
-pub fn bootstrap(
-    prepared: &Prepared,
-    fit: &FitOutput,
-    opts: &BootstrapOptions,
-    backend: &mut dyn Backend,
-    progress: impl FnMut(Progress),
-) -> anyhow::Result<BootstrapReport> {
-    if opts.replicates < 2 {
-        bail!("--bootstrap needs at least 2 replicates");
-    }
-    if !(opts.level > 0.0 && opts.level < 1.0) {
-        bail!("the interval level must lie in (0, 1), got {}", opts.level);
-    }
-    let started = Instant::now();
+/// The schemes of `asked` that can run on data of `curves` curves, and
+/// notes on those that cannot: resampling one curve with replacement
+/// always gives that curve back.
+pub fn schemes(asked: &[Resample], curves: usize) -> anyhow::Result<(Vec<Resample>, Vec<String>)> {
     let mut notes = Vec::new();
-    // Resampling one curve with replacement always gives that curve back.
-    let kinds: Vec<Resample> = opts
-        .resamples
+    let kinds: Vec<Resample> = asked
         .iter()
         .copied()
         .filter(|&k| {
-            let keep = k != Resample::Curves || prepared.configs.len() >= 2;
+            let keep = k != Resample::Curves || curves >= 2;
             if !keep {
                 notes.push(
-                    "curves: skipped, the sweep has a single curve (resample points instead)"
+                    "curves: skipped, the data has a single curve (resample points instead)"
                         .to_string(),
                 );
             }
@@ -163,6 +149,26 @@ pub fn bootstrap(
             }
         );
     }
+    Ok((kinds, notes))
+}
+
+/// Refit `opts.replicates` resamples of every kind in `opts.resamples` as
+/// one batch on `backend`, each started from `fit`'s best point.
+pub fn bootstrap(
+    prepared: &Prepared,
+    fit: &FitOutput,
+    opts: &BootstrapOptions,
+    backend: &mut dyn Backend,
+    progress: impl FnMut(Progress),
+) -> anyhow::Result<BootstrapReport> {
+    if opts.replicates < 2 {
+        bail!("--bootstrap needs at least 2 replicates");
+    }
+    if !(opts.level > 0.0 && opts.level < 1.0) {
+        bail!("the interval level must lie in (0, 1), got {}", opts.level);
+    }
+    let started = Instant::now();
+    let (kinds, notes) = schemes(&opts.resamples, prepared.configs.len())?;
     let mut all = Vec::new();
     for &kind in &kinds {
         all.extend(weightings(kind, opts.replicates, prepared, opts.seed)?);

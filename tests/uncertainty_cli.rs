@@ -171,7 +171,7 @@ fn single_curve_sweeps_bootstrap_points_only_with_a_note() {
     );
     assert!(
         run.stdout
-            .contains("curves: skipped, the sweep has a single curve"),
+            .contains("curves: skipped, the data has a single curve"),
         "{}",
         run.stdout
     );

@@ -12,7 +12,7 @@ use sweepfit::report;
 
 use super::args::{fit_options, BackendArgs, FitFlags, InputArgs};
 use super::term::{self, say, tell};
-use super::{check_out_dir, spinner};
+use super::{check_out_dir, spinner, OutDir};
 
 #[derive(Args)]
 pub(crate) struct EvalArgs {
@@ -141,19 +141,7 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
         }
         written.push("folds");
     }
-    out_dir.warn_stale(&written);
-    term::out(format_args!("{}", report::eval_summary(&out.report)));
-    say!(
-        "wrote {} and {}",
-        out_dir.join("eval.json").display(),
-        out_dir.join("eval.csv").display()
-    );
-    if a.plot {
-        say!(
-            "wrote {pictures} fold pictures to {}",
-            out_dir.join("folds").display()
-        );
-    }
+    finish(&out_dir, &written, &out.report, a.plot.then_some(pictures));
     Ok(())
 }
 
@@ -227,20 +215,25 @@ fn cmd_eval_law(a: EvalArgs) -> anyhow::Result<()> {
         }
         written.push("folds");
     }
-    out_dir.warn_stale(&written);
-    term::out(format_args!("{}", report::eval_summary(&out.report)));
+    finish(&out_dir, &written, &out.report, a.plot.then_some(pictures));
+    Ok(())
+}
+
+/// After the files: the stale-file note, the table, and what was written.
+fn finish(out_dir: &OutDir, written: &[&str], r: &report::EvalReport, pictures: Option<usize>) {
+    out_dir.warn_stale(written);
+    term::out(format_args!("{}", report::eval_summary(r)));
     say!(
         "wrote {} and {}",
         out_dir.join("eval.json").display(),
         out_dir.join("eval.csv").display()
     );
-    if a.plot {
+    if let Some(n) = pictures {
         say!(
-            "wrote {pictures} fold pictures to {}",
+            "wrote {n} fold pictures to {}",
             out_dir.join("folds").display()
         );
     }
-    Ok(())
 }
 
 /// A file-name-safe form of a fold label: "train N = 53M, 134M" ->

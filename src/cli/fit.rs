@@ -12,7 +12,6 @@ use sweepfit::data::{Dataset, Selector, Table};
 use sweepfit::fit::{self, FitOptions, FitOutput};
 use sweepfit::law::PARAM_NAMES;
 use sweepfit::lawfit;
-use sweepfit::optim::Progress;
 use sweepfit::output;
 use sweepfit::report;
 use sweepfit::simulate;
@@ -21,7 +20,7 @@ use super::args::{
     fit_options, sim_options, BackendArgs, BootstrapArgs, FitFlags, InputArgs, SimFlags,
 };
 use super::term::{say, tell};
-use super::{check_out_dir, spinner, OutDir};
+use super::{bootstrap_message, check_out_dir, fit_message, with_spinner, OutDir};
 
 #[derive(Args)]
 pub(crate) struct FitArgs {
@@ -196,15 +195,9 @@ fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
     };
     let table = Table::read(input)?;
     let bound = lawfit::bind(file, &text, &origin, &table)?;
-    let bar = spinner();
-    let out = lawfit::fit_table(&bound, &table, &opts, |p: Progress| {
-        bar.set_message(format!(
-            "iteration {} · {} starts active · best objective {:.6e}",
-            p.iteration, p.active, p.best
-        ));
-        bar.tick();
+    let out = with_spinner(fit_message, |tick| {
+        lawfit::fit_table(&bound, &table, &opts, tick)
     });
-    bar.finish_and_clear();
     let mut out = out?;
     if let Some(bo) = &boot {
         let best: Vec<f64> = bound
@@ -213,15 +206,9 @@ fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
             .iter()
             .map(|n| out.report.params[n])
             .collect();
-        let bar = spinner();
-        let report = lawfit::bootstrap(&bound, &table, &opts, &out.held_out, &best, bo, |p| {
-            bar.set_message(format!(
-                "bootstrap: iteration {} · {} replicates active",
-                p.iteration, p.active
-            ));
-            bar.tick();
+        let report = with_spinner(bootstrap_message, |tick| {
+            lawfit::bootstrap(&bound, &table, &opts, &out.held_out, &best, bo, tick)
         });
-        bar.finish_and_clear();
         out.report.bootstrap = Some(report?);
     }
     out_dir.create()?;
@@ -296,15 +283,9 @@ fn fit_and_bootstrap(
 ) -> anyhow::Result<FitOutput> {
     let mut out = fit_with_bar(ds, prepared, opts, backend)?;
     if let Some(b) = boot {
-        let bar = spinner();
-        let report = bootstrap::bootstrap(prepared, &out, b, backend, |p: Progress| {
-            bar.set_message(format!(
-                "bootstrap: iteration {} · {} replicates active",
-                p.iteration, p.active
-            ));
-            bar.tick();
+        let report = with_spinner(bootstrap_message, |tick| {
+            bootstrap::bootstrap(prepared, &out, b, backend, tick)
         });
-        bar.finish_and_clear();
         out.report.bootstrap = Some(report?);
     }
     Ok(out)
@@ -316,16 +297,9 @@ fn fit_with_bar(
     opts: &FitOptions,
     backend: &mut dyn backend::Backend,
 ) -> anyhow::Result<FitOutput> {
-    let bar = spinner();
-    let out = fit::fit(ds, prepared, opts, backend, |p: Progress| {
-        bar.set_message(format!(
-            "iteration {} · {} starts active · best objective {:.6e}",
-            p.iteration, p.active, p.best
-        ));
-        bar.tick();
-    });
-    bar.finish_and_clear();
-    out
+    with_spinner(fit_message, |tick| {
+        fit::fit(ds, prepared, opts, backend, tick)
+    })
 }
 
 fn write_outputs(dir: &OutDir, ds: &Dataset, out: &FitOutput) -> anyhow::Result<Vec<&'static str>> {

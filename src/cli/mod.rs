@@ -83,6 +83,36 @@ impl OutDir {
     }
 }
 
+/// Run `work` under a spinner that shows `message` of its progress.
+pub(crate) fn with_spinner<T>(
+    message: impl Fn(sweepfit::optim::Progress) -> String,
+    work: impl FnOnce(&mut dyn FnMut(sweepfit::optim::Progress)) -> T,
+) -> T {
+    let bar = spinner();
+    let out = work(&mut |p| {
+        bar.set_message(message(p));
+        bar.tick();
+    });
+    bar.finish_and_clear();
+    out
+}
+
+/// The spinner line of a fit's starts.
+pub(crate) fn fit_message(p: sweepfit::optim::Progress) -> String {
+    format!(
+        "iteration {} · {} starts active · best objective {:.6e}",
+        p.iteration, p.active, p.best
+    )
+}
+
+/// The spinner line of a bootstrap's replicates.
+pub(crate) fn bootstrap_message(p: sweepfit::optim::Progress) -> String {
+    format!(
+        "bootstrap: iteration {} · {} replicates active",
+        p.iteration, p.active
+    )
+}
+
 pub(crate) fn spinner() -> ProgressBar {
     let bar = ProgressBar::new_spinner();
     bar.set_style(

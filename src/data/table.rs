@@ -6,8 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
-use csv::{ByteRecord, ReaderBuilder, Trim};
+use csv::ByteRecord;
 
+use super::long_csv::CsvFile;
 use super::DataError;
 
 /// Every cell of a CSV file, column by column.
@@ -24,65 +25,24 @@ impl Table {
     /// Read `path`. Every row must have as many fields as the header, and
     /// every cell must be valid UTF-8.
     pub fn read(path: &Path) -> Result<Table, DataError> {
-        let file = std::fs::File::open(path).map_err(|cause| DataError::Io {
-            path: path.into(),
-            action: "open",
-            cause,
-        })?;
-        let mut reader = ReaderBuilder::new()
-            .trim(Trim::All)
-            .flexible(true)
-            .from_reader(file);
-        let csv_err = |cause| DataError::Csv {
-            path: path.into(),
-            cause,
-        };
-        let header = reader.byte_headers().map_err(csv_err)?.clone();
-        if header.is_empty() {
-            return Err(DataError::Empty { path: path.into() });
-        }
-        let mut headers: Vec<String> = header
-            .iter()
-            .map(|h| String::from_utf8_lossy(h).into_owned())
-            .collect();
-        // Spreadsheet exports often start with a UTF-8 byte order mark.
-        if let Some(stripped) = headers[0].strip_prefix('\u{feff}') {
-            headers[0] = stripped.trim().to_string();
-        }
-        let mut columns = vec![Vec::new(); headers.len()];
+        let mut f = CsvFile::open(path)?;
+        let mut columns = vec![Vec::new(); f.headers.len()];
         let mut rec = ByteRecord::new();
-        let mut line = 1u64;
-        while reader.read_byte_record(&mut rec).map_err(csv_err)? {
-            line = rec.position().map_or(line + 1, |p| p.line());
-            if rec.len() != headers.len() {
-                // A trailing empty line reads as one empty field.
-                if rec.len() == 1 && rec[0].is_empty() {
-                    continue;
-                }
-                return Err(DataError::Ragged {
-                    path: path.into(),
-                    line,
-                    expected: headers.len(),
-                    found: rec.len(),
-                });
-            }
+        while let Some(line) = f.next_record(&mut rec)? {
             for (c, field) in rec.iter().enumerate() {
                 let text = std::str::from_utf8(field).map_err(|_| DataError::Value {
                     path: path.into(),
                     line,
-                    column: headers[c].clone(),
+                    column: f.headers[c].clone(),
                     index: c + 1,
                     problem: "not valid UTF-8".into(),
                 })?;
                 columns[c].push(text.to_string());
             }
         }
-        if columns[0].is_empty() {
-            return Err(DataError::NoRows { path: path.into() });
-        }
         Ok(Table {
             path: path.into(),
-            headers,
+            headers: f.headers,
             columns,
         })
     }

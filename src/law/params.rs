@@ -333,6 +333,9 @@ mod tests {
         // A negated exponent decays too.
         let r = rules_of("E + A*N^-alpha", &["N"]);
         assert_eq!(r.iter().find(|p| p.name == "alpha").unwrap().lower, 1e-4);
-        assert_eq!(r.iter().find(|p| p.name == "A").unwrap().transform, Transform::Log);
+        assert_eq!(
+            r.iter().find(|p| p.name == "A").unwrap().transform,
+            Transform::Log
+        );
     }
 }

@@ -15,7 +15,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Poisson};
 
 use super::{curves_in, fit_jobs, law_space, read_columns, BoundLaw, Data, Group, LawFitOptions};
-use crate::bootstrap::{interval, BootstrapOptions, Resample};
+use crate::bootstrap::{interval, schemes, BootstrapOptions, Resample};
 use crate::data::Table;
 use crate::optim::{Progress, Status};
 use crate::report::{BootstrapReport, ResampleReport};
@@ -68,25 +68,7 @@ pub fn bootstrap(
         Some(axis) => curves_in(table, &cols.vars, axis, &train),
         None => train.iter().map(|&r| vec![r]).collect(),
     };
-    let mut notes = Vec::new();
-    let kinds: Vec<Resample> = opts
-        .resamples
-        .iter()
-        .copied()
-        .filter(|&k| {
-            let keep = k != Resample::Curves || curves.len() >= 2;
-            if !keep {
-                notes.push(
-                    "curves: skipped, the data has a single curve (resample points instead)"
-                        .to_string(),
-                );
-            }
-            keep
-        })
-        .collect();
-    if kinds.is_empty() {
-        bail!("nothing to bootstrap: {}", notes.join("; "));
-    }
+    let (kinds, notes) = schemes(&opts.resamples, curves.len())?;
     // Each replicate holds about as many rows as the fit, with its
     // variables, target and weight.
     crate::memory::ensure_fits(

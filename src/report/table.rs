@@ -14,59 +14,7 @@ pub fn summary(r: &FitReport) -> String {
         r.law, r.points, r.configs
     );
 
-    s.push_str("\nparameters\n");
-    let boot = r.bootstrap.as_ref();
-    let resamples = boot.map_or(&[][..], |b| &b.resamples[..]);
-    let rows: Vec<Vec<String>> = r
-        .params
-        .iter()
-        .map(|(name, &v)| {
-            let fixed = r.fixed.iter().any(|f| f == name);
-            let mut row = vec![name.clone(), format_value(v)];
-            for rs in resamples {
-                match rs.params.get(name) {
-                    Some(i) => {
-                        row.push(format_value(i.se));
-                        row.push(format!("[{}, {}]", format_value(i.lo), format_value(i.hi)));
-                    }
-                    None => row.extend([String::new(), String::new()]),
-                }
-            }
-            row.push(if fixed { "(fixed)" } else { "" }.to_string());
-            row
-        })
-        .collect();
-    let mut align = vec![Align::Left, Align::Right];
-    let mut header: Vec<String> = vec!["param".into(), "value".into()];
-    if let Some(b) = boot {
-        let pct = format!("{}%", 100.0 * b.level);
-        for rs in resamples {
-            header.push(format!("SE ({})", rs.kind));
-            header.push(format!("{pct} interval ({})", rs.kind));
-            align.extend([Align::Right, Align::Right]);
-        }
-    }
-    header.push(String::new());
-    align.push(Align::Left);
-    let header: Vec<&str> = header.iter().map(String::as_str).collect();
-    table(&mut s, boot.map(|_| &header[..]), &rows, &align);
-    if let Some(b) = boot {
-        for rs in resamples {
-            let _ = writeln!(
-                s,
-                "bootstrap ({}): {} replicates, {} converged ({:.0}%), {} with a finite objective used",
-                rs.kind,
-                rs.replicates,
-                rs.converged,
-                100.0 * rs.converged_fraction,
-                rs.used
-            );
-        }
-        for n in &b.notes {
-            let _ = writeln!(s, "bootstrap: {n}");
-        }
-        let _ = writeln!(s, "bootstrap time: {:.2} s", b.seconds);
-    }
+    param_table(&mut s, &r.params, &r.fixed, r.bootstrap.as_ref());
 
     let o = &r.objective;
     let delta = if o.loss == "huber" {
@@ -153,6 +101,67 @@ pub fn summary(r: &FitReport) -> String {
         r.seconds, r.backend.kind, r.backend.device
     );
     s
+}
+
+/// The parameters under a "parameters" line: name, value and, with a
+/// bootstrap, each scheme's standard error and interval; fixed ones tagged.
+fn param_table(
+    s: &mut String,
+    params: &indexmap::IndexMap<String, f64>,
+    fixed: &[String],
+    boot: Option<&super::BootstrapReport>,
+) {
+    s.push_str("\nparameters\n");
+    let resamples = boot.map_or(&[][..], |b| &b.resamples[..]);
+    let rows: Vec<Vec<String>> = params
+        .iter()
+        .map(|(name, &v)| {
+            let mut row = vec![name.clone(), format_value(v)];
+            for rs in resamples {
+                match rs.params.get(name) {
+                    Some(i) => {
+                        row.push(format_value(i.se));
+                        row.push(format!("[{}, {}]", format_value(i.lo), format_value(i.hi)));
+                    }
+                    None => row.extend([String::new(), String::new()]),
+                }
+            }
+            let tag = if fixed.contains(name) { "(fixed)" } else { "" };
+            row.push(tag.to_string());
+            row
+        })
+        .collect();
+    let mut align = vec![Align::Left, Align::Right];
+    let mut header: Vec<String> = vec!["param".into(), "value".into()];
+    if let Some(b) = boot {
+        let pct = format!("{}%", 100.0 * b.level);
+        for rs in resamples {
+            header.push(format!("SE ({})", rs.kind));
+            header.push(format!("{pct} interval ({})", rs.kind));
+            align.extend([Align::Right, Align::Right]);
+        }
+    }
+    header.push(String::new());
+    align.push(Align::Left);
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    table(s, boot.map(|_| &header[..]), &rows, &align);
+    if let Some(b) = boot {
+        for rs in resamples {
+            let _ = writeln!(
+                s,
+                "bootstrap ({}): {} replicates, {} converged ({:.0}%), {} with a finite objective used",
+                rs.kind,
+                rs.replicates,
+                rs.converged,
+                100.0 * rs.converged_fraction,
+                rs.used
+            );
+        }
+        for n in &b.notes {
+            let _ = writeln!(s, "bootstrap: {n}");
+        }
+        let _ = writeln!(s, "bootstrap time: {:.2} s", b.seconds);
+    }
 }
 
 /// Compact count with a K/M/B/T suffix and 3 significant digits, trailing
@@ -314,57 +323,7 @@ pub fn law_summary(r: &super::LawFitReport) -> String {
     );
     let fixed = |name: &str| r.fixed.iter().any(|f| f == name);
     if r.groups.is_empty() {
-        s.push_str("\nparameters\n");
-        let resamples = r.bootstrap.as_ref().map_or(&[][..], |b| &b.resamples[..]);
-        let rows: Vec<Vec<String>> = r
-            .params
-            .iter()
-            .map(|(name, &v)| {
-                let mut row = vec![name.clone(), format_value(v)];
-                for rs in resamples {
-                    match rs.params.get(name) {
-                        Some(i) => {
-                            row.push(format_value(i.se));
-                            row.push(format!("[{}, {}]", format_value(i.lo), format_value(i.hi)));
-                        }
-                        None => row.extend([String::new(), String::new()]),
-                    }
-                }
-                row.push(if fixed(name) { "(fixed)" } else { "" }.to_string());
-                row
-            })
-            .collect();
-        let mut align = vec![Align::Left, Align::Right];
-        let mut header: Vec<String> = vec!["param".into(), "value".into()];
-        if let Some(b) = &r.bootstrap {
-            let pct = format!("{}%", 100.0 * b.level);
-            for rs in resamples {
-                header.push(format!("SE ({})", rs.kind));
-                header.push(format!("{pct} interval ({})", rs.kind));
-                align.extend([Align::Right, Align::Right]);
-            }
-        }
-        header.push(String::new());
-        align.push(Align::Left);
-        let header: Vec<&str> = header.iter().map(String::as_str).collect();
-        table(
-            &mut s,
-            r.bootstrap.as_ref().map(|_| &header[..]),
-            &rows,
-            &align,
-        );
-        if let Some(b) = &r.bootstrap {
-            for rs in &b.resamples {
-                let _ = writeln!(
-                    s,
-                    "bootstrap ({}): {} replicates, {} converged, {} used, {:.2} s",
-                    rs.kind, rs.replicates, rs.converged, rs.used, b.seconds
-                );
-            }
-            for n in &b.notes {
-                let _ = writeln!(s, "  note: {n}");
-            }
-        }
+        param_table(&mut s, &r.params, &r.fixed, r.bootstrap.as_ref());
     } else {
         let _ = writeln!(s, "\n{} groups by {}", r.groups.len(), r.by.join(","));
         let names: Vec<String> = r.groups[0].params.keys().cloned().collect();
