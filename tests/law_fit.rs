@@ -530,3 +530,45 @@ fn bootstrap_of_any_law_covers_the_truth() {
         }
     }
 }
+
+/// A manifest of logs and the point filters feed a law given with --law,
+/// through the sweep reader; a law's domain error names the point.
+#[test]
+fn manifest_logs_fit_any_law() {
+    let Some(_) = shared_data() else {
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let base = [
+        "fit",
+        "--manifest",
+        "benches/pythia_manifest.csv",
+        "--stride",
+        "50",
+        "--law",
+        "E + A/N^alpha + B/D^beta",
+        "--backend",
+        "cpu",
+        "--starts",
+        "16",
+        "--out",
+    ];
+    let mut args = base.to_vec();
+    args.push(out.to_str().unwrap());
+    // Step 0 is tokens = 0, where B/D^beta is infinite.
+    let run = sweepfit(root, &args);
+    run.assert_failed("tokens = 0 under B/D^beta");
+    assert!(
+        run.stderr
+            .contains("point 1 (run pythia-14m-1) (N = 14067712, D = 0), B/D^beta is inf"),
+        "{}",
+        run.dump()
+    );
+    args.extend(["--min-tokens", "1"]);
+    ok(root, &args);
+    let r = read_json(&out.join("fit.json"));
+    assert_eq!(r["variables"]["D"], "tokens");
+    assert!(num(&r, &["metrics", "r2"]) > 0.8, "{}", r["metrics"]);
+}

@@ -51,18 +51,20 @@ pub(crate) struct InputArgs {
 }
 
 impl InputArgs {
-    pub(crate) fn path(&self) -> Option<&std::path::Path> {
-        self.input.as_deref()
-    }
-
-    pub(crate) fn manifest(&self) -> Option<&std::path::Path> {
-        self.manifest.as_deref()
-    }
-
-    /// Whether any point filter was given.
-    pub(crate) fn filtered(&self) -> bool {
+    /// The input as a table for a law given with --law: a CSV as it is
+    /// (every column kept), or a manifest's logs and the point filters
+    /// through the sweep reader (columns run, N, T, tokens, loss, weight).
+    pub(crate) fn table(&self, objective: &Objective) -> anyhow::Result<data::Table> {
         let f = &self.filter;
-        f.min_tokens.is_some() || f.max_tokens.is_some() || f.stride != 1
+        let filtered = f.min_tokens.is_some() || f.max_tokens.is_some() || f.stride != 1;
+        match (&self.input, &self.manifest) {
+            (Some(p), None) if !filtered => Ok(data::Table::read(p)?),
+            (Some(p), _) | (None, Some(p)) => {
+                let ds = self.load(objective)?;
+                Ok(data::Table::from_dataset(&ds, p))
+            }
+            (None, None) => bail!("give a CSV file or --manifest FILE"),
+        }
     }
 
     /// Read the sweep and apply the filters.

@@ -149,12 +149,6 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
 fn cmd_eval_law(a: EvalArgs) -> anyhow::Result<()> {
     let fit = a.fit.law_fit_options(&[], a.test_where.clone())?;
     let (file, text, origin) = a.fit.law_source()?;
-    if a.input.manifest().is_some() || a.input.filtered() {
-        anyhow::bail!(
-            "--manifest and --min-tokens/--max-tokens/--stride work with the looplm and \
-             chinchilla laws only so far"
-        );
-    }
     if a.backend.backend == BackendChoice::Gpu {
         anyhow::bail!(
             "--backend gpu: the GPU evaluates the looplm and chinchilla laws only so far \
@@ -167,10 +161,7 @@ fn cmd_eval_law(a: EvalArgs) -> anyhow::Result<()> {
         }
     }
     let out_dir = check_out_dir(&a.out, a.force)?;
-    let Some(input) = a.input.path() else {
-        anyhow::bail!("give the data as a CSV file");
-    };
-    let table = sweepfit::data::Table::read(input)?;
+    let table = a.input.table(&fit.objective)?;
     let bound = sweepfit::lawfit::bind(file, &text, &origin, &table)?;
     let mut protocols = a.protocol.clone();
     if let Some(p) = &mut protocols {

@@ -8,7 +8,7 @@ use clap::Args;
 
 use sweepfit::backend::{self, BackendChoice, Prepared};
 use sweepfit::bootstrap::{self, BootstrapOptions};
-use sweepfit::data::{Dataset, Selector, Table};
+use sweepfit::data::{Dataset, Selector};
 use sweepfit::fit::{self, FitOptions, FitOutput};
 use sweepfit::law::PARAM_NAMES;
 use sweepfit::lawfit;
@@ -168,11 +168,7 @@ fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
     if boot.is_some() && !a.by.is_empty() {
         bail!("--bootstrap with --by is not supported yet: bootstrap one group at a time");
     }
-    let unsupported = [
-        (a.save_starts, "--save-starts"),
-        (a.input.manifest().is_some(), "--manifest"),
-        (a.input.filtered(), "--min-tokens/--max-tokens/--stride"),
-    ];
+    let unsupported = [(a.save_starts, "--save-starts")];
     if let Some((_, flag)) = unsupported.iter().find(|(on, _)| *on) {
         bail!(
             "{flag} works with the looplm and chinchilla laws only so far (without --by and --test-where)"
@@ -190,10 +186,7 @@ fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
         _ => {}
     }
     let out_dir = check_out_dir(&a.out, a.force)?;
-    let Some(input) = a.input.path() else {
-        bail!("give the data as a CSV file");
-    };
-    let table = Table::read(input)?;
+    let table = a.input.table(&opts.objective)?;
     let bound = lawfit::bind(file, &text, &origin, &table)?;
     let out = with_spinner(fit_message, |tick| {
         lawfit::fit_table(&bound, &table, &opts, tick)

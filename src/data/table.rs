@@ -19,6 +19,9 @@ pub struct Table {
     pub headers: Vec<String>,
     /// `columns[c][row]`, trimmed.
     pub columns: Vec<Vec<String>>,
+    /// Whether row r is line r + 2 of the file (false for a table made
+    /// from another reader's points).
+    pub lines: bool,
 }
 
 impl Table {
@@ -44,7 +47,54 @@ impl Table {
             path: path.into(),
             headers: f.headers,
             columns,
+            lines: true,
         })
+    }
+
+    /// A dataset read by another reader (a manifest of logs, filtered) as
+    /// a table with the long CSV's columns: run, N, T, tokens, loss, weight.
+    /// `path` names it in messages.
+    pub fn from_dataset(ds: &super::Dataset, path: &Path) -> Table {
+        let headers: Vec<String> = ["run", "N", "T", "tokens", "loss", "weight"]
+            .map(String::from)
+            .to_vec();
+        let mut columns = vec![Vec::with_capacity(ds.points()); headers.len()];
+        for c in &ds.configs {
+            for i in c.range() {
+                let cells = [
+                    c.run.clone(),
+                    c.n.to_string(),
+                    c.t.to_string(),
+                    ds.tokens[i].to_string(),
+                    ds.loss[i].to_string(),
+                    ds.weight[i].to_string(),
+                ];
+                for (col, cell) in columns.iter_mut().zip(cells) {
+                    col.push(cell);
+                }
+            }
+        }
+        Table {
+            path: path.into(),
+            headers,
+            columns,
+            lines: false,
+        }
+    }
+
+    /// Where row `r` is, for messages: "FILE line K", or "FILE, point K"
+    /// for a table made from another reader's points.
+    pub fn place(&self, r: usize) -> String {
+        if self.lines {
+            format!("{} line {}", self.path.display(), r + 2)
+        } else {
+            format!(
+                "{}, point {} (run {})",
+                self.path.display(),
+                r + 1,
+                self.columns[0][r]
+            )
+        }
     }
 
     pub fn rows(&self) -> usize {
@@ -193,6 +243,7 @@ mod tests {
             path: "x.csv".into(),
             headers: vec!["d".into(), "D".into(), "Loss".into()],
             columns: vec![vec![]; 3],
+            lines: true,
         };
         assert_eq!(t.find("d"), Some(0));
         assert_eq!(t.find("D"), Some(1));
@@ -216,6 +267,7 @@ mod tests {
                 vec!["train".into(), "test".into(), "train".into()],
                 vec!["1000".into(), "1e3".into(), "10".into()],
             ],
+            lines: true,
         };
         let s = Selector::parse("split=test").unwrap();
         assert_eq!(s.rows(&t).unwrap(), vec![false, true, false]);

@@ -625,9 +625,8 @@ fn non_finite_site(
             .map(|(n, v)| format!("{n} = {v}"))
             .collect();
         return Some(format!(
-            "at {} line {} ({}), {} is {}",
-            table.path.display(),
-            r + 2,
+            "at {} ({}), {} is {}",
+            table.place(r),
             at.join(", "),
             show(law, bad, 0),
             buf[bad as usize]
@@ -928,10 +927,9 @@ pub fn fit_table(
         predict_into(b, &cols, &fit.params, &g.test, &mut pred);
         if let Some(&r) = g.train.iter().find(|&&r| !pred[r].is_finite()) {
             bail!(
-                "the best fit predicts {} at {} line {}: the law overflows there",
+                "the best fit predicts {} at {}: the law overflows there",
                 pred[r],
-                table.path.display(),
-                r + 2
+                table.place(r)
             );
         }
         objective_sum += fit.objective * g.train.len() as f64;

@@ -155,9 +155,8 @@ fn draw(
         } else {
             group_params.get(&key_of(first)).ok_or_else(|| {
                 anyhow::anyhow!(
-                    "{} line {}: no group of the fit has {}",
-                    table.path.display(),
-                    first + 2,
+                    "{}: no group of the fit has {}",
+                    table.place(first),
                     key_of(first).join(",")
                 )
             })?
