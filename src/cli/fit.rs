@@ -165,9 +165,6 @@ fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
         lbfgs: opts.lbfgs,
         ..FitOptions::default()
     })?;
-    if boot.is_some() && !a.by.is_empty() {
-        bail!("--bootstrap with --by is not supported yet: bootstrap one group at a time");
-    }
     let unsupported = [(a.save_starts, "--save-starts")];
     if let Some((_, flag)) = unsupported.iter().find(|(on, _)| *on) {
         bail!(
@@ -193,16 +190,16 @@ fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
     });
     let mut out = out?;
     if let Some(bo) = &boot {
-        let best: Vec<f64> = bound
-            .law
-            .params
-            .iter()
-            .map(|n| out.report.params[n])
-            .collect();
-        let report = with_spinner(bootstrap_message, |tick| {
-            lawfit::bootstrap(&bound, &table, &opts, &out.held_out, &best, bo, tick)
-        });
-        out.report.bootstrap = Some(report?);
+        let reports = with_spinner(bootstrap_message, |tick| {
+            lawfit::bootstrap(&bound, &table, &opts, &out.held_out, &out.fits, bo, tick)
+        })?;
+        if out.report.groups.is_empty() {
+            out.report.bootstrap = reports.into_iter().next();
+        } else {
+            for (g, r) in out.report.groups.iter_mut().zip(reports) {
+                g.bootstrap = Some(r);
+            }
+        }
     }
     out_dir.create()?;
     report::write_pretty(&out_dir.join("fit.json"), &out.report)?;

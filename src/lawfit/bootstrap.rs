@@ -46,116 +46,136 @@ fn resamples(kind: Resample, n: usize, curves: &[Vec<usize>], seed: u64) -> Vec<
         .collect()
 }
 
-/// Bootstrap the fit of `b` to the rows of `table` not held out, whose
-/// best parameters are `best`.
+/// One fit to bootstrap: its rows and its best parameters.
+#[derive(Debug, Clone)]
+pub struct Fitted {
+    pub rows: Vec<usize>,
+    pub best: Vec<f64>,
+}
+
+/// Bootstrap every fit of `fits` (the plain fit, or each `--by` group's)
+/// to the rows of `table` not held out: all replicates of all of them one
+/// batch, each started from its fit's best. One report per fit.
 pub fn bootstrap(
     b: &BoundLaw,
     table: &Table,
     fit: &LawFitOptions,
     held: &[bool],
-    best: &[f64],
+    fits: &[Fitted],
     opts: &BootstrapOptions,
     progress: impl FnMut(Progress),
-) -> anyhow::Result<BootstrapReport> {
+) -> anyhow::Result<Vec<BootstrapReport>> {
     if opts.replicates < 2 {
         bail!("--bootstrap needs at least 2 replicates");
     }
     let started = Instant::now();
     let cols = read_columns(b, table, &fit.objective)?;
+    // The fit's space: linear parameters measured at the middle of every
+    // fitted row, as the fit measured them.
     let train: Vec<usize> = (0..table.rows()).filter(|&r| !held[r]).collect();
     let space = law_space(b, &cols, &train, &fit.fix)?;
-    let curves: Vec<Vec<usize>> = match b.axis {
-        Some(axis) => curves_in(table, &cols.vars, axis, &train),
-        None => train.iter().map(|&r| vec![r]).collect(),
-    };
-    let (kinds, notes) = schemes(&opts.resamples, curves.len())?;
-    // Each replicate holds about as many rows as the fit, with its
+    let total_rows: usize = fits.iter().map(|f| f.rows.len()).sum();
+    // Each replicate holds about as many rows as its fit, with their
     // variables, target and weight.
     crate::memory::ensure_fits(
         &format!("--bootstrap {} of a law fit", opts.replicates),
-        (kinds.len() * opts.replicates * train.len()) as f64
+        (opts.resamples.len() * opts.replicates * total_rows) as f64
             * (cols.vars.len() + 4) as f64
-            * 8.0
-            * 2.0,
+            * 16.0,
     )?;
-    let mut jobs = Vec::new();
-    for &kind in &kinds {
-        for rows in resamples(kind, opts.replicates, &curves, opts.seed) {
-            jobs.push(Group {
-                key: IndexMap::from([("replicate".to_string(), kind.name().to_string())]),
-                train: rows,
-                test: Vec::new(),
-            });
-        }
-    }
-    // A replicate too small to determine the parameters is dropped from
-    // the statistics, as one with a non-finite objective is.
+    // Per fit: its schemes and notes; jobs fit-major, then scheme, then
+    // replicate. A replicate too small to determine the parameters is
+    // left out of the statistics, as one with a non-finite objective is.
     let dim = space.dim();
-    let usable: Vec<bool> = jobs.iter().map(|j| j.train.len() >= dim).collect();
-    let kept: Vec<Group> = jobs
-        .iter()
-        .zip(&usable)
-        .filter(|(_, &u)| u)
-        .map(|(j, _)| j.clone())
-        .collect();
+    let mut plans = Vec::with_capacity(fits.len());
+    let mut jobs = Vec::new();
+    let mut thetas = Vec::new();
+    for f in fits {
+        let curves: Vec<Vec<usize>> = match b.axis {
+            Some(axis) => curves_in(table, &cols.vars, axis, &f.rows),
+            None => f.rows.iter().map(|&r| vec![r]).collect(),
+        };
+        let (kinds, notes) = schemes(&opts.resamples, curves.len())?;
+        let theta = space.to_theta(&f.best);
+        let mut usable = Vec::new();
+        for &kind in &kinds {
+            for rows in resamples(kind, opts.replicates, &curves, opts.seed) {
+                let ok = rows.len() >= dim;
+                usable.push(ok);
+                if ok {
+                    jobs.push(Group {
+                        key: IndexMap::from([("replicate".to_string(), kind.name().to_string())]),
+                        train: rows,
+                        test: Vec::new(),
+                    });
+                    thetas.push(theta.clone());
+                }
+            }
+        }
+        plans.push((kinds, notes, usable));
+    }
     let lbfgs_fit = LawFitOptions {
         lbfgs: opts.lbfgs,
         ..fit.clone()
     };
-    let theta = space.to_theta(best);
-    let (fits, outcomes, _) = fit_jobs(
+    let (results, outcomes, _) = fit_jobs(
         Data {
             b,
             table,
             cols: &cols,
         },
         &space,
-        &kept,
+        &jobs,
         &lbfgs_fit,
-        Some(&theta),
+        Some(&thetas),
         progress,
     )
     .context("bootstrap replicates")?;
-    let mut reports = Vec::new();
+    let seconds = started.elapsed().as_secs_f64();
     let mut k = 0;
-    for (ki, &kind) in kinds.iter().enumerate() {
-        let mut samples = Vec::new();
-        let mut converged = 0;
-        for &u in &usable[ki * opts.replicates..(ki + 1) * opts.replicates] {
-            if !u {
-                continue;
+    let mut out = Vec::with_capacity(fits.len());
+    for (kinds, notes, usable) in plans {
+        let mut reports = Vec::new();
+        for (ki, &kind) in kinds.iter().enumerate() {
+            let mut samples = Vec::new();
+            let mut converged = 0;
+            for &u in &usable[ki * opts.replicates..(ki + 1) * opts.replicates] {
+                if !u {
+                    continue;
+                }
+                if outcomes[k].status == Status::Converged {
+                    converged += 1;
+                }
+                if results[k].objective.is_finite() {
+                    samples.push(results[k].params.clone());
+                }
+                k += 1;
             }
-            if outcomes[k].status == Status::Converged {
-                converged += 1;
-            }
-            if fits[k].objective.is_finite() {
-                samples.push(fits[k].params.clone());
-            }
-            k += 1;
+            let params = space
+                .free()
+                .iter()
+                .map(|&i| {
+                    let v: Vec<f64> = samples.iter().map(|s| s[i]).collect();
+                    (space.rules[i].name.clone(), interval(&v, opts.level))
+                })
+                .collect::<IndexMap<_, _>>();
+            reports.push(ResampleReport {
+                kind: kind.name().to_string(),
+                replicates: opts.replicates,
+                converged,
+                converged_fraction: converged as f64 / opts.replicates as f64,
+                used: samples.len(),
+                params,
+                samples,
+            });
         }
-        let params = space
-            .free()
-            .iter()
-            .map(|&i| {
-                let v: Vec<f64> = samples.iter().map(|s| s[i]).collect();
-                (space.rules[i].name.clone(), interval(&v, opts.level))
-            })
-            .collect::<IndexMap<_, _>>();
-        reports.push(ResampleReport {
-            kind: kind.name().to_string(),
-            replicates: opts.replicates,
-            converged,
-            converged_fraction: converged as f64 / opts.replicates as f64,
-            used: samples.len(),
-            params,
-            samples,
+        out.push(BootstrapReport {
+            seed: opts.seed,
+            level: opts.level,
+            seconds,
+            resamples: reports,
+            notes,
         });
     }
-    Ok(BootstrapReport {
-        seed: opts.seed,
-        level: opts.level,
-        seconds: started.elapsed().as_secs_f64(),
-        resamples: reports,
-        notes,
-    })
+    Ok(out)
 }

@@ -27,7 +27,7 @@ mod plot;
 mod predict;
 mod simulate;
 
-pub use bootstrap::bootstrap;
+pub use bootstrap::{bootstrap, Fitted};
 pub use eval::{evaluate, LawEvalOptions, LawEvalOutput};
 pub use plot::{fold_panels, panels};
 pub use predict::{predict_rows, read_law_fit, LawFit};
@@ -210,6 +210,9 @@ pub struct LawFitOutput {
     pub held_out: Vec<bool>,
     /// Per table row: the loss read.
     pub loss: Vec<f64>,
+    /// Per fit (the plain fit, or each group in `report.groups` order): the
+    /// rows it was fitted to and its best parameters.
+    pub fits: Vec<Fitted>,
 }
 
 /// Per problem, which group's evaluator runs it.
@@ -706,14 +709,14 @@ struct JobFit {
 
 /// Fit every job (group, fold, replicate) to its training rows as problems
 /// of one lockstep batch: `opts.starts` starts each from the same draws, or
-/// each from the one `given` theta (bootstrap replicates). Returns
+/// each from its own `given` theta (bootstrap replicates). Returns
 /// each job's best, every start's outcome and the batched calls.
 fn fit_jobs(
     data: Data,
     space: &LawSpace,
     jobs: &[Group],
     opts: &LawFitOptions,
-    given: Option<&[f64]>,
+    given: Option<&[Vec<f64>]>,
     progress: impl FnMut(Progress),
 ) -> anyhow::Result<(Vec<JobFit>, Vec<Outcome>, usize)> {
     let Data { b, table, cols } = data;
@@ -754,8 +757,8 @@ fn fit_jobs(
     let mut job_of = Vec::with_capacity(x0.capacity());
     let base: Vec<f64> = space.to_params(&vec![0.0; space.dim()]);
     for (gi, g) in jobs.iter().enumerate() {
-        if let Some(theta) = given {
-            x0.push(theta.to_vec());
+        if let Some(thetas) = given {
+            x0.push(thetas[gi].clone());
             job_of.push(gi);
             continue;
         }
@@ -945,6 +948,7 @@ pub fn fit_table(
             at_best: fit.at_best,
             metrics: set_metrics(&cols, &pred, &g.train),
             test: (!g.test.is_empty()).then(|| set_metrics(&cols, &pred, &g.test)),
+            bootstrap: None,
         });
     }
     let rows_of =
@@ -1011,5 +1015,13 @@ pub fn fit_table(
         pred,
         held_out: held,
         loss: cols.loss,
+        fits: groups
+            .iter()
+            .zip(fits)
+            .map(|(g, f)| Fitted {
+                rows: g.train.clone(),
+                best: f.params,
+            })
+            .collect(),
     })
 }

@@ -221,6 +221,8 @@ pub struct GroupReport {
     pub metrics: SetMetrics,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test: Option<SetMetrics>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<BootstrapReport>,
 }
 
 /// fit.json of a law fitted from a table.

@@ -358,6 +358,17 @@ pub fn law_summary(r: &super::LawFitReport) -> String {
         align.resize(header.len(), Align::Right);
         let header: Vec<&str> = header.iter().map(String::as_str).collect();
         table(&mut s, Some(&header), &rows, &align);
+        if let Some(b) = r.groups.iter().find_map(|g| g.bootstrap.as_ref()) {
+            let kinds: Vec<&str> = b.resamples.iter().map(|x| x.kind.as_str()).collect();
+            let _ = writeln!(
+                s,
+                "  bootstrap ({}): {} replicates per group; each group's standard errors and \
+                 {}% intervals are in fit.json (groups[].bootstrap)",
+                kinds.join(", "),
+                b.resamples.first().map_or(0, |x| x.replicates),
+                100.0 * b.level
+            );
+        }
         let fixed_names: Vec<&String> = names.iter().filter(|n| fixed(n)).collect();
         if !fixed_names.is_empty() {
             let list: Vec<&str> = fixed_names.iter().map(|n| n.as_str()).collect();
