@@ -533,6 +533,24 @@ fn bootstrap_of_any_law_covers_the_truth() {
             );
         }
     }
+    // predict adds each scheme's band around the prediction.
+    let run = ok(
+        dir.path(),
+        &[
+            "predict",
+            "--fit",
+            out.join("fit.json").to_str().unwrap(),
+            "--at",
+            "N=3e9",
+            "--at",
+            "D=4e10",
+        ],
+    );
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines[0], "N,D,pred,lo_curves,hi_curves,lo_points,hi_points");
+    let v: Vec<f64> = lines[1].split(',').map(|x| x.parse().unwrap()).collect();
+    assert!(v[3] < v[4] && v[5] < v[6], "{}", lines[1]);
+    assert!(v[3] <= v[2] + 1e-3 && v[2] <= v[4] + 1e-3, "{}", lines[1]);
 }
 
 /// A manifest of logs and the point filters feed a law given with --law,

@@ -4,7 +4,7 @@ use anyhow::{bail, Context};
 use indexmap::IndexMap;
 
 use crate::law::{CompiledLaw, LawFile};
-use crate::report::LawFitReport;
+use crate::report::{BootstrapReport, LawFitReport};
 
 /// A law fit read back from its fit.json.
 pub struct LawFit {
@@ -69,17 +69,33 @@ pub fn predict_rows(
         };
         axes.push(values.clone());
     }
-    let sets: Vec<(Vec<String>, Vec<f64>)> = if r.groups.is_empty() {
-        vec![(Vec::new(), law.params.iter().map(|n| r.params[n]).collect())]
+    // (group key, parameters, bootstrap) of every fit.
+    type Set<'a> = (Vec<String>, Vec<f64>, Option<&'a BootstrapReport>);
+    let sets: Vec<Set> = if r.groups.is_empty() {
+        vec![(
+            Vec::new(),
+            law.params.iter().map(|n| r.params[n]).collect(),
+            r.bootstrap.as_ref(),
+        )]
     } else {
         r.groups
             .iter()
             .map(|g| {
                 let key = g.key.values().cloned().collect();
-                (key, law.params.iter().map(|n| g.params[n]).collect())
+                let p = law.params.iter().map(|n| g.params[n]).collect();
+                (key, p, g.bootstrap.as_ref())
             })
             .collect()
     };
+    // Band columns: every scheme any fit was bootstrapped with.
+    let mut kinds: Vec<String> = Vec::new();
+    for (_, _, b) in &sets {
+        for rs in b.iter().flat_map(|b| &b.resamples) {
+            if !kinds.contains(&rs.kind) {
+                kinds.push(rs.kind.clone());
+            }
+        }
+    }
     let total: usize = axes.iter().map(Vec::len).product::<usize>() * sets.len();
     if total > crate::predict::MAX_ROWS {
         bail!(
@@ -90,9 +106,14 @@ pub fn predict_rows(
     let mut header: Vec<String> = r.by.clone();
     header.extend(law.variables.iter().cloned());
     header.push("pred".into());
+    for k in &kinds {
+        header.push(format!("lo_{k}"));
+        header.push(format!("hi_{k}"));
+    }
     let mut rows = Vec::with_capacity(total);
     let mut point = vec![0.0; axes.len()];
-    for (key, p) in &sets {
+    let mut v = Vec::new();
+    for (key, p, boot) in &sets {
         let count: usize = axes.iter().map(Vec::len).product();
         for mut k in 0..count {
             // Last variable fastest.
@@ -103,6 +124,25 @@ pub fn predict_rows(
             let mut row = key.clone();
             row.extend(point.iter().map(|x| x.to_string()));
             row.push(law.eval(&point, p).to_string());
+            // The band of each scheme: percentiles of the replicates'
+            // predictions (empty where this fit has no such replicates).
+            for kind in &kinds {
+                let found = boot.and_then(|b| {
+                    let rs = b.resamples.iter().find(|rs| &rs.kind == kind)?;
+                    (rs.samples.len() >= 2).then_some((rs, b.level))
+                });
+                match found {
+                    Some((rs, level)) => {
+                        v.clear();
+                        v.extend(rs.samples.iter().map(|s| law.eval(&point, s)));
+                        v.sort_by(f64::total_cmp);
+                        let tail = (1.0 - level) / 2.0;
+                        row.push(crate::bootstrap::quantile(&v, tail).to_string());
+                        row.push(crate::bootstrap::quantile(&v, 1.0 - tail).to_string());
+                    }
+                    None => row.extend([String::new(), String::new()]),
+                }
+            }
             rows.push(row);
         }
     }
