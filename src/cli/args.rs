@@ -108,7 +108,8 @@ pub(crate) struct FitFlags {
     /// The law: a built-in's name (`sweepfit laws` lists them) or a formula
     /// such as 'E + A/N^alpha + B/D^beta', whose names are variables where
     /// they name a column of the data and parameters otherwise. Laws other
-    /// than looplm and chinchilla are fitted from a CSV on the CPU.
+    /// than looplm and chinchilla (and any law with --by or --test-where)
+    /// are compiled and fitted on the CPU.
     #[arg(long, default_value = sweepfit::law::DEFAULT_LAW, conflicts_with = "law_file")]
     pub(crate) law: String,
     /// A law file (TOML) with declarations: `sweepfit laws looplm` prints one
@@ -127,7 +128,9 @@ pub(crate) struct FitFlags {
     /// Huber threshold, in the units of the residual.
     #[arg(long, default_value_t = 1e-3)]
     delta: f64,
-    /// Use K random starts instead of the default grid (at least 256 starts).
+    /// Use K random starts instead of the default grid (at least 256
+    /// starts); laws given with --law always draw random starts, 128 unless
+    /// told.
     #[arg(long, value_name = "K")]
     starts: Option<usize>,
     /// Seed of the random starts (--starts K); in `fit`, also of the
