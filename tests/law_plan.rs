@@ -264,6 +264,61 @@ fn parameter_free_nodes_are_evaluated_once_per_fit() {
 }
 
 #[test]
+fn hot_loops_have_no_powers_and_no_divisions() {
+    // Divisions by powers (and by exps) become exp(-(y ln x)), with the
+    // negation on the operand evaluated least often; small integer powers
+    // become products. Per curve, axis value or point, the only division
+    // left is a log's derivative 1/x, which the evaluators form with the
+    // log itself.
+    let sizes: Vec<f64> = (0..4).map(|i| 0.1 * (i + 1) as f64).collect();
+    let s = looplm_sweep(&sizes, &[1.0, 2.0, 4.0], 30);
+    for formula in [
+        LOOPLM,
+        "E + A/N^alpha + B/D^beta",
+        "E + A/exp(a*N) + B/(D + t2)^beta + c*(N - D)^2 + C/(T*D)",
+    ] {
+        let law = CompiledLaw::from_formula(formula, &["N", "D", "T"]).unwrap();
+        let plan = Plan::for_sweep(&law, &s);
+        let g = plan.graph();
+        for class in [Class::Curve, Class::Axis, Class::Point] {
+            let ids = &plan.forward[class as usize];
+            for &id in ids {
+                match g.node(id) {
+                    Node::Pow(..) => panic!("{formula}: a power among the {class:?} nodes"),
+                    Node::Div(a, x) => assert!(
+                        g.constant(a) == Some(1.0)
+                            && ids.iter().any(|&l| g.node(l) == Node::Log(x)),
+                        "{formula}: a division among the {class:?} nodes"
+                    ),
+                    // -beta once per start, not -(beta ln(D + t2)) per
+                    // token value.
+                    Node::Neg(_) => panic!("{formula}: a negation among the {class:?} nodes"),
+                    _ => {}
+                }
+            }
+        }
+        let p: Vec<f64> = (0..law.params.len())
+            .map(|i| 0.3 + 0.1 * i as f64)
+            .collect();
+        let obj = Objective::default();
+        let (f, g) = plan.evaluate(&s, &p, &obj, None);
+        let (fr, gr) = reference(&law, &s, &p, &obj);
+        assert!(close(f, fr, 1e-12, 0.0), "{formula}: {f} vs {fr}");
+        let norm = gr.iter().map(|v| v * v).sum::<f64>().sqrt();
+        for k in 0..p.len() {
+            assert!(
+                close(g[k], gr[k], 1e-10, norm),
+                "{formula} d/d{}: {} vs {}",
+                law.params[k],
+                g[k],
+                gr[k]
+            );
+        }
+        check_grid(&law, &s, &[p], obj, formula);
+    }
+}
+
+#[test]
 fn laws_of_other_shapes_match_the_reference() {
     // Data-constrained (defs, min on data), a law of per-curve variables
     // only (one point per curve, as SLDBench's moe), and a law with a

@@ -189,7 +189,7 @@ impl Plan {
                 Class::Point
             }
         };
-        let value = lower_pow(&mut graph, law.value);
+        let value = lower(&mut graph, law.value, &classify);
         let value = {
             let mask = graph.var_masks();
             regroup(&mut graph, value, &|id| classify(mask[id as usize]))
@@ -568,13 +568,63 @@ impl Plan {
     }
 }
 
-/// Rewrite x^y as exp(y ln x) in the cone of `root`, except for small
-/// integer constant exponents (x^2 stays a power, defined for x < 0), and
-/// a / b as a * (1/b).
-/// Then the derivatives reuse both transcendentals: d/dy is x^y ln x and
-/// d/dx is x^y y / x, so a power costs one log and one exp in all, as the
-/// hand-written kernels have it.
-fn lower_pow(g: &mut Graph, root: NodeId) -> NodeId {
+/// Which variables each node depends on and whether it depends on a
+/// parameter, kept up to date as [`lower`] adds nodes.
+struct Deps {
+    mask: Vec<u64>,
+    param: Vec<bool>,
+}
+
+impl Deps {
+    fn of(&mut self, g: &Graph, id: NodeId) -> (u64, bool) {
+        for i in self.mask.len()..g.len() {
+            let n = g.node(i as NodeId);
+            let (m, p) = match n {
+                Node::Var(v) => (1u64 << v, false),
+                Node::Param(_) => (0, true),
+                _ => n.operands().fold((0, false), |(m, p), o| {
+                    (m | self.mask[o as usize], p || self.param[o as usize])
+                }),
+            };
+            self.mask.push(m);
+            self.param.push(p);
+        }
+        (self.mask[id as usize], self.param[id as usize])
+    }
+}
+
+/// Rewrite the cone of `root` so that the evaluators' loops have neither
+/// powers nor divisions where one exp, one log or one multiplication does:
+/// - x^y as exp(y ln x), except for small integer constant exponents:
+///   x^2, x^3 and x^4 as products (defined for x < 0 and a few
+///   multiplications), other small integers as powers. The derivatives
+///   then reuse both transcendentals: d/dy is x^y ln x and d/dx is x^y y
+///   / x, so a power costs one log and one exp in all, as the hand-written
+///   kernels have it;
+/// - a / exp(e), and so a / x^y, as a * exp(-e): no division, and the
+///   negation goes to the operand of e evaluated least often (-beta once
+///   per start in B exp(-beta ln(D + t2)), -ln D once per fit in B
+///   exp(beta (-ln D)));
+/// - a / c, c a constant, as a * (1/c);
+/// - a / b otherwise as a * (1/b): divisions by one node then share one
+///   reciprocal, with each other and with the derivatives.
+///
+/// `level` classes a node by its variables.
+fn lower(g: &mut Graph, root: NodeId, level: &dyn Fn(u64) -> Class) -> NodeId {
+    let mut deps = Deps {
+        mask: Vec::new(),
+        param: Vec::new(),
+    };
+    // How often a node is evaluated per parameter vector, as a rank:
+    // data and constants never, then start, curve, axis and point nodes.
+    let mut rank = |g: &Graph, id: NodeId| {
+        let (m, p) = deps.of(g, id);
+        if p {
+            1 + level(m) as u8
+        } else {
+            0
+        }
+    };
     let mut map: Vec<Option<NodeId>> = vec![None; root as usize + 1];
     for i in 0..=root as usize {
         let m = |o: NodeId, map: &[Option<NodeId>]| map[o as usize].unwrap_or(o);
@@ -582,15 +632,22 @@ fn lower_pow(g: &mut Graph, root: NodeId) -> NodeId {
         let new = match g.node(id) {
             Node::Pow(x, y) => {
                 let (x, y) = (m(x, &map), m(y, &map));
-                let small_int = g
-                    .constant(y)
-                    .is_some_and(|c| c == c.round() && c.abs() <= 16.0);
-                if small_int {
-                    g.pow(x, y)
-                } else {
-                    let l = g.log(x);
-                    let e = g.mul(y, l);
-                    g.exp(e)
+                match g.constant(y) {
+                    Some(2.0) => g.mul(x, x),
+                    Some(3.0) => {
+                        let x2 = g.mul(x, x);
+                        g.mul(x2, x)
+                    }
+                    Some(4.0) => {
+                        let x2 = g.mul(x, x);
+                        g.mul(x2, x2)
+                    }
+                    Some(c) if c == c.round() && c.abs() <= 16.0 => g.pow(x, y),
+                    _ => {
+                        let l = g.log(x);
+                        let e = g.mul(y, l);
+                        g.exp(e)
+                    }
                 }
             }
             Node::Neg(a) => {
@@ -609,16 +666,38 @@ fn lower_pow(g: &mut Graph, root: NodeId) -> NodeId {
                 let (a, b) = (m(a, &map), m(b, &map));
                 g.mul(a, b)
             }
-            // a / b as a * (1 / b): divisions by one node then share one
-            // reciprocal, with each other and with the derivatives.
             Node::Div(a, b) => {
                 let (a, b) = (m(a, &map), m(b, &map));
-                if g.constant(b).is_some() || g.constant(a) == Some(1.0) {
-                    g.div(a, b)
-                } else {
-                    let one = g.num(1.0);
-                    let r = g.div(one, b);
-                    g.mul(a, r)
+                let recip = g.constant(b).map(|c| 1.0 / c);
+                match (g.node(b), recip) {
+                    // A reciprocal that is not exactly representable
+                    // enough (0, subnormal, infinite) keeps the division.
+                    (_, Some(r)) if r.is_normal() => {
+                        let r = g.num(r);
+                        g.mul(a, r)
+                    }
+                    (_, Some(_)) => g.div(a, b),
+                    (Node::Exp(e), None) => {
+                        let ne = match g.node(e) {
+                            Node::Mul(p, q) if rank(g, p) <= rank(g, q) => {
+                                let np = g.neg(p);
+                                g.mul(np, q)
+                            }
+                            Node::Mul(p, q) => {
+                                let nq = g.neg(q);
+                                g.mul(p, nq)
+                            }
+                            _ => g.neg(e),
+                        };
+                        let x = g.exp(ne);
+                        g.mul(a, x)
+                    }
+                    _ if g.constant(a) == Some(1.0) => g.div(a, b),
+                    _ => {
+                        let one = g.num(1.0);
+                        let r = g.div(one, b);
+                        g.mul(a, r)
+                    }
                 }
             }
             Node::Exp(a) => {
