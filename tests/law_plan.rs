@@ -112,6 +112,14 @@ fn every_node_is_evaluated_once_per_distinct_value_of_its_variables() {
         counts.forward[Class::Point as usize],
         nc * steps * per(Class::Point)
     );
+    // The variables themselves are data: N and T once per curve, D once
+    // per token value.
+    let data = |l: Class| plan.data_nodes(l).count();
+    assert_eq!((data(Class::Curve), data(Class::Axis)), (2, 1));
+    assert_eq!(
+        counts.forward[Class::Data as usize],
+        nc * data(Class::Curve) + steps * data(Class::Axis)
+    );
 
     // What makes it fast: per point only additions are left (the curve's
     // part plus the token part); every power, exp and log is hoisted.
@@ -147,6 +155,167 @@ fn every_node_is_evaluated_once_per_distinct_value_of_its_variables() {
     assert_eq!(count(Class::Axis, |n| matches!(n, Node::Pow(..))), 0);
     assert_eq!(count(Class::Curve, |n| matches!(n, Node::Log(..))), 2);
     assert_eq!(count(Class::Curve, |n| matches!(n, Node::Exp(..))), 2);
+}
+
+#[test]
+fn parameter_free_nodes_are_evaluated_once_per_fit() {
+    // Chinchilla's shape: ln N and ln D depend on data alone.
+    let (nc, steps, starts) = (12, 40, 3);
+    let sizes: Vec<f64> = (0..4).map(|i| 0.1 * (i + 1) as f64).collect();
+    let s = looplm_sweep(&sizes, &[1.0, 2.0, 4.0], steps);
+    let law = CompiledLaw::from_formula("E + A/N^alpha + B/D^beta", &["N", "D", "T"]).unwrap();
+    let plan = Plan::for_sweep(&law, &s);
+    let g = plan.graph();
+    let is_log_of_var =
+        |id| matches!(g.node(id), Node::Log(x) if matches!(g.node(x), Node::Var(_)));
+    for level in [Class::Curve, Class::Axis] {
+        assert!(
+            plan.data_nodes(level).any(is_log_of_var),
+            "a log of a variable among the {level:?} data nodes"
+        );
+    }
+    // Per token value only the exp is left of the power.
+    let count = |c: Class, f: fn(&Node) -> bool| {
+        plan.forward[c as usize]
+            .iter()
+            .filter(|&&id| f(&g.node(id)))
+            .count()
+    };
+    assert_eq!(count(Class::Axis, |n| matches!(n, Node::Log(..))), 0);
+    assert_eq!(count(Class::Axis, |n| matches!(n, Node::Exp(..))), 1);
+    assert_eq!(count(Class::Curve, |n| matches!(n, Node::Log(..))), 0);
+
+    // The data once, then any number of parameter vectors.
+    let mut counts = Counts::default();
+    let data = plan.data(&s, Some(&mut counts));
+    let obj = Objective::default();
+    for k in 0..starts {
+        let p = [1.7 + 0.1 * k as f64, 30.0, 0.12, 18.0, 0.3];
+        let (f, g) = plan.evaluate_with(&s, &data, &p, &obj, Some(&mut counts));
+        let (fr, gr) = reference(&law, &s, &p, &obj);
+        assert!(close(f, fr, 1e-12, 0.0), "start {k}: {f} vs {fr}");
+        let norm = gr.iter().map(|v| v * v).sum::<f64>().sqrt();
+        for j in 0..p.len() {
+            assert!(
+                close(g[j], gr[j], 1e-10, norm),
+                "start {k} d/d{}",
+                law.params[j]
+            );
+        }
+    }
+    let per = |c: Class| plan.forward[c as usize].len();
+    let per_data = |l: Class| plan.data_nodes(l).count();
+    assert_eq!(
+        counts.forward[Class::Data as usize],
+        nc * per_data(Class::Curve) + steps * per_data(Class::Axis),
+        "data nodes once per distinct value, not per start"
+    );
+    assert_eq!(per_data(Class::Point), 0);
+    assert_eq!(
+        counts.forward[Class::Start as usize],
+        starts * per(Class::Start)
+    );
+    assert_eq!(
+        counts.forward[Class::Curve as usize],
+        starts * nc * per(Class::Curve)
+    );
+    assert_eq!(
+        counts.forward[Class::Axis as usize],
+        starts * steps * per(Class::Axis)
+    );
+
+    // One-point curves (final losses): V*d, ln Nnv, ln(V*d) and ln D once
+    // per point for the whole fit.
+    let law = sweepfit::law::builtin_law("vocab")
+        .unwrap()
+        .compile("vocab")
+        .unwrap();
+    let n = 50;
+    let vars: Vec<f64> = (0..n)
+        .flat_map(|i| {
+            let x = i as f64;
+            [0.1 + 0.01 * x, 4.0 + x, 0.5 + 0.02 * x, 1.0 + x]
+        })
+        .collect();
+    let s = Sweep::new(
+        4,
+        (0..n).map(|i| i..i + 1).collect(),
+        vars,
+        vec![-1.0; n],
+        vec![1.0 / n as f64; n],
+        None,
+    );
+    let plan = Plan::for_sweep(&law, &s);
+    let g = plan.graph();
+    assert!(plan.forward[Class::Curve as usize]
+        .iter()
+        .all(|&id| !matches!(g.node(id), Node::Log(..))));
+    let logs = plan
+        .data_nodes(Class::Curve)
+        .filter(|&id| matches!(g.node(id), Node::Log(..)))
+        .count();
+    assert_eq!(logs, 3, "ln Nnv, ln Nv and ln D are data");
+    let mut counts = Counts::default();
+    plan.data(&s, Some(&mut counts));
+    assert_eq!(
+        counts.forward[Class::Data as usize],
+        n * plan.data_nodes(Class::Curve).count()
+    );
+}
+
+#[test]
+fn hot_loops_have_no_powers_and_no_divisions() {
+    // Divisions by powers (and by exps) become exp(-(y ln x)), with the
+    // negation on the operand evaluated least often; small integer powers
+    // become products. Per curve, axis value or point, the only division
+    // left is a log's derivative 1/x, which the evaluators form with the
+    // log itself.
+    let sizes: Vec<f64> = (0..4).map(|i| 0.1 * (i + 1) as f64).collect();
+    let s = looplm_sweep(&sizes, &[1.0, 2.0, 4.0], 30);
+    for formula in [
+        LOOPLM,
+        "E + A/N^alpha + B/D^beta",
+        "E + A/exp(a*N) + B/(D + t2)^beta + c*(N - D)^2 + C/(T*D)",
+    ] {
+        let law = CompiledLaw::from_formula(formula, &["N", "D", "T"]).unwrap();
+        let plan = Plan::for_sweep(&law, &s);
+        let g = plan.graph();
+        for class in [Class::Curve, Class::Axis, Class::Point] {
+            let ids = &plan.forward[class as usize];
+            for &id in ids {
+                match g.node(id) {
+                    Node::Pow(..) => panic!("{formula}: a power among the {class:?} nodes"),
+                    Node::Div(a, x) => assert!(
+                        g.constant(a) == Some(1.0)
+                            && ids.iter().any(|&l| g.node(l) == Node::Log(x)),
+                        "{formula}: a division among the {class:?} nodes"
+                    ),
+                    // -beta once per start, not -(beta ln(D + t2)) per
+                    // token value.
+                    Node::Neg(_) => panic!("{formula}: a negation among the {class:?} nodes"),
+                    _ => {}
+                }
+            }
+        }
+        let p: Vec<f64> = (0..law.params.len())
+            .map(|i| 0.3 + 0.1 * i as f64)
+            .collect();
+        let obj = Objective::default();
+        let (f, g) = plan.evaluate(&s, &p, &obj, None);
+        let (fr, gr) = reference(&law, &s, &p, &obj);
+        assert!(close(f, fr, 1e-12, 0.0), "{formula}: {f} vs {fr}");
+        let norm = gr.iter().map(|v| v * v).sum::<f64>().sqrt();
+        for k in 0..p.len() {
+            assert!(
+                close(g[k], gr[k], 1e-10, norm),
+                "{formula} d/d{}: {} vs {}",
+                law.params[k],
+                g[k],
+                gr[k]
+            );
+        }
+        check_grid(&law, &s, &[p], obj, formula);
+    }
 }
 
 #[test]

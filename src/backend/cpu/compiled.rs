@@ -33,11 +33,13 @@ const TILE: usize = 256;
 pub struct CompiledGrid {
     plan: Plan,
     n_nodes: usize,
-    n_vars: usize,
     n_curves: usize,
-    /// Each variable's value per curve (from the curve's first point):
-    /// curve_cols[v][c].
-    curve_cols: Vec<Vec<f64>>,
+    /// The data nodes' values (see [`Plan::data`]), computed once here and
+    /// read by every start: node `id`'s are `data[dslot[id]]`, one per
+    /// curve, per distinct axis value or (on the grid, for nodes of both)
+    /// per cell, by the node's level.
+    data: Vec<Vec<f64>>,
+    dslot: Vec<usize>,
     layout: Layout,
     /// Curve-array slot of every curve-class node.
     cslot: Vec<usize>,
@@ -61,7 +63,7 @@ pub struct CompiledGrid {
 #[derive(Debug, Clone, Copy)]
 enum Layout {
     /// Curves x distinct values of the axis variable.
-    Grid { axis_var: usize },
+    Grid,
     /// One point per curve, run in blocks of [`TILE`] curves.
     Points,
 }
@@ -188,21 +190,11 @@ impl CompiledGrid {
     /// with two points at one axis value. Without one, points: no curve
     /// with more than one point (every node is then a start or curve node).
     pub fn new(plan: Plan, sweep: &Sweep, objective: Objective) -> Result<CompiledGrid, String> {
-        let nv = sweep.n_vars;
         let nc = sweep.curves.len();
-        let mut curve_cols = vec![vec![0.0; nc]; nv];
-        for (c, r) in sweep.curves.iter().enumerate() {
-            if let Some(first) = r.clone().next() {
-                for (v, col) in curve_cols.iter_mut().enumerate() {
-                    col[c] = sweep.vars[first * nv + v];
-                }
-            }
-        }
         let (layout, y, w) = match sweep.axis {
             Some(a) => {
-                let axis_var = a as usize;
-                let (y, w) = grid_cells(sweep, axis_var)?;
-                (Layout::Grid { axis_var }, y, w)
+                let (y, w) = grid_cells(sweep, a as usize)?;
+                (Layout::Grid, y, w)
             }
             None => {
                 let (y, w) = point_cells(sweep, &plan)?;
@@ -211,6 +203,7 @@ impl CompiledGrid {
         };
         let separable = Separable::detect(&plan);
         let n_nodes = plan.graph().len();
+        let (data, dslot) = data_columns(&plan, sweep, layout)?;
         let mut cslot = vec![usize::MAX; n_nodes];
         let mut n_cslots = 0;
         for &id in &plan.forward[Class::Curve as usize] {
@@ -228,9 +221,9 @@ impl CompiledGrid {
         Ok(CompiledGrid {
             plan,
             n_nodes,
-            n_vars: nv,
             n_curves: nc,
-            curve_cols,
+            data,
+            dslot,
             layout,
             cslot,
             n_cslots,
@@ -262,14 +255,70 @@ impl CompiledGrid {
             });
     }
 
+    /// Data node `o` over cells `t0..t0 + m` of curve `c`'s grid row: a
+    /// scalar for a curve-level node, else an array.
+    #[inline(always)]
+    fn row_data(&self, o: NodeId, c: usize, t0: usize, m: usize) -> V<'_> {
+        let d = self.data_of(o);
+        match self.plan.level[o as usize] {
+            Class::Curve => V::S(d[c]),
+            Class::Axis => V::A(&d[t0..t0 + m]),
+            _ => V::A(&d[c * self.axis.len() + t0..][..m]),
+        }
+    }
+
+    /// The cached values of data node `id` (see `data`).
+    #[inline(always)]
+    fn data_of(&self, id: NodeId) -> &[f64] {
+        &self.data[self.dslot[id as usize]]
+    }
+
     /// Curves whose arrays are formed at once: all of them on the grid
     /// (every tile passes over every curve), a block in the point layout.
     fn curve_block(&self) -> usize {
         match self.layout {
-            Layout::Grid { .. } => self.n_curves,
+            Layout::Grid => self.n_curves,
             Layout::Points => self.n_curves.min(TILE),
         }
     }
+}
+
+/// The data nodes' values as columns (one per node, with the node's slot
+/// in them): per curve, per distinct axis value, or per grid cell (NaN in
+/// empty cells) by the node's level.
+fn data_columns(
+    plan: &Plan,
+    sweep: &Sweep,
+    layout: Layout,
+) -> Result<(Vec<Vec<f64>>, Vec<usize>), String> {
+    let dv = plan.data(sweep, None);
+    let (nc, na) = (sweep.curves.len(), sweep.axis_values.len());
+    let mut dslot = vec![usize::MAX; plan.graph().len()];
+    let mut cols = Vec::new();
+    for &id in &plan.forward[Class::Data as usize] {
+        let col = match (layout, plan.level[id as usize]) {
+            (_, Class::Curve) => (0..nc).map(|c| dv.get(Class::Curve, c, id)).collect(),
+            (Layout::Grid, Class::Axis) => (0..na).map(|a| dv.get(Class::Axis, a, id)).collect(),
+            (Layout::Grid, _) => {
+                let mut col = vec![f64::NAN; nc * na];
+                for (c, r) in sweep.curves.iter().enumerate() {
+                    for i in r.clone() {
+                        col[c * na + sweep.axis_index[i] as usize] = dv.get(Class::Point, i, id);
+                    }
+                }
+                col
+            }
+            // Only a plan made for another sweep could have them.
+            (Layout::Points, _) => {
+                return Err(
+                    "the plan has per-point nodes, which one-point curves do not have".into(),
+                )
+            }
+        };
+        dslot[id as usize] = cols.len();
+        cols.push(col);
+    }
+    Ok((cols, dslot))
 }
 
 /// Grid cells (one row of distinct axis values per curve) of `sweep`'s
@@ -405,7 +454,7 @@ fn one_start<const FMA: bool>(
             .eval(&|o| start[o as usize], &|_| f64::NAN, params);
     }
     let fsum = match cg.layout {
-        Layout::Grid { axis_var } => grid_pass::<FMA>(cg, axis_var, params, ws),
+        Layout::Grid => grid_pass::<FMA>(cg, params, ws),
         Layout::Points => point_pass::<FMA>(cg, params, ws),
     };
     let Workspace {
@@ -426,22 +475,18 @@ fn one_start<const FMA: bool>(
 /// The curve nodes of curves `c0..c0 + m` as arrays (vectorised, with the
 /// fast transcendentals), their adjoints zeroed.
 #[inline(always)]
-fn curve_forward<'a, const FMA: bool>(
-    cg: &'a CompiledGrid,
+fn curve_forward<const FMA: bool>(
+    cg: &CompiledGrid,
     c0: usize,
     m: usize,
     params: &[f64],
-    cols: &mut [&'a [f64]],
     ws: &mut Workspace,
 ) {
-    for (col, all) in cols.iter_mut().zip(&cg.curve_cols) {
-        *col = &all[c0..c0 + m];
-    }
     let Workspace {
         start, cvals, cadj, ..
     } = ws;
     let (ids, at) = (&cg.plan.forward[Class::Curve as usize], &cg.cslot);
-    array_nodes::<FMA>(cg, ids, at, cvals, m, start, cols, params, |id, _| {
+    array_nodes::<FMA>(cg, ids, at, cvals, c0, m, start, params, |id, _| {
         cadj[at[id as usize]][..m].fill(0.0);
     });
 }
@@ -449,7 +494,7 @@ fn curve_forward<'a, const FMA: bool>(
 /// Backward along the curve edges over a block of `m` curves, each edge
 /// one pass over the block (as the axis edges over a tile).
 #[inline(always)]
-fn curve_backward(cg: &CompiledGrid, m: usize, ws: &mut Workspace) {
+fn curve_backward(cg: &CompiledGrid, c0: usize, m: usize, ws: &mut Workspace) {
     let class = &cg.plan.class;
     let Workspace {
         start,
@@ -462,6 +507,7 @@ fn curve_backward(cg: &CompiledGrid, m: usize, ws: &mut Workspace) {
         let from = std::mem::take(&mut cadj[cg.cslot[e.from as usize]]);
         let p = match class[e.partial as usize] {
             Class::Start => V::S(start[e.partial as usize]),
+            Class::Data => V::A(&cg.data_of(e.partial)[c0..c0 + m]),
             _ => V::A(&cvals[cg.cslot[e.partial as usize]][..m]),
         };
         match class[e.to as usize] {
@@ -479,11 +525,10 @@ fn curve_backward(cg: &CompiledGrid, m: usize, ws: &mut Workspace) {
 fn point_pass<const FMA: bool>(cg: &CompiledGrid, params: &[f64], ws: &mut Workspace) -> f64 {
     let value = cg.plan.value();
     let nc = cg.n_curves;
-    let mut cols: Vec<&[f64]> = vec![&[][..]; cg.n_vars];
     let mut fsum = 0.0;
     for c0 in (0..nc).step_by(TILE) {
         let m = TILE.min(nc - c0);
-        curve_forward::<FMA>(cg, c0, m, params, &mut cols, ws);
+        curve_forward::<FMA>(cg, c0, m, params, ws);
         // Weight-0 points add exactly nothing, whatever their target and
         // prediction: their seed is 0 (see cell_loss), and a 0 adjoint
         // passes nothing back (see dot).
@@ -502,6 +547,11 @@ fn point_pass<const FMA: bool>(cg: &CompiledGrid, params: &[f64], ws: &mut Works
                 let s = cg.cslot[value as usize];
                 fsum += loss_cells::<FMA>(cg.objective, &cvals[s][..m], y, w, &mut cadj[s][..m]);
             }
+            // A prediction without parameters: no gradient.
+            Class::Data => {
+                let pred = &cg.data_of(value)[c0..c0 + m];
+                fsum += loss_cells::<FMA>(cg.objective, pred, y, w, &mut seed[..m]);
+            }
             // A law without variables: one prediction for every point.
             _ => {
                 row_pred[..m].fill(start[value as usize]);
@@ -509,7 +559,7 @@ fn point_pass<const FMA: bool>(cg: &CompiledGrid, params: &[f64], ws: &mut Works
                 start_adj[value as usize] += lane_sum(&seed[..m]);
             }
         }
-        curve_backward(cg, m, ws);
+        curve_backward(cg, c0, m, ws);
     }
     fsum
 }
@@ -519,18 +569,10 @@ fn point_pass<const FMA: bool>(cg: &CompiledGrid, params: &[f64], ws: &mut Works
 /// back; last the curve edges. Returns the objective; the gradient is left
 /// in the start adjoints.
 #[inline(always)]
-fn grid_pass<const FMA: bool>(
-    cg: &CompiledGrid,
-    axis_var: usize,
-    params: &[f64],
-    ws: &mut Workspace,
-) -> f64 {
+fn grid_pass<const FMA: bool>(cg: &CompiledGrid, params: &[f64], ws: &mut Workspace) -> f64 {
     let plan = &cg.plan;
     let nc = cg.n_curves;
-    {
-        let mut cols: Vec<&[f64]> = vec![&[][..]; cg.n_vars];
-        curve_forward::<FMA>(cg, 0, nc, params, &mut cols, ws);
-    }
+    curve_forward::<FMA>(cg, 0, nc, params, ws);
     let Workspace {
         start,
         start_adj,
@@ -551,16 +593,11 @@ fn grid_pass<const FMA: bool>(
     let mut fsum = 0.0;
     let obj = cg.objective;
     let value = plan.value();
-    // A tile node reads only the axis variable (curve variables are curve
-    // nodes, and the grid layout has no other per-point one).
-    let mut tile_vars: Vec<&[f64]> = vec![&[][..]; cg.n_vars];
     for t0 in (0..na).step_by(TILE) {
         let m = TILE.min(na - t0);
-        let ax = &cg.axis[t0..t0 + m];
-        tile_vars[axis_var] = ax;
         // Axis nodes of the tile.
         let (ids, at) = (&plan.forward[Class::Axis as usize], &cg.slot);
-        array_nodes::<FMA>(cg, ids, at, vals, m, start, &tile_vars, params, |id, _| {
+        array_nodes::<FMA>(cg, ids, at, vals, t0, m, start, params, |id, _| {
             adj[at[id as usize]][..m].fill(0.0);
         });
         if let Some(sep) = cg.separable {
@@ -637,10 +674,11 @@ fn grid_pass<const FMA: bool>(
                         match class[o as usize] {
                             Class::Start => V::S(start[o as usize]),
                             Class::Curve => V::S(cv(o)),
+                            Class::Data => cg.row_data(o, c, t0, m),
                             _ => V::A(&vals[cg.slot[o as usize]][..m]),
                         }
                     };
-                    node_op::<FMA>(graph.node(id), &opnd, &tile_vars, &mut out[..m], params);
+                    node_op::<FMA>(graph.node(id), &opnd, &mut out[..m], params);
                 }
                 vals[s] = out;
             }
@@ -658,6 +696,13 @@ fn grid_pass<const FMA: bool>(
                     row_pred[..m].fill(v);
                     &row_pred[..m]
                 }
+                Class::Data => match cg.row_data(value, c, t0, m) {
+                    V::S(v) => {
+                        row_pred[..m].fill(v);
+                        &row_pred[..m]
+                    }
+                    V::A(a) => a,
+                },
                 _ => &vals[cg.slot[value as usize]][..m],
             };
             fsum += loss_cells::<FMA>(obj, pred, y, w, &mut seed[..m]);
@@ -670,12 +715,16 @@ fn grid_pass<const FMA: bool>(
                 curve: cadj,
                 c,
             };
-            accumulate(cg, value, &seed[..m], V::S(1.0), adj, hoisted);
+            // (A prediction without parameters has no gradient.)
+            if class[value as usize] != Class::Data {
+                accumulate(cg, value, &seed[..m], V::S(1.0), adj, hoisted);
+            }
             for e in &plan.edges[Class::Point as usize] {
                 let from = std::mem::take(&mut adj[cg.slot[e.from as usize]]);
                 let p = match class[e.partial as usize] {
                     Class::Start => V::S(start[e.partial as usize]),
                     Class::Curve => V::S(cv(e.partial)),
+                    Class::Data => cg.row_data(e.partial, c, t0, m),
                     _ => V::A(&vals[cg.slot[e.partial as usize]][..m]),
                 };
                 accumulate(cg, e.to, &from[..m], p, adj, hoisted);
@@ -687,6 +736,7 @@ fn grid_pass<const FMA: bool>(
             let from = std::mem::take(&mut adj[cg.slot[e.from as usize]]);
             let p = match class[e.partial as usize] {
                 Class::Start => V::S(start[e.partial as usize]),
+                Class::Data => V::A(&cg.data_of(e.partial)[t0..t0 + m]),
                 _ => V::A(&vals[cg.slot[e.partial as usize]][..m]),
             };
             match class[e.to as usize] {
@@ -696,7 +746,7 @@ fn grid_pass<const FMA: bool>(
             adj[cg.slot[e.from as usize]] = from;
         }
     }
-    curve_backward(cg, nc, ws);
+    curve_backward(cg, 0, nc, ws);
     fsum
 }
 
@@ -979,8 +1029,9 @@ fn loss_impl<const FMA: bool, const LOG: bool, const HUBER: bool>(
 }
 
 /// Nodes `ids` as arrays of `len` values in `store` (node `id` at
-/// `store[at[id]]`), operands start scalars or arrays of the same store;
-/// `each` sees every node's values once computed.
+/// `store[at[id]]`), operands start scalars, arrays of the same store, or
+/// data nodes' values from `first` on; `each` sees every node's values
+/// once computed.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn array_nodes<const FMA: bool>(
@@ -988,9 +1039,9 @@ fn array_nodes<const FMA: bool>(
     ids: &[NodeId],
     at: &[usize],
     store: &mut [Vec<f64>],
+    first: usize,
     len: usize,
     start: &[f64],
-    vars: &[&[f64]],
     params: &[f64],
     mut each: impl FnMut(NodeId, &[f64]),
 ) {
@@ -1002,10 +1053,11 @@ fn array_nodes<const FMA: bool>(
             let opnd = |o: NodeId| -> V {
                 match class[o as usize] {
                     Class::Start => V::S(start[o as usize]),
+                    Class::Data => V::A(&cg.data_of(o)[first..first + len]),
                     _ => V::A(&store[at[o as usize]][..len]),
                 }
             };
-            node_op::<FMA>(graph.node(id), &opnd, vars, &mut out[..len], params);
+            node_op::<FMA>(graph.node(id), &opnd, &mut out[..len], params);
         }
         each(id, &out[..len]);
         store[s] = out;
@@ -1013,21 +1065,18 @@ fn array_nodes<const FMA: bool>(
 }
 
 /// One node over an array (a tile's axis values, or the curves): `opnd`
-/// gives the operands, `vars[v]` variable v's values.
+/// gives the operands.
 #[inline(always)]
 fn node_op<'a, const FMA: bool>(
     node: Node,
     opnd: &dyn Fn(NodeId) -> V<'a>,
-    vars: &[&[f64]],
     out: &mut [f64],
     params: &[f64],
 ) {
     match node {
         Node::Const(c) => out.fill(c),
         Node::Param(i) => out.fill(params[i as usize]),
-        // A variable node in a tile is the axis, or (in a point node's
-        // operand chain) a curve constant.
-        Node::Var(v) => out.copy_from_slice(vars[v as usize]),
+        Node::Var(_) => unreachable!("variables are data nodes, read from the cache"),
         Node::Neg(a) => unary!(out, opnd(a), |x| -x),
         Node::Add(a, b) => binary!(out, opnd(a), opnd(b), |x, y| x + y),
         Node::Sub(a, b) => binary!(out, opnd(a), opnd(b), |x, y| x - y),
