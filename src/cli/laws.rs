@@ -57,4 +57,5 @@ fn list() {
     }
     say!();
     say!("sweepfit laws NAME prints a law's file to start your own from, e.g. sweepfit laws moe > my-law.toml");
+    say!("sweepfit fit DATA.csv --law NAME (or --law-file FILE, or --law 'FORMULA') fits one");
 }
