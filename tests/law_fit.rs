@@ -183,6 +183,7 @@ fn a_bare_formula_recovers_its_parameters() {
             "E + A/N^alpha + B/D^beta",
             "--backend",
             "cpu",
+            "--save-starts",
             "--out",
             out.to_str().unwrap(),
         ],
@@ -190,6 +191,10 @@ fn a_bare_formula_recovers_its_parameters() {
     assert!(run.stdout.contains("D = tokens"), "{}", run.dump());
     let r = read_json(&out.join("fit.json"));
     assert_eq!(r["variables"]["N"], "N");
+    // --save-starts: every start in the law's parameter order.
+    let starts = std::fs::read_to_string(out.join("starts.csv")).unwrap();
+    assert_eq!(starts.lines().next(), Some("E,A,alpha,B,beta"));
+    assert_eq!(starts.lines().count(), 1 + 128);
     for (name, want, rel) in [("E", 1.8, 0.05), ("alpha", 0.34, 0.1), ("beta", 0.29, 0.1)] {
         let got = num(&r, &["params", name]);
         assert!(
@@ -275,8 +280,8 @@ fn law_errors_say_what_is_wrong() {
             "log((N - 1000000000000))",
         ),
         (
-            vec!["--law", "E + A/N^alpha", "--save-starts"],
-            "--save-starts works with the looplm and chinchilla laws only so far",
+            vec!["--law", "E + A/N^alpha", "--test-where", "split"],
+            "expected COLUMN=VALUE",
         ),
     ];
     for (extra, want) in cases {

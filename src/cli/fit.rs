@@ -165,12 +165,6 @@ fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
         lbfgs: opts.lbfgs,
         ..FitOptions::default()
     })?;
-    let unsupported = [(a.save_starts, "--save-starts")];
-    if let Some((_, flag)) = unsupported.iter().find(|(on, _)| *on) {
-        bail!(
-            "{flag} works with the looplm and chinchilla laws only so far (without --by and --test-where)"
-        );
-    }
     match a.backend.backend {
         BackendChoice::Gpu => bail!(
             "--backend gpu: the GPU evaluates the looplm and chinchilla laws only so far; \
@@ -211,6 +205,29 @@ fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
         &out.held_out,
     )?;
     let mut written = vec!["fit.json", "pred.csv"];
+    if a.save_starts {
+        // One row per start: the group's key (with --by), then the law's
+        // parameters; the starts of each group in turn.
+        let path = out_dir.join("starts.csv");
+        let per = (out.starts.len() / out.fits.len().max(1)).max(1);
+        output::write_file(&path, |f| {
+            let mut w = csv::Writer::from_writer(f);
+            let mut header = out.report.by.clone();
+            header.extend(bound.law.params.iter().cloned());
+            w.write_record(&header)?;
+            for (k, s) in out.starts.iter().enumerate() {
+                let mut row: Vec<String> = match out.report.groups.get(k / per) {
+                    Some(g) => g.key.values().cloned().collect(),
+                    None => Vec::new(),
+                };
+                row.extend(s.iter().map(|v| v.to_string()));
+                w.write_record(&row)?;
+            }
+            w.flush()?;
+            Ok(())
+        })?;
+        written.push("starts.csv");
+    }
     if a.plot {
         let (panels, opts) =
             lawfit::panels(&bound.law, bound.file.axis.as_deref(), &out.report, &table)?;

@@ -118,7 +118,11 @@ pub fn bootstrap(
         lbfgs: opts.lbfgs,
         ..fit.clone()
     };
-    let (results, outcomes, _) = fit_jobs(
+    let super::Batch {
+        fits: results,
+        outcomes,
+        ..
+    } = fit_jobs(
         Data {
             b,
             table,

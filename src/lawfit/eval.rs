@@ -215,7 +215,7 @@ pub fn evaluate(
         (jobs.len() * fit.starts) as f64
             * crate::optim::problem_bytes(space.dim(), fit.lbfgs.memory),
     )?;
-    let (fits, _outcomes, calls) = fit_jobs(
+    let super::Batch { fits, calls, .. } = fit_jobs(
         Data {
             b,
             table,

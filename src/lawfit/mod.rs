@@ -213,6 +213,9 @@ pub struct LawFitOutput {
     /// Per fit (the plain fit, or each group in `report.groups` order): the
     /// rows it was fitted to and its best parameters.
     pub fits: Vec<Fitted>,
+    /// Every start's parameters (the law's order), fit by fit, `starts` of
+    /// each.
+    pub starts: Vec<Vec<f64>>,
 }
 
 /// Per problem, which group's evaluator runs it.
@@ -699,6 +702,18 @@ struct Data<'a> {
     cols: &'a Columns,
 }
 
+/// What a batch of jobs found.
+struct Batch {
+    /// Per job, its best.
+    fits: Vec<JobFit>,
+    /// Every start's outcome, job by job.
+    outcomes: Vec<Outcome>,
+    /// Batched objective calls.
+    calls: usize,
+    /// Every start, in theta, job by job.
+    starts: Vec<Vec<f64>>,
+}
+
 /// What one job of a batch found.
 #[derive(Debug, Clone)]
 struct JobFit {
@@ -718,7 +733,7 @@ fn fit_jobs(
     opts: &LawFitOptions,
     given: Option<&[Vec<f64>]>,
     progress: impl FnMut(Progress),
-) -> anyhow::Result<(Vec<JobFit>, Vec<Outcome>, usize)> {
+) -> anyhow::Result<Batch> {
     let Data { b, table, cols } = data;
     let law = &b.law;
     for g in jobs {
@@ -815,7 +830,12 @@ fn fit_jobs(
                 .count(),
         });
     }
-    Ok((fits, outcomes, calls))
+    Ok(Batch {
+        fits,
+        outcomes,
+        calls,
+        starts: x0,
+    })
 }
 
 /// Predict `rows` with `params` into `pred`.
@@ -909,7 +929,12 @@ pub fn fit_table(
     let mut notes = Vec::new();
     let all_train: Vec<usize> = (0..table.rows()).filter(|&r| !held[r]).collect();
     let space = law_space(b, &cols, &all_train, &opts.fix)?;
-    let (fits, outcomes, calls) = fit_jobs(
+    let Batch {
+        fits,
+        outcomes,
+        calls,
+        starts,
+    } = fit_jobs(
         Data {
             b,
             table,
@@ -1015,6 +1040,7 @@ pub fn fit_table(
         pred,
         held_out: held,
         loss: cols.loss,
+        starts: starts.iter().map(|x| space.to_params(x)).collect(),
         fits: groups
             .iter()
             .zip(fits)
