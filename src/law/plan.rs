@@ -398,7 +398,7 @@ impl Plan {
         let mut axis = vec![0.0; na * n];
         let mut point = vec![0.0; n];
         let mut count = |class: Class, k: usize, backward: bool| {
-            if let Some(c) = counts {
+            if let Some(c) = counts.as_deref_mut() {
                 let slot = if backward {
                     &mut c.backward
                 } else {
