@@ -289,7 +289,7 @@ impl Plan {
     /// curve-level ones once per curve (from its first point), axis-level
     /// ones once per distinct axis value, the others once per point. Rows
     /// of empty curves are NaN.
-    pub fn data(&self, sweep: &Sweep, mut counts: Option<&mut Counts>) -> DataValues {
+    pub fn data(&self, sweep: &Sweep, counts: Option<&mut Counts>) -> DataValues {
         let g = &self.graph;
         let nv = sweep.n_vars;
         let mut col = vec![usize::MAX; g.len()];
@@ -361,7 +361,7 @@ impl Plan {
                 }
             }
         }
-        if let Some(c) = counts.as_deref_mut() {
+        if let Some(c) = counts {
             c.forward[Class::Data as usize] += evaluated;
         }
         dv
