@@ -511,6 +511,47 @@ fn point_sweep(
 }
 
 #[test]
+fn grid_evaluator_matches_the_reference_on_separable_laws_with_data_terms() {
+    // Sums of a curve term and an axis term, either of which may have no
+    // parameter (the fused cell loop then gives it no adjoint), on a sweep
+    // where a point weighs nothing; positive, for the log-space loss.
+    let mut s = looplm_sweep(&[0.05, 0.13, 0.37, 1.0], &[1.0, 2.0, 3.0], 300);
+    s.w[7] = 0.0;
+    for formula in [
+        "E + A/N^alpha + 0.1*log(D)",
+        "B/D^beta + 0.5*log(1 + N*T)",
+        "E + A/(N + t1)^alpha - 0.1*B/(D + t2)^beta",
+        "A*N^2 + B*D^2 + E",
+    ] {
+        let law = CompiledLaw::from_formula(formula, &["N", "D", "T"]).unwrap();
+        let params: Vec<Vec<f64>> = (0..2)
+            .map(|k| {
+                (0..law.params.len())
+                    .map(|i| 0.3 + 0.1 * i as f64 + 0.05 * k as f64)
+                    .collect()
+            })
+            .collect();
+        for (loss, space) in [
+            (LossKind::Mse, Space::Linear),
+            (LossKind::Huber, Space::Log),
+        ] {
+            let obj = Objective {
+                loss,
+                space,
+                delta: 0.02,
+            };
+            check_grid(
+                &law,
+                &s,
+                &params,
+                obj,
+                &format!("{formula} {loss:?}/{space:?}"),
+            );
+        }
+    }
+}
+
+#[test]
 fn point_evaluator_matches_the_reference_on_looplm() {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
