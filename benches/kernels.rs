@@ -112,6 +112,27 @@ fn cpu_compiled(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("compiled", label((points, starts))), |b| {
         b.iter(|| grid.evaluate(&flat, &mut f, &mut gr))
     });
+    // The point layout of both: every point on its own (no shared grid),
+    // as for sweeps whose curves share no token values.
+    let one_each = sweepfit::law::plan::Sweep::new(
+        3,
+        (0..sweep.points()).map(|i| i..i + 1).collect(),
+        sweep.vars.clone(),
+        sweep.y.clone(),
+        sweep.w.clone(),
+        None,
+    );
+    let pts = CompiledGrid::new(Plan::for_sweep(&law, &one_each), &one_each, data.objective)
+        .expect("point layout");
+    let mut hand_pts = CpuBackend::with_layout(data.clone(), CpuLayout::Points).expect("layout");
+    g.bench_function(
+        BenchmarkId::new("hand-written-points", label((points, starts))),
+        |b| b.iter(|| hand_pts.evaluate(&params, &mut out).expect("evaluate")),
+    );
+    g.bench_function(
+        BenchmarkId::new("compiled-points", label((points, starts))),
+        |b| b.iter(|| pts.evaluate(&flat, &mut f, &mut gr)),
+    );
     g.finish();
 }
 
