@@ -769,37 +769,41 @@ fn curve_forward<const FMA: bool>(
     }
 }
 
-/// Backward along the curve edges over curves `c0..c0 + m`, each edge one
-/// pass over them (as the axis edges over a tile).
+/// Backward along the edges of a hoisted class (curve nodes over curves
+/// `off..off + m`, or axis nodes over a tile's axis values), each edge one
+/// pass over them; `vals` and `slot` hold the class's node arrays.
 #[inline(always)]
-fn curve_backward(
+#[allow(clippy::too_many_arguments)]
+fn class_backward(
     cg: &CompiledGrid,
-    c0: usize,
+    cls: Class,
+    off: usize,
     m: usize,
     start: &[f64],
     start_adj: &mut [f64],
-    cvals: &[Vec<f64>],
-    cadj: &mut [Vec<f64>],
+    vals: &[Vec<f64>],
+    slot: &[usize],
+    adj: &mut [Vec<f64>],
 ) {
     let class = &cg.plan.class;
-    for &(e, step) in &cg.steps[Class::Curve as usize] {
+    for &(e, step) in &cg.steps[cls as usize] {
         if step == Step::Alias {
             continue;
         }
         let af = cg.aslot[e.from as usize];
-        let from = std::mem::take(&mut cadj[af]);
+        let from = std::mem::take(&mut adj[af]);
         let p = match class[e.partial as usize] {
             Class::Start => V::S(start[e.partial as usize]),
-            Class::Data => V::A(&cg.data_of(e.partial)[c0..c0 + m]),
-            _ => V::A(&cvals[cg.cslot[e.partial as usize]][..m]),
+            Class::Data => V::A(&cg.data_of(e.partial)[off..off + m]),
+            _ => V::A(&vals[slot[e.partial as usize]][..m]),
         };
         let to = e.to as usize;
         match (class[to], step) {
             (Class::Start, _) => start_adj[to] += dot(&from[..m], p),
-            (_, Step::Store) => assign(&mut cadj[cg.aslot[to]][..m], &from[..m], p),
-            _ => axpy(&mut cadj[cg.aslot[to]][..m], &from[..m], p),
+            (_, Step::Store) => assign(&mut adj[cg.aslot[to]][..m], &from[..m], p),
+            _ => axpy(&mut adj[cg.aslot[to]][..m], &from[..m], p),
         }
-        cadj[af] = from;
+        adj[af] = from;
     }
 }
 
@@ -849,7 +853,17 @@ fn point_batch<const FMA: bool>(cg: &CompiledGrid, params: &[f64], k: usize, ws:
                     f
                 }
             };
-            curve_backward(cg, c0, m, start, start_adj, cvals, cadj);
+            class_backward(
+                cg,
+                Class::Curve,
+                c0,
+                m,
+                start,
+                start_adj,
+                cvals,
+                &cg.cslot,
+                cadj,
+            );
         }
     }
 }
@@ -903,13 +917,15 @@ fn grid_batch<const FMA: bool>(cg: &CompiledGrid, params: &[f64], k: usize, ws: 
                 }
             }
         }
-        curve_backward(
+        class_backward(
             cg,
+            Class::Curve,
             0,
             nc,
             &st.start,
             &mut st.start_adj,
             &st.cvals,
+            &cg.cslot,
             &mut st.cadj,
         );
     }
@@ -1106,25 +1122,17 @@ fn grid_tile<const FMA: bool>(
         }
     }
     // Backward out of the axis nodes, once per tile.
-    for &(e, step) in &cg.steps[Class::Axis as usize] {
-        if step == Step::Alias {
-            continue;
-        }
-        let af = cg.aslot[e.from as usize];
-        let from = std::mem::take(&mut adj[af]);
-        let p = match class[e.partial as usize] {
-            Class::Start => V::S(start[e.partial as usize]),
-            Class::Data => V::A(&cg.data_of(e.partial)[t0..t0 + m]),
-            _ => V::A(&vals[cg.slot[e.partial as usize]][..m]),
-        };
-        let to = e.to as usize;
-        match (class[to], step) {
-            (Class::Start, _) => start_adj[to] += dot(&from[..m], p),
-            (_, Step::Store) => assign(&mut adj[cg.aslot[to]][..m], &from[..m], p),
-            _ => axpy(&mut adj[cg.aslot[to]][..m], &from[..m], p),
-        }
-        adj[af] = from;
-    }
+    class_backward(
+        cg,
+        Class::Axis,
+        t0,
+        m,
+        start,
+        start_adj,
+        vals,
+        &cg.slot,
+        adj,
+    );
 }
 
 /// The adjoints a row's cells add into: the starts', and curve `c`'s.
