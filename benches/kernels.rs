@@ -71,7 +71,7 @@ fn cpu(c: &mut Criterion) {
 /// grid kernel, same data and parameters, fit-sized batch.
 fn cpu_compiled(c: &mut Criterion) {
     use sweepfit::backend::looplm_sweep;
-    use sweepfit::backend::CompiledGrid;
+    use sweepfit::backend::{CompiledGrid, CompiledLayout};
     use sweepfit::law::plan::Plan;
     use sweepfit::law::{CompiledLaw, PARAM_NAMES};
     let (points, starts) = SIZES[1];
@@ -112,18 +112,15 @@ fn cpu_compiled(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("compiled", label((points, starts))), |b| {
         b.iter(|| grid.evaluate(&flat, &mut f, &mut gr))
     });
-    // The point layout of both: every point on its own (no shared grid),
-    // as for sweeps whose curves share no token values.
-    let one_each = sweepfit::law::plan::Sweep::new(
-        3,
-        (0..sweep.points()).map(|i| i..i + 1).collect(),
-        sweep.vars.clone(),
-        sweep.y.clone(),
-        sweep.w.clone(),
-        None,
-    );
-    let pts = CompiledGrid::new(Plan::for_sweep(&law, &one_each), &one_each, data.objective)
-        .expect("point layout");
+    // The point layout of both: each curve along its own points (no
+    // shared grid), as for sweeps whose curves share no token values.
+    let pts = CompiledGrid::with_layout(
+        Plan::for_sweep(&law, &sweep),
+        &sweep,
+        data.objective,
+        CompiledLayout::Points,
+    )
+    .expect("point layout");
     let mut hand_pts = CpuBackend::with_layout(data.clone(), CpuLayout::Points).expect("layout");
     g.bench_function(
         BenchmarkId::new("hand-written-points", label((points, starts))),

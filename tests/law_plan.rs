@@ -392,12 +392,37 @@ fn laws_of_other_shapes_match_the_reference() {
 
 mod common;
 
-/// The vectorised evaluator (grid or point layout, as the sweep has it)
-/// against the plan's reference interpreter.
+/// The vectorised evaluator, in every layout that holds the sweep (the
+/// point layout holds any), against the plan's reference interpreter.
 fn check_grid(law: &CompiledLaw, s: &Sweep, params: &[Vec<f64>], obj: Objective, what: &str) {
+    use sweepfit::backend::CompiledLayout;
     let plan = Plan::for_sweep(law, s);
-    let grid = sweepfit::backend::CompiledGrid::new(plan.clone(), s, obj).unwrap();
-    let np = law.params.len();
+    let mut layouts = 0;
+    for layout in [
+        CompiledLayout::Grid,
+        CompiledLayout::Points,
+        CompiledLayout::Table,
+    ] {
+        let Ok(grid) = sweepfit::backend::CompiledGrid::with_layout(plan.clone(), s, obj, layout)
+        else {
+            assert_ne!(layout, CompiledLayout::Points, "{what}");
+            continue;
+        };
+        check_layout(&grid, &plan, s, params, obj, &format!("{what} {layout:?}"));
+        layouts += 1;
+    }
+    assert!(layouts >= 2, "{what}: {layouts} layouts");
+}
+
+fn check_layout(
+    grid: &sweepfit::backend::CompiledGrid,
+    plan: &Plan,
+    s: &Sweep,
+    params: &[Vec<f64>],
+    obj: Objective,
+    what: &str,
+) {
+    let np = plan.n_params();
     let flat: Vec<f64> = params.iter().flatten().copied().collect();
     let mut f = vec![0.0; params.len()];
     let mut g = vec![0.0; params.len() * np];
@@ -414,7 +439,7 @@ fn check_grid(law: &CompiledLaw, s: &Sweep, params: &[Vec<f64>], obj: Objective,
             assert!(
                 close(g[k * np + j], gr[j], 1e-10, norm),
                 "{what} start {k} d/d{}: {} vs {}",
-                law.params[j],
+                j,
                 g[k * np + j],
                 gr[j]
             );
@@ -522,6 +547,8 @@ fn grid_evaluator_matches_the_reference_on_separable_laws_with_data_terms() {
         "B/D^beta + 0.5*log(1 + N*T)",
         "E + A/(N + t1)^alpha - 0.1*B/(D + t2)^beta",
         "A*N^2 + B*D^2 + E",
+        "E + A/N^alpha + B/D^beta",
+        "E + exp(alpha*log(D + t2)) + A*N",
     ] {
         let law = CompiledLaw::from_formula(formula, &["N", "D", "T"]).unwrap();
         let params: Vec<Vec<f64>> = (0..2)
@@ -548,6 +575,32 @@ fn grid_evaluator_matches_the_reference_on_separable_laws_with_data_terms() {
                 &format!("{formula} {loss:?}/{space:?}"),
             );
         }
+    }
+}
+
+#[test]
+fn the_point_layout_fuses_a_power_of_the_axis_and_only_that() {
+    use sweepfit::backend::{CompiledGrid, CompiledLayout};
+    let s = looplm_sweep(&[0.05, 0.13, 0.37, 1.0], &[1.0, 2.0, 3.0], 40);
+    for (formula, fused) in [
+        (LOOPLM, true),
+        ("E + A/N^alpha + B/D^beta", true),
+        ("E + A/N^alpha - B*(D + t2)^beta", true),
+        ("E + A/N^alpha + B/D^beta + C/D", false),
+        ("E + A/N^alpha + B/(D*T)^beta", false),
+        // exp of a multiple of any data column of the axis is the same loop.
+        ("E + A/N^alpha + B*exp(-beta*D)", true),
+        ("E + A/N^alpha + B*exp(-beta*D^2)", true),
+        ("E + A/N^alpha + B*exp(-beta*D) + C*D", false),
+    ] {
+        let law = CompiledLaw::from_formula(formula, &["N", "D", "T"]).unwrap();
+        let plan = Plan::for_sweep(&law, &s);
+        let obj = Objective::default();
+        let points = CompiledGrid::with_layout(plan.clone(), &s, obj, CompiledLayout::Points);
+        assert_eq!(points.unwrap().fused_power(), fused, "{formula}");
+        // Only the point layout has it.
+        let grid = CompiledGrid::with_layout(plan, &s, obj, CompiledLayout::Grid);
+        assert!(!grid.unwrap().fused_power(), "{formula}");
     }
 }
 
@@ -713,7 +766,8 @@ fn weightless_points_add_nothing_even_where_the_law_is_undefined() {
 }
 
 #[test]
-fn a_sweep_without_axis_needs_one_point_curves() {
+fn curves_without_an_axis_take_the_point_layout_and_the_table_refuses_them() {
+    use sweepfit::backend::{CompiledGrid, CompiledLayout};
     let law = CompiledLaw::from_formula(LOOPLM, &["N", "D", "T"]).unwrap();
     let vars = vec![
         0.1, 0.2, 1.0, //
@@ -722,10 +776,24 @@ fn a_sweep_without_axis_needs_one_point_curves() {
     ];
     let s = Sweep::new(3, vec![0..2, 2..3], vars, vec![2.0; 3], vec![1.0; 3], None);
     let plan = Plan::for_sweep(&law, &s);
-    let err = sweepfit::backend::CompiledGrid::new(plan, &s, Objective::default())
-        .err()
-        .expect("curves of two points without an axis");
+    let err = CompiledGrid::with_layout(
+        plan.clone(),
+        &s,
+        Objective::default(),
+        CompiledLayout::Table,
+    )
+    .err()
+    .expect("curves of two points in the table");
     assert!(err.contains("single point"), "{err}");
+    let err =
+        CompiledGrid::with_layout(plan.clone(), &s, Objective::default(), CompiledLayout::Grid)
+            .err()
+            .expect("a grid without an axis");
+    assert!(err.contains("axis"), "{err}");
+    // The default choice evaluates it, as the reference does.
+    let params = vec![vec![1.7, 30.0, 0.12, 0.28, 18.0, 0.08, 0.33, 0.7, 0.4, 1.1]];
+    let grid = CompiledGrid::new(plan.clone(), &s, Objective::default()).unwrap();
+    check_layout(&grid, &plan, &s, &params, Objective::default(), "no axis");
     // A plan with per-point nodes, bound to one-point curves.
     let s = Sweep::new(
         3,
@@ -736,8 +804,105 @@ fn a_sweep_without_axis_needs_one_point_curves() {
         None,
     );
     let plan = Plan::new(&law, 0, None);
-    let err = sweepfit::backend::CompiledGrid::new(plan, &s, Objective::default())
+    let err = CompiledGrid::with_layout(plan, &s, Objective::default(), CompiledLayout::Table)
         .err()
         .expect("a plan for another sweep");
     assert!(err.contains("per-point"), "{err}");
+}
+
+#[test]
+fn weighted_evaluation_matches_the_reference_on_reweighted_sweeps() {
+    use sweepfit::backend::weights::{resolve_curves, Weighting, UNWEIGHTED};
+    use sweepfit::backend::{CompiledGrid, CompiledLayout};
+    // Curves of unequal lengths on a shared grid, a point of weight 0.
+    let mut s = looplm_sweep(&[0.05, 0.13, 0.37, 1.0], &[1.0, 2.0, 3.0], 300);
+    s.w[9] = 0.0;
+    let nc = s.curves.len();
+    let weightings: Vec<Weighting> = vec![
+        // Curve multipliers, one curve left out.
+        Weighting {
+            config: (0..nc).map(|c| [0.0, 1.0, 2.0, 0.5][c % 4]).collect(),
+            first: vec![u32::MAX; nc],
+            poisson: None,
+        },
+        // The first points of each curve (a token-fraction fold).
+        Weighting {
+            config: vec![1.0; nc],
+            first: (0..nc).map(|c| 50 + 37 * c as u32).collect(),
+            poisson: None,
+        },
+        // Poisson(1) counts per point, with multipliers.
+        Weighting {
+            config: (0..nc).map(|c| 1.0 + c as f64).collect(),
+            first: vec![u32::MAX; nc],
+            poisson: Some(7),
+        },
+    ];
+    let resolved: Vec<_> = weightings
+        .iter()
+        .map(|w| resolve_curves(w, &s.curves, &s.w).unwrap())
+        .collect();
+    let law = CompiledLaw::from_formula(LOOPLM, &["N", "D", "T"]).unwrap();
+    let plan = Plan::for_sweep(&law, &s);
+    let p = [
+        vec![1.7, 30.0, 0.12, 0.28, 18.0, 0.08, 0.33, 0.7, 0.4, 1.1],
+        vec![2.0, 10.0, 0.01, 0.5, 5.0, 0.2, 0.5, 0.1, 1.0, 2.0],
+    ];
+    // Every weighting twice and unweighted, interleaved.
+    let which = [2, UNWEIGHTED, 0, 1, 2, 0, UNWEIGHTED, 1];
+    let params: Vec<f64> = (0..which.len()).flat_map(|k| p[k % 2].clone()).collect();
+    let np = law.params.len();
+    for obj in [
+        Objective::default(),
+        Objective {
+            loss: LossKind::Huber,
+            space: Space::Log,
+            delta: 0.02,
+        },
+    ] {
+        for layout in [CompiledLayout::Grid, CompiledLayout::Points] {
+            let grid = CompiledGrid::with_layout(plan.clone(), &s, obj, layout).unwrap();
+            let (mut f, mut g) = (vec![0.0; which.len()], vec![0.0; which.len() * np]);
+            grid.evaluate_weighted(&params, &which, &resolved, &mut f, &mut g)
+                .unwrap();
+            for (k, &wk) in which.iter().enumerate() {
+                // The reference: the sweep with its weights multiplied out.
+                let mut t = s.clone();
+                if wk != UNWEIGHTED {
+                    let r = &resolved[wk as usize];
+                    for (c, range) in s.curves.iter().enumerate() {
+                        for i in range.clone() {
+                            t.w[i] = s.w[i] * r.factor(c, i - range.start, i);
+                        }
+                    }
+                }
+                let (fr, gr) = plan.evaluate(&t, &p[k % 2], &obj, None);
+                let what = format!("{obj:?} {layout:?} problem {k} (weighting {wk})");
+                assert!(close(f[k], fr, 1e-12, 0.0), "{what}: {} vs {fr}", f[k]);
+                let norm = gr.iter().map(|v| v * v).sum::<f64>().sqrt();
+                for j in 0..np {
+                    assert!(
+                        close(g[k * np + j], gr[j], 1e-10, norm),
+                        "{what} d/d{}: {} vs {}",
+                        law.params[j],
+                        g[k * np + j],
+                        gr[j]
+                    );
+                }
+            }
+        }
+    }
+    // Errors: an index past the weightings, and a weighting of other curves.
+    let grid = CompiledGrid::new(plan, &s, Objective::default()).unwrap();
+    let (mut f, mut g) = (vec![0.0; 1], vec![0.0; np]);
+    let err = grid
+        .evaluate_weighted(&p[0], &[3], &resolved, &mut f, &mut g)
+        .unwrap_err();
+    assert!(err.to_string().contains("out of range"), "{err}");
+    let mut other = resolved[0].clone();
+    other.mult.pop();
+    let err = grid
+        .evaluate_weighted(&p[0], &[0], &[other], &mut f, &mut g)
+        .unwrap_err();
+    assert!(err.to_string().contains("curves"), "{err}");
 }

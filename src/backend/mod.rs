@@ -8,7 +8,7 @@ pub mod gpu;
 mod prepared;
 pub mod weights;
 
-pub use cpu::compiled::{looplm_sweep, CompiledGrid};
+pub use cpu::compiled::{looplm_sweep, CompiledGrid, CpuLayout as CompiledLayout};
 pub use cpu::{CpuBackend, CpuLayout};
 pub use gpu::GpuBackend;
 pub use prepared::Prepared;

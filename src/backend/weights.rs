@@ -15,6 +15,8 @@
 //! exactly the same counts. Multipliers are divided by the weighting's
 //! total on the host, so every problem's objective stays a weighted mean.
 
+use std::ops::Range;
+
 use anyhow::{bail, ensure};
 
 use super::{Eval, Prepared};
@@ -83,15 +85,30 @@ impl Resolved {
 /// Check `w` against `data` and normalise it. Errors when a multiplier is
 /// negative or not finite, or when no point keeps a positive weight.
 pub fn resolve(w: &Weighting, data: &Prepared) -> anyhow::Result<Resolved> {
-    let nc = data.configs.len();
+    let curves: Vec<Range<usize>> = data
+        .configs
+        .iter()
+        .map(|c| c.start..c.start + c.len)
+        .collect();
+    resolve_curves(w, &curves, &data.w)
+}
+
+/// [`resolve`] for any curves: point ranges `curves` (points in the order
+/// positions count) with dataset weights `weights`.
+pub fn resolve_curves(
+    w: &Weighting,
+    curves: &[Range<usize>],
+    weights: &[f64],
+) -> anyhow::Result<Resolved> {
+    let nc = curves.len();
     ensure!(
         w.config.len() == nc && w.first.len() == nc,
-        "a weighting has {} multipliers and {} limits for {nc} configurations",
+        "a weighting has {} multipliers and {} limits for {nc} curves",
         w.config.len(),
         w.first.len()
     );
     if let Some(m) = w.config.iter().find(|m| !m.is_finite() || **m < 0.0) {
-        bail!("a configuration multiplier of {m}: multipliers must be finite and >= 0");
+        bail!("a curve multiplier of {m}: multipliers must be finite and >= 0");
     }
     let mut r = Resolved {
         mult: w.config.clone(),
@@ -99,10 +116,9 @@ pub fn resolve(w: &Weighting, data: &Prepared) -> anyhow::Result<Resolved> {
         poisson: w.poisson.map(mix),
     };
     let mut total = 0.0;
-    for (ci, c) in data.configs.iter().enumerate() {
-        for pos in 0..c.len {
-            let i = c.start + pos;
-            total += data.w[i] * r.factor(ci, pos, i);
+    for (ci, c) in curves.iter().enumerate() {
+        for i in c.clone() {
+            total += weights[i] * r.factor(ci, i - c.start, i);
         }
     }
     if !(total > 0.0 && total.is_finite()) {

@@ -20,14 +20,20 @@
 //! vectorises; the whole pass is compiled for AVX-512, AVX2+FMA and plain
 //! SSE2 and picked at run time, as the hand-written LoopLM kernel is.
 
+mod power;
+
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use crate::backend::fastmath::{self, mul_add};
+use crate::backend::weights::{point_hash, poisson1, Resolved, UNWEIGHTED};
 use crate::backend::Prepared;
 use crate::law::dag::{Node, NodeId};
 use crate::law::diff::Edge;
 use crate::law::plan::{Class, Plan, Sweep};
 use crate::objective::{LossKind, Objective, Space};
+use power::{Base, PowerTerm};
 
 /// Distinct axis values per tile (and points per block): the arrays of a
 /// law with a few dozen nodes stay in L1/L2 while every curve passes over
@@ -42,6 +48,10 @@ const BATCH_VALUES: usize = 1 << 15;
 /// Most starts in a batch: past a few, a tile's data is reused enough.
 const MAX_BATCH: usize = 16;
 
+/// Most grid cells per point [`CompiledGrid::new`] accepts: past it, the
+/// empty cells cost more than evaluating axis nodes per point.
+const GRID_FILL: f64 = 1.5;
+
 /// A law's plan bound to a sweep in the grid or the point layout.
 pub struct CompiledGrid {
     plan: Plan,
@@ -53,17 +63,23 @@ pub struct CompiledGrid {
     /// per cell, by the node's level.
     data: Vec<Vec<f64>>,
     dslot: Vec<usize>,
-    layout: Layout,
+    layout: CpuLayout,
     /// Curve-array slot of every curve-class node.
     cslot: Vec<usize>,
     n_cslots: usize,
-    /// Distinct axis values (0 in the point layout).
-    n_axis: usize,
     /// Targets and weights: on the grid one row of `n_axis` per curve, in
-    /// the point layout one per curve. An empty cell (or curve) has target
-    /// NaN and weight 0.
+    /// the table one per curve, else one per point. An empty cell (or
+    /// curve) has target NaN and weight 0.
     y: Vec<f64>,
     w: Vec<f64>,
+    /// On the grid, each cell's position in its curve (u32::MAX where
+    /// empty), which weightings depend on.
+    pos: Vec<u32>,
+    /// The grid's tiles or the point layout's spans, in evaluation order.
+    spans: Vec<Span>,
+    /// Each curve's first point in the sweep: with a position, the key of
+    /// a point's Poisson count.
+    first_point: Vec<usize>,
     /// Tile-array slot of every axis- and point-class node.
     slot: Vec<usize>,
     n_slots: usize,
@@ -71,6 +87,9 @@ pub struct CompiledGrid {
     /// Set when the per-point part is one sum of an axis term and a curve
     /// (or start) term: the cell loop is then fused (see [`Separable`]).
     separable: Option<Separable>,
+    /// Set in the point layout when the separable law's axis term is one
+    /// power of the axis variable: each span is then one loop.
+    power: Option<PowerTerm>,
     /// Per node, how its class's pass evaluates it.
     fuse: Vec<Fuse>,
     /// The adjoint array of every curve, axis and point node: its own
@@ -85,12 +104,40 @@ pub struct CompiledGrid {
     batch: usize,
 }
 
+/// How the evaluator arranges a sweep's points (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Layout {
-    /// Curves x distinct values of the axis variable.
+pub enum CpuLayout {
+    /// Curves x distinct values of the axis variable: axis nodes once per
+    /// distinct value, shared by every curve.
     Grid,
-    /// One point per curve, run in blocks of [`TILE`] curves.
+    /// Each curve along its own points, in spans of at most [`TILE`]
+    /// points inside one curve: curve nodes once per curve, axis and point
+    /// nodes per point.
     Points,
+    /// One point per curve (a table of final losses), run in blocks of
+    /// [`TILE`] curves: every node is vectorised over the curves.
+    Table,
+}
+
+/// A run of cells that one pass of a tile covers: axis cells `a0..a0 + m`
+/// (distinct axis values on the grid, points otherwise) for each curve of
+/// `curves`, whose own cells start at `c * stride + base`.
+#[derive(Debug, Clone)]
+struct Span {
+    a0: usize,
+    m: usize,
+    curves: Range<usize>,
+    stride: usize,
+    base: usize,
+}
+
+impl Span {
+    /// Curve `c`'s cells.
+    #[inline(always)]
+    fn row(&self, c: usize) -> Range<usize> {
+        let o = c * self.stride + self.base;
+        o..o + self.m
+    }
 }
 
 /// How a node is evaluated in its class's pass.
@@ -250,23 +297,90 @@ macro_rules! binary {
 }
 
 impl CompiledGrid {
-    /// `plan` bound to `sweep`, or why neither layout fits. With an axis,
-    /// the grid: no per-point variable other than the axis, and no curve
-    /// with two points at one axis value. Without one, points: no curve
-    /// with more than one point (every node is then a start or curve node).
+    /// `plan` bound to `sweep` in the layout that suits it: without an
+    /// axis and with one point per curve, the table; with an axis whose
+    /// values the curves share densely (a grid at most [`GRID_FILL`] times
+    /// the points), the grid; else each curve along its own points.
     pub fn new(plan: Plan, sweep: &Sweep, objective: Objective) -> Result<CompiledGrid, String> {
-        let nc = sweep.curves.len();
-        let (layout, y, w) = match sweep.axis {
-            Some(a) => {
-                let (y, w) = grid_cells(sweep, a as usize)?;
-                (Layout::Grid, y, w)
+        let layout = match sweep.axis {
+            None if sweep.curves.iter().all(|r| r.len() <= 1) => CpuLayout::Table,
+            Some(a)
+                if (sweep.curves.len() * sweep.axis_values.len()) as f64
+                    <= GRID_FILL * sweep.points() as f64
+                    && grid_cells(sweep, a as usize).is_ok() =>
+            {
+                CpuLayout::Grid
             }
-            None => {
+            _ => CpuLayout::Points,
+        };
+        CompiledGrid::with_layout(plan, sweep, objective, layout)
+    }
+
+    /// `plan` bound to `sweep` in `layout`, or why that layout cannot hold
+    /// it. The grid needs an axis, no per-point variable other than it,
+    /// and no curve with two points at one axis value; the table needs one
+    /// point per curve (every node is then a start or curve node). The
+    /// point layout takes any sweep.
+    pub fn with_layout(
+        plan: Plan,
+        sweep: &Sweep,
+        objective: Objective,
+        layout: CpuLayout,
+    ) -> Result<CompiledGrid, String> {
+        let nc = sweep.curves.len();
+        let na = sweep.axis_values.len();
+        let mut pos = Vec::new();
+        let (y, w, spans) = match layout {
+            CpuLayout::Grid => {
+                let a = sweep
+                    .axis
+                    .ok_or("the grid layout needs an axis variable, and the sweep has none")?;
+                let (y, w) = grid_cells(sweep, a as usize)?;
+                pos = vec![u32::MAX; nc * na];
+                for (c, r) in sweep.curves.iter().enumerate() {
+                    for i in r.clone() {
+                        pos[c * na + sweep.axis_index[i] as usize] = (i - r.start) as u32;
+                    }
+                }
+                let spans = (0..na)
+                    .step_by(TILE)
+                    .map(|a0| Span {
+                        a0,
+                        m: TILE.min(na - a0),
+                        curves: 0..nc,
+                        stride: na,
+                        base: a0,
+                    })
+                    .collect();
+                (y, w, spans)
+            }
+            CpuLayout::Points => {
+                let mut spans = Vec::new();
+                for (c, r) in sweep.curves.iter().enumerate() {
+                    for a0 in r.clone().step_by(TILE) {
+                        spans.push(Span {
+                            a0,
+                            m: TILE.min(r.end - a0),
+                            curves: c..c + 1,
+                            stride: 0,
+                            base: a0,
+                        });
+                    }
+                }
+                (sweep.y.clone(), sweep.w.clone(), spans)
+            }
+            CpuLayout::Table => {
                 let (y, w) = point_cells(sweep, &plan)?;
-                (Layout::Points, y, w)
+                (y, w, Vec::new())
             }
         };
+        if sweep.curves.iter().any(|r| r.len() >= u32::MAX as usize) {
+            return Err("a curve has 2^32 - 1 points or more".into());
+        }
         let separable = Separable::detect(&plan);
+        let power = separable
+            .as_ref()
+            .and_then(|s| PowerTerm::detect(&plan, s, layout));
         let n_nodes = plan.graph().len();
         let (data, dslot) = data_columns(&plan, sweep, layout)?;
         let mut cslot = vec![usize::MAX; n_nodes];
@@ -289,8 +403,8 @@ impl CompiledGrid {
         // on the grid its curve arrays and their adjoints.
         let per_start = 2 * n_nodes
             + match layout {
-                Layout::Grid => (2 * n_cslots + 8) * nc,
-                Layout::Points => 0,
+                CpuLayout::Grid | CpuLayout::Points => (2 * n_cslots + 8) * nc,
+                CpuLayout::Table => 0,
             };
         let batch = (BATCH_VALUES / per_start.max(1)).clamp(1, MAX_BATCH);
         Ok(CompiledGrid {
@@ -302,13 +416,16 @@ impl CompiledGrid {
             layout,
             cslot,
             n_cslots,
-            n_axis: sweep.axis_values.len(),
             y,
             w,
+            pos,
+            spans,
+            first_point: sweep.curves.iter().map(|r| r.start).collect(),
             slot,
             n_slots,
             objective,
             separable,
+            power,
             fuse,
             aslot,
             zero,
@@ -317,9 +434,83 @@ impl CompiledGrid {
         })
     }
 
+    /// The layout in use.
+    pub fn layout(&self) -> CpuLayout {
+        self.layout
+    }
+
+    /// Whether each span of the point layout runs as one loop (the law's
+    /// axis term is one power of the axis variable, see `power`).
+    pub fn fused_power(&self) -> bool {
+        self.power.is_some()
+    }
+
     /// Objective and gradient for every parameter vector of `params`
     /// (`params.len() / n_params` of them), into `f` and `g` (row-major).
     pub fn evaluate(&self, params: &[f64], f: &mut [f64], g: &mut [f64]) {
+        self.run(params, None, &[], f, g);
+    }
+
+    /// [`CompiledGrid::evaluate`] with parameter vector k weighed by
+    /// `weightings[which[k]]`, or by the sweep's own weights where
+    /// `which[k]` is [`UNWEIGHTED`]. The weightings are resolved against
+    /// this sweep's curves (see [`weights::resolve_curves`]).
+    pub fn evaluate_weighted(
+        &self,
+        params: &[f64],
+        which: &[u32],
+        weightings: &[Resolved],
+        f: &mut [f64],
+        g: &mut [f64],
+    ) -> anyhow::Result<()> {
+        let np = self.plan.n_params().max(1);
+        anyhow::ensure!(
+            which.len() == f.len() && params.len() == f.len() * np && g.len() == params.len(),
+            "params, which, f and g differ in length"
+        );
+        let n = weightings.len();
+        if let Some(k) = which.iter().find(|&&k| k != UNWEIGHTED && k as usize >= n) {
+            anyhow::bail!("weighting index {k} is out of range: there are {n} weightings");
+        }
+        if let Some(r) = weightings
+            .iter()
+            .find(|r| r.mult.len() != self.n_curves || r.first.len() != self.n_curves)
+        {
+            anyhow::bail!(
+                "a weighting of {} curves for a sweep of {}",
+                r.mult.len(),
+                self.n_curves
+            );
+        }
+        // Starts that share a weighting side by side, so that a span's
+        // weights are filled once for all of them. A start's value does
+        // not depend on the others in its batch, so the order changes no
+        // bits.
+        let mut order: Vec<usize> = (0..f.len()).collect();
+        order.sort_by_key(|&k| which[k]);
+        let ps: Vec<f64> = order
+            .iter()
+            .flat_map(|&k| params[k * np..(k + 1) * np].iter().copied())
+            .collect();
+        let ws: Vec<u32> = order.iter().map(|&k| which[k]).collect();
+        let (mut fo, mut go) = (vec![0.0; f.len()], vec![0.0; g.len()]);
+        self.run(&ps, Some(&ws), weightings, &mut fo, &mut go);
+        for (j, &k) in order.iter().enumerate() {
+            f[k] = fo[j];
+            g[k * np..(k + 1) * np].copy_from_slice(&go[j * np..(j + 1) * np]);
+        }
+        Ok(())
+    }
+
+    /// The starts in one chunk per thread, each chunk in batches.
+    fn run(
+        &self,
+        params: &[f64],
+        which: Option<&[u32]>,
+        resolved: &[Resolved],
+        f: &mut [f64],
+        g: &mut [f64],
+    ) {
         let np = self.plan.n_params().max(1);
         // One chunk of starts per thread, each with one workspace: rayon's
         // per-split initialisation made one per start. The chunk runs in
@@ -329,27 +520,34 @@ impl CompiledGrid {
         f.par_chunks_mut(per)
             .zip(g.par_chunks_mut(per * np))
             .zip(params.par_chunks(per * np))
-            .for_each(|((f, g), p)| {
+            .enumerate()
+            .for_each(|(i, ((f, g), p))| {
                 let mut ws = Workspace::new(self);
-                for ((f, g), p) in f
+                for (b, ((f, g), p)) in f
                     .chunks_mut(k)
                     .zip(g.chunks_mut(k * np))
                     .zip(p.chunks(k * np))
+                    .enumerate()
                 {
-                    dispatch(self, p, f, g, &mut ws);
+                    let first = i * per + b * k;
+                    let wt = Weights {
+                        which: which.map(|w| &w[first..first + f.len()]),
+                        resolved,
+                    };
+                    dispatch(self, p, f, g, &mut ws, wt);
                 }
             });
     }
 
-    /// Data node `o` over cells `t0..t0 + m` of curve `c`'s grid row: a
-    /// scalar for a curve-level node, else an array.
+    /// Data node `o` over curve `c`'s cells of `span`: a scalar for a
+    /// curve-level node, else an array.
     #[inline(always)]
-    fn row_data(&self, o: NodeId, c: usize, t0: usize) -> Src {
+    fn row_data(&self, o: NodeId, c: usize, span: &Span) -> Src {
         let (s, d) = (self.dslot[o as usize], self.data_of(o));
         match self.plan.level[o as usize] {
             Class::Curve => Src::S(d[c]),
-            Class::Axis => Src::Data(s, t0),
-            _ => Src::Data(s, c * self.n_axis + t0),
+            Class::Axis => Src::Data(s, span.a0),
+            _ => Src::Data(s, span.row(c).start),
         }
     }
 
@@ -379,7 +577,7 @@ fn adjoint_plan(
     plan: &Plan,
     cslot: &[usize],
     slot: &[usize],
-    layout: Layout,
+    layout: CpuLayout,
 ) -> (Vec<usize>, Vec<bool>, [Vec<(Edge, Step)>; 4]) {
     let g = plan.graph();
     let class = &plan.class;
@@ -398,7 +596,7 @@ fn adjoint_plan(
     let mut zero: Vec<bool> = incoming.iter().map(|&k| k > 0).collect();
     // The prediction's adjoint is the seed: written by the loss in the
     // point layout, added on the grid.
-    zero[value as usize] = layout == Layout::Grid && class[value as usize] != Class::Data;
+    zero[value as usize] = layout != CpuLayout::Table && class[value as usize] != Class::Data;
     let mut steps: [Vec<(Edge, Step)>; 4] = Default::default();
     for k in [Class::Curve, Class::Axis, Class::Point] {
         for &e in &plan.edges[k as usize] {
@@ -451,7 +649,7 @@ fn fuse_ln_recip(plan: &Plan) -> Vec<Fuse> {
 fn data_columns(
     plan: &Plan,
     sweep: &Sweep,
-    layout: Layout,
+    layout: CpuLayout,
 ) -> Result<(Vec<Vec<f64>>, Vec<usize>), String> {
     let dv = plan.data(sweep, None);
     let (nc, na) = (sweep.curves.len(), sweep.axis_values.len());
@@ -460,8 +658,8 @@ fn data_columns(
     for &id in &plan.forward[Class::Data as usize] {
         let col = match (layout, plan.level[id as usize]) {
             (_, Class::Curve) => (0..nc).map(|c| dv.get(Class::Curve, c, id)).collect(),
-            (Layout::Grid, Class::Axis) => (0..na).map(|a| dv.get(Class::Axis, a, id)).collect(),
-            (Layout::Grid, _) => {
+            (CpuLayout::Grid, Class::Axis) => (0..na).map(|a| dv.get(Class::Axis, a, id)).collect(),
+            (CpuLayout::Grid, _) => {
                 let mut col = vec![f64::NAN; nc * na];
                 for (c, r) in sweep.curves.iter().enumerate() {
                     for i in r.clone() {
@@ -470,8 +668,14 @@ fn data_columns(
                 }
                 col
             }
+            (CpuLayout::Points, Class::Axis) => (0..sweep.points())
+                .map(|i| dv.get(Class::Axis, sweep.axis_index[i] as usize, id))
+                .collect(),
+            (CpuLayout::Points, _) => (0..sweep.points())
+                .map(|i| dv.get(Class::Point, i, id))
+                .collect(),
             // Only a plan made for another sweep could have them.
-            (Layout::Points, _) => {
+            (CpuLayout::Table, _) => {
                 return Err(
                     "the plan has per-point nodes, which one-point curves do not have".into(),
                 )
@@ -568,14 +772,25 @@ struct Workspace {
     cadj: Vec<Vec<f64>>,
     seed: Vec<f64>,
     row_pred: Vec<f64>,
+    eff: Effective,
+}
+
+/// A span's (or block's) effective weights under one weighting, one row of
+/// the span's length per curve: filled when a start of another weighting
+/// (or span) comes, reused by the starts after it.
+#[derive(Default)]
+struct Effective {
+    w: Vec<f64>,
+    /// (span, weighting) of `w`.
+    filled: Option<(usize, u32)>,
 }
 
 impl Workspace {
     fn new(cg: &CompiledGrid) -> Workspace {
         let n = cg.n_nodes;
         let (held, block) = match cg.layout {
-            Layout::Grid => (cg.n_curves, 0),
-            Layout::Points => (0, cg.n_curves.min(TILE)),
+            CpuLayout::Grid | CpuLayout::Points => (cg.n_curves, 0),
+            CpuLayout::Table => (0, cg.n_curves.min(TILE)),
         };
         Workspace {
             starts: (0..cg.batch)
@@ -594,26 +809,121 @@ impl Workspace {
             cadj: vec![vec![0.0; block]; cg.n_cslots],
             seed: vec![0.0; TILE],
             row_pred: vec![0.0; TILE],
+            eff: Effective::default(),
         }
+    }
+}
+
+impl Effective {
+    /// The effective weights of span `si` (or the table's block `si`)
+    /// under weighting `k`, filled unless they already are.
+    fn get(&mut self, cg: &CompiledGrid, si: usize, k: u32, r: &Resolved) -> &[f64] {
+        if self.filled != Some((si, k)) {
+            match cg.layout {
+                CpuLayout::Table => {
+                    let c0 = si * TILE;
+                    let m = TILE.min(cg.n_curves - c0);
+                    self.w.resize(m, 0.0);
+                    for (j, e) in self.w.iter_mut().enumerate() {
+                        let c = c0 + j;
+                        *e = cg.w[c] * factor(r, c, 0, cg.first_point[c]);
+                    }
+                }
+                _ => fill_span(cg, &cg.spans[si], r, &mut self.w),
+            }
+            self.filled = Some((si, k));
+        }
+        &self.w
+    }
+}
+
+/// The factor weighting `r` gives point `pos` of curve `c`, whose first
+/// point is `first`: the same products, in the same order, as
+/// [`Resolved::factor`].
+#[inline(always)]
+fn factor(r: &Resolved, c: usize, pos: u32, first: usize) -> f64 {
+    if pos >= r.first[c] {
+        return 0.0;
+    }
+    match r.poisson {
+        Some(s) => r.mult[c] * poisson1(point_hash(s, (first as u32).wrapping_add(pos))) as f64,
+        None => r.mult[c],
+    }
+}
+
+/// Effective weights of `span`'s cells under `r` into `out`, one row of
+/// `span.m` per curve. Empty grid cells have position u32::MAX, never
+/// below a limit, so they get 0.
+fn fill_span(cg: &CompiledGrid, span: &Span, r: &Resolved, out: &mut Vec<f64>) {
+    let m = span.m;
+    out.resize(span.curves.len() * m, 0.0);
+    for (row, c) in span.curves.clone().enumerate() {
+        let out = &mut out[row * m..(row + 1) * m];
+        let cells = span.row(c);
+        let (mult, limit, first) = (r.mult[c], r.first[c], cg.first_point[c]);
+        if mult == 0.0 || limit == 0 {
+            out.fill(0.0);
+            continue;
+        }
+        let w = &cg.w[cells.clone()];
+        match cg.layout {
+            CpuLayout::Grid => {
+                let pos = &cg.pos[cells];
+                for j in 0..m {
+                    out[j] = w[j] * factor(r, c, pos[j], first);
+                }
+            }
+            _ => {
+                let p0 = (cells.start - first) as u32;
+                for j in 0..m {
+                    out[j] = w[j] * factor(r, c, p0 + j as u32, first);
+                }
+            }
+        }
+    }
+}
+
+/// The weighting of each start of a batch.
+#[derive(Clone, Copy)]
+struct Weights<'a> {
+    /// Per start, an index into `resolved` or UNWEIGHTED; None when every
+    /// start has the sweep's own weights.
+    which: Option<&'a [u32]>,
+    resolved: &'a [Resolved],
+}
+
+impl Weights<'_> {
+    /// Start `j`'s weighting with its index, None for the sweep's own.
+    #[inline(always)]
+    fn get(&self, j: usize) -> Option<(u32, &Resolved)> {
+        let k = self.which?[j];
+        (k != UNWEIGHTED).then(|| (k, &self.resolved[k as usize]))
     }
 }
 
 /// Objectives (into `f`) and gradients (into `g`, row-major) of the batch
 /// of parameter vectors `p`.
-fn dispatch(cg: &CompiledGrid, p: &[f64], f: &mut [f64], g: &mut [f64], ws: &mut Workspace) {
+fn dispatch(
+    cg: &CompiledGrid,
+    p: &[f64],
+    f: &mut [f64],
+    g: &mut [f64],
+    ws: &mut Workspace,
+    wt: Weights,
+) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports the features the function enables.
-            return unsafe { batch_avx512(cg, p, f, g, ws) };
+            return unsafe { batch_avx512(cg, p, f, g, ws, wt) };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: as above.
-            return unsafe { batch_avx2(cg, p, f, g, ws) };
+            return unsafe { batch_avx2(cg, p, f, g, ws, wt) };
         }
     }
-    batch::<false>(cg, p, f, g, ws)
+    batch::<false>(cg, p, f, g, ws, wt)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -624,8 +934,9 @@ unsafe fn batch_avx512(
     f: &mut [f64],
     g: &mut [f64],
     ws: &mut Workspace,
+    wt: Weights,
 ) {
-    batch::<true>(cg, p, f, g, ws)
+    batch::<true>(cg, p, f, g, ws, wt)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -636,8 +947,9 @@ unsafe fn batch_avx2(
     f: &mut [f64],
     g: &mut [f64],
     ws: &mut Workspace,
+    wt: Weights,
 ) {
-    batch::<true>(cg, p, f, g, ws)
+    batch::<true>(cg, p, f, g, ws, wt)
 }
 
 /// A batch of starts: each one's start nodes, then the layout's passes
@@ -650,6 +962,7 @@ fn batch<const FMA: bool>(
     f: &mut [f64],
     grad: &mut [f64],
     ws: &mut Workspace,
+    wt: Weights,
 ) {
     let plan = &cg.plan;
     let graph = plan.graph();
@@ -667,8 +980,8 @@ fn batch<const FMA: bool>(
         st.f = 0.0;
     }
     match cg.layout {
-        Layout::Grid => grid_batch::<FMA>(cg, params, k, ws),
-        Layout::Points => point_batch::<FMA>(cg, params, k, ws),
+        CpuLayout::Grid | CpuLayout::Points => grid_batch::<FMA>(cg, params, k, ws, wt),
+        CpuLayout::Table => point_batch::<FMA>(cg, params, k, ws, wt),
     }
     for ((st, f), grad) in ws.starts[..k].iter_mut().zip(f).zip(grad.chunks_mut(np)) {
         let (start, start_adj) = (&st.start, &mut st.start_adj);
@@ -812,7 +1125,13 @@ fn class_backward(
 /// derivative as the seed of the prediction's adjoint, and the curve edges
 /// back.
 #[inline(always)]
-fn point_batch<const FMA: bool>(cg: &CompiledGrid, params: &[f64], k: usize, ws: &mut Workspace) {
+fn point_batch<const FMA: bool>(
+    cg: &CompiledGrid,
+    params: &[f64],
+    k: usize,
+    ws: &mut Workspace,
+    wt: Weights,
+) {
     let value = cg.plan.value();
     let np = cg.plan.n_params().max(1);
     let nc = cg.n_curves;
@@ -822,15 +1141,20 @@ fn point_batch<const FMA: bool>(cg: &CompiledGrid, params: &[f64], k: usize, ws:
         cadj,
         seed,
         row_pred,
+        eff,
         ..
     } = ws;
-    for c0 in (0..nc).step_by(TILE) {
+    for (bi, c0) in (0..nc).step_by(TILE).enumerate() {
         let m = TILE.min(nc - c0);
         // Weight-0 points add exactly nothing, whatever their target and
         // prediction: their seed is 0 (see cell), and a 0 adjoint passes
         // nothing back (see dot).
-        let (y, w) = (&cg.y[c0..c0 + m], &cg.w[c0..c0 + m]);
-        for (st, p) in starts[..k].iter_mut().zip(params.chunks(np)) {
+        let y = &cg.y[c0..c0 + m];
+        for (j, (st, p)) in starts[..k].iter_mut().zip(params.chunks(np)).enumerate() {
+            let w = match wt.get(j) {
+                Some((wk, r)) => &eff.get(cg, bi, wk, r)[..m],
+                None => &cg.w[c0..c0 + m],
+            };
             let StartState {
                 start, start_adj, ..
             } = st;
@@ -872,7 +1196,13 @@ fn point_batch<const FMA: bool>(cg: &CompiledGrid, params: &[f64], k: usize, ws:
 /// of axis values and per start the tile's work (see [`grid_tile`]), last
 /// each start's curve edges. The gradient is left in the start adjoints.
 #[inline(always)]
-fn grid_batch<const FMA: bool>(cg: &CompiledGrid, params: &[f64], k: usize, ws: &mut Workspace) {
+fn grid_batch<const FMA: bool>(
+    cg: &CompiledGrid,
+    params: &[f64],
+    k: usize,
+    ws: &mut Workspace,
+    wt: Weights,
+) {
     let np = cg.plan.n_params().max(1);
     let nc = cg.n_curves;
     let Workspace {
@@ -881,6 +1211,7 @@ fn grid_batch<const FMA: bool>(cg: &CompiledGrid, params: &[f64], k: usize, ws: 
         adj,
         seed,
         row_pred,
+        eff,
         ..
     } = ws;
     for (st, p) in starts[..k].iter_mut().zip(params.chunks(np)) {
@@ -898,10 +1229,10 @@ fn grid_batch<const FMA: bool>(cg: &CompiledGrid, params: &[f64], k: usize, ws: 
         fcol: &mut fcol,
         gbuf: &mut gbuf,
     };
-    for t0 in (0..cg.n_axis).step_by(TILE) {
-        let m = TILE.min(cg.n_axis - t0);
-        for (st, p) in starts[..k].iter_mut().zip(params.chunks(np)) {
-            grid_tile::<FMA>(cg, t0, m, p, st, &mut tw);
+    for (si, span) in cg.spans.iter().enumerate() {
+        for (j, (st, p)) in starts[..k].iter_mut().zip(params.chunks(np)).enumerate() {
+            let w = wt.get(j).map(|(wk, r)| eff.get(cg, si, wk, r));
+            grid_tile::<FMA>(cg, span, w, p, st, &mut tw);
         }
     }
     for st in &mut starts[..k] {
@@ -941,22 +1272,31 @@ struct Tile<'a> {
     gbuf: &'a mut [f64; ROWS * TILE],
 }
 
-/// One start on tile `t0..t0 + m` of the grid: the axis nodes, the cells of
-/// every curve (fused when the law is separable, else a pass per point
-/// node over each row), and the axis edges back.
+/// One start on a span (a tile of the grid, or of a curve's points): the
+/// axis nodes, the cells of each of its curves (fused when the law is
+/// separable, else a pass per point node over each row), and the axis
+/// edges back.
 #[inline(always)]
 fn grid_tile<const FMA: bool>(
     cg: &CompiledGrid,
-    t0: usize,
-    m: usize,
+    span: &Span,
+    eff: Option<&[f64]>,
     params: &[f64],
     st: &mut StartState,
     tw: &mut Tile,
 ) {
     let plan = &cg.plan;
     let class = &plan.class;
-    let (nc, na) = (cg.n_curves, cg.n_axis);
+    let (t0, m) = (span.a0, span.m);
     let obj = cg.objective;
+    // Curve c's weights on the span: the sweep's, or a weighting's.
+    let wrow = |c: usize| match eff {
+        Some(e) => {
+            let r = c - span.curves.start;
+            &e[r * m..(r + 1) * m]
+        }
+        None => &cg.w[span.row(c)],
+    };
     let value = plan.value();
     let StartState {
         start,
@@ -966,6 +1306,54 @@ fn grid_tile<const FMA: bool>(
         rsum,
         f: fsum,
     } = st;
+    if let (Some(pt), Some(sep)) = (cg.power, cg.separable) {
+        // One curve's span, one loop (see power).
+        let c = span.curves.start;
+        let s = |id: NodeId| start[id as usize];
+        let sn = sep.scalar_node as usize;
+        let scalar = match class[sn] {
+            Class::Start => start[sn],
+            Class::Data => cg.data_of(sn as NodeId)[c],
+            _ => cvals[cg.cslot[sn]][c],
+        };
+        let sa = sep.axis_sign * pt.s1.map_or(1.0, s);
+        let sc = sep.scalar_sign * scalar;
+        let (y, w) = (&cg.y[span.row(c)], wrow(c));
+        let s2 = s(pt.s2);
+        let sums = match pt.base {
+            Base::Shifted { d, s3 } => power::span_sums::<FMA, true>(
+                obj,
+                &cg.data_of(d)[t0..t0 + m],
+                s(s3),
+                s2,
+                sa,
+                sc,
+                y,
+                w,
+            ),
+            Base::Log(l) => power::span_sums::<FMA, false>(
+                obj,
+                &cg.data_of(l)[t0..t0 + m],
+                0.0,
+                s2,
+                sa,
+                sc,
+                y,
+                w,
+            ),
+        };
+        let [f2, sg, sgv, sgvl, sgvi] = sums;
+        *fsum += 0.5 * f2;
+        rsum[c][0] += sg;
+        if let Some(s1) = pt.s1 {
+            start_adj[s1 as usize] += sep.axis_sign * sgv;
+        }
+        start_adj[pt.s2 as usize] += sa * sgvl;
+        if let Base::Shifted { s3, .. } = pt.base {
+            start_adj[s3 as usize] += sa * s2 * sgvi;
+        }
+        return;
+    }
     let Tile {
         vals,
         adj,
@@ -989,7 +1377,7 @@ fn grid_tile<const FMA: bool>(
             });
         }
     }
-    let row = |c: usize| (c * na + t0)..(c * na + t0 + m);
+    let row = |c: usize| span.row(c);
     if let Some(sep) = cg.separable {
         // Fused cell loop: prediction, loss and both adjoint sums. A data
         // term has no adjoint: its column sums go to scratch.
@@ -1019,14 +1407,14 @@ fn grid_tile<const FMA: bool>(
         };
         // Rows in groups: each axis value and its adjoint sum are loaded
         // and stored once for ROWS curves.
-        let mut c = 0;
+        let (mut c, nc) = (span.curves.start, span.curves.end);
         while c + ROWS <= nc {
             // Loops, not array::from_fn, whose closures were left as calls.
             let (mut sc, mut ys, mut ws) = ([0.0; ROWS], [&[][..]; ROWS], [&[][..]; ROWS]);
             for r in 0..ROWS {
                 sc[r] = sep.scalar_sign * scalar(c + r);
                 ys[r] = &cg.y[row(c + r)];
-                ws[r] = &cg.w[row(c + r)];
+                ws[r] = wrow(c + r);
             }
             fused_rows::<FMA, ROWS>(
                 obj,
@@ -1049,7 +1437,7 @@ fn grid_tile<const FMA: bool>(
                 sep.axis_sign,
                 [sep.scalar_sign * scalar(c)],
                 [&cg.y[row(c)]],
-                [&cg.w[row(c)]],
+                [wrow(c)],
                 col,
                 fcol,
                 gbuf,
@@ -1064,14 +1452,13 @@ fn grid_tile<const FMA: bool>(
     } else {
         // The general path: a pass per point node over each row.
         // (c indexes the curve arrays of several nodes, not one slice.)
-        #[allow(clippy::needless_range_loop)]
-        for c in 0..nc {
+        for c in span.curves.clone() {
             // This curve's value of a curve node.
             let cv = |o: NodeId| cvals[cg.cslot[o as usize]][c];
             let src = |o: NodeId| match class[o as usize] {
                 Class::Start => Src::S(start[o as usize]),
                 Class::Curve => Src::S(cv(o)),
-                Class::Data => cg.row_data(o, c, t0),
+                Class::Data => cg.row_data(o, c, span),
                 _ => Src::Store(cg.slot[o as usize]),
             };
             // Point nodes of this curve's row of the tile.
@@ -1080,7 +1467,7 @@ fn grid_tile<const FMA: bool>(
             }
             // The loss and its derivative per cell; empty cells and
             // weight-0 points contribute exactly nothing.
-            let (y, w) = (&cg.y[row(c)], &cg.w[row(c)]);
+            let (y, w) = (&cg.y[row(c)], wrow(c));
             let pred: &[f64] = match cg.resolve(src(value), vals, m) {
                 // A law without the axis: one prediction for the whole row.
                 V::S(v) => {
