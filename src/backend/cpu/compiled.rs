@@ -48,6 +48,10 @@ const BATCH_VALUES: usize = 1 << 15;
 /// Most starts in a batch: past a few, a tile's data is reused enough.
 const MAX_BATCH: usize = 16;
 
+/// Points per span of the point layout when the span is one fused loop
+/// (see `power`): its targets, weights and data stay in L1.
+const FUSED_SPAN: usize = 1024;
+
 /// Most grid cells per point [`CompiledGrid::new`] accepts: past it, the
 /// empty cells cost more than evaluating axis nodes per point.
 const GRID_FILL: f64 = 1.5;
@@ -329,6 +333,10 @@ impl CompiledGrid {
     ) -> Result<CompiledGrid, String> {
         let nc = sweep.curves.len();
         let na = sweep.axis_values.len();
+        let separable = Separable::detect(&plan);
+        let power = separable
+            .as_ref()
+            .and_then(|s| PowerTerm::detect(&plan, s, layout));
         let mut pos = Vec::new();
         let (y, w, spans) = match layout {
             CpuLayout::Grid => {
@@ -355,12 +363,15 @@ impl CompiledGrid {
                 (y, w, spans)
             }
             CpuLayout::Points => {
+                // A fused span keeps no arrays: longer spans only save
+                // per-span work.
+                let len = if power.is_some() { FUSED_SPAN } else { TILE };
                 let mut spans = Vec::new();
                 for (c, r) in sweep.curves.iter().enumerate() {
-                    for a0 in r.clone().step_by(TILE) {
+                    for a0 in r.clone().step_by(len) {
                         spans.push(Span {
                             a0,
-                            m: TILE.min(r.end - a0),
+                            m: len.min(r.end - a0),
                             curves: c..c + 1,
                             stride: 0,
                             base: a0,
@@ -377,10 +388,6 @@ impl CompiledGrid {
         if sweep.curves.iter().any(|r| r.len() >= u32::MAX as usize) {
             return Err("a curve has 2^32 - 1 points or more".into());
         }
-        let separable = Separable::detect(&plan);
-        let power = separable
-            .as_ref()
-            .and_then(|s| PowerTerm::detect(&plan, s, layout));
         let n_nodes = plan.graph().len();
         let (data, dslot) = data_columns(&plan, sweep, layout)?;
         let mut cslot = vec![usize::MAX; n_nodes];
