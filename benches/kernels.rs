@@ -67,72 +67,6 @@ fn cpu(c: &mut Criterion) {
     });
 }
 
-/// The compiled LoopLM law on the grid layout against the hand-written
-/// grid kernel, same data and parameters, fit-sized batch.
-fn cpu_compiled(c: &mut Criterion) {
-    use sweepfit::backend::looplm_sweep;
-    use sweepfit::backend::{CompiledGrid, CompiledLayout};
-    use sweepfit::law::plan::Plan;
-    use sweepfit::law::{CompiledLaw, PARAM_NAMES};
-    let (points, starts) = SIZES[1];
-    let data = synthetic_sweep(points);
-    let params = perturbed_params(&data, starts, 0);
-    let mut out = vec![Eval::ZERO; starts];
-    let law = CompiledLaw::from_formula(
-        "E + A/(N + t1)^alpha + B/(D + t2)^beta + C/(T + t3)^gamma",
-        &["N", "D", "T"],
-    )
-    .expect("LoopLM compiles");
-    // The compiled law numbers its parameters by first appearance.
-    let order: Vec<usize> = law
-        .params
-        .iter()
-        .map(|n| {
-            PARAM_NAMES
-                .iter()
-                .position(|p| p == n)
-                .expect("a LoopLM name")
-        })
-        .collect();
-    let flat: Vec<f64> = params
-        .iter()
-        .flat_map(|p| order.iter().map(move |&i| p[i]))
-        .collect();
-    let sweep = looplm_sweep(&data);
-    let grid = CompiledGrid::new(Plan::for_sweep(&law, &sweep), &sweep, data.objective)
-        .expect("grid layout");
-    let (mut f, mut gr) = (vec![0.0; starts], vec![0.0; starts * law.params.len()]);
-    let mut hand = CpuBackend::with_layout(data.clone(), CpuLayout::Grid).expect("layout");
-    let mut g = c.benchmark_group("evaluate/cpu-law");
-    g.throughput(Throughput::Elements((points * starts) as u64));
-    g.bench_function(
-        BenchmarkId::new("hand-written", label((points, starts))),
-        |b| b.iter(|| hand.evaluate(&params, &mut out).expect("evaluate")),
-    );
-    g.bench_function(BenchmarkId::new("compiled", label((points, starts))), |b| {
-        b.iter(|| grid.evaluate(&flat, &mut f, &mut gr))
-    });
-    // The point layout of both: each curve along its own points (no
-    // shared grid), as for sweeps whose curves share no token values.
-    let pts = CompiledGrid::with_layout(
-        Plan::for_sweep(&law, &sweep),
-        &sweep,
-        data.objective,
-        CompiledLayout::Points,
-    )
-    .expect("point layout");
-    let mut hand_pts = CpuBackend::with_layout(data.clone(), CpuLayout::Points).expect("layout");
-    g.bench_function(
-        BenchmarkId::new("hand-written-points", label((points, starts))),
-        |b| b.iter(|| hand_pts.evaluate(&params, &mut out).expect("evaluate")),
-    );
-    g.bench_function(
-        BenchmarkId::new("compiled-points", label((points, starts))),
-        |b| b.iter(|| pts.evaluate(&flat, &mut f, &mut gr)),
-    );
-    g.finish();
-}
-
 /// The compiled vocab law (laws/vocab.toml, with its def Nv = V*d) on the
 /// point layout: tabular data of one point per run and no shared axis, as
 /// final losses are, fit-sized batch.
@@ -205,8 +139,8 @@ fn cpu_compiled_points(c: &mut Criterion) {
     g.finish();
 }
 
-/// Both CPU layouts on the same fit-sized batch: the shared token grid
-/// against one ln and exp per point.
+/// Both CPU layouts of the compiled LoopLM law on the same fit-sized
+/// batch: the shared token grid against one ln and exp per point.
 fn cpu_layouts(c: &mut Criterion) {
     let (points, starts) = SIZES[1];
     let data = synthetic_sweep(points);
@@ -258,6 +192,6 @@ criterion_group! {
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = cpu, cpu_layouts, cpu_compiled, cpu_compiled_points, gpu
+    targets = cpu, cpu_layouts, cpu_compiled_points, gpu
 }
 criterion_main!(benches);

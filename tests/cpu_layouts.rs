@@ -269,7 +269,10 @@ fn duplicate_tokens_count_twice() {
     let err = CpuBackend::with_layout(data.clone(), CpuLayout::Grid)
         .err()
         .unwrap();
-    assert!(format!("{err}").contains("two points at tokens"), "{err}");
+    assert!(
+        format!("{err}").contains("two points at one axis value"),
+        "{err}"
+    );
 
     // The same as that point once with the two weights added, which the
     // grid layout evaluates.

@@ -395,17 +395,13 @@ mod common;
 /// The vectorised evaluator, in every layout that holds the sweep (the
 /// point layout holds any), against the plan's reference interpreter.
 fn check_grid(law: &CompiledLaw, s: &Sweep, params: &[Vec<f64>], obj: Objective, what: &str) {
-    use sweepfit::backend::CompiledLayout;
+    use sweepfit::backend::CpuLayout;
     let plan = Plan::for_sweep(law, s);
     let mut layouts = 0;
-    for layout in [
-        CompiledLayout::Grid,
-        CompiledLayout::Points,
-        CompiledLayout::Table,
-    ] {
+    for layout in [CpuLayout::Grid, CpuLayout::Points, CpuLayout::Table] {
         let Ok(grid) = sweepfit::backend::CompiledGrid::with_layout(plan.clone(), s, obj, layout)
         else {
-            assert_ne!(layout, CompiledLayout::Points, "{what}");
+            assert_ne!(layout, CpuLayout::Points, "{what}");
             continue;
         };
         check_layout(&grid, &plan, s, params, obj, &format!("{what} {layout:?}"));
@@ -579,8 +575,8 @@ fn grid_evaluator_matches_the_reference_on_separable_laws_with_data_terms() {
 }
 
 #[test]
-fn the_point_layout_fuses_a_power_of_the_axis_and_only_that() {
-    use sweepfit::backend::{CompiledGrid, CompiledLayout};
+fn a_power_of_the_axis_is_fused_and_only_that() {
+    use sweepfit::backend::{CompiledGrid, CpuLayout};
     let s = looplm_sweep(&[0.05, 0.13, 0.37, 1.0], &[1.0, 2.0, 3.0], 40);
     for (formula, fused) in [
         (LOOPLM, true),
@@ -596,11 +592,10 @@ fn the_point_layout_fuses_a_power_of_the_axis_and_only_that() {
         let law = CompiledLaw::from_formula(formula, &["N", "D", "T"]).unwrap();
         let plan = Plan::for_sweep(&law, &s);
         let obj = Objective::default();
-        let points = CompiledGrid::with_layout(plan.clone(), &s, obj, CompiledLayout::Points);
-        assert_eq!(points.unwrap().fused_power(), fused, "{formula}");
-        // Only the point layout has it.
-        let grid = CompiledGrid::with_layout(plan, &s, obj, CompiledLayout::Grid);
-        assert!(!grid.unwrap().fused_power(), "{formula}");
+        for layout in [CpuLayout::Points, CpuLayout::Grid] {
+            let grid = CompiledGrid::with_layout(plan.clone(), &s, obj, layout);
+            assert_eq!(grid.unwrap().fused_power(), fused, "{formula} {layout:?}");
+        }
     }
 }
 
@@ -767,7 +762,7 @@ fn weightless_points_add_nothing_even_where_the_law_is_undefined() {
 
 #[test]
 fn curves_without_an_axis_take_the_point_layout_and_the_table_refuses_them() {
-    use sweepfit::backend::{CompiledGrid, CompiledLayout};
+    use sweepfit::backend::{CompiledGrid, CpuLayout};
     let law = CompiledLaw::from_formula(LOOPLM, &["N", "D", "T"]).unwrap();
     let vars = vec![
         0.1, 0.2, 1.0, //
@@ -776,19 +771,13 @@ fn curves_without_an_axis_take_the_point_layout_and_the_table_refuses_them() {
     ];
     let s = Sweep::new(3, vec![0..2, 2..3], vars, vec![2.0; 3], vec![1.0; 3], None);
     let plan = Plan::for_sweep(&law, &s);
-    let err = CompiledGrid::with_layout(
-        plan.clone(),
-        &s,
-        Objective::default(),
-        CompiledLayout::Table,
-    )
-    .err()
-    .expect("curves of two points in the table");
+    let err = CompiledGrid::with_layout(plan.clone(), &s, Objective::default(), CpuLayout::Table)
+        .err()
+        .expect("curves of two points in the table");
     assert!(err.contains("single point"), "{err}");
-    let err =
-        CompiledGrid::with_layout(plan.clone(), &s, Objective::default(), CompiledLayout::Grid)
-            .err()
-            .expect("a grid without an axis");
+    let err = CompiledGrid::with_layout(plan.clone(), &s, Objective::default(), CpuLayout::Grid)
+        .err()
+        .expect("a grid without an axis");
     assert!(err.contains("axis"), "{err}");
     // The default choice evaluates it, as the reference does.
     let params = vec![vec![1.7, 30.0, 0.12, 0.28, 18.0, 0.08, 0.33, 0.7, 0.4, 1.1]];
@@ -804,7 +793,7 @@ fn curves_without_an_axis_take_the_point_layout_and_the_table_refuses_them() {
         None,
     );
     let plan = Plan::new(&law, 0, None);
-    let err = CompiledGrid::with_layout(plan, &s, Objective::default(), CompiledLayout::Table)
+    let err = CompiledGrid::with_layout(plan, &s, Objective::default(), CpuLayout::Table)
         .err()
         .expect("a plan for another sweep");
     assert!(err.contains("per-point"), "{err}");
@@ -813,7 +802,7 @@ fn curves_without_an_axis_take_the_point_layout_and_the_table_refuses_them() {
 #[test]
 fn weighted_evaluation_matches_the_reference_on_reweighted_sweeps() {
     use sweepfit::backend::weights::{resolve_curves, Weighting, UNWEIGHTED};
-    use sweepfit::backend::{CompiledGrid, CompiledLayout};
+    use sweepfit::backend::{CompiledGrid, CpuLayout};
     // Curves of unequal lengths on a shared grid, a point of weight 0.
     let mut s = looplm_sweep(&[0.05, 0.13, 0.37, 1.0], &[1.0, 2.0, 3.0], 300);
     s.w[9] = 0.0;
@@ -860,7 +849,7 @@ fn weighted_evaluation_matches_the_reference_on_reweighted_sweeps() {
             delta: 0.02,
         },
     ] {
-        for layout in [CompiledLayout::Grid, CompiledLayout::Points] {
+        for layout in [CpuLayout::Grid, CpuLayout::Points] {
             let grid = CompiledGrid::with_layout(plan.clone(), &s, obj, layout).unwrap();
             let (mut f, mut g) = (vec![0.0; which.len()], vec![0.0; which.len() * np]);
             grid.evaluate_weighted(&params, &which, &resolved, &mut f, &mut g)

@@ -8,8 +8,8 @@ pub mod gpu;
 mod prepared;
 pub mod weights;
 
-pub use cpu::compiled::{looplm_sweep, CompiledGrid, CpuLayout as CompiledLayout};
-pub use cpu::{CpuBackend, CpuLayout};
+pub use cpu::CpuBackend;
+pub use cpu::{looplm_sweep, CompiledGrid, CpuLayout};
 pub use gpu::GpuBackend;
 pub use prepared::Prepared;
 pub use weights::{Weighting, UNWEIGHTED};

@@ -1,24 +1,31 @@
 //! The CPU evaluator of a compiled law's plan: objective and gradient for
-//! many parameter vectors, in f64, on one of two layouts of the sweep.
+//! many parameter vectors, in f64, in one of three layouts of the sweep
+//! ([`CpuLayout`]).
 //!
 //! - The grid (curves x distinct axis values), for curves logged along a
 //!   shared axis: start nodes once, curve nodes once per curve, axis nodes
 //!   once per distinct axis value of a tile, and per grid cell only the
 //!   point nodes, the loss and the adjoint sums.
-//! - Points (one-point curves and no axis), for tabular data such as the
-//!   final losses of many runs, whose grid would be nearly all empty
-//!   cells: every node is then a start or curve node, and a block of
-//!   points is one pass per node forward, one for the loss, and one per
-//!   curve edge backward.
+//! - Points: each curve along its own points, in spans inside one curve:
+//!   curve nodes once per curve, axis and point nodes per point. A law
+//!   whose axis term is one power of the axis variable runs each span as
+//!   one loop (see `power`).
+//! - The table (one-point curves, no axis), for tabular data such as the
+//!   final losses of many runs: every node is then a start or curve node,
+//!   and a block of points is one pass per node forward, one for the
+//!   loss, and one per curve edge backward.
 //!
 //! Data nodes (no parameter) are computed once, when the evaluator is
 //! built; every start reads them. Starts run in batches: each tile (or
-//! block) is evaluated for every start of a batch before the next, so that
-//! its targets, weights and data stay in cache, as in the hand-written
-//! kernel. Each node of a tile or block is one loop over its cells
-//! (operands are arrays or broadcast scalars), branch-free so that it
-//! vectorises; the whole pass is compiled for AVX-512, AVX2+FMA and plain
-//! SSE2 and picked at run time, as the hand-written LoopLM kernel is.
+//! span, or block) is evaluated for every start of a batch before the
+//! next, so that its targets, weights and data stay in cache. Each node
+//! of a tile is one loop over its cells (operands are arrays or broadcast
+//! scalars), branch-free so that it vectorises; the whole pass is compiled
+//! for AVX-512, AVX2+FMA and plain SSE2 and picked at run time.
+//!
+//! Weightings (bootstrap replicates, eval folds: see `backend::weights`)
+//! multiply each point's weight per start, filled per tile and reused by
+//! the consecutive starts that share one.
 
 mod power;
 
@@ -174,7 +181,7 @@ enum Step {
 /// A law whose prediction per cell is `sa * u[d] + sc * s[curve]` (any law
 /// of the form f(curve variables) + g(axis variable), such as LoopLM and
 /// Chinchilla): prediction, loss and both adjoint sums are one loop over
-/// the cells, as in the hand-written kernel, instead of a pass per node.
+/// the cells instead of a pass per node.
 /// Either term may be a data node (no parameter), which then has no
 /// adjoint.
 #[derive(Debug, Clone, Copy)]
@@ -304,13 +311,17 @@ impl CompiledGrid {
     /// `plan` bound to `sweep` in the layout that suits it: without an
     /// axis and with one point per curve, the table; with an axis whose
     /// values the curves share densely (a grid at most [`GRID_FILL`] times
-    /// the points), the grid; else each curve along its own points.
+    /// the points, and fewer distinct values than points), the grid; else
+    /// each curve along its own points.
     pub fn new(plan: Plan, sweep: &Sweep, objective: Objective) -> Result<CompiledGrid, String> {
         let layout = match sweep.axis {
             None if sweep.curves.iter().all(|r| r.len() <= 1) => CpuLayout::Table,
+            // Only when some value is shared: else the grid is each curve's
+            // points over again, without the point layout's fused loop.
             Some(a)
                 if (sweep.curves.len() * sweep.axis_values.len()) as f64
                     <= GRID_FILL * sweep.points() as f64
+                    && sweep.axis_values.len() < sweep.points()
                     && grid_cells(sweep, a as usize).is_ok() =>
             {
                 CpuLayout::Grid
@@ -780,6 +791,8 @@ struct Workspace {
     seed: Vec<f64>,
     row_pred: Vec<f64>,
     eff: Effective,
+    /// A fused power term's arrays over a grid tile (see `power`).
+    pv: [Vec<f64>; 3],
 }
 
 /// A span's (or block's) effective weights under one weighting, one row of
@@ -817,6 +830,7 @@ impl Workspace {
             seed: vec![0.0; TILE],
             row_pred: vec![0.0; TILE],
             eff: Effective::default(),
+            pv: std::array::from_fn(|_| vec![0.0; TILE]),
         }
     }
 }
@@ -824,6 +838,7 @@ impl Workspace {
 impl Effective {
     /// The effective weights of span `si` (or the table's block `si`)
     /// under weighting `k`, filled unless they already are.
+    #[inline(always)]
     fn get(&mut self, cg: &CompiledGrid, si: usize, k: u32, r: &Resolved) -> &[f64] {
         if self.filled != Some((si, k)) {
             match cg.layout {
@@ -860,30 +875,42 @@ fn factor(r: &Resolved, c: usize, pos: u32, first: usize) -> f64 {
 
 /// Effective weights of `span`'s cells under `r` into `out`, one row of
 /// `span.m` per curve. Empty grid cells have position u32::MAX, never
-/// below a limit, so they get 0.
+/// below a limit, so they get 0. Inlined into the instruction-set-specific
+/// pass, and branch-free per cell, so that it vectorises.
+#[inline(always)]
 fn fill_span(cg: &CompiledGrid, span: &Span, r: &Resolved, out: &mut Vec<f64>) {
     let m = span.m;
     out.resize(span.curves.len() * m, 0.0);
     for (row, c) in span.curves.clone().enumerate() {
         let out = &mut out[row * m..(row + 1) * m];
         let cells = span.row(c);
-        let (mult, limit, first) = (r.mult[c], r.first[c], cg.first_point[c]);
+        let (mult, limit, first) = (r.mult[c], r.first[c], cg.first_point[c] as u32);
         if mult == 0.0 || limit == 0 {
             out.fill(0.0);
             continue;
         }
         let w = &cg.w[cells.clone()];
-        match cg.layout {
-            CpuLayout::Grid => {
-                let pos = &cg.pos[cells];
+        // Positions: the grid's per cell, else consecutive.
+        let p0 = cells.start as u32 - first;
+        let pos = |j: usize| match cg.layout {
+            CpuLayout::Grid => cg.pos[cells.start + j],
+            _ => p0 + j as u32,
+        };
+        match r.poisson {
+            None => {
                 for j in 0..m {
-                    out[j] = w[j] * factor(r, c, pos[j], first);
+                    out[j] = if pos(j) < limit { w[j] * mult } else { 0.0 };
                 }
             }
-            _ => {
-                let p0 = (cells.start - first) as u32;
+            Some(s) => {
                 for j in 0..m {
-                    out[j] = w[j] * factor(r, c, p0 + j as u32, first);
+                    let p = pos(j);
+                    let k = poisson1(point_hash(s, first.wrapping_add(p)));
+                    out[j] = if p < limit {
+                        w[j] * (mult * k as f64)
+                    } else {
+                        0.0
+                    };
                 }
             }
         }
@@ -1219,6 +1246,7 @@ fn grid_batch<const FMA: bool>(
         seed,
         row_pred,
         eff,
+        pv,
         ..
     } = ws;
     for (st, p) in starts[..k].iter_mut().zip(params.chunks(np)) {
@@ -1235,6 +1263,7 @@ fn grid_batch<const FMA: bool>(
         row_pred,
         fcol: &mut fcol,
         gbuf: &mut gbuf,
+        pv,
     };
     for (si, span) in cg.spans.iter().enumerate() {
         for (j, (st, p)) in starts[..k].iter_mut().zip(params.chunks(np)).enumerate() {
@@ -1277,6 +1306,8 @@ struct Tile<'a> {
     row_pred: &'a mut [f64],
     fcol: &'a mut [f64; TILE],
     gbuf: &'a mut [f64; ROWS * TILE],
+    /// A fused power term's v, ln x and 1/x over a grid tile.
+    pv: &'a mut [Vec<f64>; 3],
 }
 
 /// One start on a span (a tile of the grid, or of a curve's points): the
@@ -1305,6 +1336,10 @@ fn grid_tile<const FMA: bool>(
         None => &cg.w[span.row(c)],
     };
     let value = plan.value();
+    if let (Some(pt), Some(sep)) = (cg.power, cg.separable) {
+        power_tile::<FMA>(cg, span, &wrow, pt, sep, st, tw);
+        return;
+    }
     let StartState {
         start,
         start_adj,
@@ -1313,54 +1348,6 @@ fn grid_tile<const FMA: bool>(
         rsum,
         f: fsum,
     } = st;
-    if let (Some(pt), Some(sep)) = (cg.power, cg.separable) {
-        // One curve's span, one loop (see power).
-        let c = span.curves.start;
-        let s = |id: NodeId| start[id as usize];
-        let sn = sep.scalar_node as usize;
-        let scalar = match class[sn] {
-            Class::Start => start[sn],
-            Class::Data => cg.data_of(sn as NodeId)[c],
-            _ => cvals[cg.cslot[sn]][c],
-        };
-        let sa = sep.axis_sign * pt.s1.map_or(1.0, s);
-        let sc = sep.scalar_sign * scalar;
-        let (y, w) = (&cg.y[span.row(c)], wrow(c));
-        let s2 = s(pt.s2);
-        let sums = match pt.base {
-            Base::Shifted { d, s3 } => power::span_sums::<FMA, true>(
-                obj,
-                &cg.data_of(d)[t0..t0 + m],
-                s(s3),
-                s2,
-                sa,
-                sc,
-                y,
-                w,
-            ),
-            Base::Log(l) => power::span_sums::<FMA, false>(
-                obj,
-                &cg.data_of(l)[t0..t0 + m],
-                0.0,
-                s2,
-                sa,
-                sc,
-                y,
-                w,
-            ),
-        };
-        let [f2, sg, sgv, sgvl, sgvi] = sums;
-        *fsum += 0.5 * f2;
-        rsum[c][0] += sg;
-        if let Some(s1) = pt.s1 {
-            start_adj[s1 as usize] += sep.axis_sign * sgv;
-        }
-        start_adj[pt.s2 as usize] += sa * sgvl;
-        if let Base::Shifted { s3, .. } = pt.base {
-            start_adj[s3 as usize] += sa * s2 * sgvi;
-        }
-        return;
-    }
     let Tile {
         vals,
         adj,
@@ -1368,6 +1355,7 @@ fn grid_tile<const FMA: bool>(
         row_pred,
         fcol,
         gbuf,
+        ..
     } = tw;
     // Axis nodes of the tile.
     {
@@ -1405,57 +1393,21 @@ fn grid_tile<const FMA: bool>(
             Some(_) => &vals[cg.slot[an]][..m],
             None => &cg.data_of(sep.axis_node)[t0..t0 + m],
         };
-        fcol[..m].fill(0.0);
-        let sn = sep.scalar_node as usize;
-        let scalar = |c: usize| match class[sn] {
-            Class::Start => start[sn],
-            Class::Data => cg.data_of(sn as NodeId)[c],
-            _ => cvals[cg.cslot[sn]][c],
-        };
-        // Rows in groups: each axis value and its adjoint sum are loaded
-        // and stored once for ROWS curves.
-        let (mut c, nc) = (span.curves.start, span.curves.end);
-        while c + ROWS <= nc {
-            // Loops, not array::from_fn, whose closures were left as calls.
-            let (mut sc, mut ys, mut ws) = ([0.0; ROWS], [&[][..]; ROWS], [&[][..]; ROWS]);
-            for r in 0..ROWS {
-                sc[r] = sep.scalar_sign * scalar(c + r);
-                ys[r] = &cg.y[row(c + r)];
-                ws[r] = wrow(c + r);
-            }
-            fused_rows::<FMA, ROWS>(
-                obj,
-                uv,
-                sep.axis_sign,
-                sc,
-                ys,
-                ws,
-                col,
-                fcol,
-                gbuf,
-                &mut rsum[c..c + ROWS],
-            );
-            c += ROWS;
-        }
-        for c in c..nc {
-            fused_rows::<FMA, 1>(
-                obj,
-                uv,
-                sep.axis_sign,
-                [sep.scalar_sign * scalar(c)],
-                [&cg.y[row(c)]],
-                [wrow(c)],
-                col,
-                fcol,
-                gbuf,
-                &mut rsum[c..c + 1],
-            );
-        }
+        *fsum += separable_rows::<FMA>(
+            cg,
+            span,
+            &wrow,
+            (uv, sep.axis_sign, sep.axis_sign),
+            start,
+            cvals,
+            col,
+            fcol,
+            gbuf,
+            rsum,
+        );
         if let Some(u) = u {
             adj[u] = taken;
         }
-        // The cells hold 2 w rho (see cell).
-        *fsum += 0.5 * lane_sum(&fcol[..m]);
     } else {
         // The general path: a pass per point node over each row.
         // (c indexes the curve arrays of several nodes, not one slice.)
@@ -1527,6 +1479,168 @@ fn grid_tile<const FMA: bool>(
         &cg.slot,
         adj,
     );
+}
+
+/// A span of a separable law whose axis term is fused (see `power`): in
+/// the point layout one curve's span in one loop, on the grid a pass for
+/// the term, the rows, and a pass for its three sums. The gradient goes
+/// straight to the start adjoints.
+#[inline(always)]
+fn power_tile<'a, const FMA: bool>(
+    cg: &'a CompiledGrid,
+    span: &Span,
+    wrow: &dyn Fn(usize) -> &'a [f64],
+    pt: PowerTerm,
+    sep: Separable,
+    st: &mut StartState,
+    tw: &mut Tile,
+) {
+    let (t0, m, obj) = (span.a0, span.m, cg.objective);
+    let StartState {
+        start,
+        start_adj,
+        cvals,
+        rsum,
+        f: fsum,
+        ..
+    } = st;
+    let s = |id: NodeId| start[id as usize];
+    let sa = sep.axis_sign * pt.s1.map_or(1.0, s);
+    let s2 = s(pt.s2);
+    let (col, s3) = match pt.base {
+        Base::Shifted { d, s3 } => (&cg.data_of(d)[t0..t0 + m], s(s3)),
+        Base::Log(l) => (&cg.data_of(l)[t0..t0 + m], 0.0),
+    };
+    let shift = matches!(pt.base, Base::Shifted { .. });
+    let [sgv, sgvl, sgvi] = if cg.layout == CpuLayout::Points {
+        let c = span.curves.start;
+        let sn = sep.scalar_node as usize;
+        let scalar = match cg.plan.class[sn] {
+            Class::Start => start[sn],
+            Class::Data => cg.data_of(sn as NodeId)[c],
+            _ => cvals[cg.cslot[sn]][c],
+        };
+        let sc = sep.scalar_sign * scalar;
+        let (y, w) = (&cg.y[span.row(c)], wrow(c));
+        let sums = if shift {
+            power::span_sums::<FMA, true>(obj, col, s3, s2, sa, sc, y, w)
+        } else {
+            power::span_sums::<FMA, false>(obj, col, s3, s2, sa, sc, y, w)
+        };
+        let [f2, sg, sgv, sgvl, sgvi] = sums;
+        *fsum += 0.5 * f2;
+        rsum[c][0] += sg;
+        [sgv, sgvl, sgvi]
+    } else {
+        let Tile {
+            seed,
+            fcol,
+            gbuf,
+            pv: [v, lx, inv],
+            ..
+        } = tw;
+        if shift {
+            power::tile_terms::<FMA, true>(col, s3, s2, v, lx, inv);
+        } else {
+            power::tile_terms::<FMA, false>(col, s3, s2, v, lx, inv);
+        }
+        // The column sums of the seed adjoints, unscaled.
+        let g = &mut seed[..m];
+        g.fill(0.0);
+        *fsum += separable_rows::<FMA>(
+            cg,
+            span,
+            wrow,
+            (&v[..m], sa, 1.0),
+            start,
+            cvals,
+            g,
+            fcol,
+            gbuf,
+            rsum,
+        );
+        power::tile_sums(g, v, lx, inv)
+    };
+    if let Some(s1) = pt.s1 {
+        start_adj[s1 as usize] += sep.axis_sign * sgv;
+    }
+    start_adj[pt.s2 as usize] += sa * sgvl;
+    if let Base::Shifted { s3, .. } = pt.base {
+        start_adj[s3 as usize] += sa * s2 * sgvi;
+    }
+}
+
+/// Every curve's row of a span for a separable law (see [`fused_rows`]):
+/// prediction `sa * u[j] + scalar term`, `col[j] += ca * sum of the seed
+/// adjoints` over the rows, each row's seed sum into `rsum`. Returns the
+/// span's objective.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn separable_rows<'a, const FMA: bool>(
+    cg: &'a CompiledGrid,
+    span: &Span,
+    wrow: &dyn Fn(usize) -> &'a [f64],
+    (uv, sa, ca): (&[f64], f64, f64),
+    start: &[f64],
+    cvals: &[Vec<f64>],
+    col: &mut [f64],
+    fcol: &mut [f64; TILE],
+    gbuf: &mut [f64; ROWS * TILE],
+    rsum: &mut [[f64; 8]],
+) -> f64 {
+    let Some(sep) = cg.separable else {
+        unreachable!("a separable law")
+    };
+    let (class, obj, m) = (&cg.plan.class, cg.objective, span.m);
+    fcol[..m].fill(0.0);
+    let sn = sep.scalar_node as usize;
+    let scalar = |c: usize| match class[sn] {
+        Class::Start => start[sn],
+        Class::Data => cg.data_of(sn as NodeId)[c],
+        _ => cvals[cg.cslot[sn]][c],
+    };
+    let row = |c: usize| span.row(c);
+    // Rows in groups: each axis value and its adjoint sum are loaded and
+    // stored once for ROWS curves.
+    let (mut c, nc) = (span.curves.start, span.curves.end);
+    while c + ROWS <= nc {
+        // Loops, not array::from_fn, whose closures were left as calls.
+        let (mut sc, mut ys, mut ws) = ([0.0; ROWS], [&[][..]; ROWS], [&[][..]; ROWS]);
+        for r in 0..ROWS {
+            sc[r] = sep.scalar_sign * scalar(c + r);
+            ys[r] = &cg.y[row(c + r)];
+            ws[r] = wrow(c + r);
+        }
+        fused_rows::<FMA, ROWS>(
+            obj,
+            uv,
+            (sa, ca),
+            sc,
+            ys,
+            ws,
+            col,
+            fcol,
+            gbuf,
+            &mut rsum[c..c + ROWS],
+        );
+        c += ROWS;
+    }
+    for c in c..nc {
+        fused_rows::<FMA, 1>(
+            obj,
+            uv,
+            (sa, ca),
+            [sep.scalar_sign * scalar(c)],
+            [&cg.y[row(c)]],
+            [wrow(c)],
+            col,
+            fcol,
+            gbuf,
+            &mut rsum[c..c + 1],
+        );
+    }
+    // The cells hold 2 w rho (see cell).
+    0.5 * lane_sum(&fcol[..m])
 }
 
 /// The adjoints a row's cells add into: the starts', and curve `c`'s.
@@ -1636,7 +1750,7 @@ fn axpy(out: &mut [f64], v: &[f64], p: V) {
 const ROWS: usize = 4;
 
 /// `R` curves' rows of a tile for a separable law: prediction
-/// `sa * u[j] + s[r]`, `fcol[j] +=` the cells' 2 w rho, `col[j] += sa *
+/// `sa * u[j] + s[r]`, `fcol[j] +=` the cells' 2 w rho, `col[j] += ca *
 /// sum_r g[r][j]` and each row's sum of g into its `rsum` lanes, with g
 /// the seed adjoint. `fcol` and `gbuf` are the caller's stack arrays: heap
 /// scratch would leave the compiler unsure they do not overlap `col`, and
@@ -1646,7 +1760,7 @@ const ROWS: usize = 4;
 fn fused_rows<const FMA: bool, const R: usize>(
     obj: Objective,
     u: &[f64],
-    sa: f64,
+    (sa, ca): (f64, f64),
     s: [f64; R],
     y: [&[f64]; R],
     w: [&[f64]; R],
@@ -1658,16 +1772,16 @@ fn fused_rows<const FMA: bool, const R: usize>(
     let d = obj.delta;
     match (obj.space, obj.loss) {
         (Space::Linear, LossKind::Mse) => {
-            fused_impl::<FMA, false, false, R>(d, u, sa, s, y, w, col, fcol, gbuf, rsum)
+            fused_impl::<FMA, false, false, R>(d, u, (sa, ca), s, y, w, col, fcol, gbuf, rsum)
         }
         (Space::Linear, LossKind::Huber) => {
-            fused_impl::<FMA, false, true, R>(d, u, sa, s, y, w, col, fcol, gbuf, rsum)
+            fused_impl::<FMA, false, true, R>(d, u, (sa, ca), s, y, w, col, fcol, gbuf, rsum)
         }
         (Space::Log, LossKind::Mse) => {
-            fused_impl::<FMA, true, false, R>(d, u, sa, s, y, w, col, fcol, gbuf, rsum)
+            fused_impl::<FMA, true, false, R>(d, u, (sa, ca), s, y, w, col, fcol, gbuf, rsum)
         }
         (Space::Log, LossKind::Huber) => {
-            fused_impl::<FMA, true, true, R>(d, u, sa, s, y, w, col, fcol, gbuf, rsum)
+            fused_impl::<FMA, true, true, R>(d, u, (sa, ca), s, y, w, col, fcol, gbuf, rsum)
         }
     }
 }
@@ -1677,7 +1791,7 @@ fn fused_rows<const FMA: bool, const R: usize>(
 fn fused_impl<const FMA: bool, const LOG: bool, const HUBER: bool, const R: usize>(
     delta: f64,
     u: &[f64],
-    sa: f64,
+    (sa, ca): (f64, f64),
     s: [f64; R],
     y: [&[f64]; R],
     w: [&[f64]; R],
@@ -1717,7 +1831,7 @@ fn fused_impl<const FMA: bool, const LOG: bool, const HUBER: bool, const R: usiz
             let f = mul_add::<FMA>(d1, q1, f);
             let f = mul_add::<FMA>(d2, q2, f);
             fb[j] = mul_add::<FMA>(d3, q3, f);
-            col[j] += sa * ((a0 + a1) + (a2 + a3));
+            col[j] += ca * ((a0 + a1) + (a2 + a3));
         }
     } else {
         for j in 0..m {
@@ -1730,7 +1844,7 @@ fn fused_impl<const FMA: bool, const LOG: bool, const HUBER: bool, const R: usiz
                 gbuf[r * TILE + j] = g;
             }
             fcol[j] = fj;
-            col[j] += sa * gj;
+            col[j] += ca * gj;
         }
     }
     // A loop, not array::from_fn, whose closure would not be compiled
@@ -1741,7 +1855,7 @@ fn fused_impl<const FMA: bool, const LOG: bool, const HUBER: bool, const R: usiz
 }
 
 /// One cell's loss at prediction p, target y and weight w, as the
-/// hand-written kernel has it: (wd, q, g) with wd = w rho'(r), wd q = 2 w
+/// fused loops need it: (wd, q, g) with wd = w rho'(r), wd q = 2 w
 /// rho(r) (one fused multiply-add per cell for the objective, halved once
 /// at the end) and g = wd dr/dpred, the seed adjoint. All exactly 0 where
 /// w is 0 (an empty cell, whose prediction and target may be anything).
@@ -1811,8 +1925,7 @@ fn lane_sum(v: &[f64]) -> f64 {
 fn lanes32(acc: [f64; LANES]) -> f64 {
     // black_box hides the lanes from the vectoriser, which otherwise
     // shapes the summing loop's vectors after this epilogue: it kept the
-    // lanes in 2-wide registers, at a quarter of the speed (as in the
-    // hand-written kernel's sum).
+    // lanes in 2-wide registers, at a quarter of the speed.
     let acc = std::hint::black_box(acc);
     let mut t = [0.0; 8];
     for k in 0..8 {

@@ -10,8 +10,11 @@
 //! this form the whole span is one loop that forms the term, the
 //! prediction and the loss, and sums the five numbers the gradient needs
 //! (2 w rho, g, g v, g v ln x, g v / x with g the seed adjoint), as a
-//! hand-written kernel would. The plan's nodes and edges of the axis class
-//! are then skipped; the sums go straight to the start adjoints.
+//! kernel written for the law would. On the grid, with few curves to
+//! share a tile's axis values, the passes cost as much: there the term is
+//! one pass forward (v, ln x, 1/x per value) and one back (three sums).
+//! The plan's nodes and edges of the axis class are then skipped; the
+//! sums go straight to the start adjoints.
 
 use super::{cell, CpuLayout, Separable};
 use crate::backend::fastmath::{self, mul_add};
@@ -41,7 +44,7 @@ impl PowerTerm {
     /// The term, when `sep`'s axis node has this form and the axis class
     /// holds nothing else (so that skipping it skips no other work).
     pub fn detect(plan: &Plan, sep: &Separable, layout: CpuLayout) -> Option<PowerTerm> {
-        if layout != CpuLayout::Points {
+        if layout == CpuLayout::Table {
             return None;
         }
         let g = plan.graph();
@@ -191,10 +194,7 @@ struct Term {
 
 /// One point's five terms. A function, not a closure: the closure was left
 /// as a call, with its fused multiply-adds as library calls (50x slower,
-/// measured). The plain fast ln and exp, guarded only for x <= 0 (NaN):
-/// the evaluator's exact-at-the-edges versions cost 30% here, and at
-/// those edges (a base of 0, an overflowing power) the law is not finite
-/// either way.
+/// measured).
 #[inline(always)]
 fn point<const FMA: bool, const SHIFT: bool, const LOG: bool, const HUBER: bool>(
     k: &Term,
@@ -202,15 +202,7 @@ fn point<const FMA: bool, const SHIFT: bool, const LOG: bool, const HUBER: bool>
     y: f64,
     w: f64,
 ) -> [f64; 5] {
-    let (lx, inv) = if SHIFT {
-        let x = c + k.s3;
-        let ok = x > 0.0;
-        let (l, r) = fastmath::ln_recip::<FMA>(if ok { x } else { 1.0 });
-        (if ok { l } else { f64::NAN }, r)
-    } else {
-        (c, 0.0)
-    };
-    let v = fastmath::exp::<FMA>(k.s2 * lx);
+    let (v, lx, inv) = term::<FMA, SHIFT>(c, k.s3, k.s2);
     let (wd, q, g) = cell::<FMA, LOG, HUBER>(k.delta, mul_add::<FMA>(k.sa, v, k.sc), y, w);
     let gv = if g != 0.0 { g * v } else { 0.0 };
     let keep = gv != 0.0;
@@ -221,4 +213,82 @@ fn point<const FMA: bool, const SHIFT: bool, const LOG: bool, const HUBER: bool>
         if keep { gv * lx } else { 0.0 },
         if keep { gv * inv } else { 0.0 },
     ]
+}
+
+/// v = exp(s2 ln x), ln x and 1/x at data value `c` (x = c + s3 when SHIFT;
+/// else c is ln x and 1/x is unused). The plain fast ln and exp, guarded
+/// only for x <= 0 (NaN): the evaluator's exact-at-the-edges versions cost
+/// 30% of the point loop, and at those edges (a base of 0, an overflowing
+/// power) the law is not finite either way.
+#[inline(always)]
+fn term<const FMA: bool, const SHIFT: bool>(c: f64, s3: f64, s2: f64) -> (f64, f64, f64) {
+    let (lx, inv) = if SHIFT {
+        let x = c + s3;
+        let ok = x > 0.0;
+        let (l, r) = fastmath::ln_recip::<FMA>(if ok { x } else { 1.0 });
+        (if ok { l } else { f64::NAN }, r)
+    } else {
+        (c, 0.0)
+    };
+    (fastmath::exp::<FMA>(s2 * lx), lx, inv)
+}
+
+/// The grid's forward pass over a tile's distinct axis values: v, ln x and
+/// 1/x per value, for every curve's row to read.
+#[inline(always)]
+pub(super) fn tile_terms<const FMA: bool, const SHIFT: bool>(
+    col: &[f64],
+    s3: f64,
+    s2: f64,
+    v: &mut [f64],
+    lx: &mut [f64],
+    inv: &mut [f64],
+) {
+    let m = col.len();
+    let (v, lx, inv) = (&mut v[..m], &mut lx[..m], &mut inv[..m]);
+    for j in 0..m {
+        (v[j], lx[j], inv[j]) = term::<FMA, SHIFT>(col[j], s3, s2);
+    }
+}
+
+/// The grid's backward pass over a tile: with g the seed adjoints summed
+/// over the curves, [sum g v, sum g v ln x, sum g v / x], where a value
+/// whose g (or g v) is 0 adds exactly nothing.
+#[inline(always)]
+pub(super) fn tile_sums(g: &[f64], v: &[f64], lx: &[f64], inv: &[f64]) -> [f64; 3] {
+    let m = g.len();
+    let (v, lx, inv) = (&v[..m], &lx[..m], &inv[..m]);
+    let mut acc = [[0.0f64; LANES]; 3];
+    let whole = m - m % LANES;
+    let one = |j: usize| {
+        let gv = if g[j] != 0.0 { g[j] * v[j] } else { 0.0 };
+        let keep = gv != 0.0;
+        [
+            gv,
+            if keep { gv * lx[j] } else { 0.0 },
+            if keep { gv * inv[j] } else { 0.0 },
+        ]
+    };
+    for c in (0..whole).step_by(LANES) {
+        // Index loops: each lane's sums stay in one vector lane.
+        #[allow(clippy::needless_range_loop)]
+        for l in 0..LANES {
+            let t = one(c + l);
+            for k in 0..3 {
+                acc[k][l] += t[k];
+            }
+        }
+    }
+    let mut out = [0.0; 3];
+    for j in whole..m {
+        let t = one(j);
+        for k in 0..3 {
+            out[k] += t[k];
+        }
+    }
+    for k in 0..3 {
+        let a = &acc[k];
+        out[k] += ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+    }
+    out
 }
