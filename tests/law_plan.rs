@@ -895,3 +895,48 @@ fn weighted_evaluation_matches_the_reference_on_reweighted_sweeps() {
         .unwrap_err();
     assert!(err.to_string().contains("curves"), "{err}");
 }
+
+#[test]
+fn large_sweeps_split_into_groups_match_the_reference_on_any_thread_count() {
+    // 8 curves x 5000 values: several groups of spans in both layouts.
+    let mut s = looplm_sweep(&[0.05, 0.13, 0.37, 1.0], &[1.0, 2.0], 5000);
+    s.w[12_345] = 0.0;
+    let law = CompiledLaw::from_formula(LOOPLM, &["N", "D", "T"]).unwrap();
+    let params = vec![
+        vec![1.7, 30.0, 0.12, 0.28, 18.0, 0.08, 0.33, 0.7, 0.4, 1.1],
+        vec![2.0, 10.0, 0.01, 0.5, 5.0, 0.2, 0.5, 0.1, 1.0, 2.0],
+    ];
+    check_grid(&law, &s, &params, Objective::default(), "large");
+    // The same bits on one thread as on several, one start or two.
+    let plan = Plan::for_sweep(&law, &s);
+    let np = law.params.len();
+    for layout in [
+        sweepfit::backend::CpuLayout::Grid,
+        sweepfit::backend::CpuLayout::Points,
+    ] {
+        let grid = sweepfit::backend::CompiledGrid::with_layout(
+            plan.clone(),
+            &s,
+            Objective::default(),
+            layout,
+        )
+        .unwrap();
+        let run = |threads: usize, k: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let flat: Vec<f64> = params[..k].iter().flatten().copied().collect();
+            let (mut f, mut g) = (vec![0.0; k], vec![0.0; k * np]);
+            pool.install(|| grid.evaluate(&flat, &mut f, &mut g));
+            (f, g)
+        };
+        let (f1, g1) = run(1, 2);
+        let (f3, g3) = run(3, 2);
+        let (fs, gs) = run(3, 1);
+        assert_eq!(f1, f3, "{layout:?}");
+        assert_eq!(g1, g3, "{layout:?}");
+        assert_eq!(fs[0], f1[0], "{layout:?}");
+        assert_eq!(gs[..], g1[..np], "{layout:?}");
+    }
+}

@@ -30,6 +30,7 @@
 mod power;
 
 use std::ops::Range;
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 
@@ -58,6 +59,15 @@ const MAX_BATCH: usize = 16;
 /// Points per span of the point layout when the span is one fused loop
 /// (see `power`): its targets, weights and data stay in L1.
 const FUSED_SPAN: usize = 1024;
+
+/// Cells per group of spans (the unit of parallel work within a start):
+/// enough that the per-group work (the curve nodes forward and back) stays
+/// small beside the cells', few enough that a single start's evaluation
+/// of a large sweep runs on every core.
+const GROUP_CELLS: usize = 8_192;
+
+/// Work items per thread to aim for: enough to even out unequal groups.
+const ITEMS_PER_THREAD: usize = 4;
 
 /// Most grid cells per point [`CompiledGrid::new`] accepts: past it, the
 /// empty cells cost more than evaluating axis nodes per point.
@@ -88,6 +98,10 @@ pub struct CompiledGrid {
     pos: Vec<u32>,
     /// The grid's tiles or the point layout's spans, in evaluation order.
     spans: Vec<Span>,
+    /// Consecutive spans (or, in the table, blocks of [`TILE`] curves)
+    /// evaluated as one work item: the unit of parallel work within a
+    /// start. Fixed by the data alone (see [`GROUP_CELLS`]).
+    groups: Vec<Range<usize>>,
     /// Each curve's first point in the sweep: with a position, the key of
     /// a point's Poisson count.
     first_point: Vec<usize>,
@@ -113,6 +127,8 @@ pub struct CompiledGrid {
     steps: [Vec<(Edge, Step)>; 4],
     /// Starts evaluated side by side (see [`BATCH_VALUES`]).
     batch: usize,
+    /// Workspaces of earlier calls, for the next.
+    pool: Mutex<Vec<Workspace>>,
 }
 
 /// How the evaluator arranges a sweep's points (see the module docs).
@@ -437,6 +453,7 @@ impl CompiledGrid {
             y,
             w,
             pos,
+            groups: groups(layout, &spans, nc),
             spans,
             first_point: sweep.curves.iter().map(|r| r.start).collect(),
             slot,
@@ -449,6 +466,7 @@ impl CompiledGrid {
             zero,
             steps,
             batch,
+            pool: Mutex::new(Vec::new()),
         })
     }
 
@@ -520,7 +538,10 @@ impl CompiledGrid {
         Ok(())
     }
 
-    /// The starts in one chunk per thread, each chunk in batches.
+    /// Work items of (a chunk of starts, a group of spans), each chunk in
+    /// batches; then per start the groups' sums added in group order and
+    /// the start edges back, so that no value depends on the thread count
+    /// or on the batch.
     fn run(
         &self,
         params: &[f64],
@@ -529,31 +550,78 @@ impl CompiledGrid {
         f: &mut [f64],
         g: &mut [f64],
     ) {
-        let np = self.plan.n_params().max(1);
-        // One chunk of starts per thread, each with one workspace: rayon's
-        // per-split initialisation made one per start. The chunk runs in
-        // batches (a start's result does not depend on its batch).
-        let per = f.len().div_ceil(rayon::current_num_threads()).max(1);
-        let k = self.batch;
-        f.par_chunks_mut(per)
-            .zip(g.par_chunks_mut(per * np))
-            .zip(params.par_chunks(per * np))
-            .enumerate()
-            .for_each(|(i, ((f, g), p))| {
-                let mut ws = Workspace::new(self);
-                for (b, ((f, g), p)) in f
-                    .chunks_mut(k)
-                    .zip(g.chunks_mut(k * np))
-                    .zip(p.chunks(k * np))
-                    .enumerate()
-                {
-                    let first = i * per + b * k;
+        let (np, n) = (self.plan.n_params().max(1), self.n_nodes);
+        let k = f.len();
+        if k == 0 {
+            return;
+        }
+        let ng = self.groups.len();
+        let threads = rayon::current_num_threads();
+        // Enough items for every thread, split by starts as far as the
+        // groups do not.
+        let per = k.div_ceil((ITEMS_PER_THREAD * threads).div_ceil(ng).min(k));
+        let chunks = k.div_ceil(per);
+        let parts: Vec<Vec<f64>> = (0..ng * chunks)
+            .into_par_iter()
+            .map(|i| {
+                // Workspaces outlive the call: allocating them took
+                // longer than a small sweep's evaluation.
+                let mut held = self.pool.lock().map(|mut p| p.pop()).ok().flatten();
+                let ws = held.get_or_insert_with(|| Workspace::new(self));
+                let (c, gi) = (i % chunks, i / chunks);
+                let starts = c * per..((c + 1) * per).min(k);
+                let mut out = Vec::with_capacity(starts.len() * (1 + n));
+                for b in starts.clone().step_by(self.batch) {
+                    let e = (b + self.batch).min(starts.end);
                     let wt = Weights {
-                        which: which.map(|w| &w[first..first + f.len()]),
+                        which: which.map(|w| &w[b..e]),
                         resolved,
                     };
-                    dispatch(self, p, f, g, &mut ws, wt);
+                    dispatch(self, &params[b * np..e * np], gi, ws, wt);
+                    for st in &ws.starts[..e - b] {
+                        out.push(st.f);
+                        out.extend_from_slice(&st.start_adj);
+                    }
                 }
+                if let (Ok(mut p), Some(ws)) = (self.pool.lock(), held.take()) {
+                    p.push(ws);
+                }
+                out
+            })
+            .collect();
+        let plan = &self.plan;
+        let graph = plan.graph();
+        f.par_iter_mut()
+            .zip(g.par_chunks_mut(np))
+            .zip(params.par_chunks(np))
+            .enumerate()
+            .for_each(|(j, ((f, grad), p))| {
+                let (c, at) = (j / per, (j % per) * (1 + n));
+                let (mut fs, mut adj) = (0.0, vec![0.0; n]);
+                for gi in 0..ng {
+                    let part = &parts[gi * chunks + c][at..at + 1 + n];
+                    fs += part[0];
+                    for (a, v) in adj.iter_mut().zip(&part[1..]) {
+                        *a += v;
+                    }
+                }
+                let mut start = vec![0.0; n];
+                for &id in &plan.forward[Class::Start as usize] {
+                    start[id as usize] =
+                        graph
+                            .node(id)
+                            .eval(&|o| start[o as usize], &|_| f64::NAN, p);
+                }
+                for e in &plan.edges[Class::Start as usize] {
+                    let a = adj[e.from as usize];
+                    if a != 0.0 {
+                        adj[e.to as usize] += a * start[e.partial as usize];
+                    }
+                }
+                for (gk, id) in grad.iter_mut().zip(plan.param_nodes()) {
+                    *gk = id.map_or(0.0, |id| adj[id as usize]);
+                }
+                *f = fs;
             });
     }
 
@@ -584,6 +652,28 @@ impl CompiledGrid {
             Src::Data(s, first) => V::A(&self.data[s][first..first + len]),
         }
     }
+}
+
+/// Consecutive spans (table: blocks) of about [`GROUP_CELLS`] cells each;
+/// one (empty) group for an empty sweep.
+fn groups(layout: CpuLayout, spans: &[Span], nc: usize) -> Vec<Range<usize>> {
+    let sizes: Vec<usize> = match layout {
+        CpuLayout::Table => (0..nc).step_by(TILE).map(|c0| TILE.min(nc - c0)).collect(),
+        _ => spans.iter().map(|s| s.m * s.curves.len()).collect(),
+    };
+    let mut groups = Vec::new();
+    let (mut first, mut cells) = (0, 0);
+    for (i, &n) in sizes.iter().enumerate() {
+        cells += n;
+        if cells >= GROUP_CELLS {
+            groups.push(first..i + 1);
+            (first, cells) = (i + 1, 0);
+        }
+    }
+    if first < sizes.len() || groups.is_empty() {
+        groups.push(first..sizes.len());
+    }
+    groups
 }
 
 /// Where each node's adjoint lives, which adjoints start at zero, and how
@@ -773,6 +863,8 @@ struct StartState {
     /// over the tiles so far, in eight lanes: added up once, after the
     /// last tile, rather than once per tile.
     rsum: Vec<[f64; 8]>,
+    /// The first curve of `cvals`, `cadj` and `rsum`: the group's.
+    c0: usize,
     /// The objective so far.
     f: f64,
 }
@@ -820,6 +912,7 @@ impl Workspace {
                     cvals: vec![vec![0.0; held]; cg.n_cslots],
                     cadj: vec![vec![0.0; held]; cg.n_cslots],
                     rsum: vec![[0.0; 8]; if cg.separable.is_some() { held } else { 0 }],
+                    c0: 0,
                     f: 0.0,
                 })
                 .collect(),
@@ -890,21 +983,40 @@ fn fill_span(cg: &CompiledGrid, span: &Span, r: &Resolved, out: &mut Vec<f64>) {
             continue;
         }
         let w = &cg.w[cells.clone()];
-        // Positions: the grid's per cell, else consecutive.
-        let p0 = cells.start as u32 - first;
-        let pos = |j: usize| match cg.layout {
-            CpuLayout::Grid => cg.pos[cells.start + j],
-            _ => p0 + j as u32,
-        };
-        match r.poisson {
-            None => {
+        // Positions: the grid's per cell, else consecutive. One loop per
+        // case, each branch-free so that it vectorises.
+        match (cg.layout, r.poisson) {
+            (CpuLayout::Grid, None) => {
+                let pos = &cg.pos[cells];
                 for j in 0..m {
-                    out[j] = if pos(j) < limit { w[j] * mult } else { 0.0 };
+                    out[j] = if pos[j] < limit { w[j] * mult } else { 0.0 };
                 }
             }
-            Some(s) => {
+            (CpuLayout::Grid, Some(s)) => {
+                let pos = &cg.pos[cells];
                 for j in 0..m {
-                    let p = pos(j);
+                    let k = poisson1(point_hash(s, first.wrapping_add(pos[j])));
+                    out[j] = if pos[j] < limit {
+                        w[j] * (mult * k as f64)
+                    } else {
+                        0.0
+                    };
+                }
+            }
+            (_, None) => {
+                let p0 = cells.start as u32 - first;
+                for j in 0..m {
+                    out[j] = if p0 + (j as u32) < limit {
+                        w[j] * mult
+                    } else {
+                        0.0
+                    };
+                }
+            }
+            (_, Some(s)) => {
+                let p0 = cells.start as u32 - first;
+                for j in 0..m {
+                    let p = p0 + j as u32;
                     let k = poisson1(point_hash(s, first.wrapping_add(p)));
                     out[j] = if p < limit {
                         w[j] * (mult * k as f64)
@@ -935,29 +1047,22 @@ impl Weights<'_> {
     }
 }
 
-/// Objectives (into `f`) and gradients (into `g`, row-major) of the batch
-/// of parameter vectors `p`.
-fn dispatch(
-    cg: &CompiledGrid,
-    p: &[f64],
-    f: &mut [f64],
-    g: &mut [f64],
-    ws: &mut Workspace,
-    wt: Weights,
-) {
+/// The batch of parameter vectors `p` over group `group`: each start's
+/// objective and start adjoints left in `ws.starts`.
+fn dispatch(cg: &CompiledGrid, p: &[f64], group: usize, ws: &mut Workspace, wt: Weights) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports the features the function enables.
-            return unsafe { batch_avx512(cg, p, f, g, ws, wt) };
+            return unsafe { batch_avx512(cg, p, group, ws, wt) };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: as above.
-            return unsafe { batch_avx2(cg, p, f, g, ws, wt) };
+            return unsafe { batch_avx2(cg, p, group, ws, wt) };
         }
     }
-    batch::<false>(cg, p, f, g, ws, wt)
+    batch::<false>(cg, p, group, ws, wt)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -965,25 +1070,17 @@ fn dispatch(
 unsafe fn batch_avx512(
     cg: &CompiledGrid,
     p: &[f64],
-    f: &mut [f64],
-    g: &mut [f64],
+    group: usize,
     ws: &mut Workspace,
     wt: Weights,
 ) {
-    batch::<true>(cg, p, f, g, ws, wt)
+    batch::<true>(cg, p, group, ws, wt)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn batch_avx2(
-    cg: &CompiledGrid,
-    p: &[f64],
-    f: &mut [f64],
-    g: &mut [f64],
-    ws: &mut Workspace,
-    wt: Weights,
-) {
-    batch::<true>(cg, p, f, g, ws, wt)
+unsafe fn batch_avx2(cg: &CompiledGrid, p: &[f64], group: usize, ws: &mut Workspace, wt: Weights) {
+    batch::<true>(cg, p, group, ws, wt)
 }
 
 /// A batch of starts: each one's start nodes, then the layout's passes
@@ -993,15 +1090,14 @@ unsafe fn batch_avx2(
 fn batch<const FMA: bool>(
     cg: &CompiledGrid,
     params: &[f64],
-    f: &mut [f64],
-    grad: &mut [f64],
+    group: usize,
     ws: &mut Workspace,
     wt: Weights,
 ) {
     let plan = &cg.plan;
     let graph = plan.graph();
     let np = plan.n_params().max(1);
-    let k = f.len();
+    let k = params.len() / np;
     for (st, p) in ws.starts[..k].iter_mut().zip(params.chunks(np)) {
         let start = &mut st.start;
         for &id in &plan.forward[Class::Start as usize] {
@@ -1014,21 +1110,8 @@ fn batch<const FMA: bool>(
         st.f = 0.0;
     }
     match cg.layout {
-        CpuLayout::Grid | CpuLayout::Points => grid_batch::<FMA>(cg, params, k, ws, wt),
-        CpuLayout::Table => point_batch::<FMA>(cg, params, k, ws, wt),
-    }
-    for ((st, f), grad) in ws.starts[..k].iter_mut().zip(f).zip(grad.chunks_mut(np)) {
-        let (start, start_adj) = (&st.start, &mut st.start_adj);
-        for e in &plan.edges[Class::Start as usize] {
-            let a = start_adj[e.from as usize];
-            if a != 0.0 {
-                start_adj[e.to as usize] += a * start[e.partial as usize];
-            }
-        }
-        for (gk, id) in grad.iter_mut().zip(plan.param_nodes()) {
-            *gk = id.map_or(0.0, |id| start_adj[id as usize]);
-        }
-        *f = st.f;
+        CpuLayout::Grid | CpuLayout::Points => grid_batch::<FMA>(cg, params, group, k, ws, wt),
+        CpuLayout::Table => point_batch::<FMA>(cg, params, group, k, ws, wt),
     }
 }
 
@@ -1162,6 +1245,7 @@ fn class_backward(
 fn point_batch<const FMA: bool>(
     cg: &CompiledGrid,
     params: &[f64],
+    group: usize,
     k: usize,
     ws: &mut Workspace,
     wt: Weights,
@@ -1178,7 +1262,8 @@ fn point_batch<const FMA: bool>(
         eff,
         ..
     } = ws;
-    for (bi, c0) in (0..nc).step_by(TILE).enumerate() {
+    for bi in cg.groups[group].clone() {
+        let c0 = bi * TILE;
         let m = TILE.min(nc - c0);
         // Weight-0 points add exactly nothing, whatever their target and
         // prediction: their seed is 0 (see cell), and a 0 adjoint passes
@@ -1233,12 +1318,22 @@ fn point_batch<const FMA: bool>(
 fn grid_batch<const FMA: bool>(
     cg: &CompiledGrid,
     params: &[f64],
+    group: usize,
     k: usize,
     ws: &mut Workspace,
     wt: Weights,
 ) {
     let np = cg.plan.n_params().max(1);
-    let nc = cg.n_curves;
+    let spans = cg.groups[group].clone();
+    // The curves the group's spans cover: all on the grid, a few in the
+    // point layout.
+    let (c0, nc) = match spans.is_empty() {
+        true => (0, 0),
+        false => {
+            let c0 = cg.spans[spans.start].curves.start;
+            (c0, cg.spans[spans.end - 1].curves.end - c0)
+        }
+    };
     let Workspace {
         starts,
         vals,
@@ -1250,8 +1345,11 @@ fn grid_batch<const FMA: bool>(
         ..
     } = ws;
     for (st, p) in starts[..k].iter_mut().zip(params.chunks(np)) {
-        curve_forward::<FMA>(cg, 0, nc, p, &st.start, &mut st.cvals, &mut st.cadj);
-        st.rsum.fill([0.0; 8]);
+        curve_forward::<FMA>(cg, c0, nc, p, &st.start, &mut st.cvals, &mut st.cadj);
+        // (Only a separable law keeps row sums.)
+        let held = st.rsum.len().min(nc);
+        st.rsum[..held].fill([0.0; 8]);
+        st.c0 = c0;
     }
     // Stack arrays of the separable loop (see fused_rows).
     let mut fcol = [0.0; TILE];
@@ -1265,7 +1363,8 @@ fn grid_batch<const FMA: bool>(
         gbuf: &mut gbuf,
         pv,
     };
-    for (si, span) in cg.spans.iter().enumerate() {
+    for (si, span) in cg.spans[spans.clone()].iter().enumerate() {
+        let si = spans.start + si;
         for (j, (st, p)) in starts[..k].iter_mut().zip(params.chunks(np)).enumerate() {
             let w = wt.get(j).map(|(wk, r)| eff.get(cg, si, wk, r));
             grid_tile::<FMA>(cg, span, w, p, st, &mut tw);
@@ -1275,7 +1374,8 @@ fn grid_batch<const FMA: bool>(
         if let Some(sep) = cg.separable {
             // The curves' row sums into the scalar term's adjoint.
             let sn = sep.scalar_node as usize;
-            for (c, v) in st.rsum.iter().enumerate() {
+            for (c, v) in st.rsum[..nc].iter().enumerate() {
+                // (c counts from the group's first curve, as the arrays do.)
                 let g = sep.scalar_sign * lanes8(v);
                 match cg.plan.class[sn] {
                     Class::Start => st.start_adj[sn] += g,
@@ -1287,7 +1387,7 @@ fn grid_batch<const FMA: bool>(
         class_backward(
             cg,
             Class::Curve,
-            0,
+            c0,
             nc,
             &st.start,
             &mut st.start_adj,
@@ -1346,8 +1446,10 @@ fn grid_tile<const FMA: bool>(
         cvals,
         cadj,
         rsum,
+        c0,
         f: fsum,
     } = st;
+    let c0 = *c0;
     let Tile {
         vals,
         adj,
@@ -1399,7 +1501,7 @@ fn grid_tile<const FMA: bool>(
             &wrow,
             (uv, sep.axis_sign, sep.axis_sign),
             start,
-            cvals,
+            (cvals, c0),
             col,
             fcol,
             gbuf,
@@ -1413,7 +1515,7 @@ fn grid_tile<const FMA: bool>(
         // (c indexes the curve arrays of several nodes, not one slice.)
         for c in span.curves.clone() {
             // This curve's value of a curve node.
-            let cv = |o: NodeId| cvals[cg.cslot[o as usize]][c];
+            let cv = |o: NodeId| cvals[cg.cslot[o as usize]][c - c0];
             let src = |o: NodeId| match class[o as usize] {
                 Class::Start => Src::S(start[o as usize]),
                 Class::Curve => Src::S(cv(o)),
@@ -1445,7 +1547,7 @@ fn grid_tile<const FMA: bool>(
             let hoisted = &mut Hoisted {
                 start: start_adj,
                 curve: cadj,
-                c,
+                c: c - c0,
             };
             // (A prediction without parameters has no gradient.)
             if class[value as usize] != Class::Data {
@@ -1501,9 +1603,11 @@ fn power_tile<'a, const FMA: bool>(
         start_adj,
         cvals,
         rsum,
+        c0,
         f: fsum,
         ..
     } = st;
+    let c0 = *c0;
     let s = |id: NodeId| start[id as usize];
     let sa = sep.axis_sign * pt.s1.map_or(1.0, s);
     let s2 = s(pt.s2);
@@ -1518,7 +1622,7 @@ fn power_tile<'a, const FMA: bool>(
         let scalar = match cg.plan.class[sn] {
             Class::Start => start[sn],
             Class::Data => cg.data_of(sn as NodeId)[c],
-            _ => cvals[cg.cslot[sn]][c],
+            _ => cvals[cg.cslot[sn]][c - c0],
         };
         let sc = sep.scalar_sign * scalar;
         let (y, w) = (&cg.y[span.row(c)], wrow(c));
@@ -1529,7 +1633,7 @@ fn power_tile<'a, const FMA: bool>(
         };
         let [f2, sg, sgv, sgvl, sgvi] = sums;
         *fsum += 0.5 * f2;
-        rsum[c][0] += sg;
+        rsum[c - c0][0] += sg;
         [sgv, sgvl, sgvi]
     } else {
         let Tile {
@@ -1553,7 +1657,7 @@ fn power_tile<'a, const FMA: bool>(
             wrow,
             (&v[..m], sa, 1.0),
             start,
-            cvals,
+            (cvals, c0),
             g,
             fcol,
             gbuf,
@@ -1572,8 +1676,8 @@ fn power_tile<'a, const FMA: bool>(
 
 /// Every curve's row of a span for a separable law (see [`fused_rows`]):
 /// prediction `sa * u[j] + scalar term`, `col[j] += ca * sum of the seed
-/// adjoints` over the rows, each row's seed sum into `rsum`. Returns the
-/// span's objective.
+/// adjoints` over the rows, each row's seed sum into `rsum`. Curve arrays
+/// (`cvals`, `rsum`) start at curve `c0`. Returns the span's objective.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn separable_rows<'a, const FMA: bool>(
@@ -1582,7 +1686,7 @@ fn separable_rows<'a, const FMA: bool>(
     wrow: &dyn Fn(usize) -> &'a [f64],
     (uv, sa, ca): (&[f64], f64, f64),
     start: &[f64],
-    cvals: &[Vec<f64>],
+    (cvals, c0): (&[Vec<f64>], usize),
     col: &mut [f64],
     fcol: &mut [f64; TILE],
     gbuf: &mut [f64; ROWS * TILE],
@@ -1597,7 +1701,7 @@ fn separable_rows<'a, const FMA: bool>(
     let scalar = |c: usize| match class[sn] {
         Class::Start => start[sn],
         Class::Data => cg.data_of(sn as NodeId)[c],
-        _ => cvals[cg.cslot[sn]][c],
+        _ => cvals[cg.cslot[sn]][c - c0],
     };
     let row = |c: usize| span.row(c);
     // Rows in groups: each axis value and its adjoint sum are loaded and
@@ -1621,7 +1725,7 @@ fn separable_rows<'a, const FMA: bool>(
             col,
             fcol,
             gbuf,
-            &mut rsum[c..c + ROWS],
+            &mut rsum[c - c0..c - c0 + ROWS],
         );
         c += ROWS;
     }
@@ -1636,7 +1740,7 @@ fn separable_rows<'a, const FMA: bool>(
             col,
             fcol,
             gbuf,
-            &mut rsum[c..c + 1],
+            &mut rsum[c - c0..c - c0 + 1],
         );
     }
     // The cells hold 2 w rho (see cell).
