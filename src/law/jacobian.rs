@@ -9,8 +9,12 @@
 //! its derivative nodes forward, column by column over tiles of rows, so
 //! that every node is one branch-free loop the compiler vectorises. Nodes
 //! without parameters are computed once, when the evaluator is built;
-//! nodes without variables once per parameter vector. A power of positive
-//! data by a parameter reads the cached log of its base: one exp.
+//! nodes without variables once per parameter vector; a node whose
+//! variables take few distinct values over the rows (a curve's N, a
+//! width) once per distinct value, before the rows read it. A power of
+//! positive data by a parameter reads the cached log of its base: one exp.
+
+use std::collections::HashMap;
 
 use super::dag::{Node, NodeId};
 use super::CompiledLaw;
@@ -41,7 +45,47 @@ enum Src {
     Data(usize),
     /// Both: a tile array of the workspace.
     Row(usize),
+    /// Both, hoisted: one value per key of a level (the distinct values
+    /// of the node's variables), in a key array of the workspace.
+    Key { level: usize, slot: usize },
 }
+
+/// The distinct values of a set of variables over the rows.
+#[derive(Debug, Clone)]
+struct Level {
+    /// Per row, its key.
+    row_key: Vec<u32>,
+    /// Per key, its first row.
+    rep: Vec<usize>,
+}
+
+/// An operand of a hoisted node, over the keys of its level.
+#[derive(Debug, Clone, Copy)]
+enum KeySrc {
+    Scalar(NodeId),
+    /// A column of `key_data`.
+    Data(usize),
+    /// A key array of the same level.
+    Key(usize),
+    /// A key array of a coarser level, read through a column of `proj`.
+    Proj(usize, usize),
+}
+
+/// A hoisted node: its level, key array, and how it is formed.
+#[derive(Debug, Clone)]
+struct Hoisted {
+    level: usize,
+    slot: usize,
+    node: Node,
+    ops: Vec<(NodeId, KeySrc)>,
+    /// For a power of positive data: ln base over the level's keys (a
+    /// column of `key_data`); the exponent is `ops[1]`.
+    pow_ln: Option<usize>,
+}
+
+/// A level holds so few keys (at most this fraction of the rows) that its
+/// nodes are hoisted out of the rows.
+const HOIST_FRACTION: f64 = 0.5;
 
 /// How a row node is formed.
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +109,18 @@ pub struct RowJacobian {
     /// Row nodes in order: slot and how it is formed.
     rows: Vec<(usize, Op)>,
     n_slots: usize,
+    levels: Vec<Level>,
+    /// Hoisted nodes in order, their key arrays, and those the rows read
+    /// (level, key array, tile slot), gathered at the start of each tile.
+    hoisted: Vec<Hoisted>,
+    n_key_slots: usize,
+    gathers: Vec<(usize, usize, usize)>,
+    /// Per node, the tile slot of its gathered values (hoisted nodes).
+    tile_slot: Vec<usize>,
+    /// Data columns over the keys of a level, and key-to-key maps from a
+    /// level to a coarser one.
+    key_data: Vec<Vec<f64>>,
+    proj: Vec<Vec<u32>>,
     /// Data columns, one value per row.
     data: Vec<Vec<f64>>,
     y: Vec<f64>,
@@ -81,6 +137,9 @@ pub struct RowJacobian {
 pub struct Workspace {
     scalars: Vec<f64>,
     vals: Vec<Vec<f64>>,
+    keys: Vec<Vec<f64>>,
+    /// Projected operands of a hoisted node.
+    tmp: [Vec<f64>; 2],
     /// Per wanted parameter, the residuals' derivatives over a tile, and
     /// those times the weights.
     j: Vec<Vec<f64>>,
@@ -193,7 +252,20 @@ impl RowJacobian {
         for (c, &i) in data_ids.iter().enumerate() {
             src[i] = Src::Data(c);
         }
+        // Levels: the distinct values of each set of variables that a
+        // node with parameters depends on.
+        let masks = law.graph.var_masks();
+        let n_rows = keep.len();
+        let mut levels: Vec<Level> = Vec::new();
+        let mut level_of: HashMap<u64, usize> = HashMap::new();
+        let mut hoist: Vec<bool> = Vec::new();
         let (mut scalars, mut rows, mut n_slots) = (Vec::new(), Vec::new(), 0);
+        let mut hoisted: Vec<Hoisted> = Vec::new();
+        let mut n_key_slots = 0;
+        let mut key_data: Vec<Vec<f64>> = Vec::new();
+        let mut key_data_of: HashMap<(usize, usize), usize> = HashMap::new();
+        let mut proj: Vec<Vec<u32>> = Vec::new();
+        let mut proj_of: HashMap<(usize, usize), usize> = HashMap::new();
         let mut ln_of: Vec<Option<usize>> = vec![None; last + 1];
         for i in 0..=last {
             if !needed[i] || src[i] != Src::Unused {
@@ -204,22 +276,109 @@ impl RowJacobian {
                 src[i] = Src::Scalar;
                 continue;
             }
-            let op = match nodes[i] {
-                Node::Pow(b, e) => match src[b as usize] {
+            // ln of a positive data base, for a power by a parameter.
+            let pow_ln = match nodes[i] {
+                Node::Pow(b, _) => match src[b as usize] {
                     Src::Data(c) if data[c].iter().all(|&x| x > 0.0 && x.is_finite()) => {
-                        let ln_base = *ln_of[b as usize].get_or_insert_with(|| {
+                        Some(*ln_of[b as usize].get_or_insert_with(|| {
                             data.push(data[c].iter().map(|x| x.ln()).collect());
                             data.len() - 1
-                        });
-                        Op::PowData { ln_base, e }
+                        }))
                     }
-                    _ => Op::Node(nodes[i]),
+                    _ => None,
                 },
-                n => Op::Node(n),
+                _ => None,
             };
-            rows.push((n_slots, op));
-            src[i] = Src::Row(n_slots);
-            n_slots += 1;
+            let mask = masks[i];
+            let level = *level_of.entry(mask).or_insert_with(|| {
+                let mut index: HashMap<Vec<u64>, u32> = HashMap::new();
+                let (mut row_key, mut rep) = (Vec::with_capacity(n_rows), Vec::new());
+                for (k, &r) in keep.iter().enumerate() {
+                    let key: Vec<u64> = (0..vars.len())
+                        .filter(|&v| mask >> v & 1 == 1)
+                        .map(|v| vars[v][r].to_bits())
+                        .collect();
+                    let next = rep.len() as u32;
+                    let id = *index.entry(key).or_insert(next);
+                    if id == next {
+                        rep.push(k);
+                    }
+                    row_key.push(id);
+                }
+                hoist.push(rep.len() as f64 <= HOIST_FRACTION * n_rows as f64);
+                levels.push(Level { row_key, rep });
+                levels.len() - 1
+            });
+            if !hoist[level] {
+                let op = match (nodes[i], pow_ln) {
+                    (Node::Pow(_, e), Some(ln_base)) => Op::PowData { ln_base, e },
+                    (n, _) => Op::Node(n),
+                };
+                rows.push((n_slots, op));
+                src[i] = Src::Row(n_slots);
+                n_slots += 1;
+                continue;
+            }
+            // A hoisted node's operands have their variables among its
+            // own: data and coarser levels are read per key.
+            let mut key_col = |c: usize, data: &[Vec<f64>]| {
+                *key_data_of.entry((c, level)).or_insert_with(|| {
+                    key_data.push(levels[level].rep.iter().map(|&k| data[c][k]).collect());
+                    key_data.len() - 1
+                })
+            };
+            let mut ops = Vec::new();
+            for o in nodes[i].operands() {
+                let ks = match src[o as usize] {
+                    Src::Scalar => KeySrc::Scalar(o),
+                    Src::Data(c) => KeySrc::Data(key_col(c, &data)),
+                    Src::Key { level: l, slot } if l == level => KeySrc::Key(slot),
+                    Src::Key { level: l, slot } => {
+                        let p = *proj_of.entry((level, l)).or_insert_with(|| {
+                            let (from, to) = (&levels[level], &levels[l]);
+                            proj.push(from.rep.iter().map(|&k| to.row_key[k]).collect());
+                            proj.len() - 1
+                        });
+                        KeySrc::Proj(slot, p)
+                    }
+                    Src::Row(_) | Src::Unused => unreachable!(
+                        "an operand's variables are among its node's: its level is hoisted too"
+                    ),
+                };
+                ops.push((o, ks));
+            }
+            let pow_ln = pow_ln.map(|c| key_col(c, &data));
+            hoisted.push(Hoisted {
+                level,
+                slot: n_key_slots,
+                node: nodes[i],
+                ops,
+                pow_ln,
+            });
+            src[i] = Src::Key {
+                level,
+                slot: n_key_slots,
+            };
+            n_key_slots += 1;
+        }
+        // Hoisted nodes the rows read: gathered into tile slots.
+        let mut tile_slot = vec![usize::MAX; last + 1];
+        let mut gathers = Vec::new();
+        let mut read: Vec<NodeId> = jac.iter().copied().chain([law.value]).collect();
+        for &(_, op) in &rows {
+            match op {
+                Op::Node(n) => read.extend(n.operands()),
+                Op::PowData { e, .. } => read.push(e),
+            }
+        }
+        for o in read {
+            if let Src::Key { level, slot } = src[o as usize] {
+                if tile_slot[o as usize] == usize::MAX {
+                    tile_slot[o as usize] = n_slots;
+                    gathers.push((level, slot, n_slots));
+                    n_slots += 1;
+                }
+            }
         }
         RowJacobian {
             nodes,
@@ -227,6 +386,13 @@ impl RowJacobian {
             scalars,
             rows,
             n_slots,
+            levels,
+            hoisted,
+            n_key_slots,
+            gathers,
+            tile_slot,
+            key_data,
+            proj,
             data,
             y: keep.iter().map(|&r| y[r]).collect(),
             w: keep.iter().map(|&r| w[r]).collect(),
@@ -251,6 +417,9 @@ impl RowJacobian {
         let n = self.jac.len();
         if ws.scalars.len() < self.nodes.len() {
             ws.scalars.resize(self.nodes.len(), 0.0);
+        }
+        if ws.keys.len() < self.n_key_slots {
+            ws.keys.resize(self.n_key_slots, Vec::new());
         }
         for (v, k) in [
             (&mut ws.vals, self.n_slots),
@@ -325,6 +494,43 @@ impl RowJacobian {
             let x = self.nodes[id as usize].eval(&|o| s[o as usize], &|_| f64::NAN, params);
             ws.scalars[id as usize] = x;
         }
+        for hz in &self.hoisted {
+            let n_keys = self.levels[hz.level].rep.len();
+            let mut out = std::mem::take(&mut ws.keys[hz.slot]);
+            out.resize(n_keys, 0.0);
+            let [t0, t1] = &mut ws.tmp;
+            let mut tmp = [t0, t1].into_iter();
+            let (keys, scalars) = (&ws.keys, &ws.scalars);
+            let vs: Vec<(NodeId, V)> = hz
+                .ops
+                .iter()
+                .map(|&(o, ks)| {
+                    let v = match ks {
+                        KeySrc::Scalar(o) => V::S(scalars[o as usize]),
+                        KeySrc::Data(c) => V::A(&self.key_data[c]),
+                        KeySrc::Key(s) => V::A(&keys[s]),
+                        KeySrc::Proj(s, p) => {
+                            let t = tmp.next().expect("at most two operands");
+                            t.clear();
+                            t.extend(self.proj[p].iter().map(|&k| keys[s][k as usize]));
+                            V::A(t)
+                        }
+                    };
+                    (o, v)
+                })
+                .collect();
+            match hz.pow_ln {
+                Some(c) => {
+                    let lb = V::A(&self.key_data[c]);
+                    binary!(&mut out[..], lb, vs[1].1, |l, e| exp::<FMA>(e * l));
+                }
+                None => {
+                    let opnd = |o: NodeId| vs.iter().find(|x| x.0 == o).expect("an operand").1;
+                    node_op::<FMA>(hz.node, &opnd, &mut out, params);
+                }
+            }
+            ws.keys[hz.slot] = out;
+        }
         g.fill(0.0);
         h.fill(0.0);
         let mut f = 0.0;
@@ -332,6 +538,12 @@ impl RowJacobian {
         let mut t0 = 0;
         while t0 < n_rows {
             let m = TILE.min(n_rows - t0);
+            for &(level, slot, to) in &self.gathers {
+                let (from, keys) = (&ws.keys[slot], &self.levels[level].row_key[t0..t0 + m]);
+                for (o, &k) in ws.vals[to][..m].iter_mut().zip(keys) {
+                    *o = from[k as usize];
+                }
+            }
             for &(slot, op) in &self.rows {
                 let mut out = std::mem::take(&mut ws.vals[slot]);
                 {
@@ -403,6 +615,7 @@ impl RowJacobian {
             Src::Scalar => V::S(scalars[o as usize]),
             Src::Data(c) => V::A(&self.data[c][t0..t0 + m]),
             Src::Row(s) => V::A(&vals[s][..m]),
+            Src::Key { .. } => V::A(&vals[self.tile_slot[o as usize]][..m]),
             Src::Unused => unreachable!("every operand of a needed node is needed"),
         }
     }
@@ -605,6 +818,60 @@ mod tests {
                         assert!(close(x, y), "{formula} {space:?}: h[{a},{b}] {x} vs {y}");
                     }
                 }
+            }
+        }
+    }
+
+    /// Hoisted levels read from coarser ones: a term of N and V (few
+    /// pairs) adds a term of N alone; D stays per row.
+    #[test]
+    fn hoisted_levels_match_the_reference_interpreter() {
+        let law = CompiledLaw::from_formula(
+            "E + A/N^alpha + B/(V*N)^beta + C*log(D)/(N + V)",
+            &["N", "V", "D"],
+        )
+        .unwrap();
+        let p = [1.1, 30.0, 0.3, 50.0, 0.2, 0.4];
+        let rows = 700;
+        let n: Vec<f64> = (0..rows).map(|i| 100.0 * (1.0 + (i % 7) as f64)).collect();
+        let v: Vec<f64> = (0..rows).map(|i| 10.0 * (1.0 + (i % 3) as f64)).collect();
+        let d: Vec<f64> = (0..rows).map(|i| 1e3 + i as f64).collect();
+        let y: Vec<f64> = (0..rows).map(|i| 2.0 + 0.01 * (i % 11) as f64).collect();
+        let w = vec![1.0 / rows as f64; rows];
+        let wanted: Vec<usize> = (0..p.len()).collect();
+        let rj = RowJacobian::new(
+            &law,
+            &[n.clone(), v.clone(), d.clone()],
+            &y,
+            &w,
+            Space::Linear,
+            &wanted,
+        );
+        assert!(rj
+            .hoisted
+            .iter()
+            .any(|h| h.ops.iter().any(|o| matches!(o.1, KeySrc::Proj(..)))));
+        let k = p.len();
+        let (mut g, mut h) = (vec![0.0; k], vec![0.0; k * k]);
+        let f = rj.evaluate(&p, &mut Workspace::default(), &mut g, &mut h);
+        let (mut fw, mut gw, mut hw) = (0.0, vec![0.0; k], vec![0.0; k * k]);
+        let mut grad = vec![0.0; k];
+        for i in 0..rows {
+            let r = law.eval_grad(&[n[i], v[i], d[i]], &p, &mut grad) - y[i];
+            fw += 0.5 * w[i] * r * r;
+            for a in 0..k {
+                gw[a] += w[i] * r * grad[a];
+                for b in 0..k {
+                    hw[a * k + b] += w[i] * grad[a] * grad[b];
+                }
+            }
+        }
+        let close = |x: f64, y: f64| (x - y).abs() <= 1e-11 * x.abs().max(y.abs());
+        assert!(close(f, fw), "f {f} vs {fw}");
+        for a in 0..k {
+            assert!(close(g[a], gw[a]), "g[{a}] {} vs {}", g[a], gw[a]);
+            for b in 0..k {
+                assert!(close(h[a * k + b], hw[a * k + b]), "h[{a},{b}]");
             }
         }
     }
