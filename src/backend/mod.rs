@@ -3,7 +3,7 @@
 //! tests and benchmarks only see the [`Backend`] trait.
 
 mod cpu;
-mod fastmath;
+pub(crate) mod fastmath;
 pub mod gpu;
 mod prepared;
 pub mod weights;

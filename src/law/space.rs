@@ -190,6 +190,42 @@ impl LawSpace {
             .collect()
     }
 
+    /// d parameters / d theta at `p`: row-major, one row per parameter
+    /// (zero for fixed ones), one column per theta coordinate. The matrix
+    /// whose transpose [`LawSpace::grad_to_theta`] applies; least-squares
+    /// optimisers need it whole, to carry J^T J into theta.
+    pub fn jacobian(&self, p: &[f64]) -> Vec<f64> {
+        let (np, m) = (self.n_params(), self.dim());
+        let mut buf = Vec::new();
+        let refs = self.at_reference(p, &mut buf);
+        // d p_i / d theta_k through p_i's own coordinate alone.
+        let direct: Vec<f64> = self
+            .free
+            .iter()
+            .map(|&i| match self.rules[i].transform {
+                Transform::Log => p[i],
+                Transform::Identity => match self.referenced.iter().position(|r| r.param == i) {
+                    Some(j) => 1.0 / refs[j].0,
+                    None => 1.0,
+                },
+            })
+            .collect();
+        let mut jac = vec![0.0; np * m];
+        for (k, &i) in self.free.iter().enumerate() {
+            jac[i * m + k] = direct[k];
+        }
+        // A referenced c = u / |phi(q)| also moves with every q.
+        for (r, (_, dl)) in self.referenced.iter().zip(&refs) {
+            let c = p[r.param];
+            for (k, &i) in self.free.iter().enumerate() {
+                if dl[i] != 0.0 {
+                    jac[r.param * m + k] -= c * dl[i] * direct[k];
+                }
+            }
+        }
+        jac
+    }
+
     /// Chain rule: the gradient with respect to the parameters `gp` at `p`
     /// -> the gradient with respect to theta.
     pub fn grad_to_theta(&self, p: &[f64], gp: &[f64], out: &mut [f64]) {
@@ -263,6 +299,17 @@ mod tests {
             }
             let mut g = vec![0.0; space.dim()];
             space.grad_to_theta(&p, &weights, &mut g);
+            // The whole Jacobian's transpose applies the same chain rule.
+            let (np, m) = (space.n_params(), space.dim());
+            let jac = space.jacobian(&p);
+            for k in 0..m {
+                let jt: f64 = (0..np).map(|i| jac[i * m + k] * weights[i]).sum();
+                assert!(
+                    (jt - g[k]).abs() <= 1e-12 * (1.0 + g[k].abs()),
+                    "{text}: jacobian column {k}: {jt} vs {}",
+                    g[k]
+                );
+            }
             for k in 0..space.dim() {
                 let h = 1e-6;
                 let (mut up, mut dn) = (theta.clone(), theta.clone());

@@ -15,12 +15,13 @@ use rayon::prelude::*;
 use crate::backend::CompiledGrid;
 use crate::data::{Check, Selector, Table};
 use crate::law::dag::{Node, NodeId};
+use crate::law::jacobian::{RowJacobian, Workspace};
 use crate::law::params::{rules, Transform};
 use crate::law::plan::{Plan, Sweep};
 use crate::law::space::LawSpace;
 use crate::law::{parse, CompiledLaw, LawFile};
-use crate::objective::{Objective, Space};
-use crate::optim::{self, BatchObjective, Outcome, Progress, Status};
+use crate::objective::{LossKind, Objective, Space};
+use crate::optim::{self, BatchLeastSquares, BatchObjective, Outcome, Progress, Status};
 mod bootstrap;
 mod eval;
 mod plot;
@@ -273,6 +274,94 @@ impl BatchObjective for Problems<'_> {
     }
 }
 
+/// Rows below which a batched least-squares call runs on one thread.
+const SERIAL_ROWS: usize = 8192;
+
+/// Per problem, which job's rows it fits by least squares.
+struct LeastSquares<'a> {
+    space: &'a LawSpace,
+    jobs: &'a [RowJacobian],
+    job_of: &'a [usize],
+}
+
+impl LeastSquares<'_> {
+    /// Problems `ids` at `xs` (theta) into `f`, `g` and `h`, in order.
+    fn evaluate_chunk(
+        &self,
+        ids: &[usize],
+        xs: &[f64],
+        f: &mut [f64],
+        g: &mut [f64],
+        h: &mut [f64],
+    ) {
+        let m = self.space.dim();
+        let free = self.space.free();
+        let mut ws = Workspace::default();
+        let (mut graw, mut hraw, mut t) = (vec![0.0; m], vec![0.0; m * m], vec![0.0; m * m]);
+        for (k, &id) in ids.iter().enumerate() {
+            let p = self.space.to_params(&xs[k * m..(k + 1) * m]);
+            f[k] = self.jobs[self.job_of[id]].evaluate(&p, &mut ws, &mut graw, &mut hraw);
+            // Into theta: with M = d(free params) / d theta, g = M^T g_raw
+            // and H = M^T H_raw M.
+            let jac = self.space.jacobian(&p);
+            let mm = |a: usize, q: usize| jac[free[a] * m + q];
+            for a in 0..m {
+                for q in 0..m {
+                    t[a * m + q] = (0..m).map(|b| hraw[a * m + b] * mm(b, q)).sum();
+                }
+            }
+            let (gk, hk) = (
+                &mut g[k * m..(k + 1) * m],
+                &mut h[k * m * m..(k + 1) * m * m],
+            );
+            for q in 0..m {
+                gk[q] = (0..m).map(|a| mm(a, q) * graw[a]).sum();
+                for r in 0..m {
+                    hk[q * m + r] = (0..m).map(|a| mm(a, q) * t[a * m + r]).sum();
+                }
+            }
+        }
+    }
+}
+
+impl BatchLeastSquares for LeastSquares<'_> {
+    fn dim(&self) -> usize {
+        self.space.dim()
+    }
+
+    fn bounds(&self) -> (Vec<f64>, Vec<f64>) {
+        self.space.bounds()
+    }
+
+    fn evaluate(
+        &mut self,
+        ids: &[usize],
+        xs: &[f64],
+        f: &mut [f64],
+        g: &mut [f64],
+        h: &mut [f64],
+    ) -> anyhow::Result<()> {
+        let m = self.space.dim();
+        // Waking threads costs more than a few small problems (the last
+        // starts of a batch) take.
+        let rows: usize = ids.iter().map(|&k| self.jobs[self.job_of[k]].rows()).sum();
+        if rows < SERIAL_ROWS {
+            self.evaluate_chunk(ids, xs, f, g, h);
+            return Ok(());
+        }
+        // A few chunks per thread: jobs may differ in rows, and each chunk
+        // reuses one workspace.
+        let chunk = ids.len().div_ceil(4 * rayon::current_num_threads()).max(1);
+        ids.par_chunks(chunk)
+            .zip(xs.par_chunks(chunk * m))
+            .zip(f.par_chunks_mut(chunk))
+            .zip(g.par_chunks_mut(chunk * m))
+            .zip(h.par_chunks_mut(chunk * m * m))
+            .for_each(|((((ids, xs), f), g), h)| self.evaluate_chunk(ids, xs, f, g, h));
+        Ok(())
+    }
+}
+
 /// The data of a fit read from the table.
 struct Columns {
     /// vars[v][row]
@@ -380,8 +469,12 @@ fn sweep_of(b: &BoundLaw, cols: &Columns, table: &Table, rows: &[usize], obj: &O
             c.windows(2)
                 .any(|w| cols.vars[axis][w[0]] == cols.vars[axis][w[1]])
         });
-        // The grid pays for every cell, filled or not.
-        if !duplicate && curves.len() * distinct.len() <= 4 * rows.len() {
+        // Curves along the axis, for the evaluator's grid (when their
+        // values are shared densely: it pays for every cell, filled or
+        // not) or its point layout (curve terms once per curve), unless
+        // the curves are too short for either to gain over a table.
+        let dense = !duplicate && curves.len() * distinct.len() <= 4 * rows.len();
+        if dense || rows.len() >= 8 * curves.len() {
             let (mut vars, mut y, mut w, mut ranges) = (vec![], vec![], vec![], vec![]);
             for c in &curves {
                 let s = y.len();
@@ -403,6 +496,33 @@ fn sweep_of(b: &BoundLaw, cols: &Columns, table: &Table, rows: &[usize], obj: &O
     let w = rows.iter().map(|&r| w_of(r)).collect();
     let ranges = (0..rows.len()).map(|i| i..i + 1).collect();
     Sweep::new(nv, ranges, vars, y, w, None)
+}
+
+/// The least-squares evaluator of `rows`: targets in the fitted space,
+/// weights normalised as in [`sweep_of`] (so that f is the same
+/// objective), derivatives by the free parameters in theta order.
+fn row_jacobian(
+    b: &BoundLaw,
+    cols: &Columns,
+    rows: &[usize],
+    obj: &Objective,
+    space: &LawSpace,
+) -> RowJacobian {
+    let total: f64 = rows.iter().map(|&r| cols.weight[r]).sum();
+    let vars: Vec<Vec<f64>> = cols
+        .vars
+        .iter()
+        .map(|col| rows.iter().map(|&r| col[r]).collect())
+        .collect();
+    let y: Vec<f64> = rows
+        .iter()
+        .map(|&r| match obj.space {
+            Space::Linear => cols.loss[r],
+            Space::Log => cols.loss[r].ln(),
+        })
+        .collect();
+    let w: Vec<f64> = rows.iter().map(|&r| cols.weight[r] / total).collect();
+    RowJacobian::new(&b.law, &vars, &y, &w, obj.space, space.free())
 }
 
 /// The curves of `rows`: rows with equal run and equal values of every
@@ -734,6 +854,32 @@ fn fit_jobs(
     given: Option<&[Vec<f64>]>,
     progress: impl FnMut(Progress),
 ) -> anyhow::Result<Batch> {
+    let method = match opts.objective.loss {
+        LossKind::Mse => Method::LeastSquares,
+        LossKind::Huber => Method::Lbfgs,
+    };
+    fit_jobs_by(data, space, jobs, opts, given, progress, method)
+}
+
+/// How a batch is optimised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    /// Levenberg-Marquardt on per-row Jacobians (mse only).
+    LeastSquares,
+    /// L-BFGS on the compiled evaluator (any loss).
+    Lbfgs,
+}
+
+/// [`fit_jobs`] with the optimiser chosen.
+fn fit_jobs_by(
+    data: Data,
+    space: &LawSpace,
+    jobs: &[Group],
+    opts: &LawFitOptions,
+    given: Option<&[Vec<f64>]>,
+    progress: impl FnMut(Progress),
+    method: Method,
+) -> anyhow::Result<Batch> {
     let Data { b, table, cols } = data;
     let law = &b.law;
     for g in jobs {
@@ -753,9 +899,19 @@ fn fit_jobs(
             );
         }
     }
-    // One evaluator per job, and every job's starts.
-    let mut grids = Vec::with_capacity(jobs.len());
+    // Least squares (mse) runs Levenberg-Marquardt, which needs J^T J, on
+    // per-row Jacobians: it takes far fewer evaluations than L-BFGS. Any
+    // other loss runs L-BFGS on the compiled evaluator. One evaluator per
+    // job, and every job's starts.
+    let least_squares = method == Method::LeastSquares;
+    debug_assert!(!least_squares || opts.objective.loss == LossKind::Mse);
+    let mut grids = Vec::new();
+    let mut rows = Vec::new();
     for g in jobs {
+        if least_squares {
+            rows.push(row_jacobian(b, cols, &g.train, &opts.objective, space));
+            continue;
+        }
         let sweep = sweep_of(b, cols, table, &g.train, &opts.objective);
         let plan = Plan::for_sweep(law, &sweep);
         let grid = CompiledGrid::new(plan, &sweep, opts.objective)
@@ -791,13 +947,27 @@ fn fit_jobs(
         x0.extend(starts);
         job_of.extend(std::iter::repeat_n(gi, per));
     }
-    let mut problems = Problems {
-        space,
-        grids: &grids,
-        group_of: &job_of,
-    };
-    let (outcomes, calls) = optim::minimize_batch(&mut problems, &x0, &opts.lbfgs, progress)
-        .context("optimisation failed")?;
+    let (outcomes, calls) = if least_squares {
+        let lm = optim::LmOptions {
+            max_iter: opts.lbfgs.max_iter,
+            stall: opts.lbfgs.ftol,
+            ..Default::default()
+        };
+        let mut problems = LeastSquares {
+            space,
+            jobs: &rows,
+            job_of: &job_of,
+        };
+        optim::least_squares_batch(&mut problems, &x0, &lm, progress)
+    } else {
+        let mut problems = Problems {
+            space,
+            grids: &grids,
+            group_of: &job_of,
+        };
+        optim::minimize_batch(&mut problems, &x0, &opts.lbfgs, progress)
+    }
+    .context("optimisation failed")?;
     let mut fits = Vec::with_capacity(jobs.len());
     for (gi, g) in jobs.iter().enumerate() {
         let mine = &outcomes[gi * per..(gi + 1) * per];
@@ -1050,4 +1220,66 @@ pub fn fit_table(
             })
             .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::law::builtin_law;
+
+    /// Levenberg-Marquardt and L-BFGS from the same starts on a built-in
+    /// law reach the same best objective, in linear and in log space.
+    #[test]
+    fn least_squares_and_lbfgs_agree_on_a_builtin_law() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sweep.csv");
+        let mut text = String::from("run,N,tokens,loss\n");
+        let mut k = 0u64;
+        for n in [5e7f64, 1e8, 2e8, 4e8, 8e8] {
+            for i in 1..=30 {
+                let d = 5e8 * i as f64;
+                k += 1;
+                let wobble = 1.0 + 0.003 * (k as f64 * 0.7).sin();
+                let l = (1.8 + 400.0 / n.powf(0.34) + 900.0 / d.powf(0.29)) * wobble;
+                text.push_str(&format!("m{n},{n},{d},{l}\n"));
+            }
+        }
+        std::fs::write(&path, text).unwrap();
+        let table = Table::read(&path).unwrap();
+        let file = builtin_law("chinchilla").unwrap();
+        let b = bind(file, "", "chinchilla", &table).unwrap();
+        for space in [Space::Linear, Space::Log] {
+            let opts = LawFitOptions {
+                objective: Objective {
+                    space,
+                    ..Objective::default()
+                },
+                fix: Vec::new(),
+                starts: 16,
+                seed: 3,
+                lbfgs: optim::Options::default(),
+                by: Vec::new(),
+                test_where: None,
+            };
+            let cols = read_columns(&b, &table, &opts.objective).unwrap();
+            let (jobs, _) = groups(&table, &opts).unwrap();
+            let space_ = law_space(&b, &cols, &jobs[0].train, &[]).unwrap();
+            let data = Data {
+                b: &b,
+                table: &table,
+                cols: &cols,
+            };
+            let best = |method| {
+                fit_jobs_by(data, &space_, &jobs, &opts, None, |_| {}, method)
+                    .unwrap()
+                    .fits[0]
+                    .objective
+            };
+            let (lm, lbfgs) = (best(Method::LeastSquares), best(Method::Lbfgs));
+            assert!(
+                (lm - lbfgs).abs() <= 1e-9 * lbfgs,
+                "{space:?}: least squares {lm:e}, L-BFGS {lbfgs:e}"
+            );
+        }
+    }
 }
