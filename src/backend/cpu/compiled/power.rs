@@ -101,11 +101,12 @@ impl PowerTerm {
 
 /// One span's sums for prediction `sa * v + sc`, v = exp(s2 ln x): `col`
 /// is d (x = d + s3) when SHIFT, else ln x. Returns [sum 2 w rho, sum g,
-/// sum g v, sum g v ln x, sum g v / x]; a point whose seed adjoint is 0
-/// (weight 0) adds exactly nothing, as [`super::dot`] has it.
+/// sum g v, sum g v ln x, sum g v / x]; with MASK (some weight is 0) a
+/// point whose seed adjoint is 0 adds exactly nothing, as [`super::dot`]
+/// has it.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(super) fn span_sums<const FMA: bool, const SHIFT: bool>(
+pub(super) fn span_sums<const FMA: bool, const SHIFT: bool, const MASK: bool>(
     obj: Objective,
     col: &[f64],
     s3: f64,
@@ -118,16 +119,16 @@ pub(super) fn span_sums<const FMA: bool, const SHIFT: bool>(
     let d = obj.delta;
     match (obj.space, obj.loss) {
         (Space::Linear, LossKind::Mse) => {
-            sums_impl::<FMA, SHIFT, false, false>(d, col, s3, s2, sa, sc, y, w)
+            sums_impl::<FMA, SHIFT, false, false, MASK>(d, col, s3, s2, sa, sc, y, w)
         }
         (Space::Linear, LossKind::Huber) => {
-            sums_impl::<FMA, SHIFT, false, true>(d, col, s3, s2, sa, sc, y, w)
+            sums_impl::<FMA, SHIFT, false, true, MASK>(d, col, s3, s2, sa, sc, y, w)
         }
         (Space::Log, LossKind::Mse) => {
-            sums_impl::<FMA, SHIFT, true, false>(d, col, s3, s2, sa, sc, y, w)
+            sums_impl::<FMA, SHIFT, true, false, MASK>(d, col, s3, s2, sa, sc, y, w)
         }
         (Space::Log, LossKind::Huber) => {
-            sums_impl::<FMA, SHIFT, true, true>(d, col, s3, s2, sa, sc, y, w)
+            sums_impl::<FMA, SHIFT, true, true, MASK>(d, col, s3, s2, sa, sc, y, w)
         }
     }
 }
@@ -138,7 +139,13 @@ const LANES: usize = 8;
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn sums_impl<const FMA: bool, const SHIFT: bool, const LOG: bool, const HUBER: bool>(
+fn sums_impl<
+    const FMA: bool,
+    const SHIFT: bool,
+    const LOG: bool,
+    const HUBER: bool,
+    const MASK: bool,
+>(
     delta: f64,
     col: &[f64],
     s3: f64,
@@ -162,7 +169,7 @@ fn sums_impl<const FMA: bool, const SHIFT: bool, const LOG: bool, const HUBER: b
         let (cs, ys, ws) = (&col[c..c + LANES], &y[c..c + LANES], &w[c..c + LANES]);
         for l in 0..LANES {
             // Index loops over fixed-size arrays: they vectorise.
-            let t = point::<FMA, SHIFT, LOG, HUBER>(&k, cs[l], ys[l], ws[l]);
+            let t = point::<FMA, SHIFT, LOG, HUBER, MASK>(&k, cs[l], ys[l], ws[l]);
             for k in 0..5 {
                 acc[k][l] += t[k];
             }
@@ -170,7 +177,7 @@ fn sums_impl<const FMA: bool, const SHIFT: bool, const LOG: bool, const HUBER: b
     }
     let mut tail = [0.0; 5];
     for j in whole..n {
-        let t = point::<FMA, SHIFT, LOG, HUBER>(&k, col[j], y[j], w[j]);
+        let t = point::<FMA, SHIFT, LOG, HUBER, MASK>(&k, col[j], y[j], w[j]);
         for k in 0..5 {
             tail[k] += t[k];
         }
@@ -196,7 +203,13 @@ struct Term {
 /// as a call, with its fused multiply-adds as library calls (50x slower,
 /// measured).
 #[inline(always)]
-fn point<const FMA: bool, const SHIFT: bool, const LOG: bool, const HUBER: bool>(
+fn point<
+    const FMA: bool,
+    const SHIFT: bool,
+    const LOG: bool,
+    const HUBER: bool,
+    const MASK: bool,
+>(
     k: &Term,
     c: f64,
     y: f64,
@@ -204,6 +217,11 @@ fn point<const FMA: bool, const SHIFT: bool, const LOG: bool, const HUBER: bool>
 ) -> [f64; 5] {
     let (v, lx, inv) = term::<FMA, SHIFT>(c, k.s3, k.s2);
     let (wd, q, g) = cell::<FMA, LOG, HUBER>(k.delta, mul_add::<FMA>(k.sa, v, k.sc), y, w);
+    if !MASK {
+        // No point of the span weighs 0: nothing to keep out.
+        let gv = g * v;
+        return [wd * q, g, gv, gv * lx, gv * inv];
+    }
     let gv = if g != 0.0 { g * v } else { 0.0 };
     let keep = gv != 0.0;
     [
