@@ -1,4 +1,10 @@
-//! Branch-free f64 ln and exp for the CPU backend's point loop.
+//! Branch-free f64 ln and exp for the CPU evaluators' loops (the compiled
+//! plan's and the row Jacobian's).
+//!
+//! `ln_recip` and `exp` are the fast paths, for arguments in their domain;
+//! the `exact_` versions add the standard library's values at the edges
+//! (0, infinities, subnormals, overflow) by selects, for laws whose
+//! arguments may reach them.
 //!
 //! The standard library's ln/exp are calls into libm, one value at a time,
 //! which stops the compiler from vectorising the loop over points. These
@@ -102,6 +108,87 @@ pub fn exp<const FMA: bool>(x: f64) -> f64 {
             << 52,
     );
     p * two_k
+}
+
+/// ln x and 1/x for any x from one fast log, which shares its one division
+/// with the reciprocal; the standard library's values outside the fast
+/// path's domain, by selects (ln: -inf at 0, NaN below, inf at inf; 1/x:
+/// +-inf at +-0, +-0 at +-inf). Subnormals are scaled into range first.
+#[inline(always)]
+pub fn exact_ln_recip<const FMA: bool>(x: f64) -> (f64, f64) {
+    const SCALE: f64 = (1u64 << 54) as f64;
+    let a = x.abs();
+    let sub = a < f64::MIN_POSITIVE;
+    let s = if sub { a * SCALE } else { a };
+    // Normal and finite (so neither 0, inf nor NaN).
+    let ok = (f64::MIN_POSITIVE..f64::INFINITY).contains(&s);
+    let (l, r) = ln_recip::<FMA>(if ok { s } else { 1.0 });
+    let l = if sub {
+        l - 54.0 * std::f64::consts::LN_2
+    } else {
+        l
+    };
+    let r = if sub { r * SCALE } else { r };
+    let ln = if ok && x > 0.0 {
+        l
+    } else if x == 0.0 {
+        f64::NEG_INFINITY
+    } else if x == f64::INFINITY {
+        f64::INFINITY
+    } else {
+        f64::NAN
+    };
+    let recip = if ok {
+        r.copysign(x)
+    } else if a == 0.0 {
+        f64::INFINITY.copysign(x)
+    } else if a == f64::INFINITY {
+        0.0f64.copysign(x)
+    } else {
+        f64::NAN
+    };
+    (ln, recip)
+}
+
+#[inline(always)]
+pub fn exact_exp<const FMA: bool>(x: f64) -> f64 {
+    let e = exp::<FMA>(x);
+    if x > 709.78 {
+        f64::INFINITY
+    } else if x < -745.2 {
+        0.0
+    } else {
+        e
+    }
+}
+
+/// x^y as exp(y ln |x|), with powf's values elsewhere: 0^y, and for a
+/// negative base the signed power when y is an integer, else NaN.
+#[inline(always)]
+pub fn exact_pow<const FMA: bool>(x: f64, y: f64) -> f64 {
+    let e = exact_exp::<FMA>(y * exact_ln_recip::<FMA>(x.abs()).0);
+    let half = 0.5 * y;
+    let integer = y == y.round();
+    let odd = integer && half != half.round();
+    if x > 0.0 {
+        e
+    } else if x == 0.0 {
+        if y > 0.0 {
+            0.0
+        } else if y == 0.0 {
+            1.0
+        } else {
+            f64::INFINITY
+        }
+    } else if integer {
+        if odd {
+            -e
+        } else {
+            e
+        }
+    } else {
+        f64::NAN
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,9 @@ use super::dag::{Node, NodeId};
 use super::CompiledLaw;
 use crate::objective::Space;
 
-use crate::backend::fastmath::{self, mul_add};
+use crate::backend::fastmath::{
+    exact_exp as exp, exact_ln_recip as ln_recip, exact_pow as pow, mul_add,
+};
 
 /// Rows per tile: the arrays of a law with a few dozen nodes stay in L1/L2.
 const TILE: usize = 256;
@@ -655,85 +657,6 @@ fn dot<const FMA: bool>(a: &[f64], b: &[f64]) -> f64 {
         acc[l] = mul_add::<FMA>(*x, *y, acc[l]);
     }
     acc.iter().sum()
-}
-
-/// ln x and 1/x from one fast log, with the standard library's values
-/// outside its domain (ln: -inf at 0, NaN below, inf at inf; 1/x: +-inf at
-/// +-0, +-0 at +-inf); subnormals are scaled into range first.
-#[inline(always)]
-fn ln_recip<const FMA: bool>(x: f64) -> (f64, f64) {
-    const SCALE: f64 = (1u64 << 54) as f64;
-    let a = x.abs();
-    let sub = a < f64::MIN_POSITIVE;
-    let s = if sub { a * SCALE } else { a };
-    let ok = (f64::MIN_POSITIVE..f64::INFINITY).contains(&s);
-    let (l, r) = fastmath::ln_recip::<FMA>(if ok { s } else { 1.0 });
-    let l = if sub {
-        l - 54.0 * std::f64::consts::LN_2
-    } else {
-        l
-    };
-    let r = if sub { r * SCALE } else { r };
-    let ln = if ok && x > 0.0 {
-        l
-    } else if x == 0.0 {
-        f64::NEG_INFINITY
-    } else if x == f64::INFINITY {
-        f64::INFINITY
-    } else {
-        f64::NAN
-    };
-    let recip = if ok {
-        r.copysign(x)
-    } else if a == 0.0 {
-        f64::INFINITY.copysign(x)
-    } else if a == f64::INFINITY {
-        0.0f64.copysign(x)
-    } else {
-        f64::NAN
-    };
-    (ln, recip)
-}
-
-/// e^x with the standard library's overflow to inf and underflow to 0.
-#[inline(always)]
-fn exp<const FMA: bool>(x: f64) -> f64 {
-    let e = fastmath::exp::<FMA>(x);
-    if x > 709.78 {
-        f64::INFINITY
-    } else if x < -745.2 {
-        0.0
-    } else {
-        e
-    }
-}
-
-/// x^y as exp(y ln |x|), with powf's values elsewhere: 0^y, and for a
-/// negative base the signed power when y is an integer, else NaN.
-#[inline(always)]
-fn pow<const FMA: bool>(x: f64, y: f64) -> f64 {
-    let e = exp::<FMA>(y * ln_recip::<FMA>(x.abs()).0);
-    let integer = y == y.round();
-    let odd = integer && 0.5 * y != (0.5 * y).round();
-    if x > 0.0 {
-        e
-    } else if x == 0.0 {
-        if y > 0.0 {
-            0.0
-        } else if y == 0.0 {
-            1.0
-        } else {
-            f64::INFINITY
-        }
-    } else if integer {
-        if odd {
-            -e
-        } else {
-            e
-        }
-    } else {
-        f64::NAN
-    }
 }
 
 #[cfg(test)]

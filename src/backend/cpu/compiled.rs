@@ -34,7 +34,9 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
-use crate::backend::fastmath::{self, mul_add};
+use crate::backend::fastmath::{
+    exact_exp as exp, exact_ln_recip as ln_recip, exact_pow as pow, mul_add,
+};
 use crate::backend::weights::{point_hash, poisson1, Resolved, UNWEIGHTED};
 use crate::backend::Prepared;
 use crate::law::dag::{Node, NodeId};
@@ -2159,89 +2161,8 @@ fn node_op<'a, const FMA: bool>(
     }
 }
 
-/// ln x and 1/x for any x from one fast log, which shares its one division
-/// with the reciprocal; the standard library's values outside the fast
-/// path's domain, by selects (ln: -inf at 0, NaN below, inf at inf; 1/x:
-/// +-inf at +-0, +-0 at +-inf). Subnormals are scaled into range first.
-#[inline(always)]
-fn ln_recip<const FMA: bool>(x: f64) -> (f64, f64) {
-    const SCALE: f64 = (1u64 << 54) as f64;
-    let a = x.abs();
-    let sub = a < f64::MIN_POSITIVE;
-    let s = if sub { a * SCALE } else { a };
-    // Normal and finite (so neither 0, inf nor NaN).
-    let ok = (f64::MIN_POSITIVE..f64::INFINITY).contains(&s);
-    let (l, r) = fastmath::ln_recip::<FMA>(if ok { s } else { 1.0 });
-    let l = if sub {
-        l - 54.0 * std::f64::consts::LN_2
-    } else {
-        l
-    };
-    let r = if sub { r * SCALE } else { r };
-    let ln = if ok && x > 0.0 {
-        l
-    } else if x == 0.0 {
-        f64::NEG_INFINITY
-    } else if x == f64::INFINITY {
-        f64::INFINITY
-    } else {
-        f64::NAN
-    };
-    let recip = if ok {
-        r.copysign(x)
-    } else if a == 0.0 {
-        f64::INFINITY.copysign(x)
-    } else if a == f64::INFINITY {
-        0.0f64.copysign(x)
-    } else {
-        f64::NAN
-    };
-    (ln, recip)
-}
-
-/// ln with the standard library's values (see [`ln_recip`]).
+/// ln with the standard library's values (see `fastmath::exact_ln_recip`).
 #[inline(always)]
 fn ln<const FMA: bool>(x: f64) -> f64 {
     ln_recip::<FMA>(x).0
-}
-
-#[inline(always)]
-fn exp<const FMA: bool>(x: f64) -> f64 {
-    let e = fastmath::exp::<FMA>(x);
-    if x > 709.78 {
-        f64::INFINITY
-    } else if x < -745.2 {
-        0.0
-    } else {
-        e
-    }
-}
-
-/// x^y as exp(y ln |x|), with powf's values elsewhere: 0^y, and for a
-/// negative base the signed power when y is an integer, else NaN.
-#[inline(always)]
-fn pow<const FMA: bool>(x: f64, y: f64) -> f64 {
-    let e = exp::<FMA>(y * ln::<FMA>(x.abs()));
-    let half = 0.5 * y;
-    let integer = y == y.round();
-    let odd = integer && half != half.round();
-    if x > 0.0 {
-        e
-    } else if x == 0.0 {
-        if y > 0.0 {
-            0.0
-        } else if y == 0.0 {
-            1.0
-        } else {
-            f64::INFINITY
-        }
-    } else if integer {
-        if odd {
-            -e
-        } else {
-            e
-        }
-    } else {
-        f64::NAN
-    }
 }
