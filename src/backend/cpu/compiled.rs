@@ -69,6 +69,9 @@ const FUSED_SPAN: usize = 2048;
 /// of a large sweep runs on every core.
 const GROUP_CELLS: usize = 8_192;
 
+/// Cells of a group per pass over its curves (see `group_cells`).
+const CELLS_PER_PASS: usize = 1024;
+
 /// Work items per thread to aim for: enough to even out unequal groups.
 const ITEMS_PER_THREAD: usize = 4;
 
@@ -454,6 +457,7 @@ impl CompiledGrid {
                 CpuLayout::Table => 0,
             };
         let batch = (BATCH_VALUES / per_start.max(1)).clamp(1, MAX_BATCH);
+        let target = group_cells(&plan);
         Ok(CompiledGrid {
             plan,
             n_nodes,
@@ -466,7 +470,7 @@ impl CompiledGrid {
             y,
             w,
             pos,
-            groups: groups(layout, &spans, nc),
+            groups: groups(layout, &spans, nc, target),
             spans,
             first_point: sweep.curves.iter().map(|r| r.start).collect(),
             slot,
@@ -574,68 +578,102 @@ impl CompiledGrid {
         // groups do not.
         let per = k.div_ceil((ITEMS_PER_THREAD * threads).div_ceil(ng).min(k));
         let chunks = k.div_ceil(per);
+        // Chunk `c` of the starts over group `gi`: `emit` sees each start
+        // (by index) when its batch is done.
+        let item = |c: usize, gi: usize, emit: &mut dyn FnMut(usize, &mut StartState)| {
+            // Workspaces outlive the call: allocating them took longer
+            // than a small sweep's evaluation.
+            let mut held = self.pool.lock().map(|mut p| p.pop()).ok().flatten();
+            let ws = held.get_or_insert_with(|| Workspace::new(self));
+            let starts = c * per..((c + 1) * per).min(k);
+            for b in starts.clone().step_by(self.batch) {
+                let e = (b + self.batch).min(starts.end);
+                let wt = Weights {
+                    which: which.map(|w| &w[b..e]),
+                    resolved,
+                };
+                dispatch(self, &params[b * np..e * np], gi, ws, wt);
+                for (j, st) in ws.starts[..e - b].iter_mut().enumerate() {
+                    emit(b + j, st);
+                }
+            }
+            if let (Ok(mut p), Some(ws)) = (self.pool.lock(), held.take()) {
+                p.push(ws);
+            }
+        };
+        if ng == 1 {
+            // One group (most sweeps): each item finishes its own starts.
+            f.par_chunks_mut(per)
+                .zip(g.par_chunks_mut(per * np))
+                .enumerate()
+                .for_each(|(c, (fc, gc))| {
+                    item(c, 0, &mut |j, st| {
+                        let l = j - c * per;
+                        fc[l] = st.f;
+                        self.finish(&st.start, &mut st.start_adj, &mut gc[l * np..(l + 1) * np]);
+                    })
+                });
+            return;
+        }
         let parts: Vec<Vec<f64>> = (0..ng * chunks)
             .into_par_iter()
             .map(|i| {
-                // Workspaces outlive the call: allocating them took
-                // longer than a small sweep's evaluation.
-                let mut held = self.pool.lock().map(|mut p| p.pop()).ok().flatten();
-                let ws = held.get_or_insert_with(|| Workspace::new(self));
-                let (c, gi) = (i % chunks, i / chunks);
-                let starts = c * per..((c + 1) * per).min(k);
-                let mut out = Vec::with_capacity(starts.len() * (1 + n));
-                for b in starts.clone().step_by(self.batch) {
-                    let e = (b + self.batch).min(starts.end);
-                    let wt = Weights {
-                        which: which.map(|w| &w[b..e]),
-                        resolved,
-                    };
-                    dispatch(self, &params[b * np..e * np], gi, ws, wt);
-                    for st in &ws.starts[..e - b] {
-                        out.push(st.f);
-                        out.extend_from_slice(&st.start_adj);
-                    }
-                }
-                if let (Ok(mut p), Some(ws)) = (self.pool.lock(), held.take()) {
-                    p.push(ws);
-                }
+                let mut out = Vec::with_capacity(per * (1 + n));
+                item(i % chunks, i / chunks, &mut |_, st| {
+                    out.push(st.f);
+                    out.extend_from_slice(&st.start_adj);
+                });
                 out
             })
             .collect();
         let plan = &self.plan;
         let graph = plan.graph();
-        f.par_iter_mut()
-            .zip(g.par_chunks_mut(np))
-            .zip(params.par_chunks(np))
-            .enumerate()
-            .for_each(|(j, ((f, grad), p))| {
-                let (c, at) = (j / per, (j % per) * (1 + n));
-                let (mut fs, mut adj) = (0.0, vec![0.0; n]);
-                for gi in 0..ng {
-                    let part = &parts[gi * chunks + c][at..at + 1 + n];
-                    fs += part[0];
-                    for (a, v) in adj.iter_mut().zip(&part[1..]) {
-                        *a += v;
-                    }
+        let reduce = |j: usize, f: &mut f64, grad: &mut [f64], p: &[f64]| {
+            let (c, at) = (j / per, (j % per) * (1 + n));
+            let (mut fs, mut adj) = (0.0, vec![0.0; n]);
+            for gi in 0..ng {
+                let part = &parts[gi * chunks + c][at..at + 1 + n];
+                fs += part[0];
+                for (a, v) in adj.iter_mut().zip(&part[1..]) {
+                    *a += v;
                 }
-                let mut start = vec![0.0; n];
-                for &id in &plan.forward[Class::Start as usize] {
-                    start[id as usize] =
-                        graph
-                            .node(id)
-                            .eval(&|o| start[o as usize], &|_| f64::NAN, p);
-                }
-                for e in &plan.edges[Class::Start as usize] {
-                    let a = adj[e.from as usize];
-                    if a != 0.0 {
-                        adj[e.to as usize] += a * start[e.partial as usize];
-                    }
-                }
-                for (gk, id) in grad.iter_mut().zip(plan.param_nodes()) {
-                    *gk = id.map_or(0.0, |id| adj[id as usize]);
-                }
-                *f = fs;
-            });
+            }
+            let mut start = vec![0.0; n];
+            for &id in &plan.forward[Class::Start as usize] {
+                start[id as usize] = graph
+                    .node(id)
+                    .eval(&|o| start[o as usize], &|_| f64::NAN, p);
+            }
+            self.finish(&start, &mut adj, grad);
+            *f = fs;
+        };
+        let each = f.iter_mut().zip(g.chunks_mut(np)).zip(params.chunks(np));
+        if k < 64 {
+            // Another parallel region costs more than a few starts' sums.
+            each.enumerate()
+                .for_each(|(j, ((f, grad), p))| reduce(j, f, grad, p));
+        } else {
+            f.par_iter_mut()
+                .zip(g.par_chunks_mut(np))
+                .zip(params.par_chunks(np))
+                .enumerate()
+                .for_each(|(j, ((f, grad), p))| reduce(j, f, grad, p));
+        }
+    }
+
+    /// The start edges back from the start adjoints `adj` (start values
+    /// `start`), and the gradient into `grad`.
+    fn finish(&self, start: &[f64], adj: &mut [f64], grad: &mut [f64]) {
+        let plan = &self.plan;
+        for e in &plan.edges[Class::Start as usize] {
+            let a = adj[e.from as usize];
+            if a != 0.0 {
+                adj[e.to as usize] += a * start[e.partial as usize];
+            }
+        }
+        for (gk, id) in grad.iter_mut().zip(plan.param_nodes()) {
+            *gk = id.map_or(0.0, |id| adj[id as usize]);
+        }
     }
 
     /// Data node `o` over curve `c`'s cells of `span`: a scalar for a
@@ -667,9 +705,18 @@ impl CompiledGrid {
     }
 }
 
-/// Consecutive spans (table: blocks) of about [`GROUP_CELLS`] cells each;
-/// one (empty) group for an empty sweep.
-fn groups(layout: CpuLayout, spans: &[Span], nc: usize) -> Vec<Range<usize>> {
+/// Cells per group for `plan`: at least [`GROUP_CELLS`], and enough that
+/// each group's passes over its curves (forward and back, a fixed cost
+/// per pass however few the curves) stay small beside its cells.
+fn group_cells(plan: &Plan) -> usize {
+    let passes =
+        plan.forward[Class::Curve as usize].len() + plan.edges[Class::Curve as usize].len();
+    GROUP_CELLS.max(CELLS_PER_PASS * passes)
+}
+
+/// Consecutive spans (table: blocks) of about `target` cells each; one
+/// (empty) group for an empty sweep.
+fn groups(layout: CpuLayout, spans: &[Span], nc: usize, target: usize) -> Vec<Range<usize>> {
     let sizes: Vec<usize> = match layout {
         CpuLayout::Table => (0..nc).step_by(TILE).map(|c0| TILE.min(nc - c0)).collect(),
         _ => spans.iter().map(|s| s.m * s.curves.len()).collect(),
@@ -678,7 +725,7 @@ fn groups(layout: CpuLayout, spans: &[Span], nc: usize) -> Vec<Range<usize>> {
     let (mut first, mut cells) = (0, 0);
     for (i, &n) in sizes.iter().enumerate() {
         cells += n;
-        if cells >= GROUP_CELLS {
+        if cells >= target {
             groups.push(first..i + 1);
             (first, cells) = (i + 1, 0);
         }
