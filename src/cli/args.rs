@@ -140,10 +140,14 @@ pub(crate) struct FitFlags {
     /// Iteration limit of every start.
     #[arg(long, default_value_t = optim::Options::default().max_iter)]
     max_iter: usize,
-    /// Converged when a step lowers the objective by less than this, relative.
+    /// Converged when a step lowers the objective by less than this, relative
+    /// (three accepted steps in a row; for least-squares fits of other laws,
+    /// Levenberg-Marquardt's stall rule).
     #[arg(long, default_value_t = optim::Options::default().ftol)]
     ftol: f64,
-    /// Converged when the largest gradient entry is below this times the objective.
+    /// Converged when the largest gradient entry is below this times the objective
+    /// (L-BFGS; least-squares fits of other laws than looplm and chinchilla run
+    /// Levenberg-Marquardt, which stops on its own tolerances).
     #[arg(long, default_value_t = optim::Options::default().gtol)]
     gtol: f64,
 }
