@@ -1725,7 +1725,13 @@ fn power_tile<'a, const FMA: bool>(
             gbuf,
             rsum,
         );
-        power::tile_sums(g, v, lx, inv)
+        // g v (0 where g is 0), then the sums of it, of it times ln x and
+        // of it times 1/x, with dot's zero rule: passes that vectorise.
+        for (g, &v) in g.iter_mut().zip(&v[..m]) {
+            let gv = *g * v;
+            *g = if *g != 0.0 { gv } else { 0.0 };
+        }
+        [lane_sum(g), dot(g, V::A(&lx[..m])), dot(g, V::A(&inv[..m]))]
     };
     if let Some(s1) = pt.s1 {
         start_adj[s1 as usize] += sep.axis_sign * sgv;
