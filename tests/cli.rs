@@ -555,3 +555,41 @@ fn a_missing_file_is_named_with_its_cause_once() {
         run.dump()
     );
 }
+
+#[test]
+fn starts_and_seed_reproduce_a_fit_and_another_seed_draws_other_starts() {
+    let dir = TempDir::new().unwrap();
+    let data = simulate(dir.path(), "sweep.csv", 2, 60);
+    let fit = |seed: &str, name: &str| {
+        let out = dir.path().join(name);
+        let args = [
+            s(&data),
+            "--starts",
+            "24",
+            "--seed",
+            seed,
+            "--backend",
+            "cpu",
+            "--save-starts",
+        ];
+        let (_, fit) = fit_ok(dir.path(), &args, &out);
+        let starts = std::fs::read_to_string(out.join("starts.csv")).unwrap();
+        (fit, starts)
+    };
+    let (a, starts_a) = fit("3", "a");
+    let (b, starts_b) = fit("3", "b");
+    let (_, starts_c) = fit("4", "c");
+    // The same starts and the same parameters, to the last bit.
+    assert_eq!(starts_a, starts_b);
+    assert_eq!(starts_a.lines().count(), 25, "a header and 24 starts");
+    for p in PARAMS {
+        assert_eq!(
+            num(&a["params"][p], p).to_bits(),
+            num(&b["params"][p], p).to_bits(),
+            "{p}"
+        );
+    }
+    assert_eq!(a["objective"]["value"], b["objective"]["value"]);
+    // Another seed, other starts.
+    assert_ne!(starts_a, starts_c);
+}

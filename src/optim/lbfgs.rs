@@ -455,3 +455,188 @@ pub fn minimize_batch<O: BatchObjective>(
         .collect();
     Ok((outcomes, calls))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Test objectives with known answers; every problem of a batch is the
+    /// same function.
+    enum Fun {
+        /// sum a_i (x_i - c_i)^2: an ill-conditioned bowl with its
+        /// minimum at c.
+        Bowl { a: Vec<f64>, c: Vec<f64> },
+        /// Rosenbrock's valley, minimum 0 at (1, 1).
+        Rosenbrock,
+        /// NaN everywhere.
+        Nan,
+    }
+
+    struct Test {
+        fun: Fun,
+        lo: Vec<f64>,
+        hi: Vec<f64>,
+    }
+
+    impl Test {
+        fn new(fun: Fun, dim: usize) -> Test {
+            Test {
+                fun,
+                lo: vec![f64::NEG_INFINITY; dim],
+                hi: vec![f64::INFINITY; dim],
+            }
+        }
+    }
+
+    impl BatchObjective for Test {
+        fn dim(&self) -> usize {
+            self.lo.len()
+        }
+
+        fn bounds(&self) -> (Vec<f64>, Vec<f64>) {
+            (self.lo.clone(), self.hi.clone())
+        }
+
+        fn evaluate(
+            &mut self,
+            ids: &[usize],
+            xs: &[f64],
+            f: &mut [f64],
+            g: &mut [f64],
+        ) -> anyhow::Result<()> {
+            let d = self.dim();
+            for k in 0..ids.len() {
+                let (x, gk) = (&xs[k * d..(k + 1) * d], &mut g[k * d..(k + 1) * d]);
+                f[k] = match &self.fun {
+                    Fun::Bowl { a, c } => {
+                        for i in 0..d {
+                            gk[i] = 2.0 * a[i] * (x[i] - c[i]);
+                        }
+                        (0..d).map(|i| a[i] * (x[i] - c[i]).powi(2)).sum()
+                    }
+                    Fun::Rosenbrock => {
+                        let (u, v) = (x[0], x[1]);
+                        gk[0] = -2.0 * (1.0 - u) - 400.0 * u * (v - u * u);
+                        gk[1] = 200.0 * (v - u * u);
+                        (1.0 - u).powi(2) + 100.0 * (v - u * u).powi(2)
+                    }
+                    Fun::Nan => {
+                        gk.fill(f64::NAN);
+                        f64::NAN
+                    }
+                };
+            }
+            Ok(())
+        }
+    }
+
+    fn run(t: &mut Test, x0: &[Vec<f64>], opts: &Options) -> Vec<Outcome> {
+        minimize_batch(t, x0, opts, |_| {}).unwrap().0
+    }
+
+    fn bowl() -> Fun {
+        Fun::Bowl {
+            a: vec![1.0, 1e3, 1e-2, 30.0],
+            c: vec![0.5, -2.0, 3.0, 1e-3],
+        }
+    }
+
+    #[test]
+    fn reaches_the_minimum_of_an_ill_conditioned_bowl() {
+        let mut t = Test::new(bowl(), 4);
+        let opts = Options {
+            gtol: 1e-12,
+            ftol: 1e-16,
+            ..Options::default()
+        };
+        let out = run(
+            &mut t,
+            &[vec![0.0; 4], vec![10.0, 10.0, -10.0, 10.0]],
+            &opts,
+        );
+        let Fun::Bowl { c, .. } = &t.fun else {
+            unreachable!()
+        };
+        for o in &out {
+            assert_eq!(o.status, Status::Converged, "{o:?}");
+            for (x, c) in o.x.iter().zip(c) {
+                assert!((x - c).abs() < 1e-5, "{:?} vs {c:?}", o.x);
+            }
+            assert!(o.f < 1e-10, "{}", o.f);
+        }
+    }
+
+    #[test]
+    fn follows_rosenbrocks_valley_to_its_minimum() {
+        let mut t = Test::new(Fun::Rosenbrock, 2);
+        let opts = Options {
+            gtol: 1e-12,
+            ftol: 1e-16,
+            ..Options::default()
+        };
+        let out = run(&mut t, &[vec![-1.2, 1.0]], &opts);
+        assert_eq!(out[0].status, Status::Converged, "{:?}", out[0]);
+        assert!((out[0].x[0] - 1.0).abs() < 1e-4 && (out[0].x[1] - 1.0).abs() < 1e-4);
+        assert!(out[0].iterations > 10, "{:?}", out[0]);
+    }
+
+    #[test]
+    fn stops_on_a_bound_where_the_minimum_lies_outside_the_box() {
+        // Box [0, 1]^4: the bowl's minimum clamped into it is the answer,
+        // with coordinates 1 and 2 held at a bound.
+        let mut t = Test::new(bowl(), 4);
+        t.lo = vec![0.0; 4];
+        t.hi = vec![1.0; 4];
+        let opts = Options {
+            gtol: 1e-12,
+            ftol: 1e-16,
+            ..Options::default()
+        };
+        // A start outside the box is projected into it first.
+        let out = run(&mut t, &[vec![0.2; 4], vec![5.0, -5.0, 0.5, 0.5]], &opts);
+        let want = [0.5, 0.0, 1.0, 1e-3];
+        for o in &out {
+            assert!(o.status == Status::Converged, "{o:?}");
+            for (x, w) in o.x.iter().zip(want) {
+                assert!((x - w).abs() < 1e-6, "{:?}", o.x);
+                assert!((0.0..=1.0).contains(x), "{:?}", o.x);
+            }
+        }
+        assert_eq!(out[0].x[1], 0.0);
+        assert_eq!(out[0].x[2], 1.0);
+    }
+
+    #[test]
+    fn an_iteration_limit_ends_with_max_iterations() {
+        let mut t = Test::new(Fun::Rosenbrock, 2);
+        let opts = Options {
+            max_iter: 3,
+            ..Options::default()
+        };
+        let out = run(&mut t, &[vec![-1.2, 1.0]], &opts);
+        assert_eq!(out[0].status, Status::MaxIterations, "{:?}", out[0]);
+        assert_eq!(out[0].iterations, 3);
+        // It still went downhill.
+        assert!(out[0].f < 24.2, "{:?}", out[0]);
+    }
+
+    #[test]
+    fn a_start_where_the_objective_is_not_finite_ends_non_finite() {
+        let mut t = Test::new(Fun::Nan, 2);
+        let out = run(&mut t, &[vec![0.0, 0.0]], &Options::default());
+        assert_eq!(out[0].status, Status::NonFinite, "{:?}", out[0]);
+    }
+
+    #[test]
+    fn problems_of_a_batch_end_as_they_would_alone() {
+        let mut t = Test::new(Fun::Rosenbrock, 2);
+        let starts = vec![vec![-1.2, 1.0], vec![2.0, -1.0], vec![0.0, 3.0]];
+        let together = run(&mut t, &starts, &Options::default());
+        for (s, o) in starts.iter().zip(&together) {
+            let alone = run(&mut t, std::slice::from_ref(s), &Options::default());
+            assert_eq!(alone[0].x, o.x);
+            assert_eq!(alone[0].f.to_bits(), o.f.to_bits());
+            assert_eq!(alone[0].iterations, o.iterations);
+        }
+    }
+}
