@@ -215,3 +215,71 @@ pub fn solve_small(a: &mut [f64], b: &mut [f64], m: usize) -> Option<Vec<f64>> {
     }
     Some(x)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::law::ParamSpec;
+    use crate::objective::Objective;
+    use crate::simulate::{looplm20_truth, simulate_looplm20, SimOptions};
+
+    /// The demo's sweep without noise, and the space of a free fit of it.
+    fn setup() -> (FreeSpace, Prepared) {
+        let ds = simulate_looplm20(&SimOptions {
+            noise: 0.0,
+            points_per_curve: 60,
+            ..SimOptions::default()
+        });
+        let data = Prepared::new(&ds, Objective::default());
+        let space = FreeSpace::new(ParamSpec::all_free(), data.scale, data.reference());
+        (space, data)
+    }
+
+    #[test]
+    fn the_full_grid_has_324_distinct_starts_inside_the_bounds() {
+        let (space, data) = setup();
+        let starts = grid_starts(&space, &data);
+        // Six nonlinear parameters on 3, 3, 3, 3, 2 and 2 levels: the
+        // smallest such grid of at least MIN_GRID.
+        assert_eq!(starts.len(), 324);
+        let (lo, hi) = space.bounds();
+        for s in &starts {
+            assert_eq!(s.len(), space.dim());
+            assert!(s.iter().all(|v| v.is_finite()), "{s:?}");
+            for ((v, l), h) in s.iter().zip(&lo).zip(&hi) {
+                assert!(*l <= *v && *v <= *h, "{v} outside [{l}, {h}]");
+            }
+        }
+        let mut keys: Vec<Vec<u64>> = starts
+            .iter()
+            .map(|s| s.iter().map(|v| v.to_bits()).collect())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), 324, "starts repeat");
+    }
+
+    #[test]
+    fn random_starts_are_reproducible_from_their_seed() {
+        let (space, data) = setup();
+        let a = random_starts(&space, &data, 16, 7);
+        assert_eq!(a.len(), 16);
+        assert_eq!(a, random_starts(&space, &data, 16, 7));
+        assert_ne!(a, random_starts(&space, &data, 16, 8));
+    }
+
+    #[test]
+    fn at_the_true_exponents_the_linear_solve_recovers_e_a_b_and_c() {
+        let (space, data) = setup();
+        let truth = data.scale.to_internal(&looplm20_truth());
+        let mut p = truth;
+        for i in [E, A, B, C] {
+            p[i] = 0.0;
+        }
+        solve_linear(&space, &data, &mut p);
+        for i in [E, A, B, C] {
+            let rel = (p[i] - truth[i]).abs() / truth[i].abs();
+            assert!(rel < 1e-8, "parameter {i}: {} vs {}", p[i], truth[i]);
+        }
+    }
+}
