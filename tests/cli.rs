@@ -234,6 +234,15 @@ fn fit_writes_complete_fit_json_and_pred_csv() {
     }
     let r2 = num(&m["r2"], "r2");
     assert!(r2 > 0.99, "R2 {r2} on noise sd 0.02");
+    // What the noise allows: the RMSE of 1000 points with noise sd 0.02 is
+    // 0.02 within about 2% (one sd of the sample's RMSE), a little less
+    // for ten fitted parameters; a fit that misses the law by 0.004 RMS
+    // would leave 2% more. (The data are fixed by the seed.)
+    let rmse = num(&m["rmse"], "rmse");
+    assert!(
+        (rmse / 0.02 - 1.0).abs() < 0.03,
+        "RMSE {rmse} on noise sd 0.02"
+    );
     let per = m["per_config"].as_array().expect("per_config is an array");
     assert_eq!(per.len(), 20);
     for c in per {
