@@ -6,6 +6,7 @@ mod cpu;
 pub(crate) mod fastmath;
 pub mod gpu;
 mod prepared;
+pub(crate) mod vector;
 pub mod weights;
 
 pub use cpu::CpuBackend;

@@ -23,6 +23,7 @@ use crate::objective::Space;
 use crate::backend::fastmath::{
     exact_exp as exp, exact_ln_recip as ln_recip, exact_pow as pow, mul_add,
 };
+use crate::backend::vector::{binary, unary, V};
 
 /// Rows per tile: the arrays of a law with a few dozen nodes stay in L1/L2.
 const TILE: usize = 256;
@@ -143,49 +144,6 @@ pub struct Workspace {
     wr: Vec<f64>,
     /// d residual / d pred (1/pred in log space).
     scale: Vec<f64>,
-}
-
-/// A node's values over the rows of a tile: one for all, or one each.
-#[derive(Clone, Copy)]
-enum V<'a> {
-    S(f64),
-    A(&'a [f64]),
-}
-
-macro_rules! unary {
-    ($out:expr, $a:expr, |$x:ident| $e:expr) => {
-        match $a {
-            V::S($x) => $out.fill($e),
-            V::A(a) => {
-                for (o, &$x) in $out.iter_mut().zip(a) {
-                    *o = $e;
-                }
-            }
-        }
-    };
-}
-
-macro_rules! binary {
-    ($out:expr, $a:expr, $b:expr, |$x:ident, $y:ident| $e:expr) => {
-        match ($a, $b) {
-            (V::S($x), V::S($y)) => $out.fill($e),
-            (V::A(a), V::S($y)) => {
-                for (o, &$x) in $out.iter_mut().zip(a) {
-                    *o = $e;
-                }
-            }
-            (V::S($x), V::A(b)) => {
-                for (o, &$y) in $out.iter_mut().zip(b) {
-                    *o = $e;
-                }
-            }
-            (V::A(a), V::A(b)) => {
-                for ((o, &$x), &$y) in $out.iter_mut().zip(a).zip(b) {
-                    *o = $e;
-                }
-            }
-        }
-    };
 }
 
 impl RowJacobian {

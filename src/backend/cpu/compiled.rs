@@ -37,6 +37,7 @@ use rayon::prelude::*;
 use crate::backend::fastmath::{
     exact_exp as exp, exact_ln_recip as ln_recip, exact_pow as pow, mul_add,
 };
+use crate::backend::vector::{binary, unary, V};
 use crate::backend::weights::{point_hash, poisson1, Resolved, UNWEIGHTED};
 use crate::backend::Prepared;
 use crate::law::dag::{Node, NodeId};
@@ -276,12 +277,6 @@ pub fn looplm_sweep(data: &Prepared) -> Sweep {
     Sweep::new(3, curves, vars, data.y.clone(), data.w.clone(), Some(1))
 }
 
-#[derive(Clone, Copy)]
-enum V<'a> {
-    S(f64),
-    A(&'a [f64]),
-}
-
 /// Where an operand's values are, without borrowing them: a scalar, an
 /// array of the pass's store (by slot), or a data column from an offset.
 #[derive(Clone, Copy)]
@@ -289,48 +284,6 @@ enum Src {
     S(f64),
     Store(usize),
     Data(usize, usize),
-}
-
-/// `out[j] = e` with `x` bound to the operand's cell (or its scalar).
-/// Macros rather than functions taking a closure: the operation must be
-/// inlined into the loop of the instruction-set-specific caller, and a
-/// passed-in function was measured not to be (it ran as a scalar call,
-/// with its fused multiply-adds as library calls, 18x slower).
-macro_rules! unary {
-    ($out:expr, $a:expr, |$x:ident| $e:expr) => {
-        match $a {
-            V::S($x) => $out.fill($e),
-            V::A(a) => {
-                for (o, &$x) in $out.iter_mut().zip(a) {
-                    *o = $e;
-                }
-            }
-        }
-    };
-}
-
-/// `out[j] = e` with `x`, `y` bound to the two operands' cells.
-macro_rules! binary {
-    ($out:expr, $a:expr, $b:expr, |$x:ident, $y:ident| $e:expr) => {
-        match ($a, $b) {
-            (V::S($x), V::S($y)) => $out.fill($e),
-            (V::A(a), V::S($y)) => {
-                for (o, &$x) in $out.iter_mut().zip(a) {
-                    *o = $e;
-                }
-            }
-            (V::S($x), V::A(b)) => {
-                for (o, &$y) in $out.iter_mut().zip(b) {
-                    *o = $e;
-                }
-            }
-            (V::A(a), V::A(b)) => {
-                for ((o, &$x), &$y) in $out.iter_mut().zip(a).zip(b) {
-                    *o = $e;
-                }
-            }
-        }
-    };
 }
 
 impl CompiledGrid {
