@@ -24,6 +24,7 @@ use crate::{
     report::format_count,
 };
 use anyhow::{anyhow, bail, Context};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
@@ -377,16 +378,51 @@ pub fn read_pred_csv(path: &Path) -> anyhow::Result<Vec<Panel>> {
 }
 
 // Matplotlib's first three default colours, as in the LoopLM paper's figure.
-const REAL: RGBColor = RGBColor(31, 119, 180);
+pub(super) const REAL: RGBColor = RGBColor(31, 119, 180);
 const PRED: RGBColor = RGBColor(255, 127, 14);
 const HELD: RGBColor = RGBColor(44, 160, 44);
 /// The prediction's orange, pale: bands stay behind both lines.
 const BAND: RGBColor = RGBColor(255, 222, 192);
 const FONT: &str = "sans-serif";
 
+/// What a picture of panels draws: its title, its legend, the y range its
+/// panels share and each panel's contents. The Real-vs-Pred grid
+/// ([`draw_grid`]) and the residual grid ([`super::draw_residuals`]) are
+/// two of them; [`draw_figure`] gives both the same checks, layout, header
+/// style and x axis.
+pub(super) trait Figure {
+    /// The title of the whole figure.
+    fn title(&self, opts: &PlotOptions) -> String;
+    /// The legend's entries, left to right.
+    fn legend(&self, panels: &[Panel], opts: &PlotOptions) -> Vec<(String, Swatch)>;
+    /// The y range every panel shares.
+    fn y_range(&self, panels: &[Panel], opts: &PlotOptions) -> (f64, f64);
+    /// Draw panel `p` into `area`, under `title`, on the shared ranges.
+    fn draw_panel<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        p: &Panel,
+        title: &str,
+        x_range: (f64, f64),
+        y_range: (f64, f64),
+        opts: &PlotOptions,
+    ) -> anyhow::Result<()>;
+}
+
 /// Draw the grid to `path`, PNG or SVG by its extension (an existing file is
 /// replaced; refusing that is the caller's business).
 pub fn draw_grid(path: &Path, panels: &[Panel], opts: &PlotOptions) -> anyhow::Result<()> {
+    draw_figure(path, panels, opts, &RealVsPred)
+}
+
+/// Draw `figure` of `panels` to `path`, PNG or SVG by its extension,
+/// all-or-nothing (an existing file is replaced).
+pub(super) fn draw_figure(
+    path: &Path,
+    panels: &[Panel],
+    opts: &PlotOptions,
+    figure: &impl Figure,
+) -> anyhow::Result<()> {
     let format = PlotFormat::from_path(path)?;
     if panels.is_empty() {
         bail!("nothing to plot: no curves");
@@ -422,12 +458,14 @@ pub fn draw_grid(path: &Path, panels: &[Panel], opts: &PlotOptions) -> anyhow::R
             panels,
             &layout,
             opts,
+            figure,
         ),
         PlotFormat::Svg => render(
             SVGBackend::new(tmp, size).into_drawing_area(),
             panels,
             &layout,
             opts,
+            figure,
         ),
     })
 }
@@ -446,7 +484,7 @@ fn register_fonts() -> anyhow::Result<()> {
 }
 
 /// Plotters' errors carry the backend's error type; only the message matters.
-fn err(e: impl std::fmt::Display) -> anyhow::Error {
+pub(super) fn err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("{e}")
 }
 
@@ -455,12 +493,13 @@ fn render<DB: DrawingBackend>(
     panels: &[Panel],
     layout: &GridLayout,
     opts: &PlotOptions,
+    figure: &impl Figure,
 ) -> anyhow::Result<()> {
     root.fill(&WHITE).map_err(err)?;
     let (head, body) = root.split_vertically(HEADER_HEIGHT);
-    draw_header(&head, panels, opts)?;
+    draw_header(&head, &figure.title(opts), &figure.legend(panels, opts))?;
     let x_range = token_range(panels, opts);
-    let y_range = opts.y_range.unwrap_or_else(|| loss_range(panels));
+    let y_range = figure.y_range(panels, opts);
     let areas = body.split_evenly((layout.rows.len(), layout.cols.len()));
     for (i, p) in panels.iter().enumerate() {
         let (r, c) = layout.cells[i];
@@ -473,7 +512,7 @@ fn render<DB: DrawingBackend>(
             title = format!("{title} ({})", p.run);
         }
         let area = &areas[r * layout.cols.len() + c];
-        draw_panel(area, p, &title, x_range, y_range, opts)?;
+        figure.draw_panel(area, p, &title, x_range, y_range, opts)?;
     }
     root.present().map_err(err)?;
     Ok(())
@@ -481,11 +520,19 @@ fn render<DB: DrawingBackend>(
 
 /// A legend entry's sample.
 #[derive(Clone, Copy)]
-enum Swatch {
+pub(super) enum Swatch {
     Line,
     Dashed,
     Area,
     Dot,
+}
+
+/// The legend entry of the held-out markers, when any panel has some.
+pub(super) fn held_out_entry(panels: &[Panel]) -> Option<(String, Swatch)> {
+    panels
+        .iter()
+        .any(|p| p.held_out.iter().any(|&h| h))
+        .then(|| ("Held out".to_string(), Swatch::Dot))
 }
 
 /// Width of a legend sample (three dashes of the prediction), the gap to
@@ -499,13 +546,12 @@ const ENTRY_GAP: i32 = 28;
 /// any curve.
 fn draw_header<DB: DrawingBackend>(
     head: &DrawingArea<DB, Shift>,
-    panels: &[Panel],
-    opts: &PlotOptions,
+    title: &str,
+    entries: &[(String, Swatch)],
 ) -> anyhow::Result<()> {
     let width = head.dim_in_pixel().0 as i32;
     // Room left and right so that text shrunk to fit does not touch the edge.
     let room = width - 24;
-    let title = opts.title.as_deref().unwrap_or(DEFAULT_TITLE);
     let size = fit_font(26, |s| {
         let w = text_width(head, title, s, FontStyle::Bold);
         Ok(w <= room)
@@ -517,16 +563,9 @@ fn draw_header<DB: DrawingBackend>(
     head.draw(&Text::new(title, (width / 2, 28), style))
         .map_err(err)?;
 
-    let mut entries = vec![("Real", Swatch::Line), ("Pred", Swatch::Dashed)];
-    if panels.iter().any(|p| !p.band.is_empty()) {
-        entries.push((opts.band_label.as_str(), Swatch::Area));
-    }
-    if panels.iter().any(|p| p.held_out.iter().any(|&h| h)) {
-        entries.push(("Held out", Swatch::Dot));
-    }
     let row_width = |s: u32| -> anyhow::Result<i32> {
         let mut w = -ENTRY_GAP;
-        for (label, _) in &entries {
+        for (label, _) in entries {
             w += SWATCH + SWATCH_GAP + text_width(head, label, s, FontStyle::Normal) + ENTRY_GAP;
         }
         Ok(w)
@@ -538,7 +577,7 @@ fn draw_header<DB: DrawingBackend>(
         .pos(Pos::new(HPos::Left, VPos::Center));
     let y = 64;
     let mut x = (width - row_width(size)?) / 2;
-    for (label, swatch) in &entries {
+    for (label, swatch) in entries {
         match swatch {
             Swatch::Line => head.draw(&PathElement::new(
                 vec![(x, y), (x + SWATCH, y)],
@@ -558,7 +597,7 @@ fn draw_header<DB: DrawingBackend>(
         }
         .map_err(err)?;
         x += SWATCH + SWATCH_GAP;
-        head.draw(&Text::new(*label, (x, y), style.clone()))
+        head.draw(&Text::new(label.as_str(), (x, y), style.clone()))
             .map_err(err)?;
         x += text_width(head, label, size, FontStyle::Normal) + ENTRY_GAP;
     }
@@ -591,14 +630,20 @@ fn text_width<DB: DrawingBackend>(
         })
 }
 
-fn draw_panel<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    p: &Panel,
+/// A panel's chart: x and y in axis coordinates.
+pub(super) type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A panel's frame: its title, the shared x axis (named and scaled as
+/// `opts` says) and the y axis named `y_desc`, its ticks with at most
+/// `y_decimals` decimals, both with light grid lines.
+pub(super) fn panel_chart<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
     title: &str,
     x_range: (f64, f64),
     (y_lo, y_hi): (f64, f64),
+    (y_desc, y_decimals): (&str, usize),
     opts: &PlotOptions,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Chart<'a, DB>> {
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FONT, 21))
         .margin(8)
@@ -609,17 +654,17 @@ fn draw_panel<DB: DrawingBackend>(
     chart
         .configure_mesh()
         .x_desc(opts.x_label.as_str())
-        .y_desc("Loss")
+        .y_desc(y_desc)
         .x_labels(6)
         .y_labels(6)
         .x_label_formatter(&|v| {
             if opts.x_log {
                 format_count(10f64.powf(*v) * opts.x_unit)
             } else {
-                tick(*v)
+                tick(*v, 2)
             }
         })
-        .y_label_formatter(&|v| tick(*v))
+        .y_label_formatter(&|v| tick(*v, y_decimals))
         .label_style((FONT, 15))
         .axis_desc_style((FONT, 16))
         .max_light_lines(1)
@@ -627,49 +672,52 @@ fn draw_panel<DB: DrawingBackend>(
         .light_line_style(RGBColor(242, 242, 242))
         .draw()
         .map_err(err)?;
+    Ok(chart)
+}
 
-    let xs: Vec<f64> = p.tokens.iter().map(|&d| x_coord(d, opts)).collect();
-    let real = decimate(&xs, &p.loss, opts.max_line_points);
-    let pred = decimate(&xs, &p.pred, opts.max_line_points);
-    // A thinner line where points are denser than pixels, else noise
-    // turns the line into a solid band.
-    let dense = real.len() > 2 * opts.panel_width as usize;
-    let real_style = REAL.stroke_width(if dense { 1 } else { 2 });
-    let pred_style = PRED.stroke_width(2);
+/// The points of `p` on the x axis, in its coordinates.
+pub(super) fn x_coords(p: &Panel, opts: &PlotOptions) -> Vec<f64> {
+    p.tokens.iter().map(|&d| x_coord(d, opts)).collect()
+}
 
-    // Back to front: band, held-out markers, real line, prediction. The
-    // markers sit on the real curve, where a good prediction runs too, so
-    // drawn last they would hide exactly the part of it being judged.
-    if !p.band.is_empty() {
-        // One polygon, lo forwards and hi back, clamped to the y range
-        // (for a filled area that is the clip). The law is smooth, so
-        // every k-th point keeps its shape.
-        let step = p
-            .band
-            .len()
-            .div_ceil(opts.max_line_points.max(2) / 2)
-            .max(1);
-        let keep: Vec<usize> = (0..p.band.len())
-            .step_by(step)
-            .chain(std::iter::once(p.band.len() - 1))
-            .filter(|&i| xs[i].is_finite() && p.band[i].0.is_finite() && p.band[i].1.is_finite())
-            .collect();
-        let clamp = |v: f64| v.clamp(y_lo, y_hi);
-        let outline: Vec<(f64, f64)> = keep
-            .iter()
-            .map(|&i| (xs[i], clamp(p.band[i].0)))
-            .chain(keep.iter().rev().map(|&i| (xs[i], clamp(p.band[i].1))))
-            .collect();
-        if outline.len() >= 4 {
-            chart
-                .draw_series(std::iter::once(Polygon::new(outline, BAND.filled())))
-                .map_err(err)?;
-        }
+/// `ys` against `xs` as a solid blue line, decimated to
+/// [`PlotOptions::max_line_points`] and clipped to the y range; thinner
+/// where the points are denser than pixels, else noise turns the line into
+/// a solid band.
+pub(super) fn draw_solid_line<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    xs: &[f64],
+    ys: &[f64],
+    (y_lo, y_hi): (f64, f64),
+    opts: &PlotOptions,
+) -> anyhow::Result<()> {
+    let pts = decimate(xs, ys, opts.max_line_points);
+    let dense = pts.len() > 2 * opts.panel_width as usize;
+    let style = REAL.stroke_width(if dense { 1 } else { 2 });
+    // Lines are clipped to the y range by hand: plotters would draw them
+    // over the axes and the neighbouring panels.
+    for piece in clip_y(&pts, y_lo, y_hi) {
+        chart
+            .draw_series(LineSeries::new(piece, style))
+            .map_err(err)?;
     }
+    Ok(())
+}
 
+/// Green markers at the held-out points of `p`, at (`xs`, `ys`) inside the
+/// y range; at most a quarter of [`PlotOptions::max_line_points`] of them
+/// (every k-th).
+pub(super) fn draw_held_out<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    p: &Panel,
+    xs: &[f64],
+    ys: &[f64],
+    (y_lo, y_hi): (f64, f64),
+    opts: &PlotOptions,
+) -> anyhow::Result<()> {
     let held: Vec<(f64, f64)> = (0..xs.len())
         .filter(|&i| p.held_out.get(i).copied().unwrap_or(false))
-        .map(|i| (xs[i], p.loss[i]))
+        .map(|i| (xs[i], ys[i]))
         .filter(|&(x, y)| x.is_finite() && y >= y_lo && y <= y_hi)
         .collect();
     let stride = held
@@ -683,25 +731,93 @@ fn draw_panel<DB: DrawingBackend>(
                 .map(|&pt| Circle::new(pt, 3, HELD.filled())),
         )
         .map_err(err)?;
-
-    // Lines are clipped to the y range by hand: plotters would draw them
-    // over the axes and the neighbouring panels.
-    for piece in clip_y(&real, y_lo, y_hi) {
-        chart
-            .draw_series(LineSeries::new(piece, real_style))
-            .map_err(err)?;
-    }
-    for piece in clip_y(&pred, y_lo, y_hi) {
-        chart
-            .draw_series(DashedLineSeries::new(piece, 9, 5, pred_style))
-            .map_err(err)?;
-    }
     Ok(())
 }
 
-/// Tick label: at most two decimals, trailing zeros dropped ("2.5", "10").
-fn tick(v: f64) -> String {
-    let s = format!("{v:.2}");
+/// The Real-vs-Pred grid.
+struct RealVsPred;
+
+impl Figure for RealVsPred {
+    fn title(&self, opts: &PlotOptions) -> String {
+        opts.title.as_deref().unwrap_or(DEFAULT_TITLE).to_string()
+    }
+
+    fn legend(&self, panels: &[Panel], opts: &PlotOptions) -> Vec<(String, Swatch)> {
+        let mut entries = vec![
+            ("Real".to_string(), Swatch::Line),
+            ("Pred".to_string(), Swatch::Dashed),
+        ];
+        if panels.iter().any(|p| !p.band.is_empty()) {
+            entries.push((opts.band_label.clone(), Swatch::Area));
+        }
+        entries.extend(held_out_entry(panels));
+        entries
+    }
+
+    fn y_range(&self, panels: &[Panel], opts: &PlotOptions) -> (f64, f64) {
+        opts.y_range.unwrap_or_else(|| loss_range(panels))
+    }
+
+    fn draw_panel<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        p: &Panel,
+        title: &str,
+        x_range: (f64, f64),
+        (y_lo, y_hi): (f64, f64),
+        opts: &PlotOptions,
+    ) -> anyhow::Result<()> {
+        let mut chart = panel_chart(area, title, x_range, (y_lo, y_hi), ("Loss", 2), opts)?;
+        let xs = x_coords(p, opts);
+
+        // Back to front: band, held-out markers, real line, prediction. The
+        // markers sit on the real curve, where a good prediction runs too, so
+        // drawn last they would hide exactly the part of it being judged.
+        if !p.band.is_empty() {
+            // One polygon, lo forwards and hi back, clamped to the y range
+            // (for a filled area that is the clip). The law is smooth, so
+            // every k-th point keeps its shape.
+            let step = p
+                .band
+                .len()
+                .div_ceil(opts.max_line_points.max(2) / 2)
+                .max(1);
+            let keep: Vec<usize> = (0..p.band.len())
+                .step_by(step)
+                .chain(std::iter::once(p.band.len() - 1))
+                .filter(|&i| {
+                    xs[i].is_finite() && p.band[i].0.is_finite() && p.band[i].1.is_finite()
+                })
+                .collect();
+            let clamp = |v: f64| v.clamp(y_lo, y_hi);
+            let outline: Vec<(f64, f64)> = keep
+                .iter()
+                .map(|&i| (xs[i], clamp(p.band[i].0)))
+                .chain(keep.iter().rev().map(|&i| (xs[i], clamp(p.band[i].1))))
+                .collect();
+            if outline.len() >= 4 {
+                chart
+                    .draw_series(std::iter::once(Polygon::new(outline, BAND.filled())))
+                    .map_err(err)?;
+            }
+        }
+
+        draw_held_out(&mut chart, p, &xs, &p.loss, (y_lo, y_hi), opts)?;
+        draw_solid_line(&mut chart, &xs, &p.loss, (y_lo, y_hi), opts)?;
+        let pred = decimate(&xs, &p.pred, opts.max_line_points);
+        for piece in clip_y(&pred, y_lo, y_hi) {
+            chart
+                .draw_series(DashedLineSeries::new(piece, 9, 5, PRED.stroke_width(2)))
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+}
+
+/// Tick label: at most `decimals` decimals, trailing zeros dropped ("2.5",
+/// "10").
+fn tick(v: f64, decimals: usize) -> String {
+    let s = format!("{v:.decimals$}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s == "-0" {
         "0".into()
@@ -902,9 +1018,11 @@ mod tests {
 
     #[test]
     fn tick_labels_are_short() {
-        assert_eq!(tick(2.5), "2.5");
-        assert_eq!(tick(10.0), "10");
-        assert_eq!(tick(-0.0001), "0");
-        assert_eq!(tick(3.456), "3.46");
+        assert_eq!(tick(2.5, 2), "2.5");
+        assert_eq!(tick(10.0, 2), "10");
+        assert_eq!(tick(-0.0001, 2), "0");
+        assert_eq!(tick(3.456, 2), "3.46");
+        assert_eq!(tick(-0.0025, 4), "-0.0025");
+        assert_eq!(tick(0.1 + 0.2, 5), "0.3");
     }
 }
