@@ -1,11 +1,13 @@
 //! What a fit produced, and how it is written: fit.json, pred.csv, the
-//! terminal summary and the Real-vs-Pred grid picture.
+//! terminal summary and the pictures (the Real-vs-Pred grid and the
+//! residual grid).
 
 mod eval;
 mod json;
 mod metrics;
 mod plot;
 mod pred_csv;
+mod residuals;
 mod table;
 
 use indexmap::IndexMap;
@@ -22,6 +24,7 @@ pub use plot::{
     HEADER_HEIGHT,
 };
 pub use pred_csv::{write_pred_csv, write_table_pred_csv};
+pub use residuals::{draw_residuals, residual_range, residual_title, residuals, RESIDUALS_TITLE};
 pub use table::{format_count, law_summary, summary};
 
 /// Everything `fit.json` holds. Parameters are in raw units (N in
