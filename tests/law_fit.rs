@@ -83,8 +83,13 @@ fn rectified_per_run_matches_the_reference_fit() {
     ) else {
         return;
     };
-    // 42 panels wrapped 7 x 6 at 400 x 300 px under the 84 px header.
+    // 42 panels wrapped 7 x 6 at 400 x 300 px under the 84 px header, and
+    // their residuals on the same layout.
     assert_eq!(png_size(&out.join("grid.png")), (7 * 400, 84 + 6 * 300));
+    assert_eq!(
+        png_size(&out.join("residuals.png")),
+        (7 * 400, 84 + 6 * 300)
+    );
     // `plot` from fit.json alone (and the pred.csv beside it) draws the same.
     let again = out.join("again.png");
     ok(
@@ -242,6 +247,67 @@ fn a_bare_formula_recovers_its_parameters() {
             .contains("the law has no variable T (its variables: N, D)"),
         "{}",
         run.dump()
+    );
+}
+
+/// `fit --plot` of a formula with rows held out by --test-where: both
+/// pictures, the residuals titled with the fit and its test R², the
+/// held-out rows marked; `plot --residuals` draws the same from fit.json.
+#[test]
+fn a_law_fit_plot_draws_the_residuals_with_held_out_rows_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = chinchilla_csv(dir.path());
+    let out = dir.path().join("out");
+    ok(
+        dir.path(),
+        &[
+            "fit",
+            csv.to_str().unwrap(),
+            "--law",
+            "E + A/N^alpha + B/D^beta",
+            "--test-where",
+            "run=m1600000000",
+            "--backend",
+            "cpu",
+            "--plot",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let size = png_size(&out.join("grid.png"));
+    assert_eq!(png_size(&out.join("residuals.png")), size);
+    let svg = std::fs::read_to_string(out.join("residuals.svg")).unwrap();
+    assert!(svg.starts_with("<svg "), "an SVG");
+    let r = read_json(&out.join("fit.json"));
+    let title = format!(
+        "Residuals (pred − loss) · {} law · R² = {:.4} · test R² = {:.4}",
+        r["law"].as_str().unwrap(),
+        num(&r, &["metrics", "r2"]),
+        num(&r, &["test", "r2"])
+    );
+    assert!(svg.contains(&format!(">\n{title}\n<")), "{title}");
+    assert!(
+        svg.contains(">\nHeld out\n<"),
+        "held-out rows in the legend"
+    );
+    // The held-out curve's 40 markers (and the legend's).
+    assert!(svg.matches("fill=\"#2CA02C\"").count() >= 40);
+
+    let again = out.join("again.png");
+    ok(
+        dir.path(),
+        &[
+            "plot",
+            "--fit",
+            out.join("fit.json").to_str().unwrap(),
+            "--residuals",
+            "--out",
+            again.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        std::fs::read(&again).unwrap(),
+        std::fs::read(out.join("residuals.png")).unwrap()
     );
 }
 

@@ -36,7 +36,9 @@ pub(crate) struct FitArgs {
     /// e.g. to run another optimiser from the same starts.
     #[arg(long)]
     save_starts: bool,
-    /// Also draw the Real-vs-Pred grid to OUT/grid.png and OUT/grid.svg.
+    /// Also draw the Real-vs-Pred grid to OUT/grid.png and OUT/grid.svg,
+    /// and the residuals (pred − loss) to OUT/residuals.png and
+    /// OUT/residuals.svg.
     #[arg(long)]
     plot: bool,
     #[command(flatten)]
@@ -86,7 +88,7 @@ pub(crate) fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
     // Files first: a closed or full stdout must not lose the fit.
     let mut written = write_outputs(&out_dir, &ds, &out)?;
     if a.plot {
-        written.extend(write_grid_pictures(&out_dir, &ds, &out)?);
+        written.extend(write_fit_pictures(&out_dir, &ds, &out)?);
     }
     if a.save_starts {
         let path = out_dir.join("starts.csv");
@@ -232,10 +234,7 @@ fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
         let (panels, opts) =
             lawfit::panels(&bound.law, bound.file.axis.as_deref(), &out.report, &table)?;
         // Rows held out by --test-where are marked, as in eval's pictures.
-        for name in ["grid.png", "grid.svg"] {
-            report::draw_grid(&out_dir.join(name), &panels, &opts)?;
-            written.push(name);
-        }
+        written.extend(draw_pictures(&out_dir, &panels, &opts)?);
     }
     out_dir.warn_stale(&written);
     say!("{}", report::law_summary(&out.report));
@@ -316,8 +315,8 @@ fn write_outputs(dir: &OutDir, ds: &Dataset, out: &FitOutput) -> anyhow::Result<
     Ok(vec!["fit.json", "pred.csv"])
 }
 
-/// `fit --plot`: the grid next to fit.json, as PNG and SVG.
-fn write_grid_pictures(
+/// `fit --plot`: the grid and the residuals next to fit.json, as PNG and SVG.
+fn write_fit_pictures(
     dir: &OutDir,
     ds: &Dataset,
     out: &FitOutput,
@@ -329,9 +328,24 @@ fn write_grid_pictures(
     };
     // A bootstrapped fit draws its prediction band too.
     report::add_fit_bands(&mut panels, &out.report, &mut opts);
-    let names = vec!["grid.png", "grid.svg"];
-    for name in &names {
-        report::draw_grid(&dir.join(name), &panels, &opts)?;
+    draw_pictures(dir, &panels, &opts)
+}
+
+/// The pictures of `fit --plot`, each file written all-or-nothing: the
+/// Real-vs-Pred grid and the residual grid, as PNG and SVG.
+fn draw_pictures(
+    dir: &OutDir,
+    panels: &[report::Panel],
+    opts: &report::PlotOptions,
+) -> anyhow::Result<Vec<&'static str>> {
+    let mut names = Vec::new();
+    for name in ["grid.png", "grid.svg"] {
+        report::draw_grid(&dir.join(name), panels, opts)?;
+        names.push(name);
+    }
+    for name in ["residuals.png", "residuals.svg"] {
+        report::draw_residuals(&dir.join(name), panels, opts)?;
+        names.push(name);
     }
     Ok(names)
 }
