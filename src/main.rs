@@ -67,8 +67,9 @@ enum Command {
     /// Example: sweepfit predict --fit sweepfit-out/fit.json --N 2.8e9 --T 1:4:4
     /// --tokens 1e9:40e9:100 --out pred.csv
     Predict(PredictArgs),
-    /// Draw the Real-vs-Pred grid of a fit: one panel per curve, rows by T,
-    /// columns by N, observed loss solid and the law dashed (PNG or SVG).
+    /// Draw the Real-vs-Pred grid of a fit, or its residuals: one panel per
+    /// curve, rows by T, columns by N, observed loss solid and the law
+    /// dashed (PNG or SVG).
     ///
     /// Without --fit, --data must be a pred.csv (as `fit` writes) and its
     /// pred column is drawn. With --fit, the predictions are computed from
@@ -79,7 +80,14 @@ enum Command {
     /// (loss ~11) run off the top rather than flatten the rest. A
     /// bootstrapped fit.json also shades the replicates' prediction band.
     ///
+    /// With --residuals it draws the residuals (pred − loss) of the same
+    /// panels instead, around a zero line, on one y range symmetric about
+    /// zero: 1.1 x the 99th percentile of |pred − loss| over all curves, so
+    /// a few large misses at the first steps run off the panel.
+    ///
     /// Example: sweepfit plot --fit sweepfit-out/fit.json --out grid.svg
+    ///
+    /// Example: sweepfit plot --fit sweepfit-out/fit.json --residuals
     Plot(PlotArgs),
     /// List the built-in laws, or print one as a law file to start your own
     /// from.

@@ -3,7 +3,9 @@
 //! title and one legend, Real blue and Pred orange (the LoopLM paper's
 //! colours), the prediction drawn over held-out markers, empty cells stay
 //! blank, and the CLI writes it (`plot`, `fit --plot`) and refuses to
-//! overwrite without --force.
+//! overwrite without --force. The residual grid: pred − loss on the
+//! grid's layout, on the right side of a zero line, on a range a few
+//! outliers do not set, written by `fit --plot` and `plot --residuals`.
 
 mod common;
 
@@ -555,6 +557,178 @@ fn unknown_extension_is_refused() {
     assert!(!dir.path().join("grid.jpg").exists());
 }
 
+// ------------------------------------------------------------ residuals
+
+/// Every polyline of the SVG drawn in `colour` (its stroke), as its points.
+fn svg_polylines(svg: &str, colour: [i32; 3]) -> Vec<Vec<(f64, f64)>> {
+    let stroke = format!(
+        "stroke=\"#{:02X}{:02X}{:02X}\"",
+        colour[0], colour[1], colour[2]
+    );
+    svg.split('<')
+        .filter(|el| el.starts_with("polyline ") && el.contains(&stroke))
+        .map(|el| {
+            let start = el.find(" points=\"").unwrap() + " points=\"".len();
+            el[start..start + el[start..].find('"').unwrap()]
+                .split_whitespace()
+                .map(|p| {
+                    let (x, y) = p.split_once(',').unwrap();
+                    (x.parse().unwrap(), y.parse().unwrap())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+const RESIDUAL_BLUE: [i32; 3] = [31, 119, 180];
+const ZERO_GREY: [i32; 3] = [90, 90, 90];
+
+#[test]
+fn residuals_sit_above_zero_where_the_law_overshoots_on_a_robust_range() {
+    let dir = TempDir::new().unwrap();
+    let mut panels =
+        report::panels_from_dataset(&pythia_like(200), &looplm20_truth(), None).unwrap();
+    let layout = report::grid_layout(&panels);
+    // The smallest model's law overshoots by 0.02, the others undershoot
+    // by 0.02; one step-0 miss of 5 must not set the range.
+    let col_of = |i: usize| layout.cells[i].1;
+    for (i, p) in panels.iter_mut().enumerate() {
+        let r = if col_of(i) == 0 { 0.02 } else { -0.02 };
+        p.pred = p.loss.iter().map(|l| l + r).collect();
+    }
+    let last = (0..panels.len()).find(|&i| col_of(i) == 3).unwrap();
+    panels[last].pred[0] = panels[last].loss[0] + 5.0;
+    let (lo, hi) = report::residual_range(&panels);
+    assert!(lo == -hi && (hi - 0.022).abs() < 1e-9, "({lo}, {hi})");
+
+    let svg_path = dir.path().join("residuals.svg");
+    report::draw_residuals(&svg_path, &panels, &PlotOptions::default()).unwrap();
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    assert_eq!(svg_texts(&svg, report::RESIDUALS_TITLE), 1, "the title");
+    assert_eq!(svg_texts(&svg, "Residual"), 1, "one legend entry");
+    assert_eq!(svg_texts(&svg, "Pred"), 0, "no prediction line");
+    let zeros = svg_polylines(&svg, ZERO_GREY);
+    let blues = svg_polylines(&svg, RESIDUAL_BLUE);
+    for (i, p) in panels.iter().enumerate() {
+        let c = col_of(i);
+        let in_cell = |pts: &&Vec<(f64, f64)>| {
+            let (x, y) = pts[0];
+            y >= HEAD as f64 && (x as usize) / W == c
+        };
+        let zero: Vec<_> = zeros.iter().filter(in_cell).collect();
+        assert_eq!(zero.len(), 1, "panel {c}: one zero line");
+        assert!(
+            zero[0].iter().all(|&(_, y)| y == zero[0][0].1),
+            "horizontal"
+        );
+        let y0 = zero[0][0].1;
+        let mut ys: Vec<f64> = blues
+            .iter()
+            .filter(in_cell)
+            .flatten()
+            .map(|&(_, y)| y)
+            .collect();
+        assert!(
+            ys.len() >= p.tokens.len() / 2,
+            "panel {c}: {} points",
+            ys.len()
+        );
+        ys.sort_by(f64::total_cmp);
+        // 0.02 of a ±0.022 range: most of the way from zero to the edge
+        // (the plotting area is about 200 px high, so ~90 px).
+        let median = ys[ys.len() / 2];
+        if c == 0 {
+            assert!(median < y0 - 60.0, "panel {c}: {median} vs zero at {y0}");
+        } else {
+            assert!(median > y0 + 60.0, "panel {c}: {median} vs zero at {y0}");
+        }
+    }
+
+    // The PNG of the same panels: the grid's size, a blue line in every
+    // cell and nothing orange.
+    let png = dir.path().join("residuals.png");
+    report::draw_residuals(&png, &panels, &PlotOptions::default()).unwrap();
+    let img = decode_png(&png);
+    assert_eq!((img.width, img.height), (4 * W, HEAD + H));
+    for c in 0..4 {
+        let n = cell_counts(&img, 0, c);
+        assert!(n.blue > 100 && n.orange == 0, "cell (0, {c}): {n:?}");
+    }
+}
+
+#[test]
+fn held_out_residuals_are_green_and_in_the_legend() {
+    let dir = TempDir::new().unwrap();
+    let ds = pythia_like(200);
+    let held: Vec<bool> = ds
+        .configs
+        .iter()
+        .flat_map(|c| (0..c.len).map(move |i| i >= c.len * 3 / 4))
+        .collect();
+    let panels = report::panels_from_dataset(&ds, &looplm20_truth(), Some(&held)).unwrap();
+    let png = dir.path().join("held.png");
+    report::draw_residuals(&png, &panels, &PlotOptions::default()).unwrap();
+    let img = decode_png(&png);
+    for c in 0..4 {
+        let n = cell_counts(&img, 0, c);
+        assert!(n.green > 100 && n.blue > 100, "cell (0, {c}): {n:?}");
+    }
+    assert!(counts(&img, 0..img.width, 0..HEAD).green > 10, "legend");
+    let svg_path = dir.path().join("held.svg");
+    report::draw_residuals(&svg_path, &panels, &PlotOptions::default()).unwrap();
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    assert_eq!(svg_texts(&svg, "Held out"), 1);
+}
+
+#[test]
+fn long_residual_curves_are_decimated_and_the_x_axis_follows_the_options() {
+    let dir = TempDir::new().unwrap();
+    let n = 143_000;
+    let tokens: Vec<f64> = (0..n).map(|i| 1e6 + i as f64 * 2.1e6).collect();
+    let loss: Vec<f64> = tokens
+        .iter()
+        .map(|d| 2.0 + 9.0 * (-d / 5e9).exp())
+        .collect();
+    let panel = Panel {
+        run: "big".into(),
+        n: 1e9,
+        t: 1.0,
+        pred: loss
+            .iter()
+            .enumerate()
+            .map(|(i, l)| l + 0.05 * ((i % 17) as f64 / 17.0 - 0.5))
+            .collect(),
+        tokens,
+        loss,
+        ..Default::default()
+    };
+    let opts = PlotOptions {
+        x_label: "Steps".into(),
+        x_unit: 1.0,
+        x_log: true,
+        title: Some("Real vs Pred · test law · R² = 0.5".into()),
+        ..Default::default()
+    };
+    let path = dir.path().join("big.svg");
+    report::draw_residuals(&path, std::slice::from_ref(&panel), &opts).unwrap();
+    let size = std::fs::metadata(&path).unwrap().len();
+    // 143k points written as-is would take several MB.
+    assert!(size < 200_000, "SVG of {size} bytes");
+    let svg = std::fs::read_to_string(&path).unwrap();
+    let points: usize = svg_polylines(&svg, RESIDUAL_BLUE)
+        .iter()
+        .map(Vec::len)
+        .sum();
+    assert!(points <= 2000 + 10, "{points} points drawn");
+    assert_eq!(svg_texts(&svg, "Steps"), 1, "the x label of the options");
+    // A log axis labels its ticks as counts (e.g. "1M", "100M").
+    assert!(svg_texts(&svg, "100M") == 1, "log ticks");
+    assert_eq!(
+        svg_texts(&svg, "Residuals (pred − loss) · test law · R² = 0.5"),
+        1
+    );
+}
+
 // ------------------------------------------------------------------ CLI
 
 /// Whether the run succeeded, and everything it printed.
@@ -643,6 +817,87 @@ fn fit_plot_writes_both_pictures_and_plot_refuses_to_overwrite() {
 }
 
 #[test]
+fn fit_plot_writes_the_residuals_and_plot_residuals_draws_them() {
+    let dir = TempDir::new().unwrap();
+    let sim = dir.path().join("sim.csv");
+    let (ok, text) = sweepfit(
+        dir.path(),
+        &["simulate", "--out", s(&sim), "--points", "60"],
+    );
+    assert!(ok, "{text}");
+    let out = dir.path().join("out");
+    let (ok, text) = sweepfit(
+        dir.path(),
+        &["fit", s(&sim), "--plot", "--starts", "8", "--out", s(&out)],
+    );
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("residuals.png") && text.contains("residuals.svg"),
+        "{text}"
+    );
+    let grid = decode_png(&out.join("grid.png"));
+    let resid = decode_png(&out.join("residuals.png"));
+    assert_eq!((resid.width, resid.height), (grid.width, grid.height));
+    for r in 0..4 {
+        for c in 0..5 {
+            let n = cell_counts(&resid, r, c);
+            assert!(n.blue > 100 && n.orange == 0, "cell ({r}, {c}): {n:?}");
+        }
+    }
+    let svg = std::fs::read_to_string(out.join("residuals.svg")).unwrap();
+    assert!(svg.starts_with("<svg ") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("T = 4, N = 1.36B"));
+    // The fit's title with the residuals in place of "Real vs Pred".
+    let fit = report::read_fit_json(&out.join("fit.json")).unwrap();
+    let title = format!(
+        "{} · {} law · R² = {:.4}",
+        report::RESIDUALS_TITLE,
+        fit.law,
+        fit.metrics.r2
+    );
+    assert_eq!(svg_texts(&svg, &title), 1, "{title}");
+
+    // `plot --residuals` defaults to residuals.png beside pred.csv, which
+    // `fit --plot` already wrote: refused, then redrawn the same with --force.
+    let fit = out.join("fit.json");
+    let png = out.join("residuals.png");
+    let before = std::fs::read(&png).unwrap();
+    let (ok, text) = sweepfit(dir.path(), &["plot", "--fit", s(&fit), "--residuals"]);
+    assert!(!ok, "overwrote without --force:\n{text}");
+    assert!(
+        text.contains("residuals.png") && text.contains("--force"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read(&png).unwrap(), before, "left untouched");
+    let args = ["plot", "--fit", s(&fit), "--residuals", "--force"];
+    let (ok, text) = sweepfit(dir.path(), &args);
+    assert!(ok, "{text}");
+    assert_eq!(std::fs::read(&png).unwrap(), before, "the same picture");
+
+    // Beside --data, whatever it is; from a pred.csv alone, the plain title.
+    let args = ["plot", "--fit", s(&fit), "--data", s(&sim), "--residuals"];
+    let (ok, text) = sweepfit(dir.path(), &args);
+    assert!(ok, "{text}");
+    let beside = decode_png(&dir.path().join("residuals.png"));
+    assert_eq!((beside.width, beside.height), (grid.width, grid.height));
+    let again = dir.path().join("again.svg");
+    let pred = out.join("pred.csv");
+    let args = [
+        "plot",
+        "--data",
+        s(&pred),
+        "--residuals",
+        "--out",
+        s(&again),
+    ];
+    let (ok, text) = sweepfit(dir.path(), &args);
+    assert!(ok, "{text}");
+    let svg = std::fs::read_to_string(&again).unwrap();
+    assert_eq!(svg_texts(&svg, report::RESIDUALS_TITLE), 1);
+    assert_eq!(svg_texts(&svg, "Real"), 0);
+}
+
+#[test]
 fn help_documents_plot_and_fit_plot() {
     let dir = TempDir::new().unwrap();
     let (ok, text) = sweepfit(dir.path(), &["plot", "--help"]);
@@ -654,12 +909,16 @@ fn help_documents_plot_and_fit_plot() {
         "--force",
         "pred.csv",
         "percentile",
+        "--residuals",
+        "residuals.png",
     ] {
         assert!(text.contains(w), "plot --help lacks {w}:\n{text}");
     }
     let (ok, text) = sweepfit(dir.path(), &["fit", "--help"]);
     assert!(
-        ok && text.contains("--plot") && text.contains("grid.svg"),
+        ok && text.contains("--plot")
+            && text.contains("grid.svg")
+            && text.contains("residuals.svg"),
         "{text}"
     );
 }

@@ -1,4 +1,4 @@
-//! `plot`: the Real-vs-Pred grid of a fit.
+//! `plot`: the Real-vs-Pred grid of a fit, or its residuals.
 
 use std::path::PathBuf;
 
@@ -19,9 +19,14 @@ pub(crate) struct PlotArgs {
     #[arg(long, value_name = "FILE")]
     data: Option<PathBuf>,
     /// Picture to write, PNG or SVG by its extension [default: grid.png
-    /// beside --data].
+    /// beside --data, or residuals.png with --residuals].
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Draw the residuals (pred − loss) instead of Real vs Pred: the same
+    /// panels around a zero line, on one y range symmetric about zero
+    /// (1.1 x the 99th percentile of |pred − loss| over all curves).
+    #[arg(long)]
+    residuals: bool,
     /// Replace an existing --out file.
     #[arg(long)]
     force: bool,
@@ -33,7 +38,20 @@ pub(crate) fn cmd_plot(a: PlotArgs) -> anyhow::Result<()> {
         (None, Some(f)) => f.with_file_name("pred.csv"),
         (None, None) => bail!("give --data FILE, --fit FILE or both"),
     };
-    let out = a.out.unwrap_or_else(|| data.with_file_name("grid.png"));
+    let default_name = if a.residuals {
+        "residuals.png"
+    } else {
+        "grid.png"
+    };
+    let out = a.out.unwrap_or_else(|| data.with_file_name(default_name));
+    let draw = |panels: &[report::Panel], opts: &report::PlotOptions| {
+        sweepfit::output::create_parent(&out)?;
+        if a.residuals {
+            report::draw_residuals(&out, panels, opts)
+        } else {
+            report::draw_grid(&out, panels, opts)
+        }
+    };
     report::PlotFormat::from_path(&out)?;
     if out.exists() && !a.force {
         bail!("{} exists (use --force to replace it)", out.display());
@@ -43,8 +61,7 @@ pub(crate) fn cmd_plot(a: PlotArgs) -> anyhow::Result<()> {
         let table = sweepfit::data::Table::read(&data)?;
         let (panels, opts) =
             sweepfit::lawfit::panels(&fit.law, fit.axis.as_deref(), &fit.report, &table)?;
-        sweepfit::output::create_parent(&out)?;
-        report::draw_grid(&out, &panels, &opts)?;
+        draw(&panels, &opts)?;
         say!("wrote {}", out.display());
         return Ok(());
     }
@@ -62,8 +79,7 @@ pub(crate) fn cmd_plot(a: PlotArgs) -> anyhow::Result<()> {
         }
         None => report::read_pred_csv(&data)?,
     };
-    sweepfit::output::create_parent(&out)?;
-    report::draw_grid(&out, &panels, &opts)?;
+    draw(&panels, &opts)?;
     say!("wrote {}", out.display());
     Ok(())
 }
