@@ -73,10 +73,13 @@ fn readme_examples_run_in_order_as_written() {
         "boot/fit.json",
         "boot/grid.png",
         "boot/grid.svg",
+        "boot/residuals.png",
+        "boot/residuals.svg",
         "eval/eval.json",
         "eval/eval.csv",
         "pred-2.8B.csv",
         "grid.svg",
+        "residuals.svg",
     ] {
         assert!(ex.join(f).is_file(), "missing examples-out/{f}");
     }
