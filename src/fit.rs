@@ -9,13 +9,16 @@ use indexmap::IndexMap;
 
 use crate::backend::{Backend, CpuBackend, Eval, Prepared, Weighting, UNWEIGHTED};
 use crate::data::Dataset;
+use crate::identify::Identifiability;
 use crate::law::{
     predict_raw, FreeSpace, LawKind, ParamSpec, A, ALPHA, B, BETA, C, GAMMA, NP, PARAM_NAMES, T1,
     T2, T3,
 };
 use crate::objective::Objective;
 use crate::optim::{self, BatchObjective, Outcome, Progress, Status};
-use crate::report::{compute_metrics, BackendReport, FitReport, ObjectiveReport, StartsReport};
+use crate::report::{
+    compute_metrics, BackendReport, FitReport, ObjectiveReport, PolishReport, StartsReport,
+};
 
 /// Relative distance to the best objective within which a start counts as
 /// having reached it.
@@ -495,6 +498,96 @@ pub fn initial_starts(
     })
 }
 
+/// Starts finished by Gauss-Newton in f64 on the compiled LoopLM law (see
+/// [`crate::polish`]), whatever backend searched: their raw parameters and
+/// objectives and, for the best of them, how far it converged and what the
+/// data determine there.
+pub struct Finished {
+    /// Per start given, its polished raw parameters and objective.
+    pub raw: Vec<([f64; NP], f64)>,
+    /// Index of the best in `raw`.
+    pub best: usize,
+    pub polish: PolishReport,
+    pub identifiability: Identifiability,
+}
+
+/// Polish `starts` (raw, law order) on `prepared`'s points and weights,
+/// with the parameters `spec` fixes held.
+pub fn finish(
+    ds: &Dataset,
+    prepared: &Prepared,
+    spec: &ParamSpec,
+    starts: &[[f64; NP]],
+) -> anyhow::Result<Finished> {
+    let file = crate::law::builtin_law("looplm").expect("looplm is built in");
+    let law = file.compile("looplm")?;
+    // Per compiled parameter, its index in the fit's order.
+    let order: Vec<usize> = law
+        .params
+        .iter()
+        .map(|n| param_index(n).expect("a LoopLM parameter"))
+        .collect();
+    let mut vars = vec![Vec::with_capacity(ds.points()); law.variables.len()];
+    for c in &ds.configs {
+        for i in c.range() {
+            for (v, name) in law.variables.iter().enumerate() {
+                vars[v].push(match name.as_str() {
+                    "N" => c.n,
+                    "T" => c.t,
+                    _ => ds.tokens[i],
+                });
+            }
+        }
+    }
+    let mut rules = crate::law::params::rules(&file, &law, &vars);
+    for (k, &i) in order.iter().enumerate() {
+        rules[k].fixed = spec.fixed[i];
+    }
+    let all: Vec<usize> = (0..ds.points()).collect();
+    let reference = crate::polish::reference(&vars, &prepared.w, &all);
+    let space = crate::law::space::LawSpace::new(&law, rules, reference);
+    let rows = crate::law::jacobian::RowJacobian::new(
+        &law,
+        &vars,
+        &prepared.y,
+        &prepared.w,
+        prepared.objective,
+        space.free(),
+    );
+    let p0: Vec<(usize, Vec<f64>)> = starts
+        .iter()
+        .map(|raw| (0, order.iter().map(|&i| raw[i]).collect()))
+        .collect();
+    let polished = crate::polish::polish(&law, &space, std::slice::from_ref(&rows), &p0)?;
+    let best = (0..polished.len())
+        .min_by(|&a, &b| polished[a].f.total_cmp(&polished[b].f))
+        .context("no start to polish")?;
+    let raw = polished
+        .iter()
+        .zip(starts)
+        .map(|(p, start)| {
+            let mut out = *start;
+            for (k, &i) in order.iter().enumerate() {
+                out[i] = p.params[k];
+            }
+            (out, p.f)
+        })
+        .collect();
+    let p = &polished[best];
+    let distinct = crate::polish::distinct_values(&law.variables, &vars, &all);
+    let c = crate::polish::curvature(&law, &space, &rows, p, prepared.objective, distinct);
+    Ok(Finished {
+        raw,
+        best,
+        polish: PolishReport {
+            grad_norm: p.grad_norm,
+            newton_steps: p.steps,
+            converged: p.grad_norm <= crate::polish::GRAD_TOL,
+        },
+        identifiability: crate::identify::analyse(&c),
+    })
+}
+
 /// Fit the law to `ds` on `backend`, which must have been built from
 /// `Prepared::new(ds, opts.objective)`.
 pub fn fit(
@@ -539,11 +632,37 @@ pub fn fit(
     }
     let seconds = started.elapsed().as_secs_f64();
 
+    let mut outcomes = outcomes;
     let best = best_index(&outcomes).context(
         "every start ended with a non-finite objective: check the data and the fixed values",
     )?;
+    // Counted where the search ended: the polish finishes the best alone.
     let at_best = count_at_best(&outcomes);
-    let raw = raw_params(&space, &outcomes[best].x);
+    let found = raw_params(&space, &outcomes[best].x);
+    // Parameters that overflow in raw units are an error to name, not a
+    // point to polish from.
+    if found.iter().any(|v| !v.is_finite()) {
+        check_finite(ds, &found)?;
+    }
+    let finished = finish(ds, prepared, &space.spec, &[found])?;
+    let (polished, f) = finished.raw[0];
+    // The polish only takes steps that lower f; a non-finite end (the law
+    // overflowing in raw units) keeps the search's optimum for the checks
+    // below to name.
+    let raw = if f.is_finite() {
+        outcomes[best].x = space.to_theta(&space.scale.to_internal(&polished));
+        outcomes[best].f = f;
+        polished
+    } else {
+        found
+    };
+    if !finished.polish.converged {
+        notes.push(format!(
+            "the optimum did not converge to grad_norm 1e-6 (grad_norm {:.1e} after {} \
+             Gauss-Newton steps): its last digits depend on where the search stopped",
+            finished.polish.grad_norm, finished.polish.newton_steps
+        ));
+    }
     let metrics = compute_metrics(ds, &raw);
     // The metrics have predicted every point already: only a non-finite
     // result needs the pass that finds and names the culprit.
@@ -591,6 +710,8 @@ pub fn fit(
         points: ds.points(),
         configs: ds.configs.len(),
         notes,
+        polish: Some(finished.polish),
+        identifiability: Some(finished.identifiability),
         bootstrap: None,
     };
     let starts = x0

@@ -1,8 +1,11 @@
 //! A compiled law's residuals and their Jacobian over a set of rows, summed
-//! into what a least-squares optimiser needs: f = 1/2 sum_i w_i r_i^2,
-//! J^T W r and J^T W J, with J the derivatives of the residuals by chosen
-//! parameters (raw units). The residual is pred - y, or ln pred - y in log
-//! space (y is then already a log).
+//! into what a least-squares optimiser needs: f = sum_i w_i rho(r_i),
+//! g = J^T W psi(r) and the Gauss-Newton matrix J^T W psi'(r) J, with J the
+//! derivatives of the residuals by chosen parameters (raw units). For mse
+//! rho = r^2 / 2, psi = r and psi' = 1; for Huber psi is r clipped to
+//! [-delta, delta] and psi' is 1 inside, 0 beyond. The residual is pred - y,
+//! or ln pred - y in log space (y is then already a log). On request it
+//! also sums the middle of the sandwich covariance, J^T W^2 psi^2 J.
 //!
 //! The evaluator in `backend::cpu` forms only the gradient (a reverse
 //! pass), which cannot give J^T J; this one evaluates the law's value and
@@ -18,7 +21,7 @@ use std::collections::HashMap;
 
 use super::dag::{Node, NodeId};
 use super::CompiledLaw;
-use crate::objective::Space;
+use crate::objective::{LossKind, Objective, Space};
 
 use crate::backend::fastmath::{
     exact_exp as exp, exact_ln_recip as ln_recip, exact_pow as pow, mul_add,
@@ -122,6 +125,8 @@ pub struct RowJacobian {
     y: Vec<f64>,
     w: Vec<f64>,
     log: bool,
+    /// Huber's delta; `None` for mse.
+    huber: Option<f64>,
     value: NodeId,
     /// The derivative node of every wanted parameter.
     jac: Vec<NodeId>,
@@ -141,7 +146,9 @@ pub struct Workspace {
     j: Vec<Vec<f64>>,
     wj: Vec<Vec<f64>>,
     r: Vec<f64>,
+    /// w psi(r), and w psi'(r) (Huber only: for mse it is w).
     wr: Vec<f64>,
+    wc: Vec<f64>,
     /// d residual / d pred (1/pred in log space).
     scale: Vec<f64>,
 }
@@ -156,7 +163,7 @@ impl RowJacobian {
         vars: &[Vec<f64>],
         y: &[f64],
         w: &[f64],
-        space: Space,
+        objective: Objective,
         wanted: &[usize],
     ) -> RowJacobian {
         let jac: Vec<NodeId> = wanted.iter().map(|&p| law.grad[p]).collect();
@@ -349,7 +356,8 @@ impl RowJacobian {
             data,
             y: keep.iter().map(|&r| y[r]).collect(),
             w: keep.iter().map(|&r| w[r]).collect(),
-            log: space == Space::Log,
+            log: objective.space == Space::Log,
+            huber: (objective.loss == LossKind::Huber).then_some(objective.delta),
             value: law.value,
             jac,
         }
@@ -383,14 +391,14 @@ impl RowJacobian {
                 v.resize(k, vec![0.0; TILE]);
             }
         }
-        for v in [&mut ws.r, &mut ws.wr, &mut ws.scale] {
+        for v in [&mut ws.r, &mut ws.wr, &mut ws.wc, &mut ws.scale] {
             v.resize(TILE, 0.0);
         }
     }
 
-    /// f = 1/2 sum w r^2 at the law's parameters `params` (returned), with
-    /// J^T W r into `g` and J^T W J into `h` (row-major, both triangles).
-    /// Not finite where the law is not.
+    /// f = sum w rho(r) at the law's parameters `params` (returned), with
+    /// J^T W psi into `g` and J^T W psi' J into `h` (row-major, both
+    /// triangles). Not finite where the law is not.
     pub fn evaluate(
         &self,
         params: &[f64],
@@ -398,20 +406,44 @@ impl RowJacobian {
         g: &mut [f64],
         h: &mut [f64],
     ) -> f64 {
+        self.dispatch(params, ws, g, h, None)
+    }
+
+    /// [`Self::evaluate`], with J^T W^2 psi^2 J (the middle of the sandwich
+    /// covariance) into `meat` too.
+    pub fn evaluate_with_meat(
+        &self,
+        params: &[f64],
+        ws: &mut Workspace,
+        g: &mut [f64],
+        h: &mut [f64],
+        meat: &mut [f64],
+    ) -> f64 {
+        self.dispatch(params, ws, g, h, Some(meat))
+    }
+
+    fn dispatch(
+        &self,
+        params: &[f64],
+        ws: &mut Workspace,
+        g: &mut [f64],
+        h: &mut [f64],
+        meat: Option<&mut [f64]>,
+    ) -> f64 {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
                 // SAFETY: the CPU supports the features the function enables.
-                return unsafe { self.eval_avx512(params, ws, g, h) };
+                return unsafe { self.eval_avx512(params, ws, g, h, meat) };
             }
             if std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
             {
                 // SAFETY: as above.
-                return unsafe { self.eval_avx2(params, ws, g, h) };
+                return unsafe { self.eval_avx2(params, ws, g, h, meat) };
             }
         }
-        self.eval::<false>(params, ws, g, h)
+        self.eval::<false>(params, ws, g, h, meat)
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -422,14 +454,22 @@ impl RowJacobian {
         ws: &mut Workspace,
         g: &mut [f64],
         h: &mut [f64],
+        meat: Option<&mut [f64]>,
     ) -> f64 {
-        self.eval::<true>(p, ws, g, h)
+        self.eval::<true>(p, ws, g, h, meat)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn eval_avx2(&self, p: &[f64], ws: &mut Workspace, g: &mut [f64], h: &mut [f64]) -> f64 {
-        self.eval::<true>(p, ws, g, h)
+    unsafe fn eval_avx2(
+        &self,
+        p: &[f64],
+        ws: &mut Workspace,
+        g: &mut [f64],
+        h: &mut [f64],
+        meat: Option<&mut [f64]>,
+    ) -> f64 {
+        self.eval::<true>(p, ws, g, h, meat)
     }
 
     #[inline(always)]
@@ -439,6 +479,7 @@ impl RowJacobian {
         ws: &mut Workspace,
         g: &mut [f64],
         h: &mut [f64],
+        mut meat: Option<&mut [f64]>,
     ) -> f64 {
         self.fit(ws);
         let n = self.jac.len();
@@ -486,6 +527,9 @@ impl RowJacobian {
         }
         g.fill(0.0);
         h.fill(0.0);
+        if let Some(b) = meat.as_deref_mut() {
+            b.fill(0.0);
+        }
         let mut f = 0.0;
         let n_rows = self.y.len();
         let mut t0 = 0;
@@ -521,10 +565,32 @@ impl RowJacobian {
             } else {
                 binary!(r, pred, V::A(y), |p, y| p - y);
             }
-            for ((o, &r), &w) in wr.iter_mut().zip(r.iter()).zip(w) {
-                *o = w * r;
-            }
-            f += dot::<FMA>(wr, r);
+            // The weights of the gradient (w psi) and of the curvature.
+            let wc: &[f64] = match self.huber {
+                None => {
+                    for ((o, &r), &w) in wr.iter_mut().zip(r.iter()).zip(w) {
+                        *o = w * r;
+                    }
+                    f += 0.5 * dot::<FMA>(wr, r);
+                    w
+                }
+                Some(delta) => {
+                    let wc = &mut ws.wc[..m];
+                    for (((o, c), &r), &w) in wr.iter_mut().zip(wc.iter_mut()).zip(r.iter()).zip(w)
+                    {
+                        let inside = r.abs() <= delta;
+                        let rho = if inside {
+                            0.5 * r * r
+                        } else {
+                            delta * (r.abs() - 0.5 * delta)
+                        };
+                        f += w * rho;
+                        *o = w * r.clamp(-delta, delta);
+                        *c = if inside { w } else { 0.0 };
+                    }
+                    wc
+                }
+            };
             for a in 0..n {
                 let ja = self.operand(self.jac[a], &ws.scalars, &ws.vals, t0, m);
                 let (j, wj) = (&mut ws.j[a][..m], &mut ws.wj[a][..m]);
@@ -533,8 +599,8 @@ impl RowJacobian {
                 } else {
                     unary!(j, ja, |d| d);
                 }
-                for ((o, &d), &w) in wj.iter_mut().zip(j.iter()).zip(w) {
-                    *o = w * d;
+                for ((o, &d), &c) in wj.iter_mut().zip(j.iter()).zip(wc) {
+                    *o = c * d;
                 }
             }
             for a in 0..n {
@@ -544,14 +610,27 @@ impl RowJacobian {
                     h[a * n + b] += dot::<FMA>(&ws.wj[b][..m], ja);
                 }
             }
+            if let Some(meat) = meat.as_deref_mut() {
+                // Rare (once per report): plain loops over the tile.
+                for a in 0..n {
+                    for b in a..n {
+                        let (ja, jb) = (&ws.j[a][..m], &ws.j[b][..m]);
+                        meat[a * n + b] +=
+                            (0..m).map(|i| wr[i] * wr[i] * ja[i] * jb[i]).sum::<f64>();
+                    }
+                }
+            }
             t0 += m;
         }
         for a in 0..n {
             for b in 0..a {
                 h[a * n + b] = h[b * n + a];
+                if let Some(meat) = meat.as_deref_mut() {
+                    meat[a * n + b] = meat[b * n + a];
+                }
             }
         }
-        0.5 * f
+        f
     }
 
     /// Node `o`'s values over rows `t0..t0 + m`.
@@ -621,9 +700,11 @@ fn dot<const FMA: bool>(a: &[f64], b: &[f64]) -> f64 {
 mod tests {
     use super::*;
 
-    /// f, J^T W r and J^T W J against sums of the reference interpreter's
-    /// value and gradient, row by row, in both spaces, for laws with
-    /// powers of data, powers of sums, exp, log and sqrt.
+    /// f, g, the Gauss-Newton matrix and the sandwich's middle against sums
+    /// of the reference interpreter's value and gradient, row by row, in
+    /// both spaces and for both losses (Huber's delta just above the
+    /// median residual, so rows fall on both sides of it), for laws with powers
+    /// of data, powers of sums, exp, log and sqrt.
     #[test]
     fn sums_match_the_reference_interpreter() {
         let cases = [
@@ -647,7 +728,10 @@ mod tests {
             let law = CompiledLaw::from_formula(formula, &["N", "D"]).unwrap();
             assert_eq!(law.params.len(), p.len(), "{formula}");
             let wanted: Vec<usize> = (0..p.len()).collect();
-            for space in [Space::Linear, Space::Log] {
+            for (space, loss) in [Space::Linear, Space::Log]
+                .into_iter()
+                .flat_map(|s| [(s, LossKind::Mse), (s, LossKind::Huber)])
+            {
                 let target: Vec<f64> = (0..rows)
                     .map(|i| law.eval(&[n[i], d[i]], &p) * (1.0 + 0.01 * ((i % 5) as f64 - 2.0)))
                     .collect();
@@ -657,39 +741,74 @@ mod tests {
                 };
                 let mut w: Vec<f64> = (0..rows).map(|i| 1.0 + (i % 3) as f64).collect();
                 w[10] = 0.0;
-                let rj = RowJacobian::new(&law, &[n.clone(), d.clone()], &y, &w, space, &wanted);
                 let k = p.len();
-                let (mut g, mut h) = (vec![0.0; k], vec![0.0; k * k]);
-                let mut ws = Workspace::default();
-                let f = rj.evaluate(&p, &mut ws, &mut g, &mut h);
-                let (mut fw, mut gw, mut hw) = (0.0, vec![0.0; k], vec![0.0; k * k]);
                 let mut grad = vec![0.0; k];
+                // Residual and d residual / d pred of every row.
+                let res: Vec<(f64, f64)> = (0..rows)
+                    .map(|i| {
+                        let v = law.eval(&[n[i], d[i]], &p);
+                        match space {
+                            Space::Linear => (v - y[i], 1.0),
+                            Space::Log => (v.ln() - y[i], 1.0 / v),
+                        }
+                    })
+                    .collect();
+                let mut abs: Vec<f64> = res.iter().map(|r| r.0.abs()).collect();
+                abs.sort_by(f64::total_cmp);
+                // Halfway from the median to the next larger residual: no
+                // row sits on delta, where rounding would pick the side.
+                let median = abs[rows / 2];
+                let next = abs.iter().find(|&&a| a > median * (1.0 + 1e-9)).unwrap();
+                let objective = Objective {
+                    loss,
+                    space,
+                    delta: 0.5 * (median + next),
+                };
+                let rj =
+                    RowJacobian::new(&law, &[n.clone(), d.clone()], &y, &w, objective, &wanted);
+                let (mut g, mut h, mut b) = (vec![0.0; k], vec![0.0; k * k], vec![0.0; k * k]);
+                let mut ws = Workspace::default();
+                let f = rj.evaluate_with_meat(&p, &mut ws, &mut g, &mut h, &mut b);
+                let (mut fw, mut gw, mut hw, mut bw) =
+                    (0.0, vec![0.0; k], vec![0.0; k * k], vec![0.0; k * k]);
+                // Sums of the terms' sizes: the scale rounding is relative
+                // to where terms cancel.
+                let (mut ga, mut ha, mut ba) = (vec![0.0; k], vec![0.0; k * k], vec![0.0; k * k]);
                 for i in 0..rows {
-                    let v = law.eval_grad(&[n[i], d[i]], &p, &mut grad);
-                    let (r, s) = match space {
-                        Space::Linear => (v - y[i], 1.0),
-                        Space::Log => (v.ln() - y[i], 1.0 / v),
+                    law.eval_grad(&[n[i], d[i]], &p, &mut grad);
+                    let (r, s) = res[i];
+                    let (rho, psi) = objective.rho(r);
+                    let curv = match loss {
+                        LossKind::Mse => 1.0,
+                        LossKind::Huber => f64::from(r.abs() <= objective.delta),
                     };
-                    fw += 0.5 * w[i] * r * r;
+                    fw += w[i] * rho;
                     for a in 0..k {
-                        gw[a] += w[i] * r * grad[a] * s;
-                        for b in 0..k {
-                            hw[a * k + b] += w[i] * grad[a] * grad[b] * s * s;
+                        gw[a] += w[i] * psi * grad[a] * s;
+                        ga[a] += (w[i] * psi * grad[a] * s).abs();
+                        for c in 0..k {
+                            let jj = grad[a] * grad[c] * s * s;
+                            hw[a * k + c] += w[i] * curv * jj;
+                            bw[a * k + c] += w[i] * w[i] * psi * psi * jj;
+                            ha[a * k + c] += (w[i] * curv * jj).abs();
+                            ba[a * k + c] += (w[i] * w[i] * psi * psi * jj).abs();
                         }
                     }
                 }
-                let close = |x: f64, y: f64| (x - y).abs() <= 1e-11 * x.abs().max(y.abs());
-                assert!(close(f, fw), "{formula} {space:?}: f {f} vs {fw}");
+                let what = format!("{formula} {space:?} {loss:?}");
+                let close = |x: f64, y: f64, size: f64| (x - y).abs() <= 1e-11 * size;
+                assert!(close(f, fw, fw), "{what}: f {f} vs {fw}");
                 for a in 0..k {
-                    assert!(
-                        close(g[a], gw[a]),
-                        "{formula} {space:?}: g[{a}] {} vs {}",
-                        g[a],
-                        gw[a]
-                    );
-                    for b in 0..k {
-                        let (x, y) = (h[a * k + b], hw[a * k + b]);
-                        assert!(close(x, y), "{formula} {space:?}: h[{a},{b}] {x} vs {y}");
+                    let (x, y) = (g[a], gw[a]);
+                    assert!(close(x, y, ga[a]), "{what}: g[{a}] {x} vs {y}");
+                    for c in 0..k {
+                        let (x, y) = (h[a * k + c], hw[a * k + c]);
+                        assert!(close(x, y, ha[a * k + c]), "{what}: h[{a},{c}] {x} vs {y}");
+                        let (x, y) = (b[a * k + c], bw[a * k + c]);
+                        assert!(
+                            close(x, y, ba[a * k + c]),
+                            "{what}: meat[{a},{c}] {x} vs {y}"
+                        );
                     }
                 }
             }
@@ -718,7 +837,7 @@ mod tests {
             &[n.clone(), v.clone(), d.clone()],
             &y,
             &w,
-            Space::Linear,
+            Objective::default(),
             &wanted,
         );
         assert!(rj
@@ -758,7 +877,7 @@ mod tests {
             &[vec![1.0, 2.0, 3.0]],
             &[0.0; 3],
             &[1.0; 3],
-            Space::Linear,
+            Objective::default(),
             &[0, 1, 2],
         );
         let (mut g, mut h) = (vec![0.0; 3], vec![0.0; 9]);

@@ -80,6 +80,28 @@ impl LawSpace {
         }
     }
 
+    /// The same parameters in their own units, for a Newton-type polish
+    /// near an optimum: a positive parameter is bounded below by 0 instead
+    /// of fitted as a log. In logs, a parameter whose optimum is 0 (an
+    /// offset the data do not need) runs off towards ln 0 with a curvature
+    /// that vanishes as fast as its gradient, so it never settles; here it
+    /// stops on its bound.
+    pub fn raw(&self, law: &CompiledLaw) -> LawSpace {
+        let rules = self
+            .rules
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                if r.transform == Transform::Log {
+                    r.transform = Transform::Identity;
+                    r.lower = r.lower.max(0.0);
+                }
+                r
+            })
+            .collect();
+        LawSpace::new(law, rules, self.reference.clone())
+    }
+
     pub fn dim(&self) -> usize {
         self.free.len()
     }

@@ -15,13 +15,14 @@ use rayon::prelude::*;
 use crate::backend::CompiledGrid;
 use crate::data::{Check, Selector, Table};
 use crate::law::dag::{Node, NodeId};
-use crate::law::jacobian::{RowJacobian, Workspace};
+use crate::law::jacobian::RowJacobian;
 use crate::law::params::{rules, Transform};
 use crate::law::plan::{Plan, Sweep};
 use crate::law::space::LawSpace;
 use crate::law::{parse, CompiledLaw, LawFile};
 use crate::objective::{LossKind, Objective, Space};
-use crate::optim::{self, BatchLeastSquares, BatchObjective, Outcome, Progress, Status};
+use crate::optim::{self, BatchObjective, Outcome, Progress, Status};
+use crate::polish::{self, LeastSquares, Polished};
 mod bootstrap;
 mod eval;
 mod plot;
@@ -34,8 +35,10 @@ pub use plot::{fold_panels, panels};
 pub use predict::{predict_rows, read_law_fit, LawFit};
 pub use simulate::{simulate, LawSimulation, Simulated, Truth};
 
+use crate::identify::{self, Identifiability};
 use crate::report::{
-    BackendReport, GroupReport, LawFitReport, ObjectiveReport, SetMetrics, StartsReport, TestReport,
+    BackendReport, GroupReport, LawFitReport, ObjectiveReport, PolishReport, SetMetrics,
+    StartsReport, TestReport,
 };
 
 /// Starts per fit when `--starts` is not given.
@@ -274,94 +277,6 @@ impl BatchObjective for Problems<'_> {
     }
 }
 
-/// Rows below which a batched least-squares call runs on one thread.
-const SERIAL_ROWS: usize = 8192;
-
-/// Per problem, which job's rows it fits by least squares.
-struct LeastSquares<'a> {
-    space: &'a LawSpace,
-    jobs: &'a [RowJacobian],
-    job_of: &'a [usize],
-}
-
-impl LeastSquares<'_> {
-    /// Problems `ids` at `xs` (theta) into `f`, `g` and `h`, in order.
-    fn evaluate_chunk(
-        &self,
-        ids: &[usize],
-        xs: &[f64],
-        f: &mut [f64],
-        g: &mut [f64],
-        h: &mut [f64],
-    ) {
-        let m = self.space.dim();
-        let free = self.space.free();
-        let mut ws = Workspace::default();
-        let (mut graw, mut hraw, mut t) = (vec![0.0; m], vec![0.0; m * m], vec![0.0; m * m]);
-        for (k, &id) in ids.iter().enumerate() {
-            let p = self.space.to_params(&xs[k * m..(k + 1) * m]);
-            f[k] = self.jobs[self.job_of[id]].evaluate(&p, &mut ws, &mut graw, &mut hraw);
-            // Into theta: with M = d(free params) / d theta, g = M^T g_raw
-            // and H = M^T H_raw M.
-            let jac = self.space.jacobian(&p);
-            let mm = |a: usize, q: usize| jac[free[a] * m + q];
-            for a in 0..m {
-                for q in 0..m {
-                    t[a * m + q] = (0..m).map(|b| hraw[a * m + b] * mm(b, q)).sum();
-                }
-            }
-            let (gk, hk) = (
-                &mut g[k * m..(k + 1) * m],
-                &mut h[k * m * m..(k + 1) * m * m],
-            );
-            for q in 0..m {
-                gk[q] = (0..m).map(|a| mm(a, q) * graw[a]).sum();
-                for r in 0..m {
-                    hk[q * m + r] = (0..m).map(|a| mm(a, q) * t[a * m + r]).sum();
-                }
-            }
-        }
-    }
-}
-
-impl BatchLeastSquares for LeastSquares<'_> {
-    fn dim(&self) -> usize {
-        self.space.dim()
-    }
-
-    fn bounds(&self) -> (Vec<f64>, Vec<f64>) {
-        self.space.bounds()
-    }
-
-    fn evaluate(
-        &mut self,
-        ids: &[usize],
-        xs: &[f64],
-        f: &mut [f64],
-        g: &mut [f64],
-        h: &mut [f64],
-    ) -> anyhow::Result<()> {
-        let m = self.space.dim();
-        // Waking threads costs more than a few small problems (the last
-        // starts of a batch) take.
-        let rows: usize = ids.iter().map(|&k| self.jobs[self.job_of[k]].rows()).sum();
-        if rows < SERIAL_ROWS {
-            self.evaluate_chunk(ids, xs, f, g, h);
-            return Ok(());
-        }
-        // A few chunks per thread: jobs may differ in rows, and each chunk
-        // reuses one workspace.
-        let chunk = ids.len().div_ceil(4 * rayon::current_num_threads()).max(1);
-        ids.par_chunks(chunk)
-            .zip(xs.par_chunks(chunk * m))
-            .zip(f.par_chunks_mut(chunk))
-            .zip(g.par_chunks_mut(chunk * m))
-            .zip(h.par_chunks_mut(chunk * m * m))
-            .for_each(|((((ids, xs), f), g), h)| self.evaluate_chunk(ids, xs, f, g, h));
-        Ok(())
-    }
-}
-
 /// The data of a fit read from the table.
 struct Columns {
     /// vars[v][row]
@@ -522,7 +437,7 @@ fn row_jacobian(
         })
         .collect();
     let w: Vec<f64> = rows.iter().map(|&r| cols.weight[r] / total).collect();
-    RowJacobian::new(&b.law, &vars, &y, &w, obj.space, space.free())
+    RowJacobian::new(&b.law, &vars, &y, &w, *obj, space.free())
 }
 
 /// The curves of `rows`: rows with equal run and equal values of every
@@ -556,29 +471,9 @@ fn curves_of(table: &Table, vars: &[Vec<f64>], axis: usize) -> Vec<Vec<usize>> {
     curves_in(table, vars, axis, &all)
 }
 
-/// Reference point of the linear parameters' terms: per variable, the
-/// weighted geometric mean when every value is positive, else the mean.
+/// Reference point of the linear parameters' terms over `rows`.
 fn reference(cols: &Columns, rows: &[usize]) -> Vec<f64> {
-    let total: f64 = rows
-        .iter()
-        .map(|&r| cols.weight[r])
-        .sum::<f64>()
-        .max(1e-300);
-    cols.vars
-        .iter()
-        .map(|col| {
-            if rows.iter().all(|&r| col[r] > 0.0) {
-                (rows
-                    .iter()
-                    .map(|&r| cols.weight[r] * col[r].ln())
-                    .sum::<f64>()
-                    / total)
-                    .exp()
-            } else {
-                rows.iter().map(|&r| cols.weight[r] * col[r]).sum::<f64>() / total
-            }
-        })
-        .collect()
+    polish::reference(&cols.vars, &cols.weight, rows)
 }
 
 /// The non-linear free parameters of `count` starts, drawn from their
@@ -814,6 +709,10 @@ fn law_space(
     Ok(space)
 }
 
+/// Jobs whose evaluators are made at once for the polish of an L-BFGS
+/// batch.
+const POLISH_JOBS: usize = 64;
+
 /// The law and the data a batch fits.
 #[derive(Clone, Copy)]
 struct Data<'a> {
@@ -834,12 +733,13 @@ struct Batch {
     starts: Vec<Vec<f64>>,
 }
 
-/// What one job of a batch found.
+/// What one job of a batch found: its best start, polished.
 #[derive(Debug, Clone)]
 struct JobFit {
     params: Vec<f64>,
     objective: f64,
     at_best: usize,
+    polished: Polished,
 }
 
 /// Fit every job (group, fold, replicate) to its training rows as problems
@@ -968,7 +868,7 @@ fn fit_jobs_by(
         optim::minimize_batch(&mut problems, &x0, &opts.lbfgs, progress)
     }
     .context("optimisation failed")?;
-    let mut fits = Vec::with_capacity(jobs.len());
+    let mut bests = Vec::with_capacity(jobs.len());
     for (gi, g) in jobs.iter().enumerate() {
         let mine = &outcomes[gi * per..(gi + 1) * per];
         let best = (0..mine.len())
@@ -988,9 +888,37 @@ fn fit_jobs_by(
                  (logs and powers of values that can reach 0 or below) and the start ranges"
             );
         };
-        let f_best = mine[best].f;
+        bests.push(mine[best].x.clone());
+    }
+    // Every job's best finishes by Gauss-Newton in f64 (see `polish`), on
+    // the least-squares evaluators when they exist, or on ones made for
+    // it, a few jobs at a time (a bootstrap has thousands).
+    let mut polished = Vec::with_capacity(jobs.len());
+    if least_squares {
+        let starts: Vec<(usize, Vec<f64>)> = bests
+            .iter()
+            .enumerate()
+            .map(|(gi, x)| (gi, space.to_params(x)))
+            .collect();
+        polished = polish::polish(&b.law, space, &rows, &starts)?;
+    } else {
+        for (c, chunk) in jobs.chunks(POLISH_JOBS).enumerate() {
+            let made: Vec<RowJacobian> = chunk
+                .par_iter()
+                .map(|g| row_jacobian(b, cols, &g.train, &opts.objective, space))
+                .collect();
+            let starts: Vec<(usize, Vec<f64>)> = (0..chunk.len())
+                .map(|k| (k, space.to_params(&bests[c * POLISH_JOBS + k])))
+                .collect();
+            polished.extend(polish::polish(&b.law, space, &made, &starts)?);
+        }
+    }
+    let mut fits = Vec::with_capacity(jobs.len());
+    for (gi, p) in polished.into_iter().enumerate() {
+        let mine = &outcomes[gi * per..(gi + 1) * per];
+        let f_best = p.f;
         fits.push(JobFit {
-            params: space.to_params(&mine[best].x),
+            params: p.params.clone(),
             objective: f_best,
             at_best: mine
                 .iter()
@@ -998,6 +926,7 @@ fn fit_jobs_by(
                     o.f.is_finite() && o.f - f_best <= crate::fit::AT_BEST_RTOL * f_best.abs()
                 })
                 .count(),
+            polished: p,
         });
     }
     Ok(Batch {
@@ -1005,6 +934,45 @@ fn fit_jobs_by(
         outcomes,
         calls,
         starts: x0,
+    })
+}
+
+/// What a job's polished optimum says: how far it converged, and what the
+/// data determine there.
+fn optimum_reports(
+    data: Data,
+    space: &LawSpace,
+    g: &Group,
+    fit: &JobFit,
+    objective: &Objective,
+) -> (PolishReport, Identifiability) {
+    let Data { b, cols, .. } = data;
+    let p = &fit.polished;
+    let polish = PolishReport {
+        grad_norm: p.grad_norm,
+        newton_steps: p.steps,
+        converged: p.grad_norm <= polish::GRAD_TOL,
+    };
+    let rows = row_jacobian(b, cols, &g.train, objective, space);
+    let distinct = polish::distinct_values(&b.law.variables, &cols.vars, &g.train);
+    let c = polish::curvature(&b.law, space, &rows, p, *objective, distinct);
+    (polish, identify::analyse(&c))
+}
+
+/// A note naming the groups whose polish did not converge, if any.
+fn unconverged(reports: &[GroupReport]) -> Option<String> {
+    let names: Vec<String> = reports
+        .iter()
+        .filter(|g| g.polish.is_some_and(|p| !p.converged))
+        .map(|g| key_text(&g.key))
+        .collect();
+    (!names.is_empty()).then(|| {
+        format!(
+            "the optimum of {} of {} groups did not converge to grad_norm 1e-6 ({})",
+            names.len(),
+            reports.len(),
+            names.join("; ")
+        )
     })
 }
 
@@ -1078,6 +1046,8 @@ fn empty_report(b: &BoundLaw) -> LawFitReport {
         seconds: 0.0,
         points: 0,
         notes: Vec::new(),
+        polish: None,
+        identifiability: None,
         bootstrap: None,
     }
 }
@@ -1120,7 +1090,13 @@ pub fn fit_table(
     let mut pred = vec![f64::NAN; table.rows()];
     let mut reports = Vec::new();
     let mut objective_sum = 0.0;
+    let data = Data {
+        b,
+        table,
+        cols: &cols,
+    };
     for (g, fit) in groups.iter().zip(&fits) {
+        let (polish, identifiability) = optimum_reports(data, &space, g, fit, &opts.objective);
         predict_into(b, &cols, &fit.params, &g.train, &mut pred);
         predict_into(b, &cols, &fit.params, &g.test, &mut pred);
         if let Some(&r) = g.train.iter().find(|&&r| !pred[r].is_finite()) {
@@ -1143,6 +1119,8 @@ pub fn fit_table(
             at_best: fit.at_best,
             metrics: set_metrics(&cols, &pred, &g.train),
             test: (!g.test.is_empty()).then(|| set_metrics(&cols, &pred, &g.test)),
+            polish: Some(polish),
+            identifiability: Some(identifiability),
             bootstrap: None,
         });
     }
@@ -1164,6 +1142,15 @@ pub fn fit_table(
             opts.by.join(","),
             opts.starts
         ));
+    }
+    // A plain fit's reports are the fit's own; groups keep theirs.
+    let (polish, identifiability) = if grouped {
+        (None, None)
+    } else {
+        (reports[0].polish, reports[0].identifiability.take())
+    };
+    if grouped {
+        notes.extend(unconverged(&reports));
     }
     let report = LawFitReport {
         law: b.file.name.clone(),
@@ -1203,6 +1190,8 @@ pub fn fit_table(
         seconds: started.elapsed().as_secs_f64(),
         points: train_rows.len(),
         notes,
+        polish,
+        identifiability,
         bootstrap: None,
     };
     Ok(LawFitOutput {

@@ -52,6 +52,16 @@ pub struct LmOptions {
     /// the law's domain (its trials there are not finite) or along a
     /// direction the data barely determine stops there.
     pub stall: f64,
+    /// Converged when the Newton decrement relative to the objective,
+    /// sqrt(g^T H^-1 g / 2f) on the coordinates the bounds leave free, is
+    /// at most this: one more Gauss-Newton step would lower f by about
+    /// f times its square. 0 turns the rule off.
+    pub decrement: f64,
+    /// Initial damping, relative to diag(H): large for a search from far
+    /// away, tiny (Gauss-Newton steps at once) for a polish from near an
+    /// optimum, where any damping slows the directions the data barely
+    /// determine, whose curvature is below it.
+    pub lambda0: f64,
 }
 
 impl Default for LmOptions {
@@ -62,12 +72,15 @@ impl Default for LmOptions {
             xtol: 1e-12,
             gtol: 1e-12,
             stall: 1e-10,
+            decrement: 0.0,
+            lambda0: 1e-3,
         }
     }
 }
 
-/// Initial damping, relative to diag(H).
-const LAMBDA0: f64 = 1e-3;
+/// Relative changes of f below this are taken as rounding (sums over many
+/// rows lose a few digits of the 16).
+const F_NOISE: f64 = 1e-13;
 /// Past this damping no step lowers f that rounding would not hide.
 const LAMBDA_MAX: f64 = 1e16;
 /// Smallest damping: keeps the damped matrix positive definite.
@@ -138,15 +151,51 @@ fn cholesky_solve(a: &mut [f64], b: &mut [f64], n: usize) -> Option<()> {
     Some(())
 }
 
+/// Coordinates the bounds block at `x`: at a bound with the gradient `g`
+/// pushing out of the box.
+pub fn blocked(x: &[f64], g: &[f64], lo: &[f64], hi: &[f64]) -> Vec<bool> {
+    (0..x.len())
+        .map(|i| (x[i] <= lo[i] && g[i] > 0.0) || (x[i] >= hi[i] && g[i] < 0.0))
+        .collect()
+}
+
+/// The Newton decrement relative to f, sqrt(g^T H^-1 g / 2f), over the
+/// coordinates not `blocked`: how far (in the metric of H) a point is from
+/// where the quadratic model's minimum lies, scaled so that 0.5 * its
+/// square is the drop of f one more step predicts, relative to f. Infinite
+/// when H is not positive definite there; 0 when nothing is free.
+pub fn relative_decrement(f: f64, g: &[f64], h: &[f64], blocked: &[bool]) -> f64 {
+    let n = g.len();
+    let free: Vec<usize> = (0..n).filter(|&k| !blocked[k]).collect();
+    let m = free.len();
+    if m == 0 {
+        return 0.0;
+    }
+    let mut a = vec![0.0; m * m];
+    let mut b: Vec<f64> = free.iter().map(|&i| g[i]).collect();
+    for (r, &i) in free.iter().enumerate() {
+        for (c, &j) in free.iter().enumerate() {
+            a[r * m + c] = h[i * n + j];
+        }
+    }
+    if cholesky_solve(&mut a, &mut b, m).is_none() {
+        return f64::INFINITY;
+    }
+    let gh: f64 = free.iter().zip(&b).map(|(&i, x)| g[i] * x).sum();
+    if f > 0.0 {
+        (gh.max(0.0) / (2.0 * f)).sqrt()
+    } else if gh > 0.0 {
+        f64::INFINITY
+    } else {
+        0.0
+    }
+}
+
 impl Problem {
     /// Coordinates the bounds block: at a bound with the gradient pushing
     /// out of the box.
     fn blocked(&self, lo: &[f64], hi: &[f64]) -> Vec<bool> {
-        (0..self.x.len())
-            .map(|i| {
-                (self.x[i] <= lo[i] && self.g[i] > 0.0) || (self.x[i] >= hi[i] && self.g[i] < 0.0)
-            })
-            .collect()
+        blocked(&self.x, &self.g, lo, hi)
     }
 
     /// Whether the gradient vanishes on the free coordinates, relative to
@@ -241,6 +290,12 @@ impl Problem {
             self.status = Status::Converged;
             return;
         }
+        if opts.decrement > 0.0
+            && relative_decrement(self.f, &self.g, &self.h, &blocked) <= opts.decrement
+        {
+            self.status = Status::Converged;
+            return;
+        }
         // Raise lambda until the step is one the model says lowers f (an
         // indefinite or held-back step may not be).
         loop {
@@ -295,11 +350,19 @@ impl Problem {
         }
         self.iterations += 1;
         let actual = self.f - ft;
-        if finite && actual > 0.0 {
+        // Where f's change is below its rounding, a step that lowers the
+        // Newton decrement is progress f cannot show (the decrement rule
+        // on).
+        let floor = opts.decrement > 0.0
+            && finite
+            && actual.abs() <= F_NOISE * self.f
+            && relative_decrement(ft, gt, ht, &blocked(&self.trial, gt, lo, hi))
+                < relative_decrement(self.f, &self.g, &self.h, &self.blocked(lo, hi));
+        if finite && (actual > 0.0 || floor) {
             let rho = actual / self.predicted;
             let settled =
                 actual <= opts.ftol * self.f && self.predicted <= opts.ftol * self.f && rho <= 2.0;
-            self.small_steps = if actual <= opts.stall * self.f {
+            self.small_steps = if actual > 0.0 && actual <= opts.stall * self.f {
                 self.small_steps + 1
             } else {
                 0
@@ -308,8 +371,11 @@ impl Problem {
             self.f = ft;
             self.g.copy_from_slice(gt);
             self.h.copy_from_slice(ht);
-            let t = 2.0 * rho - 1.0;
-            self.lambda = (self.lambda * (1.0 / 3.0f64).max(1.0 - t * t * t)).max(LAMBDA_MIN);
+            // A step taken at the floor says nothing of the model's quality.
+            if actual > 0.0 {
+                let t = 2.0 * rho - 1.0;
+                self.lambda = (self.lambda * (1.0 / 3.0f64).max(1.0 - t * t * t)).max(LAMBDA_MIN);
+            }
             self.nu = 2.0;
             if settled || self.small_steps >= SMALL_STEPS_TO_CONVERGE {
                 self.status = Status::Converged;
@@ -350,7 +416,7 @@ pub fn least_squares_batch<O: BatchLeastSquares>(
                 g: vec![0.0; dim],
                 h: vec![0.0; dim * dim],
                 predicted: 0.0,
-                lambda: LAMBDA0,
+                lambda: opts.lambda0,
                 nu: 2.0,
                 status: Status::Running,
                 iterations: 0,

@@ -451,6 +451,8 @@ mod tests {
             points: 500,
             configs: 1,
             notes: vec!["t1 fixed at 1e7".into()],
+            polish: None,
+            identifiability: None,
             bootstrap: None,
         }
     }

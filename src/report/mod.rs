@@ -13,6 +13,8 @@ mod table;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+use crate::identify::Identifiability;
+
 pub use eval::{
     eval_summary, write_eval_csv, write_eval_json, EvalReport, FoldReport, ProtocolSummary,
 };
@@ -25,6 +27,7 @@ pub use plot::{
 };
 pub use pred_csv::{write_pred_csv, write_table_pred_csv};
 pub use residuals::{draw_residuals, residual_range, residual_title, residuals, RESIDUALS_TITLE};
+pub(crate) use table::format_value;
 pub use table::{format_count, law_summary, summary};
 
 /// Everything `fit.json` holds. Parameters are in raw units (N in
@@ -52,6 +55,13 @@ pub struct FitReport {
     pub configs: usize,
     /// Things the user should know: parameters fixed automatically, etc.
     pub notes: Vec<String>,
+    /// How the best start was finished (absent in files written before
+    /// the polish).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polish: Option<PolishReport>,
+    /// What the data determine at the optimum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifiability: Option<Identifiability>,
     /// Bootstrap uncertainty, when the fit was asked for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<BootstrapReport>,
@@ -100,6 +110,21 @@ pub struct Interval {
     /// Percentile interval at the report's level.
     pub lo: f64,
     pub hi: f64,
+}
+
+/// How the best start was finished: Gauss-Newton in f64 from where the
+/// search left it, until one more step would change nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PolishReport {
+    /// The relative Newton decrement at the optimum, sqrt(g^T H^-1 g / 2f)
+    /// over the free parameters off their bounds: the objective is within
+    /// f grad_norm^2 / 2 of the local minimum, and every parameter within
+    /// grad_norm sqrt(rows) standard errors of it.
+    pub grad_norm: f64,
+    /// Gauss-Newton steps tried.
+    pub newton_steps: usize,
+    /// grad_norm at most 1e-6.
+    pub converged: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -224,6 +249,13 @@ pub struct GroupReport {
     pub metrics: SetMetrics,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test: Option<SetMetrics>,
+    /// How the best start was finished (absent in files written before
+    /// the polish).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polish: Option<PolishReport>,
+    /// What the data determine at the optimum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifiability: Option<Identifiability>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<BootstrapReport>,
 }
@@ -255,6 +287,13 @@ pub struct LawFitReport {
     pub seconds: f64,
     pub points: usize,
     pub notes: Vec<String>,
+    /// How the best start was finished (absent in files written before
+    /// the polish).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polish: Option<PolishReport>,
+    /// What the data determine at the optimum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifiability: Option<Identifiability>,
     /// Bootstrap uncertainty, when asked for; samples in the law's
     /// parameter order.
     #[serde(default, skip_serializing_if = "Option::is_none")]

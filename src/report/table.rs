@@ -1,6 +1,7 @@
 //! Plain-text summary of a fit for the terminal.
 
 use super::FitReport;
+use crate::identify::Identifiability;
 use std::fmt::Write;
 
 /// Multi-line summary of `r`: law, parameters, objective, fit quality,
@@ -14,7 +15,13 @@ pub fn summary(r: &FitReport) -> String {
         r.law, r.points, r.configs
     );
 
-    param_table(&mut s, &r.params, &r.fixed, r.bootstrap.as_ref());
+    param_table(
+        &mut s,
+        &r.params,
+        &r.fixed,
+        r.bootstrap.as_ref(),
+        r.identifiability.as_ref(),
+    );
 
     let o = &r.objective;
     let delta = if o.loss == "huber" {
@@ -30,6 +37,7 @@ pub fn summary(r: &FitReport) -> String {
         o.space,
         format_value(o.value)
     );
+    polish_line(&mut s, r.polish.as_ref());
     let m = &r.metrics;
     let _ = writeln!(
         s,
@@ -103,20 +111,29 @@ pub fn summary(r: &FitReport) -> String {
     s
 }
 
-/// The parameters under a "parameters" line: name, value and, with a
-/// bootstrap, each scheme's standard error and interval; fixed ones tagged.
+/// The parameters under a "parameters" line: name, value (with its
+/// asymptotic standard error, to the digits the error supports, when the
+/// identifiability report is there) and, with a bootstrap, each scheme's
+/// standard error and interval; fixed and flagged ones tagged.
 fn param_table(
     s: &mut String,
     params: &indexmap::IndexMap<String, f64>,
     fixed: &[String],
     boot: Option<&super::BootstrapReport>,
+    ident: Option<&Identifiability>,
 ) {
     s.push_str("\nparameters\n");
     let resamples = boot.map_or(&[][..], |b| &b.resamples[..]);
     let rows: Vec<Vec<String>> = params
         .iter()
         .map(|(name, &v)| {
-            let mut row = vec![name.clone(), format_value(v)];
+            let se = ident.and_then(|i| i.standard_errors.get(name));
+            let value = match se {
+                Some(&se) if se.is_finite() => crate::identify::with_error(v, se),
+                Some(_) => format!("{} ± inf", format_value(v)),
+                None => format_value(v),
+            };
+            let mut row = vec![name.clone(), value];
             for rs in resamples {
                 match rs.params.get(name) {
                     Some(i) => {
@@ -126,13 +143,25 @@ fn param_table(
                     None => row.extend([String::new(), String::new()]),
                 }
             }
-            let tag = if fixed.contains(name) { "(fixed)" } else { "" };
+            let flagged = ident.is_some_and(|i| i.flagged.iter().any(|f| &f.param == name));
+            let tag = if fixed.contains(name) {
+                "(fixed)"
+            } else if flagged {
+                "(!)"
+            } else {
+                ""
+            };
             row.push(tag.to_string());
             row
         })
         .collect();
     let mut align = vec![Align::Left, Align::Right];
-    let mut header: Vec<String> = vec!["param".into(), "value".into()];
+    let value_head = if ident.is_some() {
+        "value ± SE"
+    } else {
+        "value"
+    };
+    let mut header: Vec<String> = vec!["param".into(), value_head.into()];
     if let Some(b) = boot {
         let pct = format!("{}%", 100.0 * b.level);
         for rs in resamples {
@@ -144,7 +173,11 @@ fn param_table(
     header.push(String::new());
     align.push(Align::Left);
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
-    table(s, boot.map(|_| &header[..]), &rows, &align);
+    let with_header = boot.is_some() || ident.is_some();
+    table(s, with_header.then_some(&header[..]), &rows, &align);
+    if let Some(i) = ident {
+        identifiability_lines(s, i);
+    }
     if let Some(b) = boot {
         for rs in resamples {
             let _ = writeln!(
@@ -161,6 +194,43 @@ fn param_table(
             let _ = writeln!(s, "bootstrap: {n}");
         }
         let _ = writeln!(s, "bootstrap time: {:.2} s", b.seconds);
+    }
+}
+
+/// How far the optimum converged, when the fit says.
+fn polish_line(s: &mut String, p: Option<&super::PolishReport>) {
+    if let Some(p) = p {
+        let _ = writeln!(
+            s,
+            "optimum: grad_norm {:.1e} after {} Gauss-Newton steps{}",
+            p.grad_norm,
+            p.newton_steps,
+            if p.converged {
+                ""
+            } else {
+                " (not converged: above 1e-6)"
+            }
+        );
+    }
+}
+
+/// The identifiability report in a few lines: what (!) means, the
+/// condition number and the weakest directions.
+fn identifiability_lines(s: &mut String, i: &Identifiability) {
+    for f in &i.flagged {
+        let _ = writeln!(s, "(!) {}: {}", f.param, f.reason);
+    }
+    let condition = if i.condition.is_finite() {
+        format!("{:.1e}", i.condition)
+    } else {
+        "infinite".to_string()
+    };
+    let _ = writeln!(
+        s,
+        "SE: asymptotic, rows taken as independent; condition number {condition} (scaled Hessian)"
+    );
+    for w in &i.weak {
+        let _ = writeln!(s, "weakest: {} (eigenvalue {:.1e})", w.text, w.eigenvalue);
     }
 }
 
@@ -198,7 +268,7 @@ pub fn format_count(n: f64) -> String {
 }
 
 /// 4 significant digits; exponent form ("1.234e9") outside [1e-3, 1e5).
-pub(super) fn format_value(v: f64) -> String {
+pub(crate) fn format_value(v: f64) -> String {
     if !v.is_finite() {
         return v.to_string();
     }
@@ -323,13 +393,20 @@ pub fn law_summary(r: &super::LawFitReport) -> String {
     );
     let fixed = |name: &str| r.fixed.iter().any(|f| f == name);
     if r.groups.is_empty() {
-        param_table(&mut s, &r.params, &r.fixed, r.bootstrap.as_ref());
+        param_table(
+            &mut s,
+            &r.params,
+            &r.fixed,
+            r.bootstrap.as_ref(),
+            r.identifiability.as_ref(),
+        );
     } else {
         let _ = writeln!(s, "\n{} groups by {}", r.groups.len(), r.by.join(","));
         let names: Vec<String> = r.groups[0].params.keys().cloned().collect();
         let mut header: Vec<String> = r.by.clone();
         header.extend(names.iter().cloned());
         header.extend(["R² fit".to_string(), "RMSE fit".to_string()]);
+        let judged = r.groups.iter().any(|g| g.identifiability.is_some());
         let tested = r.groups.iter().any(|g| g.test.is_some());
         if tested {
             header.extend(["R² test".to_string(), "RMSE test".to_string()]);
@@ -351,11 +428,25 @@ pub fn law_summary(r: &super::LawFitReport) -> String {
                         "-".into()
                     });
                 }
+                if judged {
+                    let flagged: Vec<&str> = g
+                        .identifiability
+                        .iter()
+                        .flat_map(|i| i.flagged.iter().map(|f| f.param.as_str()))
+                        .collect();
+                    row.push(flagged.join(","));
+                }
                 row
             })
             .collect();
+        if judged {
+            header.push("flagged".to_string());
+        }
         let mut align = vec![Align::Left; r.by.len()];
         align.resize(header.len(), Align::Right);
+        if judged {
+            *align.last_mut().expect("a column") = Align::Left;
+        }
         let header: Vec<&str> = header.iter().map(String::as_str).collect();
         table(&mut s, Some(&header), &rows, &align);
         if let Some(b) = r.groups.iter().find_map(|g| g.bootstrap.as_ref()) {
@@ -367,6 +458,14 @@ pub fn law_summary(r: &super::LawFitReport) -> String {
                 kinds.join(", "),
                 b.resamples.first().map_or(0, |x| x.replicates),
                 100.0 * b.level
+            );
+        }
+        if judged {
+            let _ = writeln!(
+                s,
+                "  flagged: parameters a group's data do not determine (on a bound, or a 95% \
+                 interval wider than half the value); standard errors, correlations and \
+                 reasons are in fit.json (groups[].identifiability)"
             );
         }
         let fixed_names: Vec<&String> = names.iter().filter(|n| fixed(n)).collect();
@@ -381,6 +480,7 @@ pub fn law_summary(r: &super::LawFitReport) -> String {
         "\nobjective: {} on {} loss = {:.6e}",
         r.objective.loss, r.objective.space, r.objective.value
     );
+    polish_line(&mut s, r.polish.as_ref());
     let pooled = if r.groups.is_empty() { "" } else { ", pooled" };
     let _ = writeln!(
         s,
@@ -506,6 +606,8 @@ mod tests {
             points: 10010,
             configs: 20,
             notes: vec!["t3 fixed at 0.5 by --fix".into()],
+            polish: None,
+            identifiability: None,
             bootstrap: None,
         }
     }

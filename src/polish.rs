@@ -1,0 +1,298 @@
+//! Converging for real. A multi-start search stops each start by rules
+//! that suit a search (small steps, small progress), which leaves the best
+//! start wherever the last step of its path happened to end: two backends
+//! or two start sets then print digits that differ where the data are
+//! weak. The best start of a fit therefore finishes here: Gauss-Newton
+//! (Levenberg-Marquardt with the damping going to zero) in f64 on the
+//! per-row Jacobian of the compiled law, inside the bounds, until the
+//! Newton decrement relative to the objective is at rounding level. Its
+//! matrices are those the identifiability report reads.
+
+use indexmap::IndexMap;
+use rayon::prelude::*;
+
+use crate::identify::Curvature;
+use crate::law::jacobian::{RowJacobian, Workspace};
+use crate::law::space::LawSpace;
+use crate::law::CompiledLaw;
+use crate::objective::{LossKind, Objective};
+use crate::optim::{self, BatchLeastSquares, LmOptions, Outcome, Status};
+use crate::report::format_value;
+
+/// The polish's stopping rules: only the Newton decrement (and steps that
+/// no longer move x, or no step lowering f, at rounding level) end it.
+pub const POLISH: LmOptions = LmOptions {
+    max_iter: 200,
+    ftol: 0.0,
+    xtol: 1e-15,
+    gtol: 0.0,
+    stall: 0.0,
+    decrement: 1e-9,
+    lambda0: 1e-12,
+};
+
+/// Relative Newton decrement below which a polished optimum counts as
+/// converged: f is then within 1e-12 of the local minimum (relative), and
+/// each parameter within 1e-6 sqrt(rows) standard errors of it.
+pub const GRAD_TOL: f64 = 1e-6;
+
+/// Rows below which a batched least-squares call runs on one thread.
+const SERIAL_ROWS: usize = 8192;
+
+/// Least-squares problems in a law's theta: problem `k` fits the rows of
+/// `jobs[job_of[k]]`, whose Jacobian columns are the free parameters in
+/// theta order.
+pub struct LeastSquares<'a> {
+    pub space: &'a LawSpace,
+    pub jobs: &'a [RowJacobian],
+    pub job_of: &'a [usize],
+}
+
+impl LeastSquares<'_> {
+    /// Problems `ids` at `xs` (theta) into `f`, `g` and `h`, in order.
+    fn evaluate_chunk(
+        &self,
+        ids: &[usize],
+        xs: &[f64],
+        f: &mut [f64],
+        g: &mut [f64],
+        h: &mut [f64],
+    ) {
+        let m = self.space.dim();
+        let free = self.space.free();
+        let mut ws = Workspace::default();
+        let (mut graw, mut hraw, mut t) = (vec![0.0; m], vec![0.0; m * m], vec![0.0; m * m]);
+        for (k, &id) in ids.iter().enumerate() {
+            let p = self.space.to_params(&xs[k * m..(k + 1) * m]);
+            f[k] = self.jobs[self.job_of[id]].evaluate(&p, &mut ws, &mut graw, &mut hraw);
+            // Into theta: with M = d(free params) / d theta, g = M^T g_raw
+            // and H = M^T H_raw M.
+            let jac = self.space.jacobian(&p);
+            let mm = |a: usize, q: usize| jac[free[a] * m + q];
+            for a in 0..m {
+                for q in 0..m {
+                    t[a * m + q] = (0..m).map(|b| hraw[a * m + b] * mm(b, q)).sum();
+                }
+            }
+            let (gk, hk) = (
+                &mut g[k * m..(k + 1) * m],
+                &mut h[k * m * m..(k + 1) * m * m],
+            );
+            for q in 0..m {
+                gk[q] = (0..m).map(|a| mm(a, q) * graw[a]).sum();
+                for r in 0..m {
+                    hk[q * m + r] = (0..m).map(|a| mm(a, q) * t[a * m + r]).sum();
+                }
+            }
+        }
+    }
+}
+
+impl BatchLeastSquares for LeastSquares<'_> {
+    fn dim(&self) -> usize {
+        self.space.dim()
+    }
+
+    fn bounds(&self) -> (Vec<f64>, Vec<f64>) {
+        self.space.bounds()
+    }
+
+    fn evaluate(
+        &mut self,
+        ids: &[usize],
+        xs: &[f64],
+        f: &mut [f64],
+        g: &mut [f64],
+        h: &mut [f64],
+    ) -> anyhow::Result<()> {
+        let m = self.space.dim();
+        // Waking threads costs more than a few small problems (the last
+        // starts of a batch) take.
+        let rows: usize = ids.iter().map(|&k| self.jobs[self.job_of[k]].rows()).sum();
+        if rows < SERIAL_ROWS {
+            self.evaluate_chunk(ids, xs, f, g, h);
+            return Ok(());
+        }
+        // A few chunks per thread: jobs may differ in rows, and each chunk
+        // reuses one workspace.
+        let chunk = ids.len().div_ceil(4 * rayon::current_num_threads()).max(1);
+        ids.par_chunks(chunk)
+            .zip(xs.par_chunks(chunk * m))
+            .zip(f.par_chunks_mut(chunk))
+            .zip(g.par_chunks_mut(chunk * m))
+            .zip(h.par_chunks_mut(chunk * m * m))
+            .for_each(|((((ids, xs), f), g), h)| self.evaluate_chunk(ids, xs, f, g, h));
+        Ok(())
+    }
+}
+
+/// Reference point of a law's linear parameters' terms (see
+/// [`LawSpace`]): per variable, the weighted geometric mean over `rows`
+/// when every value is positive, else the weighted mean.
+pub fn reference(vars: &[Vec<f64>], weight: &[f64], rows: &[usize]) -> Vec<f64> {
+    let total: f64 = rows.iter().map(|&r| weight[r]).sum::<f64>().max(1e-300);
+    vars.iter()
+        .map(|col| {
+            if rows.iter().all(|&r| col[r] > 0.0) {
+                (rows.iter().map(|&r| weight[r] * col[r].ln()).sum::<f64>() / total).exp()
+            } else {
+                rows.iter().map(|&r| weight[r] * col[r]).sum::<f64>() / total
+            }
+        })
+        .collect()
+}
+
+/// Distinct values of each variable over `rows`, by the law's names.
+pub fn distinct_values(
+    names: &[String],
+    vars: &[Vec<f64>],
+    rows: &[usize],
+) -> IndexMap<String, usize> {
+    names
+        .iter()
+        .zip(vars)
+        .map(|(name, col)| {
+            let mut v: Vec<u64> = rows.iter().map(|&r| col[r].to_bits()).collect();
+            v.sort_unstable();
+            v.dedup();
+            (name.clone(), v.len())
+        })
+        .collect()
+}
+
+/// A polished optimum.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Polished {
+    /// The law's parameters (fixed ones included).
+    pub params: Vec<f64>,
+    /// Its theta in the raw form of the space.
+    pub theta: Vec<f64>,
+    pub f: f64,
+    /// The relative Newton decrement there, sqrt(g^T H^-1 g / 2f) over the
+    /// coordinates the bounds leave free.
+    pub grad_norm: f64,
+    /// Gauss-Newton steps tried (accepted or not).
+    pub steps: usize,
+    /// Free coordinates (theta order) that end on a bound.
+    pub at_bound: Vec<bool>,
+    pub status: Status,
+}
+
+/// Polish each start `(job, params)` on its job's rows, in the raw form
+/// of `space` ([`LawSpace::raw`]); `jobs` must have Jacobian columns for
+/// `space.free()`. A start that is not finite comes back as it went in,
+/// with an infinite `grad_norm`.
+pub fn polish(
+    law: &CompiledLaw,
+    space: &LawSpace,
+    jobs: &[RowJacobian],
+    starts: &[(usize, Vec<f64>)],
+) -> anyhow::Result<Vec<Polished>> {
+    let space = &space.raw(law);
+    let m = space.dim();
+    let job_of: Vec<usize> = starts.iter().map(|s| s.0).collect();
+    let x0: Vec<Vec<f64>> = starts.iter().map(|s| space.to_theta(&s.1)).collect();
+    let mut problems = LeastSquares {
+        space,
+        jobs,
+        job_of: &job_of,
+    };
+    let (outcomes, _) = optim::least_squares_batch(&mut problems, &x0, &POLISH, |_| {})?;
+    // f, g and H where each ended, for the decrement.
+    let ids: Vec<usize> = (0..starts.len()).collect();
+    let xs: Vec<f64> = outcomes.iter().flat_map(|o| o.x.iter().copied()).collect();
+    let (mut f, mut g, mut h) = (
+        vec![0.0; ids.len()],
+        vec![0.0; ids.len() * m],
+        vec![0.0; ids.len() * m * m],
+    );
+    problems.evaluate(&ids, &xs, &mut f, &mut g, &mut h)?;
+    let (lo, hi) = space.bounds();
+    Ok(outcomes
+        .into_iter()
+        .enumerate()
+        .map(|(k, o): (usize, Outcome)| {
+            let (gk, hk) = (&g[k * m..(k + 1) * m], &h[k * m * m..(k + 1) * m * m]);
+            let blocked = optim::blocked(&o.x, gk, &lo, &hi);
+            let grad_norm = if f[k].is_finite() {
+                optim::relative_decrement(f[k], gk, hk, &blocked)
+            } else {
+                f64::INFINITY
+            };
+            Polished {
+                params: space.to_params(&o.x),
+                at_bound: (0..m).map(|i| o.x[i] <= lo[i] || o.x[i] >= hi[i]).collect(),
+                theta: o.x,
+                f: f[k],
+                grad_norm,
+                steps: o.iterations,
+                status: o.status,
+            }
+        })
+        .collect())
+}
+
+/// The curvature at a polished optimum of the rows of `rows` (a Jacobian
+/// with columns for `space.free()`), for the identifiability report.
+/// `distinct` counts the distinct values of every variable over those rows.
+pub fn curvature(
+    law: &CompiledLaw,
+    space: &LawSpace,
+    rows: &RowJacobian,
+    p: &Polished,
+    objective: Objective,
+    distinct: IndexMap<String, usize>,
+) -> Curvature {
+    let space = &space.raw(law);
+    let free = space.free();
+    let m = free.len();
+    let (mut g, mut h, mut meat) = (vec![0.0; m], vec![0.0; m * m], vec![0.0; m * m]);
+    let f = rows.evaluate_with_meat(
+        &p.params,
+        &mut Workspace::default(),
+        &mut g,
+        &mut h,
+        &mut meat,
+    );
+    let (lo, _) = space.bounds();
+    let masks = law.graph.var_masks();
+    let at_bound = free
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| {
+            if !p.at_bound[k] {
+                return None;
+            }
+            let r = &space.rules[i];
+            let lower = p.theta[k] <= lo[k];
+            let bound = if lower { r.lower } else { r.upper };
+            let which = if lower { "lower" } else { "upper" };
+            Some(if bound.is_finite() {
+                format!("on its {which} bound {}", format_value(bound))
+            } else {
+                format!("at the {which} end of its range")
+            })
+        })
+        .collect();
+    let vars_of = free
+        .iter()
+        .map(|&i| {
+            let mask = masks[law.grad[i] as usize];
+            (0..law.variables.len())
+                .filter(|&v| mask & (1 << v) != 0)
+                .map(|v| law.variables[v].clone())
+                .collect()
+        })
+        .collect();
+    Curvature {
+        names: free.iter().map(|&i| law.params[i].clone()).collect(),
+        values: free.iter().map(|&i| p.params[i]).collect(),
+        h,
+        meat: (objective.loss == LossKind::Huber).then_some(meat),
+        f,
+        rows: rows.rows(),
+        at_bound,
+        vars_of,
+        distinct,
+    }
+}
