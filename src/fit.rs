@@ -16,6 +16,7 @@ use crate::law::{
 };
 use crate::objective::Objective;
 use crate::optim::{self, BatchObjective, Outcome, Progress, Status};
+use crate::profile::{ProfileReport, ProfileRequest};
 use crate::report::{
     compute_metrics, BackendReport, FitReport, ObjectiveReport, PolishReport, StartsReport,
 };
@@ -34,6 +35,8 @@ pub struct FitOptions {
     pub starts: Option<usize>,
     pub seed: u64,
     pub lbfgs: optim::Options,
+    /// Profile-likelihood intervals to compute at the optimum.
+    pub profile: Option<ProfileRequest>,
 }
 
 impl Default for FitOptions {
@@ -45,6 +48,7 @@ impl Default for FitOptions {
             starts: None,
             seed: 0,
             lbfgs: optim::Options::default(),
+            profile: None,
         }
     }
 }
@@ -509,15 +513,17 @@ pub struct Finished {
     pub best: usize,
     pub polish: PolishReport,
     pub identifiability: Identifiability,
+    pub profile: Option<ProfileReport>,
 }
 
 /// Polish `starts` (raw, law order) on `prepared`'s points and weights,
-/// with the parameters `spec` fixes held.
+/// with the parameters `spec` fixes held; profile the best when asked.
 pub fn finish(
     ds: &Dataset,
     prepared: &Prepared,
     spec: &ParamSpec,
     starts: &[[f64; NP]],
+    profile: Option<&ProfileRequest>,
 ) -> anyhow::Result<Finished> {
     let file = crate::law::builtin_law("looplm").expect("looplm is built in");
     let law = file.compile("looplm")?;
@@ -576,6 +582,30 @@ pub fn finish(
     let p = &polished[best];
     let distinct = crate::polish::distinct_values(&law.variables, &vars, &all);
     let c = crate::polish::curvature(&law, &space, &rows, p, prepared.objective, distinct);
+    let identifiability = crate::identify::analyse(&c);
+    let profile = match profile {
+        Some(req) => Some(crate::profile::profile(
+            &law,
+            &space,
+            &|wanted| {
+                crate::law::jacobian::RowJacobian::new(
+                    &law,
+                    &vars,
+                    &prepared.y,
+                    &prepared.w,
+                    prepared.objective,
+                    wanted,
+                )
+            },
+            p,
+            rows.rows(),
+            &identifiability,
+            prepared.objective,
+            &req.names,
+            req.level,
+        )?),
+        None => None,
+    };
     Ok(Finished {
         raw,
         best,
@@ -584,7 +614,8 @@ pub fn finish(
             newton_steps: p.steps,
             converged: p.grad_norm <= crate::polish::GRAD_TOL,
         },
-        identifiability: crate::identify::analyse(&c),
+        identifiability,
+        profile,
     })
 }
 
@@ -644,7 +675,7 @@ pub fn fit(
     if found.iter().any(|v| !v.is_finite()) {
         check_finite(ds, &found)?;
     }
-    let finished = finish(ds, prepared, &space.spec, &[found])?;
+    let finished = finish(ds, prepared, &space.spec, &[found], opts.profile.as_ref())?;
     let (polished, f) = finished.raw[0];
     // The polish only takes steps that lower f; a non-finite end (the law
     // overflowing in raw units) keeps the search's optimum for the checks
@@ -712,6 +743,7 @@ pub fn fit(
         notes,
         polish: Some(finished.polish),
         identifiability: Some(finished.identifiability),
+        profile: finished.profile,
         bootstrap: None,
     };
     let starts = x0

@@ -22,5 +22,6 @@ pub mod optim;
 pub mod output;
 pub mod polish;
 pub mod predict;
+pub mod profile;
 pub mod report;
 pub mod simulate;

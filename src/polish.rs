@@ -48,6 +48,45 @@ pub struct LeastSquares<'a> {
     pub job_of: &'a [usize],
 }
 
+/// f, g and H (Gauss-Newton) in `space`'s theta at `x`, from `rows`
+/// (Jacobian columns for `space.free()`); `graw`, `hraw` and `t` are
+/// scratch of m and m x m.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn theta_moments(
+    space: &LawSpace,
+    rows: &RowJacobian,
+    x: &[f64],
+    ws: &mut Workspace,
+    g: &mut [f64],
+    h: &mut [f64],
+    scratch: &mut (Vec<f64>, Vec<f64>, Vec<f64>),
+) -> f64 {
+    let m = space.dim();
+    let free = space.free();
+    let (graw, hraw, t) = scratch;
+    graw.resize(m, 0.0);
+    hraw.resize(m * m, 0.0);
+    t.resize(m * m, 0.0);
+    let p = space.to_params(x);
+    let f = rows.evaluate(&p, ws, graw, hraw);
+    // Into theta: with M = d(free params) / d theta, g = M^T g_raw and
+    // H = M^T H_raw M.
+    let jac = space.jacobian(&p);
+    let mm = |a: usize, q: usize| jac[free[a] * m + q];
+    for a in 0..m {
+        for q in 0..m {
+            t[a * m + q] = (0..m).map(|b| hraw[a * m + b] * mm(b, q)).sum();
+        }
+    }
+    for q in 0..m {
+        g[q] = (0..m).map(|a| mm(a, q) * graw[a]).sum();
+        for r in 0..m {
+            h[q * m + r] = (0..m).map(|a| mm(a, q) * t[a * m + r]).sum();
+        }
+    }
+    f
+}
+
 impl LeastSquares<'_> {
     /// Problems `ids` at `xs` (theta) into `f`, `g` and `h`, in order.
     fn evaluate_chunk(
@@ -59,31 +98,18 @@ impl LeastSquares<'_> {
         h: &mut [f64],
     ) {
         let m = self.space.dim();
-        let free = self.space.free();
         let mut ws = Workspace::default();
-        let (mut graw, mut hraw, mut t) = (vec![0.0; m], vec![0.0; m * m], vec![0.0; m * m]);
+        let mut scratch = Default::default();
         for (k, &id) in ids.iter().enumerate() {
-            let p = self.space.to_params(&xs[k * m..(k + 1) * m]);
-            f[k] = self.jobs[self.job_of[id]].evaluate(&p, &mut ws, &mut graw, &mut hraw);
-            // Into theta: with M = d(free params) / d theta, g = M^T g_raw
-            // and H = M^T H_raw M.
-            let jac = self.space.jacobian(&p);
-            let mm = |a: usize, q: usize| jac[free[a] * m + q];
-            for a in 0..m {
-                for q in 0..m {
-                    t[a * m + q] = (0..m).map(|b| hraw[a * m + b] * mm(b, q)).sum();
-                }
-            }
-            let (gk, hk) = (
+            f[k] = theta_moments(
+                self.space,
+                &self.jobs[self.job_of[id]],
+                &xs[k * m..(k + 1) * m],
+                &mut ws,
                 &mut g[k * m..(k + 1) * m],
                 &mut h[k * m * m..(k + 1) * m * m],
+                &mut scratch,
             );
-            for q in 0..m {
-                gk[q] = (0..m).map(|a| mm(a, q) * graw[a]).sum();
-                for r in 0..m {
-                    hk[q * m + r] = (0..m).map(|a| mm(a, q) * t[a * m + r]).sum();
-                }
-            }
         }
     }
 }

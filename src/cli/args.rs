@@ -169,12 +169,17 @@ pub(crate) struct BootstrapArgs {
         default_value = "curves,points"
     )]
     resample: Vec<Resample>,
-    /// Coverage of the percentile intervals.
+    /// Coverage of the bootstrap's percentile intervals and of --profile's.
     #[arg(long, default_value_t = 0.95)]
     level: f64,
 }
 
 impl BootstrapArgs {
+    /// --level, which --profile's intervals share.
+    pub(crate) fn level(&self) -> f64 {
+        self.level
+    }
+
     /// The bootstrap asked for, checked before any work starts.
     pub(crate) fn options(&self, fit: &FitOptions) -> anyhow::Result<Option<BootstrapOptions>> {
         if !(self.level > 0.0 && self.level < 1.0) {
@@ -293,6 +298,7 @@ impl FitFlags {
             lbfgs: o.lbfgs,
             by: by.to_vec(),
             test_where,
+            profile: None,
         })
     }
 }
@@ -365,6 +371,7 @@ pub(crate) fn fit_options(f: &FitFlags) -> anyhow::Result<FitOptions> {
             gtol: f.gtol,
             ..Default::default()
         },
+        profile: None,
     })
 }
 

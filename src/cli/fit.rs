@@ -13,6 +13,7 @@ use sweepfit::fit::{self, FitOptions, FitOutput};
 use sweepfit::law::PARAM_NAMES;
 use sweepfit::lawfit;
 use sweepfit::output;
+use sweepfit::profile::ProfileRequest;
 use sweepfit::report;
 use sweepfit::simulate;
 
@@ -51,10 +52,33 @@ pub(crate) struct FitArgs {
     /// the others, and score these in fit.json's `test`.
     #[arg(long, value_name = "COLUMN=VALUE", value_parser = Selector::parse)]
     test_where: Option<Selector>,
+    /// Profile-likelihood intervals at --level: for the parameters named
+    /// (e.g. --profile gamma,t3), or every free one when given alone. Each
+    /// parameter is held at 22 values around the optimum and the others
+    /// refitted; fit.json's `profile` has the intervals and the curves.
+    /// mse fits without --by only.
+    #[arg(
+        long,
+        value_name = "NAME[,NAME]",
+        num_args = 0..=1,
+        value_delimiter = ',',
+        default_missing_value = ""
+    )]
+    profile: Option<Vec<String>>,
     #[command(flatten)]
     bootstrap: BootstrapArgs,
     #[command(flatten)]
     backend: BackendArgs,
+}
+
+impl FitArgs {
+    /// What --profile asks for, at the bootstrap's --level.
+    fn profile(&self) -> Option<ProfileRequest> {
+        self.profile.as_ref().map(|names| ProfileRequest {
+            names: names.iter().filter(|n| !n.is_empty()).cloned().collect(),
+            level: self.bootstrap.level(),
+        })
+    }
 }
 
 #[derive(Args)]
@@ -79,7 +103,8 @@ pub(crate) fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
         return cmd_fit_law(a);
     }
     // Every option is checked before any work starts.
-    let opts = fit_options(&a.fit)?;
+    let mut opts = fit_options(&a.fit)?;
+    opts.profile = a.profile();
     let boot = a.bootstrap.options(&opts)?;
     a.backend.check()?;
     let out_dir = check_out_dir(&a.out, a.force)?;
@@ -160,7 +185,8 @@ pub(crate) fn cmd_demo(a: DemoArgs) -> anyhow::Result<()> {
 /// `fit` of a law from a table (any law, `--by`, `--test-where`), on the
 /// compiled CPU evaluator.
 fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
-    let opts = a.fit.law_fit_options(&a.by, a.test_where.clone())?;
+    let mut opts = a.fit.law_fit_options(&a.by, a.test_where.clone())?;
+    opts.profile = a.profile();
     let (file, text, origin) = a.fit.law_source()?;
     let boot = a.bootstrap.options(&FitOptions {
         seed: opts.seed,

@@ -102,6 +102,13 @@ impl LawSpace {
         LawSpace::new(law, rules, self.reference.clone())
     }
 
+    /// This space with parameter `i` fixed at `value` (a profile).
+    pub fn with_fixed(&self, law: &CompiledLaw, i: usize, value: f64) -> LawSpace {
+        let mut rules = self.rules.clone();
+        rules[i].fixed = Some(value);
+        LawSpace::new(law, rules, self.reference.clone())
+    }
+
     pub fn dim(&self) -> usize {
         self.free.len()
     }

@@ -23,6 +23,7 @@ use crate::law::{parse, CompiledLaw, LawFile};
 use crate::objective::{LossKind, Objective, Space};
 use crate::optim::{self, BatchObjective, Outcome, Progress, Status};
 use crate::polish::{self, LeastSquares, Polished};
+use crate::profile::ProfileRequest;
 mod bootstrap;
 mod eval;
 mod plot;
@@ -56,6 +57,8 @@ pub struct LawFitOptions {
     pub by: Vec<String>,
     /// Rows held out of the fit and scored.
     pub test_where: Option<Selector>,
+    /// Profile-likelihood intervals to compute at the optimum.
+    pub profile: Option<ProfileRequest>,
 }
 
 /// A law bound to the columns of a table.
@@ -423,6 +426,17 @@ fn row_jacobian(
     obj: &Objective,
     space: &LawSpace,
 ) -> RowJacobian {
+    row_jacobian_of(b, cols, rows, obj, space.free())
+}
+
+/// [`row_jacobian`] with columns for the parameters `wanted`.
+fn row_jacobian_of(
+    b: &BoundLaw,
+    cols: &Columns,
+    rows: &[usize],
+    obj: &Objective,
+    wanted: &[usize],
+) -> RowJacobian {
     let total: f64 = rows.iter().map(|&r| cols.weight[r]).sum();
     let vars: Vec<Vec<f64>> = cols
         .vars
@@ -437,7 +451,7 @@ fn row_jacobian(
         })
         .collect();
     let w: Vec<f64> = rows.iter().map(|&r| cols.weight[r] / total).collect();
-    RowJacobian::new(&b.law, &vars, &y, &w, *obj, space.free())
+    RowJacobian::new(&b.law, &vars, &y, &w, *obj, wanted)
 }
 
 /// The curves of `rows`: rows with equal run and equal values of every
@@ -1048,6 +1062,7 @@ fn empty_report(b: &BoundLaw) -> LawFitReport {
         notes: Vec::new(),
         polish: None,
         identifiability: None,
+        profile: None,
         bootstrap: None,
     }
 }
@@ -1062,6 +1077,9 @@ pub fn fit_table(
     let started = Instant::now();
     if opts.starts == 0 {
         bail!("--starts must be at least 1");
+    }
+    if opts.profile.is_some() && !opts.by.is_empty() {
+        bail!("--profile works on one fit at a time, not with --by");
     }
     let cols = read_columns(b, table, &opts.objective)?;
     let (groups, held) = groups(table, opts)?;
@@ -1149,6 +1167,23 @@ pub fn fit_table(
     } else {
         (reports[0].polish, reports[0].identifiability.take())
     };
+    let profile = match (&opts.profile, &identifiability) {
+        (Some(req), Some(ident)) => {
+            let rows = &groups[0].train;
+            Some(crate::profile::profile(
+                law,
+                &space,
+                &|wanted| row_jacobian_of(b, &cols, rows, &opts.objective, wanted),
+                &fits[0].polished,
+                row_jacobian(b, &cols, rows, &opts.objective, &space).rows(),
+                ident,
+                opts.objective,
+                &req.names,
+                req.level,
+            )?)
+        }
+        _ => None,
+    };
     if grouped {
         notes.extend(unconverged(&reports));
     }
@@ -1192,6 +1227,7 @@ pub fn fit_table(
         notes,
         polish,
         identifiability,
+        profile,
         bootstrap: None,
     };
     Ok(LawFitOutput {
@@ -1249,6 +1285,7 @@ mod tests {
                 lbfgs: optim::Options::default(),
                 by: Vec::new(),
                 test_where: None,
+                profile: None,
             };
             let cols = read_columns(&b, &table, &opts.objective).unwrap();
             let (jobs, _) = groups(&table, &opts).unwrap();

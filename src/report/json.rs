@@ -453,6 +453,7 @@ mod tests {
             notes: vec!["t1 fixed at 1e7".into()],
             polish: None,
             identifiability: None,
+            profile: None,
             bootstrap: None,
         }
     }

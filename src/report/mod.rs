@@ -14,6 +14,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::identify::Identifiability;
+use crate::profile::ProfileReport;
 
 pub use eval::{
     eval_summary, write_eval_csv, write_eval_json, EvalReport, FoldReport, ProtocolSummary,
@@ -62,6 +63,9 @@ pub struct FitReport {
     /// What the data determine at the optimum.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identifiability: Option<Identifiability>,
+    /// Profile-likelihood intervals, when asked for (`--profile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ProfileReport>,
     /// Bootstrap uncertainty, when the fit was asked for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<BootstrapReport>,
@@ -294,6 +298,9 @@ pub struct LawFitReport {
     /// What the data determine at the optimum.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identifiability: Option<Identifiability>,
+    /// Profile-likelihood intervals, when asked for (`--profile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ProfileReport>,
     /// Bootstrap uncertainty, when asked for; samples in the law's
     /// parameter order.
     #[serde(default, skip_serializing_if = "Option::is_none")]

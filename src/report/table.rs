@@ -2,6 +2,7 @@
 
 use super::FitReport;
 use crate::identify::Identifiability;
+use crate::profile::ProfileReport;
 use std::fmt::Write;
 
 /// Multi-line summary of `r`: law, parameters, objective, fit quality,
@@ -21,6 +22,7 @@ pub fn summary(r: &FitReport) -> String {
         &r.fixed,
         r.bootstrap.as_ref(),
         r.identifiability.as_ref(),
+        r.profile.as_ref(),
     );
 
     let o = &r.objective;
@@ -121,6 +123,7 @@ fn param_table(
     fixed: &[String],
     boot: Option<&super::BootstrapReport>,
     ident: Option<&Identifiability>,
+    profile: Option<&ProfileReport>,
 ) {
     s.push_str("\nparameters\n");
     let resamples = boot.map_or(&[][..], |b| &b.resamples[..]);
@@ -134,6 +137,21 @@ fn param_table(
                 None => format_value(v),
             };
             let mut row = vec![name.clone(), value];
+            if let Some(p) = profile {
+                row.push(match p.params.get(name) {
+                    Some(i) => {
+                        let end = |v: f64| {
+                            if v.is_finite() {
+                                format_value(v)
+                            } else {
+                                "open".to_string()
+                            }
+                        };
+                        format!("[{}, {}]", end(i.lo), end(i.hi))
+                    }
+                    None => String::new(),
+                });
+            }
             for rs in resamples {
                 match rs.params.get(name) {
                     Some(i) => {
@@ -162,6 +180,10 @@ fn param_table(
         "value"
     };
     let mut header: Vec<String> = vec!["param".into(), value_head.into()];
+    if let Some(p) = profile {
+        header.push(format!("{}% profile", 100.0 * p.level));
+        align.push(Align::Right);
+    }
     if let Some(b) = boot {
         let pct = format!("{}%", 100.0 * b.level);
         for rs in resamples {
@@ -173,10 +195,20 @@ fn param_table(
     header.push(String::new());
     align.push(Align::Left);
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
-    let with_header = boot.is_some() || ident.is_some();
+    let with_header = boot.is_some() || ident.is_some() || profile.is_some();
     table(s, with_header.then_some(&header[..]), &rows, &align);
     if let Some(i) = ident {
         identifiability_lines(s, i);
+    }
+    if let Some(p) = profile {
+        for (name, i) in &p.params {
+            if !i.open.is_empty() {
+                let _ = writeln!(s, "profile of {name}: {}", i.open);
+            }
+        }
+        for n in &p.notes {
+            let _ = writeln!(s, "profile: {n}");
+        }
     }
     if let Some(b) = boot {
         for rs in resamples {
@@ -399,6 +431,7 @@ pub fn law_summary(r: &super::LawFitReport) -> String {
             &r.fixed,
             r.bootstrap.as_ref(),
             r.identifiability.as_ref(),
+            r.profile.as_ref(),
         );
     } else {
         let _ = writeln!(s, "\n{} groups by {}", r.groups.len(), r.by.join(","));
@@ -608,6 +641,7 @@ mod tests {
             notes: vec!["t3 fixed at 0.5 by --fix".into()],
             polish: None,
             identifiability: None,
+            profile: None,
             bootstrap: None,
         }
     }
