@@ -6,6 +6,7 @@
 //! overwrite without --force. The residual grid: pred − loss on the
 //! grid's layout, on the right side of a zero line, on a range a few
 //! outliers do not set, written by `fit --plot` and `plot --residuals`.
+//! The profiles: `fit --plot --profile` draws one panel per parameter.
 
 mod common;
 
@@ -898,6 +899,74 @@ fn fit_plot_writes_the_residuals_and_plot_residuals_draws_them() {
 }
 
 #[test]
+fn fit_plot_with_profile_draws_the_profiles_and_without_it_does_not() {
+    let dir = TempDir::new().unwrap();
+    let sim = dir.path().join("sim.csv");
+    let (ok, text) = sweepfit(
+        dir.path(),
+        &[
+            "simulate",
+            "--out",
+            s(&sim),
+            "--points",
+            "60",
+            "--seed",
+            "3",
+        ],
+    );
+    assert!(ok, "{text}");
+    let fit = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "fit",
+            s(&sim),
+            "--plot",
+            "--starts",
+            "16",
+            "--backend",
+            "cpu",
+            "--out",
+            s(out),
+        ];
+        args.extend_from_slice(extra);
+        let (ok, text) = sweepfit(dir.path(), &args);
+        assert!(ok, "{text}");
+        text
+    };
+    let out = dir.path().join("out");
+    let text = fit(&out, &["--profile", "alpha,beta"]);
+    assert!(
+        text.contains("profile.png") && text.contains("profile.svg"),
+        "{text}"
+    );
+    // Two panels side by side under the header.
+    let png = decode_png(&out.join("profile.png"));
+    assert!(png.width > 0 && png.height > 0);
+    assert_eq!((png.width, png.height), (2 * W, HEAD + H));
+    let svg = std::fs::read_to_string(out.join("profile.svg")).unwrap();
+    assert!(svg.starts_with("<svg ") && svg.trim_end().ends_with("</svg>"));
+    for name in ["alpha", "beta"] {
+        assert!(svg.contains(name), "profile.svg lacks {name}");
+    }
+    // The threshold's label names the level, and the title the fit.
+    assert!(svg_texts(&svg, "95%") == 2, "one threshold label per panel");
+    let report = report::read_fit_json(&out.join("fit.json")).unwrap();
+    let title = format!(
+        "{} · {} law · R² = {:.4}",
+        report::PROFILE_TITLE,
+        report.law,
+        report.metrics.r2
+    );
+    assert_eq!(svg_texts(&svg, &title), 1, "{title}");
+
+    // Without --profile: the grid and the residuals only.
+    let plain = dir.path().join("plain");
+    let text = fit(&plain, &[]);
+    assert!(plain.join("grid.png").exists() && plain.join("residuals.png").exists());
+    assert!(!plain.join("profile.png").exists(), "{text}");
+    assert!(!plain.join("profile.svg").exists() && !text.contains("profile.png"));
+}
+
+#[test]
 fn help_documents_plot_and_fit_plot() {
     let dir = TempDir::new().unwrap();
     let (ok, text) = sweepfit(dir.path(), &["plot", "--help"]);
@@ -918,7 +987,8 @@ fn help_documents_plot_and_fit_plot() {
     assert!(
         ok && text.contains("--plot")
             && text.contains("grid.svg")
-            && text.contains("residuals.svg"),
+            && text.contains("residuals.svg")
+            && text.contains("profile.svg"),
         "{text}"
     );
 }

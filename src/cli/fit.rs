@@ -13,7 +13,7 @@ use sweepfit::fit::{self, FitOptions, FitOutput};
 use sweepfit::law::PARAM_NAMES;
 use sweepfit::lawfit;
 use sweepfit::output;
-use sweepfit::profile::ProfileRequest;
+use sweepfit::profile::{ProfileReport, ProfileRequest};
 use sweepfit::report;
 use sweepfit::simulate;
 
@@ -39,7 +39,9 @@ pub(crate) struct FitArgs {
     save_starts: bool,
     /// Also draw the Real-vs-Pred grid to OUT/grid.png and OUT/grid.svg,
     /// and the residuals (pred − loss) to OUT/residuals.png and
-    /// OUT/residuals.svg.
+    /// OUT/residuals.svg; with --profile, each parameter's profile curve,
+    /// its threshold and its interval to OUT/profile.png and
+    /// OUT/profile.svg.
     #[arg(long)]
     plot: bool,
     #[command(flatten)]
@@ -260,7 +262,8 @@ fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
         let (panels, opts) =
             lawfit::panels(&bound.law, bound.file.axis.as_deref(), &out.report, &table)?;
         // Rows held out by --test-where are marked, as in eval's pictures.
-        written.extend(draw_pictures(&out_dir, &panels, &opts)?);
+        let profile = out.report.profile.as_ref();
+        written.extend(draw_pictures(&out_dir, &panels, &opts, profile)?);
     }
     out_dir.warn_stale(&written);
     say!("{}", report::law_summary(&out.report));
@@ -341,7 +344,8 @@ fn write_outputs(dir: &OutDir, ds: &Dataset, out: &FitOutput) -> anyhow::Result<
     Ok(vec!["fit.json", "pred.csv"])
 }
 
-/// `fit --plot`: the grid and the residuals next to fit.json, as PNG and SVG.
+/// `fit --plot`: the grid, the residuals and any profiles next to
+/// fit.json, as PNG and SVG.
 fn write_fit_pictures(
     dir: &OutDir,
     ds: &Dataset,
@@ -354,15 +358,17 @@ fn write_fit_pictures(
     };
     // A bootstrapped fit draws its prediction band too.
     report::add_fit_bands(&mut panels, &out.report, &mut opts);
-    draw_pictures(dir, &panels, &opts)
+    draw_pictures(dir, &panels, &opts, out.report.profile.as_ref())
 }
 
 /// The pictures of `fit --plot`, each file written all-or-nothing: the
-/// Real-vs-Pred grid and the residual grid, as PNG and SVG.
+/// Real-vs-Pred grid and the residual grid, and with a profile its curves,
+/// as PNG and SVG.
 fn draw_pictures(
     dir: &OutDir,
     panels: &[report::Panel],
     opts: &report::PlotOptions,
+    profile: Option<&ProfileReport>,
 ) -> anyhow::Result<Vec<&'static str>> {
     let mut names = Vec::new();
     for name in ["grid.png", "grid.svg"] {
@@ -372,6 +378,13 @@ fn draw_pictures(
     for name in ["residuals.png", "residuals.svg"] {
         report::draw_residuals(&dir.join(name), panels, opts)?;
         names.push(name);
+    }
+    if let Some(profile) = profile.filter(|p| !p.params.is_empty()) {
+        let title = report::profile_title(opts);
+        for name in ["profile.png", "profile.svg"] {
+            report::draw_profiles(&dir.join(name), profile, &title)?;
+            names.push(name);
+        }
     }
     Ok(names)
 }

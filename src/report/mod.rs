@@ -1,12 +1,13 @@
 //! What a fit produced, and how it is written: fit.json, pred.csv, the
-//! terminal summary and the pictures (the Real-vs-Pred grid and the
-//! residual grid).
+//! terminal summary and the pictures (the Real-vs-Pred grid, the
+//! residual grid and the profile curves).
 
 mod eval;
 mod json;
 mod metrics;
 mod plot;
 mod pred_csv;
+mod profile_plot;
 mod residuals;
 mod table;
 
@@ -27,6 +28,9 @@ pub use plot::{
     HEADER_HEIGHT,
 };
 pub use pred_csv::{write_pred_csv, write_table_pred_csv};
+pub use profile_plot::{
+    draw_profiles, interval_text, level_text, profile_layout, profile_title, PROFILE_TITLE,
+};
 pub use residuals::{draw_residuals, residual_range, residual_title, residuals, RESIDUALS_TITLE};
 pub(crate) use table::format_value;
 pub use table::{format_count, law_summary, summary};

@@ -76,6 +76,8 @@ pub struct PlotOptions {
     pub x_label: String,
     pub x_unit: f64,
     pub x_log: bool,
+    /// Most decimals of a linear x axis's tick labels.
+    pub x_decimals: usize,
 }
 
 /// The figure's title when [`PlotOptions::title`] gives none.
@@ -96,6 +98,7 @@ impl Default for PlotOptions {
             x_label: "Tokens (B)".to_string(),
             x_unit: 1e9,
             x_log: false,
+            x_decimals: 2,
         }
     }
 }
@@ -379,11 +382,11 @@ pub fn read_pred_csv(path: &Path) -> anyhow::Result<Vec<Panel>> {
 
 // Matplotlib's first three default colours, as in the LoopLM paper's figure.
 pub(super) const REAL: RGBColor = RGBColor(31, 119, 180);
-const PRED: RGBColor = RGBColor(255, 127, 14);
-const HELD: RGBColor = RGBColor(44, 160, 44);
+pub(super) const PRED: RGBColor = RGBColor(255, 127, 14);
+pub(super) const HELD: RGBColor = RGBColor(44, 160, 44);
 /// The prediction's orange, pale: bands stay behind both lines.
 const BAND: RGBColor = RGBColor(255, 222, 192);
-const FONT: &str = "sans-serif";
+pub(super) const FONT: &str = "sans-serif";
 
 /// What a picture of panels draws: its title, its legend, the y range its
 /// panels share and each panel's contents. The Real-vs-Pred grid
@@ -470,7 +473,7 @@ pub(super) fn draw_figure(
     })
 }
 
-fn register_fonts() -> anyhow::Result<()> {
+pub(super) fn register_fonts() -> anyhow::Result<()> {
     static DONE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let ok = *DONE.get_or_init(|| {
         use plotters::style::register_font;
@@ -544,7 +547,7 @@ const ENTRY_GAP: i32 = 28;
 /// The title, centred, and under it the one legend of the figure: every
 /// panel draws the same things, so one legend says it without covering
 /// any curve.
-fn draw_header<DB: DrawingBackend>(
+pub(super) fn draw_header<DB: DrawingBackend>(
     head: &DrawingArea<DB, Shift>,
     title: &str,
     entries: &[(String, Swatch)],
@@ -661,7 +664,7 @@ pub(super) fn panel_chart<'a, DB: DrawingBackend>(
             if opts.x_log {
                 format_count(10f64.powf(*v) * opts.x_unit)
             } else {
-                tick(*v, 2)
+                tick(*v, opts.x_decimals)
             }
         })
         .y_label_formatter(&|v| tick(*v, y_decimals))
@@ -816,7 +819,7 @@ impl Figure for RealVsPred {
 
 /// Tick label: at most `decimals` decimals, trailing zeros dropped ("2.5",
 /// "10").
-fn tick(v: f64, decimals: usize) -> String {
+pub(super) fn tick(v: f64, decimals: usize) -> String {
     let s = format!("{v:.decimals$}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s == "-0" {
