@@ -7,19 +7,17 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use indexmap::IndexMap;
 
+use crate::backend::weights::{self, Resolved};
 use crate::backend::{Backend, CpuBackend, Eval, Prepared, Weighting, UNWEIGHTED};
 use crate::data::Dataset;
-use crate::identify::Identifiability;
 use crate::law::{
     predict_raw, FreeSpace, LawKind, ParamSpec, A, ALPHA, B, BETA, C, GAMMA, NP, PARAM_NAMES, T1,
     T2, T3,
 };
 use crate::objective::Objective;
 use crate::optim::{self, BatchObjective, Outcome, Progress, Status};
-use crate::profile::{ProfileReport, ProfileRequest};
-use crate::report::{
-    compute_metrics, BackendReport, FitReport, ObjectiveReport, PolishReport, StartsReport,
-};
+use crate::profile::ProfileRequest;
+use crate::report::{compute_metrics, BackendReport, FitReport, ObjectiveReport, StartsReport};
 
 /// Relative distance to the best objective within which a start counts as
 /// having reached it.
@@ -270,7 +268,9 @@ pub struct GroupsOutput {
 /// `backend`, each weighed by its group's weighting. On a single-precision
 /// backend the best starts of each group (see [`Polish`]) are then
 /// refined on the CPU in f64 and every other start's final objective is
-/// recomputed in f64, so objectives compare like with like.
+/// recomputed in f64, so objectives compare like with like. Every group's
+/// best start finally finishes by Gauss-Newton in f64 on the compiled law
+/// (see [`crate::finish`]).
 #[allow(clippy::too_many_arguments)]
 pub fn solve_groups(
     space: &FreeSpace,
@@ -320,6 +320,42 @@ pub fn solve_groups(
         }
         calls += refine(space, &mut cpu, &which, &picks, lbfgs, &mut flat)?;
         polished = picks.len();
+    }
+    // Every group's best start finishes in f64 on the compiled law.
+    let resolved: Vec<Option<Resolved>> = groups
+        .iter()
+        .map(|g| {
+            if g.weighting == UNWEIGHTED {
+                Ok(None)
+            } else {
+                weights::resolve(&weightings[g.weighting as usize], prepared).map(Some)
+            }
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut bests = Vec::new();
+    let mut offset = 0;
+    for (gi, g) in groups.iter().enumerate() {
+        let range = offset..offset + g.starts.len();
+        offset += g.starts.len();
+        if let Some(i) = range
+            .filter(|&i| flat[i].f.is_finite())
+            .min_by(|&a, &b| flat[a].f.total_cmp(&flat[b].f))
+        {
+            let raw = raw_params(space, &flat[i].x);
+            if raw.iter().all(|v| v.is_finite()) {
+                bests.push((i, raw, resolved[gi].as_ref()));
+            }
+        }
+    }
+    if !bests.is_empty() {
+        let sweep = crate::finish::CompiledSweep::new(prepared, &space.spec)?;
+        let starts: Vec<_> = bests.iter().map(|&(_, raw, r)| (raw, r)).collect();
+        for (&(i, ..), end) in bests.iter().zip(sweep.polish(prepared, &starts)?) {
+            if end.f.is_finite() && end.f <= flat[i].f * (1.0 + 1e-12) {
+                flat[i].x = space.to_theta(&space.scale.to_internal(&end.raw));
+                flat[i].f = end.f;
+            }
+        }
     }
     let mut outcomes = Vec::with_capacity(groups.len());
     let mut rest = flat.into_iter();
@@ -502,123 +538,6 @@ pub fn initial_starts(
     })
 }
 
-/// Starts finished by Gauss-Newton in f64 on the compiled LoopLM law (see
-/// [`crate::polish`]), whatever backend searched: their raw parameters and
-/// objectives and, for the best of them, how far it converged and what the
-/// data determine there.
-pub struct Finished {
-    /// Per start given, its polished raw parameters and objective.
-    pub raw: Vec<([f64; NP], f64)>,
-    /// Index of the best in `raw`.
-    pub best: usize,
-    pub polish: PolishReport,
-    pub identifiability: Identifiability,
-    pub profile: Option<ProfileReport>,
-}
-
-/// Polish `starts` (raw, law order) on `prepared`'s points and weights,
-/// with the parameters `spec` fixes held; profile the best when asked.
-pub fn finish(
-    ds: &Dataset,
-    prepared: &Prepared,
-    spec: &ParamSpec,
-    starts: &[[f64; NP]],
-    profile: Option<&ProfileRequest>,
-) -> anyhow::Result<Finished> {
-    let file = crate::law::builtin_law("looplm").expect("looplm is built in");
-    let law = file.compile("looplm")?;
-    // Per compiled parameter, its index in the fit's order.
-    let order: Vec<usize> = law
-        .params
-        .iter()
-        .map(|n| param_index(n).expect("a LoopLM parameter"))
-        .collect();
-    let mut vars = vec![Vec::with_capacity(ds.points()); law.variables.len()];
-    for c in &ds.configs {
-        for i in c.range() {
-            for (v, name) in law.variables.iter().enumerate() {
-                vars[v].push(match name.as_str() {
-                    "N" => c.n,
-                    "T" => c.t,
-                    _ => ds.tokens[i],
-                });
-            }
-        }
-    }
-    let mut rules = crate::law::params::rules(&file, &law, &vars);
-    for (k, &i) in order.iter().enumerate() {
-        rules[k].fixed = spec.fixed[i];
-    }
-    let all: Vec<usize> = (0..ds.points()).collect();
-    let reference = crate::polish::reference(&vars, &prepared.w, &all);
-    let space = crate::law::space::LawSpace::new(&law, rules, reference);
-    let rows = crate::law::jacobian::RowJacobian::new(
-        &law,
-        &vars,
-        &prepared.y,
-        &prepared.w,
-        prepared.objective,
-        space.free(),
-    );
-    let p0: Vec<(usize, Vec<f64>)> = starts
-        .iter()
-        .map(|raw| (0, order.iter().map(|&i| raw[i]).collect()))
-        .collect();
-    let polished = crate::polish::polish(&law, &space, std::slice::from_ref(&rows), &p0)?;
-    let best = (0..polished.len())
-        .min_by(|&a, &b| polished[a].f.total_cmp(&polished[b].f))
-        .context("no start to polish")?;
-    let raw = polished
-        .iter()
-        .zip(starts)
-        .map(|(p, start)| {
-            let mut out = *start;
-            for (k, &i) in order.iter().enumerate() {
-                out[i] = p.params[k];
-            }
-            (out, p.f)
-        })
-        .collect();
-    let p = &polished[best];
-    let distinct = crate::polish::distinct_values(&law.variables, &vars, &all);
-    let c = crate::polish::curvature(&law, &space, &rows, p, prepared.objective, distinct);
-    let identifiability = crate::identify::analyse(&c);
-    let profile = match profile {
-        Some(req) => Some(crate::profile::profile(
-            &law,
-            &space,
-            &|wanted| {
-                crate::law::jacobian::RowJacobian::new(
-                    &law,
-                    &vars,
-                    &prepared.y,
-                    &prepared.w,
-                    prepared.objective,
-                    wanted,
-                )
-            },
-            p,
-            rows.rows(),
-            &identifiability,
-            prepared.objective,
-            &req.names,
-            req.level,
-        )?),
-        None => None,
-    };
-    Ok(Finished {
-        raw,
-        best,
-        polish: PolishReport {
-            grad_norm: p.grad_norm,
-            newton_steps: p.steps,
-            converged: p.grad_norm <= crate::polish::GRAD_TOL,
-        },
-        identifiability,
-        profile,
-    })
-}
-
 /// Fit the law to `ds` on `backend`, which must have been built from
 /// `Prepared::new(ds, opts.objective)`.
 pub fn fit(
@@ -675,15 +594,14 @@ pub fn fit(
     if found.iter().any(|v| !v.is_finite()) {
         check_finite(ds, &found)?;
     }
-    let finished = finish(ds, prepared, &space.spec, &[found], opts.profile.as_ref())?;
-    let (polished, f) = finished.raw[0];
+    let finished = crate::finish::finish(prepared, &space.spec, &found, opts.profile.as_ref())?;
     // The polish only takes steps that lower f; a non-finite end (the law
     // overflowing in raw units) keeps the search's optimum for the checks
     // below to name.
-    let raw = if f.is_finite() {
-        outcomes[best].x = space.to_theta(&space.scale.to_internal(&polished));
-        outcomes[best].f = f;
-        polished
+    let raw = if finished.f.is_finite() {
+        outcomes[best].x = space.to_theta(&space.scale.to_internal(&finished.raw));
+        outcomes[best].f = finished.f;
+        finished.raw
     } else {
         found
     };

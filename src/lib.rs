@@ -12,6 +12,7 @@ pub mod bench;
 pub mod bootstrap;
 pub mod data;
 pub mod eval;
+pub mod finish;
 pub mod fit;
 pub mod identify;
 pub mod law;

@@ -12,7 +12,7 @@ use indexmap::IndexMap;
 use rayon::prelude::*;
 
 use crate::identify::Curvature;
-use crate::law::jacobian::{RowJacobian, Workspace};
+use crate::law::jacobian::{RowJacobian, Weights, Workspace};
 use crate::law::space::LawSpace;
 use crate::law::CompiledLaw;
 use crate::objective::{LossKind, Objective};
@@ -46,15 +46,19 @@ pub struct LeastSquares<'a> {
     pub space: &'a LawSpace,
     pub jobs: &'a [RowJacobian],
     pub job_of: &'a [usize],
+    /// Per problem, weights of its job's rows other than their own (a
+    /// resample); empty when every problem keeps its job's.
+    pub weights: &'a [Option<&'a Weights<'a>>],
 }
 
 /// f, g and H (Gauss-Newton) in `space`'s theta at `x`, from `rows`
-/// (Jacobian columns for `space.free()`); `graw`, `hraw` and `t` are
-/// scratch of m and m x m.
+/// (Jacobian columns for `space.free()`) under their own weights or
+/// `weight`; `scratch` holds arrays of m and m x m.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn theta_moments(
     space: &LawSpace,
     rows: &RowJacobian,
+    weight: Option<&Weights<'_>>,
     x: &[f64],
     ws: &mut Workspace,
     g: &mut [f64],
@@ -68,7 +72,10 @@ pub(crate) fn theta_moments(
     hraw.resize(m * m, 0.0);
     t.resize(m * m, 0.0);
     let p = space.to_params(x);
-    let f = rows.evaluate(&p, ws, graw, hraw);
+    let f = match weight {
+        None => rows.evaluate(&p, ws, graw, hraw),
+        Some(w) => rows.evaluate_reweighted(&p, ws, graw, hraw, w),
+    };
     // Into theta: with M = d(free params) / d theta, g = M^T g_raw and
     // H = M^T H_raw M.
     let jac = space.jacobian(&p);
@@ -104,6 +111,7 @@ impl LeastSquares<'_> {
             f[k] = theta_moments(
                 self.space,
                 &self.jobs[self.job_of[id]],
+                self.weights.get(id).copied().flatten(),
                 &xs[k * m..(k + 1) * m],
                 &mut ws,
                 &mut g[k * m..(k + 1) * m],
@@ -206,13 +214,15 @@ pub struct Polished {
 
 /// Polish each start `(job, params)` on its job's rows, in the raw form
 /// of `space` ([`LawSpace::raw`]); `jobs` must have Jacobian columns for
-/// `space.free()`. A start that is not finite comes back as it went in,
-/// with an infinite `grad_norm`.
+/// `space.free()`. `weights` (empty, or one per start) reweighs a start's
+/// rows. A start that is not finite comes back as it went in, with an
+/// infinite `grad_norm`.
 pub fn polish(
     law: &CompiledLaw,
     space: &LawSpace,
     jobs: &[RowJacobian],
     starts: &[(usize, Vec<f64>)],
+    weights: &[Option<&Weights<'_>>],
 ) -> anyhow::Result<Vec<Polished>> {
     let space = &space.raw(law);
     let m = space.dim();
@@ -222,6 +232,7 @@ pub fn polish(
         space,
         jobs,
         job_of: &job_of,
+        weights,
     };
     let (outcomes, _) = optim::least_squares_batch(&mut problems, &x0, &POLISH, |_| {})?;
     // f, g and H where each ended, for the decrement.

@@ -113,7 +113,7 @@ impl BatchLeastSquares for Refits<'_> {
             .for_each_init(
                 || (Workspace::default(), Default::default()),
                 |(ws, scratch), ((((&id, x), f), g), h)| {
-                    *f = theta_moments(&self.spaces[id], self.rows, x, ws, g, h, scratch);
+                    *f = theta_moments(&self.spaces[id], self.rows, None, x, ws, g, h, scratch);
                 },
             );
         Ok(())

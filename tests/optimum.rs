@@ -351,3 +351,65 @@ fn a_linear_law_profiles_to_its_asymptotic_interval() {
         assert!(run.stderr.contains(needle), "{}", run.dump());
     }
 }
+
+/// Every bootstrap replicate finishes like the fit: the GPU (an f32
+/// search) and the CPU reach the same replicate optima, to 1e-6 on every
+/// parameter the fit's report calls identified.
+#[test]
+fn bootstrap_replicates_agree_across_backends() {
+    if common::adapter().is_none() {
+        assert!(
+            std::env::var("SWEEPFIT_REQUIRE_GPU").as_deref() != Ok("1"),
+            "SWEEPFIT_REQUIRE_GPU=1 but no GPU adapter"
+        );
+        eprintln!("no GPU adapter: skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let csv = looplm_sweep(d);
+    let args = |backend| {
+        vec![
+            "--starts",
+            "64",
+            "--seed",
+            "0",
+            "--bootstrap",
+            "8",
+            "--resample",
+            "points",
+            "--backend",
+            backend,
+        ]
+    };
+    let cpu = fit(d, &csv, "cpu", &args("cpu"));
+    let gpu = fit(d, &csv, "gpu", &args("gpu"));
+    let names: Vec<&str> = cpu["params"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let identified = identified(&cpu);
+    let samples = |r: &Value| {
+        r["bootstrap"]["resamples"][0]["samples"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let (a, b) = (samples(&cpu), samples(&gpu));
+    assert_eq!(a.len(), 8);
+    assert_eq!(b.len(), 8);
+    for (k, (x, y)) in a.iter().zip(&b).enumerate() {
+        for (j, n) in names.iter().enumerate() {
+            if !identified.iter().any(|i| i == n) {
+                continue;
+            }
+            let (x, y) = (x[j].as_f64().unwrap(), y[j].as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= 1e-6 * x.abs(),
+                "replicate {k}: {n} = {x} on the CPU, {y} on the GPU"
+            );
+        }
+    }
+}

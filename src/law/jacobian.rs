@@ -98,6 +98,10 @@ enum Op {
     },
 }
 
+/// Weights of rows by their index among the rows given (see
+/// [`RowJacobian::evaluate_reweighted`]).
+pub type Weights<'a> = dyn Fn(usize) -> f64 + Sync + 'a;
+
 /// Residuals and Jacobian of a law over fixed rows.
 #[derive(Debug, Clone)]
 pub struct RowJacobian {
@@ -124,6 +128,8 @@ pub struct RowJacobian {
     data: Vec<Vec<f64>>,
     y: Vec<f64>,
     w: Vec<f64>,
+    /// Per row summed, its index among the rows given.
+    keep: Vec<usize>,
     log: bool,
     /// Huber's delta; `None` for mse.
     huber: Option<f64>,
@@ -149,6 +155,8 @@ pub struct Workspace {
     /// w psi(r), and w psi'(r) (Huber only: for mse it is w).
     wr: Vec<f64>,
     wc: Vec<f64>,
+    /// Weights of a tile given by the caller.
+    wt: Vec<f64>,
     /// d residual / d pred (1/pred in log space).
     scale: Vec<f64>,
 }
@@ -356,6 +364,7 @@ impl RowJacobian {
             data,
             y: keep.iter().map(|&r| y[r]).collect(),
             w: keep.iter().map(|&r| w[r]).collect(),
+            keep,
             log: objective.space == Space::Log,
             huber: (objective.loss == LossKind::Huber).then_some(objective.delta),
             value: law.value,
@@ -391,7 +400,7 @@ impl RowJacobian {
                 v.resize(k, vec![0.0; TILE]);
             }
         }
-        for v in [&mut ws.r, &mut ws.wr, &mut ws.wc, &mut ws.scale] {
+        for v in [&mut ws.r, &mut ws.wr, &mut ws.wc, &mut ws.wt, &mut ws.scale] {
             v.resize(TILE, 0.0);
         }
     }
@@ -406,7 +415,21 @@ impl RowJacobian {
         g: &mut [f64],
         h: &mut [f64],
     ) -> f64 {
-        self.dispatch(params, ws, g, h, None)
+        self.dispatch(params, ws, g, h, None, None)
+    }
+
+    /// [`Self::evaluate`] with other weights: `weight(row)` for each row
+    /// given to [`Self::new`] with a nonzero weight there (a resample of
+    /// them: a bootstrap replicate, a fold), instead of the weights given.
+    pub fn evaluate_reweighted(
+        &self,
+        params: &[f64],
+        ws: &mut Workspace,
+        g: &mut [f64],
+        h: &mut [f64],
+        weight: &Weights<'_>,
+    ) -> f64 {
+        self.dispatch(params, ws, g, h, None, Some(weight))
     }
 
     /// [`Self::evaluate`], with J^T W^2 psi^2 J (the middle of the sandwich
@@ -419,7 +442,7 @@ impl RowJacobian {
         h: &mut [f64],
         meat: &mut [f64],
     ) -> f64 {
-        self.dispatch(params, ws, g, h, Some(meat))
+        self.dispatch(params, ws, g, h, Some(meat), None)
     }
 
     fn dispatch(
@@ -429,21 +452,22 @@ impl RowJacobian {
         g: &mut [f64],
         h: &mut [f64],
         meat: Option<&mut [f64]>,
+        weight: Option<&Weights<'_>>,
     ) -> f64 {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
                 // SAFETY: the CPU supports the features the function enables.
-                return unsafe { self.eval_avx512(params, ws, g, h, meat) };
+                return unsafe { self.eval_avx512(params, ws, g, h, meat, weight) };
             }
             if std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
             {
                 // SAFETY: as above.
-                return unsafe { self.eval_avx2(params, ws, g, h, meat) };
+                return unsafe { self.eval_avx2(params, ws, g, h, meat, weight) };
             }
         }
-        self.eval::<false>(params, ws, g, h, meat)
+        self.eval::<false>(params, ws, g, h, meat, weight)
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -455,8 +479,9 @@ impl RowJacobian {
         g: &mut [f64],
         h: &mut [f64],
         meat: Option<&mut [f64]>,
+        weight: Option<&Weights<'_>>,
     ) -> f64 {
-        self.eval::<true>(p, ws, g, h, meat)
+        self.eval::<true>(p, ws, g, h, meat, weight)
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -468,8 +493,9 @@ impl RowJacobian {
         g: &mut [f64],
         h: &mut [f64],
         meat: Option<&mut [f64]>,
+        weight: Option<&Weights<'_>>,
     ) -> f64 {
-        self.eval::<true>(p, ws, g, h, meat)
+        self.eval::<true>(p, ws, g, h, meat, weight)
     }
 
     #[inline(always)]
@@ -480,6 +506,7 @@ impl RowJacobian {
         g: &mut [f64],
         h: &mut [f64],
         mut meat: Option<&mut [f64]>,
+        weight: Option<&Weights<'_>>,
     ) -> f64 {
         self.fit(ws);
         let n = self.jac.len();
@@ -556,7 +583,16 @@ impl RowJacobian {
                 }
                 ws.vals[slot] = out;
             }
-            let (y, w) = (&self.y[t0..t0 + m], &self.w[t0..t0 + m]);
+            let y = &self.y[t0..t0 + m];
+            let w: &[f64] = match weight {
+                None => &self.w[t0..t0 + m],
+                Some(f) => {
+                    for (o, &r) in ws.wt[..m].iter_mut().zip(&self.keep[t0..t0 + m]) {
+                        *o = f(r);
+                    }
+                    &ws.wt[..m]
+                }
+            };
             let pred = self.operand(self.value, &ws.scalars, &ws.vals, t0, m);
             let (r, wr, scale) = (&mut ws.r[..m], &mut ws.wr[..m], &mut ws.scale[..m]);
             if self.log {

@@ -871,6 +871,7 @@ fn fit_jobs_by(
             space,
             jobs: &rows,
             job_of: &job_of,
+            weights: &[],
         };
         optim::least_squares_batch(&mut problems, &x0, &lm, progress)
     } else {
@@ -914,7 +915,7 @@ fn fit_jobs_by(
             .enumerate()
             .map(|(gi, x)| (gi, space.to_params(x)))
             .collect();
-        polished = polish::polish(&b.law, space, &rows, &starts)?;
+        polished = polish::polish(&b.law, space, &rows, &starts, &[])?;
     } else {
         for (c, chunk) in jobs.chunks(POLISH_JOBS).enumerate() {
             let made: Vec<RowJacobian> = chunk
@@ -924,7 +925,7 @@ fn fit_jobs_by(
             let starts: Vec<(usize, Vec<f64>)> = (0..chunk.len())
                 .map(|k| (k, space.to_params(&bests[c * POLISH_JOBS + k])))
                 .collect();
-            polished.extend(polish::polish(&b.law, space, &made, &starts)?);
+            polished.extend(polish::polish(&b.law, space, &made, &starts, &[])?);
         }
     }
     let mut fits = Vec::with_capacity(jobs.len());
