@@ -48,7 +48,7 @@ const LOADING: f64 = 0.25;
 pub struct Identifiability {
     /// How the standard errors were formed.
     pub method: String,
-    /// The free parameters off their bounds, in the order of the
+    /// The free parameters with an effect on the fit, in the order of the
     /// correlation matrix and the loadings.
     pub params: Vec<String>,
     /// Asymptotic standard error of each of `params`, raw units; null
@@ -98,7 +98,7 @@ pub struct Curvature {
     pub f: f64,
     pub rows: usize,
     /// Per parameter: why it is on a bound ("on its lower bound 0"), if it
-    /// is. Those are left out of the analysis: they are held there.
+    /// is: flagged, and analysed as if the bound were not there.
     pub at_bound: Vec<Option<String>>,
     /// Per parameter: the variables its effect on the prediction depends
     /// on (the variables of d prediction / d parameter).
@@ -119,9 +119,12 @@ pub fn analyse(c: &Curvature) -> Identifiability {
             });
         }
     }
-    // Off their bounds, and with some effect on the fit.
+    // Those with some effect on the fit. A parameter on a bound stays in:
+    // the others' errors then include what it would trade with them were
+    // the bound not there (an offset held at 0 leaves its amplitude and
+    // exponent less certain than they would be were it known to be 0).
     let mut idx = Vec::new();
-    for i in (0..m).filter(|&i| c.at_bound[i].is_none()) {
+    for i in 0..m {
         let d = c.h[i * m + i];
         if d > 0.0 && d.is_finite() {
             idx.push(i);
@@ -200,6 +203,7 @@ pub fn analyse(c: &Curvature) -> Identifiability {
     let name = |r: usize| c.names[idx[r]].clone();
     for r in 0..k {
         let v = c.values[idx[r]];
+        let on_bound = c.at_bound[idx[r]].is_some();
         let reason = if undetermined[r] {
             let with: Vec<String> = (0..k)
                 .filter(|&q| {
@@ -218,7 +222,7 @@ pub fn analyse(c: &Curvature) -> Identifiability {
                     join_and(&with)
                 )
             })
-        } else if Z95 * se[r] > FLAG_HALF_WIDTH * v.abs() {
+        } else if !on_bound && Z95 * se[r] > FLAG_HALF_WIDTH * v.abs() {
             let half = Z95 * se[r] / v.abs();
             Some(if half > 10.0 {
                 "its 95% interval is more than ten times its value".to_string()
@@ -463,7 +467,7 @@ mod tests {
 
     /// Three parameters acting through T alone, with T taking 4 values:
     /// the sentence says so. A parameter on a bound is flagged with the
-    /// caller's reason and left out of the matrices.
+    /// caller's reason and kept in the matrices.
     #[test]
     fn a_weak_term_is_named_with_its_variable() {
         // A nearly singular 3x3 block for C, gamma, t3 plus E.
@@ -513,7 +517,8 @@ mod tests {
                 .collect(),
         };
         let id = analyse(&c);
-        assert_eq!(id.params, ["E", "C", "gamma", "t3"]);
+        assert_eq!(id.params, ["E", "C", "gamma", "t3", "t1"]);
+        assert!(id.standard_errors["t1"].is_finite());
         let w = &id.weak[0];
         assert!(
             w.text

@@ -243,6 +243,34 @@ fn fit_writes_complete_fit_json_and_pred_csv() {
         (rmse / 0.02 - 1.0).abs() < 0.03,
         "RMSE {rmse} on noise sd 0.02"
     );
+    // Parameters within their standard errors: every one the report does
+    // not flag lies within 3.5 SE of the truth (for ten independent normal
+    // estimates, any beyond happens with probability 0.5%), and the
+    // optimum converged. (On this sweep t1 ends on its bound 0, which
+    // leaves A flagged: 100 ± 40 against a true 268.)
+    let truth = read_json(&dir.path().join("sim.csv.truth.json"));
+    let id = &fit["identifiability"];
+    let flagged: Vec<&str> = id["flagged"]
+        .as_array()
+        .expect("flags")
+        .iter()
+        .map(|f| f["param"].as_str().unwrap())
+        .collect();
+    let ses = id["standard_errors"].as_object().expect("standard errors");
+    let judged: Vec<_> = ses
+        .iter()
+        .filter(|(name, _)| !flagged.contains(&name.as_str()))
+        .collect();
+    assert!(judged.len() >= 5, "{ses:?} {flagged:?}");
+    for (name, se) in judged {
+        let se = num(se, name);
+        let (got, want) = (num(&params[name], name), num(&truth["params"][name], name));
+        assert!(
+            (got - want).abs() <= 3.5 * se,
+            "{name} = {got}, truth {want}, SE {se}"
+        );
+    }
+    assert_eq!(fit["polish"]["converged"], true, "{}", fit["polish"]);
     let per = m["per_config"].as_array().expect("per_config is an array");
     assert_eq!(per.len(), 20);
     for c in per {
