@@ -262,6 +262,8 @@ pub struct GroupsOutput {
     pub calls: usize,
     /// Starts refined on the CPU in f64 (0 on an f64 backend).
     pub polished: usize,
+    /// Per group, the Gauss-Newton steps its best start took.
+    pub newton_steps: Vec<usize>,
 }
 
 /// Run every group's starts as problems of one lockstep batch on
@@ -333,6 +335,7 @@ pub fn solve_groups(
         })
         .collect::<anyhow::Result<_>>()?;
     let mut bests = Vec::new();
+    let mut newton_steps = vec![0; groups.len()];
     let mut offset = 0;
     for (gi, g) in groups.iter().enumerate() {
         let range = offset..offset + g.starts.len();
@@ -343,17 +346,18 @@ pub fn solve_groups(
         {
             let raw = raw_params(space, &flat[i].x);
             if raw.iter().all(|v| v.is_finite()) {
-                bests.push((i, raw, resolved[gi].as_ref()));
+                bests.push((i, gi, raw, resolved[gi].as_ref()));
             }
         }
     }
     if !bests.is_empty() {
         let sweep = crate::finish::CompiledSweep::new(prepared, &space.spec)?;
-        let starts: Vec<_> = bests.iter().map(|&(_, raw, r)| (raw, r)).collect();
-        for (&(i, ..), end) in bests.iter().zip(sweep.polish(prepared, &starts)?) {
+        let starts: Vec<_> = bests.iter().map(|&(_, _, raw, r)| (raw, r)).collect();
+        for (&(i, gi, ..), end) in bests.iter().zip(sweep.polish(prepared, &starts)?) {
             if end.f.is_finite() && end.f <= flat[i].f * (1.0 + 1e-12) {
                 flat[i].x = space.to_theta(&space.scale.to_internal(&end.raw));
                 flat[i].f = end.f;
+                newton_steps[gi] = end.polished.steps;
             }
         }
     }
@@ -366,6 +370,7 @@ pub fn solve_groups(
         outcomes,
         calls,
         polished,
+        newton_steps,
     })
 }
 
@@ -570,6 +575,7 @@ pub fn fit(
         progress,
     )?;
     let calls = solved.calls;
+    let steps_before = solved.newton_steps.first().copied().unwrap_or(0);
     let outcomes = solved.outcomes.into_iter().next().unwrap_or_default();
     // Notes on the input (rows skipped, ...) come before those on the fit.
     let mut notes = [ds.notes.as_slice(), &notes].concat();
@@ -594,7 +600,9 @@ pub fn fit(
     if found.iter().any(|v| !v.is_finite()) {
         check_finite(ds, &found)?;
     }
-    let finished = crate::finish::finish(prepared, &space.spec, &found, opts.profile.as_ref())?;
+    let mut finished = crate::finish::finish(prepared, &space.spec, &found, opts.profile.as_ref())?;
+    // The batch polished the best already; finishing it checks and describes.
+    finished.polish.newton_steps += steps_before;
     // The polish only takes steps that lower f; a non-finite end (the law
     // overflowing in raw units) keeps the search's optimum for the checks
     // below to name.
