@@ -1176,7 +1176,8 @@ pub fn fit_table(
                 &space,
                 &|wanted| row_jacobian_of(b, &cols, rows, &opts.objective, wanted),
                 &fits[0].polished,
-                row_jacobian(b, &cols, rows, &opts.objective, &space).rows(),
+                // The rows the statistic sums over: those of nonzero weight.
+                rows.iter().filter(|&&r| cols.weight[r] != 0.0).count(),
                 ident,
                 opts.objective,
                 &req.names,
