@@ -1,7 +1,7 @@
-// Second pass: add up the per-slot partial sums of objective.wgsl for every
-// start and every one of its 12 values, with compensated (Kahan)
-// summation so the result does not lose accuracy as the number of slots
-// grows.
+// Second pass: add up the per-slot partial sums of law.wgsl for every
+// start and every one of its RECORD values (objective, gradient, undefined
+// weight), with compensated (Kahan) summation so the result does not lose
+// accuracy as the number of slots grows.
 
 struct Reduce {
     // Slots (workgroups along x, over all chunks) to add per start.
@@ -24,7 +24,8 @@ struct Batch {
 @group(0) @binding(2) var<uniform> red: Reduce;
 @group(1) @binding(0) var<uniform> batch: Batch;
 
-const RECORD: u32 = 12u;
+// Floats per start: set per law (its parameters + 2).
+override RECORD: u32;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

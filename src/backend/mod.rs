@@ -5,13 +5,15 @@
 mod cpu;
 pub(crate) mod fastmath;
 pub mod gpu;
+mod looplm;
 mod prepared;
 pub(crate) mod vector;
 pub mod weights;
 
 pub use cpu::CpuBackend;
-pub use cpu::{looplm_sweep, CompiledGrid, CpuLayout};
+pub use cpu::{CompiledGrid, CpuLayout};
 pub use gpu::GpuBackend;
+pub use looplm::looplm_sweep;
 pub use prepared::Prepared;
 pub use weights::{Weighting, UNWEIGHTED};
 

@@ -39,7 +39,6 @@ use crate::backend::fastmath::{
 };
 use crate::backend::vector::{binary, unary, V};
 use crate::backend::weights::{point_hash, poisson1, Resolved, UNWEIGHTED};
-use crate::backend::Prepared;
 use crate::law::dag::{Node, NodeId};
 use crate::law::diff::Edge;
 use crate::law::plan::{Class, Plan, Sweep};
@@ -261,20 +260,6 @@ impl Separable {
             scalar_sign,
         })
     }
-}
-
-/// The LoopLM sweep of `data` (internal units) as a plan reads it, with
-/// variables N, D, T and D the axis: how today's data meets a compiled law.
-pub fn looplm_sweep(data: &Prepared) -> Sweep {
-    let mut vars = Vec::with_capacity(3 * data.points());
-    let mut curves = Vec::with_capacity(data.configs.len());
-    for c in &data.configs {
-        for i in c.start..c.start + c.len {
-            vars.extend([c.n, data.d[i], c.t]);
-        }
-        curves.push(c.start..c.start + c.len);
-    }
-    Sweep::new(3, curves, vars, data.y.clone(), data.w.clone(), Some(1))
 }
 
 /// Where an operand's values are, without borrowing them: a scalar, an

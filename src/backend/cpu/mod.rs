@@ -14,34 +14,11 @@
 
 pub mod compiled;
 
-use std::sync::OnceLock;
-
 use super::weights::{self, Resolved, Weighting};
 use super::{Backend, BackendInfo, Eval, Prepared};
-use crate::law::plan::Plan;
-use crate::law::{CompiledLaw, NP, PARAM_NAMES};
-pub use compiled::{looplm_sweep, CompiledGrid, CpuLayout};
-
-/// The LoopLM formula the backend compiles: variables N, D, T.
-const LOOPLM: &str = "E + A/(N + t1)^alpha + B/(D + t2)^beta + C/(T + t3)^gamma";
-
-/// The compiled LoopLM law and, per compiled parameter, its index in the
-/// fit's order ([`PARAM_NAMES`]). Compiled once per process.
-fn looplm() -> &'static (CompiledLaw, [usize; NP]) {
-    static LAW: OnceLock<(CompiledLaw, [usize; NP])> = OnceLock::new();
-    LAW.get_or_init(|| {
-        let law = CompiledLaw::from_formula(LOOPLM, &["N", "D", "T"])
-            .expect("the LoopLM formula compiles");
-        let mut order = [0; NP];
-        for (o, name) in order.iter_mut().zip(&law.params) {
-            *o = PARAM_NAMES
-                .iter()
-                .position(|p| p == name)
-                .expect("a LoopLM parameter name");
-        }
-        (law, order)
-    })
-}
+use crate::backend::looplm::{flat, looplm_plan, looplm_sweep, unflat};
+use crate::law::NP;
+pub use compiled::{CompiledGrid, CpuLayout};
 
 pub struct CpuBackend {
     data: Prepared,
@@ -56,7 +33,7 @@ impl CpuBackend {
     /// (at most 1.5 matrix cells per point), else the point layout.
     pub fn new(data: Prepared) -> CpuBackend {
         let sweep = looplm_sweep(&data);
-        let plan = Plan::for_sweep(&looplm().0, &sweep);
+        let plan = looplm_plan(&sweep);
         // The point layout holds any sweep, so the automatic choice
         // always finds one.
         let grid = CompiledGrid::new(plan, &sweep, data.objective)
@@ -73,7 +50,7 @@ impl CpuBackend {
             anyhow::bail!("no grid layout for this data: a token count or target is NaN");
         }
         let sweep = looplm_sweep(&data);
-        let plan = Plan::for_sweep(&looplm().0, &sweep);
+        let plan = looplm_plan(&sweep);
         let grid = CompiledGrid::with_layout(plan, &sweep, data.objective, layout)
             .map_err(|why| anyhow::anyhow!("no {layout:?} layout for this data: {why}"))?;
         Ok(CpuBackend::from_grid(data, grid))
@@ -91,26 +68,6 @@ impl CpuBackend {
     /// The layout in use.
     pub fn layout(&self) -> CpuLayout {
         self.grid.layout()
-    }
-
-    /// `params` in the compiled law's order, flat.
-    fn flat(params: &[[f64; NP]]) -> Vec<f64> {
-        let order = &looplm().1;
-        params
-            .iter()
-            .flat_map(|p| order.iter().map(move |&i| p[i]))
-            .collect()
-    }
-
-    /// Objectives and gradients from the compiled order back into `out`.
-    fn unflat(f: &[f64], g: &[f64], out: &mut [Eval]) {
-        let order = &looplm().1;
-        for ((o, &f), g) in out.iter_mut().zip(f).zip(g.chunks(NP)) {
-            o.f = f;
-            for (&i, &v) in order.iter().zip(g) {
-                o.g[i] = v;
-            }
-        }
     }
 }
 
@@ -138,8 +95,8 @@ impl Backend for CpuBackend {
     fn evaluate(&mut self, params: &[[f64; NP]], out: &mut [Eval]) -> anyhow::Result<()> {
         anyhow::ensure!(params.len() == out.len(), "params and out differ in length");
         let (mut f, mut g) = (vec![0.0; params.len()], vec![0.0; params.len() * NP]);
-        self.grid.evaluate(&Self::flat(params), &mut f, &mut g);
-        Self::unflat(&f, &g, out);
+        self.grid.evaluate(&flat(params), &mut f, &mut g);
+        unflat(&f, &g, out);
         Ok(())
     }
 
@@ -161,14 +118,9 @@ impl Backend for CpuBackend {
             "params, which and out differ in length"
         );
         let (mut f, mut g) = (vec![0.0; params.len()], vec![0.0; params.len() * NP]);
-        self.grid.evaluate_weighted(
-            &Self::flat(params),
-            which,
-            &self.weightings,
-            &mut f,
-            &mut g,
-        )?;
-        Self::unflat(&f, &g, out);
+        self.grid
+            .evaluate_weighted(&flat(params), which, &self.weightings, &mut f, &mut g)?;
+        unflat(&f, &g, out);
         Ok(())
     }
 }

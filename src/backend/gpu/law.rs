@@ -1,0 +1,704 @@
+//! A compiled law's plan bound to a sweep on the GPU: objective and
+//! gradient for many parameter vectors per call, by the kernel generated
+//! from the plan (see `codegen`), then the reduction pass.
+//!
+//! The sweep is uploaded once. Each evaluation writes the K parameter
+//! vectors, records one command buffer (objective pass, reduction pass,
+//! copy to a staging buffer), submits it once and reads K x (parameters +
+//! 2) floats back. Buffers and bind groups are made when the evaluator is
+//! built (or, once, when a batch outgrows the capacity sized at the first
+//! call), never per evaluation; pipelines are the device's (see
+//! `context`).
+//!
+//! Sweeps larger than one storage binding are split into chunks of points,
+//! each with its own buffer; batches of starts larger than one dispatch
+//! allows are split into several dispatches in the same submission.
+//!
+//! Weighted evaluation runs the kernel's WEIGHTED pipeline: each start
+//! names a registered weighting, whose per-curve multipliers and point
+//! limits live on the device, and Poisson counts are rehashed per point,
+//! so no weighting stores anything per point.
+//!
+//! Memory: 16 bytes per point and point-record vec4 (target, weight, curve,
+//! then the law's per-point data), 4 bytes per curve and curve-record
+//! float, per start 4 bytes per parameter, 16 bytes naming its weighting
+//! and 8 bytes per record float of sums and staging, 4 bytes per record
+//! float per workgroup slot of partial sums; per registered weighting 8
+//! bytes per curve.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use super::codegen::{self, Kernel};
+use super::context::GpuDevice;
+use crate::backend::weights::{Resolved, UNWEIGHTED};
+use crate::law::plan::{Class, Plan, Sweep};
+use crate::objective::{LossKind, Objective, Space};
+
+/// Starts per workgroup (must match law.wgsl).
+const WG_STARTS: u32 = 64;
+/// Bytes of one start's weighting record and of one (weighting, curve)
+/// entry.
+const PROBLEM_BYTES: u64 = 16;
+const WEIGHTING_ENTRY_BYTES: u64 = 8;
+/// Bytes of one batch uniform slot (dynamic offsets must be aligned to
+/// min_uniform_buffer_offset_alignment, at most 256).
+const UNIFORM_SLOT: u64 = 256;
+/// How long one evaluation may take before the device counts as hung.
+const EVAL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Size limits of the work split; by default taken from the device.
+/// Tests shrink them to exercise chunking on small data.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GpuLimits {
+    /// Points per chunk (one storage binding each).
+    pub max_points_per_chunk: u64,
+    /// Starts per dispatch.
+    pub max_starts_per_dispatch: u64,
+    /// Workgroups along the point axis per chunk.
+    pub max_groups: u32,
+}
+
+impl GpuLimits {
+    /// The device's limits for records of `point_bytes` per point and
+    /// `record` floats per start.
+    pub fn for_device(limits: &wgpu::Limits, point_bytes: u64, record: u64) -> GpuLimits {
+        let binding = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        // The reduction dispatches one invocation per (start, value).
+        let reduce_cap = limits.max_compute_workgroups_per_dimension as u64 * 64 / record;
+        GpuLimits {
+            max_points_per_chunk: (binding / point_bytes).max(1),
+            max_starts_per_dispatch: (reduce_cap / WG_STARTS as u64 * WG_STARTS as u64)
+                .max(WG_STARTS as u64),
+            max_groups: 256,
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Meta {
+    n_points: u32,
+    n_groups: u32,
+    k_stride: u32,
+    slot_base: u32,
+    first_point: u32,
+    _pad: [u32; 3],
+}
+
+/// A start's weighting as law.wgsl reads it (`Problem`).
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct ProblemGpu {
+    /// First entry of its weighting in the weighting buffer.
+    base: u32,
+    /// Bit 0: weighted; bit 1: Poisson counts.
+    flags: u32,
+    /// Mixed seed of the Poisson counts.
+    seed: u32,
+    _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ReduceMeta {
+    n_slots: u32,
+    k_stride: u32,
+    _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct BatchMeta {
+    k: u32,
+    k_offset: u32,
+    _pad: [u32; 2],
+}
+
+struct Chunk {
+    points: wgpu::Buffer,
+    meta: wgpu::Buffer,
+    n_points: u32,
+    first_point: u32,
+    n_groups: u32,
+    slot_base: u32,
+    bind_group: Option<wgpu::BindGroup>,
+}
+
+fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry {
+        binding,
+        resource: buffer.as_entire_binding(),
+    }
+}
+
+/// Buffers whose size depends on the number of starts.
+struct Capacity {
+    /// Starts the buffers hold.
+    k: u64,
+    /// Starts per dispatch (stride of the partial sums).
+    k_batch: u64,
+    params: wgpu::Buffer,
+    problems: wgpu::Buffer,
+    sums: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    batches: wgpu::Buffer,
+    // Bind groups keep the partial-sum and reduction-metadata buffers alive.
+    batch_group: wgpu::BindGroup,
+    reduce_group: wgpu::BindGroup,
+}
+
+/// The registered weightings on the device.
+struct Weightings {
+    /// (multiplier as f32 bits, points kept) per (weighting, curve); a
+    /// placeholder entry while none are registered.
+    buffer: wgpu::Buffer,
+    group: wgpu::BindGroup,
+    /// Mixed Poisson seed of each registered weighting, if it resamples.
+    seeds: Vec<Option<u32>>,
+}
+
+impl Weightings {
+    fn with_size(dev: &GpuDevice, bytes: u64, seeds: Vec<Option<u32>>) -> Weightings {
+        let buffer = dev.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("weightings"),
+            size: bytes.max(WEIGHTING_ENTRY_BYTES),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let group = dev.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("weightings"),
+            layout: &dev.layouts.weighting,
+            entries: &[wgpu::BindGroupEntry {
+                binding: 0,
+                resource: buffer.as_entire_binding(),
+            }],
+        });
+        Weightings {
+            buffer,
+            group,
+            seeds,
+        }
+    }
+}
+
+pub struct GpuLaw {
+    dev: Arc<GpuDevice>,
+    kernel: Kernel,
+    limits: GpuLimits,
+    /// The kernel's pipeline constants (loss, space, delta).
+    constants: Vec<(&'static str, f64)>,
+    objective: wgpu::ComputePipeline,
+    /// The kernel with WEIGHTED set, built at the first weighted use.
+    objective_weighted: Option<wgpu::ComputePipeline>,
+    reduce: wgpu::ComputePipeline,
+    weightings: Weightings,
+    curves: wgpu::Buffer,
+    n_curves: usize,
+    n_points: usize,
+    chunks: Vec<Chunk>,
+    n_slots: u32,
+    capacity: Option<Capacity>,
+    params_f32: Vec<f32>,
+    problems_host: Vec<ProblemGpu>,
+}
+
+impl GpuLaw {
+    /// `plan` (of a law, for `sweep`) on `dev`, with `objective`; the work
+    /// split from the device's limits unless `limits` is given. Errors
+    /// when the law cannot run in single precision (a constant beyond its
+    /// range).
+    pub fn new(
+        dev: &Arc<GpuDevice>,
+        plan: &Plan,
+        sweep: &Sweep,
+        objective: Objective,
+        limits: Option<GpuLimits>,
+    ) -> anyhow::Result<GpuLaw> {
+        let kernel = codegen::kernel(plan)?;
+        anyhow::ensure!(
+            sweep.points() < u32::MAX as usize && sweep.curves.len() < u32::MAX as usize,
+            "the GPU evaluator supports fewer than 2^32 points and curves"
+        );
+        let point_bytes = 16 * kernel.point_vec4s as u64;
+        let limits = limits.unwrap_or_else(|| {
+            GpuLimits::for_device(&dev.limits, point_bytes, kernel.record() as u64)
+        });
+        let constants = vec![
+            (
+                "LOSS",
+                match objective.loss {
+                    LossKind::Mse => 0.0,
+                    LossKind::Huber => 1.0,
+                },
+            ),
+            (
+                "LOG_SPACE",
+                if objective.space == Space::Log {
+                    1.0
+                } else {
+                    0.0
+                },
+            ),
+            ("DELTA", objective.delta),
+        ];
+        let objective_pipeline = dev.objective_pipeline(&kernel.source, &constants);
+        let reduce = dev.reduce_pipeline(kernel.record());
+
+        // Records: per point target, weight, curve, then its data, curve
+        // by curve; per curve its first point's place in the upload and in
+        // the sweep, then its data. Data nodes in f64 on the host, once.
+        let data = plan.data(sweep, None);
+        let stride = 4 * kernel.point_vec4s;
+        let n_points: usize = sweep.curves.iter().map(|r| r.len()).sum();
+        let mut packed = vec![0f32; n_points * stride];
+        let mut curve_rec = vec![0f32; sweep.curves.len().max(1) * kernel.curve_floats];
+        let mut at = 0;
+        for (c, r) in sweep.curves.iter().enumerate() {
+            let rec = &mut curve_rec[c * kernel.curve_floats..][..kernel.curve_floats];
+            rec[0] = f32::from_bits(at as u32);
+            rec[1] = f32::from_bits(r.start as u32);
+            if !r.is_empty() {
+                for (j, &id) in kernel.curve_data.iter().enumerate() {
+                    rec[2 + j] = data.get(Class::Curve, c, id) as f32;
+                }
+            }
+            for i in r.clone() {
+                let p = &mut packed[at * stride..][..stride];
+                at += 1;
+                p[0] = sweep.y[i] as f32;
+                p[1] = sweep.w[i] as f32;
+                p[2] = f32::from_bits(c as u32);
+                for (j, &id) in kernel.point_data.iter().enumerate() {
+                    p[3 + j] = match plan.level[id as usize] {
+                        Class::Axis => data.get(Class::Axis, sweep.axis_index[i] as usize, id),
+                        _ => data.get(Class::Point, i, id),
+                    } as f32;
+                }
+            }
+        }
+        let device = &dev.device;
+        let curves = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("curves"),
+            size: (curve_rec.len() * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        dev.queue
+            .write_buffer(&curves, 0, bytemuck::cast_slice(&curve_rec));
+        let mut chunks = Vec::new();
+        let (mut slot_base, mut first_point) = (0u32, 0u32);
+        let tile = kernel.tile as u64;
+        let per_chunk = (limits.max_points_per_chunk / tile * tile).max(tile) as usize;
+        for part in packed.chunks(per_chunk * stride) {
+            let n_points = part.len() / stride;
+            let points = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("points"),
+                size: (part.len() * 4) as u64,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            dev.queue
+                .write_buffer(&points, 0, bytemuck::cast_slice(part));
+            let tiles = (n_points as u64).div_ceil(tile) as u32;
+            let n_groups = tiles.min(limits.max_groups).max(1);
+            let meta = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("meta"),
+                size: std::mem::size_of::<Meta>() as u64,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            chunks.push(Chunk {
+                points,
+                meta,
+                n_points: n_points as u32,
+                first_point,
+                n_groups,
+                slot_base,
+                bind_group: None,
+            });
+            slot_base += n_groups;
+            first_point += n_points as u32;
+        }
+        let weightings = Weightings::with_size(dev, 0, Vec::new());
+        let law = GpuLaw {
+            dev: dev.clone(),
+            kernel,
+            limits,
+            constants,
+            objective: objective_pipeline,
+            objective_weighted: None,
+            reduce,
+            weightings,
+            curves,
+            n_curves: sweep.curves.len(),
+            n_points,
+            chunks,
+            n_slots: slot_base,
+            capacity: None,
+            params_f32: Vec::new(),
+            problems_host: Vec::new(),
+        };
+        law.dev.check_error()?;
+        Ok(law)
+    }
+
+    /// Parameters per vector.
+    pub fn n_params(&self) -> usize {
+        self.kernel.n_params
+    }
+
+    /// The generated kernel.
+    pub fn kernel(&self) -> &Kernel {
+        &self.kernel
+    }
+
+    pub fn device(&self) -> &Arc<GpuDevice> {
+        &self.dev
+    }
+
+    /// Objective and gradient for every parameter vector of `params`
+    /// (`params.len() / n_params` of them, the law's order), into `f` and
+    /// `g` (row-major). f is NaN where the law is undefined at a point that
+    /// counts.
+    pub fn evaluate(&mut self, params: &[f64], f: &mut [f64], g: &mut [f64]) -> anyhow::Result<()> {
+        self.run(params, false, f, g)
+    }
+
+    /// Register the weightings that [`GpuLaw::evaluate_weighted`] refers
+    /// to by index (resolved against this sweep's curves), replacing any
+    /// earlier ones.
+    pub fn set_weightings(&mut self, weightings: &[Resolved]) -> anyhow::Result<()> {
+        if let Some(r) = weightings
+            .iter()
+            .find(|r| r.mult.len() != self.n_curves || r.first.len() != self.n_curves)
+        {
+            bail!(
+                "a weighting of {} curves for a sweep of {}",
+                r.mult.len(),
+                self.n_curves
+            );
+        }
+        let entries: Vec<[u32; 2]> = weightings
+            .iter()
+            .flat_map(|r| {
+                r.mult
+                    .iter()
+                    .zip(&r.first)
+                    .map(|(&m, &f)| [(m as f32).to_bits(), f])
+            })
+            .collect();
+        let seeds = weightings.iter().map(|r| r.poisson).collect();
+        let bytes = entries.len() as u64 * WEIGHTING_ENTRY_BYTES;
+        if bytes > self.weightings.buffer.size() {
+            self.weightings = Weightings::with_size(&self.dev, bytes, seeds);
+        } else {
+            self.weightings.seeds = seeds;
+        }
+        self.dev
+            .queue
+            .write_buffer(&self.weightings.buffer, 0, bytemuck::cast_slice(&entries));
+        self.dev.check_error()
+    }
+
+    /// [`GpuLaw::evaluate`] with parameter vector k weighed by registered
+    /// weighting `which[k]`, or by the sweep's own weights where it is
+    /// [`UNWEIGHTED`].
+    pub fn evaluate_weighted(
+        &mut self,
+        params: &[f64],
+        which: &[u32],
+        f: &mut [f64],
+        g: &mut [f64],
+    ) -> anyhow::Result<()> {
+        anyhow::ensure!(which.len() == f.len(), "which and f differ in length");
+        let n_curves = self.n_curves as u32;
+        let registered = self.weightings.seeds.len();
+        self.problems_host.clear();
+        for (k, &w) in which.iter().enumerate() {
+            let problem = if w == UNWEIGHTED {
+                ProblemGpu::default()
+            } else {
+                let Some(&seed) = self.weightings.seeds.get(w as usize) else {
+                    bail!("start {k} names weighting {w}, but {registered} are registered");
+                };
+                ProblemGpu {
+                    // Cannot overflow: the weighting buffer holds this many
+                    // 8-byte entries.
+                    base: w * n_curves,
+                    flags: 1 | if seed.is_some() { 2 } else { 0 },
+                    seed: seed.unwrap_or(0),
+                    _pad: 0,
+                }
+            };
+            self.problems_host.push(problem);
+        }
+        if self.objective_weighted.is_none() {
+            let mut constants = self.constants.clone();
+            constants.push(("WEIGHTED", 1.0));
+            self.objective_weighted =
+                Some(self.dev.objective_pipeline(&self.kernel.source, &constants));
+        }
+        self.run(params, true, f, g)
+    }
+
+    /// Size the per-start buffers for `k` starts (once, or when a batch
+    /// outgrows them) and write the metadata that depends on it.
+    fn ensure_capacity(&mut self, k: u64) -> anyhow::Result<()> {
+        if self.capacity.as_ref().is_some_and(|c| c.k >= k) {
+            return Ok(());
+        }
+        let dev = &self.dev;
+        let device = &dev.device;
+        let record = self.kernel.record() as u64;
+        let np = self.kernel.n_params as u64;
+        // Starts per dispatch: bounded by the dispatch limit and by the
+        // partial-sum buffer fitting in one storage binding.
+        let binding = dev
+            .limits
+            .max_storage_buffer_binding_size
+            .min(dev.limits.max_buffer_size);
+        let per_start_partials = self.n_slots as u64 * record * 4;
+        let by_memory = (binding / per_start_partials).max(1);
+        let k_batch = k
+            .min(self.limits.max_starts_per_dispatch)
+            .min(by_memory)
+            .max(1);
+        let k_batch = k_batch.div_ceil(WG_STARTS as u64) * WG_STARTS as u64;
+        let n_batches = k.div_ceil(k_batch);
+        let buf = |label: &str, size: u64, usage: wgpu::BufferUsages| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        use wgpu::BufferUsages as U;
+        let params = buf("params", k * np * 4, U::STORAGE | U::COPY_DST);
+        let problems = buf("problems", k * PROBLEM_BYTES, U::STORAGE | U::COPY_DST);
+        let partials = buf(
+            "partials",
+            self.n_slots as u64 * k_batch * record * 4,
+            U::STORAGE,
+        );
+        let sums = buf("sums", k * record * 4, U::STORAGE | U::COPY_SRC);
+        let staging = buf("staging", k * record * 4, U::MAP_READ | U::COPY_DST);
+        let batches = buf(
+            "batches",
+            n_batches * UNIFORM_SLOT,
+            U::UNIFORM | U::COPY_DST,
+        );
+        let reduce_meta = buf(
+            "reduce meta",
+            std::mem::size_of::<ReduceMeta>() as u64,
+            U::UNIFORM | U::COPY_DST,
+        );
+        dev.queue.write_buffer(
+            &reduce_meta,
+            0,
+            bytemuck::bytes_of(&ReduceMeta {
+                n_slots: self.n_slots,
+                k_stride: k_batch as u32,
+                _pad: [0; 2],
+            }),
+        );
+        let batch_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("batch"),
+            layout: &dev.layouts.batch,
+            entries: &[wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &batches,
+                    offset: 0,
+                    size: std::num::NonZeroU64::new(std::mem::size_of::<BatchMeta>() as u64),
+                }),
+            }],
+        });
+        let reduce_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("reduce"),
+            layout: &dev.layouts.reduce,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: partials.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: sums.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: reduce_meta.as_entire_binding(),
+                },
+            ],
+        });
+        for chunk in &mut self.chunks {
+            let meta = Meta {
+                n_points: chunk.n_points,
+                n_groups: chunk.n_groups,
+                k_stride: k_batch as u32,
+                slot_base: chunk.slot_base,
+                first_point: chunk.first_point,
+                _pad: [0; 3],
+            };
+            dev.queue
+                .write_buffer(&chunk.meta, 0, bytemuck::bytes_of(&meta));
+            chunk.bind_group = Some(device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("objective"),
+                layout: &dev.layouts.objective,
+                entries: &[
+                    entry(0, &chunk.points),
+                    entry(1, &self.curves),
+                    entry(2, &params),
+                    entry(3, &partials),
+                    entry(4, &chunk.meta),
+                    entry(5, &problems),
+                ],
+            }));
+        }
+        self.capacity = Some(Capacity {
+            k,
+            k_batch,
+            params,
+            problems,
+            sums,
+            staging,
+            batches,
+            batch_group,
+            reduce_group,
+        });
+        dev.check_error()
+    }
+
+    /// Evaluate `params`, weighted by `problems_host` (one per start) when
+    /// `weighted`.
+    fn run(
+        &mut self,
+        params: &[f64],
+        weighted: bool,
+        f: &mut [f64],
+        g: &mut [f64],
+    ) -> anyhow::Result<()> {
+        let np = self.kernel.n_params;
+        anyhow::ensure!(
+            params.len() == f.len() * np && g.len() == params.len(),
+            "params, f and g differ in length"
+        );
+        let k = f.len() as u64;
+        if k == 0 {
+            return Ok(());
+        }
+        if self.n_points == 0 {
+            f.fill(0.0);
+            g.fill(0.0);
+            return Ok(());
+        }
+        self.ensure_capacity(k)?;
+        let dev = self.dev.clone();
+        let cap = self.capacity.as_ref().expect("capacity was just ensured");
+        self.params_f32.clear();
+        self.params_f32.extend(params.iter().map(|&v| v as f32));
+        dev.queue
+            .write_buffer(&cap.params, 0, bytemuck::cast_slice(&self.params_f32));
+        let objective = if weighted {
+            dev.queue
+                .write_buffer(&cap.problems, 0, bytemuck::cast_slice(&self.problems_host));
+            self.objective_weighted
+                .as_ref()
+                .context("the weighted pipeline was not built")?
+        } else {
+            &self.objective
+        };
+        let record = self.kernel.record() as u64;
+        let n_batches = k.div_ceil(cap.k_batch);
+        for b in 0..n_batches {
+            let first = b * cap.k_batch;
+            let meta = BatchMeta {
+                k: (k - first).min(cap.k_batch) as u32,
+                k_offset: first as u32,
+                _pad: [0; 2],
+            };
+            dev.queue
+                .write_buffer(&cap.batches, b * UNIFORM_SLOT, bytemuck::bytes_of(&meta));
+        }
+        let mut enc = dev
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("evaluate"),
+            });
+        for b in 0..n_batches {
+            let kb = (k - b * cap.k_batch).min(cap.k_batch) as u32;
+            let offset = [(b * UNIFORM_SLOT) as u32];
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("objective"),
+                    timestamp_writes: None,
+                });
+                pass.set_pipeline(objective);
+                pass.set_bind_group(1, &cap.batch_group, &offset);
+                pass.set_bind_group(2, &self.weightings.group, &[]);
+                for chunk in &self.chunks {
+                    pass.set_bind_group(0, chunk.bind_group.as_ref(), &[]);
+                    pass.dispatch_workgroups(chunk.n_groups, kb.div_ceil(WG_STARTS), 1);
+                }
+            }
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("reduce"),
+                    timestamp_writes: None,
+                });
+                pass.set_pipeline(&self.reduce);
+                pass.set_bind_group(0, &cap.reduce_group, &[]);
+                pass.set_bind_group(1, &cap.batch_group, &offset);
+                pass.dispatch_workgroups((kb * record as u32).div_ceil(64), 1, 1);
+            }
+        }
+        let bytes = k * record * 4;
+        enc.copy_buffer_to_buffer(&cap.sums, 0, &cap.staging, 0, bytes);
+        let index = dev.queue.submit(Some(enc.finish()));
+
+        let mapped: Arc<Mutex<Option<Result<(), wgpu::BufferAsyncError>>>> =
+            Arc::new(Mutex::new(None));
+        {
+            let m = mapped.clone();
+            cap.staging
+                .map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
+                    *m.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+                });
+        }
+        let waited = dev.device.poll(wgpu::PollType::Wait {
+            submission_index: Some(index),
+            timeout: Some(EVAL_TIMEOUT),
+        });
+        dev.check_error()?;
+        let name = dev.summary.short();
+        waited.with_context(|| format!("GPU {name} did not finish an evaluation"))?;
+        match mapped.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(Ok(())) => {}
+            Some(Err(e)) => bail!("reading results from {name} failed: {e}"),
+            None => bail!("GPU {name} finished without mapping the results"),
+        }
+        {
+            let view = cap
+                .staging
+                .get_mapped_range(0..bytes)
+                .context("mapping GPU results")?;
+            let sums: &[f32] = bytemuck::cast_slice(&view);
+            let rec = record as usize;
+            for (kk, r) in sums.chunks_exact(rec).enumerate() {
+                let undefined = r[rec - 1] > 0.0;
+                f[kk] = if undefined { f64::NAN } else { r[0] as f64 };
+                for i in 0..np {
+                    g[kk * np + i] = r[1 + i] as f64;
+                }
+            }
+        }
+        cap.staging.unmap();
+        Ok(())
+    }
+}
