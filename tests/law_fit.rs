@@ -325,10 +325,6 @@ fn law_errors_say_what_is_wrong() {
         (vec!["--law", "kaplann"], "no built-in law has this name"),
         (vec!["--law", "E + A/N^"], "^"),
         (
-            vec!["--law", "E + A/N^alpha", "--backend", "gpu"],
-            "the GPU evaluates the looplm and chinchilla laws only so far",
-        ),
-        (
             vec!["--law", "E + A/N^alpha", "--test-where", "run=m7"],
             "no row has run = 'm7'",
         ),
@@ -360,10 +356,6 @@ fn law_errors_say_what_is_wrong() {
             "--out",
             out.to_str().unwrap(),
         ];
-        if extra.contains(&"--backend") {
-            args.truncate(2);
-            args.extend(["--out", out.to_str().unwrap()]);
-        }
         args.extend(&extra);
         let run = sweepfit(dir.path(), &args);
         run.assert_failed(&format!("{extra:?}"));

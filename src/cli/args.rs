@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use anyhow::bail;
 use clap::Args;
 
+use std::sync::Arc;
+
+use sweepfit::backend::gpu::{self, GpuDevice};
 use sweepfit::backend::BackendChoice;
 use sweepfit::bootstrap::{BootstrapOptions, Resample};
 use sweepfit::data::Selector;
@@ -29,6 +32,29 @@ pub(crate) struct BackendArgs {
 }
 
 impl BackendArgs {
+    /// The GPU a law fit evaluates on (None: the CPU), and for `auto` a
+    /// note saying what it chose and why.
+    pub(crate) fn law_device(&self) -> anyhow::Result<(Option<Arc<GpuDevice>>, Option<String>)> {
+        let open = |filter| -> anyhow::Result<Arc<GpuDevice>> {
+            let inst = gpu::instance()?;
+            GpuDevice::open(&gpu::select_adapter(&inst, filter)?)
+        };
+        match self.backend {
+            BackendChoice::Cpu => Ok((None, None)),
+            BackendChoice::Gpu => Ok((Some(open(gpu::AdapterFilter::Any)?), None)),
+            BackendChoice::Auto => {
+                gpu::check_env()?;
+                Ok(match open(gpu::AdapterFilter::Hardware) {
+                    Ok(d) => {
+                        let note = format!("backend auto: using the GPU {}", d.summary().short());
+                        (Some(d), Some(note))
+                    }
+                    Err(e) => (None, Some(format!("backend auto: using the CPU ({e:#})"))),
+                })
+            }
+        }
+    }
+
     /// Check the wgpu environment variables up front, when a GPU may be used.
     pub(crate) fn check(&self) -> anyhow::Result<()> {
         if self.backend != BackendChoice::Cpu {
@@ -298,6 +324,7 @@ impl FitFlags {
             lbfgs: o.lbfgs,
             by: by.to_vec(),
             test_where,
+            device: None,
             profile: None,
         })
     }

@@ -145,16 +145,11 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `eval` of any law from a CSV, on the compiled CPU evaluator.
+/// `eval` of any law from a CSV, on the compiled CPU evaluator or the
+/// law's generated GPU kernel.
 fn cmd_eval_law(a: EvalArgs) -> anyhow::Result<()> {
-    let fit = a.fit.law_fit_options(&[], a.test_where.clone())?;
+    let mut fit = a.fit.law_fit_options(&[], a.test_where.clone())?;
     let (file, text, origin) = a.fit.law_source()?;
-    if a.backend.backend == BackendChoice::Gpu {
-        anyhow::bail!(
-            "--backend gpu: the GPU evaluates the looplm and chinchilla laws only so far \
-             (and not with --test-where or --leave); use --backend cpu"
-        );
-    }
     for f in &a.fractions {
         if !(*f > 0.0 && *f < 1.0) {
             anyhow::bail!("--fractions: {f} is not strictly between 0 and 1");
@@ -173,16 +168,32 @@ fn cmd_eval_law(a: EvalArgs) -> anyhow::Result<()> {
         fractions: a.fractions.clone(),
         leave: a.leave.clone(),
     };
-    let bar = spinner();
-    let out = sweepfit::lawfit::evaluate(&bound, &table, &fit, &opts, |p: Progress| {
-        bar.set_message(format!(
-            "iteration {} · {} starts active across all folds",
-            p.iteration, p.active
-        ));
-        bar.tick();
-    });
-    bar.finish_and_clear();
-    let out = out?;
+    let (device, note) = a.backend.law_device()?;
+    if let Some(n) = note {
+        tell!("note: {n}");
+    }
+    let auto_gpu = a.backend.backend == BackendChoice::Auto && device.is_some();
+    fit.device = device;
+    let run = |fit: &sweepfit::lawfit::LawFitOptions| {
+        let bar = spinner();
+        let out = sweepfit::lawfit::evaluate(&bound, &table, fit, &opts, |p: Progress| {
+            bar.set_message(format!(
+                "iteration {} · {} starts active across all folds",
+                p.iteration, p.active
+            ));
+            bar.tick();
+        });
+        bar.finish_and_clear();
+        out
+    };
+    let out = match run(&fit) {
+        Err(e) if auto_gpu => {
+            tell!("warning: the GPU evaluation failed ({e:#}); running on the CPU instead");
+            fit.device = None;
+            run(&fit)
+        }
+        other => other,
+    }?;
     out_dir.create()?;
     report::write_eval_json(&out_dir.join("eval.json"), &out.report)?;
     report::write_eval_csv(&out_dir.join("eval.csv"), &out.report)?;

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::bail;
 use clap::Args;
 
 use sweepfit::backend::{self, BackendChoice, Prepared};
@@ -185,7 +184,7 @@ pub(crate) fn cmd_demo(a: DemoArgs) -> anyhow::Result<()> {
 }
 
 /// `fit` of a law from a table (any law, `--by`, `--test-where`), on the
-/// compiled CPU evaluator.
+/// compiled CPU evaluator or the law's generated GPU kernel.
 fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
     let mut opts = a.fit.law_fit_options(&a.by, a.test_where.clone())?;
     opts.profile = a.profile();
@@ -195,36 +194,41 @@ fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
         lbfgs: opts.lbfgs,
         ..FitOptions::default()
     })?;
-    match a.backend.backend {
-        BackendChoice::Gpu => bail!(
-            "--backend gpu: the GPU evaluates the looplm and chinchilla laws only so far; \
-             use --backend cpu (or auto) for law {}",
-            file.name
-        ),
-        BackendChoice::Auto if a.fit.hand_written().is_none() => tell!(
-            "note: backend auto: using the CPU (the GPU evaluates the looplm and chinchilla laws only so far)"
-        ),
-        _ => {}
-    }
     let out_dir = check_out_dir(&a.out, a.force)?;
     let table = a.input.table(&opts.objective)?;
     let bound = lawfit::bind(file, &text, &origin, &table)?;
-    let out = with_spinner(fit_message, |tick| {
-        lawfit::fit_table(&bound, &table, &opts, tick)
-    });
-    let mut out = out?;
-    if let Some(bo) = &boot {
-        let reports = with_spinner(bootstrap_message, |tick| {
-            lawfit::bootstrap(&bound, &table, &opts, &out.held_out, &out.fits, bo, tick)
+    let (device, note) = a.backend.law_device()?;
+    if let Some(n) = note {
+        tell!("note: {n}");
+    }
+    let auto_gpu = a.backend.backend == BackendChoice::Auto && device.is_some();
+    opts.device = device;
+    let fit_and_bootstrap = |opts: &lawfit::LawFitOptions| -> anyhow::Result<_> {
+        let mut out = with_spinner(fit_message, |tick| {
+            lawfit::fit_table(&bound, &table, opts, tick)
         })?;
-        if out.report.groups.is_empty() {
-            out.report.bootstrap = reports.into_iter().next();
-        } else {
-            for (g, r) in out.report.groups.iter_mut().zip(reports) {
-                g.bootstrap = Some(r);
+        if let Some(bo) = &boot {
+            let reports = with_spinner(bootstrap_message, |tick| {
+                lawfit::bootstrap(&bound, &table, opts, &out.held_out, &out.fits, bo, tick)
+            })?;
+            if out.report.groups.is_empty() {
+                out.report.bootstrap = reports.into_iter().next();
+            } else {
+                for (g, r) in out.report.groups.iter_mut().zip(reports) {
+                    g.bootstrap = Some(r);
+                }
             }
         }
-    }
+        Ok(out)
+    };
+    let out = match fit_and_bootstrap(&opts) {
+        Err(e) if auto_gpu => {
+            tell!("warning: the GPU fit failed ({e:#}); fitting on the CPU instead");
+            opts.device = None;
+            fit_and_bootstrap(&opts)
+        }
+        other => other,
+    }?;
     out_dir.create()?;
     report::write_pretty(&out_dir.join("fit.json"), &out.report)?;
     report::write_table_pred_csv(

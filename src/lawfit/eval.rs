@@ -13,8 +13,8 @@ use anyhow::bail;
 use indexmap::IndexMap;
 
 use super::{
-    cpu_report, curves_of, fit_jobs, law_space, predict_into, read_columns, BoundLaw, Data, Group,
-    LawFitOptions,
+    backend_report, curves_of, fit_jobs, law_space, predict_into, read_columns, BoundLaw, Data,
+    Group, LawFitOptions,
 };
 use crate::data::Table;
 use crate::eval::{combinations, Protocol, MAX_FOLDS};
@@ -321,7 +321,7 @@ pub fn evaluate(
         full,
         folds: reports,
         summary,
-        backend: cpu_report(),
+        backend: backend_report(fit),
         batched_evaluations: calls,
         seconds: started.elapsed().as_secs_f64(),
         notes,

@@ -1,10 +1,17 @@
 //! Fitting any compiled law to a table: bind the law's variables to
 //! columns, split off the `--test-where` rows, group by `--by`, draw the
 //! starts (non-linear parameters drawn, linear ones solved by least
-//! squares), run every group's starts as problems of one lockstep batch on
-//! the compiled CPU evaluator, and score the result.
+//! squares), run every group's starts as problems of one lockstep batch,
+//! and score the result.
+//!
+//! On the CPU, least squares (mse) runs Levenberg-Marquardt on per-row
+//! Jacobians and other losses L-BFGS on the compiled evaluator. Given a
+//! GPU ([`LawFitOptions::device`]), every loss runs L-BFGS on the law's
+//! generated kernel, all starts of a group per dispatch; either way each
+//! group's best start is then polished in f64 on the CPU.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -12,6 +19,7 @@ use indexmap::IndexMap;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
+use crate::backend::gpu::{evaluate_all, GpuDevice, GpuLaw, Job};
 use crate::backend::CompiledGrid;
 use crate::data::{Check, Selector, Table};
 use crate::law::dag::{Node, NodeId};
@@ -59,6 +67,8 @@ pub struct LawFitOptions {
     pub test_where: Option<Selector>,
     /// Profile-likelihood intervals to compute at the optimum.
     pub profile: Option<ProfileRequest>,
+    /// Evaluate on this GPU (None: the CPU).
+    pub device: Option<Arc<GpuDevice>>,
 }
 
 /// A law bound to the columns of a table.
@@ -225,10 +235,17 @@ pub struct LawFitOutput {
     pub starts: Vec<Vec<f64>>,
 }
 
+/// One job's objective: the compiled law on the CPU, or its generated
+/// kernel on the GPU.
+enum Evaluator {
+    Cpu(Box<CompiledGrid>),
+    Gpu(Box<GpuLaw>),
+}
+
 /// Per problem, which group's evaluator runs it.
 struct Problems<'a> {
     space: &'a LawSpace,
-    grids: &'a [CompiledGrid],
+    grids: &'a mut [Evaluator],
     group_of: &'a [usize],
 }
 
@@ -254,22 +271,40 @@ impl BatchObjective for Problems<'_> {
             .map(|k| self.space.to_params(&xs[k * m..(k + 1) * m]))
             .collect();
         let mut gp = vec![0.0; ids.len() * np];
-        // Problems of one group go to its evaluator in one call.
+        // Problems of one group go to its evaluator in one call; the GPU
+        // groups all in one submission.
         let mut by_group: Vec<Vec<usize>> = vec![Vec::new(); self.grids.len()];
         for (k, &id) in ids.iter().enumerate() {
             by_group[self.group_of[id]].push(k);
         }
-        for (gi, ks) in by_group.iter().enumerate() {
-            if ks.is_empty() {
+        let flats: Vec<Vec<f64>> = by_group
+            .iter()
+            .map(|ks| ks.iter().flat_map(|&k| params[k].iter().copied()).collect())
+            .collect();
+        let mut fo: Vec<Vec<f64>> = by_group.iter().map(|ks| vec![0.0; ks.len()]).collect();
+        let mut go: Vec<Vec<f64>> = by_group.iter().map(|ks| vec![0.0; ks.len() * np]).collect();
+        let mut gpu_jobs = Vec::new();
+        for (((grid, flat), fo), go) in self.grids.iter_mut().zip(&flats).zip(&mut fo).zip(&mut go)
+        {
+            if flat.is_empty() {
                 continue;
             }
-            let flat: Vec<f64> = ks.iter().flat_map(|&k| params[k].iter().copied()).collect();
-            let mut fo = vec![0.0; ks.len()];
-            let mut go = vec![0.0; ks.len() * np];
-            self.grids[gi].evaluate(&flat, &mut fo, &mut go);
+            match grid {
+                Evaluator::Cpu(grid) => grid.evaluate(flat, fo, go),
+                Evaluator::Gpu(law) => gpu_jobs.push(Job {
+                    law,
+                    params: flat,
+                    f: fo,
+                    g: go,
+                }),
+            }
+        }
+        evaluate_all(&mut gpu_jobs)?;
+        drop(gpu_jobs);
+        for (gi, ks) in by_group.iter().enumerate() {
             for (j, &k) in ks.iter().enumerate() {
-                f[k] = fo[j];
-                gp[k * np..(k + 1) * np].copy_from_slice(&go[j * np..(j + 1) * np]);
+                f[k] = fo[gi][j];
+                gp[k * np..(k + 1) * np].copy_from_slice(&go[gi][j * np..(j + 1) * np]);
             }
         }
         g.par_chunks_mut(m).enumerate().for_each(|(k, gk)| {
@@ -769,8 +804,8 @@ fn fit_jobs(
     progress: impl FnMut(Progress),
 ) -> anyhow::Result<Batch> {
     let method = match opts.objective.loss {
-        LossKind::Mse => Method::LeastSquares,
-        LossKind::Huber => Method::Lbfgs,
+        LossKind::Mse if opts.device.is_none() => Method::LeastSquares,
+        _ => Method::Lbfgs,
     };
     fit_jobs_by(data, space, jobs, opts, given, progress, method)
 }
@@ -813,10 +848,10 @@ fn fit_jobs_by(
             );
         }
     }
-    // Least squares (mse) runs Levenberg-Marquardt, which needs J^T J, on
-    // per-row Jacobians: it takes far fewer evaluations than L-BFGS. Any
-    // other loss runs L-BFGS on the compiled evaluator. One evaluator per
-    // job, and every job's starts.
+    // Least squares (mse) on the CPU runs Levenberg-Marquardt, which needs
+    // J^T J, on per-row Jacobians: it takes far fewer evaluations than
+    // L-BFGS. Otherwise L-BFGS runs on the compiled evaluator or the GPU
+    // kernel. One evaluator per job, and every job's starts.
     let least_squares = method == Method::LeastSquares;
     debug_assert!(!least_squares || opts.objective.loss == LossKind::Mse);
     let mut grids = Vec::new();
@@ -828,9 +863,17 @@ fn fit_jobs_by(
         }
         let sweep = sweep_of(b, cols, table, &g.train, &opts.objective);
         let plan = Plan::for_sweep(law, &sweep);
-        let grid = CompiledGrid::new(plan, &sweep, opts.objective)
-            .map_err(|e| anyhow::anyhow!("cannot lay out the data for the evaluator: {e}"))?;
-        grids.push(grid);
+        grids.push(match &opts.device {
+            Some(dev) => Evaluator::Gpu(Box::new(
+                GpuLaw::new(dev, &plan, &sweep, opts.objective, None)
+                    .with_context(|| format!("law {} on the GPU", b.file.name))?,
+            )),
+            None => Evaluator::Cpu(Box::new(
+                CompiledGrid::new(plan, &sweep, opts.objective).map_err(|e| {
+                    anyhow::anyhow!("cannot lay out the data for the evaluator: {e}")
+                })?,
+            )),
+        });
     }
     let per = if given.is_some() { 1 } else { opts.starts };
     let draws = draw(
@@ -877,7 +920,7 @@ fn fit_jobs_by(
     } else {
         let mut problems = Problems {
             space,
-            grids: &grids,
+            grids: &mut grids,
             group_of: &job_of,
         };
         optim::minimize_batch(&mut problems, &x0, &opts.lbfgs, progress)
@@ -1018,6 +1061,17 @@ fn status_counts(outcomes: &[Outcome]) -> IndexMap<String, usize> {
             )
         })
         .collect()
+}
+
+/// What evaluates a law fit with `opts`.
+fn backend_report(opts: &LawFitOptions) -> BackendReport {
+    match &opts.device {
+        Some(dev) => BackendReport {
+            kind: "gpu".into(),
+            device: format!("{}, f32, generated law kernel", dev.summary().short()),
+        },
+        None => cpu_report(),
+    }
 }
 
 fn cpu_report() -> BackendReport {
@@ -1223,7 +1277,7 @@ pub fn fit_table(
             evaluations: calls,
             start_evaluations: outcomes.iter().map(|o| o.evaluations).sum(),
         },
-        backend: cpu_report(),
+        backend: backend_report(opts),
         seconds: started.elapsed().as_secs_f64(),
         points: train_rows.len(),
         notes,
@@ -1288,6 +1342,7 @@ mod tests {
                 by: Vec::new(),
                 test_where: None,
                 profile: None,
+                device: None,
             };
             let cols = read_columns(&b, &table, &opts.objective).unwrap();
             let (jobs, _) = groups(&table, &opts).unwrap();

@@ -27,6 +27,12 @@ pub struct GpuDevice {
     reduce_module: wgpu::ShaderModule,
 }
 
+impl std::fmt::Debug for GpuDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GpuDevice({})", self.summary.short())
+    }
+}
+
 pub(super) struct Layouts {
     pub objective: wgpu::BindGroupLayout,
     pub batch: wgpu::BindGroupLayout,

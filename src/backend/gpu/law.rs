@@ -575,29 +575,23 @@ impl GpuLaw {
         dev.check_error()
     }
 
-    /// Evaluate `params`, weighted by `problems_host` (one per start) when
-    /// `weighted`.
-    fn run(
+    /// Record the evaluation of `params` (weighted by `problems_host`, one
+    /// per start, when `weighted`) into `enc`: objective and reduction
+    /// passes, then the copy of the sums to the staging buffer. Returns the
+    /// bytes to read back, 0 when there is nothing to run.
+    fn encode(
         &mut self,
+        enc: &mut wgpu::CommandEncoder,
         params: &[f64],
+        k: usize,
         weighted: bool,
-        f: &mut [f64],
-        g: &mut [f64],
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<u64> {
         let np = self.kernel.n_params;
-        anyhow::ensure!(
-            params.len() == f.len() * np && g.len() == params.len(),
-            "params, f and g differ in length"
-        );
-        let k = f.len() as u64;
-        if k == 0 {
-            return Ok(());
+        anyhow::ensure!(params.len() == k * np, "params and f differ in length");
+        if k == 0 || self.n_points == 0 {
+            return Ok(0);
         }
-        if self.n_points == 0 {
-            f.fill(0.0);
-            g.fill(0.0);
-            return Ok(());
-        }
+        let k = k as u64;
         self.ensure_capacity(k)?;
         let dev = self.dev.clone();
         let cap = self.capacity.as_ref().expect("capacity was just ensured");
@@ -626,11 +620,6 @@ impl GpuLaw {
             dev.queue
                 .write_buffer(&cap.batches, b * UNIFORM_SLOT, bytemuck::bytes_of(&meta));
         }
-        let mut enc = dev
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("evaluate"),
-            });
         for b in 0..n_batches {
             let kb = (k - b * cap.k_batch).min(cap.k_batch) as u32;
             let offset = [(b * UNIFORM_SLOT) as u32];
@@ -660,36 +649,28 @@ impl GpuLaw {
         }
         let bytes = k * record * 4;
         enc.copy_buffer_to_buffer(&cap.sums, 0, &cap.staging, 0, bytes);
-        let index = dev.queue.submit(Some(enc.finish()));
+        Ok(bytes)
+    }
 
-        let mapped: Arc<Mutex<Option<Result<(), wgpu::BufferAsyncError>>>> =
-            Arc::new(Mutex::new(None));
-        {
-            let m = mapped.clone();
-            cap.staging
-                .map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
-                    *m.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
-                });
+    /// Read `bytes` of mapped sums into `f` and `g`, and unmap.
+    fn read(&self, bytes: u64, f: &mut [f64], g: &mut [f64]) -> anyhow::Result<()> {
+        let np = self.kernel.n_params;
+        if bytes == 0 {
+            f.fill(0.0);
+            g.fill(0.0);
+            return Ok(());
         }
-        let waited = dev.device.poll(wgpu::PollType::Wait {
-            submission_index: Some(index),
-            timeout: Some(EVAL_TIMEOUT),
-        });
-        dev.check_error()?;
-        let name = dev.summary.short();
-        waited.with_context(|| format!("GPU {name} did not finish an evaluation"))?;
-        match mapped.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            Some(Ok(())) => {}
-            Some(Err(e)) => bail!("reading results from {name} failed: {e}"),
-            None => bail!("GPU {name} finished without mapping the results"),
-        }
+        let cap = self
+            .capacity
+            .as_ref()
+            .expect("encoded evaluations have capacity");
         {
             let view = cap
                 .staging
                 .get_mapped_range(0..bytes)
                 .context("mapping GPU results")?;
             let sums: &[f32] = bytemuck::cast_slice(&view);
-            let rec = record as usize;
+            let rec = self.kernel.record();
             for (kk, r) in sums.chunks_exact(rec).enumerate() {
                 let undefined = r[rec - 1] > 0.0;
                 f[kk] = if undefined { f64::NAN } else { r[0] as f64 };
@@ -701,4 +682,101 @@ impl GpuLaw {
         cap.staging.unmap();
         Ok(())
     }
+
+    /// Evaluate `params`, weighted by `problems_host` when `weighted`.
+    fn run(
+        &mut self,
+        params: &[f64],
+        weighted: bool,
+        f: &mut [f64],
+        g: &mut [f64],
+    ) -> anyhow::Result<()> {
+        submit(
+            &mut [Job {
+                law: self,
+                params,
+                f,
+                g,
+            }],
+            weighted,
+        )
+    }
+}
+
+/// One law's share of a submission: its parameter vectors (the law's
+/// order, flat) and where their objectives and gradients go.
+pub struct Job<'a> {
+    pub law: &'a mut GpuLaw,
+    pub params: &'a [f64],
+    pub f: &'a mut [f64],
+    pub g: &'a mut [f64],
+}
+
+/// Evaluate every job in one submission and one wait: fits of one law to
+/// many groups (each its own [`GpuLaw`] on one device) pay the round trip
+/// to the device once per step, not once per group.
+pub fn evaluate_all(jobs: &mut [Job<'_>]) -> anyhow::Result<()> {
+    submit(jobs, false)
+}
+
+fn submit(jobs: &mut [Job<'_>], weighted: bool) -> anyhow::Result<()> {
+    let Some(first) = jobs.first() else {
+        return Ok(());
+    };
+    let dev = first.law.dev.clone();
+    for j in jobs.iter() {
+        anyhow::ensure!(
+            Arc::ptr_eq(&j.law.dev, &dev),
+            "evaluations submitted together must share a device"
+        );
+        anyhow::ensure!(j.g.len() == j.params.len(), "params and g differ in length");
+    }
+    let mut enc = dev
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("evaluate"),
+        });
+    let mut bytes = Vec::with_capacity(jobs.len());
+    for j in jobs.iter_mut() {
+        let k = j.f.len();
+        bytes.push(j.law.encode(&mut enc, j.params, k, weighted)?);
+    }
+    let index = dev.queue.submit(Some(enc.finish()));
+    type Slot = Arc<Mutex<Option<Result<(), wgpu::BufferAsyncError>>>>;
+    let mut mapped: Vec<Option<Slot>> = Vec::with_capacity(jobs.len());
+    for (j, &b) in jobs.iter().zip(&bytes) {
+        if b == 0 {
+            mapped.push(None);
+            continue;
+        }
+        let slot: Slot = Arc::new(Mutex::new(None));
+        let m = slot.clone();
+        let cap = j
+            .law
+            .capacity
+            .as_ref()
+            .expect("encoded evaluations have capacity");
+        cap.staging.map_async(wgpu::MapMode::Read, 0..b, move |r| {
+            *m.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+        });
+        mapped.push(Some(slot));
+    }
+    let waited = dev.device.poll(wgpu::PollType::Wait {
+        submission_index: Some(index),
+        timeout: Some(EVAL_TIMEOUT),
+    });
+    dev.check_error()?;
+    let name = dev.summary.short();
+    waited.with_context(|| format!("GPU {name} did not finish an evaluation"))?;
+    for (j, (slot, &b)) in jobs.iter_mut().zip(mapped.iter().zip(&bytes)) {
+        if let Some(slot) = slot {
+            match slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                Some(Ok(())) => {}
+                Some(Err(e)) => bail!("reading results from {name} failed: {e}"),
+                None => bail!("GPU {name} finished without mapping the results"),
+            }
+        }
+        j.law.read(b, j.f, j.g)?;
+    }
+    Ok(())
 }

@@ -23,7 +23,7 @@ pub use context::GpuDevice;
 pub use device::{
     all_adapters, check_env, instance, select_adapter, AdapterFilter, AdapterSummary,
 };
-pub use law::{GpuLaw, GpuLimits};
+pub use law::{evaluate_all, GpuLaw, GpuLimits, Job};
 
 use super::looplm::{flat, looplm_plan, looplm_sweep, unflat};
 use super::weights::{self, Weighting};
