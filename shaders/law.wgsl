@@ -55,9 +55,10 @@ struct Meta {
     slot_base: u32,
     // Global index (over all chunks) of this chunk's first point.
     first_point: u32,
+    // This chunk's index, and the number of chunks.
+    chunk_index: u32,
+    n_chunks: u32,
     _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 struct Batch {
@@ -94,6 +95,10 @@ struct Problem {
 @group(1) @binding(0) var<uniform> batch: Batch;
 // Per (weighting, curve): multiplier as f32 bits, points kept.
 @group(2) @binding(0) var<storage, read> weightings: array<vec2<u32>>;
+// The tiles a workgroup row of weighted starts reads: per (row, chunk) the
+// offset and length of its list of tiles, then the lists. Tiles whose
+// curves every start of the row leaves out are not in the list.
+@group(2) @binding(1) var<storage, read> tile_lists: array<u32>;
 
 //@DEFS
 
@@ -179,8 +184,18 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     var key_shift = 0u;
     //@CURVE_VARS
 
-    let n_tiles = (chunk.n_points + TILE - 1u) / TILE;
-    for (var t = wid.x; t < n_tiles; t += chunk.n_groups) {
+    var n_tiles = (chunk.n_points + TILE - 1u) / TILE;
+    var list = 0u;
+    if (WEIGHTED) {
+        let h = ((batch.k_offset / WG + wid.y) * chunk.n_chunks + chunk.chunk_index) * 2u;
+        list = tile_lists[h];
+        n_tiles = tile_lists[h + 1u];
+    }
+    for (var i = wid.x; i < n_tiles; i += chunk.n_groups) {
+        var t = i;
+        if (WEIGHTED) {
+            t = tile_lists[list + i];
+        }
         for (var j = lid.x; j < TILE * PV; j += WG) {
             let idx = t * TILE * PV + j;
             if (idx < chunk.n_points * PV) { tile[j] = points[idx]; }

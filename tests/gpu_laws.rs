@@ -369,3 +369,89 @@ fn a_constant_beyond_f32_is_refused() {
         );
     }
 }
+
+/// A law of 30 parameters (ten power terms in as many variables) runs on
+/// the GPU like a small one: no size is fixed in the kernel.
+#[test]
+fn a_law_with_thirty_parameters_matches_the_cpu() {
+    let Some(dev) = device() else { return };
+    let vars: Vec<String> = (0..10).map(|i| format!("x{i}")).collect();
+    let formula: Vec<String> = (0..10)
+        .map(|i| format!("a{i}/(x{i} + t{i})^b{i}"))
+        .collect();
+    let names: Vec<&str> = vars.iter().map(|s| s.as_str()).collect();
+    let law = CompiledLaw::from_formula(&formula.join(" + "), &names).unwrap();
+    assert_eq!(law.params.len(), 30);
+    let truth: Vec<f64> = (0..30).map(|i| 0.3 + 0.02 * i as f64).collect();
+    let mut compared = 0;
+    for (s, shape) in SHAPES.into_iter().enumerate() {
+        let sw = sweep(&law, Some(0), shape, &truth, s as u64);
+        let params = params_near(&truth, 80, 9);
+        let what = format!("30 parameters {shape:?}");
+        compared += check_law(&dev, &law, &sw, Objective::default(), &params, &what);
+    }
+    assert!(compared > 900, "only {compared} evaluations compared");
+}
+
+/// Tiles whose curves every start of a workgroup row leaves out are not
+/// read (a size fold's held-out curves): values are those of the CPU,
+/// whether a row keeps one curve, all but one, or mixes weightings.
+#[test]
+fn left_out_curves_are_skipped_without_changing_values() {
+    let Some(dev) = device() else { return };
+    let law = CompiledLaw::from_formula("E + A/N^alpha + B/D^beta", &["N", "D"]).unwrap();
+    let truth = [1.5, 2.0, 0.4, 3.0, 0.3];
+    let (mut vars, mut y, mut w, mut curves) = (vec![], vec![], vec![], vec![]);
+    for c in 0..20 {
+        let start = y.len();
+        for i in 0..300 {
+            let x = [1.0 + c as f64, 1.0 + 0.1 * i as f64];
+            vars.extend(x);
+            y.push(law.eval(&x, &truth) * (1.0 + 0.01 * ((i * 7 + c) as f64).sin()));
+            w.push(1.0 / 6000.0);
+        }
+        curves.push(start..y.len());
+    }
+    let sw = Sweep::new(2, curves, vars, y, w, Some(1));
+    let plan = Plan::for_sweep(&law, &sw);
+    let one: Vec<f64> = (0..20).map(|c| (c == 3) as u32 as f64).collect();
+    let all_but: Vec<f64> = one.iter().map(|v| 1.0 - v).collect();
+    let ws: Vec<Resolved> = [one, all_but]
+        .into_iter()
+        .map(|config| {
+            let w = Weighting {
+                config,
+                ..Weighting::uniform(20)
+            };
+            resolve_curves(&w, &sw.curves, &sw.w).unwrap()
+        })
+        .collect();
+    // Rows of 64 starts: the first keeps curve 3 only, the second all but
+    // curve 3, the third mixes both and the unweighted sweep.
+    let k = 192;
+    let which: Vec<u32> = (0..k as u32)
+        .map(|i| match i / 64 {
+            0 => 0,
+            1 => 1,
+            _ => [0, 1, UNWEIGHTED][i as usize % 3],
+        })
+        .collect();
+    let params = params_near(&truth, k, 3);
+    let cpu = CompiledGrid::new(plan.clone(), &sw, Objective::default()).unwrap();
+    let (mut fc, mut gc) = (vec![0.0; k], vec![0.0; k * 5]);
+    cpu.evaluate_weighted(&params, &which, &ws, &mut fc, &mut gc)
+        .unwrap();
+    let scale = term_scale(&law, &sw, Objective::default(), &params);
+    let limits = GpuLimits {
+        max_points_per_chunk: 1024,
+        max_starts_per_dispatch: 128,
+        max_groups: 3,
+    };
+    let mut gpu = GpuLaw::new(&dev, &plan, &sw, Objective::default(), Some(limits)).unwrap();
+    gpu.set_weightings(&ws).unwrap();
+    let (mut fg, mut gg) = (vec![0.0; k], vec![0.0; k * 5]);
+    gpu.evaluate_weighted(&params, &which, &mut fg, &mut gg)
+        .unwrap();
+    let n = compare(5, (&fc, &gc), (&fg, &gg), &scale, "skipped curves");
+    assert_eq!(n, k);
+}

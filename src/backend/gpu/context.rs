@@ -87,7 +87,10 @@ impl Layouts {
                 storage_entry(5, true),
             ],
         );
-        let weighting = layout("weightings", &[storage_entry(0, true)]);
+        let weighting = layout(
+            "weightings",
+            &[storage_entry(0, true), storage_entry(1, true)],
+        );
         let batch = layout("batch", &[uniform_entry(0, true)]);
         let reduce = layout(
             "reduce",

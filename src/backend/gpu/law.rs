@@ -87,7 +87,9 @@ struct Meta {
     k_stride: u32,
     slot_base: u32,
     first_point: u32,
-    _pad: [u32; 3],
+    index: u32,
+    n_chunks: u32,
+    _pad: u32,
 }
 
 /// A start's weighting as law.wgsl reads it (`Problem`).
@@ -120,6 +122,8 @@ struct BatchMeta {
 }
 
 struct Chunk {
+    /// Per tile, the first and last curve it holds points of.
+    tiles: Vec<(u32, u32)>,
     points: wgpu::Buffer,
     meta: wgpu::Buffer,
     n_points: u32,
@@ -157,32 +161,60 @@ struct Weightings {
     /// (multiplier as f32 bits, points kept) per (weighting, curve); a
     /// placeholder entry while none are registered.
     buffer: wgpu::Buffer,
+    /// The live tile lists of the current evaluation (see law.wgsl).
+    live: wgpu::Buffer,
     group: wgpu::BindGroup,
     /// Mixed Poisson seed of each registered weighting, if it resamples.
     seeds: Vec<Option<u32>>,
+    /// Per weighting, per curve: whether it keeps any of the curve.
+    keeps: Vec<Vec<bool>>,
+}
+
+fn storage_buffer(dev: &GpuDevice, label: &str, size: u64) -> wgpu::Buffer {
+    dev.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: size.max(WEIGHTING_ENTRY_BYTES),
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
 }
 
 impl Weightings {
-    fn with_size(dev: &GpuDevice, bytes: u64, seeds: Vec<Option<u32>>) -> Weightings {
-        let buffer = dev.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("weightings"),
-            size: bytes.max(WEIGHTING_ENTRY_BYTES),
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let group = dev.device.create_bind_group(&wgpu::BindGroupDescriptor {
+    fn new(dev: &GpuDevice) -> Weightings {
+        let (buffer, live) = (
+            storage_buffer(dev, "weightings", 0),
+            storage_buffer(dev, "live tiles", 0),
+        );
+        Weightings {
+            group: Weightings::bind(dev, &buffer, &live),
+            buffer,
+            live,
+            seeds: Vec::new(),
+            keeps: Vec::new(),
+        }
+    }
+
+    fn bind(dev: &GpuDevice, buffer: &wgpu::Buffer, live: &wgpu::Buffer) -> wgpu::BindGroup {
+        dev.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("weightings"),
             layout: &dev.layouts.weighting,
-            entries: &[wgpu::BindGroupEntry {
-                binding: 0,
-                resource: buffer.as_entire_binding(),
-            }],
-        });
-        Weightings {
-            buffer,
-            group,
-            seeds,
+            entries: &[entry(0, buffer), entry(1, live)],
+        })
+    }
+
+    /// Grow the entry buffer (`live` false) or the tile lists' (`live`
+    /// true) to hold `bytes`; the other keeps its contents.
+    fn reserve(&mut self, dev: &GpuDevice, bytes: u64, live: bool) {
+        let target = if live {
+            &mut self.live
+        } else {
+            &mut self.buffer
+        };
+        if bytes <= target.size() {
+            return;
         }
+        *target = storage_buffer(dev, if live { "live tiles" } else { "weightings" }, bytes);
+        self.group = Weightings::bind(dev, &self.buffer, &self.live);
     }
 }
 
@@ -290,6 +322,13 @@ impl GpuLaw {
         });
         dev.queue
             .write_buffer(&curves, 0, bytemuck::cast_slice(&curve_rec));
+        // Each packed point's curve, for the chunks' tile ranges.
+        let curve_of: Vec<u32> = sweep
+            .curves
+            .iter()
+            .enumerate()
+            .flat_map(|(c, r)| std::iter::repeat_n(c as u32, r.len()))
+            .collect();
         let mut chunks = Vec::new();
         let (mut slot_base, mut first_point) = (0u32, 0u32);
         let tile = kernel.tile as u64;
@@ -312,7 +351,16 @@ impl GpuLaw {
                 usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
+            let first = first_point as usize;
+            let tiles = (0..n_points)
+                .step_by(kernel.tile)
+                .map(|t| {
+                    let last = (t + kernel.tile).min(n_points) - 1;
+                    (curve_of[first + t], curve_of[first + last])
+                })
+                .collect();
             chunks.push(Chunk {
+                tiles,
                 points,
                 meta,
                 n_points: n_points as u32,
@@ -324,7 +372,7 @@ impl GpuLaw {
             slot_base += n_groups;
             first_point += n_points as u32;
         }
-        let weightings = Weightings::with_size(dev, 0, Vec::new());
+        let weightings = Weightings::new(dev);
         let law = GpuLaw {
             dev: dev.clone(),
             kernel,
@@ -392,13 +440,19 @@ impl GpuLaw {
                     .map(|(&m, &f)| [(m as f32).to_bits(), f])
             })
             .collect();
-        let seeds = weightings.iter().map(|r| r.poisson).collect();
         let bytes = entries.len() as u64 * WEIGHTING_ENTRY_BYTES;
-        if bytes > self.weightings.buffer.size() {
-            self.weightings = Weightings::with_size(&self.dev, bytes, seeds);
-        } else {
-            self.weightings.seeds = seeds;
-        }
+        self.weightings.reserve(&self.dev, bytes, false);
+        self.weightings.seeds = weightings.iter().map(|r| r.poisson).collect();
+        self.weightings.keeps = weightings
+            .iter()
+            .map(|r| {
+                r.mult
+                    .iter()
+                    .zip(&r.first)
+                    .map(|(&m, &f)| m > 0.0 && f > 0)
+                    .collect()
+            })
+            .collect();
         self.dev
             .queue
             .write_buffer(&self.weightings.buffer, 0, bytemuck::cast_slice(&entries));
@@ -437,6 +491,7 @@ impl GpuLaw {
             };
             self.problems_host.push(problem);
         }
+        self.write_live_tiles(which)?;
         if self.objective_weighted.is_none() {
             let mut constants = self.constants.clone();
             constants.push(("WEIGHTED", 1.0));
@@ -444,6 +499,47 @@ impl GpuLaw {
                 Some(self.dev.objective_pipeline(&self.kernel.source, &constants));
         }
         self.run(params, true, f, g)
+    }
+
+    /// For each workgroup row of 64 starts, the tiles of each chunk that
+    /// hold a point of a curve some start of the row keeps: the kernel
+    /// reads only those (a size fold's held-out curves are not streamed).
+    fn write_live_tiles(&mut self, which: &[u32]) -> anyhow::Result<()> {
+        let n_chunks = self.chunks.len();
+        let rows = which.len().div_ceil(WG_STARTS as usize);
+        let mut out = vec![0u32; rows * n_chunks * 2];
+        // Per curve, how many curves before it are kept (a prefix count).
+        let mut before = vec![0u32; self.n_curves + 1];
+        for (row, starts) in which.chunks(WG_STARTS as usize).enumerate() {
+            let keeps: Vec<&[bool]> = starts
+                .iter()
+                .filter_map(|&w| self.weightings.keeps.get(w as usize))
+                .map(|k| k.as_slice())
+                .collect();
+            let all = starts.iter().any(|&w| w == UNWEIGHTED);
+            for c in 0..self.n_curves {
+                let kept = all || keeps.iter().any(|k| k[c]);
+                before[c + 1] = before[c] + kept as u32;
+            }
+            for (ci, chunk) in self.chunks.iter().enumerate() {
+                let h = (row * n_chunks + ci) * 2;
+                out[h] = u32::try_from(out.len()).context("too many tiles for the GPU")?;
+                let mut n = 0;
+                for (t, &(first, last)) in chunk.tiles.iter().enumerate() {
+                    if before[last as usize + 1] > before[first as usize] {
+                        out.push(t as u32);
+                        n += 1;
+                    }
+                }
+                out[h + 1] = n;
+            }
+        }
+        let bytes = (out.len() * 4) as u64;
+        self.weightings.reserve(&self.dev, bytes, true);
+        self.dev
+            .queue
+            .write_buffer(&self.weightings.live, 0, bytemuck::cast_slice(&out));
+        Ok(())
     }
 
     /// Size the per-start buffers for `k` starts (once, or when a batch
@@ -537,14 +633,17 @@ impl GpuLaw {
                 },
             ],
         });
-        for chunk in &mut self.chunks {
+        let n_chunks = self.chunks.len() as u32;
+        for (index, chunk) in self.chunks.iter_mut().enumerate() {
             let meta = Meta {
                 n_points: chunk.n_points,
                 n_groups: chunk.n_groups,
                 k_stride: k_batch as u32,
                 slot_base: chunk.slot_base,
                 first_point: chunk.first_point,
-                _pad: [0; 3],
+                index: index as u32,
+                n_chunks,
+                _pad: 0,
             };
             dev.queue
                 .write_buffer(&chunk.meta, 0, bytemuck::bytes_of(&meta));
