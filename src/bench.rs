@@ -234,23 +234,20 @@ pub fn perturbed_params(data: &Prepared, k: usize, seed: u64) -> Vec<[f64; NP]> 
         .collect()
 }
 
-/// One warm-up evaluation (sizes GPU buffers, warms caches), then timed
-/// repeats until `seconds` have passed, at least one. Returns the number of
-/// timed evaluations and the mean seconds per evaluation.
+/// One warm-up evaluation (sizes GPU buffers, warms caches), checked for
+/// non-finite values, then timed repeats until `seconds` have passed, at
+/// least one. `eval(check)` evaluates once, and with `check` fails on a
+/// non-finite objective or gradient. Returns the number of timed
+/// evaluations and the mean seconds per evaluation.
 fn time_evaluations(
-    backend: &mut dyn Backend,
-    params: &[[f64; NP]],
     seconds: f64,
+    mut eval: impl FnMut(bool) -> anyhow::Result<()>,
 ) -> anyhow::Result<(usize, f64)> {
-    let mut out = vec![Eval::ZERO; params.len()];
-    backend.evaluate(params, &mut out)?;
-    if let Some(i) = out.iter().position(|e| !e.is_finite()) {
-        bail!("start {i}: non-finite objective or gradient near the simulated truth");
-    }
+    eval(true)?;
     let t0 = Instant::now();
     let mut n = 0;
     loop {
-        backend.evaluate(params, &mut out)?;
+        eval(false)?;
         n += 1;
         if t0.elapsed().as_secs_f64() >= seconds {
             break;
@@ -259,6 +256,93 @@ fn time_evaluations(
     Ok((n, t0.elapsed().as_secs_f64() / n as f64))
 }
 
+/// One backend's evaluator of one sweep, as the overhead and throughput
+/// cells time it.
+struct Evaluator<'a> {
+    /// What the measurement names as the device (the CPU's layout, the
+    /// GPU adapter).
+    device: String,
+    /// Evaluate the first `starts` parameter vectors of the sweep's batch;
+    /// with `check`, fail on a non-finite objective or gradient.
+    eval: Box<dyn FnMut(usize, bool) -> anyhow::Result<()> + 'a>,
+}
+
+/// A LoopLM backend evaluating `params` (a prefix of them per cell).
+fn backend_evaluator<'a>(mut backend: impl Backend + 'a, params: Vec<[f64; NP]>) -> Evaluator<'a> {
+    let device = backend.info().device;
+    let mut out = vec![Eval::ZERO; params.len()];
+    Evaluator {
+        device,
+        eval: Box::new(move |starts, check| {
+            let out = &mut out[..starts];
+            backend.evaluate(&params[..starts], out)?;
+            if let Some(i) = out.iter().position(|e| check && !e.is_finite()) {
+                bail!("start {i}: non-finite objective or gradient near the simulated truth");
+            }
+            Ok(())
+        }),
+    }
+}
+
+/// The CPU's and (with an adapter) the GPU's evaluators of one sweep;
+/// None where none was asked for.
+struct Evaluators<'a> {
+    cpu: Option<anyhow::Result<Evaluator<'a>>>,
+    gpu: Option<anyhow::Result<Evaluator<'a>>>,
+}
+
+/// What the overhead and throughput sections evaluate: sweeps of a
+/// requested size, and the backends' evaluators of them.
+trait Workload {
+    /// Points of the sweep built for `requested` points.
+    fn points(&self, requested: usize) -> usize;
+
+    /// Evaluators of the `points`-point sweep (as [`Workload::points`]
+    /// gives) for up to `starts` parameter vectors: the CPU's when `cpu`,
+    /// the GPU's when `gpu` (there is an adapter).
+    fn evaluators(
+        &self,
+        points: usize,
+        starts: usize,
+        cpu: bool,
+        gpu: bool,
+        devices: &Devices,
+        bar: &ProgressBar,
+    ) -> Evaluators<'_>;
+}
+
+/// The LoopLM backends on simulated looplm20 sweeps.
+struct Looplm20;
+
+impl Workload for Looplm20 {
+    fn points(&self, requested: usize) -> usize {
+        (requested / CURVES).max(1) * CURVES
+    }
+
+    fn evaluators(
+        &self,
+        points: usize,
+        starts: usize,
+        cpu: bool,
+        gpu: bool,
+        devices: &Devices,
+        bar: &ProgressBar,
+    ) -> Evaluators<'_> {
+        let label = format_count(points as f64);
+        bar.set_message(format!("simulating a {label}-point sweep"));
+        let data = synthetic_sweep(points);
+        let params = perturbed_params(&data, starts, 0);
+        let gpu = gpu
+            .then(|| {
+                bar.set_message(format!("uploading the {label}-point sweep to the GPU"));
+                devices.gpu(&data)
+            })
+            .flatten()
+            .map(|g| g.map(|g| backend_evaluator(g, params.clone())));
+        let cpu = cpu.then(|| Ok(backend_evaluator(CpuBackend::new(data), params)));
+        Evaluators { cpu, gpu }
+    }
+}
 /// Cells measured so far on one backend, to decide whether a larger one
 /// fits the budget.
 #[derive(Default)]
@@ -332,29 +416,27 @@ fn row(backend: &str, device: &str, points: usize, starts: usize, status: Status
     }
 }
 
+/// Time `e` on its first `starts` parameter vectors of a `points`-point
+/// sweep, as backend `kind`.
 fn measure(
-    backend: &mut dyn Backend,
-    params: &[[f64; NP]],
+    kind: &str,
+    e: &mut Evaluator,
     points: usize,
+    starts: usize,
     seconds: f64,
     history: &mut History,
 ) -> Measurement {
-    let info = backend.info();
-    let starts = params.len();
-    match time_evaluations(backend, params, seconds) {
+    match time_evaluations(seconds, |check| (e.eval)(starts, check)) {
         Ok((n, t)) => {
             history.measured.push((points, starts, t));
             Measurement {
                 evaluations: n,
                 seconds_per_eval: Some(t),
                 point_evals_per_second: Some(points as f64 * starts as f64 / t),
-                ..row(&info.kind, &info.device, points, starts, Status::Ok)
+                ..row(kind, &e.device, points, starts, Status::Ok)
             }
         }
-        Err(e) => Measurement {
-            note: Some(format!("{e:#}")),
-            ..row(&info.kind, &info.device, points, starts, Status::Failed)
-        },
+        Err(err) => failed(kind, &e.device, points, starts, &err),
     }
 }
 
@@ -370,6 +452,24 @@ impl Devices {
         self.adapter
             .as_ref()
             .map(|a| GpuBackend::on_adapter(a, data, None))
+    }
+
+    /// What a row of backend `kind` names as its device before there is
+    /// an evaluator to ask: the GPU adapter, nothing for the CPU.
+    fn name(&self, kind: &str) -> String {
+        match kind {
+            "gpu" => self.gpu_name.clone().unwrap_or_default(),
+            _ => String::new(),
+        }
+    }
+
+    /// Backend kinds benched: "cpu", then "gpu" with an adapter.
+    fn kinds(&self) -> &'static [&'static str] {
+        if self.adapter.is_some() {
+            &["cpu", "gpu"]
+        } else {
+            &["cpu"]
+        }
     }
 }
 
@@ -403,7 +503,7 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
     };
     let gpu_name = adapter.as_ref().map(|a| AdapterSummary::of(a).short());
     let devices = Devices { adapter, gpu_name };
-    let n_backends = 1 + devices.adapter.is_some() as u64;
+    let n_backends = devices.kinds().len() as u64;
 
     let steps = n_backends * (1 + (points.len() * starts.len()) as u64)
         + if opts.fits { 3 * n_backends } else { 0 };
@@ -419,9 +519,18 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
 
+    let work = Looplm20;
     let mut histories = [History::default(), History::default()];
-    let overhead = bench_overhead(opts, &devices, &mut histories, &bar);
-    let throughput = bench_throughput(opts, &points, &starts, &devices, &mut histories, &bar);
+    let overhead = bench_overhead(opts, &work, &devices, &mut histories, &bar);
+    let throughput = bench_throughput(
+        opts,
+        &work,
+        &points,
+        &starts,
+        &devices,
+        &mut histories,
+        &bar,
+    );
     let fits = if opts.fits {
         bench_fits(opts, &devices, &bar)
     } else {
@@ -455,56 +564,51 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
 
 fn bench_overhead(
     opts: &BenchOptions,
+    work: &dyn Workload,
     devices: &Devices,
     histories: &mut [History; 2],
     bar: &ProgressBar,
 ) -> Vec<Measurement> {
-    bar.set_message(format!(
-        "per-dispatch overhead ({} points, 1 start)",
-        opts.overhead_points
-    ));
-    let data = synthetic_sweep(opts.overhead_points);
-    let points = data.points();
-    let params = perturbed_params(&data, 1, 0);
+    let points = work.points(opts.overhead_points);
+    bar.set_message(format!("per-dispatch overhead ({points} points, 1 start)"));
+    let evs = work.evaluators(points, 1, true, devices.adapter.is_some(), devices, bar);
     let mut rows = Vec::new();
-    if let Some(g) = devices.gpu(&data) {
-        rows.push(match g {
-            Ok(mut g) => measure(
-                &mut g,
-                &params,
-                points,
-                opts.seconds_per_cell,
-                &mut histories[1],
-            ),
-            Err(e) => gpu_failed(devices, points, 1, &e),
+    for ((kind, ev), history) in devices
+        .kinds()
+        .iter()
+        .zip([evs.cpu, evs.gpu])
+        .zip(histories)
+    {
+        bar.set_message(format!(
+            "per-dispatch overhead ({points} points, 1 start) on the {}",
+            kind.to_uppercase()
+        ));
+        rows.push(match ev {
+            Some(Ok(mut e)) => measure(kind, &mut e, points, 1, opts.seconds_per_cell, history),
+            Some(Err(e)) => failed(kind, &devices.name(kind), points, 1, &e),
+            None => unreachable!("every backend benched has an evaluator"),
         });
         bar.inc(1);
     }
-    let mut cpu = CpuBackend::new(data);
-    rows.insert(
-        0,
-        measure(
-            &mut cpu,
-            &params,
-            points,
-            opts.seconds_per_cell,
-            &mut histories[0],
-        ),
-    );
-    bar.inc(1);
     rows
 }
 
-fn gpu_failed(devices: &Devices, points: usize, starts: usize, e: &anyhow::Error) -> Measurement {
-    let name = devices.gpu_name.clone().unwrap_or_default();
+fn failed(
+    backend: &str,
+    device: &str,
+    points: usize,
+    starts: usize,
+    e: &anyhow::Error,
+) -> Measurement {
     Measurement {
         note: Some(format!("{e:#}")),
-        ..row("gpu", &name, points, starts, Status::Failed)
+        ..row(backend, device, points, starts, Status::Failed)
     }
 }
 
 fn bench_throughput(
     opts: &BenchOptions,
+    work: &dyn Workload,
     points: &[usize],
     starts: &[usize],
     devices: &Devices,
@@ -513,9 +617,10 @@ fn bench_throughput(
 ) -> Vec<Measurement> {
     let budget = opts.max_eval_seconds;
     let kmax = *starts.last().expect("validated non-empty");
+    let kinds = devices.kinds();
     let mut rows = Vec::new();
     for &p_req in points {
-        let p = (p_req / CURVES).max(1) * CURVES;
+        let p = work.points(p_req);
         let label = format_count(p as f64);
         let wanted = |h: &History| {
             starts
@@ -527,63 +632,48 @@ fn bench_throughput(
 
         // Build only what some cell will use: a 1e7-point sweep costs
         // seconds and about a gigabyte.
-        let data = (want_cpu || want_gpu).then(|| {
-            bar.set_message(format!("simulating a {label}-point sweep"));
-            synthetic_sweep(p)
-        });
-        let params = data
-            .as_ref()
-            .map(|d| perturbed_params(d, kmax, 0))
-            .unwrap_or_default();
-        let mut gpu = match (&data, want_gpu) {
-            (Some(d), true) => {
-                bar.set_message(format!("uploading the {label}-point sweep to the GPU"));
-                devices.gpu(d)
+        let evs = if want_cpu || want_gpu {
+            work.evaluators(p, kmax, want_cpu, want_gpu, devices, bar)
+        } else {
+            Evaluators {
+                cpu: None,
+                gpu: None,
             }
-            _ => None,
         };
-        let mut cpu = match (data, want_cpu) {
-            (Some(d), true) => Some(CpuBackend::new(d)),
-            _ => None,
+        let mut evs = [evs.cpu, evs.gpu];
+        let device = |i: usize, ev: &Option<anyhow::Result<Evaluator>>| match (i, ev) {
+            (0, Some(Ok(e))) => e.device.clone(),
+            _ => devices.name(kinds[i]),
         };
-        let cpu_device = cpu.as_ref().map(|c| c.info().device).unwrap_or_default();
-        let gpu_device = devices.gpu_name.clone().unwrap_or_default();
+        let names: Vec<String> = (0..kinds.len()).map(|i| device(i, &evs[i])).collect();
 
         for &s in starts {
-            bar.set_message(format!("{label} points x {s} starts on the CPU"));
-            let c = match (&mut cpu, histories[0].over_budget(p, s, budget)) {
-                (_, Some((est, why))) => skipped("cpu", &cpu_device, p, s, est, why),
-                (Some(c), None) => {
-                    measure(c, &params[..s], p, opts.seconds_per_cell, &mut histories[0])
+            let mut cpu_rate = None;
+            for (i, kind) in kinds.iter().enumerate() {
+                bar.set_message(format!(
+                    "{label} points x {s} starts on the {}",
+                    kind.to_uppercase()
+                ));
+                let history = &mut histories[i];
+                let mut m = match (&mut evs[i], history.over_budget(p, s, budget)) {
+                    (_, Some((est, why))) => skipped(kind, &names[i], p, s, est, why),
+                    (Some(Ok(e)), None) => measure(kind, e, p, s, opts.seconds_per_cell, history),
+                    (Some(Err(e)), None) => failed(kind, &names[i], p, s, e),
+                    (None, None) => unreachable!("the backend exists when a cell fits"),
+                };
+                if *kind == "gpu" && m.status == Status::Failed && matches!(evs[i], Some(Ok(_))) {
+                    // A failed evaluation may have lost the device: stop using it.
+                    let e = anyhow::anyhow!("an earlier cell failed on this sweep");
+                    evs[i] = Some(Err(e));
                 }
-                (None, None) => unreachable!("the CPU backend exists when a cell fits"),
-            };
-            bar.inc(1);
-            let cpu_rate = c.point_evals_per_second;
-            rows.push(c);
-            if devices.adapter.is_none() {
-                continue;
-            }
-            bar.set_message(format!("{label} points x {s} starts on the GPU"));
-            let mut g = match (&mut gpu, histories[1].over_budget(p, s, budget)) {
-                (_, Some((est, why))) => skipped("gpu", &gpu_device, p, s, est, why),
-                (Some(Ok(g)), None) => {
-                    measure(g, &params[..s], p, opts.seconds_per_cell, &mut histories[1])
+                if i == 0 {
+                    cpu_rate = m.point_evals_per_second;
+                } else {
+                    m.gpu_speedup = m.point_evals_per_second.zip(cpu_rate).map(|(g, c)| g / c);
                 }
-                (Some(Err(e)), None) => gpu_failed(devices, p, s, e),
-                (None, None) => unreachable!("the GPU backend exists when a cell fits"),
-            };
-            if g.status == Status::Failed && matches!(gpu, Some(Ok(_))) {
-                // A failed evaluation may have lost the device: stop using it.
-                let e = anyhow::anyhow!("an earlier cell failed on this sweep");
-                gpu = Some(Err(e));
+                bar.inc(1);
+                rows.push(m);
             }
-            g.gpu_speedup = match (g.point_evals_per_second, cpu_rate) {
-                (Some(gr), Some(cr)) => Some(gr / cr),
-                _ => None,
-            };
-            bar.inc(1);
-            rows.push(g);
         }
     }
     rows
