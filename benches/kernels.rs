@@ -3,7 +3,9 @@
 //! (points x starts) per second, on the CPU and, when wgpu finds an
 //! adapter, on the GPU. The `weighted` cells give every start its own
 //! Poisson weighting, as a point bootstrap does (the worst case: every
-//! point's count is hashed per start). `sweepfit bench` covers the full
+//! point's count is hashed per start). The `law-cpu` and `law-gpu` cells
+//! time laws other than LoopLM through their compiled evaluators, on the
+//! sweeps of `sweepfit bench --law`. `sweepfit bench` covers the full
 //! grid and fits; these are for tracking the kernels between commits.
 
 use std::time::Duration;
@@ -12,13 +14,18 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 
 use sweepfit::backend::gpu::{self, AdapterFilter};
 use sweepfit::backend::{Backend, CpuBackend, CpuLayout, Eval, GpuBackend, Weighting};
-use sweepfit::bench::{perturbed_params, synthetic_sweep};
+use sweepfit::bench::{perturbed_params, synthetic_sweep, BenchLaw};
+use sweepfit::law::plan::{Plan, Sweep};
 
 /// (points, starts): a single start on a small sweep (the per-call cost
 /// dominates) and a fit-sized batch.
 const SIZES: [(usize, usize); 2] = [(10_000, 1), (100_000, 128)];
 /// Only on a hardware GPU: a software adapter takes seconds per call here.
 const LARGE: (usize, usize) = (1_000_000, 1024);
+/// Built-in laws of the `law-cpu` and `law-gpu` cells: a sum of powers
+/// (axis term hoisted per grid value) and one with a def of two curve
+/// variables.
+const LAWS: [&str; 2] = ["chinchilla", "vocab"];
 
 fn label((points, starts): (usize, usize)) -> String {
     format!("{points}x{starts}")
@@ -73,7 +80,6 @@ fn cpu(c: &mut Criterion) {
 fn cpu_compiled_points(c: &mut Criterion) {
     use rand::{Rng, SeedableRng};
     use sweepfit::backend::CompiledGrid;
-    use sweepfit::law::plan::{Plan, Sweep};
     use sweepfit::objective::Objective;
     let (points, starts) = (1_000, 128);
     let law = sweepfit::law::builtin_law("vocab")
@@ -158,6 +164,72 @@ fn cpu_layouts(c: &mut Criterion) {
     g.finish();
 }
 
+/// A built-in law's `sweepfit bench --law` sweep of `points` points, its
+/// plan, and `starts` parameter vectors (flat).
+fn law_sweep(name: &str, points: usize, starts: usize) -> (BenchLaw, Sweep, Plan, Vec<f64>) {
+    let law = BenchLaw::builtin(name).expect("a built-in law");
+    let sweep = law.sweep(points, 0);
+    let plan = Plan::for_sweep(&law.law, &sweep);
+    let params = law.params(starts, 0);
+    (law, sweep, plan, params)
+}
+
+/// The CPU's compiled evaluator of each law of LAWS (the shared-axis grid
+/// layout), fit-sized batch.
+fn law_cpu(c: &mut Criterion) {
+    use sweepfit::backend::CompiledGrid;
+    use sweepfit::objective::Objective;
+    let (points, starts) = SIZES[1];
+    let mut g = c.benchmark_group("evaluate/law-cpu");
+    g.throughput(Throughput::Elements((points * starts) as u64));
+    for name in LAWS {
+        let (law, sweep, plan, params) = law_sweep(name, points, starts);
+        let np = law.law.params.len();
+        let cells = CompiledGrid::new(plan, &sweep, Objective::default()).expect("a CPU layout");
+        let (mut f, mut gr) = (vec![0.0; starts], vec![0.0; starts * np]);
+        g.bench_function(BenchmarkId::new(name, label((points, starts))), |b| {
+            b.iter(|| cells.evaluate(&params, &mut f, &mut gr))
+        });
+    }
+    g.finish();
+}
+
+/// The GPU kernel generated from each law of LAWS, on the same sweeps and
+/// batch as `law_cpu`.
+fn law_gpu(c: &mut Criterion) {
+    use sweepfit::backend::gpu::{GpuDevice, GpuLaw};
+    use sweepfit::objective::Objective;
+    let dev = match gpu::instance()
+        .and_then(|i| gpu::select_adapter(&i, AdapterFilter::Any))
+        .and_then(|a| GpuDevice::open(&a))
+    {
+        Ok(d) => d,
+        Err(e) => {
+            println!("evaluate/law-gpu: skipped, {e:#}");
+            return;
+        }
+    };
+    let (points, starts) = SIZES[1];
+    let mut g = c.benchmark_group("evaluate/law-gpu");
+    g.throughput(Throughput::Elements((points * starts) as u64));
+    for name in LAWS {
+        let (law, sweep, plan, params) = law_sweep(name, points, starts);
+        let np = law.law.params.len();
+        let mut kernel = match GpuLaw::new(&dev, &plan, &sweep, Objective::default(), None) {
+            Ok(k) => k,
+            Err(e) => {
+                println!("evaluate/law-gpu/{name}: skipped, {e:#}");
+                continue;
+            }
+        };
+        let (mut f, mut gr) = (vec![0.0; starts], vec![0.0; starts * np]);
+        g.bench_function(BenchmarkId::new(name, label((points, starts))), |b| {
+            b.iter(|| kernel.evaluate(&params, &mut f, &mut gr).expect("evaluate"))
+        });
+    }
+    g.finish();
+}
+
 fn gpu(c: &mut Criterion) {
     let adapter = match gpu::instance().and_then(|i| gpu::select_adapter(&i, AdapterFilter::Any)) {
         Ok(a) => a,
@@ -192,6 +264,6 @@ criterion_group! {
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = cpu, cpu_layouts, cpu_compiled_points, gpu
+    targets = cpu, cpu_layouts, cpu_compiled_points, law_cpu, gpu, law_gpu
 }
 criterion_main!(benches);

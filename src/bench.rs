@@ -6,21 +6,30 @@
 //! gradient). Throughput cells run on simulated looplm20 sweeps; a cell is
 //! skipped, not run, when smaller cells say one evaluation would take longer
 //! than the budget, so the full grid finishes on slow machines too.
+//!
+//! With a law ([`run_law`], `sweepfit bench --law`), the cells time that
+//! law's evaluators instead, the CPU's [`CompiledGrid`] and the GPU's
+//! [`GpuLaw`], on synthetic sweeps of its variables ([`BenchLaw::sweep`]),
+//! and no fits run.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::bail;
+use anyhow::{anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::backend::gpu::{self, AdapterFilter, AdapterSummary};
-use crate::backend::{Backend, CpuBackend, Eval, GpuBackend, Prepared};
+use rayon::prelude::*;
+
+use crate::backend::gpu::{self, AdapterFilter, AdapterSummary, GpuDevice, GpuLaw};
+use crate::backend::{Backend, CompiledGrid, CpuBackend, CpuLayout, Eval, GpuBackend, Prepared};
 use crate::bootstrap::{self, BootstrapOptions, Resample};
 use crate::data::{self, Dataset, Filter, ReadOptions};
 use crate::fit::{self, FitOptions};
-use crate::law::NP;
+use crate::law::plan::{Plan, Sweep};
+use crate::law::{builtin_law, builtin_names, CompiledLaw, LawFile, NP};
 use crate::objective::Objective;
 use crate::report::format_count;
 use crate::simulate::{self, SimOptions, LOOPLM20_N, LOOPLM20_T};
@@ -29,6 +38,12 @@ use crate::simulate::{self, SimOptions, LOOPLM20_N, LOOPLM20_T};
 const CURVES: usize = LOOPLM20_N.len() * LOOPLM20_T.len();
 /// Relative size of the per-start parameter perturbations.
 const PERTURBATION: f64 = 0.02;
+/// Points per curve of a law's benchmark sweeps (fewer points: one curve).
+pub const LAW_CURVE_POINTS: usize = 500;
+/// Every parameter of a benched law, before the per-start perturbations.
+pub const LAW_PARAM: f64 = 0.6;
+/// A law's benchmark sweeps draw every variable from [1, this].
+const LAW_VAR_MAX: f64 = 10.0;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct BenchOptions {
@@ -199,6 +214,203 @@ pub struct BenchReport {
     pub overhead: Vec<Measurement>,
     pub throughput: Vec<Measurement>,
     pub fits: Vec<FitRun>,
+    /// The law benched (`--law`); absent for the LoopLM backends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub law: Option<LawInfo>,
+}
+
+/// The law of a `--law` benchmark and the sweeps its cells ran on.
+#[derive(Debug, Clone, Serialize)]
+pub struct LawInfo {
+    /// The built-in law's name, or the formula as given.
+    pub name: String,
+    pub formula: String,
+    pub variables: Vec<String>,
+    /// The variable the curves run along.
+    pub axis: String,
+    pub params: Vec<String>,
+    /// How the sweeps and parameter vectors are made, in words.
+    pub sweep: String,
+}
+
+/// A law to bench: compiled, with the variable its sweeps' curves run
+/// along.
+#[derive(Debug, Clone)]
+pub struct BenchLaw {
+    /// The built-in law's name, or the formula as given.
+    pub name: String,
+    pub formula: String,
+    pub law: CompiledLaw,
+    /// The axis variable, an index into `law.variables`.
+    pub axis: usize,
+}
+
+impl BenchLaw {
+    /// `file` compiled (`origin` starts its errors), its curves along its
+    /// axis or, when it names none, along its last variable. Errors when
+    /// the law has no variable or no parameter, or is not finite on the
+    /// benchmark's sweep.
+    pub fn new(file: &LawFile, name: &str, origin: &str) -> anyhow::Result<BenchLaw> {
+        let law = file.compile(origin)?;
+        if law.variables.is_empty() {
+            bail!("{origin}: the law has no variables, so there is no sweep to evaluate it on");
+        }
+        if law.params.is_empty() {
+            bail!("{origin}: the law has no parameters, so there is no gradient to evaluate");
+        }
+        // A variable the value does not depend on would make the sweep's
+        // shape (and its axis) a pretence.
+        let used = law.graph.var_masks()[law.value as usize];
+        if let Some(v) = (0..law.variables.len()).find(|&v| used & (1 << v) == 0) {
+            bail!(
+                "{origin}: the law does not depend on its variable {}",
+                law.variables[v]
+            );
+        }
+        let axis = match &file.axis {
+            None => law.variables.len() - 1,
+            Some(a) => law.variables.iter().position(|v| v == a).ok_or_else(|| {
+                anyhow!(
+                    "{origin}: the axis {a} is not a variable (the variables are {})",
+                    law.variables.join(", ")
+                )
+            })?,
+        };
+        let bench = BenchLaw {
+            name: name.to_string(),
+            formula: file.formula.clone(),
+            law,
+            axis,
+        };
+        // The targets are the law itself: where it is undefined, every
+        // cell would time NaNs.
+        let sweep = bench.sweep(2 * LAW_CURVE_POINTS, 0);
+        if let Some(i) = sweep.y.iter().position(|y| !y.is_finite()) {
+            let nv = sweep.n_vars;
+            let at: Vec<String> = bench
+                .law
+                .variables
+                .iter()
+                .zip(&sweep.vars[i * nv..][..nv])
+                .map(|(n, v)| format!("{n} = {v:.3}"))
+                .collect();
+            bail!(
+                "{origin}: the law is not finite at {} with every parameter {LAW_PARAM}; \
+                 the benchmark takes every variable in [1, {LAW_VAR_MAX}]",
+                at.join(", ")
+            );
+        }
+        Ok(bench)
+    }
+
+    /// A built-in law by name.
+    pub fn builtin(name: &str) -> anyhow::Result<BenchLaw> {
+        let file = builtin_law(name).ok_or_else(|| {
+            anyhow!(
+                "no built-in law is named {name} (they are {})",
+                builtin_names().join(", ")
+            )
+        })?;
+        BenchLaw::new(&file, name, &format!("laws/{name}.toml (built in)"))
+    }
+
+    /// Points of the sweep [`BenchLaw::sweep`] builds for `requested`:
+    /// whole curves of [`LAW_CURVE_POINTS`], or one shorter curve.
+    pub fn points(requested: usize) -> usize {
+        if requested < LAW_CURVE_POINTS {
+            requested.max(1)
+        } else {
+            requested / LAW_CURVE_POINTS * LAW_CURVE_POINTS
+        }
+    }
+
+    /// A sweep of about `points` points (see [`BenchLaw::points`]): curves
+    /// of [`LAW_CURVE_POINTS`] points along the axis, all on one grid of
+    /// values from 1 to 10 (evenly spaced in log), every other variable
+    /// constant along a curve and drawn for it from [1, 10]. Targets are
+    /// the law at every parameter [`LAW_PARAM`], with 1% noise; the weights
+    /// are equal. So the CPU runs its grid layout (axis nodes once per
+    /// grid value) and the GPU hoists curve nodes, as on real sweeps.
+    pub fn sweep(&self, points: usize, seed: u64) -> Sweep {
+        let points = BenchLaw::points(points);
+        let per = points.min(LAW_CURVE_POINTS);
+        let n_curves = points / per;
+        let nv = self.law.variables.len();
+        let grid: Vec<f64> = (0..per)
+            .map(|i| LAW_VAR_MAX.powf(i as f64 / (per - 1).max(1) as f64))
+            .collect();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut vars = Vec::with_capacity(points * nv);
+        for _ in 0..n_curves {
+            let mut x: Vec<f64> = (0..nv)
+                .map(|_| rng.random_range(1.0..LAW_VAR_MAX))
+                .collect();
+            for &a in &grid {
+                x[self.axis] = a;
+                vars.extend_from_slice(&x);
+            }
+        }
+        let truth = vec![LAW_PARAM; self.law.params.len()];
+        let mut y: Vec<f64> = vars
+            .par_chunks(nv)
+            .map(|x| self.law.eval(x, &truth))
+            .collect();
+        for v in &mut y {
+            *v *= 1.0 + 0.01 * rng.random_range(-1.0..=1.0);
+        }
+        let curves = (0..n_curves).map(|c| c * per..(c + 1) * per).collect();
+        let w = vec![1.0 / points as f64; points];
+        Sweep::new(nv, curves, vars, y, w, Some(self.axis as u16))
+    }
+
+    /// `k` parameter vectors, flat in the law's parameter order: the first
+    /// all [`LAW_PARAM`], the others differ by up to 2% in every entry.
+    pub fn params(&self, k: usize, seed: u64) -> Vec<f64> {
+        let np = self.law.params.len();
+        let mut rng = StdRng::seed_from_u64(seed);
+        (0..k * np)
+            .map(|i| {
+                let d = if i < np {
+                    0.0
+                } else {
+                    PERTURBATION * rng.random_range(-1.0..=1.0)
+                };
+                LAW_PARAM * (1.0 + d)
+            })
+            .collect()
+    }
+
+    /// The report's description of the law and its sweeps.
+    pub fn info(&self) -> LawInfo {
+        let vars = &self.law.variables;
+        let axis = vars[self.axis].clone();
+        let others: Vec<&str> = vars
+            .iter()
+            .filter(|v| **v != axis)
+            .map(String::as_str)
+            .collect();
+        let per_curve = if others.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} drawn per curve from [1, {LAW_VAR_MAX}]",
+                others.join(", ")
+            )
+        };
+        LawInfo {
+            name: self.name.clone(),
+            formula: self.formula.clone(),
+            variables: vars.clone(),
+            axis: axis.clone(),
+            params: self.law.params.clone(),
+            sweep: format!(
+                "curves of {LAW_CURVE_POINTS} points along {axis} on one shared grid \
+                 (1 to {LAW_VAR_MAX}, log-spaced){per_curve}; every parameter {LAW_PARAM}, \
+                 up to {}% off per start; MSE, linear space",
+                PERTURBATION * 100.0
+            ),
+        }
+    }
 }
 
 /// The looplm20 sweep with about `points` points (a multiple of 20),
@@ -234,23 +446,20 @@ pub fn perturbed_params(data: &Prepared, k: usize, seed: u64) -> Vec<[f64; NP]> 
         .collect()
 }
 
-/// One warm-up evaluation (sizes GPU buffers, warms caches), then timed
-/// repeats until `seconds` have passed, at least one. Returns the number of
-/// timed evaluations and the mean seconds per evaluation.
+/// One warm-up evaluation (sizes GPU buffers, warms caches), checked for
+/// non-finite values, then timed repeats until `seconds` have passed, at
+/// least one. `eval(check)` evaluates once, and with `check` fails on a
+/// non-finite objective or gradient. Returns the number of timed
+/// evaluations and the mean seconds per evaluation.
 fn time_evaluations(
-    backend: &mut dyn Backend,
-    params: &[[f64; NP]],
     seconds: f64,
+    mut eval: impl FnMut(bool) -> anyhow::Result<()>,
 ) -> anyhow::Result<(usize, f64)> {
-    let mut out = vec![Eval::ZERO; params.len()];
-    backend.evaluate(params, &mut out)?;
-    if let Some(i) = out.iter().position(|e| !e.is_finite()) {
-        bail!("start {i}: non-finite objective or gradient near the simulated truth");
-    }
+    eval(true)?;
     let t0 = Instant::now();
     let mut n = 0;
     loop {
-        backend.evaluate(params, &mut out)?;
+        eval(false)?;
         n += 1;
         if t0.elapsed().as_secs_f64() >= seconds {
             break;
@@ -259,6 +468,93 @@ fn time_evaluations(
     Ok((n, t0.elapsed().as_secs_f64() / n as f64))
 }
 
+/// One backend's evaluator of one sweep, as the overhead and throughput
+/// cells time it.
+struct Evaluator<'a> {
+    /// What the measurement names as the device (the CPU's layout, the
+    /// GPU adapter).
+    device: String,
+    /// Evaluate the first `starts` parameter vectors of the sweep's batch;
+    /// with `check`, fail on a non-finite objective or gradient.
+    eval: Box<dyn FnMut(usize, bool) -> anyhow::Result<()> + 'a>,
+}
+
+/// A LoopLM backend evaluating `params` (a prefix of them per cell).
+fn backend_evaluator<'a>(mut backend: impl Backend + 'a, params: Vec<[f64; NP]>) -> Evaluator<'a> {
+    let device = backend.info().device;
+    let mut out = vec![Eval::ZERO; params.len()];
+    Evaluator {
+        device,
+        eval: Box::new(move |starts, check| {
+            let out = &mut out[..starts];
+            backend.evaluate(&params[..starts], out)?;
+            if let Some(i) = out.iter().position(|e| check && !e.is_finite()) {
+                bail!("start {i}: non-finite objective or gradient near the simulated truth");
+            }
+            Ok(())
+        }),
+    }
+}
+
+/// The CPU's and (with an adapter) the GPU's evaluators of one sweep;
+/// None where none was asked for.
+struct Evaluators<'a> {
+    cpu: Option<anyhow::Result<Evaluator<'a>>>,
+    gpu: Option<anyhow::Result<Evaluator<'a>>>,
+}
+
+/// What the overhead and throughput sections evaluate: sweeps of a
+/// requested size, and the backends' evaluators of them.
+trait Workload {
+    /// Points of the sweep built for `requested` points.
+    fn points(&self, requested: usize) -> usize;
+
+    /// Evaluators of the `points`-point sweep (as [`Workload::points`]
+    /// gives) for up to `starts` parameter vectors: the CPU's when `cpu`,
+    /// the GPU's when `gpu` (there is an adapter).
+    fn evaluators(
+        &self,
+        points: usize,
+        starts: usize,
+        cpu: bool,
+        gpu: bool,
+        devices: &Devices,
+        bar: &ProgressBar,
+    ) -> Evaluators<'_>;
+}
+
+/// The LoopLM backends on simulated looplm20 sweeps.
+struct Looplm20;
+
+impl Workload for Looplm20 {
+    fn points(&self, requested: usize) -> usize {
+        (requested / CURVES).max(1) * CURVES
+    }
+
+    fn evaluators(
+        &self,
+        points: usize,
+        starts: usize,
+        cpu: bool,
+        gpu: bool,
+        devices: &Devices,
+        bar: &ProgressBar,
+    ) -> Evaluators<'_> {
+        let label = format_count(points as f64);
+        bar.set_message(format!("simulating a {label}-point sweep"));
+        let data = synthetic_sweep(points);
+        let params = perturbed_params(&data, starts, 0);
+        let gpu = gpu
+            .then(|| {
+                bar.set_message(format!("uploading the {label}-point sweep to the GPU"));
+                devices.gpu(&data)
+            })
+            .flatten()
+            .map(|g| g.map(|g| backend_evaluator(g, params.clone())));
+        let cpu = cpu.then(|| Ok(backend_evaluator(CpuBackend::new(data), params)));
+        Evaluators { cpu, gpu }
+    }
+}
 /// Cells measured so far on one backend, to decide whether a larger one
 /// fits the budget.
 #[derive(Default)]
@@ -332,29 +628,119 @@ fn row(backend: &str, device: &str, points: usize, starts: usize, status: Status
     }
 }
 
+/// A law's evaluators, CPU and GPU, on its benchmark sweeps.
+struct LawWork<'a> {
+    law: &'a BenchLaw,
+    /// The GPU, opened once for every sweep (with an adapter).
+    device: Option<Result<Arc<GpuDevice>, String>>,
+}
+
+impl Workload for LawWork<'_> {
+    fn points(&self, requested: usize) -> usize {
+        BenchLaw::points(requested)
+    }
+
+    fn evaluators(
+        &self,
+        points: usize,
+        starts: usize,
+        cpu: bool,
+        gpu: bool,
+        devices: &Devices,
+        bar: &ProgressBar,
+    ) -> Evaluators<'_> {
+        let label = format_count(points as f64);
+        bar.set_message(format!("building a {label}-point sweep"));
+        let sweep = self.law.sweep(points, 0);
+        let params = self.law.params(starts, 0);
+        let np = self.law.law.params.len();
+        let plan = Plan::for_sweep(&self.law.law, &sweep);
+        let objective = Objective::default();
+        let gpu = gpu.then(|| {
+            bar.set_message(format!("uploading the {label}-point sweep to the GPU"));
+            let dev = match &self.device {
+                Some(Ok(d)) => d,
+                Some(Err(e)) => bail!("cannot open the GPU: {e}"),
+                None => bail!("no GPU device"),
+            };
+            let mut g = GpuLaw::new(dev, &plan, &sweep, objective, None)?;
+            let eval = move |p: &[f64], f: &mut [f64], gr: &mut [f64]| g.evaluate(p, f, gr);
+            Ok(law_evaluator(devices.name("gpu"), np, params.clone(), eval))
+        });
+        let cpu = cpu.then(|| {
+            let grid = CompiledGrid::new(plan, &sweep, objective)
+                .map_err(|e| anyhow!("the CPU evaluator refuses the sweep: {e}"))?;
+            let device = format!(
+                "{} threads, f64, {}",
+                rayon::current_num_threads(),
+                match grid.layout() {
+                    CpuLayout::Grid => format!(
+                        "shared {} grid ({} curves x {} values)",
+                        self.law.law.variables[self.law.axis],
+                        sweep.curves.len(),
+                        sweep.axis_values.len()
+                    ),
+                    CpuLayout::Points => format!("point layout ({} points)", sweep.points()),
+                    CpuLayout::Table => format!("table layout ({} rows)", sweep.points()),
+                }
+            );
+            let eval = move |p: &[f64], f: &mut [f64], gr: &mut [f64]| {
+                grid.evaluate(p, f, gr);
+                Ok(())
+            };
+            Ok(law_evaluator(device, np, params, eval))
+        });
+        Evaluators { cpu, gpu }
+    }
+}
+
+/// A law evaluator (`eval(params, f, g)`, as [`CompiledGrid::evaluate`]
+/// and [`GpuLaw::evaluate`] take them) of `params` (flat, `np` per
+/// vector; a prefix of them per cell).
+fn law_evaluator<'a>(
+    device: String,
+    np: usize,
+    params: Vec<f64>,
+    mut eval: impl FnMut(&[f64], &mut [f64], &mut [f64]) -> anyhow::Result<()> + 'a,
+) -> Evaluator<'a> {
+    let k = params.len() / np;
+    let (mut f, mut g) = (vec![0.0; k], vec![0.0; k * np]);
+    Evaluator {
+        device,
+        eval: Box::new(move |starts, check| {
+            let (f, g) = (&mut f[..starts], &mut g[..starts * np]);
+            eval(&params[..starts * np], f, g)?;
+            let finite =
+                |i: usize| f[i].is_finite() && g[i * np..][..np].iter().all(|v| v.is_finite());
+            if let Some(i) = (0..starts).find(|&i| check && !finite(i)) {
+                bail!("start {i}: non-finite objective or gradient at the benchmark's parameters");
+            }
+            Ok(())
+        }),
+    }
+}
+
+/// Time `e` on its first `starts` parameter vectors of a `points`-point
+/// sweep, as backend `kind`.
 fn measure(
-    backend: &mut dyn Backend,
-    params: &[[f64; NP]],
+    kind: &str,
+    e: &mut Evaluator,
     points: usize,
+    starts: usize,
     seconds: f64,
     history: &mut History,
 ) -> Measurement {
-    let info = backend.info();
-    let starts = params.len();
-    match time_evaluations(backend, params, seconds) {
+    match time_evaluations(seconds, |check| (e.eval)(starts, check)) {
         Ok((n, t)) => {
             history.measured.push((points, starts, t));
             Measurement {
                 evaluations: n,
                 seconds_per_eval: Some(t),
                 point_evals_per_second: Some(points as f64 * starts as f64 / t),
-                ..row(&info.kind, &info.device, points, starts, Status::Ok)
+                ..row(kind, &e.device, points, starts, Status::Ok)
             }
         }
-        Err(e) => Measurement {
-            note: Some(format!("{e:#}")),
-            ..row(&info.kind, &info.device, points, starts, Status::Failed)
-        },
+        Err(err) => failed(kind, &e.device, points, starts, &err),
     }
 }
 
@@ -371,11 +757,41 @@ impl Devices {
             .as_ref()
             .map(|a| GpuBackend::on_adapter(a, data, None))
     }
+
+    /// What a row of backend `kind` names as its device before there is
+    /// an evaluator to ask: the GPU adapter, nothing for the CPU.
+    fn name(&self, kind: &str) -> String {
+        match kind {
+            "gpu" => self.gpu_name.clone().unwrap_or_default(),
+            _ => String::new(),
+        }
+    }
+
+    /// Backend kinds benched: "cpu", then "gpu" with an adapter.
+    fn kinds(&self) -> &'static [&'static str] {
+        if self.adapter.is_some() {
+            &["cpu", "gpu"]
+        } else {
+            &["cpu"]
+        }
+    }
 }
 
 /// Run the benchmark. Messages for the user (no GPU) go to stderr.
 pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
+    run_on(opts, None)
+}
+
+/// Run the benchmark of `law`'s evaluators: the overhead and throughput
+/// sections on its sweeps ([`BenchLaw::sweep`]), no fits.
+pub fn run_law(opts: &BenchOptions, law: &BenchLaw) -> anyhow::Result<BenchReport> {
+    run_on(opts, Some(law))
+}
+
+fn run_on(opts: &BenchOptions, law: Option<&BenchLaw>) -> anyhow::Result<BenchReport> {
     opts.validate()?;
+    // The fits are of the LoopLM law, so a law's benchmark runs none.
+    let run_fits = opts.fits && law.is_none();
     let mut points = opts.points.clone();
     let mut starts = opts.starts.clone();
     // Ascending, so that smaller cells run first and bound the larger.
@@ -403,10 +819,10 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
     };
     let gpu_name = adapter.as_ref().map(|a| AdapterSummary::of(a).short());
     let devices = Devices { adapter, gpu_name };
-    let n_backends = 1 + devices.adapter.is_some() as u64;
+    let n_backends = devices.kinds().len() as u64;
 
     let steps = n_backends * (1 + (points.len() * starts.len()) as u64)
-        + if opts.fits { 3 * n_backends } else { 0 };
+        + if run_fits { 3 * n_backends } else { 0 };
     let bar = if opts.progress {
         ProgressBar::new(steps)
     } else {
@@ -419,10 +835,31 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
 
+    let work: Box<dyn Workload> = match law {
+        None => Box::new(Looplm20),
+        Some(law) => {
+            if devices.adapter.is_some() {
+                bar.set_message("opening the GPU");
+            }
+            let device = devices
+                .adapter
+                .as_ref()
+                .map(|a| GpuDevice::open(a).map_err(|e| format!("{e:#}")));
+            Box::new(LawWork { law, device })
+        }
+    };
     let mut histories = [History::default(), History::default()];
-    let overhead = bench_overhead(opts, &devices, &mut histories, &bar);
-    let throughput = bench_throughput(opts, &points, &starts, &devices, &mut histories, &bar);
-    let fits = if opts.fits {
+    let overhead = bench_overhead(opts, work.as_ref(), &devices, &mut histories, &bar);
+    let throughput = bench_throughput(
+        opts,
+        work.as_ref(),
+        &points,
+        &starts,
+        &devices,
+        &mut histories,
+        &bar,
+    );
+    let fits = if run_fits {
         bench_fits(opts, &devices, &bar)
     } else {
         vec![]
@@ -445,66 +882,62 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
             seconds_per_cell: opts.seconds_per_cell,
             max_eval_seconds: opts.max_eval_seconds,
             overhead_points: opts.overhead_points,
-            fits: opts.fits,
+            fits: run_fits,
         },
         overhead,
         throughput,
         fits,
+        law: law.map(BenchLaw::info),
     })
 }
 
 fn bench_overhead(
     opts: &BenchOptions,
+    work: &dyn Workload,
     devices: &Devices,
     histories: &mut [History; 2],
     bar: &ProgressBar,
 ) -> Vec<Measurement> {
-    bar.set_message(format!(
-        "per-dispatch overhead ({} points, 1 start)",
-        opts.overhead_points
-    ));
-    let data = synthetic_sweep(opts.overhead_points);
-    let points = data.points();
-    let params = perturbed_params(&data, 1, 0);
+    let points = work.points(opts.overhead_points);
+    bar.set_message(format!("per-dispatch overhead ({points} points, 1 start)"));
+    let evs = work.evaluators(points, 1, true, devices.adapter.is_some(), devices, bar);
     let mut rows = Vec::new();
-    if let Some(g) = devices.gpu(&data) {
-        rows.push(match g {
-            Ok(mut g) => measure(
-                &mut g,
-                &params,
-                points,
-                opts.seconds_per_cell,
-                &mut histories[1],
-            ),
-            Err(e) => gpu_failed(devices, points, 1, &e),
+    for ((kind, ev), history) in devices
+        .kinds()
+        .iter()
+        .zip([evs.cpu, evs.gpu])
+        .zip(histories)
+    {
+        bar.set_message(format!(
+            "per-dispatch overhead ({points} points, 1 start) on the {}",
+            kind.to_uppercase()
+        ));
+        rows.push(match ev {
+            Some(Ok(mut e)) => measure(kind, &mut e, points, 1, opts.seconds_per_cell, history),
+            Some(Err(e)) => failed(kind, &devices.name(kind), points, 1, &e),
+            None => unreachable!("every backend benched has an evaluator"),
         });
         bar.inc(1);
     }
-    let mut cpu = CpuBackend::new(data);
-    rows.insert(
-        0,
-        measure(
-            &mut cpu,
-            &params,
-            points,
-            opts.seconds_per_cell,
-            &mut histories[0],
-        ),
-    );
-    bar.inc(1);
     rows
 }
 
-fn gpu_failed(devices: &Devices, points: usize, starts: usize, e: &anyhow::Error) -> Measurement {
-    let name = devices.gpu_name.clone().unwrap_or_default();
+fn failed(
+    backend: &str,
+    device: &str,
+    points: usize,
+    starts: usize,
+    e: &anyhow::Error,
+) -> Measurement {
     Measurement {
         note: Some(format!("{e:#}")),
-        ..row("gpu", &name, points, starts, Status::Failed)
+        ..row(backend, device, points, starts, Status::Failed)
     }
 }
 
 fn bench_throughput(
     opts: &BenchOptions,
+    work: &dyn Workload,
     points: &[usize],
     starts: &[usize],
     devices: &Devices,
@@ -513,9 +946,10 @@ fn bench_throughput(
 ) -> Vec<Measurement> {
     let budget = opts.max_eval_seconds;
     let kmax = *starts.last().expect("validated non-empty");
+    let kinds = devices.kinds();
     let mut rows = Vec::new();
     for &p_req in points {
-        let p = (p_req / CURVES).max(1) * CURVES;
+        let p = work.points(p_req);
         let label = format_count(p as f64);
         let wanted = |h: &History| {
             starts
@@ -527,63 +961,48 @@ fn bench_throughput(
 
         // Build only what some cell will use: a 1e7-point sweep costs
         // seconds and about a gigabyte.
-        let data = (want_cpu || want_gpu).then(|| {
-            bar.set_message(format!("simulating a {label}-point sweep"));
-            synthetic_sweep(p)
-        });
-        let params = data
-            .as_ref()
-            .map(|d| perturbed_params(d, kmax, 0))
-            .unwrap_or_default();
-        let mut gpu = match (&data, want_gpu) {
-            (Some(d), true) => {
-                bar.set_message(format!("uploading the {label}-point sweep to the GPU"));
-                devices.gpu(d)
+        let evs = if want_cpu || want_gpu {
+            work.evaluators(p, kmax, want_cpu, want_gpu, devices, bar)
+        } else {
+            Evaluators {
+                cpu: None,
+                gpu: None,
             }
-            _ => None,
         };
-        let mut cpu = match (data, want_cpu) {
-            (Some(d), true) => Some(CpuBackend::new(d)),
-            _ => None,
+        let mut evs = [evs.cpu, evs.gpu];
+        let device = |i: usize, ev: &Option<anyhow::Result<Evaluator>>| match (i, ev) {
+            (0, Some(Ok(e))) => e.device.clone(),
+            _ => devices.name(kinds[i]),
         };
-        let cpu_device = cpu.as_ref().map(|c| c.info().device).unwrap_or_default();
-        let gpu_device = devices.gpu_name.clone().unwrap_or_default();
+        let names: Vec<String> = (0..kinds.len()).map(|i| device(i, &evs[i])).collect();
 
         for &s in starts {
-            bar.set_message(format!("{label} points x {s} starts on the CPU"));
-            let c = match (&mut cpu, histories[0].over_budget(p, s, budget)) {
-                (_, Some((est, why))) => skipped("cpu", &cpu_device, p, s, est, why),
-                (Some(c), None) => {
-                    measure(c, &params[..s], p, opts.seconds_per_cell, &mut histories[0])
+            let mut cpu_rate = None;
+            for (i, kind) in kinds.iter().enumerate() {
+                bar.set_message(format!(
+                    "{label} points x {s} starts on the {}",
+                    kind.to_uppercase()
+                ));
+                let history = &mut histories[i];
+                let mut m = match (&mut evs[i], history.over_budget(p, s, budget)) {
+                    (_, Some((est, why))) => skipped(kind, &names[i], p, s, est, why),
+                    (Some(Ok(e)), None) => measure(kind, e, p, s, opts.seconds_per_cell, history),
+                    (Some(Err(e)), None) => failed(kind, &names[i], p, s, e),
+                    (None, None) => unreachable!("the backend exists when a cell fits"),
+                };
+                if *kind == "gpu" && m.status == Status::Failed && matches!(evs[i], Some(Ok(_))) {
+                    // A failed evaluation may have lost the device: stop using it.
+                    let e = anyhow::anyhow!("an earlier cell failed on this sweep");
+                    evs[i] = Some(Err(e));
                 }
-                (None, None) => unreachable!("the CPU backend exists when a cell fits"),
-            };
-            bar.inc(1);
-            let cpu_rate = c.point_evals_per_second;
-            rows.push(c);
-            if devices.adapter.is_none() {
-                continue;
-            }
-            bar.set_message(format!("{label} points x {s} starts on the GPU"));
-            let mut g = match (&mut gpu, histories[1].over_budget(p, s, budget)) {
-                (_, Some((est, why))) => skipped("gpu", &gpu_device, p, s, est, why),
-                (Some(Ok(g)), None) => {
-                    measure(g, &params[..s], p, opts.seconds_per_cell, &mut histories[1])
+                if i == 0 {
+                    cpu_rate = m.point_evals_per_second;
+                } else {
+                    m.gpu_speedup = m.point_evals_per_second.zip(cpu_rate).map(|(g, c)| g / c);
                 }
-                (Some(Err(e)), None) => gpu_failed(devices, p, s, e),
-                (None, None) => unreachable!("the GPU backend exists when a cell fits"),
-            };
-            if g.status == Status::Failed && matches!(gpu, Some(Ok(_))) {
-                // A failed evaluation may have lost the device: stop using it.
-                let e = anyhow::anyhow!("an earlier cell failed on this sweep");
-                gpu = Some(Err(e));
+                bar.inc(1);
+                rows.push(m);
             }
-            g.gpu_speedup = match (g.point_evals_per_second, cpu_rate) {
-                (Some(gr), Some(cr)) => Some(gr / cr),
-                _ => None,
-            };
-            bar.inc(1);
-            rows.push(g);
         }
     }
     rows
@@ -879,6 +1298,19 @@ pub fn render(r: &BenchReport) -> String {
         "sweepfit bench · {} · sweepfit {}",
         r.date, r.sweepfit_version
     );
+    if let Some(law) = &r.law {
+        let what = if law.name == law.formula {
+            format!("formula {}", law.formula)
+        } else {
+            format!("{}: {}", law.name, law.formula)
+        };
+        let _ = writeln!(
+            s,
+            "law: {what} (variables {}; {} parameters)",
+            law.variables.join(", "),
+            law.params.len()
+        );
+    }
     let _ = writeln!(s, "CPU: {} threads, f64", r.cpu.threads);
     match (&r.gpu.device, &r.gpu.unavailable) {
         (Some(d), _) => {
@@ -896,7 +1328,12 @@ pub fn render(r: &BenchReport) -> String {
 
     let _ = writeln!(
         s,
-        "\nper-dispatch overhead (one evaluation, 1 start, {} points)",
+        "\nper-{} overhead (one evaluation, 1 start, {} points)",
+        if r.law.is_some() {
+            "evaluation"
+        } else {
+            "dispatch"
+        },
         r.settings.overhead_points
     );
     for m in &r.overhead {
@@ -913,6 +1350,9 @@ pub fn render(r: &BenchReport) -> String {
         s,
         "\nevaluation throughput (point-evaluations/s: value + full gradient, one point for one parameter vector)"
     );
+    if let Some(law) = &r.law {
+        let _ = writeln!(s, "  sweeps: {}", law.sweep);
+    }
     let mut header = format!(
         "  {:>6} {:>6} | {:>10} {:>8}",
         "points", "starts", "CPU/eval", "CPU pe/s"
@@ -1000,6 +1440,12 @@ pub fn render(r: &BenchReport) -> String {
         );
     }
 
+    if r.law.is_some() {
+        let _ = writeln!(
+            s,
+            "\nend-to-end fits: not run with --law (they fit the looplm20 and Pythia sweeps)"
+        );
+    }
     if r.settings.fits {
         let _ = writeln!(
             s,
@@ -1112,6 +1558,30 @@ mod tests {
         let mut out = vec![Eval::ZERO; 3];
         cpu.evaluate(&p, &mut out).unwrap();
         assert!(out.iter().all(Eval::is_finite));
+    }
+
+    #[test]
+    fn law_sweeps_are_whole_curves_on_one_grid() {
+        assert_eq!(BenchLaw::points(10_000), 10_000);
+        assert_eq!(BenchLaw::points(1_234), 1_000);
+        assert_eq!(BenchLaw::points(100), 100);
+        let law = BenchLaw::builtin("vocab").unwrap();
+        let sw = law.sweep(1_234, 0);
+        assert_eq!((sw.points(), sw.curves.len()), (1_000, 2));
+        assert_eq!(sw.axis_values.len(), LAW_CURVE_POINTS);
+        // Nnv, V and d per curve, D along it.
+        assert_eq!((sw.axis, sw.curve_vars), (Some(3), 0b0111));
+        let plan = Plan::for_sweep(&law.law, &sw);
+        let grid = CompiledGrid::new(plan, &sw, Objective::default()).unwrap();
+        assert_eq!(grid.layout(), CpuLayout::Grid);
+        let p = law.params(3, 0);
+        assert_eq!(p.len(), 3 * 7);
+        assert!(p[..7].iter().all(|&v| v == LAW_PARAM));
+        assert_ne!(p[7..14], p[14..]);
+        let (mut f, mut g) = (vec![0.0; 3], vec![0.0; 21]);
+        grid.evaluate(&p, &mut f, &mut g);
+        assert!(f.iter().chain(&g).all(|v| v.is_finite()), "{f:?} {g:?}");
+        assert!(BenchLaw::builtin("no-such-law").is_err());
     }
 
     #[test]

@@ -2,11 +2,24 @@
 
 use std::path::PathBuf;
 
-use super::term;
+use anyhow::{bail, Context};
 use clap::Args;
+
+use super::term;
 
 #[derive(Args)]
 pub(crate) struct BenchArgs {
+    /// Time a law's evaluation instead of the LoopLM backends: the CPU's
+    /// compiled evaluator and the GPU kernel generated from the law, on
+    /// synthetic sweeps of 500-point curves (--points rounds to whole
+    /// curves); no fits. A built-in law's name (see `sweepfit laws`) or a
+    /// formula over --vars.
+    #[arg(long, value_name = "NAME|FORMULA")]
+    law: Option<String>,
+    /// The variables of a --law formula, comma-separated; the curves run
+    /// along the last [default: N,D]. A built-in law names its own.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', requires = "law")]
+    vars: Option<Vec<String>>,
     /// Small grid for a smoke test: points 1e4,1e5, starts 1,128, 0.2 s cells.
     #[arg(long)]
     quick: bool,
@@ -22,7 +35,7 @@ pub(crate) struct BenchArgs {
     /// Skip cells that smaller cells say would take longer per evaluation.
     #[arg(long, value_name = "S", default_value_t = 2.0)]
     max_eval_seconds: f64,
-    /// Skip the end-to-end fits (demo sweep, Pythia sweep).
+    /// Skip the end-to-end fits (demo sweep, Pythia sweep); --law runs none.
     #[arg(long)]
     no_fits: bool,
     /// Bench the CPU only.
@@ -45,9 +58,12 @@ pub(crate) fn cmd_bench(a: BenchArgs) -> anyhow::Result<()> {
     o.starts = a.starts.unwrap_or(o.starts);
     o.seconds_per_cell = a.seconds_per_cell.unwrap_or(o.seconds_per_cell);
     o.max_eval_seconds = a.max_eval_seconds;
-    o.fits = !a.no_fits;
+    o.fits = !a.no_fits && a.law.is_none();
     o.gpu = !a.no_gpu;
-    let report = bench::run(&o)?;
+    let report = match &a.law {
+        Some(text) => bench::run_law(&o, &bench_law(text, a.vars.as_deref())?)?,
+        None => bench::run(&o)?,
+    };
     let table = bench::render(&report);
     match &a.json {
         Some(p) if p.as_os_str() == "-" => term::err(format_args!("{table}")),
@@ -61,4 +77,45 @@ pub(crate) fn cmd_bench(a: BenchArgs) -> anyhow::Result<()> {
         None => {}
     }
     Ok(())
+}
+
+/// The law of `--law`: a built-in law, or a formula over `vars` (default
+/// N, D) whose curves run along the last.
+fn bench_law(text: &str, vars: Option<&[String]>) -> anyhow::Result<sweepfit::bench::BenchLaw> {
+    use sweepfit::bench::BenchLaw;
+    let name = text.trim();
+    let (mut file, _, origin) = super::args::law_source(Some(name), None)?;
+    if sweepfit::law::builtin(name).is_some() {
+        if let Some(v) = vars {
+            let own: Vec<&str> = file.variables.keys().map(String::as_str).collect();
+            bail!(
+                "--vars {}: the built-in law {name} names its own variables ({})",
+                v.join(","),
+                own.join(", ")
+            );
+        }
+        return BenchLaw::new(&file, name, &origin);
+    }
+    let vars: Vec<String> = match vars {
+        Some(v) => v.iter().map(|s| s.trim().to_string()).collect(),
+        None => vec!["N".into(), "D".into()],
+    };
+    let list = vars.join(",");
+    for (i, v) in vars.iter().enumerate() {
+        if v.is_empty() {
+            bail!("--vars {list}: a variable name is empty");
+        }
+        if vars[..i].contains(v) {
+            bail!("--vars {list}: {v} is listed twice");
+        }
+    }
+    file.variables = vars.iter().map(|v| (v.clone(), v.clone())).collect();
+    file.axis = vars.last().cloned();
+    file.validate().with_context(|| format!("--vars {list}"))?;
+    BenchLaw::new(&file, name, &origin).with_context(|| {
+        format!(
+            "--law '{name}': not a built-in law (see `sweepfit laws`), so a formula of {} (--vars)",
+            vars.join(", ")
+        )
+    })
 }
