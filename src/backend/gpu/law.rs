@@ -516,7 +516,7 @@ impl GpuLaw {
                 .filter_map(|&w| self.weightings.keeps.get(w as usize))
                 .map(|k| k.as_slice())
                 .collect();
-            let all = starts.iter().any(|&w| w == UNWEIGHTED);
+            let all = starts.contains(&UNWEIGHTED);
             for c in 0..self.n_curves {
                 let kept = all || keeps.iter().any(|k| k[c]);
                 before[c + 1] = before[c] + kept as u32;
