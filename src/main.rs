@@ -51,7 +51,7 @@ enum Command {
     /// List the GPU adapters wgpu can see, with the limits that matter here.
     Devices(DevicesArgs),
     /// Time the backends: evaluation throughput, per-call overhead and
-    /// end-to-end fits on the CPU and the GPU.
+    /// end-to-end fits on the CPU and the GPU (any law's with --law).
     Bench(BenchArgs),
     /// Predict loss curves from a fit.json on a grid of N, T and tokens (CSV).
     ///
