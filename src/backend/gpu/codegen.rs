@@ -62,6 +62,9 @@ pub enum CodegenError {
         "the constant {0} is outside the range of single precision, which the GPU computes in"
     )]
     Constant(f64),
+    /// A point's record does not fit in workgroup memory.
+    #[error("the law reads {0} values per point, more than a GPU tile holds")]
+    TooWide(usize),
     /// The generated module does not validate: a bug in the generator.
     #[error("generated WGSL does not validate (a bug in sweepfit's code generator):\n{0}")]
     Invalid(String),
@@ -227,6 +230,9 @@ pub fn generate(plan: &Plan) -> Result<Kernel, CodegenError> {
     } else {
         tile
     };
+    if tile == 0 {
+        return Err(CodegenError::TooWide(point_data.len()));
+    }
     let n_params = plan.n_params().max(1);
     let curve_floats = 2 + curve_data.len();
 

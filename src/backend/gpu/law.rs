@@ -534,6 +534,9 @@ impl GpuLaw {
                 out[h + 1] = n;
             }
         }
+        if out.is_empty() {
+            return Ok(());
+        }
         let bytes = (out.len() * 4) as u64;
         self.weightings.reserve(&self.dev, bytes, true);
         self.dev
