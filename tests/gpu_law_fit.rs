@@ -151,3 +151,48 @@ fn a_law_bootstrap_runs_on_the_gpu() {
         );
     }
 }
+
+#[test]
+fn a_law_eval_on_the_gpu_reaches_the_cpu_folds() {
+    if adapter().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let csv = chinchilla_csv(dir.path());
+    let eval = |backend: &str| -> serde_json::Value {
+        let out = dir.path().join(format!("eval-{backend}"));
+        ok(
+            dir.path(),
+            &[
+                "eval",
+                &csv,
+                "--law",
+                "E + A/N^alpha + B/D^beta",
+                "--starts",
+                "16",
+                "--backend",
+                backend,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        );
+        let text = std::fs::read_to_string(out.join("eval.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let (cpu, gpu) = (eval("cpu"), eval("gpu"));
+    assert_eq!(gpu["backend"]["kind"], "gpu");
+    let folds = cpu["folds"].as_array().unwrap();
+    assert!(folds.len() >= 4, "{} folds", folds.len());
+    for (c, g) in folds.iter().zip(gpu["folds"].as_array().unwrap()) {
+        assert_eq!(c["fold"], g["fold"]);
+        let (fc, fg) = (
+            c["objective"].as_f64().unwrap(),
+            g["objective"].as_f64().unwrap(),
+        );
+        assert!(
+            (fc - fg).abs() <= 1e-6 * fc,
+            "{}: objective cpu {fc:e} gpu {fg:e}",
+            c["fold"]
+        );
+    }
+}
