@@ -149,3 +149,50 @@ fn a_bad_law_is_refused_by_name() {
     run.assert_failed("--vars with a built-in law");
     assert!(run.stderr.contains("vocab"), "{}", run.dump());
 }
+
+#[test]
+fn a_law_file_is_benched_under_its_own_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = sweepfit::law::builtin("chinchilla")
+        .unwrap()
+        .replace("name = \"chinchilla\"", "name = \"my-law\"");
+    std::fs::write(dir.path().join("my-law.toml"), text).unwrap();
+    let mut args = vec!["bench", "--law-file", "my-law.toml"];
+    args.extend([
+        "--quick",
+        "--no-gpu",
+        "--points",
+        "1e4",
+        "--starts",
+        "1,16",
+        "--seconds-per-cell",
+        "0.05",
+        "--max-eval-seconds",
+        "600",
+        "--json",
+        "out.json",
+    ]);
+    ok(dir.path(), &args);
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out.json")).unwrap())
+            .unwrap();
+    check_cpu_cells(&v);
+    assert_eq!(v["law"]["name"], "my-law", "{v}");
+    assert_eq!(v["law"]["axis"], "D");
+    // A file without [variables] cannot say what to sweep.
+    std::fs::write(
+        dir.path().join("bare.toml"),
+        "name = \"bare\"\nformula = \"E + A/N^alpha\"\n",
+    )
+    .unwrap();
+    let run = sweepfit(
+        dir.path(),
+        &["bench", "--law-file", "bare.toml", "--no-gpu"],
+    );
+    run.assert_failed("bare law file");
+    assert!(
+        run.stderr.contains("bare.toml") && run.stderr.contains("[variables]"),
+        "{}",
+        run.dump()
+    );
+}

@@ -14,8 +14,12 @@ pub(crate) struct BenchArgs {
     /// synthetic sweeps of 500-point curves (--points rounds to whole
     /// curves); no fits. A built-in law's name (see `sweepfit laws`) or a
     /// formula over --vars.
-    #[arg(long, value_name = "NAME|FORMULA")]
+    #[arg(long, value_name = "NAME|FORMULA", conflicts_with = "law_file")]
     law: Option<String>,
+    /// Time the law of this law file (see `sweepfit laws NAME` for the
+    /// format), as --law does; it names its own variables and axis.
+    #[arg(long, value_name = "FILE")]
+    law_file: Option<PathBuf>,
     /// The variables of a --law formula, comma-separated; the curves run
     /// along the last [default: N,D]. A built-in law names its own.
     #[arg(long, value_name = "LIST", value_delimiter = ',', requires = "law")]
@@ -35,7 +39,8 @@ pub(crate) struct BenchArgs {
     /// Skip cells that smaller cells say would take longer per evaluation.
     #[arg(long, value_name = "S", default_value_t = 2.0)]
     max_eval_seconds: f64,
-    /// Skip the end-to-end fits (demo sweep, Pythia sweep); --law runs none.
+    /// Skip the end-to-end fits (demo sweep, Pythia sweep); --law and
+    /// --law-file run none.
     #[arg(long)]
     no_fits: bool,
     /// Bench the CPU only.
@@ -58,11 +63,19 @@ pub(crate) fn cmd_bench(a: BenchArgs) -> anyhow::Result<()> {
     o.starts = a.starts.unwrap_or(o.starts);
     o.seconds_per_cell = a.seconds_per_cell.unwrap_or(o.seconds_per_cell);
     o.max_eval_seconds = a.max_eval_seconds;
-    o.fits = !a.no_fits && a.law.is_none();
+    o.fits = !a.no_fits && a.law.is_none() && a.law_file.is_none();
     o.gpu = !a.no_gpu;
-    let report = match &a.law {
-        Some(text) => bench::run_law(&o, &bench_law(text, a.vars.as_deref())?)?,
-        None => bench::run(&o)?,
+    let report = match (&a.law, &a.law_file) {
+        (Some(text), _) => bench::run_law(&o, &bench_law(text, a.vars.as_deref())?)?,
+        (None, Some(path)) => {
+            let (file, _, origin) = super::args::law_source(None, Some(path))?;
+            if file.variables.is_empty() {
+                bail!("{origin}: bench needs a law file that declares its [variables]");
+            }
+            let law = bench::BenchLaw::new(&file, &file.name, &origin)?;
+            bench::run_law(&o, &law)?
+        }
+        (None, None) => bench::run(&o)?,
     };
     let table = bench::render(&report);
     match &a.json {
