@@ -14,10 +14,15 @@ use serde_json::Value;
 /// with a generous per-evaluation budget so that no cell is skipped on a
 /// busy machine. Returns the JSON and the table.
 fn bench_law(dir: &Path, law: &str, extra: &[&str]) -> (Value, String) {
-    let mut args = vec![
-        "bench",
-        "--law",
-        law,
+    bench_json(dir, &["--law", law], extra)
+}
+
+/// `bench WHICH [extra..]` as [`bench_law`] runs it, for any way of naming
+/// the law.
+fn bench_json(dir: &Path, which: &[&str], extra: &[&str]) -> (Value, String) {
+    let mut args = vec!["bench"];
+    args.extend(which);
+    args.extend([
         "--quick",
         "--no-gpu",
         "--points",
@@ -30,7 +35,7 @@ fn bench_law(dir: &Path, law: &str, extra: &[&str]) -> (Value, String) {
         "600",
         "--json",
         "out.json",
-    ];
+    ]);
     args.extend(extra);
     let run = ok(dir, &args);
     let text = std::fs::read_to_string(dir.join("out.json")).expect("bench wrote out.json");
@@ -157,25 +162,7 @@ fn a_law_file_is_benched_under_its_own_name() {
         .unwrap()
         .replace("name = \"chinchilla\"", "name = \"my-law\"");
     std::fs::write(dir.path().join("my-law.toml"), text).unwrap();
-    let mut args = vec!["bench", "--law-file", "my-law.toml"];
-    args.extend([
-        "--quick",
-        "--no-gpu",
-        "--points",
-        "1e4",
-        "--starts",
-        "1,16",
-        "--seconds-per-cell",
-        "0.05",
-        "--max-eval-seconds",
-        "600",
-        "--json",
-        "out.json",
-    ]);
-    ok(dir.path(), &args);
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out.json")).unwrap())
-            .unwrap();
+    let (v, _) = bench_json(dir.path(), &["--law-file", "my-law.toml"], &[]);
     check_cpu_cells(&v);
     assert_eq!(v["law"]["name"], "my-law", "{v}");
     assert_eq!(v["law"]["axis"], "D");

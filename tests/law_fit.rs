@@ -152,25 +152,10 @@ fn moe_and_vocab_match_the_reference_fits() {
     }
 }
 
-/// A long CSV of E + A/N^alpha + B/D^beta with known values and a little
-/// noise, written for a bare formula to recover.
+/// The chinchilla sweep of the bare-formula tests: 40 token counts per
+/// size, a +-0.2% wobble.
 fn chinchilla_csv(dir: &Path) -> std::path::PathBuf {
-    let (e, a, alpha, b, beta) = (1.8, 400.0, 0.34, 900.0, 0.29);
-    let mut text = String::from("run,N,tokens,loss\n");
-    let mut k = 0u64;
-    for n in [5e7, 1e8, 2e8, 4e8, 8e8, 1.6e9] {
-        for i in 1..=40 {
-            let d = 5e8 * i as f64;
-            // A deterministic +-0.2% wobble in place of noise.
-            k += 1;
-            let wobble = 1.0 + 0.002 * ((k as f64 * 0.7).sin());
-            let l = (e + a / f64::powf(n, alpha) + b / f64::powf(d, beta)) * wobble;
-            text.push_str(&format!("m{n},{n},{d},{l}\n"));
-        }
-    }
-    let path = dir.join("sweep.csv");
-    std::fs::write(&path, text).unwrap();
-    path
+    common::chinchilla_csv(dir, 40, 0.002)
 }
 
 #[test]

@@ -8,6 +8,7 @@ use clap::Args;
 
 use std::sync::Arc;
 
+use super::term::tell;
 use sweepfit::backend::gpu::{self, GpuDevice};
 use sweepfit::backend::BackendChoice;
 use sweepfit::bootstrap::{BootstrapOptions, Resample};
@@ -32,9 +33,34 @@ pub(crate) struct BackendArgs {
 }
 
 impl BackendArgs {
+    /// Run `work` (a law fit or eval) with `opts.device` set as this
+    /// choice says, telling what `auto` chose; under `auto`, a failure on
+    /// the GPU is redone on the CPU with a warning naming `what` failed.
+    pub(crate) fn run_law<T>(
+        &self,
+        opts: &mut LawFitOptions,
+        what: &str,
+        work: impl Fn(&LawFitOptions) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let (device, note) = self.law_device()?;
+        if let Some(n) = note {
+            tell!("note: {n}");
+        }
+        let auto_gpu = self.backend == BackendChoice::Auto && device.is_some();
+        opts.device = device;
+        match work(opts) {
+            Err(e) if auto_gpu => {
+                tell!("warning: the GPU {what} failed ({e:#}); redoing it on the CPU");
+                opts.device = None;
+                work(opts)
+            }
+            other => other,
+        }
+    }
+
     /// The GPU a law fit evaluates on (None: the CPU), and for `auto` a
     /// note saying what it chose and why.
-    pub(crate) fn law_device(&self) -> anyhow::Result<(Option<Arc<GpuDevice>>, Option<String>)> {
+    fn law_device(&self) -> anyhow::Result<(Option<Arc<GpuDevice>>, Option<String>)> {
         let open = |filter| -> anyhow::Result<Arc<GpuDevice>> {
             let inst = gpu::instance()?;
             GpuDevice::open(&gpu::select_adapter(&inst, filter)?)

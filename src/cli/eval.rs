@@ -168,13 +168,7 @@ fn cmd_eval_law(a: EvalArgs) -> anyhow::Result<()> {
         fractions: a.fractions.clone(),
         leave: a.leave.clone(),
     };
-    let (device, note) = a.backend.law_device()?;
-    if let Some(n) = note {
-        tell!("note: {n}");
-    }
-    let auto_gpu = a.backend.backend == BackendChoice::Auto && device.is_some();
-    fit.device = device;
-    let run = |fit: &sweepfit::lawfit::LawFitOptions| {
+    let out = a.backend.run_law(&mut fit, "evaluation", |fit| {
         let bar = spinner();
         let out = sweepfit::lawfit::evaluate(&bound, &table, fit, &opts, |p: Progress| {
             bar.set_message(format!(
@@ -185,15 +179,7 @@ fn cmd_eval_law(a: EvalArgs) -> anyhow::Result<()> {
         });
         bar.finish_and_clear();
         out
-    };
-    let out = match run(&fit) {
-        Err(e) if auto_gpu => {
-            tell!("warning: the GPU evaluation failed ({e:#}); running on the CPU instead");
-            fit.device = None;
-            run(&fit)
-        }
-        other => other,
-    }?;
+    })?;
     out_dir.create()?;
     report::write_eval_json(&out_dir.join("eval.json"), &out.report)?;
     report::write_eval_csv(&out_dir.join("eval.csv"), &out.report)?;

@@ -197,13 +197,7 @@ fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
     let out_dir = check_out_dir(&a.out, a.force)?;
     let table = a.input.table(&opts.objective)?;
     let bound = lawfit::bind(file, &text, &origin, &table)?;
-    let (device, note) = a.backend.law_device()?;
-    if let Some(n) = note {
-        tell!("note: {n}");
-    }
-    let auto_gpu = a.backend.backend == BackendChoice::Auto && device.is_some();
-    opts.device = device;
-    let fit_and_bootstrap = |opts: &lawfit::LawFitOptions| -> anyhow::Result<_> {
+    let out = a.backend.run_law(&mut opts, "fit", |opts| {
         let mut out = with_spinner(fit_message, |tick| {
             lawfit::fit_table(&bound, &table, opts, tick)
         })?;
@@ -220,15 +214,7 @@ fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
             }
         }
         Ok(out)
-    };
-    let out = match fit_and_bootstrap(&opts) {
-        Err(e) if auto_gpu => {
-            tell!("warning: the GPU fit failed ({e:#}); fitting on the CPU instead");
-            opts.device = None;
-            fit_and_bootstrap(&opts)
-        }
-        other => other,
-    }?;
+    })?;
     out_dir.create()?;
     report::write_pretty(&out_dir.join("fit.json"), &out.report)?;
     report::write_table_pred_csv(

@@ -217,3 +217,25 @@ pub fn random_formula(rng: &mut rand::rngs::StdRng, depth: u32) -> String {
         _ => format!("-{a}"),
     }
 }
+
+/// A long CSV `sweep.csv` in `dir` of E + A/N^alpha + B/D^beta with known
+/// values (E 1.8, A 400, alpha 0.34, B 900, beta 0.29): six model sizes,
+/// `steps` token counts each, and a deterministic relative wobble of
+/// +-`wobble` in place of noise.
+pub fn chinchilla_csv(dir: &Path, steps: usize, wobble: f64) -> PathBuf {
+    let (e, a, alpha, b, beta) = (1.8, 400.0, 0.34, 900.0, 0.29);
+    let mut text = String::from("run,N,tokens,loss\n");
+    let mut k = 0u64;
+    for n in [5e7, 1e8, 2e8, 4e8, 8e8, 1.6e9] {
+        for i in 1..=steps {
+            let d = 5e8 * i as f64;
+            k += 1;
+            let w = 1.0 + wobble * ((k as f64 * 0.7).sin());
+            let l = (e + a / f64::powf(n, alpha) + b / f64::powf(d, beta)) * w;
+            text.push_str(&format!("m{n},{n},{d},{l}\n"));
+        }
+    }
+    let path = dir.join("sweep.csv");
+    std::fs::write(&path, text).unwrap();
+    path
+}

@@ -12,7 +12,7 @@
 //! - data nodes (no parameter) computed once on the host, in f64, and read
 //!   from the curve and point records.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fmt::Write;
 use std::sync::Mutex;
 
@@ -82,12 +82,12 @@ fn gpu_class(plan: &Plan, id: NodeId) -> Class {
 /// distinct plan in a process: fits of one law to many groups share it.
 pub fn kernel(plan: &Plan) -> Result<Kernel, CodegenError> {
     let kernel = generate(plan)?;
-    static VALID: Mutex<Option<HashMap<String, ()>>> = Mutex::new(None);
+    static VALID: Mutex<Option<HashSet<String>>> = Mutex::new(None);
     let mut cache = VALID.lock().unwrap_or_else(|p| p.into_inner());
-    let cache = cache.get_or_insert_with(HashMap::new);
-    if !cache.contains_key(&kernel.source) {
+    let cache = cache.get_or_insert_with(HashSet::new);
+    if !cache.contains(&kernel.source) {
         validate(&kernel.source).map_err(CodegenError::Invalid)?;
-        cache.insert(kernel.source.clone(), ());
+        cache.insert(kernel.source.clone());
     }
     Ok(kernel)
 }

@@ -170,6 +170,7 @@ struct Weightings {
     keeps: Vec<Vec<bool>>,
 }
 
+/// A storage buffer of `size` bytes, at least 8: a binding cannot be empty.
 fn storage_buffer(dev: &GpuDevice, label: &str, size: u64) -> wgpu::Buffer {
     dev.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
@@ -177,6 +178,14 @@ fn storage_buffer(dev: &GpuDevice, label: &str, size: u64) -> wgpu::Buffer {
         usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     })
+}
+
+/// A storage buffer holding `values`.
+fn upload(dev: &GpuDevice, label: &str, values: &[f32]) -> wgpu::Buffer {
+    let buffer = storage_buffer(dev, label, (values.len() * 4) as u64);
+    dev.queue
+        .write_buffer(&buffer, 0, bytemuck::cast_slice(values));
+    buffer
 }
 
 impl Weightings {
@@ -314,14 +323,7 @@ impl GpuLaw {
             }
         }
         let device = &dev.device;
-        let curves = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("curves"),
-            size: (curve_rec.len() * 4) as u64,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        dev.queue
-            .write_buffer(&curves, 0, bytemuck::cast_slice(&curve_rec));
+        let curves = upload(dev, "curves", &curve_rec);
         // Each packed point's curve, for the chunks' tile ranges.
         let curve_of: Vec<u32> = sweep
             .curves
@@ -335,14 +337,7 @@ impl GpuLaw {
         let per_chunk = (limits.max_points_per_chunk / tile * tile).max(tile) as usize;
         for part in packed.chunks(per_chunk * stride) {
             let n_points = part.len() / stride;
-            let points = device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("points"),
-                size: (part.len() * 4) as u64,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            dev.queue
-                .write_buffer(&points, 0, bytemuck::cast_slice(part));
+            let points = upload(dev, "points", part);
             let tiles = (n_points as u64).div_ceil(tile) as u32;
             let n_groups = tiles.min(limits.max_groups).max(1);
             let meta = device.create_buffer(&wgpu::BufferDescriptor {
@@ -398,11 +393,6 @@ impl GpuLaw {
     /// Parameters per vector.
     pub fn n_params(&self) -> usize {
         self.kernel.n_params
-    }
-
-    /// The generated kernel.
-    pub fn kernel(&self) -> &Kernel {
-        &self.kernel
     }
 
     pub fn device(&self) -> &Arc<GpuDevice> {
