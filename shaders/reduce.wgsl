@@ -1,7 +1,9 @@
 // Second pass: add up the per-slot partial sums of law.wgsl for every
 // start and every one of its RECORD values (objective, gradient, undefined
-// weight), with compensated (Kahan) summation so the result does not lose
-// accuracy as the number of slots grows.
+// weight). One workgroup per (value, start): its lanes take every 64th
+// slot with compensated (Kahan) sums, then a tree adds the 64 lanes, so a
+// sweep split over thousands of workgroups neither loses accuracy nor
+// waits on one lane's serial walk over them.
 
 struct Reduce {
     // Slots (workgroups along x, over all chunks) to add per start.
@@ -27,19 +29,32 @@ struct Batch {
 // Floats per start: set per law (its parameters + 2).
 override RECORD: u32;
 
+const WG: u32 = 64u;
+
+var<workgroup> lanes: array<f32, WG>;
+
 @compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let idx = gid.x;
-    if (idx >= batch.k * RECORD) { return; }
-    let k = idx / RECORD;
-    let c = idx % RECORD;
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    // Dispatched as (RECORD, batch.k): every workgroup is in range.
+    let c = wid.x;
+    let k = wid.y;
     var s = 0.0;
     var comp = 0.0;
-    for (var slot = 0u; slot < red.n_slots; slot++) {
+    for (var slot = lid.x; slot < red.n_slots; slot += WG) {
         let y = partials[(slot * red.k_stride + k) * RECORD + c] - comp;
         let t = s + y;
         comp = (t - s) - y;
         s = t;
     }
-    sums[(batch.k_offset + k) * RECORD + c] = s;
+    lanes[lid.x] = s;
+    workgroupBarrier();
+    for (var w = WG / 2u; w > 0u; w >>= 1u) {
+        if (lid.x < w) {
+            lanes[lid.x] += lanes[lid.x + w];
+        }
+        workgroupBarrier();
+    }
+    if (lid.x == 0u) {
+        sums[(batch.k_offset + k) * RECORD + c] = lanes[0];
+    }
 }

@@ -46,6 +46,11 @@ const WEIGHTING_ENTRY_BYTES: u64 = 8;
 /// Bytes of one batch uniform slot (dynamic offsets must be aligned to
 /// min_uniform_buffer_offset_alignment, at most 256).
 const UNIFORM_SLOT: u64 = 256;
+/// Workgroups one dispatch aims for along points x starts. Fewer leave a
+/// large GPU idle when few starts are asked for (an H200 holds about 4,200
+/// workgroups of 64 at once); each extra one costs a record of partial
+/// sums per start. Sweeps with fewer tiles get one workgroup per tile.
+const TARGET_WORKGROUPS: u64 = 8192;
 /// How long one evaluation may take before the device counts as hung.
 const EVAL_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -57,24 +62,26 @@ pub struct GpuLimits {
     pub max_points_per_chunk: u64,
     /// Starts per dispatch.
     pub max_starts_per_dispatch: u64,
-    /// Workgroups along the point axis per chunk.
+    /// Workgroups along the point axis per chunk, at most. Within it the
+    /// evaluator picks enough of them to fill the device at the number of
+    /// starts it is asked for (see [`TARGET_WORKGROUPS`]).
     pub max_groups: u32,
 }
 
 impl GpuLimits {
-    /// The device's limits for records of `point_bytes` per point and
-    /// `record` floats per start.
-    pub fn for_device(limits: &wgpu::Limits, point_bytes: u64, record: u64) -> GpuLimits {
+    /// The device's limits for records of `point_bytes` per point.
+    pub fn for_device(limits: &wgpu::Limits, point_bytes: u64) -> GpuLimits {
         let binding = limits
             .max_storage_buffer_binding_size
             .min(limits.max_buffer_size);
-        // The reduction dispatches one invocation per (start, value).
-        let reduce_cap = limits.max_compute_workgroups_per_dimension as u64 * 64 / record;
+        // The reduction dispatches one workgroup per (value, start): its
+        // starts and the record run along the two dispatch dimensions.
+        let per_dim = limits.max_compute_workgroups_per_dimension as u64;
         GpuLimits {
             max_points_per_chunk: (binding / point_bytes).max(1),
-            max_starts_per_dispatch: (reduce_cap / WG_STARTS as u64 * WG_STARTS as u64)
+            max_starts_per_dispatch: (per_dim / WG_STARTS as u64 * WG_STARTS as u64)
                 .max(WG_STARTS as u64),
-            max_groups: 256,
+            max_groups: limits.max_compute_workgroups_per_dimension,
         }
     }
 }
@@ -144,6 +151,8 @@ fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
 struct Capacity {
     /// Starts the buffers hold.
     k: u64,
+    /// Rows of starts the points were split for.
+    rows: u64,
     /// Starts per dispatch (stride of the partial sums).
     k_batch: u64,
     params: wgpu::Buffer,
@@ -266,9 +275,7 @@ impl GpuLaw {
             "the GPU evaluator supports fewer than 2^32 points and curves"
         );
         let point_bytes = 16 * kernel.point_vec4s as u64;
-        let limits = limits.unwrap_or_else(|| {
-            GpuLimits::for_device(&dev.limits, point_bytes, kernel.record() as u64)
-        });
+        let limits = limits.unwrap_or_else(|| GpuLimits::for_device(&dev.limits, point_bytes));
         let constants = vec![
             (
                 "LOSS",
@@ -332,14 +339,12 @@ impl GpuLaw {
             .flat_map(|(c, r)| std::iter::repeat_n(c as u32, r.len()))
             .collect();
         let mut chunks = Vec::new();
-        let (mut slot_base, mut first_point) = (0u32, 0u32);
+        let mut first_point = 0u32;
         let tile = kernel.tile as u64;
         let per_chunk = (limits.max_points_per_chunk / tile * tile).max(tile) as usize;
         for part in packed.chunks(per_chunk * stride) {
             let n_points = part.len() / stride;
             let points = upload(dev, "points", part);
-            let tiles = (n_points as u64).div_ceil(tile) as u32;
-            let n_groups = tiles.min(limits.max_groups).max(1);
             let meta = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("meta"),
                 size: std::mem::size_of::<Meta>() as u64,
@@ -360,11 +365,10 @@ impl GpuLaw {
                 meta,
                 n_points: n_points as u32,
                 first_point,
-                n_groups,
-                slot_base,
+                n_groups: 1,
+                slot_base: 0,
                 bind_group: None,
             });
-            slot_base += n_groups;
             first_point += n_points as u32;
         }
         let weightings = Weightings::new(dev);
@@ -381,7 +385,7 @@ impl GpuLaw {
             n_curves: sweep.curves.len(),
             n_points,
             chunks,
-            n_slots: slot_base,
+            n_slots: 0,
             capacity: None,
             params_f32: Vec::new(),
             problems_host: Vec::new(),
@@ -535,12 +539,37 @@ impl GpuLaw {
         Ok(())
     }
 
-    /// Size the per-start buffers for `k` starts (once, or when a batch
-    /// outgrows them) and write the metadata that depends on it.
+    /// Size the per-start buffers for `k` starts and split the points among
+    /// workgroups for as many rows of starts, and write the metadata that
+    /// depends on it: once, and again when a batch outgrows the buffers or
+    /// needs another split.
     fn ensure_capacity(&mut self, k: u64) -> anyhow::Result<()> {
-        if self.capacity.as_ref().is_some_and(|c| c.k >= k) {
+        let rows = k
+            .min(self.limits.max_starts_per_dispatch)
+            .max(1)
+            .div_ceil(WG_STARTS as u64);
+        if self
+            .capacity
+            .as_ref()
+            .is_some_and(|c| c.k >= k && c.rows == rows)
+        {
             return Ok(());
         }
+        // Enough workgroups along points that rows x groups fills the
+        // device, never more than a chunk has tiles.
+        let want = TARGET_WORKGROUPS.div_ceil(rows);
+        let mut slot_base = 0u32;
+        for chunk in &mut self.chunks {
+            chunk.n_groups = (chunk.tiles.len() as u64)
+                .min(want)
+                .min(self.limits.max_groups as u64)
+                .max(1) as u32;
+            chunk.slot_base = slot_base;
+            slot_base = slot_base
+                .checked_add(chunk.n_groups)
+                .context("too many GPU workgroups")?;
+        }
+        self.n_slots = slot_base;
         let dev = &self.dev;
         let device = &dev.device;
         let record = self.kernel.record() as u64;
@@ -655,6 +684,7 @@ impl GpuLaw {
         }
         self.capacity = Some(Capacity {
             k,
+            rows,
             k_batch,
             params,
             problems,
@@ -736,7 +766,7 @@ impl GpuLaw {
                 pass.set_pipeline(&self.reduce);
                 pass.set_bind_group(0, &cap.reduce_group, &[]);
                 pass.set_bind_group(1, &cap.batch_group, &offset);
-                pass.dispatch_workgroups((kb * record as u32).div_ceil(64), 1, 1);
+                pass.dispatch_workgroups(record as u32, kb, 1);
             }
         }
         let bytes = k * record * 4;
