@@ -230,6 +230,25 @@ fn law_gpu(c: &mut Criterion) {
     g.finish();
 }
 
+/// The device's floor per evaluation: an empty submission and its wait.
+/// `evaluate/gpu/plain/10000x1` beside it is the whole per-call cost.
+fn gpu_round_trip(c: &mut Criterion) {
+    use sweepfit::backend::gpu::GpuDevice;
+    let dev = match gpu::instance()
+        .and_then(|i| gpu::select_adapter(&i, AdapterFilter::Any))
+        .and_then(|a| GpuDevice::open(&a))
+    {
+        Ok(d) => d,
+        Err(e) => {
+            println!("overhead/gpu: skipped, {e:#}");
+            return;
+        }
+    };
+    c.bench_function("overhead/gpu/round-trip", |b| {
+        b.iter(|| dev.round_trip().expect("round trip"))
+    });
+}
+
 fn gpu(c: &mut Criterion) {
     let adapter = match gpu::instance().and_then(|i| gpu::select_adapter(&i, AdapterFilter::Any)) {
         Ok(a) => a,
@@ -264,6 +283,6 @@ criterion_group! {
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = cpu, cpu_layouts, cpu_compiled_points, law_cpu, gpu, law_gpu
+    targets = cpu, cpu_layouts, cpu_compiled_points, law_cpu, gpu_round_trip, gpu, law_gpu
 }
 criterion_main!(benches);

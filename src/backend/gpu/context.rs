@@ -174,6 +174,23 @@ impl GpuDevice {
         &self.summary
     }
 
+    /// Submit an empty command buffer and wait for it: the floor under
+    /// every evaluation's round trip to the device (benches report it
+    /// beside the per-evaluation overhead).
+    pub fn round_trip(&self) -> anyhow::Result<()> {
+        let enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        let index = self.queue.submit(Some(enc.finish()));
+        self.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(index),
+                timeout: Some(std::time::Duration::from_secs(10)),
+            })
+            .context("the GPU did not finish an empty submission")?;
+        self.check_error()
+    }
+
     pub fn check_error(&self) -> anyhow::Result<()> {
         if let Some(e) = self.error.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             bail!("GPU error on {}: {e}", self.summary.short());

@@ -48,9 +48,10 @@ const WEIGHTING_ENTRY_BYTES: u64 = 8;
 const UNIFORM_SLOT: u64 = 256;
 /// Workgroups one dispatch aims for along points x starts. Fewer leave a
 /// large GPU idle when few starts are asked for (an H200 holds about 4,200
-/// workgroups of 64 at once); each extra one costs a record of partial
-/// sums per start. Sweeps with fewer tiles get one workgroup per tile.
-const TARGET_WORKGROUPS: u64 = 8192;
+/// workgroups of 64 at once, and runs best with a few waves of them);
+/// each extra one costs a record of partial sums per start. Sweeps with
+/// fewer tiles get one workgroup per tile.
+const TARGET_WORKGROUPS: u64 = 16384;
 /// How long one evaluation may take before the device counts as hung.
 const EVAL_TIMEOUT: Duration = Duration::from_secs(120);
 
