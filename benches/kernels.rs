@@ -197,7 +197,7 @@ fn law_cpu(c: &mut Criterion) {
 /// The GPU kernel generated from each law of LAWS, on the same sweeps and
 /// batch as `law_cpu`.
 fn law_gpu(c: &mut Criterion) {
-    use sweepfit::backend::gpu::{GpuDevice, GpuLaw};
+    use sweepfit::backend::gpu::{GpuDevice, GpuLaw, Layout};
     use sweepfit::objective::Objective;
     let dev = match gpu::instance()
         .and_then(|i| gpu::select_adapter(&i, AdapterFilter::Any))
@@ -212,20 +212,25 @@ fn law_gpu(c: &mut Criterion) {
     let (points, starts) = SIZES[1];
     let mut g = c.benchmark_group("evaluate/law-gpu");
     g.throughput(Throughput::Elements((points * starts) as u64));
-    for name in LAWS {
+    for name in LAWS.iter().chain(&["looplm"]) {
         let (law, sweep, plan, params) = law_sweep(name, points, starts);
         let np = law.law.params.len();
-        let mut kernel = match GpuLaw::new(&dev, &plan, &sweep, Objective::default(), None) {
-            Ok(k) => k,
-            Err(e) => {
-                println!("evaluate/law-gpu/{name}: skipped, {e:#}");
-                continue;
-            }
-        };
-        let (mut f, mut gr) = (vec![0.0; starts], vec![0.0; starts * np]);
-        g.bench_function(BenchmarkId::new(name, label((points, starts))), |b| {
-            b.iter(|| kernel.evaluate(&params, &mut f, &mut gr).expect("evaluate"))
-        });
+        // Both layouts: the grid (picked on these sweeps) and the points.
+        for layout in [Layout::Grid, Layout::Points] {
+            let obj = Objective::default();
+            let mut kernel = match GpuLaw::with_layout(&dev, &plan, &sweep, obj, None, layout) {
+                Ok(k) => k,
+                Err(e) => {
+                    println!("evaluate/law-gpu/{name}/{layout:?}: skipped, {e:#}");
+                    continue;
+                }
+            };
+            let (mut f, mut gr) = (vec![0.0; starts], vec![0.0; starts * np]);
+            let id = BenchmarkId::new(format!("{name}/{layout:?}"), label((points, starts)));
+            g.bench_function(id, |b| {
+                b.iter(|| kernel.evaluate(&params, &mut f, &mut gr).expect("evaluate"))
+            });
+        }
     }
     g.finish();
 }

@@ -1,4 +1,4 @@
-// Second pass: add up the per-slot partial sums of law.wgsl for every
+// Second pass: add up the per-slot partial sums of the law kernels for every
 // start and every one of its RECORD values (objective, gradient, undefined
 // weight). One workgroup per (value, start): its lanes take every 64th
 // slot with compensated (Kahan) sums, then a tree adds the 64 lanes, so a

@@ -30,7 +30,7 @@ use rand::{Rng, SeedableRng};
 
 mod common;
 use common::{adapter, random_formula, FORMULA_VARS};
-use sweepfit::backend::gpu::{self, GpuDevice, GpuLaw, GpuLimits};
+use sweepfit::backend::gpu::{self, GpuDevice, GpuLaw, GpuLimits, Layout};
 use sweepfit::backend::weights::{resolve_curves, Resolved, Weighting, UNWEIGHTED};
 use sweepfit::backend::CompiledGrid;
 use sweepfit::law::dag::Node;
@@ -39,7 +39,7 @@ use sweepfit::law::{builtin_law, builtin_names, CompiledLaw};
 use sweepfit::objective::{LossKind, Objective, Space};
 
 /// The shapes of sweep every law is checked on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Shape {
     /// Curves along the axis variable on a shared grid of values, the
     /// other variables constant along each curve.
@@ -334,12 +334,21 @@ fn check_law(
         max_groups: 2,
     };
     let mut compared = 0;
-    for limits in [None, Some(small)] {
-        let mut gpu =
-            GpuLaw::new(dev, &plan, sweep, obj, limits).unwrap_or_else(|e| panic!("{what}: {e:#}"));
+    // Both layouts wherever the sweep takes the grid.
+    let layouts = if GpuLaw::layout_for(sweep) == Layout::Grid {
+        vec![Layout::Grid, Layout::Points]
+    } else {
+        vec![Layout::Points]
+    };
+    for (limits, layout) in [None, Some(small)]
+        .into_iter()
+        .flat_map(|l| layouts.iter().map(move |&y| (l, y)))
+    {
+        let mut gpu = GpuLaw::with_layout(dev, &plan, sweep, obj, limits, layout)
+            .unwrap_or_else(|e| panic!("{what}: {e:#}"));
         let (mut fg, mut gg) = (vec![0.0; k], vec![0.0; k * np]);
         gpu.evaluate(params, &mut fg, &mut gg).unwrap();
-        let tag = format!("{what} {limits:?}");
+        let tag = format!("{what} {limits:?} {layout:?}");
         compared += compare(np, (&fc, &gc), (&fg, &gg), &scale, &tag);
         gpu.set_weightings(&ws).unwrap();
         gpu.evaluate_weighted(params, &which, &mut fg, &mut gg)
@@ -375,6 +384,11 @@ fn every_builtin_law_matches_the_cpu() {
         let (law, axis, truth) = builtin(name);
         for (s, shape) in SHAPES.into_iter().enumerate() {
             let sw = sweep(&law, axis, shape, &truth, s as u64);
+            // Shared axis values: the grid layout runs (and check_law
+            // compares it with the points layout).
+            if shape == Shape::Grid && axis.is_some() {
+                assert_eq!(GpuLaw::layout_for(&sw), Layout::Grid, "{name}");
+            }
             for obj in objectives() {
                 let params = params_near(&truth, 70, 5);
                 let what = format!("{name} {shape:?} {obj:?}");
@@ -423,10 +437,14 @@ fn every_builtin_kernel_validates() {
         for (s, shape) in SHAPES.into_iter().enumerate() {
             let sw = sweep(&law, axis, shape, &truth, s as u64);
             let plan = Plan::for_sweep(&law, &sw);
-            let kernel = gpu::generate(&plan).unwrap();
-            gpu::validate(&kernel.source)
-                .unwrap_or_else(|e| panic!("{name} {shape:?}: {e}\n{}", kernel.source));
-            assert_eq!(kernel.n_params, law.params.len(), "{name}");
+            for layout in [Layout::Points, Layout::Grid] {
+                let kernel = gpu::generate(&plan, layout)
+                    .unwrap_or_else(|e| panic!("{name} {shape:?} {layout:?}: {e}"));
+                gpu::validate(&kernel.source).unwrap_or_else(|e| {
+                    panic!("{name} {shape:?} {layout:?}: {e}\n{}", kernel.source)
+                });
+                assert_eq!(kernel.n_params, law.params.len(), "{name}");
+            }
         }
     }
 }
@@ -436,7 +454,7 @@ fn every_builtin_kernel_validates() {
 fn an_invalid_module_shows_its_line() {
     let (law, axis, truth) = builtin("chinchilla");
     let sw = sweep(&law, axis, Shape::Grid, &truth, 0);
-    let kernel = gpu::generate(&Plan::for_sweep(&law, &sw)).unwrap();
+    let kernel = gpu::generate(&Plan::for_sweep(&law, &sw), Layout::Grid).unwrap();
     let broken = kernel
         .source
         .replace("let pred = ", "let pred = undefined_name + ");
@@ -450,7 +468,7 @@ fn a_constant_beyond_f32_is_refused() {
     for formula in ["E + A*x*1e300", "E + A*x/1e300"] {
         let law = CompiledLaw::from_formula(formula, &["x"]).unwrap();
         let sw = sweep(&law, None, Shape::Table, &[1.0, 1.0], 0);
-        let err = gpu::generate(&Plan::for_sweep(&law, &sw)).unwrap_err();
+        let err = gpu::generate(&Plan::for_sweep(&law, &sw), Layout::Points).unwrap_err();
         assert!(
             err.to_string().contains("single precision"),
             "{formula}: {err}"

@@ -11,7 +11,7 @@
 //!   (seed, point index), so any backend can recompute it on the fly.
 //!
 //! The hash and the Poisson draw use only u32 arithmetic and integer
-//! comparisons, so the CPU and the GPU (shaders/law.wgsl) draw
+//! comparisons, so the CPU and the GPU (shaders/law_common.wgsl) draw
 //! exactly the same counts. Multipliers are divided by the weighting's
 //! total on the host, so every problem's objective stays a weighted mean.
 

@@ -1,16 +1,21 @@
 //! WGSL for a compiled law, generated from its evaluation plan
 //! ([`Plan`]): the law's forward and adjoint code, written into the
-//! hand-written template shaders/law.wgsl (tiling, weighting, loss,
-//! output), then validated with naga before any pipeline is made.
+//! hand-written templates (shaders/law_common.wgsl and the layout's main,
+//! law_points.wgsl or law_grid.wgsl: tiling, weighting, loss, output),
+//! then validated with naga before any pipeline is made.
 //!
 //! The plan's hoisting holds on the GPU:
 //! - start nodes (parameters and constants only) once per invocation;
-//! - curve nodes once per curve an invocation meets, their adjoints summed
-//!   over the curve's points and pushed back once when it ends;
-//! - axis and point nodes per point (the token term costs one log and one
-//!   exp per point, as in a hand-written kernel);
+//! - curve nodes once per curve an invocation meets (in the grid layout,
+//!   per curve and block of axis values), their adjoints summed over the
+//!   curve's points and pushed back once when it ends;
+//! - axis nodes, in the grid layout ([`Layout::Grid`]), once per start and
+//!   axis value of a block of [`TA`] values, their adjoints summed over
+//!   the block's curves and pushed back once per value; in the points
+//!   layout, per point;
+//! - point nodes per point;
 //! - data nodes (no parameter) computed once on the host, in f64, and read
-//!   from the curve and point records.
+//!   from the curve, axis and point records.
 
 use std::collections::HashSet;
 use std::fmt::Write;
@@ -20,31 +25,56 @@ use crate::law::dag::{Graph, Node, NodeId};
 use crate::law::diff::Edge;
 use crate::law::plan::{Class, Plan};
 
-const TEMPLATE: &str = include_str!("../../../shaders/law.wgsl");
+const COMMON: &str = include_str!("../../../shaders/law_common.wgsl");
+const POINTS_MAIN: &str = include_str!("../../../shaders/law_points.wgsl");
+const GRID_MAIN: &str = include_str!("../../../shaders/law_grid.wgsl");
 
 /// Bytes of workgroup memory a tile may use: WebGPU guarantees 16 KiB.
 const TILE_BYTES: usize = 16 * 1024;
-/// Most points per tile: with more, the first workgroups take all the
-/// tiles of a small sweep.
+/// Most points (grid: cells) per tile: with more, the first workgroups
+/// take all the tiles of a small sweep.
 const MAX_TILE: usize = 256;
+/// Axis values per block (cells per row) of the grid layout: the kernel
+/// holds a block's axis nodes and their sums in registers, TA of each.
+pub const TA: usize = 8;
+
+/// How a kernel walks a sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// Each curve along its own points; axis nodes per point.
+    Points,
+    /// Curves x the distinct values of the axis variable, in blocks of
+    /// [`TA`] values: axis nodes once per start and value of a block,
+    /// shared by its curves; a cell's own values (functions of the axis
+    /// and the curve's variables) travel with its target.
+    Grid,
+}
 
 /// A generated kernel and the layout of the records it reads.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Kernel {
+    pub layout: Layout,
     pub source: String,
     /// Parameters per start.
     pub n_params: usize,
-    /// vec4s per point record: target, weight, curve index, then the
-    /// values of `point_data`.
+    /// vec4s per point record (target, weight, curve index, then the
+    /// values of `point_data`), or per grid row (a header, then TA cells
+    /// of `cell_vec4s`).
     pub point_vec4s: usize,
+    /// vec4s per grid cell: target, weight, key, rank, then `point_data`.
+    pub cell_vec4s: usize,
     /// Floats per curve record: first point's index in the upload and in
     /// the sweep, then `curve_data`.
     pub curve_floats: usize,
-    /// Points per tile.
+    /// Floats per axis value record (grid): `axis_data`.
+    pub axis_floats: usize,
+    /// Points (grid: rows) per tile.
     pub tile: usize,
-    /// Data nodes read per curve and per point, in record order.
+    /// Data nodes read per curve, per point and (grid) per axis value, in
+    /// record order.
     pub curve_data: Vec<NodeId>,
     pub point_data: Vec<NodeId>,
+    pub axis_data: Vec<NodeId>,
 }
 
 impl Kernel {
@@ -70,18 +100,20 @@ pub enum CodegenError {
     Invalid(String),
 }
 
-/// The class a node runs in on the GPU: axis nodes run per point.
-fn gpu_class(plan: &Plan, id: NodeId) -> Class {
-    match plan.class[id as usize] {
-        Class::Axis => Class::Point,
-        c => c,
+/// The class a node runs in on the GPU: in the points layout, axis nodes
+/// run per point.
+fn gpu_class(plan: &Plan, id: NodeId, layout: Layout) -> Class {
+    match (plan.class[id as usize], layout) {
+        (Class::Axis, Layout::Points) => Class::Point,
+        (c, _) => c,
     }
 }
 
-/// The WGSL kernel of `plan`, validated. Generated and validated once per
-/// distinct plan in a process: fits of one law to many groups share it.
-pub fn kernel(plan: &Plan) -> Result<Kernel, CodegenError> {
-    let kernel = generate(plan)?;
+/// The WGSL kernel of `plan` in `layout`, validated. Generated and
+/// validated once per distinct kernel in a process: fits of one law to
+/// many groups share it.
+pub fn kernel(plan: &Plan, layout: Layout) -> Result<Kernel, CodegenError> {
+    let kernel = generate(plan, layout)?;
     static VALID: Mutex<Option<HashSet<String>>> = Mutex::new(None);
     let mut cache = VALID.lock().unwrap_or_else(|p| p.into_inner());
     let cache = cache.get_or_insert_with(HashSet::new);
@@ -120,14 +152,26 @@ fn literal(c: f64) -> Result<String, CodegenError> {
 
 struct Gen<'a> {
     g: &'a Graph,
+    /// Nodes named per value of a grid row (axis nodes and axis data).
+    per_value: Vec<bool>,
+    /// The value of the row being written, if any.
+    slot: Option<usize>,
 }
 
 impl Gen<'_> {
+    /// A node's variable name.
+    fn name(&self, id: NodeId) -> String {
+        match self.slot {
+            Some(a) if self.per_value[id as usize] => format!("n{id}_{a}"),
+            _ => format!("n{id}"),
+        }
+    }
+
     /// An operand: a constant's literal, else the node's name.
     fn op(&self, id: NodeId) -> Result<String, CodegenError> {
         match self.g.node(id) {
             Node::Const(c) => literal(c),
-            _ => Ok(format!("n{id}")),
+            _ => Ok(self.name(id)),
         }
     }
 
@@ -179,7 +223,7 @@ impl Gen<'_> {
                 continue;
             }
             let (e, cond) = self.expr(id)?;
-            writeln!(out, "{decl}n{id} = {e};").unwrap();
+            writeln!(out, "{decl}{} = {e};", self.name(id)).unwrap();
             if let Some(c) = cond {
                 writeln!(out, "{ok} = {ok} && {c};").unwrap();
             }
@@ -188,11 +232,11 @@ impl Gen<'_> {
     }
 }
 
-/// Generate (without validating) the kernel of `plan`.
-pub fn generate(plan: &Plan) -> Result<Kernel, CodegenError> {
+/// Generate (without validating) the kernel of `plan` in `layout`.
+pub fn generate(plan: &Plan, layout: Layout) -> Result<Kernel, CodegenError> {
     let g = plan.graph();
-    let gen = Gen { g };
-    let class = |id: NodeId| gpu_class(plan, id);
+    let grid = layout == Layout::Grid;
+    let class = |id: NodeId| gpu_class(plan, id, layout);
     let value = plan.value();
     let all_edges: Vec<Edge> = plan.edges.iter().flatten().copied().collect();
 
@@ -210,21 +254,42 @@ pub fn generate(plan: &Plan) -> Result<Kernel, CodegenError> {
         wanted[e.partial as usize] = true;
     }
     wanted[value as usize] = true;
-    let (mut curve_data, mut point_data) = (Vec::new(), Vec::new());
+    let (mut curve_data, mut point_data, mut axis_data) = (Vec::new(), Vec::new(), Vec::new());
     for id in 0..g.len() as NodeId {
         if wanted[id as usize] && plan.class[id as usize] == Class::Data && g.constant(id).is_none()
         {
             match plan.level[id as usize] {
                 Class::Curve => curve_data.push(id),
+                Class::Axis if grid => axis_data.push(id),
                 _ => point_data.push(id),
             }
         }
     }
-    let point_vec4s = (3 + point_data.len()).div_ceil(4);
+    // Nodes named per value of a grid row: axis nodes and axis data.
+    let mut per_value = vec![false; g.len()];
+    if grid {
+        for &id in plan.forward[Class::Axis as usize].iter().chain(&axis_data) {
+            per_value[id as usize] = true;
+        }
+    }
+    let gen = |slot: Option<usize>| Gen {
+        g,
+        per_value: per_value.clone(),
+        slot,
+    };
+    // vec4s per grid cell: target, weight, key, rank, then the point's
+    // data values (functions of the axis and the curve's variables).
+    let cell_vec4s = 1 + point_data.len().div_ceil(4);
+    let point_vec4s = if grid {
+        1 + TA * cell_vec4s
+    } else {
+        (3 + point_data.len()).div_ceil(4)
+    };
+    let max_items = if grid { MAX_TILE / TA } else { MAX_TILE };
     let tile = (TILE_BYTES / (16 * point_vec4s))
-        .min(MAX_TILE)
+        .min(max_items)
         .next_power_of_two()
-        .min(MAX_TILE);
+        .min(max_items);
     let tile = if tile * 16 * point_vec4s > TILE_BYTES {
         tile / 2
     } else {
@@ -235,9 +300,10 @@ pub fn generate(plan: &Plan) -> Result<Kernel, CodegenError> {
     }
     let n_params = plan.n_params().max(1);
     let curve_floats = 2 + curve_data.len();
+    let axis_floats = axis_data.len();
 
-    // Which hoisted nodes receive adjoint from points (summed per curve),
-    // and which nodes have an adjoint at all.
+    // Which hoisted nodes receive adjoint from points (summed per curve,
+    // or per axis value on the grid), and which nodes have an adjoint.
     let has_adj = {
         let mut h = vec![false; g.len()];
         h[value as usize] = plan.class[value as usize] != Class::Data;
@@ -247,34 +313,44 @@ pub fn generate(plan: &Plan) -> Result<Kernel, CodegenError> {
         }
         h
     };
-    let point_edges: Vec<Edge> = plan.edges[Class::Point as usize]
-        .iter()
-        .chain(&plan.edges[Class::Axis as usize])
-        .copied()
-        .collect();
+    let mut point_edges: Vec<Edge> = plan.edges[Class::Point as usize].clone();
+    if !grid {
+        point_edges.extend(&plan.edges[Class::Axis as usize]);
+    }
     let mut summed = vec![false; g.len()];
     for e in &point_edges {
-        if matches!(class(e.to), Class::Start | Class::Curve) {
+        if class(e.to) != Class::Point {
             summed[e.to as usize] = true;
         }
     }
-    let value_class = plan.class[value as usize];
-    if matches!(value_class, Class::Start | Class::Curve) {
+    if class(value) != Class::Point {
         summed[value as usize] = true;
     }
-    let summed_ids: Vec<NodeId> = (0..g.len() as NodeId)
-        .filter(|&i| summed[i as usize])
+    // Per-curve sums (s) and, on the grid, per-value sums (x).
+    let curve_sums: Vec<NodeId> = (0..g.len() as NodeId)
+        .filter(|&i| summed[i as usize] && matches!(class(i), Class::Start | Class::Curve))
         .collect();
+    let value_sums: Vec<NodeId> = (0..g.len() as NodeId)
+        .filter(|&i| summed[i as usize] && class(i) == Class::Axis)
+        .collect();
+    // Where a point adjoint `v` lands, on value `a` of a grid row.
+    let sum_into = |to: NodeId, a: Option<usize>| match (class(to), a) {
+        (Class::Axis, Some(a)) => format!("x{to}_{a}"),
+        _ => format!("s{to}"),
+    };
 
     let mut defs = String::new();
     writeln!(defs, "const NP: u32 = {n_params}u;").unwrap();
     writeln!(defs, "const PV: u32 = {point_vec4s}u;").unwrap();
     writeln!(defs, "const CS: u32 = {curve_floats}u;").unwrap();
+    writeln!(defs, "const AS: u32 = {}u;", axis_floats.max(1)).unwrap();
     writeln!(defs, "const TILE: u32 = {tile}u;").unwrap();
+    writeln!(defs, "const TA: u32 = {TA}u;").unwrap();
+    writeln!(defs, "const CV: u32 = {cell_vec4s}u;").unwrap();
 
     // Start nodes, and their adjoints.
     let mut start = String::new();
-    gen.forward(
+    gen(None).forward(
         &mut start,
         &plan.forward[Class::Start as usize],
         "let ",
@@ -297,62 +373,146 @@ pub fn generate(plan: &Plan) -> Result<Kernel, CodegenError> {
             writeln!(curve_vars, "var n{id} = 0.0;").unwrap();
         }
     }
-    for &id in &summed_ids {
+    for &id in &curve_sums {
         writeln!(curve_vars, "var s{id} = 0.0;").unwrap();
     }
     let mut open = String::new();
     for (j, &id) in curve_data.iter().enumerate() {
         writeln!(open, "n{id} = curves[cb + {}u];", 2 + j).unwrap();
     }
-    gen.forward(
+    gen(None).forward(
         &mut open,
         &plan.forward[Class::Curve as usize],
         "",
         "ok_curve",
     )?;
-    for &id in &summed_ids {
+    for &id in &curve_sums {
         writeln!(open, "s{id} = 0.0;").unwrap();
     }
 
-    // Per point: the record, then axis and point nodes.
-    let mut point = String::new();
-    for v in 1..point_vec4s {
-        writeln!(point, "let q{v} = tile[j * PV + {v}u];").unwrap();
-    }
-    for (j, &id) in point_data.iter().enumerate() {
-        let s = 3 + j;
-        let comp = ["x", "y", "z", "w"][s % 4];
-        writeln!(point, "let n{id} = q{}.{comp};", s / 4).unwrap();
-    }
-    let per_point: Vec<NodeId> = plan.forward[Class::Axis as usize]
-        .iter()
-        .chain(&plan.forward[Class::Point as usize])
-        .copied()
-        .collect();
-    gen.forward(&mut point, &per_point, "let ", "ok")?;
-    writeln!(point, "let pred = {};", gen.op(value)?).unwrap();
+    // Grid: a block's axis nodes and their sums, per value.
+    let (mut axis_vars, mut axis_open, mut axis_close) =
+        (String::new(), String::new(), String::new());
+    if grid {
+        let axis_nodes: Vec<NodeId> = plan.forward[Class::Axis as usize]
+            .iter()
+            .copied()
+            .filter(|&id| g.constant(id).is_none())
+            .collect();
+        for a in 0..TA {
+            let gen = gen(Some(a));
+            writeln!(axis_vars, "var okx{a} = true;").unwrap();
+            writeln!(axis_vars, "var tk{a} = false;").unwrap();
+            for &id in axis_data.iter().chain(&axis_nodes) {
+                writeln!(axis_vars, "var {} = 0.0;", gen.name(id)).unwrap();
+            }
+            for &id in &value_sums {
+                writeln!(axis_vars, "var x{id}_{a} = 0.0;").unwrap();
+            }
 
-    // Per point backward: point adjoints, then the sums of hoisted ones.
-    let mut back = String::new();
-    for &id in &per_point {
-        if has_adj[id as usize] && id != value {
-            writeln!(back, "var a{id} = 0.0;").unwrap();
+            // Open: past the last value, any value will do (its cells are
+            // empty).
+            writeln!(axis_open, "{{").unwrap();
+            writeln!(
+                axis_open,
+                "    let ab = chunk.axis_base + min(cur_block * TA + {a}u, chunk.n_axis - 1u) * AS;"
+            )
+            .unwrap();
+            for (j, &id) in axis_data.iter().enumerate() {
+                writeln!(axis_open, "    {} = curves[ab + {j}u];", gen.name(id)).unwrap();
+            }
+            writeln!(axis_open, "    okx{a} = true;").unwrap();
+            let mut fwd = String::new();
+            gen.forward(&mut fwd, &axis_nodes, "", &format!("okx{a}"))?;
+            for l in fwd.lines() {
+                writeln!(axis_open, "    {l}").unwrap();
+            }
+            for &id in &value_sums {
+                writeln!(axis_open, "    x{id}_{a} = 0.0;").unwrap();
+            }
+            writeln!(axis_open, "    tk{a} = false;").unwrap();
+            writeln!(axis_open, "}}").unwrap();
+
+            // Close: the value's sums back through the axis nodes into
+            // the start adjoints, where any of its cells counted.
+            writeln!(axis_close, "if (tk{a}) {{").unwrap();
+            for &id in &axis_nodes {
+                if has_adj[id as usize] {
+                    if summed[id as usize] {
+                        writeln!(axis_close, "    var c{id} = x{id}_{a};").unwrap();
+                    } else {
+                        writeln!(axis_close, "    var c{id} = 0.0;").unwrap();
+                    }
+                }
+            }
+            for e in &plan.edges[Class::Axis as usize] {
+                let v = format!("c{} * {}", e.from, gen.op(e.partial)?);
+                match class(e.to) {
+                    Class::Axis => writeln!(axis_close, "    c{} += {v};", e.to).unwrap(),
+                    _ => writeln!(axis_close, "    a{} += {v};", e.to).unwrap(),
+                }
+            }
+            writeln!(axis_close, "}}").unwrap();
         }
     }
-    match class(value) {
-        Class::Point => writeln!(back, "let a{value} = seed;").unwrap(),
-        Class::Start | Class::Curve => {
-            writeln!(back, "s{value} += select(0.0, seed, take);").unwrap()
+
+    // Per point (grid: per cell of value `a`): the record, then the
+    // point's nodes and `pred`; then, backward, the point adjoints and the
+    // sums of hoisted ones.
+    let per_point: Vec<NodeId> = if grid {
+        plan.forward[Class::Point as usize].clone()
+    } else {
+        plan.forward[Class::Axis as usize]
+            .iter()
+            .chain(&plan.forward[Class::Point as usize])
+            .copied()
+            .collect()
+    };
+    let point_code = |a: Option<usize>| -> Result<(String, String), CodegenError> {
+        let gen = gen(a);
+        let mut point = String::new();
+        if let Some(a) = a {
+            for v in 1..cell_vec4s {
+                writeln!(point, "let q{v} = tile[j * PV + 1u + {a}u * CV + {v}u];").unwrap();
+            }
+            for (j, &id) in point_data.iter().enumerate() {
+                let s = 4 + j;
+                let comp = ["x", "y", "z", "w"][s % 4];
+                writeln!(point, "let n{id} = q{}.{comp};", s / 4).unwrap();
+            }
+        } else if !grid {
+            for v in 1..point_vec4s {
+                writeln!(point, "let q{v} = tile[j * PV + {v}u];").unwrap();
+            }
+            for (j, &id) in point_data.iter().enumerate() {
+                let s = 3 + j;
+                let comp = ["x", "y", "z", "w"][s % 4];
+                writeln!(point, "let n{id} = q{}.{comp};", s / 4).unwrap();
+            }
         }
-        _ => {}
-    }
-    for e in &point_edges {
-        let v = format!("a{} * {}", e.from, gen.op(e.partial)?);
-        match class(e.to) {
-            Class::Point => writeln!(back, "a{} += {v};", e.to).unwrap(),
-            _ => writeln!(back, "s{} += select(0.0, {v}, take);", e.to).unwrap(),
+        gen.forward(&mut point, &per_point, "let ", "ok")?;
+        writeln!(point, "let pred = {};", gen.op(value)?).unwrap();
+
+        let mut back = String::new();
+        for &id in &per_point {
+            if has_adj[id as usize] && id != value {
+                writeln!(back, "var a{id} = 0.0;").unwrap();
+            }
         }
-    }
+        match class(value) {
+            Class::Point => writeln!(back, "let a{value} = seed;").unwrap(),
+            Class::Data => {}
+            _ => writeln!(back, "{} += select(0.0, seed, take);", sum_into(value, a)).unwrap(),
+        }
+        for e in &point_edges {
+            let v = format!("a{} * {}", e.from, gen.op(e.partial)?);
+            match class(e.to) {
+                Class::Point => writeln!(back, "a{} += {v};", e.to).unwrap(),
+                _ => writeln!(back, "{} += select(0.0, {v}, take);", sum_into(e.to, a)).unwrap(),
+            }
+        }
+        Ok((point, back))
+    };
 
     // Curve close: curve adjoints from their sums, back through the curve
     // edges into the start adjoints.
@@ -367,13 +527,13 @@ pub fn generate(plan: &Plan) -> Result<Kernel, CodegenError> {
         }
     }
     for e in &plan.edges[Class::Curve as usize] {
-        let v = format!("c{} * {}", e.from, gen.op(e.partial)?);
+        let v = format!("c{} * {}", e.from, gen(None).op(e.partial)?);
         match class(e.to) {
             Class::Curve => writeln!(close, "c{} += {v};", e.to).unwrap(),
             _ => writeln!(close, "a{} += {v};", e.to).unwrap(),
         }
     }
-    for &id in &summed_ids {
+    for &id in &curve_sums {
         if class(id) == Class::Start {
             writeln!(close, "a{id} += s{id};").unwrap();
         }
@@ -382,7 +542,14 @@ pub fn generate(plan: &Plan) -> Result<Kernel, CodegenError> {
     // Finish: start edges, then the gradient.
     let mut finish = String::new();
     for e in &plan.edges[Class::Start as usize] {
-        writeln!(finish, "a{} += a{} * {};", e.to, e.from, gen.op(e.partial)?).unwrap();
+        writeln!(
+            finish,
+            "a{} += a{} * {};",
+            e.to,
+            e.from,
+            gen(None).op(e.partial)?
+        )
+        .unwrap();
     }
     for (i, node) in plan.param_nodes().iter().enumerate() {
         if let Some(id) = node.filter(|&id| has_adj[id as usize]) {
@@ -390,39 +557,71 @@ pub fn generate(plan: &Plan) -> Result<Kernel, CodegenError> {
         }
     }
 
-    let blocks: [(&str, &str); 8] = [
-        ("DEFS", &defs),
-        ("START", &start),
-        ("CURVE_VARS", &curve_vars),
-        ("CURVE_OPEN", &open),
-        ("POINT", &point),
-        ("POINT_BACK", &back),
-        ("CURVE_CLOSE", &close),
-        ("FINISH", &finish),
+    let template = format!("{COMMON}\n{}", if grid { GRID_MAIN } else { POINTS_MAIN });
+    let (point, back) = point_code(None)?;
+    let mut blocks: Vec<(&str, String)> = vec![
+        ("DEFS", defs),
+        ("START", start),
+        ("CURVE_VARS", curve_vars),
+        ("CURVE_OPEN", open),
+        ("CURVE_CLOSE", close),
+        ("FINISH", finish),
+        ("AXIS_VARS", axis_vars),
+        ("AXIS_OPEN", axis_open),
+        ("AXIS_CLOSE", axis_close),
+        ("POINT", point),
+        ("POINT_BACK", back),
     ];
-    let mut source = String::with_capacity(TEMPLATE.len() * 2);
-    for line in TEMPLATE.lines() {
-        let trimmed = line.trim_start();
-        let block = trimmed
-            .strip_prefix("//@")
-            .and_then(|name| blocks.iter().find(|(n, _)| *n == name));
-        match block {
-            Some((_, code)) => {
-                let indent = &line[..line.len() - trimmed.len()];
-                for l in code.lines() {
-                    writeln!(source, "{indent}{l}").unwrap();
+    let mut source = String::with_capacity(template.len() * 2);
+    let mut lines = template.lines();
+    while let Some(line) = lines.next() {
+        if line.trim_start() == "//@CELL_BEGIN" {
+            // The grid's cell body, once per value of a row.
+            let body: Vec<&str> = lines
+                .by_ref()
+                .take_while(|l| l.trim_start() != "//@CELL_END")
+                .collect();
+            for a in 0..TA {
+                let (point, back) = point_code(Some(a))?;
+                blocks[9].1 = point;
+                blocks[10].1 = back;
+                for l in &body {
+                    fill(&mut source, &l.replace("$a", &a.to_string()), &blocks);
                 }
             }
-            None => writeln!(source, "{line}").unwrap(),
+            continue;
         }
+        fill(&mut source, line, &blocks);
     }
     Ok(Kernel {
+        layout,
         source,
         n_params,
         point_vec4s,
+        cell_vec4s,
         curve_floats,
+        axis_floats,
         tile,
         curve_data,
         point_data,
+        axis_data,
     })
+}
+
+/// Append `line` to `source`, or, for a line `//@NAME`, the code of
+/// block NAME at the line's indent.
+fn fill(source: &mut String, line: &str, blocks: &[(&str, String)]) {
+    let trimmed = line.trim_start();
+    let block = trimmed
+        .strip_prefix("//@")
+        .and_then(|name| blocks.iter().find(|(n, _)| *n == name));
+    match block {
+        Some((_, code)) => {
+            let indent = &line[..line.len() - trimmed.len()];
+            for l in code.lines() {
+                writeln!(source, "{indent}{l}").unwrap();
+            }
+        }
+        None => writeln!(source, "{line}").unwrap(),
+    }
 }

@@ -31,13 +31,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use super::codegen::{self, Kernel};
+use super::codegen::{self, Kernel, Layout, TA};
 use super::context::GpuDevice;
 use crate::backend::weights::{Resolved, UNWEIGHTED};
-use crate::law::plan::{Class, Plan, Sweep};
+use crate::law::plan::{Class, DataValues, Plan, Sweep};
 use crate::objective::{LossKind, Objective, Space};
 
-/// Starts per workgroup (must match law.wgsl).
+/// Starts per workgroup (must match shaders/law_common.wgsl).
 const WG_STARTS: u32 = 64;
 /// Bytes of one start's weighting record and of one (weighting, curve)
 /// entry.
@@ -54,6 +54,93 @@ const UNIFORM_SLOT: u64 = 256;
 const TARGET_WORKGROUPS: u64 = 16384;
 /// How long one evaluation may take before the device counts as hung.
 const EVAL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Most cells the grid layout may hold per point of the sweep: a sparser
+/// grid streams more empty cells than it saves (as on the CPU).
+const GRID_FILL: f64 = 1.5;
+
+/// A point of a grid-layout sweep: (block of axis values, curve, point).
+type GridEntry = (u32, u32, u32);
+
+/// The sweep's points in grid order (block of [`TA`] axis values, then
+/// curve), if the grid layout suits `sweep`: an axis variable whose values
+/// the curves share (fewer distinct values than points, a grid of rows at
+/// most [`GRID_FILL`] times the points), no other variable changing along
+/// a curve, and no curve with two points at one value.
+fn grid_rows(sweep: &Sweep) -> Option<Vec<GridEntry>> {
+    let points = sweep.points();
+    let axis = sweep.axis? as usize;
+    if sweep.axis_values.len() >= points {
+        return None;
+    }
+    // No variable but the axis may change along a curve. (1 << 64 would
+    // overflow: a law may have 64 variables.)
+    let all_vars = if sweep.n_vars >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << sweep.n_vars) - 1
+    };
+    if !(sweep.curve_vars | 1 << axis) & all_vars != 0 {
+        return None;
+    }
+    let ta = TA as u32;
+    let mut entries: Vec<GridEntry> = Vec::with_capacity(points);
+    for (c, r) in sweep.curves.iter().enumerate() {
+        for i in r.clone() {
+            entries.push((sweep.axis_index[i] / ta, c as u32, i as u32));
+        }
+    }
+    entries.sort_unstable_by_key(|&(b, c, i)| (b, c, sweep.axis_index[i as usize], i));
+    let mut rows = 0usize;
+    for (n, e) in entries.iter().enumerate() {
+        match n.checked_sub(1).map(|m| entries[m]) {
+            Some(prev) if (prev.0, prev.1) == (e.0, e.1) => {
+                if sweep.axis_index[prev.2 as usize] == sweep.axis_index[e.2 as usize] {
+                    return None;
+                }
+            }
+            _ => rows += 1,
+        }
+    }
+    ((rows * TA) as f64 <= GRID_FILL * points as f64).then_some(entries)
+}
+
+/// The grid layout's records (a header of curve and block, then [`TA`]
+/// cells of target, weight, as bits the point's index in the sweep and in
+/// its curve, then its data values) and each row's curve.
+fn grid_records(
+    sweep: &Sweep,
+    entries: &[GridEntry],
+    kernel: &Kernel,
+    data: &DataValues,
+) -> (Vec<f32>, Vec<u32>) {
+    let stride = 4 * kernel.point_vec4s;
+    let cell_floats = 4 * kernel.cell_vec4s;
+    let (mut packed, mut row_curve) = (Vec::new(), Vec::new());
+    let mut last = None;
+    for &(b, c, i) in entries {
+        if last != Some((b, c)) {
+            last = Some((b, c));
+            packed.resize(packed.len() + stride, 0.0);
+            let at = packed.len() - stride;
+            packed[at] = f32::from_bits(c);
+            packed[at + 1] = f32::from_bits(b);
+            row_curve.push(c);
+        }
+        let row = packed.len() - stride;
+        let slot = (sweep.axis_index[i as usize] as usize) % TA;
+        let cell = &mut packed[row + 4 + slot * cell_floats..][..cell_floats];
+        let rank = i as usize - sweep.curves[c as usize].start;
+        cell[0] = sweep.y[i as usize] as f32;
+        cell[1] = sweep.w[i as usize] as f32;
+        cell[2] = f32::from_bits(i);
+        cell[3] = f32::from_bits(rank as u32);
+        for (j, &id) in kernel.point_data.iter().enumerate() {
+            cell[4 + j] = data.get(Class::Point, i as usize, id) as f32;
+        }
+    }
+    (packed, row_curve)
+}
 
 /// Size limits of the work split; by default taken from the device.
 /// Tests shrink them to exercise chunking on small data.
@@ -97,10 +184,12 @@ struct Meta {
     first_point: u32,
     index: u32,
     n_chunks: u32,
-    _pad: u32,
+    axis_base: u32,
+    n_axis: u32,
+    _pad: [u32; 3],
 }
 
-/// A start's weighting as law.wgsl reads it (`Problem`).
+/// A start's weighting as law_common.wgsl reads it (`Problem`).
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
 struct ProblemGpu {
@@ -171,7 +260,7 @@ struct Weightings {
     /// (multiplier as f32 bits, points kept) per (weighting, curve); a
     /// placeholder entry while none are registered.
     buffer: wgpu::Buffer,
-    /// The live tile lists of the current evaluation (see law.wgsl).
+    /// The live tile lists of the current evaluation (see law_common.wgsl).
     live: wgpu::Buffer,
     group: wgpu::BindGroup,
     /// Mixed Poisson seed of each registered weighting, if it resamples.
@@ -251,6 +340,9 @@ pub struct GpuLaw {
     curves: wgpu::Buffer,
     n_curves: usize,
     n_points: usize,
+    /// Grid: where the axis records start in `curves`, and how many.
+    axis_base: u32,
+    n_axis: u32,
     chunks: Vec<Chunk>,
     n_slots: u32,
     capacity: Option<Capacity>,
@@ -259,7 +351,8 @@ pub struct GpuLaw {
 }
 
 impl GpuLaw {
-    /// `plan` (of a law, for `sweep`) on `dev`, with `objective`; the work
+    /// `plan` (of a law, for `sweep`) on `dev`, with `objective`, in the
+    /// layout that suits the sweep (see [`GpuLaw::layout_for`]); the work
     /// split from the device's limits unless `limits` is given. Errors
     /// when the law cannot run in single precision (a constant beyond its
     /// range).
@@ -270,11 +363,64 @@ impl GpuLaw {
         objective: Objective,
         limits: Option<GpuLimits>,
     ) -> anyhow::Result<GpuLaw> {
-        let kernel = codegen::kernel(plan)?;
+        let rows = grid_rows(sweep);
+        let layout = if rows.is_some() {
+            Layout::Grid
+        } else {
+            Layout::Points
+        };
+        GpuLaw::build(dev, plan, sweep, objective, limits, layout, rows)
+    }
+
+    /// As [`GpuLaw::new`], in `layout`, or why the sweep cannot take it.
+    pub fn with_layout(
+        dev: &Arc<GpuDevice>,
+        plan: &Plan,
+        sweep: &Sweep,
+        objective: Objective,
+        limits: Option<GpuLimits>,
+        layout: Layout,
+    ) -> anyhow::Result<GpuLaw> {
+        let rows = match layout {
+            Layout::Points => None,
+            Layout::Grid => Some(grid_rows(sweep).context(
+                "the sweep does not suit the grid layout (no shared axis, or a sparse one)",
+            )?),
+        };
+        GpuLaw::build(dev, plan, sweep, objective, limits, layout, rows)
+    }
+
+    /// The layout [`GpuLaw::new`] picks for `sweep`: the grid
+    /// when the curves share the axis variable's values densely (a grid at
+    /// most [`GRID_FILL`] times the points) and no other variable changes
+    /// along a curve; else each curve along its own points.
+    pub fn layout_for(sweep: &Sweep) -> Layout {
+        if grid_rows(sweep).is_some() {
+            Layout::Grid
+        } else {
+            Layout::Points
+        }
+    }
+
+    /// The layout this evaluator runs.
+    pub fn layout(&self) -> Layout {
+        self.kernel.layout
+    }
+
+    fn build(
+        dev: &Arc<GpuDevice>,
+        plan: &Plan,
+        sweep: &Sweep,
+        objective: Objective,
+        limits: Option<GpuLimits>,
+        layout: Layout,
+        rows: Option<Vec<GridEntry>>,
+    ) -> anyhow::Result<GpuLaw> {
         anyhow::ensure!(
             sweep.points() < u32::MAX as usize && sweep.curves.len() < u32::MAX as usize,
             "the GPU evaluator supports fewer than 2^32 points and curves"
         );
+        let kernel = codegen::kernel(plan, layout)?;
         let point_bytes = 16 * kernel.point_vec4s as u64;
         let limits = limits.unwrap_or_else(|| GpuLimits::for_device(&dev.limits, point_bytes));
         let constants = vec![
@@ -298,13 +444,13 @@ impl GpuLaw {
         let objective_pipeline = dev.objective_pipeline(&kernel.source, &constants);
         let reduce = dev.reduce_pipeline(kernel.record());
 
-        // Records: per point target, weight, curve, then its data, curve
-        // by curve; per curve its first point's place in the upload and in
-        // the sweep, then its data. Data nodes in f64 on the host, once.
+        // Records: per curve its first point's place in the upload and in
+        // the sweep, then its data (grid: then per axis value its data);
+        // per point target, weight, curve, then its data, curve by curve
+        // (grid: rows of cells). Data nodes in f64 on the host, once.
         let data = plan.data(sweep, None);
         let stride = 4 * kernel.point_vec4s;
         let n_points: usize = sweep.curves.iter().map(|r| r.len()).sum();
-        let mut packed = vec![0f32; n_points * stride];
         let mut curve_rec = vec![0f32; sweep.curves.len().max(1) * kernel.curve_floats];
         let mut at = 0;
         for (c, r) in sweep.curves.iter().enumerate() {
@@ -316,29 +462,52 @@ impl GpuLaw {
                     rec[2 + j] = data.get(Class::Curve, c, id) as f32;
                 }
             }
-            for i in r.clone() {
-                let p = &mut packed[at * stride..][..stride];
-                at += 1;
-                p[0] = sweep.y[i] as f32;
-                p[1] = sweep.w[i] as f32;
-                p[2] = f32::from_bits(c as u32);
-                for (j, &id) in kernel.point_data.iter().enumerate() {
-                    p[3 + j] = match plan.level[id as usize] {
-                        Class::Axis => data.get(Class::Axis, sweep.axis_index[i] as usize, id),
-                        _ => data.get(Class::Point, i, id),
-                    } as f32;
-                }
-            }
+            at += r.len();
         }
+        let axis_base = u32::try_from(curve_rec.len()).context("too many curves for the GPU")?;
+        let n_axis = sweep.axis_values.len().max(1) as u32;
+        // Each packed item's (point's, or grid row's) curve, for the
+        // chunks' tile ranges.
+        let (packed, item_curve) = match &rows {
+            None => {
+                let mut packed = vec![0f32; n_points * stride];
+                let mut at = 0;
+                for (c, r) in sweep.curves.iter().enumerate() {
+                    for i in r.clone() {
+                        let p = &mut packed[at * stride..][..stride];
+                        at += 1;
+                        p[0] = sweep.y[i] as f32;
+                        p[1] = sweep.w[i] as f32;
+                        p[2] = f32::from_bits(c as u32);
+                        for (j, &id) in kernel.point_data.iter().enumerate() {
+                            p[3 + j] = match plan.level[id as usize] {
+                                Class::Axis => {
+                                    data.get(Class::Axis, sweep.axis_index[i] as usize, id)
+                                }
+                                _ => data.get(Class::Point, i, id),
+                            } as f32;
+                        }
+                    }
+                }
+                let item_curve = sweep
+                    .curves
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(c, r)| std::iter::repeat_n(c as u32, r.len()))
+                    .collect::<Vec<u32>>();
+                (packed, item_curve)
+            }
+            Some(rows) => {
+                for a in 0..sweep.axis_values.len() {
+                    for &id in &kernel.axis_data {
+                        curve_rec.push(data.get(Class::Axis, a, id) as f32);
+                    }
+                }
+                grid_records(sweep, rows, &kernel, &data)
+            }
+        };
         let device = &dev.device;
         let curves = upload(dev, "curves", &curve_rec);
-        // Each packed point's curve, for the chunks' tile ranges.
-        let curve_of: Vec<u32> = sweep
-            .curves
-            .iter()
-            .enumerate()
-            .flat_map(|(c, r)| std::iter::repeat_n(c as u32, r.len()))
-            .collect();
         let mut chunks = Vec::new();
         let mut first_point = 0u32;
         let tile = kernel.tile as u64;
@@ -353,11 +522,13 @@ impl GpuLaw {
                 mapped_at_creation: false,
             });
             let first = first_point as usize;
-            let tiles = (0..n_points)
-                .step_by(kernel.tile)
-                .map(|t| {
-                    let last = (t + kernel.tile).min(n_points) - 1;
-                    (curve_of[first + t], curve_of[first + last])
+            let tiles = item_curve[first..first + n_points]
+                .chunks(kernel.tile)
+                .map(|cs| {
+                    let (lo, hi) = cs
+                        .iter()
+                        .fold((u32::MAX, 0), |(lo, hi), &c| (lo.min(c), hi.max(c)));
+                    (lo, hi)
                 })
                 .collect();
             chunks.push(Chunk {
@@ -385,6 +556,8 @@ impl GpuLaw {
             curves,
             n_curves: sweep.curves.len(),
             n_points,
+            axis_base,
+            n_axis,
             chunks,
             n_slots: 0,
             capacity: None,
@@ -666,7 +839,9 @@ impl GpuLaw {
                 first_point: chunk.first_point,
                 index: index as u32,
                 n_chunks,
-                _pad: 0,
+                axis_base: self.axis_base,
+                n_axis: self.n_axis,
+                _pad: [0; 3],
             };
             dev.queue
                 .write_buffer(&chunk.meta, 0, bytemuck::bytes_of(&meta));

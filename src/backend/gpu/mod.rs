@@ -1,6 +1,6 @@
 //! GPU backend: objective and gradient for batches of parameter vectors,
 //! evaluated by WGSL compute kernels generated from a compiled law
-//! (`codegen`, on the template shaders/law.wgsl), reduced by
+//! (`codegen`, on the templates shaders/law_*.wgsl), reduced by
 //! shaders/reduce.wgsl, through wgpu.
 //!
 //! - `device`: finding and describing adapters;
@@ -18,7 +18,7 @@ mod law;
 
 use std::sync::Arc;
 
-pub use codegen::{generate, kernel, validate, CodegenError, Kernel};
+pub use codegen::{generate, kernel, validate, CodegenError, Kernel, Layout};
 pub use context::GpuDevice;
 pub use device::{
     all_adapters, check_env, instance, select_adapter, AdapterFilter, AdapterSummary,

@@ -1,0 +1,135 @@
+// The grid layout: curves x the distinct values of the axis variable, in
+// blocks of TA values (see law_common.wgsl). A row is one curve's TA
+// cells in one block, and rows come block by block: a block's axis nodes
+// (the token term of most laws) are computed once per start and value
+// when its first row arrives, serve every curve of the block, and have
+// their adjoints summed over those curves before they are pushed back.
+// Per cell only the point nodes and the loss remain. A curve's own nodes
+// are reopened in each block it has points in. The generator writes the
+// cell body below once per value of a row (TA times, `$a` the value), so
+// that a block's values and sums live in registers.
+
+var<workgroup> tile: array<vec4<f32>, TILE * PV>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let k = wid.y * WG + lid.x;
+    let live = k < batch.k;
+    let kk = batch.k_offset + min(k, batch.k - 1u);
+    var p: array<f32, NP>;
+    for (var i = 0u; i < NP; i++) {
+        p[i] = select(0.0, params[kk * NP + i], live);
+    }
+    var problem = Problem(0u, 0u, 0u, 0u);
+    if (WEIGHTED) {
+        problem = problems[kk];
+    }
+    let weighted = (problem.flags & 1u) != 0u;
+    let resample = (problem.flags & 2u) != 0u;
+
+    // Whole-fit accumulators: the gradient, objective and undefined weight
+    // in `acc`; the start nodes' adjoints (declared by //@START).
+    var acc: array<f32, RECORD>;
+    for (var i = 0u; i < RECORD; i++) { acc[i] = 0.0; }
+    // Whether the start's own nodes are defined.
+    var ok_start = true;
+    //@START
+
+    // The current curve: its index, whether its nodes are defined, whether
+    // any of its points counted, its objective sum; its weighting:
+    // multiplier and points kept.
+    var cur = NO_CURVE;
+    var ok_curve = true;
+    var counted = false;
+    var sum_f = 0.0;
+    var mult = 1.0;
+    var first_kept = ALL_POINTS;
+    //@CURVE_VARS
+    // The current block, and per value of it whether its axis nodes are
+    // defined (okx) and whether any of its cells counted (tk).
+    var cur_block = NO_CURVE;
+    //@AXIS_VARS
+
+    var n_tiles = (chunk.n_points + TILE - 1u) / TILE;
+    var list = 0u;
+    if (WEIGHTED) {
+        let h = ((batch.k_offset / WG + wid.y) * chunk.n_chunks + chunk.chunk_index) * 2u;
+        list = tile_lists[h];
+        n_tiles = tile_lists[h + 1u];
+    }
+    for (var i = wid.x; i < n_tiles; i += chunk.n_groups) {
+        var t = i;
+        if (WEIGHTED) {
+            t = tile_lists[list + i];
+        }
+        for (var j = lid.x; j < TILE * PV; j += WG) {
+            let idx = t * TILE * PV + j;
+            if (idx < chunk.n_points * PV) { tile[j] = points[idx]; }
+        }
+        workgroupBarrier();
+        let count = min(TILE, chunk.n_points - t * TILE);
+        for (var j = 0u; j < count; j++) {
+            let head = tile[j * PV];
+            let pc = bitcast<u32>(head.x);
+            let pb = bitcast<u32>(head.y);
+            if (pb != cur_block) {
+                // Close the previous block and open this one (uniform
+                // across the workgroup).
+                //@AXIS_CLOSE
+                cur_block = pb;
+                //@AXIS_OPEN
+            }
+            if (pc != cur) {
+                if (counted) {
+                    acc[0] += sum_f;
+                    //@CURVE_CLOSE
+                }
+                cur = pc;
+                counted = false;
+                sum_f = 0.0;
+                ok_curve = true;
+                let cb = pc * CS;
+                //@CURVE_OPEN
+                if (WEIGHTED && weighted) {
+                    let wc = weightings[problem.base + pc];
+                    mult = bitcast<f32>(wc.x);
+                    first_kept = wc.y;
+                }
+            }
+            //@CELL_BEGIN
+            {
+                let q = tile[j * PV + 1u + $au * CV];
+                var pw = q.y;
+                if (WEIGHTED && weighted) {
+                    pw *= weight_factor(mult, bitcast<u32>(q.w), first_kept, resample, problem.seed, bitcast<u32>(q.z));
+                }
+                var ok = ok_start && ok_curve && okx$a;
+                //@POINT
+                let l = loss(pred, q.x, ok);
+                // As in the points layout: cells without a point (weight
+                // 0) and undefined ones add exactly nothing.
+                let take = l.ok && pw != 0.0;
+                acc[NP + 1u] += select(pw, 0.0, l.ok);
+                counted = counted || take;
+                tk$a = tk$a || take;
+                sum_f += select(0.0, pw * l.rho, take);
+                let seed = pw * l.drho;
+                //@POINT_BACK
+            }
+            //@CELL_END
+        }
+        workgroupBarrier();
+    }
+    if (counted) {
+        acc[0] += sum_f;
+        //@CURVE_CLOSE
+    }
+    //@AXIS_CLOSE
+    //@FINISH
+    if (live) {
+        let rec = ((chunk.slot_base + wid.x) * chunk.k_stride + k) * RECORD;
+        for (var i = 0u; i < RECORD; i++) {
+            partials[rec + i] = acc[i];
+        }
+    }
+}

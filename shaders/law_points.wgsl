@@ -1,0 +1,118 @@
+// The points layout: each curve along its own points (see law_common.wgsl).
+
+var<workgroup> tile: array<vec4<f32>, TILE * PV>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let k = wid.y * WG + lid.x;
+    let live = k < batch.k;
+    let kk = batch.k_offset + min(k, batch.k - 1u);
+    var p: array<f32, NP>;
+    for (var i = 0u; i < NP; i++) {
+        p[i] = select(0.0, params[kk * NP + i], live);
+    }
+    var problem = Problem(0u, 0u, 0u, 0u);
+    if (WEIGHTED) {
+        problem = problems[kk];
+    }
+    let weighted = (problem.flags & 1u) != 0u;
+    let resample = (problem.flags & 2u) != 0u;
+
+    // Whole-fit accumulators: the gradient, objective and undefined weight
+    // in `acc`; the start nodes' adjoints (declared by //@START).
+    var acc: array<f32, RECORD>;
+    for (var i = 0u; i < RECORD; i++) { acc[i] = 0.0; }
+    // Whether the start's own nodes are defined.
+    var ok_start = true;
+    //@START
+
+    // The current curve: its index, whether its nodes are defined, whether
+    // any of its points counted, its objective sum; its weighting:
+    // multiplier and points kept; the global index and the hash key of
+    // its first point.
+    var cur = NO_CURVE;
+    var ok_curve = true;
+    var counted = false;
+    var sum_f = 0.0;
+    var mult = 1.0;
+    var first_kept = ALL_POINTS;
+    var curve_start = 0u;
+    var curve_key = 0u;
+    //@CURVE_VARS
+
+    var n_tiles = (chunk.n_points + TILE - 1u) / TILE;
+    var list = 0u;
+    if (WEIGHTED) {
+        let h = ((batch.k_offset / WG + wid.y) * chunk.n_chunks + chunk.chunk_index) * 2u;
+        list = tile_lists[h];
+        n_tiles = tile_lists[h + 1u];
+    }
+    for (var i = wid.x; i < n_tiles; i += chunk.n_groups) {
+        var t = i;
+        if (WEIGHTED) {
+            t = tile_lists[list + i];
+        }
+        for (var j = lid.x; j < TILE * PV; j += WG) {
+            let idx = t * TILE * PV + j;
+            if (idx < chunk.n_points * PV) { tile[j] = points[idx]; }
+        }
+        workgroupBarrier();
+        let count = min(TILE, chunk.n_points - t * TILE);
+        for (var j = 0u; j < count; j++) {
+            let q0 = tile[j * PV];
+            let pc = bitcast<u32>(q0.z);
+            if (pc != cur) {
+                // Close the previous curve and open this one (uniform
+                // across the workgroup).
+                if (counted) {
+                    acc[0] += sum_f;
+                    //@CURVE_CLOSE
+                }
+                cur = pc;
+                counted = false;
+                sum_f = 0.0;
+                ok_curve = true;
+                let cb = pc * CS;
+                //@CURVE_OPEN
+                if (WEIGHTED && weighted) {
+                    let wc = weightings[problem.base + pc];
+                    mult = bitcast<f32>(wc.x);
+                    first_kept = wc.y;
+                    curve_start = bitcast<u32>(curves[cb]);
+                    curve_key = bitcast<u32>(curves[cb + 1u]);
+                }
+            }
+            var pw = q0.y;
+            if (WEIGHTED && weighted) {
+                let rank = chunk.first_point + t * TILE + j - curve_start;
+                pw *= weight_factor(mult, rank, first_kept, resample, problem.seed, curve_key + rank);
+            }
+            var ok = ok_start && ok_curve;
+            //@POINT
+            let l = loss(pred, q0.x, ok);
+            // Points left out (weight 0) and undefined ones add exactly
+            // nothing, even where the law overflows there (0 * inf):
+            // selects rather than branches keep the loop free of divergent
+            // control flow. Undefined points are counted, and the host
+            // decides what they mean.
+            let take = l.ok && pw != 0.0;
+            acc[NP + 1u] += select(pw, 0.0, l.ok);
+            counted = counted || take;
+            sum_f += select(0.0, pw * l.rho, take);
+            let seed = pw * l.drho;
+            //@POINT_BACK
+        }
+        workgroupBarrier();
+    }
+    if (counted) {
+        acc[0] += sum_f;
+        //@CURVE_CLOSE
+    }
+    //@FINISH
+    if (live) {
+        let rec = ((chunk.slot_base + wid.x) * chunk.k_stride + k) * RECORD;
+        for (var i = 0u; i < RECORD; i++) {
+            partials[rec + i] = acc[i];
+        }
+    }
+}
