@@ -207,3 +207,48 @@ fn weight_factor(mult: f32, rank: u32, first_kept: u32, resample: bool, seed: u3
     }
     return factor;
 }
+
+// Each layout's tile of points (grid: rows), shared by the workgroup.
+var<workgroup> tile: array<vec4<f32>, TILE * PV>;
+
+// A start's parameters; zeros for the lanes past the batch's end.
+fn start_params(kk: u32, live: bool) -> array<f32, NP> {
+    var p: array<f32, NP>;
+    for (var i = 0u; i < NP; i++) {
+        p[i] = select(0.0, params[kk * NP + i], live);
+    }
+    return p;
+}
+
+// The tiles workgroup row `row` reads in this chunk: the offset of its
+// list in `tile_lists` and their count when WEIGHTED, else all of them.
+fn row_tiles(row: u32) -> vec2<u32> {
+    if (WEIGHTED) {
+        let h = ((batch.k_offset / WG + row) * chunk.n_chunks + chunk.chunk_index) * 2u;
+        return vec2<u32>(tile_lists[h], tile_lists[h + 1u]);
+    }
+    return vec2<u32>(0u, (chunk.n_points + TILE - 1u) / TILE);
+}
+
+// Load the row's i-th tile into `tile`, every lane of the workgroup
+// together, and return its index in the chunk.
+fn load_tile(i: u32, list: u32, lane: u32) -> u32 {
+    var t = i;
+    if (WEIGHTED) {
+        t = tile_lists[list + i];
+    }
+    for (var j = lane; j < TILE * PV; j += WG) {
+        let idx = t * TILE * PV + j;
+        if (idx < chunk.n_points * PV) { tile[j] = points[idx]; }
+    }
+    workgroupBarrier();
+    return t;
+}
+
+// A start's record for workgroup slot `slot` of this chunk.
+fn write_record(slot: u32, k: u32, acc: array<f32, RECORD>) {
+    let rec = ((chunk.slot_base + slot) * chunk.k_stride + k) * RECORD;
+    for (var i = 0u; i < RECORD; i++) {
+        partials[rec + i] = acc[i];
+    }
+}

@@ -9,17 +9,12 @@
 // cell body below once per value of a row (TA times, `$a` the value), so
 // that a block's values and sums live in registers.
 
-var<workgroup> tile: array<vec4<f32>, TILE * PV>;
-
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let k = wid.y * WG + lid.x;
     let live = k < batch.k;
     let kk = batch.k_offset + min(k, batch.k - 1u);
-    var p: array<f32, NP>;
-    for (var i = 0u; i < NP; i++) {
-        p[i] = select(0.0, params[kk * NP + i], live);
-    }
+    let p = start_params(kk, live);
     var problem = Problem(0u, 0u, 0u, 0u);
     if (WEIGHTED) {
         problem = problems[kk];
@@ -50,23 +45,9 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     var cur_block = NO_CURVE;
     //@AXIS_VARS
 
-    var n_tiles = (chunk.n_points + TILE - 1u) / TILE;
-    var list = 0u;
-    if (WEIGHTED) {
-        let h = ((batch.k_offset / WG + wid.y) * chunk.n_chunks + chunk.chunk_index) * 2u;
-        list = tile_lists[h];
-        n_tiles = tile_lists[h + 1u];
-    }
-    for (var i = wid.x; i < n_tiles; i += chunk.n_groups) {
-        var t = i;
-        if (WEIGHTED) {
-            t = tile_lists[list + i];
-        }
-        for (var j = lid.x; j < TILE * PV; j += WG) {
-            let idx = t * TILE * PV + j;
-            if (idx < chunk.n_points * PV) { tile[j] = points[idx]; }
-        }
-        workgroupBarrier();
+    let tiles = row_tiles(wid.y);
+    for (var i = wid.x; i < tiles.y; i += chunk.n_groups) {
+        let t = load_tile(i, tiles.x, lid.x);
         let count = min(TILE, chunk.n_points - t * TILE);
         for (var j = 0u; j < count; j++) {
             let head = tile[j * PV];
@@ -127,9 +108,6 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     //@AXIS_CLOSE
     //@FINISH
     if (live) {
-        let rec = ((chunk.slot_base + wid.x) * chunk.k_stride + k) * RECORD;
-        for (var i = 0u; i < RECORD; i++) {
-            partials[rec + i] = acc[i];
-        }
+        write_record(wid.x, k, acc);
     }
 }

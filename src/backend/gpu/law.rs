@@ -363,13 +363,7 @@ impl GpuLaw {
         objective: Objective,
         limits: Option<GpuLimits>,
     ) -> anyhow::Result<GpuLaw> {
-        let rows = grid_rows(sweep);
-        let layout = if rows.is_some() {
-            Layout::Grid
-        } else {
-            Layout::Points
-        };
-        GpuLaw::build(dev, plan, sweep, objective, limits, layout, rows)
+        GpuLaw::build(dev, plan, sweep, objective, limits, None)
     }
 
     /// As [`GpuLaw::new`], in `layout`, or why the sweep cannot take it.
@@ -381,13 +375,7 @@ impl GpuLaw {
         limits: Option<GpuLimits>,
         layout: Layout,
     ) -> anyhow::Result<GpuLaw> {
-        let rows = match layout {
-            Layout::Points => None,
-            Layout::Grid => Some(grid_rows(sweep).context(
-                "the sweep does not suit the grid layout (no shared axis, or a sparse one)",
-            )?),
-        };
-        GpuLaw::build(dev, plan, sweep, objective, limits, layout, rows)
+        GpuLaw::build(dev, plan, sweep, objective, limits, Some(layout))
     }
 
     /// The layout [`GpuLaw::new`] picks for `sweep`: the grid
@@ -413,9 +401,21 @@ impl GpuLaw {
         sweep: &Sweep,
         objective: Objective,
         limits: Option<GpuLimits>,
-        layout: Layout,
-        rows: Option<Vec<GridEntry>>,
+        layout: Option<Layout>,
     ) -> anyhow::Result<GpuLaw> {
+        // The grid's rows, when it is asked for or suits the sweep.
+        let rows = match layout {
+            Some(Layout::Points) => None,
+            Some(Layout::Grid) => Some(grid_rows(sweep).context(
+                "the sweep does not suit the grid layout (no shared axis, or a sparse one)",
+            )?),
+            None => grid_rows(sweep),
+        };
+        let layout = if rows.is_some() {
+            Layout::Grid
+        } else {
+            Layout::Points
+        };
         anyhow::ensure!(
             sweep.points() < u32::MAX as usize && sweep.curves.len() < u32::MAX as usize,
             "the GPU evaluator supports fewer than 2^32 points and curves"
