@@ -561,3 +561,76 @@ fn left_out_curves_are_skipped_without_changing_values() {
     let n = compare(5, (&fc, &gc), (&fg, &gg), &scale, "skipped curves");
     assert_eq!(n, k);
 }
+
+/// `sweep` rebuilt with each point's variables changed by `edit(curve,
+/// point within the curve, variables)`, and its curves' points in reverse
+/// order when `reverse`.
+fn rebuilt(sweep: &Sweep, reverse: bool, edit: impl Fn(usize, usize, &mut [f64])) -> Sweep {
+    let nv = sweep.n_vars;
+    let (mut vars, mut y, mut w) = (vec![], vec![], vec![]);
+    for (c, r) in sweep.curves.iter().enumerate() {
+        let mut order: Vec<usize> = r.clone().collect();
+        if reverse {
+            order.reverse();
+        }
+        for (j, &i) in order.iter().enumerate() {
+            let mut x = sweep.vars[i * nv..(i + 1) * nv].to_vec();
+            edit(c, j, &mut x);
+            vars.extend(x);
+            y.push(sweep.y[i]);
+            w.push(sweep.w[i]);
+        }
+    }
+    Sweep::new(nv, sweep.curves.clone(), vars, y, w, sweep.axis)
+}
+
+/// The grid only where it holds: curves sharing the axis values densely,
+/// no other variable changing along them, no curve with two points at one
+/// value. (No adapter needed.)
+#[test]
+fn the_grid_is_chosen_only_where_it_holds() {
+    let (law, axis, truth) = builtin("chinchilla");
+    let a = axis.expect("chinchilla has an axis");
+    let grid = sweep(&law, axis, Shape::Grid, &truth, 0);
+    assert_eq!(GpuLaw::layout_for(&grid), Layout::Grid);
+    for shape in [Shape::Varying, Shape::Table] {
+        let sw = sweep(&law, axis, shape, &truth, 0);
+        assert_eq!(GpuLaw::layout_for(&sw), Layout::Points, "{shape:?}");
+    }
+    // The second point of curve 0 at the first one's axis value.
+    let first = grid.vars[a];
+    let dup = rebuilt(&grid, false, |c, j, x| {
+        if (c, j) == (0, 1) {
+            x[a] = first;
+        }
+    });
+    assert_eq!(GpuLaw::layout_for(&dup), Layout::Points);
+    // Every curve on its own axis values: a grid 7 times the points.
+    let sparse = rebuilt(&grid, false, |c, _, x| x[a] += 1000.0 * c as f64);
+    assert_eq!(GpuLaw::layout_for(&sparse), Layout::Points);
+}
+
+/// On the grid a cell's place in its curve is its place in the sweep's
+/// order, not along the axis: curves stored against the axis order keep
+/// the CPU's first-points weightings and Poisson keys.
+#[test]
+fn curves_against_the_axis_order_match_the_cpu() {
+    let Some(dev) = device() else { return };
+    let (law, axis, truth) = builtin("chinchilla");
+    let reversed = rebuilt(
+        &sweep(&law, axis, Shape::Grid, &truth, 3),
+        true,
+        |_, _, _| {},
+    );
+    assert_eq!(GpuLaw::layout_for(&reversed), Layout::Grid);
+    let params = params_near(&truth, 70, 5);
+    let n = check_law(
+        &dev,
+        &law,
+        &reversed,
+        Objective::default(),
+        &params,
+        "reversed",
+    );
+    assert!(n >= 4 * 70, "only {n} evaluations compared");
+}
