@@ -664,8 +664,9 @@ impl Workload for LawWork<'_> {
                 None => bail!("no GPU device"),
             };
             let mut g = GpuLaw::new(dev, &plan, &sweep, objective, None)?;
+            let device = format!("{}, {}", devices.name("gpu"), g.layout().describe());
             let eval = move |p: &[f64], f: &mut [f64], gr: &mut [f64]| g.evaluate(p, f, gr);
-            Ok(law_evaluator(devices.name("gpu"), np, params.clone(), eval))
+            Ok(law_evaluator(device, np, params.clone(), eval))
         });
         let cpu = cpu.then(|| {
             let grid = CompiledGrid::new(plan, &sweep, objective)
@@ -1396,18 +1397,16 @@ pub fn render(r: &BenchReport) -> String {
             "  GPU/CPU: GPU point-evals/s over the CPU's on the same cell (above 1: GPU faster)"
         );
     }
-    // The CPU's layout decides its speed on these sweeps; name it once per size.
+    // Each backend's layout decides its speed on these sweeps; name it
+    // once per backend and size.
     let mut seen = Vec::new();
-    for m in r
-        .throughput
-        .iter()
-        .filter(|m| m.backend == "cpu" && !m.device.is_empty())
-    {
-        if !seen.contains(&m.points) {
-            seen.push(m.points);
+    for m in r.throughput.iter().filter(|m| !m.device.is_empty()) {
+        if !seen.contains(&(&m.backend, m.points)) {
+            seen.push((&m.backend, m.points));
             let _ = writeln!(
                 s,
-                "  CPU at {} points: {}",
+                "  {} at {} points: {}",
+                m.backend.to_uppercase(),
                 format_count(m.points as f64),
                 m.device
             );

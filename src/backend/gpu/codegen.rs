@@ -50,6 +50,16 @@ pub enum Layout {
     Grid,
 }
 
+impl Layout {
+    /// How reports name the layout.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Layout::Points => "points layout",
+            Layout::Grid => "grid layout (axis nodes once per start and value)",
+        }
+    }
+}
+
 /// A generated kernel and the layout of the records it reads.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Kernel {

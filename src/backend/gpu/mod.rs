@@ -86,7 +86,11 @@ impl Backend for GpuBackend {
     fn info(&self) -> BackendInfo {
         BackendInfo {
             kind: "gpu".into(),
-            device: self.adapter().short(),
+            device: format!(
+                "{}, {}",
+                self.adapter().short(),
+                self.law.layout().describe()
+            ),
         }
     }
 
