@@ -335,7 +335,7 @@ fn check_law(
     };
     let mut compared = 0;
     // Both layouts wherever the sweep takes the grid.
-    let layouts = if GpuLaw::layout_for(sweep) == Layout::Grid {
+    let layouts = if GpuLaw::layout_for(&plan, sweep).unwrap() == Layout::Grid {
         vec![Layout::Grid, Layout::Points]
     } else {
         vec![Layout::Points]
@@ -387,7 +387,7 @@ fn every_builtin_law_matches_the_cpu() {
             // Shared axis values: the grid layout runs (and check_law
             // compares it with the points layout).
             if shape == Shape::Grid && axis.is_some() {
-                assert_eq!(GpuLaw::layout_for(&sw), Layout::Grid, "{name}");
+                assert_eq!(layout(&law, &sw), Layout::Grid, "{name}");
             }
             for obj in objectives() {
                 let params = params_near(&truth, 70, 5);
@@ -562,6 +562,11 @@ fn left_out_curves_are_skipped_without_changing_values() {
     assert_eq!(n, k);
 }
 
+/// The layout the GPU picks for `law` on `sweep`.
+fn layout(law: &CompiledLaw, sweep: &Sweep) -> Layout {
+    GpuLaw::layout_for(&Plan::for_sweep(law, sweep), sweep).unwrap()
+}
+
 /// `sweep` rebuilt with each point's variables changed by `edit(curve,
 /// point within the curve, variables)`, and its curves' points in reverse
 /// order when `reverse`.
@@ -592,10 +597,10 @@ fn the_grid_is_chosen_only_where_it_holds() {
     let (law, axis, truth) = builtin("chinchilla");
     let a = axis.expect("chinchilla has an axis");
     let grid = sweep(&law, axis, Shape::Grid, &truth, 0);
-    assert_eq!(GpuLaw::layout_for(&grid), Layout::Grid);
+    assert_eq!(layout(&law, &grid), Layout::Grid);
     for shape in [Shape::Varying, Shape::Table] {
         let sw = sweep(&law, axis, shape, &truth, 0);
-        assert_eq!(GpuLaw::layout_for(&sw), Layout::Points, "{shape:?}");
+        assert_eq!(layout(&law, &sw), Layout::Points, "{shape:?}");
     }
     // The second point of curve 0 at the first one's axis value.
     let first = grid.vars[a];
@@ -604,10 +609,10 @@ fn the_grid_is_chosen_only_where_it_holds() {
             x[a] = first;
         }
     });
-    assert_eq!(GpuLaw::layout_for(&dup), Layout::Points);
+    assert_eq!(layout(&law, &dup), Layout::Points);
     // Every curve on its own axis values: a grid 7 times the points.
     let sparse = rebuilt(&grid, false, |c, _, x| x[a] += 1000.0 * c as f64);
-    assert_eq!(GpuLaw::layout_for(&sparse), Layout::Points);
+    assert_eq!(layout(&law, &sparse), Layout::Points);
 }
 
 /// On the grid a cell's place in its curve is its place in the sweep's
@@ -622,7 +627,7 @@ fn curves_against_the_axis_order_match_the_cpu() {
         true,
         |_, _, _| {},
     );
-    assert_eq!(GpuLaw::layout_for(&reversed), Layout::Grid);
+    assert_eq!(layout(&law, &reversed), Layout::Grid);
     let params = params_near(&truth, 70, 5);
     let n = check_law(
         &dev,
@@ -631,6 +636,40 @@ fn curves_against_the_axis_order_match_the_cpu() {
         Objective::default(),
         &params,
         "reversed",
+    );
+    assert!(n >= 4 * 70, "only {n} evaluations compared");
+}
+
+/// A grid block holds one copy of the law's per-value nodes per axis
+/// value: LoopLM's few get blocks of 8, a law with many gets smaller
+/// blocks before its registers spill. (No adapter needed.)
+#[test]
+fn grid_blocks_shrink_for_laws_with_many_axis_nodes() {
+    let (law, axis, truth) = builtin("looplm");
+    let sw = sweep(&law, axis, Shape::Grid, &truth, 0);
+    let k = gpu::generate(&Plan::for_sweep(&law, &sw), Layout::Grid).unwrap();
+    assert_eq!(k.block, 8);
+    // Six power terms of the axis variable alone.
+    let formula: Vec<String> = (0..6).map(|i| format!("a{i}/(x + t{i})^b{i}")).collect();
+    let law =
+        CompiledLaw::from_formula(&format!("E + {}", formula.join(" + ")), &["x", "y"]).unwrap();
+    let truth = vec![0.6; law.params.len()];
+    let sw = sweep(&law, Some(0), Shape::Grid, &truth, 0);
+    let plan = Plan::for_sweep(&law, &sw);
+    let k = gpu::generate(&plan, Layout::Grid).unwrap();
+    assert!(k.block < 8 && k.block >= 2, "block {}", k.block);
+    gpu::validate(&k.source).unwrap();
+    // And the smaller blocks agree with the CPU.
+    let Some(dev) = device() else { return };
+    assert_eq!(layout(&law, &sw), Layout::Grid);
+    let params = params_near(&truth, 70, 5);
+    let n = check_law(
+        &dev,
+        &law,
+        &sw,
+        Objective::default(),
+        &params,
+        "six axis terms",
     );
     assert!(n >= 4 * 70, "only {n} evaluations compared");
 }

@@ -10,7 +10,7 @@
 //!   per curve and block of axis values), their adjoints summed over the
 //!   curve's points and pushed back once when it ends;
 //! - axis nodes, in the grid layout ([`Layout::Grid`]), once per start and
-//!   axis value of a block of [`TA`] values, their adjoints summed over
+//!   axis value of a block of up to [`MAX_BLOCK`] values, their adjoints summed over
 //!   the block's curves and pushed back once per value; in the points
 //!   layout, per point;
 //! - point nodes per point;
@@ -34,9 +34,26 @@ const TILE_BYTES: usize = 16 * 1024;
 /// Most points (grid: cells) per tile: with more, the first workgroups
 /// take all the tiles of a small sweep.
 const MAX_TILE: usize = 256;
-/// Axis values per block (cells per row) of the grid layout: the kernel
-/// holds a block's axis nodes and their sums in registers, TA of each.
-pub const TA: usize = 8;
+/// Most axis values per block (cells per row) of the grid layout. The
+/// kernel holds a block's axis nodes and their sums in registers, one copy
+/// per value: a law with many of them gets smaller blocks (see
+/// [`grid_block`]).
+pub const MAX_BLOCK: usize = 8;
+/// Registers a block's per-value copies may take, about: with the rest of
+/// the kernel's state, this keeps a block of 8 for laws like LoopLM (10
+/// per value) and halves it for larger ones before they spill.
+const BLOCK_REGISTERS: usize = 96;
+
+/// Axis values per block of the grid layout for a law with `per_value`
+/// registers per value: the largest power of two up to [`MAX_BLOCK`]
+/// within [`BLOCK_REGISTERS`], at least 2.
+fn grid_block(per_value: usize) -> usize {
+    let mut block = MAX_BLOCK;
+    while block > 2 && block * per_value > BLOCK_REGISTERS {
+        block /= 2;
+    }
+    block
+}
 
 /// How a kernel walks a sweep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,7 +61,7 @@ pub enum Layout {
     /// Each curve along its own points; axis nodes per point.
     Points,
     /// Curves x the distinct values of the axis variable, in blocks of
-    /// [`TA`] values: axis nodes once per start and value of a block,
+    /// up to [`MAX_BLOCK`] values: axis nodes once per start and value of a block,
     /// shared by its curves; a cell's own values (functions of the axis
     /// and the curve's variables) travel with its target.
     Grid,
@@ -73,6 +90,8 @@ pub struct Kernel {
     pub point_vec4s: usize,
     /// vec4s per grid cell: target, weight, key, rank, then `point_data`.
     pub cell_vec4s: usize,
+    /// Grid: axis values per block (cells per row).
+    pub block: usize,
     /// Floats per curve record: first point's index in the upload and in
     /// the sweep, then `curve_data`.
     pub curve_floats: usize,
@@ -287,27 +306,6 @@ pub fn generate(plan: &Plan, layout: Layout) -> Result<Kernel, CodegenError> {
         per_value: per_value.clone(),
         slot,
     };
-    // vec4s per grid cell: target, weight, key, rank, then the point's
-    // data values (functions of the axis and the curve's variables).
-    let cell_vec4s = 1 + point_data.len().div_ceil(4);
-    let point_vec4s = if grid {
-        1 + TA * cell_vec4s
-    } else {
-        (3 + point_data.len()).div_ceil(4)
-    };
-    let max_items = if grid { MAX_TILE / TA } else { MAX_TILE };
-    let tile = (TILE_BYTES / (16 * point_vec4s))
-        .min(max_items)
-        .next_power_of_two()
-        .min(max_items);
-    let tile = if tile * 16 * point_vec4s > TILE_BYTES {
-        tile / 2
-    } else {
-        tile
-    };
-    if tile == 0 {
-        return Err(CodegenError::TooWide(point_data.len()));
-    }
     let n_params = plan.n_params().max(1);
     let curve_floats = 2 + curve_data.len();
     let axis_floats = axis_data.len();
@@ -349,13 +347,41 @@ pub fn generate(plan: &Plan, layout: Layout) -> Result<Kernel, CodegenError> {
         _ => format!("s{to}"),
     };
 
+    // vec4s per grid cell: target, weight, key, rank, then the point's
+    // data values (functions of the axis and the curve's variables).
+    let cell_vec4s = 1 + point_data.len().div_ceil(4);
+    // Per value of a block: its axis data and nodes, their sums, two flags.
+    let axis_nodes: Vec<NodeId> = plan.forward[Class::Axis as usize]
+        .iter()
+        .copied()
+        .filter(|&id| g.constant(id).is_none())
+        .collect();
+    let block = grid_block(axis_data.len() + axis_nodes.len() + value_sums.len() + 2);
+    let point_vec4s = if grid {
+        1 + block * cell_vec4s
+    } else {
+        (3 + point_data.len()).div_ceil(4)
+    };
+    let max_items = if grid { MAX_TILE / block } else { MAX_TILE };
+    let tile = (TILE_BYTES / (16 * point_vec4s))
+        .min(max_items)
+        .next_power_of_two()
+        .min(max_items);
+    let tile = if tile * 16 * point_vec4s > TILE_BYTES {
+        tile / 2
+    } else {
+        tile
+    };
+    if tile == 0 {
+        return Err(CodegenError::TooWide(point_data.len()));
+    }
     let mut defs = String::new();
     writeln!(defs, "const NP: u32 = {n_params}u;").unwrap();
     writeln!(defs, "const PV: u32 = {point_vec4s}u;").unwrap();
     writeln!(defs, "const CS: u32 = {curve_floats}u;").unwrap();
     writeln!(defs, "const AS: u32 = {}u;", axis_floats.max(1)).unwrap();
     writeln!(defs, "const TILE: u32 = {tile}u;").unwrap();
-    writeln!(defs, "const TA: u32 = {TA}u;").unwrap();
+    writeln!(defs, "const TA: u32 = {block}u;").unwrap();
     writeln!(defs, "const CV: u32 = {cell_vec4s}u;").unwrap();
 
     // Start nodes, and their adjoints.
@@ -404,12 +430,7 @@ pub fn generate(plan: &Plan, layout: Layout) -> Result<Kernel, CodegenError> {
     let (mut axis_vars, mut axis_open, mut axis_close) =
         (String::new(), String::new(), String::new());
     if grid {
-        let axis_nodes: Vec<NodeId> = plan.forward[Class::Axis as usize]
-            .iter()
-            .copied()
-            .filter(|&id| g.constant(id).is_none())
-            .collect();
-        for a in 0..TA {
+        for a in 0..block {
             let gen = gen(Some(a));
             writeln!(axis_vars, "var okx{a} = true;").unwrap();
             writeln!(axis_vars, "var tk{a} = false;").unwrap();
@@ -591,7 +612,7 @@ pub fn generate(plan: &Plan, layout: Layout) -> Result<Kernel, CodegenError> {
                 .by_ref()
                 .take_while(|l| l.trim_start() != "//@CELL_END")
                 .collect();
-            for a in 0..TA {
+            for a in 0..block {
                 let (point, back) = point_code(Some(a))?;
                 blocks[9].1 = point;
                 blocks[10].1 = back;
@@ -609,6 +630,7 @@ pub fn generate(plan: &Plan, layout: Layout) -> Result<Kernel, CodegenError> {
         n_params,
         point_vec4s,
         cell_vec4s,
+        block,
         curve_floats,
         axis_floats,
         tile,

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use super::codegen::{self, Kernel, Layout, TA};
+use super::codegen::{self, Kernel, Layout};
 use super::context::GpuDevice;
 use crate::backend::weights::{Resolved, UNWEIGHTED};
 use crate::law::plan::{Class, DataValues, Plan, Sweep};
@@ -62,12 +62,12 @@ const GRID_FILL: f64 = 1.5;
 /// A point of a grid-layout sweep: (block of axis values, curve, point).
 type GridEntry = (u32, u32, u32);
 
-/// The sweep's points in grid order (block of [`TA`] axis values, then
+/// The sweep's points in grid order (block of `block` axis values, then
 /// curve), if the grid layout suits `sweep`: an axis variable whose values
 /// the curves share (fewer distinct values than points, a grid of rows at
 /// most [`GRID_FILL`] times the points), no other variable changing along
 /// a curve, and no curve with two points at one value.
-fn grid_rows(sweep: &Sweep) -> Option<Vec<GridEntry>> {
+fn grid_rows(sweep: &Sweep, block: usize) -> Option<Vec<GridEntry>> {
     let points = sweep.points();
     let axis = sweep.axis? as usize;
     if sweep.axis_values.len() >= points {
@@ -83,7 +83,7 @@ fn grid_rows(sweep: &Sweep) -> Option<Vec<GridEntry>> {
     if !(sweep.curve_vars | 1 << axis) & all_vars != 0 {
         return None;
     }
-    let ta = TA as u32;
+    let ta = block as u32;
     let mut entries: Vec<GridEntry> = Vec::with_capacity(points);
     for (c, r) in sweep.curves.iter().enumerate() {
         for i in r.clone() {
@@ -102,11 +102,16 @@ fn grid_rows(sweep: &Sweep) -> Option<Vec<GridEntry>> {
             _ => rows += 1,
         }
     }
-    ((rows * TA) as f64 <= GRID_FILL * points as f64).then_some(entries)
+    ((rows * block) as f64 <= GRID_FILL * points as f64).then_some(entries)
 }
 
-/// The grid layout's records (a header of curve and block, then [`TA`]
-/// cells of target, weight, as bits the point's index in the sweep and in
+/// Axis values per block of `plan`'s grid kernel.
+fn grid_block(plan: &Plan) -> Result<usize, codegen::CodegenError> {
+    Ok(codegen::generate(plan, Layout::Grid)?.block)
+}
+
+/// The grid layout's records (a header of curve and block, then
+/// `kernel.block` cells of target, weight, as bits the point's index in the sweep and in
 /// its curve, then its data values) and each row's curve.
 fn grid_records(
     sweep: &Sweep,
@@ -128,7 +133,7 @@ fn grid_records(
             row_curve.push(c);
         }
         let row = packed.len() - stride;
-        let slot = (sweep.axis_index[i as usize] as usize) % TA;
+        let slot = (sweep.axis_index[i as usize] as usize) % kernel.block;
         let cell = &mut packed[row + 4 + slot * cell_floats..][..cell_floats];
         let rank = i as usize - sweep.curves[c as usize].start;
         cell[0] = sweep.y[i as usize] as f32;
@@ -378,16 +383,16 @@ impl GpuLaw {
         GpuLaw::build(dev, plan, sweep, objective, limits, Some(layout))
     }
 
-    /// The layout [`GpuLaw::new`] picks for `sweep`: the grid
+    /// The layout [`GpuLaw::new`] picks for `plan` on `sweep`: the grid
     /// when the curves share the axis variable's values densely (a grid at
     /// most [`GRID_FILL`] times the points) and no other variable changes
     /// along a curve; else each curve along its own points.
-    pub fn layout_for(sweep: &Sweep) -> Layout {
-        if grid_rows(sweep).is_some() {
+    pub fn layout_for(plan: &Plan, sweep: &Sweep) -> anyhow::Result<Layout> {
+        Ok(if grid_rows(sweep, grid_block(plan)?).is_some() {
             Layout::Grid
         } else {
             Layout::Points
-        }
+        })
     }
 
     /// The layout this evaluator runs.
@@ -406,10 +411,10 @@ impl GpuLaw {
         // The grid's rows, when it is asked for or suits the sweep.
         let rows = match layout {
             Some(Layout::Points) => None,
-            Some(Layout::Grid) => Some(grid_rows(sweep).context(
+            Some(Layout::Grid) => Some(grid_rows(sweep, grid_block(plan)?).context(
                 "the sweep does not suit the grid layout (no shared axis, or a sparse one)",
             )?),
-            None => grid_rows(sweep),
+            None => grid_rows(sweep, grid_block(plan)?),
         };
         let layout = if rows.is_some() {
             Layout::Grid
