@@ -142,7 +142,12 @@ fn gpu_class(plan: &Plan, id: NodeId, layout: Layout) -> Class {
 /// validated once per distinct kernel in a process: fits of one law to
 /// many groups share it.
 pub fn kernel(plan: &Plan, layout: Layout) -> Result<Kernel, CodegenError> {
-    let kernel = generate(plan, layout)?;
+    checked(generate(plan, layout)?)
+}
+
+/// `kernel`, once naga has validated its source (once per distinct source
+/// in a process).
+pub fn checked(kernel: Kernel) -> Result<Kernel, CodegenError> {
     static VALID: Mutex<Option<HashSet<String>>> = Mutex::new(None);
     let mut cache = VALID.lock().unwrap_or_else(|p| p.into_inner());
     let cache = cache.get_or_insert_with(HashSet::new);

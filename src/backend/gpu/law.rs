@@ -105,11 +105,6 @@ fn grid_rows(sweep: &Sweep, block: usize) -> Option<Vec<GridEntry>> {
     ((rows * block) as f64 <= GRID_FILL * points as f64).then_some(entries)
 }
 
-/// Axis values per block of `plan`'s grid kernel.
-fn grid_block(plan: &Plan) -> Result<usize, codegen::CodegenError> {
-    Ok(codegen::generate(plan, Layout::Grid)?.block)
-}
-
 /// The grid layout's records (a header of curve and block, then
 /// `kernel.block` cells of target, weight, as bits the point's index in the sweep and in
 /// its curve, then its data values) and each row's curve.
@@ -388,7 +383,8 @@ impl GpuLaw {
     /// most [`GRID_FILL`] times the points) and no other variable changes
     /// along a curve; else each curve along its own points.
     pub fn layout_for(plan: &Plan, sweep: &Sweep) -> anyhow::Result<Layout> {
-        Ok(if grid_rows(sweep, grid_block(plan)?).is_some() {
+        let block = codegen::generate(plan, Layout::Grid)?.block;
+        Ok(if grid_rows(sweep, block).is_some() {
             Layout::Grid
         } else {
             Layout::Points
@@ -408,24 +404,26 @@ impl GpuLaw {
         limits: Option<GpuLimits>,
         layout: Option<Layout>,
     ) -> anyhow::Result<GpuLaw> {
-        // The grid's rows, when it is asked for or suits the sweep.
-        let rows = match layout {
-            Some(Layout::Points) => None,
-            Some(Layout::Grid) => Some(grid_rows(sweep, grid_block(plan)?).context(
-                "the sweep does not suit the grid layout (no shared axis, or a sparse one)",
-            )?),
-            None => grid_rows(sweep, grid_block(plan)?),
-        };
-        let layout = if rows.is_some() {
-            Layout::Grid
-        } else {
-            Layout::Points
-        };
         anyhow::ensure!(
             sweep.points() < u32::MAX as usize && sweep.curves.len() < u32::MAX as usize,
             "the GPU evaluator supports fewer than 2^32 points and curves"
         );
-        let kernel = codegen::kernel(plan, layout)?;
+        // The grid kernel and its rows, when the grid is asked for or
+        // suits the sweep (its block size decides the rows).
+        let grid = match layout {
+            Some(Layout::Points) => None,
+            _ => {
+                let k = codegen::generate(plan, Layout::Grid)?;
+                grid_rows(sweep, k.block).map(|rows| (k, rows))
+            }
+        };
+        if layout == Some(Layout::Grid) && grid.is_none() {
+            bail!("the sweep does not suit the grid layout (no shared axis, or a sparse one)");
+        }
+        let (kernel, rows) = match grid {
+            Some((k, rows)) => (codegen::checked(k)?, Some(rows)),
+            None => (codegen::kernel(plan, Layout::Points)?, None),
+        };
         let point_bytes = 16 * kernel.point_vec4s as u64;
         let limits = limits.unwrap_or_else(|| GpuLimits::for_device(&dev.limits, point_bytes));
         let constants = vec![
