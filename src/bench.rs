@@ -561,6 +561,9 @@ impl Workload for Looplm20 {
 struct History {
     /// (points, starts, seconds per evaluation)
     measured: Vec<(usize, usize, f64)>,
+    /// The backend's per-dispatch overhead (seconds per evaluation of the
+    /// overhead cell): a fixed cost, not scaled with the work.
+    overhead: f64,
 }
 
 impl History {
@@ -570,6 +573,9 @@ impl History {
     /// from the largest smaller cells only (none of them dominated by
     /// another): small cells that fit in cache run faster per
     /// point-evaluation and would underestimate; of those, the lowest.
+    /// Only the time above the per-dispatch overhead is scaled: a GPU's
+    /// overhead cell is nearly all fixed cost, and scaled as work it ruled
+    /// out every large cell asked for without smaller ones.
     fn over_budget(
         &self,
         points: usize,
@@ -597,7 +603,11 @@ impl History {
         };
         let est = smaller()
             .filter(|a| !dominated(a))
-            .map(|(p, s, t)| t * (points as f64 / *p as f64) * (starts as f64 / *s as f64))
+            .map(|(p, s, t)| {
+                let scale = (points as f64 / *p as f64) * (starts as f64 / *s as f64);
+                let fixed = self.overhead.min(*t);
+                fixed + (t - fixed) * scale
+            })
             .fold(f64::INFINITY, f64::min);
         (est.is_finite() && est > budget).then(|| {
             (
@@ -914,7 +924,11 @@ fn bench_overhead(
             kind.to_uppercase()
         ));
         rows.push(match ev {
-            Some(Ok(mut e)) => measure(kind, &mut e, points, 1, opts.seconds_per_cell, history),
+            Some(Ok(mut e)) => {
+                let m = measure(kind, &mut e, points, 1, opts.seconds_per_cell, history);
+                history.overhead = m.seconds_per_eval.unwrap_or(0.0);
+                m
+            }
             Some(Err(e)) => failed(kind, &devices.name(kind), points, 1, &e),
             None => unreachable!("every backend benched has an evaluator"),
         });
@@ -1526,6 +1540,7 @@ mod tests {
     fn larger_cells_are_skipped_from_smaller_ones() {
         let h = History {
             measured: vec![(1000, 1, 1e-2), (10_000, 16, 0.5)],
+            overhead: 0.0,
         };
         assert!(h.over_budget(1000, 1, 2.0).is_none());
         // From (10K, 16): 0.5 s x 10 = 5 s; from (1K, 1): 10 ms x 100 x 16.
@@ -1537,14 +1552,34 @@ mod tests {
         assert!((est.unwrap() - 50.0).abs() < 1e-9);
         let fast_small = History {
             measured: vec![(1000, 1, 1e-6), (10_000, 16, 0.5)],
+            overhead: 0.0,
         };
         assert!(fast_small.over_budget(100_000, 16, 2.0).is_some());
         // Cells no measured cell bounds are run.
         assert!(h.over_budget(500, 4096, 2.0).is_none());
         let over = History {
             measured: vec![(1000, 1, 3.0)],
+            overhead: 0.0,
         };
         assert!(over.over_budget(1000, 2, 2.0).unwrap().0.is_none());
+    }
+
+    #[test]
+    fn the_overhead_is_not_scaled_as_work() {
+        // A GPU's overhead cell: 100 us, nearly all of it fixed cost.
+        let mut h = History {
+            measured: vec![(1000, 1, 1e-4)],
+            overhead: 1e-4,
+        };
+        // Scaled as work it would say 100 us x 1e3 x 1024 = 102 s.
+        assert!(h.over_budget(1_000_000, 1024, 2.0).is_none());
+        // A measured cell scales by its time above the overhead only:
+        // 0.1 ms + 0.9 ms x 10 x 4 = 36.1 ms for (1M, 4096), and
+        // 0.1 ms + 0.9 ms x 1000 x 4 = 3.6 s for (100M, 4096).
+        h.measured.push((100_000, 1024, 1e-3));
+        assert!(h.over_budget(1_000_000, 4096, 2.0).is_none());
+        let (est, _) = h.over_budget(100_000_000, 4096, 2.0).unwrap();
+        assert!((est.unwrap() - (1e-4 + 9e-4 * 4000.0)).abs() < 1e-9);
     }
 
     #[test]
