@@ -89,13 +89,16 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 let l = loss(pred, q.x, ok);
                 // As in the points layout: cells without a point (weight
                 // 0) and undefined ones add exactly nothing.
-                let take = l.ok && pw != 0.0;
-                acc[NP + 1u] += select(pw, 0.0, l.ok);
-                counted = counted || take;
-                tk$a = tk$a || take;
-                sum_f += select(0.0, pw * l.rho, take);
-                let seed = pw * l.drho;
-                //@POINT_BACK
+                if (!l.ok) {
+                    acc[NP + 1u] += pw;
+                }
+                if (l.ok && pw != 0.0) {
+                    counted = true;
+                    tk$a = true;
+                    sum_f += pw * l.rho;
+                    let seed = pw * l.drho;
+                    //@POINT_BACK
+                }
             }
             //@CELL_END
         }
