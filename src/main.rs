@@ -103,6 +103,8 @@ enum Command {
 }
 
 fn main() {
+    // Before any thread starts (it writes the environment).
+    sweepfit::backend::gpu::quiet_device_select_layer();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Fit(a) => fit::cmd_fit(a),

@@ -114,29 +114,37 @@ pub fn check_env() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A wgpu instance over the backends to look at, after checking the wgpu
-/// environment variables.
+/// The process's wgpu instance over the backends to look at, after
+/// checking the wgpu environment variables. One instance serves every
+/// caller (clones share it): test processes that created and dropped
+/// instances on several threads at once, while other threads spawned
+/// processes, crashed on NVIDIA's Vulkan driver.
 pub fn instance() -> anyhow::Result<wgpu::Instance> {
+    static INSTANCE: std::sync::OnceLock<wgpu::Instance> = std::sync::OnceLock::new();
     check_env()?;
-    quiet_device_select_layer();
-    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-    desc.backends = backends();
-    Ok(wgpu::Instance::new(desc))
+    Ok(INSTANCE
+        .get_or_init(|| {
+            let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+            desc.backends = backends();
+            wgpu::Instance::new(desc)
+        })
+        .clone())
 }
 
 /// Mesa's implicit Vulkan layer VK_LAYER_MESA_device_select only reorders
 /// adapters (sweepfit picks its own), and on a machine without a display
 /// server it prints "error: XDG_RUNTIME_DIR is invalid or not set" while
 /// probing: a harmless message that reads as a failure. The layer's own
-/// switch turns it off, unless the user set it. Done once, before the first
-/// instance: other threads asking for one wait on the `Once`.
-fn quiet_device_select_layer() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        if std::env::var_os("NODEVICE_SELECT").is_none() {
-            std::env::set_var("NODEVICE_SELECT", "1");
-        }
-    });
+/// switch turns it off, unless the user set it.
+///
+/// It writes the environment, so the program calls it first thing, before
+/// any thread starts: a write while another thread reads the environment
+/// (spawning a process, a driver looking up a variable) is undefined
+/// behaviour and can crash the process.
+pub fn quiet_device_select_layer() {
+    if std::env::var_os("NODEVICE_SELECT").is_none() {
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
 }
 
 /// Every adapter the instance can see.

@@ -21,7 +21,8 @@ use std::sync::Arc;
 pub use codegen::{generate, kernel, validate, CodegenError, Kernel, Layout};
 pub use context::GpuDevice;
 pub use device::{
-    all_adapters, check_env, instance, select_adapter, AdapterFilter, AdapterSummary,
+    all_adapters, check_env, instance, quiet_device_select_layer, select_adapter, AdapterFilter,
+    AdapterSummary,
 };
 pub use law::{evaluate_all, GpuLaw, GpuLimits, Job};
 
