@@ -1,9 +1,10 @@
 // Objective and gradient of a compiled law for a batch of parameter
-// vectors: the template of the generated kernel, in two files. This one
-// holds what every layout shares (bindings, weighting, loss, output
-// format); law_points.wgsl and law_grid.wgsl each hold one `main`, the
-// walk over a sweep in one layout. The generator appends the layout's
-// file to this one.
+// vectors: the template of the generated kernel, in three files. This one
+// holds the bindings, weighting, loss and output format; law_main.wgsl
+// holds `main`, the walk over a sweep's tiles and curves; law_points.wgsl
+// and law_grid.wgsl hold what each layout reads per item of a tile. The
+// generator writes this file, then law_main.wgsl with the layout's
+// sections spliced in.
 //
 // src/backend/gpu/codegen.rs fills the lines `//@NAME` with the law's own
 // code, generated from its evaluation plan; everything else (the tiling,

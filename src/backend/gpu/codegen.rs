@@ -1,8 +1,8 @@
 //! WGSL for a compiled law, generated from its evaluation plan
 //! ([`Plan`]): the law's forward and adjoint code, written into the
-//! hand-written templates (shaders/law_common.wgsl and the layout's main,
-//! law_points.wgsl or law_grid.wgsl: tiling, weighting, loss, output),
-//! then validated with naga before any pipeline is made.
+//! hand-written templates (shaders/law_common.wgsl, law_main.wgsl and the
+//! layout's rows, law_points.wgsl or law_grid.wgsl: tiling, weighting,
+//! loss, output), then validated with naga before any pipeline is made.
 //!
 //! The plan's hoisting holds on the GPU:
 //! - start nodes (parameters and constants only) once per invocation;
@@ -26,8 +26,9 @@ use crate::law::diff::Edge;
 use crate::law::plan::{Class, Plan};
 
 const COMMON: &str = include_str!("../../../shaders/law_common.wgsl");
-const POINTS_MAIN: &str = include_str!("../../../shaders/law_points.wgsl");
-const GRID_MAIN: &str = include_str!("../../../shaders/law_grid.wgsl");
+const MAIN: &str = include_str!("../../../shaders/law_main.wgsl");
+const POINTS_ROW: &str = include_str!("../../../shaders/law_points.wgsl");
+const GRID_ROW: &str = include_str!("../../../shaders/law_grid.wgsl");
 
 /// Bytes of workgroup memory a tile may use: WebGPU guarantees 16 KiB.
 const TILE_BYTES: usize = 16 * 1024;
@@ -436,6 +437,9 @@ pub fn generate(plan: &Plan, layout: Layout) -> Result<Kernel, CodegenError> {
     let (mut axis_vars, mut axis_open, mut axis_close) =
         (String::new(), String::new(), String::new());
     if grid {
+        // The current block, and per value of it whether its axis nodes
+        // are defined (okx) and whether any of its cells counted (tk).
+        writeln!(axis_vars, "var cur_block = NO_CURVE;").unwrap();
         for a in 0..block {
             let gen = gen(Some(a));
             writeln!(axis_vars, "var okx{a} = true;").unwrap();
@@ -594,7 +598,7 @@ pub fn generate(plan: &Plan, layout: Layout) -> Result<Kernel, CodegenError> {
         }
     }
 
-    let template = format!("{COMMON}\n{}", if grid { GRID_MAIN } else { POINTS_MAIN });
+    let template = template(if grid { GRID_ROW } else { POINTS_ROW });
     let (point, back) = point_code(None)?;
     let mut blocks: Vec<(&str, String)> = vec![
         ("DEFS", defs),
@@ -648,6 +652,28 @@ pub fn generate(plan: &Plan, layout: Layout) -> Result<Kernel, CodegenError> {
 
 /// Append `line` to `source`, or, for a line `//@NAME`, the code of
 /// block NAME at the line's indent.
+/// The kernel's template for one layout: law_common.wgsl, then
+/// law_main.wgsl with the layout file's sections (after lines `//@@ NAME`)
+/// in place of its lines `//@NAME`, indented as those lines are.
+fn template(layout_rows: &str) -> String {
+    let mut sections: Vec<(&str, String)> = Vec::new();
+    for line in layout_rows.lines() {
+        if let Some(name) = line.strip_prefix("//@@ ") {
+            sections.push((name.trim(), String::new()));
+        } else if let Some((_, body)) = sections.last_mut() {
+            writeln!(body, "{line}").unwrap();
+        }
+    }
+    for (_, body) in &mut sections {
+        body.truncate(body.trim_end().len());
+    }
+    let mut out = format!("{COMMON}\n");
+    for line in MAIN.lines() {
+        fill(&mut out, line, &sections);
+    }
+    out
+}
+
 fn fill(source: &mut String, line: &str, blocks: &[(&str, String)]) {
     let trimmed = line.trim_start();
     let block = trimmed
