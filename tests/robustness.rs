@@ -929,3 +929,16 @@ fn devices_without_xdg_runtime_dir_prints_no_layer_noise() {
         r.stderr
     );
 }
+
+/// Opening the GPU instance writes no environment variable: a write while
+/// another thread reads the environment (to spawn a process, as the tests
+/// beside this one do) is undefined behaviour, so only the program's
+/// main() writes, before any thread starts.
+#[test]
+fn opening_the_gpu_instance_leaves_the_environment_alone() {
+    let before: Vec<_> = std::env::vars_os().collect();
+    // Without an adapter the instance still opens.
+    sweepfit::backend::gpu::instance().unwrap();
+    let after: Vec<_> = std::env::vars_os().collect();
+    assert_eq!(before, after);
+}
