@@ -674,7 +674,7 @@ impl Workload for LawWork<'_> {
                 None => bail!("no GPU device"),
             };
             let mut g = GpuLaw::new(dev, &plan, &sweep, objective, None)?;
-            let device = format!("{}, {}", devices.name("gpu"), g.layout().describe());
+            let device = format!("{}, {}", devices.name("gpu"), g.describe_layout());
             let eval = move |p: &[f64], f: &mut [f64], gr: &mut [f64]| g.evaluate(p, f, gr);
             Ok(law_evaluator(device, np, params.clone(), eval))
         });

@@ -675,4 +675,11 @@ fn grid_blocks_shrink_for_laws_with_many_axis_nodes() {
         "six axis terms",
     );
     assert!(n >= 4 * 70, "only {n} evaluations compared");
+    // Reports name the block size the law got.
+    let gpu = GpuLaw::new(&dev, &plan, &sw, Objective::default(), None).unwrap();
+    let said = gpu.describe_layout();
+    assert!(
+        said.contains(&format!("blocks of {} values", k.block)),
+        "{said}"
+    );
 }

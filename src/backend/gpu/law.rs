@@ -396,6 +396,19 @@ impl GpuLaw {
         self.kernel.layout
     }
 
+    /// How reports name the layout, with the grid's block size (it
+    /// depends on the law: see [`codegen::MAX_BLOCK`]).
+    pub fn describe_layout(&self) -> String {
+        match self.kernel.layout {
+            Layout::Points => Layout::Points.describe().to_string(),
+            Layout::Grid => format!(
+                "{}, blocks of {} values",
+                Layout::Grid.describe(),
+                self.kernel.block
+            ),
+        }
+    }
+
     fn build(
         dev: &Arc<GpuDevice>,
         plan: &Plan,

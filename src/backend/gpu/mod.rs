@@ -87,11 +87,7 @@ impl Backend for GpuBackend {
     fn info(&self) -> BackendInfo {
         BackendInfo {
             kind: "gpu".into(),
-            device: format!(
-                "{}, {}",
-                self.adapter().short(),
-                self.law.layout().describe()
-            ),
+            device: format!("{}, {}", self.adapter().short(), self.law.describe_layout()),
         }
     }
 
