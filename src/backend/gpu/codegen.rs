@@ -433,6 +433,35 @@ pub fn generate(plan: &Plan, layout: Layout) -> Result<Kernel, CodegenError> {
         writeln!(open, "s{id} = 0.0;").unwrap();
     }
 
+    // A close: the adjoints of a class's nodes from their sums (`sum`
+    // names a node's sum), pushed back through the class's edges into its
+    // own nodes and then into the start adjoints. Curves close with it,
+    // and in the grid each value of a block.
+    let push_back = |out: &mut String,
+                     nodes: &[NodeId],
+                     of: Class,
+                     sum: &dyn Fn(NodeId) -> String,
+                     gen: &Gen,
+                     indent: &str|
+     -> Result<(), CodegenError> {
+        for &id in nodes {
+            if has_adj[id as usize] {
+                let init = if summed[id as usize] {
+                    sum(id)
+                } else {
+                    "0.0".into()
+                };
+                writeln!(out, "{indent}var c{id} = {init};").unwrap();
+            }
+        }
+        for e in &plan.edges[of as usize] {
+            let v = format!("c{} * {}", e.from, gen.op(e.partial)?);
+            let to = if class(e.to) == of { "c" } else { "a" };
+            writeln!(out, "{indent}{to}{} += {v};", e.to).unwrap();
+        }
+        Ok(())
+    };
+
     // Grid: a block's axis nodes and their sums, per value.
     let (mut axis_vars, mut axis_open, mut axis_close) =
         (String::new(), String::new(), String::new());
@@ -477,22 +506,15 @@ pub fn generate(plan: &Plan, layout: Layout) -> Result<Kernel, CodegenError> {
             // Close: the value's sums back through the axis nodes into
             // the start adjoints, where any of its cells counted.
             writeln!(axis_close, "if (tk{a}) {{").unwrap();
-            for &id in &axis_nodes {
-                if has_adj[id as usize] {
-                    if summed[id as usize] {
-                        writeln!(axis_close, "    var c{id} = x{id}_{a};").unwrap();
-                    } else {
-                        writeln!(axis_close, "    var c{id} = 0.0;").unwrap();
-                    }
-                }
-            }
-            for e in &plan.edges[Class::Axis as usize] {
-                let v = format!("c{} * {}", e.from, gen.op(e.partial)?);
-                match class(e.to) {
-                    Class::Axis => writeln!(axis_close, "    c{} += {v};", e.to).unwrap(),
-                    _ => writeln!(axis_close, "    a{} += {v};", e.to).unwrap(),
-                }
-            }
+            let sum = |id: NodeId| format!("x{id}_{a}");
+            push_back(
+                &mut axis_close,
+                &axis_nodes,
+                Class::Axis,
+                &sum,
+                &gen,
+                "    ",
+            )?;
             writeln!(axis_close, "}}").unwrap();
         }
     }
@@ -558,22 +580,9 @@ pub fn generate(plan: &Plan, layout: Layout) -> Result<Kernel, CodegenError> {
     // Curve close: curve adjoints from their sums, back through the curve
     // edges into the start adjoints.
     let mut close = String::new();
-    for &id in &plan.forward[Class::Curve as usize] {
-        if has_adj[id as usize] {
-            if summed[id as usize] {
-                writeln!(close, "var c{id} = s{id};").unwrap();
-            } else {
-                writeln!(close, "var c{id} = 0.0;").unwrap();
-            }
-        }
-    }
-    for e in &plan.edges[Class::Curve as usize] {
-        let v = format!("c{} * {}", e.from, gen(None).op(e.partial)?);
-        match class(e.to) {
-            Class::Curve => writeln!(close, "c{} += {v};", e.to).unwrap(),
-            _ => writeln!(close, "a{} += {v};", e.to).unwrap(),
-        }
-    }
+    let sum = |id: NodeId| format!("s{id}");
+    let curve_nodes = &plan.forward[Class::Curve as usize];
+    push_back(&mut close, curve_nodes, Class::Curve, &sum, &gen(None), "")?;
     for &id in &curve_sums {
         if class(id) == Class::Start {
             writeln!(close, "a{id} += s{id};").unwrap();
