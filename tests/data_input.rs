@@ -340,7 +340,7 @@ fn abs(p: &Path) -> String {
 
 #[test]
 fn manifest_over_pythia() {
-    let Some(data) = shared_data() else { return };
+    let data = shared_data();
     let files = [
         ("pythia-14m-1.csv", 14067712.0, 143000),
         ("pythia-70m-0.csv", 70426624.0, 143000),
@@ -382,7 +382,7 @@ fn manifest_over_pythia() {
 
 #[test]
 fn manifest_over_multipower() {
-    let Some(data) = shared_data() else { return };
+    let data = shared_data();
     let dir = TempDir::new().unwrap();
     let rows: Vec<Vec<String>> = [("25", 25e6), ("100", 100e6), ("400", 400e6)]
         .iter()

@@ -115,7 +115,7 @@ fn whole_fit_on_simulated_sweep() {
 
 #[test]
 fn whole_fit_on_pythia_logs() {
-    let Some(ds) = pythia(50) else { return };
+    let ds = pythia(50);
     let mut opts = FitOptions {
         starts: Some(16),
         seed: 2,
@@ -127,7 +127,7 @@ fn whole_fit_on_pythia_logs() {
 
 #[test]
 fn parity_on_pythia_logs() {
-    let Some(ds) = pythia(20) else { return };
+    let ds = pythia(20);
     for loss in [LossKind::Mse, LossKind::Huber] {
         for space in [Space::Linear, Space::Log] {
             let o = Objective {
@@ -157,22 +157,9 @@ fn parity_on_pythia_logs() {
     }
 }
 
-/// The four Pythia logs at the given stride, or None (skip) when
-/// ../shared is absent outside CI.
-fn pythia(stride: usize) -> Option<Dataset> {
-    let dir = std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/pythia"
-    ));
-    if !dir.is_dir() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but {} is missing",
-            dir.display()
-        );
-        eprintln!("skipping: {} not found", dir.display());
-        return None;
-    }
+/// The four Pythia logs at the given stride.
+fn pythia(stride: usize) -> Dataset {
+    let dir = common::shared_data().join("pythia");
     let tmp = tempfile::tempdir().unwrap();
     let manifest = tmp.path().join("manifest.csv");
     let mut text = String::from("file,N,T,tokens_per_step,step_col,loss_col\n");
@@ -195,11 +182,9 @@ fn pythia(stride: usize) -> Option<Dataset> {
         },
     )
     .unwrap();
-    Some(
-        Filter {
-            stride,
-            ..Filter::default()
-        }
-        .apply(&ds),
-    )
+    Filter {
+        stride,
+        ..Filter::default()
+    }
+    .apply(&ds)
 }

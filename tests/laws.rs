@@ -387,9 +387,7 @@ fn assert_columns(name: &str, columns: &[String]) {
 
 #[test]
 fn sldbench_laws_bind_columns_of_their_data() {
-    let Some(data) = common::shared_data() else {
-        return;
-    };
+    let data = common::shared_data();
     for name in ["moe", "vocab", "rectified"] {
         let columns = header(&data.join(format!("sldbench/{name}.csv")));
         assert_columns(name, &columns);

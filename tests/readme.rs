@@ -29,25 +29,38 @@ fn readme_examples_run_in_order_as_written() {
     // Run the built binary (cargo has just built it) rather than cargo.
     let script = block.replacen(cargo_line, "sweepfit() { \"$SWEEPFIT\" \"$@\"; }", 1);
 
-    // A fresh folder standing in for the repository root: the manifest's
-    // log paths are relative to its own folder, so it is copied with them
-    // made absolute.
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = std::fs::read_to_string(root.join("benches/pythia_manifest.csv")).unwrap();
-    let mut lines = manifest.lines();
-    let mut fixed = format!("{}\n", lines.next().unwrap());
-    for line in lines {
-        let (file, rest) = line.split_once(',').unwrap();
-        let abs = root.join("benches").join(file);
-        fixed.push_str(&format!("{},{rest}\n", abs.display()));
+    // A fresh clone with `shared` beside it, as a new user has it: the
+    // repository's entries linked into `clone/` and `shared` linked beside
+    // it, in a folder under the build's own scratch space. Nothing is
+    // rewritten, so the examples' relative paths (`../shared/...`,
+    // `benches/...`) resolve exactly as they do for the user, and nothing
+    // depends on where the clone or the system's temporary folder lives.
+    let dir = tempfile::Builder::new()
+        .prefix("readme-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
+    let clone = dir.path().join("clone");
+    std::fs::create_dir(&clone).unwrap();
+    for entry in std::fs::read_dir(root).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if [".git", "target", "examples-out"].contains(&name.to_str().unwrap_or("")) {
+            continue;
+        }
+        std::os::unix::fs::symlink(entry.path(), clone.join(&name)).unwrap();
     }
-    std::fs::create_dir(dir.path().join("benches")).unwrap();
-    std::fs::write(dir.path().join("benches/pythia_manifest.csv"), fixed).unwrap();
+    let shared = root.join("../shared");
+    assert!(
+        shared.join("data").is_dir(),
+        "{} is missing: the README's examples read ../shared/data",
+        shared.display()
+    );
+    std::os::unix::fs::symlink(shared.canonicalize().unwrap(), dir.path().join("shared")).unwrap();
 
     let out = Command::new("bash")
         .arg("-c")
         .arg(format!("set -euo pipefail\n{script}"))
-        .current_dir(dir.path())
+        .current_dir(&clone)
         .env("SWEEPFIT", env!("CARGO_BIN_EXE_sweepfit"))
         .env("NO_COLOR", "1")
         .output()
@@ -61,7 +74,7 @@ fn readme_examples_run_in_order_as_written() {
     assert!(!stderr.contains("error:"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     // Each example left what it says it writes.
-    let ex = dir.path().join("examples-out");
+    let ex = clone.join("examples-out");
     for f in [
         "sweep.csv",
         "fit/fit.json",
@@ -80,7 +93,44 @@ fn readme_examples_run_in_order_as_written() {
         "pred-2.8B.csv",
         "grid.svg",
         "residuals.svg",
+        "formula/fit.json",
+        "formula/pred.csv",
+        "rectified.toml",
+        "rectified/fit.json",
+        "rectified/pred.csv",
+        "rectified-pred.csv",
+        "moe-eval/eval.json",
+        "profile/fit.json",
     ] {
         assert!(ex.join(f).is_file(), "missing examples-out/{f}");
     }
+
+    // The numbers the README quotes for the SLDBench example, to the digits
+    // it prints them with: "R² 0.9929 RMSE 0.03278".
+    let json = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(ex.join(f)).unwrap()).unwrap()
+    };
+    let rect = json("rectified/fit.json");
+    let r2 = rect["test"]["r2"].as_f64().expect("rectified test.r2");
+    let rmse = rect["test"]["rmse"].as_f64().expect("rectified test.rmse");
+    assert!(
+        (r2 - 0.9929).abs() < 5e-5,
+        "rectified test R² {r2}, README says 0.9929"
+    );
+    assert!(
+        (rmse - 0.03278).abs() < 5e-6,
+        "rectified test RMSE {rmse}, README says 0.03278"
+    );
+    // Every profile the example asks for is there, with an interval.
+    let prof = json("profile/fit.json");
+    for name in ["C", "gamma", "t3"] {
+        assert!(
+            prof["profile"].to_string().contains(&format!("\"{name}\"")),
+            "profile/fit.json has no profile of {name}: {}",
+            prof["profile"]
+        );
+    }
+    // The prediction covers the five points asked for (D = 1e3..1e7, log).
+    let pred = std::fs::read_to_string(ex.join("rectified-pred.csv")).unwrap();
+    assert!(pred.lines().count() > 5, "{pred}");
 }

@@ -173,17 +173,18 @@ pub fn ok(cwd: &Path, args: &[&str]) -> Run {
     run
 }
 
-/// The shared data folder; `None` (skip) only outside CI.
-pub fn shared_data() -> Option<PathBuf> {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data"));
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{} is missing, and CI is set", dir.display());
-    }
-    eprintln!("skipping: {} not found", dir.display());
-    None
+/// The shared data folder beside the repository (`../shared/data` from its
+/// root). Tests that need it fail, never skip, without it: a skipped test
+/// would pass for a user who never ran it.
+pub fn shared_data() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    assert!(
+        dir.is_dir(),
+        "{} is missing: these tests read the shared data beside the repository \
+         (../shared/data from its root)",
+        dir.display()
+    );
+    dir
 }
 
 /// Variables and parameters of [`random_formula`].
