@@ -83,11 +83,15 @@ impl BenchOptions {
     }
 
     /// A small grid and short cells, for smoke tests.
+    /// A smoke test that takes seconds: two sizes, two start counts, short
+    /// cells and no end-to-end fits (on a software adapter those alone take
+    /// minutes; they belong to the full run).
     pub fn quick() -> BenchOptions {
         BenchOptions {
             points: vec![10_000, 100_000],
             starts: vec![1, 128],
             seconds_per_cell: 0.2,
+            fits: false,
             ..BenchOptions::full()
         }
     }
@@ -1457,6 +1461,11 @@ pub fn render(r: &BenchReport) -> String {
         let _ = writeln!(
             s,
             "\nend-to-end fits: not run with --law (they fit the looplm20 and Pythia sweeps)"
+        );
+    } else if !r.settings.fits {
+        let _ = writeln!(
+            s,
+            "\nend-to-end fits: not run (--quick or --no-fits; the full run has them)"
         );
     }
     if r.settings.fits {

@@ -17,9 +17,12 @@ use cli::simulate::{self, SimulateArgs};
 
 /// Fit neural scaling laws to whole sweeps of training runs.
 ///
-/// The law is L(N, D, T) = E + A/(N+t1)^alpha + B/(D+t2)^beta + C/(T+t3)^gamma
-/// with N the model size, D the tokens seen and T the recurrent step; all
-/// ten parameters are shared by every curve of the sweep.
+/// One law is fitted to every curve of a sweep at once, its parameters
+/// shared by all of them (or per group with `fit --by`). The default law is
+/// LoopLM's L(N, D, T) = E + A/(N+t1)^alpha + B/(D+t2)^beta + C/(T+t3)^gamma
+/// (N the model size, D the tokens seen, T the recurrent step); `--law`
+/// takes a built-in's name (`sweepfit laws` lists them) or a formula of
+/// your own, `--law-file` a law file.
 #[derive(Parser)]
 #[command(name = "sweepfit", version, about, long_about)]
 struct Cli {
@@ -53,11 +56,14 @@ enum Command {
     /// Time the backends: evaluation throughput, per-call overhead and
     /// end-to-end fits on the CPU and the GPU (any law's with --law).
     Bench(BenchArgs),
-    /// Predict loss curves from a fit.json on a grid of N, T and tokens (CSV).
+    /// Predict loss curves from a fit.json on a grid of the law's variables (CSV).
     ///
-    /// Writes the columns N,T,tokens,pred, one row per point of the Cartesian
-    /// product of --N, --T and --tokens: N outermost, then T, then tokens,
-    /// each in the order given. pred is the law at the fitted parameters.
+    /// For the looplm and chinchilla laws: the columns N,T,tokens,pred, one
+    /// row per point of the Cartesian product of --N, --T and --tokens: N
+    /// outermost, then T, then tokens, each in the order given. For any
+    /// other law: one column per variable given with --at (VAR=LIST), then
+    /// pred, every combination, per group of a --by fit. pred is the law at
+    /// the fitted parameters.
     /// When the fit was bootstrapped (fit --bootstrap B), every resampling
     /// scheme adds two columns, lo_<kind> and hi_<kind> (e.g. lo_curves,
     /// hi_curves): the percentile band of the replicates' predictions at

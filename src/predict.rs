@@ -152,6 +152,14 @@ fn number(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// `x` rounded to 15 significant digits: a grid value computed as
+/// 1e3 * 10^(1/4 * 4) or 0.1 * 3 lands a bit or two off the decimal the user
+/// meant (10000.00000000001, 0.30000000000000004), which would then be
+/// printed in every row; 15 digits are far below any meaningful spacing.
+fn tidy(x: f64) -> f64 {
+    format!("{x:.14e}").parse().unwrap_or(x)
+}
+
 fn range(start: &str, stop: &str, count: &str, spacing: &str) -> Result<Vec<f64>, String> {
     let (a, b) = (number(start)?, number(stop)?);
     let n: usize = match count.parse() {
@@ -180,11 +188,11 @@ fn range(start: &str, stop: &str, count: &str, spacing: &str) -> Result<Vec<f64>
     let mut v: Vec<f64> = (0..n)
         .map(|k| {
             let f = k as f64 / last;
-            if log {
+            tidy(if log {
                 (la + f * (lb - la)).exp()
             } else {
                 a + f * (b - a)
-            }
+            })
         })
         .collect();
     // The ends are exactly START and STOP, whatever the rounding inside.
@@ -482,6 +490,28 @@ mod tests {
         }
         assert_eq!(parse_axis(Axis::N, "7:7:1").unwrap(), [7.0]);
         assert_eq!(parse_axis(Axis::N, "7:7:3").unwrap(), [7.0; 3]);
+    }
+
+    #[test]
+    fn grid_values_are_the_decimals_meant() {
+        assert_eq!(
+            parse_axis(Axis::Tokens, "1e3:1e7:5:log").unwrap(),
+            [1e3, 1e4, 1e5, 1e6, 1e7]
+        );
+        assert_eq!(
+            parse_axis(Axis::Tokens, "0:1:11").unwrap(),
+            [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+        );
+        let v = parse_axis(Axis::Tokens, "1e9:40e9:100").unwrap();
+        // At most 15 significant digits, none of them rounding noise.
+        let digits = |x: &f64| {
+            let m = format!("{x:e}");
+            m[..m.find('e').unwrap()]
+                .chars()
+                .filter(char::is_ascii_digit)
+                .count()
+        };
+        assert!(v.iter().all(|x| digits(x) <= 15), "{v:?}");
     }
 
     #[test]

@@ -24,7 +24,8 @@ pub(crate) struct BenchArgs {
     /// along the last [default: N,D]. A built-in law names its own.
     #[arg(long, value_name = "LIST", value_delimiter = ',', requires = "law")]
     vars: Option<Vec<String>>,
-    /// Small grid for a smoke test: points 1e4,1e5, starts 1,128, 0.2 s cells.
+    /// A smoke test in seconds: points 1e4,1e5, starts 1,128, 0.2 s cells,
+    /// and no end-to-end fits (the full run has them).
     #[arg(long)]
     quick: bool,
     /// Sweep sizes in points, comma-separated [default: 1e4,1e5,1e6,1e7].
@@ -63,7 +64,7 @@ pub(crate) fn cmd_bench(a: BenchArgs) -> anyhow::Result<()> {
     o.starts = a.starts.unwrap_or(o.starts);
     o.seconds_per_cell = a.seconds_per_cell.unwrap_or(o.seconds_per_cell);
     o.max_eval_seconds = a.max_eval_seconds;
-    o.fits = !a.no_fits && a.law.is_none() && a.law_file.is_none();
+    o.fits = o.fits && !a.no_fits && a.law.is_none() && a.law_file.is_none();
     o.gpu = !a.no_gpu;
     let report = match (&a.law, &a.law_file) {
         (Some(text), _) => bench::run_law(&o, &bench_law(text, a.vars.as_deref())?)?,

@@ -33,7 +33,7 @@ pub(crate) struct EvalArgs {
     #[arg(long, value_name = "VAR", default_value = "T")]
     leave: String,
     /// Also hold out the rows whose COLUMN equals VALUE (e.g. split=test),
-    /// as one more fold, protocol test-where (runs on the CPU).
+    /// as one more fold, protocol test-where.
     #[arg(long, value_name = "COLUMN=VALUE", value_parser = sweepfit::data::Selector::parse)]
     test_where: Option<sweepfit::data::Selector>,
     /// Model sizes each `sizes` fold trains on.

@@ -137,12 +137,21 @@ fn param_table(
                 None => format_value(v),
             };
             let mut row = vec![name.clone(), value];
-            if let Some(p) = profile {
-                row.push(match p.params.get(name) {
+            // The row's interval ends and errors in one style (a standard
+            // error of 57194 beside an end of 1.791e6 reads as two scales).
+            let profiled = profile.and_then(|p| p.params.get(name));
+            let booted: Vec<_> = resamples.iter().map(|rs| rs.params.get(name)).collect();
+            let mut numbers: Vec<f64> = profiled.map_or(vec![], |i| vec![i.lo, i.hi]);
+            for i in booted.iter().flatten() {
+                numbers.extend([i.se, i.lo, i.hi]);
+            }
+            let fmt = row_format(&numbers);
+            if profile.is_some() {
+                row.push(match profiled {
                     Some(i) => {
                         let end = |v: f64| {
                             if v.is_finite() {
-                                format_value(v)
+                                fmt(v)
                             } else {
                                 "open".to_string()
                             }
@@ -152,11 +161,11 @@ fn param_table(
                     None => String::new(),
                 });
             }
-            for rs in resamples {
-                match rs.params.get(name) {
+            for i in booted {
+                match i {
                     Some(i) => {
-                        row.push(format_value(i.se));
-                        row.push(format!("[{}, {}]", format_value(i.lo), format_value(i.hi)));
+                        row.push(fmt(i.se));
+                        row.push(format!("[{}, {}]", fmt(i.lo), fmt(i.hi)));
                     }
                     None => row.extend([String::new(), String::new()]),
                 }
@@ -317,6 +326,22 @@ pub(crate) fn format_value(v: f64) -> String {
     } else {
         let decimals = (3 - exp).max(0) as usize;
         format!("{v:.decimals$}")
+    }
+}
+
+/// One style for a row of numbers: [`format_value`]'s fixed decimals where
+/// every finite one of them gets those, else 4 significant digits in
+/// scientific notation for all.
+pub(crate) fn row_format(values: &[f64]) -> impl Fn(f64) -> String {
+    let scientific = values
+        .iter()
+        .any(|v| v.is_finite() && *v != 0.0 && format_value(*v).contains('e'));
+    move |v: f64| {
+        if scientific && v.is_finite() && v != 0.0 {
+            format!("{v:.3e}")
+        } else {
+            format_value(v)
+        }
     }
 }
 
@@ -677,6 +702,17 @@ mod tests {
         assert_eq!(format_value(1.2344e-7), "1.234e-7");
         assert_eq!(format_value(0.0), "0");
         assert_eq!(format_value(f64::NAN), "NaN");
+    }
+
+    #[test]
+    fn a_row_of_numbers_has_one_style() {
+        let f = row_format(&[57194.0, 1.791e6, 2.5e6]);
+        assert_eq!(
+            [f(57194.0), f(1.791e6), f(0.0)],
+            ["5.719e4", "1.791e6", "0"]
+        );
+        let f = row_format(&[0.012, 0.3, 0.41]);
+        assert_eq!([f(0.012), f(0.3)], ["0.01200", "0.3000"]);
     }
 
     #[test]
