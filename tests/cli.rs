@@ -596,6 +596,42 @@ fn manifest_fit_of_pythia_logs() {
     assert_eq!(num(&last["tokens_min"], "tokens_min"), 35000.0 * 2097152.0);
 }
 
+/// The README's Pythia fit reaches the optimum the scipy L-BFGS-B peer
+/// found from the same starts (BENCHMARKS.md: 1.8046948745e-3, both tools
+/// agreeing to 1.2e-16).
+#[test]
+fn the_readme_pythia_fit_reaches_the_scipy_peers_optimum() {
+    common::shared_data();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = TempDir::new().unwrap();
+    let out = dir.path().join("out");
+    let manifest = root.join("benches/pythia_manifest.csv");
+    let (run, fit) = fit_ok(
+        dir.path(),
+        &[
+            "--manifest",
+            s(&manifest),
+            "--stride",
+            "5",
+            "--starts",
+            "128",
+            "--seed",
+            "0",
+            "--backend",
+            "cpu",
+        ],
+        &out,
+    );
+    let f = num(&fit["objective"]["value"], "objective");
+    let peer = 1.8046948745e-3;
+    assert!(
+        (f - peer).abs() <= 1e-9 * peer,
+        "best objective {f}, the scipy peer's {peer}:\n{}",
+        run.dump()
+    );
+    assert_eq!(fit["points"], 107_400);
+}
+
 #[test]
 fn a_missing_file_is_named_with_its_cause_once() {
     let dir = TempDir::new().unwrap();
