@@ -500,3 +500,84 @@ fn the_polished_optimum_is_stationary_by_an_independent_gradient() {
     }
     assert!(checked >= 9, "{checked} parameters checked");
 }
+
+/// An eval fold is the fit of its training rows: leaving T = 4 out gives
+/// the objective, and the parameters the data determine, that a fresh `fit`
+/// of the other rows gives, and its held-out RMSE is the one its parameters
+/// make on the T = 4 rows, computed here. (The weak T term's flagged
+/// parameters may differ between the two at the same objective, and with
+/// them the extrapolation to T = 4.)
+#[test]
+fn an_eval_fold_is_a_fresh_fit_of_its_training_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let csv = looplm_sweep(dir);
+    let ev = dir.join("ev");
+    ok(
+        dir,
+        &[
+            "eval",
+            &csv,
+            "--protocol",
+            "leave-t",
+            "--backend",
+            "cpu",
+            "--out",
+            ev.to_str().unwrap(),
+        ],
+    );
+    let e = read_json(&ev.join("eval.json"));
+    let fold = e["folds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["fold"] == "leave out T = 4")
+        .expect("a fold leaving T = 4 out")
+        .clone();
+
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let t_of = |l: &str| l.split(',').nth(2).unwrap().parse::<f64>().unwrap();
+    let (train, held): (Vec<&str>, Vec<&str>) = lines.partition(|l| t_of(l) != 4.0);
+    let train_csv = dir.join("train.csv");
+    std::fs::write(&train_csv, format!("{header}\n{}\n", train.join("\n"))).unwrap();
+    let r = fit(dir, train_csv.to_str().unwrap(), "o", &["--backend", "cpu"]);
+
+    let (fo, ro) = (
+        fold["objective"].as_f64().unwrap(),
+        r["objective"]["value"].as_f64().unwrap(),
+    );
+    assert!((fo - ro).abs() <= 1e-9 * ro, "fold {fo}, fresh fit {ro}");
+    assert_eq!(fold["train_points"], train.len());
+    for name in identified(&r) {
+        let (a, b) = (
+            fold["params"][&name].as_f64().unwrap(),
+            r["params"][&name].as_f64().unwrap(),
+        );
+        assert!(
+            (a - b).abs() <= 1e-6 * b.abs(),
+            "{name}: fold {a}, fresh fit {b}"
+        );
+    }
+    let names = [
+        "E", "A", "alpha", "t1", "B", "beta", "t2", "C", "gamma", "t3",
+    ];
+    let mut p = [0.0; 10];
+    for (i, n) in names.iter().enumerate() {
+        p[i] = fold["params"][n].as_f64().unwrap();
+    }
+    let sq: f64 = held
+        .iter()
+        .map(|l| {
+            let v: Vec<f64> = l.split(',').skip(1).map(|x| x.parse().unwrap()).collect();
+            (looplm(&p, v[0], v[1], v[2]) - v[3]).powi(2)
+        })
+        .sum();
+    let rmse = (sq / held.len() as f64).sqrt();
+    let fold_rmse = fold["rmse"].as_f64().unwrap();
+    assert!(
+        (rmse - fold_rmse).abs() <= 1e-6 * rmse,
+        "held-out RMSE {fold_rmse}, from the fold's parameters {rmse}"
+    );
+}
