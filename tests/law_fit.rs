@@ -665,3 +665,114 @@ fn manifest_logs_fit_any_law() {
     assert_eq!(r["variables"]["D"], "tokens");
     assert!(num(&r, &["metrics", "r2"]) > 0.8, "{}", r["metrics"]);
 }
+
+/// eval's folds: a cut that holds out the same rows as an earlier fold is
+/// skipped with a note (moe's 50% and 75% cuts of its five values of N);
+/// `--protocol test-where` runs that fold alone; a protocol not asked for
+/// that cannot run (16 sizes choose 3 is 560 folds) is skipped with a
+/// note, and the same protocol asked for is an error.
+#[test]
+fn eval_folds_are_distinct_and_only_what_was_asked() {
+    let data = shared_data().join("sldbench/moe.csv");
+    let dir = tempfile::tempdir().unwrap();
+    let ev = dir.path().join("ev");
+    let base = [
+        "eval",
+        data.to_str().unwrap(),
+        "--law",
+        "moe",
+        "--leave",
+        "E",
+        "--starts",
+        "16",
+        "--backend",
+        "cpu",
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--out", ev.to_str().unwrap()]);
+    ok(dir.path(), &args);
+    let r = read_json(&ev.join("eval.json"));
+    let folds = r["folds"].as_array().unwrap();
+    let labels: Vec<&str> = folds.iter().map(|f| f["fold"].as_str().unwrap()).collect();
+    assert!(labels.contains(&"first 50% of N"), "{labels:?}");
+    assert!(!labels.contains(&"first 75% of N"), "{labels:?}");
+    assert!(
+        r["notes"].to_string().contains("holds out the same rows"),
+        "{}",
+        r["notes"]
+    );
+
+    let ev2 = dir.path().join("ev2");
+    let mut args = base.to_vec();
+    args.extend([
+        "--protocol",
+        "test-where",
+        "--test-where",
+        "split=test",
+        "--out",
+        ev2.to_str().unwrap(),
+    ]);
+    ok(dir.path(), &args);
+    let r = read_json(&ev2.join("eval.json"));
+    let folds = r["folds"].as_array().unwrap();
+    assert_eq!(folds.len(), 1, "{folds:?}");
+    assert_eq!(folds[0]["protocol"], "test-where");
+
+    // 16 sizes: the default protocols skip sizes with a note.
+    let mut text = String::from("run,N,tokens,loss,split\n");
+    for i in 0..16 {
+        let n = 1e7 * 1.4f64.powi(i);
+        for j in 1..=6 {
+            let d = 1e9 * j as f64;
+            let l = 1.8 + 400.0 / n.powf(0.34) + 900.0 / d.powf(0.29);
+            let split = if i == 15 { "test" } else { "train" };
+            text.push_str(&format!("m{i},{n},{d},{l},{split}\n"));
+        }
+    }
+    let csv = dir.path().join("sixteen.csv");
+    std::fs::write(&csv, text).unwrap();
+    let ev3 = dir.path().join("ev3");
+    let run = ok(
+        dir.path(),
+        &[
+            "eval",
+            csv.to_str().unwrap(),
+            "--law",
+            "chinchilla",
+            "--test-where",
+            "split=test",
+            "--starts",
+            "8",
+            "--backend",
+            "cpu",
+            "--out",
+            ev3.to_str().unwrap(),
+        ],
+    );
+    let r = read_json(&ev3.join("eval.json"));
+    assert!(
+        r["notes"].to_string().contains("560 folds"),
+        "{}\n{}",
+        r["notes"],
+        run.dump()
+    );
+    let run = sweepfit(
+        dir.path(),
+        &[
+            "eval",
+            csv.to_str().unwrap(),
+            "--law",
+            "chinchilla",
+            "--protocol",
+            "sizes",
+            "--starts",
+            "8",
+            "--backend",
+            "cpu",
+            "--out",
+            dir.path().join("ev4").to_str().unwrap(),
+        ],
+    );
+    run.assert_failed("sizes asked for with 560 folds");
+    assert!(run.stderr.contains("560 folds"), "{}", run.dump());
+}

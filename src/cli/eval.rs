@@ -25,7 +25,9 @@ pub(crate) struct EvalArgs {
     #[arg(long)]
     force: bool,
     /// Protocols to run, comma-separated [default: sizes,tokens,leave-t;
-    /// for laws given with --law, those that apply to the data].
+    /// for laws given with --law, those that apply to the data]. A protocol
+    /// asked for that cannot run is an error; one run by default is skipped
+    /// with a note. test-where alone runs only the --test-where fold.
     #[arg(long, value_enum, value_delimiter = ',')]
     protocol: Option<Vec<Protocol>>,
     /// For laws given with --law: the per-curve variable leave-t leaves out
@@ -53,7 +55,15 @@ pub(crate) struct EvalArgs {
 }
 
 pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
-    if a.fit.hand_written().is_none() || a.test_where.is_some() || a.leave != "T" {
+    let test_where_protocol = a
+        .protocol
+        .as_ref()
+        .is_some_and(|p| p.contains(&Protocol::TestWhere));
+    if a.fit.hand_written().is_none()
+        || a.test_where.is_some()
+        || test_where_protocol
+        || a.leave != "T"
+    {
         return cmd_eval_law(a);
     }
     let opts = fit_options(&a.fit)?;
@@ -79,6 +89,7 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
         protocols,
         train_sizes: a.train_sizes,
         fractions: a.fractions.clone(),
+        asked: a.protocol.is_some(),
     };
     let prepared = Prepared::new(&ds, opts.objective);
     let (mut backend, note) = backend::create(a.backend.backend, &prepared)?;

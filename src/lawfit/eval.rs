@@ -113,11 +113,13 @@ fn folds(
                 }
                 let subsets = combinations(ns.len(), k);
                 if subsets.len() > MAX_FOLDS {
-                    bail!(
-                        "sizes: {} choose {k} is {} folds, more than {MAX_FOLDS}; set --train-sizes",
+                    skip(format!(
+                        "sizes: {} choose {k} is {} folds, more than {MAX_FOLDS} \
+                         (set --train-sizes)",
                         ns.len(),
                         subsets.len()
-                    );
+                    ))?;
+                    continue;
                 }
                 for s in subsets {
                     let chosen: Vec<f64> = s.iter().map(|&i| ns[i]).collect();
@@ -174,6 +176,11 @@ fn folds(
                     out.push((name.clone(), fold(label, &|r| vars[v][r] == x)));
                 }
             }
+            // Its fold is added below whenever --test-where is given.
+            Protocol::TestWhere if fit.test_where.is_none() => {
+                bail!("the test-where protocol needs --test-where COLUMN=VALUE")
+            }
+            Protocol::TestWhere => {}
         }
     }
     if let Some(s) = &fit.test_where {
@@ -181,7 +188,40 @@ fn folds(
         let label = format!("test where {}={}", s.column, s.value);
         out.push(("test-where".to_string(), fold(label, &|r| held[r])));
     }
-    Ok((out, notes))
+    Ok(distinct_folds(out, notes))
+}
+
+/// The folds that hold out something new: a fold that trains or scores on
+/// no rows is dropped, and so is one that holds out the same rows as an
+/// earlier fold (cuts at 50% and 75% of a variable with few values can
+/// coincide, or with the --test-where rows), each with a note.
+fn distinct_folds(folds: Vec<NamedFold>, mut notes: Vec<String>) -> (Vec<NamedFold>, Vec<String>) {
+    let mut kept: Vec<NamedFold> = Vec::new();
+    let label = |g: &Group| g.key.get("fold").cloned().unwrap_or_default();
+    for (name, g) in folds {
+        if g.train.is_empty() || g.test.is_empty() {
+            let what = if g.train.is_empty() {
+                "trains on"
+            } else {
+                "holds out"
+            };
+            notes.push(format!(
+                "{name} fold '{}' {what} no rows: skipped",
+                label(&g)
+            ));
+            continue;
+        }
+        if let Some((first, same)) = kept.iter().find(|(_, k)| k.test == g.test) {
+            notes.push(format!(
+                "{name} fold '{}' holds out the same rows as {first} fold '{}': skipped",
+                label(&g),
+                label(same)
+            ));
+            continue;
+        }
+        kept.push((name, g));
+    }
+    (kept, notes)
 }
 
 /// Evaluate `b` on `table`: every fold and the fit on all rows in one
