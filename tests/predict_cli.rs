@@ -167,3 +167,170 @@ fn predict_matches_the_law_and_refuses_to_overwrite() {
         assert!(!dir.join("bad.csv").exists());
     }
 }
+
+/// One prediction interface for every fit: `--at` works on a looplm or
+/// chinchilla fit (the same rows as --N/--T/--tokens), a chinchilla fit
+/// needs no T, and a formula's fit takes --N and --tokens as spellings of
+/// its --at N= and D=.
+#[test]
+fn predict_takes_at_and_the_named_spellings_for_every_fit() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    fitted(dir);
+    let by_flags = ok(
+        dir,
+        &[
+            "predict",
+            "--fit",
+            "fit/fit.json",
+            "--N",
+            "1e9",
+            "--T",
+            "2",
+            "--tokens",
+            "1e9:4e9:4",
+        ],
+    );
+    let by_at = ok(
+        dir,
+        &[
+            "predict",
+            "--fit",
+            "fit/fit.json",
+            "--at",
+            "N=1e9",
+            "--at",
+            "T=2",
+            "--at",
+            "D=1e9:4e9:4",
+        ],
+    );
+    assert_eq!(by_flags.stdout, by_at.stdout);
+    assert_eq!(by_at.stdout.lines().count(), 5);
+    let twice = sweepfit(
+        dir,
+        &[
+            "predict",
+            "--fit",
+            "fit/fit.json",
+            "--N",
+            "1e9",
+            "--at",
+            "N=2e9",
+            "--T",
+            "1",
+            "--tokens",
+            "1e9",
+        ],
+    );
+    twice.assert_failed("N given twice");
+    assert!(twice.stderr.contains("given twice"), "{}", twice.dump());
+    let unknown = sweepfit(
+        dir,
+        &[
+            "predict",
+            "--fit",
+            "fit/fit.json",
+            "--at",
+            "V=3",
+            "--tokens",
+            "1e9",
+        ],
+    );
+    unknown.assert_failed("a variable the law does not have");
+    assert!(
+        unknown.stderr.contains("no variable V"),
+        "{}",
+        unknown.dump()
+    );
+
+    // chinchilla on a sweep with four values of T: no --T needed.
+    ok(
+        dir,
+        &[
+            "fit",
+            "sweep.csv",
+            "--law",
+            "chinchilla",
+            "--min-tokens",
+            "1e8",
+            "--starts",
+            "8",
+            "--backend",
+            "cpu",
+            "--out",
+            "chin",
+        ],
+    );
+    let run = ok(
+        dir,
+        &[
+            "predict",
+            "--fit",
+            "chin/fit.json",
+            "--at",
+            "N=1e9",
+            "--at",
+            "tokens=1e9,2e9",
+        ],
+    );
+    assert_eq!(run.stdout.lines().count(), 3, "{}", run.dump());
+
+    // A formula's fit: --N and --tokens are its N and D.
+    ok(
+        dir,
+        &[
+            "fit",
+            "sweep.csv",
+            "--law",
+            "E + A/N^alpha + B/(D + t2)^beta",
+            "--starts",
+            "8",
+            "--backend",
+            "cpu",
+            "--out",
+            "formula",
+        ],
+    );
+    let flags = ok(
+        dir,
+        &[
+            "predict",
+            "--fit",
+            "formula/fit.json",
+            "--N",
+            "1e9",
+            "--tokens",
+            "1e9,2e9",
+        ],
+    );
+    let at = ok(
+        dir,
+        &[
+            "predict",
+            "--fit",
+            "formula/fit.json",
+            "--at",
+            "N=1e9",
+            "--at",
+            "D=1e9,2e9",
+        ],
+    );
+    assert_eq!(flags.stdout, at.stdout);
+    let no_t = sweepfit(
+        dir,
+        &[
+            "predict",
+            "--fit",
+            "formula/fit.json",
+            "--T",
+            "1",
+            "--at",
+            "N=1e9",
+            "--at",
+            "D=1e9",
+        ],
+    );
+    no_t.assert_failed("--T on a law without T");
+    assert!(no_t.stderr.contains("no variable T"), "{}", no_t.dump());
+}

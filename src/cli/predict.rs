@@ -30,10 +30,11 @@ pub(crate) struct PredictArgs {
     /// Tokens seen (>= 0), same syntax as --N, e.g. 1e9:40e9:100.
     #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
     tokens: Option<String>,
-    /// For a fit of any other law (`fit --law`): the values of one of its
-    /// variables, VAR=LIST with LIST as for --N, e.g. --at D=1e4:1e6:20:log;
-    /// one --at per variable, and the rows are every combination (for each
-    /// group of a --by fit).
+    /// The values of one of the law's variables, VAR=LIST with LIST as for
+    /// --N, e.g. --at D=1e4:1e6:20:log; one --at per variable, and the rows
+    /// are every combination (for each group of a --by fit). Works for
+    /// every fit; --N, --T and --tokens are spellings of --at N=, T= and
+    /// the variable read from the tokens column (D) where the law has them.
     #[arg(long, value_name = "VAR=LIST", allow_hyphen_values = true)]
     at: Vec<String>,
     /// CSV file to write [default: stdout].
@@ -57,23 +58,41 @@ pub(crate) fn cmd_predict(a: PredictArgs) -> anyhow::Result<()> {
     if is_law_fit(&a.fit) {
         return predict_law(&a);
     }
-    if !a.at.is_empty() {
-        bail!("--at is for fits of laws given with --law; this fit takes --N, --T and --tokens");
-    }
-    let Some(tokens) = a.tokens.as_deref() else {
-        bail!("give --tokens, e.g. --tokens 1e9:40e9:100");
-    };
     let report = report::read_fit_json(&a.fit)?;
+    // --at N=, T=, tokens= (or D=) are the same as --N, --T, --tokens here.
+    let (mut n, mut t, mut tokens) = (a.n.clone(), a.t.clone(), a.tokens.clone());
+    for (name, list) in at_items(&a.at)? {
+        let (slot, flag) = match name.as_str() {
+            "N" => (&mut n, "--N"),
+            "T" => (&mut t, "--T"),
+            "tokens" | "D" => (&mut tokens, "--tokens"),
+            _ => bail!(
+                "--at {name}: the {} law has no variable {name} (its variables: N, T, D = tokens)",
+                report.law
+            ),
+        };
+        if slot.is_some() {
+            bail!("--at {name}: its values are given twice (--at {name}= and {flag}, or two --at {name}=)");
+        }
+        *slot = Some(list);
+    }
+    let Some(tokens) = tokens.as_deref() else {
+        bail!("give --tokens (or --at D=LIST), e.g. --tokens 1e9:40e9:100");
+    };
     let n = or_single_value(
-        a.n.as_deref(),
+        n.as_deref(),
         "--N",
         report.metrics.per_config.iter().map(|c| c.n),
     )?;
-    let t = or_single_value(
-        a.t.as_deref(),
-        "--T",
-        report.metrics.per_config.iter().map(|c| c.t),
-    )?;
+    // Chinchilla has no T term: any T predicts the same.
+    let t = match (&t, report.law.as_str()) {
+        (None, "chinchilla") => "1".to_string(),
+        _ => or_single_value(
+            t.as_deref(),
+            "--T",
+            report.metrics.per_config.iter().map(|c| c.t),
+        )?,
+    };
     let grid = Grid::parse(&n, &t, tokens)?;
     let predictor = Predictor::from_report(&report).with_context(|| a.fit.display().to_string())?;
     for w in predict::extrapolation_warnings(&report, &grid) {
@@ -122,23 +141,50 @@ pub(crate) fn is_law_fit(path: &std::path::Path) -> bool {
         .unwrap_or(false)
 }
 
-/// `predict` for a fit of any law: the law's variables from `--at`.
+/// The `--at VAR=LIST` items as (VAR, LIST).
+fn at_items(at: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    at.iter()
+        .map(|item| match item.split_once('=') {
+            Some((name, list)) => Ok((name.trim().to_string(), list.to_string())),
+            None => bail!("--at '{item}': expected VAR=LIST, e.g. D=1e4:1e6:20:log"),
+        })
+        .collect()
+}
+
+/// `predict` for a fit of any law: the law's variables from `--at` (and
+/// from --N, --T, --tokens, where the law has those variables).
 fn predict_law(a: &PredictArgs) -> anyhow::Result<()> {
-    if a.n.is_some() || a.t.is_some() || a.tokens.is_some() {
-        bail!("this fit is of a law given with --law: give its variables with --at VAR=LIST");
-    }
     let fit = sweepfit::lawfit::read_law_fit(&a.fit)?;
     let (report, law) = (fit.report, fit.law);
+    let mut items = at_items(&a.at)?;
+    // The variable read from the tokens column (D in most laws).
+    let tokens_var = report
+        .variables
+        .iter()
+        .find(|(_, col)| col.as_str() == "tokens")
+        .map(|(v, _)| v.clone())
+        .unwrap_or_else(|| "D".to_string());
+    for (flag, name, given) in [
+        ("--N", "N".to_string(), &a.n),
+        ("--T", "T".to_string(), &a.t),
+        ("--tokens", tokens_var, &a.tokens),
+    ] {
+        let Some(list) = given else { continue };
+        if !report.variables.contains_key(&name) {
+            bail!(
+                "{flag}: the law has no variable {name} (its variables: {}); give them with --at VAR=LIST",
+                report.variables.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+        items.push((name, list.clone()));
+    }
     let mut at = Vec::new();
-    for item in &a.at {
-        let Some((name, list)) = item.split_once('=') else {
-            bail!("--at '{item}': expected VAR=LIST, e.g. D=1e4:1e6:20:log");
-        };
-        let values = sweepfit::predict::parse_list(list, |v| {
+    for (name, list) in items {
+        let values = sweepfit::predict::parse_list(&list, |v| {
             (!v.is_finite()).then(|| format!("{v} is not finite"))
         })
         .map_err(|(it, why)| anyhow::anyhow!("--at {name} '{it}': {why}"))?;
-        at.push((name.trim().to_string(), values));
+        at.push((name, values));
     }
     let (header, rows) = sweepfit::lawfit::predict_rows(&report, &law, &at)?;
     let write = |w: &mut dyn std::io::Write| -> anyhow::Result<usize> {
