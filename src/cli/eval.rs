@@ -141,6 +141,7 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
         }
         written.push("folds");
     }
+    out_dir.commit()?;
     finish(&out_dir, &written, &out.report, a.plot.then_some(pictures));
     Ok(())
 }
@@ -203,6 +204,7 @@ fn cmd_eval_law(a: EvalArgs) -> anyhow::Result<()> {
         }
         written.push("folds");
     }
+    out_dir.commit()?;
     finish(&out_dir, &written, &out.report, a.plot.then_some(pictures));
     Ok(())
 }
