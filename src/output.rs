@@ -497,6 +497,34 @@ fn replace(
     r.map_err(Placing::Io)
 }
 
+/// Remove this process's temporaries on SIGINT, SIGTERM or SIGHUP, then
+/// exit with 128 + the signal's number (130, 143, 129), the status a shell
+/// gives a command stopped that way.
+///
+/// With signal-hook: std cannot catch a signal, and a signal handler may
+/// do next to nothing, so the crate's thread receives it and removes them.
+#[cfg(unix)]
+pub fn remove_temporaries_on_signals() -> io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                // Held until the exit: nothing is made or put in place
+                // after these are removed.
+                let mut pending = pending();
+                for path in pending.drain(..) {
+                    remove_temporary(&path);
+                }
+                // _exit: no exit hooks, which (a GPU driver's) might wait
+                // on a lock the interrupted thread holds.
+                signal_hook::low_level::exit(128 + signal);
+            }
+        })?;
+    Ok(())
+}
+
 /// Create the folder `path` goes into (and its parents) when missing, so
 /// `--out results/sweep.csv` works in a fresh checkout.
 pub fn create_parent(path: &Path) -> anyhow::Result<()> {
