@@ -116,6 +116,7 @@ fn assert_no_temporaries(dir: &Path) {
 
 /// Poll `done` until it holds; panics after a generous deadline, or when
 /// `child` ends first.
+#[cfg(unix)]
 fn wait_for(what: &str, child: &mut Child, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(300);
     while !done() {
@@ -127,6 +128,7 @@ fn wait_for(what: &str, child: &mut Child, mut done: impl FnMut() -> bool) {
     }
 }
 
+#[cfg(unix)]
 fn kill(child: &Child, signal: &str) {
     let status = Command::new("kill")
         .arg(format!("-{signal}"))
@@ -171,6 +173,7 @@ fn run_limited(cwd: &Path, bytes: u64, args: &[&str]) -> Run {
     finish(child)
 }
 
+#[cfg(unix)]
 fn file_sizes(dir: &Path) -> Vec<(String, u64)> {
     let mut sizes: Vec<(String, u64)> = fs::read_dir(dir)
         .unwrap()
@@ -332,6 +335,7 @@ fn single_files_whose_disk_fills_are_not_written() {
 // ---------------------------------------------------------------- signals
 
 /// predict of 5,000,000 rows (over 100 MB) into `out`.
+#[cfg(unix)]
 fn big_predict(out: &str) -> Vec<&str> {
     vec![
         "predict",
