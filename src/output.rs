@@ -8,8 +8,9 @@
 //!
 //! A set of outputs (an output directory, or `simulate`'s CSV and its
 //! truth.json) is written into a hidden [`Staging`] directory beside where
-//! it goes and put in place by [`Staging::commit`] only once every file is
-//! written: a new output directory is renamed into place whole. Without
+//! it goes (inside an output directory that exists already) and put in
+//! place by [`Staging::commit`] only once every file is written: a new
+//! output directory is renamed into place whole. Without
 //! `--force` the step that puts it in place is also the check that nothing
 //! is there (a rename onto a non-empty directory, a hard link onto a name,
 //! both fail if the target exists), so of several runs started at once
