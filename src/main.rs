@@ -111,6 +111,11 @@ enum Command {
 fn main() {
     // Before any thread starts (it writes the environment).
     sweepfit::backend::gpu::quiet_device_select_layer();
+    // An interrupted write leaves no temporary behind.
+    #[cfg(unix)]
+    if let Err(e) = sweepfit::output::remove_temporaries_on_signals() {
+        tell!("warning: cannot watch for SIGINT and SIGTERM ({e}); an interrupt may leave .sweepfit-tmp-* files");
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Fit(a) => fit::cmd_fit(a),

@@ -152,6 +152,7 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
         }
         written.push("folds");
     }
+    out_dir.commit()?;
     finish(&out_dir, &written, &out.report, a.plot.then_some(pictures));
     Ok(())
 }
@@ -214,6 +215,7 @@ fn cmd_eval_law(a: EvalArgs) -> anyhow::Result<()> {
         }
         written.push("folds");
     }
+    out_dir.commit()?;
     finish(&out_dir, &written, &out.report, a.plot.then_some(pictures));
     Ok(())
 }

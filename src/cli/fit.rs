@@ -129,6 +129,7 @@ pub(crate) fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
         })?;
         written.push("starts.csv");
     }
+    out_dir.commit()?;
     out_dir.warn_stale(&written);
     say!("{}", report::summary(&out.report));
     say!("wrote {}", list_written(&out_dir, &written));
@@ -148,6 +149,7 @@ pub(crate) fn cmd_demo(a: DemoArgs) -> anyhow::Result<()> {
     let mut wrote = None;
     if let Some(dir) = &out_dir {
         let written = write_outputs(dir, &ds, &out)?;
+        dir.commit()?;
         dir.warn_stale(&written);
         wrote = Some(list_written(dir, &written));
     }
@@ -255,6 +257,7 @@ fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
         let profile = out.report.profile.as_ref();
         written.extend(draw_pictures(&out_dir, &panels, &opts, profile)?);
     }
+    out_dir.commit()?;
     out_dir.warn_stale(&written);
     say!("{}", report::law_summary(&out.report));
     say!("wrote {}", list_written(&out_dir, &written));

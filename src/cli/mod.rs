@@ -12,21 +12,28 @@ pub mod predict;
 pub mod simulate;
 pub mod term;
 
+use std::cell::RefCell;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
+use sweepfit::output::{self, Staging};
 
 use term::tell;
 
 /// An output directory checked before any work: empty, new, or `--force`d.
-/// It is only created once there is something to write, so a failed run
-/// leaves nothing behind.
+/// Its files are written into a hidden staging directory once there is
+/// something to write and put in place together by `commit`, so a failed
+/// or interrupted run leaves nothing behind, and of several runs into the
+/// same new directory one wins.
 pub(crate) struct OutDir {
     pub(crate) dir: PathBuf,
     /// What it held before this run (top-level names).
     before: Vec<OsString>,
+    force: bool,
+    /// Between `create` and `commit`.
+    staging: RefCell<Option<Staging>>,
 }
 
 /// Refuse to write into a non-empty directory unless forced.
@@ -41,7 +48,9 @@ pub(crate) fn check_out_dir(dir: &Path, force: bool) -> anyhow::Result<OutDir> {
         for e in entries {
             before.push(e?.file_name());
         }
-        if !before.is_empty() && !force {
+        // Another run's staging, or one a killed run left, is no output
+        // (putting the files in place still refuses to replace any).
+        if before.iter().any(|n| !output::is_temporary(n)) && !force {
             bail!(
                 "--out {}: directory is not empty (use --force to replace the files sweepfit writes there)",
                 dir.display()
@@ -52,16 +61,36 @@ pub(crate) fn check_out_dir(dir: &Path, force: bool) -> anyhow::Result<OutDir> {
     Ok(OutDir {
         dir: dir.to_path_buf(),
         before,
+        force,
+        staging: RefCell::new(None),
     })
 }
 
 impl OutDir {
+    /// Start writing (once there is something to write).
     pub(crate) fn create(&self) -> anyhow::Result<()> {
-        sweepfit::output::create_dir(&self.dir)
+        let mut staging = self.staging.borrow_mut();
+        if staging.is_none() {
+            *staging = Some(Staging::dir(&self.dir, self.force)?);
+        }
+        Ok(())
     }
 
+    /// Put everything written in place.
+    pub(crate) fn commit(&self) -> anyhow::Result<()> {
+        match self.staging.borrow_mut().take() {
+            Some(s) => s.commit(),
+            None => Ok(()),
+        }
+    }
+
+    /// Where `name` is written: in the staging directory until the commit,
+    /// in the output directory after.
     pub(crate) fn join(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
+        match &*self.staging.borrow() {
+            Some(s) => s.join(name),
+            None => self.dir.join(name),
+        }
     }
 
     /// Say which files of an earlier run this one left as they were, so
@@ -71,6 +100,7 @@ impl OutDir {
             .before
             .iter()
             .filter(|n| !written.iter().any(|w| OsStr::new(w) == n.as_os_str()))
+            .filter(|n| !output::is_temporary(n))
             .map(|n| n.to_string_lossy().into_owned())
             .collect();
         if !stale.is_empty() {
@@ -78,6 +108,19 @@ impl OutDir {
                 "note: {} also holds {} from before this run (not rewritten)",
                 self.dir.display(),
                 stale.join(", ")
+            );
+        }
+        let temps: Vec<String> = self
+            .before
+            .iter()
+            .filter(|n| output::is_temporary(n))
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect();
+        if !temps.is_empty() {
+            tell!(
+                "note: {} holds {}, left by an interrupted or still running sweepfit (remove it once none runs)",
+                self.dir.display(),
+                temps.join(", ")
             );
         }
     }

@@ -45,12 +45,14 @@ pub(crate) fn cmd_plot(a: PlotArgs) -> anyhow::Result<()> {
     };
     let out = a.out.unwrap_or_else(|| data.with_file_name(default_name));
     let draw = |panels: &[report::Panel], opts: &report::PlotOptions| {
-        sweepfit::output::create_parent(&out)?;
+        let staging = sweepfit::output::Staging::files(&out, a.force)?;
+        let path = staging.path_for(&out);
         if a.residuals {
-            report::draw_residuals(&out, panels, opts)
+            report::draw_residuals(&path, panels, opts)?;
         } else {
-            report::draw_grid(&out, panels, opts)
+            report::draw_grid(&path, panels, opts)?;
         }
+        staging.commit()
     };
     report::PlotFormat::from_path(&out)?;
     if out.exists() && !a.force {

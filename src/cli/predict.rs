@@ -101,8 +101,7 @@ pub(crate) fn cmd_predict(a: PredictArgs) -> anyhow::Result<()> {
     let written = match &a.out {
         Some(p) => {
             let mut written = None;
-            output::create_parent(p)?;
-            output::write_file(p, |w| {
+            output::write_new_file(p, a.force, |w| {
                 written = Some(predict::write_csv(w, &grid, &predictor)?);
                 Ok(())
             })?;
@@ -203,9 +202,8 @@ fn predict_law(a: &PredictArgs) -> anyhow::Result<()> {
     };
     let bad = match &a.out {
         Some(p) => {
-            output::create_parent(p)?;
             let mut bad = 0;
-            output::write_file(p, |w| {
+            output::write_new_file(p, a.force, |w| {
                 bad = write(w)?;
                 Ok(())
             })?;

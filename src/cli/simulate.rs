@@ -6,6 +6,7 @@ use anyhow::bail;
 use clap::Args;
 
 use sweepfit::data;
+use sweepfit::output::Staging;
 use sweepfit::simulate;
 
 use super::args::{sim_options, SimFlags};
@@ -57,9 +58,11 @@ pub(crate) fn cmd_simulate(a: SimulateArgs) -> anyhow::Result<()> {
     }
     let o = sim_options(a.seed, &a.sim)?;
     let ds = simulate::simulate_looplm20(&o);
-    sweepfit::output::create_parent(&a.out)?;
-    data::write_long_csv(&a.out, &ds)?;
-    simulate::write_truth_json(&truth_path, &o)?;
+    // Both files or neither.
+    let staging = Staging::files(&a.out, a.force)?;
+    data::write_long_csv(&staging.path_for(&a.out), &ds)?;
+    simulate::write_truth_json(&staging.path_for(&truth_path), &o)?;
+    staging.commit()?;
     say!(
         "wrote {} ({} curves, {} points) and {}",
         a.out.display(),
@@ -106,8 +109,8 @@ fn simulate_law(a: &SimulateArgs, truth_path: &std::path::Path) -> anyhow::Resul
         seed: a.seed,
     };
     let out = sweepfit::lawfit::simulate(file, &text, &origin, &sim)?;
-    sweepfit::output::create_parent(&a.out)?;
-    sweepfit::output::write_file(&a.out, |w| {
+    let staging = Staging::files(&a.out, a.force)?;
+    sweepfit::output::write_file(&staging.path_for(&a.out), |w| {
         let mut c = csv::Writer::from_writer(w);
         c.write_record(&out.header)?;
         for r in &out.rows {
@@ -116,7 +119,8 @@ fn simulate_law(a: &SimulateArgs, truth_path: &std::path::Path) -> anyhow::Resul
         c.flush()?;
         Ok(())
     })?;
-    sweepfit::report::write_pretty(truth_path, &out.truth)?;
+    sweepfit::report::write_pretty(&staging.path_for(truth_path), &out.truth)?;
+    staging.commit()?;
     say!(
         "wrote {} ({} rows of law {}) and {}",
         a.out.display(),
