@@ -6,11 +6,12 @@
 //! with the work split forced small.
 //!
 //! Tolerances (the GPU works in f32, the CPU in f64): objective within
-//! 1e-5 relative, gradient within 1e-3 of the CPU gradient's norm. Where
-//! a gradient entry is a sum of per-point terms that cancel (a parameter
-//! the law barely depends on), its f32 rounding scales with the terms, not
-//! with the sum: such an entry may also be within 1e-4 of the sum of the
-//! terms' absolute values. Likewise the objective, where the residuals
+//! 1e-5 relative; every gradient entry on its own scale, not the whole
+//! gradient's: a gradient entry is a sum of per-point terms whose f32
+//! rounding scales with the terms, not with the sum, so it must be within
+//! 1e-4 of the sum of the terms' absolute values, plus what the f32 error
+//! of the predictions (below) moves it by through the residuals. Likewise
+//! the objective, where the residuals
 //! are tiny and a prediction's f32 rounding error is not (a law such as
 //! log((1 + v)^2) with v small cancels most of its digits): it may also be
 //! within the change that four f32 roundings of every node of every
@@ -162,6 +163,11 @@ struct Scale {
     /// Per start and parameter, the sum over points of the absolute values
     /// of the gradient's terms: w |rho'(r)| |dr/dpred| |dpred/dp|.
     grad: Vec<f64>,
+    /// Per start and parameter, what the f32 error of the predictions
+    /// moves the gradient by through the residual: the sum over points of
+    /// w |rho''(r)| |dr/dpred|^2 |dpred/dp| delta, with delta the
+    /// prediction's f32 floor (four roundings of every node, by condition).
+    grad_residual: Vec<f64>,
     /// Per start, the objective's first-order change when every node of
     /// every prediction moves by its own size: the sum over points of
     /// w |rho'(r)| |dr/dpred| kappa, kappa from [`condition`].
@@ -226,13 +232,35 @@ fn condition(law: &CompiledLaw, x: &[f64], p: &[f64]) -> f64 {
     kappa
 }
 
-fn term_scale(law: &CompiledLaw, sweep: &Sweep, obj: Objective, params: &[f64]) -> Scale {
+/// The scales of every start of `params`; with `weighted`, start k's point
+/// weights are multiplied by its weighting's factors (which[k], or none
+/// where it is UNWEIGHTED).
+fn term_scale(
+    law: &CompiledLaw,
+    sweep: &Sweep,
+    obj: Objective,
+    params: &[f64],
+    weighted: Option<(&[u32], &[Resolved])>,
+) -> Scale {
     let np = law.params.len();
+    // Each point's curve and position in it, for the weightings' factors.
+    let mut place = vec![(0, 0); sweep.points()];
+    for (c, r) in sweep.curves.iter().enumerate() {
+        for i in r.clone() {
+            place[i] = (c, i - r.start);
+        }
+    }
     let mut out = vec![0.0; params.len()];
+    let mut grad_residual = vec![0.0; params.len()];
     let mut objective = vec![0.0; params.len() / np];
     let mut dp = vec![0.0; np];
     for (k, p) in params.chunks(np).enumerate() {
+        let weighting = weighted.and_then(|(which, ws)| ws.get(which[k] as usize));
         for i in 0..sweep.points() {
+            let w = sweep.w[i] * weighting.map_or(1.0, |r| r.factor(place[i].0, place[i].1, i));
+            if w == 0.0 {
+                continue;
+            }
             let x = &sweep.vars[i * sweep.n_vars..(i + 1) * sweep.n_vars];
             let pred = law.eval_grad(x, p, &mut dp);
             let (r, drdp) = match obj.space {
@@ -240,18 +268,33 @@ fn term_scale(law: &CompiledLaw, sweep: &Sweep, obj: Objective, params: &[f64]) 
                 Space::Log => (pred.ln() - sweep.y[i], 1.0 / pred),
             };
             let (_, drho) = obj.rho(r);
+            // rho'' is 1 inside Huber's threshold (and for MSE), 0 outside.
+            let d2rho = if obj.loss == LossKind::Mse || r.abs() <= obj.delta {
+                1.0
+            } else {
+                0.0
+            };
+            let kappa = condition(law, x, p);
             // An undefined point (the objective is NaN then) sets no floor.
-            let term = sweep.w[i] * (drho * drdp).abs() * condition(law, x, p);
+            let term = w * (drho * drdp).abs() * kappa;
             if term.is_finite() {
                 objective[k] += term;
             }
             for j in 0..np {
-                out[k * np + j] += sweep.w[i] * (drho * drdp * dp[j]).abs();
+                let term = w * (drho * drdp * dp[j]).abs();
+                if term.is_finite() {
+                    out[k * np + j] += term;
+                }
+                let moved = w * d2rho * drdp * drdp * (dp[j] * kappa).abs();
+                if moved.is_finite() {
+                    grad_residual[k * np + j] += F32_ROUNDINGS * moved;
+                }
             }
         }
     }
     Scale {
         grad: out,
+        grad_residual,
         objective,
     }
 }
@@ -259,9 +302,11 @@ fn term_scale(law: &CompiledLaw, sweep: &Sweep, obj: Objective, params: &[f64]) 
 /// Four f32 roundings (2^-24 each) of a node.
 const F32_ROUNDINGS: f64 = 4.0 * 5.960464477539063e-8;
 
-/// Objective within 1e-5 relative (or the f32 floor of its predictions)
-/// and gradient within 1e-3 of its norm (or 1e-4 of its terms' scale);
-/// where the CPU finds the law undefined (NaN), the GPU must too.
+/// Objective within 1e-5 relative (or the f32 floor of its predictions);
+/// every gradient entry on its own, within 1e-4 of its terms' scale plus
+/// what the predictions' f32 floor moves it by (no tolerance borrowed from
+/// the gradient's norm, so small entries such as an offset's are tested
+/// too); where the CPU finds the law undefined (NaN), the GPU must too.
 fn compare(
     np: usize,
     cpu: (&[f64], &[f64]),
@@ -283,11 +328,11 @@ fn compare(
         );
         let gc = &cpu.1[k * np..(k + 1) * np];
         let gg = &gpu.1[k * np..(k + 1) * np];
-        let norm = gc.iter().map(|v| v * v).sum::<f64>().sqrt();
         for i in 0..np {
+            let floor = 1e-4 * scale.grad[k * np + i] + scale.grad_residual[k * np + i];
             assert!(
-                (gc[i] - gg[i]).abs() <= (1e-3 * norm).max(1e-4 * scale.grad[k * np + i]),
-                "{what} start {k}: d/dp{i} cpu {} gpu {} (norm {norm})",
+                (gc[i] - gg[i]).abs() <= floor,
+                "{what} start {k}: d/dp{i} cpu {} gpu {} (floor {floor})",
                 gc[i],
                 gg[i]
             );
@@ -314,7 +359,7 @@ fn check_law(
     let cpu = CompiledGrid::new(plan.clone(), sweep, obj).expect("a CPU layout");
     let (mut fc, mut gc) = (vec![0.0; k], vec![0.0; k * np]);
     cpu.evaluate(params, &mut fc, &mut gc);
-    let scale = term_scale(law, sweep, obj, params);
+    let scale = term_scale(law, sweep, obj, params, None);
     let ws = weightings(sweep);
     let which: Vec<u32> = (0..k as u32)
         .map(|i| {
@@ -328,6 +373,7 @@ fn check_law(
     let (mut fcw, mut gcw) = (vec![0.0; k], vec![0.0; k * np]);
     cpu.evaluate_weighted(params, &which, &ws, &mut fcw, &mut gcw)
         .unwrap();
+    let scale_weighted = term_scale(law, sweep, obj, params, Some((&which, &ws)));
     let small = GpuLimits {
         max_points_per_chunk: 64,
         max_starts_per_dispatch: 64,
@@ -354,7 +400,7 @@ fn check_law(
         gpu.evaluate_weighted(params, &which, &mut fg, &mut gg)
             .unwrap();
         let tag = format!("{tag} weighted");
-        compared += compare(np, (&fcw, &gcw), (&fg, &gg), &scale, &tag);
+        compared += compare(np, (&fcw, &gcw), (&fg, &gg), &scale_weighted, &tag);
     }
     compared
 }
@@ -547,7 +593,7 @@ fn left_out_curves_are_skipped_without_changing_values() {
     let (mut fc, mut gc) = (vec![0.0; k], vec![0.0; k * 5]);
     cpu.evaluate_weighted(&params, &which, &ws, &mut fc, &mut gc)
         .unwrap();
-    let scale = term_scale(&law, &sw, Objective::default(), &params);
+    let scale = term_scale(&law, &sw, Objective::default(), &params, None);
     let limits = GpuLimits {
         max_points_per_chunk: 1024,
         max_starts_per_dispatch: 128,
@@ -682,4 +728,86 @@ fn grid_blocks_shrink_for_laws_with_many_axis_nodes() {
         said.contains(&format!("blocks of {} values", k.block)),
         "{said}"
     );
+}
+
+/// Built-in laws on a sweep at the sizes real sweeps have (N 5e7..1.4e9,
+/// tokens 2e8..2e10, unique tokens 4e9, T 1..4), with parameters of a real
+/// fit's magnitudes (offsets of 1e7, amplitudes of hundreds to thousands,
+/// Kaplan's N_c of 8.8e13): the generic fit sends raw values to the GPU, so
+/// its f32 arithmetic must hold there too, entry by entry, against the
+/// same floors as above.
+#[test]
+fn builtin_laws_at_raw_sizes_match_the_cpu() {
+    let Some(dev) = device() else { return };
+    let truth_of = |name: &str| -> f64 {
+        match name {
+            "E" => 1.8,
+            "A" => 268.0,
+            "alpha" => 0.3,
+            "t1" => 1e7,
+            "B" => 1974.0,
+            "beta" => 0.35,
+            "t2" => 1e7,
+            "C" => 0.7,
+            "gamma" => 1.07,
+            "t3" => 0.5,
+            "R_N" => 5.3,
+            "R_D" => 15.4,
+            "N_c" => 8.8e13,
+            "D_c" => 5.4e13,
+            "alpha_N" => 0.076,
+            "alpha_D" => 0.095,
+            other => panic!("no raw-size value for {other}"),
+        }
+    };
+    let sizes = [5.3e7, 1.34e8, 3.74e8, 7.78e8, 1.36e9];
+    let mut compared = 0;
+    // Not data-constrained: its d/dR_N is UN (1 - e^-x - x e^-x), which
+    // cancels like x^2/2 for small x and loses about 4 digits in f32 at
+    // these sizes (1.2e-4 relative on this sweep), beyond the floors here,
+    // which bound the rounding of the values but not of such derivatives.
+    for name in ["looplm", "looplm-total", "chinchilla", "kaplan"] {
+        let (law, axis, _) = builtin(name);
+        let axis = axis.expect("an axis");
+        let truth: Vec<f64> = law.params.iter().map(|p| truth_of(p)).collect();
+        let steps: &[f64] = if law.variables.iter().any(|v| v.starts_with('T')) {
+            &[1.0, 2.0, 3.0, 4.0]
+        } else {
+            &[1.0]
+        };
+        let mut rng = StdRng::seed_from_u64(3);
+        let (mut vars, mut y, mut w, mut curves) = (vec![], vec![], vec![], vec![]);
+        for &n in &sizes {
+            for &t in steps {
+                let start = y.len();
+                for i in 1..=40 {
+                    let x: Vec<f64> = law
+                        .variables
+                        .iter()
+                        .enumerate()
+                        .map(|(v, name)| match name.as_str() {
+                            _ if v == axis => 5e8 * i as f64,
+                            "N" => n,
+                            "U" => 4e9,
+                            _ => t,
+                        })
+                        .collect();
+                    let pred = law.eval(&x, &truth);
+                    vars.extend(&x);
+                    y.push(pred * (1.0 + rng.random_range(-0.01..0.01)));
+                    w.push(1.0);
+                }
+                curves.push(start..y.len());
+            }
+        }
+        let total: f64 = w.iter().sum();
+        w.iter_mut().for_each(|v| *v /= total);
+        let sw = Sweep::new(law.variables.len(), curves, vars, y, w, Some(axis as u16));
+        for obj in objectives() {
+            let params = params_near(&truth, 24, 9);
+            let what = format!("{name} at raw sizes {obj:?}");
+            compared += check_law(&dev, &law, &sw, obj, &params, &what);
+        }
+    }
+    assert!(compared > 2_000, "only {compared} evaluations compared");
 }
