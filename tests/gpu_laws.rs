@@ -256,8 +256,8 @@ fn term_scale(
     let mut dp = vec![0.0; np];
     for (k, p) in params.chunks(np).enumerate() {
         let weighting = weighted.and_then(|(which, ws)| ws.get(which[k] as usize));
-        for i in 0..sweep.points() {
-            let w = sweep.w[i] * weighting.map_or(1.0, |r| r.factor(place[i].0, place[i].1, i));
+        for (i, &(c, pos)) in place.iter().enumerate() {
+            let w = sweep.w[i] * weighting.map_or(1.0, |r| r.factor(c, pos, i));
             if w == 0.0 {
                 continue;
             }
