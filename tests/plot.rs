@@ -1253,15 +1253,96 @@ fn help_documents_plot_and_fit_plot() {
         "percentile",
         "--residuals",
         "residuals.png",
+        "--x-scale",
     ] {
         assert!(text.contains(w), "plot --help lacks {w}:\n{text}");
     }
     let (ok, text) = sweepfit(dir.path(), &["fit", "--help"]);
     assert!(
         ok && text.contains("--plot")
+            && text.contains("--x-scale")
             && text.contains("grid.svg")
             && text.contains("residuals.svg")
             && text.contains("profile.svg"),
         "{text}"
     );
+}
+
+#[test]
+fn a_law_fit_by_groups_is_near_square_and_its_pred_csv_plots() {
+    let dir = tempdir();
+    // Chinchilla's law for three data sets at five sizes each: fitted
+    // --by dataset, one row of fifteen panels before it was wrapped.
+    let csv = dir.path().join("groups.csv");
+    let mut text = String::from("dataset,N,tokens,loss\n");
+    for (k, set) in ["books", "code", "web"].iter().enumerate() {
+        for n in [7e7f64, 1.6e8, 4.1e8, 1e9, 2.8e9] {
+            for i in 0..10 {
+                let d = 1e9 * 1.6f64.powi(i);
+                let loss = 1.7 + 0.1 * k as f64 + 400.0 / n.powf(0.34) + 410.0 / d.powf(0.28);
+                text.push_str(&format!("{set},{n},{d},{loss}\n"));
+            }
+        }
+    }
+    std::fs::write(&csv, text).unwrap();
+    let out = dir.path().join("out");
+    let args = [
+        "fit",
+        s(&csv),
+        "--law",
+        "chinchilla",
+        "--by",
+        "dataset",
+        "--starts",
+        "8",
+        "--backend",
+        "cpu",
+        "--plot",
+        "--out",
+        s(&out),
+    ];
+    let (ok, text) = sweepfit(dir.path(), &args);
+    assert!(ok, "{text}");
+    let size = format!(
+        r#"width="{}" height="{}""#,
+        LEFT + 4 * W,
+        HEAD + 4 * H + FOOT
+    );
+    let svg = std::fs::read_to_string(out.join("grid.svg")).unwrap();
+    assert!(svg.contains(&size), "not a 4 x 4 grid");
+    assert_eq!(svg_texts(&svg, "books, N = 70M"), 1);
+    assert!(!svg.contains("(books"), "a doubled title");
+    // Tokens from 1B to 69B: under two decades, a linear axis.
+    assert_eq!(svg_texts(&svg, "D (B)"), 1);
+
+    // The law fit's pred.csv has no N,T,tokens columns: drawn with the
+    // fit.json beside it, the same picture; on a log axis if asked.
+    let again = dir.path().join("again.svg");
+    let pred = out.join("pred.csv");
+    let args = ["plot", "--data", s(&pred), "--out", s(&again)];
+    let (ok, text) = sweepfit(dir.path(), &args);
+    assert!(ok, "{text}");
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), svg);
+    let log = dir.path().join("log.svg");
+    let args = [
+        "plot",
+        "--data",
+        s(&pred),
+        "--out",
+        s(&log),
+        "--x-scale",
+        "log",
+    ];
+    let (ok, text) = sweepfit(dir.path(), &args);
+    assert!(ok, "{text}");
+    let svg = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(svg_texts(&svg, "D (log scale)"), 1);
+    assert!(svg_texts(&svg, "10B") >= 1, "log ticks");
+
+    // Without a fit.json beside it, a law's pred.csv asks for --fit.
+    let alone = dir.path().join("alone.csv");
+    std::fs::copy(&pred, &alone).unwrap();
+    let args = ["plot", "--data", s(&alone), "--out", "x.png"];
+    let (ok, text) = sweepfit(dir.path(), &args);
+    assert!(!ok && text.contains("--fit"), "{text}");
 }
