@@ -48,6 +48,10 @@ pub(crate) struct EvalArgs {
     /// OUT/folds/*.png.
     #[arg(long)]
     plot: bool,
+    /// The pictures' x axis: auto is log where the x values span two
+    /// decades or more, else linear.
+    #[arg(long, value_enum, default_value_t = report::XScale::Auto)]
+    x_scale: report::XScale,
     #[command(flatten)]
     fit: FitFlags,
     #[command(flatten)]
@@ -145,6 +149,7 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
             let path = dir.join(format!("{:02}-{}.png", i + 1, slug(&fold.label)));
             let opts = report::PlotOptions {
                 title: Some(report::fold_title(i + 1, fr)),
+                x_scale: a.x_scale,
                 ..Default::default()
             };
             report::draw_grid(&path, &panels, &opts)?;
@@ -209,6 +214,7 @@ fn cmd_eval_law(a: EvalArgs) -> anyhow::Result<()> {
         {
             let (panels, mut opts) = sweepfit::lawfit::fold_panels(&bound, &table, params, held)?;
             opts.title = Some(report::fold_title(i + 1, fr));
+            opts.x_scale = a.x_scale;
             let path = dir.join(format!("{:02}-{}.png", i + 1, slug(&fr.fold)));
             report::draw_grid(&path, &panels, &opts)?;
             pictures += 1;

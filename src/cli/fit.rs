@@ -43,6 +43,10 @@ pub(crate) struct FitArgs {
     /// OUT/profile.svg.
     #[arg(long)]
     plot: bool,
+    /// The pictures' x axis: auto is log where the x values span two
+    /// decades or more, else linear.
+    #[arg(long, value_enum, default_value_t = report::XScale::Auto)]
+    x_scale: report::XScale,
     #[command(flatten)]
     fit: FitFlags,
     /// Fit the law separately to every group of rows with equal values in
@@ -114,7 +118,7 @@ pub(crate) fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
     // Files first: a closed or full stdout must not lose the fit.
     let mut written = write_outputs(&out_dir, &ds, &out)?;
     if a.plot {
-        written.extend(write_fit_pictures(&out_dir, &ds, &out)?);
+        written.extend(write_fit_pictures(&out_dir, &ds, &out, a.x_scale)?);
     }
     if a.save_starts {
         let path = out_dir.join("starts.csv");
@@ -251,8 +255,9 @@ fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
         written.push("starts.csv");
     }
     if a.plot {
-        let (panels, opts) =
+        let (panels, mut opts) =
             lawfit::panels(&bound.law, bound.file.axis.as_deref(), &out.report, &table)?;
+        opts.x_scale = a.x_scale;
         // Rows held out by --test-where are marked, as in eval's pictures.
         let profile = out.report.profile.as_ref();
         written.extend(draw_pictures(&out_dir, &panels, &opts, profile)?);
@@ -343,10 +348,12 @@ fn write_fit_pictures(
     dir: &OutDir,
     ds: &Dataset,
     out: &FitOutput,
+    x_scale: report::XScale,
 ) -> anyhow::Result<Vec<&'static str>> {
     let mut panels = report::panels_from_dataset(ds, &out.params, None)?;
     let mut opts = report::PlotOptions {
         title: Some(report::fit_title(&out.report)),
+        x_scale,
         ..Default::default()
     };
     // A bootstrapped fit draws its prediction band too.

@@ -14,8 +14,9 @@ pub(crate) struct PlotArgs {
     /// fit.json of a fit; the predictions are computed from its parameters.
     #[arg(long, value_name = "FILE", required_unless_present = "data")]
     fit: Option<PathBuf>,
-    /// Curves to draw: a pred.csv (run,N,T,tokens,loss,pred), or with --fit
-    /// any long CSV [default: pred.csv beside --fit].
+    /// Curves to draw: a pred.csv (run,N,T,tokens,loss,pred, or a law
+    /// fit's, drawn with the fit.json beside it), or with --fit any long
+    /// CSV [default: pred.csv beside --fit].
     #[arg(long, value_name = "FILE")]
     data: Option<PathBuf>,
     /// Picture to write, PNG or SVG by its extension [default: grid.png
@@ -30,6 +31,11 @@ pub(crate) struct PlotArgs {
     /// Replace an existing --out file.
     #[arg(long)]
     force: bool,
+    /// The x axis: auto is log where the x values span two decades or
+    /// more (points at x <= 0 are then left out, and the axis says how
+    /// many), else linear.
+    #[arg(long, value_enum, default_value_t = report::XScale::Auto)]
+    x_scale: report::XScale,
 }
 
 pub(crate) fn cmd_plot(a: PlotArgs) -> anyhow::Result<()> {
@@ -45,6 +51,10 @@ pub(crate) fn cmd_plot(a: PlotArgs) -> anyhow::Result<()> {
     };
     let out = a.out.unwrap_or_else(|| data.with_file_name(default_name));
     let draw = |panels: &[report::Panel], opts: &report::PlotOptions| {
+        let opts = &report::PlotOptions {
+            x_scale: a.x_scale,
+            ..opts.clone()
+        };
         let staging = sweepfit::output::Staging::files(&out, a.force)?;
         let path = staging.path_for(&out);
         if a.residuals {
@@ -58,7 +68,17 @@ pub(crate) fn cmd_plot(a: PlotArgs) -> anyhow::Result<()> {
     if out.exists() && !a.force {
         bail!("{} exists (use --force to replace it)", out.display());
     }
-    if let Some(f) = a.fit.as_ref().filter(|f| super::predict::is_law_fit(f)) {
+    // A law fit's pred.csv has the law's variables for columns, not
+    // N,T,tokens: it is drawn with the fit.json written beside it.
+    let beside = data.with_file_name("fit.json");
+    let law_fit = match &a.fit {
+        Some(f) => super::predict::is_law_fit(f).then(|| f.clone()),
+        None if !has_grid_columns(&data)? && beside.is_file() => {
+            super::predict::is_law_fit(&beside).then_some(beside)
+        }
+        None => None,
+    };
+    if let Some(f) = &law_fit {
         let fit = sweepfit::lawfit::read_law_fit(f)?;
         let table = sweepfit::data::Table::read(&data)?;
         let (panels, opts) =
@@ -84,4 +104,18 @@ pub(crate) fn cmd_plot(a: PlotArgs) -> anyhow::Result<()> {
     draw(&panels, &opts)?;
     say!("wrote {}", out.display());
     Ok(())
+}
+
+/// Whether the CSV at `path` has the columns of a LoopLM pred.csv.
+fn has_grid_columns(path: &std::path::Path) -> anyhow::Result<bool> {
+    let mut r = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let header = r
+        .headers()
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(["N", "T", "tokens"]
+        .iter()
+        .all(|c| header.iter().any(|h| h == *c)))
 }

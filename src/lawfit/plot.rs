@@ -203,25 +203,18 @@ fn draw(
             band: Vec::new(),
         });
     }
-    let xs = &vars[x];
-    let (lo, hi) = xs
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-            (a.min(v), b.max(v))
-        });
-    // Spans of more than a decade or so read better on a log axis.
-    let x_log = lo > 0.0 && hi / lo >= 20.0;
-    let (x_unit, suffix) = match hi.abs() {
-        _ if x_log => (1.0, ""),
-        m if m >= 1e9 => (1e9, " (B)"),
-        m if m >= 1e6 => (1e6, " (M)"),
-        m if m >= 1e3 => (1e3, " (K)"),
-        _ => (1.0, ""),
+    // A linear axis counts in the unit of its largest value; `Auto` makes
+    // it logarithmic where it spans decades, when drawn.
+    let hi = vars[x].iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let x_unit = match hi {
+        m if m >= 1e9 => 1e9,
+        m if m >= 1e6 => 1e6,
+        m if m >= 1e3 => 1e3,
+        _ => 1.0,
     };
     let opts = PlotOptions {
-        x_label: format!("{}{suffix}", law.variables[x]),
+        x_label: law.variables[x].clone(),
         x_unit,
-        x_log,
         ..PlotOptions::default()
     };
     Ok((panels, opts))

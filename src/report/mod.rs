@@ -23,9 +23,10 @@ pub use eval::{
 pub use json::{parse_json, pretty_json, read_fit_json, write_fit_json, write_pretty};
 pub use metrics::{compute_metrics, subset_metrics};
 pub use plot::{
-    add_bands, add_fit_bands, draw_grid, fit_params, fit_title, fold_title, grid_layout,
-    panels_from_dataset, read_pred_csv, GridLayout, Panel, PlotFormat, PlotOptions, DEFAULT_TITLE,
-    HEADER_HEIGHT,
+    add_bands, add_fit_bands, band_legend, draw_grid, fit_params, fit_title, fold_title,
+    format_sig, grid_layout, max_markers, panels_from_dataset, read_pred_csv, resolve_x_scale,
+    square_grid, tick_label, x_axis_name, GridLayout, Panel, PlotFormat, PlotOptions, XScale,
+    DEFAULT_TITLE, HEADER_HEIGHT, LOG_SPAN, MAX_LINE, X_LABEL_HEIGHT, Y_LABEL_WIDTH,
 };
 pub use pred_csv::{write_pred_csv, write_table_pred_csv};
 pub use profile_plot::{

@@ -1,18 +1,24 @@
 //! The Real-vs-Pred grid: one panel per curve of the sweep, rows by T
 //! (ascending, top to bottom), columns by N (ascending, left to right), the
-//! observed loss solid blue and the fitted law dashed orange under one
-//! title and one legend for the whole figure, as the LoopLM paper shows its
-//! fit.
+//! observed loss solid blue and the fitted law dashed orange over it, under
+//! one title and one legend for the whole figure, as the LoopLM paper shows
+//! its fit. The axes every panel shares are named once, the loss at the
+//! left edge and the x variable under the panels.
 //!
 //! Pixel layout (what tests and callers may rely on): a header of
 //! [`HEADER_HEIGHT`] pixels across the top (the title, and under it the
-//! legend), then the panels without margins: the panel in row `r`, column
-//! `c` covers x in `[c*w, (c+1)*w)` and y in `[HEADER_HEIGHT + r*h,
+//! legend), a strip of [`Y_LABEL_WIDTH`] pixels down the left edge (the
+//! shared y axis's name) and one of [`X_LABEL_HEIGHT`] pixels along the
+//! bottom (the shared x axis's name), and between them the panels without
+//! margins: the panel in row `r`, column `c` covers x in `[Y_LABEL_WIDTH +
+//! c*w, Y_LABEL_WIDTH + (c+1)*w)` and y in `[HEADER_HEIGHT + r*h,
 //! HEADER_HEIGHT + (r+1)*h)` with `w`, `h` the panel size of
-//! [`PlotOptions`]. A (T, N) without a curve leaves its cell blank. Several curves with the same
-//! (N, T) (different runs) each get a panel: N's column is split into as
-//! many columns as the most runs any T has at that N, ordered by run label,
-//! and the run label is added to their titles.
+//! [`PlotOptions`]. A (T, N) without a curve leaves its cell blank. Several
+//! curves with the same (N, T) (different runs) each get a panel: N's
+//! column is split into as many columns as the most runs any T has at that
+//! N, ordered by run label, and the run label is added to their titles. A
+//! single row (or column) of more than [`MAX_LINE`] panels is wrapped, in
+//! order, into a near-square grid.
 //!
 //! Text is drawn with DejaVu Sans bundled in the binary (the `dejavu`
 //! crate), so no system font or font library is needed.
@@ -29,7 +35,7 @@ use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use plotters::style::FontStyle;
+use plotters::style::{FontStyle, FontTransform};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -71,20 +77,44 @@ pub struct PlotOptions {
     pub band_label: String,
     /// Title of the whole figure; `None` draws [`DEFAULT_TITLE`].
     pub title: Option<String>,
-    /// The x axis: its name, the unit its values are divided by, and
-    /// whether it is logarithmic (then from the data's smallest value).
+    /// The x axis: its name, and the unit a linear axis divides its values
+    /// by (1e9 names it "(B)" after the name, 1e6 "(M)", 1e3 "(K)"); a log
+    /// axis labels its decades with the values themselves ("100M", "1B").
     pub x_label: String,
     pub x_unit: f64,
-    pub x_log: bool,
-    /// Most decimals of a linear x axis's tick labels.
-    pub x_decimals: usize,
+    pub x_scale: XScale,
 }
+
+/// The x axis's scale. `Auto` is logarithmic where the positive values
+/// span at least [`LOG_SPAN`] (two decades), else linear. On a log axis,
+/// points at x <= 0 have no place: they are left out, and the axis's name
+/// says how many.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum XScale {
+    #[default]
+    Auto,
+    Linear,
+    Log,
+}
+
+/// Ratio of the largest to the smallest positive x from which `Auto`
+/// chooses a log axis: below two decades a linear axis squeezes little.
+pub const LOG_SPAN: f64 = 100.0;
+
+/// Most panels in a single row (or column) before it is wrapped.
+pub const MAX_LINE: usize = 5;
 
 /// The figure's title when [`PlotOptions::title`] gives none.
 pub const DEFAULT_TITLE: &str = "Real vs Pred";
 
 /// Height in pixels of the title-and-legend header above the panels.
 pub const HEADER_HEIGHT: u32 = 84;
+
+/// Width in pixels of the strip left of the panels naming the y axis.
+pub const Y_LABEL_WIDTH: u32 = 30;
+
+/// Height in pixels of the strip under the panels naming the x axis.
+pub const X_LABEL_HEIGHT: u32 = 36;
 
 impl Default for PlotOptions {
     fn default() -> Self {
@@ -95,10 +125,9 @@ impl Default for PlotOptions {
             y_range: None,
             band_label: "Band".to_string(),
             title: None,
-            x_label: "Tokens (B)".to_string(),
+            x_label: "Tokens".to_string(),
             x_unit: 1e9,
-            x_log: false,
-            x_decimals: 2,
+            x_scale: XScale::Auto,
         }
     }
 }
@@ -130,12 +159,23 @@ impl PlotFormat {
 /// Where each panel goes: `rows` are the distinct T, `cols` the distinct N
 /// (an N repeated when several runs share an (N, T)), `cells[i]` the
 /// (row, column) of `panels[i]`, `dup[i]` whether its (N, T) has other runs.
+/// When `wrapped` (a single line of more than [`MAX_LINE`] panels), `rows`
+/// and `cols` are the row and column numbers 0, 1, .. of a near-square
+/// grid filled row by row in the line's order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GridLayout {
     pub rows: Vec<f64>,
     pub cols: Vec<f64>,
     pub cells: Vec<(usize, usize)>,
     pub dup: Vec<bool>,
+    pub wrapped: bool,
+}
+
+/// Rows and columns of a near-square grid of `n` panels: `ceil(sqrt(n))`
+/// columns, as few rows as hold them.
+pub fn square_grid(n: usize) -> (usize, usize) {
+    let cols = ((n as f64).sqrt().ceil() as usize).max(1);
+    (n.div_ceil(cols).max(1), cols)
 }
 
 pub fn grid_layout(panels: &[Panel]) -> GridLayout {
@@ -175,21 +215,45 @@ pub fn grid_layout(panels: &[Panel]) -> GridLayout {
             Some(c)
         })
         .collect();
-    let cols = ns
+    let cols: Vec<f64> = ns
         .iter()
         .zip(&width)
         .flat_map(|(&n, &w)| std::iter::repeat_n(n, w))
         .collect();
-    let cells = panels
+    let cells: Vec<(usize, usize)> = panels
         .iter()
         .zip(&rank)
         .map(|(p, &k)| (pos(&ts, p.t), first_col[pos(&ns, p.n)] + k))
         .collect();
+    // One long row (or column) makes a picture thousands of pixels wide
+    // and a few hundred high: wrap it, keeping the order along the line.
+    let line = if ts.len() == 1 {
+        cols.len()
+    } else if cols.len() == 1 {
+        ts.len()
+    } else {
+        0
+    };
+    if line > MAX_LINE {
+        let (nr, nc) = square_grid(line);
+        let at = |(r, c): (usize, usize)| {
+            let k = r + c;
+            (k / nc, k % nc)
+        };
+        return GridLayout {
+            rows: (0..nr).map(|i| i as f64).collect(),
+            cols: (0..nc).map(|i| i as f64).collect(),
+            cells: cells.into_iter().map(at).collect(),
+            dup,
+            wrapped: true,
+        };
+    }
     GridLayout {
         rows: ts,
         cols,
         cells,
         dup,
+        wrapped: false,
     }
 }
 
@@ -336,8 +400,9 @@ pub fn read_pred_csv(path: &Path) -> anyhow::Result<Vec<Panel>> {
     }
     let ctx = || {
         format!(
-            "reading {} (a pred.csv needs columns run,N,T,tokens,loss,pred; \
-             to plot another CSV, give --fit to compute the predictions)",
+            "reading {} (a pred.csv needs columns run,N,T,tokens,loss,pred, \
+             or a law fit's fit.json beside it; to plot another CSV, give \
+             --fit to compute the predictions)",
             path.display()
         )
     };
@@ -400,6 +465,8 @@ pub(super) trait Figure {
     fn legend(&self, panels: &[Panel], opts: &PlotOptions) -> Vec<(String, Swatch)>;
     /// The y range every panel shares.
     fn y_range(&self, panels: &[Panel], opts: &PlotOptions) -> (f64, f64);
+    /// The name of the y axis every panel shares, written once.
+    fn y_label(&self) -> &str;
     /// Draw panel `p` into `area`, under `title`, on the shared ranges.
     fn draw_panel<DB: DrawingBackend>(
         &self,
@@ -450,9 +517,14 @@ pub(super) fn draw_figure(
     register_fonts()?;
     let layout = grid_layout(panels);
     let size = (
-        opts.panel_width * layout.cols.len() as u32,
-        HEADER_HEIGHT + opts.panel_height * layout.rows.len() as u32,
+        Y_LABEL_WIDTH + opts.panel_width * layout.cols.len() as u32,
+        HEADER_HEIGHT + opts.panel_height * layout.rows.len() as u32 + X_LABEL_HEIGHT,
     );
+    // From here on the x scale is decided: Auto never reaches the panels.
+    let opts = &PlotOptions {
+        x_scale: resolve_x_scale(panels, opts),
+        ..opts.clone()
+    };
     // Drawn to a temporary file renamed into place: an interrupted or
     // failed drawing never leaves half a picture.
     crate::output::write_via_path(path, |tmp| match format {
@@ -499,8 +571,12 @@ fn render<DB: DrawingBackend>(
     figure: &impl Figure,
 ) -> anyhow::Result<()> {
     root.fill(&WHITE).map_err(err)?;
-    let (head, body) = root.split_vertically(HEADER_HEIGHT);
+    let (head, rest) = root.split_vertically(HEADER_HEIGHT);
     draw_header(&head, &figure.title(opts), &figure.legend(panels, opts))?;
+    let height = rest.dim_in_pixel().1;
+    let (rest, foot) = rest.split_vertically(height.saturating_sub(X_LABEL_HEIGHT));
+    let (left, body) = rest.split_horizontally(Y_LABEL_WIDTH);
+    draw_axis_names(&left, &foot, figure.y_label(), &x_axis_name(panels, opts))?;
     let x_range = token_range(panels, opts);
     let y_range = figure.y_range(panels, opts);
     let areas = body.split_evenly((layout.rows.len(), layout.cols.len()));
@@ -511,7 +587,8 @@ fn render<DB: DrawingBackend>(
         } else {
             p.label.clone()
         };
-        if layout.dup[i] {
+        // A label that already names the run is not given it twice.
+        if layout.dup[i] && !title.contains(p.run.as_str()) {
             title = format!("{title} ({})", p.run);
         }
         let area = &areas[r * layout.cols.len() + c];
@@ -519,6 +596,92 @@ fn render<DB: DrawingBackend>(
     }
     root.present().map_err(err)?;
     Ok(())
+}
+
+/// The names of the axes every panel shares: the y axis's turned up the
+/// left strip, the x axis's under the panels, each centred on them.
+fn draw_axis_names<DB: DrawingBackend>(
+    left: &DrawingArea<DB, Shift>,
+    foot: &DrawingArea<DB, Shift>,
+    y_name: &str,
+    x_name: &str,
+) -> anyhow::Result<()> {
+    let (lw, lh) = left.dim_in_pixel();
+    let style = (FONT, 18)
+        .into_font()
+        .transform(FontTransform::Rotate270)
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Center, VPos::Center));
+    left.draw(&Text::new(y_name, (lw as i32 / 2, lh as i32 / 2), style))
+        .map_err(err)?;
+    let (fw, fh) = foot.dim_in_pixel();
+    let centre = (Y_LABEL_WIDTH + (fw - Y_LABEL_WIDTH) / 2) as i32;
+    let room = fw as i32 - 24;
+    let size = fit_font(18, |s| {
+        Ok(text_width(foot, x_name, s, FontStyle::Normal) <= room)
+    })?;
+    let style = (FONT, size)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Center, VPos::Center));
+    foot.draw(&Text::new(x_name, (centre, fh as i32 / 2), style))
+        .map_err(err)?;
+    Ok(())
+}
+
+/// The x axis's name under the panels: with its unit on a linear axis
+/// ("Tokens (B)"), and on a log axis how many points it leaves out.
+pub fn x_axis_name(panels: &[Panel], opts: &PlotOptions) -> String {
+    let name = &opts.x_label;
+    if opts.x_scale != XScale::Log {
+        let unit = match opts.x_unit {
+            1e9 => " (B)",
+            1e6 => " (M)",
+            1e3 => " (K)",
+            _ => "",
+        };
+        return format!("{name}{unit}");
+    }
+    let left_out: Vec<f64> = panels
+        .iter()
+        .flat_map(|p| &p.tokens)
+        .copied()
+        .filter(|v| !(*v > 0.0 && v.is_finite()))
+        .collect();
+    match left_out.len() {
+        0 => format!("{name} (log scale)"),
+        n => {
+            let at = if left_out.iter().all(|&v| v == 0.0) {
+                "at 0"
+            } else {
+                "at or below 0"
+            };
+            let points = if n == 1 { "point" } else { "points" };
+            format!("{name} (log scale; {n} {points} {at} not drawn)")
+        }
+    }
+}
+
+/// `opts.x_scale` decided for `panels`: `Auto` is [`XScale::Log`] where
+/// the positive x values span at least [`LOG_SPAN`], else linear; a log
+/// axis needs a positive value, so without one it is linear whatever was
+/// asked.
+pub fn resolve_x_scale(panels: &[Panel], opts: &PlotOptions) -> XScale {
+    let positive = || {
+        panels
+            .iter()
+            .flat_map(|p| &p.tokens)
+            .copied()
+            .filter(|v| *v > 0.0 && v.is_finite())
+    };
+    let lo = positive().fold(f64::INFINITY, f64::min);
+    let hi = positive().fold(0.0, f64::max);
+    match opts.x_scale {
+        _ if !lo.is_finite() => XScale::Linear,
+        XScale::Auto if hi / lo >= LOG_SPAN => XScale::Log,
+        XScale::Auto => XScale::Linear,
+        s => s,
+    }
 }
 
 /// A legend entry's sample.
@@ -636,38 +799,53 @@ fn text_width<DB: DrawingBackend>(
 /// A panel's chart: x and y in axis coordinates.
 pub(super) type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
-/// A panel's frame: its title, the shared x axis (named and scaled as
-/// `opts` says) and the y axis named `y_desc`, its ticks with at most
-/// `y_decimals` decimals, both with light grid lines.
+/// A panel's frame: its title, the x axis (scaled as `opts` says) and the
+/// y axis, ticks labelled with the digits that tell them apart
+/// ([`tick_label`]), both with light grid lines; `names` names the axes
+/// (x, y) on the panel itself, where the panels do not share them.
 pub(super) fn panel_chart<'a, DB: DrawingBackend>(
     area: &'a DrawingArea<DB, Shift>,
     title: &str,
     x_range: (f64, f64),
     (y_lo, y_hi): (f64, f64),
-    (y_desc, y_decimals): (&str, usize),
+    names: Option<(&str, &str)>,
     opts: &PlotOptions,
 ) -> anyhow::Result<Chart<'a, DB>> {
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FONT, 21))
         .margin(8)
-        .x_label_area_size(42)
+        // Room for half the last x tick's label ("1.15e7").
+        .margin_right(24)
+        .x_label_area_size(if names.is_some() { 42 } else { 26 })
         .y_label_area_size(52)
         .build_cartesian_2d(x_range.0..x_range.1, y_lo..y_hi)
         .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc(opts.x_label.as_str())
-        .y_desc(y_desc)
-        .x_labels(6)
-        .y_labels(6)
-        .x_label_formatter(&|v| {
-            if opts.x_log {
-                format_count(10f64.powf(*v) * opts.x_unit)
-            } else {
-                tick(*v, opts.x_decimals)
-            }
-        })
-        .y_label_formatter(&|v| tick(*v, y_decimals))
+    let log = opts.x_scale == XScale::Log;
+    let x_step = tick_step(x_range);
+    let y_step = tick_step((y_lo, y_hi));
+    // A log axis labels its decades; one spanning less than two of them
+    // labels every tick.
+    let every = key_points(x_range)
+        .iter()
+        .filter(|v| (*v - v.round()).abs() < 1e-9)
+        .count()
+        < 2;
+    let x_fmt = |v: &f64| {
+        if log {
+            log_tick(*v, opts.x_unit, every)
+        } else {
+            tick_label(*v, x_step)
+        }
+    };
+    let y_fmt = |v: &f64| tick_label(*v, y_step);
+    let mut mesh = chart.configure_mesh();
+    if let Some((x_name, y_name)) = names {
+        mesh.x_desc(x_name).y_desc(y_name);
+    }
+    mesh.x_labels(TICKS)
+        .y_labels(TICKS)
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&y_fmt)
         .label_style((FONT, 15))
         .axis_desc_style((FONT, 16))
         .max_light_lines(1)
@@ -678,6 +856,37 @@ pub(super) fn panel_chart<'a, DB: DrawingBackend>(
     Ok(chart)
 }
 
+/// Most labelled ticks on an axis.
+const TICKS: usize = 6;
+
+/// The ticks plotters puts on an axis over `range`.
+fn key_points((lo, hi): (f64, f64)) -> Vec<f64> {
+    plotters::coord::ranged1d::Ranged::key_points(&RangedCoordf64::from(lo..hi), TICKS)
+}
+
+/// The distance between neighbouring ticks over `range`.
+fn tick_step(range: (f64, f64)) -> f64 {
+    match key_points(range)[..] {
+        [a, b, ..] => b - a,
+        _ => (range.1 - range.0).abs(),
+    }
+}
+
+/// A log axis's tick at log10 value `v` (of x / `unit`): x in
+/// [`format_count`]'s style at a decade ("100M", "1B"), blank between
+/// decades unless `every`.
+fn log_tick(v: f64, unit: f64, every: bool) -> String {
+    if !every && (v - v.round()).abs() > 1e-9 {
+        return String::new();
+    }
+    let x = 10f64.powf(v) * unit;
+    if x >= 1000.0 {
+        format_count(x)
+    } else {
+        format_sig(x, 3)
+    }
+}
+
 /// The points of `p` on the x axis, in its coordinates.
 pub(super) fn x_coords(p: &Panel, opts: &PlotOptions) -> Vec<f64> {
     p.tokens.iter().map(|&d| x_coord(d, opts)).collect()
@@ -685,8 +894,8 @@ pub(super) fn x_coords(p: &Panel, opts: &PlotOptions) -> Vec<f64> {
 
 /// `ys` against `xs` as a solid blue line, decimated to
 /// [`PlotOptions::max_line_points`] and clipped to the y range; thinner
-/// where the points are denser than pixels, else noise turns the line into
-/// a solid band.
+/// where the points are closer than about two pixels, else noise turns the
+/// line into a band that hides the prediction.
 pub(super) fn draw_solid_line<DB: DrawingBackend>(
     chart: &mut Chart<'_, DB>,
     xs: &[f64],
@@ -695,21 +904,60 @@ pub(super) fn draw_solid_line<DB: DrawingBackend>(
     opts: &PlotOptions,
 ) -> anyhow::Result<()> {
     let pts = decimate(xs, ys, opts.max_line_points);
-    let dense = pts.len() > 2 * opts.panel_width as usize;
+    let dense = pts.len() > opts.panel_width as usize / 2;
     let style = REAL.stroke_width(if dense { 1 } else { 2 });
     // Lines are clipped to the y range by hand: plotters would draw them
     // over the axes and the neighbouring panels.
     for piece in clip_y(&pts, y_lo, y_hi) {
-        chart
-            .draw_series(LineSeries::new(piece, style))
-            .map_err(err)?;
+        if dense {
+            // One pixel wide: drawn as plain segments, without joins.
+            chart
+                .draw_series(LineSeries::new(piece, style))
+                .map_err(err)?;
+            continue;
+        }
+        let px: Vec<(i32, i32)> = piece.iter().map(|p| chart.backend_coord(p)).collect();
+        for run in cut_sharp_turns(&px) {
+            chart
+                .draw_series(LineSeries::new(piece[run].iter().copied(), style))
+                .map_err(err)?;
+        }
     }
     Ok(())
 }
 
+/// Index ranges of the runs of a polyline (in pixels) to draw as separate
+/// paths, cut at every turn sharper than a right angle (neighbouring runs
+/// share that vertex). The bitmap backend fills a thick path as one polygon
+/// whose mitre at such a turn reaches far beyond the line: on noisy
+/// curves, spikes across titles and neighbouring panels.
+pub(super) fn cut_sharp_turns(px: &[(i32, i32)]) -> Vec<std::ops::Range<usize>> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    let mut last: Option<(i64, i64)> = None;
+    for i in 1..px.len() {
+        let d = (
+            i64::from(px[i].0 - px[i - 1].0),
+            i64::from(px[i].1 - px[i - 1].1),
+        );
+        if d == (0, 0) {
+            continue;
+        }
+        if let Some(l) = last {
+            if l.0 * d.0 + l.1 * d.1 < 0 {
+                runs.push(start..i);
+                start = i - 1;
+            }
+        }
+        last = Some(d);
+    }
+    runs.push(start..px.len());
+    runs
+}
+
 /// Green markers at the held-out points of `p`, at (`xs`, `ys`) inside the
-/// y range; at most a quarter of [`PlotOptions::max_line_points`] of them
-/// (every k-th).
+/// y range: at most one every 12 pixels of panel width or so (every k-th
+/// point), since markers on every point of a long curve merge into a blob.
 pub(super) fn draw_held_out<DB: DrawingBackend>(
     chart: &mut Chart<'_, DB>,
     p: &Panel,
@@ -723,10 +971,7 @@ pub(super) fn draw_held_out<DB: DrawingBackend>(
         .map(|i| (xs[i], ys[i]))
         .filter(|&(x, y)| x.is_finite() && y >= y_lo && y <= y_hi)
         .collect();
-    let stride = held
-        .len()
-        .div_ceil((opts.max_line_points / 4).max(1))
-        .max(1);
+    let stride = held.len().div_ceil(max_markers(opts)).max(1);
     chart
         .draw_series(
             held.iter()
@@ -735,6 +980,77 @@ pub(super) fn draw_held_out<DB: DrawingBackend>(
         )
         .map_err(err)?;
     Ok(())
+}
+
+/// Most held-out markers in a panel.
+pub fn max_markers(opts: &PlotOptions) -> usize {
+    (opts.panel_width as usize / 12).max(8)
+}
+
+/// The band `lo..hi` at `xs` as one pale polygon, lo forwards and hi back,
+/// clamped to the y range (for a filled area that is the clip). Bands come
+/// from a smooth law, so every k-th point keeps their shape.
+pub(super) fn draw_band<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    xs: &[f64],
+    band: &[(f64, f64)],
+    (y_lo, y_hi): (f64, f64),
+    opts: &PlotOptions,
+) -> anyhow::Result<()> {
+    if band.is_empty() {
+        return Ok(());
+    }
+    let step = band.len().div_ceil(opts.max_line_points.max(2) / 2).max(1);
+    let keep: Vec<usize> = (0..band.len())
+        .step_by(step)
+        .chain(std::iter::once(band.len() - 1))
+        .filter(|&i| xs[i].is_finite() && band[i].0.is_finite() && band[i].1.is_finite())
+        .collect();
+    let clamp = |v: f64| v.clamp(y_lo, y_hi);
+    // One polygon per stretch in view: clamped, a stretch wholly above or
+    // below the range would leave a sliver along the edge.
+    let in_view = |&i: &usize| band[i].0 <= y_hi && band[i].1 >= y_lo;
+    for stretch in keep.split(|i| !in_view(i)) {
+        let outline: Vec<(f64, f64)> = stretch
+            .iter()
+            .map(|&i| (xs[i], clamp(band[i].0)))
+            .chain(stretch.iter().rev().map(|&i| (xs[i], clamp(band[i].1))))
+            .collect();
+        if outline.len() >= 4 {
+            chart
+                .draw_series(std::iter::once(Polygon::new(outline, BAND.filled())))
+                .map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+/// The legend's label of the bands of `panels` on the y range `y_span`
+/// wide: `opts.band_label`, and where their median width is under two
+/// pixels of a panel's plotting area, that they are too thin to see, and
+/// how wide they are.
+pub fn band_legend(panels: &[Panel], y_span: f64, opts: &PlotOptions) -> String {
+    let mut w: Vec<f64> = panels
+        .iter()
+        .flat_map(|p| &p.band)
+        .map(|(lo, hi)| hi - lo)
+        .filter(|v| v.is_finite())
+        .collect();
+    if w.is_empty() {
+        return opts.band_label.clone();
+    }
+    w.sort_unstable_by(f64::total_cmp);
+    let median = w[w.len() / 2];
+    // The plotting area: the panel less its margins, title and tick labels.
+    let plot_height = f64::from(opts.panel_height.saturating_sub(80).max(1));
+    if median / y_span * plot_height >= 2.0 {
+        return opts.band_label.clone();
+    }
+    format!(
+        "{}, median width {}: too thin to see here",
+        opts.band_label,
+        format_sig(median, 2)
+    )
 }
 
 /// The Real-vs-Pred grid.
@@ -751,7 +1067,8 @@ impl Figure for RealVsPred {
             ("Pred".to_string(), Swatch::Dashed),
         ];
         if panels.iter().any(|p| !p.band.is_empty()) {
-            entries.push((opts.band_label.clone(), Swatch::Area));
+            let (lo, hi) = self.y_range(panels, opts);
+            entries.push((band_legend(panels, hi - lo, opts), Swatch::Area));
         }
         entries.extend(held_out_entry(panels));
         entries
@@ -759,6 +1076,10 @@ impl Figure for RealVsPred {
 
     fn y_range(&self, panels: &[Panel], opts: &PlotOptions) -> (f64, f64) {
         opts.y_range.unwrap_or_else(|| loss_range(panels))
+    }
+
+    fn y_label(&self) -> &str {
+        "Loss"
     }
 
     fn draw_panel<DB: DrawingBackend>(
@@ -770,41 +1091,15 @@ impl Figure for RealVsPred {
         (y_lo, y_hi): (f64, f64),
         opts: &PlotOptions,
     ) -> anyhow::Result<()> {
-        let mut chart = panel_chart(area, title, x_range, (y_lo, y_hi), ("Loss", 2), opts)?;
+        let mut chart = panel_chart(area, title, x_range, (y_lo, y_hi), None, opts)?;
         let xs = x_coords(p, opts);
 
         // Back to front: band, held-out markers, real line, prediction. The
-        // markers sit on the real curve, where a good prediction runs too, so
-        // drawn last they would hide exactly the part of it being judged.
-        if !p.band.is_empty() {
-            // One polygon, lo forwards and hi back, clamped to the y range
-            // (for a filled area that is the clip). The law is smooth, so
-            // every k-th point keeps its shape.
-            let step = p
-                .band
-                .len()
-                .div_ceil(opts.max_line_points.max(2) / 2)
-                .max(1);
-            let keep: Vec<usize> = (0..p.band.len())
-                .step_by(step)
-                .chain(std::iter::once(p.band.len() - 1))
-                .filter(|&i| {
-                    xs[i].is_finite() && p.band[i].0.is_finite() && p.band[i].1.is_finite()
-                })
-                .collect();
-            let clamp = |v: f64| v.clamp(y_lo, y_hi);
-            let outline: Vec<(f64, f64)> = keep
-                .iter()
-                .map(|&i| (xs[i], clamp(p.band[i].0)))
-                .chain(keep.iter().rev().map(|&i| (xs[i], clamp(p.band[i].1))))
-                .collect();
-            if outline.len() >= 4 {
-                chart
-                    .draw_series(std::iter::once(Polygon::new(outline, BAND.filled())))
-                    .map_err(err)?;
-            }
-        }
-
+        // prediction is smooth and the real line noisy: drawn last, it shows
+        // through the noise; and the markers sit on the real curve, where a
+        // good prediction runs too, so drawn last they would hide exactly
+        // the part of it being judged.
+        draw_band(&mut chart, &xs, &p.band, (y_lo, y_hi), opts)?;
         draw_held_out(&mut chart, p, &xs, &p.loss, (y_lo, y_hi), opts)?;
         draw_solid_line(&mut chart, &xs, &p.loss, (y_lo, y_hi), opts)?;
         let pred = decimate(&xs, &p.pred, opts.max_line_points);
@@ -817,21 +1112,74 @@ impl Figure for RealVsPred {
     }
 }
 
-/// Tick label: at most `decimals` decimals, trailing zeros dropped ("2.5",
-/// "10").
+/// Tick label: at most `decimals` decimals, trailing zeros after the
+/// point dropped ("2.5", "10", "200").
 pub(super) fn tick(v: f64, decimals: usize) -> String {
-    let s = format!("{v:.decimals$}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" {
-        "0".into()
+    trim_zeros(format!("{v:.decimals$}"))
+}
+
+/// Zeros after a decimal point dropped, and the point if nothing follows
+/// it; "-0" is "0".
+fn trim_zeros(s: String) -> String {
+    let t = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
     } else {
-        s.into()
+        s.as_str()
+    };
+    if t == "-0" {
+        "0".to_string()
+    } else {
+        t.to_string()
     }
+}
+
+/// `v` to `sig` significant digits, trailing zeros dropped: plain from
+/// 0.001 up to 100000 ("0.0425", "812.3"), else as mantissa and exponent
+/// ("1.05e7", "3e-5"); the style of every number in the pictures' ticks
+/// and titles.
+pub fn format_sig(v: f64, sig: usize) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    if v == 0.0 {
+        return "0".to_string();
+    }
+    let sig = sig.clamp(1, 17);
+    // The exponent after rounding, so 99999.7 to 3 digits is 1e5.
+    let e = format!("{:.*e}", sig - 1, v);
+    let (mantissa, exp) = e.split_once('e').expect("exponent form");
+    let exp: i32 = exp.parse().expect("integer exponent");
+    if (-3..5).contains(&exp) {
+        let decimals = (sig as i32 - 1 - exp).max(0) as usize;
+        trim_zeros(format!("{v:.decimals$}"))
+    } else {
+        format!("{}e{exp}", trim_zeros(mantissa.to_string()))
+    }
+}
+
+/// The label of tick `v` on an axis whose ticks are `step` apart: in
+/// [`format_sig`]'s style, with the significant digits that tell it from
+/// its neighbours ("9.5e6", "1e7", "1.05e7"; "-0.02", "0", "0.02").
+pub fn tick_label(v: f64, step: f64) -> String {
+    if !(step.is_finite() && step > 0.0) {
+        return format_sig(v, 3);
+    }
+    // A tick at zero computed as a sum of steps can be 1e-17.
+    if v.abs() < step * 1e-6 {
+        return "0".to_string();
+    }
+    // The step's own digits ("2.5" has two), and how far above it v is.
+    let step_digits = format!("{step:.2e}");
+    let step_mantissa =
+        trim_zeros(step_digits[..step_digits.find('e').expect("exponent form")].to_string());
+    let step_sig = step_mantissa.chars().filter(char::is_ascii_digit).count() as i32;
+    let above = v.abs().log10().floor() - step.log10().floor();
+    format_sig(v, (above as i32 + step_sig).max(1) as usize)
 }
 
 /// Where value `v` of the x variable sits on the x axis.
 fn x_coord(v: f64, opts: &PlotOptions) -> f64 {
-    if opts.x_log {
+    if opts.x_scale == XScale::Log {
         (v / opts.x_unit).log10()
     } else {
         v / opts.x_unit
@@ -848,7 +1196,11 @@ fn token_range(panels: &[Panel], opts: &PlotOptions) -> (f64, f64) {
             .map(|&v| x_coord(v, opts))
             .filter(|v| v.is_finite())
     };
-    let floor = if opts.x_log { f64::INFINITY } else { 0.0 };
+    let floor = if opts.x_scale == XScale::Log {
+        f64::INFINITY
+    } else {
+        0.0
+    };
     let lo = finite().fold(floor, f64::min);
     let hi = finite().fold(f64::NEG_INFINITY, f64::max);
     if hi > lo {
@@ -1020,6 +1372,173 @@ mod tests {
     }
 
     #[test]
+    fn numbers_keep_their_significant_digits_and_exponents() {
+        assert_eq!(format_sig(7073602.1, 3), "7.07e6");
+        assert_eq!(format_sig(12029510.9, 3), "1.2e7");
+        assert_eq!(format_sig(99999.7, 3), "1e5");
+        assert_eq!(format_sig(812.34, 4), "812.3");
+        assert_eq!(format_sig(200.0, 3), "200");
+        assert_eq!(format_sig(0.04251, 3), "0.0425");
+        assert_eq!(format_sig(-3.2e-5, 2), "-3.2e-5");
+        assert_eq!(format_sig(0.0, 3), "0");
+    }
+
+    #[test]
+    fn ticks_tell_their_neighbours_apart() {
+        // The t2 axis of the example sweep's profile, once "95, 1, 105, 11,
+        // 115", and A's, once "2 4 6 8" for 200..800.
+        let t2: Vec<String> = [9.5e6, 1e7, 1.05e7, 1.1e7, 1.15e7]
+            .iter()
+            .map(|&v| tick_label(v, 5e5))
+            .collect();
+        assert_eq!(t2, ["9.5e6", "1e7", "1.05e7", "1.1e7", "1.15e7"]);
+        let a: Vec<String> = [200.0, 400.0, 600.0, 800.0]
+            .iter()
+            .map(|&v| tick_label(v, 200.0))
+            .collect();
+        assert_eq!(a, ["200", "400", "600", "800"]);
+        assert_eq!(tick_label(2.5, 0.5), "2.5");
+        assert_eq!(tick_label(3.0, 0.5), "3");
+        assert_eq!(tick_label(-0.04, 0.02), "-0.04");
+        assert_eq!(tick_label(0.02 - 0.02 + 1e-18, 0.02), "0");
+        assert_eq!(tick_label(1.25, 0.25), "1.25");
+        assert_eq!(tick_label(0.0003, 0.0001), "3e-4");
+        // The steps plotters chooses, and the labels of its ticks.
+        let step = tick_step((9.4e6, 1.16e7));
+        assert!((step - 5e5).abs() < 1e-3, "{step}");
+        assert_eq!(tick_label(key_points((9.4e6, 1.16e7))[1], step), "1e7");
+    }
+
+    #[test]
+    fn log_ticks_label_decades() {
+        assert_eq!(log_tick(9.0, 1.0, false), "1B");
+        assert_eq!(log_tick(-1.0, 1e9, false), "100M");
+        assert_eq!(log_tick(8.5, 1.0, false), "");
+        assert_eq!(log_tick(8.5, 1.0, true), "316M");
+        assert_eq!(log_tick(0.0, 1.0, false), "1");
+        assert_eq!(log_tick(-2.0, 1.0, false), "0.01");
+    }
+
+    #[test]
+    fn sharp_turns_cut_a_thick_line() {
+        // Up, sharply down, on to the right (a repeated pixel between),
+        // then back: cut at the two vertices where it turns back on itself.
+        let px = [(0, 0), (2, -20), (4, 0), (4, 0), (6, 2), (0, 2)];
+        assert_eq!(cut_sharp_turns(&px), [0..2, 1..5, 4..6]);
+        // A smooth curve stays one path.
+        let smooth: Vec<(i32, i32)> = (0..50).map(|i| (i, i * i / 10)).collect();
+        let runs = cut_sharp_turns(&smooth);
+        assert_eq!((runs.len(), runs[0].clone()), (1, 0..50));
+        let runs = cut_sharp_turns(&[(1, 1)]);
+        assert_eq!((runs.len(), runs[0].clone()), (1, 0..1));
+    }
+
+    #[test]
+    fn one_long_line_of_panels_wraps_into_a_near_square_grid() {
+        assert_eq!(square_grid(15), (4, 4));
+        assert_eq!(square_grid(60), (8, 8));
+        assert_eq!(square_grid(42), (6, 7));
+        assert_eq!(square_grid(1), (1, 1));
+        let p = |run: &str, n: f64, t: f64| Panel {
+            run: run.into(),
+            n,
+            t,
+            ..Default::default()
+        };
+        // Three groups at each of five sizes, all at one T: one row of 15.
+        let panels: Vec<Panel> = (0..15)
+            .map(|i| p(&format!("g{}", i % 3), (i / 3) as f64, 0.0))
+            .collect();
+        let g = grid_layout(&panels);
+        assert!(g.wrapped);
+        assert_eq!((g.rows.len(), g.cols.len()), (4, 4));
+        // In the line's order: size first, then group.
+        assert_eq!(g.cells[0], (0, 0));
+        assert_eq!(g.cells[1], (0, 1));
+        assert_eq!(g.cells[3], (0, 3));
+        assert_eq!(g.cells[4], (1, 0));
+        assert_eq!(g.cells[14], (3, 2));
+        let mut distinct = g.cells.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 15);
+        // A column, too; five or fewer stay as they are.
+        let column: Vec<Panel> = (0..7).map(|i| p("r", 1.0, i as f64)).collect();
+        let g = grid_layout(&column);
+        assert!(g.wrapped);
+        assert_eq!((g.rows.len(), g.cols.len()), (3, 3));
+        let g = grid_layout(&column[..5]);
+        assert!(!g.wrapped);
+        assert_eq!((g.rows.len(), g.cols.len()), (5, 1));
+    }
+
+    #[test]
+    fn the_x_scale_is_log_where_the_values_span_decades() {
+        let panel = |tokens: Vec<f64>| Panel {
+            loss: vec![1.0; tokens.len()],
+            pred: vec![1.0; tokens.len()],
+            tokens,
+            ..Default::default()
+        };
+        let auto = PlotOptions::default();
+        let wide = [panel(vec![0.0, 1e8, 1e9, 2e10])];
+        let narrow = [panel(vec![0.0, 5e9, 1e10, 2e10])];
+        assert_eq!(resolve_x_scale(&wide, &auto), XScale::Log);
+        assert_eq!(resolve_x_scale(&narrow, &auto), XScale::Linear);
+        let linear = PlotOptions {
+            x_scale: XScale::Linear,
+            ..Default::default()
+        };
+        assert_eq!(resolve_x_scale(&wide, &linear), XScale::Linear);
+        // Nothing positive: no log axis, whatever was asked.
+        let log = PlotOptions {
+            x_scale: XScale::Log,
+            ..Default::default()
+        };
+        assert_eq!(
+            resolve_x_scale(&[panel(vec![0.0, -1.0])], &log),
+            XScale::Linear
+        );
+        assert_eq!(resolve_x_scale(&narrow, &log), XScale::Log);
+        // The axis's name says what a log axis leaves out.
+        assert_eq!(x_axis_name(&wide, &linear), "Tokens (B)");
+        assert_eq!(
+            x_axis_name(&wide, &log),
+            "Tokens (log scale; 1 point at 0 not drawn)"
+        );
+        let two = [panel(vec![-1.0, 0.0, 1e9])];
+        assert_eq!(
+            x_axis_name(&two, &log),
+            "Tokens (log scale; 2 points at or below 0 not drawn)"
+        );
+        assert_eq!(
+            x_axis_name(&[panel(vec![1.0, 1e9])], &log),
+            "Tokens (log scale)"
+        );
+    }
+
+    #[test]
+    fn a_band_too_thin_to_see_says_so() {
+        let panel = |half: f64| Panel {
+            tokens: vec![1.0, 2.0, 3.0],
+            loss: vec![3.0; 3],
+            pred: vec![3.0; 3],
+            band: vec![(3.0 - half, 3.0 + half); 3],
+            ..Default::default()
+        };
+        let opts = PlotOptions {
+            band_label: "95% band (curves)".into(),
+            ..Default::default()
+        };
+        // A 220 px plotting area over a range 4 wide: 0.2 is 11 px.
+        assert_eq!(band_legend(&[panel(0.1)], 4.0, &opts), "95% band (curves)");
+        assert_eq!(
+            band_legend(&[panel(0.0025)], 4.0, &opts),
+            "95% band (curves), median width 0.005: too thin to see here"
+        );
+    }
+
+    #[test]
     fn tick_labels_are_short() {
         assert_eq!(tick(2.5, 2), "2.5");
         assert_eq!(tick(10.0, 2), "10");
@@ -1027,5 +1546,7 @@ mod tests {
         assert_eq!(tick(3.456, 2), "3.46");
         assert_eq!(tick(-0.0025, 4), "-0.0025");
         assert_eq!(tick(0.1 + 0.2, 5), "0.3");
+        // Zeros of a whole number are its own ("95" was 9.5e6).
+        assert_eq!(tick(200.0, 0), "200");
     }
 }

@@ -16,8 +16,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::plot::{
-    draw_header, draw_solid_line, err, panel_chart, register_fonts, tick, Swatch, DEFAULT_TITLE,
-    FONT, HELD, PRED, REAL,
+    draw_header, draw_solid_line, err, format_sig, panel_chart, register_fonts, tick, Swatch,
+    XScale, DEFAULT_TITLE, FONT, HELD, PRED, REAL,
 };
 use super::{PlotFormat, PlotOptions, HEADER_HEIGHT};
 use crate::profile::{ProfileInterval, ProfileReport};
@@ -86,26 +86,25 @@ pub fn y_range(statistic: &[f64], threshold: f64) -> (f64, f64) {
     (1.1 * low, top)
 }
 
-/// Decimals of tick labels on an axis spanning `span`: two more than its
-/// leading digit needs (0.04 → 4, 1 → 2), at most 8, none from 100 up.
-pub fn span_decimals(span: f64) -> usize {
-    if span.is_finite() && span > 0.0 {
-        (2 - span.log10().floor() as i64).clamp(0, 8) as usize
-    } else {
-        2
-    }
-}
-
 /// The level as a percentage: 0.95 → "95%", 0.683 → "68.3%".
 pub fn level_text(level: f64) -> String {
     format!("{}%", tick(100.0 * level, 2))
 }
 
-/// The interval in a panel's title, its ends to `decimals`: "[0.31,
-/// 0.35]", "open" when neither end is finite, and the finite end with
-/// "open" on the other side when one is.
-pub fn interval_text(iv: &ProfileInterval, decimals: usize) -> String {
-    let end = |v: f64| tick(v, decimals);
+/// The interval in a panel's title, in the ticks' style ([`format_sig`]):
+/// "[0.312, 0.35]", "[1.036e7, 1.06e7]"; "open" when neither end is
+/// finite, and the finite end with "open" on the other side when one is.
+/// Three significant digits, or as many more as it takes for the two ends'
+/// difference to show in two.
+pub fn interval_text(iv: &ProfileInterval) -> String {
+    let sig = if iv.lo.is_finite() && iv.hi.is_finite() && iv.hi != iv.lo {
+        let top = iv.lo.abs().max(iv.hi.abs()).log10().floor();
+        let gap = (iv.hi - iv.lo).abs().log10().floor();
+        ((top - gap) as usize + 2).clamp(3, 10)
+    } else {
+        3
+    };
+    let end = |v: f64| format_sig(v, sig);
     match (iv.lo.is_finite(), iv.hi.is_finite()) {
         (true, true) => format!("[{}, {}]", end(iv.lo), end(iv.hi)),
         (true, false) => format!("[{}, open)", end(iv.lo)),
@@ -183,17 +182,16 @@ fn draw_panel<DB: DrawingBackend>(
 ) -> anyhow::Result<()> {
     let xr = x_range(&iv.values);
     let yr = y_range(&iv.statistic, report.threshold);
-    let x_decimals = span_decimals(xr.1 - xr.0);
     let opts = PlotOptions {
         x_label: name.to_string(),
         x_unit: 1.0,
-        x_log: false,
-        x_decimals,
+        x_scale: XScale::Linear,
         ..PlotOptions::default()
     };
-    let title = format!("{name} {}", interval_text(iv, x_decimals + 1));
-    let y_axis = ("Profile statistic", span_decimals(yr.1 - yr.0));
-    let mut chart = panel_chart(area, &title, xr, yr, y_axis, &opts)?;
+    let title = format!("{name} {}", interval_text(iv));
+    // Each panel has its own parameter, so each names its axes.
+    let names = Some((name, "Profile statistic"));
+    let mut chart = panel_chart(area, &title, xr, yr, names, &opts)?;
     let thr = report.threshold;
     if thr.is_finite() && thr >= yr.0 && thr <= yr.1 {
         chart
@@ -312,16 +310,24 @@ mod tests {
 
     #[test]
     fn labels_follow_the_span_level_and_ends() {
-        assert_eq!(span_decimals(0.04), 4);
-        assert_eq!(span_decimals(1.0), 2);
-        assert_eq!(span_decimals(250.0), 0);
-        assert_eq!(span_decimals(0.0), 2);
         assert_eq!(level_text(0.95), "95%");
         assert_eq!(level_text(0.683), "68.3%");
-        assert_eq!(interval_text(&interval(0.3124, 0.35), 3), "[0.312, 0.35]");
-        assert_eq!(interval_text(&interval(f64::NAN, f64::NAN), 3), "open");
-        assert_eq!(interval_text(&interval(0.25, f64::NAN), 3), "[0.25, open)");
-        assert_eq!(interval_text(&interval(f64::NAN, 2.0), 3), "(open, 2]");
+        assert_eq!(interval_text(&interval(0.3124, 0.35)), "[0.312, 0.35]");
+        assert_eq!(interval_text(&interval(f64::NAN, f64::NAN)), "open");
+        assert_eq!(interval_text(&interval(0.25, f64::NAN)), "[0.25, open)");
+        assert_eq!(interval_text(&interval(f64::NAN, 2.0)), "(open, 2]");
+        // The titles of the example sweep's profile, once printed raw
+        // ("t1 [7073602.1, 12029510.9]").
+        assert_eq!(
+            interval_text(&interval(7073602.1, 12029510.9)),
+            "[7.07e6, 1.2e7]"
+        );
+        assert_eq!(
+            interval_text(&interval(10359742.6, 10598533.4)),
+            "[1.036e7, 1.06e7]"
+        );
+        assert_eq!(interval_text(&interval(203.6, 349.6)), "[204, 350]");
+        assert_eq!(interval_text(&interval(0.558, 1.476)), "[0.558, 1.48]");
     }
 
     #[test]

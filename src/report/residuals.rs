@@ -14,8 +14,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::plot::{
-    draw_figure, draw_held_out, draw_solid_line, err, held_out_entry, panel_chart, x_coords,
-    Figure, Swatch, DEFAULT_TITLE,
+    band_legend, draw_band, draw_figure, draw_held_out, draw_solid_line, err, held_out_entry,
+    panel_chart, x_coords, Figure, Swatch, DEFAULT_TITLE,
 };
 use super::{Panel, PlotOptions};
 
@@ -82,20 +82,10 @@ pub fn residual_title(opts: &PlotOptions) -> String {
 /// extension (an existing file is replaced; refusing that is the caller's
 /// business). The panels and options are those of [`super::draw_grid`];
 /// the y range is always [`residual_range`] (`opts.y_range` is a loss
-/// range), and prediction bands are not drawn.
+/// range), and prediction bands are drawn about the zero line (band less
+/// prediction), where they are wide enough to see.
 pub fn draw_residuals(path: &Path, panels: &[Panel], opts: &PlotOptions) -> anyhow::Result<()> {
     draw_figure(path, panels, opts, &Residuals)
-}
-
-/// Decimals of the y ticks for the range ±`half`: two more than the
-/// magnitude's leading digit needs, so a ±0.003 range reads "0.001",
-/// "0.002" rather than "0" throughout; at least 2, at most 8.
-fn y_decimals(half: f64) -> usize {
-    if half.is_finite() && half > 0.0 {
-        (2 - half.log10().floor() as i64).clamp(2, 8) as usize
-    } else {
-        2
-    }
 }
 
 struct Residuals;
@@ -105,14 +95,26 @@ impl Figure for Residuals {
         residual_title(opts)
     }
 
-    fn legend(&self, panels: &[Panel], _opts: &PlotOptions) -> Vec<(String, Swatch)> {
+    fn legend(&self, panels: &[Panel], opts: &PlotOptions) -> Vec<(String, Swatch)> {
         let mut entries = vec![("Residual".to_string(), Swatch::Line)];
+        if panels.iter().any(|p| !p.band.is_empty()) {
+            let (lo, hi) = self.y_range(panels, opts);
+            let about = PlotOptions {
+                band_label: format!("{} about the prediction", opts.band_label),
+                ..opts.clone()
+            };
+            entries.push((band_legend(panels, hi - lo, &about), Swatch::Area));
+        }
         entries.extend(held_out_entry(panels));
         entries
     }
 
     fn y_range(&self, panels: &[Panel], _opts: &PlotOptions) -> (f64, f64) {
         residual_range(panels)
+    }
+
+    fn y_label(&self) -> &str {
+        "Pred − loss"
     }
 
     fn draw_panel<DB: DrawingBackend>(
@@ -124,22 +126,23 @@ impl Figure for Residuals {
         y_range: (f64, f64),
         opts: &PlotOptions,
     ) -> anyhow::Result<()> {
-        let decimals = y_decimals(y_range.1);
-        let mut chart = panel_chart(
-            area,
-            title,
-            x_range,
-            y_range,
-            ("Pred − loss", decimals),
-            opts,
-        )?;
+        let mut chart = panel_chart(area, title, x_range, y_range, None, opts)?;
+        let xs = x_coords(p, opts);
+        // The prediction's band less the prediction: on the residuals'
+        // scale it shows, where on the loss's it is thinner than a line.
+        let band: Vec<(f64, f64)> = p
+            .band
+            .iter()
+            .zip(&p.pred)
+            .map(|(&(lo, hi), &pred)| (lo - pred, hi - pred))
+            .collect();
+        draw_band(&mut chart, &xs, &band, y_range, opts)?;
         chart
             .draw_series(LineSeries::new(
                 [(x_range.0, 0.0), (x_range.1, 0.0)],
                 ZERO.stroke_width(1),
             ))
             .map_err(err)?;
-        let xs = x_coords(p, opts);
         let r = residuals(p);
         draw_solid_line(&mut chart, &xs, &r, y_range, opts)?;
         // Over the line: the held-out points are the residuals to judge.
@@ -232,15 +235,5 @@ mod tests {
             residual_title(&with(Some("sizes fold 3: train N = 53M"))),
             "Residuals (pred − loss) · sizes fold 3: train N = 53M"
         );
-    }
-
-    #[test]
-    fn tick_decimals_follow_the_range() {
-        assert_eq!(y_decimals(0.03), 4);
-        assert_eq!(y_decimals(0.003), 5);
-        assert_eq!(y_decimals(0.5), 3);
-        assert_eq!(y_decimals(2.0), 2);
-        assert_eq!(y_decimals(1e-12), 8);
-        assert_eq!(y_decimals(0.0), 2);
     }
 }
