@@ -620,7 +620,10 @@ pub fn fit(
             finished.polish.grad_norm, finished.polish.newton_steps
         ));
     }
-    let metrics = compute_metrics(ds, &raw);
+    let mut metrics = compute_metrics(ds, &raw);
+    if opts.objective.space == crate::objective::Space::Log {
+        metrics.log = crate::report::log_metrics(ds, &raw);
+    }
     // The metrics have predicted every point already: only a non-finite
     // result needs the pass that finds and names the culprit.
     if !metrics.rmse.is_finite() || raw.iter().any(|v| !v.is_finite()) {

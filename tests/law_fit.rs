@@ -776,3 +776,61 @@ fn eval_folds_are_distinct_and_only_what_was_asked() {
     run.assert_failed("sizes asked for with 560 folds");
     assert!(run.stderr.contains("560 folds"), "{}", run.dump());
 }
+
+/// A `--space log` fit reports the log space's R² and RMSE beside the
+/// linear ones (the numbers papers quote), computed here from pred.csv; a
+/// linear fit has none.
+#[test]
+fn a_log_space_fit_reports_its_log_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = chinchilla_csv(dir.path());
+    for space in ["log", "linear"] {
+        let out = dir.path().join(space);
+        let run = ok(
+            dir.path(),
+            &[
+                "fit",
+                csv.to_str().unwrap(),
+                "--law",
+                "E + A/N^alpha + B/D^beta",
+                "--space",
+                space,
+                "--starts",
+                "16",
+                "--backend",
+                "cpu",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        );
+        let r = read_json(&out.join("fit.json"));
+        if space == "linear" {
+            assert!(r["metrics"].get("log").is_none(), "{}", r["metrics"]);
+            continue;
+        }
+        assert!(run.stdout.contains("fit in log space"), "{}", run.dump());
+        let text = std::fs::read_to_string(out.join("pred.csv")).unwrap();
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+        let (li, pi) = (col("loss"), col("pred"));
+        let (ly, lp): (Vec<f64>, Vec<f64>) = lines
+            .map(|l| {
+                let v: Vec<&str> = l.split(',').collect();
+                let f = |i: usize| v[i].parse::<f64>().unwrap().ln();
+                (f(li), f(pi))
+            })
+            .unzip();
+        let mean = ly.iter().sum::<f64>() / ly.len() as f64;
+        let sst: f64 = ly.iter().map(|y| (y - mean).powi(2)).sum();
+        let sse: f64 = ly.iter().zip(&lp).map(|(y, p)| (p - y).powi(2)).sum();
+        let (r2, rmse) = (1.0 - sse / sst, (sse / ly.len() as f64).sqrt());
+        let got_r2 = num(&r, &["metrics", "log", "r2"]);
+        let got_rmse = num(&r, &["metrics", "log", "rmse"]);
+        assert!((got_r2 - r2).abs() < 1e-12, "log R² {got_r2}, here {r2}");
+        assert!(
+            (got_rmse - rmse).abs() < 1e-12 * rmse.max(1e-300) + 1e-15,
+            "log RMSE {got_rmse}, here {rmse}"
+        );
+    }
+}

@@ -1045,10 +1045,16 @@ fn predict_into(b: &BoundLaw, cols: &Columns, params: &[f64], rows: &[usize], pr
     }
 }
 
-fn set_metrics(cols: &Columns, pred: &[f64], rows: &[usize]) -> SetMetrics {
+/// The metrics of `rows`, with the log-space ones for `--space log` fits.
+fn set_metrics(cols: &Columns, pred: &[f64], rows: &[usize], space: Space) -> SetMetrics {
     let loss: Vec<f64> = rows.iter().map(|&r| cols.loss[r]).collect();
     let pr: Vec<f64> = rows.iter().map(|&r| pred[r]).collect();
-    SetMetrics::new(&loss, &pr)
+    SetMetrics {
+        log: (space == Space::Log)
+            .then(|| crate::report::LogMetrics::new(&loss, &pr))
+            .flatten(),
+        ..SetMetrics::new(&loss, &pr)
+    }
 }
 
 fn status_counts(outcomes: &[Outcome]) -> IndexMap<String, usize> {
@@ -1190,8 +1196,9 @@ pub fn fit_table(
                 .collect(),
             objective: fit.objective,
             at_best: fit.at_best,
-            metrics: set_metrics(&cols, &pred, &g.train),
-            test: (!g.test.is_empty()).then(|| set_metrics(&cols, &pred, &g.test)),
+            metrics: set_metrics(&cols, &pred, &g.train, opts.objective.space),
+            test: (!g.test.is_empty())
+                .then(|| set_metrics(&cols, &pred, &g.test, opts.objective.space)),
             polish: Some(polish),
             identifiability: Some(identifiability),
             bootstrap: None,
@@ -1203,7 +1210,7 @@ pub fn fit_table(
     let test = opts.test_where.as_ref().map(|s| TestReport {
         protocol: "test-where".into(),
         selector: format!("{}={}", s.column, s.value),
-        metrics: set_metrics(&cols, &pred, &rows_of(true)),
+        metrics: set_metrics(&cols, &pred, &rows_of(true), opts.objective.space),
     });
     let grouped = !opts.by.is_empty();
     // Summed over groups: each group's starts at its own best.
@@ -1265,7 +1272,7 @@ pub fn fit_table(
             delta: opts.objective.delta,
             value: objective_sum / train_rows.len().max(1) as f64,
         },
-        metrics: set_metrics(&cols, &pred, &train_rows),
+        metrics: set_metrics(&cols, &pred, &train_rows, opts.objective.space),
         test,
         by: opts.by.clone(),
         groups: if grouped { reports } else { Vec::new() },

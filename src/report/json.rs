@@ -423,6 +423,7 @@ mod tests {
                 rmse: 0.0201,
                 mae: 0.016,
                 mape: 0.52,
+                log: None,
                 per_config: vec![ConfigMetrics {
                     run: "looplm-53M".into(),
                     n: 53e6,

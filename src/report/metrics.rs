@@ -95,8 +95,21 @@ pub fn compute_metrics(ds: &Dataset, params: &[f64; NP]) -> Metrics {
         rmse: all.rmse(),
         mae: all.mae(),
         mape: all.mape(),
+        log: None,
         per_config,
     }
+}
+
+/// R² and RMSE of the log loss over every point of `ds` (None where a loss
+/// or prediction is not positive).
+pub fn log_metrics(ds: &Dataset, params: &[f64; NP]) -> Option<super::LogMetrics> {
+    let mut pred = vec![0.0; ds.points()];
+    for c in &ds.configs {
+        for i in c.range() {
+            pred[i] = predict_raw(params, c.n, ds.tokens[i], c.t);
+        }
+    }
+    super::LogMetrics::new(&ds.loss, &pred)
 }
 
 /// R², RMSE and MAPE (percent) of the law with raw-unit `params` on the

@@ -21,7 +21,7 @@ pub use eval::{
     eval_summary, write_eval_csv, write_eval_json, EvalReport, FoldReport, ProtocolSummary,
 };
 pub use json::{parse_json, pretty_json, read_fit_json, write_fit_json, write_pretty};
-pub use metrics::{compute_metrics, subset_metrics};
+pub use metrics::{compute_metrics, log_metrics, subset_metrics};
 pub use plot::{
     add_bands, add_fit_bands, band_legend, draw_grid, fit_params, fit_title, fold_title,
     format_sig, grid_layout, max_markers, panels_from_dataset, read_pred_csv, resolve_x_scale,
@@ -152,7 +152,34 @@ pub struct Metrics {
     pub mae: f64,
     /// Mean absolute percentage error, in percent.
     pub mape: f64,
+    /// The fitted space's numbers for `--space log` fits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogMetrics>,
     pub per_config: Vec<ConfigMetrics>,
+}
+
+/// R² and RMSE of ln(pred) against ln(loss): what a fit in log space
+/// minimises, and what papers that fit there quote.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LogMetrics {
+    pub r2: f64,
+    pub rmse: f64,
+}
+
+impl LogMetrics {
+    /// None unless every loss and prediction is positive.
+    pub fn new(loss: &[f64], pred: &[f64]) -> Option<LogMetrics> {
+        if loss.is_empty() || !loss.iter().chain(pred).all(|v| *v > 0.0) {
+            return None;
+        }
+        let ly: Vec<f64> = loss.iter().map(|v| v.ln()).collect();
+        let lp: Vec<f64> = pred.iter().map(|v| v.ln()).collect();
+        let m = SetMetrics::new(&ly, &lp);
+        Some(LogMetrics {
+            r2: m.r2,
+            rmse: m.rmse,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -207,6 +234,9 @@ pub struct SetMetrics {
     pub mae: f64,
     /// Sum of squared residuals (pred - loss).
     pub sse: f64,
+    /// The fitted space's numbers for `--space log` fits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogMetrics>,
 }
 
 impl SetMetrics {
@@ -219,6 +249,7 @@ impl SetMetrics {
                 rmse: f64::NAN,
                 mae: f64::NAN,
                 sse: 0.0,
+                log: None,
             };
         }
         let mean = loss.iter().sum::<f64>() / n as f64;
@@ -234,6 +265,7 @@ impl SetMetrics {
             rmse: (sse / n as f64).sqrt(),
             mae: abs / n as f64,
             sse,
+            log: None,
         }
     }
 }

@@ -49,6 +49,7 @@ pub fn summary(r: &FitReport) -> String {
         format_value(m.mae),
         format_pct(m.mape)
     );
+    log_line(&mut s, m.log.as_ref(), "fit");
 
     if !m.per_config.is_empty() {
         s.push_str("\nper configuration\n");
@@ -345,6 +346,18 @@ pub(crate) fn row_format(values: &[f64]) -> impl Fn(f64) -> String {
     }
 }
 
+/// The log-space numbers of a `--space log` fit, under the linear ones.
+fn log_line(s: &mut String, log: Option<&super::LogMetrics>, what: &str) {
+    if let Some(l) = log {
+        let _ = writeln!(
+            s,
+            "{what} in log space (ln pred vs ln loss): R² {}  RMSE {}",
+            format_r2(l.r2),
+            format_value(l.rmse)
+        );
+    }
+}
+
 /// R2 is usually close to 1, where significant digits say little; fixed
 /// decimals show how close.
 pub(super) fn format_r2(v: f64) -> String {
@@ -549,6 +562,7 @@ pub fn law_summary(r: &super::LawFitReport) -> String {
         format_value(m.mae),
         format_value(m.sse)
     );
+    log_line(&mut s, m.log.as_ref(), "fit");
     if let Some(t) = &r.test {
         let m = &t.metrics;
         let _ = writeln!(
@@ -561,6 +575,7 @@ pub fn law_summary(r: &super::LawFitReport) -> String {
             format_value(m.mae),
             format_value(m.sse)
         );
+        log_line(&mut s, m.log.as_ref(), "test");
     }
     let st = &r.starts;
     let statuses: Vec<String> = st
@@ -646,6 +661,7 @@ mod tests {
                 rmse: 0.0201,
                 mae: 0.016,
                 mape: 0.52,
+                log: None,
                 per_config,
             },
             starts: StartsReport {
