@@ -334,3 +334,65 @@ fn predict_takes_at_and_the_named_spellings_for_every_fit() {
     no_t.assert_failed("--T on a law without T");
     assert!(no_t.stderr.contains("no variable T"), "{}", no_t.dump());
 }
+
+/// A law fit's prediction says where it extrapolates: values of a variable
+/// outside its fitted range get a warning naming the range; values inside
+/// get none.
+#[test]
+fn predict_of_a_law_fit_warns_outside_the_fitted_range() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    let csv = common::chinchilla_csv(dir, 10, 0.002);
+    ok(
+        dir,
+        &[
+            "fit",
+            csv.to_str().unwrap(),
+            "--law",
+            "E + A/N^alpha + B/D^beta",
+            "--starts",
+            "8",
+            "--backend",
+            "cpu",
+            "--out",
+            "f",
+        ],
+    );
+    let inside = ok(
+        dir,
+        &[
+            "predict",
+            "--fit",
+            "f/fit.json",
+            "--at",
+            "N=1e8,1e9",
+            "--at",
+            "D=1e9",
+        ],
+    );
+    assert!(!inside.stderr.contains("warning"), "{}", inside.dump());
+    let outside = ok(
+        dir,
+        &[
+            "predict",
+            "--fit",
+            "f/fit.json",
+            "--at",
+            "N=7e9,1e9",
+            "--at",
+            "D=1e9",
+        ],
+    );
+    assert!(
+        outside
+            .stderr
+            .contains("1 of the 2 values of N lie outside the fitted range [5.000e7, 1.600e9]"),
+        "{}",
+        outside.dump()
+    );
+    assert!(
+        !outside.stderr.contains("values of D"),
+        "{}",
+        outside.dump()
+    );
+}

@@ -186,6 +186,9 @@ fn predict_law(a: &PredictArgs) -> anyhow::Result<()> {
         at.push((name, values));
     }
     let (header, rows) = sweepfit::lawfit::predict_rows(&report, &law, &at)?;
+    for w in sweepfit::lawfit::extrapolation_warnings(&report, &at) {
+        tell!("warning: {w}");
+    }
     let write = |w: &mut dyn std::io::Write| -> anyhow::Result<usize> {
         let mut c = csv::Writer::from_writer(w);
         c.write_record(&header)?;

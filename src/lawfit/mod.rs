@@ -41,7 +41,7 @@ mod simulate;
 pub use bootstrap::{bootstrap, Fitted};
 pub use eval::{evaluate, LawEvalOptions, LawEvalOutput};
 pub use plot::{fold_panels, panels};
-pub use predict::{predict_rows, read_law_fit, LawFit};
+pub use predict::{extrapolation_warnings, predict_rows, read_law_fit, LawFit};
 pub use simulate::{simulate, LawSimulation, Simulated, Truth};
 
 use crate::identify::{self, Identifiability};
@@ -1097,6 +1097,7 @@ fn empty_report(b: &BoundLaw) -> LawFitReport {
         law_file: b.text.clone(),
         formula: b.file.formula.clone(),
         variables: b.file.variables.clone(),
+        ranges: IndexMap::new(),
         params: IndexMap::new(),
         fixed: Vec::new(),
         objective: ObjectiveReport {
@@ -1255,6 +1256,20 @@ pub fn fit_table(
         law_file: b.text.clone(),
         formula: b.file.formula.clone(),
         variables: b.file.variables.clone(),
+        ranges: b
+            .law
+            .variables
+            .iter()
+            .zip(&cols.vars)
+            .map(|(name, col)| {
+                let range = train_rows
+                    .iter()
+                    .fold([f64::INFINITY, f64::NEG_INFINITY], |[lo, hi], &r| {
+                        [lo.min(col[r]), hi.max(col[r])]
+                    });
+                (name.clone(), range)
+            })
+            .collect(),
         params: if grouped {
             IndexMap::new()
         } else {

@@ -148,3 +148,38 @@ pub fn predict_rows(
     }
     Ok((header, rows))
 }
+
+/// Warnings for the `--at` values outside the range a variable had in the
+/// fitted rows (extrapolation), one per variable; none for files written
+/// before fits recorded their ranges.
+pub fn extrapolation_warnings(r: &LawFitReport, at: &[(String, Vec<f64>)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, values) in at {
+        let Some(&[lo, hi]) = r.ranges.get(name) else {
+            continue;
+        };
+        let outside: Vec<f64> = values
+            .iter()
+            .copied()
+            .filter(|v| *v < lo || *v > hi)
+            .collect();
+        if let Some(far) = outside.iter().copied().max_by(|a, b| {
+            (a - lo)
+                .abs()
+                .max((a - hi).abs())
+                .total_cmp(&(b - lo).abs().max((b - hi).abs()))
+        }) {
+            let f = crate::report::format_value;
+            out.push(format!(
+                "{} of the {} values of {name} lie outside the fitted range [{}, {}] \
+                 (e.g. {}): the law extrapolates there",
+                outside.len(),
+                values.len(),
+                f(lo),
+                f(hi),
+                f(far)
+            ));
+        }
+    }
+    out
+}

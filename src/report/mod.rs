@@ -310,6 +310,10 @@ pub struct LawFitReport {
     pub formula: String,
     /// Variable -> column.
     pub variables: IndexMap<String, String>,
+    /// Variable -> [smallest, largest] value over the fitted rows, so that
+    /// `predict` can say when it extrapolates (absent in older files).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub ranges: IndexMap<String, [f64; 2]>,
     /// Best parameters (absent for `--by`, whose groups have their own).
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub params: IndexMap<String, f64>,
