@@ -95,7 +95,9 @@ pub(crate) struct InputArgs {
     /// Long CSV: columns run (optional), N, T (optional), tokens (or D), loss, weight (optional).
     #[arg(required_unless_present = "manifest", conflicts_with = "manifest")]
     input: Option<PathBuf>,
-    /// Manifest CSV of per-run logs: file,N,T,tokens_per_step,step_col,loss_col.
+    /// Manifest CSV of per-run logs: file,N,T,tokens_per_step,step_col,loss_col,
+    /// and optionally run (a label) and step_offset (added to a resumed log's
+    /// steps); files are relative to the manifest's folder.
     #[arg(long)]
     manifest: Option<PathBuf>,
     #[command(flatten)]
@@ -159,9 +161,8 @@ struct FilterArgs {
 pub(crate) struct FitFlags {
     /// The law: a built-in's name (`sweepfit laws` lists them) or a formula
     /// such as 'E + A/N^alpha + B/D^beta', whose names are variables where
-    /// they name a column of the data and parameters otherwise. Laws other
-    /// than looplm and chinchilla (and any law with --by or --test-where)
-    /// are compiled and fitted on the CPU.
+    /// they name a column of the data and parameters otherwise. Every law
+    /// is compiled and runs on the CPU or the GPU (--backend).
     #[arg(long, default_value = sweepfit::law::DEFAULT_LAW, conflicts_with = "law_file")]
     pub(crate) law: String,
     /// A law file (TOML) with declarations: `sweepfit laws looplm` prints one
@@ -180,9 +181,9 @@ pub(crate) struct FitFlags {
     /// Huber threshold, in the units of the residual.
     #[arg(long, default_value_t = 1e-3)]
     delta: f64,
-    /// Use K random starts instead of the default grid (at least 256
-    /// starts); laws given with --law always draw random starts, 128 unless
-    /// told.
+    /// Use K random starts instead of the default grid (of 256 to 324
+    /// starts, for looplm and chinchilla); other laws always draw random
+    /// starts, 128 unless told.
     #[arg(long, value_name = "K")]
     starts: Option<usize>,
     /// Seed of the random starts (--starts K); in `fit`, also of the
