@@ -350,7 +350,7 @@ fn groups(table: &Table, opts: &LawFitOptions) -> anyhow::Result<(Vec<Group>, Ve
     };
     let mut by_cols = Vec::new();
     for name in &opts.by {
-        let c = table.find(name).ok_or_else(|| {
+        let c = table.lookup(name)?.ok_or_else(|| {
             anyhow::anyhow!(
                 "{}:1: --by column '{name}' is missing; columns found: {}",
                 table.path.display(),
@@ -360,18 +360,19 @@ fn groups(table: &Table, opts: &LawFitOptions) -> anyhow::Result<(Vec<Group>, Ve
         by_cols.push(c);
     }
     let mut out: Vec<Group> = Vec::new();
-    let mut index: HashMap<Vec<&str>, usize> = HashMap::new();
+    // Cells group by value as --test-where matches them (1e3 is 1000);
+    // a group is labelled by its first row's text.
+    let mut index: HashMap<Vec<String>, usize> = HashMap::new();
     for (r, &test) in held.iter().enumerate() {
-        let key: Vec<&str> = by_cols
+        let key: Vec<String> = by_cols
             .iter()
-            .map(|&c| table.columns[c][r].as_str())
+            .map(|&c| crate::data::cell_key(&table.columns[c][r]))
             .collect();
-        let gi = *index.entry(key.clone()).or_insert_with(|| {
+        let gi = *index.entry(key).or_insert_with(|| {
             out.push(Group {
                 key: by_cols
                     .iter()
-                    .zip(&key)
-                    .map(|(&c, v)| (table.headers[c].clone(), v.to_string()))
+                    .map(|&c| (table.headers[c].clone(), table.columns[c][r].clone()))
                     .collect(),
                 train: Vec::new(),
                 test: Vec::new(),
