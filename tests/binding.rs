@@ -477,3 +477,78 @@ fn by_and_test_where_agree_on_equal_numbers() {
     let fit = read_json(&d.join("held/fit.json"));
     assert_eq!(num(&fit, "points") as usize, 16, "{}", run.dump());
 }
+
+/// simulate --var writes a variable to the column named; a fit reads it
+/// back only when told the same binding.
+#[test]
+fn simulate_writes_the_columns_var_names() {
+    let dir = tempdir();
+    let d = dir.path();
+    let sim = |extra: &[&str]| {
+        let mut args = vec![
+            "simulate",
+            "--law",
+            FORMULA,
+            "--param",
+            "E=1.8",
+            "--param",
+            "A=400",
+            "--param",
+            "alpha=0.34",
+            "--param",
+            "B=900",
+            "--param",
+            "beta=0.29",
+            "--at",
+            "N=5e7,1e8,2e8,4e8,8e8",
+            "--at",
+            "D=1e9:1e10:12:log",
+            "--noise",
+            "0",
+            "--out",
+            "sim.csv",
+            "--force",
+        ];
+        args.extend(extra);
+        sweepfit(d, &args)
+    };
+    sim(&["--var", "N=params"]).assert_ok("simulate --var N=params");
+    let text = std::fs::read_to_string(d.join("sim.csv")).unwrap();
+    assert!(text.starts_with("run,params,D,loss\n"), "{text}");
+    let fit = |extra: &[&str]| {
+        let mut args = vec![
+            "fit",
+            "sim.csv",
+            "--law",
+            FORMULA,
+            "--backend",
+            "cpu",
+            "--out",
+            "o",
+        ];
+        args.extend(extra);
+        sweepfit(d, &args)
+    };
+    fit(&[]).assert_failed("N left unbound");
+    fit(&["--var", "N=params", "--starts", "16"]).assert_ok("fit --var N=params");
+    let p = &read_json(&d.join("o/fit.json"))["params"];
+    assert!((num(p, "alpha") - 0.34).abs() < 1e-6, "{p}");
+    for (extra, want) in [
+        (
+            &["--var", "D=loss"][..],
+            "'loss' column is not a variable's",
+        ),
+        (
+            &["--var", "Q=x"],
+            "the law has no variable Q (its variables: N, D)",
+        ),
+        (
+            &["--var", "N=D"],
+            "two variables would be written to column 'D'",
+        ),
+    ] {
+        let run = sim(extra);
+        run.assert_failed(&format!("{extra:?}"));
+        assert!(run.stderr.contains(want), "{extra:?}: {}", run.dump());
+    }
+}
