@@ -64,6 +64,7 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
         }
     }
     let out_dir = check_out_dir(&a.out, a.force)?;
+    tell!("note: {}", a.input.sweep_binding(opts.law));
     let ds = a.input.load(&opts.objective)?;
     let mut protocols = Vec::new();
     let asked = a
