@@ -121,7 +121,7 @@ pub fn resolve(
     }
     // The candidates: a law file's declared variables, or every free name
     // of a bare formula.
-    let candidates: Vec<(String, Option<String>)> = if bare {
+    let mut candidates: Vec<(String, Option<String>)> = if bare {
         names.iter().map(|n| (n.clone(), None)).collect()
     } else {
         file.variables
@@ -129,6 +129,15 @@ pub fn resolve(
             .map(|(v, c)| (v.clone(), Some(c.clone())))
             .collect()
     };
+    // --var makes a law file's undeclared name a variable too, rather
+    // than being ignored.
+    for n in given.keys() {
+        if !candidates.iter().any(|(m, _)| m == n) {
+            candidates.push((n.clone(), None));
+        }
+    }
+    // Curves are told apart by `run`: two such columns are a guess too.
+    table.lookup("run")?;
     let mut bound: Vec<(String, usize, &'static str)> = Vec::new();
     let mut params = Vec::new();
     for (n, declared) in candidates {
@@ -427,6 +436,21 @@ mod tests {
         let t = table(&["N", "U", "D", "seen", "loss"]);
         let got = bound(dc, &t, &opts(&[("D", "seen")])).unwrap();
         assert_eq!(got, pairs(&[("N", "N"), ("D", "seen"), ("U", "U")]));
+        // --var makes a law file's undeclared name a variable.
+        let file = LawFile::parse(
+            "name = \"x\"\nformula = \"E + A/N^alpha + C*T\"\n[variables]\nN = \"N\"\n",
+            "x.toml",
+        )
+        .unwrap();
+        let t = table(&["N", "T", "loss"]);
+        let got = bound(file.clone(), &t, &opts(&[])).unwrap();
+        assert_eq!(got, pairs(&[("N", "N")]));
+        let got = bound(file, &t, &opts(&[("T", "T")])).unwrap();
+        assert_eq!(got, pairs(&[("N", "N"), ("T", "T")]));
+        // Two run columns.
+        let t = table(&["run", "N", "U", "D", "run", "loss"]);
+        let dc = crate::law::builtin_law("data-constrained").unwrap();
+        assert!(bound(dc, &t, &opts(&[])).is_err());
     }
 
     #[test]
