@@ -121,7 +121,8 @@ fn roles(law: &CompiledLaw, file: &LawFile) -> Vec<Role> {
         },
     };
     // What grows with the data (taken as positive): a variable, and sums,
-    // products, roots and positive powers of what grows. Only a term
+    // products, roots, logs, exponentials and positive powers of what
+    // grows. Only a term
     // divided by such a thing decays; `a/(1 + exp(-k*(x - x0)))` need not.
     fn grows(
         g: &super::dag::Graph,
@@ -136,7 +137,9 @@ fn roles(law: &CompiledLaw, file: &LawFile) -> Vec<Role> {
             Node::Var(_) => true,
             Node::Add(a, b) => (up(a) && (up(b) || free(b))) || (free(a) && up(b)),
             Node::Mul(a, b) => (up(a) && (up(b) || pos_const(b))) || (pos_const(a) && up(b)),
-            Node::Sqrt(a) => up(a),
+            // Data in other units: N/1e9.
+            Node::Div(a, b) => up(a) && pos_const(b),
+            Node::Sqrt(a) | Node::Log(a) | Node::Exp(a) => up(a),
             Node::Pow(base, e) => {
                 up(base)
                     && match g.node(e) {
@@ -410,6 +413,12 @@ mod tests {
         assert_eq!(t1.transform, Transform::Log);
         let s = t1.start.unwrap();
         assert!(s.log && (s.hi - 100.0).abs() < 1e-12 && (s.lo - 0.01).abs() < 1e-12);
+        // Data in other units grow too.
+        let r = rules_of("E + A/(N/1e9)^alpha + B/(2*D)", &["N", "D"]);
+        for amp in ["A", "B"] {
+            let p = r.iter().find(|p| p.name == amp).unwrap();
+            assert_eq!(p.transform, Transform::Log, "{amp}");
+        }
         // A term divided by what does not grow with the data need not
         // decay: a sigmoid's amplitude takes any sign.
         let r = rules_of("a/(1 + exp(-k*(x - x0))) + b", &["x"]);
