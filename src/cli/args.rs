@@ -121,6 +121,27 @@ impl InputArgs {
         }
     }
 
+    /// Which columns the sweep reader gives `law`'s variables, for the
+    /// binding stated with every fit (it reads only these, by name).
+    pub(crate) fn sweep_binding(&self, law: LawKind) -> String {
+        let t = law == LawKind::Looplm;
+        match &self.manifest {
+            Some(m) => format!(
+                "variables: N{} from the manifest {}, D = its step column x tokens_per_step",
+                if t { " and T" } else { "" },
+                m.display()
+            ),
+            None => format!(
+                "variables: N = column 'N', D = column 'tokens' (or 'D'){}",
+                if t {
+                    ", T = column 'T' (1 where there is none)"
+                } else {
+                    ""
+                }
+            ),
+        }
+    }
+
     /// Read the sweep and apply the filters.
     pub(crate) fn load(&self, objective: &Objective) -> anyhow::Result<Dataset> {
         let read = ReadOptions {
@@ -169,6 +190,12 @@ pub(crate) struct FitFlags {
     /// to start from.
     #[arg(long, value_name = "FILE")]
     pub(crate) law_file: Option<PathBuf>,
+    /// Bind the law's variable NAME to the data column COLUMN, e.g.
+    /// --var N=params (repeatable). Without it a variable reads the column
+    /// of its own name, else the one its law file declares; in a bare
+    /// formula, a name that finds no column is a parameter.
+    #[arg(long = "var", value_name = "NAME=COLUMN", value_parser = parse_var)]
+    pub(crate) vars: Vec<(String, String)>,
     /// Hold a parameter fixed, e.g. --fix t3=0 (repeatable; raw units).
     #[arg(long, value_name = "NAME=VALUE", value_parser = parse_fix)]
     fix: Vec<(String, f64)>,
@@ -296,6 +323,17 @@ impl SimFlags {
     }
 }
 
+/// `NAME=COLUMN` of --var; both sides checked against the law and the
+/// data once they are known.
+pub(crate) fn parse_var(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((n, c)) if !n.trim().is_empty() && !c.trim().is_empty() => {
+            Ok((n.trim().to_string(), c.trim().to_string()))
+        }
+        _ => Err(format!("expected NAME=COLUMN, got '{s}'")),
+    }
+}
+
 fn parse_fix(s: &str) -> Result<(String, f64), String> {
     let (name, value) = s
         .split_once('=')
@@ -316,7 +354,8 @@ fn parse_fix(s: &str) -> Result<(String, f64), String> {
 impl FitFlags {
     /// The hand-written law asked for, if it is one (and not a law file).
     pub(crate) fn hand_written(&self) -> Option<LawKind> {
-        if self.law_file.is_some() {
+        // --var binds columns the long CSV reader does not read.
+        if self.law_file.is_some() || !self.vars.is_empty() {
             return None;
         }
         [LawKind::Looplm, LawKind::Chinchilla]
@@ -329,6 +368,21 @@ impl FitFlags {
     pub(crate) fn law_source(&self) -> anyhow::Result<(LawFile, String, String)> {
         law_source(Some(&self.law), self.law_file.as_deref())
     }
+    /// How the law's names bind to the data: --var, and the columns
+    /// `used` otherwise (--by, --test-where).
+    pub(crate) fn bind_options(
+        &self,
+        by: &[String],
+        test_where: Option<&Selector>,
+    ) -> lawfit::BindOptions {
+        let mut used = by.to_vec();
+        used.extend(test_where.map(|s| s.column.clone()));
+        lawfit::BindOptions {
+            vars: self.vars.clone(),
+            used,
+        }
+    }
+
     /// Options of a fit of any law from a table.
     pub(crate) fn law_fit_options(
         &self,
@@ -339,6 +393,7 @@ impl FitFlags {
         let base = FitFlags {
             law: sweepfit::law::DEFAULT_LAW.into(),
             law_file: None,
+            vars: Vec::new(),
             fix: self.fix.clone(),
             ..*self
         };

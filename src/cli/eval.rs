@@ -78,6 +78,7 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
         }
     }
     let out_dir = check_out_dir(&a.out, a.force)?;
+    tell!("note: {}", a.input.sweep_binding(opts.law));
     let ds = a.input.load(&opts.objective)?;
     let mut protocols = Vec::new();
     let asked = a
@@ -174,7 +175,9 @@ fn cmd_eval_law(a: EvalArgs) -> anyhow::Result<()> {
     }
     let out_dir = check_out_dir(&a.out, a.force)?;
     let table = a.input.table(&fit.objective)?;
-    let bound = sweepfit::lawfit::bind(file, &text, &origin, &table)?;
+    let bind = a.fit.bind_options(&[], a.test_where.as_ref());
+    let bound = sweepfit::lawfit::bind(file, &text, &origin, &table, &bind)?;
+    super::fit::tell_binding(&bound);
     let mut protocols = a.protocol.clone();
     if let Some(p) = &mut protocols {
         p.dedup();

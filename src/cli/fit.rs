@@ -113,8 +113,14 @@ pub(crate) fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
     let boot = a.bootstrap.options(&opts)?;
     a.backend.check()?;
     let out_dir = check_out_dir(&a.out, a.force)?;
+    let binding = a.input.sweep_binding(opts.law);
+    tell!("note: {binding}");
     let ds = a.input.load(&opts.objective)?;
-    let out = run_fit(&ds, &opts, boot.as_ref(), a.backend.backend)?;
+    let mut out = run_fit(&ds, &opts, boot.as_ref(), a.backend.backend)?;
+    let params: Vec<&str> = out.report.params.keys().map(String::as_str).collect();
+    let binding = format!("{binding}; parameters: {}", params.join(", "));
+    // After the input's notes, which come first.
+    out.report.notes.push(binding);
     // Files first: a closed or full stdout must not lose the fit.
     let mut written = write_outputs(&out_dir, &ds, &out)?;
     if a.plot {
@@ -202,7 +208,9 @@ fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
     })?;
     let out_dir = check_out_dir(&a.out, a.force)?;
     let table = a.input.table(&opts.objective)?;
-    let bound = lawfit::bind(file, &text, &origin, &table)?;
+    let bind = a.fit.bind_options(&a.by, a.test_where.as_ref());
+    let bound = lawfit::bind(file, &text, &origin, &table, &bind)?;
+    tell_binding(&bound);
     let out = a.backend.run_law(&mut opts, "fit", |opts| {
         let mut out = with_spinner(fit_message, |tick| {
             lawfit::fit_table(&bound, &table, opts, tick)
@@ -267,6 +275,15 @@ fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
     say!("{}", report::law_summary(&out.report));
     say!("wrote {}", list_written(&out_dir, &written));
     Ok(())
+}
+
+/// Say on stderr, before the work, which names of the law read which
+/// columns and which are parameters (and any doubt about it).
+pub(crate) fn tell_binding(b: &lawfit::BoundLaw) {
+    tell!("note: {}", b.binding.describe());
+    if let Some(w) = &b.warning {
+        tell!("warning: {w}");
+    }
 }
 
 /// "DIR/fit.json, DIR/pred.csv and DIR/grid.png".

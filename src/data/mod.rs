@@ -11,7 +11,7 @@ pub use error::DataError;
 pub use filter::Filter;
 pub use long_csv::{read_long_csv, write_long_csv};
 pub use manifest::read_manifest;
-pub use table::{Check, Selector, Table};
+pub use table::{cell_key, Check, Selector, Table};
 
 /// Checks that depend on how the data will be fitted.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

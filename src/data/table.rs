@@ -122,13 +122,52 @@ impl Table {
         }
     }
 
-    /// Like [`Table::find`], with an error listing the columns found.
+    /// The column named `name` as [`Table::find`] picks it, but an error
+    /// where that pick would be a guess: two columns spelt `name`, or none
+    /// spelt so and several that match ignoring case (`nv` and `NV` for
+    /// `Nv`).
+    pub fn lookup(&self, name: &str) -> Result<Option<usize>, DataError> {
+        let exact: Vec<usize> = (0..self.headers.len())
+            .filter(|&i| self.headers[i] == name)
+            .collect();
+        let hits = if exact.is_empty() {
+            (0..self.headers.len())
+                .filter(|&i| self.headers[i].eq_ignore_ascii_case(name))
+                .collect()
+        } else {
+            exact
+        };
+        match hits[..] {
+            [] => Ok(None),
+            [i] => Ok(Some(i)),
+            [first, second, ..] => Err(DataError::DuplicateColumn {
+                path: self.path.clone(),
+                what: format!("'{name}'"),
+                first: self.headers[first].clone(),
+                first_index: first + 1,
+                second: self.headers[second].clone(),
+                second_index: second + 1,
+            }),
+        }
+    }
+
+    /// Like [`Table::lookup`], with an error listing the columns found.
     pub fn require(&self, name: &str, role: &str) -> Result<usize, DataError> {
-        self.find(name).ok_or_else(|| DataError::MissingColumn {
+        self.lookup(name)?.ok_or_else(|| DataError::MissingColumn {
             path: self.path.clone(),
             wanted: format!("'{name}' ({role})"),
             found: self.found(),
         })
+    }
+
+    /// Whether every cell of column `c` is a finite number (and there is
+    /// at least one row).
+    pub fn is_numeric(&self, c: usize) -> bool {
+        let cells = &self.columns[c];
+        !cells.is_empty()
+            && cells
+                .iter()
+                .all(|s| s.parse::<f64>().is_ok_and(f64::is_finite))
     }
 
     /// Column `c` as numbers; `check` says which values are valid.
@@ -174,6 +213,17 @@ pub enum Check {
     Positive,
 }
 
+/// What a cell is as a value to select or group rows by: a number by its
+/// value (`1e3`, `1000` and `1000.0` are one value; `-0` is `0`), anything
+/// else by its text. `--by` and `--test-where` both compare through it, so
+/// that they agree on which cells are equal.
+pub fn cell_key(cell: &str) -> String {
+    match cell.parse::<f64>() {
+        Ok(v) if !v.is_nan() => format!("{:e}", v + 0.0),
+        _ => cell.to_string(),
+    }
+}
+
 /// `COLUMN=VALUE`: rows whose cell in COLUMN equals VALUE (as text, or as
 /// numbers when both parse: `1e3` selects `1000`).
 #[derive(Debug, Clone, PartialEq)]
@@ -201,19 +251,16 @@ impl Selector {
     /// row matches (a mistyped value would otherwise test on nothing).
     pub fn rows(&self, t: &Table) -> Result<Vec<bool>, DataError> {
         let c = t
-            .find(&self.column)
+            .lookup(&self.column)?
             .ok_or_else(|| DataError::MissingColumn {
                 path: t.path.clone(),
                 wanted: format!("'{}' (of --test-where)", self.column),
                 found: t.found(),
             })?;
-        let num = self.value.parse::<f64>().ok();
+        let want = cell_key(&self.value);
         let hits: Vec<bool> = t.columns[c]
             .iter()
-            .map(|cell| {
-                cell == &self.value
-                    || matches!((num, cell.parse::<f64>()), (Some(a), Ok(b)) if a == b)
-            })
+            .map(|cell| cell_key(cell) == want)
             .collect();
         if !hits.contains(&true) {
             let mut seen: Vec<&String> = t.columns[c].iter().collect();
@@ -256,6 +303,42 @@ mod tests {
             ..t
         };
         assert_eq!(u.find("Nv"), None);
+    }
+
+    #[test]
+    fn lookup_refuses_a_guess() {
+        let t = |headers: &[&str]| Table {
+            path: "x.csv".into(),
+            headers: headers.iter().map(|h| h.to_string()).collect(),
+            columns: vec![vec![]; headers.len()],
+            lines: true,
+        };
+        // Two columns matching ignoring case, neither spelt so.
+        let err = t(&["nv", "NV"]).lookup("Nv").unwrap_err().to_string();
+        assert!(err.contains("'nv' (1) and 'NV' (2)"), "{err}");
+        // The exact spelling still picks one of them.
+        assert_eq!(t(&["nv", "NV"]).lookup("NV").unwrap(), Some(1));
+        // Two columns of one name.
+        let err = t(&["N", "tokens", "N"])
+            .lookup("N")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'N' (1) and 'N' (3)"), "{err}");
+        assert!(t(&["N", "N", "loss"]).require("loss", "the loss").is_ok());
+        assert!(t(&["loss", "Loss", "LOSS"])
+            .require("LoSS", "the loss")
+            .is_err());
+        assert_eq!(t(&["N"]).lookup("D").unwrap(), None);
+    }
+
+    #[test]
+    fn cells_are_equal_as_numbers_or_as_text() {
+        assert_eq!(cell_key("1e3"), cell_key("1000"));
+        assert_eq!(cell_key("1000.0"), cell_key("1000"));
+        assert_eq!(cell_key("-0"), cell_key("0"));
+        assert_ne!(cell_key("1000"), cell_key("1001"));
+        assert_ne!(cell_key("a"), cell_key("A"));
+        assert_eq!(cell_key("m1"), "m1");
     }
 
     #[test]

@@ -76,7 +76,7 @@ enum Role {
 
 /// The role of every parameter, from the forward part of the graph (the
 /// nodes the prediction uses; gradient nodes are left out).
-fn roles(law: &CompiledLaw) -> Vec<Role> {
+fn roles(law: &CompiledLaw, file: &LawFile) -> Vec<Role> {
     let g = &law.graph;
     let masks = g.var_masks();
     let np = law.params.len();
@@ -108,6 +108,50 @@ fn roles(law: &CompiledLaw) -> Vec<Role> {
             }
         }
     }
+    // An exponent that stays positive: undeclared (the exponent rule keeps
+    // it in [1e-4, 8]), or declared above 0.
+    let positive_exponent = |p: usize| match file.params.get(&law.params[p]) {
+        None => true,
+        Some(d) => match d.fixed {
+            Some(v) => v > 0.0,
+            None if d.lower.is_some() || d.upper.is_some() => {
+                d.lower.is_some_and(|lo| lo > 0.0) || d.positive == Some(true)
+            }
+            None => d.positive != Some(false),
+        },
+    };
+    // What grows with the data (taken as positive): a variable, and sums,
+    // products, roots, logs, exponentials and positive powers of what
+    // grows. Only a term
+    // divided by such a thing decays; `a/(1 + exp(-k*(x - x0)))` need not.
+    fn grows(
+        g: &super::dag::Graph,
+        masks: &[u64],
+        positive_exponent: &dyn Fn(usize) -> bool,
+        id: NodeId,
+    ) -> bool {
+        let up = |x: NodeId| grows(g, masks, positive_exponent, x);
+        let free = |x: NodeId| masks[x as usize] == 0;
+        let pos_const = |x: NodeId| matches!(g.node(x), Node::Const(c) if c > 0.0);
+        match g.node(id) {
+            Node::Var(_) => true,
+            Node::Add(a, b) => (up(a) && (up(b) || free(b))) || (free(a) && up(b)),
+            Node::Mul(a, b) => (up(a) && (up(b) || pos_const(b))) || (pos_const(a) && up(b)),
+            // Data in other units: N/1e9.
+            Node::Div(a, b) => up(a) && pos_const(b),
+            Node::Sqrt(a) | Node::Log(a) | Node::Exp(a) => up(a),
+            Node::Pow(base, e) => {
+                up(base)
+                    && match g.node(e) {
+                        Node::Param(p) => positive_exponent(p as usize),
+                        Node::Const(c) => c > 0.0,
+                        _ => false,
+                    }
+            }
+            _ => false,
+        }
+    }
+    let grows = |id: NodeId| grows(g, &masks, &positive_exponent, id);
     // Amplitudes of decaying terms.
     for (i, n) in g.nodes().iter().enumerate() {
         if !used[i] {
@@ -115,12 +159,12 @@ fn roles(law: &CompiledLaw) -> Vec<Role> {
         }
         let decaying_power = |id: NodeId| match g.node(id) {
             Node::Pow(base, e) => {
-                masks[base as usize] != 0 && matches!(param_of(e), Some((_, true)))
+                grows(base) && matches!(param_of(e), Some((p, true)) if positive_exponent(p))
             }
             _ => false,
         };
         let amp = match *n {
-            Node::Div(a, b) if masks[b as usize] != 0 => param_of(a).filter(|(_, neg)| !neg),
+            Node::Div(a, b) if grows(b) => param_of(a).filter(|(_, neg)| !neg),
             Node::Mul(a, b) if decaying_power(b) => param_of(a).filter(|(_, neg)| !neg),
             Node::Mul(a, b) if decaying_power(a) => param_of(b).filter(|(_, neg)| !neg),
             _ => None,
@@ -181,14 +225,21 @@ fn depends_on_params(law: &CompiledLaw, id: NodeId) -> bool {
 /// data's variable columns (`vars[v][row]`) for data-relative start ranges.
 pub fn rules(file: &LawFile, law: &CompiledLaw, vars: &[Vec<f64>]) -> Vec<ParamRule> {
     let linear = law.linear_params();
-    let roles = roles(law);
+    let roles = roles(law, file);
     let mut out = Vec::with_capacity(law.params.len());
     for (p, name) in law.params.iter().enumerate() {
         let decl = file.params.get(name).cloned().unwrap_or_default();
         let is_linear = linear.contains(&p);
         let role = roles[p];
-        let mut positive = decl.positive == Some(true)
-            || (role == Role::Amplitude && decl.positive != Some(false));
+        // A default rule that the declaration contradicts is dropped, not
+        // clamped to it: the declaration always wins.
+        let may_be_positive = decl.positive != Some(false)
+            && decl.lower.is_none_or(|lo| lo >= 0.0)
+            && decl.upper.is_none_or(|hi| hi > 0.0)
+            && decl.fixed.is_none_or(|v| v >= 0.0)
+            && decl.start.is_none_or(|[lo, _]| lo > 0.0);
+        let mut positive =
+            decl.positive == Some(true) || (role == Role::Amplitude && may_be_positive);
         let (mut lower, mut upper) = (f64::NEG_INFINITY, f64::INFINITY);
         let mut start = None;
         if !is_linear {
@@ -209,7 +260,7 @@ pub fn rules(file: &LawFile, law: &CompiledLaw, vars: &[Vec<f64>]) -> Vec<ParamR
                         log: false,
                     });
                 }
-                Role::Offset { data } if decl.positive != Some(false) => {
+                Role::Offset { data } if may_be_positive => {
                     positive = true;
                     let top = data_max(law, data, vars).max(1e-300);
                     start = Some(StartRange {
@@ -235,21 +286,12 @@ pub fn rules(file: &LawFile, law: &CompiledLaw, vars: &[Vec<f64>]) -> Vec<ParamR
                 hi,
                 log: positive && lo > 0.0,
             });
+        } else if start.is_some_and(|s| s.lo < lower || s.hi > upper) {
+            // A default range outside declared bounds is dropped.
+            start = None;
         }
         if start.is_none() && !is_linear {
-            start = Some(if positive {
-                StartRange {
-                    lo: 1e-2,
-                    hi: 1e2,
-                    log: true,
-                }
-            } else {
-                StartRange {
-                    lo: lower.max(-1.0),
-                    hi: upper.min(1.0),
-                    log: false,
-                }
-            });
+            start = Some(default_start(lower, upper, positive));
         }
         // A start range outside the bounds is clipped to them.
         if let Some(s) = &mut start {
@@ -272,6 +314,47 @@ pub fn rules(file: &LawFile, law: &CompiledLaw, vars: &[Vec<f64>]) -> Vec<ParamR
         });
     }
     out
+}
+
+/// The start range of a parameter with nothing else to go by: [0.01, 100]
+/// log-uniformly when positive, [-1, 1] otherwise, moved inside
+/// [lower, upper] when it lies outside them (declared `lower = 5` starts
+/// in [5, 10], `upper = -3` in [-6, -3]).
+fn default_start(lower: f64, upper: f64, positive: bool) -> StartRange {
+    let (lo, hi, log) = if positive {
+        (1e-2, 1e2, true)
+    } else {
+        (-1.0, 1.0, false)
+    };
+    if lower >= hi {
+        let hi = if log {
+            lower * 1e4
+        } else {
+            lower + lower.abs().max(1.0)
+        };
+        return StartRange {
+            lo: lower,
+            hi: hi.min(upper),
+            log,
+        };
+    }
+    if upper <= lo {
+        let lo = if log {
+            upper * 1e-4
+        } else {
+            upper - upper.abs().max(1.0)
+        };
+        return StartRange {
+            lo: lo.max(lower),
+            hi: upper,
+            log,
+        };
+    }
+    StartRange {
+        lo: lo.max(lower),
+        hi: hi.min(upper),
+        log,
+    }
 }
 
 /// Largest absolute value of data node `id` over the rows.
@@ -330,6 +413,30 @@ mod tests {
         assert_eq!(t1.transform, Transform::Log);
         let s = t1.start.unwrap();
         assert!(s.log && (s.hi - 100.0).abs() < 1e-12 && (s.lo - 0.01).abs() < 1e-12);
+        // Data in other units grow too.
+        let r = rules_of("E + A/(N/1e9)^alpha + B/(2*D)", &["N", "D"]);
+        for amp in ["A", "B"] {
+            let p = r.iter().find(|p| p.name == amp).unwrap();
+            assert_eq!(p.transform, Transform::Log, "{amp}");
+        }
+        // A term divided by what does not grow with the data need not
+        // decay: a sigmoid's amplitude takes any sign.
+        let r = rules_of("a/(1 + exp(-k*(x - x0))) + b", &["x"]);
+        assert!(
+            r.iter().all(|p| p.transform == Transform::Identity),
+            "{r:?}"
+        );
+        // Nor does one divided by a power whose exponent is declared
+        // to take any sign.
+        let file = LawFile::parse(
+            "name = \"x\"\nformula = \"E + A/N^alpha\"\n[params.alpha]\nlower = -2.0\nupper = 2.0\n",
+            "x.toml",
+        )
+        .unwrap();
+        let law = CompiledLaw::from_formula(&file.formula, &["N"]).unwrap();
+        let r = rules(&file, &law, &[vec![1.0, 10.0]]);
+        assert_eq!(r[1].name, "A");
+        assert_eq!(r[1].transform, Transform::Identity);
         // A negated exponent decays too.
         let r = rules_of("E + A*N^-alpha", &["N"]);
         assert_eq!(r.iter().find(|p| p.name == "alpha").unwrap().lower, 1e-4);
@@ -337,5 +444,54 @@ mod tests {
             r.iter().find(|p| p.name == "A").unwrap().transform,
             Transform::Log
         );
+    }
+
+    /// A declaration wins over every default rule; a default it
+    /// contradicts is dropped, never clamped into an empty range.
+    #[test]
+    fn declarations_win_over_default_rules() {
+        let text = "name = \"x\"\nformula = \"E + A/N^alpha + B/(D + t2)^beta\"\n\
+                    [params.A]\nlower = -1.0\nupper = 0.0\n\
+                    [params.alpha]\nlower = 2.0\nupper = 3.0\n\
+                    [params.t2]\nupper = -1.0\n";
+        let file = LawFile::parse(text, "x.toml").unwrap();
+        let law = CompiledLaw::from_formula(&file.formula, &["N", "D"]).unwrap();
+        let r = rules(&file, &law, &[vec![1.0, 10.0], vec![1.0, 100.0]]);
+        let get = |n: &str| r.iter().find(|p| p.name == n).unwrap().clone();
+        // The amplitude rule would make A positive: [-1, 0] wins.
+        let a = get("A");
+        assert_eq!(
+            (a.transform, a.lower, a.upper),
+            (Transform::Identity, -1.0, 0.0)
+        );
+        // The exponent's default start [0.08, 1.5] lies outside [2, 3].
+        let s = get("alpha").start.unwrap();
+        assert!(s.lo >= 2.0 && s.hi <= 3.0 && s.lo < s.hi, "{s:?}");
+        // The offset rule would make t2 positive: upper = -1 wins.
+        let t2 = get("t2");
+        assert_eq!(t2.transform, Transform::Identity);
+        let s = t2.start.unwrap();
+        assert!(s.hi <= -1.0 && s.lo < s.hi, "{s:?}");
+        for p in &r {
+            if let Some(s) = p.start {
+                assert!(p.lower <= s.lo && s.lo < s.hi && s.hi <= p.upper, "{p:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn default_starts_lie_inside_the_bounds() {
+        for (lo, hi, pos) in [
+            (5.0, f64::INFINITY, false),
+            (f64::NEG_INFINITY, -3.0, false),
+            (-0.5, 0.25, false),
+            (1e3, f64::INFINITY, true),
+            (0.0, 1e-3, true),
+            (0.0, f64::INFINITY, true),
+        ] {
+            let s = default_start(lo, hi, pos);
+            assert!(lo <= s.lo && s.lo < s.hi && s.hi <= hi, "{lo} {hi}: {s:?}");
+            assert!(!s.log || s.lo > 0.0, "{s:?}");
+        }
     }
 }

@@ -364,7 +364,11 @@ pub fn evaluate(
         backend: backend_report(fit),
         batched_evaluations: calls,
         seconds: started.elapsed().as_secs_f64(),
-        notes,
+        // eval.json says how the law was read, as stderr did.
+        notes: std::iter::once(b.binding.describe())
+            .chain(b.warning.clone())
+            .chain(notes)
+            .collect(),
     };
     Ok(LawEvalOutput {
         report,

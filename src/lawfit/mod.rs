@@ -27,17 +27,19 @@ use crate::law::jacobian::RowJacobian;
 use crate::law::params::{rules, Transform};
 use crate::law::plan::{Plan, Sweep};
 use crate::law::space::LawSpace;
-use crate::law::{parse, CompiledLaw, LawFile};
+use crate::law::{CompiledLaw, LawFile};
 use crate::objective::{LossKind, Objective, Space};
 use crate::optim::{self, BatchObjective, Outcome, Progress, Status};
 use crate::polish::{self, LeastSquares, Polished};
 use crate::profile::ProfileRequest;
+mod binding;
 mod bootstrap;
 mod eval;
 mod plot;
 mod predict;
 mod simulate;
 
+pub use binding::{BindOptions, Binding};
 pub use bootstrap::{bootstrap, Fitted};
 pub use eval::{evaluate, LawEvalOptions, LawEvalOutput};
 pub use plot::{fold_panels, panels};
@@ -82,65 +84,39 @@ pub struct BoundLaw {
     pub columns: Vec<usize>,
     /// The variable curves run along, when the law names one.
     pub axis: Option<usize>,
+    /// Which names read which columns, and which are parameters.
+    pub binding: Binding,
+    /// Something about the binding the user should hear.
+    pub warning: Option<String>,
 }
 
-/// Bind `file` to `table`: declared variables must name columns; in a bare
-/// formula (no variables declared), every name that is a column of the
-/// table is a variable and the others are parameters.
+/// Bind `file` to `table` (see [`binding`] for the rule): every variable
+/// to a column, every other name a parameter. A bare formula whose
+/// parameters look like an unbound variable while the table has numeric
+/// columns it does not read is refused.
 pub fn bind(
-    mut file: LawFile,
+    file: LawFile,
     text: &str,
     origin: &str,
     table: &Table,
+    opts: &BindOptions,
 ) -> anyhow::Result<BoundLaw> {
-    if file.variables.is_empty() {
-        let mut names = Vec::new();
-        let texts = std::iter::once(&file.formula).chain(file.defs.values());
-        for text in texts {
-            let ast = parse::parse(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
-            for (n, _) in parse::names(&ast) {
-                let reserved = file.defs.contains_key(&n) || file.params.contains_key(&n);
-                if !reserved && !names.contains(&n) {
-                    names.push(n);
-                }
-            }
-        }
-        for n in names {
-            let role_col = ["loss", "weight"].iter().any(|r| n.eq_ignore_ascii_case(r));
-            // D and tokens name one quantity, as in the long CSV.
-            let alias = match n.as_str() {
-                "D" => table.find("tokens"),
-                "tokens" => table.find("D"),
-                _ => None,
-            };
-            if let Some(c) = table.find(&n).or(alias).filter(|_| !role_col) {
-                file.variables.insert(n, table.headers[c].clone());
-            }
-        }
-        if file.variables.is_empty() {
-            bail!(
-                "{origin}: no name of the formula is a column of {} (columns found: {}); \
-                 a name that is a column is a variable, the others are parameters",
-                table.path.display(),
-                table.found()
-            );
-        }
-        if file.axis.is_none() {
-            file.axis = guess_axis(&file, table);
-        }
+    let bare = file.variables.is_empty();
+    let (mut file, mut binding) = binding::resolve(file, origin, table, opts)?;
+    if bare && file.axis.is_none() {
+        file.axis = guess_axis(&file, table);
     }
     let mut columns = Vec::new();
-    for (v, col) in &file.variables {
-        let c = table.find(col).ok_or_else(|| {
-            anyhow::anyhow!(
-                "{}:1: the law's variable {v} reads column '{col}', which is missing; columns found: {}",
-                table.path.display(),
-                table.found()
-            )
-        })?;
-        columns.push(c);
+    for col in file.variables.values() {
+        columns.push(table.find(col).expect("a column the binding found"));
     }
     let law = file.compile(origin)?;
+    binding.params = law.params.clone();
+    let warning = if bare {
+        binding::check_unbound(&law, &file, table, opts)?
+    } else {
+        None
+    };
     let axis = file
         .axis
         .as_ref()
@@ -151,6 +127,8 @@ pub fn bind(
         law,
         columns,
         axis,
+        binding,
+        warning,
     })
 }
 
@@ -335,7 +313,7 @@ fn read_columns(b: &BoundLaw, table: &Table, obj: &Objective) -> anyhow::Result<
         Check::Finite
     };
     let loss = table.numbers(lc, check)?;
-    let weight = match table.find("weight") {
+    let weight = match table.lookup("weight")? {
         Some(c) => table.numbers(c, Check::NonNegative)?,
         None => vec![1.0; table.rows()],
     };
@@ -350,7 +328,7 @@ fn groups(table: &Table, opts: &LawFitOptions) -> anyhow::Result<(Vec<Group>, Ve
     };
     let mut by_cols = Vec::new();
     for name in &opts.by {
-        let c = table.find(name).ok_or_else(|| {
+        let c = table.lookup(name)?.ok_or_else(|| {
             anyhow::anyhow!(
                 "{}:1: --by column '{name}' is missing; columns found: {}",
                 table.path.display(),
@@ -360,18 +338,19 @@ fn groups(table: &Table, opts: &LawFitOptions) -> anyhow::Result<(Vec<Group>, Ve
         by_cols.push(c);
     }
     let mut out: Vec<Group> = Vec::new();
-    let mut index: HashMap<Vec<&str>, usize> = HashMap::new();
+    // Cells group by value as --test-where matches them (1e3 is 1000);
+    // a group is labelled by its first row's text.
+    let mut index: HashMap<Vec<String>, usize> = HashMap::new();
     for (r, &test) in held.iter().enumerate() {
-        let key: Vec<&str> = by_cols
+        let key: Vec<String> = by_cols
             .iter()
-            .map(|&c| table.columns[c][r].as_str())
+            .map(|&c| crate::data::cell_key(&table.columns[c][r]))
             .collect();
-        let gi = *index.entry(key.clone()).or_insert_with(|| {
+        let gi = *index.entry(key).or_insert_with(|| {
             out.push(Group {
                 key: by_cols
                     .iter()
-                    .zip(&key)
-                    .map(|(&c, v)| (table.headers[c].clone(), v.to_string()))
+                    .map(|&c| (table.headers[c].clone(), table.columns[c][r].clone()))
                     .collect(),
                 train: Vec::new(),
                 test: Vec::new(),
@@ -1146,7 +1125,9 @@ pub fn fit_table(
     let cols = read_columns(b, table, &opts.objective)?;
     let (groups, held) = groups(table, opts)?;
     let law = &b.law;
-    let mut notes = Vec::new();
+    // fit.json says how the law was read, as stderr did.
+    let mut notes = vec![b.binding.describe()];
+    notes.extend(b.warning.clone());
     let all_train: Vec<usize> = (0..table.rows()).filter(|&r| !held[r]).collect();
     let space = law_space(b, &cols, &all_train, &opts.fix)?;
     let Batch {
@@ -1350,7 +1331,7 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let table = Table::read(&path).unwrap();
         let file = builtin_law("chinchilla").unwrap();
-        let b = bind(file, "", "chinchilla", &table).unwrap();
+        let b = bind(file, "", "chinchilla", &table, &BindOptions::default()).unwrap();
         for space in [Space::Linear, Space::Log] {
             let opts = LawFitOptions {
                 objective: Objective {

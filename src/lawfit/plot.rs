@@ -95,7 +95,10 @@ fn draw(
     let group_params: HashMap<Vec<String>, Vec<f64>> = r
         .groups
         .iter()
-        .map(|g| (g.key.values().cloned().collect(), param_vec(&g.params)))
+        .map(|g| {
+            let key = g.key.values().map(|v| crate::data::cell_key(v)).collect();
+            (key, param_vec(&g.params))
+        })
         .collect();
     let top = param_vec(&r.params);
     let nv = vars.len();
@@ -153,7 +156,12 @@ fn draw(
         let params = if by_cols.is_empty() {
             &top
         } else {
-            group_params.get(&key_of(first)).ok_or_else(|| {
+            // Matched by value, as the fit grouped them (1e3 is 1000).
+            let key: Vec<String> = key_of(first)
+                .iter()
+                .map(|v| crate::data::cell_key(v))
+                .collect();
+            group_params.get(&key).ok_or_else(|| {
                 anyhow::anyhow!(
                     "{}: no group of the fit has {}",
                     table.place(first),
