@@ -835,3 +835,93 @@ fn a_log_space_fit_reports_its_log_metrics() {
         );
     }
 }
+
+/// A bare formula's fit says which variable its curves run along and why;
+/// `--axis` chooses it (and must name a variable); rows of one run that
+/// repeat axis values (a formula without T on a sweep of T = 1..4) are
+/// split into curves by the column that varies, never joined into one
+/// that runs back along its axis.
+#[test]
+fn the_axis_is_stated_and_curves_never_run_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        d,
+        &[
+            "simulate", "--out", "s.csv", "--points", "30", "--seed", "2",
+        ],
+    );
+    let run = ok(
+        d,
+        &[
+            "fit",
+            "s.csv",
+            "--law",
+            "E + A/N^alpha + B/(D + t2)^beta",
+            "--starts",
+            "8",
+            "--backend",
+            "cpu",
+            "--plot",
+            "--out",
+            "f",
+        ],
+    );
+    assert!(
+        run.stderr.contains(
+            "curves run along D (chosen: the variable whose values the curves share best"
+        ),
+        "{}",
+        run.dump()
+    );
+    assert!(run.stderr.contains("split by column T"), "{}", run.dump());
+    // 20 curves (five sizes x four T), not five zigzags: a 5 x 4 grid.
+    assert_eq!(
+        png_size(&d.join("f/grid.png")),
+        (30 + 5 * 400, 84 + 4 * 300 + 36)
+    );
+
+    let run = ok(
+        d,
+        &[
+            "fit",
+            "s.csv",
+            "--law",
+            "E + A/N^alpha + B/(D + t2)^beta",
+            "--axis",
+            "D",
+            "--starts",
+            "8",
+            "--backend",
+            "cpu",
+            "--out",
+            "g",
+        ],
+    );
+    assert!(
+        run.stderr.contains("curves run along D (--axis)"),
+        "{}",
+        run.dump()
+    );
+    let bad = sweepfit(
+        d,
+        &[
+            "fit",
+            "s.csv",
+            "--law",
+            "E + A/N^alpha + B/(D + t2)^beta",
+            "--axis",
+            "T",
+            "--backend",
+            "cpu",
+            "--out",
+            "h",
+        ],
+    );
+    bad.assert_failed("--axis T where T is no variable");
+    assert!(
+        bad.stderr.contains("--axis T: not a variable of the law"),
+        "{}",
+        bad.dump()
+    );
+}

@@ -196,6 +196,11 @@ pub(crate) struct FitFlags {
     /// formula, a name that finds no column is a parameter.
     #[arg(long = "var", value_name = "NAME=COLUMN", value_parser = parse_var)]
     pub(crate) vars: Vec<(String, String)>,
+    /// The variable each curve runs along (e.g. D). A law file names its
+    /// own; for a bare formula it is otherwise chosen as the variable whose
+    /// values the curves share best, and the fit says which and why.
+    #[arg(long, value_name = "VAR")]
+    pub(crate) axis: Option<String>,
     /// Hold a parameter fixed, e.g. --fix t3=0 (repeatable; raw units).
     #[arg(long, value_name = "NAME=VALUE", value_parser = parse_fix)]
     fix: Vec<(String, f64)>,
@@ -354,8 +359,9 @@ fn parse_fix(s: &str) -> Result<(String, f64), String> {
 impl FitFlags {
     /// The hand-written law asked for, if it is one (and not a law file).
     pub(crate) fn hand_written(&self) -> Option<LawKind> {
-        // --var binds columns the long CSV reader does not read.
-        if self.law_file.is_some() || !self.vars.is_empty() {
+        // --var binds columns the long CSV reader does not read; --axis is
+        // the general driver's.
+        if self.law_file.is_some() || !self.vars.is_empty() || self.axis.is_some() {
             return None;
         }
         [LawKind::Looplm, LawKind::Chinchilla]
@@ -379,6 +385,7 @@ impl FitFlags {
         used.extend(test_where.map(|s| s.column.clone()));
         lawfit::BindOptions {
             vars: self.vars.clone(),
+            axis: self.axis.clone(),
             used,
         }
     }
@@ -394,6 +401,7 @@ impl FitFlags {
             law: sweepfit::law::DEFAULT_LAW.into(),
             law_file: None,
             vars: Vec::new(),
+            axis: None,
             fix: self.fix.clone(),
             ..*self
         };

@@ -23,6 +23,8 @@ const ROLE_COLUMNS: [(&str, &str); 2] = [("loss", "target"), ("weight", "weight"
 pub struct BindOptions {
     /// `--var NAME=COLUMN`, in the order given.
     pub vars: Vec<(String, String)>,
+    /// `--axis VAR`: the variable curves run along.
+    pub axis: Option<String>,
     /// Columns the command uses otherwise (`--by`, `--test-where`): not
     /// counted as columns the law leaves unused.
     pub used: Vec<String>,
@@ -34,6 +36,11 @@ pub struct Binding {
     /// (variable, column as written in the table, why that column).
     pub variables: Vec<(String, String, &'static str)>,
     pub params: Vec<String>,
+    /// The variable curves run along and why; None: every row on its own.
+    pub axis: Option<(String, String)>,
+    /// Columns beside the law's that split curves (rows of one run that
+    /// repeat axis values).
+    pub split: Vec<String>,
 }
 
 impl Binding {
@@ -49,7 +56,19 @@ impl Binding {
         } else {
             self.params.join(", ")
         };
-        format!("variables: {}; parameters: {params}", vars.join(", "))
+        let mut s = format!("variables: {}; parameters: {params}", vars.join(", "));
+        match &self.axis {
+            Some((a, why)) => s.push_str(&format!("; curves run along {a} ({why})")),
+            None => s.push_str("; no axis: every row is a point of its own"),
+        }
+        if !self.split.is_empty() {
+            s.push_str(&format!(
+                "; rows of one run repeat values of the axis, so curves are also split by \
+                 column {}",
+                self.split.join(", ")
+            ));
+        }
+        s
     }
 }
 
@@ -236,6 +255,8 @@ pub fn resolve(
             .map(|(n, c, how)| (n.clone(), table.headers[*c].clone(), *how))
             .collect(),
         params,
+        axis: None,
+        split: Vec::new(),
     };
     Ok((file, binding))
 }
@@ -403,6 +424,7 @@ mod tests {
                 .iter()
                 .map(|(n, c)| (n.to_string(), c.to_string()))
                 .collect(),
+            axis: None,
             used: Vec::new(),
         }
     }

@@ -92,7 +92,7 @@ pub fn bootstrap(
     let mut thetas = Vec::new();
     for f in fits {
         let curves: Vec<Vec<usize>> = match b.axis {
-            Some(axis) => curves_in(table, &cols.vars, axis, &f.rows),
+            Some(axis) => curves_in(table, &cols.vars, axis, &f.rows, &b.split),
             None => f.rows.iter().map(|&r| vec![r]).collect(),
         };
         let (kinds, notes) = schemes(&opts.resamples, curves.len())?;

@@ -136,7 +136,7 @@ fn folds(
                     skip("tokens: the law names no axis to cut its curves along".to_string())?;
                     continue;
                 };
-                let curves = curves_of(table, vars, axis);
+                let curves = curves_of(table, vars, axis, &b.split);
                 for &f in &opts.fractions {
                     if !(f > 0.0 && f < 1.0) {
                         bail!("token fractions must lie in (0, 1), got {f}");
@@ -355,9 +355,9 @@ pub fn evaluate(
             .map(|r| r.name.clone())
             .collect(),
         points: table.rows(),
-        configs: b
-            .axis
-            .map_or(table.rows(), |a| curves_of(table, &cols.vars, a).len()),
+        configs: b.axis.map_or(table.rows(), |a| {
+            curves_of(table, &cols.vars, a, &b.split).len()
+        }),
         full,
         folds: reports,
         summary,

@@ -84,6 +84,8 @@ pub struct BoundLaw {
     pub columns: Vec<usize>,
     /// The variable curves run along, when the law names one.
     pub axis: Option<usize>,
+    /// Other columns that split curves (see [`split_columns`]).
+    pub split: Vec<usize>,
     /// Which names read which columns, and which are parameters.
     pub binding: Binding,
     /// Something about the binding the user should hear.
@@ -103,9 +105,35 @@ pub fn bind(
 ) -> anyhow::Result<BoundLaw> {
     let bare = file.variables.is_empty();
     let (mut file, mut binding) = binding::resolve(file, origin, table, opts)?;
-    if bare && file.axis.is_none() {
-        file.axis = guess_axis(&file, table);
-    }
+    binding.axis = if let Some(a) = &opts.axis {
+        if !file.variables.contains_key(a) {
+            bail!(
+                "--axis {a}: not a variable of the law (its variables: {})",
+                file.variables
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        file.axis = Some(a.clone());
+        Some((a.clone(), "--axis".to_string()))
+    } else if let Some(a) = &file.axis {
+        Some((a.clone(), "the law's axis".to_string()))
+    } else if bare {
+        let guess = guess_axis(&file, table);
+        file.axis = guess.as_ref().map(|(a, _)| a.clone());
+        guess.map(|(a, density)| {
+            let why = format!(
+                "chosen: the variable whose values the curves share best, their grid {:.0}% \
+                 full; --axis VAR chooses another",
+                100.0 * density
+            );
+            (a, why)
+        })
+    } else {
+        None
+    };
     let mut columns = Vec::new();
     for col in file.variables.values() {
         columns.push(table.find(col).expect("a column the binding found"));
@@ -121,12 +149,25 @@ pub fn bind(
         .axis
         .as_ref()
         .and_then(|a| law.variables.iter().position(|v| v == a));
+    let split = match axis {
+        Some(a) => {
+            let vars = columns
+                .iter()
+                .map(|&c| table.numbers(c, Check::Finite))
+                .collect::<Result<Vec<_>, _>>();
+            // Unreadable values are reported when the columns are read.
+            vars.map_or(Vec::new(), |v| split_columns(table, &v, &columns, a))
+        }
+        None => Vec::new(),
+    };
+    binding.split = split.iter().map(|&c| table.headers[c].clone()).collect();
     Ok(BoundLaw {
         file,
         text: text.to_string(),
         law,
         columns,
         axis,
+        split,
         binding,
         warning,
     })
@@ -138,15 +179,19 @@ pub fn bind(
 /// distinct values, as tokens logged at the same steps) is the axis, if
 /// that grid is at least a quarter full. Otherwise there is none, and every
 /// row is evaluated on its own.
-fn guess_axis(file: &LawFile, table: &Table) -> Option<String> {
+fn guess_axis(file: &LawFile, table: &Table) -> Option<(String, f64)> {
     let mut vars = Vec::new();
+    let mut var_cols = Vec::new();
     for col in file.variables.values() {
-        vars.push(table.numbers(table.find(col)?, Check::Finite).ok()?);
+        let c = table.find(col)?;
+        vars.push(table.numbers(c, Check::Finite).ok()?);
+        var_cols.push(c);
     }
     let rows: Vec<usize> = (0..table.rows()).collect();
     let mut best: Option<(f64, usize)> = None;
     for v in 0..vars.len() {
-        let curves = curves_in(table, &vars, v, &rows);
+        let split = split_columns(table, &vars, &var_cols, v);
+        let curves = curves_in(table, &vars, v, &rows, &split);
         // A variable constant along every curve runs along nothing.
         if curves.iter().all(|c| c.len() == 1) {
             continue;
@@ -154,17 +199,15 @@ fn guess_axis(file: &LawFile, table: &Table) -> Option<String> {
         let mut distinct: Vec<u64> = vars[v].iter().map(|x| x.to_bits()).collect();
         distinct.sort_unstable();
         distinct.dedup();
-        let density = rows.len() as f64 / (curves.len() * distinct.len()) as f64;
+        // Repeated values within a curve (duplicates) do not fill it more.
+        let density = (rows.len() as f64 / (curves.len() * distinct.len()) as f64).min(1.0);
         if density >= 0.25 && best.is_none_or(|(d, _)| density > d) {
             best = Some((density, v));
         }
     }
-    best.map(|(_, v)| {
-        file.variables
-            .keys()
-            .nth(v)
-            .expect("an index of variables")
-            .clone()
+    best.map(|(density, v)| {
+        let name = file.variables.keys().nth(v).expect("an index of variables");
+        (name.clone(), density)
     })
 }
 
@@ -393,7 +436,7 @@ fn sweep_of(b: &BoundLaw, cols: &Columns, table: &Table, rows: &[usize], obj: &O
     };
     let w_of = |r: usize| cols.weight[r] / total;
     if let Some(axis) = b.axis {
-        let curves = curves_in(table, &cols.vars, axis, rows);
+        let curves = curves_in(table, &cols.vars, axis, rows, &b.split);
         let mut distinct: Vec<u64> = rows.iter().map(|&r| cols.vars[axis][r].to_bits()).collect();
         distinct.sort_unstable();
         distinct.dedup();
@@ -468,20 +511,66 @@ fn row_jacobian_of(
     RowJacobian::new(&b.law, &vars, &y, &w, *obj, wanted)
 }
 
-/// The curves of `rows`: rows with equal run and equal values of every
-/// variable but the axis, in order of first appearance, each sorted along
-/// the axis.
-fn curves_in(table: &Table, vars: &[Vec<f64>], axis: usize, rows: &[usize]) -> Vec<Vec<usize>> {
+/// Columns that must also be equal along a curve: where rows of one run
+/// with equal values of every variable but the axis repeat an axis value
+/// (a formula without T on a sweep of T = 1..4 would otherwise join four
+/// curves into one that runs back and forth), the other columns (not the
+/// law's, not run, loss or weight) that vary within such a curve. Empty
+/// where no curve repeats an axis value.
+pub(crate) fn split_columns(
+    table: &Table,
+    vars: &[Vec<f64>],
+    var_cols: &[usize],
+    axis: usize,
+) -> Vec<usize> {
+    let all: Vec<usize> = (0..table.rows()).collect();
+    let repeating: Vec<Vec<usize>> = curves_in(table, vars, axis, &all, &[])
+        .into_iter()
+        .filter(|c| c.windows(2).any(|w| vars[axis][w[0]] == vars[axis][w[1]]))
+        .collect();
+    if repeating.is_empty() {
+        return Vec::new();
+    }
+    (0..table.headers.len())
+        .filter(|c| !var_cols.contains(c))
+        .filter(|&c| {
+            let h = table.headers[c].to_ascii_lowercase();
+            !["run", "loss", "weight"].contains(&h.as_str())
+        })
+        .filter(|&c| {
+            repeating.iter().any(|curve| {
+                let col = &table.columns[c];
+                curve.iter().any(|&r| col[r] != col[curve[0]])
+            })
+        })
+        .collect()
+}
+
+/// The curves of `rows`: rows with equal run, equal values of every
+/// variable but the axis and equal `split` columns (see [`split_columns`]),
+/// in order of first appearance, each sorted along the axis.
+fn curves_in(
+    table: &Table,
+    vars: &[Vec<f64>],
+    axis: usize,
+    rows: &[usize],
+    split: &[usize],
+) -> Vec<Vec<usize>> {
     let run = table.find("run");
     let mut curves: Vec<Vec<usize>> = Vec::new();
-    let mut index: HashMap<(Option<&str>, Vec<u64>), usize> = HashMap::new();
+    type Key<'a> = (Option<&'a str>, Vec<u64>, Vec<&'a str>);
+    let mut index: HashMap<Key, usize> = HashMap::new();
     for &r in rows {
         let key: Vec<u64> = (0..vars.len())
             .filter(|&v| v != axis)
             .map(|v| vars[v][r].to_bits())
             .collect();
         let label = run.map(|c| table.columns[c][r].as_str());
-        let ci = *index.entry((label, key)).or_insert_with(|| {
+        let parts: Vec<&str> = split
+            .iter()
+            .map(|&c| table.columns[c][r].as_str())
+            .collect();
+        let ci = *index.entry((label, key, parts)).or_insert_with(|| {
             curves.push(Vec::new());
             curves.len() - 1
         });
@@ -494,9 +583,9 @@ fn curves_in(table: &Table, vars: &[Vec<f64>], axis: usize, rows: &[usize]) -> V
 }
 
 /// The curves of every row of `table` along `axis`.
-fn curves_of(table: &Table, vars: &[Vec<f64>], axis: usize) -> Vec<Vec<usize>> {
+fn curves_of(table: &Table, vars: &[Vec<f64>], axis: usize, split: &[usize]) -> Vec<Vec<usize>> {
     let all: Vec<usize> = (0..table.rows()).collect();
-    curves_in(table, vars, axis, &all)
+    curves_in(table, vars, axis, &all, split)
 }
 
 /// Reference point of the linear parameters' terms over `rows`.

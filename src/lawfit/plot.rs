@@ -69,9 +69,12 @@ fn draw(
     table: &Table,
 ) -> anyhow::Result<(Vec<Panel>, PlotOptions)> {
     let mut vars = Vec::new();
+    let mut var_cols = Vec::new();
     for v in &law.variables {
         let col = variables.get(v).map_or(v.as_str(), String::as_str);
-        vars.push(table.numbers(table.require(col, &format!("variable {v}"))?, Check::Finite)?);
+        let c = table.require(col, &format!("variable {v}"))?;
+        vars.push(table.numbers(c, Check::Finite)?);
+        var_cols.push(c);
     }
     let loss = table.numbers(table.require("loss", "the loss")?, Check::Finite)?;
     let rows = table.rows();
@@ -113,10 +116,12 @@ fn draw(
         .or_else(|| (0..nv).max_by_key(|&v| distinct(v)))
         .unwrap_or(0);
     let run = table.find("run");
-    // Curves: rows with equal run, group and values of all but x.
+    // Curves: rows with equal run, group, values of all but x and columns
+    // that split curves, as the fit made them.
+    let split = super::split_columns(table, &vars, &var_cols, x);
     let mut curves: Vec<Vec<usize>> = Vec::new();
-    // (group key, run, bits of the other variables' values)
-    type CurveKey = (Vec<String>, Option<String>, Vec<u64>);
+    // (group key, run, bits of the other variables' values, split columns)
+    type CurveKey = (Vec<String>, Option<String>, Vec<u64>, Vec<String>);
     let mut index: HashMap<CurveKey, usize> = HashMap::new();
     let others: Vec<&Vec<f64>> = (0..nv).filter(|&v| v != x).map(|v| &vars[v]).collect();
     for row in 0..rows {
@@ -124,6 +129,10 @@ fn draw(
             key_of(row),
             run.map(|c| table.columns[c][row].clone()),
             others.iter().map(|col| col[row].to_bits()).collect(),
+            split
+                .iter()
+                .map(|&c| table.columns[c][row].clone())
+                .collect(),
         );
         let ci = *index.entry(k).or_insert_with(|| {
             curves.push(Vec::new());
@@ -189,6 +198,12 @@ fn draw(
                 "{} = {}",
                 law.variables[v],
                 format_count(vars[v][first])
+            ));
+        }
+        for &s in &split {
+            label.push(format!(
+                "{} = {}",
+                table.headers[s], table.columns[s][first]
             ));
         }
         let (n, t) = if wrap {
