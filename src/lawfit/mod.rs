@@ -747,6 +747,8 @@ fn non_finite_site(
     let law = &b.law;
     let mut point = vec![0.0; cols.vars.len()];
     let mut buf = Vec::new();
+    let mut first = None;
+    let mut bad_rows = Vec::new();
     for &r in rows {
         for (v, col) in cols.vars.iter().enumerate() {
             point[v] = col[r];
@@ -755,14 +757,20 @@ fn non_finite_site(
         if buf[law.value as usize].is_finite() {
             continue;
         }
-        let bad = (0..=law.value).find(|&id| !buf[id as usize].is_finite())?;
+        bad_rows.push(r);
+        if first.is_some() {
+            continue;
+        }
+        let Some(bad) = (0..=law.value).find(|&id| !buf[id as usize].is_finite()) else {
+            continue;
+        };
         let at: Vec<String> = law
             .variables
             .iter()
             .zip(&point)
             .map(|(n, v)| format!("{n} = {v}"))
             .collect();
-        return Some(format!(
+        first = Some(format!(
             "at {} ({}), {} is {}",
             table.place(r),
             at.join(", "),
@@ -770,7 +778,42 @@ fn non_finite_site(
             buf[bad as usize]
         ));
     }
-    None
+    let mut site = first?;
+    // Which rows, and what they share: rows at tokens = 0 under B/D^beta
+    // are dropped with a filter, not fixed by the start ranges.
+    let shared: Vec<(usize, f64)> = (0..cols.vars.len())
+        .filter_map(|v| {
+            let x = cols.vars[v][bad_rows[0]];
+            bad_rows
+                .iter()
+                .all(|&r| cols.vars[v][r].to_bits() == x.to_bits())
+                .then_some((v, x))
+        })
+        .filter(|&(_, x)| x == 0.0)
+        .collect();
+    site.push_str(&format!(
+        "; {} of the {} rows are not finite there",
+        bad_rows.len(),
+        rows.len()
+    ));
+    if let Some(&(v, _)) = shared.first() {
+        let name = &law.variables[v];
+        let col = b
+            .file
+            .variables
+            .get(name)
+            .map_or(name.as_str(), String::as_str);
+        let filter = if col.eq_ignore_ascii_case("tokens") {
+            " (--min-tokens 1 for the tokens column, or a filter of the data)"
+        } else {
+            " (a filter of the data)"
+        };
+        site.push_str(&format!(
+            ", all with {name} = 0: drop those rows{filter}, or give the law an offset \
+             ({name} + t)"
+        ));
+    }
+    Some(site)
 }
 
 /// A node as formula text (sub-expressions beyond a depth elided).
