@@ -660,6 +660,12 @@ fn manifest_logs_fit_any_law() {
         "{}",
         run.dump()
     );
+    // The rows that fail are counted, with what they share and the filter.
+    assert!(
+        run.stderr.contains("all with D = 0: drop those rows (--min-tokens 1"),
+        "{}",
+        run.dump()
+    );
     args.extend(["--min-tokens", "1"]);
     ok(root, &args);
     let r = read_json(&out.join("fit.json"));
