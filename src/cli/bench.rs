@@ -126,8 +126,14 @@ fn bench_law(text: &str, vars: Option<&[String]>) -> anyhow::Result<sweepfit::be
     file.axis = vars.last().cloned();
     file.validate().with_context(|| format!("--vars {list}"))?;
     BenchLaw::new(&file, name, &origin).with_context(|| {
+        // The formula error below shows the formula; a long one only once.
+        let shown = if name.chars().count() > 60 {
+            String::new()
+        } else {
+            format!(" '{name}'")
+        };
         format!(
-            "--law '{name}': not a built-in law (see `sweepfit laws`), so a formula of {} (--vars)",
+            "--law{shown}: not a built-in law (see `sweepfit laws`), so a formula of {} (--vars)",
             vars.join(", ")
         )
     })

@@ -49,10 +49,30 @@ struct Builder<'a> {
     params: Vec<String>,
     /// Per parameter, where it first appears (source text, span).
     param_site: Vec<(String, String, Span)>,
+    /// Levels of `build` open, defs expanded where they are used.
+    depth: usize,
 }
 
 impl Builder<'_> {
+    /// Each formula and def nests at most [`parse::MAX_DEPTH`] levels, but
+    /// a def is built inside the formula that first uses it, so the
+    /// recursion is bounded here too.
     fn build(&mut self, ast: &Ast, src: &str, origin: &str) -> Result<NodeId, FormulaError> {
+        if self.depth >= parse::MAX_DEPTH {
+            let msg = format!(
+                "with its defs expanded, the formula nests more than {} levels deep, \
+                 the most sweepfit accepts",
+                parse::MAX_DEPTH
+            );
+            return Err(with_origin(FormulaError::new(src, ast.span(), msg), origin));
+        }
+        self.depth += 1;
+        let id = self.node(ast, src, origin);
+        self.depth -= 1;
+        id
+    }
+
+    fn node(&mut self, ast: &Ast, src: &str, origin: &str) -> Result<NodeId, FormulaError> {
         Ok(match ast {
             Ast::Num(v, _) => self.g.num(*v),
             Ast::Name(n, span) => {
@@ -159,6 +179,7 @@ impl CompiledLaw {
             defs: HashMap::new(),
             params: Vec::new(),
             param_site: Vec::new(),
+            depth: 0,
         };
         for (name, text) in &src.defs {
             let origin = if src.origin.is_empty() {
