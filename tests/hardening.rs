@@ -271,3 +271,283 @@ fn deep_formulas_are_refused_through_every_door_and_the_limit_fits() {
     );
     fails_with(&run, &["column 15", "more than 256 levels deep"]);
 }
+
+// ---- Degenerate curvature: a Huber delta below every residual ----
+
+#[test]
+fn a_tiny_huber_delta_or_a_single_free_parameter_is_reported_not_a_panic() {
+    let dir = tempdir();
+    let csv = chinchilla_csv(dir.path(), 8, 0.002);
+    let csv = csv.to_str().unwrap();
+    let cases: [&[&str]; 4] = [
+        &["--law", "chinchilla", "--delta", "1e-300"],
+        &["--delta", "1e-300", "--bootstrap", "4"],
+        &[
+            "--law",
+            "E + A/N^alpha + B/D^beta",
+            "--delta",
+            "1e-30",
+            "--bootstrap",
+            "4",
+        ],
+        &["--law", "chinchilla", "--delta", "1e-30", "--by", "run"],
+    ];
+    for (i, extra) in cases.iter().enumerate() {
+        let out = format!("d{i}");
+        let mut args = vec![
+            "fit",
+            csv,
+            "--loss",
+            "huber",
+            "--backend",
+            "cpu",
+            "--out",
+            &out,
+        ];
+        args.extend_from_slice(extra);
+        let run = ok(dir.path(), &args);
+        // Every residual beyond delta: the fit does not depend on any
+        // parameter's small changes, and says so (per group with --by).
+        assert!(
+            run.stdout
+                .contains("the fit does not depend on it at the optimum")
+                || run.stdout.contains("E,A,alpha,B,beta"),
+            "{extra:?}:\n{}",
+            run.dump()
+        );
+    }
+    // Profiling the only free parameter: nothing is left to refit.
+    let fix = [
+        "--fix",
+        "E=1.8",
+        "--fix",
+        "A=400",
+        "--fix",
+        "alpha=0.34",
+        "--fix",
+        "B=900",
+    ];
+    for law in ["chinchilla", "E + A/N^alpha + B/D^beta"] {
+        let mut args = vec![
+            "fit",
+            csv,
+            "--law",
+            law,
+            "--profile",
+            "beta",
+            "--backend",
+            "cpu",
+        ];
+        args.extend_from_slice(&fix);
+        args.extend_from_slice(&["--out", if law == "chinchilla" { "p0" } else { "p1" }]);
+        let run = ok(dir.path(), &args);
+        let line = run
+            .stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with("beta"));
+        assert!(
+            line.is_some_and(|l| l.contains('[')),
+            "no interval for beta:\n{}",
+            run.dump()
+        );
+    }
+}
+
+// ---- fit.json of a formula law, edited by hand ----
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn a_tampered_law_fit_json_is_refused_naming_the_field() {
+    use serde_json::{json, Value};
+    let dir = tempdir();
+    let csv = chinchilla_csv(dir.path(), 8, 0.002);
+    let csv = csv.to_str().unwrap();
+    let law = "E + A/N^alpha + B/D^beta";
+    let common = ["--backend", "cpu", "--starts", "16", "--bootstrap", "4"];
+    let mut args = vec!["fit", csv, "--law", law, "--out", "one"];
+    args.extend_from_slice(&common);
+    ok(dir.path(), &args);
+    let mut args = vec!["fit", csv, "--law", law, "--by", "run", "--out", "by"];
+    args.extend_from_slice(&common);
+    ok(dir.path(), &args);
+    let one = read_json(&dir.path().join("one/fit.json"));
+    let by = read_json(&dir.path().join("by/fit.json"));
+    let at = ["--at", "N=1e9", "--at", "D=1e10"];
+    // The untouched files predict, with bands.
+    for f in ["one/fit.json", "by/fit.json"] {
+        let mut args = vec!["predict", "--fit", f];
+        args.extend_from_slice(&at);
+        let run = ok(dir.path(), &args);
+        assert!(run.stdout.contains("lo_points"), "{}", run.dump());
+    }
+    type Edit = fn(&mut Value);
+    let cases: Vec<(&str, bool, Edit, &[&str])> = vec![
+        (
+            "sample one value short",
+            false,
+            |v| {
+                v["bootstrap"]["resamples"][0]["samples"][0]
+                    .as_array_mut()
+                    .unwrap()
+                    .pop();
+            },
+            &["bootstrap.resamples[0].samples[0]", "4 values, not 5"],
+        ),
+        (
+            "sample one value long",
+            false,
+            |v| {
+                v["bootstrap"]["resamples"][0]["samples"][1]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!(1.0));
+            },
+            &["bootstrap.resamples[0].samples[1]", "6 values, not 5"],
+        ),
+        (
+            "no samples",
+            false,
+            |v| {
+                v["bootstrap"]["resamples"][1]["samples"] = json!([]);
+            },
+            &["bootstrap.resamples[1]", "0 samples for 4 used"],
+        ),
+        (
+            "null samples",
+            false,
+            |v| {
+                v["bootstrap"]["resamples"][0]["samples"] = Value::Null;
+            },
+            &["null, expected a sequence"],
+        ),
+        (
+            "a null in a sample",
+            false,
+            |v| {
+                v["bootstrap"]["resamples"][0]["samples"][2][1] = Value::Null;
+            },
+            &["bootstrap.resamples[0].samples[2]", "not finite"],
+        ),
+        (
+            "level 1.5",
+            false,
+            |v| v["bootstrap"]["level"] = json!(1.5),
+            &["bootstrap.level is 1.5"],
+        ),
+        (
+            "level -3",
+            false,
+            |v| v["bootstrap"]["level"] = json!(-3),
+            &["bootstrap.level is -3"],
+        ),
+        (
+            "level null",
+            false,
+            |v| v["bootstrap"]["level"] = Value::Null,
+            &["bootstrap.level"],
+        ),
+        (
+            "unknown scheme",
+            false,
+            |v| {
+                v["bootstrap"]["resamples"][0]["kind"] = json!("blocks");
+            },
+            &["bootstrap.resamples[0].kind is 'blocks'"],
+        ),
+        (
+            "one scheme twice",
+            false,
+            |v| {
+                v["bootstrap"]["resamples"][1]["kind"] = json!("curves");
+            },
+            &["bootstrap.resamples[1].kind 'curves' appears twice"],
+        ),
+        (
+            "another formula in law_file",
+            false,
+            |v| {
+                v["law_file"] = json!("name = \"custom\"\nformula = \"E + A/N^alpha\"\n");
+            },
+            &["law_file", "E + A/N^alpha", "formula"],
+        ),
+        (
+            "an unknown parameter",
+            false,
+            |v| v["params"]["Z"] = json!(1.0),
+            &["params.Z"],
+        ),
+        (
+            "a parameter missing",
+            false,
+            |v| {
+                v["params"].as_object_mut().unwrap().remove("beta");
+            },
+            &["params.beta is missing"],
+        ),
+        (
+            "two groups with one key",
+            true,
+            |v| {
+                let g = v["groups"][0].clone();
+                v["groups"][1] = g;
+            },
+            &["groups[1].key", "groups[0]"],
+        ),
+        (
+            "a group key of another column",
+            true,
+            |v| {
+                v["groups"][2]["key"] = json!({"model": "x"});
+            },
+            &["groups[2].key", "by"],
+        ),
+        (
+            "a group's sample short",
+            true,
+            |v| {
+                v["groups"][3]["bootstrap"]["resamples"][0]["samples"][0]
+                    .as_array_mut()
+                    .unwrap()
+                    .pop();
+            },
+            &[
+                "groups[3].bootstrap.resamples[0].samples[0]",
+                "4 values, not 5",
+            ],
+        ),
+    ];
+    for (what, grouped, edit, want) in cases {
+        let mut v = if grouped { by.clone() } else { one.clone() };
+        edit(&mut v);
+        let path = dir.path().join("t.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+        for cmd in [
+            &["predict", "--fit", "t.json"][..],
+            &["plot", "--fit", "t.json"][..],
+        ] {
+            let mut args = cmd.to_vec();
+            if cmd[0] == "predict" {
+                args.extend_from_slice(&at);
+            } else {
+                let data = if grouped {
+                    "by/pred.csv"
+                } else {
+                    "one/pred.csv"
+                };
+                args.extend_from_slice(&["--data", data, "--out", "t.png"]);
+            }
+            let run = sweepfit(dir.path(), &args);
+            run.assert_failed(what);
+            for w in std::iter::once(&"t.json").chain(want) {
+                assert!(
+                    run.stderr.contains(w),
+                    "{what}: expected {w:?} in:\n{}",
+                    run.dump()
+                );
+            }
+        }
+    }
+}
