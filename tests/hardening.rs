@@ -551,3 +551,115 @@ fn a_tampered_law_fit_json_is_refused_naming_the_field() {
         }
     }
 }
+
+// ---- Numeric option values ----
+
+#[test]
+fn numeric_options_out_of_range_are_refused_naming_the_option() {
+    let dir = tempdir();
+    let csv = chinchilla_csv(dir.path(), 4, 0.002);
+    let csv = csv.to_str().unwrap();
+    let law_file = dir.path().join("ch.toml");
+    let text = ok(dir.path(), &["laws", "chinchilla"]).stdout;
+    std::fs::write(&law_file, text).unwrap();
+    let lf = law_file.to_str().unwrap();
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["--ftol", "nan"], &["--ftol", "NaN"]),
+        (&["--ftol=-1"], &["--ftol", "-1"]),
+        (&["--gtol", "nan"], &["--gtol", "NaN"]),
+        (&["--gtol", "inf"], &["--gtol", "inf"]),
+        (&["--max-iter", "0"], &["--max-iter"]),
+        (&["--delta=-1"], &["--delta"]),
+        (&["--level", "1.5"], &["--level"]),
+        (&["--min-tokens", "nan"], &["--min-tokens"]),
+        (&["--max-tokens=-inf"], &["--max-tokens"]),
+        // --fix outside the bounds the law declares, as a `fixed` value
+        // there would be.
+        (
+            &["--fix", "alpha=100"],
+            &["--fix alpha=100", "outside the bounds [0.0001, 8]"],
+        ),
+        (
+            &["--law", "chinchilla", "--fix", "alpha=100"],
+            &["--fix alpha=100", "chinchilla"],
+        ),
+        (
+            &["--law-file", lf, "--fix", "alpha=100"],
+            &["--fix alpha=100", "[0.0001, 8]"],
+        ),
+        (
+            &["--law-file", lf, "--fix", "B=-2"],
+            &["--fix B=-2", "positive"],
+        ),
+        (
+            &["--law", "E + A/N^alpha", "--fix", "alpha=nan"],
+            &["--fix alpha=NaN", "finite"],
+        ),
+    ];
+    for (extra, want) in cases {
+        let mut args = vec!["fit", csv, "--backend", "cpu", "--out", "o"];
+        args.extend_from_slice(extra);
+        let run = sweepfit(dir.path(), &args);
+        fails_with(&run, want);
+        assert!(!dir.path().join("o").exists(), "{extra:?} wrote output");
+    }
+    let run = sweepfit(
+        dir.path(),
+        &["eval", csv, "--fractions", "0.5,2", "--out", "e"],
+    );
+    fails_with(&run, &["--fractions", "2"]);
+    let run = sweepfit(
+        dir.path(),
+        &["simulate", "--noise", "nan", "--out", "s.csv"],
+    );
+    fails_with(&run, &["--noise"]);
+    let run = sweepfit(
+        dir.path(),
+        &["bench", "--seconds-per-cell", "inf", "--quick"],
+    );
+    fails_with(&run, &["--seconds-per-cell"]);
+    // Inside the bounds, a fix is used as it stands.
+    ok(
+        dir.path(),
+        &[
+            "fit",
+            csv,
+            "--law-file",
+            lf,
+            "--fix",
+            "alpha=0.34",
+            "--out",
+            "o2",
+            "--backend",
+            "cpu",
+        ],
+    );
+}
+
+#[test]
+fn a_law_file_axis_that_is_not_a_variable_is_refused() {
+    let dir = tempdir();
+    let csv = chinchilla_csv(dir.path(), 4, 0.002);
+    let csv = csv.to_str().unwrap();
+    for (axis, file) in [("alpha", "a.toml"), ("Q", "q.toml")] {
+        let text =
+            format!("name = \"x\"\nformula = \"E + A/N^alpha + B/D^beta\"\naxis = \"{axis}\"\n");
+        std::fs::write(dir.path().join(file), text).unwrap();
+        for cmd in ["fit", "eval"] {
+            let run = sweepfit(
+                dir.path(),
+                &[
+                    cmd,
+                    csv,
+                    "--law-file",
+                    file,
+                    "--backend",
+                    "cpu",
+                    "--out",
+                    "o",
+                ],
+            );
+            fails_with(&run, &[file, &format!("axis: {axis} is not a variable")]);
+        }
+    }
+}

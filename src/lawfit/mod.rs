@@ -749,6 +749,9 @@ fn law_space(
         if !v.is_finite() {
             bail!("--fix {name}={v}: the value must be a finite number");
         }
+        if let Some(Err(why)) = b.file.params.get(name).map(|d| d.allows(*v)) {
+            bail!("--fix {name}={v}: {why}, as the law file declares {name}");
+        }
         r.fixed = Some(*v);
     }
     let space = LawSpace::new(law, rules, reference(cols, rows));
