@@ -663,3 +663,123 @@ fn a_law_file_axis_that_is_not_a_variable_is_refused() {
         }
     }
 }
+
+// ---- Repeated options ----
+
+#[test]
+fn a_name_given_twice_is_refused_not_dropped() {
+    let dir = tempdir();
+    let csv = chinchilla_csv(dir.path(), 4, 0.002);
+    let csv = csv.to_str().unwrap();
+    let law = "E + A/N^alpha + B/D^beta";
+    ok(
+        dir.path(),
+        &[
+            "fit",
+            csv,
+            "--law",
+            law,
+            "--backend",
+            "cpu",
+            "--starts",
+            "8",
+            "--out",
+            "f",
+        ],
+    );
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &[
+                "predict",
+                "--fit",
+                "f/fit.json",
+                "--at",
+                "D=1e9",
+                "--at",
+                "D=1e10",
+                "--at",
+                "N=1e9",
+            ],
+            &["--at D is given twice"],
+        ),
+        (
+            &[
+                "simulate", "--law", law, "--param", "E=1", "--param", "E=2", "--out", "s.csv",
+            ],
+            &["--param E is given twice"],
+        ),
+        (
+            &[
+                "simulate", "--law", law, "--at", "N=1e8", "--at", "N=1e9", "--out", "s.csv",
+            ],
+            &["--at N is given twice"],
+        ),
+        (
+            &[
+                "fit",
+                csv,
+                "--fix",
+                "alpha=0.3",
+                "--fix",
+                "alpha=0.4",
+                "--out",
+                "o",
+            ],
+            &["--fix alpha is given twice (0.3 and 0.4)"],
+        ),
+        (
+            &[
+                "fit",
+                csv,
+                "--law",
+                law,
+                "--fix",
+                "alpha=0.3",
+                "--fix",
+                "alpha=0.4",
+                "--out",
+                "o",
+            ],
+            &["--fix alpha is given twice"],
+        ),
+        (
+            &[
+                "eval", csv, "--law", law, "--fix", "beta=0.3", "--fix", "beta=0.3", "--out", "o",
+            ],
+            &["--fix beta is given twice"],
+        ),
+        (
+            &[
+                "predict",
+                "--fit",
+                "f/fit.json",
+                "--at",
+                "D=1e9",
+                "--at",
+                "N=1e9",
+                "--at",
+                "N=1e9",
+            ],
+            &["--at N is given twice"],
+        ),
+    ];
+    for (args, want) in cases {
+        let run = sweepfit(dir.path(), args);
+        fails_with(&run, want);
+    }
+    assert!(!dir.path().join("o").exists());
+    // One list per variable is the way to ask for several values.
+    let run = ok(
+        dir.path(),
+        &[
+            "predict",
+            "--fit",
+            "f/fit.json",
+            "--at",
+            "D=1e9,1e10",
+            "--at",
+            "N=1e9",
+        ],
+    );
+    assert_eq!(run.stdout.lines().count(), 3, "{}", run.dump());
+}

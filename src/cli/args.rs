@@ -428,6 +428,11 @@ pub(crate) fn law_source(
 }
 
 pub(crate) fn fit_options(f: &FitFlags) -> anyhow::Result<FitOptions> {
+    for (i, (name, v)) in f.fix.iter().enumerate() {
+        if let Some((_, w)) = f.fix[..i].iter().find(|(n, _)| n == name) {
+            bail!("--fix {name} is given twice ({w} and {v}): give each parameter once");
+        }
+    }
     if !(f.delta > 0.0 && f.delta.is_finite()) {
         bail!("--delta must be a positive number, got {}", f.delta);
     }

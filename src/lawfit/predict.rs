@@ -114,6 +114,14 @@ pub fn predict_rows(
             law.variables.join(", ")
         );
     }
+    for (i, (n, _)) in at.iter().enumerate() {
+        if at[..i].iter().any(|(m, _)| m == n) {
+            bail!(
+                "--at {n} is given twice: give each variable once, with all its values in one \
+                 list (e.g. --at {n}=1e9,1e10)"
+            );
+        }
+    }
     let mut axes = Vec::new();
     for v in &law.variables {
         let Some((_, values)) = at.iter().find(|(n, _)| n == v) else {
