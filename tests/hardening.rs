@@ -783,3 +783,108 @@ fn a_name_given_twice_is_refused_not_dropped() {
     );
     assert_eq!(run.stdout.lines().count(), 3, "{}", run.dump());
 }
+
+// ---- Line numbers: CRLF, blank lines, quoted fields over several lines ----
+
+/// `lines` joined with CRLF, a blank line after the header and after the
+/// second line, and the first data row's label quoted over two lines: the
+/// line of `lines[k]` (0-based, k >= 2) in the file is k + 3.
+fn awkward(lines: &[String]) -> String {
+    let mut out = String::new();
+    for (k, l) in lines.iter().enumerate() {
+        out.push_str(l);
+        out.push_str("\r\n");
+        if k == 0 || k == 1 {
+            out.push_str("\r\n");
+        }
+    }
+    out
+}
+
+#[test]
+fn errors_name_the_line_an_editor_shows() {
+    let dir = tempdir();
+    let csv = chinchilla_csv(dir.path(), 4, 0.002);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    // A label over two lines, then a bad loss on lines[6]: line 6 + 3 + 1.
+    let first: Vec<&str> = lines[1].splitn(2, ',').collect();
+    lines[1] = format!("\"m0\r\nsecond line\",{}", first[1]);
+    let mut cells: Vec<String> = lines[6].split(',').map(String::from).collect();
+    cells[3] = "abc".into();
+    lines[6] = cells.join(",");
+    std::fs::write(dir.path().join("bad.csv"), awkward(&lines)).unwrap();
+    let at = "bad.csv:10: column 'loss' (4)";
+    for law in [
+        &[][..],
+        &["--law", "chinchilla"],
+        &["--law", "E + A/N^alpha + B/D^beta"],
+    ] {
+        let mut args = vec!["fit", "bad.csv", "--backend", "cpu", "--out", "o"];
+        args.extend_from_slice(law);
+        fails_with(&sweepfit(dir.path(), &args), &[at]);
+    }
+    // A ragged row.
+    let mut ragged = lines.clone();
+    cells[3] = "2.5".into();
+    ragged[6] = cells.join(",") + ",extra";
+    std::fs::write(dir.path().join("ragged.csv"), awkward(&ragged)).unwrap();
+    let run = sweepfit(
+        dir.path(),
+        &["fit", "ragged.csv", "--backend", "cpu", "--out", "o"],
+    );
+    fails_with(&run, &["ragged.csv:10: expected 4 fields"]);
+
+    // A manifest, and a log it lists, written the same way.
+    let log: Vec<String> = [
+        "step,loss",
+        "0,4.0",
+        "1,3.5",
+        "2,3.2",
+        "3,3.0",
+        "-4,2.9",
+        "5,2.8",
+    ]
+    .map(String::from)
+    .to_vec();
+    std::fs::write(dir.path().join("log.csv"), awkward(&log)).unwrap();
+    let manifest: Vec<String> = [
+        "run,file,N,tokens_per_step,step_col,loss_col",
+        "\"a\r\nb\",log.csv,1e6,4,step,loss",
+        "c,log.csv,2e6,4,step,loss",
+        "d,log.csv,3e6,4,step,loss",
+        "e,log.csv,x,4,step,loss",
+    ]
+    .map(String::from)
+    .to_vec();
+    std::fs::write(dir.path().join("m.csv"), awkward(&manifest)).unwrap();
+    let run = sweepfit(
+        dir.path(),
+        &[
+            "fit",
+            "--manifest",
+            "m.csv",
+            "--backend",
+            "cpu",
+            "--out",
+            "o",
+        ],
+    );
+    fails_with(&run, &["m.csv:8: column 'N' (3)"]);
+    let fixed: Vec<String> = manifest.iter().map(|l| l.replace(",x,", ",4e6,")).collect();
+    std::fs::write(dir.path().join("m.csv"), awkward(&fixed)).unwrap();
+    let run = sweepfit(
+        dir.path(),
+        &[
+            "fit",
+            "--manifest",
+            "m.csv",
+            "--backend",
+            "cpu",
+            "--out",
+            "o",
+        ],
+    );
+    fails_with(&run, &["log.csv:8: column 'step' (1)"]);
+    assert!(!dir.path().join("o").exists());
+}

@@ -19,9 +19,10 @@ pub struct Table {
     pub headers: Vec<String>,
     /// `columns[c][row]`, trimmed.
     pub columns: Vec<Vec<String>>,
-    /// Whether row r is line r + 2 of the file (false for a table made
-    /// from another reader's points).
-    pub lines: bool,
+    /// Per row, its line in the file (blank lines, CRLF line ends and
+    /// quoted fields over several lines counted); empty for a table made
+    /// from another reader's points.
+    pub lines: Vec<u64>,
 }
 
 impl Table {
@@ -31,7 +32,9 @@ impl Table {
         let mut f = CsvFile::open(path)?;
         let mut columns = vec![Vec::new(); f.headers.len()];
         let mut rec = ByteRecord::new();
+        let mut lines = Vec::new();
         while let Some(line) = f.next_record(&mut rec)? {
+            lines.push(line);
             for (c, field) in rec.iter().enumerate() {
                 let text = std::str::from_utf8(field).map_err(|_| DataError::Value {
                     path: path.into(),
@@ -47,7 +50,7 @@ impl Table {
             path: path.into(),
             headers: f.headers,
             columns,
-            lines: true,
+            lines,
         })
     }
 
@@ -78,15 +81,15 @@ impl Table {
             path: path.into(),
             headers,
             columns,
-            lines: false,
+            lines: Vec::new(),
         }
     }
 
     /// Where row `r` is, for messages: "FILE line K", or "FILE, point K"
     /// for a table made from another reader's points.
     pub fn place(&self, r: usize) -> String {
-        if self.lines {
-            format!("{} line {}", self.path.display(), r + 2)
+        if let Some(line) = self.lines.get(r) {
+            format!("{} line {line}", self.path.display())
         } else {
             format!(
                 "{}, point {} (run {})",
@@ -137,7 +140,7 @@ impl Table {
         for (row, text) in self.columns[c].iter().enumerate() {
             let bad = |problem: String| DataError::Value {
                 path: self.path.clone(),
-                line: row as u64 + 2,
+                line: self.lines.get(row).copied().unwrap_or(0),
                 column: self.headers[c].clone(),
                 index: c + 1,
                 problem,
@@ -243,7 +246,7 @@ mod tests {
             path: "x.csv".into(),
             headers: vec!["d".into(), "D".into(), "Loss".into()],
             columns: vec![vec![]; 3],
-            lines: true,
+            lines: vec![],
         };
         assert_eq!(t.find("d"), Some(0));
         assert_eq!(t.find("D"), Some(1));
@@ -267,7 +270,7 @@ mod tests {
                 vec!["train".into(), "test".into(), "train".into()],
                 vec!["1000".into(), "1e3".into(), "10".into()],
             ],
-            lines: true,
+            lines: vec![2, 3, 4],
         };
         let s = Selector::parse("split=test").unwrap();
         assert_eq!(s.rows(&t).unwrap(), vec![false, true, false]);
