@@ -69,7 +69,16 @@ impl Builder<'_> {
         self.depth += 1;
         let id = self.node(ast, src, origin);
         self.depth -= 1;
-        id
+        let id = id?;
+        // Constants fold as the graph is built: the first one that is not
+        // finite (1/0, log(0), sqrt(-1), 1e400) is pointed at here, where
+        // it arises, rather than met as a prediction that is not finite.
+        if let Some(c) = self.g.constant(id).filter(|c| !c.is_finite()) {
+            let text = &src[ast.span().start.min(src.len())..ast.span().end.min(src.len())];
+            let msg = format!("{text} is {c}: a constant of the formula must be a finite number");
+            return Err(with_origin(FormulaError::new(src, ast.span(), msg), origin));
+        }
+        Ok(id)
     }
 
     fn node(&mut self, ast: &Ast, src: &str, origin: &str) -> Result<NodeId, FormulaError> {
@@ -446,6 +455,29 @@ mod tests {
         });
         assert!(e.starts_with("law.toml: def a, column 1"), "{e}");
         assert!(e.contains("'b' is defined at or after 'a'"), "{e}");
+    }
+
+    #[test]
+    fn a_constant_that_is_not_finite_is_pointed_at() {
+        for (formula, col, text) in [
+            ("E + A/N^alpha + 1/0", 17, "1/0 is inf"),
+            ("E + A*log(0)/N", 7, "log(0) is -inf"),
+            ("E + sqrt(-1)*A/N", 5, "sqrt(-1) is NaN"),
+            ("E + 1e400*A/N", 5, "1e400 is inf"),
+            ("E + A/N^(2*(1e200*1e200))", 13, "1e200*1e200 is inf"),
+        ] {
+            let e = err(Source {
+                formula: formula.into(),
+                variables: vec!["N".into()],
+                origin: "--law".into(),
+                ..Default::default()
+            });
+            assert!(
+                e.starts_with(&format!("--law, column {col}: {text}")),
+                "{e}"
+            );
+            assert!(e.contains("must be a finite number"), "{e}");
+        }
     }
 
     #[test]

@@ -230,6 +230,12 @@ impl LawFile {
                     format!("defs.{d}: the expression is empty"),
                 ));
             }
+            // Its syntax here, under its own name: whoever parses the defs
+            // later would otherwise report a def's error as the formula's.
+            if let Err(mut e) = super::parse::parse(expr) {
+                e.origin = format!("defs.{d}");
+                return Err(problem(&["defs", d], false, e.to_string()));
+            }
         }
         for (p, decl) in &self.params {
             check_ident(p, "params")?;
@@ -669,6 +675,16 @@ fixed = 15
         );
         let e = err(&with_line(12, "Z = \"\""));
         assert!(e.contains("defs.Z: the expression is empty"), "{e}");
+    }
+
+    #[test]
+    fn a_syntax_error_in_a_def_is_the_defs() {
+        let text = "name = \"x\"\nformula = \"E + B/Dp^beta\"\n\n[defs]\nDp = \"D * (1 + \"\n";
+        let e = format!("{:#}", LawFile::parse(text, "t.toml").unwrap_err());
+        assert!(
+            e.starts_with("t.toml:5:6: defs.Dp, column 10: expected a number"),
+            "{e}"
+        );
     }
 
     /// Without [variables] the names are bound later: an axis that is
