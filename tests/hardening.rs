@@ -888,3 +888,111 @@ fn errors_name_the_line_an_editor_shows() {
     fails_with(&run, &["log.csv:8: column 'step' (1)"]);
     assert!(!dir.path().join("o").exists());
 }
+
+// ---- Errors that point to the right place ----
+
+#[test]
+fn errors_point_at_the_formula_or_row_at_fault() {
+    let dir = tempdir();
+    let csv = chinchilla_csv(dir.path(), 4, 0.002);
+    let csv = csv.to_str().unwrap();
+    let law = "E + A/N^alpha + B/D^beta";
+    // A constant that is not finite: the formula's column, not a data row.
+    for (extra, col, what) in [
+        (" + 1/0", 28, "1/0 is inf"),
+        (" + C*log(0)", 30, "log(0) is -inf"),
+        (" + C*sqrt(-1)", 30, "sqrt(-1) is NaN"),
+        (" + 1e400*C", 28, "1e400 is inf"),
+    ] {
+        let f = format!("{law}{extra}");
+        let run = sweepfit(
+            dir.path(),
+            &["fit", csv, "--law", &f, "--backend", "cpu", "--out", "o"],
+        );
+        fails_with(&run, &[&format!("--law, column {col}: {what}")]);
+        assert!(!run.stderr.contains("line 2"), "{}", run.dump());
+    }
+    // A syntax error in a def is the def's, at its line in the file.
+    let defs =
+        "name = \"x\"\nformula = \"E + A/N^alpha + B/Dp^beta\"\n\n[defs]\nDp = \"D * (1 + \"\n";
+    std::fs::write(dir.path().join("defs.toml"), defs).unwrap();
+    let run = sweepfit(
+        dir.path(),
+        &[
+            "fit",
+            csv,
+            "--law-file",
+            "defs.toml",
+            "--backend",
+            "cpu",
+            "--out",
+            "o",
+        ],
+    );
+    fails_with(&run, &["defs.toml:5:6: defs.Dp, column 10"]);
+    // A loss whose square overflows: its row, not line 2 or every start.
+    let text = std::fs::read_to_string(csv).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let mut cells: Vec<String> = lines[6].split(',').map(String::from).collect();
+    cells[3] = "1e308".into();
+    lines[6] = cells.join(",");
+    std::fs::write(dir.path().join("big.csv"), lines.join("\n") + "\n").unwrap();
+    for extra in [&[][..], &["--law", "chinchilla"], &["--law", law]] {
+        let mut args = vec!["fit", "big.csv", "--backend", "cpu", "--out", "o"];
+        args.extend_from_slice(extra);
+        let run = sweepfit(dir.path(), &args);
+        fails_with(
+            &run,
+            &[
+                "big.csv:7: column 'loss' (4): 1e308 is too large",
+                "--space log",
+            ],
+        );
+    }
+    // In log space the same loss is fine.
+    ok(
+        dir.path(),
+        &[
+            "fit",
+            "big.csv",
+            "--law",
+            law,
+            "--space",
+            "log",
+            "--backend",
+            "cpu",
+            "--out",
+            "log",
+        ],
+    );
+    // A count written as 1e1 is a whole number.
+    ok(
+        dir.path(),
+        &[
+            "fit",
+            csv,
+            "--law",
+            law,
+            "--backend",
+            "cpu",
+            "--starts",
+            "8",
+            "--out",
+            "f",
+        ],
+    );
+    let run = ok(
+        dir.path(),
+        &[
+            "predict",
+            "--fit",
+            "f/fit.json",
+            "--at",
+            "N=1e9",
+            "--at",
+            "D=1e9:1e10:1e1",
+        ],
+    );
+    assert_eq!(run.stdout.lines().count(), 11, "{}", run.dump());
+    assert!(!dir.path().join("o").exists());
+}

@@ -292,6 +292,17 @@ impl CsvFile {
     }
 }
 
+/// Largest loss magnitude a fit in linear space takes: beyond it a squared
+/// residual overflows, and every start would fail without naming the row.
+pub(crate) const MAX_LINEAR_LOSS: f64 = 1e150;
+
+pub(crate) fn too_large_loss(v: f64) -> String {
+    format!(
+        "{v:e} is too large to fit in linear space (beyond ±{MAX_LINEAR_LOSS:e} its squared \
+         residual overflows); fit its log with --space log"
+    )
+}
+
 /// What a numeric field must satisfy beyond being finite.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum Check {
@@ -310,6 +321,9 @@ impl Check {
             Check::NonNegative if v < 0.0 => Some(format!("must be >= 0, found {v}")),
             Check::Loss if opts.positive_loss && v <= 0.0 => {
                 Some(format!("must be > 0 to fit in log space, found {v}"))
+            }
+            Check::Loss if !opts.positive_loss && v.abs() > MAX_LINEAR_LOSS => {
+                Some(too_large_loss(v))
             }
             _ => None,
         }

@@ -156,6 +156,9 @@ impl Table {
                 Check::NonNegative if v < 0.0 => {
                     return Err(bad(format!("{v} is negative")));
                 }
+                Check::Loss if v.abs() > super::long_csv::MAX_LINEAR_LOSS => {
+                    return Err(bad(super::long_csv::too_large_loss(v)));
+                }
                 Check::Positive if v <= 0.0 => {
                     return Err(bad(format!(
                         "{v} must be positive (the fit is in log space)"
@@ -175,6 +178,8 @@ pub enum Check {
     Finite,
     NonNegative,
     Positive,
+    /// A loss fitted in linear space: finite, and small enough to square.
+    Loss,
 }
 
 /// `COLUMN=VALUE`: rows whose cell in COLUMN equals VALUE (as text, or as

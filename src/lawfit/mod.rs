@@ -332,7 +332,7 @@ fn read_columns(b: &BoundLaw, table: &Table, obj: &Objective) -> anyhow::Result<
     let check = if obj.space == Space::Log {
         Check::Positive
     } else {
-        Check::Finite
+        Check::Loss
     };
     let loss = table.numbers(lc, check)?;
     let weight = match table.find("weight") {
