@@ -161,14 +161,16 @@ pub(crate) struct FitFlags {
     /// such as 'E + A/N^alpha + B/D^beta', whose names are variables where
     /// they name a column of the data and parameters otherwise. Laws other
     /// than looplm and chinchilla (and any law with --by or --test-where)
-    /// are compiled and fitted on the CPU.
+    /// are compiled and fitted on the CPU. A formula nests at most 256
+    /// levels (each operator, sign, call and parenthesis is one).
     #[arg(long, default_value = sweepfit::law::DEFAULT_LAW, conflicts_with = "law_file")]
     pub(crate) law: String,
     /// A law file (TOML) with declarations: `sweepfit laws looplm` prints one
     /// to start from.
     #[arg(long, value_name = "FILE")]
     pub(crate) law_file: Option<PathBuf>,
-    /// Hold a parameter fixed, e.g. --fix t3=0 (repeatable; raw units).
+    /// Hold a parameter fixed, e.g. --fix t3=0 (repeatable, once per
+    /// parameter; raw units, within the bounds the law declares).
     #[arg(long, value_name = "NAME=VALUE", value_parser = parse_fix)]
     fix: Vec<(String, f64)>,
     /// Loss on residuals.
