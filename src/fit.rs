@@ -101,6 +101,17 @@ pub fn resolve_spec(
         if !v.is_finite() {
             bail!("--fix {name}={v}: the value must be a finite number");
         }
+        // The declarations `sweepfit laws NAME` prints, as for a law file.
+        let decl = crate::law::builtin(law.name())
+            .and_then(|text| crate::law::LawFile::parse(text, law.name()).ok())
+            .and_then(|f| f.params.get(name.as_str()).cloned());
+        if let Some(Err(why)) = decl.map(|d| d.allows(*v)) {
+            bail!(
+                "--fix {name}={v}: {why}, as the {} law declares {name} (`sweepfit laws {}`)",
+                law.name(),
+                law.name()
+            );
+        }
         spec.fixed[i] = Some(*v);
     }
     let user_fixed = |i: usize| fix.iter().any(|(n, _)| param_index(n).ok() == Some(i));

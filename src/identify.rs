@@ -139,15 +139,7 @@ pub fn analyse(c: &Curvature) -> Identifiability {
     let scale: Vec<f64> = idx.iter().map(|&i| c.h[i * m + i].sqrt()).collect();
     let scaled =
         |a: &[f64]| DMatrix::from_fn(k, k, |r, q| a[idx[r] * m + idx[q]] / (scale[r] * scale[q]));
-    let hs = scaled(&c.h);
-    let eig = SymmetricEigen::new(hs);
-    let mut order: Vec<usize> = (0..k).collect();
-    order.sort_by(|&a, &b| eig.eigenvalues[a].total_cmp(&eig.eigenvalues[b]));
-    let mu: Vec<f64> = order.iter().map(|&j| eig.eigenvalues[j]).collect();
-    let vecs: Vec<Vec<f64>> = order
-        .iter()
-        .map(|&j| (0..k).map(|r| eig.eigenvectors[(r, j)]).collect())
-        .collect();
+    let (mu, vecs) = eigen(scaled(&c.h));
     let mu_max = mu.last().copied().unwrap_or(0.0);
     let null = |x: f64| x <= NULL_EIGEN * mu_max;
     // Parameters along a direction the data do not see have no finite error.
@@ -263,6 +255,36 @@ pub fn analyse(c: &Curvature) -> Identifiability {
         weak,
         flagged,
     }
+}
+
+/// Eigenvalues of a symmetric matrix, ascending, with their eigenvectors.
+/// An empty matrix (no parameter the fit depends on: a Huber delta so
+/// small that every residual is beyond it) has none; one with a
+/// non-finite entry, or whose iteration does not converge, is reported as
+/// seeing no direction at all (every eigenvalue 0), so every parameter is
+/// undetermined rather than given an error it does not have.
+fn eigen(h: DMatrix<f64>) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let k = h.nrows();
+    if k == 0 {
+        return (Vec::new(), Vec::new());
+    }
+    let unit = |j: usize| -> Vec<f64> { (0..k).map(|r| if r == j { 1.0 } else { 0.0 }).collect() };
+    let eig = h
+        .iter()
+        .all(|x| x.is_finite())
+        .then(|| SymmetricEigen::try_new(h, f64::EPSILON, 10_000))
+        .flatten();
+    let Some(eig) = eig else {
+        return (vec![0.0; k], (0..k).map(unit).collect());
+    };
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by(|&a, &b| eig.eigenvalues[a].total_cmp(&eig.eigenvalues[b]));
+    let mu = order.iter().map(|&j| eig.eigenvalues[j]).collect();
+    let vecs = order
+        .iter()
+        .map(|&j| (0..k).map(|r| eig.eigenvectors[(r, j)]).collect())
+        .collect();
+    (mu, vecs)
 }
 
 /// A weak direction in words: the parameters that move along it and,
@@ -431,6 +453,41 @@ mod tests {
         let id = analyse(&c);
         let want = (r.iter().map(|r| r * r).sum::<f64>() / (n * (n - 1.0))).sqrt();
         assert!((id.standard_errors["mu"] - want).abs() < 1e-14, "{id:?}");
+    }
+
+    /// A Huber delta below every residual leaves the fit no curvature at
+    /// all (an empty matrix once the flat parameters are set aside), and a
+    /// non-finite curvature has no eigenvalues to trust: both are reported,
+    /// neither panics.
+    #[test]
+    fn no_curvature_or_a_non_finite_one_is_reported_not_decomposed() {
+        let c = |h: Vec<f64>| Curvature {
+            names: vec!["a".into(), "b".into()],
+            values: vec![1.0, 2.0],
+            h,
+            meat: Some(vec![0.0; 4]),
+            f: 1e-300,
+            rows: 10,
+            at_bound: vec![None, None],
+            vars_of: vec![vec![], vec![]],
+            distinct: IndexMap::new(),
+        };
+        let id = analyse(&c(vec![0.0; 4]));
+        assert!(id.params.is_empty() && id.eigenvalues.is_empty(), "{id:?}");
+        assert_eq!(id.flagged.len(), 2, "{id:?}");
+        assert!(id.condition.is_nan());
+        let id = analyse(&c(vec![1.0, f64::NAN, f64::NAN, 1.0]));
+        assert_eq!(id.params, ["a", "b"]);
+        assert!(
+            id.standard_errors.values().all(|se| se.is_infinite()),
+            "{id:?}"
+        );
+        assert!(
+            id.flagged
+                .iter()
+                .all(|f| f.reason.contains("not determined")),
+            "{id:?}"
+        );
     }
 
     /// y = a + b + c x: only a + b is determined. Both are flagged, the

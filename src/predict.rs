@@ -87,7 +87,7 @@ impl std::error::Error for AxisError {}
 /// Parse the text of one axis: a comma list of numbers and ranges
 /// `START:STOP:COUNT[:lin|:log]`. Numbers use standard float syntax
 /// (`2.8e9`, `4`, `0.5`; no `_` separators) and must be finite and in the
-/// axis's domain. COUNT is a whole number >= 1; COUNT 1 requires
+/// axis's domain. COUNT is a whole number >= 1 (20, 1e3); COUNT 1 requires
 /// START == STOP. `log` spacing needs START and STOP > 0. Spaces around
 /// items and fields are ignored.
 pub fn parse_axis(axis: Axis, text: &str) -> Result<Vec<f64>, AxisError> {
@@ -162,8 +162,12 @@ fn tidy(x: f64) -> f64 {
 
 fn range(start: &str, stop: &str, count: &str, spacing: &str) -> Result<Vec<f64>, String> {
     let (a, b) = (number(start)?, number(stop)?);
-    let n: usize = match count.parse() {
-        Ok(n) if n >= 1 => n,
+    // A count may be written as any number that is whole: 20, 1e3, 100.0.
+    let n: usize = match count.parse::<f64>() {
+        Ok(c) if c >= 1.0 && c.fract() == 0.0 && c <= MAX_ROWS as f64 => c as usize,
+        Ok(c) if c.fract() == 0.0 && c > MAX_ROWS as f64 => {
+            return Err(format!("COUNT {count} is more than {MAX_ROWS}"))
+        }
         _ => return Err(format!("COUNT '{count}' is not a whole number >= 1")),
     };
     if n > MAX_ROWS {
@@ -538,6 +542,19 @@ mod tests {
     }
 
     #[test]
+    fn a_count_is_any_whole_number_however_written() {
+        assert_eq!(parse_axis(Axis::T, "1:3:3e0").unwrap(), [1.0, 2.0, 3.0]);
+        assert_eq!(parse_axis(Axis::T, "1:1e3:1e3").unwrap().len(), 1000);
+        assert_eq!(parse_axis(Axis::T, "1:3:3.0").unwrap().len(), 3);
+        for count in ["2.5", "0", "-3", "nan", "inf"] {
+            let e = err(Axis::T, &format!("1:3:{count}"));
+            assert!(e.reason.contains("not a whole number >= 1"), "{count}: {e}");
+        }
+        let e = err(Axis::T, "1:3:1e30");
+        assert!(e.reason.contains("is more than"), "{e}");
+    }
+
+    #[test]
     fn errors_name_the_option_and_the_bad_text() {
         let e = err(Axis::N, "1e9,abc");
         assert_eq!((e.option, e.text.as_str()), ("--N", "abc"));
@@ -598,7 +615,6 @@ mod tests {
             ("1:2:0", "COUNT '0'"),
             ("1:2:-3", "COUNT"),
             ("1:2:2.5", "COUNT"),
-            ("1:2:1e2", "COUNT"),
             ("1:2:1", "COUNT 1 needs START == STOP"),
             ("1:2:3:geo", "spacing 'geo'"),
             ("1:2:99999999999", "more than"),

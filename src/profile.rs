@@ -237,13 +237,24 @@ pub fn profile(
                     s.to_theta(&p)
                 })
                 .collect();
-            let mut refits = Refits {
-                spaces: &spaces,
-                rows: &rows,
-            };
-            let (outcomes, _) = optim::least_squares_batch(&mut refits, &x0, &REFIT, |_| {})?;
-            for (s, o) in statistic.iter_mut().zip(&outcomes) {
-                *s = stat(o.f);
+            if first.dim() == 0 {
+                // The only free parameter is the one held: nothing to
+                // refit, the objective at each value is the profile.
+                let (mut ws, mut scratch) = (Workspace::default(), Default::default());
+                for ((s, sp), x) in statistic.iter_mut().zip(&spaces).zip(&x0) {
+                    let f =
+                        theta_moments(sp, &rows, None, x, &mut ws, &mut [], &mut [], &mut scratch);
+                    *s = stat(f);
+                }
+            } else {
+                let mut refits = Refits {
+                    spaces: &spaces,
+                    rows: &rows,
+                };
+                let (outcomes, _) = optim::least_squares_batch(&mut refits, &x0, &REFIT, |_| {})?;
+                for (s, o) in statistic.iter_mut().zip(&outcomes) {
+                    *s = stat(o.f);
+                }
             }
         }
         if statistic.iter().any(|&s| s < -1e-6 * threshold) {

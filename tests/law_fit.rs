@@ -662,7 +662,8 @@ fn manifest_logs_fit_any_law() {
     );
     // The rows that fail are counted, with what they share and the filter.
     assert!(
-        run.stderr.contains("all with D = 0: drop those rows (--min-tokens 1"),
+        run.stderr
+            .contains("all with D = 0: drop those rows (--min-tokens 1"),
         "{}",
         run.dump()
     );

@@ -168,10 +168,10 @@ impl InputArgs {
 #[derive(Args)]
 struct FilterArgs {
     /// Drop points with fewer tokens.
-    #[arg(long)]
+    #[arg(long, value_parser = non_negative)]
     min_tokens: Option<f64>,
     /// Drop points with more tokens.
-    #[arg(long)]
+    #[arg(long, value_parser = non_negative)]
     max_tokens: Option<f64>,
     /// Keep every K-th point of each curve (starting with its first).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
@@ -183,7 +183,9 @@ pub(crate) struct FitFlags {
     /// The law: a built-in's name (`sweepfit laws` lists them) or a formula
     /// such as 'E + A/N^alpha + B/D^beta', whose names are variables where
     /// they name a column of the data and parameters otherwise. Every law
-    /// is compiled and runs on the CPU or the GPU (--backend).
+    /// is compiled and runs on the CPU or the GPU (--backend). A formula
+    /// nests at most 256 levels (each operator, sign, call and parenthesis
+    /// is one).
     #[arg(long, default_value = sweepfit::law::DEFAULT_LAW, conflicts_with = "law_file")]
     pub(crate) law: String,
     /// A law file (TOML) with declarations: `sweepfit laws looplm` prints one
@@ -201,7 +203,8 @@ pub(crate) struct FitFlags {
     /// values the curves share best, and the fit says which and why.
     #[arg(long, value_name = "VAR")]
     pub(crate) axis: Option<String>,
-    /// Hold a parameter fixed, e.g. --fix t3=0 (repeatable; raw units).
+    /// Hold a parameter fixed, e.g. --fix t3=0 (repeatable, once per
+    /// parameter; raw units, within the bounds the law declares).
     #[arg(long, value_name = "NAME=VALUE", value_parser = parse_fix)]
     fix: Vec<(String, f64)>,
     /// Loss on residuals.
@@ -211,7 +214,7 @@ pub(crate) struct FitFlags {
     #[arg(long, value_enum, default_value_t = Space::Linear)]
     space: Space,
     /// Huber threshold, in the units of the residual.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, value_parser = positive)]
     delta: f64,
     /// Use K random starts instead of the default grid (of 256 to 324
     /// starts, for looplm and chinchilla); other laws always draw random
@@ -223,17 +226,17 @@ pub(crate) struct FitFlags {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Iteration limit of every start.
-    #[arg(long, default_value_t = optim::Options::default().max_iter)]
+    #[arg(long, default_value_t = optim::Options::default().max_iter, value_parser = at_least_one)]
     max_iter: usize,
     /// Converged when a step lowers the objective by less than this, relative
     /// (three accepted steps in a row; for least-squares fits of other laws,
     /// Levenberg-Marquardt's stall rule).
-    #[arg(long, default_value_t = optim::Options::default().ftol)]
+    #[arg(long, default_value_t = optim::Options::default().ftol, value_parser = tolerance)]
     ftol: f64,
     /// Converged when the largest gradient entry is below this times the objective
     /// (L-BFGS; least-squares fits of other laws than looplm and chinchilla run
     /// Levenberg-Marquardt, which stops on its own tolerances).
-    #[arg(long, default_value_t = optim::Options::default().gtol)]
+    #[arg(long, default_value_t = optim::Options::default().gtol, value_parser = tolerance)]
     gtol: f64,
 }
 
@@ -255,7 +258,7 @@ pub(crate) struct BootstrapArgs {
     )]
     resample: Vec<Resample>,
     /// Coverage of the bootstrap's percentile intervals and of --profile's.
-    #[arg(long, default_value_t = 0.95)]
+    #[arg(long, default_value_t = 0.95, value_parser = fraction)]
     level: f64,
 }
 
@@ -307,13 +310,13 @@ pub(crate) struct SimFlags {
     #[arg(long, default_value_t = 500)]
     points: usize,
     /// Standard deviation of the per-point noise, in loss units.
-    #[arg(long, default_value_t = 0.02)]
+    #[arg(long, default_value_t = 0.02, value_parser = non_negative)]
     noise: f64,
     /// Amplitude of an early warm-up transient above the law (0 = none).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
     warmup: f64,
     /// Late rise of the shallow steps of the two smallest models (0 = none).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
     late_rise: f64,
 }
 
@@ -336,6 +339,44 @@ pub(crate) fn parse_var(s: &str) -> Result<(String, String), String> {
             Ok((n.trim().to_string(), c.trim().to_string()))
         }
         _ => Err(format!("expected NAME=COLUMN, got '{s}'")),
+    }
+}
+
+/// A number option's value, refused (clap names the option) unless it is
+/// finite and `ok`, which `range` states.
+fn number(s: &str, ok: impl Fn(f64) -> bool, range: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number"))?;
+    if !v.is_finite() || !ok(v) {
+        return Err(format!("{v} is not {range}"));
+    }
+    Ok(v)
+}
+
+pub(crate) fn non_negative(s: &str) -> Result<f64, String> {
+    number(s, |v| v >= 0.0, "a finite number >= 0")
+}
+
+pub(crate) fn positive(s: &str) -> Result<f64, String> {
+    number(s, |v| v > 0.0, "a finite number > 0")
+}
+
+/// Strictly between 0 and 1: a coverage level or a fraction.
+pub(crate) fn fraction(s: &str) -> Result<f64, String> {
+    number(s, |v| v > 0.0 && v < 1.0, "strictly between 0 and 1")
+}
+
+/// A relative convergence tolerance: 0 (never converged on it) up to 1.
+fn tolerance(s: &str) -> Result<f64, String> {
+    number(s, |v| (0.0..1.0).contains(&v), "a tolerance in [0, 1)")
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{s}' is not a whole number >= 1")),
     }
 }
 
@@ -454,6 +495,11 @@ pub(crate) fn law_source(
 }
 
 pub(crate) fn fit_options(f: &FitFlags) -> anyhow::Result<FitOptions> {
+    for (i, (name, v)) in f.fix.iter().enumerate() {
+        if let Some((_, w)) = f.fix[..i].iter().find(|(n, _)| n == name) {
+            bail!("--fix {name} is given twice ({w} and {v}): give each parameter once");
+        }
+    }
     if !(f.delta > 0.0 && f.delta.is_finite()) {
         bail!("--delta must be a positive number, got {}", f.delta);
     }

@@ -35,10 +35,10 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = sweepfit::bench::parse_count)]
     starts: Option<Vec<usize>>,
     /// Time each cell for about this long after one warm-up [default: 0.5, --quick 0.2].
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", value_parser = super::args::positive)]
     seconds_per_cell: Option<f64>,
     /// Skip cells that smaller cells say would take longer per evaluation.
-    #[arg(long, value_name = "S", default_value_t = 2.0)]
+    #[arg(long, value_name = "S", default_value_t = 2.0, value_parser = super::args::positive)]
     max_eval_seconds: f64,
     /// Skip the end-to-end fits (demo sweep, Pythia sweep); --law and
     /// --law-file run none.
@@ -127,8 +127,14 @@ fn bench_law(text: &str, vars: Option<&[String]>) -> anyhow::Result<sweepfit::be
     file.axis = vars.last().cloned();
     file.validate().with_context(|| format!("--vars {list}"))?;
     BenchLaw::new(&file, name, &origin).with_context(|| {
+        // The formula error below shows the formula; a long one only once.
+        let shown = if name.chars().count() > 60 {
+            String::new()
+        } else {
+            format!(" '{name}'")
+        };
         format!(
-            "--law '{name}': not a built-in law (see `sweepfit laws`), so a formula of {} (--vars)",
+            "--law{shown}: not a built-in law (see `sweepfit laws`), so a formula of {} (--vars)",
             vars.join(", ")
         )
     })

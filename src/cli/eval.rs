@@ -42,7 +42,7 @@ pub(crate) struct EvalArgs {
     #[arg(long, default_value_t = 3)]
     train_sizes: usize,
     /// Token fractions of the `tokens` protocol, comma-separated, each in (0, 1).
-    #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,0.75")]
+    #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,0.75", value_parser = super::args::fraction)]
     fractions: Vec<f64>,
     /// Also draw every fold's Real-vs-Pred grid, held-out points marked, to
     /// OUT/folds/*.png.

@@ -129,13 +129,19 @@ fn simulate_law(a: &SimulateArgs, truth_path: &std::path::Path) -> anyhow::Resul
     let (mut file, text, origin) =
         super::args::law_source(a.law.as_deref(), a.law_file.as_deref())?;
     let pairs = |items: &[String], what: &str| -> anyhow::Result<Vec<(String, String)>> {
-        items
-            .iter()
-            .map(|s| match s.split_once('=') {
-                Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-                _ => bail!("{what} '{s}': expected NAME=VALUE"),
-            })
-            .collect()
+        let mut out: Vec<(String, String)> = Vec::new();
+        for s in items {
+            let Some((k, v)) = s.split_once('=').filter(|(k, _)| !k.trim().is_empty()) else {
+                bail!("{what} '{s}': expected NAME=VALUE");
+            };
+            let k = k.trim();
+            // A later value would silently win (or be dropped): refuse.
+            if out.iter().any(|(n, _)| n == k) {
+                bail!("{what} {k} is given twice: give each name once");
+            }
+            out.push((k.to_string(), v.to_string()));
+        }
+        Ok(out)
     };
     let mut params = Vec::new();
     for (k, v) in pairs(&a.param, "--param")? {

@@ -30,8 +30,11 @@
 
 use super::{DataError, Dataset, ReadOptions, Row};
 use csv::{ByteRecord, Reader, ReaderBuilder, Trim};
+use std::cell::RefCell;
 use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// Read a long CSV into a dataset; see the module documentation.
 pub fn read_long_csv(path: &Path, opts: &ReadOptions) -> Result<Dataset, DataError> {
@@ -108,9 +111,39 @@ pub(super) struct Column {
 /// An open CSV file whose header has been read.
 pub(super) struct CsvFile {
     pub path: PathBuf,
-    reader: Reader<File>,
+    reader: Reader<LineBreaks<File>>,
+    /// Byte offsets of the line breaks read and not yet passed.
+    breaks: Rc<RefCell<Vec<u64>>>,
+    /// Line breaks before the last record read.
+    passed: u64,
     pub headers: Vec<String>,
     rows: usize,
+}
+
+/// A reader that notes where each line break is (`\n`, `\r\n` or a lone
+/// `\r`), so that a record's byte offset gives its line. The csv crate's
+/// own line count is one short after every CRLF, and errors must name the
+/// line an editor shows.
+struct LineBreaks<R> {
+    inner: R,
+    at: u64,
+    after_cr: bool,
+    breaks: Rc<RefCell<Vec<u64>>>,
+}
+
+impl<R: Read> Read for LineBreaks<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut breaks = self.breaks.borrow_mut();
+        for (i, &b) in buf[..n].iter().enumerate() {
+            if b == b'\r' || (b == b'\n' && !self.after_cr) {
+                breaks.push(self.at + i as u64);
+            }
+            self.after_cr = b == b'\r';
+        }
+        self.at += n as u64;
+        Ok(n)
+    }
 }
 
 impl CsvFile {
@@ -120,6 +153,13 @@ impl CsvFile {
             action: "open",
             cause,
         })?;
+        let breaks = Rc::new(RefCell::new(Vec::new()));
+        let file = LineBreaks {
+            inner: file,
+            at: 0,
+            after_cr: false,
+            breaks: breaks.clone(),
+        };
         let mut reader = ReaderBuilder::new()
             .trim(Trim::All)
             // Ragged rows are reported by `next_record`, with their line.
@@ -144,6 +184,8 @@ impl CsvFile {
         Ok(CsvFile {
             path: path.into(),
             reader,
+            breaks,
+            passed: 0,
             headers,
             rows: 0,
         })
@@ -229,7 +271,15 @@ impl CsvFile {
             return Ok(None);
         }
         self.rows += 1;
-        let line = rec.position().map_or(0, |p| p.line());
+        // 1 + the line breaks before the record's first byte; those are
+        // dropped as they are passed, records coming in file order.
+        if let Some(p) = rec.position() {
+            let mut breaks = self.breaks.borrow_mut();
+            let k = breaks.partition_point(|&b| b < p.byte());
+            breaks.drain(..k);
+            self.passed += k as u64;
+        }
+        let line = 1 + self.passed;
         if rec.len() != self.headers.len() {
             return Err(DataError::Ragged {
                 path: self.path.clone(),
@@ -240,6 +290,17 @@ impl CsvFile {
         }
         Ok(Some(line))
     }
+}
+
+/// Largest loss magnitude a fit in linear space takes: beyond it a squared
+/// residual overflows, and every start would fail without naming the row.
+pub(crate) const MAX_LINEAR_LOSS: f64 = 1e150;
+
+pub(crate) fn too_large_loss(v: f64) -> String {
+    format!(
+        "{v:e} is too large to fit in linear space (beyond ±{MAX_LINEAR_LOSS:e} its squared \
+         residual overflows); fit its log with --space log"
+    )
 }
 
 /// What a numeric field must satisfy beyond being finite.
@@ -260,6 +321,9 @@ impl Check {
             Check::NonNegative if v < 0.0 => Some(format!("must be >= 0, found {v}")),
             Check::Loss if opts.positive_loss && v <= 0.0 => {
                 Some(format!("must be > 0 to fit in log space, found {v}"))
+            }
+            Check::Loss if !opts.positive_loss && v.abs() > MAX_LINEAR_LOSS => {
+                Some(too_large_loss(v))
             }
             _ => None,
         }

@@ -19,9 +19,10 @@ pub struct Table {
     pub headers: Vec<String>,
     /// `columns[c][row]`, trimmed.
     pub columns: Vec<Vec<String>>,
-    /// Whether row r is line r + 2 of the file (false for a table made
-    /// from another reader's points).
-    pub lines: bool,
+    /// Per row, its line in the file (blank lines, CRLF line ends and
+    /// quoted fields over several lines counted); empty for a table made
+    /// from another reader's points.
+    pub lines: Vec<u64>,
 }
 
 impl Table {
@@ -31,7 +32,9 @@ impl Table {
         let mut f = CsvFile::open(path)?;
         let mut columns = vec![Vec::new(); f.headers.len()];
         let mut rec = ByteRecord::new();
+        let mut lines = Vec::new();
         while let Some(line) = f.next_record(&mut rec)? {
+            lines.push(line);
             for (c, field) in rec.iter().enumerate() {
                 let text = std::str::from_utf8(field).map_err(|_| DataError::Value {
                     path: path.into(),
@@ -47,7 +50,7 @@ impl Table {
             path: path.into(),
             headers: f.headers,
             columns,
-            lines: true,
+            lines,
         })
     }
 
@@ -78,15 +81,15 @@ impl Table {
             path: path.into(),
             headers,
             columns,
-            lines: false,
+            lines: Vec::new(),
         }
     }
 
     /// Where row `r` is, for messages: "FILE line K", or "FILE, point K"
     /// for a table made from another reader's points.
     pub fn place(&self, r: usize) -> String {
-        if self.lines {
-            format!("{} line {}", self.path.display(), r + 2)
+        if let Some(line) = self.lines.get(r) {
+            format!("{} line {line}", self.path.display())
         } else {
             format!(
                 "{}, point {} (run {})",
@@ -176,7 +179,7 @@ impl Table {
         for (row, text) in self.columns[c].iter().enumerate() {
             let bad = |problem: String| DataError::Value {
                 path: self.path.clone(),
-                line: row as u64 + 2,
+                line: self.lines.get(row).copied().unwrap_or(0),
                 column: self.headers[c].clone(),
                 index: c + 1,
                 problem,
@@ -191,6 +194,9 @@ impl Table {
                 Check::Finite => {}
                 Check::NonNegative if v < 0.0 => {
                     return Err(bad(format!("{v} is negative")));
+                }
+                Check::Loss if v.abs() > super::long_csv::MAX_LINEAR_LOSS => {
+                    return Err(bad(super::long_csv::too_large_loss(v)));
                 }
                 Check::Positive if v <= 0.0 => {
                     return Err(bad(format!(
@@ -211,6 +217,8 @@ pub enum Check {
     Finite,
     NonNegative,
     Positive,
+    /// A loss fitted in linear space: finite, and small enough to square.
+    Loss,
 }
 
 /// What a cell is as a value to select or group rows by: a number by its
@@ -290,7 +298,7 @@ mod tests {
             path: "x.csv".into(),
             headers: vec!["d".into(), "D".into(), "Loss".into()],
             columns: vec![vec![]; 3],
-            lines: true,
+            lines: vec![],
         };
         assert_eq!(t.find("d"), Some(0));
         assert_eq!(t.find("D"), Some(1));
@@ -311,7 +319,7 @@ mod tests {
             path: "x.csv".into(),
             headers: headers.iter().map(|h| h.to_string()).collect(),
             columns: vec![vec![]; headers.len()],
-            lines: true,
+            lines: vec![],
         };
         // Two columns matching ignoring case, neither spelt so.
         let err = t(&["nv", "NV"]).lookup("Nv").unwrap_err().to_string();
@@ -350,7 +358,7 @@ mod tests {
                 vec!["train".into(), "test".into(), "train".into()],
                 vec!["1000".into(), "1e3".into(), "10".into()],
             ],
-            lines: true,
+            lines: vec![2, 3, 4],
         };
         let s = Selector::parse("split=test").unwrap();
         assert_eq!(s.rows(&t).unwrap(), vec![false, true, false]);

@@ -49,10 +49,39 @@ struct Builder<'a> {
     params: Vec<String>,
     /// Per parameter, where it first appears (source text, span).
     param_site: Vec<(String, String, Span)>,
+    /// Levels of `build` open, defs expanded where they are used.
+    depth: usize,
 }
 
 impl Builder<'_> {
+    /// Each formula and def nests at most [`parse::MAX_DEPTH`] levels, but
+    /// a def is built inside the formula that first uses it, so the
+    /// recursion is bounded here too.
     fn build(&mut self, ast: &Ast, src: &str, origin: &str) -> Result<NodeId, FormulaError> {
+        if self.depth >= parse::MAX_DEPTH {
+            let msg = format!(
+                "with its defs expanded, the formula nests more than {} levels deep, \
+                 the most sweepfit accepts",
+                parse::MAX_DEPTH
+            );
+            return Err(with_origin(FormulaError::new(src, ast.span(), msg), origin));
+        }
+        self.depth += 1;
+        let id = self.node(ast, src, origin);
+        self.depth -= 1;
+        let id = id?;
+        // Constants fold as the graph is built: the first one that is not
+        // finite (1/0, log(0), sqrt(-1), 1e400) is pointed at here, where
+        // it arises, rather than met as a prediction that is not finite.
+        if let Some(c) = self.g.constant(id).filter(|c| !c.is_finite()) {
+            let text = &src[ast.span().start.min(src.len())..ast.span().end.min(src.len())];
+            let msg = format!("{text} is {c}: a constant of the formula must be a finite number");
+            return Err(with_origin(FormulaError::new(src, ast.span(), msg), origin));
+        }
+        Ok(id)
+    }
+
+    fn node(&mut self, ast: &Ast, src: &str, origin: &str) -> Result<NodeId, FormulaError> {
         Ok(match ast {
             Ast::Num(v, _) => self.g.num(*v),
             Ast::Name(n, span) => {
@@ -159,6 +188,7 @@ impl CompiledLaw {
             defs: HashMap::new(),
             params: Vec::new(),
             param_site: Vec::new(),
+            depth: 0,
         };
         for (name, text) in &src.defs {
             let origin = if src.origin.is_empty() {
@@ -425,6 +455,29 @@ mod tests {
         });
         assert!(e.starts_with("law.toml: def a, column 1"), "{e}");
         assert!(e.contains("'b' is defined at or after 'a'"), "{e}");
+    }
+
+    #[test]
+    fn a_constant_that_is_not_finite_is_pointed_at() {
+        for (formula, col, text) in [
+            ("E + A/N^alpha + 1/0", 17, "1/0 is inf"),
+            ("E + A*log(0)/N", 7, "log(0) is -inf"),
+            ("E + sqrt(-1)*A/N", 5, "sqrt(-1) is NaN"),
+            ("E + 1e400*A/N", 5, "1e400 is inf"),
+            ("E + A/N^(2*(1e200*1e200))", 13, "1e200*1e200 is inf"),
+        ] {
+            let e = err(Source {
+                formula: formula.into(),
+                variables: vec!["N".into()],
+                origin: "--law".into(),
+                ..Default::default()
+            });
+            assert!(
+                e.starts_with(&format!("--law, column {col}: {text}")),
+                "{e}"
+            );
+            assert!(e.contains("must be a finite number"), "{e}");
+        }
     }
 
     #[test]

@@ -174,6 +174,15 @@ impl LawFile {
                 law.params.join(", ")
             );
         }
+        // Checked here as well as in `check`: without [variables] the
+        // formula's names are bound later, and an axis that became a
+        // parameter would otherwise be dropped without a word.
+        if let Some(axis) = self.axis.as_ref().filter(|a| !law.variables.contains(a)) {
+            anyhow::bail!(
+                "{origin}: axis: {axis} is not a variable of the law (its variables: {})",
+                law.variables.join(", ")
+            );
+        }
         Ok(law)
     }
 
@@ -221,6 +230,12 @@ impl LawFile {
                     format!("defs.{d}: the expression is empty"),
                 ));
             }
+            // Its syntax here, under its own name: whoever parses the defs
+            // later would otherwise report a def's error as the formula's.
+            if let Err(mut e) = super::parse::parse(expr) {
+                e.origin = format!("defs.{d}");
+                return Err(problem(&["defs", d], false, e.to_string()));
+            }
         }
         for (p, decl) in &self.params {
             check_ident(p, "params")?;
@@ -259,6 +274,25 @@ impl LawFile {
 }
 
 impl ParamDecl {
+    /// Whether the parameter may be held at `v` (a `fixed` value, or
+    /// `--fix`): inside the declared bounds, and not below 0 when
+    /// positive. The message says why not.
+    pub fn allows(&self, v: f64) -> Result<(), String> {
+        let lower = self.lower.unwrap_or(f64::NEG_INFINITY);
+        let upper = self.upper.unwrap_or(f64::INFINITY);
+        if !(lower <= v && v <= upper) {
+            return Err(format!(
+                "{v} lies outside the bounds [{}, {}]",
+                self.lower.map_or("-inf".into(), |v| v.to_string()),
+                self.upper.map_or("inf".into(), |v| v.to_string())
+            ));
+        }
+        if self.positive == Some(true) && v < 0.0 {
+            return Err(format!("{v} contradicts positive = true"));
+        }
+        Ok(())
+    }
+
     fn check(&self, name: &str) -> Result<(), Problem> {
         let at = |field: &str, message: String| {
             problem(
@@ -333,15 +367,7 @@ impl ParamDecl {
             }
         }
         if let Some(v) = self.fixed {
-            if !inside(v) {
-                return Err(at(
-                    "fixed",
-                    format!("{v} lies outside the bounds {}", bounds()),
-                ));
-            }
-            if positive && v < 0.0 {
-                return Err(at("fixed", format!("{v} contradicts positive = true")));
-            }
+            self.allows(v).map_err(|m| at("fixed", m))?;
         }
         Ok(())
     }
@@ -649,6 +675,30 @@ fixed = 15
         );
         let e = err(&with_line(12, "Z = \"\""));
         assert!(e.contains("defs.Z: the expression is empty"), "{e}");
+    }
+
+    #[test]
+    fn a_syntax_error_in_a_def_is_the_defs() {
+        let text = "name = \"x\"\nformula = \"E + B/Dp^beta\"\n\n[defs]\nDp = \"D * (1 + \"\n";
+        let e = format!("{:#}", LawFile::parse(text, "t.toml").unwrap_err());
+        assert!(
+            e.starts_with("t.toml:5:6: defs.Dp, column 10: expected a number"),
+            "{e}"
+        );
+    }
+
+    /// Without [variables] the names are bound later: an axis that is
+    /// not among the variables is refused when the law is compiled.
+    #[test]
+    fn an_axis_bound_to_no_variable_is_refused_on_compile() {
+        let text = "name = \"x\"\nformula = \"E + A/N^alpha\"\naxis = \"alpha\"\n";
+        let mut f = LawFile::parse(text, "t.toml").unwrap();
+        f.variables.insert("N".into(), "N".into());
+        let e = f.compile("t.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("t.toml: axis: alpha is not a variable of the law (its variables: N)"),
+            "{e}"
+        );
     }
 
     #[test]

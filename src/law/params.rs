@@ -22,6 +22,7 @@
 //!   without a start range, log-uniformly in [0.01, 100].
 
 use super::dag::{Node, NodeId};
+use super::diff;
 use super::file::LawFile;
 use super::CompiledLaw;
 
@@ -79,6 +80,9 @@ enum Role {
 fn roles(law: &CompiledLaw, file: &LawFile) -> Vec<Role> {
     let g = &law.graph;
     let masks = g.var_masks();
+    // One forward pass: a recursive walk would be exponential in shared
+    // sub-expressions and as deep as the graph.
+    let param_dep = diff::param_dependent(g);
     let np = law.params.len();
     let mut roles = vec![Role::Other; np];
     // Nodes the prediction depends on.
@@ -201,7 +205,7 @@ fn roles(law: &CompiledLaw, file: &LawFile) -> Vec<Role> {
         if let Node::Add(a, b) = g.node(base) {
             for (x, y) in [(a, b), (b, a)] {
                 if let Node::Param(p) = g.node(x) {
-                    let data_only = masks[y as usize] != 0 && !depends_on_params(law, y);
+                    let data_only = masks[y as usize] != 0 && !param_dep[y as usize];
                     if data_only && roles[p as usize] == Role::Other {
                         roles[p as usize] = Role::Offset { data: y };
                     }
@@ -210,15 +214,6 @@ fn roles(law: &CompiledLaw, file: &LawFile) -> Vec<Role> {
         }
     }
     roles
-}
-
-fn depends_on_params(law: &CompiledLaw, id: NodeId) -> bool {
-    let g = &law.graph;
-    match g.node(id) {
-        Node::Param(_) => true,
-        Node::Const(_) | Node::Var(_) => false,
-        n => n.operands().any(|o| depends_on_params(law, o)),
-    }
 }
 
 /// The rules of every parameter of `law` (compiled from `file`), with the

@@ -14,8 +14,19 @@
 //! Hand-written (a few hundred lines) rather than a parser generator: the
 //! errors must point at a column with a caret and say what was expected,
 //! which a small recursive-descent parser does best.
+//!
+//! A formula nests at most [`MAX_DEPTH`] levels: the parser, the compiler
+//! and the tree's own drop recurse once per level, and a bounded depth is
+//! what keeps them within a thread's stack whatever the input.
 
 use std::fmt;
+
+/// How deeply a formula may nest. Every operator, sign, function call and
+/// pair of parentheses is one level, so a sum of n terms is n levels deep
+/// and `((x))` three. Laws in use nest fewer than 30; 256 keeps every
+/// recursive pass (parse, compile with defs expanded, drop) well inside a
+/// 2 MiB thread stack, unoptimised builds included.
+pub const MAX_DEPTH: usize = 256;
 
 /// A byte range of the formula, for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,10 +141,27 @@ impl fmt::Display for FormulaError {
             .chars()
             .count()
             .max(1);
-        writeln!(f, "  {}", self.formula)?;
-        write!(f, "  {}{}", " ".repeat(col - 1), "^".repeat(width))
+        // A long formula is shown around the column only, so that the
+        // caret stays on screen and a huge formula is not printed whole.
+        let chars: Vec<char> = self.formula.chars().collect();
+        let (from, to) = if chars.len() <= 2 * SHOW {
+            (0, chars.len())
+        } else {
+            let from = (col - 1).saturating_sub(SHOW);
+            (from, (from + 2 * SHOW).min(chars.len()))
+        };
+        let head = if from > 0 { "..." } else { "" };
+        let tail = if to < chars.len() { "..." } else { "" };
+        let shown: String = chars[from..to].iter().collect();
+        writeln!(f, "  {head}{shown}{tail}")?;
+        let pad = col - 1 - from + head.len();
+        let width = width.min(to.saturating_sub(col - 1)).max(1);
+        write!(f, "  {}{}", " ".repeat(pad), "^".repeat(width))
     }
 }
+
+/// Characters of a long formula shown either side of an error's column.
+const SHOW: usize = 60;
 
 impl std::error::Error for FormulaError {}
 
@@ -226,17 +254,27 @@ struct Parser<'a> {
     lex: Lexer<'a>,
     tok: Tok,
     span: Span,
+    /// Levels open around the token being parsed (see [`MAX_DEPTH`]).
+    nest: usize,
 }
+
+/// A parsed sub-expression and its depth in levels.
+type Sub = (Ast, usize);
 
 /// Parse a formula into its syntax tree.
 pub fn parse(src: &str) -> Result<Ast, FormulaError> {
     let mut lex = Lexer { src, pos: 0 };
     let (tok, span) = lex.next()?;
-    let mut p = Parser { lex, tok, span };
+    let mut p = Parser {
+        lex,
+        tok,
+        span,
+        nest: 0,
+    };
     if p.tok == Tok::End {
         return Err(FormulaError::new(src, p.span, "the formula is empty"));
     }
-    let e = p.expr()?;
+    let (e, _) = p.expr()?;
     if p.tok != Tok::End {
         let what = match &p.tok {
             Tok::Op(')') => "an unmatched ')'".to_string(),
@@ -278,70 +316,124 @@ impl Parser<'_> {
         )
     }
 
-    fn expr(&mut self) -> Result<Ast, FormulaError> {
-        let mut lhs = self.term()?;
+    /// The error for a formula nesting deeper than [`MAX_DEPTH`], at the
+    /// token where it does.
+    fn too_deep(&self, span: Span) -> FormulaError {
+        FormulaError::new(
+            self.lex.src,
+            span,
+            format!(
+                "the formula nests more than {MAX_DEPTH} levels deep, the most sweepfit \
+                 accepts (every operator, sign, function call and pair of parentheses is a \
+                 level; a sum of n terms is n levels)"
+            ),
+        )
+    }
+
+    /// `e` (a new node, or a parenthesised or signed expression) one level
+    /// above operands `depth` deep, refused beyond the limit.
+    /// `at` is the operator, sign or parenthesis that adds the level.
+    fn deeper(&self, e: Ast, depth: usize, at: Span) -> Result<Sub, FormulaError> {
+        if depth >= MAX_DEPTH {
+            return Err(self.too_deep(at));
+        }
+        Ok((e, depth + 1))
+    }
+
+    /// Open a level around what follows (parenthesis, call, sign,
+    /// exponent): the recursion below is bounded before it happens.
+    fn open(&mut self) -> Result<(), FormulaError> {
+        self.nest += 1;
+        if self.nest > MAX_DEPTH {
+            return Err(self.too_deep(self.span));
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) {
+        self.nest -= 1;
+    }
+
+    fn expr(&mut self) -> Result<Sub, FormulaError> {
+        let (mut lhs, mut d) = self.term()?;
         while let Tok::Op(c @ ('+' | '-')) = self.tok {
+            let at = self.span;
             self.bump()?;
-            let rhs = self.term()?;
+            let (rhs, rd) = self.term()?;
             let op = if c == '+' { BinOp::Add } else { BinOp::Sub };
             let span = join(lhs.span(), rhs.span());
-            lhs = Ast::Bin(op, Box::new(lhs), Box::new(rhs), span);
+            let node = Ast::Bin(op, Box::new(lhs), Box::new(rhs), span);
+            (lhs, d) = self.deeper(node, d.max(rd), at)?;
         }
-        Ok(lhs)
+        Ok((lhs, d))
     }
 
-    fn term(&mut self) -> Result<Ast, FormulaError> {
-        let mut lhs = self.unary()?;
+    fn term(&mut self) -> Result<Sub, FormulaError> {
+        let (mut lhs, mut d) = self.unary()?;
         while let Tok::Op(c @ ('*' | '/')) = self.tok {
+            let at = self.span;
             self.bump()?;
-            let rhs = self.unary()?;
+            let (rhs, rd) = self.unary()?;
             let op = if c == '*' { BinOp::Mul } else { BinOp::Div };
             let span = join(lhs.span(), rhs.span());
-            lhs = Ast::Bin(op, Box::new(lhs), Box::new(rhs), span);
+            let node = Ast::Bin(op, Box::new(lhs), Box::new(rhs), span);
+            (lhs, d) = self.deeper(node, d.max(rd), at)?;
         }
-        Ok(lhs)
+        Ok((lhs, d))
     }
 
-    fn unary(&mut self) -> Result<Ast, FormulaError> {
+    fn unary(&mut self) -> Result<Sub, FormulaError> {
         match self.tok {
-            Tok::Op('-') => {
+            Tok::Op(c @ ('-' | '+')) => {
                 let start = self.span;
+                self.open()?;
                 self.bump()?;
-                let e = self.unary()?;
+                let inner = self.unary();
+                self.close();
+                let (e, d) = inner?;
+                if c == '+' {
+                    // No node, but a level all the same: a run of signs
+                    // recurses once per sign.
+                    return self.deeper(e, d, start);
+                }
                 let span = join(start, e.span());
-                Ok(Ast::Neg(Box::new(e), span))
-            }
-            Tok::Op('+') => {
-                self.bump()?;
-                self.unary()
+                self.deeper(Ast::Neg(Box::new(e), span), d, start)
             }
             _ => self.power(),
         }
     }
 
-    fn power(&mut self) -> Result<Ast, FormulaError> {
-        let base = self.atom()?;
+    fn power(&mut self) -> Result<Sub, FormulaError> {
+        let (base, bd) = self.atom()?;
         if self.tok == Tok::Op('^') {
+            let at = self.span;
+            self.open()?;
             self.bump()?;
             // Right-associative, and the exponent may carry a sign: x^-a.
-            let exp = self.unary()?;
+            let exp = self.unary();
+            self.close();
+            let (exp, ed) = exp?;
             let span = join(base.span(), exp.span());
-            return Ok(Ast::Bin(BinOp::Pow, Box::new(base), Box::new(exp), span));
+            return self.deeper(
+                Ast::Bin(BinOp::Pow, Box::new(base), Box::new(exp), span),
+                bd.max(ed),
+                at,
+            );
         }
-        Ok(base)
+        Ok((base, bd))
     }
 
-    fn atom(&mut self) -> Result<Ast, FormulaError> {
+    fn atom(&mut self) -> Result<Sub, FormulaError> {
         let span = self.span;
         match self.tok.clone() {
             Tok::Num(v) => {
                 self.bump()?;
-                Ok(Ast::Num(v, span))
+                Ok((Ast::Num(v, span), 1))
             }
             Tok::Name(name) => {
                 self.bump()?;
                 if self.tok != Tok::Op('(') {
-                    return Ok(Ast::Name(name, span));
+                    return Ok((Ast::Name(name, span), 1));
                 }
                 let Some(func) = Func::from_name(&name) else {
                     let known: Vec<&str> = Func::ALL.iter().map(|f| f.name()).collect();
@@ -354,12 +446,10 @@ impl Parser<'_> {
                         ),
                     ));
                 };
-                self.bump()?;
-                let mut args = vec![self.expr()?];
-                while self.tok == Tok::Op(',') {
-                    self.bump()?;
-                    args.push(self.expr()?);
-                }
+                self.open()?;
+                let args = self.args();
+                self.close();
+                let (args, d) = args?;
                 if self.tok != Tok::Op(')') {
                     return Err(self.err("',' or ')'"));
                 }
@@ -379,19 +469,37 @@ impl Parser<'_> {
                         ),
                     ));
                 }
-                Ok(Ast::Call(func, args, call_span))
+                self.deeper(Ast::Call(func, args, call_span), d, span)
             }
             Tok::Op('(') => {
+                self.open()?;
                 self.bump()?;
-                let e = self.expr()?;
+                let e = self.expr();
+                self.close();
+                let (e, d) = e?;
                 if self.tok != Tok::Op(')') {
                     return Err(self.err("')'"));
                 }
                 self.bump()?;
-                Ok(e)
+                self.deeper(e, d, span)
             }
             _ => Err(self.err("a number, a name or '('")),
         }
+    }
+
+    /// A call's arguments after its '(' (the caller checks the ')'), and
+    /// the deepest one's depth.
+    fn args(&mut self) -> Result<(Vec<Ast>, usize), FormulaError> {
+        self.bump()?;
+        let (first, mut d) = self.expr()?;
+        let mut args = vec![first];
+        while self.tok == Tok::Op(',') {
+            self.bump()?;
+            let (a, ad) = self.expr()?;
+            d = d.max(ad);
+            args.push(a);
+        }
+        Ok((args, d))
     }
 }
 
@@ -512,5 +620,67 @@ mod tests {
         let a = parse("E + A/(N + t1)^alpha + B/N").unwrap();
         let n: Vec<String> = names(&a).into_iter().map(|(n, _)| n).collect();
         assert_eq!(n, ["E", "A", "N", "t1", "alpha", "B"]);
+    }
+    /// Formulas of exactly `d` levels, one per way of nesting.
+    pub(crate) fn at_depth(d: usize) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "parentheses",
+                format!("{}a*N{}", "(".repeat(d - 2), ")".repeat(d - 2)),
+            ),
+            ("minus signs", format!("{}a*N", "-".repeat(d - 2))),
+            ("plus signs", format!("{}a*N", "+".repeat(d - 2))),
+            (
+                "a sum",
+                (0..d - 1)
+                    .map(|i| format!("p{i}*N"))
+                    .collect::<Vec<_>>()
+                    .join(" + "),
+            ),
+            ("a product", format!("a{}", "*N".repeat(d - 1))),
+            (
+                "calls",
+                format!("{}a*N{}", "exp(".repeat(d - 2), ")".repeat(d - 2)),
+            ),
+            ("powers", format!("{}a", "N^".repeat(d - 1))),
+            (
+                "exponents in parentheses",
+                format!("{}a{}", "N^(".repeat((d - 1) / 2), ")".repeat((d - 1) / 2)),
+            ),
+        ]
+    }
+
+    #[test]
+    fn nesting_is_refused_beyond_the_limit_with_the_limit_named() {
+        for (what, src) in at_depth(MAX_DEPTH) {
+            assert!(parse(&src).is_ok(), "{what} at the limit");
+        }
+        for (what, src) in at_depth(MAX_DEPTH + 1) {
+            let e = parse(&src).unwrap_err();
+            assert!(
+                e.message.contains("more than 256 levels deep"),
+                "{what}: {}",
+                e.message
+            );
+        }
+        // Far beyond the limit, without exhausting the stack.
+        for (what, src) in at_depth(100_000) {
+            assert!(parse(&src).is_err(), "{what}");
+        }
+    }
+
+    #[test]
+    fn a_long_formula_is_shown_around_the_error() {
+        let src = format!("E + A*{} $ B", "x".repeat(100_000));
+        let shown = parse(&src).unwrap_err().to_string();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), 3, "{shown}");
+        assert!(
+            lines[1].len() < 200 && lines[1].starts_with("  ..."),
+            "{shown}"
+        );
+        // The caret stays under the character at fault.
+        let caret = lines[2].find('^').unwrap();
+        assert_eq!(&lines[1][caret..caret + 1], "$", "{shown}");
     }
 }

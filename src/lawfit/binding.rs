@@ -414,7 +414,7 @@ mod tests {
             path: "t.csv".into(),
             headers: headers.iter().map(|h| h.to_string()).collect(),
             columns: vec![vec!["1".into(), "2".into()]; headers.len()],
-            lines: true,
+            lines: vec![],
         }
     }
 

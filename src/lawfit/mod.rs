@@ -353,7 +353,7 @@ fn read_columns(b: &BoundLaw, table: &Table, obj: &Objective) -> anyhow::Result<
     let check = if obj.space == Space::Log {
         Check::Positive
     } else {
-        Check::Finite
+        Check::Loss
     };
     let loss = table.numbers(lc, check)?;
     let weight = match table.lookup("weight")? {
@@ -859,6 +859,9 @@ fn law_space(
         };
         if !v.is_finite() {
             bail!("--fix {name}={v}: the value must be a finite number");
+        }
+        if let Some(Err(why)) = b.file.params.get(name).map(|d| d.allows(*v)) {
+            bail!("--fix {name}={v}: {why}, as the law file declares {name}");
         }
         r.fixed = Some(*v);
     }

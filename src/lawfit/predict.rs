@@ -24,25 +24,80 @@ pub fn read_law_fit(path: &std::path::Path) -> anyhow::Result<LawFit> {
     let mut file = LawFile::parse(&r.law_file, &origin)?;
     file.variables = r.variables.clone();
     let law = file.compile(&origin)?;
-    let sets: Vec<&IndexMap<String, f64>> = if r.groups.is_empty() {
-        vec![&r.params]
-    } else {
-        r.groups.iter().map(|g| &g.params).collect()
-    };
-    for params in sets {
-        for name in &law.params {
-            match params.get(name) {
-                Some(v) if v.is_finite() => {}
-                Some(v) => bail!("{}: parameter {name} is {v}", path.display()),
-                None => bail!("{}: parameter {name} is missing", path.display()),
-            }
-        }
-    }
+    validate(&r, &law, &file.formula)
+        .with_context(|| format!("{}: not a usable fit", path.display()))?;
     Ok(LawFit {
         report: r,
         law,
         axis: file.axis,
     })
+}
+
+/// Everything a reader of a law fit relies on, as strictly as a built-in
+/// law's fit.json is checked: the law file is the fitted one, every set of
+/// parameters is complete and finite, group keys are distinct, and the
+/// bootstrap samples are what bands are computed from. Errors name the
+/// field.
+fn validate(r: &LawFitReport, law: &CompiledLaw, formula: &str) -> anyhow::Result<()> {
+    if formula.trim() != r.formula.trim() {
+        bail!(
+            "law_file has the formula '{}' but formula says the fit was of '{}': the two \
+             must agree (was the law_file edited?)",
+            formula.trim(),
+            r.formula.trim()
+        );
+    }
+    let params = |field: &str, params: &IndexMap<String, f64>| -> anyhow::Result<()> {
+        for name in &law.params {
+            match params.get(name) {
+                Some(v) if v.is_finite() => {}
+                Some(_) => bail!("{field}.{name} is not finite (null, NaN or infinite)"),
+                None => bail!("{field}.{name} is missing"),
+            }
+        }
+        if let Some(extra) = params.keys().find(|k| !law.params.contains(k)) {
+            bail!(
+                "{field}.{extra}: the law has no such parameter (its parameters: {})",
+                law.params.join(", ")
+            );
+        }
+        Ok(())
+    };
+    if let Some(f) = r.fixed.iter().find(|f| !law.params.contains(f)) {
+        bail!("fixed names {f}, which is not a parameter of the law");
+    }
+    let n = law.params.len();
+    if r.groups.is_empty() {
+        params("params", &r.params)?;
+        if let Some(b) = &r.bootstrap {
+            crate::report::validate_bootstrap(b, "bootstrap", n)?;
+        }
+        return Ok(());
+    }
+    if !r.params.is_empty() {
+        bail!("params is set although the fit has groups, which hold their own");
+    }
+    let mut keys: Vec<Vec<&String>> = Vec::new();
+    for (i, g) in r.groups.iter().enumerate() {
+        let field = format!("groups[{i}]");
+        if !g.key.keys().eq(r.by.iter()) {
+            bail!(
+                "{field}.key has the columns {:?}, not those of by ({:?})",
+                g.key.keys().collect::<Vec<_>>(),
+                r.by
+            );
+        }
+        let key: Vec<&String> = g.key.values().collect();
+        if let Some(j) = keys.iter().position(|k| *k == key) {
+            bail!("{field}.key is that of groups[{j}] ({key:?}): each group is listed once");
+        }
+        keys.push(key);
+        params(&format!("{field}.params"), &g.params)?;
+        if let Some(b) = &g.bootstrap {
+            crate::report::validate_bootstrap(b, &format!("{field}.bootstrap"), n)?;
+        }
+    }
+    Ok(())
 }
 
 /// Predictions of a law fit on the product of `at` (variable, values) in
@@ -58,6 +113,14 @@ pub fn predict_rows(
             "--at {n}: the law has no variable {n} (its variables: {})",
             law.variables.join(", ")
         );
+    }
+    for (i, (n, _)) in at.iter().enumerate() {
+        if at[..i].iter().any(|(m, _)| m == n) {
+            bail!(
+                "--at {n} is given twice: give each variable once, with all its values in one \
+                 list (e.g. --at {n}=1e9,1e10)"
+            );
+        }
     }
     let mut axes = Vec::new();
     for v in &law.variables {

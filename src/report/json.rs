@@ -80,27 +80,62 @@ fn validate(r: &FitReport) -> anyhow::Result<()> {
         }
     }
     if let Some(b) = &r.bootstrap {
-        if !(b.level > 0.0 && b.level < 1.0) {
+        validate_bootstrap(b, "bootstrap", NP)?;
+    }
+    Ok(())
+}
+
+/// A fit.json's bootstrap section (at `field`, e.g. "groups[2].bootstrap")
+/// as the writer makes it: a level strictly between 0 and 1, each scheme
+/// named once and known, and one sample of `n` finite values per used
+/// replicate. Prediction bands are computed from exactly these.
+pub(crate) fn validate_bootstrap(
+    b: &crate::report::BootstrapReport,
+    field: &str,
+    n: usize,
+) -> anyhow::Result<()> {
+    const KINDS: [&str; 2] = ["curves", "points"];
+    if !(b.level > 0.0 && b.level < 1.0) {
+        anyhow::bail!(
+            "{field}.level is {}; it must lie strictly between 0 and 1",
+            b.level
+        );
+    }
+    for (i, rs) in b.resamples.iter().enumerate() {
+        let at = format!("{field}.resamples[{i}]");
+        if !KINDS.contains(&rs.kind.as_str()) {
             anyhow::bail!(
-                "bootstrap.level is {}; it must lie strictly between 0 and 1",
-                b.level
+                "{at}.kind is '{}'; the schemes are {}",
+                rs.kind,
+                KINDS.join(", ")
             );
         }
-        for rs in &b.resamples {
-            for (j, s) in rs.samples.iter().enumerate() {
-                if s.len() != NP {
-                    anyhow::bail!(
-                        "bootstrap sample {j} of '{}' has {} values, not {NP}",
-                        rs.kind,
-                        s.len()
-                    );
-                }
-                if s.iter().any(|v| !v.is_finite()) {
-                    anyhow::bail!(
-                        "bootstrap sample {j} of '{}' has a value that is not finite",
-                        rs.kind
-                    );
-                }
+        if b.resamples[..i].iter().any(|o| o.kind == rs.kind) {
+            anyhow::bail!("{at}.kind '{}' appears twice", rs.kind);
+        }
+        if rs.samples.len() != rs.used || rs.used > rs.replicates {
+            anyhow::bail!(
+                "{at} ('{}') has {} samples for {} used of {} replicates; \
+                 there is one sample per used replicate",
+                rs.kind,
+                rs.samples.len(),
+                rs.used,
+                rs.replicates
+            );
+        }
+        for (j, s) in rs.samples.iter().enumerate() {
+            if s.len() != n {
+                anyhow::bail!(
+                    "{at}.samples[{j}] ('{}') has {} values, not {n}",
+                    rs.kind,
+                    s.len()
+                );
+            }
+            if s.iter().any(|v| !v.is_finite()) {
+                anyhow::bail!(
+                    "{at}.samples[{j}] ('{}') has a value that is not finite",
+                    rs.kind
+                );
             }
         }
     }

@@ -20,6 +20,7 @@ use crate::profile::ProfileReport;
 pub use eval::{
     eval_summary, write_eval_csv, write_eval_json, EvalReport, FoldReport, ProtocolSummary,
 };
+pub(crate) use json::validate_bootstrap;
 pub use json::{parse_json, pretty_json, read_fit_json, write_fit_json, write_pretty};
 pub use metrics::{compute_metrics, log_metrics, subset_metrics};
 pub use plot::{

@@ -1,0 +1,998 @@
+//! Hostile input: every case ends in a clear error naming what is wrong
+//! (and where), or in a correct result; never in a panic, a stack overflow
+//! or a silently wrong answer.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{chinchilla_csv, ok, sweepfit, Run};
+use sweepfit::backend::gpu::{self, Layout};
+use sweepfit::backend::CompiledGrid;
+use sweepfit::law::parse::MAX_DEPTH;
+use sweepfit::law::plan::{Plan, Sweep};
+use sweepfit::law::{CompiledLaw, Source};
+use sweepfit::objective::Objective;
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+}
+
+/// The run failed with an error whose text contains every one of `want`.
+fn fails_with(run: &Run, want: &[&str]) {
+    run.assert_failed("the case");
+    for w in want {
+        assert!(run.stderr.contains(w), "expected {w:?} in:\n{}", run.dump());
+    }
+}
+
+// ---- Formulas nested or long enough to exhaust a stack ----
+
+/// Formulas over N and D with parameters, `d` levels deep, one per way of
+/// nesting.
+fn nested(d: usize) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "parentheses",
+            format!("{}a*N + b*D{}", "(".repeat(d - 3), ")".repeat(d - 3)),
+        ),
+        ("minus signs", format!("{}a*N + b*D", "-".repeat(d - 3))),
+        (
+            "a sum",
+            (0..d - 1)
+                .map(|i| format!("p{i}*{}", if i % 2 == 0 { "N" } else { "D" }))
+                .collect::<Vec<_>>()
+                .join(" + "),
+        ),
+        ("a product", format!("a*D{}", "*N".repeat(d - 2))),
+        (
+            "calls",
+            format!(
+                "{}a*N + b*D{}",
+                "exp(-".repeat((d - 3) / 2),
+                ")".repeat((d - 3) / 2)
+            ),
+        ),
+        ("powers", format!("a*D + {}b", "N^".repeat(d - 2))),
+    ]
+}
+
+/// A small sweep over (N, D): 3 curves of N along D.
+fn small_sweep() -> Sweep {
+    let (mut vars, mut y, mut curves) = (Vec::new(), Vec::new(), Vec::new());
+    for n in [0.5, 1.0, 2.0] {
+        let s = y.len();
+        for k in 1..=8 {
+            vars.extend([n, 0.1 * k as f64]);
+            y.push(1.0 + 0.1 * k as f64);
+        }
+        curves.push(s..y.len());
+    }
+    let w = vec![1.0 / y.len() as f64; y.len()];
+    Sweep::new(2, curves, vars, y, w, Some(1))
+}
+
+/// Every pass a law goes through before a fit (compile with its gradient,
+/// the hoisted plan and its reference evaluation, the CPU evaluator, the
+/// GPU kernels of both layouts with their validation) on a thread with a
+/// 2 MiB stack, the test harness's default: formulas at the depth limit
+/// pass, one level more is refused with the limit named, and formulas far
+/// beyond it are refused without exhausting the stack.
+#[test]
+fn formulas_at_the_depth_limit_go_through_every_pass_on_a_small_stack() {
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| {
+            let s = small_sweep();
+            let obj = Objective::default();
+            for (what, formula) in nested(MAX_DEPTH) {
+                let law = CompiledLaw::from_formula(&formula, &["N", "D"])
+                    .unwrap_or_else(|e| panic!("{what} at the limit: {e}"));
+                let plan = Plan::for_sweep(&law, &s);
+                let p = vec![0.5; law.params.len()];
+                plan.evaluate(&s, &p, &obj, None);
+                if let Ok(grid) = CompiledGrid::new(plan.clone(), &s, obj) {
+                    let (mut f, mut g) = (vec![0.0; 1], vec![0.0; p.len()]);
+                    grid.evaluate(&p, &mut f, &mut g);
+                }
+                for layout in [Layout::Points, Layout::Grid] {
+                    if let Ok(k) = gpu::generate(&plan, layout) {
+                        gpu::validate(&k.source)
+                            .unwrap_or_else(|e| panic!("{what}, {layout:?}: {e}"));
+                    }
+                }
+            }
+            for d in [MAX_DEPTH + 1, 30_000] {
+                for (what, formula) in nested(d) {
+                    let e = CompiledLaw::from_formula(&formula, &["N", "D"]).unwrap_err();
+                    assert!(
+                        e.to_string().contains("more than 256 levels deep"),
+                        "{what} at depth {d}: {e}"
+                    );
+                }
+            }
+            // Defs are expanded where they are used: each within the
+            // limit, their expansion beyond it.
+            let defs: Vec<(String, String)> = (0..40)
+                .map(|i| {
+                    let prev = if i == 0 {
+                        "N".to_string()
+                    } else {
+                        format!("d{}", i - 1)
+                    };
+                    (format!("d{i}"), format!("{prev}{}", " + N".repeat(10)))
+                })
+                .collect();
+            let e = CompiledLaw::compile(&Source {
+                formula: "E + A*d39^alpha".into(),
+                defs,
+                variables: vec!["N".into()],
+                origin: "law.toml".into(),
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("with its defs expanded"), "{e}");
+            assert!(e.contains("more than 256 levels deep"), "{e}");
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+/// A law file holding `formula`, in `dir`.
+fn law_file(dir: &Path, name: &str, formula: &str) -> PathBuf {
+    let path = dir.join(name);
+    let text = format!(
+        "name = \"deep\"\nformula = \"{formula}\"\n[variables]\nN = \"N\"\nD = \"tokens\"\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn deep_formulas_are_refused_through_every_door_and_the_limit_fits() {
+    let dir = tempdir();
+    let csv = chinchilla_csv(dir.path(), 8, 0.002);
+    let csv = csv.to_str().unwrap();
+    let law = "E + A/N^alpha + B/D^beta";
+    let deep = [
+        format!(
+            "E + A/N^alpha + B/{}D{}^beta",
+            "(".repeat(10_000),
+            ")".repeat(10_000)
+        ),
+        format!("{law} + {}c", "-".repeat(100_000)),
+        format!("{law}{}", " + c*N".repeat(20_000)),
+        format!("{law}{}", " * N".repeat(30_000)),
+        format!("{law} + {}c{}", "exp(".repeat(20_000), ")".repeat(20_000)),
+    ];
+    for (i, f) in deep.iter().enumerate() {
+        let out = format!("o{i}");
+        let run = sweepfit(
+            dir.path(),
+            &[
+                "fit",
+                csv,
+                "--law",
+                f,
+                "--backend",
+                "cpu",
+                "--starts",
+                "4",
+                "--out",
+                &out,
+            ],
+        );
+        fails_with(&run, &["--law", "more than 256 levels deep"]);
+        assert!(
+            run.stderr.len() < 2000,
+            "the error repeats the formula:\n{}",
+            run.dump()
+        );
+        assert!(!dir.path().join(&out).exists());
+        let run = sweepfit(dir.path(), &["bench", "--law", f, "--quick", "--no-gpu"]);
+        fails_with(&run, &["more than 256 levels deep"]);
+        assert!(
+            run.stderr.len() < 2000,
+            "the error repeats the formula:\n{}",
+            run.dump()
+        );
+    }
+    // A 1 MB formula, too long for a command line, through a law file.
+    let big = format!("{law}{}", " + c".repeat(250_000));
+    let file = law_file(dir.path(), "big.toml", &big);
+    let run = sweepfit(
+        dir.path(),
+        &[
+            "fit",
+            csv,
+            "--law-file",
+            file.to_str().unwrap(),
+            "--backend",
+            "cpu",
+            "--out",
+            "big",
+        ],
+    );
+    fails_with(&run, &["big.toml", "more than 256 levels deep"]);
+    let run = sweepfit(
+        dir.path(),
+        &["bench", "--law-file", file.to_str().unwrap(), "--quick"],
+    );
+    fails_with(&run, &["big.toml", "more than 256 levels deep"]);
+
+    // At the limit, on the main thread and the fit's worker threads: the
+    // chinchilla law with its D in 252 parentheses is 256 levels deep.
+    let at_limit = format!(
+        "E + A/N^alpha + B/{}D{}^beta",
+        "(".repeat(252),
+        ")".repeat(252)
+    );
+    let file = law_file(dir.path(), "limit.toml", &at_limit);
+    let run = ok(
+        dir.path(),
+        &[
+            "fit",
+            csv,
+            "--law-file",
+            file.to_str().unwrap(),
+            "--backend",
+            "cpu",
+            "--starts",
+            "8",
+            "--out",
+            "limit",
+        ],
+    );
+    assert!(
+        dir.path().join("limit/fit.json").is_file(),
+        "{}",
+        run.dump()
+    );
+    let one_more = format!(
+        "E + A/N^alpha + B/{}D{}^beta",
+        "(".repeat(253),
+        ")".repeat(253)
+    );
+    let run = sweepfit(
+        dir.path(),
+        &[
+            "fit",
+            csv,
+            "--law",
+            &one_more,
+            "--backend",
+            "cpu",
+            "--out",
+            "more",
+        ],
+    );
+    fails_with(&run, &["column 15", "more than 256 levels deep"]);
+}
+
+// ---- Degenerate curvature: a Huber delta below every residual ----
+
+#[test]
+fn a_tiny_huber_delta_or_a_single_free_parameter_is_reported_not_a_panic() {
+    let dir = tempdir();
+    let csv = chinchilla_csv(dir.path(), 8, 0.002);
+    let csv = csv.to_str().unwrap();
+    let cases: [&[&str]; 4] = [
+        &["--law", "chinchilla", "--delta", "1e-300"],
+        &["--delta", "1e-300", "--bootstrap", "4"],
+        &[
+            "--law",
+            "E + A/N^alpha + B/D^beta",
+            "--delta",
+            "1e-30",
+            "--bootstrap",
+            "4",
+        ],
+        &["--law", "chinchilla", "--delta", "1e-30", "--by", "run"],
+    ];
+    for (i, extra) in cases.iter().enumerate() {
+        let out = format!("d{i}");
+        let mut args = vec![
+            "fit",
+            csv,
+            "--loss",
+            "huber",
+            "--backend",
+            "cpu",
+            "--out",
+            &out,
+        ];
+        args.extend_from_slice(extra);
+        let run = ok(dir.path(), &args);
+        // Every residual beyond delta: the fit does not depend on any
+        // parameter's small changes, and says so (per group with --by).
+        assert!(
+            run.stdout
+                .contains("the fit does not depend on it at the optimum")
+                || run.stdout.contains("E,A,alpha,B,beta"),
+            "{extra:?}:\n{}",
+            run.dump()
+        );
+    }
+    // Profiling the only free parameter: nothing is left to refit.
+    let fix = [
+        "--fix",
+        "E=1.8",
+        "--fix",
+        "A=400",
+        "--fix",
+        "alpha=0.34",
+        "--fix",
+        "B=900",
+    ];
+    for law in ["chinchilla", "E + A/N^alpha + B/D^beta"] {
+        let mut args = vec![
+            "fit",
+            csv,
+            "--law",
+            law,
+            "--profile",
+            "beta",
+            "--backend",
+            "cpu",
+        ];
+        args.extend_from_slice(&fix);
+        args.extend_from_slice(&["--out", if law == "chinchilla" { "p0" } else { "p1" }]);
+        let run = ok(dir.path(), &args);
+        let line = run
+            .stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with("beta"));
+        assert!(
+            line.is_some_and(|l| l.contains('[')),
+            "no interval for beta:\n{}",
+            run.dump()
+        );
+    }
+}
+
+// ---- fit.json of a formula law, edited by hand ----
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn a_tampered_law_fit_json_is_refused_naming_the_field() {
+    use serde_json::{json, Value};
+    let dir = tempdir();
+    let csv = chinchilla_csv(dir.path(), 8, 0.002);
+    let csv = csv.to_str().unwrap();
+    let law = "E + A/N^alpha + B/D^beta";
+    let common = ["--backend", "cpu", "--starts", "16", "--bootstrap", "4"];
+    let mut args = vec!["fit", csv, "--law", law, "--out", "one"];
+    args.extend_from_slice(&common);
+    ok(dir.path(), &args);
+    let mut args = vec!["fit", csv, "--law", law, "--by", "run", "--out", "by"];
+    args.extend_from_slice(&common);
+    ok(dir.path(), &args);
+    let one = read_json(&dir.path().join("one/fit.json"));
+    let by = read_json(&dir.path().join("by/fit.json"));
+    let at = ["--at", "N=1e9", "--at", "D=1e10"];
+    // The untouched files predict, with bands.
+    for f in ["one/fit.json", "by/fit.json"] {
+        let mut args = vec!["predict", "--fit", f];
+        args.extend_from_slice(&at);
+        let run = ok(dir.path(), &args);
+        assert!(run.stdout.contains("lo_points"), "{}", run.dump());
+    }
+    type Edit = fn(&mut Value);
+    let cases: Vec<(&str, bool, Edit, &[&str])> = vec![
+        (
+            "sample one value short",
+            false,
+            |v| {
+                v["bootstrap"]["resamples"][0]["samples"][0]
+                    .as_array_mut()
+                    .unwrap()
+                    .pop();
+            },
+            &["bootstrap.resamples[0].samples[0]", "4 values, not 5"],
+        ),
+        (
+            "sample one value long",
+            false,
+            |v| {
+                v["bootstrap"]["resamples"][0]["samples"][1]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!(1.0));
+            },
+            &["bootstrap.resamples[0].samples[1]", "6 values, not 5"],
+        ),
+        (
+            "no samples",
+            false,
+            |v| {
+                v["bootstrap"]["resamples"][1]["samples"] = json!([]);
+            },
+            &["bootstrap.resamples[1]", "0 samples for 4 used"],
+        ),
+        (
+            "null samples",
+            false,
+            |v| {
+                v["bootstrap"]["resamples"][0]["samples"] = Value::Null;
+            },
+            &["null, expected a sequence"],
+        ),
+        (
+            "a null in a sample",
+            false,
+            |v| {
+                v["bootstrap"]["resamples"][0]["samples"][2][1] = Value::Null;
+            },
+            &["bootstrap.resamples[0].samples[2]", "not finite"],
+        ),
+        (
+            "level 1.5",
+            false,
+            |v| v["bootstrap"]["level"] = json!(1.5),
+            &["bootstrap.level is 1.5"],
+        ),
+        (
+            "level -3",
+            false,
+            |v| v["bootstrap"]["level"] = json!(-3),
+            &["bootstrap.level is -3"],
+        ),
+        (
+            "level null",
+            false,
+            |v| v["bootstrap"]["level"] = Value::Null,
+            &["bootstrap.level"],
+        ),
+        (
+            "unknown scheme",
+            false,
+            |v| {
+                v["bootstrap"]["resamples"][0]["kind"] = json!("blocks");
+            },
+            &["bootstrap.resamples[0].kind is 'blocks'"],
+        ),
+        (
+            "one scheme twice",
+            false,
+            |v| {
+                v["bootstrap"]["resamples"][1]["kind"] = json!("curves");
+            },
+            &["bootstrap.resamples[1].kind 'curves' appears twice"],
+        ),
+        (
+            "another formula in law_file",
+            false,
+            |v| {
+                v["law_file"] = json!("name = \"custom\"\nformula = \"E + A/N^alpha\"\n");
+            },
+            &["law_file", "E + A/N^alpha", "formula"],
+        ),
+        (
+            "an unknown parameter",
+            false,
+            |v| v["params"]["Z"] = json!(1.0),
+            &["params.Z"],
+        ),
+        (
+            "a parameter missing",
+            false,
+            |v| {
+                v["params"].as_object_mut().unwrap().remove("beta");
+            },
+            &["params.beta is missing"],
+        ),
+        (
+            "two groups with one key",
+            true,
+            |v| {
+                let g = v["groups"][0].clone();
+                v["groups"][1] = g;
+            },
+            &["groups[1].key", "groups[0]"],
+        ),
+        (
+            "a group key of another column",
+            true,
+            |v| {
+                v["groups"][2]["key"] = json!({"model": "x"});
+            },
+            &["groups[2].key", "by"],
+        ),
+        (
+            "a group's sample short",
+            true,
+            |v| {
+                v["groups"][3]["bootstrap"]["resamples"][0]["samples"][0]
+                    .as_array_mut()
+                    .unwrap()
+                    .pop();
+            },
+            &[
+                "groups[3].bootstrap.resamples[0].samples[0]",
+                "4 values, not 5",
+            ],
+        ),
+    ];
+    for (what, grouped, edit, want) in cases {
+        let mut v = if grouped { by.clone() } else { one.clone() };
+        edit(&mut v);
+        let path = dir.path().join("t.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+        for cmd in [
+            &["predict", "--fit", "t.json"][..],
+            &["plot", "--fit", "t.json"][..],
+        ] {
+            let mut args = cmd.to_vec();
+            if cmd[0] == "predict" {
+                args.extend_from_slice(&at);
+            } else {
+                let data = if grouped {
+                    "by/pred.csv"
+                } else {
+                    "one/pred.csv"
+                };
+                args.extend_from_slice(&["--data", data, "--out", "t.png"]);
+            }
+            let run = sweepfit(dir.path(), &args);
+            run.assert_failed(what);
+            for w in std::iter::once(&"t.json").chain(want) {
+                assert!(
+                    run.stderr.contains(w),
+                    "{what}: expected {w:?} in:\n{}",
+                    run.dump()
+                );
+            }
+        }
+    }
+}
+
+// ---- Numeric option values ----
+
+#[test]
+fn numeric_options_out_of_range_are_refused_naming_the_option() {
+    let dir = tempdir();
+    let csv = chinchilla_csv(dir.path(), 4, 0.002);
+    let csv = csv.to_str().unwrap();
+    let law_file = dir.path().join("ch.toml");
+    let text = ok(dir.path(), &["laws", "chinchilla"]).stdout;
+    std::fs::write(&law_file, text).unwrap();
+    let lf = law_file.to_str().unwrap();
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["--ftol", "nan"], &["--ftol", "NaN"]),
+        (&["--ftol=-1"], &["--ftol", "-1"]),
+        (&["--gtol", "nan"], &["--gtol", "NaN"]),
+        (&["--gtol", "inf"], &["--gtol", "inf"]),
+        (&["--max-iter", "0"], &["--max-iter"]),
+        (&["--delta=-1"], &["--delta"]),
+        (&["--level", "1.5"], &["--level"]),
+        (&["--min-tokens", "nan"], &["--min-tokens"]),
+        (&["--max-tokens=-inf"], &["--max-tokens"]),
+        // --fix outside the bounds the law declares, as a `fixed` value
+        // there would be.
+        (
+            &["--fix", "alpha=100"],
+            &["--fix alpha=100", "outside the bounds [0.0001, 8]"],
+        ),
+        (
+            &["--law", "chinchilla", "--fix", "alpha=100"],
+            &["--fix alpha=100", "chinchilla"],
+        ),
+        (
+            &["--law-file", lf, "--fix", "alpha=100"],
+            &["--fix alpha=100", "[0.0001, 8]"],
+        ),
+        (
+            &["--law-file", lf, "--fix", "B=-2"],
+            &["--fix B=-2", "positive"],
+        ),
+        (
+            &["--law", "E + A/N^alpha", "--fix", "alpha=nan"],
+            &["--fix alpha=NaN", "finite"],
+        ),
+    ];
+    for (extra, want) in cases {
+        let mut args = vec!["fit", csv, "--backend", "cpu", "--out", "o"];
+        args.extend_from_slice(extra);
+        let run = sweepfit(dir.path(), &args);
+        fails_with(&run, want);
+        assert!(!dir.path().join("o").exists(), "{extra:?} wrote output");
+    }
+    let run = sweepfit(
+        dir.path(),
+        &["eval", csv, "--fractions", "0.5,2", "--out", "e"],
+    );
+    fails_with(&run, &["--fractions", "2"]);
+    let run = sweepfit(
+        dir.path(),
+        &["simulate", "--noise", "nan", "--out", "s.csv"],
+    );
+    fails_with(&run, &["--noise"]);
+    let run = sweepfit(
+        dir.path(),
+        &["bench", "--seconds-per-cell", "inf", "--quick"],
+    );
+    fails_with(&run, &["--seconds-per-cell"]);
+    // Inside the bounds, a fix is used as it stands.
+    ok(
+        dir.path(),
+        &[
+            "fit",
+            csv,
+            "--law-file",
+            lf,
+            "--fix",
+            "alpha=0.34",
+            "--out",
+            "o2",
+            "--backend",
+            "cpu",
+        ],
+    );
+}
+
+#[test]
+fn a_law_file_axis_that_is_not_a_variable_is_refused() {
+    let dir = tempdir();
+    let csv = chinchilla_csv(dir.path(), 4, 0.002);
+    let csv = csv.to_str().unwrap();
+    for (axis, file) in [("alpha", "a.toml"), ("Q", "q.toml")] {
+        let text =
+            format!("name = \"x\"\nformula = \"E + A/N^alpha + B/D^beta\"\naxis = \"{axis}\"\n");
+        std::fs::write(dir.path().join(file), text).unwrap();
+        for cmd in ["fit", "eval"] {
+            let run = sweepfit(
+                dir.path(),
+                &[
+                    cmd,
+                    csv,
+                    "--law-file",
+                    file,
+                    "--backend",
+                    "cpu",
+                    "--out",
+                    "o",
+                ],
+            );
+            fails_with(&run, &[file, &format!("axis: {axis} is not a variable")]);
+        }
+    }
+}
+
+// ---- Repeated options ----
+
+#[test]
+fn a_name_given_twice_is_refused_not_dropped() {
+    let dir = tempdir();
+    let csv = chinchilla_csv(dir.path(), 4, 0.002);
+    let csv = csv.to_str().unwrap();
+    let law = "E + A/N^alpha + B/D^beta";
+    ok(
+        dir.path(),
+        &[
+            "fit",
+            csv,
+            "--law",
+            law,
+            "--backend",
+            "cpu",
+            "--starts",
+            "8",
+            "--out",
+            "f",
+        ],
+    );
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &[
+                "predict",
+                "--fit",
+                "f/fit.json",
+                "--at",
+                "D=1e9",
+                "--at",
+                "D=1e10",
+                "--at",
+                "N=1e9",
+            ],
+            &["--at D is given twice"],
+        ),
+        (
+            &[
+                "simulate", "--law", law, "--param", "E=1", "--param", "E=2", "--out", "s.csv",
+            ],
+            &["--param E is given twice"],
+        ),
+        (
+            &[
+                "simulate", "--law", law, "--at", "N=1e8", "--at", "N=1e9", "--out", "s.csv",
+            ],
+            &["--at N is given twice"],
+        ),
+        (
+            &[
+                "fit",
+                csv,
+                "--fix",
+                "alpha=0.3",
+                "--fix",
+                "alpha=0.4",
+                "--out",
+                "o",
+            ],
+            &["--fix alpha is given twice (0.3 and 0.4)"],
+        ),
+        (
+            &[
+                "fit",
+                csv,
+                "--law",
+                law,
+                "--fix",
+                "alpha=0.3",
+                "--fix",
+                "alpha=0.4",
+                "--out",
+                "o",
+            ],
+            &["--fix alpha is given twice"],
+        ),
+        (
+            &[
+                "eval", csv, "--law", law, "--fix", "beta=0.3", "--fix", "beta=0.3", "--out", "o",
+            ],
+            &["--fix beta is given twice"],
+        ),
+        (
+            &[
+                "predict",
+                "--fit",
+                "f/fit.json",
+                "--at",
+                "D=1e9",
+                "--at",
+                "N=1e9",
+                "--at",
+                "N=1e9",
+            ],
+            &["--at N is given twice"],
+        ),
+    ];
+    for (args, want) in cases {
+        let run = sweepfit(dir.path(), args);
+        fails_with(&run, want);
+    }
+    assert!(!dir.path().join("o").exists());
+    // One list per variable is the way to ask for several values.
+    let run = ok(
+        dir.path(),
+        &[
+            "predict",
+            "--fit",
+            "f/fit.json",
+            "--at",
+            "D=1e9,1e10",
+            "--at",
+            "N=1e9",
+        ],
+    );
+    assert_eq!(run.stdout.lines().count(), 3, "{}", run.dump());
+}
+
+// ---- Line numbers: CRLF, blank lines, quoted fields over several lines ----
+
+/// `lines` joined with CRLF, a blank line after the header and after the
+/// second line, and the first data row's label quoted over two lines: the
+/// line of `lines[k]` (0-based, k >= 2) in the file is k + 3.
+fn awkward(lines: &[String]) -> String {
+    let mut out = String::new();
+    for (k, l) in lines.iter().enumerate() {
+        out.push_str(l);
+        out.push_str("\r\n");
+        if k == 0 || k == 1 {
+            out.push_str("\r\n");
+        }
+    }
+    out
+}
+
+#[test]
+fn errors_name_the_line_an_editor_shows() {
+    let dir = tempdir();
+    let csv = chinchilla_csv(dir.path(), 4, 0.002);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    // A label over two lines, then a bad loss on lines[6]: line 6 + 3 + 1.
+    let first: Vec<&str> = lines[1].splitn(2, ',').collect();
+    lines[1] = format!("\"m0\r\nsecond line\",{}", first[1]);
+    let mut cells: Vec<String> = lines[6].split(',').map(String::from).collect();
+    cells[3] = "abc".into();
+    lines[6] = cells.join(",");
+    std::fs::write(dir.path().join("bad.csv"), awkward(&lines)).unwrap();
+    let at = "bad.csv:10: column 'loss' (4)";
+    for law in [
+        &[][..],
+        &["--law", "chinchilla"],
+        &["--law", "E + A/N^alpha + B/D^beta"],
+    ] {
+        let mut args = vec!["fit", "bad.csv", "--backend", "cpu", "--out", "o"];
+        args.extend_from_slice(law);
+        fails_with(&sweepfit(dir.path(), &args), &[at]);
+    }
+    // A ragged row.
+    let mut ragged = lines.clone();
+    cells[3] = "2.5".into();
+    ragged[6] = cells.join(",") + ",extra";
+    std::fs::write(dir.path().join("ragged.csv"), awkward(&ragged)).unwrap();
+    let run = sweepfit(
+        dir.path(),
+        &["fit", "ragged.csv", "--backend", "cpu", "--out", "o"],
+    );
+    fails_with(&run, &["ragged.csv:10: expected 4 fields"]);
+
+    // A manifest, and a log it lists, written the same way.
+    let log: Vec<String> = [
+        "step,loss",
+        "0,4.0",
+        "1,3.5",
+        "2,3.2",
+        "3,3.0",
+        "-4,2.9",
+        "5,2.8",
+    ]
+    .map(String::from)
+    .to_vec();
+    std::fs::write(dir.path().join("log.csv"), awkward(&log)).unwrap();
+    let manifest: Vec<String> = [
+        "run,file,N,tokens_per_step,step_col,loss_col",
+        "\"a\r\nb\",log.csv,1e6,4,step,loss",
+        "c,log.csv,2e6,4,step,loss",
+        "d,log.csv,3e6,4,step,loss",
+        "e,log.csv,x,4,step,loss",
+    ]
+    .map(String::from)
+    .to_vec();
+    std::fs::write(dir.path().join("m.csv"), awkward(&manifest)).unwrap();
+    let run = sweepfit(
+        dir.path(),
+        &[
+            "fit",
+            "--manifest",
+            "m.csv",
+            "--backend",
+            "cpu",
+            "--out",
+            "o",
+        ],
+    );
+    fails_with(&run, &["m.csv:8: column 'N' (3)"]);
+    let fixed: Vec<String> = manifest.iter().map(|l| l.replace(",x,", ",4e6,")).collect();
+    std::fs::write(dir.path().join("m.csv"), awkward(&fixed)).unwrap();
+    let run = sweepfit(
+        dir.path(),
+        &[
+            "fit",
+            "--manifest",
+            "m.csv",
+            "--backend",
+            "cpu",
+            "--out",
+            "o",
+        ],
+    );
+    fails_with(&run, &["log.csv:8: column 'step' (1)"]);
+    assert!(!dir.path().join("o").exists());
+}
+
+// ---- Errors that point to the right place ----
+
+#[test]
+fn errors_point_at_the_formula_or_row_at_fault() {
+    let dir = tempdir();
+    let csv = chinchilla_csv(dir.path(), 4, 0.002);
+    let csv = csv.to_str().unwrap();
+    let law = "E + A/N^alpha + B/D^beta";
+    // A constant that is not finite: the formula's column, not a data row.
+    for (extra, col, what) in [
+        (" + 1/0", 28, "1/0 is inf"),
+        (" + C*log(0)", 30, "log(0) is -inf"),
+        (" + C*sqrt(-1)", 30, "sqrt(-1) is NaN"),
+        (" + 1e400*C", 28, "1e400 is inf"),
+    ] {
+        let f = format!("{law}{extra}");
+        let run = sweepfit(
+            dir.path(),
+            &["fit", csv, "--law", &f, "--backend", "cpu", "--out", "o"],
+        );
+        fails_with(&run, &[&format!("--law, column {col}: {what}")]);
+        assert!(!run.stderr.contains("line 2"), "{}", run.dump());
+    }
+    // A syntax error in a def is the def's, at its line in the file.
+    let defs =
+        "name = \"x\"\nformula = \"E + A/N^alpha + B/Dp^beta\"\n\n[defs]\nDp = \"D * (1 + \"\n";
+    std::fs::write(dir.path().join("defs.toml"), defs).unwrap();
+    let run = sweepfit(
+        dir.path(),
+        &[
+            "fit",
+            csv,
+            "--law-file",
+            "defs.toml",
+            "--backend",
+            "cpu",
+            "--out",
+            "o",
+        ],
+    );
+    fails_with(&run, &["defs.toml:5:6: defs.Dp, column 10"]);
+    // A loss whose square overflows: its row, not line 2 or every start.
+    let text = std::fs::read_to_string(csv).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let mut cells: Vec<String> = lines[6].split(',').map(String::from).collect();
+    cells[3] = "1e308".into();
+    lines[6] = cells.join(",");
+    std::fs::write(dir.path().join("big.csv"), lines.join("\n") + "\n").unwrap();
+    for extra in [&[][..], &["--law", "chinchilla"], &["--law", law]] {
+        let mut args = vec!["fit", "big.csv", "--backend", "cpu", "--out", "o"];
+        args.extend_from_slice(extra);
+        let run = sweepfit(dir.path(), &args);
+        fails_with(
+            &run,
+            &[
+                "big.csv:7: column 'loss' (4): 1e308 is too large",
+                "--space log",
+            ],
+        );
+    }
+    // In log space the same loss is fine.
+    ok(
+        dir.path(),
+        &[
+            "fit",
+            "big.csv",
+            "--law",
+            law,
+            "--space",
+            "log",
+            "--backend",
+            "cpu",
+            "--out",
+            "log",
+        ],
+    );
+    // A count written as 1e1 is a whole number.
+    ok(
+        dir.path(),
+        &[
+            "fit",
+            csv,
+            "--law",
+            law,
+            "--backend",
+            "cpu",
+            "--starts",
+            "8",
+            "--out",
+            "f",
+        ],
+    );
+    let run = ok(
+        dir.path(),
+        &[
+            "predict",
+            "--fit",
+            "f/fit.json",
+            "--at",
+            "N=1e9",
+            "--at",
+            "D=1e9:1e10:1e1",
+        ],
+    );
+    assert_eq!(run.stdout.lines().count(), 11, "{}", run.dump());
+    assert!(!dir.path().join("o").exists());
+}
