@@ -3,13 +3,15 @@
 //! SWEEPFIT_REQUIRE_GPU=1 (CI, where lavapipe is installed) the GPU rows
 //! must be there too.
 
+mod common;
+
 use std::process::Command;
 
 use serde_json::Value;
 
 #[test]
 fn small_bench_writes_json() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let json = dir.path().join("bench.json");
     let out = Command::new(env!("CARGO_BIN_EXE_sweepfit"))
         // A small grid with a generous per-evaluation budget: on a busy

@@ -92,7 +92,7 @@ fn check_cpu_cells(v: &Value) {
 
 #[test]
 fn a_builtin_law_is_benched_on_the_cpu() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let (v, table) = bench_law(dir.path(), "chinchilla", &[]);
     check_cpu_cells(&v);
     let law = &v["law"];
@@ -117,7 +117,7 @@ fn a_builtin_law_is_benched_on_the_cpu() {
 
 #[test]
 fn a_formula_is_benched_over_its_vars() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let (v, table) = bench_law(dir.path(), "E + A/N^alpha", &["--vars", "N"]);
     check_cpu_cells(&v);
     let law = &v["law"];
@@ -135,7 +135,7 @@ fn a_formula_is_benched_over_its_vars() {
 
 #[test]
 fn a_bad_law_is_refused_by_name() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let run = sweepfit(dir.path(), &["bench", "--law", "nosuchlaw+(", "--no-gpu"]);
     run.assert_failed("--law nosuchlaw+(");
     assert!(run.stderr.contains("nosuchlaw+("), "{}", run.dump());
@@ -157,7 +157,7 @@ fn a_bad_law_is_refused_by_name() {
 
 #[test]
 fn a_law_file_is_benched_under_its_own_name() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let text = sweepfit::law::builtin("chinchilla")
         .unwrap()
         .replace("name = \"chinchilla\"", "name = \"my-law\"");

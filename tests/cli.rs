@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 mod common;
 use common::{sweepfit as sweepfit_in, Run};
 use serde_json::Value;
-use tempfile::TempDir;
 
 const PARAMS: [&str; 10] = [
     "E", "A", "alpha", "t1", "B", "beta", "t2", "C", "gamma", "t3",
@@ -71,7 +70,7 @@ fn fit_ok(dir: &Path, args: &[&str], out: &Path) -> (Run, Value) {
 
 #[test]
 fn demo_prints_fit_quality_and_parameter_table() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let run = sweepfit_in(dir.path(), &["demo"]);
     run.assert_ok("demo");
     let out = &run.stdout;
@@ -108,7 +107,7 @@ fn demo_prints_fit_quality_and_parameter_table() {
 
 #[test]
 fn help_of_every_subcommand() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let cases: [(&[&str], &[&str]); 4] = [
         (&["--help"], &["fit", "simulate", "demo"]),
         (
@@ -156,7 +155,7 @@ fn help_of_every_subcommand() {
 
 #[test]
 fn simulate_writes_csv_and_truth_and_refuses_to_overwrite() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let csv = simulate(dir.path(), "sim.csv", 1, 50);
     let truth_path = dir.path().join("sim.csv.truth.json");
     let text = std::fs::read_to_string(&csv).unwrap();
@@ -215,7 +214,7 @@ fn simulate_writes_csv_and_truth_and_refuses_to_overwrite() {
 
 #[test]
 fn fit_writes_complete_fit_json_and_pred_csv() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let csv = simulate(dir.path(), "sim.csv", 1, 50);
     let out = dir.path().join("out");
     let (run, fit) = fit_ok(dir.path(), &[s(&csv), "--starts", "32"], &out);
@@ -329,7 +328,7 @@ fn fit_writes_complete_fit_json_and_pred_csv() {
 
 #[test]
 fn fit_refuses_non_empty_out_dir_without_force() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let csv = simulate(dir.path(), "sim.csv", 1, 50);
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
@@ -364,7 +363,7 @@ fn fit_refuses_non_empty_out_dir_without_force() {
 
 #[test]
 fn chinchilla_law_fixes_offsets_and_t_term() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let csv = simulate(dir.path(), "sim.csv", 1, 50);
     let out = dir.path().join("out");
     let (_, fit) = fit_ok(
@@ -399,7 +398,7 @@ fn chinchilla_law_fixes_offsets_and_t_term() {
 
 #[test]
 fn fix_holds_a_parameter_and_unknown_names_are_refused() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let csv = simulate(dir.path(), "sim.csv", 1, 50);
     let out = dir.path().join("out");
     let (_, fit) = fit_ok(
@@ -430,7 +429,7 @@ fn fix_holds_a_parameter_and_unknown_names_are_refused() {
 
 #[test]
 fn single_t_data_fixes_c_with_a_note() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let csv = simulate(dir.path(), "sim.csv", 1, 50);
     // Keep the T = 1 rows only.
     let text = std::fs::read_to_string(&csv).unwrap();
@@ -468,7 +467,7 @@ fn single_t_data_fixes_c_with_a_note() {
 
 #[test]
 fn huber_loss_in_log_space() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let csv = simulate(dir.path(), "sim.csv", 1, 50);
     let out = dir.path().join("out");
     let (_, fit) = fit_ok(
@@ -503,7 +502,7 @@ fn huber_loss_in_log_space() {
 
 #[test]
 fn bad_input_errors_name_file_line_and_column() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
 
     let text_loss = dir.path().join("textloss.csv");
     std::fs::write(
@@ -541,7 +540,7 @@ fn bad_input_errors_name_file_line_and_column() {
 fn manifest_fit_of_pythia_logs() {
     let data = common::shared_data();
     let pythia = data.join("pythia").canonicalize().unwrap();
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     // The 410m log is a resumed run whose rows count from 0: its first row
     // is step 35,000.
     let mut manifest = String::from("file,N,T,tokens_per_step,step_col,loss_col,step_offset\n");
@@ -603,7 +602,7 @@ fn manifest_fit_of_pythia_logs() {
 fn the_readme_pythia_fit_reaches_the_scipy_peers_optimum() {
     common::shared_data();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let out = dir.path().join("out");
     let manifest = root.join("benches/pythia_manifest.csv");
     let (run, fit) = fit_ok(
@@ -634,7 +633,7 @@ fn the_readme_pythia_fit_reaches_the_scipy_peers_optimum() {
 
 #[test]
 fn a_missing_file_is_named_with_its_cause_once() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let run = sweepfit_in(dir.path(), &["fit", "nope.csv"]);
     run.assert_failed("fit of a missing file");
     assert!(
@@ -652,7 +651,7 @@ fn a_missing_file_is_named_with_its_cause_once() {
 
 #[test]
 fn starts_and_seed_reproduce_a_fit_and_another_seed_draws_other_starts() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let data = simulate(dir.path(), "sweep.csv", 2, 60);
     let fit = |seed: &str, name: &str| {
         let out = dir.path().join(name);

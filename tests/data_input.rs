@@ -25,7 +25,7 @@ fn write(dir: &TempDir, name: &str, text: &str) -> PathBuf {
 
 /// The error message of reading `text` as `data.csv`.
 fn long_err(text: &str, opts: &ReadOptions) -> String {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let path = write(&dir, "data.csv", text);
     match read_long_csv(&path, opts) {
         Ok(ds) => panic!("expected an error, read {} points", ds.points()),
@@ -60,7 +60,7 @@ const GOOD: &str = "a,1e6,1,100,3.5,1";
 
 #[test]
 fn missing_file() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let err = read_long_csv(&dir.path().join("nope.csv"), &LOG).unwrap_err();
     assert!(matches!(err, DataError::Io { .. }));
     assert_has(&err.to_string(), &["nope.csv", "cannot open"]);
@@ -156,7 +156,7 @@ fn nonpositive_loss_only_rejected_in_log_space() {
     let msg = long_err(&text, &LOG);
     assert_has(&msg, &["data.csv:3:", "column 'loss' (5)", "log space"]);
 
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let ds = read_long_csv(&write(&dir, "d.csv", &text), &RAW).unwrap();
     assert_eq!(ds.loss, vec![3.5, 0.0]);
 }
@@ -179,7 +179,7 @@ fn ragged_rows() {
 
 #[test]
 fn flexible_header_defaults_and_grouping() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     // BOM, mixed case, alias D, extra column, no run/T/weight, spaces.
     let text = "\u{feff}n , d ,note, LOSS\n\
                 2e6, 300, x, 2.5\n\
@@ -201,7 +201,7 @@ fn flexible_header_defaults_and_grouping() {
 
 #[test]
 fn curves_keyed_by_run_n_and_t() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let text = with_rows(&["a,1,1,1,3,1", "b,1,1,1,3,1", "a,1,2,1,3,1", "a,1,1,2,3,0"]);
     let ds = read_long_csv(&write(&dir, "d.csv", &text), &LOG).unwrap();
     let keys: Vec<_> = ds
@@ -230,7 +230,7 @@ fn long_csv_round_trip() {
         row("", 123456789.0, 4.0, 1e20, f64::MIN_POSITIVE, 2.0),
         row("plain", 1.4067712e7, 1.0, 0.0, 7.0, 1.0),
     ]);
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let path = dir.path().join("round.csv");
     write_long_csv(&path, &ds).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
@@ -347,7 +347,7 @@ fn manifest_over_pythia() {
         ("pythia-160m-0.csv", 162322944.0, 143000),
         ("pythia-410m-0.csv", 405334016.0, 108000),
     ];
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let rows: Vec<Vec<String>> = files
         .iter()
         .map(|(f, n, _)| {
@@ -383,7 +383,7 @@ fn manifest_over_pythia() {
 #[test]
 fn manifest_over_multipower() {
     let data = shared_data();
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let rows: Vec<Vec<String>> = [("25", 25e6), ("100", 100e6), ("400", 400e6)]
         .iter()
         .map(|(size, n)| {
@@ -423,7 +423,7 @@ fn manifest_over_multipower() {
 
 #[test]
 fn manifest_relative_paths_shared_logs_and_sorting() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     std::fs::create_dir(dir.path().join("logs")).unwrap();
     // Unsorted steps, a blank loss cell and two loss columns in one log.
     write(
@@ -459,7 +459,7 @@ fn manifest_relative_paths_shared_logs_and_sorting() {
 
 #[test]
 fn manifest_default_run_is_file_stem() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     write(&dir, "my-run.csv", "step,loss\n1,2\n");
     let rows = vec![strs(&["my-run.csv", "1e6", "2", "4", "step", "loss"])];
     let ds = read_manifest(&write_manifest(&dir, MHEAD, &rows), &LOG).unwrap();
@@ -469,7 +469,7 @@ fn manifest_default_run_is_file_stem() {
 
 #[test]
 fn manifest_errors() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     write(&dir, "ok.csv", "step,loss\n1,2\n2,1.5\n");
     write(&dir, "bad.csv", "step,loss\n1,2\n2,oops\n");
     write(&dir, "neg.csv", "step,loss\n1,2\n2,-1\n");

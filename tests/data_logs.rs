@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use sweepfit::data::{read_long_csv, read_manifest, Dataset, Filter, ReadOptions};
-use tempfile::TempDir;
 
 mod common;
 use common::shared_data;
@@ -49,7 +48,7 @@ fn curve(ds: &Dataset, c: usize) -> (Vec<f64>, Vec<f64>) {
 
 #[test]
 fn step_offset_shifts_steps_per_row() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let d = dir.path();
     write(d, "a.csv", "step,loss\n0,3.0\n1,2.5\n2,2.0\n");
     write(d, "b.csv", "step,loss\n0,4.0\n5,3.5\n");
@@ -71,7 +70,7 @@ fn step_offset_shifts_steps_per_row() {
 
 #[test]
 fn step_offset_bad_values_name_manifest_line_and_column() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let d = dir.path();
     write(d, "a.csv", "step,loss\n3,3.0\n4,2.5\n");
     let head = "file,N,tokens_per_step,step_col,loss_col,step_offset\n";
@@ -143,7 +142,7 @@ fn bench_pythia_manifest_puts_the_resumed_410m_run_at_its_true_steps() {
 
 #[test]
 fn non_finite_and_empty_losses_in_logs_are_skipped_with_one_note() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let d = dir.path();
     let log = write(
         d,
@@ -180,7 +179,7 @@ fn non_finite_and_empty_losses_in_logs_are_skipped_with_one_note() {
 
 #[test]
 fn one_skipped_row_and_notes_per_log_and_loss_column() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let d = dir.path();
     let a = write(d, "a.csv", "step,train,val\n0,3,\n1,2,2.5\n2,nan,\n");
     let b = write(d, "b.csv", "step,loss\n0,3\n1,2\n");
@@ -213,7 +212,7 @@ fn one_skipped_row_and_notes_per_log_and_loss_column() {
 
 #[test]
 fn bad_cells_in_logs_stay_errors() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let d = dir.path();
     let head = "file,N,tokens_per_step,step_col,loss_col\n";
     for (log, parts) in [
@@ -252,7 +251,7 @@ fn bad_cells_in_logs_stay_errors() {
 
 #[test]
 fn long_csv_still_rejects_empty_and_non_finite_losses() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     for (cell, problem) in [
         ("nan", "NaN is not allowed"),
         ("Infinity", "infinite values are not allowed"),
@@ -273,7 +272,7 @@ fn long_csv_still_rejects_empty_and_non_finite_losses() {
 
 #[test]
 fn relogged_steps_keep_the_last_value() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let d = dir.path();
     // A restart from step 1 re-logs steps 1 and 2; step 4 is logged three
     // times out of order.
@@ -316,7 +315,7 @@ fn relogged_steps_keep_the_last_value() {
 
 #[test]
 fn filters_keep_the_notes() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let d = dir.path();
     write(d, "x.csv", "step,loss\n0,4\n1,nan\n2,3\n3,2\n");
     let m = write(
@@ -358,7 +357,7 @@ fn sweep_with_a_nan_row(d: &Path) -> PathBuf {
 
 #[test]
 fn fit_json_reports_the_input_notes_first() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let d = dir.path();
     sweep_with_a_nan_row(d);
     let out = d.join("out");
@@ -405,7 +404,7 @@ fn fit_json_reports_the_input_notes_first() {
 
 #[test]
 fn long_csv_run_labels_must_be_utf8() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     // Two labels that a lossy conversion would both read as "r\u{fffd}".
     let mut text = b"run,N,tokens,loss\n".to_vec();
     text.extend_from_slice(b"r\xff,1,1,3\n");
@@ -424,7 +423,7 @@ fn long_csv_run_labels_must_be_utf8() {
 
 #[test]
 fn manifest_run_labels_must_be_utf8() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let d = dir.path();
     write(d, "x.csv", "step,loss\n0,4\n1,3\n");
     let mut text = b"file,N,tokens_per_step,step_col,loss_col,run\n".to_vec();
@@ -439,7 +438,7 @@ fn manifest_run_labels_must_be_utf8() {
 
 #[test]
 fn invalid_utf8_anywhere_is_an_error_or_ignored_never_a_panic() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let d = dir.path();
 
     // Long CSV: in a number, an error with line and column; in an ignored

@@ -2,6 +2,8 @@
 //! the wgpu environment conventions. Needs a GPU adapter (Mesa's lavapipe
 //! in CI): fails without one when SWEEPFIT_REQUIRE_GPU=1, else skips.
 
+mod common;
+
 use std::process::{Command, Output};
 
 fn sweepfit(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -78,7 +80,7 @@ fn gpu_backend_fits_and_says_so() {
     if !have_gpu() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let csv = simulated(dir.path());
     let out_dir = dir.path().join("out");
     let out = sweepfit(
@@ -112,7 +114,7 @@ fn gpu_backend_fits_and_says_so() {
 
 #[test]
 fn unknown_adapter_name_is_an_error_for_gpu_and_a_fallback_for_auto() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let csv = simulated(dir.path());
     let env = [("WGPU_ADAPTER_NAME", "no-such-adapter-xyz")];
     let gpu_out = dir.path().join("gpu");

@@ -47,7 +47,7 @@ fn law_fits_on_the_gpu_reach_the_cpu_optimum() {
     if adapter().is_none() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let csv = chinchilla_csv(dir.path());
     // Least squares: the CPU runs Levenberg-Marquardt, the GPU L-BFGS.
     let law = "E + A/N^alpha + B/D^beta";
@@ -80,7 +80,7 @@ fn sldbench_fits_on_the_gpu_reach_the_cpu_optimum() {
         return;
     }
     let data = shared_data();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     for task in ["vocab", "moe"] {
         let csv = data.join(format!("sldbench/{task}.csv"));
         let csv = csv.to_str().unwrap();
@@ -103,7 +103,7 @@ fn a_law_bootstrap_runs_on_the_gpu() {
     if adapter().is_none() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let csv = chinchilla_csv(dir.path());
     let args = [
         "--law",
@@ -144,7 +144,7 @@ fn a_law_eval_on_the_gpu_reaches_the_cpu_folds() {
     if adapter().is_none() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let csv = chinchilla_csv(dir.path());
     let eval = |backend: &str| -> serde_json::Value {
         let out = dir.path().join(format!("eval-{backend}"));

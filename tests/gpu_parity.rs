@@ -160,7 +160,7 @@ fn parity_on_pythia_logs() {
 /// The four Pythia logs at the given stride.
 fn pythia(stride: usize) -> Dataset {
     let dir = common::shared_data().join("pythia");
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let manifest = tmp.path().join("manifest.csv");
     let mut text = String::from("file,N,T,tokens_per_step,step_col,loss_col\n");
     for (file, n) in [

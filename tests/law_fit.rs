@@ -34,7 +34,7 @@ fn png_size(path: &Path) -> (u32, u32) {
 /// returns fit.json.
 fn sldbench(task: &str, extra: &[&str]) -> Value {
     let data = shared_data().join("sldbench").join(format!("{task}.csv"));
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let out = match extra.iter().position(|a| *a == "--out") {
         Some(i) => std::path::PathBuf::from(extra[i + 1]),
         None => dir.path().join("out"),
@@ -65,7 +65,7 @@ fn sldbench(task: &str, extra: &[&str]) -> Value {
 /// train SSE no worse (1e-6), the same pooled test R² (0.002).
 #[test]
 fn rectified_per_run_matches_the_reference_fit() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let out = dir.path().join("out");
     let r = sldbench(
         "rectified",
@@ -155,7 +155,7 @@ fn chinchilla_csv(dir: &Path) -> std::path::PathBuf {
 
 #[test]
 fn a_bare_formula_recovers_its_parameters() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let csv = chinchilla_csv(dir.path());
     let out = dir.path().join("out");
     // D is the long CSV's tokens column, as elsewhere.
@@ -264,7 +264,7 @@ fn a_bare_formula_recovers_its_parameters() {
 /// held-out rows marked; `plot --residuals` draws the same from fit.json.
 #[test]
 fn a_law_fit_plot_draws_the_residuals_with_held_out_rows_marked() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let csv = chinchilla_csv(dir.path());
     let out = dir.path().join("out");
     ok(
@@ -324,7 +324,7 @@ fn a_law_fit_plot_draws_the_residuals_with_held_out_rows_marked() {
 
 #[test]
 fn law_errors_say_what_is_wrong() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let csv = chinchilla_csv(dir.path());
     let csv = csv.to_str().unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
@@ -384,7 +384,7 @@ fn law_errors_say_what_is_wrong() {
 /// is skipped with a note, and asked for explicitly it is an error.
 #[test]
 fn eval_of_any_law_runs_the_protocols_that_apply() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let csv = chinchilla_csv(dir.path());
     let out = dir.path().join("eval");
     let law = "E + A/N^alpha + B/D^beta";
@@ -451,7 +451,7 @@ fn eval_of_any_law_runs_the_protocols_that_apply() {
 /// noise the fit recovers the parameters.
 #[test]
 fn simulate_any_law_and_fit_it_back() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let csv = dir.path().join("sim.csv");
     let law = "E + A/N^alpha + B/(D + t2)^beta";
     let truth = [
@@ -532,7 +532,7 @@ fn simulate_any_law_and_fit_it_back() {
 /// intervals of the well-determined ones hold the simulated values.
 #[test]
 fn bootstrap_of_any_law_covers_the_truth() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let csv = dir.path().join("sim.csv");
     let law = "E + A/N^alpha + B/D^beta";
     ok(
@@ -633,7 +633,7 @@ fn bootstrap_of_any_law_covers_the_truth() {
 fn manifest_logs_fit_any_law() {
     shared_data();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let out = dir.path().join("out");
     let base = [
         "fit",
@@ -682,7 +682,7 @@ fn manifest_logs_fit_any_law() {
 #[test]
 fn eval_folds_are_distinct_and_only_what_was_asked() {
     let data = shared_data().join("sldbench/moe.csv");
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let ev = dir.path().join("ev");
     let base = [
         "eval",
@@ -790,7 +790,7 @@ fn eval_folds_are_distinct_and_only_what_was_asked() {
 /// linear fit has none.
 #[test]
 fn a_log_space_fit_reports_its_log_metrics() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let csv = chinchilla_csv(dir.path());
     for space in ["log", "linear"] {
         let out = dir.path().join(space);
@@ -850,7 +850,7 @@ fn a_log_space_fit_reports_its_log_metrics() {
 /// that runs back along its axis.
 #[test]
 fn the_axis_is_stated_and_curves_never_run_back() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let d = dir.path();
     ok(
         d,

@@ -396,7 +396,7 @@ fn sldbench_laws_bind_columns_of_their_data() {
 
 #[test]
 fn sweep_laws_bind_columns_of_a_long_csv() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let csv = dir.path().join("sweep.csv");
     ok(
         dir.path(),
@@ -586,7 +586,7 @@ fn rectified_formula_is_lins() {
 
 #[test]
 fn laws_lists_every_builtin() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let run = ok(dir.path(), &["laws"]);
     let lines: Vec<&str> = run.stdout.lines().collect();
     for &name in builtin_names() {
@@ -615,7 +615,7 @@ fn laws_lists_every_builtin() {
 
 #[test]
 fn laws_name_prints_the_file_as_is() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     for &name in builtin_names() {
         let run = ok(dir.path(), &["laws", name]);
         assert_eq!(run.stdout, builtin(name).unwrap(), "{name}");
@@ -628,7 +628,7 @@ fn laws_name_prints_the_file_as_is() {
 
 #[test]
 fn laws_unknown_name_lists_the_known_ones() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let run = sweepfit(dir.path(), &["laws", "looplm2"]);
     run.assert_failed("laws looplm2");
     assert_eq!(run.code, Some(1));

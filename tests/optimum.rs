@@ -88,7 +88,7 @@ fn assert_converged(r: &Value, what: &str) {
 /// the weak directions differ by percents.
 #[test]
 fn start_sets_and_backends_agree_on_what_the_data_determine() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let d = dir.path();
     let csv = looplm_sweep(d);
     let starts = ["--starts", "64"];
@@ -137,7 +137,7 @@ fn start_sets_and_backends_agree_on_what_the_data_determine() {
 ///   give a spread of 0.67 and fail.
 #[test]
 fn standard_errors_match_the_scatter_of_repeated_fits() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let d = dir.path();
     let law = "E + A/N^alpha + B/D^beta";
     let truth = [
@@ -213,7 +213,7 @@ fn standard_errors_match_the_scatter_of_repeated_fits() {
 /// in 23 of 30, and the README's bootstrap about 70%.)
 #[test]
 fn profile_intervals_of_the_weak_term_cover_the_truth() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let d = dir.path();
     let names = ["C", "gamma", "t3"];
     let sweeps = 30;
@@ -287,7 +287,7 @@ fn profile_intervals_of_the_weak_term_cover_the_truth() {
 /// interpolation against the closed form. And what --profile refuses.
 #[test]
 fn a_linear_law_profiles_to_its_asymptotic_interval() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let d = dir.path();
     let csv = d.join("line.csv");
     ok(
@@ -365,7 +365,7 @@ fn bootstrap_replicates_agree_across_backends() {
         eprintln!("no GPU adapter: skipped");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let d = dir.path();
     let csv = looplm_sweep(d);
     let args = |backend| {
@@ -442,7 +442,7 @@ fn mse(p: &[f64; 10], rows: &[[f64; 5]]) -> f64 {
 /// check can tell.
 #[test]
 fn the_polished_optimum_is_stationary_by_an_independent_gradient() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let dir = tmp.path();
     let csv = looplm_sweep(dir);
     let r = fit(dir, &csv, "o", &["--backend", "cpu"]);
@@ -509,7 +509,7 @@ fn the_polished_optimum_is_stationary_by_an_independent_gradient() {
 /// them the extrapolation to T = 4.)
 #[test]
 fn an_eval_fold_is_a_fresh_fit_of_its_training_rows() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let dir = tmp.path();
     let csv = looplm_sweep(dir);
     let ev = dir.join("ev");

@@ -8,7 +8,6 @@ use std::path::Path;
 
 use sweepfit::law::{predict_raw, NP, PARAM_NAMES};
 use sweepfit::report::read_fit_json;
-use tempfile::TempDir;
 
 /// Simulate a 50-point-per-curve sweep and fit it from 8 starts on the CPU.
 fn fitted(dir: &Path) -> [f64; NP] {
@@ -53,7 +52,7 @@ fn parse_csv(text: &str) -> (String, Vec<[f64; 4]>) {
 
 #[test]
 fn predict_matches_the_law_and_refuses_to_overwrite() {
-    let tmp = TempDir::new().unwrap();
+    let tmp = common::tempdir();
     let dir = tmp.path();
     let p = fitted(dir);
     let base = ["predict", "--fit", "fit/fit.json"];
@@ -174,7 +173,7 @@ fn predict_matches_the_law_and_refuses_to_overwrite() {
 /// its --at N= and D=.
 #[test]
 fn predict_takes_at_and_the_named_spellings_for_every_fit() {
-    let tmp = TempDir::new().unwrap();
+    let tmp = common::tempdir();
     let dir = tmp.path();
     fitted(dir);
     let by_flags = ok(
@@ -340,7 +339,7 @@ fn predict_takes_at_and_the_named_spellings_for_every_fit() {
 /// get none.
 #[test]
 fn predict_of_a_law_fit_warns_outside_the_fitted_range() {
-    let tmp = TempDir::new().unwrap();
+    let tmp = common::tempdir();
     let dir = tmp.path();
     let csv = common::chinchilla_csv(dir, 10, 0.002);
     ok(

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
-use tempfile::TempDir;
 
 /// Options that keep a CLI fit of the small simulated sweep fast.
 const FAST: [&str; 6] = ["--starts", "4", "--max-iter", "30", "--backend", "cpu"];
@@ -236,7 +235,7 @@ fn run_with_closed_stdout(dir: &Path, args: &[&str]) -> Run {
 
 #[test]
 fn fit_with_stdout_closed_writes_its_files_and_exits_0() {
-    let tmp = TempDir::new().unwrap();
+    let tmp = common::tempdir();
     let dir = tmp.path();
     simulate(dir);
     let r = run_with_closed_stdout(dir, &fit_args("sweep.csv", "o", &[]));
@@ -247,7 +246,7 @@ fn fit_with_stdout_closed_writes_its_files_and_exits_0() {
 
 #[test]
 fn eval_with_stdout_closed_writes_its_files_and_exits_0() {
-    let tmp = TempDir::new().unwrap();
+    let tmp = common::tempdir();
     let dir = tmp.path();
     simulate(dir);
     let mut args = vec![
@@ -287,7 +286,7 @@ const STDOUT_ERROR: &str = "error: cannot write to standard output: ";
 #[cfg(target_os = "linux")]
 #[test]
 fn fit_with_stdout_full_reports_it_after_writing_the_files() {
-    let tmp = TempDir::new().unwrap();
+    let tmp = common::tempdir();
     let dir = tmp.path();
     simulate(dir);
     let args = fit_args("sweep.csv", "o", &[]);
@@ -304,7 +303,7 @@ fn fit_with_stdout_full_reports_it_after_writing_the_files() {
 #[cfg(target_os = "linux")]
 #[test]
 fn fit_with_stderr_full_still_succeeds() {
-    let tmp = TempDir::new().unwrap();
+    let tmp = common::tempdir();
     let dir = tmp.path();
     simulate(dir);
     let args = fit_args("sweep.csv", "o", &[]);
@@ -349,7 +348,7 @@ fn fit_with_stderr_full_still_succeeds() {
 #[cfg(target_os = "linux")]
 #[test]
 fn simulate_with_stdout_full_writes_the_sweep_and_exits_1() {
-    let tmp = TempDir::new().unwrap();
+    let tmp = common::tempdir();
     let dir = tmp.path();
     let child = bin(dir, &["simulate", "--out", "x.csv", "--seed", "1"])
         .stdout(dev_full())
@@ -371,7 +370,7 @@ fn simulate_with_stdout_full_writes_the_sweep_and_exits_1() {
 
 #[test]
 fn a_70000_character_run_label_is_clipped_in_the_table_only() {
-    let tmp = TempDir::new().unwrap();
+    let tmp = common::tempdir();
     let dir = tmp.path();
     let sweep = simulate(dir);
     let label = "r".repeat(70_000);
@@ -414,7 +413,7 @@ fn a_70000_character_run_label_is_clipped_in_the_table_only() {
 
 #[test]
 fn absurd_sizes_are_refused_before_allocating() {
-    let tmp = TempDir::new().unwrap();
+    let tmp = common::tempdir();
     let dir = tmp.path();
     simulate(dir);
     let cases: [(&[&str], &str, &str); 3] = [
@@ -480,7 +479,7 @@ fn absurd_sizes_are_refused_before_allocating() {
 
 #[test]
 fn a_fixed_value_that_makes_the_law_overflow_is_an_error() {
-    let tmp = TempDir::new().unwrap();
+    let tmp = common::tempdir();
     let dir = tmp.path();
     simulate(dir);
     let r = run(dir, &fit_args("sweep.csv", "o", &["--fix", "alpha=100"]));
@@ -498,7 +497,7 @@ fn a_fixed_value_that_makes_the_law_overflow_is_an_error() {
 
 #[test]
 fn final_losses_at_one_token_count_fold_the_d_term_into_e() {
-    let tmp = TempDir::new().unwrap();
+    let tmp = common::tempdir();
     let dir = tmp.path();
     let (e, a, alpha, t1) = (1.8, 268.0, 0.30, 1e7);
     let (b, beta, t2) = (2018.0, 0.35, 1.06e7);
@@ -555,7 +554,7 @@ fn final_losses_at_one_token_count_fold_the_d_term_into_e() {
 
 #[test]
 fn chinchilla_on_a_multi_t_sweep_notes_the_missing_t_term() {
-    let tmp = TempDir::new().unwrap();
+    let tmp = common::tempdir();
     let dir = tmp.path();
     simulate(dir);
     // The chinchilla law has t2 = 0, so it is infinite at tokens = 0.
@@ -581,7 +580,7 @@ fn chinchilla_on_a_multi_t_sweep_notes_the_missing_t_term() {
 
 #[test]
 fn plot_refuses_a_fit_with_a_null_parameter() {
-    let tmp = TempDir::new().unwrap();
+    let tmp = common::tempdir();
     let dir = tmp.path();
     simulate(dir);
     run_ok(dir, &fit_args("sweep.csv", "o", &[]));
@@ -611,7 +610,7 @@ fn plot_refuses_a_fit_with_a_null_parameter() {
 
 #[test]
 fn predict_refuses_a_bootstrap_level_outside_0_1() {
-    let tmp = TempDir::new().unwrap();
+    let tmp = common::tempdir();
     let dir = tmp.path();
     simulate(dir);
     run_ok(
@@ -650,7 +649,7 @@ fn predict_refuses_a_bootstrap_level_outside_0_1() {
 
 #[test]
 fn an_unknown_wgpu_backend_is_an_error_for_the_default_backend() {
-    let tmp = TempDir::new().unwrap();
+    let tmp = common::tempdir();
     let dir = tmp.path();
     simulate(dir);
     let args = [
@@ -679,7 +678,7 @@ fn an_unknown_wgpu_backend_is_an_error_for_the_default_backend() {
 
 #[test]
 fn an_unknown_wgpu_power_preference_is_an_error() {
-    let tmp = TempDir::new().unwrap();
+    let tmp = common::tempdir();
     let child = bin(tmp.path(), &["devices"])
         .env("WGPU_POWER_PREF", "fast")
         .stdout(Stdio::piped())
@@ -696,7 +695,7 @@ fn an_unknown_wgpu_power_preference_is_an_error() {
 
 #[test]
 fn the_cpu_backend_ignores_the_wgpu_environment() {
-    let tmp = TempDir::new().unwrap();
+    let tmp = common::tempdir();
     let dir = tmp.path();
     simulate(dir);
     let args = fit_args("sweep.csv", "o", &[]);
@@ -716,7 +715,7 @@ fn the_cpu_backend_ignores_the_wgpu_environment() {
 
 #[test]
 fn options_are_checked_before_the_data_is_read() {
-    let tmp = TempDir::new().unwrap();
+    let tmp = common::tempdir();
     let dir = tmp.path();
     let cases: [(&[&str], &[&str]); 2] = [
         (
@@ -747,7 +746,7 @@ fn options_are_checked_before_the_data_is_read() {
 #[cfg(unix)]
 #[test]
 fn force_replaces_a_symlinked_fit_json_without_following_it() {
-    let tmp = TempDir::new().unwrap();
+    let tmp = common::tempdir();
     let dir = tmp.path();
     simulate(dir);
     let outside = dir.join("outside.txt");
@@ -769,7 +768,7 @@ fn force_replaces_a_symlinked_fit_json_without_following_it() {
 
 #[test]
 fn force_notes_pictures_left_from_an_earlier_plot_run() {
-    let tmp = TempDir::new().unwrap();
+    let tmp = common::tempdir();
     let dir = tmp.path();
     simulate(dir);
     run_ok(dir, &fit_args("sweep.csv", "o", &["--plot"]));
@@ -874,7 +873,7 @@ fn a_killed_predict_leaves_no_truncated_file() {
 
 #[test]
 fn predict_takes_t_from_a_single_t_fit_and_asks_for_it_otherwise() {
-    let tmp = TempDir::new().unwrap();
+    let tmp = common::tempdir();
     let dir = tmp.path();
     let sweep = simulate(dir);
     let rows = sweep_rows(&sweep);
@@ -931,7 +930,7 @@ fn predict_takes_t_from_a_single_t_fit_and_asks_for_it_otherwise() {
 
 #[test]
 fn devices_without_xdg_runtime_dir_prints_no_layer_noise() {
-    let tmp = TempDir::new().unwrap();
+    let tmp = common::tempdir();
     let child = bin(tmp.path(), &["devices"])
         .env_remove("XDG_RUNTIME_DIR")
         // The layer's own switch, which sweepfit sets unless the user did.

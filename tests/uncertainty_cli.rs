@@ -8,7 +8,6 @@ use common::{ok, sweepfit};
 use std::path::Path;
 
 use serde_json::Value;
-use tempfile::TempDir;
 
 fn json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -31,7 +30,7 @@ fn simulate(dir: &Path, points: &str) {
 
 #[test]
 fn fit_bootstrap_reports_intervals_and_predict_draws_bands() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let d = dir.path();
     simulate(d, "40");
     let run = ok(
@@ -123,7 +122,7 @@ fn fit_bootstrap_reports_intervals_and_predict_draws_bands() {
 
 #[test]
 fn bootstrap_options_are_checked() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let d = dir.path();
     simulate(d, "20");
     let r = sweepfit(d, &["fit", "sweep.csv", "--bootstrap", "1"]);
@@ -147,7 +146,7 @@ fn bootstrap_options_are_checked() {
 
 #[test]
 fn single_curve_sweeps_bootstrap_points_only_with_a_note() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let d = dir.path();
     let mut csv = String::from("N,tokens,loss\n");
     for k in 1..=200 {
@@ -204,7 +203,7 @@ fn single_curve_sweeps_bootstrap_points_only_with_a_note() {
 
 #[test]
 fn eval_runs_every_protocol_and_writes_json_csv_and_pictures() {
-    let dir = TempDir::new().unwrap();
+    let dir = common::tempdir();
     let d = dir.path();
     simulate(d, "40");
     let run = ok(

@@ -173,6 +173,16 @@ pub fn ok(cwd: &Path, args: &[&str]) -> Run {
     run
 }
 
+/// A fresh folder under the build's own scratch space (target/tmp), not
+/// the system's temporary folder: tests must pass whatever TMPDIR is, and
+/// nothing there may resolve `../shared` by accident.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("test-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("a folder under the build's scratch space")
+}
+
 /// The shared data folder beside the repository (`../shared/data` from its
 /// root). Tests that need it fail, never skip, without it: a skipped test
 /// would pass for a user who never ran it.
