@@ -74,11 +74,13 @@ enum Command {
     /// --tokens 1e9:40e9:100 --out pred.csv
     Predict(PredictArgs),
     /// Draw the Real-vs-Pred grid of a fit, or its residuals: one panel per
-    /// curve, rows by T, columns by N, observed loss solid and the law
-    /// dashed (PNG or SVG).
+    /// curve (LoopLM: rows by T, columns by N; other laws: by their
+    /// per-curve variables, or wrapped into a near-square grid), observed
+    /// loss solid and the law dashed on top (PNG or SVG).
     ///
     /// Without --fit, --data must be a pred.csv (as `fit` writes) and its
-    /// pred column is drawn. With --fit, the predictions are computed from
+    /// pred column is drawn; a law fit's pred.csv is drawn with the
+    /// fit.json beside it. With --fit, the predictions are computed from
     /// that fit.json's parameters, so --data may be any long CSV (e.g. runs
     /// the fit did not see); --data then defaults to pred.csv beside the
     /// fit.json. The loss axis is shared and clipped to the 0.5th..99.5th
