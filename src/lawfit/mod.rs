@@ -514,9 +514,12 @@ fn row_jacobian_of(
 /// Columns that must also be equal along a curve: where rows of one run
 /// with equal values of every variable but the axis repeat an axis value
 /// (a formula without T on a sweep of T = 1..4 would otherwise join four
-/// curves into one that runs back and forth), the other columns (not the
-/// law's, not run, loss or weight) that vary within such a curve. Empty
-/// where no curve repeats an axis value.
+/// curves into one that runs back and forth), the one other column (not
+/// the law's, not run, loss or weight; fewest distinct values first) that
+/// separates them so that no curve repeats an axis value, and is no row
+/// id. Empty where no curve repeats one, or no such column separates them
+/// (a table of configurations, each its own row, has no curves to
+/// recover).
 pub(crate) fn split_columns(
     table: &Table,
     vars: &[Vec<f64>],
@@ -531,19 +534,37 @@ pub(crate) fn split_columns(
     if repeating.is_empty() {
         return Vec::new();
     }
-    (0..table.headers.len())
+    let distinct = |c: usize| {
+        let mut v: Vec<&str> = table.columns[c].iter().map(String::as_str).collect();
+        v.sort_unstable();
+        v.dedup();
+        v.len()
+    };
+    let mut candidates: Vec<usize> = (0..table.headers.len())
         .filter(|c| !var_cols.contains(c))
         .filter(|&c| {
             let h = table.headers[c].to_ascii_lowercase();
             !["run", "loss", "weight"].contains(&h.as_str())
         })
-        .filter(|&c| {
-            repeating.iter().any(|curve| {
-                let col = &table.columns[c];
-                curve.iter().any(|&r| col[r] != col[curve[0]])
+        // A column with a value per row or nearly (an id) labels rows, not
+        // curves: splitting by it would leave no curves at all.
+        .filter(|&c| 2 * distinct(c) <= table.rows())
+        .collect();
+    candidates.sort_by_key(|&c| distinct(c));
+    // Split by `c`, a curve repeats no axis value.
+    let separates = |c: usize| {
+        repeating.iter().all(|curve| {
+            let mut seen: HashMap<(&str, u64), ()> = HashMap::new();
+            curve.iter().all(|&r| {
+                let key = (table.columns[c][r].as_str(), vars[axis][r].to_bits());
+                seen.insert(key, ()).is_none()
             })
         })
-        .collect()
+    };
+    candidates
+        .into_iter()
+        .find(|&c| separates(c))
+        .map_or(Vec::new(), |c| vec![c])
 }
 
 /// The curves of `rows`: rows with equal run, equal values of every

@@ -200,7 +200,8 @@ fn draw(
                 format_count(vars[v][first])
             ));
         }
-        for &s in &split {
+        // A --by column is in the label already (the group's key).
+        for &s in split.iter().filter(|s| !by_cols.contains(s)) {
             label.push(format!(
                 "{} = {}",
                 table.headers[s], table.columns[s][first]
