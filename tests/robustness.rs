@@ -72,7 +72,18 @@ fn run_ok(cwd: &Path, args: &[&str]) -> Run {
 
 /// Require exit status 1 and that one line of stderr holds every needle.
 fn assert_error(run: &Run, what: &str, needles: &[&str]) {
-    assert_eq!(run.code, Some(1), "{what} should exit 1:\n{}", run.dump());
+    assert_exit(run, what, needles, 1);
+}
+
+/// Require exit status `code` and that one line of stderr holds every
+/// needle.
+fn assert_exit(run: &Run, what: &str, needles: &[&str], code: i32) {
+    assert_eq!(
+        run.code,
+        Some(code),
+        "{what} should exit {code}:\n{}",
+        run.dump()
+    );
     assert!(
         run.stderr
             .lines()
