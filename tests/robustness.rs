@@ -743,18 +743,7 @@ fn options_are_checked_before_the_data_is_read() {
         let mut args = vec!["fit", "does-not-exist.csv", "--out", "o"];
         args.extend_from_slice(extra);
         let r = run(dir, &args);
-        if code == 2 {
-            assert_eq!(r.code, Some(2), "{args:?}:\n{}", r.dump());
-            assert!(
-                r.stderr
-                    .lines()
-                    .any(|l| needles.iter().all(|n| l.contains(n))),
-                "{args:?}:\n{}",
-                r.dump()
-            );
-        } else {
-            assert_error(&r, &format!("{args:?}"), needles);
-        }
+        assert_exit(&r, &format!("{args:?}"), needles, code);
         assert!(
             !r.stderr.contains("does-not-exist.csv"),
             "{args:?} read the data before checking the options:\n{}",
