@@ -60,16 +60,22 @@ impl Acc {
     }
 }
 
-/// Metrics of the law with raw-unit `params` against every point of `ds`.
-/// Residuals are pred - loss; MAPE is mean |pred - loss| / loss in percent.
-/// With no points the values are NaN.
-pub fn compute_metrics(ds: &Dataset, params: &[f64; NP]) -> Metrics {
+/// The law with raw-unit `params` at every point of `ds`.
+fn predictions(ds: &Dataset, params: &[f64; NP]) -> Vec<f64> {
     let mut pred = vec![0.0; ds.points()];
     for c in &ds.configs {
         for i in c.range() {
             pred[i] = predict_raw(params, c.n, ds.tokens[i], c.t);
         }
     }
+    pred
+}
+
+/// Metrics of the law with raw-unit `params` against every point of `ds`.
+/// Residuals are pred - loss; MAPE is mean |pred - loss| / loss in percent.
+/// With no points the values are NaN.
+pub fn compute_metrics(ds: &Dataset, params: &[f64; NP]) -> Metrics {
+    let pred = predictions(ds, params);
     let all = Acc::new(&ds.loss, &pred);
     let per_config = ds
         .configs
@@ -103,12 +109,7 @@ pub fn compute_metrics(ds: &Dataset, params: &[f64; NP]) -> Metrics {
 /// R² and RMSE of the log loss over every point of `ds` (None where a loss
 /// or prediction is not positive).
 pub fn log_metrics(ds: &Dataset, params: &[f64; NP]) -> Option<super::LogMetrics> {
-    let mut pred = vec![0.0; ds.points()];
-    for c in &ds.configs {
-        for i in c.range() {
-            pred[i] = predict_raw(params, c.n, ds.tokens[i], c.t);
-        }
-    }
+    let pred = predictions(ds, params);
     super::LogMetrics::new(&ds.loss, &pred)
 }
 
