@@ -932,3 +932,72 @@ fn the_axis_is_stated_and_curves_never_run_back() {
         bad.dump()
     );
 }
+
+/// A term whose variables take one value in the data (T = 1 on every row
+/// under `C/(T + t3)^gamma`) is a constant beside E: its coefficient is
+/// fixed at 0 and the parameters it alone reads held, with a note, and the
+/// rest of the law is still recovered. Without another constant term the
+/// term is the law's only level and stays free.
+#[test]
+fn a_term_constant_over_the_data_is_fixed_out_beside_another_constant() {
+    let dir = common::tempdir();
+    let csv = chinchilla_csv(dir.path());
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let with_t: String = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| format!("{l},{}\n", if i == 0 { "T" } else { "1" }))
+        .collect();
+    let csv = dir.path().join("with-t.csv");
+    std::fs::write(&csv, with_t).unwrap();
+    let fit = |law: &str, out: &str| {
+        let out = dir.path().join(out);
+        let run = ok(
+            dir.path(),
+            &[
+                "fit",
+                csv.to_str().unwrap(),
+                "--law",
+                law,
+                "--backend",
+                "cpu",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        );
+        (run, read_json(&out.join("fit.json")))
+    };
+    let (run, r) = fit("E + A/N^alpha + B/D^beta + C/(T + t3)^gamma", "with-e");
+    assert!(
+        run.stdout
+            .contains("T takes one value in the fitted rows (T = 1")
+            && run
+                .stdout
+                .contains("fixed C = 0, t3 and gamma without effect"),
+        "{}",
+        run.dump()
+    );
+    let fixed: Vec<&str> = r["fixed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(fixed, ["C", "t3", "gamma"]);
+    assert_eq!(num(&r, &["params", "C"]), 0.0);
+    for (name, want) in [("E", 1.8), ("alpha", 0.34), ("beta", 0.29)] {
+        let got = num(&r, &["params", name]);
+        assert!(
+            (got / want - 1.0).abs() < 0.05,
+            "{name} = {got}, simulated with {want}"
+        );
+    }
+    // No E: the T term is the only constant, and stays in the fit.
+    let (run, r) = fit("A/N^alpha + B/D^beta + C/(T + t3)^gamma", "without-e");
+    assert!(!run.stdout.contains("takes one value"), "{}", run.dump());
+    assert!(
+        !r["fixed"].as_array().unwrap().iter().any(|v| v == "C"),
+        "{}",
+        r["fixed"]
+    );
+}

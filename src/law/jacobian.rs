@@ -98,6 +98,59 @@ enum Op {
     },
 }
 
+/// Where a Jacobian column's values live, which decides how its sums
+/// are formed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Home {
+    /// One value for every row (the column of a constant term's factor).
+    One,
+    /// One value per key of a hoisted level.
+    Key(usize),
+    /// One value per row.
+    Row,
+}
+
+/// The Jacobian columns that share a home.
+#[derive(Debug, Clone)]
+struct Group {
+    home: Home,
+    /// Their positions among the wanted parameters.
+    cols: Vec<usize>,
+}
+
+/// How the block of J^T C J between two groups is summed (C the rows'
+/// curvature weights). Both groups' columns are constant over the keys of
+/// the finer home when one home's variables are among the other's: the
+/// block is then a sum over those keys of (C summed over the key's rows)
+/// times the columns' values, and the rows only add their weight into
+/// one sum per key. Otherwise the rows add C times the finer group's
+/// values into sums per key of the coarser one.
+#[derive(Debug, Clone)]
+enum Pair {
+    /// Over the keys of `b`'s home, `a`'s values read at the key `proj`
+    /// maps each to (`None`: the same key, or `a`'s one value).
+    Keyed {
+        a: usize,
+        b: usize,
+        proj: Option<Vec<u32>>,
+    },
+    /// Per row, Q[key of a][m] += c D_m for `b`'s columns m (`b`'s values
+    /// gathered or per row); the block is then a sum over `a`'s keys.
+    Cross { a: usize, b: usize },
+    /// Both per row: dot products over the rows.
+    Rows { a: usize, b: usize },
+}
+
+/// The sums of J^T C J the rows add to: per group, C summed per key of
+/// its home (`One`: one key); per `Cross` pair its Q; per `Rows` pair its
+/// dot products.
+#[derive(Debug, Clone, Default)]
+struct Moments {
+    s: Vec<Vec<f64>>,
+    q: Vec<Vec<f64>>,
+    dots: Vec<Vec<f64>>,
+}
+
 /// Weights of rows by their index among the rows given (see
 /// [`RowJacobian::evaluate_reweighted`]).
 pub type Weights<'a> = dyn Fn(usize) -> f64 + Sync + 'a;
@@ -136,7 +189,17 @@ pub struct RowJacobian {
     value: NodeId,
     /// The derivative node of every wanted parameter.
     jac: Vec<NodeId>,
+    /// The columns by home, and how each block of J^T J is summed.
+    groups: Vec<Group>,
+    pairs: Vec<Pair>,
+    /// Per group and tile, the tile's runs of rows with one key of the
+    /// group's home (see [`find_runs`]).
+    runs: Vec<Vec<Option<Runs>>>,
 }
+
+/// Runs of consecutive rows with one key: (start, end, key), rows
+/// counted from the tile's first.
+type Runs = Vec<(usize, usize, u32)>;
 
 /// Per-thread arrays, reused from one parameter vector to the next (and
 /// from one evaluator to another: they grow to fit).
@@ -147,16 +210,24 @@ pub struct Workspace {
     keys: Vec<Vec<f64>>,
     /// Projected operands of a hoisted node.
     tmp: [Vec<f64>; 2],
-    /// Per wanted parameter, the residuals' derivatives over a tile, and
-    /// those times the weights.
-    j: Vec<Vec<f64>>,
-    wj: Vec<Vec<f64>>,
     r: Vec<f64>,
     /// w psi(r), and w psi'(r) (Huber only: for mse it is w).
     wr: Vec<f64>,
     wc: Vec<f64>,
     /// Weights of a tile given by the caller.
     wt: Vec<f64>,
+    /// The rows' gradient weights (w psi, times d residual / d pred) and
+    /// curvature weights (w psi', times its square), and their
+    /// squares for the sandwich.
+    a: Vec<f64>,
+    c: Vec<f64>,
+    a2: Vec<f64>,
+    /// Per group, the gradient weights summed per key (`Row`: the
+    /// gradient's dot products); the curvature's sums, and the
+    /// sandwich's.
+    rsum: Vec<Vec<f64>>,
+    curv: Moments,
+    meat: Moments,
     /// d residual / d pred (1/pred in log space).
     scale: Vec<f64>,
 }
@@ -227,6 +298,7 @@ impl RowJacobian {
         let mut levels: Vec<Level> = Vec::new();
         let mut level_of: HashMap<u64, usize> = HashMap::new();
         let mut hoist: Vec<bool> = Vec::new();
+        let mut level_mask: Vec<u64> = Vec::new();
         let (mut scalars, mut rows, mut n_slots) = (Vec::new(), Vec::new(), 0);
         let mut hoisted: Vec<Hoisted> = Vec::new();
         let mut n_key_slots = 0;
@@ -274,6 +346,7 @@ impl RowJacobian {
                     row_key.push(id);
                 }
                 hoist.push(rep.len() as f64 <= HOIST_FRACTION * n_rows as f64);
+                level_mask.push(mask);
                 levels.push(Level { row_key, rep });
                 levels.len() - 1
             });
@@ -329,10 +402,17 @@ impl RowJacobian {
             };
             n_key_slots += 1;
         }
+        let (groups, pairs) = plan_moments(&jac, &src, &levels, &level_mask);
+        let runs = find_runs(&groups, &levels, keep.len());
         // Hoisted nodes the rows read: gathered into tile slots.
         let mut tile_slot = vec![usize::MAX; last + 1];
         let mut gathers = Vec::new();
-        let mut read: Vec<NodeId> = jac.iter().copied().chain([law.value]).collect();
+        let mut read: Vec<NodeId> = vec![law.value];
+        for pair in &pairs {
+            if let Pair::Cross { b, .. } = pair {
+                read.extend(groups[*b].cols.iter().map(|&c| jac[c]));
+            }
+        }
         for &(_, op) in &rows {
             match op {
                 Op::Node(n) => read.extend(n.operands()),
@@ -369,6 +449,9 @@ impl RowJacobian {
             huber: (objective.loss == LossKind::Huber).then_some(objective.delta),
             value: law.value,
             jac,
+            runs,
+            groups,
+            pairs,
         }
     }
 
@@ -384,23 +467,25 @@ impl RowJacobian {
 
     /// Grow `ws` to this evaluator's arrays.
     fn fit(&self, ws: &mut Workspace) {
-        let n = self.jac.len();
         if ws.scalars.len() < self.nodes.len() {
             ws.scalars.resize(self.nodes.len(), 0.0);
         }
         if ws.keys.len() < self.n_key_slots {
             ws.keys.resize(self.n_key_slots, Vec::new());
         }
-        for (v, k) in [
-            (&mut ws.vals, self.n_slots),
-            (&mut ws.j, n),
-            (&mut ws.wj, n),
-        ] {
-            if v.len() < k {
-                v.resize(k, vec![0.0; TILE]);
-            }
+        if ws.vals.len() < self.n_slots {
+            ws.vals.resize(self.n_slots, vec![0.0; TILE]);
         }
-        for v in [&mut ws.r, &mut ws.wr, &mut ws.wc, &mut ws.wt, &mut ws.scale] {
+        for v in [
+            &mut ws.r,
+            &mut ws.wr,
+            &mut ws.wc,
+            &mut ws.wt,
+            &mut ws.scale,
+            &mut ws.a,
+            &mut ws.c,
+            &mut ws.a2,
+        ] {
             v.resize(TILE, 0.0);
         }
     }
@@ -505,11 +590,10 @@ impl RowJacobian {
         ws: &mut Workspace,
         g: &mut [f64],
         h: &mut [f64],
-        mut meat: Option<&mut [f64]>,
+        meat: Option<&mut [f64]>,
         weight: Option<&Weights<'_>>,
     ) -> f64 {
         self.fit(ws);
-        let n = self.jac.len();
         for &id in &self.scalars {
             let s = &ws.scalars;
             let x = self.nodes[id as usize].eval(&|o| s[o as usize], &|_| f64::NAN, params);
@@ -552,11 +636,7 @@ impl RowJacobian {
             }
             ws.keys[hz.slot] = out;
         }
-        g.fill(0.0);
-        h.fill(0.0);
-        if let Some(b) = meat.as_deref_mut() {
-            b.fill(0.0);
-        }
+        self.clear_moments(ws);
         let mut f = 0.0;
         let n_rows = self.y.len();
         let mut t0 = 0;
@@ -627,46 +707,89 @@ impl RowJacobian {
                     wc
                 }
             };
-            for a in 0..n {
-                let ja = self.operand(self.jac[a], &ws.scalars, &ws.vals, t0, m);
-                let (j, wj) = (&mut ws.j[a][..m], &mut ws.wj[a][..m]);
-                if self.log {
-                    binary!(j, ja, V::A(scale), |d, s| d * s);
-                } else {
-                    unary!(j, ja, |d| d);
-                }
-                for ((o, &d), &c) in wj.iter_mut().zip(j.iter()).zip(wc) {
-                    *o = c * d;
+            // The rows' weights of J's raw derivatives: J = D * scale.
+            let (a, c) = (&mut ws.a[..m], &mut ws.c[..m]);
+            for i in 0..m {
+                let s = if self.log { scale[i] } else { 1.0 };
+                a[i] = wr[i] * s;
+                c[i] = wc[i] * s * s;
+            }
+            let a2 = &mut ws.a2[..m];
+            if meat.is_some() {
+                for (o, &x) in a2.iter_mut().zip(a.iter()) {
+                    *o = x * x;
                 }
             }
-            for a in 0..n {
-                let ja = &ws.j[a][..m];
-                g[a] += dot::<FMA>(wr, ja);
-                for b in a..n {
-                    h[a * n + b] += dot::<FMA>(&ws.wj[b][..m], ja);
-                }
-            }
-            if let Some(meat) = meat.as_deref_mut() {
-                // Rare (once per report): plain loops over the tile.
-                for a in 0..n {
-                    for b in a..n {
-                        let (ja, jb) = (&ws.j[a][..m], &ws.j[b][..m]);
-                        meat[a * n + b] +=
-                            (0..m).map(|i| wr[i] * wr[i] * ja[i] * jb[i]).sum::<f64>();
-                    }
-                }
+            let with_meat = meat.is_some();
+            let tile = TileSums {
+                rj: self,
+                scalars: &ws.scalars,
+                vals: &ws.vals,
+                runs: t0 / TILE,
+                t0,
+                m,
+            };
+            tile.gradient::<FMA>(&ws.a[..m], &mut ws.rsum);
+            tile.moments::<FMA>(&ws.c[..m], &mut ws.curv);
+            if with_meat {
+                tile.moments::<FMA>(&ws.a2[..m], &mut ws.meat);
             }
             t0 += m;
         }
-        for a in 0..n {
-            for b in 0..a {
-                h[a * n + b] = h[b * n + a];
-                if let Some(meat) = meat.as_deref_mut() {
-                    meat[a * n + b] = meat[b * n + a];
-                }
-            }
+        let values = ColumnValues {
+            rj: self,
+            scalars: &ws.scalars,
+            keys: &ws.keys,
+        };
+        values.gradient(&ws.rsum, g);
+        values.assemble(&ws.curv, h);
+        if let Some(meat) = meat {
+            values.assemble(&ws.meat, meat);
         }
         f
+    }
+
+    /// Zeroed sums for one evaluation.
+    fn clear_moments(&self, ws: &mut Workspace) {
+        let n_keys = |h: Home| match h {
+            Home::One => 1,
+            Home::Key(l) => self.levels[l].rep.len(),
+            Home::Row => 0,
+        };
+        let reset = |v: &mut Vec<Vec<f64>>, sizes: &mut dyn Iterator<Item = usize>| {
+            let sizes: Vec<usize> = sizes.collect();
+            v.resize(sizes.len(), Vec::new());
+            for (x, k) in v.iter_mut().zip(sizes) {
+                x.clear();
+                x.resize(k, 0.0);
+            }
+        };
+        reset(
+            &mut ws.rsum,
+            &mut self.groups.iter().map(|g| match g.home {
+                Home::Row => g.cols.len(),
+                h => n_keys(h),
+            }),
+        );
+        for mom in [&mut ws.curv, &mut ws.meat] {
+            reset(&mut mom.s, &mut self.groups.iter().map(|g| n_keys(g.home)));
+            reset(
+                &mut mom.q,
+                &mut self.pairs.iter().map(|p| match p {
+                    Pair::Cross { a, b } => {
+                        n_keys(self.groups[*a].home) * self.groups[*b].cols.len()
+                    }
+                    _ => 0,
+                }),
+            );
+            reset(
+                &mut mom.dots,
+                &mut self.pairs.iter().map(|p| match p {
+                    Pair::Rows { a, b } => self.groups[*a].cols.len() * self.groups[*b].cols.len(),
+                    _ => 0,
+                }),
+            );
+        }
     }
 
     /// Node `o`'s values over rows `t0..t0 + m`.
@@ -687,6 +810,318 @@ impl RowJacobian {
             Src::Unused => unreachable!("every operand of a needed node is needed"),
         }
     }
+}
+
+/// A tile's rows, for adding them into an evaluation's sums.
+struct TileSums<'a> {
+    rj: &'a RowJacobian,
+    scalars: &'a [f64],
+    vals: &'a [Vec<f64>],
+    /// The tile's index.
+    runs: usize,
+    t0: usize,
+    m: usize,
+}
+
+impl TileSums<'_> {
+    /// Column `col`'s raw derivatives over the tile's rows.
+    #[inline(always)]
+    fn column(&self, col: usize) -> V<'_> {
+        self.rj
+            .operand(self.rj.jac[col], self.scalars, self.vals, self.t0, self.m)
+    }
+
+    /// Per key of a home, the key of each of the tile's rows.
+    #[inline(always)]
+    fn keys(&self, home: Home) -> Option<&[u32]> {
+        match home {
+            Home::Key(l) => Some(&self.rj.levels[l].row_key[self.t0..self.t0 + self.m]),
+            _ => None,
+        }
+    }
+
+    /// `x` summed per key of group `gi`'s home into `out`.
+    #[inline(always)]
+    fn sum_per_key(&self, gi: usize, x: &[f64], out: &mut [f64]) {
+        match &self.rj.runs[gi][self.runs] {
+            Some(runs) => {
+                for &(s, e, k) in runs {
+                    out[k as usize] += x[s..e].iter().sum::<f64>();
+                }
+            }
+            None => {
+                let keys = self.keys(self.rj.groups[gi].home).expect("a keyed home");
+                for (&k, &v) in keys.iter().zip(x) {
+                    out[k as usize] += v;
+                }
+            }
+        }
+    }
+
+    /// The gradient's sums of the rows' weights `a`.
+    #[inline(always)]
+    fn gradient<const FMA: bool>(&self, a: &[f64], rsum: &mut [Vec<f64>]) {
+        for (gi, grp) in self.rj.groups.iter().enumerate() {
+            let out = &mut rsum[gi];
+            match grp.home {
+                Home::One => out[0] += a.iter().sum::<f64>(),
+                Home::Key(_) => self.sum_per_key(gi, a, out),
+                Home::Row => {
+                    for (ci, &col) in grp.cols.iter().enumerate() {
+                        out[ci] += match self.column(col) {
+                            V::A(d) => dot::<FMA>(a, d),
+                            V::S(x) => x * a.iter().sum::<f64>(),
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    /// J^T C J's sums of the rows' weights `c`.
+    #[inline(always)]
+    fn moments<const FMA: bool>(&self, c: &[f64], mom: &mut Moments) {
+        let groups = &self.rj.groups;
+        for (gi, grp) in groups.iter().enumerate() {
+            let out = &mut mom.s[gi];
+            match grp.home {
+                Home::One => out[0] += c.iter().sum::<f64>(),
+                Home::Key(_) => self.sum_per_key(gi, c, out),
+                Home::Row => {}
+            }
+        }
+        for (pi, pair) in self.rj.pairs.iter().enumerate() {
+            match *pair {
+                Pair::Keyed { .. } => {}
+                Pair::Cross { a, b } => {
+                    let nb = groups[b].cols.len();
+                    let q = &mut mom.q[pi];
+                    let keys = self.keys(groups[a].home);
+                    for (mi, &col) in groups[b].cols.iter().enumerate() {
+                        let V::A(d) = self.column(col) else {
+                            unreachable!("a finer group's values differ between rows")
+                        };
+                        match (keys, &self.rj.runs[a][self.runs]) {
+                            (None, _) => q[mi] += dot::<FMA>(c, d),
+                            (Some(_), Some(runs)) => {
+                                for &(s, e, k) in runs {
+                                    q[k as usize * nb + mi] += dot::<FMA>(&c[s..e], &d[s..e]);
+                                }
+                            }
+                            (Some(keys), None) => {
+                                for ((&k, &x), &y) in keys.iter().zip(c).zip(d) {
+                                    q[k as usize * nb + mi] += x * y;
+                                }
+                            }
+                        }
+                    }
+                }
+                Pair::Rows { a, b } => {
+                    let nb = groups[b].cols.len();
+                    for (ia, &ca) in groups[a].cols.iter().enumerate() {
+                        for (ib, &cb) in groups[b].cols.iter().enumerate() {
+                            let (V::A(x), V::A(y)) = (self.column(ca), self.column(cb)) else {
+                                unreachable!("per-row columns are arrays")
+                            };
+                            let mut acc = [0.0; LANES];
+                            for (i, ((&w, &x), &y)) in c.iter().zip(x).zip(y).enumerate() {
+                                acc[i % LANES] = mul_add::<FMA>(w * x, y, acc[i % LANES]);
+                            }
+                            mom.dots[pi][ia * nb + ib] += acc.iter().sum::<f64>();
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The values of the columns that are constant over keys, once an
+/// evaluation's hoisted nodes are formed.
+struct ColumnValues<'a> {
+    rj: &'a RowJacobian,
+    scalars: &'a [f64],
+    keys: &'a [Vec<f64>],
+}
+
+impl ColumnValues<'_> {
+    /// Column `col`'s values per key of its home (`One`: one value).
+    fn of(&self, col: usize) -> &[f64] {
+        let id = self.rj.jac[col] as usize;
+        match self.rj.src[id] {
+            Src::Scalar => &self.scalars[id..=id],
+            Src::Key { slot, .. } => &self.keys[slot],
+            _ => unreachable!("only columns constant over keys are read per key"),
+        }
+    }
+
+    /// g = J^T (w psi) from the sums of the rows' weights per key.
+    fn gradient(&self, rsum: &[Vec<f64>], g: &mut [f64]) {
+        for (gi, grp) in self.rj.groups.iter().enumerate() {
+            for (ci, &col) in grp.cols.iter().enumerate() {
+                g[col] = match grp.home {
+                    Home::Row => rsum[gi][ci],
+                    _ => self.of(col).iter().zip(&rsum[gi]).map(|(v, r)| v * r).sum(),
+                };
+            }
+        }
+    }
+
+    /// The symmetric matrix J^T C J (row-major, both triangles) from its
+    /// sums.
+    fn assemble(&self, mom: &Moments, h: &mut [f64]) {
+        let n = self.rj.jac.len();
+        let groups = &self.rj.groups;
+        h.fill(0.0);
+        for (pi, pair) in self.rj.pairs.iter().enumerate() {
+            let (a, b) = match pair {
+                Pair::Keyed { a, b, proj } => {
+                    let sb = &mom.s[*b];
+                    for &cb in &groups[*b].cols {
+                        let vb = self.of(cb);
+                        for &ca in &groups[*a].cols {
+                            let va = self.of(ca);
+                            h[ca * n + cb] = match proj {
+                                Some(p) => (0..sb.len())
+                                    .map(|k| sb[k] * vb[k] * va[p[k] as usize])
+                                    .sum(),
+                                None if va.len() == 1 => {
+                                    va[0] * sb.iter().zip(vb).map(|(s, v)| s * v).sum::<f64>()
+                                }
+                                None => (0..sb.len()).map(|k| sb[k] * vb[k] * va[k]).sum(),
+                            };
+                        }
+                    }
+                    (*a, *b)
+                }
+                Pair::Cross { a, b } => {
+                    let (q, nb) = (&mom.q[pi], groups[*b].cols.len());
+                    for &ca in &groups[*a].cols {
+                        for (ka, &va) in self.of(ca).iter().enumerate() {
+                            for (mi, &cb) in groups[*b].cols.iter().enumerate() {
+                                h[ca * n + cb] += va * q[ka * nb + mi];
+                            }
+                        }
+                    }
+                    (*a, *b)
+                }
+                Pair::Rows { a, b } => {
+                    let nb = groups[*b].cols.len();
+                    for (ia, &ca) in groups[*a].cols.iter().enumerate() {
+                        for (ib, &cb) in groups[*b].cols.iter().enumerate() {
+                            h[ca * n + cb] = mom.dots[pi][ia * nb + ib];
+                        }
+                    }
+                    (*a, *b)
+                }
+            };
+            if a != b {
+                for &ca in &groups[a].cols {
+                    for &cb in &groups[b].cols {
+                        h[cb * n + ca] = h[ca * n + cb];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Per group and tile, the runs of rows with one key of the group's home
+/// (a curve's rows share their N): a sum over a run is then one dot
+/// product, not a read-modify-write of the same sum per row. `None`
+/// where a home has no keys or its runs are too short to pay (a row or
+/// two: the rows then scatter into their keys' sums).
+fn find_runs(groups: &[Group], levels: &[Level], n_rows: usize) -> Vec<Vec<Option<Runs>>> {
+    groups
+        .iter()
+        .map(|grp| {
+            (0..n_rows.div_ceil(TILE))
+                .map(|t| {
+                    let Home::Key(l) = grp.home else {
+                        return None;
+                    };
+                    let t0 = t * TILE;
+                    let keys = &levels[l].row_key[t0..(t0 + TILE).min(n_rows)];
+                    let mut list = Vec::new();
+                    let mut start = 0;
+                    for i in 1..=keys.len() {
+                        if i == keys.len() || keys[i] != keys[start] {
+                            list.push((start, i, keys[start]));
+                            start = i;
+                        }
+                    }
+                    (list.len() * 4 <= keys.len()).then_some(list)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The Jacobian's columns grouped by where their values live, and how
+/// each block of J^T J between two groups (a group with itself included)
+/// is summed: see [`Pair`].
+fn plan_moments(
+    jac: &[NodeId],
+    src: &[Src],
+    levels: &[Level],
+    level_mask: &[u64],
+) -> (Vec<Group>, Vec<Pair>) {
+    let mut groups: Vec<Group> = Vec::new();
+    for (c, &id) in jac.iter().enumerate() {
+        let home = match src[id as usize] {
+            Src::Scalar => Home::One,
+            Src::Key { level, .. } => Home::Key(level),
+            Src::Data(_) | Src::Row(_) => Home::Row,
+            Src::Unused => unreachable!("a wanted column is needed"),
+        };
+        match groups.iter_mut().find(|g| g.home == home) {
+            Some(g) => g.cols.push(c),
+            None => groups.push(Group {
+                home,
+                cols: vec![c],
+            }),
+        }
+    }
+    // Keys of a home, and whether one home's variables are among the
+    // other's (its keys then a coarsening of the other's).
+    let keys = |h: Home| match h {
+        Home::One => 1,
+        Home::Key(l) => levels[l].rep.len(),
+        Home::Row => usize::MAX,
+    };
+    let within = |x: Home, y: Home| match (x, y) {
+        (Home::One, _) => true,
+        (Home::Key(a), Home::Key(b)) => level_mask[a] & !level_mask[b] == 0,
+        _ => false,
+    };
+    let mut pairs = Vec::new();
+    for x in 0..groups.len() {
+        for y in x..groups.len() {
+            let (hx, hy) = (groups[x].home, groups[y].home);
+            pairs.push(if hx == Home::Row && hy == Home::Row {
+                Pair::Rows { a: x, b: y }
+            } else if hy != Home::Row && within(hx, hy) || hx != Home::Row && within(hy, hx) {
+                // `a` the coarser: summed over the keys of `b`'s home.
+                let (a, b) = if within(hx, hy) { (x, y) } else { (y, x) };
+                let proj = match (groups[a].home, groups[b].home) {
+                    (Home::Key(la), Home::Key(lb)) if la != lb => Some(
+                        levels[lb]
+                            .rep
+                            .iter()
+                            .map(|&row| levels[la].row_key[row])
+                            .collect(),
+                    ),
+                    _ => None,
+                };
+                Pair::Keyed { a, b, proj }
+            } else {
+                // Sums per key of the home with fewer keys.
+                let (a, b) = if keys(hx) <= keys(hy) { (x, y) } else { (y, x) };
+                Pair::Cross { a, b }
+            });
+        }
+    }
+    (groups, pairs)
 }
 
 /// One node over a tile.
@@ -759,8 +1194,16 @@ mod tests {
         ];
         let rows = 601; // more than two tiles, and a ragged last one
         let n: Vec<f64> = (0..rows).map(|i| 1e3 * (1.0 + (i % 17) as f64)).collect();
-        let d: Vec<f64> = (0..rows).map(|i| 1e4 * (1.0 + i as f64 / 7.0)).collect();
-        for (formula, p) in cases {
+        // D per row, or shared by the rows as a sweep's curves share a
+        // token grid (N and D both hoisted, neither a coarsening of the
+        // other: their block is summed per N).
+        let d_rows: Vec<f64> = (0..rows).map(|i| 1e4 * (1.0 + i as f64 / 7.0)).collect();
+        let d_grid: Vec<f64> = (0..rows).map(|i| 1e4 * (1.0 + (i / 17) as f64)).collect();
+        for (formula, p, d) in cases
+            .iter()
+            .flat_map(|(f, p)| [(f, p, &d_rows), (f, p, &d_grid)])
+        {
+            let p = p.clone();
             let law = CompiledLaw::from_formula(formula, &["N", "D"]).unwrap();
             assert_eq!(law.params.len(), p.len(), "{formula}");
             let wanted: Vec<usize> = (0..p.len()).collect();
@@ -804,6 +1247,12 @@ mod tests {
                     RowJacobian::new(&law, &[n.clone(), d.clone()], &y, &w, objective, &wanted);
                 let (mut g, mut h, mut b) = (vec![0.0; k], vec![0.0; k * k], vec![0.0; k * k]);
                 let mut ws = Workspace::default();
+                if std::ptr::eq(d, &d_grid) && formula.contains("B/(D + t)^beta") {
+                    assert!(
+                        rj.pairs.iter().any(|p| matches!(p, Pair::Cross { .. })),
+                        "{formula}: N and D are summed per key"
+                    );
+                }
                 let f = rj.evaluate_with_meat(&p, &mut ws, &mut g, &mut h, &mut b);
                 let (mut fw, mut gw, mut hw, mut bw) =
                     (0.0, vec![0.0; k], vec![0.0; k * k], vec![0.0; k * k]);

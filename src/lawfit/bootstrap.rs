@@ -73,7 +73,7 @@ pub fn bootstrap(
     // The fit's space: linear parameters measured at the middle of every
     // fitted row, as the fit measured them.
     let train: Vec<usize> = (0..table.rows()).filter(|&r| !held[r]).collect();
-    let space = law_space(b, &cols, &train, &fit.fix)?;
+    let (space, _) = law_space(b, &cols, &train, &fit.fix)?;
     let total_rows: usize = fits.iter().map(|f| f.rows.len()).sum();
     // Each replicate holds about as many rows as its fit, with their
     // variables, target and weight.

@@ -243,7 +243,7 @@ pub fn evaluate(
         bail!("no protocol applies to this data: {}", notes.join("; "));
     }
     let all: Vec<usize> = (0..table.rows()).collect();
-    let space = law_space(b, &cols, &all, &fit.fix)?;
+    let (space, _) = law_space(b, &cols, &all, &fit.fix)?;
     let mut jobs = vec![Group {
         key: IndexMap::new(),
         train: all.clone(),

@@ -23,8 +23,8 @@ use crate::backend::gpu::{evaluate_all, GpuDevice, GpuLaw, Job};
 use crate::backend::CompiledGrid;
 use crate::data::{Check, Selector, Table};
 use crate::law::dag::{Node, NodeId};
-use crate::law::jacobian::RowJacobian;
-use crate::law::params::{rules, Transform};
+use crate::law::jacobian::{RowJacobian, Workspace};
+use crate::law::params::{rules, ParamRule, Transform};
 use crate::law::plan::{Plan, Sweep};
 use crate::law::space::LawSpace;
 use crate::law::{CompiledLaw, LawFile};
@@ -638,57 +638,88 @@ fn draw(space: &LawSpace, count: usize, seed: u64) -> Vec<Vec<(usize, f64)>> {
         .collect()
 }
 
+/// The free linear parameters of `space`, in order.
+fn linear_params(space: &LawSpace) -> Vec<usize> {
+    space
+        .free()
+        .iter()
+        .copied()
+        .filter(|&i| space.rules[i].linear)
+        .collect()
+}
+
+/// What completing a start needs of a job's rows: the hoisted evaluator of
+/// the law's derivatives by its linear parameters (in linear space: the
+/// starts are solved there in every space), and the weighted mean of |y|.
+struct LinearRows {
+    lin: Vec<usize>,
+    rows: RowJacobian,
+    mean_y: f64,
+}
+
+impl LinearRows {
+    /// `None` where the law has no free linear parameter.
+    fn new(b: &BoundLaw, cols: &Columns, rows: &[usize], space: &LawSpace) -> Option<LinearRows> {
+        let lin = linear_params(space);
+        if lin.is_empty() {
+            return None;
+        }
+        let linear = Objective {
+            loss: LossKind::Mse,
+            space: Space::Linear,
+            ..Objective::default()
+        };
+        let wsum: f64 = rows.iter().map(|&r| cols.weight[r]).sum();
+        let mean_y = rows
+            .iter()
+            .map(|&r| cols.weight[r] * cols.loss[r].abs())
+            .sum::<f64>()
+            / wsum;
+        Some(LinearRows {
+            rows: row_jacobian_of(b, cols, rows, &linear, &lin),
+            lin,
+            mean_y,
+        })
+    }
+}
+
 /// Complete a start: the free linear parameters by weighted least squares
 /// on `rows` given the others, inside their bounds (a parameter whose
 /// solution leaves its bounds is held at the bound and the rest solved
 /// again, as in an active-set method). Positive ones stay above a small
-/// floor, since they are fitted as logs.
+/// floor, since they are fitted as logs. The normal equations come from
+/// `fast` (the law hoisted over the rows, as the optimiser sees it); only
+/// where the law is not finite on some row are they summed row by row
+/// over the rows where it is.
 fn solve_linear(
     law: &CompiledLaw,
     space: &LawSpace,
     cols: &Columns,
     rows: &[usize],
+    fast: &LinearRows,
+    ws: &mut Workspace,
     p: &mut [f64],
 ) {
-    let lin: Vec<usize> = space
-        .free()
-        .iter()
-        .copied()
-        .filter(|&i| space.rules[i].linear)
-        .collect();
-    if lin.is_empty() {
-        return;
-    }
-    for &i in &lin {
+    let lin = &fast.lin;
+    for &i in lin {
         p[i] = 0.0;
     }
     let m = lin.len();
     let mut ata = vec![0.0; m * m];
     let mut atb = vec![0.0; m];
-    let mut point = vec![0.0; cols.vars.len()];
-    let mut grad = vec![0.0; p.len()];
-    let (mut mean_y, mut wsum) = (0.0, 0.0);
-    let mut mean_phi = vec![0.0; m];
-    for &r in rows {
-        for (v, col) in cols.vars.iter().enumerate() {
-            point[v] = col[r];
-        }
-        let base = law.eval_grad(&point, p, &mut grad);
-        let (w, y) = (cols.weight[r], cols.loss[r]);
-        if !(base.is_finite() && lin.iter().all(|&i| grad[i].is_finite())) || w == 0.0 {
-            continue;
-        }
-        wsum += w;
-        mean_y += w * y.abs();
-        for a in 0..m {
-            let pa = grad[lin[a]];
-            mean_phi[a] += w * pa.abs();
-            atb[a] += w * pa * (y - base);
-            for c in 0..m {
-                ata[a * m + c] += w * pa * grad[lin[c]];
-            }
-        }
-    }
+    // sum w r^2 / 2 with r = base - y, J^T W r and J^T W J, weights
+    // summing to 1.
+    let f = fast.rows.evaluate(p, ws, &mut atb, &mut ata);
+    let (mean_y, mean_phi, wsum) = if f.is_finite() && atb.iter().chain(&ata).all(|v| v.is_finite())
+    {
+        atb.iter_mut().for_each(|v| *v = -*v);
+        // Root mean squares stand for the mean magnitudes: the floors
+        // below only need their scale.
+        let rms = (0..m).map(|a| ata[a * m + a].sqrt()).collect();
+        (fast.mean_y, rms, 1.0)
+    } else {
+        linear_moments(law, lin, cols, rows, p, &mut ata, &mut atb)
+    };
     if wsum == 0.0 {
         return;
     }
@@ -698,7 +729,7 @@ fn solve_linear(
         lo[a] = r.lower;
         hi[a] = r.upper;
         if r.transform == Transform::Log {
-            let floor = 1e-3 * mean_y / wsum / (mean_phi[a] / wsum).max(1e-300);
+            let floor = 1e-3 * mean_y / mean_phi[a].max(1e-300);
             lo[a] = lo[a].max(floor);
         }
     }
@@ -754,6 +785,53 @@ fn solve_linear(
     for a in 0..m {
         p[lin[a]] = held[a];
     }
+}
+
+/// The normal equations of the linear parameters `lin` summed row by row
+/// over the rows where the law and its derivatives are finite, into `ata`
+/// and `atb`; returns the weighted means of |y| and of each |d pred /
+/// d lin|, and the weight summed.
+fn linear_moments(
+    law: &CompiledLaw,
+    lin: &[usize],
+    cols: &Columns,
+    rows: &[usize],
+    p: &[f64],
+    ata: &mut [f64],
+    atb: &mut [f64],
+) -> (f64, Vec<f64>, f64) {
+    let m = lin.len();
+    ata.fill(0.0);
+    atb.fill(0.0);
+    let mut point = vec![0.0; cols.vars.len()];
+    let mut grad = vec![0.0; p.len()];
+    let (mut mean_y, mut wsum) = (0.0, 0.0);
+    let mut mean_phi = vec![0.0; m];
+    for &r in rows {
+        for (v, col) in cols.vars.iter().enumerate() {
+            point[v] = col[r];
+        }
+        let base = law.eval_grad(&point, p, &mut grad);
+        let (w, y) = (cols.weight[r], cols.loss[r]);
+        if !(base.is_finite() && lin.iter().all(|&i| grad[i].is_finite())) || w == 0.0 {
+            continue;
+        }
+        wsum += w;
+        mean_y += w * y.abs();
+        for a in 0..m {
+            let pa = grad[lin[a]];
+            mean_phi[a] += w * pa.abs();
+            atb[a] += w * pa * (y - base);
+            for c in 0..m {
+                ata[a * m + c] += w * pa * grad[lin[c]];
+            }
+        }
+    }
+    if wsum > 0.0 {
+        mean_y /= wsum;
+        mean_phi.iter_mut().for_each(|v| *v /= wsum);
+    }
+    (mean_y, mean_phi, wsum)
 }
 
 /// Where the law is not finite: the first row and the smallest
@@ -868,7 +946,7 @@ fn law_space(
     cols: &Columns,
     rows: &[usize],
     fix: &[(String, f64)],
-) -> anyhow::Result<LawSpace> {
+) -> anyhow::Result<(LawSpace, Vec<String>)> {
     let law = &b.law;
     let mut rules = rules(&b.file, law, &cols.vars);
     for (name, v) in fix {
@@ -886,11 +964,119 @@ fn law_space(
         }
         r.fixed = Some(*v);
     }
+    let notes = constant_terms(law, cols, rows, &mut rules);
     let space = LawSpace::new(law, rules, reference(cols, rows));
     if space.dim() == 0 {
         bail!("every parameter is fixed: nothing to fit");
     }
-    Ok(space)
+    Ok((space, notes))
+}
+
+/// A term of the law's sum whose variables take one value each over
+/// `rows` (T = 1 everywhere under `C/(T + t3)^gamma`) is a constant,
+/// which the data cannot tell apart from another constant term (E): it
+/// would leave the fit a flat valley. Where the term is a free parameter
+/// times the rest, that parameter is fixed at 0 and the parameters only
+/// the term reads, left without effect, are held at 1 (or the bound
+/// nearest it); the user's fixes are left alone. Returns a note per term.
+fn constant_terms(
+    law: &CompiledLaw,
+    cols: &Columns,
+    rows: &[usize],
+    rules: &mut [ParamRule],
+) -> Vec<String> {
+    let graph = &law.graph;
+    // The terms of the sum at the root.
+    let mut terms = Vec::new();
+    let mut stack = vec![law.value];
+    while let Some(id) = stack.pop() {
+        match graph.node(id) {
+            Node::Add(a, b) | Node::Sub(a, b) => stack.extend([b, a]),
+            Node::Neg(a) => stack.push(a),
+            _ => terms.push(id),
+        }
+    }
+    let masks = graph.var_masks();
+    let constant_vars: u64 = (0..cols.vars.len())
+        .filter(|&v| {
+            let col = &cols.vars[v];
+            rows.first()
+                .is_some_and(|&r0| rows.iter().all(|&r| col[r] == col[r0]))
+        })
+        .fold(0, |m, v| m | 1 << v);
+    let params_of = |id: NodeId| {
+        let mut seen = vec![false; law.params.len()];
+        let mut stack = vec![id];
+        while let Some(n) = stack.pop() {
+            match graph.node(n) {
+                Node::Param(p) => seen[p as usize] = true,
+                node => stack.extend(node.operands()),
+            }
+        }
+        seen
+    };
+    let reads: Vec<Vec<bool>> = terms.iter().map(|&t| params_of(t)).collect();
+    let constant = |t: NodeId| masks[t as usize] & !constant_vars == 0;
+    let mut notes = Vec::new();
+    for (ti, &t) in terms.iter().enumerate() {
+        if masks[t as usize] == 0 || !constant(t) {
+            continue;
+        }
+        // Another constant term with a free parameter keeps the level.
+        let rival = (0..terms.len()).any(|k| {
+            k != ti
+                && constant(terms[k])
+                && (0..law.params.len()).any(|p| reads[k][p] && rules[p].fixed.is_none())
+        });
+        let param = |x: NodeId| match graph.node(x) {
+            Node::Param(p) => Some(p as usize),
+            _ => None,
+        };
+        let coef = match graph.node(t) {
+            Node::Mul(a, b) => param(a).or(param(b)),
+            Node::Div(a, _) => param(a),
+            _ => None,
+        };
+        let Some(coef) = coef else { continue };
+        let elsewhere = |p: usize| (0..terms.len()).any(|k| k != ti && reads[k][p]);
+        if !rival || rules[coef].fixed.is_some() || elsewhere(coef) {
+            continue;
+        }
+        rules[coef].fixed = Some(0.0);
+        let mut held = Vec::new();
+        for p in 0..law.params.len() {
+            if reads[ti][p] && p != coef && rules[p].fixed.is_none() && !elsewhere(p) {
+                rules[p].fixed = Some(1.0_f64.clamp(rules[p].lower, rules[p].upper));
+                held.push(law.params[p].as_str());
+            }
+        }
+        let vars: Vec<usize> = (0..cols.vars.len())
+            .filter(|&v| masks[t as usize] >> v & 1 == 1)
+            .collect();
+        let mut note = format!(
+            "{} takes one value in the fitted rows ({}), so the term {} is a constant the \
+             data cannot tell apart from the law's other constant: fixed {} = 0",
+            vars.iter()
+                .map(|&v| law.variables[v].as_str())
+                .collect::<Vec<_>>()
+                .join(" and "),
+            vars.iter()
+                .map(|&v| format!(
+                    "{} = {}",
+                    law.variables[v],
+                    crate::report::format_value(cols.vars[v][rows[0]])
+                ))
+                .collect::<Vec<_>>()
+                .join(", "),
+            show(law, t, 0),
+            law.params[coef]
+        );
+        if !held.is_empty() {
+            note.push_str(&format!(", {} without effect", held.join(" and ")));
+        }
+        notes.push(note);
+    }
+    notes
 }
 
 /// Jobs whose evaluators are made at once for the polish of an L-BFGS
@@ -1025,14 +1211,17 @@ fn fit_jobs_by(
             job_of.push(gi);
             continue;
         }
+        let fast = LinearRows::new(b, cols, &g.train, space);
         let starts: Vec<Vec<f64>> = draws
             .par_iter()
-            .map(|d| {
+            .map_init(Workspace::default, |ws, d| {
                 let mut p = base.clone();
                 for &(i, v) in d {
                     p[i] = v;
                 }
-                solve_linear(law, space, cols, &g.train, &mut p);
+                if let Some(fast) = &fast {
+                    solve_linear(law, space, cols, &g.train, fast, ws, &mut p);
+                }
                 space.to_theta(&p)
             })
             .collect();
@@ -1285,7 +1474,8 @@ pub fn fit_table(
     let mut notes = vec![b.binding.describe()];
     notes.extend(b.warning.clone());
     let all_train: Vec<usize> = (0..table.rows()).filter(|&r| !held[r]).collect();
-    let space = law_space(b, &cols, &all_train, &opts.fix)?;
+    let (space, constants) = law_space(b, &cols, &all_train, &opts.fix)?;
+    notes.extend(constants);
     let Batch {
         fits,
         outcomes,
@@ -1505,7 +1695,7 @@ mod tests {
             };
             let cols = read_columns(&b, &table, &opts.objective).unwrap();
             let (jobs, _) = groups(&table, &opts).unwrap();
-            let space_ = law_space(&b, &cols, &jobs[0].train, &[]).unwrap();
+            let space_ = law_space(&b, &cols, &jobs[0].train, &[]).unwrap().0;
             let data = Data {
                 b: &b,
                 table: &table,
