@@ -22,6 +22,7 @@ use crate::fit::{raw_params, solve_groups, FitOutput, Group, Polish};
 use crate::law::{NP, PARAM_NAMES};
 use crate::optim::{self, Progress, Status};
 use crate::report::{BootstrapReport, Interval, ResampleReport};
+use crate::stats::quantile;
 
 /// What is resampled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -256,29 +257,12 @@ pub fn interval(v: &[f64], level: f64) -> Interval {
     }
 }
 
-/// Quantile `q` of sorted `s` by linear interpolation between order
-/// statistics (the common "type 7" definition).
-pub fn quantile(s: &[f64], q: f64) -> f64 {
-    let h = (s.len() - 1) as f64 * q.clamp(0.0, 1.0);
-    let (i, frac) = (h.floor() as usize, h - h.floor());
-    if i + 1 < s.len() {
-        s[i] + frac * (s[i + 1] - s[i])
-    } else {
-        s[i]
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn quantiles_interpolate_order_statistics() {
-        let s = [1.0, 2.0, 3.0, 4.0, 5.0];
-        assert_eq!(quantile(&s, 0.0), 1.0);
-        assert_eq!(quantile(&s, 1.0), 5.0);
-        assert_eq!(quantile(&s, 0.5), 3.0);
-        assert_eq!(quantile(&s, 0.125), 1.5);
+    fn an_interval_is_the_replicates_quantiles_and_spread() {
         let i = interval(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0], 0.5);
         assert!((i.se - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
         assert_eq!((i.lo, i.hi), (4.0, 5.5));

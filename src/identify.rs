@@ -355,7 +355,7 @@ fn percent(x: f64) -> String {
 /// Without a finite positive error, the value alone to 4 digits.
 pub fn with_error(value: f64, se: f64) -> String {
     if !(se.is_finite() && se > 0.0 && value.is_finite()) {
-        return crate::report::format_value(value);
+        return crate::format::format_value(value);
     }
     let e = se.log10().floor() as i32;
     let lead = se / 10f64.powi(e);

@@ -11,13 +11,13 @@
 use indexmap::IndexMap;
 use rayon::prelude::*;
 
+use crate::format::format_value;
 use crate::identify::Curvature;
 use crate::law::jacobian::{RowJacobian, Weights, Workspace};
 use crate::law::space::LawSpace;
 use crate::law::CompiledLaw;
 use crate::objective::{LossKind, Objective};
 use crate::optim::{self, BatchLeastSquares, LmOptions, Outcome, Status};
-use crate::report::format_value;
 
 /// The polish's stopping rules: only the Newton decrement (and steps that
 /// no longer move x, or no step lowering f, at rounding level) end it.

@@ -352,8 +352,8 @@ impl Predictor {
             v.extend(b.samples.iter().map(|p| predict_raw(p, n, tokens, t)));
             v.sort_by(f64::total_cmp);
             let tail = (1.0 - b.level) / 2.0;
-            out.push(crate::bootstrap::quantile(&v, tail));
-            out.push(crate::bootstrap::quantile(&v, 1.0 - tail));
+            out.push(crate::stats::quantile(&v, tail));
+            out.push(crate::stats::quantile(&v, 1.0 - tail));
         }
     }
 }

@@ -294,7 +294,7 @@ pub fn profile(
                 return bound;
             }
             open.push(match vals.last() {
-                Some(e) => format!("{name} end is beyond {}", crate::report::format_value(*e)),
+                Some(e) => format!("{name} end is beyond {}", crate::format::format_value(*e)),
                 None => format!("{name} end has no grid to go on"),
             });
             f64::NAN

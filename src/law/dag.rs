@@ -48,6 +48,35 @@ impl Node {
         a.into_iter().chain(b)
     }
 
+    /// The node as text, its operands written by `opnd` and its leaves
+    /// named by `vars` and `params`: `a + b`, `exp(a)`. Sums and
+    /// differences come in parentheses, so that the text of a whole
+    /// expression reads unambiguously.
+    pub fn text(
+        &self,
+        opnd: &dyn Fn(NodeId) -> String,
+        vars: &[String],
+        params: &[String],
+    ) -> String {
+        let s = opnd;
+        match *self {
+            Node::Const(v) => format!("{v}"),
+            Node::Var(v) => vars[v as usize].clone(),
+            Node::Param(p) => params[p as usize].clone(),
+            Node::Neg(a) => format!("-{}", s(a)),
+            Node::Add(a, b) => format!("({} + {})", s(a), s(b)),
+            Node::Sub(a, b) => format!("({} - {})", s(a), s(b)),
+            Node::Mul(a, b) => format!("{}*{}", s(a), s(b)),
+            Node::Div(a, b) => format!("{}/{}", s(a), s(b)),
+            Node::Pow(a, b) => format!("{}^{}", s(a), s(b)),
+            Node::Exp(a) => format!("exp({})", s(a)),
+            Node::Log(a) => format!("log({})", s(a)),
+            Node::Sqrt(a) => format!("sqrt({})", s(a)),
+            Node::Min(a, b) => format!("min({}, {})", s(a), s(b)),
+            Node::Max(a, b) => format!("max({}, {})", s(a), s(b)),
+        }
+    }
+
     /// The node's value from its operands' (`get`), a variable's (`var`)
     /// or a parameter's: the one scalar definition of every operation.
     #[inline(always)]
@@ -274,6 +303,15 @@ impl Graph {
             };
         }
         mask
+    }
+
+    /// Node `id` as formula text, cut `depth` levels down with "...".
+    pub fn expr(&self, id: NodeId, vars: &[String], params: &[String], depth: usize) -> String {
+        if depth == 0 {
+            return "...".into();
+        }
+        self.node(id)
+            .text(&|o| self.expr(o, vars, params, depth - 1), vars, params)
     }
 
     /// `true` when `id` is the constant `v`.

@@ -200,8 +200,8 @@ pub fn predict_rows(
                         v.extend(rs.samples.iter().map(|s| law.eval(&point, s)));
                         v.sort_by(f64::total_cmp);
                         let tail = (1.0 - level) / 2.0;
-                        row.push(crate::bootstrap::quantile(&v, tail).to_string());
-                        row.push(crate::bootstrap::quantile(&v, 1.0 - tail).to_string());
+                        row.push(crate::stats::quantile(&v, tail).to_string());
+                        row.push(crate::stats::quantile(&v, 1.0 - tail).to_string());
                     }
                     None => row.extend([String::new(), String::new()]),
                 }
@@ -232,7 +232,7 @@ pub fn extrapolation_warnings(r: &LawFitReport, at: &[(String, Vec<f64>)]) -> Ve
                 .max((a - hi).abs())
                 .total_cmp(&(b - lo).abs().max((b - hi).abs()))
         }) {
-            let f = crate::report::format_value;
+            let f = crate::format::format_value;
             out.push(format!(
                 "{} of the {} values of {name} lie outside the fitted range [{}, {}] \
                  (e.g. {}): the law extrapolates there",

@@ -7,8 +7,9 @@ use std::path::Path;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use super::table::{format_pct, format_r2, format_value};
+use super::table::{format_pct, format_r2};
 use super::BackendReport;
+use crate::format::format_value;
 
 /// Everything eval.json holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::identify::Identifiability;
 use crate::profile::ProfileReport;
 
+pub use crate::format::format_count;
 pub use eval::{
     eval_summary, write_eval_csv, write_eval_json, EvalReport, FoldReport, ProtocolSummary,
 };
@@ -34,8 +35,7 @@ pub use profile_plot::{
     draw_profiles, interval_text, level_text, profile_layout, profile_title, PROFILE_TITLE,
 };
 pub use residuals::{draw_residuals, residual_range, residual_title, residuals, RESIDUALS_TITLE};
-pub(crate) use table::format_value;
-pub use table::{format_count, law_summary, summary};
+pub use table::{law_summary, summary};
 
 /// Everything `fit.json` holds. Parameters are in raw units (N in
 /// parameters, D in tokens).

@@ -276,8 +276,8 @@ pub fn add_bands(panels: &mut [Panel], samples: &[[f64; NP]], level: f64) {
                 }
                 v.sort_by(f64::total_cmp);
                 (
-                    crate::bootstrap::quantile(&v, tail),
-                    crate::bootstrap::quantile(&v, 1.0 - tail),
+                    crate::stats::quantile(&v, tail),
+                    crate::stats::quantile(&v, 1.0 - tail),
                 )
             })
             .collect();

@@ -152,6 +152,26 @@ pub enum CpuLayout {
     Table,
 }
 
+impl CpuLayout {
+    /// The layout [`CompiledGrid::new`] gives `sweep`.
+    pub fn of(sweep: &Sweep) -> CpuLayout {
+        match sweep.axis {
+            None if sweep.curves.iter().all(|r| r.len() <= 1) => CpuLayout::Table,
+            // Only when some value is shared: else the grid is each curve's
+            // points over again, without the point layout's fused loop.
+            Some(a)
+                if (sweep.curves.len() * sweep.axis_values.len()) as f64
+                    <= GRID_FILL * sweep.points() as f64
+                    && sweep.axis_values.len() < sweep.points()
+                    && grid_cells(sweep, a as usize).is_ok() =>
+            {
+                CpuLayout::Grid
+            }
+            _ => CpuLayout::Points,
+        }
+    }
+}
+
 /// A run of cells that one pass of a tile covers: axis cells `a0..a0 + m`
 /// (distinct axis values on the grid, points otherwise) for each curve of
 /// `curves`, whose own cells start at `c * stride + base`.
@@ -278,21 +298,7 @@ impl CompiledGrid {
     /// the points, and fewer distinct values than points), the grid; else
     /// each curve along its own points.
     pub fn new(plan: Plan, sweep: &Sweep, objective: Objective) -> Result<CompiledGrid, String> {
-        let layout = match sweep.axis {
-            None if sweep.curves.iter().all(|r| r.len() <= 1) => CpuLayout::Table,
-            // Only when some value is shared: else the grid is each curve's
-            // points over again, without the point layout's fused loop.
-            Some(a)
-                if (sweep.curves.len() * sweep.axis_values.len()) as f64
-                    <= GRID_FILL * sweep.points() as f64
-                    && sweep.axis_values.len() < sweep.points()
-                    && grid_cells(sweep, a as usize).is_ok() =>
-            {
-                CpuLayout::Grid
-            }
-            _ => CpuLayout::Points,
-        };
-        CompiledGrid::with_layout(plan, sweep, objective, layout)
+        CompiledGrid::with_layout(plan, sweep, objective, CpuLayout::of(sweep))
     }
 
     /// `plan` bound to `sweep` in `layout`, or why that layout cannot hold
