@@ -1,25 +1,99 @@
-//! `laws`: list the built-in laws, or print one's law file.
+//! `laws`: list the built-in laws, print one's law file, or show what a
+//! law compiles to: its evaluation plan and its GPU kernels.
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use clap::Args;
 
 use super::term::say;
-use sweepfit::law::{builtin, builtin_law, builtin_names, DEFAULT_LAW};
+use sweepfit::backend::gpu::{kernel, Layout};
+use sweepfit::law::plan::Plan;
+use sweepfit::law::{builtin, builtin_law, builtin_names, LawFile, DEFAULT_LAW};
 
 #[derive(Args)]
 pub(crate) struct LawsArgs {
-    /// A built-in law: print its law file (TOML) as it is built in.
+    /// A built-in law: print its law file (TOML) as it is built in. With
+    /// --plan or --wgsl, a law file's path may stand here too.
     name: Option<String>,
+    /// Print the law's evaluation plan instead: every node of the law and
+    /// of its derivatives, by where it runs (once per fit, per parameter
+    /// vector, per curve, per distinct value of the axis variable, per
+    /// point), for curves along the law's axis with its other variables
+    /// constant along each curve.
+    #[arg(long, requires = "name", conflicts_with = "wgsl")]
+    plan: bool,
+    /// Print the WGSL compute kernels generated for the law instead (the
+    /// points layout, and the grid layout when the law has an axis), as
+    /// the GPU backend runs them.
+    #[arg(long, requires = "name")]
+    wgsl: bool,
 }
 
 pub(crate) fn cmd_laws(a: LawsArgs) -> anyhow::Result<()> {
     match a.name {
+        Some(name) if a.plan || a.wgsl => {
+            say!("{}", compiled(&name, a.wgsl)?.trim_end());
+            Ok(())
+        }
         Some(name) => print_file(&name),
         None => {
             list();
             Ok(())
         }
     }
+}
+
+/// The plan (or with `wgsl`, the kernels) of the built-in law `name`, or
+/// of the law file at that path.
+pub(crate) fn compiled(name: &str, wgsl: bool) -> anyhow::Result<String> {
+    let file = match builtin(name) {
+        Some(text) => LawFile::parse(text, name)?,
+        None if std::path::Path::new(name).is_file() => {
+            let text = std::fs::read_to_string(name).with_context(|| format!("reading {name}"))?;
+            LawFile::parse(&text, name)?
+        }
+        None => bail!(
+            "no built-in law or law file is called {name:?}; the built-in laws are {}",
+            builtin_names().join(", ")
+        ),
+    };
+    let law = file.compile(name)?;
+    let axis = file
+        .axis
+        .as_ref()
+        .and_then(|a| law.variables.iter().position(|v| v == a));
+    let curve_vars = (0..law.variables.len())
+        .filter(|&v| Some(v) != axis)
+        .fold(0u64, |m, v| m | 1 << v);
+    let plan = Plan::new(&law, curve_vars, axis.map(|a| a as u16));
+    let along = match axis {
+        Some(a) => format!("curves along {}", law.variables[a]),
+        None => "no axis: every variable constant along each curve".to_string(),
+    };
+    if !wgsl {
+        return Ok(format!(
+            "law {}: {}\nplan for {along}\n{}",
+            file.name,
+            file.formula,
+            plan.listing(&law)
+        ));
+    }
+    let mut out = String::new();
+    let layouts: &[Layout] = if axis.is_some() {
+        &[Layout::Points, Layout::Grid]
+    } else {
+        &[Layout::Points]
+    };
+    for &layout in layouts {
+        let k = kernel(&plan, layout)
+            .with_context(|| format!("the {} of law {}", layout.describe(), file.name))?;
+        out.push_str(&format!(
+            "// law {}, {}, {along}\n{}\n",
+            file.name,
+            layout.describe(),
+            k.source.trim_end()
+        ));
+    }
+    Ok(out)
 }
 
 fn print_file(name: &str) -> anyhow::Result<()> {

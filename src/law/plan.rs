@@ -271,6 +271,55 @@ impl Plan {
         self.n_params
     }
 
+    /// The plan as text, one line per node evaluated, by class: what runs
+    /// once per fit, per parameter vector, per curve, per distinct axis
+    /// value and per point. A node reads other nodes as `%id`, leaves by
+    /// name; the backward pass is counted per class.
+    pub fn listing(&self, law: &CompiledLaw) -> String {
+        let g = &self.graph;
+        let (vars, params) = (&law.variables, &law.params);
+        let leaf = |n: Node| matches!(n, Node::Const(_) | Node::Var(_) | Node::Param(_));
+        let opnd = |o: NodeId| {
+            let n = g.node(o);
+            if leaf(n) {
+                n.text(&|_| String::new(), vars, params)
+            } else {
+                format!("%{o}")
+            }
+        };
+        let mut out = String::new();
+        for (class, title) in [
+            (Class::Data, "data (no parameter): once per fit"),
+            (Class::Start, "per parameter vector"),
+            (Class::Curve, "per curve"),
+            (Class::Axis, "per distinct axis value"),
+            (Class::Point, "per point"),
+        ] {
+            let nodes: Vec<NodeId> = self.forward[class as usize]
+                .iter()
+                .copied()
+                .filter(|&i| !leaf(g.node(i)))
+                .collect();
+            out.push_str(&format!(
+                "{title}: {} nodes, {} backward edges\n",
+                nodes.len(),
+                self.edges[class as usize].len()
+            ));
+            for i in nodes {
+                let mark = if i == self.value {
+                    "   <- prediction"
+                } else {
+                    ""
+                };
+                out.push_str(&format!(
+                    "  %{i} = {}{mark}\n",
+                    g.node(i).text(&opnd, vars, params)
+                ));
+            }
+        }
+        out
+    }
+
     /// The plan of `law` for `sweep`.
     pub fn for_sweep(law: &CompiledLaw, sweep: &Sweep) -> Plan {
         Plan::new(law, sweep.curve_vars, sweep.axis)
