@@ -333,7 +333,19 @@ impl RowJacobian {
             let level = *level_of.entry(mask).or_insert_with(|| {
                 let mut index: HashMap<Vec<u64>, u32> = HashMap::new();
                 let (mut row_key, mut rep) = (Vec::with_capacity(n_rows), Vec::new());
+                let in_mask: Vec<usize> = (0..vars.len()).filter(|&v| mask >> v & 1 == 1).collect();
                 for (k, &r) in keep.iter().enumerate() {
+                    // A row with the values of the row before has its key.
+                    if k > 0 {
+                        let prev = keep[k - 1];
+                        if in_mask
+                            .iter()
+                            .all(|&v| vars[v][r].to_bits() == vars[v][prev].to_bits())
+                        {
+                            row_key.push(row_key[k - 1]);
+                            continue;
+                        }
+                    }
                     let key: Vec<u64> = (0..vars.len())
                         .filter(|&v| mask >> v & 1 == 1)
                         .map(|v| vars[v][r].to_bits())

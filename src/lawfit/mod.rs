@@ -581,7 +581,22 @@ fn curves_in(
     let mut curves: Vec<Vec<usize>> = Vec::new();
     type Key<'a> = (Option<&'a str>, Vec<u64>, Vec<&'a str>);
     let mut index: HashMap<Key, usize> = HashMap::new();
+    // Rows of a curve mostly come together: a row like the one before
+    // joins its curve without building and hashing a key.
+    let same = |a: usize, b: usize| {
+        (0..vars.len()).all(|v| v == axis || vars[v][a].to_bits() == vars[v][b].to_bits())
+            && run.is_none_or(|c| table.columns[c][a] == table.columns[c][b])
+            && split
+                .iter()
+                .all(|&c| table.columns[c][a] == table.columns[c][b])
+    };
+    let mut last: Option<(usize, usize)> = None;
     for &r in rows {
+        if let Some((prev, ci)) = last.filter(|&(prev, _)| same(prev, r)) {
+            curves[ci].push(r);
+            last = Some((prev, ci));
+            continue;
+        }
         let key: Vec<u64> = (0..vars.len())
             .filter(|&v| v != axis)
             .map(|v| vars[v][r].to_bits())
@@ -596,6 +611,7 @@ fn curves_in(
             curves.len() - 1
         });
         curves[ci].push(r);
+        last = Some((r, ci));
     }
     for c in &mut curves {
         c.sort_by(|&x, &y| vars[axis][x].total_cmp(&vars[axis][y]));
