@@ -195,6 +195,9 @@ pub struct RowJacobian {
     /// Per group and tile, the tile's runs of rows with one key of the
     /// group's home (see [`find_runs`]).
     runs: Vec<Vec<Option<Runs>>>,
+    /// Lengths of the sums an evaluation zeroes: per group the gradient's
+    /// and the curvature's, per pair its Q and its dot products.
+    sizes: [Vec<usize>; 4],
 }
 
 /// Runs of consecutive rows with one key: (start, end, key), rows
@@ -222,6 +225,8 @@ pub struct Workspace {
     a: Vec<f64>,
     c: Vec<f64>,
     a2: Vec<f64>,
+    /// A per-row column times the curvature weights.
+    cx: Vec<f64>,
     /// Per group, the gradient weights summed per key (`Row`: the
     /// gradient's dot products); the curvature's sums, and the
     /// sandwich's.
@@ -416,6 +421,7 @@ impl RowJacobian {
         }
         let (groups, pairs) = plan_moments(&jac, &src, &levels, &level_mask);
         let runs = find_runs(&groups, &levels, keep.len());
+        let sizes = moment_sizes(&groups, &pairs, &levels);
         // Hoisted nodes the rows read: gathered into tile slots.
         let mut tile_slot = vec![usize::MAX; last + 1];
         let mut gathers = Vec::new();
@@ -462,6 +468,7 @@ impl RowJacobian {
             value: law.value,
             jac,
             runs,
+            sizes,
             groups,
             pairs,
         }
@@ -497,6 +504,7 @@ impl RowJacobian {
             &mut ws.a,
             &mut ws.c,
             &mut ws.a2,
+            &mut ws.cx,
         ] {
             v.resize(TILE, 0.0);
         }
@@ -648,7 +656,7 @@ impl RowJacobian {
             }
             ws.keys[hz.slot] = out;
         }
-        self.clear_moments(ws);
+        self.clear_moments(ws, meat.is_some());
         let mut f = 0.0;
         let n_rows = self.y.len();
         let mut t0 = 0;
@@ -742,9 +750,9 @@ impl RowJacobian {
                 m,
             };
             tile.gradient::<FMA>(&ws.a[..m], &mut ws.rsum);
-            tile.moments::<FMA>(&ws.c[..m], &mut ws.curv);
+            tile.moments::<FMA>(&ws.c[..m], &mut ws.curv, &mut ws.cx);
             if with_meat {
-                tile.moments::<FMA>(&ws.a2[..m], &mut ws.meat);
+                tile.moments::<FMA>(&ws.a2[..m], &mut ws.meat, &mut ws.cx);
             }
             t0 += m;
         }
@@ -762,45 +770,25 @@ impl RowJacobian {
     }
 
     /// Zeroed sums for one evaluation.
-    fn clear_moments(&self, ws: &mut Workspace) {
-        let n_keys = |h: Home| match h {
-            Home::One => 1,
-            Home::Key(l) => self.levels[l].rep.len(),
-            Home::Row => 0,
-        };
-        let reset = |v: &mut Vec<Vec<f64>>, sizes: &mut dyn Iterator<Item = usize>| {
-            let sizes: Vec<usize> = sizes.collect();
+    fn clear_moments(&self, ws: &mut Workspace, meat: bool) {
+        let reset = |v: &mut Vec<Vec<f64>>, sizes: &[usize]| {
             v.resize(sizes.len(), Vec::new());
-            for (x, k) in v.iter_mut().zip(sizes) {
+            for (x, &k) in v.iter_mut().zip(sizes) {
                 x.clear();
                 x.resize(k, 0.0);
             }
         };
-        reset(
-            &mut ws.rsum,
-            &mut self.groups.iter().map(|g| match g.home {
-                Home::Row => g.cols.len(),
-                h => n_keys(h),
-            }),
-        );
-        for mom in [&mut ws.curv, &mut ws.meat] {
-            reset(&mut mom.s, &mut self.groups.iter().map(|g| n_keys(g.home)));
-            reset(
-                &mut mom.q,
-                &mut self.pairs.iter().map(|p| match p {
-                    Pair::Cross { a, b } => {
-                        n_keys(self.groups[*a].home) * self.groups[*b].cols.len()
-                    }
-                    _ => 0,
-                }),
-            );
-            reset(
-                &mut mom.dots,
-                &mut self.pairs.iter().map(|p| match p {
-                    Pair::Rows { a, b } => self.groups[*a].cols.len() * self.groups[*b].cols.len(),
-                    _ => 0,
-                }),
-            );
+        let [rsum, s, q, dots] = &self.sizes;
+        reset(&mut ws.rsum, rsum);
+        let moms = if meat {
+            [Some(&mut ws.curv), Some(&mut ws.meat)]
+        } else {
+            [Some(&mut ws.curv), None]
+        };
+        for mom in moms.into_iter().flatten() {
+            reset(&mut mom.s, s);
+            reset(&mut mom.q, q);
+            reset(&mut mom.dots, dots);
         }
     }
 
@@ -892,7 +880,7 @@ impl TileSums<'_> {
 
     /// J^T C J's sums of the rows' weights `c`.
     #[inline(always)]
-    fn moments<const FMA: bool>(&self, c: &[f64], mom: &mut Moments) {
+    fn moments<const FMA: bool>(&self, c: &[f64], mom: &mut Moments, scratch: &mut [f64]) {
         let groups = &self.rj.groups;
         for (gi, grp) in groups.iter().enumerate() {
             let out = &mut mom.s[gi];
@@ -930,16 +918,21 @@ impl TileSums<'_> {
                 }
                 Pair::Rows { a, b } => {
                     let nb = groups[b].cols.len();
+                    let cx = &mut scratch[..c.len()];
                     for (ia, &ca) in groups[a].cols.iter().enumerate() {
-                        for (ib, &cb) in groups[b].cols.iter().enumerate() {
-                            let (V::A(x), V::A(y)) = (self.column(ca), self.column(cb)) else {
+                        let V::A(x) = self.column(ca) else {
+                            unreachable!("per-row columns are arrays")
+                        };
+                        for ((o, &w), &x) in cx.iter_mut().zip(c).zip(x) {
+                            *o = w * x;
+                        }
+                        // Within one group, one triangle (the other mirrors it).
+                        let from = if a == b { ia } else { 0 };
+                        for (ib, &cb) in groups[b].cols.iter().enumerate().skip(from) {
+                            let V::A(y) = self.column(cb) else {
                                 unreachable!("per-row columns are arrays")
                             };
-                            let mut acc = [0.0; LANES];
-                            for (i, ((&w, &x), &y)) in c.iter().zip(x).zip(y).enumerate() {
-                                acc[i % LANES] = mul_add::<FMA>(w * x, y, acc[i % LANES]);
-                            }
-                            mom.dots[pi][ia * nb + ib] += acc.iter().sum::<f64>();
+                            mom.dots[pi][ia * nb + ib] += dot::<FMA>(cx, y);
                         }
                     }
                 }
@@ -1021,7 +1014,12 @@ impl ColumnValues<'_> {
                     let nb = groups[*b].cols.len();
                     for (ia, &ca) in groups[*a].cols.iter().enumerate() {
                         for (ib, &cb) in groups[*b].cols.iter().enumerate() {
-                            h[ca * n + cb] = mom.dots[pi][ia * nb + ib];
+                            let v = if a == b && ib < ia {
+                                mom.dots[pi][ib * nb + ia]
+                            } else {
+                                mom.dots[pi][ia * nb + ib]
+                            };
+                            h[ca * n + cb] = v;
                         }
                     }
                     (*a, *b)
@@ -1067,6 +1065,38 @@ fn find_runs(groups: &[Group], levels: &[Level], n_rows: usize) -> Vec<Vec<Optio
                 .collect()
         })
         .collect()
+}
+
+/// The lengths of an evaluation's sums (see [`RowJacobian::sizes`]).
+fn moment_sizes(groups: &[Group], pairs: &[Pair], levels: &[Level]) -> [Vec<usize>; 4] {
+    let n_keys = |h: Home| match h {
+        Home::One => 1,
+        Home::Key(l) => levels[l].rep.len(),
+        Home::Row => 0,
+    };
+    let rsum = groups
+        .iter()
+        .map(|g| match g.home {
+            Home::Row => g.cols.len(),
+            h => n_keys(h),
+        })
+        .collect();
+    let s = groups.iter().map(|g| n_keys(g.home)).collect();
+    let q = pairs
+        .iter()
+        .map(|p| match p {
+            Pair::Cross { a, b } => n_keys(groups[*a].home) * groups[*b].cols.len(),
+            _ => 0,
+        })
+        .collect();
+    let dots = pairs
+        .iter()
+        .map(|p| match p {
+            Pair::Rows { a, b } => groups[*a].cols.len() * groups[*b].cols.len(),
+            _ => 0,
+        })
+        .collect();
+    [rsum, s, q, dots]
 }
 
 /// The Jacobian's columns grouped by where their values live, and how
