@@ -6,11 +6,11 @@
 
 use anyhow::Context;
 
+use crate::backend::jacobian::{RowJacobian, Weights};
 use crate::backend::weights::Resolved;
 use crate::backend::Prepared;
 use crate::fit::param_index;
 use crate::identify::{self, Identifiability};
-use crate::law::jacobian::{RowJacobian, Weights};
 use crate::law::space::LawSpace;
 use crate::law::{CompiledLaw, ParamSpec, NP};
 use crate::polish::{self, Polished};

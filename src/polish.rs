@@ -11,9 +11,9 @@
 use indexmap::IndexMap;
 use rayon::prelude::*;
 
+use crate::backend::jacobian::{RowJacobian, Weights, Workspace};
 use crate::format::format_value;
 use crate::identify::Curvature;
-use crate::law::jacobian::{RowJacobian, Weights, Workspace};
 use crate::law::space::LawSpace;
 use crate::law::CompiledLaw;
 use crate::objective::{LossKind, Objective};

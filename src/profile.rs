@@ -16,8 +16,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 
+use crate::backend::jacobian::{RowJacobian, Workspace};
 use crate::identify::Identifiability;
-use crate::law::jacobian::{RowJacobian, Workspace};
 use crate::law::space::LawSpace;
 use crate::law::CompiledLaw;
 use crate::objective::{LossKind, Objective};

@@ -11,7 +11,7 @@ pub(crate) mod vector;
 pub mod weights;
 
 pub use cpu::CpuBackend;
-pub use cpu::{CompiledGrid, CpuLayout};
+pub use cpu::{jacobian, CompiledGrid, CpuLayout};
 pub use gpu::GpuBackend;
 pub use looplm::looplm_sweep;
 pub use prepared::Prepared;

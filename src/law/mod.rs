@@ -9,7 +9,6 @@ pub mod compile;
 pub mod dag;
 pub mod diff;
 pub mod file;
-pub mod jacobian;
 mod looplm;
 pub mod params;
 pub mod parse;

@@ -20,10 +20,10 @@ use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
 use crate::backend::gpu::{evaluate_all, GpuDevice, GpuLaw, Job};
+use crate::backend::jacobian::{RowJacobian, Workspace};
 use crate::backend::{CompiledGrid, CpuLayout};
 use crate::data::{Check, Selector, Table};
 use crate::law::dag::{Node, NodeId};
-use crate::law::jacobian::{RowJacobian, Workspace};
 use crate::law::params::{rules, ParamRule, Transform};
 use crate::law::plan::{Plan, Sweep};
 use crate::law::space::LawSpace;

@@ -34,10 +34,9 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
-use crate::backend::fastmath::{
-    exact_exp as exp, exact_ln_recip as ln_recip, exact_pow as pow, mul_add,
-};
-use crate::backend::vector::{binary, unary, V};
+use super::node::node_op;
+use crate::backend::fastmath::{exact_ln_recip as ln_recip, mul_add};
+use crate::backend::vector::V;
 use crate::backend::weights::{point_hash, poisson1, Resolved, UNWEIGHTED};
 use crate::law::dag::{Node, NodeId};
 use crate::law::diff::Edge;
@@ -2129,37 +2128,4 @@ fn loss_impl<const FMA: bool, const LOG: bool, const HUBER: bool>(
         seed[j] = g;
     }
     0.5 * lane_sum(&fbuf[..m])
-}
-
-/// One node over an array (a tile's axis values, or the curves): `opnd`
-/// gives the operands.
-#[inline(always)]
-fn node_op<'a, const FMA: bool>(
-    node: Node,
-    opnd: &dyn Fn(NodeId) -> V<'a>,
-    out: &mut [f64],
-    params: &[f64],
-) {
-    match node {
-        Node::Const(c) => out.fill(c),
-        Node::Param(i) => out.fill(params[i as usize]),
-        Node::Var(_) => unreachable!("variables are data nodes, read from the cache"),
-        Node::Neg(a) => unary!(out, opnd(a), |x| -x),
-        Node::Add(a, b) => binary!(out, opnd(a), opnd(b), |x, y| x + y),
-        Node::Sub(a, b) => binary!(out, opnd(a), opnd(b), |x, y| x - y),
-        Node::Mul(a, b) => binary!(out, opnd(a), opnd(b), |x, y| x * y),
-        Node::Div(a, b) => binary!(out, opnd(a), opnd(b), |x, y| x / y),
-        Node::Pow(a, b) => binary!(out, opnd(a), opnd(b), |x, y| pow::<FMA>(x, y)),
-        Node::Exp(a) => unary!(out, opnd(a), |x| exp::<FMA>(x)),
-        Node::Log(a) => unary!(out, opnd(a), |x| ln::<FMA>(x)),
-        Node::Sqrt(a) => unary!(out, opnd(a), |x| x.sqrt()),
-        Node::Min(a, b) => binary!(out, opnd(a), opnd(b), |x, y| x.min(y)),
-        Node::Max(a, b) => binary!(out, opnd(a), opnd(b), |x, y| x.max(y)),
-    }
-}
-
-/// ln with the standard library's values (see `fastmath::exact_ln_recip`).
-#[inline(always)]
-fn ln<const FMA: bool>(x: f64) -> f64 {
-    ln_recip::<FMA>(x).0
 }

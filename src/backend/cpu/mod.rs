@@ -13,6 +13,8 @@
 //! compiled law's and back, and holds the registered weightings.
 
 pub mod compiled;
+pub mod jacobian;
+mod node;
 
 use super::weights::{self, Resolved, Weighting};
 use super::{Backend, BackendInfo, Eval, Prepared};

@@ -7,10 +7,12 @@
 //! or ln pred - y in log space (y is then already a log). On request it
 //! also sums the middle of the sandwich covariance, J^T W^2 psi^2 J.
 //!
-//! The evaluator in `backend::cpu` forms only the gradient (a reverse
-//! pass), which cannot give J^T J; this one evaluates the law's value and
-//! its derivative nodes forward, column by column over tiles of rows, so
-//! that every node is one branch-free loop the compiler vectorises. Nodes
+//! The grid evaluator beside it (`compiled`) forms only the gradient (a
+//! reverse pass), which cannot give J^T J; this one evaluates the law's
+//! value and its derivative nodes forward over tiles of rows, so that every
+//! node is one branch-free loop the compiler vectorises, and sums J^T J by
+//! where each column lives: a column constant over the keys of a hoisted
+//! level is multiplied out once per key, not once per row. Nodes
 //! without parameters are computed once, when the evaluator is built;
 //! nodes without variables once per parameter vector; a node whose
 //! variables take few distinct values over the rows (a curve's N, a
@@ -19,13 +21,12 @@
 
 use std::collections::HashMap;
 
-use super::dag::{Node, NodeId};
-use super::CompiledLaw;
+use crate::law::dag::{Node, NodeId};
+use crate::law::CompiledLaw;
 use crate::objective::{LossKind, Objective, Space};
 
-use crate::backend::fastmath::{
-    exact_exp as exp, exact_ln_recip as ln_recip, exact_pow as pow, mul_add,
-};
+use super::node::node_op;
+use crate::backend::fastmath::{exact_exp as exp, exact_ln_recip as ln_recip, mul_add};
 use crate::backend::vector::{binary, unary, V};
 
 /// Rows per tile: the arrays of a law with a few dozen nodes stay in L1/L2.
@@ -1164,32 +1165,6 @@ fn plan_moments(
         }
     }
     (groups, pairs)
-}
-
-/// One node over a tile.
-#[inline(always)]
-fn node_op<'a, const FMA: bool>(
-    node: Node,
-    opnd: &dyn Fn(NodeId) -> V<'a>,
-    out: &mut [f64],
-    params: &[f64],
-) {
-    match node {
-        Node::Const(c) => out.fill(c),
-        Node::Param(i) => out.fill(params[i as usize]),
-        Node::Var(_) => unreachable!("variables are data columns"),
-        Node::Neg(a) => unary!(out, opnd(a), |x| -x),
-        Node::Add(a, b) => binary!(out, opnd(a), opnd(b), |x, y| x + y),
-        Node::Sub(a, b) => binary!(out, opnd(a), opnd(b), |x, y| x - y),
-        Node::Mul(a, b) => binary!(out, opnd(a), opnd(b), |x, y| x * y),
-        Node::Div(a, b) => binary!(out, opnd(a), opnd(b), |x, y| x / y),
-        Node::Pow(a, b) => binary!(out, opnd(a), opnd(b), |x, y| pow::<FMA>(x, y)),
-        Node::Exp(a) => unary!(out, opnd(a), |x| exp::<FMA>(x)),
-        Node::Log(a) => unary!(out, opnd(a), |x| ln_recip::<FMA>(x).0),
-        Node::Sqrt(a) => unary!(out, opnd(a), |x| x.sqrt()),
-        Node::Min(a, b) => binary!(out, opnd(a), opnd(b), |x, y| x.min(y)),
-        Node::Max(a, b) => binary!(out, opnd(a), opnd(b), |x, y| x.max(y)),
-    }
 }
 
 /// sum a_i b_i in `LANES` partial sums.
