@@ -609,19 +609,19 @@ pub fn generate(plan: &Plan, layout: Layout) -> Result<Kernel, CodegenError> {
 
     let template = template(if grid { GRID_ROW } else { POINTS_ROW });
     let (point, back) = point_code(None)?;
-    let mut blocks: Vec<(&str, String)> = vec![
-        ("DEFS", defs),
-        ("START", start),
-        ("CURVE_VARS", curve_vars),
-        ("CURVE_OPEN", open),
-        ("CURVE_CLOSE", close),
-        ("FINISH", finish),
-        ("AXIS_VARS", axis_vars),
-        ("AXIS_OPEN", axis_open),
-        ("AXIS_CLOSE", axis_close),
-        ("POINT", point),
-        ("POINT_BACK", back),
-    ];
+    let mut slots = Slots {
+        defs,
+        start,
+        curve_vars,
+        curve_open: open,
+        curve_close: close,
+        finish,
+        axis_vars,
+        axis_open,
+        axis_close,
+        point,
+        point_back: back,
+    };
     let mut source = String::with_capacity(template.len() * 2);
     let mut lines = template.lines();
     while let Some(line) = lines.next() {
@@ -632,16 +632,16 @@ pub fn generate(plan: &Plan, layout: Layout) -> Result<Kernel, CodegenError> {
                 .take_while(|l| l.trim_start() != "//@CELL_END")
                 .collect();
             for a in 0..block {
-                let (point, back) = point_code(Some(a))?;
-                blocks[9].1 = point;
-                blocks[10].1 = back;
+                (slots.point, slots.point_back) = point_code(Some(a))?;
                 for l in &body {
-                    fill(&mut source, &l.replace("$a", &a.to_string()), &blocks);
+                    fill(&mut source, &l.replace("$a", &a.to_string()), &|n| {
+                        slots.get(n)
+                    });
                 }
             }
             continue;
         }
-        fill(&mut source, line, &blocks);
+        fill(&mut source, line, &|n| slots.get(n));
     }
     Ok(Kernel {
         layout,
@@ -659,8 +659,42 @@ pub fn generate(plan: &Plan, layout: Layout) -> Result<Kernel, CodegenError> {
     })
 }
 
-/// Append `line` to `source`, or, for a line `//@NAME`, the code of
-/// block NAME at the line's indent.
+/// The code generated for the template's slots (its lines `//@NAME`).
+struct Slots {
+    defs: String,
+    start: String,
+    curve_vars: String,
+    curve_open: String,
+    curve_close: String,
+    finish: String,
+    axis_vars: String,
+    axis_open: String,
+    axis_close: String,
+    /// A point's (on the grid, one cell's) forward and backward code.
+    point: String,
+    point_back: String,
+}
+
+impl Slots {
+    /// The code of the slot a template names.
+    fn get(&self, name: &str) -> Option<&str> {
+        Some(match name {
+            "DEFS" => &self.defs,
+            "START" => &self.start,
+            "CURVE_VARS" => &self.curve_vars,
+            "CURVE_OPEN" => &self.curve_open,
+            "CURVE_CLOSE" => &self.curve_close,
+            "FINISH" => &self.finish,
+            "AXIS_VARS" => &self.axis_vars,
+            "AXIS_OPEN" => &self.axis_open,
+            "AXIS_CLOSE" => &self.axis_close,
+            "POINT" => &self.point,
+            "POINT_BACK" => &self.point_back,
+            _ => return None,
+        })
+    }
+}
+
 /// The kernel's template for one layout: law_common.wgsl, then
 /// law_main.wgsl with the layout file's sections (after lines `//@@ NAME`)
 /// in place of its lines `//@NAME`, indented as those lines are.
@@ -677,19 +711,25 @@ fn template(layout_rows: &str) -> String {
         body.truncate(body.trim_end().len());
     }
     let mut out = format!("{COMMON}\n");
+    let section = |name: &str| {
+        sections
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, body)| body.as_str())
+    };
     for line in MAIN.lines() {
-        fill(&mut out, line, &sections);
+        fill(&mut out, line, &section);
     }
     out
 }
 
-fn fill(source: &mut String, line: &str, blocks: &[(&str, String)]) {
+/// Append `line` to `source`, or, for a line `//@NAME` naming a slot
+/// `code` has, that slot's code at the line's indent.
+fn fill<'a>(source: &mut String, line: &str, code: &dyn Fn(&str) -> Option<&'a str>) {
     let trimmed = line.trim_start();
-    let block = trimmed
-        .strip_prefix("//@")
-        .and_then(|name| blocks.iter().find(|(n, _)| *n == name));
+    let block = trimmed.strip_prefix("//@").and_then(code);
     match block {
-        Some((_, code)) => {
+        Some(code) => {
             let indent = &line[..line.len() - trimmed.len()];
             for l in code.lines() {
                 writeln!(source, "{indent}{l}").unwrap();
