@@ -103,3 +103,46 @@ fn small_bench_writes_json() {
         }
     }
 }
+
+/// An existing --json file is refused before any benchmarking, and left as
+/// it was; --force replaces it.
+#[test]
+fn an_existing_json_file_is_kept_unless_forced() {
+    let dir = common::tempdir();
+    let json = dir.path().join("bench.json");
+    std::fs::write(&json, "mine\n").unwrap();
+    let run = |force: bool| {
+        let mut args = vec![
+            "bench",
+            "--no-fits",
+            "--no-gpu",
+            "--points",
+            "1e3",
+            "--starts",
+            "1",
+            "--seconds-per-cell",
+            "0.01",
+            "--json",
+        ];
+        let path = json.to_str().unwrap();
+        args.push(path);
+        if force {
+            args.push("--force");
+        }
+        common::sweepfit(dir.path(), &args)
+    };
+    let refused = run(false);
+    refused.assert_failed("bench onto an existing --json file");
+    assert!(
+        refused
+            .stderr
+            .contains("exists (use --force to replace it)")
+            && !refused.stdout.contains("evaluation throughput"),
+        "{}",
+        refused.dump()
+    );
+    assert_eq!(std::fs::read_to_string(&json).unwrap(), "mine\n");
+    run(true).assert_ok("bench --force");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(v.get("throughput").is_some(), "{v}");
+}

@@ -1,5 +1,6 @@
 //! `bench`: time the backends.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
@@ -48,13 +49,24 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     no_gpu: bool,
     /// Also write the results as JSON to FILE; with '-', the JSON goes to
-    /// stdout and the table to stderr.
+    /// stdout and the table to stderr. An existing FILE is an error
+    /// (checked before benchmarking) unless --force.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Replace an existing --json FILE.
+    #[arg(long)]
+    force: bool,
 }
 
 pub(crate) fn cmd_bench(a: BenchArgs) -> anyhow::Result<()> {
     use sweepfit::bench;
+    // Refused before minutes of benchmarking, not after; the write below
+    // checks again, as it puts the file in place.
+    if let Some(p) = a.json.as_ref().filter(|p| p.as_os_str() != "-") {
+        if p.exists() && !a.force {
+            bail!("--json {}: exists (use --force to replace it)", p.display());
+        }
+    }
     let mut o = if a.quick {
         bench::BenchOptions::quick()
     } else {
@@ -87,7 +99,13 @@ pub(crate) fn cmd_bench(a: BenchArgs) -> anyhow::Result<()> {
         Some(p) if p.as_os_str() == "-" => {
             term::out(format_args!("{}", sweepfit::report::pretty_json(&report)?))
         }
-        Some(p) => sweepfit::report::write_pretty(p, &report)?,
+        Some(p) => {
+            let text = sweepfit::report::pretty_json(&report)?;
+            sweepfit::output::write_new_file(p, a.force, |w| {
+                w.write_all(text.as_bytes())?;
+                Ok(())
+            })?
+        }
         None => {}
     }
     Ok(())
