@@ -35,6 +35,8 @@ fn bench_json(dir: &Path, which: &[&str], extra: &[&str]) -> (Value, String) {
         "600",
         "--json",
         "out.json",
+        // Several benches of one test write the same file.
+        "--force",
     ]);
     args.extend(extra);
     let run = ok(dir, &args);

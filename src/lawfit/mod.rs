@@ -4,8 +4,9 @@
 //! squares), run every group's starts as problems of one lockstep batch,
 //! and score the result.
 //!
-//! On the CPU, least squares (mse) runs Levenberg-Marquardt on per-row
-//! Jacobians and other losses L-BFGS on the compiled evaluator. Given a
+//! On the CPU, least squares (mse) runs Levenberg-Marquardt on the row
+//! Jacobian, except on curves sharing an axis grid, where it runs L-BFGS
+//! on the grid evaluator as other losses do (see `batch::method`). Given a
 //! GPU ([`LawFitOptions::device`]), every loss runs L-BFGS on the law's
 //! generated kernel, all starts of a group per dispatch; either way each
 //! group's best start is then polished in f64 on the CPU.
