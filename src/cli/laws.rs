@@ -4,10 +4,11 @@
 use anyhow::{bail, Context};
 use clap::Args;
 
+use super::args::law_source;
 use super::term::say;
 use sweepfit::backend::gpu::{kernel, Layout};
 use sweepfit::law::plan::Plan;
-use sweepfit::law::{builtin, builtin_law, builtin_names, LawFile, DEFAULT_LAW};
+use sweepfit::law::{builtin, builtin_law, builtin_names, DEFAULT_LAW};
 
 #[derive(Args)]
 pub(crate) struct LawsArgs {
@@ -45,18 +46,16 @@ pub(crate) fn cmd_laws(a: LawsArgs) -> anyhow::Result<()> {
 /// The plan (or with `wgsl`, the kernels) of the built-in law `name`, or
 /// of the law file at that path.
 pub(crate) fn compiled(name: &str, wgsl: bool) -> anyhow::Result<String> {
-    let file = match builtin(name) {
-        Some(text) => LawFile::parse(text, name)?,
-        None if std::path::Path::new(name).is_file() => {
-            let text = std::fs::read_to_string(name).with_context(|| format!("reading {name}"))?;
-            LawFile::parse(&text, name)?
-        }
+    let path = std::path::Path::new(name);
+    let (file, _, origin) = match builtin(name) {
+        Some(_) => law_source(Some(name), None)?,
+        None if path.is_file() => law_source(None, Some(path))?,
         None => bail!(
             "no built-in law or law file is called {name:?}; the built-in laws are {}",
             builtin_names().join(", ")
         ),
     };
-    let law = file.compile(name)?;
+    let law = file.compile(&origin)?;
     let axis = file
         .axis
         .as_ref()

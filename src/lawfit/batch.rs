@@ -49,15 +49,8 @@ pub(super) fn fit_jobs(
     given: Option<&[Vec<f64>]>,
     progress: impl FnMut(Progress),
 ) -> anyhow::Result<Batch> {
-    fit_jobs_by(
-        data,
-        space,
-        jobs,
-        opts,
-        given,
-        progress,
-        method(data, jobs, opts),
-    )
+    let (method, first) = method(data, jobs, opts);
+    fit_jobs_by(data, space, jobs, opts, given, progress, method, first)
 }
 
 /// The optimiser of a batch. Least squares (mse) on the CPU runs
@@ -68,19 +61,19 @@ pub(super) fn fit_jobs(
 /// overall. Measured on the README's Pythia fit (107,400 rows on a grid of
 /// 4 curves by 28,600 token values): 3.5 s against 6.5 s; on the demo's
 /// sweep (20 curves): 0.34 s against 0.76 s. The batch's jobs are subsets
-/// of one table, so the first job's rows stand for all.
-pub(super) fn method(data: Data, jobs: &[Group], opts: &LawFitOptions) -> Method {
+/// of one table, so the first job's rows stand for all; their sweep, when
+/// it was made to decide, is returned for the evaluator to reuse.
+pub(super) fn method(data: Data, jobs: &[Group], opts: &LawFitOptions) -> (Method, Option<Sweep>) {
     if opts.objective.loss != LossKind::Mse || opts.device.is_some() {
-        return Method::Lbfgs;
+        return (Method::Lbfgs, None);
     }
-    let grid = jobs.first().is_some_and(|g| {
-        let sweep = sweep_of(data.b, data.cols, data.table, &g.train, &opts.objective);
-        CpuLayout::of(&sweep) == CpuLayout::Grid
-    });
-    if grid {
-        Method::Lbfgs
-    } else {
-        Method::LeastSquares
+    let Some(g) = jobs.first() else {
+        return (Method::LeastSquares, None);
+    };
+    let sweep = sweep_of(data.b, data.cols, data.table, &g.train, &opts.objective);
+    match CpuLayout::of(&sweep) {
+        CpuLayout::Grid => (Method::Lbfgs, Some(sweep)),
+        _ => (Method::LeastSquares, None),
     }
 }
 
@@ -93,7 +86,9 @@ pub(super) enum Method {
     Lbfgs,
 }
 
-/// [`fit_jobs`] with the optimiser chosen.
+/// [`fit_jobs`] with the optimiser chosen; `first`, the first job's sweep
+/// if it is made already.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn fit_jobs_by(
     data: Data,
     space: &LawSpace,
@@ -102,6 +97,7 @@ pub(super) fn fit_jobs_by(
     given: Option<&[Vec<f64>]>,
     progress: impl FnMut(Progress),
     method: Method,
+    mut first: Option<Sweep>,
 ) -> anyhow::Result<Batch> {
     let Data { b, table, cols } = data;
     let law = &b.law;
@@ -135,7 +131,10 @@ pub(super) fn fit_jobs_by(
             rows.push(row_jacobian(b, cols, &g.train, &opts.objective, space));
             continue;
         }
-        let sweep = sweep_of(b, cols, table, &g.train, &opts.objective);
+        let sweep = match first.take() {
+            Some(sweep) => sweep,
+            None => sweep_of(b, cols, table, &g.train, &opts.objective),
+        };
         let plan = Plan::for_sweep(law, &sweep);
         grids.push(match &opts.device {
             Some(dev) => Evaluator::Gpu(Box::new(

@@ -1106,7 +1106,7 @@ mod tests {
                 cols: &cols,
             };
             let best = |method| {
-                fit_jobs_by(data, &space_, &jobs, &opts, None, |_| {}, method)
+                fit_jobs_by(data, &space_, &jobs, &opts, None, |_| {}, method, None)
                     .unwrap()
                     .fits[0]
                     .objective

@@ -781,15 +781,14 @@ impl RowJacobian {
         };
         let [rsum, s, q, dots] = &self.sizes;
         reset(&mut ws.rsum, rsum);
-        let moms = if meat {
-            [Some(&mut ws.curv), Some(&mut ws.meat)]
-        } else {
-            [Some(&mut ws.curv), None]
-        };
-        for mom in moms.into_iter().flatten() {
+        let clear = |mom: &mut Moments| {
             reset(&mut mom.s, s);
             reset(&mut mom.q, q);
             reset(&mut mom.dots, dots);
+        };
+        clear(&mut ws.curv);
+        if meat {
+            clear(&mut ws.meat);
         }
     }
 
