@@ -74,13 +74,6 @@ pub fn weightings(
     data: &Prepared,
     seed: u64,
 ) -> anyhow::Result<Vec<Weighting>> {
-    // Separate streams per kind, so adding a kind changes no other's draws.
-    let stream = match kind {
-        Resample::Curves => 0x6375_7276_6573,
-        Resample::Points => 0x706f_696e_7473,
-    };
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ stream);
-    let nc = data.configs.len();
     // What a resample must keep, checked without a pass over the points per
     // replicate: the dataset weight of each curve, and how many points
     // carry weight (all Poisson counts are 0 with probability e^-n).
@@ -90,9 +83,33 @@ pub fn weightings(
         .map(|c| data.w[c.start..c.start + c.len].iter().sum())
         .collect();
     let weighted_points = data.w.iter().filter(|&&w| w > 0.0).count();
+    draw(kind, replicates, &curve_weight, seed, |w| {
+        weighted_points >= 64 || weights::resolve(w, data).is_ok()
+    })
+}
+
+/// The weightings of `replicates` resamples of kind `kind` of curves that
+/// weigh `curve_weight` in all, reproducible from `seed` (a curve drawn k
+/// times gets multiplier k; points get a Poisson seed). A curve resample
+/// must keep a curve of positive weight; a point resample must pass
+/// `points_keep_some`. Others are redrawn.
+pub fn draw(
+    kind: Resample,
+    replicates: usize,
+    curve_weight: &[f64],
+    seed: u64,
+    points_keep_some: impl Fn(&Weighting) -> bool,
+) -> anyhow::Result<Vec<Weighting>> {
+    // Separate streams per kind, so adding a kind changes no other's draws.
+    let stream = match kind {
+        Resample::Curves => 0x6375_7276_6573,
+        Resample::Points => 0x706f_696e_7473,
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ stream);
+    let nc = curve_weight.len();
     let keeps_some = |w: &Weighting| match kind {
-        Resample::Curves => w.config.iter().zip(&curve_weight).any(|(m, t)| m * t > 0.0),
-        Resample::Points => weighted_points >= 64 || weights::resolve(w, data).is_ok(),
+        Resample::Curves => w.config.iter().zip(curve_weight).any(|(m, t)| m * t > 0.0),
+        Resample::Points => points_keep_some(w),
     };
     let mut out = Vec::with_capacity(replicates);
     for _ in 0..replicates {

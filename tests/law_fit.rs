@@ -1001,3 +1001,116 @@ fn a_term_constant_over_the_data_is_fixed_out_beside_another_constant() {
         r["fixed"]
     );
 }
+
+/// A bootstrap replicate is a weighting of the fitted rows, not a copy of
+/// them: its parameters must be those of a fit to the table its weighting
+/// stands for, each curve written out as many times as it was drawn.
+#[test]
+fn a_curve_replicate_is_the_fit_of_its_resampled_table() {
+    let dir = common::tempdir();
+    let csv = dir.path().join("sim.csv");
+    let law = "E + A/N^alpha + B/D^beta";
+    ok(
+        dir.path(),
+        &[
+            "simulate",
+            "--law",
+            law,
+            "--param",
+            "E=1.7",
+            "--param",
+            "A=420",
+            "--param",
+            "alpha=0.33",
+            "--param",
+            "B=800",
+            "--param",
+            "beta=0.3",
+            "--at",
+            "N=5e7:2e9:6:log",
+            "--at",
+            "D=1e8:2e10:30",
+            "--noise",
+            "0.01",
+            "--seed",
+            "3",
+            "--out",
+            csv.to_str().unwrap(),
+        ],
+    );
+    let fit = |data: &Path, out: &Path, extra: &[&str]| {
+        let mut a = vec![
+            "fit",
+            data.to_str().unwrap(),
+            "--law",
+            law,
+            "--backend",
+            "cpu",
+            "--starts",
+            "32",
+            "--seed",
+            "11",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        a.extend(extra);
+        ok(dir.path(), &a);
+        read_json(&out.join("fit.json"))
+    };
+    let boot = fit(
+        &csv,
+        &dir.path().join("boot"),
+        &["--bootstrap", "3", "--resample", "curves"],
+    );
+    // The curves in order of first appearance, as the fit finds them.
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let n_col = header.split(',').position(|h| h == "N").unwrap();
+    let mut curves: Vec<(String, Vec<&str>)> = Vec::new();
+    for line in lines {
+        let n = line.split(',').nth(n_col).unwrap().to_string();
+        match curves.iter_mut().find(|c| c.0 == n) {
+            Some(c) => c.1.push(line),
+            None => curves.push((n, vec![line])),
+        }
+    }
+    assert_eq!(curves.len(), 6);
+    let weight: Vec<f64> = curves.iter().map(|c| c.1.len() as f64).collect();
+    let drawn = sweepfit::bootstrap::draw(
+        sweepfit::bootstrap::Resample::Curves,
+        3,
+        &weight,
+        11,
+        |_| true,
+    )
+    .unwrap();
+    let samples = &boot["bootstrap"]["resamples"][0]["samples"];
+    for (k, w) in drawn.iter().enumerate().take(2) {
+        let mut table = format!("{header}\n");
+        for (c, times) in curves.iter().zip(&w.config) {
+            for _ in 0..*times as usize {
+                for line in &c.1 {
+                    table += line;
+                    table += "\n";
+                }
+            }
+        }
+        let path = dir.path().join(format!("resample{k}.csv"));
+        std::fs::write(&path, table).unwrap();
+        let refit = fit(&path, &dir.path().join(format!("refit{k}")), &[]);
+        // Samples are in the law's order: its parameters as they first
+        // appear in the formula.
+        for (i, name) in ["E", "A", "alpha", "B", "beta"].iter().enumerate() {
+            let (got, want) = (
+                samples[k][i].as_f64().unwrap(),
+                num(&refit, &["params", name]),
+            );
+            assert!(
+                (got - want).abs() <= 1e-6 * want.abs(),
+                "replicate {k} {name}: {got} against the refit's {want} (multipliers {:?})",
+                w.config
+            );
+        }
+    }
+}

@@ -198,6 +198,7 @@ pub(super) fn fit_jobs_by(
             space,
             grids: &mut grids,
             group_of: &job_of,
+            weighted: None,
         };
         optim::minimize_batch(&mut problems, &x0, &opts.lbfgs, progress)
     }

@@ -1,56 +1,67 @@
-//! Bootstrap of a law fit: every replicate is a resample of the fitted
-//! rows, refitted from the best fit, all replicates one batch.
+//! Bootstrap of a law fit: every replicate is a weighting of the fitted
+//! rows, refitted from the best fit, all replicates one batch on one
+//! evaluator per fit (no copy of the rows per replicate):
 //! - curves: whole curves drawn with replacement (rows, for data without
-//!   curves);
-//! - points: every row counted a Poisson(1) number of times.
+//!   curves), a curve drawn k times weighing k;
+//! - points: every row counted a Poisson(1) number of times, drawn by a
+//!   counter-based hash where it is used (see `backend::weights`), so no
+//!   replicate stores per-row weights.
 //!
-//! A replicate is a job whose rows repeat as drawn, so it needs memory for
-//! its rows: fine for tables of thousands of rows, and checked up front.
+//! A replicate holds a multiplier per curve of its fit's sweep; its memory
+//! grows with the curves, not the rows (a table, each row its own curve,
+//! is the exception, and is checked up front).
 
 use std::time::Instant;
 
 use anyhow::{bail, Context};
 use indexmap::IndexMap;
-use rand::{Rng, SeedableRng};
-use rand_distr::{Distribution, Poisson};
+use rayon::prelude::*;
 
-use super::{curves_in, fit_jobs, law_space, read_columns, BoundLaw, Data, Group, LawFitOptions};
-use crate::bootstrap::{interval, schemes, BootstrapOptions, Resample};
+use super::{
+    curves_in, law_space, read_columns, row_jacobian, sweep_from, sweep_order, BoundLaw, Columns,
+    Evaluator, LawFitOptions, Problems, Weighted,
+};
+use crate::backend::gpu::GpuLaw;
+use crate::backend::jacobian::{RowJacobian, Weights};
+use crate::backend::weights::{resolve_curves, Resolved, Weighting};
+use crate::backend::{CompiledGrid, CpuLayout};
+use crate::bootstrap::{draw, interval, schemes, BootstrapOptions, Resample};
 use crate::data::Table;
-use crate::optim::{Progress, Status};
+use crate::law::plan::{Plan, Sweep};
+use crate::law::space::LawSpace;
+use crate::objective::LossKind;
+use crate::optim::{self, Outcome, Progress, Status};
+use crate::polish::{self, LeastSquares};
 use crate::report::{BootstrapReport, ResampleReport};
-
-/// Resampled row lists of one kind, reproducible from `seed` (the same
-/// streams as the hand-written law's bootstrap, keyed by kind).
-fn resamples(kind: Resample, n: usize, curves: &[Vec<usize>], seed: u64) -> Vec<Vec<usize>> {
-    let stream = match kind {
-        Resample::Curves => 0x6375_7276_6573,
-        Resample::Points => 0x706f_696e_7473,
-    };
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ stream);
-    let poisson = Poisson::new(1.0).expect("rate 1 is valid");
-    (0..n)
-        .map(|_| match kind {
-            Resample::Curves => (0..curves.len())
-                .flat_map(|_| curves[rng.random_range(0..curves.len())].iter().copied())
-                .collect(),
-            Resample::Points => curves
-                .iter()
-                .flatten()
-                .flat_map(|&r| {
-                    let k: f64 = poisson.sample(&mut rng);
-                    std::iter::repeat_n(r, k as usize)
-                })
-                .collect(),
-        })
-        .collect()
-}
 
 /// One fit to bootstrap: its rows and its best parameters.
 #[derive(Debug, Clone)]
 pub struct Fitted {
     pub rows: Vec<usize>,
     pub best: Vec<f64>,
+}
+
+/// Weighted points above which a Poisson resample is taken to keep at
+/// least as many points as there are parameters without counting them:
+/// each point is kept with probability 1 - 1/e, so fewer than `dim` of
+/// `16 dim + 64` is vanishingly rare.
+fn surely_enough(points: usize, dim: usize) -> bool {
+    points >= 16 * dim + 64
+}
+
+/// One fit's share of the batch: its sweep, where each of its rows sits
+/// in the sweep, and its replicates' weightings.
+struct Part {
+    sweep: Sweep,
+    /// Per row of `rows`: its curve in the sweep, position in the curve and
+    /// point index.
+    loc: Vec<(usize, usize, usize)>,
+    kinds: Vec<Resample>,
+    notes: Vec<String>,
+    /// Per kind then replicate: whether it keeps enough points to fit.
+    usable: Vec<bool>,
+    /// The usable replicates' weightings, resolved against `sweep`.
+    resolved: Vec<Resolved>,
 }
 
 /// Bootstrap every fit of `fits` (the plain fit, or each `--by` group's)
@@ -68,118 +79,300 @@ pub fn bootstrap(
     if opts.replicates < 2 {
         bail!("--bootstrap needs at least 2 replicates");
     }
+    if !(opts.level > 0.0 && opts.level < 1.0) {
+        bail!("the interval level must lie in (0, 1), got {}", opts.level);
+    }
     let started = Instant::now();
     let cols = read_columns(b, table, &fit.objective)?;
     // The fit's space: linear parameters measured at the middle of every
     // fitted row, as the fit measured them.
     let train: Vec<usize> = (0..table.rows()).filter(|&r| !held[r]).collect();
     let (space, _) = law_space(b, &cols, &train, &fit.fix)?;
-    let total_rows: usize = fits.iter().map(|f| f.rows.len()).sum();
-    // Each replicate holds about as many rows as its fit, with their
-    // variables, target and weight.
-    crate::memory::ensure_fits(
-        &format!("--bootstrap {} of a law fit", opts.replicates),
-        (opts.resamples.len() * opts.replicates * total_rows) as f64
-            * (cols.vars.len() + 4) as f64
-            * 16.0,
-    )?;
-    // Per fit: its schemes and notes; jobs fit-major, then scheme, then
-    // replicate. A replicate too small to determine the parameters is
-    // left out of the statistics, as one with a non-finite objective is.
-    let dim = space.dim();
-    let mut plans = Vec::with_capacity(fits.len());
-    let mut jobs = Vec::new();
-    let mut thetas = Vec::new();
+    let mut parts = Vec::with_capacity(fits.len());
+    let mut rows = Vec::with_capacity(fits.len());
     for f in fits {
-        let curves: Vec<Vec<usize>> = match b.axis {
-            Some(axis) => curves_in(table, &cols.vars, axis, &f.rows, &b.split),
-            None => f.rows.iter().map(|&r| vec![r]).collect(),
-        };
-        let (kinds, notes) = schemes(&opts.resamples, curves.len())?;
-        let theta = space.to_theta(&f.best);
-        let mut usable = Vec::new();
-        for &kind in &kinds {
-            for rows in resamples(kind, opts.replicates, &curves, opts.seed) {
-                let ok = rows.len() >= dim;
-                usable.push(ok);
-                if ok {
-                    jobs.push(Group {
-                        key: IndexMap::from([("replicate".to_string(), kind.name().to_string())]),
-                        train: rows,
-                        test: Vec::new(),
-                    });
-                    thetas.push(theta.clone());
-                }
-            }
-        }
-        plans.push((kinds, notes, usable));
+        let (p, r) = part(b, table, &cols, fit, f, opts, &space)?;
+        parts.push(p);
+        rows.push(r);
     }
-    let lbfgs_fit = LawFitOptions {
-        lbfgs: opts.lbfgs,
-        ..fit.clone()
-    };
-    let super::Batch {
-        fits: results,
-        outcomes,
-        ..
-    } = fit_jobs(
-        Data {
-            b,
-            table,
-            cols: &cols,
-        },
-        &space,
-        &jobs,
-        &lbfgs_fit,
-        Some(&thetas),
-        progress,
-    )
+    // Levenberg-Marquardt on the row Jacobians where the fit would run it
+    // (see `batch::method`), else L-BFGS on one evaluator per fit.
+    let least_squares = fit.objective.loss == LossKind::Mse
+        && fit.device.is_none()
+        && parts
+            .first()
+            .is_some_and(|p| CpuLayout::of(&p.sweep) != CpuLayout::Grid);
+    let mut group_of = Vec::new();
+    let mut which = Vec::new();
+    let mut x0 = Vec::new();
+    for (gi, (p, f)) in parts.iter().zip(fits).enumerate() {
+        let theta = space.to_theta(&f.best);
+        for k in 0..p.resolved.len() {
+            group_of.push(gi);
+            which.push(k as u32);
+            x0.push(theta.clone());
+        }
+    }
+    // Per problem, its rows' weights, for the row Jacobians.
+    let boxed: Vec<Box<Weights>> = group_of
+        .iter()
+        .zip(&which)
+        .map(|(&gi, &k)| {
+            let p = &parts[gi];
+            let (r, w, loc) = (&p.resolved[k as usize], &p.sweep.w, &p.loc);
+            Box::new(move |j: usize| {
+                let (c, pos, i) = loc[j];
+                w[i] * r.factor(c, pos, i)
+            }) as Box<Weights>
+        })
+        .collect();
+    let weights: Vec<Option<&Weights>> = boxed.iter().map(|w| Some(w.as_ref())).collect();
+    let (outcomes, _) = if least_squares {
+        let lm = optim::LmOptions {
+            max_iter: opts.lbfgs.max_iter,
+            stall: opts.lbfgs.ftol,
+            ..Default::default()
+        };
+        let mut problems = LeastSquares {
+            space: &space,
+            jobs: &rows,
+            job_of: &group_of,
+            weights: &weights,
+        };
+        optim::least_squares_batch(&mut problems, &x0, &lm, progress)
+    } else {
+        let mut grids = Vec::with_capacity(parts.len());
+        for p in &parts {
+            grids.push(evaluator(b, fit, p)?);
+        }
+        let resolved: Vec<Vec<Resolved>> = parts.iter().map(|p| p.resolved.clone()).collect();
+        let mut problems = Problems {
+            space: &space,
+            grids: &mut grids,
+            group_of: &group_of,
+            weighted: Some(Weighted {
+                which: &which,
+                resolved: &resolved,
+            }),
+        };
+        optim::minimize_batch(&mut problems, &x0, &opts.lbfgs, progress)
+    }
     .context("bootstrap replicates")?;
+    // Every replicate finishes by Gauss-Newton in f64 under its weights,
+    // as a fit's best does.
+    let starts: Vec<(usize, Vec<f64>)> = outcomes
+        .iter()
+        .zip(&group_of)
+        .map(|(o, &gi)| (gi, space.to_params(&o.x)))
+        .collect();
+    let polished = polish::polish(&b.law, &space, &rows, &starts, &weights)?;
     let seconds = started.elapsed().as_secs_f64();
-    let mut k = 0;
-    let mut out = Vec::with_capacity(fits.len());
-    for (kinds, notes, usable) in plans {
+    let mut next = 0;
+    let mut out = Vec::with_capacity(parts.len());
+    drop(weights);
+    drop(boxed);
+    for p in parts {
         let mut reports = Vec::new();
-        for (ki, &kind) in kinds.iter().enumerate() {
-            let mut samples = Vec::new();
-            let mut converged = 0;
-            for &u in &usable[ki * opts.replicates..(ki + 1) * opts.replicates] {
-                if !u {
-                    continue;
-                }
-                if outcomes[k].status == Status::Converged {
-                    converged += 1;
-                }
-                if results[k].objective.is_finite() {
-                    samples.push(results[k].params.clone());
-                }
-                k += 1;
-            }
-            let params = space
-                .free()
+        for (ki, &kind) in p.kinds.iter().enumerate() {
+            let usable = &p.usable[ki * opts.replicates..(ki + 1) * opts.replicates];
+            let n = usable.iter().filter(|&&u| u).count();
+            let done: &[Outcome] = &outcomes[next..next + n];
+            let ends = &polished[next..next + n];
+            next += n;
+            let converged = done
                 .iter()
-                .map(|&i| {
-                    let v: Vec<f64> = samples.iter().map(|s| s[i]).collect();
-                    (space.rules[i].name.clone(), interval(&v, opts.level))
-                })
-                .collect::<IndexMap<_, _>>();
-            reports.push(ResampleReport {
-                kind: kind.name().to_string(),
-                replicates: opts.replicates,
-                converged,
-                converged_fraction: converged as f64 / opts.replicates as f64,
-                used: samples.len(),
-                params,
-                samples,
-            });
+                .filter(|o| o.status == Status::Converged)
+                .count();
+            let samples: Vec<Vec<f64>> = ends
+                .iter()
+                .filter(|e| e.f.is_finite())
+                .map(|e| e.params.clone())
+                .collect();
+            reports.push(report(kind, opts, &space, converged, samples));
         }
         out.push(BootstrapReport {
             seed: opts.seed,
             level: opts.level,
             seconds,
             resamples: reports,
-            notes,
+            notes: p.notes,
         });
     }
     Ok(out)
+}
+
+/// A fit's sweep and replicates, and the row Jacobian of its rows (in
+/// their order) for the polish.
+fn part(
+    b: &BoundLaw,
+    table: &Table,
+    cols: &Columns,
+    fit: &LawFitOptions,
+    f: &Fitted,
+    opts: &BootstrapOptions,
+    space: &LawSpace,
+) -> anyhow::Result<(Part, RowJacobian)> {
+    let dim = space.dim();
+    let (order, ranges, axis) = sweep_order(b, cols, table, &f.rows);
+    // The curves resampled, and each row's among them.
+    let curves: Vec<Vec<usize>> = match b.axis {
+        Some(a) => curves_in(table, &cols.vars, a, &f.rows, &b.split),
+        None => f.rows.iter().map(|&r| vec![r]).collect(),
+    };
+    let mut curve_of = vec![usize::MAX; table.rows()];
+    for (c, rs) in curves.iter().enumerate() {
+        for &r in rs {
+            curve_of[r] = c;
+        }
+    }
+    // A sweep curve lies in one resampled curve: its rows share every
+    // variable but the axis, or it is one row.
+    let drawn_of: Vec<usize> = ranges.iter().map(|s| curve_of[order[s.start]]).collect();
+    let sweep = sweep_from(b, cols, &order, ranges, axis, &fit.objective, &f.rows);
+    let mut index_of = vec![usize::MAX; table.rows()];
+    for (i, &r) in order.iter().enumerate() {
+        index_of[r] = i;
+    }
+    let mut curve_at = vec![(0, 0); order.len()];
+    for (c, s) in sweep.curves.iter().enumerate() {
+        for i in s.clone() {
+            curve_at[i] = (c, i - s.start);
+        }
+    }
+    let loc = f
+        .rows
+        .iter()
+        .map(|&r| {
+            let i = index_of[r];
+            (curve_at[i].0, curve_at[i].1, i)
+        })
+        .collect();
+    crate::memory::ensure_fits(
+        &format!("--bootstrap {}", opts.replicates),
+        (opts.resamples.len() * opts.replicates * sweep.curves.len()) as f64 * 12.0,
+    )?;
+    let curve_weight: Vec<f64> = curves
+        .iter()
+        .map(|rs| rs.iter().map(|&r| cols.weight[r]).sum())
+        .collect();
+    let weighted_rows: Vec<usize> = curves
+        .iter()
+        .map(|rs| rs.iter().filter(|&&r| cols.weight[r] > 0.0).count())
+        .collect();
+    let weighted: usize = weighted_rows.iter().sum();
+    // A drawn weighting (per resampled curve) as one of the sweep's curves.
+    let on_sweep = |w: &Weighting| Weighting {
+        config: drawn_of.iter().map(|&c| w.config[c]).collect(),
+        first: vec![crate::backend::weights::ALL_POINTS; drawn_of.len()],
+        poisson: w.poisson,
+    };
+    let (kinds, notes) = schemes(&opts.resamples, curves.len())?;
+    let mut usable = Vec::new();
+    let mut resolved = Vec::new();
+    for &kind in &kinds {
+        let drawn = draw(kind, opts.replicates, &curve_weight, opts.seed, |w| {
+            weighted >= 64 || resolve_curves(&on_sweep(w), &sweep.curves, &sweep.w).is_ok()
+        })?;
+        let made: Vec<(bool, Option<Resolved>)> = drawn
+            .par_iter()
+            .map(|w| {
+                let s = on_sweep(w);
+                // Too few points to determine the parameters: left out of
+                // the statistics, as one with a non-finite objective is.
+                let kept = match s.poisson {
+                    None => (0..curves.len())
+                        .filter(|&c| w.config[c] > 0.0)
+                        .map(|c| weighted_rows[c])
+                        .sum::<usize>(),
+                    Some(_) if surely_enough(weighted, dim) => weighted,
+                    Some(_) => kept_points(&s, &sweep),
+                };
+                if kept < dim {
+                    return (false, None);
+                }
+                match resolve_curves(&s, &sweep.curves, &sweep.w) {
+                    Ok(r) => (true, Some(r)),
+                    Err(_) => (false, None),
+                }
+            })
+            .collect();
+        for (ok, r) in made {
+            usable.push(ok);
+            resolved.extend(r);
+        }
+    }
+    let rows = row_jacobian(b, cols, &f.rows, &fit.objective, space);
+    let part = Part {
+        sweep,
+        loc,
+        kinds,
+        notes,
+        usable,
+        resolved,
+    };
+    Ok((part, rows))
+}
+
+/// Points of `sweep` that weigh more than 0 under the unresolved `w`.
+fn kept_points(w: &Weighting, sweep: &Sweep) -> usize {
+    let r = Resolved {
+        mult: w.config.clone(),
+        first: w.first.clone(),
+        poisson: w.poisson.map(crate::backend::weights::mix),
+    };
+    sweep
+        .curves
+        .iter()
+        .enumerate()
+        .map(|(c, s)| {
+            s.clone()
+                .filter(|&i| sweep.w[i] * r.factor(c, i - s.start, i) > 0.0)
+                .count()
+        })
+        .sum()
+}
+
+/// The statistics of one kind's replicates.
+fn report(
+    kind: Resample,
+    opts: &BootstrapOptions,
+    space: &LawSpace,
+    converged: usize,
+    samples: Vec<Vec<f64>>,
+) -> ResampleReport {
+    let params = space
+        .free()
+        .iter()
+        .map(|&i| {
+            let v: Vec<f64> = samples.iter().map(|s| s[i]).collect();
+            (space.rules[i].name.clone(), interval(&v, opts.level))
+        })
+        .collect::<IndexMap<_, _>>();
+    ResampleReport {
+        kind: kind.name().to_string(),
+        replicates: opts.replicates,
+        converged,
+        converged_fraction: converged as f64 / opts.replicates as f64,
+        used: samples.len(),
+        params,
+        samples,
+    }
+}
+
+/// A fit's evaluator with its replicates' weightings: the compiled law on
+/// the CPU, or its kernel on the GPU.
+fn evaluator(b: &BoundLaw, fit: &LawFitOptions, p: &Part) -> anyhow::Result<Evaluator> {
+    let plan = Plan::for_sweep(&b.law, &p.sweep);
+    Ok(match &fit.device {
+        Some(dev) => {
+            let mut law = GpuLaw::new(dev, &plan, &p.sweep, fit.objective, None)
+                .with_context(|| format!("law {} on the GPU", b.file.name))?;
+            law.set_weightings(&p.resolved)?;
+            Evaluator::Gpu(Box::new(law))
+        }
+        None => Evaluator::Cpu(Box::new(
+            CompiledGrid::new(plan, &p.sweep, fit.objective)
+                .map_err(|e| anyhow::anyhow!("cannot lay out the data for the evaluator: {e}"))?,
+        )),
+    })
 }

@@ -22,6 +22,7 @@ use rayon::prelude::*;
 
 use crate::backend::gpu::{evaluate_all, GpuDevice, GpuLaw, Job};
 use crate::backend::jacobian::{RowJacobian, Workspace};
+use crate::backend::weights::Resolved;
 use crate::backend::{CompiledGrid, CpuLayout};
 use crate::data::{Check, Selector, Table};
 use crate::law::dag::{Node, NodeId};
@@ -274,6 +275,19 @@ struct Problems<'a> {
     space: &'a LawSpace,
     grids: &'a mut [Evaluator],
     group_of: &'a [usize],
+    /// Per problem, which weighting of its evaluator weighs it (bootstrap
+    /// replicates); `None` when all keep their sweep's own weights.
+    weighted: Option<Weighted<'a>>,
+}
+
+/// The weightings of a batch's problems (see [`Problems::weighted`]).
+#[derive(Clone, Copy)]
+struct Weighted<'a> {
+    /// Per problem, an index into its evaluator's weightings.
+    which: &'a [u32],
+    /// Per evaluator, its weightings, resolved against its sweep (the
+    /// GPU's are registered on it too).
+    resolved: &'a [Vec<Resolved>],
 }
 
 impl BatchObjective for Problems<'_> {
@@ -311,9 +325,27 @@ impl BatchObjective for Problems<'_> {
         let mut fo: Vec<Vec<f64>> = by_group.iter().map(|ks| vec![0.0; ks.len()]).collect();
         let mut go: Vec<Vec<f64>> = by_group.iter().map(|ks| vec![0.0; ks.len() * np]).collect();
         let mut gpu_jobs = Vec::new();
-        for (((grid, flat), fo), go) in self.grids.iter_mut().zip(&flats).zip(&mut fo).zip(&mut go)
+        for (gi, (((grid, flat), fo), go)) in self
+            .grids
+            .iter_mut()
+            .zip(&flats)
+            .zip(&mut fo)
+            .zip(&mut go)
+            .enumerate()
         {
             if flat.is_empty() {
+                continue;
+            }
+            if let Some(w) = self.weighted {
+                // Weighted problems run evaluator by evaluator (a bootstrap
+                // has one per fit, mostly one).
+                let which: Vec<u32> = by_group[gi].iter().map(|&k| w.which[ids[k]]).collect();
+                match grid {
+                    Evaluator::Cpu(grid) => {
+                        grid.evaluate_weighted(flat, &which, &w.resolved[gi], fo, go)?
+                    }
+                    Evaluator::Gpu(law) => law.evaluate_weighted(flat, &which, fo, go)?,
+                }
                 continue;
             }
             match grid {
@@ -434,13 +466,46 @@ fn key_text(key: &IndexMap<String, String>) -> String {
 /// every variable but the axis, on the grid layout when the grid is dense
 /// enough, otherwise one curve per row (the point layout).
 fn sweep_of(b: &BoundLaw, cols: &Columns, table: &Table, rows: &[usize], obj: &Objective) -> Sweep {
+    let (order, ranges, axis) = sweep_order(b, cols, table, rows);
+    sweep_from(b, cols, &order, ranges, axis, obj, rows)
+}
+
+/// The sweep of the rows `order` laid out as [`sweep_order`] says, weights
+/// normalised over `rows` (the same rows).
+fn sweep_from(
+    b: &BoundLaw,
+    cols: &Columns,
+    order: &[usize],
+    ranges: Vec<std::ops::Range<usize>>,
+    axis: Option<u16>,
+    obj: &Objective,
+    rows: &[usize],
+) -> Sweep {
     let nv = b.columns.len();
     let total: f64 = rows.iter().map(|&r| cols.weight[r]).sum();
-    let y_of = |r: usize| match obj.space {
-        Space::Linear => cols.loss[r],
-        Space::Log => cols.loss[r].ln(),
-    };
-    let w_of = |r: usize| cols.weight[r] / total;
+    let vars = order
+        .iter()
+        .flat_map(|&r| (0..nv).map(move |v| cols.vars[v][r]))
+        .collect();
+    let y = order
+        .iter()
+        .map(|&r| match obj.space {
+            Space::Linear => cols.loss[r],
+            Space::Log => cols.loss[r].ln(),
+        })
+        .collect();
+    let w = order.iter().map(|&r| cols.weight[r] / total).collect();
+    Sweep::new(nv, ranges, vars, y, w, axis)
+}
+
+/// How [`sweep_of`] lays out `rows`: the rows in the sweep's point order,
+/// the curves' point ranges and the axis.
+fn sweep_order(
+    b: &BoundLaw,
+    cols: &Columns,
+    table: &Table,
+    rows: &[usize],
+) -> (Vec<usize>, Vec<std::ops::Range<usize>>, Option<u16>) {
     if let Some(axis) = b.axis {
         let curves = curves_in(table, &cols.vars, axis, rows, &b.split);
         let mut distinct: Vec<u64> = rows.iter().map(|&r| cols.vars[axis][r].to_bits()).collect();
@@ -456,27 +521,18 @@ fn sweep_of(b: &BoundLaw, cols: &Columns, table: &Table, rows: &[usize], obj: &O
         // the curves are too short for either to gain over a table.
         let dense = !duplicate && curves.len() * distinct.len() <= 4 * rows.len();
         if dense || rows.len() >= 8 * curves.len() {
-            let (mut vars, mut y, mut w, mut ranges) = (vec![], vec![], vec![], vec![]);
-            for c in &curves {
-                let s = y.len();
-                for &r in c {
-                    vars.extend((0..nv).map(|v| cols.vars[v][r]));
-                    y.push(y_of(r));
-                    w.push(w_of(r));
-                }
-                ranges.push(s..y.len());
+            let mut ranges = Vec::with_capacity(curves.len());
+            let mut order = Vec::with_capacity(rows.len());
+            for c in curves {
+                let s = order.len();
+                order.extend(c);
+                ranges.push(s..order.len());
             }
-            return Sweep::new(nv, ranges, vars, y, w, Some(axis as u16));
+            return (order, ranges, Some(axis as u16));
         }
     }
-    let vars = rows
-        .iter()
-        .flat_map(|&r| (0..nv).map(move |v| cols.vars[v][r]))
-        .collect();
-    let y = rows.iter().map(|&r| y_of(r)).collect();
-    let w = rows.iter().map(|&r| w_of(r)).collect();
     let ranges = (0..rows.len()).map(|i| i..i + 1).collect();
-    Sweep::new(nv, ranges, vars, y, w, None)
+    (rows.to_vec(), ranges, None)
 }
 
 /// The least-squares evaluator of `rows`: targets in the fitted space,
