@@ -1114,3 +1114,98 @@ fn a_curve_replicate_is_the_fit_of_its_resampled_table() {
         }
     }
 }
+
+/// fit.json scores every curve: its variables, points and errors agree
+/// with the rows of pred.csv, and the summary lists the curves.
+#[test]
+fn a_law_fit_scores_each_curve() {
+    let dir = common::tempdir();
+    let csv = dir.path().join("sim.csv");
+    let law = "E + A/N^alpha + B/D^beta";
+    ok(
+        dir.path(),
+        &[
+            "simulate",
+            "--law",
+            law,
+            "--param",
+            "E=1.7",
+            "--param",
+            "A=420",
+            "--param",
+            "alpha=0.33",
+            "--param",
+            "B=800",
+            "--param",
+            "beta=0.3",
+            "--at",
+            "N=5e7:2e9:3:log",
+            "--at",
+            "D=1e8:2e10:12",
+            "--noise",
+            "0.01",
+            "--seed",
+            "5",
+            "--out",
+            csv.to_str().unwrap(),
+        ],
+    );
+    let out = dir.path().join("fit");
+    let run = ok(
+        dir.path(),
+        &[
+            "fit",
+            csv.to_str().unwrap(),
+            "--law",
+            law,
+            "--backend",
+            "cpu",
+            "--starts",
+            "16",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(run.stdout.contains("\nper curve\n"), "{}", run.dump());
+    let r = read_json(&out.join("fit.json"));
+    let curves = r["metrics"]["per_curve"].as_array().unwrap();
+    assert_eq!(curves.len(), 3, "{curves:?}");
+    // Residuals per N from pred.csv.
+    let text = std::fs::read_to_string(out.join("pred.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (n, loss, pred) = (col("N"), col("loss"), col("pred"));
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| {
+            l.split(',')
+                .map(|x| x.parse().unwrap_or(f64::NAN))
+                .collect()
+        })
+        .collect();
+    let mut total_pct = 0.0;
+    for c in curves {
+        let at = num(c, &["at", "N"]);
+        let mine: Vec<&Vec<f64>> = rows.iter().filter(|r| r[n] == at).collect();
+        assert_eq!(c["points"], mine.len(), "{c}");
+        assert_eq!(mine.len(), 12);
+        let sse: f64 = mine.iter().map(|r| (r[pred] - r[loss]).powi(2)).sum();
+        let pct: f64 = mine
+            .iter()
+            .map(|r| (r[pred] - r[loss]).abs() / r[loss])
+            .sum();
+        total_pct += pct;
+        let rmse = (sse / 12.0).sqrt();
+        assert!(
+            (num(c, &["rmse"]) - rmse).abs() <= 1e-9 * rmse,
+            "{c}: {rmse}"
+        );
+        assert!(
+            (num(c, &["mape"]) - 100.0 * pct / 12.0).abs() <= 1e-9,
+            "{c}"
+        );
+        assert_eq!(c["axis"], serde_json::json!([1e8, 2e10]), "{c}");
+    }
+    let mape = num(&r, &["metrics", "mape"]);
+    assert!((mape - 100.0 * total_pct / 36.0).abs() <= 1e-9, "{mape}");
+}

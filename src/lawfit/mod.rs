@@ -55,8 +55,8 @@ use space::law_space;
 
 use crate::identify::{self, Identifiability};
 use crate::report::{
-    BackendReport, GroupReport, LawFitReport, ObjectiveReport, PolishReport, SetMetrics,
-    StartsReport, TestReport,
+    BackendReport, CurveMetrics, GroupReport, LawFitReport, ObjectiveReport, PolishReport,
+    SetMetrics, StartsReport, TestReport,
 };
 
 /// Starts per fit when `--starts` is not given.
@@ -828,6 +828,61 @@ fn predict_into(b: &BoundLaw, cols: &Columns, params: &[f64], rows: &[usize], pr
     }
 }
 
+/// The metrics of the fitted `rows`: [`set_metrics`], and per curve where
+/// the rows form curves along the law's axis.
+fn fit_metrics(
+    b: &BoundLaw,
+    table: &Table,
+    cols: &Columns,
+    pred: &[f64],
+    rows: &[usize],
+    space: Space,
+) -> SetMetrics {
+    let mut m = set_metrics(cols, pred, rows, space);
+    let Some(axis) = b.axis else {
+        return m;
+    };
+    let curves = curves_in(table, &cols.vars, axis, rows, &b.split);
+    if curves.iter().all(|c| c.len() <= 1) {
+        return m;
+    }
+    let mut label_cols: Vec<usize> = table.find("run").into_iter().collect();
+    for &c in &b.split {
+        if !label_cols.contains(&c) {
+            label_cols.push(c);
+        }
+    }
+    m.per_curve = curves
+        .iter()
+        .map(|c| {
+            let first = c[0];
+            let loss: Vec<f64> = c.iter().map(|&r| cols.loss[r]).collect();
+            let pr: Vec<f64> = c.iter().map(|&r| pred[r]).collect();
+            let all = SetMetrics::new(&loss, &pr);
+            let along = c.iter().map(|&r| cols.vars[axis][r]);
+            CurveMetrics {
+                labels: label_cols
+                    .iter()
+                    .map(|&k| (table.headers[k].clone(), table.columns[k][first].clone()))
+                    .collect(),
+                at: (0..cols.vars.len())
+                    .filter(|&v| v != axis)
+                    .map(|v| (b.law.variables[v].clone(), cols.vars[v][first]))
+                    .collect(),
+                points: c.len(),
+                axis: [
+                    along.clone().fold(f64::INFINITY, f64::min),
+                    along.fold(f64::NEG_INFINITY, f64::max),
+                ],
+                r2: all.r2,
+                rmse: all.rmse,
+                mape: all.mape,
+            }
+        })
+        .collect();
+    m
+}
+
 /// The metrics of `rows`, with the log-space ones for `--space log` fits.
 fn set_metrics(cols: &Columns, pred: &[f64], rows: &[usize], space: Space) -> SetMetrics {
     let loss: Vec<f64> = rows.iter().map(|&r| cols.loss[r]).collect();
@@ -983,7 +1038,7 @@ pub fn fit_table(
                 .collect(),
             objective: fit.objective,
             at_best: fit.at_best,
-            metrics: set_metrics(&cols, &pred, &g.train, opts.objective.space),
+            metrics: fit_metrics(b, table, &cols, &pred, &g.train, opts.objective.space),
             test: (!g.test.is_empty())
                 .then(|| set_metrics(&cols, &pred, &g.test, opts.objective.space)),
             polish: Some(polish),
@@ -1073,7 +1128,7 @@ pub fn fit_table(
             delta: opts.objective.delta,
             value: objective_sum / train_rows.len().max(1) as f64,
         },
-        metrics: set_metrics(&cols, &pred, &train_rows, opts.objective.space),
+        metrics: fit_metrics(b, table, &cols, &pred, &train_rows, opts.objective.space),
         test,
         by: opts.by.clone(),
         groups: if grouped { reports } else { Vec::new() },

@@ -227,7 +227,7 @@ pub struct StartsReport {
 }
 
 /// Numbers of one set of rows against their predictions.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SetMetrics {
     pub points: usize,
     pub r2: f64,
@@ -235,9 +235,34 @@ pub struct SetMetrics {
     pub mae: f64,
     /// Sum of squared residuals (pred - loss).
     pub sse: f64,
+    /// Mean |pred - loss| / |loss|, in percent (absent in files written
+    /// before it was recorded).
+    #[serde(default = "nan", skip_serializing_if = "is_nan")]
+    pub mape: f64,
     /// The fitted space's numbers for `--space log` fits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<LogMetrics>,
+    /// Per curve of the rows (rows sharing a run and every variable but the
+    /// axis), for data with curves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_curve: Vec<CurveMetrics>,
+}
+
+/// How well one curve is fitted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurveMetrics {
+    /// What tells the curve apart besides its variables: its run, and any
+    /// column that splits runs into curves.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub labels: IndexMap<String, String>,
+    /// The variables constant along the curve, and their values.
+    pub at: IndexMap<String, f64>,
+    pub points: usize,
+    /// Smallest and largest value of the axis variable on the curve.
+    pub axis: [f64; 2],
+    pub r2: f64,
+    pub rmse: f64,
+    pub mape: f64,
 }
 
 impl SetMetrics {
@@ -250,15 +275,18 @@ impl SetMetrics {
                 rmse: f64::NAN,
                 mae: f64::NAN,
                 sse: 0.0,
+                mape: f64::NAN,
                 log: None,
+                per_curve: Vec::new(),
             };
         }
         let mean = loss.iter().sum::<f64>() / n as f64;
-        let (mut sst, mut sse, mut abs) = (0.0, 0.0, 0.0);
+        let (mut sst, mut sse, mut abs, mut pct) = (0.0, 0.0, 0.0, 0.0);
         for (&y, &p) in loss.iter().zip(pred) {
             sst += (y - mean) * (y - mean);
             sse += (p - y) * (p - y);
             abs += (p - y).abs();
+            pct += (p - y).abs() / y.abs();
         }
         SetMetrics {
             points: n,
@@ -266,7 +294,9 @@ impl SetMetrics {
             rmse: (sse / n as f64).sqrt(),
             mae: abs / n as f64,
             sse,
+            mape: 100.0 * pct / n as f64,
             log: None,
+            per_curve: Vec::new(),
         }
     }
 }

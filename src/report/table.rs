@@ -299,6 +299,70 @@ pub(super) fn format_r2(v: f64) -> String {
     }
 }
 
+/// "  MAPE 0.45%", or nothing where no MAPE was recorded (older files).
+fn mape_part(v: f64) -> String {
+    if v.is_nan() {
+        String::new()
+    } else {
+        format!("  MAPE {}", format_pct(v))
+    }
+}
+
+/// The per-curve table of a law fit: each curve's labels (run) and the
+/// variables constant along it, then how well it is fitted.
+fn curve_table(s: &mut String, curves: &[super::CurveMetrics]) {
+    let Some(first) = curves.first() else {
+        return;
+    };
+    s.push_str("\nper curve\n");
+    let mut header: Vec<&str> = first.labels.keys().map(String::as_str).collect();
+    header.extend(first.at.keys().map(String::as_str));
+    header.extend(["points", "R2", "RMSE", "MAPE"]);
+    // A sweep of hundreds of curves lists them in fit.json, not here.
+    let shown = if curves.len() > MAX_CURVE_ROWS {
+        MAX_CURVE_ROWS / 2
+    } else {
+        curves.len()
+    };
+    let rows: Vec<Vec<String>> = curves[..shown]
+        .iter()
+        .map(|c| {
+            let mut row: Vec<String> = c.labels.values().cloned().collect();
+            row.extend(c.at.values().map(|&v| format_at(v)));
+            row.extend([
+                c.points.to_string(),
+                format_r2(c.r2),
+                format_value(c.rmse),
+                format_pct(c.mape),
+            ]);
+            row
+        })
+        .collect();
+    let mut align = vec![Align::Left; first.labels.len()];
+    align.resize(header.len(), Align::Right);
+    table(s, Some(&header), &rows, &align);
+    if shown < curves.len() {
+        let _ = writeln!(
+            s,
+            "  ... and {} more curves (fit.json: metrics.per_curve)",
+            curves.len() - shown
+        );
+    }
+}
+
+/// Curves the per-curve table lists in full.
+const MAX_CURVE_ROWS: usize = 40;
+
+/// A variable's value on a curve: integral counts as counts (53M), else as
+/// any value.
+fn format_at(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() >= 1e4 {
+        format_count(v)
+    } else {
+        format_t(v)
+    }
+}
+
 pub(super) fn format_pct(v: f64) -> String {
     format!("{}%", format_value(v))
 }
@@ -422,7 +486,7 @@ pub fn law_summary(r: &super::LawFitReport) -> String {
                 row.push(format_r2(g.metrics.r2));
                 row.push(format_value(g.metrics.rmse));
                 if tested {
-                    let t = g.test.unwrap_or_default();
+                    let t = g.test.clone().unwrap_or_default();
                     row.push(format_r2(if t.points > 0 { t.r2 } else { f64::NAN }));
                     row.push(if t.points > 0 {
                         format_value(t.rmse)
@@ -486,14 +550,16 @@ pub fn law_summary(r: &super::LawFitReport) -> String {
     let pooled = if r.groups.is_empty() { "" } else { ", pooled" };
     let _ = writeln!(
         s,
-        "fit ({} rows{pooled}): R² {}  RMSE {}  MAE {}  SSE {}",
+        "fit ({} rows{pooled}): R² {}  RMSE {}  MAE {}{}  SSE {}",
         m.points,
         format_r2(m.r2),
         format_value(m.rmse),
         format_value(m.mae),
+        mape_part(m.mape),
         format_value(m.sse)
     );
     log_line(&mut s, m.log.as_ref(), "fit");
+    curve_table(&mut s, &m.per_curve);
     if let Some(t) = &r.test {
         let m = &t.metrics;
         let _ = writeln!(
