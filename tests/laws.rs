@@ -301,7 +301,8 @@ fn every_name_used_is_declared_and_every_declaration_used() {
 
 /// LoopLM as the hand-written fitter has it (src/law/transform.rs):
 /// the ten parameters, exponents inside EXPONENT_BOUNDS, the rest positive
-/// (fitted as logs). The laws derived from it declare the same.
+/// (fitted as logs), exponents started log-uniformly. The laws derived
+/// from it declare the same.
 #[test]
 fn looplm_declarations_match_the_fitter() {
     let looplm = law("looplm");
@@ -315,6 +316,12 @@ fn looplm_declarations_match_the_fitter() {
                 "{p}"
             );
             assert_eq!(decl.positive, None, "{p}");
+            // Drawn log-uniformly, as the hand-written fitter draws them.
+            assert_eq!(
+                decl.start_scale,
+                Some(sweepfit::law::file::StartScale::Log),
+                "{p}"
+            );
         } else {
             assert_eq!(decl.positive, Some(true), "{p}");
             assert_eq!((decl.lower, decl.upper), (None, None), "{p}");

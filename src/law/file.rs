@@ -80,9 +80,22 @@ pub struct ParamDecl {
         skip_serializing_if = "Option::is_none"
     )]
     pub start: Option<[f64; 2]>,
+    /// How `start` is drawn: "linear" (uniformly; the default unless the
+    /// parameter is positive) or "log" (log-uniformly: as many starts per
+    /// octave).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_scale: Option<StartScale>,
     /// Held at this value instead of fitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fixed: Option<f64>,
+}
+
+/// How a start range is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartScale {
+    Linear,
+    Log,
 }
 
 /// `[low, high]`: exactly two numbers (an array of three would otherwise
@@ -365,6 +378,18 @@ impl ParamDecl {
                     format!("[{a}, {b}] must be above 0 for a positive parameter"),
                 ));
             }
+            if self.start_scale == Some(StartScale::Log) && a <= 0.0 {
+                return Err(at(
+                    "start_scale",
+                    format!("\"log\" needs a start range above 0, not [{a}, {b}]"),
+                ));
+            }
+        } else if self.start_scale.is_some() {
+            return Err(at(
+                "start_scale",
+                "says how the start range is drawn; give the range too (start = [low, high])"
+                    .to_string(),
+            ));
         }
         if let Some(v) = self.fixed {
             self.allows(v).map_err(|m| at("fixed", m))?;
@@ -617,6 +642,32 @@ fixed = 15
         assert!(e.starts_with(&format!("t.toml:{START}:9: ")), "{e}");
         let e = err(&with_line(4, "# no formula"));
         assert!(e.contains("formula"), "{e}");
+    }
+
+    #[test]
+    fn start_scale_needs_its_range() {
+        let f = LawFile::parse(
+            &with_line(START, "start = [0.1, 1.0]\nstart_scale = \"log\""),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(f.params["beta"].start_scale, Some(StartScale::Log));
+        // Without a range, or with one that reaches 0, it is refused.
+        let e = err(&with_line(START, "start_scale = \"log\""));
+        assert!(
+            e.starts_with(&format!("t.toml:{START}:")) && e.contains("give the range too"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("lower = 1e-4", "lower = -1").replace(
+            "start = [0.1, 1.0]",
+            "start = [0.0, 1.0]\nstart_scale = \"log\"",
+        ));
+        assert!(e.contains("start_scale") && e.contains("above 0"), "{e}");
+        let e = err(&with_line(
+            START,
+            "start = [0.1, 1.0]\nstart_scale = \"octaves\"",
+        ));
+        assert!(e.contains("octaves"), "{e}");
     }
 
     #[test]

@@ -12,10 +12,8 @@
 //!   negated (`A*N^-alpha`) is positive, fitted as a log: the term decays.
 //! - **Exponents**: a parameter that is the exponent of a power of the
 //!   data. When the power divides (`A/N^alpha`) or the exponent is negated
-//!   (`N^-alpha`) it is bounded to [1e-4, 8] and started log-uniformly in
-//!   [0.08, 1.5] (as many starts per octave: measured on the Pythia sweep,
-//!   this reaches the optimum in a third fewer evaluations than a uniform
-//!   draw); otherwise to [-8, 8], started in [-1.5, 1.5].
+//!   (`N^-alpha`) it is bounded to [1e-4, 8] and started in [0.08, 1.5];
+//!   otherwise to [-8, 8], started in [-1.5, 1.5].
 //! - **Offsets**: a parameter added to the data inside a power's base or a
 //!   log (`(N + t1)^alpha`) is positive, fitted as a log, and started
 //!   log-uniformly between 1e-4 and 1 times the largest value of what it is
@@ -25,7 +23,7 @@
 
 use super::dag::{Node, NodeId};
 use super::diff;
-use super::file::LawFile;
+use super::file::{LawFile, StartScale};
 use super::CompiledLaw;
 
 /// How a parameter maps to the coordinate the optimiser moves.
@@ -246,7 +244,7 @@ pub fn rules(file: &LawFile, law: &CompiledLaw, vars: &[Vec<f64>]) -> Vec<ParamR
                     start = Some(StartRange {
                         lo: 0.08,
                         hi: 1.5,
-                        log: true,
+                        log: false,
                     });
                 }
                 Role::Exponent { decaying: false } => {
@@ -278,13 +276,13 @@ pub fn rules(file: &LawFile, law: &CompiledLaw, vars: &[Vec<f64>]) -> Vec<ParamR
             lower = lower.max(0.0);
         }
         if let Some([lo, hi]) = decl.start {
-            // A range of a parameter kept above 0 (fitted as a log, or
-            // bounded below by a positive value, as decaying exponents
-            // are) is drawn log-uniformly: as many starts per octave.
             start = Some(StartRange {
                 lo,
                 hi,
-                log: (positive || lower > 0.0) && lo > 0.0,
+                log: match decl.start_scale {
+                    Some(scale) => scale == StartScale::Log,
+                    None => positive && lo > 0.0,
+                },
             });
         } else if start.is_some_and(|s| s.lo < lower || s.hi > upper) {
             // A default range outside declared bounds is dropped.
@@ -391,6 +389,29 @@ mod tests {
         let law = CompiledLaw::from_formula(formula, vars).unwrap();
         let cols = vec![vec![1.0, 10.0, 100.0]; vars.len()];
         rules(&file, &law, &cols)
+    }
+
+    #[test]
+    fn a_declared_start_scale_decides_how_the_range_is_drawn() {
+        let law = CompiledLaw::from_formula("E + A/N^alpha", &["N"]).unwrap();
+        let cols = vec![vec![1.0, 10.0, 100.0]];
+        let alpha = |decl: &str| {
+            let text = format!(
+                "name = \"t\"\nformula = \"E + A/N^alpha\"\n[variables]\nN = \"N\"\n\
+                 [params.alpha]\nstart = [0.1, 2.0]\n{decl}"
+            );
+            let file = LawFile::parse(&text, "t.toml").unwrap();
+            let r = rules(&file, &law, &cols);
+            r.into_iter()
+                .find(|p| p.name == "alpha")
+                .unwrap()
+                .start
+                .unwrap()
+        };
+        assert!(!alpha("").log);
+        assert!(alpha("start_scale = \"log\"").log);
+        assert!(!alpha("start_scale = \"linear\"").log);
+        assert_eq!((alpha("").lo, alpha("").hi), (0.1, 2.0));
     }
 
     #[test]
