@@ -4,14 +4,13 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use sweepfit::backend::{self, BackendChoice, Prepared};
-use sweepfit::eval::{self, EvalOptions, Protocol};
+use sweepfit::eval::Protocol;
 use sweepfit::optim::Progress;
 use sweepfit::output;
 use sweepfit::report;
 
-use super::args::{fit_options, BackendArgs, FitFlags, InputArgs};
-use super::term::{self, say, tell};
+use super::args::{BackendArgs, FitFlags, InputArgs};
+use super::term::{self, say};
 use super::{check_out_dir, spinner, OutDir};
 
 #[derive(Args)]
@@ -24,14 +23,14 @@ pub(crate) struct EvalArgs {
     /// Write into a non-empty output directory (replacing what eval writes).
     #[arg(long)]
     force: bool,
-    /// Protocols to run, comma-separated [default: sizes,tokens,leave-t;
-    /// for laws given with --law, those that apply to the data]. A protocol
+    /// Protocols to run, comma-separated [default: those that apply to the
+    /// data: sizes,tokens,leave-t for a LoopLM sweep]. A protocol
     /// asked for that cannot run is an error; one run by default is skipped
     /// with a note. test-where alone runs only the --test-where fold.
     #[arg(long, value_enum, value_delimiter = ',')]
     protocol: Option<Vec<Protocol>>,
-    /// For laws given with --law: the per-curve variable leave-t leaves out
-    /// one value of at a time (e.g. E, V).
+    /// The per-curve variable leave-t leaves out one value of at a time
+    /// (e.g. E, V for the moe and vocab laws).
     #[arg(long, value_name = "VAR", default_value = "T")]
     leave: String,
     /// Also hold out the rows whose COLUMN equals VALUE (e.g. split=test),
@@ -58,113 +57,14 @@ pub(crate) struct EvalArgs {
     backend: BackendArgs,
 }
 
+/// `eval` of a law (looplm unless told) from a CSV or a manifest: every
+/// fold a problem of one lockstep batch of the driver of every law, on
+/// the compiled CPU evaluator or the law's generated GPU kernel.
 pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
-    let test_where_protocol = a
-        .protocol
-        .as_ref()
-        .is_some_and(|p| p.contains(&Protocol::TestWhere));
-    if a.fit.hand_written().is_none()
-        || a.test_where.is_some()
-        || test_where_protocol
-        || a.leave != "T"
-    {
-        return cmd_eval_law(a);
-    }
-    let opts = fit_options(&a.fit)?;
-    a.backend.check()?;
-    for f in &a.fractions {
-        if !(*f > 0.0 && *f < 1.0) {
-            anyhow::bail!("--fractions: {f} is not strictly between 0 and 1");
-        }
-    }
-    let out_dir = check_out_dir(&a.out, a.force)?;
-    tell!("note: {}", a.input.sweep_binding(opts.law));
-    let ds = a.input.load(&opts.objective)?;
-    let mut protocols = Vec::new();
-    let asked = a
-        .protocol
-        .clone()
-        .unwrap_or_else(|| vec![Protocol::Sizes, Protocol::Tokens, Protocol::LeaveT]);
-    for p in &asked {
-        if !protocols.contains(p) {
-            protocols.push(*p);
-        }
-    }
-    let eval_opts = EvalOptions {
-        protocols,
-        train_sizes: a.train_sizes,
-        fractions: a.fractions.clone(),
-        asked: a.protocol.is_some(),
-    };
-    let prepared = Prepared::new(&ds, opts.objective);
-    let (mut backend, note) = backend::create(a.backend.backend, &prepared)?;
-    if let Some(n) = note {
-        tell!("note: {n}");
-    }
-    let run = |b: &mut dyn backend::Backend| {
-        let bar = spinner();
-        let out = eval::evaluate(&ds, &prepared, &opts, &eval_opts, b, |p: Progress| {
-            bar.set_message(format!(
-                "iteration {} · {} starts active across all folds",
-                p.iteration, p.active
-            ));
-            bar.tick();
-        });
-        bar.finish_and_clear();
-        out
-    };
-    let out = match run(backend.as_mut()) {
-        Err(e) if a.backend.backend == BackendChoice::Auto && backend.info().kind == "gpu" => {
-            tell!("warning: the GPU evaluation failed ({e:#}); running on the CPU instead");
-            run(&mut backend::CpuBackend::new(prepared.clone()))?
-        }
-        other => other?,
-    };
-    // Files first: a closed or full stdout must not lose the evaluation.
-    out_dir.create()?;
-    report::write_eval_json(&out_dir.join("eval.json"), &out.report)?;
-    report::write_eval_csv(&out_dir.join("eval.csv"), &out.report)?;
-    let mut written = vec!["eval.json", "eval.csv"];
-    let mut pictures = 0;
-    if a.plot {
-        let dir = out_dir.join("folds");
-        output::create_dir(&dir)?;
-        // out.report.folds lists the folds in the order of out.folds (the
-        // fit on all points is out.report.full, not among them).
-        let reports = &out.report.folds;
-        anyhow::ensure!(
-            reports.len() == out.folds.len() && out.params.len() == out.folds.len(),
-            "eval returned {} folds, {} fold reports and {} parameter sets",
-            out.folds.len(),
-            reports.len(),
-            out.params.len()
-        );
-        for (i, ((fold, params), fr)) in out.folds.iter().zip(&out.params).zip(reports).enumerate()
-        {
-            debug_assert_eq!(fold.label, fr.fold);
-            let mut held = vec![false; ds.points()];
-            for j in fold.held_out(&ds) {
-                held[j] = true;
-            }
-            let panels = report::panels_from_dataset(&ds, params, Some(&held))?;
-            let path = dir.join(format!("{:02}-{}.png", i + 1, slug(&fold.label)));
-            let opts = report::PlotOptions {
-                title: Some(report::fold_title(i + 1, fr)),
-                x_scale: a.x_scale,
-                ..Default::default()
-            };
-            report::draw_grid(&path, &panels, &opts)?;
-            pictures += 1;
-        }
-        written.push("folds");
-    }
-    out_dir.commit()?;
-    finish(&out_dir, &written, &out.report, a.plot.then_some(pictures));
-    Ok(())
+    cmd_eval_law(a)
 }
 
-/// `eval` of any law from a CSV, on the compiled CPU evaluator or the
-/// law's generated GPU kernel.
+/// [`cmd_eval`].
 fn cmd_eval_law(a: EvalArgs) -> anyhow::Result<()> {
     let mut fit = a.fit.law_fit_options(&[], a.test_where.clone())?;
     let (file, text, origin) = a.fit.law_source()?;
