@@ -196,6 +196,9 @@ pub struct RowJacobian {
     /// Per group and tile, the tile's runs of rows with one key of the
     /// group's home (see [`find_runs`]).
     runs: Vec<Vec<Option<Runs>>>,
+    /// Per level and tile, the tile's runs of rows whose keys count up by
+    /// one (see [`find_steps`]).
+    steps: Vec<Vec<Option<Runs>>>,
     /// Lengths of the sums an evaluation zeroes: per group the gradient's
     /// and the curvature's, per pair its Q and its dot products.
     sizes: [Vec<usize>; 4],
@@ -422,6 +425,7 @@ impl RowJacobian {
         }
         let (groups, pairs) = plan_moments(&jac, &src, &levels, &level_mask);
         let runs = find_runs(&groups, &levels, keep.len());
+        let steps: Vec<Vec<Option<Runs>>> = levels.iter().map(|l| find_steps(&l.row_key)).collect();
         let sizes = moment_sizes(&groups, &pairs, &levels);
         // Hoisted nodes the rows read: gathered into tile slots.
         let mut tile_slot = vec![usize::MAX; last + 1];
@@ -469,6 +473,7 @@ impl RowJacobian {
             value: law.value,
             jac,
             runs,
+            steps,
             sizes,
             groups,
             pairs,
@@ -664,9 +669,21 @@ impl RowJacobian {
         while t0 < n_rows {
             let m = TILE.min(n_rows - t0);
             for &(level, slot, to) in &self.gathers {
-                let (from, keys) = (&ws.keys[slot], &self.levels[level].row_key[t0..t0 + m]);
-                for (o, &k) in ws.vals[to][..m].iter_mut().zip(keys) {
-                    *o = from[k as usize];
+                let (from, out) = (&ws.keys[slot], &mut ws.vals[to][..m]);
+                match &self.steps[level][t0 / TILE] {
+                    // Rows along a grid's axis read consecutive keys: copies.
+                    Some(steps) => {
+                        for &(s, e, k) in steps {
+                            let k = k as usize;
+                            out[s..e].copy_from_slice(&from[k..k + e - s]);
+                        }
+                    }
+                    None => {
+                        let keys = &self.levels[level].row_key[t0..t0 + m];
+                        for (o, &k) in out.iter_mut().zip(keys) {
+                            *o = from[k as usize];
+                        }
+                    }
                 }
             }
             for &(slot, op) in &self.rows {
@@ -846,11 +863,23 @@ impl TileSums<'_> {
         match &self.rj.runs[gi][self.runs] {
             Some(runs) => {
                 for &(s, e, k) in runs {
-                    out[k as usize] += x[s..e].iter().sum::<f64>();
+                    out[k as usize] += sum(&x[s..e]);
                 }
             }
             None => {
-                let keys = self.keys(self.rj.groups[gi].home).expect("a keyed home");
+                let home = self.rj.groups[gi].home;
+                if let Home::Key(l) = home {
+                    if let Some(steps) = &self.rj.steps[l][self.runs] {
+                        for &(s, e, k) in steps {
+                            let k = k as usize;
+                            for (o, &v) in out[k..k + e - s].iter_mut().zip(&x[s..e]) {
+                                *o += v;
+                            }
+                        }
+                        return;
+                    }
+                }
+                let keys = self.keys(home).expect("a keyed home");
                 for (&k, &v) in keys.iter().zip(x) {
                     out[k as usize] += v;
                 }
@@ -864,13 +893,13 @@ impl TileSums<'_> {
         for (gi, grp) in self.rj.groups.iter().enumerate() {
             let out = &mut rsum[gi];
             match grp.home {
-                Home::One => out[0] += a.iter().sum::<f64>(),
+                Home::One => out[0] += sum(a),
                 Home::Key(_) => self.sum_per_key(gi, a, out),
                 Home::Row => {
                     for (ci, &col) in grp.cols.iter().enumerate() {
                         out[ci] += match self.column(col) {
                             V::A(d) => dot::<FMA>(a, d),
-                            V::S(x) => x * a.iter().sum::<f64>(),
+                            V::S(x) => x * sum(a),
                         };
                     }
                 }
@@ -885,7 +914,7 @@ impl TileSums<'_> {
         for (gi, grp) in groups.iter().enumerate() {
             let out = &mut mom.s[gi];
             match grp.home {
-                Home::One => out[0] += c.iter().sum::<f64>(),
+                Home::One => out[0] += sum(c),
                 Home::Key(_) => self.sum_per_key(gi, c, out),
                 Home::Row => {}
             }
@@ -966,7 +995,7 @@ impl ColumnValues<'_> {
             for (ci, &col) in grp.cols.iter().enumerate() {
                 g[col] = match grp.home {
                     Home::Row => rsum[gi][ci],
-                    _ => self.of(col).iter().zip(&rsum[gi]).map(|(v, r)| v * r).sum(),
+                    _ => dot::<false>(self.of(col), &rsum[gi]),
                 };
             }
         }
@@ -982,19 +1011,31 @@ impl ColumnValues<'_> {
             let (a, b) = match pair {
                 Pair::Keyed { a, b, proj } => {
                     let sb = &mom.s[*b];
-                    for &cb in &groups[*b].cols {
+                    let mut sv = Vec::new();
+                    for (ib, &cb) in groups[*b].cols.iter().enumerate() {
+                        // C per key times column b, once for every column a.
                         let vb = self.of(cb);
-                        for &ca in &groups[*a].cols {
+                        sv.clear();
+                        sv.extend(sb.iter().zip(vb).map(|(s, v)| s * v));
+                        for (ia, &ca) in groups[*a].cols.iter().enumerate() {
+                            // Within one group, one triangle (mirrored below).
+                            if a == b && ia > ib {
+                                continue;
+                            }
                             let va = self.of(ca);
-                            h[ca * n + cb] = match proj {
-                                Some(p) => (0..sb.len())
-                                    .map(|k| sb[k] * vb[k] * va[p[k] as usize])
-                                    .sum(),
-                                None if va.len() == 1 => {
-                                    va[0] * sb.iter().zip(vb).map(|(s, v)| s * v).sum::<f64>()
+                            let v = match proj {
+                                Some(p) => {
+                                    let mut acc = [0.0; LANES];
+                                    for (k, (&x, &pk)) in sv.iter().zip(p).enumerate() {
+                                        acc[k % LANES] += x * va[pk as usize];
+                                    }
+                                    acc.iter().sum()
                                 }
-                                None => (0..sb.len()).map(|k| sb[k] * vb[k] * va[k]).sum(),
+                                None if va.len() == 1 => va[0] * sum(&sv),
+                                None => dot::<false>(&sv, va),
                             };
+                            h[ca * n + cb] = v;
+                            h[cb * n + ca] = v;
                         }
                     }
                     (*a, *b)
@@ -1063,6 +1104,28 @@ fn find_runs(groups: &[Group], levels: &[Level], n_rows: usize) -> Vec<Vec<Optio
                     (list.len() * 4 <= keys.len()).then_some(list)
                 })
                 .collect()
+        })
+        .collect()
+}
+
+/// Per tile, the runs of rows whose keys count up by one, (start, end,
+/// first key) with rows counted from the tile's first: a sweep's rows
+/// along a shared axis grid read its values in order, so a gather is a
+/// copy and a sum per key a vector add. `None` where runs are too short
+/// to pay (under 8 rows on average).
+fn find_steps(row_key: &[u32]) -> Vec<Option<Runs>> {
+    row_key
+        .chunks(TILE)
+        .map(|keys| {
+            let mut list = Vec::new();
+            let mut start = 0;
+            for i in 1..=keys.len() {
+                if i == keys.len() || keys[i] != keys[i - 1].wrapping_add(1) {
+                    list.push((start, i, keys[start]));
+                    start = i;
+                }
+            }
+            (list.len() * 8 <= keys.len()).then_some(list)
         })
         .collect()
 }
@@ -1166,6 +1229,24 @@ fn plan_moments(
     (groups, pairs)
 }
 
+/// The sum of `x` in [`LANES`] partial sums: a plain f64 sum is one long
+/// chain of dependent adds, which the compiler may not reorder.
+#[inline(always)]
+fn sum(x: &[f64]) -> f64 {
+    let mut acc = [0.0; LANES];
+    let c = x.chunks_exact(LANES);
+    let r = c.remainder();
+    for v in c {
+        for l in 0..LANES {
+            acc[l] += v[l];
+        }
+    }
+    for (l, v) in r.iter().enumerate() {
+        acc[l] += v;
+    }
+    acc.iter().sum()
+}
+
 /// sum a_i b_i in `LANES` partial sums.
 #[inline(always)]
 fn dot<const FMA: bool>(a: &[f64], b: &[f64]) -> f64 {
@@ -1267,6 +1348,13 @@ mod tests {
                     assert!(
                         rj.pairs.iter().any(|p| matches!(p, Pair::Cross { .. })),
                         "{formula}: N and D are summed per key"
+                    );
+                    // N's keys count up by one along the rows (0..17 over
+                    // and over): its gathers and sums per key are copies
+                    // and vector adds.
+                    assert!(
+                        rj.steps.iter().flatten().any(Option::is_some),
+                        "{formula}: some level's keys count up"
                     );
                 }
                 let f = rj.evaluate_with_meat(&p, &mut ws, &mut g, &mut h, &mut b);
