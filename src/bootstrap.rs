@@ -224,22 +224,12 @@ pub fn bootstrap(
                 .iter()
                 .filter(|o| o.status == Status::Converged)
                 .count();
-            let params = free
+            let names: Vec<(usize, String)> = free
                 .iter()
-                .map(|&i| {
-                    let v: Vec<f64> = samples.iter().map(|s| s[i]).collect();
-                    (PARAM_NAMES[i].to_string(), interval(&v, opts.level))
-                })
-                .collect::<IndexMap<_, _>>();
-            ResampleReport {
-                kind: kind.name().to_string(),
-                replicates: opts.replicates,
-                converged,
-                converged_fraction: converged as f64 / opts.replicates as f64,
-                used: samples.len(),
-                params,
-                samples: samples.iter().map(|s| s.to_vec()).collect(),
-            }
+                .map(|&i| (i, PARAM_NAMES[i].to_string()))
+                .collect();
+            let samples = samples.iter().map(|s| s.to_vec()).collect();
+            resample_report(kind, opts, &names, converged, samples)
         })
         .collect();
     Ok(BootstrapReport {
@@ -249,6 +239,33 @@ pub fn bootstrap(
         resamples,
         notes,
     })
+}
+
+/// The statistics of one kind's replicates: per parameter of `names`
+/// (index into a sample, name), the replicates' spread and interval.
+pub fn resample_report(
+    kind: Resample,
+    opts: &BootstrapOptions,
+    names: &[(usize, String)],
+    converged: usize,
+    samples: Vec<Vec<f64>>,
+) -> ResampleReport {
+    let params = names
+        .iter()
+        .map(|(i, name)| {
+            let v: Vec<f64> = samples.iter().map(|s| s[*i]).collect();
+            (name.clone(), interval(&v, opts.level))
+        })
+        .collect::<IndexMap<_, _>>();
+    ResampleReport {
+        kind: kind.name().to_string(),
+        replicates: opts.replicates,
+        converged,
+        converged_fraction: converged as f64 / opts.replicates as f64,
+        used: samples.len(),
+        params,
+        samples,
+    }
 }
 
 /// Standard deviation and central percentile interval of `v`. NaN when

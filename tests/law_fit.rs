@@ -527,20 +527,21 @@ fn simulate_any_law_and_fit_it_back() {
     }
 }
 
-/// `--bootstrap` for a law given as a formula: simulated with noise, every
-/// free parameter gets a finite standard error and an interval, and the
-/// intervals of the well-determined ones hold the simulated values.
-#[test]
-fn bootstrap_of_any_law_covers_the_truth() {
-    let dir = common::tempdir();
-    let csv = dir.path().join("sim.csv");
-    let law = "E + A/N^alpha + B/D^beta";
+/// A Chinchilla-form sweep simulated with 1% noise into `csv`: `sizes`
+/// model sizes from 5e7 to 2e9 (log-spaced), `tokens` token counts from
+/// 1e8 to 2e10 per size.
+fn simulate_chinchilla(dir: &Path, csv: &Path, sizes: usize, tokens: usize, seed: u64) {
+    let (n, d, seed) = (
+        format!("N=5e7:2e9:{sizes}:log"),
+        format!("D=1e8:2e10:{tokens}"),
+        seed.to_string(),
+    );
     ok(
-        dir.path(),
+        dir,
         &[
             "simulate",
             "--law",
-            law,
+            "E + A/N^alpha + B/D^beta",
             "--param",
             "E=1.7",
             "--param",
@@ -552,17 +553,28 @@ fn bootstrap_of_any_law_covers_the_truth() {
             "--param",
             "beta=0.3",
             "--at",
-            "N=5e7:2e9:6:log",
+            &n,
             "--at",
-            "D=1e8:2e10:30",
+            &d,
             "--noise",
             "0.01",
             "--seed",
-            "3",
+            &seed,
             "--out",
             csv.to_str().unwrap(),
         ],
     );
+}
+
+/// `--bootstrap` for a law given as a formula: simulated with noise, every
+/// free parameter gets a finite standard error and an interval, and the
+/// intervals of the well-determined ones hold the simulated values.
+#[test]
+fn bootstrap_of_any_law_covers_the_truth() {
+    let dir = common::tempdir();
+    let csv = dir.path().join("sim.csv");
+    let law = "E + A/N^alpha + B/D^beta";
+    simulate_chinchilla(dir.path(), &csv, 6, 30, 3);
     let out = dir.path().join("fit");
     let run = ok(
         dir.path(),
@@ -1010,34 +1022,7 @@ fn a_curve_replicate_is_the_fit_of_its_resampled_table() {
     let dir = common::tempdir();
     let csv = dir.path().join("sim.csv");
     let law = "E + A/N^alpha + B/D^beta";
-    ok(
-        dir.path(),
-        &[
-            "simulate",
-            "--law",
-            law,
-            "--param",
-            "E=1.7",
-            "--param",
-            "A=420",
-            "--param",
-            "alpha=0.33",
-            "--param",
-            "B=800",
-            "--param",
-            "beta=0.3",
-            "--at",
-            "N=5e7:2e9:6:log",
-            "--at",
-            "D=1e8:2e10:30",
-            "--noise",
-            "0.01",
-            "--seed",
-            "3",
-            "--out",
-            csv.to_str().unwrap(),
-        ],
-    );
+    simulate_chinchilla(dir.path(), &csv, 6, 30, 3);
     let fit = |data: &Path, out: &Path, extra: &[&str]| {
         let mut a = vec![
             "fit",
@@ -1122,34 +1107,7 @@ fn a_law_fit_scores_each_curve() {
     let dir = common::tempdir();
     let csv = dir.path().join("sim.csv");
     let law = "E + A/N^alpha + B/D^beta";
-    ok(
-        dir.path(),
-        &[
-            "simulate",
-            "--law",
-            law,
-            "--param",
-            "E=1.7",
-            "--param",
-            "A=420",
-            "--param",
-            "alpha=0.33",
-            "--param",
-            "B=800",
-            "--param",
-            "beta=0.3",
-            "--at",
-            "N=5e7:2e9:3:log",
-            "--at",
-            "D=1e8:2e10:12",
-            "--noise",
-            "0.01",
-            "--seed",
-            "5",
-            "--out",
-            csv.to_str().unwrap(),
-        ],
-    );
+    simulate_chinchilla(dir.path(), &csv, 3, 12, 5);
     let out = dir.path().join("fit");
     let run = ok(
         dir.path(),

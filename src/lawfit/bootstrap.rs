@@ -14,7 +14,6 @@
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use indexmap::IndexMap;
 use rayon::prelude::*;
 
 use super::{
@@ -25,14 +24,14 @@ use crate::backend::gpu::GpuLaw;
 use crate::backend::jacobian::{RowJacobian, Weights};
 use crate::backend::weights::{resolve_curves, Resolved, Weighting};
 use crate::backend::{CompiledGrid, CpuLayout};
-use crate::bootstrap::{draw, interval, schemes, BootstrapOptions, Resample};
+use crate::bootstrap::{draw, resample_report, schemes, BootstrapOptions, Resample};
 use crate::data::Table;
 use crate::law::plan::{Plan, Sweep};
 use crate::law::space::LawSpace;
 use crate::objective::LossKind;
 use crate::optim::{self, Outcome, Progress, Status};
 use crate::polish::{self, LeastSquares};
-use crate::report::{BootstrapReport, ResampleReport};
+use crate::report::BootstrapReport;
 
 /// One fit to bootstrap: its rows and its best parameters.
 #[derive(Debug, Clone)]
@@ -188,7 +187,12 @@ pub fn bootstrap(
                 .filter(|e| e.f.is_finite())
                 .map(|e| e.params.clone())
                 .collect();
-            reports.push(report(kind, opts, &space, converged, samples));
+            let names: Vec<(usize, String)> = space
+                .free()
+                .iter()
+                .map(|&i| (i, space.rules[i].name.clone()))
+                .collect();
+            reports.push(resample_report(kind, opts, &names, converged, samples));
         }
         out.push(BootstrapReport {
             seed: opts.seed,
@@ -330,33 +334,6 @@ fn kept_points(w: &Weighting, sweep: &Sweep) -> usize {
                 .count()
         })
         .sum()
-}
-
-/// The statistics of one kind's replicates.
-fn report(
-    kind: Resample,
-    opts: &BootstrapOptions,
-    space: &LawSpace,
-    converged: usize,
-    samples: Vec<Vec<f64>>,
-) -> ResampleReport {
-    let params = space
-        .free()
-        .iter()
-        .map(|&i| {
-            let v: Vec<f64> = samples.iter().map(|s| s[i]).collect();
-            (space.rules[i].name.clone(), interval(&v, opts.level))
-        })
-        .collect::<IndexMap<_, _>>();
-    ResampleReport {
-        kind: kind.name().to_string(),
-        replicates: opts.replicates,
-        converged,
-        converged_fraction: converged as f64 / opts.replicates as f64,
-        used: samples.len(),
-        params,
-        samples,
-    }
 }
 
 /// A fit's evaluator with its replicates' weightings: the compiled law on
