@@ -216,9 +216,9 @@ pub(crate) struct FitFlags {
     /// Huber threshold, in the units of the residual.
     #[arg(long, default_value_t = 1e-3, value_parser = positive)]
     delta: f64,
-    /// Use K random starts instead of the default grid (of 256 to 324
-    /// starts, for looplm and chinchilla); other laws always draw random
-    /// starts, 128 unless told.
+    /// Draw K random starts. Without it, `fit` of looplm and chinchilla
+    /// starts from their default grid (256 to 324 starts); every other fit
+    /// (other laws, and every `eval`) draws 128.
     #[arg(long, value_name = "K")]
     starts: Option<usize>,
     /// Seed of the random starts (--starts K); in `fit`, also of the
