@@ -61,11 +61,6 @@ pub(crate) struct EvalArgs {
 /// fold a problem of one lockstep batch of the driver of every law, on
 /// the compiled CPU evaluator or the law's generated GPU kernel.
 pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
-    cmd_eval_law(a)
-}
-
-/// [`cmd_eval`].
-fn cmd_eval_law(a: EvalArgs) -> anyhow::Result<()> {
     let mut fit = a.fit.law_fit_options(&[], a.test_where.clone())?;
     let (file, text, origin) = a.fit.law_source()?;
     for f in &a.fractions {

@@ -71,10 +71,52 @@ pub(super) fn method(data: Data, jobs: &[Group], opts: &LawFitOptions) -> (Metho
         return (Method::LeastSquares, None);
     };
     let sweep = sweep_of(data.b, data.cols, data.table, &g.train, &opts.objective);
-    match CpuLayout::of(&sweep) {
-        CpuLayout::Grid => (Method::Lbfgs, Some(sweep)),
-        _ => (Method::LeastSquares, None),
+    match method_for(opts, &sweep) {
+        Method::Lbfgs => (Method::Lbfgs, Some(sweep)),
+        m => (m, None),
     }
+}
+
+/// [`method`] for a batch whose first job's sweep is `sweep`.
+pub(super) fn method_for(opts: &LawFitOptions, sweep: &Sweep) -> Method {
+    if opts.objective.loss != LossKind::Mse
+        || opts.device.is_some()
+        || CpuLayout::of(sweep) == CpuLayout::Grid
+    {
+        Method::Lbfgs
+    } else {
+        Method::LeastSquares
+    }
+}
+
+/// Levenberg-Marquardt's stopping rules from the L-BFGS options the user
+/// set (`--max-iter`, `--ftol`).
+pub(super) fn lm_options(lbfgs: &optim::Options) -> optim::LmOptions {
+    optim::LmOptions {
+        max_iter: lbfgs.max_iter,
+        stall: lbfgs.ftol,
+        ..Default::default()
+    }
+}
+
+/// The evaluator of `sweep`: the law's generated kernel on `opts.device`,
+/// else the compiled law on the CPU.
+pub(super) fn evaluator(
+    b: &BoundLaw,
+    sweep: &Sweep,
+    opts: &LawFitOptions,
+) -> anyhow::Result<Evaluator> {
+    let plan = Plan::for_sweep(&b.law, sweep);
+    Ok(match &opts.device {
+        Some(dev) => Evaluator::Gpu(Box::new(
+            GpuLaw::new(dev, &plan, sweep, opts.objective, None)
+                .with_context(|| format!("law {} on the GPU", b.file.name))?,
+        )),
+        None => Evaluator::Cpu(Box::new(
+            CompiledGrid::new(plan, sweep, opts.objective)
+                .map_err(|e| anyhow::anyhow!("cannot lay out the data for the evaluator: {e}"))?,
+        )),
+    })
 }
 
 /// How a batch is optimised.
@@ -135,18 +177,7 @@ pub(super) fn fit_jobs_by(
             Some(sweep) => sweep,
             None => sweep_of(b, cols, table, &g.train, &opts.objective),
         };
-        let plan = Plan::for_sweep(law, &sweep);
-        grids.push(match &opts.device {
-            Some(dev) => Evaluator::Gpu(Box::new(
-                GpuLaw::new(dev, &plan, &sweep, opts.objective, None)
-                    .with_context(|| format!("law {} on the GPU", b.file.name))?,
-            )),
-            None => Evaluator::Cpu(Box::new(
-                CompiledGrid::new(plan, &sweep, opts.objective).map_err(|e| {
-                    anyhow::anyhow!("cannot lay out the data for the evaluator: {e}")
-                })?,
-            )),
-        });
+        grids.push(evaluator(b, &sweep, opts)?);
     }
     let per = if given.is_some() { 1 } else { opts.starts };
     let draws = draw(
@@ -181,11 +212,7 @@ pub(super) fn fit_jobs_by(
         job_of.extend(std::iter::repeat_n(gi, per));
     }
     let (outcomes, calls) = if least_squares {
-        let lm = optim::LmOptions {
-            max_iter: opts.lbfgs.max_iter,
-            stall: opts.lbfgs.ftol,
-            ..Default::default()
-        };
+        let lm = lm_options(&opts.lbfgs);
         let mut problems = LeastSquares {
             space,
             jobs: &rows,

@@ -11,24 +11,23 @@
 //! grows with the curves, not the rows (a table, each row its own curve,
 //! is the exception, and is checked up front).
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
 use rayon::prelude::*;
 
+use super::batch::{evaluator, lm_options, method_for, Method};
 use super::{
     curves_in, law_space, read_columns, row_jacobian, sweep_from, sweep_order, BoundLaw, Columns,
     Evaluator, LawFitOptions, Problems, Weighted,
 };
-use crate::backend::gpu::GpuLaw;
 use crate::backend::jacobian::{RowJacobian, Weights};
-use crate::backend::weights::{resolve_curves, Resolved, Weighting};
-use crate::backend::{CompiledGrid, CpuLayout};
+use crate::backend::weights::{resolve_curves, Resolved, Weighting, ALL_POINTS};
 use crate::bootstrap::{draw, resample_report, schemes, BootstrapOptions, Resample};
 use crate::data::Table;
-use crate::law::plan::{Plan, Sweep};
+use crate::law::plan::Sweep;
 use crate::law::space::LawSpace;
-use crate::objective::LossKind;
 use crate::optim::{self, Outcome, Progress, Status};
 use crate::polish::{self, LeastSquares};
 use crate::report::BootstrapReport;
@@ -94,13 +93,11 @@ pub fn bootstrap(
         parts.push(p);
         rows.push(r);
     }
-    // Levenberg-Marquardt on the row Jacobians where the fit would run it
-    // (see `batch::method`), else L-BFGS on one evaluator per fit.
-    let least_squares = fit.objective.loss == LossKind::Mse
-        && fit.device.is_none()
-        && parts
-            .first()
-            .is_some_and(|p| CpuLayout::of(&p.sweep) != CpuLayout::Grid);
+    // The optimiser the fit runs: Levenberg-Marquardt on the row
+    // Jacobians, or L-BFGS on one evaluator per fit.
+    let least_squares = parts
+        .first()
+        .is_some_and(|p| method_for(fit, &p.sweep) == Method::LeastSquares);
     let mut group_of = Vec::new();
     let mut which = Vec::new();
     let mut x0 = Vec::new();
@@ -127,11 +124,7 @@ pub fn bootstrap(
         .collect();
     let weights: Vec<Option<&Weights>> = boxed.iter().map(|w| Some(w.as_ref())).collect();
     let (outcomes, _) = if least_squares {
-        let lm = optim::LmOptions {
-            max_iter: opts.lbfgs.max_iter,
-            stall: opts.lbfgs.ftol,
-            ..Default::default()
-        };
+        let lm = lm_options(&opts.lbfgs);
         let mut problems = LeastSquares {
             space: &space,
             jobs: &rows,
@@ -142,7 +135,12 @@ pub fn bootstrap(
     } else {
         let mut grids = Vec::with_capacity(parts.len());
         for p in &parts {
-            grids.push(evaluator(b, fit, p)?);
+            let mut e = evaluator(b, &p.sweep, fit)?;
+            if let Evaluator::Gpu(law) = &mut e {
+                // The CPU's are passed with each call.
+                law.set_weightings(&p.resolved)?;
+            }
+            grids.push(e);
         }
         let resolved: Vec<Vec<Resolved>> = parts.iter().map(|p| p.resolved.clone()).collect();
         let mut problems = Problems {
@@ -165,11 +163,17 @@ pub fn bootstrap(
         .map(|(o, &gi)| (gi, space.to_params(&o.x)))
         .collect();
     let polished = polish::polish(&b.law, &space, &rows, &starts, &weights)?;
-    let seconds = started.elapsed().as_secs_f64();
-    let mut next = 0;
-    let mut out = Vec::with_capacity(parts.len());
+    // The weights borrow the parts, which the reports take apart.
     drop(weights);
     drop(boxed);
+    let seconds = started.elapsed().as_secs_f64();
+    let names: Vec<(usize, String)> = space
+        .free()
+        .iter()
+        .map(|&i| (i, space.rules[i].name.clone()))
+        .collect();
+    let mut next = 0;
+    let mut out = Vec::with_capacity(parts.len());
     for p in parts {
         let mut reports = Vec::new();
         for (ki, &kind) in p.kinds.iter().enumerate() {
@@ -186,11 +190,6 @@ pub fn bootstrap(
                 .iter()
                 .filter(|e| e.f.is_finite())
                 .map(|e| e.params.clone())
-                .collect();
-            let names: Vec<(usize, String)> = space
-                .free()
-                .iter()
-                .map(|&i| (i, space.rules[i].name.clone()))
                 .collect();
             reports.push(resample_report(kind, opts, &names, converged, samples));
         }
@@ -223,20 +222,18 @@ fn part(
         Some(a) => curves_in(table, &cols.vars, a, &f.rows, &b.split),
         None => f.rows.iter().map(|&r| vec![r]).collect(),
     };
-    let mut curve_of = vec![usize::MAX; table.rows()];
+    // Maps over the fit's rows, not the table's: a `--by` fit has many.
+    let mut curve_of: HashMap<usize, usize> = HashMap::with_capacity(f.rows.len());
     for (c, rs) in curves.iter().enumerate() {
         for &r in rs {
-            curve_of[r] = c;
+            curve_of.insert(r, c);
         }
     }
     // A sweep curve lies in one resampled curve: its rows share every
     // variable but the axis, or it is one row.
-    let drawn_of: Vec<usize> = ranges.iter().map(|s| curve_of[order[s.start]]).collect();
+    let drawn_of: Vec<usize> = ranges.iter().map(|s| curve_of[&order[s.start]]).collect();
     let sweep = sweep_from(b, cols, &order, ranges, axis, &fit.objective, &f.rows);
-    let mut index_of = vec![usize::MAX; table.rows()];
-    for (i, &r) in order.iter().enumerate() {
-        index_of[r] = i;
-    }
+    let index_of: HashMap<usize, usize> = order.iter().enumerate().map(|(i, &r)| (r, i)).collect();
     let mut curve_at = vec![(0, 0); order.len()];
     for (c, s) in sweep.curves.iter().enumerate() {
         for i in s.clone() {
@@ -247,7 +244,7 @@ fn part(
         .rows
         .iter()
         .map(|&r| {
-            let i = index_of[r];
+            let i = index_of[&r];
             (curve_at[i].0, curve_at[i].1, i)
         })
         .collect();
@@ -267,7 +264,7 @@ fn part(
     // A drawn weighting (per resampled curve) as one of the sweep's curves.
     let on_sweep = |w: &Weighting| Weighting {
         config: drawn_of.iter().map(|&c| w.config[c]).collect(),
-        first: vec![crate::backend::weights::ALL_POINTS; drawn_of.len()],
+        first: vec![ALL_POINTS; drawn_of.len()],
         poisson: w.poisson,
     };
     let (kinds, notes) = schemes(&opts.resamples, curves.len())?;
@@ -280,24 +277,23 @@ fn part(
         let made: Vec<(bool, Option<Resolved>)> = drawn
             .par_iter()
             .map(|w| {
-                let s = on_sweep(w);
+                let Ok(r) = resolve_curves(&on_sweep(w), &sweep.curves, &sweep.w) else {
+                    return (false, None);
+                };
                 // Too few points to determine the parameters: left out of
                 // the statistics, as one with a non-finite objective is.
-                let kept = match s.poisson {
+                let kept = match r.poisson {
                     None => (0..curves.len())
                         .filter(|&c| w.config[c] > 0.0)
                         .map(|c| weighted_rows[c])
                         .sum::<usize>(),
                     Some(_) if surely_enough(weighted, dim) => weighted,
-                    Some(_) => kept_points(&s, &sweep),
+                    Some(_) => kept_points(&r, &sweep),
                 };
                 if kept < dim {
                     return (false, None);
                 }
-                match resolve_curves(&s, &sweep.curves, &sweep.w) {
-                    Ok(r) => (true, Some(r)),
-                    Err(_) => (false, None),
-                }
+                (true, Some(r))
             })
             .collect();
         for (ok, r) in made {
@@ -317,13 +313,8 @@ fn part(
     Ok((part, rows))
 }
 
-/// Points of `sweep` that weigh more than 0 under the unresolved `w`.
-fn kept_points(w: &Weighting, sweep: &Sweep) -> usize {
-    let r = Resolved {
-        mult: w.config.clone(),
-        first: w.first.clone(),
-        poisson: w.poisson.map(crate::backend::weights::mix),
-    };
+/// Points of `sweep` that weigh more than 0 under `r`.
+fn kept_points(r: &Resolved, sweep: &Sweep) -> usize {
     sweep
         .curves
         .iter()
@@ -334,22 +325,4 @@ fn kept_points(w: &Weighting, sweep: &Sweep) -> usize {
                 .count()
         })
         .sum()
-}
-
-/// A fit's evaluator with its replicates' weightings: the compiled law on
-/// the CPU, or its kernel on the GPU.
-fn evaluator(b: &BoundLaw, fit: &LawFitOptions, p: &Part) -> anyhow::Result<Evaluator> {
-    let plan = Plan::for_sweep(&b.law, &p.sweep);
-    Ok(match &fit.device {
-        Some(dev) => {
-            let mut law = GpuLaw::new(dev, &plan, &p.sweep, fit.objective, None)
-                .with_context(|| format!("law {} on the GPU", b.file.name))?;
-            law.set_weightings(&p.resolved)?;
-            Evaluator::Gpu(Box::new(law))
-        }
-        None => Evaluator::Cpu(Box::new(
-            CompiledGrid::new(plan, &p.sweep, fit.objective)
-                .map_err(|e| anyhow::anyhow!("cannot lay out the data for the evaluator: {e}"))?,
-        )),
-    })
 }

@@ -425,7 +425,7 @@ impl RowJacobian {
         }
         let (groups, pairs) = plan_moments(&jac, &src, &levels, &level_mask);
         let runs = find_runs(&groups, &levels, keep.len());
-        let steps: Vec<Vec<Option<Runs>>> = levels.iter().map(|l| find_steps(&l.row_key)).collect();
+        let steps = levels.iter().map(|l| find_steps(&l.row_key)).collect();
         let sizes = moment_sizes(&groups, &pairs, &levels);
         // Hoisted nodes the rows read: gathered into tile slots.
         let mut tile_slot = vec![usize::MAX; last + 1];
@@ -1085,47 +1085,37 @@ impl ColumnValues<'_> {
 fn find_runs(groups: &[Group], levels: &[Level], n_rows: usize) -> Vec<Vec<Option<Runs>>> {
     groups
         .iter()
-        .map(|grp| {
-            (0..n_rows.div_ceil(TILE))
-                .map(|t| {
-                    let Home::Key(l) = grp.home else {
-                        return None;
-                    };
-                    let t0 = t * TILE;
-                    let keys = &levels[l].row_key[t0..(t0 + TILE).min(n_rows)];
-                    let mut list = Vec::new();
-                    let mut start = 0;
-                    for i in 1..=keys.len() {
-                        if i == keys.len() || keys[i] != keys[start] {
-                            list.push((start, i, keys[start]));
-                            start = i;
-                        }
-                    }
-                    (list.len() * 4 <= keys.len()).then_some(list)
-                })
-                .collect()
+        .map(|grp| match grp.home {
+            Home::Key(l) => tile_runs(&levels[l].row_key, 0, 4),
+            _ => vec![None; n_rows.div_ceil(TILE)],
         })
         .collect()
 }
 
-/// Per tile, the runs of rows whose keys count up by one, (start, end,
-/// first key) with rows counted from the tile's first: a sweep's rows
+/// Per tile, the runs of rows whose keys count up by one: a sweep's rows
 /// along a shared axis grid read its values in order, so a gather is a
 /// copy and a sum per key a vector add. `None` where runs are too short
 /// to pay (under 8 rows on average).
 fn find_steps(row_key: &[u32]) -> Vec<Option<Runs>> {
+    tile_runs(row_key, 1, 8)
+}
+
+/// Per tile of `row_key`, its runs of rows whose keys go up by `step` from
+/// one row to the next: (start, end, first key), rows counted from the
+/// tile's first; `None` where the runs average under `min_len` rows.
+fn tile_runs(row_key: &[u32], step: u32, min_len: usize) -> Vec<Option<Runs>> {
     row_key
         .chunks(TILE)
         .map(|keys| {
             let mut list = Vec::new();
             let mut start = 0;
             for i in 1..=keys.len() {
-                if i == keys.len() || keys[i] != keys[i - 1].wrapping_add(1) {
+                if i == keys.len() || keys[i] != keys[i - 1].wrapping_add(step) {
                     list.push((start, i, keys[start]));
                     start = i;
                 }
             }
-            (list.len() * 8 <= keys.len()).then_some(list)
+            (list.len() * min_len <= keys.len()).then_some(list)
         })
         .collect()
 }
