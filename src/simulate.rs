@@ -73,6 +73,11 @@ pub fn looplm20_truth() -> [f64; NP] {
 /// The preset's sweep: configs ordered by N, then T; run label
 /// `looplm-<N>` shared by the four steps of a model (a looped run logs one
 /// loss per step). Weights are all 1.
+/// [`looplm20_truth`] by parameter name.
+pub fn looplm20_truth_by_name() -> impl Iterator<Item = (&'static str, f64)> {
+    PARAM_NAMES.into_iter().zip(looplm20_truth())
+}
+
 pub fn simulate_looplm20(o: &SimOptions) -> Dataset {
     let truth = looplm20_truth();
     let sd = o.noise.abs();

@@ -289,8 +289,8 @@ fn a_variable_finds_its_own_column_then_its_declared_one() {
     }
 }
 
-/// The built-in driver of looplm and chinchilla says which columns it read
-/// too, on stderr and in fit.json.
+/// A built-in law says which columns it read too, on stderr and in
+/// fit.json.
 #[test]
 fn the_sweep_reader_states_its_binding() {
     let dir = tempdir();
@@ -309,7 +309,7 @@ fn the_sweep_reader_states_its_binding() {
         "o",
     ];
     let run = ok(d, &args);
-    let said = "variables: N = column 'N', D = column 'tokens' (or 'D')";
+    let said = "variables: N = column 'N' (own name), D = column 'tokens' (declared)";
     assert!(
         run.stderr.contains(&format!("note: {said}")),
         "{}",

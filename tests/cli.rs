@@ -76,8 +76,8 @@ fn demo_prints_fit_quality_and_parameter_table() {
     let out = &run.stdout;
     let fit_line = out
         .lines()
-        .find(|l| l.starts_with("fit:") && l.contains("R2"))
-        .unwrap_or_else(|| panic!("no R2 line:\n{out}"));
+        .find(|l| l.starts_with("fit (") && l.contains("R²"))
+        .unwrap_or_else(|| panic!("no R² line:\n{out}"));
     let field = |name: &str| -> f64 {
         fit_line
             .split_whitespace()
@@ -86,7 +86,7 @@ fn demo_prints_fit_quality_and_parameter_table() {
             .and_then(|w| w.parse().ok())
             .unwrap_or_else(|| panic!("cannot read {name} from {fit_line:?}"))
     };
-    field("R2");
+    assert!(field("R²") > 0.99, "{fit_line}");
     // What the noise allows: 10,000 points of noise sd 0.02 have an RMSE
     // of 0.02 within 0.7% (one sd); a fit that misses the law by 0.005 RMS
     // leaves 3% more.
@@ -218,7 +218,7 @@ fn fit_writes_complete_fit_json_and_pred_csv() {
     let csv = simulate(dir.path(), "sim.csv", 1, 50);
     let out = dir.path().join("out");
     let (run, fit) = fit_ok(dir.path(), &[s(&csv), "--starts", "32"], &out);
-    assert!(run.stdout.contains("R2"), "{}", run.dump());
+    assert!(run.stdout.contains("R²"), "{}", run.dump());
 
     assert_eq!(fit["law"], "looplm");
     let params = fit["params"].as_object().expect("params is an object");
@@ -277,11 +277,14 @@ fn fit_writes_complete_fit_json_and_pred_csv() {
         );
     }
     assert_eq!(fit["polish"]["converged"], true, "{}", fit["polish"]);
-    let per = m["per_config"].as_array().expect("per_config is an array");
+    let per = m["per_curve"].as_array().expect("per_curve is an array");
     assert_eq!(per.len(), 20);
     for c in per {
-        assert!(c["run"].is_string(), "{c}");
-        for k in ["N", "T", "r2", "rmse", "mape"] {
+        assert!(c["labels"]["run"].is_string(), "{c}");
+        for k in ["N", "T"] {
+            num(&c["at"][k], k);
+        }
+        for k in ["r2", "rmse", "mape"] {
             num(&c[k], k);
         }
         assert_eq!(c["points"], 50, "{c}");
@@ -310,19 +313,23 @@ fn fit_writes_complete_fit_json_and_pred_csv() {
     assert!(fit["backend"]["device"].is_string());
     assert!(num(&fit["seconds"], "seconds") >= 0.0);
     assert_eq!(fit["points"], 1000);
-    assert_eq!(fit["configs"], 20);
 
-    // pred.csv: one row per point, residual = pred - loss.
+    // pred.csv: the input's columns, then pred, residual = pred - loss
+    // and the row's set, one row per point.
     let pred = std::fs::read_to_string(out.join("pred.csv")).unwrap();
     let mut lines = pred.lines();
-    assert_eq!(lines.next(), Some("run,N,T,tokens,loss,pred,residual"));
+    assert_eq!(
+        lines.next(),
+        Some("run,N,T,tokens,loss,weight,pred,residual,set")
+    );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len(), 1000);
     for r in &rows {
-        assert_eq!(r.len(), 7, "{r:?}");
-        let v: Vec<f64> = r[1..].iter().map(|x| x.parse().unwrap()).collect();
-        let (loss, pred, residual) = (v[3], v[4], v[5]);
+        assert_eq!(r.len(), 9, "{r:?}");
+        let v: Vec<f64> = r[1..8].iter().map(|x| x.parse().unwrap()).collect();
+        let (loss, pred, residual) = (v[3], v[5], v[6]);
         assert!((residual - (pred - loss)).abs() <= 1e-12 * loss.abs().max(1.0));
+        assert_eq!(r[8], "fit");
     }
 }
 
@@ -362,7 +369,7 @@ fn fit_refuses_non_empty_out_dir_without_force() {
 }
 
 #[test]
-fn chinchilla_law_fixes_offsets_and_t_term() {
+fn chinchilla_law_fits_its_own_five_parameters() {
     let dir = common::tempdir();
     let csv = simulate(dir.path(), "sim.csv", 1, 50);
     let out = dir.path().join("out");
@@ -380,13 +387,13 @@ fn chinchilla_law_fixes_offsets_and_t_term() {
         &out,
     );
     assert_eq!(fit["law"], "chinchilla");
-    for p in ["t1", "t2", "C"] {
-        assert_eq!(num(&fit["params"][p], p), 0.0, "{p}");
+    // Chinchilla's own five parameters: no offsets, no T term.
+    let names: Vec<&String> = fit["params"].as_object().unwrap().keys().collect();
+    assert_eq!(names, ["A", "B", "E", "alpha", "beta"]);
+    for p in names {
+        assert!(num(&fit["params"][p], p) > 0.0, "{p}");
     }
-    let fixed = fixed_names(&fit);
-    for p in ["t1", "t2", "C"] {
-        assert!(fixed.iter().any(|f| f == p), "{p} not in {fixed:?}");
-    }
+    assert!(fixed_names(&fit).is_empty(), "{}", fit["fixed"]);
     // The D = 0 point of every curve is gone.
     assert_eq!(fit["points"], 20 * 49);
     let pred = std::fs::read_to_string(out.join("pred.csv")).unwrap();
@@ -452,17 +459,17 @@ fn single_t_data_fixes_c_with_a_note() {
     let note = run
         .stdout
         .lines()
-        .find(|l| l.contains("single T"))
+        .find(|l| l.contains("T takes one value"))
         .unwrap_or_else(|| panic!("no note about the single T:\n{}", run.dump()));
     assert!(note.contains("C = 0"), "{note}");
     assert_eq!(num(&fit["params"]["C"], "C"), 0.0);
     assert!(fixed_names(&fit).iter().any(|f| f == "C"));
-    assert_eq!(fit["configs"], 5);
+    assert_eq!(fit["metrics"]["per_curve"].as_array().unwrap().len(), 5);
     assert_eq!(fit["points"], 5 * 50);
     let notes = fit["notes"].as_array().expect("notes");
     assert!(notes
         .iter()
-        .any(|n| n.as_str().unwrap().contains("single T")));
+        .any(|n| n.as_str().unwrap().contains("T takes one value")));
 }
 
 #[test]
@@ -567,14 +574,13 @@ fn manifest_fit_of_pythia_logs() {
     );
     let r2 = num(&fit["metrics"]["r2"], "r2");
     assert!(r2 >= 0.90, "Pythia R2 {r2}:\n{}", run.dump());
-    assert_eq!(fit["configs"], 4);
+    let per = fit["metrics"]["per_curve"].as_array().unwrap();
+    assert_eq!(per.len(), 4);
     assert_eq!(num(&fit["params"]["C"], "C"), 0.0);
     assert!(fixed_names(&fit).iter().any(|f| f == "C"));
-    let runs: Vec<&str> = fit["metrics"]["per_config"]
-        .as_array()
-        .unwrap()
+    let runs: Vec<&str> = per
         .iter()
-        .map(|c| c["run"].as_str().unwrap())
+        .map(|c| c["labels"]["run"].as_str().unwrap())
         .collect();
     assert_eq!(
         runs,
@@ -587,12 +593,11 @@ fn manifest_fit_of_pythia_logs() {
     );
     // Every curve is fitted, the resumed one at its true tokens: read from
     // row 0 it sat 35,000 steps early and the law missed it badly.
-    for c in fit["metrics"]["per_config"].as_array().unwrap() {
+    for c in per {
         let rmse = num(&c["rmse"], "rmse");
-        assert!(rmse < 0.1, "{}: RMSE {rmse}", c["run"]);
+        assert!(rmse < 0.1, "{}: RMSE {rmse}", c["labels"]["run"]);
     }
-    let last = &fit["metrics"]["per_config"][3];
-    assert_eq!(num(&last["tokens_min"], "tokens_min"), 35000.0 * 2097152.0);
+    assert_eq!(num(&per[3]["axis"][0], "axis start"), 35000.0 * 2097152.0);
 }
 
 /// The README's Pythia fit reaches the optimum the scipy L-BFGS-B peer

@@ -477,5 +477,10 @@ fn invalid_utf8_anywhere_is_an_error_or_ignored_never_a_panic() {
     // The binary reports it as an error too.
     let run = common::sweepfit(d, &["fit", "data.csv", "--backend", "cpu"]);
     run.assert_failed("fit of a long CSV with invalid UTF-8");
-    assert!(run.stderr.contains("invalid UTF-8"), "{}", run.dump());
+    assert!(
+        run.stderr
+            .contains("data.csv:3: column 'loss' (3): not valid UTF-8"),
+        "{}",
+        run.dump()
+    );
 }

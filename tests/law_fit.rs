@@ -232,7 +232,7 @@ fn a_bare_formula_recovers_its_parameters() {
         ],
     );
     let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(lines[0], "N,D,pred");
+    assert_eq!(lines[0], "N,tokens,pred");
     assert_eq!(lines.len(), 1 + 2 * 4);
     let p = |n: &str| num(&r, &["params", n]);
     for line in &lines[1..] {

@@ -1034,7 +1034,9 @@ fn fit_plot_writes_both_pictures_and_plot_refuses_to_overwrite() {
     let svg = std::fs::read_to_string(out.join("grid.svg")).unwrap();
     assert!(svg.contains("T = 4, N = 1.36B") && svg_texts(&svg, "Pred") == 1);
     // The title names the law and its R² on the whole sweep.
-    let fit = report::read_fit_json(&out.join("fit.json")).unwrap();
+    let fit = sweepfit::lawfit::read_law_fit(&out.join("fit.json"))
+        .unwrap()
+        .report;
     let r2 = format!("R² = {:.4}", fit.metrics.r2);
     let titles: Vec<&str> = svg.lines().filter(|l| l.contains(&r2)).collect();
     assert!(
@@ -1122,7 +1124,9 @@ fn fit_plot_writes_the_residuals_and_plot_residuals_draws_them() {
     assert!(svg.starts_with("<svg ") && svg.trim_end().ends_with("</svg>"));
     assert!(svg.contains("T = 4, N = 1.36B"));
     // The fit's title with the residuals in place of "Real vs Pred".
-    let fit = report::read_fit_json(&out.join("fit.json")).unwrap();
+    let fit = sweepfit::lawfit::read_law_fit(&out.join("fit.json"))
+        .unwrap()
+        .report;
     let title = format!(
         "{} · {} law · R² = {:.4}",
         report::RESIDUALS_TITLE,
@@ -1222,7 +1226,9 @@ fn fit_plot_with_profile_draws_the_profiles_and_without_it_does_not() {
     }
     // The threshold's label names the level, and the title the fit.
     assert!(svg_texts(&svg, "95%") == 2, "one threshold label per panel");
-    let report = report::read_fit_json(&out.join("fit.json")).unwrap();
+    let report = sweepfit::lawfit::read_law_fit(&out.join("fit.json"))
+        .unwrap()
+        .report;
     let title = format!(
         "{} · {} law · R² = {:.4}",
         report::PROFILE_TITLE,

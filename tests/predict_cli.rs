@@ -6,11 +6,10 @@ use common::{ok, sweepfit};
 
 use std::path::Path;
 
-use sweepfit::law::{predict_raw, NP, PARAM_NAMES};
-use sweepfit::report::read_fit_json;
+use sweepfit::lawfit::{read_law_fit, LawFit};
 
 /// Simulate a 50-point-per-curve sweep and fit it from 8 starts on the CPU.
-fn fitted(dir: &Path) -> [f64; NP] {
+fn fitted(dir: &Path) -> LawFit {
     ok(dir, &["simulate", "--out", "sweep.csv", "--points", "50"]);
     ok(
         dir,
@@ -25,13 +24,23 @@ fn fitted(dir: &Path) -> [f64; NP] {
             "fit",
         ],
     );
-    let report = read_fit_json(&dir.join("fit/fit.json")).unwrap();
-    let mut p = [0.0; NP];
-    for (i, name) in PARAM_NAMES.iter().enumerate() {
-        p[i] = report.params[*name];
-        assert!(p[i].is_finite(), "{name} = {}", p[i]);
+    let fit = read_law_fit(&dir.join("fit/fit.json")).unwrap();
+    assert_eq!(fit.law.variables, ["N", "D", "T"]);
+    for (name, v) in &fit.report.params {
+        assert!(v.is_finite(), "{name} = {v}");
     }
-    p
+    fit
+}
+
+/// The fitted law at (N, tokens, T), evaluated in the library.
+fn law_at(fit: &LawFit, n: f64, d: f64, t: f64) -> f64 {
+    let p: Vec<f64> = fit
+        .law
+        .params
+        .iter()
+        .map(|k| fit.report.params[k])
+        .collect();
+    fit.law.eval(&[n, d, t], &p)
 }
 
 fn parse_csv(text: &str) -> (String, Vec<[f64; 4]>) {
@@ -74,13 +83,15 @@ fn predict_matches_the_law_and_refuses_to_overwrite() {
     // 2.8e9 is beyond the fitted sizes (53M..1.36B) and 40B beyond the
     // fitted tokens (0..20B): warnings, not errors.
     assert!(
-        run.stderr.contains("warning: N") && run.stderr.contains("extrapolation"),
+        run.stderr
+            .contains("warning: 1 of the 2 values of N lie outside the fitted range")
+            && run.stderr.contains("extrapolates"),
         "{}",
         run.stderr
     );
     assert!(
         run.stderr
-            .contains("warning: tokens 1e9..4e10 lies outside the fitted range 0..2e10"),
+            .contains("of the 100 values of D lie outside the fitted range [0, 2.000e10]"),
         "{}",
         run.stderr
     );
@@ -91,7 +102,7 @@ fn predict_matches_the_law_and_refuses_to_overwrite() {
         assert_eq!(r[1], (ti + 1) as f64, "row {i}");
         let want_d = 1e9 + step * di as f64;
         assert!((r[2] - want_d).abs() <= 1e-6 * step, "row {i}: {}", r[2]);
-        let want = predict_raw(&p, r[0], r[2], r[1]);
+        let want = law_at(&p, r[0], r[2], r[1]);
         assert!(
             (r[3] - want).abs() <= 1e-12 * want.abs(),
             "row {i}: {} vs {want}",
@@ -123,7 +134,7 @@ fn predict_matches_the_law_and_refuses_to_overwrite() {
     }
     assert_eq!(rows[4][2], 1e10);
     for r in &rows {
-        let want = predict_raw(&p, r[0], r[2], r[1]);
+        let want = law_at(&p, r[0], r[2], r[1]);
         assert!((r[3] - want).abs() <= 1e-12 * want.abs());
     }
 
@@ -147,7 +158,7 @@ fn predict_matches_the_law_and_refuses_to_overwrite() {
     for (opt, bad, needle) in [
         ("--tokens", "1e9:40e9:x", "COUNT"),
         ("--N", "1_000", "not a number"),
-        ("--T", "0", "must be > 0"),
+        ("--T", "inf", "not a finite number"),
         ("--tokens", "1:2:1", "START == STOP"),
     ] {
         let mut args = base.to_vec();

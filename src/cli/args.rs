@@ -121,27 +121,6 @@ impl InputArgs {
         }
     }
 
-    /// Which columns the sweep reader gives `law`'s variables, for the
-    /// binding stated with every fit (it reads only these, by name).
-    pub(crate) fn sweep_binding(&self, law: LawKind) -> String {
-        let t = law == LawKind::Looplm;
-        match &self.manifest {
-            Some(m) => format!(
-                "variables: N{} from the manifest {}, D = its step column x tokens_per_step",
-                if t { " and T" } else { "" },
-                m.display()
-            ),
-            None => format!(
-                "variables: N = column 'N', D = column 'tokens' (or 'D'){}",
-                if t {
-                    ", T = column 'T' (1 where there is none)"
-                } else {
-                    ""
-                }
-            ),
-        }
-    }
-
     /// Read the sweep and apply the filters.
     pub(crate) fn load(&self, objective: &Objective) -> anyhow::Result<Dataset> {
         let read = ReadOptions {
@@ -269,7 +248,11 @@ impl BootstrapArgs {
     }
 
     /// The bootstrap asked for, checked before any work starts.
-    pub(crate) fn options(&self, fit: &FitOptions) -> anyhow::Result<Option<BootstrapOptions>> {
+    pub(crate) fn options(
+        &self,
+        seed: u64,
+        lbfgs: &optim::Options,
+    ) -> anyhow::Result<Option<BootstrapOptions>> {
         if !(self.level > 0.0 && self.level < 1.0) {
             bail!(
                 "--level must lie strictly between 0 and 1, got {}",
@@ -286,8 +269,9 @@ impl BootstrapArgs {
             }
         }
         // Every replicate is one more optimiser problem, and its parameters
-        // are kept for the report.
-        let per_replicate = optim::problem_bytes(NP, fit.lbfgs.memory) + 2.0 * (NP * 8) as f64;
+        // are kept for the report (counted for a law of 16 parameters).
+        const P: usize = 16;
+        let per_replicate = optim::problem_bytes(P, lbfgs.memory) + 2.0 * (P * 8) as f64;
         memory::ensure_fits(
             &format!("--bootstrap {b} ({} resampling schemes)", resamples.len()),
             b as f64 * resamples.len() as f64 * per_replicate,
@@ -297,9 +281,9 @@ impl BootstrapArgs {
             resamples,
             // Separate from the starts' seed use by construction (the
             // resampling streams are keyed by kind).
-            seed: fit.seed,
+            seed,
             level: self.level,
-            lbfgs: fit.lbfgs,
+            lbfgs: *lbfgs,
         }))
     }
 }

@@ -69,9 +69,9 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
         }
     }
     let out_dir = check_out_dir(&a.out, a.force)?;
-    let table = a.input.table(&fit.objective)?;
+    let mut table = a.input.table(&fit.objective)?;
     let bind = a.fit.bind_options(&[], a.test_where.as_ref());
-    let bound = sweepfit::lawfit::bind(file, &text, &origin, &table, &bind)?;
+    let bound = sweepfit::lawfit::bind(file, &text, &origin, &mut table, &bind)?;
     super::fit::tell_binding(&bound);
     let mut protocols = a.protocol.clone();
     if let Some(p) = &mut protocols {

@@ -1,24 +1,19 @@
 //! `fit` and `demo`, and the fitting both share: progress, the GPU-to-CPU
 //! fallback, the bootstrap and the output files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use sweepfit::backend::{self, BackendChoice, Prepared};
-use sweepfit::bootstrap::{self, BootstrapOptions};
-use sweepfit::data::{Dataset, Selector};
-use sweepfit::fit::{self, FitOptions, FitOutput};
-use sweepfit::law::PARAM_NAMES;
-use sweepfit::lawfit;
+use sweepfit::bootstrap::BootstrapOptions;
+use sweepfit::data::{Selector, Table};
+use sweepfit::lawfit::{self, LawFitOptions};
 use sweepfit::output;
 use sweepfit::profile::{ProfileReport, ProfileRequest};
 use sweepfit::report;
 use sweepfit::simulate;
 
-use super::args::{
-    fit_options, sim_options, BackendArgs, BootstrapArgs, FitFlags, InputArgs, SimFlags,
-};
+use super::args::{self, sim_options, BackendArgs, BootstrapArgs, FitFlags, InputArgs, SimFlags};
 use super::term::{say, tell};
 use super::{bootstrap_message, check_out_dir, fit_message, with_spinner, OutDir};
 
@@ -104,44 +99,21 @@ pub(crate) struct DemoArgs {
 }
 
 pub(crate) fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
-    if a.fit.hand_written().is_none() || !a.by.is_empty() || a.test_where.is_some() {
-        return cmd_fit_law(a);
-    }
     // Every option is checked before any work starts.
-    let mut opts = fit_options(&a.fit)?;
+    let mut opts = a.fit.law_fit_options(&a.by, a.test_where.clone())?;
     opts.profile = a.profile();
-    let boot = a.bootstrap.options(&opts)?;
+    let (file, text, origin) = a.fit.law_source()?;
+    let boot = a.bootstrap.options(opts.seed, &opts.lbfgs)?;
     a.backend.check()?;
     let out_dir = check_out_dir(&a.out, a.force)?;
-    let binding = a.input.sweep_binding(opts.law);
-    tell!("note: {binding}");
-    let ds = a.input.load(&opts.objective)?;
-    let mut out = run_fit(&ds, &opts, boot.as_ref(), a.backend.backend)?;
-    let params: Vec<&str> = out.report.params.keys().map(String::as_str).collect();
-    let binding = format!("{binding}; parameters: {}", params.join(", "));
-    // After the input's notes, which come first.
-    out.report.notes.push(binding);
-    // Files first: a closed or full stdout must not lose the fit.
-    let mut written = write_outputs(&out_dir, &ds, &out)?;
-    if a.plot {
-        written.extend(write_fit_pictures(&out_dir, &ds, &out, a.x_scale)?);
-    }
-    if a.save_starts {
-        let path = out_dir.join("starts.csv");
-        output::write_file(&path, |f| {
-            let mut w = csv::Writer::from_writer(f);
-            w.write_record(PARAM_NAMES)?;
-            for s in &out.starts {
-                w.write_record(s.iter().map(|v| v.to_string()))?;
-            }
-            w.flush()?;
-            Ok(())
-        })?;
-        written.push("starts.csv");
-    }
-    out_dir.commit()?;
-    out_dir.warn_stale(&written);
-    say!("{}", report::summary(&out.report));
+    let mut table = a.input.table(&opts.objective)?;
+    let bind = a.fit.bind_options(&a.by, a.test_where.as_ref());
+    let bound = lawfit::bind(file, &text, &origin, &mut table, &bind)?;
+    tell_binding(&bound);
+    let out = fit_law(&a.backend, &bound, &table, &mut opts, boot.as_ref())?;
+    let pictures = a.plot.then_some(a.x_scale);
+    let written = write_outputs(&out_dir, &bound, &table, &out, a.save_starts, pictures)?;
+    say!("{}", report::law_summary(&out.report));
     say!("wrote {}", list_written(&out_dir, &written));
     Ok(())
 }
@@ -154,24 +126,30 @@ pub(crate) fn cmd_demo(a: DemoArgs) -> anyhow::Result<()> {
         None => None,
     };
     let ds = simulate::simulate_looplm20(&o);
-    let opts = FitOptions::default();
-    let out = run_fit(&ds, &opts, None, a.backend.backend)?;
+    let mut table = Table::from_dataset(&ds, Path::new("the simulated sweep"));
+    let (file, text, origin) = args::law_source(None, None)?;
+    let bound = lawfit::bind(
+        file,
+        &text,
+        &origin,
+        &mut table,
+        &lawfit::BindOptions::default(),
+    )?;
+    let mut opts = LawFitOptions::default();
+    let out = fit_law(&a.backend, &bound, &table, &mut opts, None)?;
     let mut wrote = None;
     if let Some(dir) = &out_dir {
-        let written = write_outputs(dir, &ds, &out)?;
-        dir.commit()?;
-        dir.warn_stale(&written);
+        let written = write_outputs(dir, &bound, &table, &out, false, None)?;
         wrote = Some(list_written(dir, &written));
     }
     say!(
-        "demo: simulated the looplm20 sweep ({} curves, {} points, noise sd {}) and fitted it from the default grid of {} starts",
+        "demo: simulated the looplm20 sweep ({} curves, {} points, noise sd {}) and fitted it from {} starts",
         ds.configs.len(),
         ds.points(),
         o.noise,
         out.report.starts.count
     );
-    say!("{}", report::summary(&out.report));
-    let truth = simulate::looplm20_truth();
+    say!("{}", report::law_summary(&out.report));
     say!(
         "{:<8} {:>14} {:>14} {:>10}",
         "param",
@@ -179,13 +157,14 @@ pub(crate) fn cmd_demo(a: DemoArgs) -> anyhow::Result<()> {
         "fitted",
         "rel. err"
     );
-    for i in 0..PARAM_NAMES.len() {
-        let rel = (out.params[i] - truth[i]).abs() / truth[i].abs().max(1e-300);
+    for (name, truth) in simulate::looplm20_truth_by_name() {
+        let fitted = out.report.params.get(name).copied().unwrap_or(f64::NAN);
+        let rel = (fitted - truth).abs() / truth.abs().max(1e-300);
         say!(
             "{:<8} {:>14.6e} {:>14.6e} {:>9.2}%",
-            PARAM_NAMES[i],
-            truth[i],
-            out.params[i],
+            name,
+            truth,
+            fitted,
             100.0 * rel
         );
     }
@@ -195,29 +174,22 @@ pub(crate) fn cmd_demo(a: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `fit` of a law from a table (any law, `--by`, `--test-where`), on the
-/// compiled CPU evaluator or the law's generated GPU kernel.
-fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
-    let mut opts = a.fit.law_fit_options(&a.by, a.test_where.clone())?;
-    opts.profile = a.profile();
-    let (file, text, origin) = a.fit.law_source()?;
-    let boot = a.bootstrap.options(&FitOptions {
-        seed: opts.seed,
-        lbfgs: opts.lbfgs,
-        ..FitOptions::default()
-    })?;
-    let out_dir = check_out_dir(&a.out, a.force)?;
-    let table = a.input.table(&opts.objective)?;
-    let bind = a.fit.bind_options(&a.by, a.test_where.as_ref());
-    let bound = lawfit::bind(file, &text, &origin, &table, &bind)?;
-    tell_binding(&bound);
-    let out = a.backend.run_law(&mut opts, "fit", |opts| {
+/// Fit `bound` to `table` (and bootstrap it when asked) with progress on
+/// the terminal, on the device the backend choice names.
+fn fit_law(
+    backend: &BackendArgs,
+    bound: &lawfit::BoundLaw,
+    table: &Table,
+    opts: &mut LawFitOptions,
+    boot: Option<&BootstrapOptions>,
+) -> anyhow::Result<lawfit::LawFitOutput> {
+    backend.run_law(opts, "fit", |opts| {
         let mut out = with_spinner(fit_message, |tick| {
-            lawfit::fit_table(&bound, &table, opts, tick)
+            lawfit::fit_table(bound, table, opts, tick)
         })?;
-        if let Some(bo) = &boot {
+        if let Some(bo) = boot {
             let reports = with_spinner(bootstrap_message, |tick| {
-                lawfit::bootstrap(&bound, &table, opts, &out.held_out, &out.fits, bo, tick)
+                lawfit::bootstrap(bound, table, opts, &out.held_out, &out.fits, bo, tick)
             })?;
             if out.report.groups.is_empty() {
                 out.report.bootstrap = reports.into_iter().next();
@@ -228,18 +200,30 @@ fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
             }
         }
         Ok(out)
-    })?;
+    })
+}
+
+/// fit.json and pred.csv in `out_dir`, with every start in starts.csv and
+/// the pictures when asked; each file written whole or not at all.
+fn write_outputs(
+    out_dir: &OutDir,
+    bound: &lawfit::BoundLaw,
+    table: &Table,
+    out: &lawfit::LawFitOutput,
+    save_starts: bool,
+    pictures: Option<report::XScale>,
+) -> anyhow::Result<Vec<&'static str>> {
     out_dir.create()?;
     report::write_pretty(&out_dir.join("fit.json"), &out.report)?;
     report::write_table_pred_csv(
         &out_dir.join("pred.csv"),
-        &table,
+        table,
         &out.loss,
         &out.pred,
         &out.held_out,
     )?;
     let mut written = vec!["fit.json", "pred.csv"];
-    if a.save_starts {
+    if save_starts {
         // One row per start: the group's key (with --by), then the law's
         // parameters; the starts of each group in turn.
         let path = out_dir.join("starts.csv");
@@ -262,19 +246,17 @@ fn cmd_fit_law(a: FitArgs) -> anyhow::Result<()> {
         })?;
         written.push("starts.csv");
     }
-    if a.plot {
+    if let Some(x_scale) = pictures {
         let (panels, mut opts) =
-            lawfit::panels(&bound.law, bound.file.axis.as_deref(), &out.report, &table)?;
-        opts.x_scale = a.x_scale;
+            lawfit::panels(&bound.law, bound.file.axis.as_deref(), &out.report, table)?;
+        opts.x_scale = x_scale;
         // Rows held out by --test-where are marked, as in eval's pictures.
         let profile = out.report.profile.as_ref();
-        written.extend(draw_pictures(&out_dir, &panels, &opts, profile)?);
+        written.extend(draw_pictures(out_dir, &panels, &opts, profile)?);
     }
     out_dir.commit()?;
     out_dir.warn_stale(&written);
-    say!("{}", report::law_summary(&out.report));
-    say!("wrote {}", list_written(&out_dir, &written));
-    Ok(())
+    Ok(written)
 }
 
 /// Say on stderr, before the work, which names of the law read which
@@ -297,85 +279,6 @@ fn list_written(dir: &OutDir, names: &[&str]) -> String {
         Some((last, _)) => last.clone(),
         None => String::new(),
     }
-}
-
-/// Fit (and bootstrap, when asked) with progress on the terminal. With
-/// `auto`, a GPU that fails mid-fit (device lost, out of memory) hands the
-/// work to the CPU.
-fn run_fit(
-    ds: &Dataset,
-    opts: &FitOptions,
-    boot: Option<&BootstrapOptions>,
-    choice: BackendChoice,
-) -> anyhow::Result<FitOutput> {
-    let prepared = Prepared::new(ds, opts.objective);
-    let (mut backend, note) = backend::create(choice, &prepared)?;
-    if let Some(n) = note {
-        tell!("note: {n}");
-    }
-    let result = fit_and_bootstrap(ds, &prepared, opts, boot, backend.as_mut());
-    match result {
-        Err(e) if choice == BackendChoice::Auto && backend.info().kind == "gpu" => {
-            tell!("warning: the GPU fit failed ({e:#}); fitting on the CPU instead");
-            let mut cpu = backend::CpuBackend::new(prepared.clone());
-            fit_and_bootstrap(ds, &prepared, opts, boot, &mut cpu)
-        }
-        other => other,
-    }
-}
-
-fn fit_and_bootstrap(
-    ds: &Dataset,
-    prepared: &Prepared,
-    opts: &FitOptions,
-    boot: Option<&BootstrapOptions>,
-    backend: &mut dyn backend::Backend,
-) -> anyhow::Result<FitOutput> {
-    let mut out = fit_with_bar(ds, prepared, opts, backend)?;
-    if let Some(b) = boot {
-        let report = with_spinner(bootstrap_message, |tick| {
-            bootstrap::bootstrap(prepared, &out, b, backend, tick)
-        });
-        out.report.bootstrap = Some(report?);
-    }
-    Ok(out)
-}
-
-fn fit_with_bar(
-    ds: &Dataset,
-    prepared: &Prepared,
-    opts: &FitOptions,
-    backend: &mut dyn backend::Backend,
-) -> anyhow::Result<FitOutput> {
-    with_spinner(fit_message, |tick| {
-        fit::fit(ds, prepared, opts, backend, tick)
-    })
-}
-
-fn write_outputs(dir: &OutDir, ds: &Dataset, out: &FitOutput) -> anyhow::Result<Vec<&'static str>> {
-    dir.create()?;
-    report::write_fit_json(&dir.join("fit.json"), &out.report)?;
-    report::write_pred_csv(&dir.join("pred.csv"), ds, &out.params)?;
-    Ok(vec!["fit.json", "pred.csv"])
-}
-
-/// `fit --plot`: the grid, the residuals and any profiles next to
-/// fit.json, as PNG and SVG.
-fn write_fit_pictures(
-    dir: &OutDir,
-    ds: &Dataset,
-    out: &FitOutput,
-    x_scale: report::XScale,
-) -> anyhow::Result<Vec<&'static str>> {
-    let mut panels = report::panels_from_dataset(ds, &out.params, None)?;
-    let mut opts = report::PlotOptions {
-        title: Some(report::fit_title(&out.report)),
-        x_scale,
-        ..Default::default()
-    };
-    // A bootstrapped fit draws its prediction band too.
-    report::add_fit_bands(&mut panels, &out.report, &mut opts);
-    draw_pictures(dir, &panels, &opts, out.report.profile.as_ref())
 }
 
 /// The pictures of `fit --plot`, each file written all-or-nothing: the

@@ -80,7 +80,8 @@ pub(crate) fn cmd_plot(a: PlotArgs) -> anyhow::Result<()> {
     };
     if let Some(f) = &law_fit {
         let fit = sweepfit::lawfit::read_law_fit(f)?;
-        let table = sweepfit::data::Table::read(&data)?;
+        let mut table = sweepfit::data::Table::read(&data)?;
+        fit.fill_defaults(&mut table)?;
         let (panels, opts) =
             sweepfit::lawfit::panels(&fit.law, fit.axis.as_deref(), &fit.report, &table)?;
         draw(&panels, &opts)?;

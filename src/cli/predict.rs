@@ -154,8 +154,18 @@ fn at_items(at: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 /// from --N, --T, --tokens, where the law has those variables).
 fn predict_law(a: &PredictArgs) -> anyhow::Result<()> {
     let fit = sweepfit::lawfit::read_law_fit(&a.fit)?;
-    let (report, law) = (fit.report, fit.law);
-    let mut items = at_items(&a.at)?;
+    let (report, law, axis) = (fit.report, fit.law, fit.axis);
+    // (variable, list, the option as the user spelled it): `--at` takes a
+    // variable or the data column it was fitted from (tokens for D).
+    let mut items = Vec::new();
+    for (name, list) in at_items(&a.at)? {
+        let var = report
+            .variables
+            .iter()
+            .find(|(v, col)| **v != name && **col == name && !report.variables.contains_key(&name))
+            .map_or(name.clone(), |(v, _)| v.clone());
+        items.push((var, list, format!("--at {name}")));
+    }
     // The variable read from the tokens column (D in most laws).
     let tokens_var = report
         .variables
@@ -175,17 +185,17 @@ fn predict_law(a: &PredictArgs) -> anyhow::Result<()> {
                 report.variables.keys().cloned().collect::<Vec<_>>().join(", ")
             );
         }
-        items.push((name, list.clone()));
+        items.push((name, list.clone(), flag.to_string()));
     }
     let mut at = Vec::new();
-    for (name, list) in items {
+    for (name, list, flag) in items {
         let values = sweepfit::predict::parse_list(&list, |v| {
             (!v.is_finite()).then(|| format!("{v} is not finite"))
         })
-        .map_err(|(it, why)| anyhow::anyhow!("--at {name} '{it}': {why}"))?;
+        .map_err(|(it, why)| anyhow::anyhow!("{flag} '{it}': {why}"))?;
         at.push((name, values));
     }
-    let (header, rows) = sweepfit::lawfit::predict_rows(&report, &law, &at)?;
+    let (header, rows) = sweepfit::lawfit::predict_rows(&report, &law, axis.as_deref(), &at)?;
     for w in sweepfit::lawfit::extrapolation_warnings(&report, &at) {
         tell!("warning: {w}");
     }

@@ -23,6 +23,11 @@ pub struct Table {
     /// quoted fields over several lines counted); empty for a table made
     /// from another reader's points.
     pub lines: Vec<u64>,
+    /// Columns not read from the data but filled with a law's default for
+    /// a variable the data has no column for.
+    pub filled: Vec<usize>,
+    /// What the reader skipped or changed, for the fit's notes.
+    pub notes: Vec<String>,
 }
 
 impl Table {
@@ -51,6 +56,8 @@ impl Table {
             headers: f.headers,
             columns,
             lines,
+            filled: Vec::new(),
+            notes: Vec::new(),
         })
     }
 
@@ -82,6 +89,8 @@ impl Table {
             headers,
             columns,
             lines: Vec::new(),
+            filled: Vec::new(),
+            notes: ds.notes.clone(),
         }
     }
 
@@ -299,6 +308,8 @@ mod tests {
             headers: vec!["d".into(), "D".into(), "Loss".into()],
             columns: vec![vec![]; 3],
             lines: vec![],
+            filled: vec![],
+            notes: vec![],
         };
         assert_eq!(t.find("d"), Some(0));
         assert_eq!(t.find("D"), Some(1));
@@ -320,6 +331,8 @@ mod tests {
             headers: headers.iter().map(|h| h.to_string()).collect(),
             columns: vec![vec![]; headers.len()],
             lines: vec![],
+            filled: vec![],
+            notes: vec![],
         };
         // Two columns matching ignoring case, neither spelt so.
         let err = t(&["nv", "NV"]).lookup("Nv").unwrap_err().to_string();
@@ -359,6 +372,8 @@ mod tests {
                 vec!["1000".into(), "1e3".into(), "10".into()],
             ],
             lines: vec![2, 3, 4],
+            filled: vec![],
+            notes: vec![],
         };
         let s = Selector::parse("split=test").unwrap();
         assert_eq!(s.rows(&t).unwrap(), vec![false, true, false]);

@@ -53,6 +53,10 @@ pub struct LawFile {
     /// Formula name -> data column, in file order.
     #[serde(default)]
     pub variables: IndexMap<String, String>,
+    /// A variable's value on data without its column (a sweep of ordinary
+    /// models has no recurrent-step column: T = 1).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub defaults: IndexMap<String, f64>,
     /// Named sub-expressions, in file order; each may use those before it.
     #[serde(default)]
     pub defs: IndexMap<String, String>,
@@ -159,6 +163,7 @@ impl LawFile {
             formula: formula.into(),
             axis: None,
             variables: IndexMap::new(),
+            defaults: IndexMap::new(),
             defs: IndexMap::new(),
             params: IndexMap::new(),
         };
@@ -224,6 +229,22 @@ impl LawFile {
                     &["variables", v],
                     false,
                     format!("variables.{v}: the column name is empty"),
+                ));
+            }
+        }
+        for (v, value) in &self.defaults {
+            if !self.variables.contains_key(v) {
+                return Err(problem(
+                    &["defaults", v],
+                    true,
+                    format!("defaults.{v}: {v} is not a declared variable ([variables])"),
+                ));
+            }
+            if !value.is_finite() {
+                return Err(problem(
+                    &["defaults", v],
+                    false,
+                    format!("defaults.{v}: must be a finite number"),
                 ));
             }
         }
@@ -706,6 +727,25 @@ fixed = 15
             e.starts_with("t.toml:12:1: defs.D: D is already a variable"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn defaults_belong_to_declared_variables_and_are_numbers() {
+        let text = plus("\n[defaults]\nU = 1e9\n");
+        assert_eq!(LawFile::parse(&text, "t.toml").unwrap().defaults["U"], 1e9);
+        let text = plus("\n[defaults]\nZ = 1\n");
+        let e = err(&text);
+        let line = line_of(&text, "Z = 1");
+        assert!(
+            e.starts_with(&format!(
+                "t.toml:{line}:1: defaults.Z: Z is not a declared variable"
+            )),
+            "{e}"
+        );
+        let e = err(&plus("\n[defaults]\nU = \"one\"\n"));
+        assert!(e.contains("t.toml:") && e.contains("expected"), "{e}");
+        let e = err(&plus("\n[defaults]\nU = inf\n"));
+        assert!(e.contains("defaults.U: must be a finite number"), "{e}");
     }
 
     #[test]

@@ -30,11 +30,14 @@ pub struct BindOptions {
     pub used: Vec<String>,
 }
 
+/// How a variable filled with its default is bound: this, then the value.
+const DEFAULT: &str = "default ";
+
 /// How a law's names were bound.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Binding {
     /// (variable, column as written in the table, why that column).
-    pub variables: Vec<(String, String, &'static str)>,
+    pub variables: Vec<(String, String, String)>,
     pub params: Vec<String>,
     /// The variable curves run along and why; None: every row on its own.
     pub axis: Option<(String, String)>,
@@ -49,7 +52,10 @@ impl Binding {
         let vars: Vec<String> = self
             .variables
             .iter()
-            .map(|(v, c, how)| format!("{v} = column '{c}' ({how})"))
+            .map(|(v, c, how)| match how.strip_prefix(DEFAULT) {
+                Some(value) => format!("{v} = {value} (the law's default: no column '{c}')"),
+                None => format!("{v} = column '{c}' ({how})"),
+            })
             .collect();
         let params = if self.params.is_empty() {
             "none".to_string()
@@ -87,6 +93,24 @@ fn free_names(file: &LawFile, origin: &str) -> anyhow::Result<Vec<String>> {
         }
     }
     Ok(names)
+}
+
+/// Give `table` a column for every variable of `file` with a declared
+/// default that the binding would find no column for (neither its own
+/// name, its declared column, its alias nor `--var`): named as declared,
+/// every cell the default, and marked as filled.
+pub fn fill_defaults(file: &LawFile, table: &mut Table, opts: &BindOptions) -> anyhow::Result<()> {
+    for (v, &value) in &file.defaults {
+        let declared = file.variables.get(v).map_or(v.as_str(), String::as_str);
+        let given = opts.vars.iter().any(|(n, _)| n == v);
+        if given || table.lookup(v)?.is_some() || table.lookup(declared)?.is_some() {
+            continue;
+        }
+        table.headers.push(declared.to_string());
+        table.columns.push(vec![value.to_string(); table.rows()]);
+        table.filled.push(table.headers.len() - 1);
+    }
+    Ok(())
 }
 
 /// Resolve the variables of `file` to columns of `table` (see the module
@@ -252,7 +276,13 @@ pub fn resolve(
     let binding = Binding {
         variables: bound
             .iter()
-            .map(|(n, c, how)| (n.clone(), table.headers[*c].clone(), *how))
+            .map(|(n, c, how)| {
+                let how = match table.filled.contains(c) {
+                    true => format!("{DEFAULT}{}", table.columns[*c].first().map_or("", |v| v)),
+                    false => how.to_string(),
+                };
+                (n.clone(), table.headers[*c].clone(), how)
+            })
             .collect(),
         params,
         axis: None,
@@ -415,6 +445,8 @@ mod tests {
             headers: headers.iter().map(|h| h.to_string()).collect(),
             columns: vec![vec!["1".into(), "2".into()]; headers.len()],
             lines: vec![],
+            filled: vec![],
+            notes: vec![],
         }
     }
 

@@ -80,6 +80,23 @@ pub struct LawFitOptions {
     pub device: Option<Arc<GpuDevice>>,
 }
 
+impl Default for LawFitOptions {
+    /// A plain fit: mse in linear space from the default starts, on the CPU.
+    fn default() -> Self {
+        LawFitOptions {
+            objective: Objective::default(),
+            fix: Vec::new(),
+            starts: DEFAULT_STARTS,
+            seed: 0,
+            lbfgs: optim::Options::default(),
+            by: Vec::new(),
+            test_where: None,
+            profile: None,
+            device: None,
+        }
+    }
+}
+
 /// A law bound to the columns of a table.
 #[derive(Debug, Clone)]
 pub struct BoundLaw {
@@ -102,15 +119,19 @@ pub struct BoundLaw {
 /// Bind `file` to `table` (see [`binding`] for the rule): every variable
 /// to a column, every other name a parameter. A bare formula whose
 /// parameters look like an unbound variable while the table has numeric
-/// columns it does not read is refused.
+/// columns it does not read is refused. A variable the table has no
+/// column for but the file gives a default is added to the table as a
+/// column of that value.
 pub fn bind(
     file: LawFile,
     text: &str,
     origin: &str,
-    table: &Table,
+    table: &mut Table,
     opts: &BindOptions,
 ) -> anyhow::Result<BoundLaw> {
     let bare = file.variables.is_empty();
+    binding::fill_defaults(&file, table, opts)?;
+    let table = &*table;
     let (mut file, mut binding) = binding::resolve(file, origin, table, opts)?;
     binding.axis = if let Some(a) = &opts.axis {
         if !file.variables.contains_key(a) {
@@ -984,8 +1005,10 @@ pub fn fit_table(
     let cols = read_columns(b, table, &opts.objective)?;
     let (groups, held) = groups(table, opts)?;
     let law = &b.law;
-    // fit.json says how the law was read, as stderr did.
-    let mut notes = vec![b.binding.describe()];
+    // fit.json says what the reader skipped, then how the law was read,
+    // as stderr did.
+    let mut notes = table.notes.clone();
+    notes.push(b.binding.describe());
     notes.extend(b.warning.clone());
     let all_train: Vec<usize> = (0..table.rows()).filter(|&r| !held[r]).collect();
     let (space, constants) = law_space(b, &cols, &all_train, &opts.fix)?;
@@ -1092,6 +1115,13 @@ pub fn fit_table(
     if grouped {
         notes.extend(unconverged(&reports));
     }
+    if opts.device.is_some() {
+        notes.push(
+            "the starts ran in single precision on the GPU; the best of each fit was refined \
+             on the CPU in f64, so fewer starts may count as reaching the best (1e-6)"
+                .into(),
+        );
+    }
     let report = LawFitReport {
         law: b.file.name.clone(),
         law_file: b.text.clone(),
@@ -1190,9 +1220,9 @@ mod tests {
             }
         }
         std::fs::write(&path, text).unwrap();
-        let table = Table::read(&path).unwrap();
+        let mut table = Table::read(&path).unwrap();
         let file = builtin_law("chinchilla").unwrap();
-        let b = bind(file, "", "chinchilla", &table, &BindOptions::default()).unwrap();
+        let b = bind(file, "", "chinchilla", &mut table, &BindOptions::default()).unwrap();
         for space in [Space::Linear, Space::Log] {
             let opts = LawFitOptions {
                 objective: Objective {

@@ -7,6 +7,7 @@ use indexmap::IndexMap;
 use crate::data::{Check, Selector, Table};
 use crate::law::CompiledLaw;
 use crate::report::{format_count, LawFitReport, Panel, PlotOptions, DEFAULT_TITLE};
+use crate::stats::quantile;
 
 /// The Real-vs-Pred picture of a law fit over the rows of `table` (the
 /// fitted CSV, or the pred.csv written beside fit.json): one panel per
@@ -115,6 +116,18 @@ fn draw(
         .and_then(|a| law.variables.iter().position(|v| v == a))
         .or_else(|| (0..nv).max_by_key(|&v| distinct(v)))
         .unwrap_or(0);
+    // A bootstrapped fit (not one per --by group) draws its prediction
+    // band: the first scheme with replicates, curves before points.
+    let band = match (&r.bootstrap, r.groups.is_empty()) {
+        (Some(b), true) => b
+            .resamples
+            .iter()
+            .find(|rs| rs.samples.len() >= 2)
+            .map(|rs| (rs.samples.as_slice(), b.level, rs.kind.as_str())),
+        _ => None,
+    };
+    let band_label = band.map(|(_, level, kind)| format!("{}% band ({kind})", 100.0 * level));
+    let band = band.map(|(s, level, _)| (s, level));
     let run = table.find("run");
     // Curves: rows with equal run, group, values of all but x and columns
     // that split curves, as the fit made them.
@@ -156,6 +169,17 @@ fn draw(
             .find(|o| o.is_ne())
             .unwrap_or(std::cmp::Ordering::Equal)
     });
+    // A run's name adds nothing to a label where the curves' values of
+    // the per-curve variables and split columns tell them apart.
+    let values_tell_apart = !per_curve.is_empty() && {
+        let mut seen = std::collections::HashSet::new();
+        curves.iter().all(|c| {
+            let r = c[0];
+            let vals: Vec<u64> = per_curve.iter().map(|&v| vars[v][r].to_bits()).collect();
+            let cells: Vec<&String> = split.iter().map(|&s| &table.columns[s][r]).collect();
+            seen.insert((vals, cells))
+        })
+    };
     let wrap = per_curve.is_empty() || (per_curve.len() == 1 && distinct(per_curve[0]) > 8);
     let cols_wrap = (curves.len() as f64).sqrt().ceil().max(1.0) as usize;
     let mut panels = Vec::with_capacity(curves.len());
@@ -187,13 +211,34 @@ fn draw(
                 law.eval(&point, params)
             })
             .collect();
+        // The band: percentiles of the replicates' predictions.
+        let band = match band {
+            Some((samples, level)) => {
+                let tail = (1.0 - level) / 2.0;
+                let mut v = vec![0.0; samples.len()];
+                c.iter()
+                    .map(|&row| {
+                        for (k, col) in vars.iter().enumerate() {
+                            point[k] = col[row];
+                        }
+                        for (x, s) in v.iter_mut().zip(samples) {
+                            *x = law.eval(&point, s);
+                        }
+                        v.sort_by(f64::total_cmp);
+                        (quantile(&v, tail), quantile(&v, 1.0 - tail))
+                    })
+                    .collect()
+            }
+            None => Vec::new(),
+        };
         let mut label: Vec<String> = key_of(first);
-        if let Some(rc) = run.filter(|_| by_cols.is_empty()) {
+        if let Some(rc) = run.filter(|_| by_cols.is_empty() && !values_tell_apart) {
             if !table.columns[rc][first].is_empty() {
                 label.push(table.columns[rc][first].clone());
             }
         }
-        for &v in &per_curve {
+        // The grid's row variable first, as "T = 4, N = 1.36B".
+        for &v in per_curve.iter().rev() {
             label.push(format!(
                 "{} = {}",
                 law.variables[v],
@@ -224,7 +269,7 @@ fn draw(
             loss: c.iter().map(|&row| loss[row]).collect(),
             pred,
             held_out: c.iter().map(|&row| held[row]).collect(),
-            band: Vec::new(),
+            band,
         });
     }
     // A linear axis counts in the unit of its largest value; `Auto` makes
@@ -236,10 +281,13 @@ fn draw(
         m if m >= 1e3 => 1e3,
         _ => 1.0,
     };
-    let opts = PlotOptions {
+    let mut opts = PlotOptions {
         x_label: law.variables[x].clone(),
         x_unit,
         ..PlotOptions::default()
     };
+    if let Some(l) = band_label {
+        opts.band_label = l;
+    }
     Ok((panels, opts))
 }

@@ -12,6 +12,16 @@ pub struct LawFit {
     /// The law compiled with the variables it was fitted with.
     pub law: CompiledLaw,
     pub axis: Option<String>,
+    /// The law file, with the variables bound as in the fit.
+    pub file: LawFile,
+}
+
+impl LawFit {
+    /// Give `table` the columns the fit filled with the law's defaults
+    /// (T = 1 on a sweep without a T column), where it lacks them.
+    pub fn fill_defaults(&self, table: &mut crate::data::Table) -> anyhow::Result<()> {
+        super::binding::fill_defaults(&self.file, table, &super::BindOptions::default())
+    }
 }
 
 /// Read a law fit's fit.json, checking that it has every parameter.
@@ -29,7 +39,8 @@ pub fn read_law_fit(path: &std::path::Path) -> anyhow::Result<LawFit> {
     Ok(LawFit {
         report: r,
         law,
-        axis: file.axis,
+        axis: file.axis.clone(),
+        file,
     })
 }
 
@@ -100,12 +111,16 @@ fn validate(r: &LawFitReport, law: &CompiledLaw, formula: &str) -> anyhow::Resul
     Ok(())
 }
 
-/// Predictions of a law fit on the product of `at` (variable, values) in
-/// the law's variable order: a header and rows (group key columns first
-/// when the fit has groups).
+/// Predictions of a law fit on the product of `at` (variable, values): a
+/// header and rows (group key columns first when the fit has groups). The
+/// columns are the law's variables named by the data columns they were
+/// fitted from (looplm's D is `tokens`), the axis last so that each curve's
+/// rows come together; a variable not in `at` that took one value in the
+/// fitted rows (T = 1 in a sweep of ordinary models) keeps it.
 pub fn predict_rows(
     r: &LawFitReport,
     law: &CompiledLaw,
+    axis: Option<&str>,
     at: &[(String, Vec<f64>)],
 ) -> anyhow::Result<(Vec<String>, Vec<Vec<String>>)> {
     if let Some((n, _)) = at.iter().find(|(n, _)| !law.variables.contains(n)) {
@@ -122,15 +137,21 @@ pub fn predict_rows(
             );
         }
     }
-    let mut axes = Vec::new();
-    for v in &law.variables {
-        let Some((_, values)) = at.iter().find(|(n, _)| n == v) else {
-            bail!(
-                "give --at {v}=LIST: the law's variables are {}",
-                law.variables.join(", ")
-            );
+    // The column order: the law's, the axis moved last.
+    let mut order: Vec<usize> = (0..law.variables.len()).collect();
+    if let Some(a) = axis.and_then(|a| law.variables.iter().position(|v| v == a)) {
+        order.retain(|&v| v != a);
+        order.push(a);
+    }
+    let mut axes = vec![Vec::new(); law.variables.len()];
+    for (v, name) in law.variables.iter().enumerate() {
+        axes[v] = match at.iter().find(|(n, _)| n == name) {
+            Some((_, values)) => values.clone(),
+            None => match r.ranges.get(name) {
+                Some(&[lo, hi]) if lo == hi => vec![lo],
+                _ => bail!("give --at {name}=LIST: {}", fitted_values(r, name)),
+            },
         };
-        axes.push(values.clone());
     }
     // (group key, parameters, bootstrap) of every fit.
     type Set<'a> = (Vec<String>, Vec<f64>, Option<&'a BootstrapReport>);
@@ -167,7 +188,10 @@ pub fn predict_rows(
         );
     }
     let mut header: Vec<String> = r.by.clone();
-    header.extend(law.variables.iter().cloned());
+    header.extend(order.iter().map(|&v| {
+        let name = &law.variables[v];
+        r.variables.get(name).unwrap_or(name).clone()
+    }));
     header.push("pred".into());
     for k in &kinds {
         header.push(format!("lo_{k}"));
@@ -179,13 +203,14 @@ pub fn predict_rows(
     for (key, p, boot) in &sets {
         let count: usize = axes.iter().map(Vec::len).product();
         for mut k in 0..count {
-            // Last variable fastest.
-            for (v, values) in axes.iter().enumerate().rev() {
+            // Last column fastest.
+            for &v in order.iter().rev() {
+                let values = &axes[v];
                 point[v] = values[k % values.len()];
                 k /= values.len();
             }
             let mut row = key.clone();
-            row.extend(point.iter().map(|x| x.to_string()));
+            row.extend(order.iter().map(|&v| point[v].to_string()));
             row.push(law.eval(&point, p).to_string());
             // The band of each scheme: percentiles of the replicates'
             // predictions (empty where this fit has no such replicates).
@@ -210,6 +235,34 @@ pub fn predict_rows(
         }
     }
     Ok((header, rows))
+}
+
+/// What the fit's rows held of variable `name`, to say when its values
+/// must be given: its values per curve (the first 8), else its range.
+fn fitted_values(r: &LawFitReport, name: &str) -> String {
+    let mut values: Vec<f64> = r
+        .metrics
+        .per_curve
+        .iter()
+        .filter_map(|c| c.at.get(name).copied())
+        .collect();
+    values.sort_by(f64::total_cmp);
+    values.dedup();
+    let f = crate::format::format_value;
+    if !values.is_empty() {
+        let mut listed: Vec<String> = values.iter().take(8).map(|&v| f(v)).collect();
+        if values.len() > 8 {
+            listed.push("...".into());
+        }
+        return format!("the fitted curves have {name} = {}", listed.join(", "));
+    }
+    match r.ranges.get(name) {
+        Some(&[lo, hi]) => format!("the fitted rows have {name} from {} to {}", f(lo), f(hi)),
+        None => format!(
+            "the law's variables are {}",
+            r.variables.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
+    }
 }
 
 /// Warnings for the `--at` values outside the range a variable had in the

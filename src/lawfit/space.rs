@@ -24,7 +24,10 @@ pub(super) fn law_space(
             bail!("--fix {name}={v}: the value must be a finite number");
         }
         if let Some(Err(why)) = b.file.params.get(name).map(|d| d.allows(*v)) {
-            bail!("--fix {name}={v}: {why}, as the law file declares {name}");
+            bail!(
+                "--fix {name}={v}: {why}, as the law file of {} declares {name}",
+                b.file.name
+            );
         }
         r.fixed = Some(*v);
     }
