@@ -25,11 +25,11 @@ use rayon::prelude::*;
 
 use crate::backend::gpu::{self, AdapterFilter, AdapterSummary, GpuDevice, GpuLaw};
 use crate::backend::{Backend, CompiledGrid, CpuBackend, CpuLayout, Eval, GpuBackend, Prepared};
-use crate::bootstrap::{self, BootstrapOptions, Resample};
-use crate::data::{self, Dataset, Filter, ReadOptions};
-use crate::fit::{self, FitOptions};
+use crate::bootstrap::{BootstrapOptions, Resample};
+use crate::data::{self, Dataset, Filter, ReadOptions, Table};
 use crate::law::plan::{Plan, Sweep};
 use crate::law::{builtin_law, builtin_names, CompiledLaw, LawFile, NP};
+use crate::lawfit::{self, LawFitOptions};
 use crate::objective::Objective;
 use crate::report::format_count;
 use crate::simulate::{self, SimOptions, LOOPLM20_N, LOOPLM20_T};
@@ -172,7 +172,8 @@ pub struct FitRun {
     pub starts: Option<usize>,
     /// Building the backend (GPU: device, pipelines, upload).
     pub setup_seconds: Option<f64>,
-    /// fit::fit, the optimisation alone.
+    /// The fit's own seconds (lawfit::fit_table): evaluators, starts,
+    /// optimisation, polish and reports.
     pub seconds: Option<f64>,
     pub best_objective: Option<f64>,
     pub at_best: Option<usize>,
@@ -773,6 +774,16 @@ impl Devices {
             .map(|a| GpuBackend::on_adapter(a, data, None))
     }
 
+    /// The GPU device of the fits, opened once, and the seconds that took;
+    /// None without an adapter.
+    fn device(&self) -> Option<(anyhow::Result<Arc<GpuDevice>>, f64)> {
+        self.adapter.as_ref().map(|a| {
+            let t0 = Instant::now();
+            let d = GpuDevice::open(a);
+            (d, t0.elapsed().as_secs_f64())
+        })
+    }
+
     /// What a row of backend `kind` names as its device before there is
     /// an evaluator to ask: the GPU adapter, nothing for the CPU.
     fn name(&self, kind: &str) -> String {
@@ -1045,23 +1056,24 @@ fn skipped(
 fn bench_fits(opts: &BenchOptions, devices: &Devices, bar: &ProgressBar) -> Vec<FitRun> {
     let mut rows = Vec::new();
     let demo = simulate::simulate_looplm20(&SimOptions::default());
+    let demo = Table::from_dataset(&demo, Path::new("the simulated looplm20 sweep"));
+    let device = devices.device();
     rows.extend(bench_fit(
         "demo",
         &demo,
-        &FitOptions::default(),
-        devices,
+        &LawFitOptions::default(),
+        &device,
         bar,
     ));
 
-    rows.extend(bench_bootstrap(&demo, BOOTSTRAP_REPLICATES, devices, bar));
+    rows.extend(bench_bootstrap(&demo, BOOTSTRAP_REPLICATES, &device, bar));
 
-    let pythia = FitOptions {
-        starts: Some(128),
-        seed: 0,
-        ..FitOptions::default()
-    };
     match read_pythia(&opts.pythia_manifest) {
-        Ok(ds) => rows.extend(bench_fit("pythia", &ds, &pythia, devices, bar)),
+        Ok(ds) => {
+            let table = Table::from_dataset(&ds, &opts.pythia_manifest);
+            let opts = LawFitOptions::default();
+            rows.extend(bench_fit("pythia", &table, &opts, &device, bar))
+        }
         Err(e) => {
             let why = format!("cannot read the Pythia sweep (it needs ../shared/data): {e:#}");
             let backends: &[&str] = if devices.adapter.is_some() {
@@ -1107,30 +1119,61 @@ fn fit_row(sweep: &str, backend: &str, status: Status) -> FitRun {
     }
 }
 
-/// Fit `ds` on the CPU, then on the GPU when there is one.
+/// The looplm law bound to `table` (a simulated or Pythia sweep).
+fn looplm(table: &Table) -> anyhow::Result<(lawfit::BoundLaw, Table)> {
+    let text = crate::law::builtin("looplm").expect("looplm is built in");
+    let origin = "laws/looplm.toml (built in)";
+    let file = LawFile::parse(text, origin)?;
+    let mut table = table.clone();
+    let opts = lawfit::BindOptions::default();
+    Ok((lawfit::bind(file, text, origin, &mut table, &opts)?, table))
+}
+
+/// A backend of the fits: its kind, its device (None: the CPU) and the
+/// seconds opening it took.
+type FitBackend = (&'static str, anyhow::Result<Option<Arc<GpuDevice>>>, f64);
+
+/// The backends a fit runs on: the CPU, then the GPU when there is one
+/// (opened once, with the seconds it took).
+fn backends(device: &Option<(anyhow::Result<Arc<GpuDevice>>, f64)>) -> Vec<FitBackend> {
+    let mut out = vec![("cpu", Ok(None), 0.0)];
+    if let Some((d, setup)) = device {
+        let d = match d {
+            Ok(d) => Ok(Some(d.clone())),
+            Err(e) => Err(anyhow!("cannot open the GPU: {e:#}")),
+        };
+        out.push(("gpu", d, *setup));
+    }
+    out
+}
+
+/// Fit the looplm law to `table` on the CPU, then on the GPU when there
+/// is one.
 fn bench_fit(
     name: &str,
-    ds: &Dataset,
-    opts: &FitOptions,
-    devices: &Devices,
+    table: &Table,
+    opts: &LawFitOptions,
+    device: &Option<(anyhow::Result<Arc<GpuDevice>>, f64)>,
     bar: &ProgressBar,
 ) -> Vec<FitRun> {
-    let prepared = Prepared::new(ds, opts.objective);
     let mut rows = Vec::new();
-    let mut run_one = |kind: &str, make: &dyn Fn() -> anyhow::Result<Box<dyn Backend>>| {
+    for (kind, dev, setup) in backends(device) {
         bar.set_message(format!(
             "fitting {name} ({} points) on the {}",
-            ds.points(),
+            table.rows(),
             kind.to_uppercase()
         ));
-        let t0 = Instant::now();
-        let result = make().and_then(|mut b| {
-            let setup = t0.elapsed().as_secs_f64();
-            fit::fit(ds, &prepared, opts, b.as_mut(), |_| {}).map(|o| (setup, o))
+        let result = dev.and_then(|dev| {
+            let (bound, table) = looplm(table)?;
+            let opts = LawFitOptions {
+                device: dev,
+                ..opts.clone()
+            };
+            lawfit::fit_table(&bound, &table, &opts, |_| {})
         });
         bar.inc(1);
         rows.push(match result {
-            Ok((setup, out)) => FitRun {
+            Ok(out) => FitRun {
                 points: Some(out.report.points),
                 starts: Some(out.report.starts.count),
                 setup_seconds: Some(setup),
@@ -1144,12 +1187,6 @@ fn bench_fit(
                 ..fit_row(name, kind, Status::Failed)
             },
         });
-    };
-    run_one("cpu", &|| Ok(Box::new(CpuBackend::new(prepared.clone()))));
-    if let Some(a) = &devices.adapter {
-        run_one("gpu", &|| {
-            Ok(Box::new(GpuBackend::on_adapter(a, &prepared, None)?))
-        });
     }
     if let [c, g] = rows.as_mut_slice() {
         g.gpu_speedup = c.seconds.zip(g.seconds).map(|(c, g)| c / g);
@@ -1160,23 +1197,26 @@ fn bench_fit(
 /// Replicates per resampling scheme of the bootstrap workload.
 const BOOTSTRAP_REPLICATES: usize = 256;
 
-/// Bootstrap `ds` (curves and points, `replicates` each) on the CPU, then
-/// on the GPU, from one CPU fit's best point so both do the same work.
+/// Bootstrap the looplm fit of `table` (curves and points, `replicates`
+/// each) on the CPU, then on the GPU, from one CPU fit's best point so
+/// both do the same work.
 fn bench_bootstrap(
-    ds: &Dataset,
+    table: &Table,
     replicates: usize,
-    devices: &Devices,
+    device: &Option<(anyhow::Result<Arc<GpuDevice>>, f64)>,
     bar: &ProgressBar,
 ) -> Vec<FitRun> {
     let name = "demo-boot";
-    let opts = FitOptions::default();
-    let prepared = Prepared::new(ds, opts.objective);
-    let mut cpu = CpuBackend::new(prepared.clone());
+    let opts = LawFitOptions::default();
     bar.set_message(format!("fitting {name} before the bootstrap"));
-    let fit = match fit::fit(ds, &prepared, &opts, &mut cpu, |_| {}) {
+    let fitted = looplm(table).and_then(|(bound, table)| {
+        let out = lawfit::fit_table(&bound, &table, &opts, |_| {})?;
+        Ok((bound, table, out))
+    });
+    let (bound, table, fit) = match fitted {
         Ok(f) => f,
         Err(e) => {
-            bar.inc(1 + devices.adapter.is_some() as u64);
+            bar.inc(1 + device.is_some() as u64);
             return vec![FitRun {
                 note: Some(format!("the fit before the bootstrap failed: {e:#}")),
                 ..fit_row(name, "cpu", Status::Failed)
@@ -1191,20 +1231,26 @@ fn bench_bootstrap(
         lbfgs: opts.lbfgs,
     };
     let mut rows = Vec::new();
-    let mut run_one = |kind: &str, backend: anyhow::Result<Box<dyn Backend>>, setup: f64| {
+    for (kind, dev, setup) in backends(device) {
         bar.set_message(format!(
             "bootstrapping {name} ({} replicates) on the {}",
             2 * replicates,
             kind.to_uppercase()
         ));
-        let result = backend
-            .and_then(|mut b| bootstrap::bootstrap(&prepared, &fit, &boot, b.as_mut(), |_| {}));
+        let result = dev.and_then(|dev| {
+            let opts = LawFitOptions {
+                device: dev,
+                ..opts.clone()
+            };
+            let held = &fit.held_out;
+            lawfit::bootstrap(&bound, &table, &opts, held, &fit.fits, &boot, |_| {})
+        });
         bar.inc(1);
-        rows.push(match result {
+        rows.push(match result.map(|mut r| r.remove(0)) {
             Ok(r) => {
                 let converged: usize = r.resamples.iter().map(|x| x.converged).sum();
                 FitRun {
-                    points: Some(ds.points()),
+                    points: Some(table.rows()),
                     starts: Some(2 * replicates),
                     setup_seconds: Some(setup),
                     seconds: Some(r.seconds),
@@ -1220,15 +1266,6 @@ fn bench_bootstrap(
                 ..fit_row(name, kind, Status::Failed)
             },
         });
-    };
-    let t0 = Instant::now();
-    let cpu = Box::new(CpuBackend::new(prepared.clone()));
-    run_one("cpu", Ok(cpu), t0.elapsed().as_secs_f64());
-    if let Some(a) = &devices.adapter {
-        let t0 = Instant::now();
-        let gpu =
-            GpuBackend::on_adapter(a, &prepared, None).map(|g| Box::new(g) as Box<dyn Backend>);
-        run_one("gpu", gpu, t0.elapsed().as_secs_f64());
     }
     if let [c, g] = rows.as_mut_slice() {
         g.gpu_speedup = c.seconds.zip(g.seconds).map(|(c, g)| c / g);
@@ -1471,7 +1508,7 @@ pub fn render(r: &BenchReport) -> String {
     if r.settings.fits {
         let _ = writeln!(
             s,
-            "\nend-to-end fits (seconds of fit::fit; setup = building the backend, GPU: device and upload)"
+            "\nend-to-end fits of the looplm law (seconds of the fit; setup = opening the GPU device)"
         );
         let header = format!(
             "  {:<9} {:<4} {:>7} {:>6} {:>8} {:>9} {:>15} {:>9} {:>8}",
@@ -1521,7 +1558,7 @@ pub fn render(r: &BenchReport) -> String {
                 }
             }
         }
-        let _ = writeln!(s, "  demo: looplm20 simulated, default options and start grid; demo-boot: its bootstrap, {BOOTSTRAP_REPLICATES} curve and {BOOTSTRAP_REPLICATES} point replicates from the best fit (starts = replicates); pythia: benches/pythia_manifest.csv, stride 5, 128 random starts, seed 0");
+        let _ = writeln!(s, "  demo: looplm20 simulated, default options (128 starts, seed 0); demo-boot: its bootstrap, {BOOTSTRAP_REPLICATES} curve and {BOOTSTRAP_REPLICATES} point replicates from the best fit (starts = replicates); pythia: benches/pythia_manifest.csv, stride 5, 128 random starts, seed 0");
         if has_gpu {
             let _ = writeln!(
                 s,

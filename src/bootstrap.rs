@@ -1,6 +1,6 @@
-//! Bootstrap uncertainty of a fit. Every replicate is one more problem in
-//! the lockstep batch, distinguished only by its weighting, and starts from
-//! the best fit:
+//! Bootstrap uncertainty of a fit: the resampling schemes, their draws and
+//! the statistics of the replicates (the batch that refits them is
+//! `lawfit::bootstrap`). Every replicate is a weighting of the fit's rows:
 //! - curves: the sweep's curves drawn with replacement (a curve drawn k
 //!   times gets multiplier k), for errors correlated within a run;
 //! - points: every point counted a Poisson(1) number of times (the
@@ -10,18 +10,14 @@
 //! Each free parameter gets the replicates' standard deviation and a
 //! percentile interval.
 
-use std::time::Instant;
-
-use anyhow::{bail, Context};
+use anyhow::bail;
 use indexmap::IndexMap;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{weights, Backend, Prepared, Weighting};
-use crate::fit::{raw_params, solve_groups, FitOutput, Group, Polish};
-use crate::law::{NP, PARAM_NAMES};
-use crate::optim::{self, Progress, Status};
-use crate::report::{BootstrapReport, Interval, ResampleReport};
+use crate::backend::Weighting;
+use crate::optim;
+use crate::report::{Interval, ResampleReport};
 use crate::stats::quantile;
 
 /// What is resampled.
@@ -54,39 +50,9 @@ pub struct BootstrapOptions {
     pub lbfgs: optim::Options,
 }
 
-/// Each replicate is refined alone when the batch ran in single precision.
-const POLISH_REPLICATE: Polish = Polish {
-    always: 1,
-    max: 1,
-    rtol: 0.0,
-};
-
 /// Redraws allowed for a replicate that leaves no point weighted (only
 /// possible on tiny sweeps).
 const MAX_REDRAWS: usize = 100;
-
-/// The weightings of `replicates` resamples of kind `kind`, reproducible
-/// from `seed`. Replicates that would leave no point with a positive
-/// weight are redrawn.
-pub fn weightings(
-    kind: Resample,
-    replicates: usize,
-    data: &Prepared,
-    seed: u64,
-) -> anyhow::Result<Vec<Weighting>> {
-    // What a resample must keep, checked without a pass over the points per
-    // replicate: the dataset weight of each curve, and how many points
-    // carry weight (all Poisson counts are 0 with probability e^-n).
-    let curve_weight: Vec<f64> = data
-        .configs
-        .iter()
-        .map(|c| data.w[c.start..c.start + c.len].iter().sum())
-        .collect();
-    let weighted_points = data.w.iter().filter(|&&w| w > 0.0).count();
-    draw(kind, replicates, &curve_weight, seed, |w| {
-        weighted_points >= 64 || weights::resolve(w, data).is_ok()
-    })
-}
 
 /// The weightings of `replicates` resamples of kind `kind` of curves that
 /// weigh `curve_weight` in all, reproducible from `seed` (a curve drawn k
@@ -168,77 +134,6 @@ pub fn schemes(asked: &[Resample], curves: usize) -> anyhow::Result<(Vec<Resampl
         );
     }
     Ok((kinds, notes))
-}
-
-/// Refit `opts.replicates` resamples of every kind in `opts.resamples` as
-/// one batch on `backend`, each started from `fit`'s best point.
-pub fn bootstrap(
-    prepared: &Prepared,
-    fit: &FitOutput,
-    opts: &BootstrapOptions,
-    backend: &mut dyn Backend,
-    progress: impl FnMut(Progress),
-) -> anyhow::Result<BootstrapReport> {
-    if opts.replicates < 2 {
-        bail!("--bootstrap needs at least 2 replicates");
-    }
-    if !(opts.level > 0.0 && opts.level < 1.0) {
-        bail!("the interval level must lie in (0, 1), got {}", opts.level);
-    }
-    let started = Instant::now();
-    let (kinds, notes) = schemes(&opts.resamples, prepared.configs.len())?;
-    let mut all = Vec::new();
-    for &kind in &kinds {
-        all.extend(weightings(kind, opts.replicates, prepared, opts.seed)?);
-    }
-    let groups: Vec<Group> = (0..all.len())
-        .map(|i| Group {
-            weighting: i as u32,
-            starts: vec![fit.best_theta.clone()],
-        })
-        .collect();
-    let solved = solve_groups(
-        &fit.space,
-        prepared,
-        backend,
-        &all,
-        &groups,
-        &opts.lbfgs,
-        POLISH_REPLICATE,
-        progress,
-    )
-    .context("bootstrap replicates")?;
-    let free = fit.space.spec.free_indices();
-    let resamples = kinds
-        .iter()
-        .enumerate()
-        .map(|(k, &kind)| {
-            let outs = &solved.outcomes[k * opts.replicates..(k + 1) * opts.replicates];
-            let outs: Vec<_> = outs.iter().map(|o| &o[0]).collect();
-            let samples: Vec<[f64; NP]> = outs
-                .iter()
-                .filter(|o| o.f.is_finite())
-                .map(|o| raw_params(&fit.space, &o.x))
-                .collect();
-            let converged = outs
-                .iter()
-                .filter(|o| o.status == Status::Converged)
-                .count();
-            let names: Vec<(usize, String)> = free
-                .iter()
-                .map(|&i| (i, PARAM_NAMES[i].to_string()))
-                .collect();
-            let samples = samples.iter().map(|s| s.to_vec()).collect();
-            resample_report(kind, opts, &names, converged, samples)
-        })
-        .collect();
-    Ok(BootstrapReport {
-        seed: opts.seed,
-        level: opts.level,
-        seconds: started.elapsed().as_secs_f64(),
-        resamples,
-        notes,
-    })
 }
 
 /// The statistics of one kind's replicates: per parameter of `names`

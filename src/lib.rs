@@ -1,19 +1,18 @@
 //! sweepfit: fit neural scaling laws to whole sweeps of training curves.
 //!
-//! Data flow: [`data`] reads curves into a [`data::Dataset`]; [`law`] and
-//! [`objective`] define what is fitted; a [`backend::Backend`] evaluates the
+//! Data flow: [`data`] reads curves into a [`data::Table`]; [`law`]
+//! compiles a law's text and [`objective`] says what is minimised; the
+//! compiled law's evaluators in [`backend`] (CPU and GPU twins) give the
 //! objective and its gradient for a batch of parameter vectors; [`optim`]
-//! runs batched L-BFGS on the host; [`fit`] drives multi-start fits, [`bootstrap`]
-//! and [`eval`] batch many weighted refits, and [`report`] writes the
-//! results.
+//! runs batched L-BFGS and Levenberg-Marquardt on the host; [`lawfit`]
+//! drives multi-start fits, bootstraps and hold-out folds as batches of
+//! weighted problems, [`polish`], [`identify`] and [`profile`] finish and
+//! describe an optimum, and [`report`] writes the results.
 
 pub mod backend;
 pub mod bench;
 pub mod bootstrap;
 pub mod data;
-pub mod eval;
-pub mod finish;
-pub mod fit;
 pub mod format;
 pub mod identify;
 pub mod law;

@@ -1,10 +1,13 @@
 //! Bootstrap resampling and the calibration of its intervals.
 
-use sweepfit::backend::{weights, CpuBackend, Prepared};
+use std::path::Path;
+
+use sweepfit::backend::Weighting;
 use sweepfit::bootstrap::{self, BootstrapOptions, Resample};
-use sweepfit::fit::{self, FitOptions};
-use sweepfit::law::{NP, PARAM_NAMES};
-use sweepfit::simulate::{looplm20_truth, simulate_looplm20, SimOptions};
+use sweepfit::data::Table;
+use sweepfit::law::{builtin, LawFile};
+use sweepfit::lawfit::{self, BindOptions, LawFitOptions};
+use sweepfit::simulate::{looplm20_truth_by_name, simulate_looplm20, SimOptions};
 
 /// Noise sd of the calibration sweeps. At the demo's 0.02 the T term
 /// (C, gamma, t3 from four steps) is so weakly identified that its
@@ -22,11 +25,14 @@ fn sweep(seed: u64, points: usize) -> sweepfit::data::Dataset {
     })
 }
 
+/// `replicates` draws of `kind` over 20 curves of equal weight.
+fn draws(kind: Resample, replicates: usize, seed: u64) -> Vec<Weighting> {
+    bootstrap::draw(kind, replicates, &[1.0; 20], seed, |_| true).unwrap()
+}
+
 #[test]
 fn curve_resamples_draw_as_many_curves_as_the_sweep_has() {
-    let ds = sweep(0, 20);
-    let prepared = Prepared::new(&ds, Default::default());
-    let ws = bootstrap::weightings(Resample::Curves, 50, &prepared, 7).unwrap();
+    let ws = draws(Resample::Curves, 50, 7);
     assert_eq!(ws.len(), 50);
     let mut distinct = std::collections::BTreeSet::new();
     let mut left_out = 0;
@@ -42,27 +48,20 @@ fn curve_resamples_draw_as_many_curves_as_the_sweep_has() {
     let frac = left_out as f64 / 1000.0;
     assert!((frac - 0.358).abs() < 0.05, "left-out fraction {frac}");
     // Reproducible from the seed, different under another.
-    assert_eq!(
-        ws,
-        bootstrap::weightings(Resample::Curves, 50, &prepared, 7).unwrap()
-    );
-    assert_ne!(
-        ws,
-        bootstrap::weightings(Resample::Curves, 50, &prepared, 8).unwrap()
-    );
+    assert_eq!(ws, draws(Resample::Curves, 50, 7));
+    assert_ne!(ws, draws(Resample::Curves, 50, 8));
 }
 
 #[test]
 fn point_resamples_have_distinct_seeds() {
-    let ds = sweep(0, 20);
-    let prepared = Prepared::new(&ds, Default::default());
-    let ws = bootstrap::weightings(Resample::Points, 100, &prepared, 3).unwrap();
+    let ws = draws(Resample::Points, 100, 3);
     let seeds: std::collections::BTreeSet<u32> = ws.iter().map(|w| w.poisson.unwrap()).collect();
     assert_eq!(seeds.len(), 100);
     for w in &ws {
         assert!(w.config.iter().all(|&m| m == 1.0));
-        weights::resolve(w, &prepared).unwrap();
     }
+    assert_eq!(ws, draws(Resample::Points, 100, 3));
+    assert_ne!(ws, draws(Resample::Points, 100, 4));
 }
 
 /// Calibration check, stated: over SEEDS independently simulated sweeps
@@ -83,60 +82,58 @@ fn point_resamples_have_distinct_seeds() {
 fn point_bootstrap_intervals_cover_the_truth_at_about_the_nominal_rate() {
     const SEEDS: u64 = 24;
     const REPLICATES: usize = 100;
-    let truth = looplm20_truth();
-    let opts = FitOptions::default();
-    let mut covered = [0usize; NP];
-    let mut fitted: Vec<[f64; NP]> = Vec::new();
-    let mut se_sum = [0.0; NP];
+    let truth: Vec<(&str, f64)> = looplm20_truth_by_name().collect();
+    let np = truth.len();
+    let opts = LawFitOptions::default();
+    let mut covered = vec![0usize; np];
+    let mut fitted: Vec<Vec<f64>> = Vec::new();
+    let mut se_sum = vec![0.0; np];
+    let text = builtin("looplm").unwrap();
     for seed in 0..SEEDS {
         let ds = sweep(seed + 100, 60);
-        let prepared = Prepared::new(&ds, opts.objective);
-        let mut cpu = CpuBackend::new(prepared.clone());
-        let fit = fit::fit(&ds, &prepared, &opts, &mut cpu, |_| {}).unwrap();
-        let boot = bootstrap::bootstrap(
-            &prepared,
-            &fit,
-            &BootstrapOptions {
-                replicates: REPLICATES,
-                resamples: vec![Resample::Points],
-                seed,
-                level: 0.95,
-                lbfgs: opts.lbfgs,
-            },
-            &mut cpu,
-            |_| {},
-        )
-        .unwrap();
-        let rs = &boot.resamples[0];
+        let mut table = Table::from_dataset(&ds, Path::new("sweep"));
+        let file = LawFile::parse(text, "looplm").unwrap();
+        let b = lawfit::bind(file, text, "looplm", &mut table, &BindOptions::default()).unwrap();
+        let fit = lawfit::fit_table(&b, &table, &opts, |_| {}).unwrap();
+        let boot = BootstrapOptions {
+            replicates: REPLICATES,
+            resamples: vec![Resample::Points],
+            seed,
+            level: 0.95,
+            lbfgs: opts.lbfgs,
+        };
+        let reports =
+            lawfit::bootstrap(&b, &table, &opts, &fit.held_out, &fit.fits, &boot, |_| {}).unwrap();
+        let rs = &reports[0].resamples[0];
         assert!(
             rs.used >= REPLICATES * 9 / 10,
             "seed {seed}: {} used",
             rs.used
         );
-        for (i, name) in PARAM_NAMES.iter().enumerate() {
+        for (i, (name, t)) in truth.iter().enumerate() {
             let iv = rs.params[*name];
-            if iv.lo <= truth[i] && truth[i] <= iv.hi {
+            if iv.lo <= *t && *t <= iv.hi {
                 covered[i] += 1;
             }
             se_sum[i] += iv.se;
         }
-        fitted.push(fit.params);
+        fitted.push(truth.iter().map(|(n, _)| fit.report.params[*n]).collect());
     }
     let n = SEEDS as f64;
     let total: usize = covered.iter().sum();
-    let rate = total as f64 / (n * NP as f64);
+    let rate = total as f64 / (n * np as f64);
     let mut lines = Vec::new();
     let mut bad_se = Vec::new();
-    for i in 0..NP {
+    for (i, (name, _)) in truth.iter().enumerate() {
         let mean = fitted.iter().map(|p| p[i]).sum::<f64>() / n;
         let sd = (fitted.iter().map(|p| (p[i] - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
         let ratio = se_sum[i] / n / sd;
         lines.push(format!(
-            "{:<6} covered {:>2}/{SEEDS}  mean SE / sd of fits {ratio:.2}",
-            PARAM_NAMES[i], covered[i]
+            "{name:<6} covered {:>2}/{SEEDS}  mean SE / sd of fits {ratio:.2}",
+            covered[i]
         ));
         if !(0.5..=2.0).contains(&ratio) {
-            bad_se.push(PARAM_NAMES[i]);
+            bad_se.push(*name);
         }
     }
     let table = lines.join("\n");

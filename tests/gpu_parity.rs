@@ -9,11 +9,13 @@
 mod common;
 use common::{adapter, compare, param_batch, sweep};
 
+use sweepfit::backend::gpu::GpuDevice;
 use sweepfit::backend::gpu::GpuLimits;
 use sweepfit::backend::{Backend, CpuBackend, Eval, GpuBackend, Prepared};
+use sweepfit::data::Table;
 use sweepfit::data::{read_manifest, Dataset, Filter, ReadOptions};
-use sweepfit::fit::{self, FitOptions};
-use sweepfit::law::{NP, PARAM_NAMES};
+use sweepfit::law::{builtin, LawFile, NP};
+use sweepfit::lawfit::{self, BindOptions, LawFitOptions};
 use sweepfit::objective::{LossKind, Objective, Space};
 use sweepfit::simulate::{self, SimOptions};
 
@@ -68,22 +70,27 @@ fn chunking_of_points_and_starts() {
     );
 }
 
-/// A whole multi-start fit on each backend, from the same starts, reaches
-/// the same best parameters within 1e-3 relative.
-fn fit_parity(ds: &Dataset, opts: &FitOptions, what: &str) {
+/// A whole multi-start fit of the looplm law on each backend, from the
+/// same starts, reaches the same best parameters within 1e-3 relative.
+fn fit_parity(ds: &Dataset, opts: &LawFitOptions, what: &str) {
     let Some(adapter) = adapter() else { return };
-    let prepared = Prepared::new(ds, opts.objective);
-    let mut cpu = CpuBackend::new(prepared.clone());
-    let mut gpu = GpuBackend::on_adapter(&adapter, &prepared, None).expect("GPU backend");
-    let c = fit::fit(ds, &prepared, opts, &mut cpu, |_| {}).expect("CPU fit");
-    let g = fit::fit(ds, &prepared, opts, &mut gpu, |_| {}).expect("GPU fit");
+    let text = builtin("looplm").unwrap();
+    let mut table = Table::from_dataset(ds, std::path::Path::new(what));
+    let file = LawFile::parse(text, "looplm").unwrap();
+    let b = lawfit::bind(file, text, "looplm", &mut table, &BindOptions::default()).unwrap();
+    let c = lawfit::fit_table(&b, &table, opts, |_| {}).expect("CPU fit");
+    let on_gpu = LawFitOptions {
+        device: Some(GpuDevice::open(&adapter).expect("GPU device")),
+        ..opts.clone()
+    };
+    let g = lawfit::fit_table(&b, &table, &on_gpu, |_| {}).expect("GPU fit");
     assert_eq!(g.report.backend.kind, "gpu");
-    for (i, name) in PARAM_NAMES.iter().enumerate() {
-        let (a, b) = (c.params[i], g.params[i]);
+    for (name, &a) in &c.report.params {
+        let b = g.report.params[name];
         // E is an additive loss level: when a fit drives it towards 0 (as
         // on the Pythia logs) its value below 1e-6 (loss units) has no
         // effect on any prediction, so it is compared on that scale too.
-        let floor = if *name == "E" { 1e-6 } else { 0.0 };
+        let floor = if name == "E" { 1e-6 } else { 0.0 };
         let tol = 1e-3 * a.abs().max(b.abs()) + floor;
         assert!((a - b).abs() <= tol, "{what}: {name} cpu {a} gpu {b}");
     }
@@ -103,11 +110,11 @@ fn whole_fit_on_simulated_sweep() {
     });
     // gamma fixed: with T = 1..4 the pair (gamma, t3) is nearly degenerate
     // and its flat valley, not the backend, would decide the last digits.
-    let mut opts = FitOptions {
-        starts: Some(24),
+    let mut opts = LawFitOptions {
+        starts: 24,
         seed: 1,
         fix: vec![("gamma".into(), 1.0)],
-        ..FitOptions::default()
+        ..LawFitOptions::default()
     };
     opts.lbfgs.ftol = 1e-13;
     fit_parity(&ds, &opts, "simulated");
@@ -116,10 +123,10 @@ fn whole_fit_on_simulated_sweep() {
 #[test]
 fn whole_fit_on_pythia_logs() {
     let ds = pythia(50);
-    let mut opts = FitOptions {
-        starts: Some(16),
+    let mut opts = LawFitOptions {
+        starts: 16,
         seed: 2,
-        ..FitOptions::default()
+        ..LawFitOptions::default()
     };
     opts.lbfgs.ftol = 1e-13;
     fit_parity(&ds, &opts, "pythia");

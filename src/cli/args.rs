@@ -14,8 +14,7 @@ use sweepfit::backend::BackendChoice;
 use sweepfit::bootstrap::{BootstrapOptions, Resample};
 use sweepfit::data::Selector;
 use sweepfit::data::{self, Dataset, Filter, ReadOptions};
-use sweepfit::fit::FitOptions;
-use sweepfit::law::{LawFile, LawKind, NP};
+use sweepfit::law::LawFile;
 use sweepfit::lawfit::{self, LawFitOptions};
 use sweepfit::memory;
 use sweepfit::objective::{LossKind, Objective, Space};
@@ -382,18 +381,6 @@ fn parse_fix(s: &str) -> Result<(String, f64), String> {
 }
 
 impl FitFlags {
-    /// The hand-written law asked for, if it is one (and not a law file).
-    pub(crate) fn hand_written(&self) -> Option<LawKind> {
-        // --var binds columns the long CSV reader does not read; --axis is
-        // the general driver's.
-        if self.law_file.is_some() || !self.vars.is_empty() || self.axis.is_some() {
-            return None;
-        }
-        [LawKind::Looplm, LawKind::Chinchilla]
-            .into_iter()
-            .find(|k| k.name() == self.law)
-    }
-
     /// The law file asked for, its text, and where it came from (for
     /// error messages): a file, a built-in, or a bare formula.
     pub(crate) fn law_source(&self) -> anyhow::Result<(LawFile, String, String)> {
@@ -415,28 +402,45 @@ impl FitFlags {
         }
     }
 
-    /// Options of a fit of any law from a table.
+    /// Options of a fit of any law from a table, checked before any work
+    /// starts.
     pub(crate) fn law_fit_options(
         &self,
         by: &[String],
         test_where: Option<Selector>,
     ) -> anyhow::Result<LawFitOptions> {
+        for (i, (name, v)) in self.fix.iter().enumerate() {
+            if let Some((_, w)) = self.fix[..i].iter().find(|(n, _)| n == name) {
+                bail!("--fix {name} is given twice ({w} and {v}): give each parameter once");
+            }
+        }
+        if !(self.delta > 0.0 && self.delta.is_finite()) {
+            bail!("--delta must be a positive number, got {}", self.delta);
+        }
         let starts = self.starts.unwrap_or(lawfit::DEFAULT_STARTS);
-        let base = FitFlags {
-            law: sweepfit::law::DEFAULT_LAW.into(),
-            law_file: None,
-            vars: Vec::new(),
-            axis: None,
-            fix: self.fix.clone(),
-            ..*self
-        };
-        let o = fit_options(&base)?;
+        if starts == 0 {
+            bail!("--starts must be at least 1");
+        }
+        // Counted for a law of 16 parameters: the law is not read yet.
+        memory::ensure_fits(
+            &format!("--starts {starts}"),
+            starts as f64 * optim::problem_bytes(16, optim::Options::default().memory),
+        )?;
         Ok(LawFitOptions {
-            objective: o.objective,
-            fix: o.fix,
+            objective: Objective {
+                loss: self.loss,
+                space: self.space,
+                delta: self.delta,
+            },
+            fix: self.fix.clone(),
             starts,
-            seed: o.seed,
-            lbfgs: o.lbfgs,
+            seed: self.seed,
+            lbfgs: optim::Options {
+                max_iter: self.max_iter,
+                ftol: self.ftol,
+                gtol: self.gtol,
+                ..Default::default()
+            },
             by: by.to_vec(),
             test_where,
             device: None,
@@ -476,50 +480,6 @@ pub(crate) fn law_source(
     let file = LawFile::from_formula(name)?;
     let text = format!("name = \"custom\"\nformula = {name:?}\n");
     Ok((file, text, "--law".to_string()))
-}
-
-pub(crate) fn fit_options(f: &FitFlags) -> anyhow::Result<FitOptions> {
-    for (i, (name, v)) in f.fix.iter().enumerate() {
-        if let Some((_, w)) = f.fix[..i].iter().find(|(n, _)| n == name) {
-            bail!("--fix {name} is given twice ({w} and {v}): give each parameter once");
-        }
-    }
-    if !(f.delta > 0.0 && f.delta.is_finite()) {
-        bail!("--delta must be a positive number, got {}", f.delta);
-    }
-    if let Some(k) = f.starts {
-        if k == 0 {
-            bail!("--starts must be at least 1");
-        }
-        memory::ensure_fits(
-            &format!("--starts {k}"),
-            k as f64 * optim::problem_bytes(NP, optim::Options::default().memory),
-        )?;
-    }
-    let Some(law) = f.hand_written() else {
-        bail!(
-            "--law {}: only the looplm and chinchilla laws work with this command so far",
-            f.law
-        );
-    };
-    Ok(FitOptions {
-        law,
-        objective: Objective {
-            loss: f.loss,
-            space: f.space,
-            delta: f.delta,
-        },
-        fix: f.fix.clone(),
-        starts: f.starts,
-        seed: f.seed,
-        lbfgs: optim::Options {
-            max_iter: f.max_iter,
-            ftol: f.ftol,
-            gtol: f.gtol,
-            ..Default::default()
-        },
-        profile: None,
-    })
 }
 
 pub(crate) fn sim_options(seed: u64, s: &SimFlags) -> anyhow::Result<SimOptions> {

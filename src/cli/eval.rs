@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use sweepfit::eval::Protocol;
+use sweepfit::lawfit::Protocol;
 use sweepfit::optim::Progress;
 use sweepfit::output;
 use sweepfit::report;

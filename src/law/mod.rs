@@ -23,4 +23,4 @@ pub use looplm::{
     predict_raw, LawKind, Scale, A, ALPHA, B, BETA, C, E, GAMMA, NP, PARAM_NAMES, T1, T2, T3,
 };
 pub use parse::FormulaError;
-pub use transform::{FreeSpace, ParamSpec, Reference, EXPONENT_BOUNDS};
+pub use transform::{Reference, EXPONENT_BOUNDS};

@@ -278,15 +278,20 @@ pub(super) fn fit_jobs_by(
     let mut fits = Vec::with_capacity(jobs.len());
     for (gi, p) in polished.into_iter().enumerate() {
         let mine = &outcomes[gi * per..(gi + 1) * per];
-        let f_best = p.f;
+        // Counted where the search ended: the polish finishes the best
+        // start alone, and on exact data it may lower the objective by
+        // orders of magnitude, past every start.
+        let searched = mine
+            .iter()
+            .map(|o| o.f)
+            .filter(|f| f.is_finite())
+            .fold(f64::INFINITY, f64::min);
         fits.push(JobFit {
             params: p.params.clone(),
-            objective: f_best,
+            objective: p.f,
             at_best: mine
                 .iter()
-                .filter(|o| {
-                    o.f.is_finite() && o.f - f_best <= crate::fit::AT_BEST_RTOL * f_best.abs()
-                })
+                .filter(|o| o.f.is_finite() && o.f - searched <= AT_BEST_RTOL * searched.abs())
                 .count(),
             polished: p,
         });

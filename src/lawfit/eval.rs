@@ -11,15 +11,63 @@ use std::time::Instant;
 
 use anyhow::bail;
 use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
 
 use super::{
     backend_report, curves_of, fit_jobs, law_space, predict_into, read_columns, BoundLaw, Data,
     Group, LawFitOptions,
 };
 use crate::data::Table;
-use crate::eval::{combinations, Protocol, MAX_FOLDS};
 use crate::optim::Progress;
 use crate::report::{format_count, EvalReport, FoldReport, ProtocolSummary};
+
+/// A way of holding data out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// Train on some model sizes, predict the others.
+    Sizes,
+    /// Train on the first part of every curve, predict the rest.
+    Tokens,
+    /// Leave one recurrent step T out and predict it.
+    LeaveT,
+    /// Hold out the rows `--test-where` selects (and nothing else).
+    TestWhere,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Sizes => "sizes",
+            Protocol::Tokens => "tokens",
+            Protocol::LeaveT => "leave-t",
+            Protocol::TestWhere => "test-where",
+        }
+    }
+}
+
+/// Most folds one protocol may make (C(n, k) grows fast with many sizes).
+pub const MAX_FOLDS: usize = 500;
+
+/// Every k-element subset of 0..n, in lexicographic order.
+pub fn combinations(n: usize, k: usize) -> Vec<Vec<usize>> {
+    let mut out = Vec::new();
+    let mut cur: Vec<usize> = (0..k).collect();
+    if k > n {
+        return out;
+    }
+    loop {
+        out.push(cur.clone());
+        // Advance the rightmost index that can still move.
+        let Some(i) = (0..k).rev().find(|&i| cur[i] < n - k + i) else {
+            return out;
+        };
+        cur[i] += 1;
+        for j in i + 1..k {
+            cur[j] = cur[j - 1] + 1;
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct LawEvalOptions {

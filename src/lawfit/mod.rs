@@ -47,7 +47,7 @@ mod starts;
 use batch::{fit_jobs, Batch, Data, JobFit};
 pub use binding::{BindOptions, Binding};
 pub use bootstrap::{bootstrap, Fitted};
-pub use eval::{evaluate, LawEvalOptions, LawEvalOutput};
+pub use eval::{combinations, evaluate, LawEvalOptions, LawEvalOutput, Protocol, MAX_FOLDS};
 pub use plot::{fold_panels, panels};
 pub use predict::{extrapolation_warnings, predict_rows, read_law_fit, LawFit};
 pub use simulate::{simulate, LawSimulation, Simulated, Truth};
@@ -61,6 +61,9 @@ use crate::report::{
 
 /// Starts per fit when `--starts` is not given.
 pub const DEFAULT_STARTS: usize = 128;
+
+/// A start reached the best objective when within this of it (relative).
+pub const AT_BEST_RTOL: f64 = 1e-6;
 
 #[derive(Debug, Clone)]
 pub struct LawFitOptions {

@@ -143,7 +143,7 @@ pub(super) fn solve_linear(
                 a[r * k + c] = ata[i * m + j];
             }
         }
-        let sol = optim::solve_small(&mut a, &mut b, k)
+        let sol = solve_small(&mut a, &mut b, k)
             .unwrap_or_else(|| free.iter().map(|&i| lo[i].max(0.0).min(hi[i])).collect());
         // The worst violation is held at its bound.
         let worst = (0..k)
@@ -226,4 +226,38 @@ pub(super) fn linear_moments(
         mean_phi.iter_mut().for_each(|v| *v /= wsum);
     }
     (mean_y, mean_phi, wsum)
+}
+
+/// Gaussian elimination with partial pivoting and a tiny ridge; the
+/// systems are as small as a law's linear parameters (a handful), so no
+/// linear-algebra crate is warranted.
+fn solve_small(a: &mut [f64], b: &mut [f64], m: usize) -> Option<Vec<f64>> {
+    let trace: f64 = (0..m).map(|i| a[i * m + i]).sum();
+    for i in 0..m {
+        a[i * m + i] += 1e-12 * trace / m as f64;
+    }
+    for col in 0..m {
+        let piv =
+            (col..m).max_by(|&x, &y| a[x * m + col].abs().total_cmp(&a[y * m + col].abs()))?;
+        if a[piv * m + col].abs() < 1e-300 {
+            return None;
+        }
+        for k in 0..m {
+            a.swap(col * m + k, piv * m + k);
+        }
+        b.swap(col, piv);
+        for r in col + 1..m {
+            let factor = a[r * m + col] / a[col * m + col];
+            for k in col..m {
+                a[r * m + k] -= factor * a[col * m + k];
+            }
+            b[r] -= factor * b[col];
+        }
+    }
+    let mut x = vec![0.0; m];
+    for r in (0..m).rev() {
+        let s: f64 = (r + 1..m).map(|k| a[r * m + k] * x[k]).sum();
+        x[r] = (b[r] - s) / a[r * m + r];
+    }
+    Some(x)
 }

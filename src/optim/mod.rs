@@ -6,10 +6,8 @@
 
 mod lbfgs;
 mod lm;
-mod starts;
 
 pub use lbfgs::{
     minimize_batch, problem_bytes, BatchObjective, Options, Outcome, Progress, Status,
 };
 pub use lm::{blocked, least_squares_batch, relative_decrement, BatchLeastSquares, LmOptions};
-pub use starts::{grid_starts, random_starts, solve_small, MIN_GRID};
