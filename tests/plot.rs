@@ -1060,8 +1060,12 @@ fn fit_plot_writes_both_pictures_and_plot_refuses_to_overwrite() {
     let (ok, text) = sweepfit(dir.path(), &["plot", "--fit", s(&fit), "--force"]);
     assert!(ok, "{text}");
 
-    // From pred.csv alone, to SVG; then again without --force.
-    let pred = out.join("pred.csv");
+    // From pred.csv alone (no fit.json beside it), to SVG; then again
+    // without --force.
+    let alone = dir.path().join("alone");
+    std::fs::create_dir(&alone).unwrap();
+    let pred = alone.join("pred.csv");
+    std::fs::copy(out.join("pred.csv"), &pred).unwrap();
     let again = dir.path().join("again.svg");
     let args = ["plot", "--data", s(&pred), "--out", s(&again)];
     let (ok, text) = sweepfit(dir.path(), &args);
@@ -1072,6 +1076,16 @@ fn fit_plot_writes_both_pictures_and_plot_refuses_to_overwrite() {
     assert_eq!(svg_texts(&svg, report::DEFAULT_TITLE), 1);
     let (ok, text) = sweepfit(dir.path(), &args);
     assert!(!ok && text.contains("exists"), "{text}");
+
+    // Beside its fit.json, a pred.csv is drawn with the fit: its title.
+    let with_fit = dir.path().join("with-fit.svg");
+    let beside = out.join("pred.csv");
+    let args = ["plot", "--data", s(&beside), "--out", s(&with_fit)];
+    let (ok, text) = sweepfit(dir.path(), &args);
+    assert!(ok, "{text}");
+    let svg = std::fs::read_to_string(&with_fit).unwrap();
+    assert_eq!(svg_texts(&svg, report::DEFAULT_TITLE), 0);
+    assert!(svg.contains("looplm law · R²"));
 
     // A long CSV needs --fit for its predictions.
     let (ok, text) = sweepfit(dir.path(), &["plot", "--data", s(&sim), "--out", "x.png"]);
@@ -1158,8 +1172,12 @@ fn fit_plot_writes_the_residuals_and_plot_residuals_draws_them() {
     assert!(ok, "{text}");
     let beside = decode_png(&dir.path().join("residuals.png"));
     assert_eq!((beside.width, beside.height), (grid.width, grid.height));
+    // From pred.csv alone (no fit.json beside it).
     let again = dir.path().join("again.svg");
-    let pred = out.join("pred.csv");
+    let alone = dir.path().join("alone");
+    std::fs::create_dir(&alone).unwrap();
+    let pred = alone.join("pred.csv");
+    std::fs::copy(out.join("pred.csv"), &pred).unwrap();
     let args = [
         "plot",
         "--data",

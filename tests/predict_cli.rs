@@ -406,3 +406,95 @@ fn predict_of_a_law_fit_warns_outside_the_fitted_range() {
         outside.dump()
     );
 }
+
+/// A fit.json written before every law had one driver (no law_file; its
+/// curves as `per_config`) still predicts and plots: as the looplm law at
+/// its ten parameters, with bands from its bootstrap samples (written in
+/// its own parameter order).
+#[test]
+fn an_older_fit_json_still_predicts_and_plots() {
+    let tmp = common::tempdir();
+    let dir = tmp.path();
+    let names = [
+        "E", "A", "alpha", "t1", "B", "beta", "t2", "C", "gamma", "t3",
+    ];
+    let p = [1.8, 268.0, 0.3, 1e7, 2018.0, 0.35, 1.06e7, 0.675, 1.0, 0.5];
+    let params: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .zip(p)
+        .map(|(n, v)| (n.to_string(), serde_json::json!(v)))
+        .collect();
+    // Two replicates: the fit, and the fit with E 0.1 higher.
+    let mut high = p.to_vec();
+    high[0] += 0.1;
+    let per_config: Vec<serde_json::Value> = [(53e6, 1.0), (1.36e9, 4.0)]
+        .iter()
+        .map(|&(n, t)| {
+            serde_json::json!({"run": format!("r{n}"), "N": n, "T": t, "points": 50,
+                "tokens_min": 0.0, "tokens_max": 2e10, "r2": 0.99, "rmse": 0.02, "mape": 0.4})
+        })
+        .collect();
+    let old = serde_json::json!({
+        "law": "looplm",
+        "formula": "E + A/(N + t1)^alpha + B/(D + t2)^beta + C/(T + t3)^gamma",
+        "params": params,
+        "fixed": [],
+        "objective": {"loss": "mse", "space": "linear", "delta": 1e-3, "value": 2e-4},
+        "metrics": {"r2": 0.99, "rmse": 0.02, "mae": 0.016, "mape": 0.45,
+                    "per_config": per_config},
+        "starts": {"count": 324, "at_best": 4, "status_counts": {"converged": 324},
+                   "iterations": 100, "evaluations": 120, "start_evaluations": 9000},
+        "backend": {"kind": "cpu", "device": "2 threads"},
+        "seconds": 1.5, "points": 100, "configs": 2, "notes": [],
+        "bootstrap": {"seed": 0, "level": 0.9, "seconds": 0.5, "resamples": [
+            {"kind": "curves", "replicates": 2, "converged": 2, "converged_fraction": 1.0,
+             "used": 2, "params": {}, "samples": [p.to_vec(), high]}]}
+    });
+    std::fs::write(dir.join("old.json"), old.to_string()).unwrap();
+    let run = ok(
+        dir,
+        &[
+            "predict", "--fit", "old.json", "--N", "1e9", "--T", "2", "--tokens", "1e9,2e9",
+        ],
+    );
+    let mut lines = run.stdout.lines();
+    assert_eq!(
+        lines.next(),
+        Some("N,T,tokens,pred,lo_curves,hi_curves"),
+        "{}",
+        run.dump()
+    );
+    let law = |e: f64, n: f64, t: f64, d: f64| {
+        e + p[1] / (n + p[3]).powf(p[2])
+            + p[4] / (d + p[6]).powf(p[5])
+            + p[7] / (t + p[9]).powf(p[8])
+    };
+    for (line, d) in lines.zip([1e9, 2e9]) {
+        let v: Vec<f64> = line.split(',').map(|x| x.parse().unwrap()).collect();
+        assert_eq!(&v[..3], [1e9, 2.0, d]);
+        let want = law(p[0], 1e9, 2.0, d);
+        assert!((v[3] - want).abs() <= 1e-12 * want, "{line}");
+        // The band spans the two replicates (percentiles 5% and 95%).
+        let (lo, hi) = (want + 0.005, want + 0.095);
+        assert!(
+            (v[4] - lo).abs() < 1e-9 && (v[5] - hi).abs() < 1e-9,
+            "{line}"
+        );
+    }
+    // Its pictures, from data of its variables.
+    ok(dir, &["simulate", "--out", "sweep.csv", "--points", "20"]);
+    ok(
+        dir,
+        &[
+            "plot",
+            "--fit",
+            "old.json",
+            "--data",
+            "sweep.csv",
+            "--out",
+            "old.svg",
+        ],
+    );
+    let svg = std::fs::read_to_string(dir.join("old.svg")).unwrap();
+    assert!(svg.contains("looplm law") && svg.contains("T = 4, N = 1.36B"));
+}

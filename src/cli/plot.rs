@@ -2,11 +2,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Args;
 
 use super::term::say;
-use sweepfit::data::{self, ReadOptions};
 use sweepfit::report;
 
 #[derive(Args)]
@@ -68,55 +67,26 @@ pub(crate) fn cmd_plot(a: PlotArgs) -> anyhow::Result<()> {
     if out.exists() && !a.force {
         bail!("{} exists (use --force to replace it)", out.display());
     }
-    // A law fit's pred.csv has the law's variables for columns, not
-    // N,T,tokens: it is drawn with the fit.json written beside it.
+    // With a fit (given, or the fit.json beside the data) the law draws
+    // the curves; a pred.csv alone is drawn from its columns.
     let beside = data.with_file_name("fit.json");
-    let law_fit = match &a.fit {
-        Some(f) => super::predict::is_law_fit(f).then(|| f.clone()),
-        None if !has_grid_columns(&data)? && beside.is_file() => {
-            super::predict::is_law_fit(&beside).then_some(beside)
-        }
-        None => None,
-    };
-    if let Some(f) = &law_fit {
-        let fit = sweepfit::lawfit::read_law_fit(f)?;
-        let mut table = sweepfit::data::Table::read(&data)?;
-        fit.fill_defaults(&mut table)?;
-        let (panels, opts) =
-            sweepfit::lawfit::panels(&fit.law, fit.axis.as_deref(), &fit.report, &table)?;
-        draw(&panels, &opts)?;
-        say!("wrote {}", out.display());
-        return Ok(());
-    }
-    let mut opts = report::PlotOptions::default();
-    let panels = match &a.fit {
+    let fit = a
+        .fit
+        .clone()
+        .or_else(|| (a.data.is_some() && beside.is_file()).then_some(beside));
+    let (panels, opts) = match &fit {
         Some(f) => {
-            let fit = report::read_fit_json(f)?;
-            let params = report::fit_params(&fit).with_context(|| f.display().to_string())?;
-            let ds = data::read_long_csv(&data, &ReadOptions::default())?;
-            let mut panels = report::panels_from_dataset(&ds, &params, None)?;
-            opts.title = Some(report::fit_title(&fit));
-            // A bootstrapped fit draws its prediction band too.
-            report::add_fit_bands(&mut panels, &fit, &mut opts);
-            panels
+            let fit = sweepfit::lawfit::read_law_fit(f)?;
+            let mut table = sweepfit::data::Table::read(&data)?;
+            fit.fill_defaults(&mut table)?;
+            sweepfit::lawfit::panels(&fit.law, fit.axis.as_deref(), &fit.report, &table)?
         }
-        None => report::read_pred_csv(&data)?,
+        None => (
+            report::read_pred_csv(&data)?,
+            report::PlotOptions::default(),
+        ),
     };
     draw(&panels, &opts)?;
     say!("wrote {}", out.display());
     Ok(())
-}
-
-/// Whether the CSV at `path` has the columns of a LoopLM pred.csv.
-fn has_grid_columns(path: &std::path::Path) -> anyhow::Result<bool> {
-    let mut r = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_path(path)
-        .with_context(|| format!("reading {}", path.display()))?;
-    let header = r
-        .headers()
-        .with_context(|| format!("reading {}", path.display()))?;
-    Ok(["N", "T", "tokens"]
-        .iter()
-        .all(|c| header.iter().any(|h| h == *c)))
 }

@@ -1,13 +1,12 @@
-//! `predict`: loss curves from a fit.json on a grid of N, T and tokens.
+//! `predict`: a fitted law on the product of values of its variables.
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Args;
 
 use super::term::tell;
 use sweepfit::output;
-use sweepfit::report;
 
 #[derive(Args)]
 pub(crate) struct PredictArgs {
@@ -46,7 +45,6 @@ pub(crate) struct PredictArgs {
 }
 
 pub(crate) fn cmd_predict(a: PredictArgs) -> anyhow::Result<()> {
-    use sweepfit::predict::{self, Grid, Predictor};
     if let Some(p) = &a.out {
         if p.is_dir() {
             bail!("--out {}: is a directory", p.display());
@@ -55,89 +53,7 @@ pub(crate) fn cmd_predict(a: PredictArgs) -> anyhow::Result<()> {
             bail!("--out {}: exists (use --force to replace it)", p.display());
         }
     }
-    if is_law_fit(&a.fit) {
-        return predict_law(&a);
-    }
-    let report = report::read_fit_json(&a.fit)?;
-    // --at N=, T=, tokens= (or D=) are the same as --N, --T, --tokens here.
-    let (mut n, mut t, mut tokens) = (a.n.clone(), a.t.clone(), a.tokens.clone());
-    for (name, list) in at_items(&a.at)? {
-        let (slot, flag) = match name.as_str() {
-            "N" => (&mut n, "--N"),
-            "T" => (&mut t, "--T"),
-            "tokens" | "D" => (&mut tokens, "--tokens"),
-            _ => bail!(
-                "--at {name}: the {} law has no variable {name} (its variables: N, T, D = tokens)",
-                report.law
-            ),
-        };
-        if slot.is_some() {
-            bail!("--at {name}: its values are given twice (--at {name}= and {flag}, or two --at {name}=)");
-        }
-        *slot = Some(list);
-    }
-    let Some(tokens) = tokens.as_deref() else {
-        bail!("give --tokens (or --at D=LIST), e.g. --tokens 1e9:40e9:100");
-    };
-    let n = or_single_value(
-        n.as_deref(),
-        "--N",
-        report.metrics.per_config.iter().map(|c| c.n),
-    )?;
-    // Chinchilla has no T term: any T predicts the same.
-    let t = match (&t, report.law.as_str()) {
-        (None, "chinchilla") => "1".to_string(),
-        _ => or_single_value(
-            t.as_deref(),
-            "--T",
-            report.metrics.per_config.iter().map(|c| c.t),
-        )?,
-    };
-    let grid = Grid::parse(&n, &t, tokens)?;
-    let predictor = Predictor::from_report(&report).with_context(|| a.fit.display().to_string())?;
-    for w in predict::extrapolation_warnings(&report, &grid) {
-        tell!("warning: {w}");
-    }
-    let written = match &a.out {
-        Some(p) => {
-            let mut written = None;
-            output::write_new_file(p, a.force, |w| {
-                written = Some(predict::write_csv(w, &grid, &predictor)?);
-                Ok(())
-            })?;
-            let written = written.expect("set by a successful write");
-            let s = if written.rows == 1 { "" } else { "s" };
-            tell!("wrote {} ({} row{s})", p.display(), written.rows);
-            written
-        }
-        None => {
-            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
-            match predict::write_csv(&mut w, &grid, &predictor) {
-                Ok(written) => written,
-                // A closed pipe (`| head`) is not an error.
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-                Err(e) => return Err(anyhow::Error::new(e).context("writing to stdout")),
-            }
-        }
-    };
-    if written.non_finite > 0 {
-        tell!(
-            "warning: {} of {} predictions are not finite (e.g. tokens = 0 with t2 = 0)",
-            written.non_finite,
-            written.rows
-        );
-    }
-    Ok(())
-}
-
-/// Whether `path` is the fit.json of a law fit (it records its law file).
-pub(crate) fn is_law_fit(path: &std::path::Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return false;
-    };
-    serde_json::from_str::<serde_json::Value>(&text)
-        .map(|v| v.get("law_file").is_some())
-        .unwrap_or(false)
+    predict_law(&a)
 }
 
 /// The `--at VAR=LIST` items as (VAR, LIST).
@@ -150,8 +66,8 @@ fn at_items(at: &[String]) -> anyhow::Result<Vec<(String, String)>> {
         .collect()
 }
 
-/// `predict` for a fit of any law: the law's variables from `--at` (and
-/// from --N, --T, --tokens, where the law has those variables).
+/// The law's variables from `--at` (and from --N, --T, --tokens, where the
+/// law has those variables), predicted from the fit.
 fn predict_law(a: &PredictArgs) -> anyhow::Result<()> {
     let fit = sweepfit::lawfit::read_law_fit(&a.fit)?;
     let (report, law, axis) = (fit.report, fit.law, fit.axis);
@@ -189,7 +105,7 @@ fn predict_law(a: &PredictArgs) -> anyhow::Result<()> {
     }
     let mut at = Vec::new();
     for (name, list, flag) in items {
-        let values = sweepfit::predict::parse_list(&list, |v| {
+        let values = sweepfit::values::parse_list(&list, |v| {
             (!v.is_finite()).then(|| format!("{v} is not finite"))
         })
         .map_err(|(it, why)| anyhow::anyhow!("{flag} '{it}': {why}"))?;
@@ -246,34 +162,4 @@ fn predict_law(a: &PredictArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// The user's list for a variable, or else the fit's only value of it: a
-/// fit of ordinary models (T = 1 throughout) needs no --T.
-fn or_single_value(
-    given: Option<&str>,
-    flag: &str,
-    fitted: impl Iterator<Item = f64>,
-) -> anyhow::Result<String> {
-    if let Some(g) = given {
-        return Ok(g.to_string());
-    }
-    let mut values: Vec<f64> = fitted.collect();
-    values.sort_by(f64::total_cmp);
-    values.dedup();
-    match values.as_slice() {
-        [v] => Ok(v.to_string()),
-        [] => bail!("give {flag}: the fit records no curves to take it from"),
-        _ => bail!(
-            "give {flag}: the fit has {} values ({})",
-            values.len(),
-            values
-                .iter()
-                .take(8)
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-                + if values.len() > 8 { ", ..." } else { "" }
-        ),
-    }
 }

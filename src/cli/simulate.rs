@@ -153,7 +153,7 @@ fn simulate_law(a: &SimulateArgs, truth_path: &std::path::Path) -> anyhow::Resul
     }
     let mut at = Vec::new();
     for (k, v) in pairs(&a.at, "--at")? {
-        let values = sweepfit::predict::parse_list(&v, |x| {
+        let values = sweepfit::values::parse_list(&v, |x| {
             (!x.is_finite()).then(|| format!("{x} is not finite"))
         })
         .map_err(|(it, why)| anyhow::anyhow!("--at {k} '{it}': {why}"))?;

@@ -28,8 +28,17 @@ impl LawFit {
 pub fn read_law_fit(path: &std::path::Path) -> anyhow::Result<LawFit> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read it", path.display()))?;
-    let r: LawFitReport = crate::report::parse_json(&text)
-        .with_context(|| format!("{}: not a fit.json of a law fit", path.display()))?;
+    // Files written before every law had one driver are read as fits of
+    // the looplm law file.
+    let legacy = serde_json::from_str::<serde_json::Value>(&text)
+        .is_ok_and(|v| crate::report::legacy::is_legacy(&v));
+    let r: LawFitReport = if legacy {
+        crate::report::legacy::upgrade(&text)
+            .with_context(|| format!("{}: not a usable fit", path.display()))?
+    } else {
+        crate::report::parse_json(&text)
+            .with_context(|| format!("{}: not a fit.json of a law fit", path.display()))?
+    };
     let origin = format!("{} (law_file)", path.display());
     let mut file = LawFile::parse(&r.law_file, &origin)?;
     file.variables = r.variables.clone();
@@ -181,10 +190,10 @@ pub fn predict_rows(
         }
     }
     let total: usize = axes.iter().map(Vec::len).product::<usize>() * sets.len();
-    if total > crate::predict::MAX_ROWS {
+    if total > crate::values::MAX_ROWS {
         bail!(
             "{total} rows asked for, more than {}",
-            crate::predict::MAX_ROWS
+            crate::values::MAX_ROWS
         );
     }
     let mut header: Vec<String> = r.by.clone();

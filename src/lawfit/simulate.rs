@@ -99,10 +99,10 @@ pub fn simulate(
         );
     }
     let total: usize = axes.iter().map(Vec::len).product();
-    if total > crate::predict::MAX_ROWS {
+    if total > crate::values::MAX_ROWS {
         bail!(
             "{total} rows asked for, more than {}",
-            crate::predict::MAX_ROWS
+            crate::values::MAX_ROWS
         );
     }
     let axis = file

@@ -1,22 +1,17 @@
-//! `fit.json`: pretty JSON of a [`FitReport`].
+//! `fit.json` and the other JSON sweepfit writes: pretty-printed, with
+//! numbers that are not finite written as `null` and read back as NaN.
 //!
 //! JSON has no NaN or infinity. serde_json writes a non-finite `f64` as
-//! `null`; a plain read would then fail on that `null`. [`read_fit_json`]
+//! `null`; a plain read would then fail on that `null`. [`parse_json`]
 //! therefore reads every `f64` through [`NanTolerant`], which takes `null`
 //! (and the strings `"NaN"`, `"inf"`, `"-inf"`, `"Infinity"`, `"-Infinity"`)
 //! as non-finite values. `null` reads back as NaN, so an infinite value comes
 //! back as NaN: the only loss in a write/read round trip.
 
-use super::FitReport;
 use anyhow::Context;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 use std::path::Path;
-
-/// Write `r` as pretty JSON with a trailing newline.
-pub fn write_fit_json(path: &Path, r: &FitReport) -> anyhow::Result<()> {
-    write_pretty(path, r)
-}
 
 /// `value` as pretty JSON with a trailing newline, the form of every JSON
 /// file sweepfit writes (NaN becomes null).
@@ -29,60 +24,6 @@ pub fn pretty_json<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {
 /// Write `value` to `path` as [`pretty_json`].
 pub fn write_pretty<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
     crate::output::write_bytes(path, pretty_json(value)?.as_bytes())
-}
-
-/// Read a report written by [`write_fit_json`]. Errors name the file and,
-/// for malformed content, the line and column.
-pub fn read_fit_json(path: &Path) -> anyhow::Result<FitReport> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let r = parse_fit_json(&text).with_context(|| format!("parsing {}", path.display()))?;
-    validate(&r).with_context(|| format!("{}: not a usable fit", path.display()))?;
-    Ok(r)
-}
-
-/// Everything a reader of a fit.json relies on, checked in one place for
-/// every reader (`predict`, `plot`): the same rules `fit` applies when it
-/// writes one, so a hand-edited or foreign file is refused with a reason.
-fn validate(r: &FitReport) -> anyhow::Result<()> {
-    use crate::law::{LawKind, NP, PARAM_NAMES};
-    let known = [LawKind::Looplm, LawKind::Chinchilla];
-    if !known.iter().any(|k| k.name() == r.law) {
-        anyhow::bail!(
-            "unknown law '{}' (known: {})",
-            r.law,
-            known.map(|k| k.name()).join(", ")
-        );
-    }
-    for name in PARAM_NAMES {
-        match r.params.get(name) {
-            None => anyhow::bail!("parameter {name} is missing"),
-            Some(v) if !v.is_finite() => {
-                anyhow::bail!("parameter {name} is not finite (null, NaN or infinite)")
-            }
-            Some(_) => {}
-        }
-    }
-    if let Some(extra) = r.params.keys().find(|k| !PARAM_NAMES.contains(&k.as_str())) {
-        anyhow::bail!(
-            "unknown parameter {extra} (the {} law has {})",
-            r.law,
-            PARAM_NAMES.join(", ")
-        );
-    }
-    for (i, c) in r.metrics.per_config.iter().enumerate() {
-        if !(c.n > 0.0 && c.n.is_finite() && c.t > 0.0 && c.t.is_finite()) {
-            anyhow::bail!(
-                "metrics.per_config[{i}] has N = {} and T = {}; both must be positive",
-                c.n,
-                c.t
-            );
-        }
-    }
-    if let Some(b) = &r.bootstrap {
-        validate_bootstrap(b, "bootstrap", NP)?;
-    }
-    Ok(())
 }
 
 /// A fit.json's bootstrap section (at `field`, e.g. "groups[2].bootstrap")
@@ -140,10 +81,6 @@ pub(crate) fn validate_bootstrap(
         }
     }
     Ok(())
-}
-
-fn parse_fit_json(text: &str) -> Result<FitReport, serde_json::Error> {
-    parse_json(text)
 }
 
 /// Parse JSON written by sweepfit, where a number that is not finite
@@ -420,193 +357,32 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for FloatVisitor<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{BackendReport, ConfigMetrics, Metrics, ObjectiveReport, StartsReport};
-    use indexmap::IndexMap;
 
-    fn sample() -> FitReport {
-        let mut params = IndexMap::new();
-        for (k, v) in [
-            ("E", 1.8),
-            ("A", 268.123456789),
-            ("alpha", 0.3),
-            ("t1", 1.0e7),
-            ("B", 2018.0),
-            ("beta", 0.35),
-            ("t2", 1.06e7),
-            ("C", 0.675),
-            ("gamma", 1.0),
-            ("t3", 0.5),
-        ] {
-            params.insert(k.to_string(), v);
-        }
-        let mut status_counts = IndexMap::new();
-        status_counts.insert("converged".to_string(), 30);
-        status_counts.insert("max_iter".to_string(), 2);
-        FitReport {
-            law: "looplm".into(),
-            formula: "E + A/(N + t1)^alpha + B/(D + t2)^beta + C/(T + t3)^gamma".into(),
-            params,
-            fixed: vec!["t1".into()],
-            objective: ObjectiveReport {
-                loss: "huber".into(),
-                space: "log".into(),
-                delta: 1e-3,
-                value: 1.2345678901234e-7,
-            },
-            metrics: Metrics {
-                r2: 0.998765,
-                rmse: 0.0201,
-                mae: 0.016,
-                mape: 0.52,
-                log: None,
-                per_config: vec![ConfigMetrics {
-                    run: "looplm-53M".into(),
-                    n: 53e6,
-                    t: 1.0,
-                    points: 500,
-                    tokens_min: 0.0,
-                    tokens_max: 2e10,
-                    r2: 0.99,
-                    rmse: 0.02,
-                    mape: 0.5,
-                }],
-            },
-            starts: StartsReport {
-                count: 32,
-                at_best: 20,
-                status_counts,
-                iterations: 412,
-                evaluations: 500,
-                start_evaluations: 9000,
-            },
-            backend: BackendReport {
-                kind: "cpu".into(),
-                device: "16 threads".into(),
-            },
-            seconds: 1.25,
-            points: 500,
-            configs: 1,
-            notes: vec!["t1 fixed at 1e7".into()],
-            polish: None,
-            identifiability: None,
-            profile: None,
-            bootstrap: None,
-        }
+    #[derive(Debug, serde::Deserialize)]
+    struct Sample {
+        value: f64,
+        nested: Vec<Inner>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Inner {
+        r2: f64,
     }
 
     #[test]
-    fn finite_report_round_trips_exactly() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("fit.json");
-        let r = sample();
-        write_fit_json(&path, &r).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.ends_with("}\n"));
-        assert!(text.contains("\n  \"law\": \"looplm\""), "pretty-printed");
-        assert!(text.contains("\"N\": 53000000"));
-        assert_eq!(read_fit_json(&path).unwrap(), r);
+    fn non_finite_numbers_read_back_as_they_were_written() {
+        let text = r#"{"value": null, "nested": [{"r2": "-inf"}, {"r2": "NaN"}, {"r2": 0.5}]}"#;
+        let s: Sample = parse_json(text).unwrap();
+        assert!(s.value.is_nan());
+        assert_eq!(s.nested[0].r2, f64::NEG_INFINITY);
+        assert!(s.nested[1].r2.is_nan());
+        assert_eq!(s.nested[2].r2, 0.5);
     }
 
     #[test]
-    fn non_finite_values_read_back_as_nan() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("fit.json");
-        let mut r = sample();
-        r.metrics.per_config[0].r2 = f64::NAN;
-        r.objective.delta = f64::INFINITY;
-        write_fit_json(&path, &r).unwrap();
-        let back = read_fit_json(&path).unwrap();
-        assert!(back.metrics.per_config[0].r2.is_nan());
-        assert!(back.objective.delta.is_nan());
-        // Everything else is untouched.
-        let mut fixed = back.clone();
-        fixed.metrics.per_config[0].r2 = 0.99;
-        fixed.objective.delta = 1e-3;
-        assert_eq!(fixed, sample());
-    }
-
-    #[test]
-    fn non_finite_strings_are_accepted() {
-        let text = serde_json::to_string(&sample()).unwrap();
-        let text = text.replace("\"seconds\":1.25", "\"seconds\":\"-inf\"");
-        assert!(text.contains("\"-inf\""));
-        let r = parse_fit_json(&text).unwrap();
-        assert_eq!(r.seconds, f64::NEG_INFINITY);
-    }
-
-    #[test]
-    fn errors_name_the_file_and_position() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("broken.json");
-        let text = serde_json::to_string_pretty(&sample()).unwrap();
-        let text = text.replace("\"points\": 500", "\"points\": \"many\"");
-        std::fs::write(&path, text).unwrap();
-        let msg = format!("{:#}", read_fit_json(&path).unwrap_err());
-        assert!(msg.contains("broken.json"), "{msg}");
-        assert!(msg.contains("line") && msg.contains("column"), "{msg}");
-
-        let missing = dir.path().join("missing.json");
-        let msg = format!("{:#}", read_fit_json(&missing).unwrap_err());
-        assert!(msg.contains("missing.json"), "{msg}");
-    }
-
-    #[test]
-    fn trailing_garbage_is_rejected() {
-        let text = serde_json::to_string(&sample()).unwrap() + " x";
-        assert!(parse_fit_json(&text).is_err());
-    }
-
-    fn read_error(r: &FitReport) -> String {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("fit.json");
-        write_fit_json(&path, r).unwrap();
-        format!("{:#}", read_fit_json(&path).unwrap_err())
-    }
-
-    #[test]
-    fn every_reader_gets_a_validated_fit() {
-        let mut r = sample();
-        r.params.insert("A".into(), f64::INFINITY);
-        let e = read_error(&r);
-        assert!(
-            e.contains("fit.json: not a usable fit") && e.contains("parameter A"),
-            "{e}"
-        );
-
-        let mut r = sample();
-        r.params.shift_remove("beta");
-        assert!(read_error(&r).contains("parameter beta is missing"));
-
-        let mut r = sample();
-        r.law = "kaplan".into();
-        assert!(read_error(&r).contains("unknown law 'kaplan'"));
-
-        let mut r = sample();
-        r.metrics.per_config[0].n = 0.0;
-        assert!(read_error(&r).contains("per_config[0]"));
-
-        let mut r = sample();
-        r.bootstrap = Some(crate::report::BootstrapReport {
-            seed: 0,
-            level: 1.5,
-            seconds: 0.0,
-            resamples: vec![],
-            notes: vec![],
-        });
-        assert!(read_error(&r).contains("bootstrap.level is 1.5"));
-
-        let mut b = r.bootstrap.clone().unwrap();
-        b.level = 0.95;
-        b.resamples.push(crate::report::ResampleReport {
-            kind: "curves".into(),
-            replicates: 2,
-            converged: 2,
-            converged_fraction: 1.0,
-            used: 2,
-            params: Default::default(),
-            samples: vec![vec![1.0; 10], vec![1.0; 9]],
-        });
-        r.bootstrap = Some(b);
-        assert!(read_error(&r).contains("has 9 values"));
+    fn errors_give_the_position_and_trailing_garbage_is_rejected() {
+        let e = parse_json::<Sample>("{\n\"value\": \"many\", \"nested\": []}").unwrap_err();
+        assert_eq!(e.line(), 2, "{e}");
+        assert!(parse_json::<Sample>(r#"{"value": 1, "nested": []} x"#).is_err());
     }
 }

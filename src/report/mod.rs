@@ -4,7 +4,7 @@
 
 mod eval;
 mod json;
-mod metrics;
+pub mod legacy;
 mod plot;
 mod pred_csv;
 mod profile_plot;
@@ -22,60 +22,19 @@ pub use eval::{
     eval_summary, write_eval_csv, write_eval_json, EvalReport, FoldReport, ProtocolSummary,
 };
 pub(crate) use json::validate_bootstrap;
-pub use json::{parse_json, pretty_json, read_fit_json, write_fit_json, write_pretty};
-pub use metrics::{compute_metrics, log_metrics, subset_metrics};
+pub use json::{parse_json, pretty_json, write_pretty};
 pub use plot::{
-    add_bands, add_fit_bands, band_legend, draw_grid, fit_params, fit_title, fold_title,
-    format_sig, grid_layout, max_markers, panels_from_dataset, read_pred_csv, resolve_x_scale,
-    square_grid, tick_label, x_axis_name, GridLayout, Panel, PlotFormat, PlotOptions, XScale,
-    DEFAULT_TITLE, HEADER_HEIGHT, LOG_SPAN, MAX_LINE, X_LABEL_HEIGHT, Y_LABEL_WIDTH,
+    add_bands, band_legend, draw_grid, fold_title, format_sig, grid_layout, max_markers,
+    panels_from_dataset, read_pred_csv, resolve_x_scale, square_grid, tick_label, x_axis_name,
+    GridLayout, Panel, PlotFormat, PlotOptions, XScale, DEFAULT_TITLE, HEADER_HEIGHT, LOG_SPAN,
+    MAX_LINE, X_LABEL_HEIGHT, Y_LABEL_WIDTH,
 };
-pub use pred_csv::{write_pred_csv, write_table_pred_csv};
+pub use pred_csv::write_table_pred_csv;
 pub use profile_plot::{
     draw_profiles, interval_text, level_text, profile_layout, profile_title, PROFILE_TITLE,
 };
 pub use residuals::{draw_residuals, residual_range, residual_title, residuals, RESIDUALS_TITLE};
-pub use table::{law_summary, summary};
-
-/// Everything `fit.json` holds. Parameters are in raw units (N in
-/// parameters, D in tokens).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FitReport {
-    pub law: String,
-    /// The law's formula, as its law file writes it (`sweepfit laws
-    /// looplm`); every form of the hand-written law is this formula with
-    /// some parameters fixed. Absent in fit.json files written before it
-    /// was recorded.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub formula: String,
-    /// name -> value, in the law's parameter order.
-    pub params: IndexMap<String, f64>,
-    /// Names of the parameters held fixed.
-    pub fixed: Vec<String>,
-    pub objective: ObjectiveReport,
-    pub metrics: Metrics,
-    pub starts: StartsReport,
-    pub backend: BackendReport,
-    /// Wall-clock seconds of the fit (optimisation only, not I/O).
-    pub seconds: f64,
-    pub points: usize,
-    pub configs: usize,
-    /// Things the user should know: parameters fixed automatically, etc.
-    pub notes: Vec<String>,
-    /// How the best start was finished (absent in files written before
-    /// the polish).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub polish: Option<PolishReport>,
-    /// What the data determine at the optimum.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub identifiability: Option<Identifiability>,
-    /// Profile-likelihood intervals, when asked for (`--profile`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub profile: Option<ProfileReport>,
-    /// Bootstrap uncertainty, when the fit was asked for it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bootstrap: Option<BootstrapReport>,
-}
+pub use table::law_summary;
 
 /// Bootstrap uncertainty of a fit: every replicate refits a resample of
 /// the data, started from the best fit.
@@ -146,19 +105,6 @@ pub struct ObjectiveReport {
     pub value: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Metrics {
-    pub r2: f64,
-    pub rmse: f64,
-    pub mae: f64,
-    /// Mean absolute percentage error, in percent.
-    pub mape: f64,
-    /// The fitted space's numbers for `--space log` fits.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub log: Option<LogMetrics>,
-    pub per_config: Vec<ConfigMetrics>,
-}
-
 /// R² and RMSE of ln(pred) against ln(loss): what a fit in log space
 /// minimises, and what papers that fit there quote.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -181,25 +127,6 @@ impl LogMetrics {
             rmse: m.rmse,
         })
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConfigMetrics {
-    pub run: String,
-    #[serde(rename = "N")]
-    pub n: f64,
-    #[serde(rename = "T")]
-    pub t: f64,
-    pub points: usize,
-    /// Smallest and largest tokens of the curve (absent in fit.json files
-    /// written before they were recorded).
-    #[serde(default = "nan", skip_serializing_if = "is_nan")]
-    pub tokens_min: f64,
-    #[serde(default = "nan", skip_serializing_if = "is_nan")]
-    pub tokens_max: f64,
-    pub r2: f64,
-    pub rmse: f64,
-    pub mape: f64,
 }
 
 fn nan() -> f64 {

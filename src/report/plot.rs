@@ -23,10 +23,10 @@
 //! Text is drawn with DejaVu Sans bundled in the binary (the `dejavu`
 //! crate), so no system font or font library is needed.
 
-use super::{FitReport, FoldReport};
+use super::FoldReport;
 use crate::{
     data::Dataset,
-    law::{predict_raw, NP, PARAM_NAMES},
+    law::{predict_raw, NP},
     report::format_count,
 };
 use anyhow::{anyhow, bail, Context};
@@ -284,28 +284,6 @@ pub fn add_bands(panels: &mut [Panel], samples: &[[f64; NP]], level: f64) {
     }
 }
 
-/// Bands from a bootstrapped fit: the first resampling scheme with
-/// replicates (curves before points, as fit.json lists them), labelled
-/// e.g. "95% band (curves)" in `opts`. Returns whether bands were added.
-pub fn add_fit_bands(panels: &mut [Panel], r: &super::FitReport, opts: &mut PlotOptions) -> bool {
-    let Some(b) = &r.bootstrap else {
-        return false;
-    };
-    for rs in &b.resamples {
-        let samples: Vec<[f64; NP]> = rs
-            .samples
-            .iter()
-            .filter_map(|s| <[f64; NP]>::try_from(s.as_slice()).ok())
-            .collect();
-        if samples.len() >= 2 {
-            add_bands(panels, &samples, b.level);
-            opts.band_label = format!("{}% band ({})", 100.0 * b.level, rs.kind);
-            return true;
-        }
-    }
-    false
-}
-
 /// One panel per configuration of `ds`, predictions from raw-unit `params`.
 /// `held_out`, when given, has one flag per point of `ds`.
 pub fn panels_from_dataset(
@@ -339,27 +317,6 @@ pub fn panels_from_dataset(
             }
         })
         .collect())
-}
-
-/// The law's parameters of a fit report, in law order.
-pub fn fit_params(r: &FitReport) -> anyhow::Result<[f64; NP]> {
-    let mut p = [0.0; NP];
-    for (v, name) in p.iter_mut().zip(PARAM_NAMES) {
-        *v = *r
-            .params
-            .get(name)
-            .ok_or_else(|| anyhow!("the fit report has no parameter {name}"))?;
-    }
-    Ok(p)
-}
-
-/// Title of a fit's grid: the law and how well it fits the whole sweep.
-pub fn fit_title(r: &FitReport) -> String {
-    format!(
-        "{DEFAULT_TITLE} · {} law · R² = {}",
-        r.law,
-        title_r2(r.metrics.r2)
-    )
 }
 
 /// Title of an eval fold's grid, `number` counting from 1 as its file

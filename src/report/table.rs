@@ -1,119 +1,9 @@
 //! Plain-text summary of a fit for the terminal.
 
-use super::FitReport;
 use crate::format::{format_count, format_value, row_format};
 use crate::identify::Identifiability;
 use crate::profile::ProfileReport;
 use std::fmt::Write;
-
-/// Multi-line summary of `r`: law, parameters, objective, fit quality,
-/// per-configuration table, starts, notes, time and backend.
-pub fn summary(r: &FitReport) -> String {
-    let mut s = String::new();
-    // Writing to a String cannot fail; the results are ignored below.
-    let _ = writeln!(
-        s,
-        "law: {} ({} points in {} configurations)",
-        r.law, r.points, r.configs
-    );
-
-    param_table(
-        &mut s,
-        &r.params,
-        &r.fixed,
-        r.bootstrap.as_ref(),
-        r.identifiability.as_ref(),
-        r.profile.as_ref(),
-    );
-
-    let o = &r.objective;
-    let delta = if o.loss == "huber" {
-        format!(" (delta {})", format_value(o.delta))
-    } else {
-        String::new()
-    };
-    let _ = writeln!(
-        s,
-        "\nobjective: {}{} in {} space, value {}",
-        o.loss,
-        delta,
-        o.space,
-        format_value(o.value)
-    );
-    polish_line(&mut s, r.polish.as_ref());
-    let m = &r.metrics;
-    let _ = writeln!(
-        s,
-        "fit: R2 {}  RMSE {}  MAE {}  MAPE {}",
-        format_r2(m.r2),
-        format_value(m.rmse),
-        format_value(m.mae),
-        format_pct(m.mape)
-    );
-    log_line(&mut s, m.log.as_ref(), "fit");
-
-    if !m.per_config.is_empty() {
-        s.push_str("\nper configuration\n");
-        let rows: Vec<Vec<String>> = m
-            .per_config
-            .iter()
-            .map(|c| {
-                vec![
-                    c.run.clone(),
-                    format_count(c.n),
-                    format_t(c.t),
-                    c.points.to_string(),
-                    format_r2(c.r2),
-                    format_value(c.rmse),
-                    format_pct(c.mape),
-                ]
-            })
-            .collect();
-        table(
-            &mut s,
-            Some(&["run", "N", "T", "points", "R2", "RMSE", "MAPE"]),
-            &rows,
-            &[
-                Align::Left,
-                Align::Right,
-                Align::Right,
-                Align::Right,
-                Align::Right,
-                Align::Right,
-                Align::Right,
-            ],
-        );
-    }
-
-    let st = &r.starts;
-    let statuses: Vec<String> = st
-        .status_counts
-        .iter()
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect();
-    let statuses = if statuses.is_empty() {
-        String::new()
-    } else {
-        format!("; {}", statuses.join(", "))
-    };
-    let _ = writeln!(
-        s,
-        "\nstarts: {} ({} at best{}), {} iterations (longest), {} batched evaluations ({} in all starts)",
-        st.count, st.at_best, statuses, st.iterations, st.evaluations, st.start_evaluations
-    );
-    if !r.notes.is_empty() {
-        s.push_str("notes:\n");
-        for n in &r.notes {
-            let _ = writeln!(s, "  - {n}");
-        }
-    }
-    let _ = writeln!(
-        s,
-        "time: {:.2} s on {} ({})",
-        r.seconds, r.backend.kind, r.backend.device
-    );
-    s
-}
 
 /// The parameters under a "parameters" line: name, value (with its
 /// asymptotic standard error, to the digits the error supports, when the
@@ -541,10 +431,16 @@ pub fn law_summary(r: &super::LawFitReport) -> String {
         }
     }
     let m = &r.metrics;
+    let o = &r.objective;
+    let delta = if o.loss == "huber" {
+        format!(" (delta {})", format_value(o.delta))
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         s,
-        "\nobjective: {} on {} loss = {:.6e}",
-        r.objective.loss, r.objective.space, r.objective.value
+        "\nobjective: {}{delta} on {} loss = {:.6e}",
+        o.loss, o.space, o.value
     );
     polish_line(&mut s, r.polish.as_ref());
     let pooled = if r.groups.is_empty() { "" } else { ", pooled" };
@@ -612,87 +508,63 @@ pub fn law_summary(r: &super::LawFitReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{BackendReport, ConfigMetrics, Metrics, ObjectiveReport, StartsReport};
-    use indexmap::IndexMap;
+    use crate::report::LawFitReport;
+    use serde_json::json;
 
-    fn report() -> FitReport {
+    /// A looplm fit of 20 curves, as an older fit.json wrote it (read
+    /// through the same upgrade as such files).
+    fn report() -> LawFitReport {
         let names = [
             "E", "A", "alpha", "t1", "B", "beta", "t2", "C", "gamma", "t3",
         ];
         let values = [
             1.8, 268.0, 0.30, 1.234e9, 2018.0, 0.35, 1.06e7, 0.675, 1.0, 0.5,
         ];
-        let params = names.iter().map(|n| n.to_string()).zip(values).collect();
+        let params: serde_json::Map<String, serde_json::Value> = names
+            .iter()
+            .zip(values)
+            .map(|(n, v)| (n.to_string(), json!(v)))
+            .collect();
         let mut per_config = Vec::new();
         for (i, n) in [53e6, 134e6, 374e6, 778e6, 1.36e9].into_iter().enumerate() {
             for t in 1..=4 {
-                per_config.push(ConfigMetrics {
-                    run: format!("looplm-{}", format_count(n)),
-                    n,
-                    t: t as f64,
-                    points: 500 + i,
-                    tokens_min: 0.0,
-                    tokens_max: 2e10,
-                    r2: 0.99 - 0.01 * t as f64,
-                    rmse: 0.0201,
-                    mape: 0.5123,
-                });
+                per_config.push(json!({
+                    "run": format!("looplm-{}", format_count(n)),
+                    "N": n, "T": t as f64, "points": 500 + i,
+                    "tokens_min": 0.0, "tokens_max": 2e10,
+                    "r2": 0.99 - 0.01 * t as f64, "rmse": 0.0201, "mape": 0.5123,
+                }));
             }
         }
-        let mut status_counts = IndexMap::new();
-        status_counts.insert("converged".to_string(), 60);
-        status_counts.insert("max_iter".to_string(), 4);
-        FitReport {
-            law: "looplm".into(),
-            formula: String::new(),
-            params,
-            fixed: vec!["t3".into()],
-            objective: ObjectiveReport {
-                loss: "huber".into(),
-                space: "log".into(),
-                delta: 1e-3,
-                value: 1.2345e-7,
-            },
-            metrics: Metrics {
-                r2: 0.99876,
-                rmse: 0.0201,
-                mae: 0.016,
-                mape: 0.52,
-                log: None,
-                per_config,
-            },
-            starts: StartsReport {
-                count: 64,
-                at_best: 17,
-                status_counts,
-                iterations: 412,
-                evaluations: 530,
-                start_evaluations: 9000,
-            },
-            backend: BackendReport {
-                kind: "cpu".into(),
-                device: "16 threads".into(),
-            },
-            seconds: 1.25,
-            points: 10010,
-            configs: 20,
-            notes: vec!["t3 fixed at 0.5 by --fix".into()],
-            polish: None,
-            identifiability: None,
-            profile: None,
-            bootstrap: None,
-        }
+        let text = json!({
+            "law": "looplm",
+            "params": params,
+            "fixed": ["t3"],
+            "objective": {"loss": "huber", "space": "log", "delta": 1e-3, "value": 1.2345e-7},
+            "metrics": {"r2": 0.99876, "rmse": 0.0201, "mae": 0.016, "mape": 0.52,
+                        "per_config": per_config},
+            "starts": {"count": 64, "at_best": 17,
+                       "status_counts": {"converged": 60, "max_iterations": 4},
+                       "iterations": 412, "evaluations": 530, "start_evaluations": 9000},
+            "backend": {"kind": "cpu", "device": "16 threads"},
+            "seconds": 1.25,
+            "points": 10010,
+            "configs": 20,
+            "notes": ["t3 fixed at 0.5 by --fix"],
+        })
+        .to_string();
+        crate::report::legacy::upgrade(&text).unwrap()
     }
 
     fn line_with<'a>(s: &'a str, start: &str) -> &'a str {
         s.lines()
             .find(|l| l.trim_start().starts_with(start))
-            .unwrap_or_else(|| panic!("{start}"))
+            .unwrap_or_else(|| panic!("{start}:\n{s}"))
     }
 
     #[test]
     fn summary_has_the_key_content() {
-        let s = summary(&report());
+        let s = law_summary(&report());
         assert!(s.contains("looplm"));
         assert!(line_with(&s, "t3 ").contains("(fixed)"));
         assert!(!line_with(&s, "t1 ").contains("(fixed)"));
@@ -700,21 +572,27 @@ mod tests {
         assert!(line_with(&s, "alpha").contains("0.3000"));
         let obj = line_with(&s, "objective");
         assert!(obj.contains("huber") && obj.contains("log") && obj.contains("delta"));
-        let fit = line_with(&s, "fit:");
-        for k in ["R2 0.9988", "RMSE 0.02010", "MAE 0.01600", "MAPE 0.5200%"] {
+        let fit = line_with(&s, "fit (");
+        for k in ["R² 0.9988", "RMSE 0.02010", "MAE 0.01600", "MAPE 0.5200%"] {
             assert!(fit.contains(k), "{fit}");
         }
-        // All 20 configuration rows, with compact N.
-        let cfg_rows: Vec<&str> = s
+        // All 20 curves, with compact N.
+        let rows: Vec<&str> = s
             .lines()
             .filter(|l| l.trim_start().starts_with("looplm-"))
             .collect();
-        assert_eq!(cfg_rows.len(), 20);
-        assert!(cfg_rows.iter().any(|l| l.contains("1.36B")));
-        assert!(cfg_rows[0].contains("53M"));
+        assert_eq!(rows.len(), 20);
+        assert!(rows.iter().any(|l| l.contains("1.36B")));
+        assert!(rows[0].contains("53M"));
         let starts = line_with(&s, "starts");
-        assert!(starts.contains("64") && starts.contains("17 at best"));
-        assert!(starts.contains("converged 60") && starts.contains("max_iter 4"));
+        assert!(
+            starts.contains("64") && starts.contains("17 at best"),
+            "{starts}"
+        );
+        assert!(
+            starts.contains("60 converged") && starts.contains("4 max_iterations"),
+            "{starts}"
+        );
         assert!(s.contains("t3 fixed at 0.5 by --fix"));
         let time = line_with(&s, "time");
         assert!(time.contains("1.25 s") && time.contains("cpu") && time.contains("16 threads"));
@@ -724,12 +602,12 @@ mod tests {
     fn mse_objective_has_no_delta() {
         let mut r = report();
         r.objective.loss = "mse".into();
-        assert!(!line_with(&summary(&r), "objective").contains("delta"));
+        assert!(!line_with(&law_summary(&r), "objective").contains("delta"));
     }
 
     #[test]
-    fn config_columns_are_aligned() {
-        let s = summary(&report());
+    fn curve_columns_are_aligned() {
+        let s = law_summary(&report());
         let header = line_with(&s, "run ");
         let rows: Vec<&str> = s
             .lines()
@@ -749,8 +627,8 @@ mod tests {
     #[test]
     fn nan_r2_is_shown_as_dash() {
         let mut r = report();
-        r.metrics.per_config[0].r2 = f64::NAN;
-        let s = summary(&r);
+        r.metrics.per_curve[0].r2 = f64::NAN;
+        let s = law_summary(&r);
         let row = s
             .lines()
             .find(|l| l.trim_start().starts_with("looplm-53M"))
@@ -762,8 +640,10 @@ mod tests {
     fn a_very_long_run_label_is_clipped_not_a_panic() {
         let mut r = report();
         let long = "x".repeat(70_000);
-        r.metrics.per_config[0].run = long.clone();
-        let s = summary(&r);
+        r.metrics.per_curve[0]
+            .labels
+            .insert("run".into(), long.clone());
+        let s = law_summary(&r);
         assert!(!s.contains(&long));
         let row = s.lines().find(|l| l.contains("xxxx")).unwrap();
         let label = row.split_whitespace().next().unwrap();
