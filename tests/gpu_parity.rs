@@ -71,7 +71,9 @@ fn chunking_of_points_and_starts() {
 }
 
 /// A whole multi-start fit of the looplm law on each backend, from the
-/// same starts, reaches the same best parameters within 1e-3 relative.
+/// same starts, reaches the same best objective within 1e-6 relative and
+/// the same parameters within 1e-3 relative or a twentieth of their
+/// standard error, whichever is larger.
 fn fit_parity(ds: &Dataset, opts: &LawFitOptions, what: &str) {
     let Some(adapter) = adapter() else { return };
     let text = builtin("looplm").unwrap();
@@ -85,14 +87,25 @@ fn fit_parity(ds: &Dataset, opts: &LawFitOptions, what: &str) {
     };
     let g = lawfit::fit_table(&b, &table, &on_gpu, |_| {}).expect("GPU fit");
     assert_eq!(g.report.backend.kind, "gpu");
+    let se = &c.report.identifiability.as_ref().unwrap().standard_errors;
     for (name, &a) in &c.report.params {
         let b = g.report.params[name];
         // E is an additive loss level: when a fit drives it towards 0 (as
         // on the Pythia logs) its value below 1e-6 (loss units) has no
         // effect on any prediction, so it is compared on that scale too.
         let floor = if name == "E" { 1e-6 } else { 0.0 };
-        let tol = 1e-3 * a.abs().max(b.abs()) + floor;
-        assert!((a - b).abs() <= tol, "{what}: {name} cpu {a} gpu {b}");
+        // Along a direction the data barely determine (Pythia's B has a
+        // standard error of 25%), a twentieth of the standard error.
+        let spread = se
+            .get(name)
+            .copied()
+            .filter(|v| v.is_finite())
+            .unwrap_or(0.0);
+        let tol = (1e-3 * a.abs().max(b.abs())).max(0.05 * spread) + floor;
+        assert!(
+            (a - b).abs() <= tol,
+            "{what}: {name} cpu {a} gpu {b} (SE {spread})"
+        );
     }
     let (fc, fg) = (c.report.objective.value, g.report.objective.value);
     assert!(
