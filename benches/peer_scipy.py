@@ -139,11 +139,13 @@ def read_starts(path):
         reader = csv.reader(f)
         header = [h.strip() for h in next(reader)]
         rows = [[float(v) for v in r] for r in reader if r]
-    if header != NAMES:
-        sys.exit(f"error: {path}: expected header {','.join(NAMES)}, got {','.join(header)}")
+    # The ten parameters in any order (the law file's order: E,A,t1,alpha,...).
+    if sorted(header) != sorted(NAMES):
+        sys.exit(f"error: {path}: expected the columns {','.join(NAMES)}, got {','.join(header)}")
     if not rows:
         sys.exit(f"error: {path}: no starts")
-    return np.array(rows)
+    order = [header.index(n) for n in NAMES]
+    return np.array(rows)[:, order]
 
 
 # ---------------------------------------------------------------- law
