@@ -194,13 +194,12 @@ pub(crate) struct FitFlags {
     /// Huber threshold, in the units of the residual.
     #[arg(long, default_value_t = 1e-3, value_parser = positive)]
     delta: f64,
-    /// Draw K random starts. Without it, `fit` of looplm and chinchilla
-    /// starts from their default grid (256 to 324 starts); every other fit
-    /// (other laws, and every `eval`) draws 128.
+    /// Draw K starts: the law's nonlinear parameters from their start
+    /// ranges, the linear ones solved by least squares at each [default:
+    /// 128].
     #[arg(long, value_name = "K")]
     starts: Option<usize>,
-    /// Seed of the random starts (--starts K); in `fit`, also of the
-    /// bootstrap's resampling.
+    /// Seed of the starts; in `fit`, also of the bootstrap's resampling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Iteration limit of every start.
