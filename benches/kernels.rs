@@ -1,21 +1,23 @@
-//! Criterion benches of Backend::evaluate (value + full gradient) on
-//! simulated looplm20 sweeps: throughput in point-evaluations
-//! (points x starts) per second, on the CPU and, when wgpu finds an
-//! adapter, on the GPU. The `weighted` cells give every start its own
-//! Poisson weighting, as a point bootstrap does (the worst case: every
-//! point's count is hashed per start). The `law-cpu` and `law-gpu` cells
-//! time laws other than LoopLM through their compiled evaluators, on the
-//! sweeps of `sweepfit bench --law`. `sweepfit bench` covers the full
-//! grid and fits; these are for tracking the kernels between commits.
+//! Criterion benches of the compiled law's evaluators (value + full
+//! gradient): the looplm law on simulated looplm20 sweeps, throughput in
+//! point-evaluations (points x starts) per second, on the CPU
+//! (`CompiledGrid`) and, when wgpu finds an adapter, the GPU (`GpuLaw`).
+//! The `weighted` cells give every start its own Poisson weighting, as a
+//! point bootstrap does (the worst case: every point's count is hashed per
+//! start). The `law-cpu` and `law-gpu` cells time other laws on the sweeps
+//! of `sweepfit bench --law`. `sweepfit bench` covers the full grid and
+//! fits; these are for tracking the kernels between commits.
 
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-use sweepfit::backend::gpu::{self, AdapterFilter};
-use sweepfit::backend::{Backend, CpuBackend, CpuLayout, Eval, GpuBackend, Weighting};
-use sweepfit::bench::{perturbed_params, synthetic_sweep, BenchLaw};
+use sweepfit::backend::gpu::{self, AdapterFilter, GpuDevice, GpuLaw};
+use sweepfit::backend::weights::{resolve_curves, Resolved};
+use sweepfit::backend::{CompiledGrid, CpuLayout, Weighting};
+use sweepfit::bench::BenchLaw;
 use sweepfit::law::plan::{Plan, Sweep};
+use sweepfit::objective::Objective;
 
 /// (points, starts): a single start on a small sweep (the per-call cost
 /// dominates) and a fit-sized batch.
@@ -31,46 +33,81 @@ fn label((points, starts): (usize, usize)) -> String {
     format!("{points}x{starts}")
 }
 
-fn bench_backend(
+/// An evaluator of one sweep: `eval(params, which, f, g)`, weighted by
+/// the weightings registered when built where `which` is given.
+type Eval<'a> = Box<dyn FnMut(&[f64], Option<&[u32]>, &mut [f64], &mut [f64]) + 'a>;
+
+/// The looplm20 sweep of `points` points, `starts` parameter vectors near
+/// its truth, and one Poisson weighting per start, resolved on its curves.
+fn looplm20(points: usize, starts: usize) -> (BenchLaw, Sweep, Vec<f64>, Vec<Resolved>) {
+    let law = BenchLaw::looplm20().expect("the looplm law");
+    let sweep = law.sweep(points, 0);
+    let params = law.params(starts, 0);
+    let weightings = (0..starts as u32)
+        .map(|k| {
+            let w = Weighting {
+                poisson: Some(k),
+                ..Weighting::uniform(sweep.curves.len())
+            };
+            resolve_curves(&w, &sweep.curves, &sweep.w).expect("a weighting")
+        })
+        .collect();
+    (law, sweep, params, weightings)
+}
+
+/// Plain and weighted evaluations of looplm20 sweeps of `sizes` by the
+/// evaluator `make` builds (None: skipped).
+fn bench_evaluator(
     c: &mut Criterion,
     group: &str,
     sizes: &[(usize, usize)],
-    mut make: impl FnMut(usize) -> Option<Box<dyn Backend>>,
+    mut make: impl for<'a> FnMut(&Plan, &'a Sweep, &'a [Resolved]) -> Option<Eval<'a>>,
 ) {
     let mut g = c.benchmark_group(group);
     for &(points, starts) in sizes {
-        let Some(mut backend) = make(points) else {
+        let (law, sweep, params, weightings) = looplm20(points, starts);
+        let plan = Plan::for_sweep(&law.law, &sweep);
+        let Some(mut eval) = make(&plan, &sweep, &weightings) else {
             continue;
         };
-        let data = synthetic_sweep(points);
-        let params = perturbed_params(&data, starts, 0);
-        let mut out = vec![Eval::ZERO; starts];
+        let np = law.law.params.len();
+        let (mut f, mut gr) = (vec![0.0; starts], vec![0.0; starts * np]);
+        let which: Vec<u32> = (0..starts as u32).collect();
         g.throughput(Throughput::Elements((points * starts) as u64));
         g.bench_function(BenchmarkId::new("plain", label((points, starts))), |b| {
-            b.iter(|| backend.evaluate(&params, &mut out).expect("evaluate"))
+            b.iter(|| eval(&params, None, &mut f, &mut gr))
         });
-        let weightings: Vec<Weighting> = (0..starts as u32)
-            .map(|k| Weighting {
-                poisson: Some(k),
-                ..Weighting::uniform(data.configs.len())
-            })
-            .collect();
-        backend.set_weightings(&weightings).expect("set_weightings");
-        let which: Vec<u32> = (0..starts as u32).collect();
         g.bench_function(BenchmarkId::new("weighted", label((points, starts))), |b| {
-            b.iter(|| {
-                backend
-                    .evaluate_weighted(&params, &which, &mut out)
-                    .expect("evaluate_weighted")
-            })
+            b.iter(|| eval(&params, Some(&which), &mut f, &mut gr))
         });
     }
     g.finish();
 }
 
+/// The CPU's evaluator in `layout` (None: the one it picks).
+fn cpu_evaluator<'a>(
+    plan: &Plan,
+    sweep: &'a Sweep,
+    weightings: &'a [Resolved],
+    layout: Option<CpuLayout>,
+) -> Option<Eval<'a>> {
+    let obj = Objective::default();
+    let grid = match layout {
+        Some(l) => CompiledGrid::with_layout(plan.clone(), sweep, obj, l),
+        None => CompiledGrid::new(plan.clone(), sweep, obj),
+    }
+    .expect("a CPU layout");
+    Some(Box::new(move |p, which, f, g| match which {
+        None => grid.evaluate(p, f, g),
+        Some(w) => grid
+            .evaluate_weighted(p, w, weightings, f, g)
+            .expect("evaluate_weighted"),
+    }))
+}
+
 fn cpu(c: &mut Criterion) {
-    bench_backend(c, "evaluate/cpu", &SIZES, |points| {
-        Some(Box::new(CpuBackend::new(synthetic_sweep(points))))
+    bench_evaluator(c, "evaluate/cpu", &SIZES, |plan, sweep, ws| {
+        cpu_evaluator(plan, sweep, ws, None)
     });
 }
 
@@ -79,8 +116,6 @@ fn cpu(c: &mut Criterion) {
 /// final losses are, fit-sized batch.
 fn cpu_compiled_points(c: &mut Criterion) {
     use rand::{Rng, SeedableRng};
-    use sweepfit::backend::CompiledGrid;
-    use sweepfit::objective::Objective;
     let (points, starts) = (1_000, 128);
     let law = sweepfit::law::builtin_law("vocab")
         .expect("a built-in law")
@@ -149,16 +184,17 @@ fn cpu_compiled_points(c: &mut Criterion) {
 /// batch: the shared token grid against one ln and exp per point.
 fn cpu_layouts(c: &mut Criterion) {
     let (points, starts) = SIZES[1];
-    let data = synthetic_sweep(points);
-    let params = perturbed_params(&data, starts, 0);
-    let mut out = vec![Eval::ZERO; starts];
+    let (law, sweep, params, weightings) = looplm20(points, starts);
+    let plan = Plan::for_sweep(&law.law, &sweep);
+    let np = law.law.params.len();
+    let (mut f, mut gr) = (vec![0.0; starts], vec![0.0; starts * np]);
     let mut g = c.benchmark_group("evaluate/cpu-layout");
     g.throughput(Throughput::Elements((points * starts) as u64));
     for layout in [CpuLayout::Points, CpuLayout::Grid] {
-        let mut backend = CpuBackend::with_layout(data.clone(), layout).expect("layout");
+        let mut eval = cpu_evaluator(&plan, &sweep, &weightings, Some(layout)).expect("layout");
         g.bench_function(
             BenchmarkId::new(format!("{layout:?}"), label((points, starts))),
-            |b| b.iter(|| backend.evaluate(&params, &mut out).expect("evaluate")),
+            |b| b.iter(|| eval(&params, None, &mut f, &mut gr)),
         );
     }
     g.finish();
@@ -177,8 +213,6 @@ fn law_sweep(name: &str, points: usize, starts: usize) -> (BenchLaw, Sweep, Plan
 /// The CPU's compiled evaluator of each law of LAWS (the shared-axis grid
 /// layout), fit-sized batch.
 fn law_cpu(c: &mut Criterion) {
-    use sweepfit::backend::CompiledGrid;
-    use sweepfit::objective::Objective;
     let (points, starts) = SIZES[1];
     let mut g = c.benchmark_group("evaluate/law-cpu");
     g.throughput(Throughput::Elements((points * starts) as u64));
@@ -197,8 +231,7 @@ fn law_cpu(c: &mut Criterion) {
 /// The GPU kernel generated from each law of LAWS, on the same sweeps and
 /// batch as `law_cpu`.
 fn law_gpu(c: &mut Criterion) {
-    use sweepfit::backend::gpu::{GpuDevice, GpuLaw, Layout};
-    use sweepfit::objective::Objective;
+    use sweepfit::backend::gpu::Layout;
     let dev = match gpu::instance()
         .and_then(|i| gpu::select_adapter(&i, AdapterFilter::Any))
         .and_then(|a| GpuDevice::open(&a))
@@ -238,7 +271,6 @@ fn law_gpu(c: &mut Criterion) {
 /// The device's floor per evaluation: an empty submission and its wait.
 /// `evaluate/gpu/plain/10000x1` beside it is the whole per-call cost.
 fn gpu_round_trip(c: &mut Criterion) {
-    use sweepfit::backend::gpu::GpuDevice;
     let dev = match gpu::instance()
         .and_then(|i| gpu::select_adapter(&i, AdapterFilter::Any))
         .and_then(|a| GpuDevice::open(&a))
@@ -255,30 +287,37 @@ fn gpu_round_trip(c: &mut Criterion) {
 }
 
 fn gpu(c: &mut Criterion) {
-    let adapter = match gpu::instance().and_then(|i| gpu::select_adapter(&i, AdapterFilter::Any)) {
-        Ok(a) => a,
+    let opened = gpu::instance()
+        .and_then(|i| gpu::select_adapter(&i, AdapterFilter::Any))
+        .and_then(|a| Ok((a.get_info().device_type, GpuDevice::open(&a)?)));
+    let (kind, dev) = match opened {
+        Ok(d) => d,
         Err(e) => {
             println!("evaluate/gpu: skipped, {e:#}");
             return;
         }
     };
-    let software = adapter.get_info().device_type == wgpu::DeviceType::Cpu;
     let mut sizes = SIZES.to_vec();
-    if !software {
+    if kind != wgpu::DeviceType::Cpu {
         sizes.push(LARGE);
     }
-    bench_backend(
-        c,
-        "evaluate/gpu",
-        &sizes,
-        |points| match GpuBackend::on_adapter(&adapter, &synthetic_sweep(points), None) {
-            Ok(g) => Some(Box::new(g)),
+    bench_evaluator(c, "evaluate/gpu", &sizes, |plan, sweep, ws| {
+        let obj = Objective::default();
+        let mut kernel = match GpuLaw::new(&dev, plan, sweep, obj, None) {
+            Ok(k) => k,
             Err(e) => {
-                println!("evaluate/gpu {points} points: skipped, {e:#}");
-                None
+                println!("evaluate/gpu {} points: skipped, {e:#}", sweep.points());
+                return None;
             }
-        },
-    );
+        };
+        kernel.set_weightings(ws).expect("set_weightings");
+        Some(Box::new(move |p, which, f, g| match which {
+            None => kernel.evaluate(p, f, g).expect("evaluate"),
+            Some(w) => kernel
+                .evaluate_weighted(p, w, f, g)
+                .expect("evaluate_weighted"),
+        }))
+    });
 }
 
 criterion_group! {

@@ -24,11 +24,11 @@ use serde::Serialize;
 use rayon::prelude::*;
 
 use crate::backend::gpu::{self, AdapterFilter, AdapterSummary, GpuDevice, GpuLaw};
-use crate::backend::{Backend, CompiledGrid, CpuBackend, CpuLayout, Eval, GpuBackend, Prepared};
+use crate::backend::{CompiledGrid, CpuLayout};
 use crate::bootstrap::{BootstrapOptions, Resample};
 use crate::data::{self, Dataset, Filter, ReadOptions, Table};
 use crate::law::plan::{Plan, Sweep};
-use crate::law::{builtin_law, builtin_names, CompiledLaw, LawFile, NP};
+use crate::law::{builtin_law, builtin_names, CompiledLaw, LawFile};
 use crate::lawfit::{self, LawFitOptions};
 use crate::objective::Objective;
 use crate::report::format_count;
@@ -219,7 +219,8 @@ pub struct BenchReport {
     pub overhead: Vec<Measurement>,
     pub throughput: Vec<Measurement>,
     pub fits: Vec<FitRun>,
-    /// The law benched (`--law`); absent for the LoopLM backends.
+    /// The law benched (`--law`); absent for the default, the looplm law on
+    /// the simulated looplm20 sweeps.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub law: Option<LawInfo>,
 }
@@ -248,6 +249,9 @@ pub struct BenchLaw {
     pub law: CompiledLaw,
     /// The axis variable, an index into `law.variables`.
     pub axis: usize,
+    /// Sweeps are the simulated looplm20 sweep (the LoopLM paper's 20
+    /// curves) at the simulation's parameters, not synthetic ones.
+    pub looplm20: bool,
 }
 
 impl BenchLaw {
@@ -286,6 +290,7 @@ impl BenchLaw {
             formula: file.formula.clone(),
             law,
             axis,
+            looplm20: false,
         };
         // The targets are the law itself: where it is undefined, every
         // cell would time NaNs.
@@ -319,8 +324,26 @@ impl BenchLaw {
         BenchLaw::new(&file, name, &format!("laws/{name}.toml (built in)"))
     }
 
-    /// Points of the sweep [`BenchLaw::sweep`] builds for `requested`:
-    /// whole curves of [`LAW_CURVE_POINTS`], or one shorter curve.
+    /// The looplm law on the simulated looplm20 sweeps: what `sweepfit
+    /// bench` times without `--law`.
+    pub fn looplm20() -> anyhow::Result<BenchLaw> {
+        Ok(BenchLaw {
+            looplm20: true,
+            ..BenchLaw::builtin("looplm")?
+        })
+    }
+
+    /// Points of the sweep [`BenchLaw::sweep`] builds for `requested`.
+    pub fn points_for(&self, requested: usize) -> usize {
+        if self.looplm20 {
+            (requested / CURVES).max(1) * CURVES
+        } else {
+            BenchLaw::points(requested)
+        }
+    }
+
+    /// Points of a synthetic sweep built for `requested`: whole curves of
+    /// [`LAW_CURVE_POINTS`], or one shorter curve.
     pub fn points(requested: usize) -> usize {
         if requested < LAW_CURVE_POINTS {
             requested.max(1)
@@ -337,6 +360,9 @@ impl BenchLaw {
     /// are equal. So the CPU runs its grid layout (axis nodes once per
     /// grid value) and the GPU hoists curve nodes, as on real sweeps.
     pub fn sweep(&self, points: usize, seed: u64) -> Sweep {
+        if self.looplm20 {
+            return looplm20_sweep(points, seed);
+        }
         let points = BenchLaw::points(points);
         let per = points.min(LAW_CURVE_POINTS);
         let n_curves = points / per;
@@ -372,6 +398,22 @@ impl BenchLaw {
     /// all [`LAW_PARAM`], the others differ by up to 2% in every entry.
     pub fn params(&self, k: usize, seed: u64) -> Vec<f64> {
         let np = self.law.params.len();
+        // The looplm20 sweeps' own parameters, in the law's order.
+        let truth: Vec<f64> = if self.looplm20 {
+            let by_name: Vec<(&str, f64)> = simulate::looplm20_truth_by_name().collect();
+            self.law
+                .params
+                .iter()
+                .map(|p| {
+                    by_name
+                        .iter()
+                        .find(|(n, _)| n == p)
+                        .map_or(LAW_PARAM, |t| t.1)
+                })
+                .collect()
+        } else {
+            vec![LAW_PARAM; np]
+        };
         let mut rng = StdRng::seed_from_u64(seed);
         (0..k * np)
             .map(|i| {
@@ -380,13 +422,27 @@ impl BenchLaw {
                 } else {
                     PERTURBATION * rng.random_range(-1.0..=1.0)
                 };
-                LAW_PARAM * (1.0 + d)
+                truth[i % np] * (1.0 + d)
             })
             .collect()
     }
 
     /// The report's description of the law and its sweeps.
     pub fn info(&self) -> LawInfo {
+        if self.looplm20 {
+            return LawInfo {
+                name: self.name.clone(),
+                formula: self.formula.clone(),
+                variables: self.law.variables.clone(),
+                axis: self.law.variables[self.axis].clone(),
+                params: self.law.params.clone(),
+                sweep: format!(
+                    "the simulated looplm20 sweep (20 curves, T = 1..4 for 5 sizes, shared \
+                     token grid) at its parameters, up to {}% off per start; MSE, linear space",
+                    PERTURBATION * 100.0
+                ),
+            };
+        }
         let vars = &self.law.variables;
         let axis = vars[self.axis].clone();
         let others: Vec<&str> = vars
@@ -418,37 +474,19 @@ impl BenchLaw {
     }
 }
 
-/// The looplm20 sweep with about `points` points (a multiple of 20),
-/// prepared for the default objective.
-pub fn synthetic_sweep(points: usize) -> Prepared {
-    let ds = synthetic_dataset(points);
-    Prepared::new(&ds, Objective::default())
-}
-
-fn synthetic_dataset(points: usize) -> Dataset {
-    simulate::simulate_looplm20(&SimOptions {
+/// The simulated looplm20 sweep with about `points` points (a multiple of
+/// 20, noise from `seed`), laid out for the looplm law as a fit lays it
+/// out.
+pub fn looplm20_sweep(points: usize, seed: u64) -> Sweep {
+    let ds = simulate::simulate_looplm20(&SimOptions {
         points_per_curve: (points / CURVES).max(1),
+        seed,
         ..SimOptions::default()
-    })
-}
-
-/// `k` internal parameter vectors near the simulated truth: the first is
-/// the truth, the others differ by up to 2% in every entry, so no two
-/// starts do the same arithmetic.
-pub fn perturbed_params(data: &Prepared, k: usize, seed: u64) -> Vec<[f64; NP]> {
-    let truth = data.scale.to_internal(&simulate::looplm20_truth());
-    let mut rng = StdRng::seed_from_u64(seed);
-    (0..k)
-        .map(|i| {
-            let mut p = truth;
-            if i > 0 {
-                for v in &mut p {
-                    *v *= 1.0 + PERTURBATION * rng.random_range(-1.0..=1.0);
-                }
-            }
-            p
-        })
-        .collect()
+    });
+    let table = Table::from_dataset(&ds, Path::new("the simulated looplm20 sweep"));
+    let (bound, table) = looplm(&table).expect("the looplm law binds its own sweep");
+    lawfit::table_sweep(&bound, &table, &Objective::default())
+        .expect("the simulated sweep is finite")
 }
 
 /// One warm-up evaluation (sizes GPU buffers, warms caches), checked for
@@ -484,23 +522,6 @@ struct Evaluator<'a> {
     eval: Box<dyn FnMut(usize, bool) -> anyhow::Result<()> + 'a>,
 }
 
-/// A LoopLM backend evaluating `params` (a prefix of them per cell).
-fn backend_evaluator<'a>(mut backend: impl Backend + 'a, params: Vec<[f64; NP]>) -> Evaluator<'a> {
-    let device = backend.info().device;
-    let mut out = vec![Eval::ZERO; params.len()];
-    Evaluator {
-        device,
-        eval: Box::new(move |starts, check| {
-            let out = &mut out[..starts];
-            backend.evaluate(&params[..starts], out)?;
-            if let Some(i) = out.iter().position(|e| check && !e.is_finite()) {
-                bail!("start {i}: non-finite objective or gradient near the simulated truth");
-            }
-            Ok(())
-        }),
-    }
-}
-
 /// The CPU's and (with an adapter) the GPU's evaluators of one sweep;
 /// None where none was asked for.
 struct Evaluators<'a> {
@@ -528,38 +549,6 @@ trait Workload {
     ) -> Evaluators<'_>;
 }
 
-/// The LoopLM backends on simulated looplm20 sweeps.
-struct Looplm20;
-
-impl Workload for Looplm20 {
-    fn points(&self, requested: usize) -> usize {
-        (requested / CURVES).max(1) * CURVES
-    }
-
-    fn evaluators(
-        &self,
-        points: usize,
-        starts: usize,
-        cpu: bool,
-        gpu: bool,
-        devices: &Devices,
-        bar: &ProgressBar,
-    ) -> Evaluators<'_> {
-        let label = format_count(points as f64);
-        bar.set_message(format!("simulating a {label}-point sweep"));
-        let data = synthetic_sweep(points);
-        let params = perturbed_params(&data, starts, 0);
-        let gpu = gpu
-            .then(|| {
-                bar.set_message(format!("uploading the {label}-point sweep to the GPU"));
-                devices.gpu(&data)
-            })
-            .flatten()
-            .map(|g| g.map(|g| backend_evaluator(g, params.clone())));
-        let cpu = cpu.then(|| Ok(backend_evaluator(CpuBackend::new(data), params)));
-        Evaluators { cpu, gpu }
-    }
-}
 /// Cells measured so far on one backend, to decide whether a larger one
 /// fits the budget.
 #[derive(Default)]
@@ -652,7 +641,7 @@ struct LawWork<'a> {
 
 impl Workload for LawWork<'_> {
     fn points(&self, requested: usize) -> usize {
-        BenchLaw::points(requested)
+        self.law.points_for(requested)
     }
 
     fn evaluators(
@@ -768,12 +757,6 @@ struct Devices {
 }
 
 impl Devices {
-    fn gpu(&self, data: &Prepared) -> Option<anyhow::Result<GpuBackend>> {
-        self.adapter
-            .as_ref()
-            .map(|a| GpuBackend::on_adapter(a, data, None))
-    }
-
     /// The GPU device of the fits, opened once, and the seconds that took;
     /// None without an adapter.
     fn device(&self) -> Option<(anyhow::Result<Arc<GpuDevice>>, f64)> {
@@ -861,19 +844,23 @@ fn run_on(opts: &BenchOptions, law: Option<&BenchLaw>) -> anyhow::Result<BenchRe
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
 
-    let work: Box<dyn Workload> = match law {
-        None => Box::new(Looplm20),
-        Some(law) => {
-            if devices.adapter.is_some() {
-                bar.set_message("opening the GPU");
-            }
-            let device = devices
-                .adapter
-                .as_ref()
-                .map(|a| GpuDevice::open(a).map_err(|e| format!("{e:#}")));
-            Box::new(LawWork { law, device })
-        }
+    // Without a law: the looplm law on the simulated looplm20 sweeps.
+    let looplm20 = match law {
+        None => Some(BenchLaw::looplm20()?),
+        Some(_) => None,
     };
+    let benched = law.or(looplm20.as_ref()).expect("a law or looplm20");
+    if devices.adapter.is_some() {
+        bar.set_message("opening the GPU");
+    }
+    let device = devices
+        .adapter
+        .as_ref()
+        .map(|a| GpuDevice::open(a).map_err(|e| format!("{e:#}")));
+    let work: Box<dyn Workload> = Box::new(LawWork {
+        law: benched,
+        device,
+    });
     let mut histories = [History::default(), History::default()];
     let overhead = bench_overhead(opts, work.as_ref(), &devices, &mut histories, &bar);
     let throughput = bench_throughput(
@@ -1629,15 +1616,25 @@ mod tests {
     }
 
     #[test]
-    fn perturbed_starts_differ_and_stay_finite() {
-        let data = synthetic_sweep(1000);
-        assert_eq!(data.points(), 1000);
-        let p = perturbed_params(&data, 3, 0);
-        assert_ne!(p[1], p[2]);
-        let mut cpu = CpuBackend::new(data);
-        let mut out = vec![Eval::ZERO; 3];
-        cpu.evaluate(&p, &mut out).unwrap();
-        assert!(out.iter().all(Eval::is_finite));
+    fn looplm20_starts_differ_and_stay_finite() {
+        let law = BenchLaw::looplm20().unwrap();
+        assert_eq!(law.points_for(1010), 1000);
+        let sw = law.sweep(1000, 0);
+        assert_eq!((sw.points(), sw.curves.len()), (1000, 20));
+        let p = law.params(3, 0);
+        let np = law.law.params.len();
+        assert_ne!(p[np..2 * np], p[2 * np..]);
+        // The first start is the simulation's own parameters.
+        let alpha = law.law.params.iter().position(|n| n == "alpha").unwrap();
+        assert_eq!(p[alpha], 0.3);
+        let plan = Plan::for_sweep(&law.law, &sw);
+        let grid = CompiledGrid::new(plan, &sw, Objective::default()).unwrap();
+        assert_eq!(grid.layout(), CpuLayout::Grid);
+        let (mut f, mut g) = (vec![0.0; 3], vec![0.0; 3 * np]);
+        grid.evaluate(&p, &mut f, &mut g);
+        assert!(f.iter().chain(&g).all(|v| v.is_finite()), "{f:?}");
+        // At the truth the objective is the noise's: sd 0.02, mse 2e-4.
+        assert!((f[0] / 2e-4 - 1.0).abs() < 0.2, "{}", f[0]);
     }
 
     #[test]

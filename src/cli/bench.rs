@@ -10,10 +10,10 @@ use super::term;
 
 #[derive(Args)]
 pub(crate) struct BenchArgs {
-    /// Time a law's evaluation instead of the LoopLM backends: the CPU's
-    /// compiled evaluator and the GPU kernel generated from the law, on
-    /// synthetic sweeps of 500-point curves (--points rounds to whole
-    /// curves); no fits. A built-in law's name (see `sweepfit laws`) or a
+    /// Time a law's evaluation instead of the looplm law's on the
+    /// simulated looplm20 sweeps: the CPU's compiled evaluator and the GPU
+    /// kernel generated from the law, on synthetic sweeps of 500-point
+    /// curves (--points rounds to whole curves); no fits. A built-in law's name (see `sweepfit laws`) or a
     /// formula over --vars.
     #[arg(long, value_name = "NAME|FORMULA", conflicts_with = "law_file")]
     law: Option<String>,

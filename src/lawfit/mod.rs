@@ -486,6 +486,14 @@ fn key_text(key: &IndexMap<String, String>) -> String {
         .join(",")
 }
 
+/// The sweep of every row of `table` as a fit of `b` lays it out for its
+/// evaluators (what `bench` times them on).
+pub fn table_sweep(b: &BoundLaw, table: &Table, obj: &Objective) -> anyhow::Result<Sweep> {
+    let cols = read_columns(b, table, obj)?;
+    let rows: Vec<usize> = (0..table.rows()).collect();
+    Ok(sweep_of(b, &cols, table, &rows, obj))
+}
+
 /// The sweep of `rows`: curves of rows with equal run and equal values of
 /// every variable but the axis, on the grid layout when the grid is dense
 /// enough, otherwise one curve per row (the point layout).
