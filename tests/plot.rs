@@ -12,10 +12,9 @@ mod common;
 
 use std::path::Path;
 
-use sweepfit::data::{Dataset, Row};
-use sweepfit::law::predict_raw;
+use sweepfit::data::{Dataset, Row, Table};
 use sweepfit::report::{self, format_count, FoldReport, Panel, PlotOptions};
-use sweepfit::simulate::{looplm20_truth, simulate_looplm20, SimOptions};
+use sweepfit::simulate::{simulate_looplm20, SimOptions};
 use tempfile::TempDir;
 
 const W: usize = 400;
@@ -41,14 +40,49 @@ fn sim_sweep(points: usize) -> Dataset {
     })
 }
 
+/// The simulation's parameters: E, A, alpha, t1, B, beta, t2, C, gamma, t3.
+const TRUTH: [f64; 10] = [1.8, 268.0, 0.30, 1e7, 2018.0, 0.35, 1.06e7, 0.675, 1.0, 0.5];
+
+/// The LoopLM law at `p` (in TRUTH's order), written out here.
+fn looplm(p: &[f64; 10], n: f64, d: f64, t: f64) -> f64 {
+    p[0] + p[1] / (n + p[3]).powf(p[2])
+        + p[4] / (d + p[6]).powf(p[5])
+        + p[7] / (t + p[9]).powf(p[8])
+}
+
+/// One panel per curve of `ds` with the law at `p`; `held`, when given,
+/// one flag per point.
+fn panels_of(ds: &Dataset, p: &[f64; 10], held: Option<&[bool]>) -> Vec<Panel> {
+    ds.configs
+        .iter()
+        .map(|c| {
+            let r = c.range();
+            Panel {
+                run: c.run.clone(),
+                n: c.n,
+                t: c.t,
+                label: String::new(),
+                tokens: ds.tokens[r.clone()].to_vec(),
+                loss: ds.loss[r.clone()].to_vec(),
+                pred: r
+                    .clone()
+                    .map(|i| looplm(p, c.n, ds.tokens[i], c.t))
+                    .collect(),
+                held_out: held.map_or_else(Vec::new, |h| h[r].to_vec()),
+                band: Vec::new(),
+            }
+        })
+        .collect()
+}
+
 fn sim_panels(points: usize) -> Vec<Panel> {
-    report::panels_from_dataset(&sim_sweep(points), &looplm20_truth(), None).unwrap()
+    panels_of(&sim_sweep(points), &TRUTH, None)
 }
 
 /// A Pythia-like 1 x 4 sweep: T = 1 only, four sizes, 0..300B tokens, the
 /// rows given out of order (largest model first).
 fn pythia_like(points: usize) -> Dataset {
-    let p = looplm20_truth();
+    let p = TRUTH;
     let mut rows = Vec::new();
     for (run, n) in [
         ("pythia-1b", 1.01e9),
@@ -64,7 +98,7 @@ fn pythia_like(points: usize) -> Dataset {
                 n,
                 t: 1.0,
                 tokens,
-                loss: predict_raw(&p, n, tokens, 1.0) + 0.1 + wiggle,
+                loss: looplm(&p, n, tokens, 1.0) + 0.1 + wiggle,
                 weight: 1.0,
             });
         }
@@ -275,7 +309,7 @@ fn the_title_is_the_callers_and_a_long_one_shrinks_to_fit() {
 #[test]
 fn pythia_like_sweep_is_a_1_by_4_grid_ordered_by_n() {
     let dir = tempdir();
-    let panels = report::panels_from_dataset(&pythia_like(300), &looplm20_truth(), None).unwrap();
+    let panels = panels_of(&pythia_like(300), &TRUTH, None);
     let layout = report::grid_layout(&panels);
     assert_eq!(layout.rows, [1.0]);
     assert_eq!(layout.cols, [7.0e7, 1.62e8, 4.05e8, 1.01e9]);
@@ -332,7 +366,7 @@ fn held_out_points_are_green_and_in_the_legend() {
         .iter()
         .flat_map(|c| (0..c.len).map(move |i| i >= c.len * 3 / 4))
         .collect();
-    let panels = report::panels_from_dataset(&ds, &looplm20_truth(), Some(&held)).unwrap();
+    let panels = panels_of(&ds, &TRUTH, Some(&held));
     let png = dir.path().join("held.png");
     draw(&png, &panels);
     let img = decode_png(&png);
@@ -350,9 +384,6 @@ fn held_out_points_are_green_and_in_the_legend() {
     let svg = std::fs::read_to_string(&svg_path).unwrap();
     // One legend for the figure, not one per panel.
     assert_eq!(svg_texts(&svg, "Held out"), 1);
-
-    let short = &held[..held.len() - 1];
-    assert!(report::panels_from_dataset(&ds, &looplm20_truth(), Some(short)).is_err());
 }
 
 /// The SVG's circles and polylines in drawing order: their colour (fill
@@ -404,7 +435,7 @@ fn the_prediction_is_drawn_over_the_held_out_markers() {
     // A perfect fit: every held-out marker sits on the predicted line,
     // where it would hide the prediction if drawn over it.
     let perfect = |held: &[bool]| {
-        let mut panels = report::panels_from_dataset(&ds, &looplm20_truth(), Some(held)).unwrap();
+        let mut panels = panels_of(&ds, &TRUTH, Some(held));
         for p in &mut panels {
             p.loss = p.pred.clone();
         }
@@ -490,19 +521,48 @@ fn band_pixels(img: &Image, row: usize, col: usize) -> usize {
 fn bootstrap_bands_are_shaded_and_in_the_legend() {
     let dir = tempdir();
     let ds = pythia_like(200);
-    let truth = looplm20_truth();
     // Replicates that shift E by -0.3..0.3: a band 0.6 loss units wide
-    // (0.57 between the 2.5th and 97.5th percentiles) around the law.
-    let samples: Vec<[f64; 10]> = (0..=40)
+    // (0.57 between the 2.5th and 97.5th percentiles) around the law, as a
+    // bootstrapped fit's fit.json holds them; the law's pictures draw it.
+    let samples: Vec<Vec<f64>> = (0..=40)
         .map(|k| {
-            let mut p = truth;
+            let mut p = TRUTH;
             p[0] += 0.3 * (k as f64 / 20.0 - 1.0);
-            p
+            p.to_vec()
         })
         .collect();
-    let mut panels = report::panels_from_dataset(&ds, &truth, None).unwrap();
-    let plain = panels.clone();
-    report::add_bands(&mut panels, &samples, 0.95);
+    let names = [
+        "E", "A", "alpha", "t1", "B", "beta", "t2", "C", "gamma", "t3",
+    ];
+    let params: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .zip(TRUTH)
+        .map(|(n, v)| (n.to_string(), serde_json::json!(v)))
+        .collect();
+    let fit = serde_json::json!({
+        "law": "looplm", "params": params, "fixed": [],
+        "objective": {"loss": "mse", "space": "linear", "delta": 1e-3, "value": 1e-3},
+        "metrics": {"r2": 0.99, "rmse": 0.1, "mae": 0.1, "per_config": []},
+        "starts": {"count": 1, "at_best": 1, "status_counts": {}, "iterations": 1,
+                   "evaluations": 1, "start_evaluations": 1},
+        "backend": {"kind": "cpu", "device": "cpu"}, "seconds": 0.0, "points": 800,
+        "configs": 4, "notes": [],
+        "bootstrap": {"seed": 0, "level": 0.95, "seconds": 0.0, "resamples": [
+            {"kind": "points", "replicates": 41, "converged": 41, "converged_fraction": 1.0,
+             "used": 41, "params": {}, "samples": samples}]}
+    });
+    let report = report::legacy::upgrade(&fit.to_string()).unwrap();
+    let law = sweepfit::law::builtin_law("looplm")
+        .unwrap()
+        .compile("looplm")
+        .unwrap();
+    let table = Table::from_dataset(&ds, Path::new("pythia-like"));
+    let (panels, opts) = sweepfit::lawfit::panels(&law, Some("D"), &report, &table).unwrap();
+    assert_eq!(opts.band_label, "95% band (points)");
+    let mut plain = panels.clone();
+    for p in &mut plain {
+        p.band.clear();
+    }
     for p in &panels {
         assert_eq!(p.band.len(), p.tokens.len());
         for (&(lo, hi), &pred) in p.band.iter().zip(&p.pred) {
@@ -622,8 +682,7 @@ const ZERO_GREY: [i32; 3] = [90, 90, 90];
 #[test]
 fn residuals_sit_above_zero_where_the_law_overshoots_on_a_robust_range() {
     let dir = tempdir();
-    let mut panels =
-        report::panels_from_dataset(&pythia_like(200), &looplm20_truth(), None).unwrap();
+    let mut panels = panels_of(&pythia_like(200), &TRUTH, None);
     let layout = report::grid_layout(&panels);
     // The smallest model's law overshoots by 0.02, the others undershoot
     // by 0.02; one step-0 miss of 5 must not set the range.
@@ -701,7 +760,7 @@ fn held_out_residuals_are_green_and_in_the_legend() {
         .iter()
         .flat_map(|c| (0..c.len).map(move |i| i >= c.len * 3 / 4))
         .collect();
-    let panels = report::panels_from_dataset(&ds, &looplm20_truth(), Some(&held)).unwrap();
+    let panels = panels_of(&ds, &TRUTH, Some(&held));
     let png = dir.path().join("held.png");
     report::draw_residuals(&png, &panels, &PlotOptions::default()).unwrap();
     let img = decode_png(&png);
@@ -773,8 +832,7 @@ fn long_residual_curves_are_decimated_and_the_x_axis_follows_the_options() {
 /// about the law from one point to the next: the noise whose thick-line
 /// joins once shot spikes out of the residual panels.
 fn noisy_panels(points: usize, amp: f64) -> Vec<Panel> {
-    let mut panels =
-        report::panels_from_dataset(&pythia_like(points), &looplm20_truth(), None).unwrap();
+    let mut panels = panels_of(&pythia_like(points), &TRUTH, None);
     for p in &mut panels {
         for (i, (loss, pred)) in p.loss.iter_mut().zip(&p.pred).enumerate() {
             let u = (i * 7919 % 1000) as f64 / 1000.0;
@@ -900,7 +958,7 @@ fn a_long_row_of_groups_wraps_without_doubled_titles() {
     // columns of three, one row of fifteen, each titled with its group.
     let sets = ["books", "code", "web"];
     let sizes = [7e7, 1.6e8, 4.1e8, 1e9, 2.8e9];
-    let base = report::panels_from_dataset(&pythia_like(40), &looplm20_truth(), None).unwrap();
+    let base = panels_of(&pythia_like(40), &TRUTH, None);
     let mut panels = Vec::new();
     for (k, &n) in sizes.iter().enumerate() {
         for set in sets {
@@ -944,7 +1002,7 @@ fn held_out_markers_are_thinned_on_long_curves() {
     let dir = tempdir();
     let ds = pythia_like(500);
     let held = vec![true; ds.points()];
-    let panels = report::panels_from_dataset(&ds, &looplm20_truth(), Some(&held)).unwrap();
+    let panels = panels_of(&ds, &TRUTH, Some(&held));
     let path = dir.path().join("held.svg");
     draw(&path, &panels);
     let svg = std::fs::read_to_string(&path).unwrap();
@@ -964,17 +1022,13 @@ fn held_out_markers_are_thinned_on_long_curves() {
 #[test]
 fn a_band_too_thin_to_see_is_named_so_and_drawn_on_the_residuals() {
     let dir = tempdir();
-    let truth = looplm20_truth();
-    // Replicates moving E by ±0.002: a band a thousandth of the loss range.
-    let samples: Vec<[f64; 10]> = (0..=40)
-        .map(|k| {
-            let mut p = truth;
-            p[0] += 0.002 * (k as f64 / 20.0 - 1.0);
-            p
-        })
-        .collect();
+    // Replicates moving E by ±0.002, evenly: a band a thousandth of the
+    // loss range, from 0.0019 below the law to 0.0019 above it (the 2.5th
+    // and 97.5th percentiles).
     let mut panels = noisy_panels(200, 0.01);
-    report::add_bands(&mut panels, &samples, 0.95);
+    for p in &mut panels {
+        p.band = p.pred.iter().map(|&v| (v - 0.0019, v + 0.0019)).collect();
+    }
     let opts = PlotOptions {
         band_label: "95% band (curves)".into(),
         ..Default::default()

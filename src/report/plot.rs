@@ -24,11 +24,7 @@
 //! crate), so no system font or font library is needed.
 
 use super::FoldReport;
-use crate::{
-    data::Dataset,
-    law::{predict_raw, NP},
-    report::format_count,
-};
+use crate::report::format_count;
 use anyhow::{anyhow, bail, Context};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
@@ -255,68 +251,6 @@ pub fn grid_layout(panels: &[Panel]) -> GridLayout {
         dup,
         wrapped: false,
     }
-}
-
-/// Give every panel the central `level` band of the predictions of the
-/// parameter vectors `samples` (raw units; e.g. bootstrap replicates) at
-/// its points. Fewer than two samples leave the panels without bands.
-pub fn add_bands(panels: &mut [Panel], samples: &[[f64; NP]], level: f64) {
-    if samples.len() < 2 {
-        return;
-    }
-    let tail = (1.0 - level) / 2.0;
-    for p in panels {
-        let mut v = vec![0.0; samples.len()];
-        p.band = p
-            .tokens
-            .iter()
-            .map(|&d| {
-                for (x, s) in v.iter_mut().zip(samples) {
-                    *x = predict_raw(s, p.n, d, p.t);
-                }
-                v.sort_by(f64::total_cmp);
-                (
-                    crate::stats::quantile(&v, tail),
-                    crate::stats::quantile(&v, 1.0 - tail),
-                )
-            })
-            .collect();
-    }
-}
-
-/// One panel per configuration of `ds`, predictions from raw-unit `params`.
-/// `held_out`, when given, has one flag per point of `ds`.
-pub fn panels_from_dataset(
-    ds: &Dataset,
-    params: &[f64; NP],
-    held_out: Option<&[bool]>,
-) -> anyhow::Result<Vec<Panel>> {
-    if let Some(h) = held_out {
-        if h.len() != ds.points() {
-            bail!("held_out has {} flags for {} points", h.len(), ds.points());
-        }
-    }
-    Ok(ds
-        .configs
-        .iter()
-        .map(|c| {
-            let r = c.range();
-            Panel {
-                run: c.run.clone(),
-                n: c.n,
-                t: c.t,
-                label: String::new(),
-                tokens: ds.tokens[r.clone()].to_vec(),
-                loss: ds.loss[r.clone()].to_vec(),
-                pred: r
-                    .clone()
-                    .map(|i| predict_raw(params, c.n, ds.tokens[i], c.t))
-                    .collect(),
-                held_out: held_out.map_or_else(Vec::new, |h| h[r].to_vec()),
-                band: Vec::new(),
-            }
-        })
-        .collect())
 }
 
 /// Title of an eval fold's grid, `number` counting from 1 as its file
