@@ -1,10 +1,22 @@
-//! The CPU backend's analytic gradient against central finite differences,
-//! for every parameter, in both spaces and with both losses.
+//! The compiled looplm law's analytic gradient on the CPU against central
+//! finite differences, for every parameter, in both spaces and with both
+//! losses.
 
-use sweepfit::backend::{Backend, CpuBackend, Eval, Prepared};
-use sweepfit::data::{Dataset, Row};
-use sweepfit::law::{predict_raw, NP, PARAM_NAMES};
+use std::path::Path;
+
+use sweepfit::backend::CompiledGrid;
+use sweepfit::data::{Dataset, Row, Table};
+use sweepfit::law::plan::Plan;
+use sweepfit::law::{builtin, CompiledLaw, LawFile};
+use sweepfit::lawfit::{self, BindOptions};
 use sweepfit::objective::{LossKind, Objective, Space};
+
+/// LoopLM's law at (E, A, alpha, t1, B, beta, t2, C, gamma, t3).
+fn looplm(p: &[f64; 10], n: f64, d: f64, t: f64) -> f64 {
+    p[0] + p[1] / (n + p[3]).powf(p[2])
+        + p[4] / (d + p[6]).powf(p[5])
+        + p[7] / (t + p[9]).powf(p[8])
+}
 
 /// A small sweep: 3 sizes x 2 steps, 40 points each, with a deterministic
 /// wiggle so residuals are neither zero nor all of one sign.
@@ -16,13 +28,12 @@ fn sweep() -> Dataset {
             for j in 0..40 {
                 let d = 20e9 * j as f64 / 39.0;
                 let wiggle = 0.03 * ((j * 7 + a * 3) as f64).sin();
-                let loss = predict_raw(&truth, n, d, t) + wiggle;
                 rows.push(Row {
                     run: format!("r{a}"),
                     n,
                     t,
                     tokens: d,
-                    loss,
+                    loss: looplm(&truth, n, d, t) + wiggle,
                     weight: 1.0 + (j % 3) as f64,
                 });
             }
@@ -31,36 +42,65 @@ fn sweep() -> Dataset {
     Dataset::from_rows(rows)
 }
 
-fn eval(backend: &mut CpuBackend, p: &[f64; NP]) -> Eval {
-    let mut out = [Eval::ZERO];
-    backend.evaluate(&[*p], &mut out).unwrap();
-    out[0]
+/// The looplm law's CPU evaluator of `sweep()` for `objective`.
+fn evaluator(objective: Objective) -> (CompiledLaw, CompiledGrid) {
+    let text = builtin("looplm").unwrap();
+    let mut table = Table::from_dataset(&sweep(), Path::new("sweep"));
+    let file = LawFile::parse(text, "looplm").unwrap();
+    let b = lawfit::bind(file, text, "looplm", &mut table, &BindOptions::default()).unwrap();
+    let sw = lawfit::table_sweep(&b, &table, &objective).unwrap();
+    let grid = CompiledGrid::new(Plan::for_sweep(&b.law, &sw), &sw, objective).unwrap();
+    (b.law, grid)
+}
+
+/// Raw parameters away from the optimum, so every partial derivative is
+/// far from zero, in the law's order.
+fn start(law: &CompiledLaw) -> Vec<f64> {
+    law.params
+        .iter()
+        .map(|p| match p.as_str() {
+            "E" => 1.6,
+            "A" => 300.0,
+            "alpha" => 0.35,
+            "t1" => 2e7,
+            "B" => 2500.0,
+            "beta" => 0.4,
+            "t2" => 6e7,
+            "C" => 0.5,
+            "gamma" => 0.9,
+            "t3" => 0.7,
+            other => panic!("looplm has no parameter {other}"),
+        })
+        .collect()
+}
+
+fn eval(grid: &CompiledGrid, p: &[f64]) -> (f64, Vec<f64>) {
+    let (mut f, mut g) = ([0.0], vec![0.0; p.len()]);
+    grid.evaluate(p, &mut f, &mut g);
+    (f[0], g)
 }
 
 fn check(objective: Objective) {
-    let ds = sweep();
-    let prepared = Prepared::new(&ds, objective);
-    let mut backend = CpuBackend::new(prepared);
-    // Internal (scaled) parameters away from the optimum, so every partial
-    // derivative is far from zero.
-    let p0 = [1.6, 0.6, 0.35, 0.02, 1.1, 0.4, 3e-3, 0.5, 0.9, 0.7];
-    let base = eval(&mut backend, &p0);
-    assert!(base.is_finite());
-    let gnorm = base.g.iter().map(|g| g * g).sum::<f64>().sqrt();
-    for i in 0..NP {
-        let h = 1e-6 * p0[i].abs().max(1e-3);
-        let (mut up, mut dn) = (p0, p0);
+    let (law, grid) = evaluator(objective);
+    let p0 = start(&law);
+    let (f0, g0) = eval(&grid, &p0);
+    assert!(f0.is_finite() && g0.iter().all(|v| v.is_finite()));
+    // Compared as derivatives by relative changes of the parameters
+    // (g_i |p_i|): raw-unit gradients span many decades.
+    let scaled: Vec<f64> = g0.iter().zip(&p0).map(|(g, p)| g * p.abs()).collect();
+    let norm = scaled.iter().map(|v| v * v).sum::<f64>().sqrt();
+    for i in 0..p0.len() {
+        let h = 1e-6 * p0[i].abs();
+        let (mut up, mut dn) = (p0.clone(), p0.clone());
         up[i] += h;
         dn[i] -= h;
-        let fd = (eval(&mut backend, &up).f - eval(&mut backend, &dn).f) / (2.0 * h);
-        let err = (fd - base.g[i]).abs();
+        let fd = (eval(&grid, &up).0 - eval(&grid, &dn).0) / (2.0 * h) * p0[i].abs();
+        let err = (fd - scaled[i]).abs();
         assert!(
-            err <= 1e-6 * gnorm.max(1e-12) + 1e-7 * fd.abs(),
-            "{:?}: d/d{} analytic {} vs finite difference {} (|g| = {gnorm})",
-            objective,
-            PARAM_NAMES[i],
-            base.g[i],
-            fd
+            err <= 1e-6 * norm.max(1e-12) + 1e-7 * fd.abs(),
+            "{objective:?}: d/d{} (relative) analytic {} vs finite difference {fd} (norm {norm})",
+            law.params[i],
+            scaled[i]
         );
     }
 }
@@ -103,17 +143,18 @@ fn gradient_matches_finite_differences_huber_log() {
 
 #[test]
 fn batch_evaluation_equals_one_by_one() {
-    let ds = sweep();
-    let mut backend = CpuBackend::new(Prepared::new(&ds, Objective::default()));
-    let ps = [
-        [1.6, 0.6, 0.35, 0.02, 1.1, 0.4, 3e-3, 0.5, 0.9, 0.7],
-        [1.2, 0.3, 0.5, 0.1, 0.9, 0.3, 1e-2, 0.2, 1.5, 0.1],
-    ];
-    let mut out = [Eval::ZERO; 2];
-    backend.evaluate(&ps, &mut out).unwrap();
-    for k in 0..2 {
-        let single = eval(&mut backend, &ps[k]);
-        assert!((single.f - out[k].f).abs() <= 1e-14 * single.f);
+    let (law, grid) = evaluator(Objective::default());
+    let a = start(&law);
+    let b: Vec<f64> = a.iter().map(|v| v * 1.3).collect();
+    let both: Vec<f64> = a.iter().chain(&b).copied().collect();
+    let (mut f, mut g) = ([0.0; 2], vec![0.0; both.len()]);
+    grid.evaluate(&both, &mut f, &mut g);
+    for (k, p) in [&a, &b].into_iter().enumerate() {
+        let (single, gs) = eval(&grid, p);
+        assert!((single - f[k]).abs() <= 1e-14 * single, "{single} {}", f[k]);
+        for (x, y) in gs.iter().zip(&g[k * a.len()..]) {
+            assert!((x - y).abs() <= 1e-12 * x.abs().max(1e-300), "{x} {y}");
+        }
     }
-    assert_ne!(out[0].f, out[1].f);
+    assert_ne!(f[0], f[1]);
 }
