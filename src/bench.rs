@@ -635,8 +635,8 @@ fn row(backend: &str, device: &str, points: usize, starts: usize, status: Status
 /// A law's evaluators, CPU and GPU, on its benchmark sweeps.
 struct LawWork<'a> {
     law: &'a BenchLaw,
-    /// The GPU, opened once for every sweep (with an adapter).
-    device: Option<Result<Arc<GpuDevice>, String>>,
+    /// The GPU, opened once for every sweep and fit (with an adapter).
+    device: &'a GpuOpened,
 }
 
 impl Workload for LawWork<'_> {
@@ -663,8 +663,8 @@ impl Workload for LawWork<'_> {
         let gpu = gpu.then(|| {
             bar.set_message(format!("uploading the {label}-point sweep to the GPU"));
             let dev = match &self.device {
-                Some(Ok(d)) => d,
-                Some(Err(e)) => bail!("cannot open the GPU: {e}"),
+                Some((Ok(d), _)) => d,
+                Some((Err(e), _)) => bail!("cannot open the GPU: {e:#}"),
                 None => bail!("no GPU device"),
             };
             let mut g = GpuLaw::new(dev, &plan, &sweep, objective, None)?;
@@ -757,9 +757,9 @@ struct Devices {
 }
 
 impl Devices {
-    /// The GPU device of the fits, opened once, and the seconds that took;
-    /// None without an adapter.
-    fn device(&self) -> Option<(anyhow::Result<Arc<GpuDevice>>, f64)> {
+    /// The GPU device, opened once, and the seconds that took; None
+    /// without an adapter.
+    fn device(&self) -> GpuOpened {
         self.adapter.as_ref().map(|a| {
             let t0 = Instant::now();
             let d = GpuDevice::open(a);
@@ -853,13 +853,10 @@ fn run_on(opts: &BenchOptions, law: Option<&BenchLaw>) -> anyhow::Result<BenchRe
     if devices.adapter.is_some() {
         bar.set_message("opening the GPU");
     }
-    let device = devices
-        .adapter
-        .as_ref()
-        .map(|a| GpuDevice::open(a).map_err(|e| format!("{e:#}")));
+    let device = devices.device();
     let work: Box<dyn Workload> = Box::new(LawWork {
         law: benched,
-        device,
+        device: &device,
     });
     let mut histories = [History::default(), History::default()];
     let overhead = bench_overhead(opts, work.as_ref(), &devices, &mut histories, &bar);
@@ -873,7 +870,7 @@ fn run_on(opts: &BenchOptions, law: Option<&BenchLaw>) -> anyhow::Result<BenchRe
         &bar,
     );
     let fits = if run_fits {
-        bench_fits(opts, &devices, &bar)
+        bench_fits(opts, &device, &bar)
     } else {
         vec![]
     };
@@ -1040,30 +1037,29 @@ fn skipped(
     }
 }
 
-fn bench_fits(opts: &BenchOptions, devices: &Devices, bar: &ProgressBar) -> Vec<FitRun> {
+fn bench_fits(opts: &BenchOptions, device: &GpuOpened, bar: &ProgressBar) -> Vec<FitRun> {
     let mut rows = Vec::new();
     let demo = simulate::simulate_looplm20(&SimOptions::default());
     let demo = Table::from_dataset(&demo, Path::new("the simulated looplm20 sweep"));
-    let device = devices.device();
     rows.extend(bench_fit(
         "demo",
         &demo,
         &LawFitOptions::default(),
-        &device,
+        device,
         bar,
     ));
 
-    rows.extend(bench_bootstrap(&demo, BOOTSTRAP_REPLICATES, &device, bar));
+    rows.extend(bench_bootstrap(&demo, BOOTSTRAP_REPLICATES, device, bar));
 
     match read_pythia(&opts.pythia_manifest) {
         Ok(ds) => {
             let table = Table::from_dataset(&ds, &opts.pythia_manifest);
             let opts = LawFitOptions::default();
-            rows.extend(bench_fit("pythia", &table, &opts, &device, bar))
+            rows.extend(bench_fit("pythia", &table, &opts, device, bar))
         }
         Err(e) => {
             let why = format!("cannot read the Pythia sweep (it needs ../shared/data): {e:#}");
-            let backends: &[&str] = if devices.adapter.is_some() {
+            let backends: &[&str] = if device.is_some() {
                 &["cpu", "gpu"]
             } else {
                 &["cpu"]
@@ -1116,13 +1112,17 @@ fn looplm(table: &Table) -> anyhow::Result<(lawfit::BoundLaw, Table)> {
     Ok((lawfit::bind(file, text, origin, &mut table, &opts)?, table))
 }
 
+/// The GPU device of a run (with an adapter) and the seconds opening it
+/// took.
+type GpuOpened = Option<(anyhow::Result<Arc<GpuDevice>>, f64)>;
+
 /// A backend of the fits: its kind, its device (None: the CPU) and the
 /// seconds opening it took.
 type FitBackend = (&'static str, anyhow::Result<Option<Arc<GpuDevice>>>, f64);
 
 /// The backends a fit runs on: the CPU, then the GPU when there is one
 /// (opened once, with the seconds it took).
-fn backends(device: &Option<(anyhow::Result<Arc<GpuDevice>>, f64)>) -> Vec<FitBackend> {
+fn backends(device: &GpuOpened) -> Vec<FitBackend> {
     let mut out = vec![("cpu", Ok(None), 0.0)];
     if let Some((d, setup)) = device {
         let d = match d {
@@ -1140,10 +1140,12 @@ fn bench_fit(
     name: &str,
     table: &Table,
     opts: &LawFitOptions,
-    device: &Option<(anyhow::Result<Arc<GpuDevice>>, f64)>,
+    device: &GpuOpened,
     bar: &ProgressBar,
 ) -> Vec<FitRun> {
     let mut rows = Vec::new();
+    // Bound once: both backends fit the same rows.
+    let bound = looplm(table);
     for (kind, dev, setup) in backends(device) {
         bar.set_message(format!(
             "fitting {name} ({} points) on the {}",
@@ -1151,12 +1153,12 @@ fn bench_fit(
             kind.to_uppercase()
         ));
         let result = dev.and_then(|dev| {
-            let (bound, table) = looplm(table)?;
+            let (bound, table) = bound.as_ref().map_err(|e| anyhow!("{e:#}"))?;
             let opts = LawFitOptions {
                 device: dev,
                 ..opts.clone()
             };
-            lawfit::fit_table(&bound, &table, &opts, |_| {})
+            lawfit::fit_table(bound, table, &opts, |_| {})
         });
         bar.inc(1);
         rows.push(match result {
@@ -1190,7 +1192,7 @@ const BOOTSTRAP_REPLICATES: usize = 256;
 fn bench_bootstrap(
     table: &Table,
     replicates: usize,
-    device: &Option<(anyhow::Result<Arc<GpuDevice>>, f64)>,
+    device: &GpuOpened,
     bar: &ProgressBar,
 ) -> Vec<FitRun> {
     let name = "demo-boot";

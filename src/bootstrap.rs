@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::Weighting;
 use crate::optim;
 use crate::report::{Interval, ResampleReport};
-use crate::stats::quantile;
+use crate::stats::central;
 
 /// What is resampled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -176,13 +176,11 @@ pub fn interval(v: &[f64], level: f64) -> Interval {
     let n = v.len() as f64;
     let mean = v.iter().sum::<f64>() / n;
     let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let tail = (1.0 - level) / 2.0;
+    let (lo, hi) = central(&mut v.to_vec(), level);
     Interval {
         se: var.sqrt(),
-        lo: quantile(&s, tail),
-        hi: quantile(&s, 1.0 - tail),
+        lo,
+        hi,
     }
 }
 

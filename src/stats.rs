@@ -13,6 +13,14 @@ pub fn quantile(s: &[f64], q: f64) -> f64 {
     }
 }
 
+/// The central `level` interval of the values `v` (sorted in place): its
+/// percentiles (1 - level) / 2 and (1 + level) / 2.
+pub fn central(v: &mut [f64], level: f64) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    let tail = (1.0 - level) / 2.0;
+    (quantile(v, tail), quantile(v, 1.0 - tail))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -24,5 +32,12 @@ mod tests {
         assert_eq!(quantile(&s, 1.0), 5.0);
         assert_eq!(quantile(&s, 0.5), 3.0);
         assert_eq!(quantile(&s, 0.125), 1.5);
+    }
+
+    #[test]
+    fn the_central_interval_cuts_equal_tails() {
+        let mut v = [5.0, 1.0, 4.0, 2.0, 3.0];
+        assert_eq!(central(&mut v, 0.5), (2.0, 4.0));
+        assert_eq!(central(&mut v, 0.75), (1.5, 4.5));
     }
 }

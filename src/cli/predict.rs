@@ -75,11 +75,14 @@ fn predict_law(a: &PredictArgs) -> anyhow::Result<()> {
     // variable or the data column it was fitted from (tokens for D).
     let mut items = Vec::new();
     for (name, list) in at_items(&a.at)? {
-        let var = report
-            .variables
-            .iter()
-            .find(|(v, col)| **v != name && **col == name && !report.variables.contains_key(&name))
-            .map_or(name.clone(), |(v, _)| v.clone());
+        let var = match report.variables.contains_key(&name) {
+            true => name.clone(),
+            false => report
+                .variables
+                .iter()
+                .find(|(_, col)| **col == name)
+                .map_or(name.clone(), |(v, _)| v.clone()),
+        };
         items.push((var, list, format!("--at {name}")));
     }
     // The variable read from the tokens column (D in most laws).

@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 use crate::data::{Check, Selector, Table};
 use crate::law::CompiledLaw;
 use crate::report::{format_count, LawFitReport, Panel, PlotOptions, DEFAULT_TITLE};
-use crate::stats::quantile;
+use crate::stats::central;
 
 /// The Real-vs-Pred picture of a law fit over the rows of `table` (the
 /// fitted CSV, or the pred.csv written beside fit.json): one panel per
@@ -214,7 +214,6 @@ fn draw(
         // The band: percentiles of the replicates' predictions.
         let band = match band {
             Some((samples, level)) => {
-                let tail = (1.0 - level) / 2.0;
                 let mut v = vec![0.0; samples.len()];
                 c.iter()
                     .map(|&row| {
@@ -224,8 +223,7 @@ fn draw(
                         for (x, s) in v.iter_mut().zip(samples) {
                             *x = law.eval(&point, s);
                         }
-                        v.sort_by(f64::total_cmp);
-                        (quantile(&v, tail), quantile(&v, 1.0 - tail))
+                        central(&mut v, level)
                     })
                     .collect()
             }

@@ -232,10 +232,8 @@ pub fn predict_rows(
                     Some((rs, level)) => {
                         v.clear();
                         v.extend(rs.samples.iter().map(|s| law.eval(&point, s)));
-                        v.sort_by(f64::total_cmp);
-                        let tail = (1.0 - level) / 2.0;
-                        row.push(crate::stats::quantile(&v, tail).to_string());
-                        row.push(crate::stats::quantile(&v, 1.0 - tail).to_string());
+                        let (lo, hi) = crate::stats::central(&mut v, level);
+                        row.extend([lo.to_string(), hi.to_string()]);
                     }
                     None => row.extend([String::new(), String::new()]),
                 }
