@@ -2,6 +2,8 @@
 //! sweeps and parameters, and running the `sweepfit` binary. Each test crate uses a part of them.
 #![allow(dead_code)]
 
+pub mod evaluator;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
