@@ -7,7 +7,7 @@
 
 use crate::{
     data::{Config, Dataset},
-    law::{predict_raw, NP, PARAM_NAMES},
+    law::{builtin_law, CompiledLaw},
     report::format_count,
 };
 use anyhow::Context;
@@ -63,23 +63,61 @@ impl Default for SimOptions {
     }
 }
 
-/// True parameters of the preset (raw units, law order). Losses start near
-/// 10 at D = 0 and end between ~2.9 and ~4.0 at 20B tokens.
-pub fn looplm20_truth() -> [f64; NP] {
-    // E, A, alpha, t1, B, beta, t2, C, gamma, t3
-    [1.8, 268.0, 0.30, 1e7, 2018.0, 0.35, 1.06e7, 0.675, 1.0, 0.5]
+/// True parameters of the preset's looplm law (raw units, in the law's
+/// order). Losses start near 10 at D = 0 and end between ~2.9 and ~4.0 at
+/// 20B tokens.
+const LOOPLM20_TRUTH: [(&str, f64); 10] = [
+    ("E", 1.8),
+    ("A", 268.0),
+    ("t1", 1e7),
+    ("alpha", 0.30),
+    ("B", 2018.0),
+    ("t2", 1.06e7),
+    ("beta", 0.35),
+    ("C", 0.675),
+    ("t3", 0.5),
+    ("gamma", 1.0),
+];
+
+/// The preset's true parameters by name, in the looplm law's order.
+pub fn looplm20_truth_by_name() -> impl Iterator<Item = (&'static str, f64)> {
+    LOOPLM20_TRUTH.into_iter()
+}
+
+/// The looplm law the preset is drawn from (variables N, D, T), with its
+/// true parameters in the law's order.
+fn looplm20_law() -> (CompiledLaw, Vec<f64>) {
+    let law = builtin_law("looplm")
+        .and_then(|f| f.compile("laws/looplm.toml").ok())
+        .expect("the built-in looplm law compiles");
+    let truth = law
+        .params
+        .iter()
+        .map(|p| {
+            LOOPLM20_TRUTH
+                .iter()
+                .find(|(n, _)| n == p)
+                .expect("a value for every looplm parameter")
+                .1
+        })
+        .collect();
+    (law, truth)
 }
 
 /// The preset's sweep: configs ordered by N, then T; run label
 /// `looplm-<N>` shared by the four steps of a model (a looped run logs one
 /// loss per step). Weights are all 1.
-/// [`looplm20_truth`] by parameter name.
-pub fn looplm20_truth_by_name() -> impl Iterator<Item = (&'static str, f64)> {
-    PARAM_NAMES.into_iter().zip(looplm20_truth())
-}
-
 pub fn simulate_looplm20(o: &SimOptions) -> Dataset {
-    let truth = looplm20_truth();
+    let (law, truth) = looplm20_law();
+    // The law's variables in its own order, read by name.
+    let slot = |name: &str| {
+        law.variables
+            .iter()
+            .position(|v| v == name)
+            .expect("looplm reads N, D and T")
+    };
+    let (vn, vd, vt) = (slot("N"), slot("D"), slot("T"));
+    let mut x = vec![0.0; law.variables.len()];
     let sd = o.noise.abs();
     let normal = (sd.is_finite() && sd > 0.0).then(|| Normal::new(0.0, sd).expect("finite sd"));
     let mut rng = StdRng::seed_from_u64(o.seed);
@@ -109,7 +147,8 @@ pub fn simulate_looplm20(o: &SimOptions) -> Dataset {
             let start = ds.tokens.len();
             for i in 0..ppc {
                 let d = tokens_at(i);
-                let mut y = predict_raw(&truth, n, d, t);
+                (x[vn], x[vd], x[vt]) = (n, d, t);
+                let mut y = law.eval(&x, &truth);
                 if o.warmup != 0.0 {
                     y += o.warmup * (-d / WARMUP_TOKENS).exp();
                 }
@@ -146,7 +185,7 @@ pub fn write_truth_json(path: &Path, o: &SimOptions) -> anyhow::Result<()> {
         params: IndexMap<&'static str, f64>,
         options: &'a SimOptions,
     }
-    let params = PARAM_NAMES.iter().copied().zip(looplm20_truth()).collect();
+    let params = looplm20_truth_by_name().collect();
     let truth = Truth {
         preset: "looplm20",
         law: "looplm",
@@ -205,10 +244,17 @@ mod tests {
     #[test]
     fn noiseless_is_the_law_and_in_the_stated_range() {
         let ds = simulate_looplm20(&opts(7, 11, 0.0));
-        let p = looplm20_truth();
+        // The law written out here, not the compiled one the preset runs.
+        let p: std::collections::HashMap<&str, f64> = looplm20_truth_by_name().collect();
         for c in &ds.configs {
             for i in c.range() {
-                assert_eq!(ds.loss[i], predict_raw(&p, c.n, ds.tokens[i], c.t));
+                let d = ds.tokens[i];
+                let want = p["E"]
+                    + p["A"] * (c.n + p["t1"]).powf(-p["alpha"])
+                    + p["B"] * (d + p["t2"]).powf(-p["beta"])
+                    + p["C"] * (c.t + p["t3"]).powf(-p["gamma"]);
+                let got = ds.loss[i];
+                assert!((got - want).abs() <= 1e-13 * want, "{got} against {want}");
             }
             let first = ds.loss[c.start];
             let last = ds.loss[c.start + c.len - 1];
@@ -352,7 +398,7 @@ mod tests {
         assert_eq!(v["options"]["late_rise"], 0.25);
         // Parameters in law order (serde_json::Value would sort keys).
         let mut last = 0;
-        for name in PARAM_NAMES {
+        for (name, _) in looplm20_truth_by_name() {
             let pos = text.find(&format!("\"{name}\":")).unwrap();
             assert!(pos > last, "{name}");
             last = pos;

@@ -19,10 +19,6 @@ use std::ops::Range;
 
 use anyhow::{bail, ensure};
 
-use super::{Eval, Prepared};
-use crate::law::{A, ALPHA, B, BETA, C, E, GAMMA, NP, T1, T2, T3};
-use crate::objective::Space;
-
 /// Index meaning "the dataset's own weights" in `evaluate_weighted`.
 pub const UNWEIGHTED: u32 = u32::MAX;
 
@@ -82,19 +78,10 @@ impl Resolved {
     }
 }
 
-/// Check `w` against `data` and normalise it. Errors when a multiplier is
-/// negative or not finite, or when no point keeps a positive weight.
-pub fn resolve(w: &Weighting, data: &Prepared) -> anyhow::Result<Resolved> {
-    let curves: Vec<Range<usize>> = data
-        .configs
-        .iter()
-        .map(|c| c.start..c.start + c.len)
-        .collect();
-    resolve_curves(w, &curves, &data.w)
-}
-
-/// [`resolve`] for any curves: point ranges `curves` (points in the order
-/// positions count) with dataset weights `weights`.
+/// Check `w` against curves with point ranges `curves` (points in the
+/// order positions count) and dataset weights `weights`, and normalise it.
+/// Errors when a multiplier is negative or not finite, or when no point
+/// keeps a positive weight.
 pub fn resolve_curves(
     w: &Weighting,
     curves: &[Range<usize>],
@@ -128,17 +115,6 @@ pub fn resolve_curves(
         *m /= total;
     }
     Ok(r)
-}
-
-/// [`resolve`] every weighting, in parallel; the first error names the
-/// weighting's index.
-pub fn resolve_all(ws: &[Weighting], data: &Prepared) -> anyhow::Result<Vec<Resolved>> {
-    use anyhow::Context;
-    use rayon::prelude::*;
-    ws.par_iter()
-        .enumerate()
-        .map(|(i, w)| resolve(w, data).with_context(|| format!("weighting {i}")))
-        .collect()
 }
 
 /// A 32-bit integer mixer (xor-shift-multiply rounds with constants found
@@ -178,53 +154,6 @@ pub const POISSON1_CDF: [u32; 9] = [
 #[inline]
 pub fn poisson1(h: u32) -> u32 {
     POISSON1_CDF.iter().map(|&t| (h >= t) as u32).sum()
-}
-
-/// The objective and gradient of `p` (internal units) under `w`, by a
-/// plain f64 loop over the points: the specification every backend's
-/// weighted evaluation is tested against. `None` means the dataset's own
-/// weights. Points where the law is undefined with a positive weight
-/// make f NaN.
-pub fn reference_evaluate(data: &Prepared, w: Option<&Resolved>, p: &[f64; NP]) -> Eval {
-    let obj = data.objective;
-    let mut out = Eval::ZERO;
-    for (ci, c) in data.configs.iter().enumerate() {
-        let (xn, xt) = (c.n + p[T1], c.t + p[T3]);
-        let (un, ut) = (xn.powf(-p[ALPHA]), xt.powf(-p[GAMMA]));
-        for pos in 0..c.len {
-            let i = c.start + pos;
-            let wi = data.w[i] * w.map_or(1.0, |w| w.factor(ci, pos, i));
-            if wi == 0.0 {
-                continue;
-            }
-            let xd = data.d[i] + p[T2];
-            let v = xd.powf(-p[BETA]);
-            let pred = p[E] + p[A] * un + p[B] * v + p[C] * ut;
-            let (r, drdp) = match obj.space {
-                Space::Linear => (pred - data.y[i], 1.0),
-                Space::Log => (pred.ln() - data.y[i], 1.0 / pred),
-            };
-            if xd.is_nan() || xd <= 0.0 || !r.is_finite() {
-                out.f = f64::NAN;
-                continue;
-            }
-            let (rho, drho) = obj.rho(r);
-            out.f += wi * rho;
-            let g = wi * drho * drdp;
-            let gr = &mut out.g;
-            gr[E] += g;
-            gr[A] += g * un;
-            gr[ALPHA] -= g * p[A] * un * xn.ln();
-            gr[T1] -= g * p[ALPHA] * p[A] * un / xn;
-            gr[B] += g * v;
-            gr[BETA] -= g * p[B] * v * xd.ln();
-            gr[T2] -= g * p[BETA] * p[B] * v / xd;
-            gr[C] += g * ut;
-            gr[GAMMA] -= g * p[C] * ut * xt.ln();
-            gr[T3] -= g * p[GAMMA] * p[C] * ut / xt;
-        }
-    }
-    out
 }
 
 #[cfg(test)]

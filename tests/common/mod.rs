@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests: the GPU adapter rule, test
-//! sweeps and parameters, and running the `sweepfit` binary. Each test crate uses a part of them.
+//! sweeps, the evaluators' reference ([`evaluator`]), and running the
+//! `sweepfit` binary. Each test crate uses a part of them.
 #![allow(dead_code)]
 
 pub mod evaluator;
@@ -7,9 +8,7 @@ pub mod evaluator;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sweepfit::backend::Eval;
 use sweepfit::data::Dataset;
-use sweepfit::law::{NP, PARAM_NAMES};
 use sweepfit::simulate::{simulate_looplm20, SimOptions};
 
 /// 20 curves (5 sizes x 4 recurrent steps) of `points` points each.
@@ -18,27 +17,6 @@ pub fn sweep(points: usize) -> Dataset {
         points_per_curve: points,
         ..SimOptions::default()
     })
-}
-
-/// Parameter vectors (internal units) around a plausible fit.
-pub fn param_batch(k: usize) -> Vec<[f64; NP]> {
-    (0..k)
-        .map(|i| {
-            let s = i as f64 / k.max(1) as f64;
-            [
-                1.6 + 0.2 * s,
-                0.6,
-                0.35 + 0.1 * s,
-                0.02,
-                1.1,
-                0.4 - 0.1 * s,
-                3e-3,
-                0.5,
-                0.9 + s,
-                0.7,
-            ]
-        })
-        .collect()
 }
 
 /// The GPU adapter to test on. Without one, panics when
@@ -56,63 +34,6 @@ pub fn adapter() -> Option<wgpu::Adapter> {
             eprintln!("skipping GPU test: {e}");
             None
         }
-    }
-}
-
-/// Objective within `rel` relative and gradient within 1e-3 of the
-/// expected gradient's norm.
-pub fn compare(want: &[Eval], got: &[Eval], rel: f64, what: &str) {
-    assert_eq!(want.len(), got.len());
-    for (k, (c, g)) in want.iter().zip(got).enumerate() {
-        let err = (c.f - g.f).abs() / c.f.abs();
-        assert!(
-            err <= rel,
-            "{what} start {k}: objective want {} gpu {} (rel {err:e})",
-            c.f,
-            g.f
-        );
-        let norm = c.g.iter().map(|v| v * v).sum::<f64>().sqrt();
-        for i in 0..NP {
-            let err = (c.g[i] - g.g[i]).abs();
-            assert!(
-                err <= 1e-3 * norm,
-                "{what} start {k}: gradient[{i}] want {} gpu {} (|g| {norm})",
-                c.g[i],
-                g.g[i]
-            );
-        }
-    }
-}
-
-/// f within `rel_f` of the reference relative to |f|, every gradient entry
-/// within `rel_g` of the gradient's norm; non-finite exactly where the
-/// reference is.
-pub fn assert_close_to(got: &Eval, want: &Eval, rel_f: f64, rel_g: f64, what: &str) {
-    if !want.f.is_finite() {
-        assert!(
-            !got.f.is_finite(),
-            "{what}: f = {} where the reference is {}",
-            got.f,
-            want.f
-        );
-        return;
-    }
-    assert!(
-        got.is_finite(),
-        "{what}: non-finite {got:?}, reference {want:?}"
-    );
-    assert!(
-        (got.f - want.f).abs() <= rel_f * want.f.abs(),
-        "{what}: f {} vs reference {}",
-        got.f,
-        want.f
-    );
-    let gnorm = want.g.iter().map(|g| g * g).sum::<f64>().sqrt();
-    for ((name, a), b) in PARAM_NAMES.iter().zip(got.g).zip(want.g) {
-        assert!(
-            (a - b).abs() <= rel_g * gnorm,
-            "{what}: d/d{name} {a} vs reference {b} (|g| = {gnorm})"
-        );
     }
 }
 
