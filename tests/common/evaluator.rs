@@ -102,7 +102,10 @@ pub fn assert_close(got: (f64, &[f64]), want: (f64, &[f64]), rel: f64, grad_rel:
     let (fg, gg) = got;
     let (fw, gw) = want;
     let err = (fg - fw).abs() / fw.abs().max(1e-300);
-    assert!(err <= rel, "{what}: objective {fg} against {fw} (rel {err:e})");
+    assert!(
+        err <= rel,
+        "{what}: objective {fg} against {fw} (rel {err:e})"
+    );
     let norm = gw.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-300);
     for (i, (a, b)) in gg.iter().zip(gw).enumerate() {
         let e = (a - b).abs() / norm;
