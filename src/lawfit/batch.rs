@@ -311,3 +311,114 @@ pub(super) fn fit_jobs_by(
         starts: x0,
     })
 }
+
+/// One job's objective: the compiled law on the CPU, or its generated
+/// kernel on the GPU.
+pub(super) enum Evaluator {
+    Cpu(Box<CompiledGrid>),
+    Gpu(Box<GpuLaw>),
+}
+
+/// Per problem, which group's evaluator runs it.
+pub(super) struct Problems<'a> {
+    pub(super) space: &'a LawSpace,
+    pub(super) grids: &'a mut [Evaluator],
+    pub(super) group_of: &'a [usize],
+    /// Per problem, which weighting of its evaluator weighs it (bootstrap
+    /// replicates); `None` when all keep their sweep's own weights.
+    pub(super) weighted: Option<Weighted<'a>>,
+}
+
+/// The weightings of a batch's problems (see [`Problems::weighted`]).
+#[derive(Clone, Copy)]
+pub(super) struct Weighted<'a> {
+    /// Per problem, an index into its evaluator's weightings.
+    pub(super) which: &'a [u32],
+    /// Per evaluator, its weightings, resolved against its sweep (the
+    /// GPU's are registered on it too).
+    pub(super) resolved: &'a [Vec<Resolved>],
+}
+
+impl BatchObjective for Problems<'_> {
+    fn dim(&self) -> usize {
+        self.space.dim()
+    }
+
+    fn bounds(&self) -> (Vec<f64>, Vec<f64>) {
+        self.space.bounds()
+    }
+
+    fn evaluate(
+        &mut self,
+        ids: &[usize],
+        xs: &[f64],
+        f: &mut [f64],
+        g: &mut [f64],
+    ) -> anyhow::Result<()> {
+        let (m, np) = (self.space.dim(), self.space.n_params());
+        let params: Vec<Vec<f64>> = (0..ids.len())
+            .into_par_iter()
+            .map(|k| self.space.to_params(&xs[k * m..(k + 1) * m]))
+            .collect();
+        let mut gp = vec![0.0; ids.len() * np];
+        // Problems of one group go to its evaluator in one call; the GPU
+        // groups all in one submission.
+        let mut by_group: Vec<Vec<usize>> = vec![Vec::new(); self.grids.len()];
+        for (k, &id) in ids.iter().enumerate() {
+            by_group[self.group_of[id]].push(k);
+        }
+        let flats: Vec<Vec<f64>> = by_group
+            .iter()
+            .map(|ks| ks.iter().flat_map(|&k| params[k].iter().copied()).collect())
+            .collect();
+        let mut fo: Vec<Vec<f64>> = by_group.iter().map(|ks| vec![0.0; ks.len()]).collect();
+        let mut go: Vec<Vec<f64>> = by_group.iter().map(|ks| vec![0.0; ks.len() * np]).collect();
+        let mut gpu_jobs = Vec::new();
+        for (gi, (((grid, flat), fo), go)) in self
+            .grids
+            .iter_mut()
+            .zip(&flats)
+            .zip(&mut fo)
+            .zip(&mut go)
+            .enumerate()
+        {
+            if flat.is_empty() {
+                continue;
+            }
+            if let Some(w) = self.weighted {
+                // Weighted problems run evaluator by evaluator (a bootstrap
+                // has one per fit, mostly one).
+                let which: Vec<u32> = by_group[gi].iter().map(|&k| w.which[ids[k]]).collect();
+                match grid {
+                    Evaluator::Cpu(grid) => {
+                        grid.evaluate_weighted(flat, &which, &w.resolved[gi], fo, go)?
+                    }
+                    Evaluator::Gpu(law) => law.evaluate_weighted(flat, &which, fo, go)?,
+                }
+                continue;
+            }
+            match grid {
+                Evaluator::Cpu(grid) => grid.evaluate(flat, fo, go),
+                Evaluator::Gpu(law) => gpu_jobs.push(Job {
+                    law,
+                    params: flat,
+                    f: fo,
+                    g: go,
+                }),
+            }
+        }
+        evaluate_all(&mut gpu_jobs)?;
+        drop(gpu_jobs);
+        for (gi, ks) in by_group.iter().enumerate() {
+            for (j, &k) in ks.iter().enumerate() {
+                f[k] = fo[gi][j];
+                gp[k * np..(k + 1) * np].copy_from_slice(&go[gi][j * np..(j + 1) * np]);
+            }
+        }
+        g.par_chunks_mut(m).enumerate().for_each(|(k, gk)| {
+            self.space
+                .grad_to_theta(&params[k], &gp[k * np..(k + 1) * np], gk)
+        });
+        Ok(())
+    }
+}
