@@ -4,8 +4,9 @@
 //! (the law's own per-point value and gradient, one point at a time).
 
 use sweepfit::backend::weights::Resolved;
+use sweepfit::backend::{CompiledGrid, CpuLayout};
 use sweepfit::data::Dataset;
-use sweepfit::law::plan::Sweep;
+use sweepfit::law::plan::{Plan, Sweep};
 use sweepfit::law::CompiledLaw;
 use sweepfit::objective::{Objective, Space};
 
@@ -114,4 +115,137 @@ pub fn assert_close(got: (f64, &[f64]), want: (f64, &[f64]), rel: f64, grad_rel:
             "{what}: gradient[{i}] {a} against {b} (|g| {norm}, rel {e:e})"
         );
     }
+}
+
+/// Every loss in both spaces, with Huber's delta small enough that some
+/// residuals fall outside it.
+pub fn objectives() -> Vec<Objective> {
+    use sweepfit::objective::LossKind;
+    let mut v = Vec::new();
+    for space in [Space::Linear, Space::Log] {
+        for (loss, delta) in [(LossKind::Mse, 1e-3), (LossKind::Huber, 0.02)] {
+            v.push(Objective { loss, space, delta });
+        }
+    }
+    v
+}
+
+/// [`assert_close`], except that where the reference objective is not
+/// finite the evaluator's must not be either.
+pub fn assert_matches(
+    got: (f64, &[f64]),
+    want: (f64, &[f64]),
+    rel: f64,
+    grad_rel: f64,
+    what: &str,
+) {
+    if !want.0.is_finite() {
+        assert!(
+            !got.0.is_finite(),
+            "{what}: f = {} where the reference is {}",
+            got.0,
+            want.0
+        );
+        return;
+    }
+    assert_eq!(got.1.len(), want.1.len(), "{what}: gradient length");
+    assert_close(got, want, rel, grad_rel, what);
+}
+
+/// `grid`'s objective and gradient for each parameter vector of `params`,
+/// evaluated as one batch.
+pub fn cpu_evaluate(grid: &CompiledGrid, params: &[Vec<f64>]) -> Vec<(f64, Vec<f64>)> {
+    let np = params.first().map_or(1, Vec::len);
+    let flat: Vec<f64> = params.concat();
+    let (mut f, mut g) = (vec![0.0; params.len()], vec![0.0; flat.len()]);
+    grid.evaluate(&flat, &mut f, &mut g);
+    f.into_iter()
+        .zip(g.chunks(np).map(<[f64]>::to_vec))
+        .collect()
+}
+
+/// [`cpu_evaluate`] with `params[k]` weighed by `resolved[which[k]]` (or
+/// the sweep's own weights where it is `UNWEIGHTED`).
+pub fn cpu_evaluate_weighted(
+    grid: &CompiledGrid,
+    params: &[Vec<f64>],
+    which: &[u32],
+    resolved: &[Resolved],
+) -> anyhow::Result<Vec<(f64, Vec<f64>)>> {
+    let np = params.first().map_or(1, Vec::len);
+    let flat: Vec<f64> = params.concat();
+    let (mut f, mut g) = (vec![0.0; params.len()], vec![0.0; flat.len()]);
+    grid.evaluate_weighted(&flat, which, resolved, &mut f, &mut g)?;
+    Ok(f.into_iter()
+        .zip(g.chunks(np).map(<[f64]>::to_vec))
+        .collect())
+}
+
+/// The CPU evaluators of `law` on `sweep` to compare: the layout
+/// `CompiledGrid::new` picks, then every layout that accepts the sweep,
+/// each named.
+pub fn cpu_grids(law: &CompiledLaw, sweep: &Sweep, obj: &Objective) -> Vec<(String, CompiledGrid)> {
+    let plan = || Plan::for_sweep(law, sweep);
+    let auto = CompiledGrid::new(plan(), sweep, *obj).expect("the chosen layout holds the sweep");
+    let mut v = vec![(format!("auto {:?}", auto.layout()), auto)];
+    for layout in [CpuLayout::Points, CpuLayout::Grid, CpuLayout::Table] {
+        if let Ok(g) = CompiledGrid::with_layout(plan(), sweep, *obj, layout) {
+            assert_eq!(g.layout(), layout);
+            v.push((format!("{layout:?}"), g));
+        }
+    }
+    v
+}
+
+/// `ds` with model sizes and token counts divided by their largest values
+/// (so all lie in (0, 1]): with parameters of order one, as from
+/// [`scaled_starts`], every gradient entry is then of comparable size and
+/// a check of each against the gradient's norm tests all of them.
+pub fn unit_scaled(ds: &Dataset) -> Dataset {
+    let n = ds.configs.iter().map(|c| c.n).fold(0.0, f64::max);
+    let d = ds.tokens.iter().copied().fold(0.0, f64::max);
+    let mut out = ds.clone();
+    for c in &mut out.configs {
+        c.n /= n;
+    }
+    for t in &mut out.tokens {
+        *t /= d;
+    }
+    out
+}
+
+/// `k` looplm parameter vectors, in `law.params` order, around a plausible
+/// fit of a simulated sweep in [`unit_scaled`] units (exponents and E
+/// varying with the start). Far enough from the truth that residuals are
+/// not mere noise, so an objective's relative error is not inflated by
+/// cancellation.
+pub fn scaled_starts(law: &CompiledLaw, k: usize) -> Vec<Vec<f64>> {
+    (0..k)
+        .map(|i| {
+            let s = i as f64 / k.max(1) as f64;
+            params_of(
+                law,
+                &[
+                    ("E", 1.6 + 0.2 * s),
+                    ("A", 0.6),
+                    ("alpha", 0.35 + 0.1 * s),
+                    ("t1", 0.02),
+                    ("B", 1.1),
+                    ("beta", 0.4 - 0.1 * s),
+                    ("t2", 3e-3),
+                    ("C", 0.5),
+                    ("gamma", 0.9 + s),
+                    ("t3", 0.7),
+                ],
+            )
+        })
+        .collect()
+}
+
+/// Where parameter `name` sits in `law.params`.
+pub fn param_index(law: &CompiledLaw, name: &str) -> usize {
+    law.params
+        .iter()
+        .position(|p| p == name)
+        .unwrap_or_else(|| panic!("the law has no parameter {name}"))
 }
