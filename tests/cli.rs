@@ -7,8 +7,9 @@ mod common;
 use common::{sweepfit as sweepfit_in, Run};
 use serde_json::Value;
 
+/// The looplm law's parameters, in the order its formula names them.
 const PARAMS: [&str; 10] = [
-    "E", "A", "alpha", "t1", "B", "beta", "t2", "C", "gamma", "t3",
+    "E", "A", "t1", "alpha", "B", "t2", "beta", "C", "t3", "gamma",
 ];
 
 fn s(p: &Path) -> &str {
