@@ -17,8 +17,36 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::Weighting;
 use crate::optim;
-use crate::report::{Interval, ResampleReport};
 use crate::stats::central;
+
+/// The replicates of one resampling scheme.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResampleReport {
+    /// "curves": whole curves drawn with replacement; "points": every point
+    /// counted a Poisson(1) number of times.
+    pub kind: String,
+    pub replicates: usize,
+    /// Replicates whose optimiser converged.
+    pub converged: usize,
+    pub converged_fraction: f64,
+    /// Replicates with a finite objective, which the statistics use.
+    pub used: usize,
+    /// Per free parameter: standard error and percentile interval.
+    pub params: IndexMap<String, Interval>,
+    /// Parameters of every used replicate, raw units, law order (prediction
+    /// bands are computed from these).
+    pub samples: Vec<Vec<f64>>,
+}
+
+/// Spread of one parameter over the replicates.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    /// Standard deviation of the replicates.
+    pub se: f64,
+    /// Percentile interval at the report's level.
+    pub lo: f64,
+    pub hi: f64,
+}
 
 /// What is resampled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]

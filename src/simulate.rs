@@ -7,8 +7,8 @@
 
 use crate::{
     data::{Config, Dataset},
+    format::format_count,
     law::{builtin_law, CompiledLaw},
-    report::format_count,
 };
 use anyhow::Context;
 use indexmap::IndexMap;

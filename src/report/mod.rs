@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::identify::Identifiability;
 use crate::profile::ProfileReport;
 
+pub use crate::bootstrap::{Interval, ResampleReport};
 pub use crate::format::format_count;
 pub use eval::{
     eval_summary, write_eval_csv, write_eval_json, EvalReport, FoldReport, ProtocolSummary,
@@ -50,35 +51,6 @@ pub struct BootstrapReport {
     /// Schemes skipped and why.
     #[serde(default)]
     pub notes: Vec<String>,
-}
-
-/// The replicates of one resampling scheme.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ResampleReport {
-    /// "curves": whole curves drawn with replacement; "points": every point
-    /// counted a Poisson(1) number of times.
-    pub kind: String,
-    pub replicates: usize,
-    /// Replicates whose optimiser converged.
-    pub converged: usize,
-    pub converged_fraction: f64,
-    /// Replicates with a finite objective, which the statistics use.
-    pub used: usize,
-    /// Per free parameter: standard error and percentile interval.
-    pub params: IndexMap<String, Interval>,
-    /// Parameters of every used replicate, raw units, law order (prediction
-    /// bands are computed from these).
-    pub samples: Vec<Vec<f64>>,
-}
-
-/// Spread of one parameter over the replicates.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Interval {
-    /// Standard deviation of the replicates.
-    pub se: f64,
-    /// Percentile interval at the report's level.
-    pub lo: f64,
-    pub hi: f64,
 }
 
 /// How the best start was finished: Gauss-Newton in f64 from where the
