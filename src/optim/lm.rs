@@ -81,6 +81,9 @@ impl Default for LmOptions {
 /// Relative changes of f below this are taken as rounding (sums over many
 /// rows lose a few digits of the 16).
 const F_NOISE: f64 = 1e-13;
+/// At f's rounding floor, a step counts as progress only when it lowers
+/// the Newton decrement by at least this factor.
+const FLOOR_PROGRESS: f64 = 0.5;
 /// Past this damping no step lowers f that rounding would not hide.
 const LAMBDA_MAX: f64 = 1e16;
 /// Smallest damping: keeps the damped matrix positive definite.
@@ -350,14 +353,20 @@ impl Problem {
         }
         self.iterations += 1;
         let actual = self.f - ft;
-        // Where f's change is below its rounding, a step that lowers the
-        // Newton decrement is progress f cannot show (the decrement rule
-        // on).
-        let floor = opts.decrement > 0.0
-            && finite
-            && actual.abs() <= F_NOISE * self.f
+        // Where f's change is below its rounding (the decrement rule on),
+        // only a step that at least halves the Newton decrement is
+        // progress: f cannot show it. Any other step there is rounding
+        // noise, since the gradient's own rounding floors the decrement
+        // (on 1e5 rows, near 1e-8): the optimum is reached.
+        let at_floor = opts.decrement > 0.0 && finite && actual.abs() <= F_NOISE * self.f;
+        let floor = at_floor
             && relative_decrement(ft, gt, ht, &blocked(&self.trial, gt, lo, hi))
-                < relative_decrement(self.f, &self.g, &self.h, &self.blocked(lo, hi));
+                < FLOOR_PROGRESS
+                    * relative_decrement(self.f, &self.g, &self.h, &self.blocked(lo, hi));
+        if at_floor && !floor {
+            self.status = Status::Converged;
+            return;
+        }
         if finite && (actual > 0.0 || floor) {
             let rho = actual / self.predicted;
             let settled =
