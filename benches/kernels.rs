@@ -1,7 +1,7 @@
 //! Criterion benches of the compiled law's evaluators (value + full
 //! gradient): the looplm law on simulated looplm20 sweeps, throughput in
 //! point-evaluations (points x starts) per second, on the CPU
-//! (`CompiledGrid`) and, when wgpu finds an adapter, the GPU (`GpuLaw`).
+//! (`CpuLaw`) and, when wgpu finds an adapter, the GPU (`GpuLaw`).
 //! The `weighted` cells give every start its own Poisson weighting, as a
 //! point bootstrap does (the worst case: every point's count is hashed per
 //! start). The `law-cpu` and `law-gpu` cells time other laws on the sweeps
@@ -14,7 +14,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 
 use sweepfit::backend::gpu::{self, AdapterFilter, GpuDevice, GpuLaw};
 use sweepfit::backend::weights::{resolve_curves, Resolved};
-use sweepfit::backend::{CompiledGrid, CpuLayout, Weighting};
+use sweepfit::backend::{CpuLaw, CpuLayout, Evaluator, Weighting};
 use sweepfit::bench::BenchLaw;
 use sweepfit::law::plan::{Plan, Sweep};
 use sweepfit::objective::Objective;
@@ -33,9 +33,8 @@ fn label((points, starts): (usize, usize)) -> String {
     format!("{points}x{starts}")
 }
 
-/// An evaluator of one sweep: `eval(params, which, f, g)`, weighted by
-/// the weightings registered when built where `which` is given.
-type Eval<'a> = Box<dyn FnMut(&[f64], Option<&[u32]>, &mut [f64], &mut [f64]) + 'a>;
+/// A twin through the evaluator interface, its weightings registered.
+type Eval = Box<dyn Evaluator>;
 
 /// The looplm20 sweep of `points` points, `starts` parameter vectors near
 /// its truth, and one Poisson weighting per start, resolved on its curves.
@@ -61,7 +60,7 @@ fn bench_evaluator(
     c: &mut Criterion,
     group: &str,
     sizes: &[(usize, usize)],
-    mut make: impl for<'a> FnMut(&Plan, &'a Sweep, &'a [Resolved]) -> Option<Eval<'a>>,
+    mut make: impl FnMut(&Plan, &Sweep, &[Resolved]) -> Option<Eval>,
 ) {
     let mut g = c.benchmark_group(group);
     for &(points, starts) in sizes {
@@ -75,34 +74,33 @@ fn bench_evaluator(
         let which: Vec<u32> = (0..starts as u32).collect();
         g.throughput(Throughput::Elements((points * starts) as u64));
         g.bench_function(BenchmarkId::new("plain", label((points, starts))), |b| {
-            b.iter(|| eval(&params, None, &mut f, &mut gr))
+            b.iter(|| eval.evaluate(&params, &mut f, &mut gr).expect("evaluate"))
         });
         g.bench_function(BenchmarkId::new("weighted", label((points, starts))), |b| {
-            b.iter(|| eval(&params, Some(&which), &mut f, &mut gr))
+            b.iter(|| {
+                eval.evaluate_weighted(&params, &which, &mut f, &mut gr)
+                    .expect("evaluate_weighted")
+            })
         });
     }
     g.finish();
 }
 
 /// The CPU's evaluator in `layout` (None: the one it picks).
-fn cpu_evaluator<'a>(
+fn cpu_evaluator(
     plan: &Plan,
-    sweep: &'a Sweep,
-    weightings: &'a [Resolved],
+    sweep: &Sweep,
+    weightings: &[Resolved],
     layout: Option<CpuLayout>,
-) -> Option<Eval<'a>> {
+) -> Option<Eval> {
     let obj = Objective::default();
-    let grid = match layout {
-        Some(l) => CompiledGrid::with_layout(plan.clone(), sweep, obj, l),
-        None => CompiledGrid::new(plan.clone(), sweep, obj),
+    let mut grid = match layout {
+        Some(l) => CpuLaw::with_layout(plan.clone(), sweep, obj, l),
+        None => CpuLaw::new(plan.clone(), sweep, obj),
     }
     .expect("a CPU layout");
-    Some(Box::new(move |p, which, f, g| match which {
-        None => grid.evaluate(p, f, g),
-        Some(w) => grid
-            .evaluate_weighted(p, w, weightings, f, g)
-            .expect("evaluate_weighted"),
-    }))
+    grid.set_weightings(weightings).expect("set_weightings");
+    Some(Box::new(grid))
 }
 
 fn cpu(c: &mut Criterion) {
@@ -170,7 +168,7 @@ fn cpu_compiled_points(c: &mut Criterion) {
         })
         .collect();
     let plan = Plan::for_sweep(&law, &sweep);
-    let cells = CompiledGrid::new(plan, &sweep, Objective::default()).expect("point layout");
+    let cells = CpuLaw::new(plan, &sweep, Objective::default()).expect("point layout");
     let (mut f, mut gr) = (vec![0.0; starts], vec![0.0; starts * law.params.len()]);
     let mut g = c.benchmark_group("evaluate/cpu-law-points");
     g.throughput(Throughput::Elements((points * starts) as u64));
@@ -194,7 +192,7 @@ fn cpu_layouts(c: &mut Criterion) {
         let mut eval = cpu_evaluator(&plan, &sweep, &weightings, Some(layout)).expect("layout");
         g.bench_function(
             BenchmarkId::new(format!("{layout:?}"), label((points, starts))),
-            |b| b.iter(|| eval(&params, None, &mut f, &mut gr)),
+            |b| b.iter(|| eval.evaluate(&params, &mut f, &mut gr).expect("evaluate")),
         );
     }
     g.finish();
@@ -219,7 +217,7 @@ fn law_cpu(c: &mut Criterion) {
     for name in LAWS {
         let (law, sweep, plan, params) = law_sweep(name, points, starts);
         let np = law.law.params.len();
-        let cells = CompiledGrid::new(plan, &sweep, Objective::default()).expect("a CPU layout");
+        let cells = CpuLaw::new(plan, &sweep, Objective::default()).expect("a CPU layout");
         let (mut f, mut gr) = (vec![0.0; starts], vec![0.0; starts * np]);
         g.bench_function(BenchmarkId::new(name, label((points, starts))), |b| {
             b.iter(|| cells.evaluate(&params, &mut f, &mut gr))
@@ -311,12 +309,7 @@ fn gpu(c: &mut Criterion) {
             }
         };
         kernel.set_weightings(ws).expect("set_weightings");
-        Some(Box::new(move |p, which, f, g| match which {
-            None => kernel.evaluate(p, f, g).expect("evaluate"),
-            Some(w) => kernel
-                .evaluate_weighted(p, w, f, g)
-                .expect("evaluate_weighted"),
-        }))
+        Some(Box::new(kernel))
     });
 }
 

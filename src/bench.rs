@@ -8,7 +8,7 @@
 //! than the budget, so the full grid finishes on slow machines too.
 //!
 //! With a law ([`run_law`], `sweepfit bench --law`), the cells time that
-//! law's evaluators instead, the CPU's [`CompiledGrid`] and the GPU's
+//! law's evaluators instead, the CPU's [`CpuLaw`] and the GPU's
 //! [`GpuLaw`], on synthetic sweeps of its variables ([`BenchLaw::sweep`]),
 //! and no fits run.
 
@@ -24,7 +24,7 @@ use serde::Serialize;
 use rayon::prelude::*;
 
 use crate::backend::gpu::{self, AdapterFilter, AdapterSummary, GpuDevice, GpuLaw};
-use crate::backend::{CompiledGrid, CpuLayout};
+use crate::backend::{CpuLaw, CpuLayout, Evaluator};
 use crate::bootstrap::{BootstrapOptions, Resample};
 use crate::data::{self, Dataset, Filter, ReadOptions, Table};
 use crate::law::plan::{Plan, Sweep};
@@ -513,7 +513,7 @@ fn time_evaluations(
 
 /// One backend's evaluator of one sweep, as the overhead and throughput
 /// cells time it.
-struct Evaluator<'a> {
+struct Timed<'a> {
     /// What the measurement names as the device (the CPU's layout, the
     /// GPU adapter).
     device: String,
@@ -525,8 +525,8 @@ struct Evaluator<'a> {
 /// The CPU's and (with an adapter) the GPU's evaluators of one sweep;
 /// None where none was asked for.
 struct Evaluators<'a> {
-    cpu: Option<anyhow::Result<Evaluator<'a>>>,
-    gpu: Option<anyhow::Result<Evaluator<'a>>>,
+    cpu: Option<anyhow::Result<Timed<'a>>>,
+    gpu: Option<anyhow::Result<Timed<'a>>>,
 }
 
 /// What the overhead and throughput sections evaluate: sweeps of a
@@ -667,13 +667,12 @@ impl Workload for LawWork<'_> {
                 Some((Err(e), _)) => bail!("cannot open the GPU: {e:#}"),
                 None => bail!("no GPU device"),
             };
-            let mut g = GpuLaw::new(dev, &plan, &sweep, objective, None)?;
+            let g = GpuLaw::new(dev, &plan, &sweep, objective, None)?;
             let device = format!("{}, {}", devices.name("gpu"), g.describe_layout());
-            let eval = move |p: &[f64], f: &mut [f64], gr: &mut [f64]| g.evaluate(p, f, gr);
-            Ok(law_evaluator(device, np, params.clone(), eval))
+            Ok(timed(device, np, params.clone(), Box::new(g)))
         });
         let cpu = cpu.then(|| {
-            let grid = CompiledGrid::new(plan, &sweep, objective)
+            let grid = CpuLaw::new(plan, &sweep, objective)
                 .map_err(|e| anyhow!("the CPU evaluator refuses the sweep: {e}"))?;
             let device = format!(
                 "{} threads, f64, {}",
@@ -689,32 +688,27 @@ impl Workload for LawWork<'_> {
                     CpuLayout::Table => format!("table layout ({} rows)", sweep.points()),
                 }
             );
-            let eval = move |p: &[f64], f: &mut [f64], gr: &mut [f64]| {
-                grid.evaluate(p, f, gr);
-                Ok(())
-            };
-            Ok(law_evaluator(device, np, params, eval))
+            Ok(timed(device, np, params, Box::new(grid)))
         });
         Evaluators { cpu, gpu }
     }
 }
 
-/// A law evaluator (`eval(params, f, g)`, as [`CompiledGrid::evaluate`]
-/// and [`GpuLaw::evaluate`] take them) of `params` (flat, `np` per
-/// vector; a prefix of them per cell).
-fn law_evaluator<'a>(
+/// A twin (through the evaluator interface) timed on `params` (flat,
+/// `np` per vector; a prefix of them per cell).
+fn timed<'a>(
     device: String,
     np: usize,
     params: Vec<f64>,
-    mut eval: impl FnMut(&[f64], &mut [f64], &mut [f64]) -> anyhow::Result<()> + 'a,
-) -> Evaluator<'a> {
+    mut ev: Box<dyn Evaluator + 'a>,
+) -> Timed<'a> {
     let k = params.len() / np;
     let (mut f, mut g) = (vec![0.0; k], vec![0.0; k * np]);
-    Evaluator {
+    Timed {
         device,
         eval: Box::new(move |starts, check| {
             let (f, g) = (&mut f[..starts], &mut g[..starts * np]);
-            eval(&params[..starts * np], f, g)?;
+            ev.evaluate(&params[..starts * np], f, g)?;
             let finite =
                 |i: usize| f[i].is_finite() && g[i * np..][..np].iter().all(|v| v.is_finite());
             if let Some(i) = (0..starts).find(|&i| check && !finite(i)) {
@@ -729,7 +723,7 @@ fn law_evaluator<'a>(
 /// sweep, as backend `kind`.
 fn measure(
     kind: &str,
-    e: &mut Evaluator,
+    e: &mut Timed,
     points: usize,
     starts: usize,
     seconds: f64,
@@ -984,7 +978,7 @@ fn bench_throughput(
             }
         };
         let mut evs = [evs.cpu, evs.gpu];
-        let device = |i: usize, ev: &Option<anyhow::Result<Evaluator>>| match (i, ev) {
+        let device = |i: usize, ev: &Option<anyhow::Result<Timed>>| match (i, ev) {
             (0, Some(Ok(e))) => e.device.clone(),
             _ => devices.name(kinds[i]),
         };
@@ -1630,7 +1624,7 @@ mod tests {
         let alpha = law.law.params.iter().position(|n| n == "alpha").unwrap();
         assert_eq!(p[alpha], 0.3);
         let plan = Plan::for_sweep(&law.law, &sw);
-        let grid = CompiledGrid::new(plan, &sw, Objective::default()).unwrap();
+        let grid = CpuLaw::new(plan, &sw, Objective::default()).unwrap();
         assert_eq!(grid.layout(), CpuLayout::Grid);
         let (mut f, mut g) = (vec![0.0; 3], vec![0.0; 3 * np]);
         grid.evaluate(&p, &mut f, &mut g);
@@ -1651,7 +1645,7 @@ mod tests {
         // Nnv, V and d per curve, D along it.
         assert_eq!((sw.axis, sw.curve_vars), (Some(3), 0b0111));
         let plan = Plan::for_sweep(&law.law, &sw);
-        let grid = CompiledGrid::new(plan, &sw, Objective::default()).unwrap();
+        let grid = CpuLaw::new(plan, &sw, Objective::default()).unwrap();
         assert_eq!(grid.layout(), CpuLayout::Grid);
         let p = law.params(3, 0);
         assert_eq!(p.len(), 3 * 7);

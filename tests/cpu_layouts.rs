@@ -1,4 +1,4 @@
-//! The CPU evaluator (`CompiledGrid`) of the compiled looplm law in each
+//! The CPU evaluator (`CpuLaw`) of the compiled looplm law in each
 //! layout it accepts (a shared token grid, points per curve, a table of
 //! one-point curves) against the plain f64 reference, for every objective,
 //! on shared, ragged, non-shared and duplicated token values; padded grid
@@ -7,7 +7,7 @@
 mod common;
 use common::evaluator::*;
 
-use sweepfit::backend::{CompiledGrid, CpuLayout};
+use sweepfit::backend::{CpuLaw, CpuLayout};
 use sweepfit::data::{Dataset, Row};
 use sweepfit::law::plan::{Plan, Sweep};
 use sweepfit::law::CompiledLaw;
@@ -131,13 +131,13 @@ fn grid(m: usize) -> Vec<f64> {
     (0..m).map(|j| 1e8 + 2e10 * j as f64 / m as f64).collect()
 }
 
-fn compile(law: &CompiledLaw, sweep: &Sweep, obj: Objective, layout: CpuLayout) -> CompiledGrid {
-    CompiledGrid::with_layout(Plan::for_sweep(law, sweep), sweep, obj, layout).unwrap()
+fn compile(law: &CompiledLaw, sweep: &Sweep, obj: Objective, layout: CpuLayout) -> CpuLaw {
+    CpuLaw::with_layout(Plan::for_sweep(law, sweep), sweep, obj, layout).unwrap()
 }
 
 /// Every layout that accepts `sweep` against the reference, for every
 /// objective and all of PARAMS in one batch. Returns the layout
-/// `CompiledGrid::new` chose (the same for every objective).
+/// `CpuLaw::new` chose (the same for every objective).
 fn check_sweep(sweep: &Sweep) -> CpuLayout {
     let law = looplm_law();
     let ps = params(&law);
@@ -275,10 +275,9 @@ fn duplicate_tokens_count_twice() {
     let ds = Dataset::from_rows(dup);
     assert_eq!(check_all(&ds), CpuLayout::Points);
     let sweep = sweep_of(&ds, &obj);
-    let err =
-        CompiledGrid::with_layout(Plan::for_sweep(&law, &sweep), &sweep, obj, CpuLayout::Grid)
-            .err()
-            .unwrap();
+    let err = CpuLaw::with_layout(Plan::for_sweep(&law, &sweep), &sweep, obj, CpuLayout::Grid)
+        .err()
+        .unwrap();
     assert!(err.contains("two points at one axis value"), "{err}");
 
     // The same as that point once with the two weights added, which the
@@ -286,11 +285,11 @@ fn duplicate_tokens_count_twice() {
     let mut single = rows(&curves);
     single.last_mut().unwrap().weight += 2.5;
     let merged = sweep_of(&Dataset::from_rows(single), &obj);
-    let grid = CompiledGrid::new(Plan::for_sweep(&law, &merged), &merged, obj).unwrap();
+    let grid = CpuLaw::new(Plan::for_sweep(&law, &merged), &merged, obj).unwrap();
     assert_eq!(grid.layout(), CpuLayout::Grid);
     let ps = params(&law);
     let want = cpu_evaluate(&grid, &ps);
-    let points = CompiledGrid::new(Plan::for_sweep(&law, &sweep), &sweep, obj).unwrap();
+    let points = CpuLaw::new(Plan::for_sweep(&law, &sweep), &sweep, obj).unwrap();
     let got = cpu_evaluate(&points, &ps);
     for (k, (g, w)) in got.iter().zip(&want).enumerate() {
         let what = format!("duplicate vs merged weight, params {k}");

@@ -1,4 +1,4 @@
-//! Weighted evaluation on the CPU evaluator (`CompiledGrid::
+//! Weighted evaluation on the CPU evaluator (`CpuLaw::
 //! evaluate_weighted`) of the compiled looplm law against the plain f64
 //! reference: every layout, every objective, curve multipliers, token
 //! limits, Poisson resampling and their combinations; weightings against
@@ -11,7 +11,7 @@ mod common;
 use common::evaluator::*;
 
 use sweepfit::backend::weights::{resolve_curves, Resolved, Weighting, ALL_POINTS, UNWEIGHTED};
-use sweepfit::backend::{CompiledGrid, CpuLayout};
+use sweepfit::backend::{CpuLaw, CpuLayout};
 use sweepfit::data::{Config, Dataset};
 use sweepfit::law::plan::{Plan, Sweep};
 use sweepfit::law::CompiledLaw;
@@ -331,7 +331,7 @@ fn check_equivalent(ds: &Dataset, w: &Weighting, other: &Dataset, what: &str) {
     for obj in objectives() {
         let sweep = sweep_of(ds, &obj);
         let other = sweep_of(other, &obj);
-        let plain = CompiledGrid::new(Plan::for_sweep(&law, &other), &other, obj).unwrap();
+        let plain = CpuLaw::new(Plan::for_sweep(&law, &other), &other, obj).unwrap();
         let want = cpu_evaluate(&plain, &ps);
         assert!(
             want.iter().all(|v| v.0.is_finite()),
@@ -420,9 +420,8 @@ fn results_do_not_depend_on_the_batch_or_the_thread_count() {
         })
         .collect();
     for layout in [CpuLayout::Points, CpuLayout::Grid] {
-        let make = || {
-            CompiledGrid::with_layout(Plan::for_sweep(&law, &sweep), &sweep, obj, layout).unwrap()
-        };
+        let make =
+            || CpuLaw::with_layout(Plan::for_sweep(&law, &sweep), &sweep, obj, layout).unwrap();
         let grid = make();
         let run =
             |ps: &[Vec<f64>], ws: &[u32]| cpu_evaluate_weighted(&grid, ps, ws, &resolved).unwrap();
@@ -526,13 +525,13 @@ fn bad_indices_and_weightings_are_errors() {
         let flat = p2.concat();
         let (mut f, mut g) = (vec![0.0; 2], vec![0.0; 2 * np]);
         assert!(grid
-            .evaluate_weighted(&flat, &[0], &resolved, &mut f, &mut g)
+            .evaluate_with(&flat, &[0], &resolved, &mut f, &mut g)
             .is_err());
         assert!(grid
-            .evaluate_weighted(&flat[..np], &[0], &resolved, &mut f, &mut g)
+            .evaluate_with(&flat[..np], &[0], &resolved, &mut f, &mut g)
             .is_err());
         assert!(grid
-            .evaluate_weighted(&flat, &[0, 0], &resolved, &mut f, &mut g[..np])
+            .evaluate_with(&flat, &[0, 0], &resolved, &mut f, &mut g[..np])
             .is_err());
         // The last valid index works.
         cpu_evaluate_weighted(&grid, p2, &[n - 1, 0], &resolved).unwrap();
@@ -781,5 +780,66 @@ fn points_of_zero_dataset_weight_add_nothing_unweighted() {
     for (name, grid) in cpu_grids(&law, &sweep, &obj) {
         let got = cpu_evaluate(&grid, std::slice::from_ref(&p));
         assert!(!got[0].0.is_finite(), "{name}: {:?}", got[0]);
+    }
+}
+
+/// Through the evaluator interface the CPU registers its weightings, as the
+/// GPU must: the same bits as passing them with each call; a weighting for
+/// another number of curves is refused and the registered ones stay.
+#[test]
+fn the_evaluator_interface_registers_weightings() {
+    use sweepfit::backend::Evaluator;
+    let ds = looplm(31);
+    let obj = Objective::default();
+    let law = looplm_law();
+    let sweep = sweep_of(&ds, &obj);
+    let nc = ds.configs.len();
+    let p = params(&law);
+    let resolved: Vec<Resolved> = weightings(&lens(&ds))
+        .iter()
+        .map(|w| resolve(w, &sweep))
+        .collect();
+    let which: Vec<u32> = (0..p.len() as u32)
+        .map(|k| match k % 3 {
+            0 => UNWEIGHTED,
+            _ => k % resolved.len() as u32,
+        })
+        .collect();
+    let flat = p.concat();
+    let np = p[0].len();
+    for (name, mut grid) in cpu_grids(&law, &sweep, &obj) {
+        let want = cpu_evaluate_weighted(&grid, &p, &which, &resolved).unwrap();
+        let run = |grid: &mut CpuLaw| {
+            let (mut f, mut g) = (vec![0.0; p.len()], vec![0.0; flat.len()]);
+            Evaluator::evaluate_weighted(grid, &flat, &which, &mut f, &mut g).map(|()| {
+                f.into_iter()
+                    .zip(g.chunks(np).map(<[f64]>::to_vec))
+                    .collect::<Vec<Value>>()
+            })
+        };
+        // Nothing registered yet: every weighted index is out of range.
+        assert!(run(&mut grid).is_err(), "{name}");
+        grid.set_weightings(&resolved).unwrap();
+        let got = run(&mut grid).unwrap();
+        for (k, (a, b)) in got.iter().zip(&want).enumerate() {
+            assert_same_bits(a, b, &format!("{name} vector {k}"));
+        }
+        let fewer = sweep_of(&without(&ds, 3), &obj);
+        let other = resolve(&Weighting::uniform(nc - 1), &fewer);
+        let err = grid.set_weightings(&[other]).unwrap_err();
+        assert!(format!("{err}").contains("curves"), "{name}: {err}");
+        let again = run(&mut grid).unwrap();
+        for (k, (a, b)) in again.iter().zip(&want).enumerate() {
+            assert_same_bits(
+                a,
+                b,
+                &format!("{name} vector {k} after a refused weighting"),
+            );
+        }
+        // Plain evaluation through the interface checks its lengths.
+        let (mut f, mut g) = (vec![0.0; 2], vec![0.0; np]);
+        assert!(Evaluator::evaluate(&mut grid, &flat[..2 * np], &mut f, &mut g).is_err());
+        assert_eq!(grid.n_params(), np);
+        assert!(grid.describe().contains("f64"), "{}", grid.describe());
     }
 }

@@ -33,7 +33,7 @@ mod common;
 use common::{adapter, random_formula, FORMULA_VARS};
 use sweepfit::backend::gpu::{self, GpuDevice, GpuLaw, GpuLimits, Layout};
 use sweepfit::backend::weights::{resolve_curves, Resolved, Weighting, UNWEIGHTED};
-use sweepfit::backend::CompiledGrid;
+use sweepfit::backend::CpuLaw;
 use sweepfit::law::dag::Node;
 use sweepfit::law::plan::{Plan, Sweep};
 use sweepfit::law::{builtin_law, builtin_names, CompiledLaw};
@@ -356,7 +356,7 @@ fn check_law(
     let np = law.params.len();
     let k = params.len() / np;
     let plan = Plan::for_sweep(law, sweep);
-    let cpu = CompiledGrid::new(plan.clone(), sweep, obj).expect("a CPU layout");
+    let cpu = CpuLaw::new(plan.clone(), sweep, obj).expect("a CPU layout");
     let (mut fc, mut gc) = (vec![0.0; k], vec![0.0; k * np]);
     cpu.evaluate(params, &mut fc, &mut gc);
     let scale = term_scale(law, sweep, obj, params, None);
@@ -371,7 +371,7 @@ fn check_law(
         })
         .collect();
     let (mut fcw, mut gcw) = (vec![0.0; k], vec![0.0; k * np]);
-    cpu.evaluate_weighted(params, &which, &ws, &mut fcw, &mut gcw)
+    cpu.evaluate_with(params, &which, &ws, &mut fcw, &mut gcw)
         .unwrap();
     let scale_weighted = term_scale(law, sweep, obj, params, Some((&which, &ws)));
     let small = GpuLimits {
@@ -589,9 +589,9 @@ fn left_out_curves_are_skipped_without_changing_values() {
         })
         .collect();
     let params = params_near(&truth, k, 3);
-    let cpu = CompiledGrid::new(plan.clone(), &sw, Objective::default()).unwrap();
+    let cpu = CpuLaw::new(plan.clone(), &sw, Objective::default()).unwrap();
     let (mut fc, mut gc) = (vec![0.0; k], vec![0.0; k * 5]);
-    cpu.evaluate_weighted(&params, &which, &ws, &mut fc, &mut gc)
+    cpu.evaluate_with(&params, &which, &ws, &mut fc, &mut gc)
         .unwrap();
     let scale = term_scale(&law, &sw, Objective::default(), &params, None);
     let limits = GpuLimits {

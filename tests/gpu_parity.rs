@@ -1,5 +1,5 @@
 //! GPU against CPU on the same data and parameters: the GPU evaluator
-//! (`GpuLaw`) against its CPU twin (`CompiledGrid`) for the looplm law
+//! (`GpuLaw`) against its CPU twin (`CpuLaw`) for the looplm law
 //! compiled from its formula, on a simulated sweep and the Pythia logs, in
 //! every loss and space and with points and starts split into chunks; then
 //! whole fits on each.
@@ -19,7 +19,7 @@ use common::adapter;
 use common::evaluator::*;
 
 use sweepfit::backend::gpu::{GpuDevice, GpuLaw, GpuLimits};
-use sweepfit::backend::CompiledGrid;
+use sweepfit::backend::CpuLaw;
 use sweepfit::data::Table;
 use sweepfit::data::{read_manifest, Dataset, Filter, ReadOptions};
 use sweepfit::law::plan::Plan;
@@ -51,7 +51,7 @@ fn run_both(
     let np = law.params.len();
     let sweep = sweep_of(ds, &objective);
     let plan = Plan::for_sweep(&law, &sweep);
-    let cpu = CompiledGrid::new(plan.clone(), &sweep, objective).expect("CPU evaluator");
+    let cpu = CpuLaw::new(plan.clone(), &sweep, objective).expect("CPU evaluator");
     let dev = GpuDevice::open(&adapter).expect("GPU device");
     let mut gpu = GpuLaw::new(&dev, &plan, &sweep, objective, limits).expect("GPU law");
     let flat = params.concat();

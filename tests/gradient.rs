@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use sweepfit::backend::CompiledGrid;
+use sweepfit::backend::CpuLaw;
 use sweepfit::data::{Dataset, Row, Table};
 use sweepfit::law::plan::Plan;
 use sweepfit::law::{builtin, CompiledLaw, LawFile};
@@ -43,13 +43,13 @@ fn sweep() -> Dataset {
 }
 
 /// The looplm law's CPU evaluator of `sweep()` for `objective`.
-fn evaluator(objective: Objective) -> (CompiledLaw, CompiledGrid) {
+fn evaluator(objective: Objective) -> (CompiledLaw, CpuLaw) {
     let text = builtin("looplm").unwrap();
     let mut table = Table::from_dataset(&sweep(), Path::new("sweep"));
     let file = LawFile::parse(text, "looplm").unwrap();
     let b = lawfit::bind(file, text, "looplm", &mut table, &BindOptions::default()).unwrap();
     let sw = lawfit::table_sweep(&b, &table, &objective).unwrap();
-    let grid = CompiledGrid::new(Plan::for_sweep(&b.law, &sw), &sw, objective).unwrap();
+    let grid = CpuLaw::new(Plan::for_sweep(&b.law, &sw), &sw, objective).unwrap();
     (b.law, grid)
 }
 
@@ -74,7 +74,7 @@ fn start(law: &CompiledLaw) -> Vec<f64> {
         .collect()
 }
 
-fn eval(grid: &CompiledGrid, p: &[f64]) -> (f64, Vec<f64>) {
+fn eval(grid: &CpuLaw, p: &[f64]) -> (f64, Vec<f64>) {
     let (mut f, mut g) = ([0.0], vec![0.0; p.len()]);
     grid.evaluate(p, &mut f, &mut g);
     (f[0], g)

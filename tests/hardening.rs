@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use common::{chinchilla_csv, ok, sweepfit, Run};
 use sweepfit::backend::gpu::{self, Layout};
-use sweepfit::backend::CompiledGrid;
+use sweepfit::backend::CpuLaw;
 use sweepfit::law::parse::MAX_DEPTH;
 use sweepfit::law::plan::{Plan, Sweep};
 use sweepfit::law::{CompiledLaw, Source};
@@ -93,7 +93,7 @@ fn formulas_at_the_depth_limit_go_through_every_pass_on_a_small_stack() {
                 let plan = Plan::for_sweep(&law, &s);
                 let p = vec![0.5; law.params.len()];
                 plan.evaluate(&s, &p, &obj, None);
-                if let Ok(grid) = CompiledGrid::new(plan.clone(), &s, obj) {
+                if let Ok(grid) = CpuLaw::new(plan.clone(), &s, obj) {
                     let (mut f, mut g) = (vec![0.0; 1], vec![0.0; p.len()]);
                     grid.evaluate(&p, &mut f, &mut g);
                 }

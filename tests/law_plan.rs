@@ -399,8 +399,7 @@ fn check_grid(law: &CompiledLaw, s: &Sweep, params: &[Vec<f64>], obj: Objective,
     let plan = Plan::for_sweep(law, s);
     let mut layouts = 0;
     for layout in [CpuLayout::Grid, CpuLayout::Points, CpuLayout::Table] {
-        let Ok(grid) = sweepfit::backend::CompiledGrid::with_layout(plan.clone(), s, obj, layout)
-        else {
+        let Ok(grid) = sweepfit::backend::CpuLaw::with_layout(plan.clone(), s, obj, layout) else {
             assert_ne!(layout, CpuLayout::Points, "{what}");
             continue;
         };
@@ -411,7 +410,7 @@ fn check_grid(law: &CompiledLaw, s: &Sweep, params: &[Vec<f64>], obj: Objective,
 }
 
 fn check_layout(
-    grid: &sweepfit::backend::CompiledGrid,
+    grid: &sweepfit::backend::CpuLaw,
     plan: &Plan,
     s: &Sweep,
     params: &[Vec<f64>],
@@ -576,7 +575,7 @@ fn grid_evaluator_matches_the_reference_on_separable_laws_with_data_terms() {
 
 #[test]
 fn a_power_of_the_axis_is_fused_and_only_that() {
-    use sweepfit::backend::{CompiledGrid, CpuLayout};
+    use sweepfit::backend::{CpuLaw, CpuLayout};
     let s = looplm_sweep(&[0.05, 0.13, 0.37, 1.0], &[1.0, 2.0, 3.0], 40);
     for (formula, fused) in [
         (LOOPLM, true),
@@ -593,7 +592,7 @@ fn a_power_of_the_axis_is_fused_and_only_that() {
         let plan = Plan::for_sweep(&law, &s);
         let obj = Objective::default();
         for layout in [CpuLayout::Points, CpuLayout::Grid] {
-            let grid = CompiledGrid::with_layout(plan.clone(), &s, obj, layout);
+            let grid = CpuLaw::with_layout(plan.clone(), &s, obj, layout);
             assert_eq!(grid.unwrap().fused_power(), fused, "{formula} {layout:?}");
         }
     }
@@ -741,8 +740,7 @@ fn weightless_points_add_nothing_even_where_the_law_is_undefined() {
             space,
             delta: 0.02,
         };
-        let grid =
-            sweepfit::backend::CompiledGrid::new(Plan::for_sweep(&law, &s), &s, obj).unwrap();
+        let grid = sweepfit::backend::CpuLaw::new(Plan::for_sweep(&law, &s), &s, obj).unwrap();
         let (mut f, mut g) = (vec![0.0; 1], vec![0.0; p.len()]);
         grid.evaluate(&p, &mut f, &mut g);
         let (fr, gr) = Plan::for_sweep(&law, &kept).evaluate(&kept, &p, &obj, None);
@@ -762,7 +760,7 @@ fn weightless_points_add_nothing_even_where_the_law_is_undefined() {
 
 #[test]
 fn curves_without_an_axis_take_the_point_layout_and_the_table_refuses_them() {
-    use sweepfit::backend::{CompiledGrid, CpuLayout};
+    use sweepfit::backend::{CpuLaw, CpuLayout};
     let law = CompiledLaw::from_formula(LOOPLM, &["N", "D", "T"]).unwrap();
     let vars = vec![
         0.1, 0.2, 1.0, //
@@ -771,17 +769,17 @@ fn curves_without_an_axis_take_the_point_layout_and_the_table_refuses_them() {
     ];
     let s = Sweep::new(3, vec![0..2, 2..3], vars, vec![2.0; 3], vec![1.0; 3], None);
     let plan = Plan::for_sweep(&law, &s);
-    let err = CompiledGrid::with_layout(plan.clone(), &s, Objective::default(), CpuLayout::Table)
+    let err = CpuLaw::with_layout(plan.clone(), &s, Objective::default(), CpuLayout::Table)
         .err()
         .expect("curves of two points in the table");
     assert!(err.contains("single point"), "{err}");
-    let err = CompiledGrid::with_layout(plan.clone(), &s, Objective::default(), CpuLayout::Grid)
+    let err = CpuLaw::with_layout(plan.clone(), &s, Objective::default(), CpuLayout::Grid)
         .err()
         .expect("a grid without an axis");
     assert!(err.contains("axis"), "{err}");
     // The default choice evaluates it, as the reference does.
     let params = vec![vec![1.7, 30.0, 0.12, 0.28, 18.0, 0.08, 0.33, 0.7, 0.4, 1.1]];
-    let grid = CompiledGrid::new(plan.clone(), &s, Objective::default()).unwrap();
+    let grid = CpuLaw::new(plan.clone(), &s, Objective::default()).unwrap();
     check_layout(&grid, &plan, &s, &params, Objective::default(), "no axis");
     // A plan with per-point nodes, bound to one-point curves.
     let s = Sweep::new(
@@ -793,7 +791,7 @@ fn curves_without_an_axis_take_the_point_layout_and_the_table_refuses_them() {
         None,
     );
     let plan = Plan::new(&law, 0, None);
-    let err = CompiledGrid::with_layout(plan, &s, Objective::default(), CpuLayout::Table)
+    let err = CpuLaw::with_layout(plan, &s, Objective::default(), CpuLayout::Table)
         .err()
         .expect("a plan for another sweep");
     assert!(err.contains("per-point"), "{err}");
@@ -802,7 +800,7 @@ fn curves_without_an_axis_take_the_point_layout_and_the_table_refuses_them() {
 #[test]
 fn weighted_evaluation_matches_the_reference_on_reweighted_sweeps() {
     use sweepfit::backend::weights::{resolve_curves, Weighting, UNWEIGHTED};
-    use sweepfit::backend::{CompiledGrid, CpuLayout};
+    use sweepfit::backend::{CpuLaw, CpuLayout};
     // Curves of unequal lengths on a shared grid, a point of weight 0.
     let mut s = looplm_sweep(&[0.05, 0.13, 0.37, 1.0], &[1.0, 2.0, 3.0], 300);
     s.w[9] = 0.0;
@@ -850,9 +848,9 @@ fn weighted_evaluation_matches_the_reference_on_reweighted_sweeps() {
         },
     ] {
         for layout in [CpuLayout::Grid, CpuLayout::Points] {
-            let grid = CompiledGrid::with_layout(plan.clone(), &s, obj, layout).unwrap();
+            let grid = CpuLaw::with_layout(plan.clone(), &s, obj, layout).unwrap();
             let (mut f, mut g) = (vec![0.0; which.len()], vec![0.0; which.len() * np]);
-            grid.evaluate_weighted(&params, &which, &resolved, &mut f, &mut g)
+            grid.evaluate_with(&params, &which, &resolved, &mut f, &mut g)
                 .unwrap();
             for (k, &wk) in which.iter().enumerate() {
                 // The reference: the sweep with its weights multiplied out.
@@ -882,16 +880,16 @@ fn weighted_evaluation_matches_the_reference_on_reweighted_sweeps() {
         }
     }
     // Errors: an index past the weightings, and a weighting of other curves.
-    let grid = CompiledGrid::new(plan, &s, Objective::default()).unwrap();
+    let grid = CpuLaw::new(plan, &s, Objective::default()).unwrap();
     let (mut f, mut g) = (vec![0.0; 1], vec![0.0; np]);
     let err = grid
-        .evaluate_weighted(&p[0], &[3], &resolved, &mut f, &mut g)
+        .evaluate_with(&p[0], &[3], &resolved, &mut f, &mut g)
         .unwrap_err();
     assert!(err.to_string().contains("out of range"), "{err}");
     let mut other = resolved[0].clone();
     other.mult.pop();
     let err = grid
-        .evaluate_weighted(&p[0], &[0], &[other], &mut f, &mut g)
+        .evaluate_with(&p[0], &[0], &[other], &mut f, &mut g)
         .unwrap_err();
     assert!(err.to_string().contains("curves"), "{err}");
 }
@@ -914,13 +912,9 @@ fn large_sweeps_split_into_groups_match_the_reference_on_any_thread_count() {
         sweepfit::backend::CpuLayout::Grid,
         sweepfit::backend::CpuLayout::Points,
     ] {
-        let grid = sweepfit::backend::CompiledGrid::with_layout(
-            plan.clone(),
-            &s,
-            Objective::default(),
-            layout,
-        )
-        .unwrap();
+        let grid =
+            sweepfit::backend::CpuLaw::with_layout(plan.clone(), &s, Objective::default(), layout)
+                .unwrap();
         let run = |threads: usize, k: usize| {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)

@@ -108,15 +108,15 @@ pub(super) fn evaluator(
     b: &BoundLaw,
     sweep: &Sweep,
     opts: &LawFitOptions,
-) -> anyhow::Result<Evaluator> {
+) -> anyhow::Result<JobEvaluator> {
     let plan = Plan::for_sweep(&b.law, sweep);
     Ok(match &opts.device {
-        Some(dev) => Evaluator::Gpu(Box::new(
+        Some(dev) => JobEvaluator::Gpu(Box::new(
             GpuLaw::new(dev, &plan, sweep, opts.objective, None)
                 .with_context(|| format!("law {} on the GPU", b.file.name))?,
         )),
-        None => Evaluator::Cpu(Box::new(
-            CompiledGrid::new(plan, sweep, opts.objective)
+        None => JobEvaluator::Cpu(Box::new(
+            CpuLaw::new(plan, sweep, opts.objective)
                 .map_err(|e| anyhow::anyhow!("cannot lay out the data for the evaluator: {e}"))?,
         )),
     })
@@ -313,16 +313,27 @@ pub(super) fn fit_jobs_by(
 }
 
 /// One job's objective: the compiled law on the CPU, or its generated
-/// kernel on the GPU.
-pub(super) enum Evaluator {
-    Cpu(Box<CompiledGrid>),
+/// kernel on the GPU. Kept apart (not one boxed [`Evaluator`]) because the
+/// GPU's jobs of a batch go to the device in one submission.
+pub(super) enum JobEvaluator {
+    Cpu(Box<CpuLaw>),
     Gpu(Box<GpuLaw>),
+}
+
+impl JobEvaluator {
+    /// The twin behind it, through the evaluator interface.
+    pub(super) fn twin(&mut self) -> &mut dyn Evaluator {
+        match self {
+            JobEvaluator::Cpu(grid) => grid.as_mut(),
+            JobEvaluator::Gpu(law) => law.as_mut(),
+        }
+    }
 }
 
 /// Per problem, which group's evaluator runs it.
 pub(super) struct Problems<'a> {
     pub(super) space: &'a LawSpace,
-    pub(super) grids: &'a mut [Evaluator],
+    pub(super) grids: &'a mut [JobEvaluator],
     pub(super) group_of: &'a [usize],
     /// Per problem, which weighting of its evaluator weighs it (bootstrap
     /// replicates); `None` when all keep their sweep's own weights.
@@ -332,11 +343,9 @@ pub(super) struct Problems<'a> {
 /// The weightings of a batch's problems (see [`Problems::weighted`]).
 #[derive(Clone, Copy)]
 pub(super) struct Weighted<'a> {
-    /// Per problem, an index into its evaluator's weightings.
+    /// Per problem, an index into the weightings registered on its
+    /// evaluator.
     pub(super) which: &'a [u32],
-    /// Per evaluator, its weightings, resolved against its sweep (the
-    /// GPU's are registered on it too).
-    pub(super) resolved: &'a [Vec<Resolved>],
 }
 
 impl BatchObjective for Problems<'_> {
@@ -389,17 +398,12 @@ impl BatchObjective for Problems<'_> {
                 // Weighted problems run evaluator by evaluator (a bootstrap
                 // has one per fit, mostly one).
                 let which: Vec<u32> = by_group[gi].iter().map(|&k| w.which[ids[k]]).collect();
-                match grid {
-                    Evaluator::Cpu(grid) => {
-                        grid.evaluate_weighted(flat, &which, &w.resolved[gi], fo, go)?
-                    }
-                    Evaluator::Gpu(law) => law.evaluate_weighted(flat, &which, fo, go)?,
-                }
+                grid.twin().evaluate_weighted(flat, &which, fo, go)?;
                 continue;
             }
             match grid {
-                Evaluator::Cpu(grid) => grid.evaluate(flat, fo, go),
-                Evaluator::Gpu(law) => gpu_jobs.push(Job {
+                JobEvaluator::Cpu(grid) => grid.evaluate(flat, fo, go),
+                JobEvaluator::Gpu(law) => gpu_jobs.push(Job {
                     law,
                     params: flat,
                     f: fo,

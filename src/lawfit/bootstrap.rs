@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use super::batch::{evaluator, lm_options, method_for, Method};
 use super::{
     curves_in, law_space, read_columns, row_jacobian, sweep_from, sweep_order, BoundLaw, Columns,
-    Evaluator, LawFitOptions, Problems, Weighted,
+    LawFitOptions, Problems, Weighted,
 };
 use crate::backend::jacobian::{RowJacobian, Weights};
 use crate::backend::weights::{resolve_curves, Resolved, Weighting, ALL_POINTS};
@@ -136,21 +136,14 @@ pub fn bootstrap(
         let mut grids = Vec::with_capacity(parts.len());
         for p in &parts {
             let mut e = evaluator(b, &p.sweep, fit)?;
-            if let Evaluator::Gpu(law) = &mut e {
-                // The CPU's are passed with each call.
-                law.set_weightings(&p.resolved)?;
-            }
+            e.twin().set_weightings(&p.resolved)?;
             grids.push(e);
         }
-        let resolved: Vec<Vec<Resolved>> = parts.iter().map(|p| p.resolved.clone()).collect();
         let mut problems = Problems {
             space: &space,
             grids: &mut grids,
             group_of: &group_of,
-            weighted: Some(Weighted {
-                which: &which,
-                resolved: &resolved,
-            }),
+            weighted: Some(Weighted { which: &which }),
         };
         optim::minimize_batch(&mut problems, &x0, &opts.lbfgs, progress)
     }

@@ -22,8 +22,7 @@ use rayon::prelude::*;
 
 use crate::backend::gpu::{evaluate_all, GpuDevice, GpuLaw, Job};
 use crate::backend::jacobian::{RowJacobian, Workspace};
-use crate::backend::weights::Resolved;
-use crate::backend::{CompiledGrid, CpuLayout};
+use crate::backend::{CpuLaw, CpuLayout, Evaluator};
 use crate::data::{Check, Selector, Table};
 use crate::law::dag::{Node, NodeId};
 use crate::law::params::{rules, ParamRule, Transform};
@@ -46,7 +45,7 @@ mod simulate;
 mod space;
 mod starts;
 
-use batch::{fit_jobs, Batch, Data, Evaluator, JobFit, Problems, Weighted};
+use batch::{fit_jobs, Batch, Data, JobFit, Problems, Weighted};
 pub use binding::{BindOptions, Binding};
 pub use bootstrap::{bootstrap, Fitted};
 pub use eval::{combinations, evaluate, LawEvalOptions, LawEvalOutput, Protocol, MAX_FOLDS};

@@ -4,7 +4,7 @@
 //! (the law's own per-point value and gradient, one point at a time).
 
 use sweepfit::backend::weights::Resolved;
-use sweepfit::backend::{CompiledGrid, CpuLayout};
+use sweepfit::backend::{CpuLaw, CpuLayout};
 use sweepfit::data::Dataset;
 use sweepfit::law::plan::{Plan, Sweep};
 use sweepfit::law::CompiledLaw;
@@ -154,7 +154,7 @@ pub fn assert_matches(
 
 /// `grid`'s objective and gradient for each parameter vector of `params`,
 /// evaluated as one batch.
-pub fn cpu_evaluate(grid: &CompiledGrid, params: &[Vec<f64>]) -> Vec<(f64, Vec<f64>)> {
+pub fn cpu_evaluate(grid: &CpuLaw, params: &[Vec<f64>]) -> Vec<(f64, Vec<f64>)> {
     let np = params.first().map_or(1, Vec::len);
     let flat: Vec<f64> = params.concat();
     let (mut f, mut g) = (vec![0.0; params.len()], vec![0.0; flat.len()]);
@@ -167,7 +167,7 @@ pub fn cpu_evaluate(grid: &CompiledGrid, params: &[Vec<f64>]) -> Vec<(f64, Vec<f
 /// [`cpu_evaluate`] with `params[k]` weighed by `resolved[which[k]]` (or
 /// the sweep's own weights where it is `UNWEIGHTED`).
 pub fn cpu_evaluate_weighted(
-    grid: &CompiledGrid,
+    grid: &CpuLaw,
     params: &[Vec<f64>],
     which: &[u32],
     resolved: &[Resolved],
@@ -175,21 +175,21 @@ pub fn cpu_evaluate_weighted(
     let np = params.first().map_or(1, Vec::len);
     let flat: Vec<f64> = params.concat();
     let (mut f, mut g) = (vec![0.0; params.len()], vec![0.0; flat.len()]);
-    grid.evaluate_weighted(&flat, which, resolved, &mut f, &mut g)?;
+    grid.evaluate_with(&flat, which, resolved, &mut f, &mut g)?;
     Ok(f.into_iter()
         .zip(g.chunks(np).map(<[f64]>::to_vec))
         .collect())
 }
 
 /// The CPU evaluators of `law` on `sweep` to compare: the layout
-/// `CompiledGrid::new` picks, then every layout that accepts the sweep,
+/// `CpuLaw::new` picks, then every layout that accepts the sweep,
 /// each named.
-pub fn cpu_grids(law: &CompiledLaw, sweep: &Sweep, obj: &Objective) -> Vec<(String, CompiledGrid)> {
+pub fn cpu_grids(law: &CompiledLaw, sweep: &Sweep, obj: &Objective) -> Vec<(String, CpuLaw)> {
     let plan = || Plan::for_sweep(law, sweep);
-    let auto = CompiledGrid::new(plan(), sweep, *obj).expect("the chosen layout holds the sweep");
+    let auto = CpuLaw::new(plan(), sweep, *obj).expect("the chosen layout holds the sweep");
     let mut v = vec![(format!("auto {:?}", auto.layout()), auto)];
     for layout in [CpuLayout::Points, CpuLayout::Grid, CpuLayout::Table] {
-        if let Ok(g) = CompiledGrid::with_layout(plan(), sweep, *obj, layout) {
+        if let Ok(g) = CpuLaw::with_layout(plan(), sweep, *obj, layout) {
             assert_eq!(g.layout(), layout);
             v.push((format!("{layout:?}"), g));
         }

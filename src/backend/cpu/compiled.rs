@@ -74,12 +74,12 @@ const CELLS_PER_PASS: usize = 1024;
 /// Work items per thread to aim for: enough to even out unequal groups.
 const ITEMS_PER_THREAD: usize = 4;
 
-/// Most grid cells per point [`CompiledGrid::new`] accepts: past it, the
+/// Most grid cells per point [`CpuLaw::new`] accepts: past it, the
 /// empty cells cost more than evaluating axis nodes per point.
 const GRID_FILL: f64 = 1.5;
 
 /// A law's plan bound to a sweep in the grid or the point layout.
-pub struct CompiledGrid {
+pub struct CpuLaw {
     plan: Plan,
     n_nodes: usize,
     n_curves: usize,
@@ -110,6 +110,10 @@ pub struct CompiledGrid {
     /// Each curve's first point in the sweep: with a position, the key of
     /// a point's Poisson count.
     first_point: Vec<usize>,
+    /// What the layout is, for reports.
+    shape: String,
+    /// The weightings registered through the evaluator interface.
+    registered: Vec<Resolved>,
     /// Tile-array slot of every axis- and point-class node.
     slot: Vec<usize>,
     n_slots: usize,
@@ -152,7 +156,7 @@ pub enum CpuLayout {
 }
 
 impl CpuLayout {
-    /// The layout [`CompiledGrid::new`] gives `sweep`.
+    /// The layout [`CpuLaw::new`] gives `sweep`.
     pub fn of(sweep: &Sweep) -> CpuLayout {
         match sweep.axis {
             None if sweep.curves.iter().all(|r| r.len() <= 1) => CpuLayout::Table,
@@ -290,14 +294,14 @@ enum Src {
     Data(usize, usize),
 }
 
-impl CompiledGrid {
+impl CpuLaw {
     /// `plan` bound to `sweep` in the layout that suits it: without an
     /// axis and with one point per curve, the table; with an axis whose
     /// values the curves share densely (a grid at most [`GRID_FILL`] times
     /// the points, and fewer distinct values than points), the grid; else
     /// each curve along its own points.
-    pub fn new(plan: Plan, sweep: &Sweep, objective: Objective) -> Result<CompiledGrid, String> {
-        CompiledGrid::with_layout(plan, sweep, objective, CpuLayout::of(sweep))
+    pub fn new(plan: Plan, sweep: &Sweep, objective: Objective) -> Result<CpuLaw, String> {
+        CpuLaw::with_layout(plan, sweep, objective, CpuLayout::of(sweep))
     }
 
     /// `plan` bound to `sweep` in `layout`, or why that layout cannot hold
@@ -310,7 +314,7 @@ impl CompiledGrid {
         sweep: &Sweep,
         objective: Objective,
         layout: CpuLayout,
-    ) -> Result<CompiledGrid, String> {
+    ) -> Result<CpuLaw, String> {
         let nc = sweep.curves.len();
         let na = sweep.axis_values.len();
         let separable = Separable::detect(&plan);
@@ -401,7 +405,15 @@ impl CompiledGrid {
             };
         let batch = (BATCH_VALUES / per_start.max(1)).clamp(1, MAX_BATCH);
         let target = group_cells(&plan);
-        Ok(CompiledGrid {
+        let shape = match layout {
+            CpuLayout::Grid => format!(
+                "shared axis grid ({nc} curves x {} values)",
+                sweep.axis_values.len()
+            ),
+            CpuLayout::Points => format!("point layout ({} points)", sweep.points()),
+            CpuLayout::Table => format!("table layout ({} rows)", sweep.points()),
+        };
+        Ok(CpuLaw {
             plan,
             n_nodes,
             n_curves: nc,
@@ -416,6 +428,8 @@ impl CompiledGrid {
             groups: groups(layout, &spans, nc, target),
             spans,
             first_point: sweep.curves.iter().map(|r| r.start).collect(),
+            shape,
+            registered: Vec::new(),
             slot,
             n_slots,
             objective,
@@ -435,6 +449,11 @@ impl CompiledGrid {
         self.layout
     }
 
+    /// Parameters per vector.
+    pub fn n_params(&self) -> usize {
+        self.plan.n_params()
+    }
+
     /// Whether each span of the point layout runs as one loop (the law's
     /// axis term is one power of the axis variable, see `power`).
     pub fn fused_power(&self) -> bool {
@@ -447,11 +466,13 @@ impl CompiledGrid {
         self.run(params, None, &[], f, g);
     }
 
-    /// [`CompiledGrid::evaluate`] with parameter vector k weighed by
+    /// [`CpuLaw::evaluate`] with parameter vector k weighed by
     /// `weightings[which[k]]`, or by the sweep's own weights where
     /// `which[k]` is [`UNWEIGHTED`]. The weightings are resolved against
-    /// this sweep's curves (see [`weights::resolve_curves`]).
-    pub fn evaluate_weighted(
+    /// this sweep's curves (see [`weights::resolve_curves`]); the
+    /// [`Evaluator`](crate::backend::Evaluator) interface registers them
+    /// instead, as the GPU must.
+    pub fn evaluate_with(
         &self,
         params: &[f64],
         which: &[u32],
@@ -901,7 +922,7 @@ struct Effective {
 }
 
 impl Workspace {
-    fn new(cg: &CompiledGrid) -> Workspace {
+    fn new(cg: &CpuLaw) -> Workspace {
         let n = cg.n_nodes;
         let (held, block) = match cg.layout {
             CpuLayout::Grid | CpuLayout::Points => (cg.n_curves, 0),
@@ -935,7 +956,7 @@ impl Effective {
     /// The effective weights of span `si` (or the table's block `si`)
     /// under weighting `k`, filled unless they already are.
     #[inline(always)]
-    fn get(&mut self, cg: &CompiledGrid, si: usize, k: u32, r: &Resolved) -> &[f64] {
+    fn get(&mut self, cg: &CpuLaw, si: usize, k: u32, r: &Resolved) -> &[f64] {
         if self.filled != Some((si, k)) {
             match cg.layout {
                 CpuLayout::Table => {
@@ -974,7 +995,7 @@ fn factor(r: &Resolved, c: usize, pos: u32, first: usize) -> f64 {
 /// below a limit, so they get 0. Inlined into the instruction-set-specific
 /// pass, and branch-free per cell, so that it vectorises.
 #[inline(always)]
-fn fill_span(cg: &CompiledGrid, span: &Span, r: &Resolved, out: &mut Vec<f64>) {
+fn fill_span(cg: &CpuLaw, span: &Span, r: &Resolved, out: &mut Vec<f64>) {
     let m = span.m;
     out.resize(span.curves.len() * m, 0.0);
     for (row, c) in span.curves.clone().enumerate() {
@@ -1052,7 +1073,7 @@ impl Weights<'_> {
 
 /// The batch of parameter vectors `p` over group `group`: each start's
 /// objective and start adjoints left in `ws.starts`.
-fn dispatch(cg: &CompiledGrid, p: &[f64], group: usize, ws: &mut Workspace, wt: Weights) {
+fn dispatch(cg: &CpuLaw, p: &[f64], group: usize, ws: &mut Workspace, wt: Weights) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
@@ -1070,19 +1091,13 @@ fn dispatch(cg: &CompiledGrid, p: &[f64], group: usize, ws: &mut Workspace, wt: 
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn batch_avx512(
-    cg: &CompiledGrid,
-    p: &[f64],
-    group: usize,
-    ws: &mut Workspace,
-    wt: Weights,
-) {
+unsafe fn batch_avx512(cg: &CpuLaw, p: &[f64], group: usize, ws: &mut Workspace, wt: Weights) {
     batch::<true>(cg, p, group, ws, wt)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn batch_avx2(cg: &CompiledGrid, p: &[f64], group: usize, ws: &mut Workspace, wt: Weights) {
+unsafe fn batch_avx2(cg: &CpuLaw, p: &[f64], group: usize, ws: &mut Workspace, wt: Weights) {
     batch::<true>(cg, p, group, ws, wt)
 }
 
@@ -1091,7 +1106,7 @@ unsafe fn batch_avx2(cg: &CompiledGrid, p: &[f64], group: usize, ws: &mut Worksp
 /// then each one's start edges back to its gradient.
 #[inline(always)]
 fn batch<const FMA: bool>(
-    cg: &CompiledGrid,
+    cg: &CpuLaw,
     params: &[f64],
     group: usize,
     ws: &mut Workspace,
@@ -1124,7 +1139,7 @@ fn batch<const FMA: bool>(
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn run_node<const FMA: bool>(
-    cg: &CompiledGrid,
+    cg: &CpuLaw,
     id: NodeId,
     at: &[usize],
     store: &mut [Vec<f64>],
@@ -1179,7 +1194,7 @@ fn run_node<const FMA: bool>(
 /// fast transcendentals) into `cvals`, their adjoints in `cadj` zeroed.
 #[inline(always)]
 fn curve_forward<const FMA: bool>(
-    cg: &CompiledGrid,
+    cg: &CpuLaw,
     c0: usize,
     m: usize,
     params: &[f64],
@@ -1208,7 +1223,7 @@ fn curve_forward<const FMA: bool>(
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn class_backward(
-    cg: &CompiledGrid,
+    cg: &CpuLaw,
     cls: Class,
     off: usize,
     m: usize,
@@ -1246,7 +1261,7 @@ fn class_backward(
 /// back.
 #[inline(always)]
 fn point_batch<const FMA: bool>(
-    cg: &CompiledGrid,
+    cg: &CpuLaw,
     params: &[f64],
     group: usize,
     k: usize,
@@ -1319,7 +1334,7 @@ fn point_batch<const FMA: bool>(
 /// each start's curve edges. The gradient is left in the start adjoints.
 #[inline(always)]
 fn grid_batch<const FMA: bool>(
-    cg: &CompiledGrid,
+    cg: &CpuLaw,
     params: &[f64],
     group: usize,
     k: usize,
@@ -1419,7 +1434,7 @@ struct Tile<'a> {
 /// edges back.
 #[inline(always)]
 fn grid_tile<const FMA: bool>(
-    cg: &CompiledGrid,
+    cg: &CpuLaw,
     span: &Span,
     eff: Option<&[f64]>,
     params: &[f64],
@@ -1593,7 +1608,7 @@ fn grid_tile<const FMA: bool>(
 /// straight to the start adjoints.
 #[inline(always)]
 fn power_tile<'a, const FMA: bool>(
-    cg: &'a CompiledGrid,
+    cg: &'a CpuLaw,
     span: &Span,
     (wrow, mask): (&dyn Fn(usize) -> &'a [f64], bool),
     pt: PowerTerm,
@@ -1692,7 +1707,7 @@ fn power_tile<'a, const FMA: bool>(
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn separable_rows<'a, const FMA: bool>(
-    cg: &'a CompiledGrid,
+    cg: &'a CpuLaw,
     span: &Span,
     wrow: &dyn Fn(usize) -> &'a [f64],
     (uv, sa, ca): (&[f64], f64, f64),
@@ -1769,7 +1784,7 @@ struct Hoisted<'a> {
 /// start's or this curve's scalar (summed over the tile), or a tile array.
 #[inline(always)]
 fn accumulate(
-    cg: &CompiledGrid,
+    cg: &CpuLaw,
     to: NodeId,
     v: &[f64],
     p: V,
@@ -2128,4 +2143,53 @@ fn loss_impl<const FMA: bool, const LOG: bool, const HUBER: bool>(
         seed[j] = g;
     }
     0.5 * lane_sum(&fbuf[..m])
+}
+
+impl crate::backend::Evaluator for CpuLaw {
+    fn n_params(&self) -> usize {
+        CpuLaw::n_params(self)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} threads, f64, {}",
+            rayon::current_num_threads(),
+            self.shape
+        )
+    }
+
+    fn evaluate(&mut self, params: &[f64], f: &mut [f64], g: &mut [f64]) -> anyhow::Result<()> {
+        let np = self.n_params().max(1);
+        anyhow::ensure!(
+            params.len() == f.len() * np && g.len() == params.len(),
+            "params, f and g differ in length"
+        );
+        CpuLaw::evaluate(self, params, f, g);
+        Ok(())
+    }
+
+    fn set_weightings(&mut self, weightings: &[Resolved]) -> anyhow::Result<()> {
+        if let Some(r) = weightings
+            .iter()
+            .find(|r| r.mult.len() != self.n_curves || r.first.len() != self.n_curves)
+        {
+            anyhow::bail!(
+                "a weighting of {} curves for a sweep of {}",
+                r.mult.len(),
+                self.n_curves
+            );
+        }
+        self.registered = weightings.to_vec();
+        Ok(())
+    }
+
+    fn evaluate_weighted(
+        &mut self,
+        params: &[f64],
+        which: &[u32],
+        f: &mut [f64],
+        g: &mut [f64],
+    ) -> anyhow::Result<()> {
+        self.evaluate_with(params, which, &self.registered, f, g)
+    }
 }

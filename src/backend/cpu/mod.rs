@@ -13,4 +13,4 @@ pub mod compiled;
 pub mod jacobian;
 mod node;
 
-pub use compiled::{CompiledGrid, CpuLayout};
+pub use compiled::{CpuLaw, CpuLayout};

@@ -1094,3 +1094,31 @@ fn submit(jobs: &mut [Job<'_>], weighted: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+impl crate::backend::Evaluator for GpuLaw {
+    fn n_params(&self) -> usize {
+        GpuLaw::n_params(self)
+    }
+
+    fn describe(&self) -> String {
+        format!("{}, {}", self.dev.summary().short(), self.describe_layout())
+    }
+
+    fn evaluate(&mut self, params: &[f64], f: &mut [f64], g: &mut [f64]) -> anyhow::Result<()> {
+        GpuLaw::evaluate(self, params, f, g)
+    }
+
+    fn set_weightings(&mut self, weightings: &[Resolved]) -> anyhow::Result<()> {
+        GpuLaw::set_weightings(self, weightings)
+    }
+
+    fn evaluate_weighted(
+        &mut self,
+        params: &[f64],
+        which: &[u32],
+        f: &mut [f64],
+        g: &mut [f64],
+    ) -> anyhow::Result<()> {
+        GpuLaw::evaluate_weighted(self, params, which, f, g)
+    }
+}

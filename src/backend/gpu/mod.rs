@@ -7,7 +7,7 @@
 //! - `context`: an opened device, with the layouts and pipelines every
 //!   evaluator on it shares;
 //! - `law`: a law's plan bound to a sweep on the device ([`GpuLaw`]), the
-//!   GPU twin of the CPU's `CompiledGrid`.
+//!   GPU twin of the CPU's `CpuLaw`.
 
 mod codegen;
 mod context;
