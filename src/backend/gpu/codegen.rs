@@ -189,7 +189,7 @@ fn literal(c: f64) -> Result<String, CodegenError> {
 struct Gen<'a> {
     g: &'a Graph,
     /// Nodes named per value of a grid row (axis nodes and axis data).
-    per_value: Vec<bool>,
+    per_value: &'a [bool],
     /// The value of the row being written, if any.
     slot: Option<usize>,
 }
@@ -270,183 +270,302 @@ impl Gen<'_> {
 
 /// Generate (without validating) the kernel of `plan` in `layout`.
 pub fn generate(plan: &Plan, layout: Layout) -> Result<Kernel, CodegenError> {
-    let g = plan.graph();
-    let grid = layout == Layout::Grid;
-    let class = |id: NodeId| gpu_class(plan, id, layout);
-    let value = plan.value();
-    let all_edges: Vec<Edge> = plan.edges.iter().flatten().copied().collect();
+    let w = Writer::new(plan, layout)?;
+    let source = w.source()?;
+    Ok(Kernel {
+        layout,
+        source,
+        n_params: w.n_params,
+        point_vec4s: w.point_vec4s,
+        cell_vec4s: w.cell_vec4s,
+        block: w.block,
+        curve_floats: w.curve_floats,
+        axis_floats: w.axis_floats,
+        tile: w.tile,
+        curve_data: w.curve_data,
+        point_data: w.point_data,
+        axis_data: w.axis_data,
+    })
+}
 
-    // Data nodes the kernel reads: operands of parameter-dependent nodes,
-    // partials, and the prediction itself.
-    let mut wanted = vec![false; g.len()];
-    for c in [Class::Start, Class::Curve, Class::Axis, Class::Point] {
-        for &id in &plan.forward[c as usize] {
-            for o in g.node(id).operands() {
-                wanted[o as usize] = true;
+/// The kernel of a plan in a layout, as it is written: what the template's
+/// slots share (which nodes run where, which have adjoints, how records
+/// and tiles are sized), and a method per slot.
+struct Writer<'a> {
+    plan: &'a Plan,
+    g: &'a Graph,
+    layout: Layout,
+    grid: bool,
+    value: NodeId,
+    /// Data nodes read per curve, per point and (grid) per axis value.
+    curve_data: Vec<NodeId>,
+    point_data: Vec<NodeId>,
+    axis_data: Vec<NodeId>,
+    /// Nodes named per value of a grid row: axis nodes and axis data.
+    per_value: Vec<bool>,
+    /// Nodes with an adjoint, and hoisted nodes whose adjoint points sum
+    /// (per curve, or per axis value on the grid).
+    has_adj: Vec<bool>,
+    summed: Vec<bool>,
+    /// The backward edges a point runs.
+    point_edges: Vec<Edge>,
+    /// Per-curve sums (s) and, on the grid, per-value sums (x).
+    curve_sums: Vec<NodeId>,
+    value_sums: Vec<NodeId>,
+    /// The grid's axis nodes (constants left out), and a point's nodes.
+    axis_nodes: Vec<NodeId>,
+    per_point: Vec<NodeId>,
+    n_params: usize,
+    curve_floats: usize,
+    axis_floats: usize,
+    cell_vec4s: usize,
+    block: usize,
+    point_vec4s: usize,
+    tile: usize,
+}
+
+impl<'a> Writer<'a> {
+    fn new(plan: &'a Plan, layout: Layout) -> Result<Writer<'a>, CodegenError> {
+        let g = plan.graph();
+        let grid = layout == Layout::Grid;
+        let class = |id: NodeId| gpu_class(plan, id, layout);
+        let value = plan.value();
+        let all_edges: Vec<Edge> = plan.edges.iter().flatten().copied().collect();
+
+        // Data nodes the kernel reads: operands of parameter-dependent
+        // nodes, partials, and the prediction itself.
+        let mut wanted = vec![false; g.len()];
+        for c in [Class::Start, Class::Curve, Class::Axis, Class::Point] {
+            for &id in &plan.forward[c as usize] {
+                for o in g.node(id).operands() {
+                    wanted[o as usize] = true;
+                }
             }
         }
-    }
-    for e in &all_edges {
-        wanted[e.partial as usize] = true;
-    }
-    wanted[value as usize] = true;
-    let (mut curve_data, mut point_data, mut axis_data) = (Vec::new(), Vec::new(), Vec::new());
-    for id in 0..g.len() as NodeId {
-        if wanted[id as usize] && plan.class[id as usize] == Class::Data && g.constant(id).is_none()
-        {
-            match plan.level[id as usize] {
-                Class::Curve => curve_data.push(id),
-                Class::Axis if grid => axis_data.push(id),
-                _ => point_data.push(id),
-            }
-        }
-    }
-    // Nodes named per value of a grid row: axis nodes and axis data.
-    let mut per_value = vec![false; g.len()];
-    if grid {
-        for &id in plan.forward[Class::Axis as usize].iter().chain(&axis_data) {
-            per_value[id as usize] = true;
-        }
-    }
-    let gen = |slot: Option<usize>| Gen {
-        g,
-        per_value: per_value.clone(),
-        slot,
-    };
-    let n_params = plan.n_params().max(1);
-    let curve_floats = 2 + curve_data.len();
-    let axis_floats = axis_data.len();
-
-    // Which hoisted nodes receive adjoint from points (summed per curve,
-    // or per axis value on the grid), and which nodes have an adjoint.
-    let has_adj = {
-        let mut h = vec![false; g.len()];
-        h[value as usize] = plan.class[value as usize] != Class::Data;
         for e in &all_edges {
-            h[e.to as usize] = true;
-            h[e.from as usize] = true;
+            wanted[e.partial as usize] = true;
         }
-        h
-    };
-    let mut point_edges: Vec<Edge> = plan.edges[Class::Point as usize].clone();
-    if !grid {
-        point_edges.extend(&plan.edges[Class::Axis as usize]);
+        wanted[value as usize] = true;
+        let (mut curve_data, mut point_data, mut axis_data) = (Vec::new(), Vec::new(), Vec::new());
+        for id in 0..g.len() as NodeId {
+            if wanted[id as usize]
+                && plan.class[id as usize] == Class::Data
+                && g.constant(id).is_none()
+            {
+                match plan.level[id as usize] {
+                    Class::Curve => curve_data.push(id),
+                    Class::Axis if grid => axis_data.push(id),
+                    _ => point_data.push(id),
+                }
+            }
+        }
+        let mut per_value = vec![false; g.len()];
+        if grid {
+            for &id in plan.forward[Class::Axis as usize].iter().chain(&axis_data) {
+                per_value[id as usize] = true;
+            }
+        }
+        let n_params = plan.n_params().max(1);
+        let curve_floats = 2 + curve_data.len();
+        let axis_floats = axis_data.len();
+
+        let has_adj = {
+            let mut h = vec![false; g.len()];
+            h[value as usize] = plan.class[value as usize] != Class::Data;
+            for e in &all_edges {
+                h[e.to as usize] = true;
+                h[e.from as usize] = true;
+            }
+            h
+        };
+        let mut point_edges: Vec<Edge> = plan.edges[Class::Point as usize].clone();
+        if !grid {
+            point_edges.extend(&plan.edges[Class::Axis as usize]);
+        }
+        let mut summed = vec![false; g.len()];
+        for e in &point_edges {
+            if class(e.to) != Class::Point {
+                summed[e.to as usize] = true;
+            }
+        }
+        if class(value) != Class::Point {
+            summed[value as usize] = true;
+        }
+        let curve_sums: Vec<NodeId> = (0..g.len() as NodeId)
+            .filter(|&i| summed[i as usize] && matches!(class(i), Class::Start | Class::Curve))
+            .collect();
+        let value_sums: Vec<NodeId> = (0..g.len() as NodeId)
+            .filter(|&i| summed[i as usize] && class(i) == Class::Axis)
+            .collect();
+
+        // vec4s per grid cell: target, weight, key, rank, then the point's
+        // data values (functions of the axis and the curve's variables).
+        let cell_vec4s = 1 + point_data.len().div_ceil(4);
+        // Per value of a block: its axis data and nodes, their sums, two
+        // flags.
+        let axis_nodes: Vec<NodeId> = plan.forward[Class::Axis as usize]
+            .iter()
+            .copied()
+            .filter(|&id| g.constant(id).is_none())
+            .collect();
+        let block = grid_block(axis_data.len() + axis_nodes.len() + value_sums.len() + 2);
+        let point_vec4s = if grid {
+            1 + block * cell_vec4s
+        } else {
+            (3 + point_data.len()).div_ceil(4)
+        };
+        let max_items = if grid { MAX_TILE / block } else { MAX_TILE };
+        let tile = (TILE_BYTES / (16 * point_vec4s))
+            .min(max_items)
+            .next_power_of_two()
+            .min(max_items);
+        let tile = if tile * 16 * point_vec4s > TILE_BYTES {
+            tile / 2
+        } else {
+            tile
+        };
+        if tile == 0 {
+            return Err(CodegenError::TooWide(point_data.len()));
+        }
+        let per_point: Vec<NodeId> = if grid {
+            plan.forward[Class::Point as usize].clone()
+        } else {
+            plan.forward[Class::Axis as usize]
+                .iter()
+                .chain(&plan.forward[Class::Point as usize])
+                .copied()
+                .collect()
+        };
+        Ok(Writer {
+            plan,
+            g,
+            layout,
+            grid,
+            value,
+            curve_data,
+            point_data,
+            axis_data,
+            per_value,
+            has_adj,
+            summed,
+            point_edges,
+            curve_sums,
+            value_sums,
+            axis_nodes,
+            per_point,
+            n_params,
+            curve_floats,
+            axis_floats,
+            cell_vec4s,
+            block,
+            point_vec4s,
+            tile,
+        })
     }
-    let mut summed = vec![false; g.len()];
-    for e in &point_edges {
-        if class(e.to) != Class::Point {
-            summed[e.to as usize] = true;
+
+    /// The class a node runs in on the GPU in this layout.
+    fn class(&self, id: NodeId) -> Class {
+        gpu_class(self.plan, id, self.layout)
+    }
+
+    /// Names of nodes outside a grid row (`None`) or on its value `a`.
+    fn gen(&self, slot: Option<usize>) -> Gen<'_> {
+        Gen {
+            g: self.g,
+            per_value: &self.per_value,
+            slot,
         }
     }
-    if class(value) != Class::Point {
-        summed[value as usize] = true;
-    }
-    // Per-curve sums (s) and, on the grid, per-value sums (x).
-    let curve_sums: Vec<NodeId> = (0..g.len() as NodeId)
-        .filter(|&i| summed[i as usize] && matches!(class(i), Class::Start | Class::Curve))
-        .collect();
-    let value_sums: Vec<NodeId> = (0..g.len() as NodeId)
-        .filter(|&i| summed[i as usize] && class(i) == Class::Axis)
-        .collect();
-    // Where a point adjoint `v` lands, on value `a` of a grid row.
-    let sum_into = |to: NodeId, a: Option<usize>| match (class(to), a) {
-        (Class::Axis, Some(a)) => format!("x{to}_{a}"),
-        _ => format!("s{to}"),
-    };
 
-    // vec4s per grid cell: target, weight, key, rank, then the point's
-    // data values (functions of the axis and the curve's variables).
-    let cell_vec4s = 1 + point_data.len().div_ceil(4);
-    // Per value of a block: its axis data and nodes, their sums, two flags.
-    let axis_nodes: Vec<NodeId> = plan.forward[Class::Axis as usize]
-        .iter()
-        .copied()
-        .filter(|&id| g.constant(id).is_none())
-        .collect();
-    let block = grid_block(axis_data.len() + axis_nodes.len() + value_sums.len() + 2);
-    let point_vec4s = if grid {
-        1 + block * cell_vec4s
-    } else {
-        (3 + point_data.len()).div_ceil(4)
-    };
-    let max_items = if grid { MAX_TILE / block } else { MAX_TILE };
-    let tile = (TILE_BYTES / (16 * point_vec4s))
-        .min(max_items)
-        .next_power_of_two()
-        .min(max_items);
-    let tile = if tile * 16 * point_vec4s > TILE_BYTES {
-        tile / 2
-    } else {
-        tile
-    };
-    if tile == 0 {
-        return Err(CodegenError::TooWide(point_data.len()));
-    }
-    let mut defs = String::new();
-    writeln!(defs, "const NP: u32 = {n_params}u;").unwrap();
-    writeln!(defs, "const PV: u32 = {point_vec4s}u;").unwrap();
-    writeln!(defs, "const CS: u32 = {curve_floats}u;").unwrap();
-    writeln!(defs, "const AS: u32 = {}u;", axis_floats.max(1)).unwrap();
-    writeln!(defs, "const TILE: u32 = {tile}u;").unwrap();
-    writeln!(defs, "const TA: u32 = {block}u;").unwrap();
-    writeln!(defs, "const CV: u32 = {cell_vec4s}u;").unwrap();
-
-    // Start nodes, and their adjoints.
-    let mut start = String::new();
-    gen(None).forward(
-        &mut start,
-        &plan.forward[Class::Start as usize],
-        "let ",
-        "ok_start",
-    )?;
-    for &id in &plan.forward[Class::Start as usize] {
-        if has_adj[id as usize] {
-            writeln!(start, "var a{id} = 0.0;").unwrap();
+    /// Where a point adjoint lands, on value `a` of a grid row.
+    fn sum_into(&self, to: NodeId, a: Option<usize>) -> String {
+        match (self.class(to), a) {
+            (Class::Axis, Some(a)) => format!("x{to}_{a}"),
+            _ => format!("s{to}"),
         }
     }
 
-    // Curve nodes and curve data (assigned when a curve opens), and the
-    // per-curve adjoint sums.
-    let mut curve_vars = String::new();
-    for &id in curve_data
-        .iter()
-        .chain(&plan.forward[Class::Curve as usize])
-    {
-        if g.constant(id).is_none() {
-            writeln!(curve_vars, "var n{id} = 0.0;").unwrap();
-        }
-    }
-    for &id in &curve_sums {
-        writeln!(curve_vars, "var s{id} = 0.0;").unwrap();
-    }
-    let mut open = String::new();
-    for (j, &id) in curve_data.iter().enumerate() {
-        writeln!(open, "n{id} = curves[cb + {}u];", 2 + j).unwrap();
-    }
-    gen(None).forward(
-        &mut open,
-        &plan.forward[Class::Curve as usize],
-        "",
-        "ok_curve",
-    )?;
-    for &id in &curve_sums {
-        writeln!(open, "s{id} = 0.0;").unwrap();
+    /// DEFS: the record and tile sizes.
+    fn defs(&self) -> String {
+        let mut defs = String::new();
+        writeln!(defs, "const NP: u32 = {}u;", self.n_params).unwrap();
+        writeln!(defs, "const PV: u32 = {}u;", self.point_vec4s).unwrap();
+        writeln!(defs, "const CS: u32 = {}u;", self.curve_floats).unwrap();
+        writeln!(defs, "const AS: u32 = {}u;", self.axis_floats.max(1)).unwrap();
+        writeln!(defs, "const TILE: u32 = {}u;", self.tile).unwrap();
+        writeln!(defs, "const TA: u32 = {}u;", self.block).unwrap();
+        writeln!(defs, "const CV: u32 = {}u;", self.cell_vec4s).unwrap();
+        defs
     }
 
-    // A close: the adjoints of a class's nodes from their sums (`sum`
-    // names a node's sum), pushed back through the class's edges into its
-    // own nodes and then into the start adjoints. Curves close with it,
-    // and in the grid each value of a block.
-    let push_back = |out: &mut String,
-                     nodes: &[NodeId],
-                     of: Class,
-                     sum: &dyn Fn(NodeId) -> String,
-                     gen: &Gen,
-                     indent: &str|
-     -> Result<(), CodegenError> {
+    /// START: start nodes, and their adjoints.
+    fn start(&self) -> Result<String, CodegenError> {
+        let mut start = String::new();
+        let nodes = &self.plan.forward[Class::Start as usize];
+        self.gen(None)
+            .forward(&mut start, nodes, "let ", "ok_start")?;
         for &id in nodes {
-            if has_adj[id as usize] {
-                let init = if summed[id as usize] {
+            if self.has_adj[id as usize] {
+                writeln!(start, "var a{id} = 0.0;").unwrap();
+            }
+        }
+        Ok(start)
+    }
+
+    /// CURVE_VARS: curve nodes and curve data, and the per-curve adjoint
+    /// sums.
+    fn curve_vars(&self) -> String {
+        let mut vars = String::new();
+        for &id in self
+            .curve_data
+            .iter()
+            .chain(&self.plan.forward[Class::Curve as usize])
+        {
+            if self.g.constant(id).is_none() {
+                writeln!(vars, "var n{id} = 0.0;").unwrap();
+            }
+        }
+        for &id in &self.curve_sums {
+            writeln!(vars, "var s{id} = 0.0;").unwrap();
+        }
+        vars
+    }
+
+    /// CURVE_OPEN: curve data and nodes assigned when a curve opens, its
+    /// sums zeroed.
+    fn curve_open(&self) -> Result<String, CodegenError> {
+        let mut open = String::new();
+        for (j, &id) in self.curve_data.iter().enumerate() {
+            writeln!(open, "n{id} = curves[cb + {}u];", 2 + j).unwrap();
+        }
+        self.gen(None).forward(
+            &mut open,
+            &self.plan.forward[Class::Curve as usize],
+            "",
+            "ok_curve",
+        )?;
+        for &id in &self.curve_sums {
+            writeln!(open, "s{id} = 0.0;").unwrap();
+        }
+        Ok(open)
+    }
+
+    /// A close: the adjoints of a class's nodes from their sums (`sum`
+    /// names a node's sum), pushed back through the class's edges into its
+    /// own nodes and then into the start adjoints. Curves close with it,
+    /// and in the grid each value of a block.
+    fn push_back(
+        &self,
+        out: &mut String,
+        nodes: &[NodeId],
+        of: Class,
+        sum: &dyn Fn(NodeId) -> String,
+        gen: &Gen,
+        indent: &str,
+    ) -> Result<(), CodegenError> {
+        for &id in nodes {
+            if self.has_adj[id as usize] {
+                let init = if self.summed[id as usize] {
                     sum(id)
                 } else {
                     "0.0".into()
@@ -454,209 +573,203 @@ pub fn generate(plan: &Plan, layout: Layout) -> Result<Kernel, CodegenError> {
                 writeln!(out, "{indent}var c{id} = {init};").unwrap();
             }
         }
-        for e in &plan.edges[of as usize] {
+        for e in &self.plan.edges[of as usize] {
             let v = format!("c{} * {}", e.from, gen.op(e.partial)?);
-            let to = if class(e.to) == of { "c" } else { "a" };
+            let to = if self.class(e.to) == of { "c" } else { "a" };
             writeln!(out, "{indent}{to}{} += {v};", e.to).unwrap();
         }
         Ok(())
-    };
+    }
 
-    // Grid: a block's axis nodes and their sums, per value.
-    let (mut axis_vars, mut axis_open, mut axis_close) =
-        (String::new(), String::new(), String::new());
-    if grid {
+    /// CURVE_CLOSE: curve adjoints from their sums, back through the curve
+    /// edges into the start adjoints.
+    fn curve_close(&self) -> Result<String, CodegenError> {
+        let mut close = String::new();
+        let sum = |id: NodeId| format!("s{id}");
+        let curve_nodes = &self.plan.forward[Class::Curve as usize];
+        self.push_back(
+            &mut close,
+            curve_nodes,
+            Class::Curve,
+            &sum,
+            &self.gen(None),
+            "",
+        )?;
+        for &id in &self.curve_sums {
+            if self.class(id) == Class::Start {
+                writeln!(close, "a{id} += s{id};").unwrap();
+            }
+        }
+        Ok(close)
+    }
+
+    /// AXIS_VARS, AXIS_OPEN and AXIS_CLOSE (grid only): a block's axis
+    /// nodes and their sums, per value.
+    fn axis(&self) -> Result<[String; 3], CodegenError> {
+        let (mut vars, mut open, mut close) = (String::new(), String::new(), String::new());
+        if !self.grid {
+            return Ok([vars, open, close]);
+        }
         // The current block, and per value of it whether its axis nodes
         // are defined (okx) and whether any of its cells counted (tk).
-        writeln!(axis_vars, "var cur_block = NO_CURVE;").unwrap();
-        for a in 0..block {
-            let gen = gen(Some(a));
-            writeln!(axis_vars, "var okx{a} = true;").unwrap();
-            writeln!(axis_vars, "var tk{a} = false;").unwrap();
-            for &id in axis_data.iter().chain(&axis_nodes) {
-                writeln!(axis_vars, "var {} = 0.0;", gen.name(id)).unwrap();
+        writeln!(vars, "var cur_block = NO_CURVE;").unwrap();
+        for a in 0..self.block {
+            let gen = self.gen(Some(a));
+            writeln!(vars, "var okx{a} = true;").unwrap();
+            writeln!(vars, "var tk{a} = false;").unwrap();
+            for &id in self.axis_data.iter().chain(&self.axis_nodes) {
+                writeln!(vars, "var {} = 0.0;", gen.name(id)).unwrap();
             }
-            for &id in &value_sums {
-                writeln!(axis_vars, "var x{id}_{a} = 0.0;").unwrap();
+            for &id in &self.value_sums {
+                writeln!(vars, "var x{id}_{a} = 0.0;").unwrap();
             }
 
             // Open: past the last value, any value will do (its cells are
             // empty).
-            writeln!(axis_open, "{{").unwrap();
+            writeln!(open, "{{").unwrap();
             writeln!(
-                axis_open,
+                open,
                 "    let ab = chunk.axis_base + min(cur_block * TA + {a}u, chunk.n_axis - 1u) * AS;"
             )
             .unwrap();
-            for (j, &id) in axis_data.iter().enumerate() {
-                writeln!(axis_open, "    {} = curves[ab + {j}u];", gen.name(id)).unwrap();
+            for (j, &id) in self.axis_data.iter().enumerate() {
+                writeln!(open, "    {} = curves[ab + {j}u];", gen.name(id)).unwrap();
             }
-            writeln!(axis_open, "    okx{a} = true;").unwrap();
+            writeln!(open, "    okx{a} = true;").unwrap();
             let mut fwd = String::new();
-            gen.forward(&mut fwd, &axis_nodes, "", &format!("okx{a}"))?;
+            gen.forward(&mut fwd, &self.axis_nodes, "", &format!("okx{a}"))?;
             for l in fwd.lines() {
-                writeln!(axis_open, "    {l}").unwrap();
+                writeln!(open, "    {l}").unwrap();
             }
-            for &id in &value_sums {
-                writeln!(axis_open, "    x{id}_{a} = 0.0;").unwrap();
+            for &id in &self.value_sums {
+                writeln!(open, "    x{id}_{a} = 0.0;").unwrap();
             }
-            writeln!(axis_open, "    tk{a} = false;").unwrap();
-            writeln!(axis_open, "}}").unwrap();
+            writeln!(open, "    tk{a} = false;").unwrap();
+            writeln!(open, "}}").unwrap();
 
             // Close: the value's sums back through the axis nodes into
             // the start adjoints, where any of its cells counted.
-            writeln!(axis_close, "if (tk{a}) {{").unwrap();
+            writeln!(close, "if (tk{a}) {{").unwrap();
             let sum = |id: NodeId| format!("x{id}_{a}");
-            push_back(
-                &mut axis_close,
-                &axis_nodes,
+            self.push_back(
+                &mut close,
+                &self.axis_nodes,
                 Class::Axis,
                 &sum,
                 &gen,
                 "    ",
             )?;
-            writeln!(axis_close, "}}").unwrap();
+            writeln!(close, "}}").unwrap();
         }
+        Ok([vars, open, close])
     }
 
-    // Per point (grid: per cell of value `a`): the record, then the
-    // point's nodes and `pred`; then, backward, the point adjoints and the
-    // sums of hoisted ones.
-    let per_point: Vec<NodeId> = if grid {
-        plan.forward[Class::Point as usize].clone()
-    } else {
-        plan.forward[Class::Axis as usize]
-            .iter()
-            .chain(&plan.forward[Class::Point as usize])
-            .copied()
-            .collect()
-    };
-    let point_code = |a: Option<usize>| -> Result<(String, String), CodegenError> {
-        let gen = gen(a);
+    /// POINT and POINT_BACK: per point (grid: per cell of value `a`) the
+    /// record, the point's nodes and `pred`; then, backward, the point
+    /// adjoints and the sums of hoisted ones.
+    fn point(&self, a: Option<usize>) -> Result<(String, String), CodegenError> {
+        let gen = self.gen(a);
         let mut point = String::new();
         if let Some(a) = a {
-            for v in 1..cell_vec4s {
+            for v in 1..self.cell_vec4s {
                 writeln!(point, "let q{v} = tile[j * PV + 1u + {a}u * CV + {v}u];").unwrap();
             }
-            for (j, &id) in point_data.iter().enumerate() {
+            for (j, &id) in self.point_data.iter().enumerate() {
                 let s = 4 + j;
                 let comp = ["x", "y", "z", "w"][s % 4];
                 writeln!(point, "let n{id} = q{}.{comp};", s / 4).unwrap();
             }
-        } else if !grid {
-            for v in 1..point_vec4s {
+        } else if !self.grid {
+            for v in 1..self.point_vec4s {
                 writeln!(point, "let q{v} = tile[j * PV + {v}u];").unwrap();
             }
-            for (j, &id) in point_data.iter().enumerate() {
+            for (j, &id) in self.point_data.iter().enumerate() {
                 let s = 3 + j;
                 let comp = ["x", "y", "z", "w"][s % 4];
                 writeln!(point, "let n{id} = q{}.{comp};", s / 4).unwrap();
             }
         }
-        gen.forward(&mut point, &per_point, "let ", "ok")?;
+        gen.forward(&mut point, &self.per_point, "let ", "ok")?;
+        let value = self.value;
         writeln!(point, "let pred = {};", gen.op(value)?).unwrap();
 
         let mut back = String::new();
-        for &id in &per_point {
-            if has_adj[id as usize] && id != value {
+        for &id in &self.per_point {
+            if self.has_adj[id as usize] && id != value {
                 writeln!(back, "var a{id} = 0.0;").unwrap();
             }
         }
-        match class(value) {
+        match self.class(value) {
             Class::Point => writeln!(back, "let a{value} = seed;").unwrap(),
             Class::Data => {}
-            _ => writeln!(back, "{} += seed;", sum_into(value, a)).unwrap(),
+            _ => writeln!(back, "{} += seed;", self.sum_into(value, a)).unwrap(),
         }
-        for e in &point_edges {
+        for e in &self.point_edges {
             let v = format!("a{} * {}", e.from, gen.op(e.partial)?);
-            match class(e.to) {
+            match self.class(e.to) {
                 Class::Point => writeln!(back, "a{} += {v};", e.to).unwrap(),
-                _ => writeln!(back, "{} += {v};", sum_into(e.to, a)).unwrap(),
+                _ => writeln!(back, "{} += {v};", self.sum_into(e.to, a)).unwrap(),
             }
         }
         Ok((point, back))
-    };
+    }
 
-    // Curve close: curve adjoints from their sums, back through the curve
-    // edges into the start adjoints.
-    let mut close = String::new();
-    let sum = |id: NodeId| format!("s{id}");
-    let curve_nodes = &plan.forward[Class::Curve as usize];
-    push_back(&mut close, curve_nodes, Class::Curve, &sum, &gen(None), "")?;
-    for &id in &curve_sums {
-        if class(id) == Class::Start {
-            writeln!(close, "a{id} += s{id};").unwrap();
+    /// FINISH: start edges, then the gradient.
+    fn finish(&self) -> Result<String, CodegenError> {
+        let mut finish = String::new();
+        let gen = self.gen(None);
+        for e in &self.plan.edges[Class::Start as usize] {
+            writeln!(finish, "a{} += a{} * {};", e.to, e.from, gen.op(e.partial)?).unwrap();
         }
-    }
-
-    // Finish: start edges, then the gradient.
-    let mut finish = String::new();
-    for e in &plan.edges[Class::Start as usize] {
-        writeln!(
-            finish,
-            "a{} += a{} * {};",
-            e.to,
-            e.from,
-            gen(None).op(e.partial)?
-        )
-        .unwrap();
-    }
-    for (i, node) in plan.param_nodes().iter().enumerate() {
-        if let Some(id) = node.filter(|&id| has_adj[id as usize]) {
-            writeln!(finish, "acc[{}] = a{id};", 1 + i).unwrap();
-        }
-    }
-
-    let template = template(if grid { GRID_ROW } else { POINTS_ROW });
-    let (point, back) = point_code(None)?;
-    let mut slots = Slots {
-        defs,
-        start,
-        curve_vars,
-        curve_open: open,
-        curve_close: close,
-        finish,
-        axis_vars,
-        axis_open,
-        axis_close,
-        point,
-        point_back: back,
-    };
-    let mut source = String::with_capacity(template.len() * 2);
-    let mut lines = template.lines();
-    while let Some(line) = lines.next() {
-        if line.trim_start() == "//@CELL_BEGIN" {
-            // The grid's cell body, once per value of a row.
-            let body: Vec<&str> = lines
-                .by_ref()
-                .take_while(|l| l.trim_start() != "//@CELL_END")
-                .collect();
-            for a in 0..block {
-                (slots.point, slots.point_back) = point_code(Some(a))?;
-                for l in &body {
-                    fill(&mut source, &l.replace("$a", &a.to_string()), &|n| {
-                        slots.get(n)
-                    });
-                }
+        for (i, node) in self.plan.param_nodes().iter().enumerate() {
+            if let Some(id) = node.filter(|&id| self.has_adj[id as usize]) {
+                writeln!(finish, "acc[{}] = a{id};", 1 + i).unwrap();
             }
-            continue;
         }
-        fill(&mut source, line, &|n| slots.get(n));
+        Ok(finish)
     }
-    Ok(Kernel {
-        layout,
-        source,
-        n_params,
-        point_vec4s,
-        cell_vec4s,
-        block,
-        curve_floats,
-        axis_floats,
-        tile,
-        curve_data,
-        point_data,
-        axis_data,
-    })
+
+    /// The template with every slot filled; on the grid, the cell body
+    /// (between `//@CELL_BEGIN` and `//@CELL_END`) once per value of a row.
+    fn source(&self) -> Result<String, CodegenError> {
+        let template = template(if self.grid { GRID_ROW } else { POINTS_ROW });
+        let (point, point_back) = self.point(None)?;
+        let [axis_vars, axis_open, axis_close] = self.axis()?;
+        let mut slots = Slots {
+            defs: self.defs(),
+            start: self.start()?,
+            curve_vars: self.curve_vars(),
+            curve_open: self.curve_open()?,
+            curve_close: self.curve_close()?,
+            finish: self.finish()?,
+            axis_vars,
+            axis_open,
+            axis_close,
+            point,
+            point_back,
+        };
+        let mut source = String::with_capacity(template.len() * 2);
+        let mut lines = template.lines();
+        while let Some(line) = lines.next() {
+            if line.trim_start() == "//@CELL_BEGIN" {
+                let body: Vec<&str> = lines
+                    .by_ref()
+                    .take_while(|l| l.trim_start() != "//@CELL_END")
+                    .collect();
+                for a in 0..self.block {
+                    (slots.point, slots.point_back) = self.point(Some(a))?;
+                    for l in &body {
+                        fill(&mut source, &l.replace("$a", &a.to_string()), &|n| {
+                            slots.get(n)
+                        });
+                    }
+                }
+                continue;
+            }
+            fill(&mut source, line, &|n| slots.get(n));
+        }
+        Ok(source)
+    }
 }
 
 /// The code generated for the template's slots (its lines `//@NAME`).
