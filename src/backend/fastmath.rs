@@ -9,7 +9,7 @@
 //! The standard library's ln/exp are calls into libm, one value at a time,
 //! which stops the compiler from vectorising the loop over points. These
 //! versions use only arithmetic, bit operations and selects, so the same
-//! source compiles to 2-, 4- or 8-wide SIMD (see `cpu/compiled.rs` for the runtime
+//! source compiles to 2-, 4- or 8-wide SIMD (see `cpu/compiled` for the runtime
 //! dispatch). No maintained crate offers f64 ln/exp that vectorise inside
 //! our own loop under runtime feature dispatch, hence they are written
 //! here. Accuracy is a few ulp over the ranges the law uses; the unit
