@@ -27,71 +27,13 @@ const TRUTH: [(&str, f64); 10] = [
     ("t3", 0.5),
 ];
 
-/// Raw parameter vectors away from the optimum, with large gradients; the
-/// last two put the prediction near zero at large tokens.
-const PARAMS: [[(&str, f64); 10]; 4] = [
-    [
-        ("E", 1.6),
-        ("A", 943.8),
-        ("alpha", 0.35),
-        ("t1", 2.72e7),
-        ("B", 1.451e4),
-        ("beta", 0.4),
-        ("t2", 6e7),
-        ("C", 0.5),
-        ("gamma", 0.9),
-        ("t3", 0.7),
-    ],
-    [
-        ("E", 1.2),
-        ("A", 1.106e4),
-        ("alpha", 0.5),
-        ("t1", 1.36e8),
-        ("B", 1108.0),
-        ("beta", 0.3),
-        ("t2", 2e8),
-        ("C", 0.2),
-        ("gamma", 1.5),
-        ("t3", 0.1),
-    ],
-    [
-        ("E", 2.5),
-        ("A", 1.237e5),
-        ("alpha", 0.7),
-        ("t1", 4.08e8),
-        ("B", 9.19e11),
-        ("beta", 1.2),
-        ("t2", 1e9),
-        ("C", 0.0),
-        ("gamma", 1.0),
-        ("t3", 0.0),
-    ],
-    [
-        ("E", 0.4),
-        ("A", 93.94),
-        ("alpha", 0.2),
-        ("t1", 1.36e6),
-        ("B", 752.1),
-        ("beta", 0.25),
-        ("t2", 2e6),
-        ("C", -0.1),
-        ("gamma", 0.6),
-        ("t3", 2.0),
-    ],
-];
-
 /// f and every gradient entry within 1e-10 of the f64 reference (relative
 /// to |f| and to the gradient's norm): both sum the same terms in f64, in
 /// another order.
 const REL: f64 = 1e-10;
 
 fn params(law: &CompiledLaw) -> Vec<Vec<f64>> {
-    PARAMS.iter().map(|p| params_of(law, p)).collect()
-}
-
-/// Position of parameter `name` in `law.params`.
-fn index(law: &CompiledLaw, name: &str) -> usize {
-    law.params.iter().position(|p| p == name).unwrap()
+    FAR.iter().map(|p| params_of(law, p)).collect()
 }
 
 /// A curve: model size, recurrent step, and its token counts.
@@ -136,7 +78,7 @@ fn compile(law: &CompiledLaw, sweep: &Sweep, obj: Objective, layout: CpuLayout) 
 }
 
 /// Every layout that accepts `sweep` against the reference, for every
-/// objective and all of PARAMS in one batch. Returns the layout
+/// objective and all of FAR in one batch. Returns the layout
 /// `CpuLaw::new` chose (the same for every objective).
 fn check_sweep(sweep: &Sweep) -> CpuLayout {
     let law = looplm_law();
@@ -322,9 +264,9 @@ fn padded_cells_outside_log_domain_contribute_nothing() {
     };
     let sweep = sweep_of(&dataset(&curves), &obj);
     let law = looplm_law();
-    let mut p = params_of(&law, &PARAMS[0]);
-    p[index(&law, "C")] = 0.0;
-    let e = index(&law, "E");
+    let mut p = params_of(&law, &FAR[0]);
+    p[param_index(&law, "C")] = 0.0;
+    let e = param_index(&law, "E");
     let pred = |p: &[f64], n: f64, d: f64| law.eval(&[n, d, 1.0], p);
     // Choose E so that the short curve's prediction crosses zero between
     // its last point and the largest tokens.

@@ -117,6 +117,21 @@ pub fn resolve_curves(
     Ok(r)
 }
 
+/// Whether every weighting was resolved for `n_curves` curves: an
+/// evaluator refuses one resolved against another sweep.
+pub fn check_curves(weightings: &[Resolved], n_curves: usize) -> anyhow::Result<()> {
+    if let Some(r) = weightings
+        .iter()
+        .find(|r| r.mult.len() != n_curves || r.first.len() != n_curves)
+    {
+        bail!(
+            "a weighting of {} curves for a sweep of {n_curves}",
+            r.mult.len()
+        );
+    }
+    Ok(())
+}
+
 /// A 32-bit integer mixer (xor-shift-multiply rounds with constants found
 /// to give good avalanche): small, branch-free and identical in WGSL.
 #[inline]

@@ -1,12 +1,14 @@
 //! Loss curves of a sweep: ingest (long CSV, per-run manifests), validation,
 //! filters, and the structure-of-arrays `Dataset` every backend consumes.
 
+mod column;
 mod error;
 mod filter;
 mod long_csv;
 mod manifest;
 mod table;
 
+pub use column::TextColumn;
 pub use error::DataError;
 pub use filter::Filter;
 pub use long_csv::{read_long_csv, write_long_csv};

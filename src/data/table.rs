@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use csv::ByteRecord;
 
 use super::long_csv::CsvFile;
-use super::DataError;
+use super::{DataError, TextColumn};
 
 /// Every cell of a CSV file, column by column.
 #[derive(Debug, Clone)]
@@ -18,7 +18,7 @@ pub struct Table {
     /// Header names as written.
     pub headers: Vec<String>,
     /// `columns[c][row]`, trimmed.
-    pub columns: Vec<Vec<String>>,
+    pub columns: Vec<TextColumn>,
     /// Per row, its line in the file (blank lines, CRLF line ends and
     /// quoted fields over several lines counted); empty for a table made
     /// from another reader's points.
@@ -35,7 +35,7 @@ impl Table {
     /// every cell must be valid UTF-8.
     pub fn read(path: &Path) -> Result<Table, DataError> {
         let mut f = CsvFile::open(path)?;
-        let mut columns = vec![Vec::new(); f.headers.len()];
+        let mut columns = vec![TextColumn::default(); f.headers.len()];
         let mut rec = ByteRecord::new();
         let mut lines = Vec::new();
         while let Some(line) = f.next_record(&mut rec)? {
@@ -48,7 +48,7 @@ impl Table {
                     index: c + 1,
                     problem: "not valid UTF-8".into(),
                 })?;
-                columns[c].push(text.to_string());
+                columns[c].push(text);
             }
         }
         Ok(Table {
@@ -68,7 +68,7 @@ impl Table {
         let headers: Vec<String> = ["run", "N", "T", "tokens", "loss", "weight"]
             .map(String::from)
             .to_vec();
-        let mut columns = vec![Vec::with_capacity(ds.points()); headers.len()];
+        let mut columns = vec![TextColumn::with_capacity(ds.points()); headers.len()];
         for c in &ds.configs {
             for i in c.range() {
                 let cells = [
@@ -80,7 +80,7 @@ impl Table {
                     ds.weight[i].to_string(),
                 ];
                 for (col, cell) in columns.iter_mut().zip(cells) {
-                    col.push(cell);
+                    col.push(&cell);
                 }
             }
         }
@@ -104,13 +104,13 @@ impl Table {
                 "{}, point {} (run {})",
                 self.path.display(),
                 r + 1,
-                self.columns[0][r]
+                &self.columns[0][r]
             )
         }
     }
 
     pub fn rows(&self) -> usize {
-        self.columns.first().map_or(0, Vec::len)
+        self.columns.first().map_or(0, TextColumn::len)
     }
 
     /// The header names, quoted, for error messages.
@@ -280,7 +280,7 @@ impl Selector {
             .map(|cell| cell_key(cell) == want)
             .collect();
         if !hits.contains(&true) {
-            let mut seen: Vec<&String> = t.columns[c].iter().collect();
+            let mut seen: Vec<&str> = t.columns[c].iter().collect();
             seen.sort();
             seen.dedup();
             let shown: Vec<String> = seen.iter().take(8).map(|s| format!("'{s}'")).collect();
@@ -306,7 +306,7 @@ mod tests {
         let t = Table {
             path: "x.csv".into(),
             headers: vec!["d".into(), "D".into(), "Loss".into()],
-            columns: vec![vec![]; 3],
+            columns: vec![TextColumn::default(); 3],
             lines: vec![],
             filled: vec![],
             notes: vec![],
@@ -318,7 +318,7 @@ mod tests {
         // Ambiguous ignoring case, and neither spelled so.
         let u = Table {
             headers: vec!["nv".into(), "NV".into()],
-            columns: vec![vec![]; 2],
+            columns: vec![TextColumn::default(); 2],
             ..t
         };
         assert_eq!(u.find("Nv"), None);
@@ -329,7 +329,7 @@ mod tests {
         let t = |headers: &[&str]| Table {
             path: "x.csv".into(),
             headers: headers.iter().map(|h| h.to_string()).collect(),
-            columns: vec![vec![]; headers.len()],
+            columns: vec![TextColumn::default(); headers.len()],
             lines: vec![],
             filled: vec![],
             notes: vec![],
@@ -368,8 +368,8 @@ mod tests {
             path: "x.csv".into(),
             headers: vec!["split".into(), "D".into()],
             columns: vec![
-                vec!["train".into(), "test".into(), "train".into()],
-                vec!["1000".into(), "1e3".into(), "10".into()],
+                vec!["train", "test", "train"].into(),
+                vec!["1000", "1e3", "10"].into(),
             ],
             lines: vec![2, 3, 4],
             filled: vec![],

@@ -11,7 +11,7 @@
 use anyhow::bail;
 use indexmap::IndexMap;
 
-use crate::data::Table;
+use crate::data::{Table, TextColumn};
 use crate::law::dag::{Node, NodeId};
 use crate::law::{parse, CompiledLaw, LawFile};
 
@@ -107,7 +107,9 @@ pub fn fill_defaults(file: &LawFile, table: &mut Table, opts: &BindOptions) -> a
             continue;
         }
         table.headers.push(declared.to_string());
-        table.columns.push(vec![value.to_string(); table.rows()]);
+        table
+            .columns
+            .push(TextColumn::filled(&value.to_string(), table.rows()));
         table.filled.push(table.headers.len() - 1);
     }
     Ok(())
@@ -443,7 +445,7 @@ mod tests {
         Table {
             path: "t.csv".into(),
             headers: headers.iter().map(|h| h.to_string()).collect(),
-            columns: vec![vec!["1".into(), "2".into()]; headers.len()],
+            columns: vec![vec!["1", "2"].into(); headers.len()],
             lines: vec![],
             filled: vec![],
             notes: vec![],

@@ -87,7 +87,7 @@ fn draw(
     let key_of = |row: usize| -> Vec<String> {
         by_cols
             .iter()
-            .map(|&c| table.columns[c][row].clone())
+            .map(|&c| table.columns[c][row].to_string())
             .collect()
     };
     let param_vec = |m: &IndexMap<String, f64>| -> Vec<f64> {
@@ -140,11 +140,11 @@ fn draw(
     for row in 0..rows {
         let k = (
             key_of(row),
-            run.map(|c| table.columns[c][row].clone()),
+            run.map(|c| table.columns[c][row].to_string()),
             others.iter().map(|col| col[row].to_bits()).collect(),
             split
                 .iter()
-                .map(|&c| table.columns[c][row].clone())
+                .map(|&c| table.columns[c][row].to_string())
                 .collect(),
         );
         let ci = *index.entry(k).or_insert_with(|| {
@@ -176,7 +176,7 @@ fn draw(
         curves.iter().all(|c| {
             let r = c[0];
             let vals: Vec<u64> = per_curve.iter().map(|&v| vars[v][r].to_bits()).collect();
-            let cells: Vec<&String> = split.iter().map(|&s| &table.columns[s][r]).collect();
+            let cells: Vec<&str> = split.iter().map(|&s| &table.columns[s][r]).collect();
             seen.insert((vals, cells))
         })
     };
@@ -232,7 +232,7 @@ fn draw(
         let mut label: Vec<String> = key_of(first);
         if let Some(rc) = run.filter(|_| by_cols.is_empty() && !values_tell_apart) {
             if !table.columns[rc][first].is_empty() {
-                label.push(table.columns[rc][first].clone());
+                label.push(table.columns[rc][first].to_string());
             }
         }
         // The grid's row variable first, as "T = 4, N = 1.36B".
@@ -247,7 +247,7 @@ fn draw(
         for &s in split.iter().filter(|s| !by_cols.contains(s)) {
             label.push(format!(
                 "{} = {}",
-                table.headers[s], table.columns[s][first]
+                table.headers[s], &table.columns[s][first]
             ));
         }
         let (n, t) = if wrap {

@@ -181,7 +181,12 @@ pub(super) fn fit_metrics(
             CurveMetrics {
                 labels: label_cols
                     .iter()
-                    .map(|&k| (table.headers[k].clone(), table.columns[k][first].clone()))
+                    .map(|&k| {
+                        (
+                            table.headers[k].clone(),
+                            table.columns[k][first].to_string(),
+                        )
+                    })
                     .collect(),
                 at: (0..cols.vars.len())
                     .filter(|&v| v != axis)

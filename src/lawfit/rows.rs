@@ -96,7 +96,7 @@ pub(super) fn groups(
             out.push(Group {
                 key: by_cols
                     .iter()
-                    .map(|&c| (table.headers[c].clone(), table.columns[c][r].clone()))
+                    .map(|&c| (table.headers[c].clone(), table.columns[c][r].to_string()))
                     .collect(),
                 train: Vec::new(),
                 test: Vec::new(),
@@ -276,7 +276,7 @@ pub(crate) fn split_columns(
         return Vec::new();
     }
     let distinct = |c: usize| {
-        let mut v: Vec<&str> = table.columns[c].iter().map(String::as_str).collect();
+        let mut v: Vec<&str> = table.columns[c].iter().collect();
         v.sort_unstable();
         v.dedup();
         v.len()
@@ -297,7 +297,7 @@ pub(crate) fn split_columns(
         repeating.iter().all(|curve| {
             let mut seen: HashMap<(&str, u64), ()> = HashMap::new();
             curve.iter().all(|&r| {
-                let key = (table.columns[c][r].as_str(), vars[axis][r].to_bits());
+                let key = (&table.columns[c][r], vars[axis][r].to_bits());
                 seen.insert(key, ()).is_none()
             })
         })
@@ -342,11 +342,8 @@ pub(super) fn curves_in(
             .filter(|&v| v != axis)
             .map(|v| vars[v][r].to_bits())
             .collect();
-        let label = run.map(|c| table.columns[c][r].as_str());
-        let parts: Vec<&str> = split
-            .iter()
-            .map(|&c| table.columns[c][r].as_str())
-            .collect();
+        let label = run.map(|c| &table.columns[c][r]);
+        let parts: Vec<&str> = split.iter().map(|&c| &table.columns[c][r]).collect();
         let ci = *index.entry((label, key, parts)).or_insert_with(|| {
             curves.push(Vec::new());
             curves.len() - 1

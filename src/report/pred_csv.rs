@@ -18,7 +18,7 @@ pub fn write_table_pred_csv(
         header.extend(["pred", "residual", "set"]);
         w.write_record(&header)?;
         for r in 0..table.rows() {
-            let mut row: Vec<String> = table.columns.iter().map(|c| c[r].clone()).collect();
+            let mut row: Vec<String> = table.columns.iter().map(|c| c[r].to_string()).collect();
             row.push(pred[r].to_string());
             row.push((pred[r] - loss[r]).to_string());
             row.push(if held_out[r] { "test" } else { "fit" }.to_string());
@@ -39,9 +39,9 @@ mod tests {
             path: "t.csv".into(),
             headers: vec!["run".into(), "x".into(), "loss".into()],
             columns: vec![
-                vec!["a,b".into(), "c".into()],
-                vec!["1".into(), "2".into()],
-                vec!["3".into(), "2.5".into()],
+                vec!["a,b", "c"].into(),
+                vec!["1", "2"].into(),
+                vec!["3", "2.5"].into(),
             ],
             lines: vec![2, 3],
             filled: vec![],

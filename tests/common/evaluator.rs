@@ -249,3 +249,56 @@ pub fn param_index(law: &CompiledLaw, name: &str) -> usize {
         .position(|p| p == name)
         .unwrap_or_else(|| panic!("the law has no parameter {name}"))
 }
+
+/// Raw parameter vectors away from the optimum, with large gradients; the
+/// last two put the prediction near zero at large tokens.
+pub const FAR: [[(&str, f64); 10]; 4] = [
+    [
+        ("E", 1.6),
+        ("A", 943.8),
+        ("alpha", 0.35),
+        ("t1", 2.72e7),
+        ("B", 1.451e4),
+        ("beta", 0.4),
+        ("t2", 6e7),
+        ("C", 0.5),
+        ("gamma", 0.9),
+        ("t3", 0.7),
+    ],
+    [
+        ("E", 1.2),
+        ("A", 1.106e4),
+        ("alpha", 0.5),
+        ("t1", 1.36e8),
+        ("B", 1108.0),
+        ("beta", 0.3),
+        ("t2", 2e8),
+        ("C", 0.2),
+        ("gamma", 1.5),
+        ("t3", 0.1),
+    ],
+    [
+        ("E", 2.5),
+        ("A", 1.237e5),
+        ("alpha", 0.7),
+        ("t1", 4.08e8),
+        ("B", 9.19e11),
+        ("beta", 1.2),
+        ("t2", 1e9),
+        ("C", 0.0),
+        ("gamma", 1.0),
+        ("t3", 0.0),
+    ],
+    [
+        ("E", 0.4),
+        ("A", 93.94),
+        ("alpha", 0.2),
+        ("t1", 1.36e6),
+        ("B", 752.1),
+        ("beta", 0.25),
+        ("t2", 2e6),
+        ("C", -0.1),
+        ("gamma", 0.6),
+        ("t3", 2.0),
+    ],
+];

@@ -605,16 +605,7 @@ impl GpuLaw {
     /// to by index (resolved against this sweep's curves), replacing any
     /// earlier ones.
     pub fn set_weightings(&mut self, weightings: &[Resolved]) -> anyhow::Result<()> {
-        if let Some(r) = weightings
-            .iter()
-            .find(|r| r.mult.len() != self.n_curves || r.first.len() != self.n_curves)
-        {
-            bail!(
-                "a weighting of {} curves for a sweep of {}",
-                r.mult.len(),
-                self.n_curves
-            );
-        }
+        crate::backend::weights::check_curves(weightings, self.n_curves)?;
         let entries: Vec<[u32; 2]> = weightings
             .iter()
             .flat_map(|r| {

@@ -444,16 +444,7 @@ impl CpuLaw {
         if let Some(k) = which.iter().find(|&&k| k != UNWEIGHTED && k as usize >= n) {
             anyhow::bail!("weighting index {k} is out of range: there are {n} weightings");
         }
-        if let Some(r) = weightings
-            .iter()
-            .find(|r| r.mult.len() != self.n_curves || r.first.len() != self.n_curves)
-        {
-            anyhow::bail!(
-                "a weighting of {} curves for a sweep of {}",
-                r.mult.len(),
-                self.n_curves
-            );
-        }
+        crate::backend::weights::check_curves(weightings, self.n_curves)?;
         // Starts that share a weighting side by side, so that a span's
         // weights are filled once for all of them. A start's value does
         // not depend on the others in its batch, so the order changes no
@@ -1179,16 +1170,7 @@ impl crate::backend::Evaluator for CpuLaw {
     }
 
     fn set_weightings(&mut self, weightings: &[Resolved]) -> anyhow::Result<()> {
-        if let Some(r) = weightings
-            .iter()
-            .find(|r| r.mult.len() != self.n_curves || r.first.len() != self.n_curves)
-        {
-            anyhow::bail!(
-                "a weighting of {} curves for a sweep of {}",
-                r.mult.len(),
-                self.n_curves
-            );
-        }
+        crate::backend::weights::check_curves(weightings, self.n_curves)?;
         self.registered = weightings.to_vec();
         Ok(())
     }
