@@ -30,13 +30,17 @@
 //! Here: the evaluator, its construction and the batched passes every
 //! layout shares; `grid`, `points` (with `power`) the layouts' own passes
 //! (the table runs the shared ones); `separable` the grid's fused loop for
-//! laws separable along the axis; `loss` the loss and the fixed-order sums.
+//! laws separable along the axis; `loss` the loss and the fixed-order sums;
+//! `setup` what construction derives from the plan; `weighted` the
+//! weightings' per-point factors.
 
 mod grid;
 mod loss;
 mod points;
 mod power;
 mod separable;
+mod setup;
+mod weighted;
 
 use std::ops::Range;
 use std::sync::Mutex;
@@ -56,6 +60,8 @@ use loss::*;
 use points::*;
 use power::{Base, PowerTerm};
 use separable::*;
+use setup::*;
+use weighted::*;
 
 /// Distinct axis values per tile (and points per block): the arrays of a
 /// law with a few dozen nodes stay in L1/L2 while every curve passes over
@@ -615,156 +621,6 @@ impl CpuLaw {
     }
 }
 
-/// Cells per group for `plan`: at least [`GROUP_CELLS`], and enough that
-/// each group's passes over its curves (forward and back, a fixed cost
-/// per pass however few the curves) stay small beside its cells.
-fn group_cells(plan: &Plan) -> usize {
-    let passes =
-        plan.forward[Class::Curve as usize].len() + plan.edges[Class::Curve as usize].len();
-    GROUP_CELLS.max(CELLS_PER_PASS * passes)
-}
-
-/// Consecutive spans (table: blocks) of about `target` cells each; one
-/// (empty) group for an empty sweep.
-fn groups(layout: CpuLayout, spans: &[Span], nc: usize, target: usize) -> Vec<Range<usize>> {
-    let sizes: Vec<usize> = match layout {
-        CpuLayout::Table => (0..nc).step_by(TILE).map(|c0| TILE.min(nc - c0)).collect(),
-        _ => spans.iter().map(|s| s.m * s.curves.len()).collect(),
-    };
-    let mut groups = Vec::new();
-    let (mut first, mut cells) = (0, 0);
-    for (i, &n) in sizes.iter().enumerate() {
-        cells += n;
-        if cells >= target {
-            groups.push(first..i + 1);
-            (first, cells) = (i + 1, 0);
-        }
-    }
-    if first < sizes.len() || groups.is_empty() {
-        groups.push(first..sizes.len());
-    }
-    groups
-}
-
-/// Where each node's adjoint lives, which adjoints start at zero, and how
-/// each backward edge applies (see [`Step`]). A node's adjoint that comes
-/// from one edge of its own class alone is formed by that edge (or is its
-/// consumer's); every other one accumulates into a zeroed array.
-#[allow(clippy::type_complexity)]
-fn adjoint_plan(
-    plan: &Plan,
-    cslot: &[usize],
-    slot: &[usize],
-    layout: CpuLayout,
-) -> (Vec<usize>, Vec<bool>, [Vec<(Edge, Step)>; 4]) {
-    let g = plan.graph();
-    let class = &plan.class;
-    let value = plan.value();
-    let mut incoming = vec![0usize; g.len()];
-    for e in plan.edges.iter().flatten() {
-        incoming[e.to as usize] += 1;
-    }
-    let mut aslot: Vec<usize> = (0..g.len())
-        .map(|i| match class[i] {
-            Class::Curve => cslot[i],
-            Class::Axis | Class::Point => slot[i],
-            _ => usize::MAX,
-        })
-        .collect();
-    let mut zero: Vec<bool> = incoming.iter().map(|&k| k > 0).collect();
-    // The prediction's adjoint is the seed: written by the loss in the
-    // point layout, added on the grid.
-    zero[value as usize] = layout != CpuLayout::Table && class[value as usize] != Class::Data;
-    let mut steps: [Vec<(Edge, Step)>; 4] = Default::default();
-    for k in [Class::Curve, Class::Axis, Class::Point] {
-        for &e in &plan.edges[k as usize] {
-            let (to, from) = (e.to as usize, e.from as usize);
-            let step = if class[to] == k && incoming[to] == 1 {
-                if g.constant(e.partial) == Some(1.0) {
-                    aslot[to] = aslot[from];
-                    Step::Alias
-                } else {
-                    Step::Store
-                }
-            } else {
-                Step::Add
-            };
-            if step != Step::Add {
-                zero[to] = false;
-            }
-            steps[k as usize].push((e, step));
-        }
-    }
-    (aslot, zero, steps)
-}
-
-/// Log and reciprocal pairs to evaluate together (see [`Fuse`]).
-fn fuse_ln_recip(plan: &Plan) -> Vec<Fuse> {
-    let g = plan.graph();
-    let mut fuse = vec![Fuse::Alone; g.len()];
-    for c in [Class::Curve, Class::Axis, Class::Point] {
-        let ids = &plan.forward[c as usize];
-        for &ln in ids {
-            let Node::Log(x) = g.node(ln) else { continue };
-            let recip = ids.iter().copied().find(|&r| match g.node(r) {
-                Node::Div(one, d) => d == x && g.constant(one) == Some(1.0),
-                _ => false,
-            });
-            if let Some(recip) = recip {
-                // Forward lists are in topological (index) order.
-                let (first, second) = (ln.min(recip), ln.max(recip));
-                fuse[first as usize] = Fuse::LnRecip { ln, recip };
-                fuse[second as usize] = Fuse::Done;
-            }
-        }
-    }
-    fuse
-}
-
-/// The data nodes' values as columns (one per node, with the node's slot
-/// in them): per curve, per distinct axis value, or per grid cell (NaN in
-/// empty cells) by the node's level.
-fn data_columns(
-    plan: &Plan,
-    sweep: &Sweep,
-    layout: CpuLayout,
-) -> Result<(Vec<Vec<f64>>, Vec<usize>), String> {
-    let dv = plan.data(sweep, None);
-    let (nc, na) = (sweep.curves.len(), sweep.axis_values.len());
-    let mut dslot = vec![usize::MAX; plan.graph().len()];
-    let mut cols = Vec::new();
-    for &id in &plan.forward[Class::Data as usize] {
-        let col = match (layout, plan.level[id as usize]) {
-            (_, Class::Curve) => (0..nc).map(|c| dv.get(Class::Curve, c, id)).collect(),
-            (CpuLayout::Grid, Class::Axis) => (0..na).map(|a| dv.get(Class::Axis, a, id)).collect(),
-            (CpuLayout::Grid, _) => {
-                let mut col = vec![f64::NAN; nc * na];
-                for (c, r) in sweep.curves.iter().enumerate() {
-                    for i in r.clone() {
-                        col[c * na + sweep.axis_index[i] as usize] = dv.get(Class::Point, i, id);
-                    }
-                }
-                col
-            }
-            (CpuLayout::Points, Class::Axis) => (0..sweep.points())
-                .map(|i| dv.get(Class::Axis, sweep.axis_index[i] as usize, id))
-                .collect(),
-            (CpuLayout::Points, _) => (0..sweep.points())
-                .map(|i| dv.get(Class::Point, i, id))
-                .collect(),
-            // Only a plan made for another sweep could have them.
-            (CpuLayout::Table, _) => {
-                return Err(
-                    "the plan has per-point nodes, which one-point curves do not have".into(),
-                )
-            }
-        };
-        dslot[id as usize] = cols.len();
-        cols.push(col);
-    }
-    Ok((cols, dslot))
-}
-
 /// One start's values that live across the tiles (or blocks) of a batch.
 struct StartState {
     start: Vec<f64>,
@@ -802,16 +658,6 @@ struct Workspace {
     pv: [Vec<f64>; 3],
 }
 
-/// A span's (or block's) effective weights under one weighting, one row of
-/// the span's length per curve: filled when a start of another weighting
-/// (or span) comes, reused by the starts after it.
-#[derive(Default)]
-struct Effective {
-    w: Vec<f64>,
-    /// (span, weighting) of `w`.
-    filled: Option<(usize, u32)>,
-}
-
 impl Workspace {
     fn new(cg: &CpuLaw) -> Workspace {
         let n = cg.n_nodes;
@@ -840,125 +686,6 @@ impl Workspace {
             eff: Effective::default(),
             pv: std::array::from_fn(|_| vec![0.0; TILE]),
         }
-    }
-}
-
-impl Effective {
-    /// The effective weights of span `si` (or the table's block `si`)
-    /// under weighting `k`, filled unless they already are.
-    #[inline(always)]
-    fn get(&mut self, cg: &CpuLaw, si: usize, k: u32, r: &Resolved) -> &[f64] {
-        if self.filled != Some((si, k)) {
-            match cg.layout {
-                CpuLayout::Table => {
-                    let c0 = si * TILE;
-                    let m = TILE.min(cg.n_curves - c0);
-                    self.w.resize(m, 0.0);
-                    for (j, e) in self.w.iter_mut().enumerate() {
-                        let c = c0 + j;
-                        *e = cg.w[c] * factor(r, c, 0, cg.first_point[c]);
-                    }
-                }
-                _ => fill_span(cg, &cg.spans[si], r, &mut self.w),
-            }
-            self.filled = Some((si, k));
-        }
-        &self.w
-    }
-}
-
-/// The factor weighting `r` gives point `pos` of curve `c`, whose first
-/// point is `first`: the same products, in the same order, as
-/// [`Resolved::factor`].
-#[inline(always)]
-fn factor(r: &Resolved, c: usize, pos: u32, first: usize) -> f64 {
-    if pos >= r.first[c] {
-        return 0.0;
-    }
-    match r.poisson {
-        Some(s) => r.mult[c] * poisson1(point_hash(s, (first as u32).wrapping_add(pos))) as f64,
-        None => r.mult[c],
-    }
-}
-
-/// Effective weights of `span`'s cells under `r` into `out`, one row of
-/// `span.m` per curve. Empty grid cells have position u32::MAX, never
-/// below a limit, so they get 0. Inlined into the instruction-set-specific
-/// pass, and branch-free per cell, so that it vectorises.
-#[inline(always)]
-fn fill_span(cg: &CpuLaw, span: &Span, r: &Resolved, out: &mut Vec<f64>) {
-    let m = span.m;
-    out.resize(span.curves.len() * m, 0.0);
-    for (row, c) in span.curves.clone().enumerate() {
-        let out = &mut out[row * m..(row + 1) * m];
-        let cells = span.row(c);
-        let (mult, limit, first) = (r.mult[c], r.first[c], cg.first_point[c] as u32);
-        if mult == 0.0 || limit == 0 {
-            out.fill(0.0);
-            continue;
-        }
-        let w = &cg.w[cells.clone()];
-        // Positions: the grid's per cell, else consecutive. One loop per
-        // case, each branch-free so that it vectorises.
-        match (cg.layout, r.poisson) {
-            (CpuLayout::Grid, None) => {
-                let pos = &cg.pos[cells];
-                for j in 0..m {
-                    out[j] = if pos[j] < limit { w[j] * mult } else { 0.0 };
-                }
-            }
-            (CpuLayout::Grid, Some(s)) => {
-                let pos = &cg.pos[cells];
-                for j in 0..m {
-                    let k = poisson1(point_hash(s, first.wrapping_add(pos[j])));
-                    out[j] = if pos[j] < limit {
-                        w[j] * (mult * k as f64)
-                    } else {
-                        0.0
-                    };
-                }
-            }
-            (_, None) => {
-                let p0 = cells.start as u32 - first;
-                for j in 0..m {
-                    out[j] = if p0 + (j as u32) < limit {
-                        w[j] * mult
-                    } else {
-                        0.0
-                    };
-                }
-            }
-            (_, Some(s)) => {
-                let p0 = cells.start as u32 - first;
-                for j in 0..m {
-                    let p = p0 + j as u32;
-                    let k = poisson1(point_hash(s, first.wrapping_add(p)));
-                    out[j] = if p < limit {
-                        w[j] * (mult * k as f64)
-                    } else {
-                        0.0
-                    };
-                }
-            }
-        }
-    }
-}
-
-/// The weighting of each start of a batch.
-#[derive(Clone, Copy)]
-struct Weights<'a> {
-    /// Per start, an index into `resolved` or UNWEIGHTED; None when every
-    /// start has the sweep's own weights.
-    which: Option<&'a [u32]>,
-    resolved: &'a [Resolved],
-}
-
-impl Weights<'_> {
-    /// Start `j`'s weighting with its index, None for the sweep's own.
-    #[inline(always)]
-    fn get(&self, j: usize) -> Option<(u32, &Resolved)> {
-        let k = self.which?[j];
-        (k != UNWEIGHTED).then(|| (k, &self.resolved[k as usize]))
     }
 }
 
