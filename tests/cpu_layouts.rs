@@ -13,20 +13,6 @@ use sweepfit::law::plan::{Plan, Sweep};
 use sweepfit::law::CompiledLaw;
 use sweepfit::objective::{LossKind, Objective, Space};
 
-/// The looplm20 simulation's truth, which the test losses are drawn from.
-const TRUTH: [(&str, f64); 10] = [
-    ("E", 1.8),
-    ("A", 268.0),
-    ("alpha", 0.30),
-    ("t1", 1e7),
-    ("B", 2018.0),
-    ("beta", 0.35),
-    ("t2", 1.06e7),
-    ("C", 0.675),
-    ("gamma", 1.0),
-    ("t3", 0.5),
-];
-
 /// f and every gradient entry within 1e-10 of the f64 reference (relative
 /// to |f| and to the gradient's norm): both sum the same terms in f64, in
 /// another order.

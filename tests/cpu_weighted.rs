@@ -18,20 +18,6 @@ use sweepfit::law::CompiledLaw;
 use sweepfit::objective::{LossKind, Objective, Space};
 use sweepfit::simulate::{simulate_looplm20, SimOptions};
 
-/// The looplm20 simulation's truth.
-const TRUTH: [(&str, f64); 10] = [
-    ("E", 1.8),
-    ("A", 268.0),
-    ("alpha", 0.30),
-    ("t1", 1e7),
-    ("B", 2018.0),
-    ("beta", 0.35),
-    ("t2", 1.06e7),
-    ("C", 0.675),
-    ("gamma", 1.0),
-    ("t3", 0.5),
-];
-
 /// Against the reference: f within 1e-10 of |f|, the gradient within 1e-9
 /// of its norm (the evaluator sums in another order, with its own ln).
 const REL_F: f64 = 1e-10;

@@ -335,17 +335,10 @@ pub(super) struct Problems<'a> {
     pub(super) space: &'a LawSpace,
     pub(super) grids: &'a mut [JobEvaluator],
     pub(super) group_of: &'a [usize],
-    /// Per problem, which weighting of its evaluator weighs it (bootstrap
-    /// replicates); `None` when all keep their sweep's own weights.
-    pub(super) weighted: Option<Weighted<'a>>,
-}
-
-/// The weightings of a batch's problems (see [`Problems::weighted`]).
-#[derive(Clone, Copy)]
-pub(super) struct Weighted<'a> {
-    /// Per problem, an index into the weightings registered on its
-    /// evaluator.
-    pub(super) which: &'a [u32],
+    /// Per problem, the index of the weighting registered on its evaluator
+    /// that weighs it (bootstrap replicates); `None` when all keep their
+    /// sweep's own weights.
+    pub(super) weighted: Option<&'a [u32]>,
 }
 
 impl BatchObjective for Problems<'_> {
@@ -394,10 +387,10 @@ impl BatchObjective for Problems<'_> {
             if flat.is_empty() {
                 continue;
             }
-            if let Some(w) = self.weighted {
+            if let Some(weighting) = self.weighted {
                 // Weighted problems run evaluator by evaluator (a bootstrap
                 // has one per fit, mostly one).
-                let which: Vec<u32> = by_group[gi].iter().map(|&k| w.which[ids[k]]).collect();
+                let which: Vec<u32> = by_group[gi].iter().map(|&k| weighting[ids[k]]).collect();
                 grid.twin().evaluate_weighted(flat, &which, fo, go)?;
                 continue;
             }

@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use super::batch::{evaluator, lm_options, method_for, Method};
 use super::{
     curves_in, law_space, read_columns, row_jacobian, sweep_from, sweep_order, BoundLaw, Columns,
-    LawFitOptions, Problems, Weighted,
+    LawFitOptions, Problems,
 };
 use crate::backend::jacobian::{RowJacobian, Weights};
 use crate::backend::weights::{resolve_curves, Resolved, Weighting, ALL_POINTS};
@@ -143,7 +143,7 @@ pub fn bootstrap(
             space: &space,
             grids: &mut grids,
             group_of: &group_of,
-            weighted: Some(Weighted { which: &which }),
+            weighted: Some(&which),
         };
         optim::minimize_batch(&mut problems, &x0, &opts.lbfgs, progress)
     }

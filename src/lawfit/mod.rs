@@ -45,7 +45,7 @@ mod simulate;
 mod space;
 mod starts;
 
-use batch::{fit_jobs, Batch, Data, JobFit, Problems, Weighted};
+use batch::{fit_jobs, Batch, Data, JobFit, Problems};
 pub use binding::{BindOptions, Binding};
 pub use bootstrap::{bootstrap, Fitted};
 pub use eval::{combinations, evaluate, LawEvalOptions, LawEvalOutput, Protocol, MAX_FOLDS};

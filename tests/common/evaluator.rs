@@ -302,3 +302,17 @@ pub const FAR: [[(&str, f64); 10]; 4] = [
         ("t3", 2.0),
     ],
 ];
+
+/// The looplm20 simulation's truth, which the test losses are drawn from.
+pub const TRUTH: [(&str, f64); 10] = [
+    ("E", 1.8),
+    ("A", 268.0),
+    ("alpha", 0.30),
+    ("t1", 1e7),
+    ("B", 2018.0),
+    ("beta", 0.35),
+    ("t2", 1.06e7),
+    ("C", 0.675),
+    ("gamma", 1.0),
+    ("t3", 0.5),
+];

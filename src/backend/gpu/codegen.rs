@@ -295,7 +295,6 @@ struct Writer<'a> {
     plan: &'a Plan,
     g: &'a Graph,
     layout: Layout,
-    grid: bool,
     value: NodeId,
     /// Data nodes read per curve, per point and (grid) per axis value.
     curve_data: Vec<NodeId>,
@@ -440,7 +439,6 @@ impl<'a> Writer<'a> {
             plan,
             g,
             layout,
-            grid,
             value,
             curve_data,
             point_data,
@@ -461,6 +459,11 @@ impl<'a> Writer<'a> {
             point_vec4s,
             tile,
         })
+    }
+
+    /// Whether this is the grid layout.
+    fn grid(&self) -> bool {
+        self.layout == Layout::Grid
     }
 
     /// The class a node runs in on the GPU in this layout.
@@ -607,7 +610,7 @@ impl<'a> Writer<'a> {
     /// nodes and their sums, per value.
     fn axis(&self) -> Result<[String; 3], CodegenError> {
         let (mut vars, mut open, mut close) = (String::new(), String::new(), String::new());
-        if !self.grid {
+        if !self.grid() {
             return Ok([vars, open, close]);
         }
         // The current block, and per value of it whether its axis nodes
@@ -679,7 +682,7 @@ impl<'a> Writer<'a> {
                 let comp = ["x", "y", "z", "w"][s % 4];
                 writeln!(point, "let n{id} = q{}.{comp};", s / 4).unwrap();
             }
-        } else if !self.grid {
+        } else if !self.grid() {
             for v in 1..self.point_vec4s {
                 writeln!(point, "let q{v} = tile[j * PV + {v}u];").unwrap();
             }
@@ -732,7 +735,7 @@ impl<'a> Writer<'a> {
     /// The template with every slot filled; on the grid, the cell body
     /// (between `//@CELL_BEGIN` and `//@CELL_END`) once per value of a row.
     fn source(&self) -> Result<String, CodegenError> {
-        let template = template(if self.grid { GRID_ROW } else { POINTS_ROW });
+        let template = template(if self.grid() { GRID_ROW } else { POINTS_ROW });
         let (point, point_back) = self.point(None)?;
         let [axis_vars, axis_open, axis_close] = self.axis()?;
         let mut slots = Slots {
