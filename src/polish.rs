@@ -66,7 +66,6 @@ pub(crate) fn theta_moments(
     scratch: &mut (Vec<f64>, Vec<f64>, Vec<f64>),
 ) -> f64 {
     let m = space.dim();
-    let free = space.free();
     let (graw, hraw, t) = scratch;
     graw.resize(m, 0.0);
     hraw.resize(m * m, 0.0);
@@ -76,9 +75,26 @@ pub(crate) fn theta_moments(
         None => rows.evaluate(&p, ws, graw, hraw),
         Some(w) => rows.evaluate_reweighted(&p, ws, graw, hraw, w),
     };
-    // Into theta: with M = d(free params) / d theta, g = M^T g_raw and
-    // H = M^T H_raw M.
-    let jac = space.jacobian(&p);
+    moments_to_theta(space, &p, graw, hraw, t, g, h);
+    f
+}
+
+/// A gradient and Gauss-Newton matrix over `space`'s free parameters
+/// (`graw`, `hraw`, m x m) at params `p`, into theta: with M = d(free
+/// params) / d theta, g = M^T g_raw and H = M^T H_raw M. `t` is m x m
+/// scratch.
+pub(crate) fn moments_to_theta(
+    space: &LawSpace,
+    p: &[f64],
+    graw: &[f64],
+    hraw: &[f64],
+    t: &mut [f64],
+    g: &mut [f64],
+    h: &mut [f64],
+) {
+    let m = space.dim();
+    let free = space.free();
+    let jac = space.jacobian(p);
     let mm = |a: usize, q: usize| jac[free[a] * m + q];
     for a in 0..m {
         for q in 0..m {
@@ -91,7 +107,6 @@ pub(crate) fn theta_moments(
             h[q * m + r] = (0..m).map(|a| mm(a, q) * t[a * m + r]).sum();
         }
     }
-    f
 }
 
 impl LeastSquares<'_> {

@@ -58,14 +58,16 @@ const START_ROWS: usize = 8192;
 
 /// The optimiser of a batch. Least squares (mse) on the CPU runs
 /// Levenberg-Marquardt, which takes a few times fewer evaluations than
-/// L-BFGS, except on curves that share an axis grid: there L-BFGS's
-/// evaluation is so much cheaper (the grid evaluator forms the gradient
-/// per cell, the Gauss-Newton sums are formed per row) that it wins
-/// overall. Measured on the README's Pythia fit (107,400 rows on a grid of
-/// 4 curves by 28,600 token values): 3.5 s against 6.5 s; on the demo's
-/// sweep (20 curves): 0.34 s against 0.76 s. The batch's jobs are subsets
-/// of one table, so the first job's rows stand for all; their sweep, when
-/// it was made to decide, is returned for the evaluator to reuse.
+/// L-BFGS: on a shared axis grid with the grid evaluator's Gauss-Newton
+/// moments when the law is separable along the axis, else on per-row
+/// Jacobians. A grid whose law is not separable runs L-BFGS: the grid
+/// evaluator forms the gradient per cell while the Gauss-Newton sums
+/// would be formed per row, and its evaluations are so much cheaper that
+/// it wins overall (measured on the README's Pythia fit, 107,400 rows on
+/// a grid of 4 curves by 28,600 token values, with per-row Jacobians:
+/// 3.5 s against 6.5 s). The batch's jobs are subsets of one table, so
+/// the first job's rows stand for all; their sweep, when it was made to
+/// decide, is returned for the evaluator to reuse.
 pub(super) fn method(data: Data, jobs: &[Group], opts: &LawFitOptions) -> (Method, Option<Sweep>) {
     if opts.objective.loss != LossKind::Mse || opts.device.is_some() {
         return (Method::Lbfgs, None);
@@ -74,21 +76,22 @@ pub(super) fn method(data: Data, jobs: &[Group], opts: &LawFitOptions) -> (Metho
         return (Method::LeastSquares, None);
     };
     let sweep = sweep_of(data.b, data.cols, data.table, &g.train, &opts.objective);
-    match method_for(opts, &sweep) {
-        Method::Lbfgs => (Method::Lbfgs, Some(sweep)),
-        m => (m, None),
+    match method_for(data.b, opts, &sweep) {
+        Method::LeastSquares => (Method::LeastSquares, None),
+        m => (m, Some(sweep)),
     }
 }
 
 /// [`method`] for a batch whose first job's sweep is `sweep`.
-pub(super) fn method_for(opts: &LawFitOptions, sweep: &Sweep) -> Method {
-    if opts.objective.loss != LossKind::Mse
-        || opts.device.is_some()
-        || CpuLayout::of(sweep) == CpuLayout::Grid
-    {
+pub(super) fn method_for(b: &BoundLaw, opts: &LawFitOptions, sweep: &Sweep) -> Method {
+    if opts.objective.loss != LossKind::Mse || opts.device.is_some() {
         Method::Lbfgs
-    } else {
+    } else if CpuLayout::of(sweep) != CpuLayout::Grid {
         Method::LeastSquares
+    } else if CpuLaw::gauss_newton_on(&Plan::for_sweep(&b.law, sweep), sweep, opts.objective) {
+        Method::GridLeastSquares
+    } else {
+        Method::Lbfgs
     }
 }
 
@@ -127,6 +130,9 @@ pub(super) fn evaluator(
 pub(super) enum Method {
     /// Levenberg-Marquardt on per-row Jacobians (mse only).
     LeastSquares,
+    /// Levenberg-Marquardt on the grid evaluator's Gauss-Newton moments
+    /// (mse, a law separable along its axis, on the CPU).
+    GridLeastSquares,
     /// L-BFGS on the compiled evaluator (any loss).
     Lbfgs,
 }
@@ -226,6 +232,14 @@ pub(super) fn fit_jobs_by(
             jobs: &rows,
             job_of: &job_of,
             weights: &[],
+        };
+        optim::least_squares_batch(&mut problems, &x0, &lm, progress)
+    } else if method == Method::GridLeastSquares {
+        let lm = lm_options(&opts.lbfgs);
+        let mut problems = GridLeastSquares {
+            space,
+            grids: &grids,
+            group_of: &job_of,
         };
         optim::least_squares_batch(&mut problems, &x0, &lm, progress)
     } else {
@@ -416,6 +430,80 @@ impl BatchObjective for Problems<'_> {
             self.space
                 .grad_to_theta(&params[k], &gp[k * np..(k + 1) * np], gk)
         });
+        Ok(())
+    }
+}
+
+/// Least-squares problems on the grid evaluators' Gauss-Newton moments
+/// (see `CpuLaw::evaluate_gn`): problem `k` runs on `grids[group_of[k]]`.
+pub(super) struct GridLeastSquares<'a> {
+    pub(super) space: &'a LawSpace,
+    pub(super) grids: &'a [JobEvaluator],
+    pub(super) group_of: &'a [usize],
+}
+
+impl optim::BatchLeastSquares for GridLeastSquares<'_> {
+    fn dim(&self) -> usize {
+        self.space.dim()
+    }
+
+    fn bounds(&self) -> (Vec<f64>, Vec<f64>) {
+        self.space.bounds()
+    }
+
+    fn evaluate(
+        &mut self,
+        ids: &[usize],
+        xs: &[f64],
+        f: &mut [f64],
+        g: &mut [f64],
+        h: &mut [f64],
+    ) -> anyhow::Result<()> {
+        let (m, np) = (self.space.dim(), self.space.n_params());
+        let free = self.space.free();
+
+        let mut by_group: Vec<Vec<usize>> = vec![Vec::new(); self.grids.len()];
+        for (k, &id) in ids.iter().enumerate() {
+            by_group[self.group_of[id]].push(k);
+        }
+        for (grid, ks) in self.grids.iter().zip(&by_group) {
+            if ks.is_empty() {
+                continue;
+            }
+            let JobEvaluator::Cpu(grid) = grid else {
+                bail!("Gauss-Newton moments are formed on the CPU only");
+            };
+            let params: Vec<Vec<f64>> = ks
+                .iter()
+                .map(|&k| self.space.to_params(&xs[k * m..(k + 1) * m]))
+                .collect();
+            let flat: Vec<f64> = params.iter().flatten().copied().collect();
+            let (mut fo, mut go, mut ho) = (
+                vec![0.0; ks.len()],
+                vec![0.0; ks.len() * np],
+                vec![0.0; ks.len() * np * np],
+            );
+            grid.evaluate_gn(&flat, &mut fo, &mut go, &mut ho);
+            let (mut graw, mut hraw, mut t) = (vec![0.0; m], vec![0.0; m * m], vec![0.0; m * m]);
+            for (j, &k) in ks.iter().enumerate() {
+                f[k] = fo[j];
+                for (a, &fa) in free.iter().enumerate() {
+                    graw[a] = go[j * np + fa];
+                    for (b, &fb) in free.iter().enumerate() {
+                        hraw[a * m + b] = ho[j * np * np + fa * np + fb];
+                    }
+                }
+                polish::moments_to_theta(
+                    self.space,
+                    &params[j],
+                    &graw,
+                    &hraw,
+                    &mut t,
+                    &mut g[k * m..(k + 1) * m],
+                    &mut h[k * m * m..(k + 1) * m * m],
+                );
+            }
+        }
         Ok(())
     }
 }

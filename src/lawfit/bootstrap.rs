@@ -97,7 +97,7 @@ pub fn bootstrap(
     // Jacobians, or L-BFGS on one evaluator per fit.
     let least_squares = parts
         .first()
-        .is_some_and(|p| method_for(fit, &p.sweep) == Method::LeastSquares);
+        .is_some_and(|p| method_for(b, fit, &p.sweep) == Method::LeastSquares);
     let mut group_of = Vec::new();
     let mut which = Vec::new();
     let mut x0 = Vec::new();

@@ -34,6 +34,7 @@
 //! `setup` what construction derives from the plan; `weighted` the
 //! weightings' per-point factors.
 
+mod gauss_newton;
 mod grid;
 mod loss;
 mod points;
