@@ -5,7 +5,8 @@
 //! The `weighted` cells give every start its own Poisson weighting, as a
 //! point bootstrap does (the worst case: every point's count is hashed per
 //! start). The `law-cpu` and `law-gpu` cells time other laws on the sweeps
-//! of `sweepfit bench --law`. `sweepfit bench` covers the full grid and
+//! of `sweepfit bench --law`; `gauss-newton` the moments least squares
+//! runs on beside the gradient. `sweepfit bench` covers the full grid and
 //! fits; these are for tracking the kernels between commits.
 
 use std::time::Duration;
@@ -107,6 +108,38 @@ fn cpu(c: &mut Criterion) {
     bench_evaluator(c, "evaluate/cpu", &SIZES, |plan, sweep, ws| {
         cpu_evaluator(plan, sweep, ws, None)
     });
+}
+
+/// The Gauss-Newton moments (f, gradient and J^T W J, what
+/// Levenberg-Marquardt runs on) beside the plain evaluation, on the
+/// looplm20 grid at a fit-sized batch: their ratio is what a
+/// least-squares iteration costs over an L-BFGS one.
+fn cpu_gauss_newton(c: &mut Criterion) {
+    let (points, starts) = (100_000, 128);
+    let (law, sweep, params, _) = looplm20(points, starts);
+    let grid = CpuLaw::new(
+        Plan::for_sweep(&law.law, &sweep),
+        &sweep,
+        Objective::default(),
+    )
+    .expect("a CPU layout");
+    assert!(grid.has_gauss_newton(), "looplm on its grid is separable");
+    let np = law.law.params.len();
+    let (mut f, mut gr, mut h) = (
+        vec![0.0; starts],
+        vec![0.0; starts * np],
+        vec![0.0; starts * np * np],
+    );
+    let mut g = c.benchmark_group("gauss-newton/cpu");
+    g.throughput(Throughput::Elements((points * starts) as u64));
+    let id = label((points, starts));
+    g.bench_function(BenchmarkId::new("gradient", &id), |b| {
+        b.iter(|| grid.evaluate(&params, &mut f, &mut gr))
+    });
+    g.bench_function(BenchmarkId::new("moments", &id), |b| {
+        b.iter(|| grid.evaluate_gn(&params, &mut f, &mut gr, &mut h))
+    });
+    g.finish();
 }
 
 /// The compiled vocab law (laws/vocab.toml, with its def Nv = V*d) on the
@@ -320,6 +353,6 @@ criterion_group! {
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = cpu, cpu_layouts, cpu_compiled_points, law_cpu, gpu_round_trip, gpu, law_gpu
+    targets = cpu, cpu_gauss_newton, cpu_layouts, cpu_compiled_points, law_cpu, gpu_round_trip, gpu, law_gpu
 }
 criterion_main!(benches);

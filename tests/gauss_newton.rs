@@ -25,8 +25,10 @@ const TWO_AXIS_TERMS: &str =
     "B/(D + t2)^beta + K/log(D) + (E + A/(N + t1)^alpha + C/(T + t3)^gamma)";
 
 /// Five curves over a shared token grid, some shorter and some with gaps,
-/// losses from LoopLM at its truth with a wiggle, varied weights.
-fn ragged() -> Dataset {
+/// losses from LoopLM at its truth with a wiggle; weights varied from
+/// cell to cell, or one per curve (whose full rows of a tile take the
+/// evaluator's shortcut, and whose gaps do not).
+fn ragged(varied: bool) -> Dataset {
     let law = looplm_law();
     let truth = params_of(&law, &TRUTH);
     let grid: Vec<f64> = (0..700).map(|j| 1e8 + 3e7 * j as f64).collect();
@@ -51,7 +53,10 @@ fn ragged() -> Dataset {
                 t,
                 tokens: d,
                 loss: law.eval(&[n, d, t], &truth) + 0.02 * ((j * 5 + i * 3) as f64).sin(),
-                weight: 1.0 + ((i + j) % 3) as f64,
+                weight: match varied {
+                    true => 1.0 + ((i + j) % 3) as f64,
+                    false => 1.0 + i as f64,
+                },
             });
         }
     }
@@ -118,14 +123,19 @@ fn starts(law: &CompiledLaw) -> Vec<Vec<f64>> {
 }
 
 fn check(law: &CompiledLaw, fused_power: bool) {
-    let ds = ragged();
+    for varied in [true, false] {
+        check_on(law, fused_power, &ragged(varied));
+    }
+}
+
+fn check_on(law: &CompiledLaw, fused_power: bool, ds: &Dataset) {
     for space in [Space::Linear, Space::Log] {
         let obj = Objective {
             loss: LossKind::Mse,
             space,
             delta: 1e-3,
         };
-        let sweep = sweep_of(&ds, &obj);
+        let sweep = sweep_of(ds, &obj);
         let grid = CpuLaw::new(Plan::for_sweep(law, &sweep), &sweep, obj).unwrap();
         assert_eq!(grid.layout(), CpuLayout::Grid);
         assert!(grid.has_gauss_newton(), "{space:?}: the law is separable");
@@ -177,7 +187,7 @@ fn moments_of_an_axis_term_that_is_not_one_power_match_the_reference() {
 fn moments_do_not_depend_on_the_batch() {
     let law = looplm_law();
     let obj = Objective::default();
-    let sweep = sweep_of(&ragged(), &obj);
+    let sweep = sweep_of(&ragged(true), &obj);
     let grid = CpuLaw::new(Plan::for_sweep(&law, &sweep), &sweep, obj).unwrap();
     let ps = starts(&law);
     let together = evaluate_gn(&grid, &ps);
@@ -194,7 +204,7 @@ fn a_law_that_is_not_separable_has_no_moments() {
     // D and N meet in one term: no split of the Jacobian by key.
     let law = CompiledLaw::from_formula("E + A/(N*D)^alpha + C/T^gamma", &["N", "D", "T"]).unwrap();
     let obj = Objective::default();
-    let sweep = sweep_of(&ragged(), &obj);
+    let sweep = sweep_of(&ragged(true), &obj);
     let grid = CpuLaw::new(Plan::for_sweep(&law, &sweep), &sweep, obj).unwrap();
     assert_eq!(grid.layout(), CpuLayout::Grid);
     assert!(!grid.has_gauss_newton());

@@ -340,32 +340,23 @@ impl RowJacobian {
             };
             let mask = masks[i];
             let level = *level_of.entry(mask).or_insert_with(|| {
-                let mut index: HashMap<Vec<u64>, u32> = HashMap::new();
-                let (mut row_key, mut rep) = (Vec::with_capacity(n_rows), Vec::new());
                 let in_mask: Vec<usize> = (0..vars.len()).filter(|&v| mask >> v & 1 == 1).collect();
-                for (k, &r) in keep.iter().enumerate() {
-                    // A row with the values of the row before has its key.
-                    if k > 0 {
-                        let prev = keep[k - 1];
-                        if in_mask
-                            .iter()
-                            .all(|&v| vars[v][r].to_bits() == vars[v][prev].to_bits())
-                        {
-                            row_key.push(row_key[k - 1]);
-                            continue;
+                let (row_key, rep) = if in_mask.len() <= 4 {
+                    distinct_keys(&keep, |r| {
+                        let mut key = [0u64; 4];
+                        for (k, &v) in key.iter_mut().zip(&in_mask) {
+                            *k = vars[v][r].to_bits();
                         }
-                    }
-                    let key: Vec<u64> = (0..vars.len())
-                        .filter(|&v| mask >> v & 1 == 1)
-                        .map(|v| vars[v][r].to_bits())
-                        .collect();
-                    let next = rep.len() as u32;
-                    let id = *index.entry(key).or_insert(next);
-                    if id == next {
-                        rep.push(k);
-                    }
-                    row_key.push(id);
-                }
+                        key
+                    })
+                } else {
+                    distinct_keys(&keep, |r| {
+                        in_mask
+                            .iter()
+                            .map(|&v| vars[v][r].to_bits())
+                            .collect::<Vec<u64>>()
+                    })
+                };
                 hoist.push(rep.len() as f64 <= HOIST_FRACTION * n_rows as f64);
                 level_mask.push(mask);
                 levels.push(Level { row_key, rep });
@@ -1252,6 +1243,39 @@ fn dot<const FMA: bool>(a: &[f64], b: &[f64]) -> f64 {
         acc[l] = mul_add::<FMA>(*x, *y, acc[l]);
     }
     acc.iter().sum()
+}
+
+/// Each row of `keep` numbered by its distinct `key` (in order of first
+/// appearance), and each key's first row: a row with the key of the row
+/// before (consecutive points of one curve) costs no lookup. Fx hashing:
+/// the keys are the user's own numbers, so SipHash's resistance to chosen
+/// collisions buys nothing, and it was most of the build's time.
+fn distinct_keys<K: std::hash::Hash + Eq>(
+    keep: &[usize],
+    key: impl Fn(usize) -> K,
+) -> (Vec<u32>, Vec<usize>) {
+    let mut index: rustc_hash::FxHashMap<K, u32> = Default::default();
+    let (mut row_key, mut rep) = (Vec::with_capacity(keep.len()), Vec::new());
+    let mut prev: Option<K> = None;
+    for (k, &r) in keep.iter().enumerate() {
+        let kr = key(r);
+        if prev.as_ref() == Some(&kr) {
+            row_key.push(row_key[k - 1]);
+            continue;
+        }
+        let next = rep.len() as u32;
+        let id = match index.get(&kr) {
+            Some(&id) => id,
+            None => {
+                index.insert(key(r), next);
+                rep.push(k);
+                next
+            }
+        };
+        row_key.push(id);
+        prev = Some(kr);
+    }
+    (row_key, rep)
 }
 
 #[cfg(test)]

@@ -107,14 +107,27 @@ struct Scratch {
     ju: Vec<Vec<f64>>,
     /// A tile's column sums of the Gauss-Newton weights (log space).
     om: Vec<f64>,
-    /// The group's sums, in eight lanes each (see `gn_group`).
-    lanes: Vec<[f64; 8]>,
     /// A fused power term's v, ln x and 1/x over a tile (see `power`).
     pv: [Vec<f64>; 3],
+    /// The starts of a batch (see `gn_batch`).
+    starts: Vec<StartGn>,
+}
+
+/// One start's values that live across the tiles of a batch.
+#[derive(Default)]
+struct StartGn {
+    start: Vec<f64>,
+    cvals: Vec<Vec<f64>>,
+    cadj: Vec<Vec<f64>>,
+    /// Per curve, the prediction's curve part (the scalar term, signed).
+    scalar: Vec<f64>,
+    /// The group's sums, in eight lanes each (see `gn_batch`).
+    lanes: Vec<[f64; 8]>,
+    f: f64,
 }
 
 impl Scratch {
-    fn new(cg: &CpuLaw, s: usize) -> Scratch {
+    fn new(cg: &CpuLaw, s: usize, batch: usize) -> Scratch {
         let (n, nc) = (cg.n_nodes, cg.n_curves);
         Scratch {
             start: vec![0.0; n],
@@ -126,8 +139,16 @@ impl Scratch {
             jv: vec![vec![0.0; TILE]; s],
             ju: vec![vec![0.0; nc]; s],
             om: vec![0.0; TILE],
-            lanes: Vec::new(),
             pv: std::array::from_fn(|_| vec![0.0; TILE]),
+            starts: (0..batch)
+                .map(|_| StartGn {
+                    start: vec![0.0; n],
+                    cvals: vec![vec![0.0; nc]; cg.n_cslots],
+                    cadj: vec![vec![0.0; nc]; cg.n_cslots],
+                    scalar: vec![0.0; nc],
+                    ..Default::default()
+                })
+                .collect(),
         }
     }
 }
@@ -171,15 +192,29 @@ impl CpuLaw {
         };
         let s = su.coords.nodes.len();
         let ng = self.groups.len();
-        let parts: Vec<Part> = (0..k * ng)
+        // Starts side by side on each tile (its targets and weights read
+        // once for all of them), as many as keep their sums in L2.
+        let nc = self.n_curves;
+        let per_start = 8 * (2 * nc + nc * s + s + s * s) + 2 * self.n_cslots * nc + self.n_nodes;
+        let batch = (BATCH_VALUES / per_start.max(1)).clamp(1, MAX_BATCH);
+        let chunks = k.div_ceil(batch);
+        let parts: Vec<Vec<Part>> = (0..chunks * ng)
             .into_par_iter()
             .map_init(
-                || Scratch::new(self, s),
+                || Scratch::new(self, s, batch),
                 |ws, i| {
-                    let (j, gi) = (i / ng, i % ng);
-                    let mut part = Part::default();
-                    gn_dispatch(self, &su, &params[j * np..(j + 1) * np], gi, ws, &mut part);
-                    part
+                    let (c, gi) = (i / ng, i % ng);
+                    let js = c * batch..((c + 1) * batch).min(k);
+                    let mut out = vec![Part::default(); js.len()];
+                    gn_dispatch(
+                        self,
+                        &su,
+                        &params[js.start * np..js.end * np],
+                        gi,
+                        ws,
+                        &mut out,
+                    );
+                    out
                 },
             )
             .collect();
@@ -188,18 +223,12 @@ impl CpuLaw {
             .zip(h.par_chunks_mut(np * np))
             .enumerate()
             .for_each_init(
-                || Scratch::new(self, s),
+                || Scratch::new(self, s, 0),
                 |ws, (j, ((f, g), h))| {
                     let p = &params[j * np..(j + 1) * np];
-                    *f = self.gn_finish(
-                        &su.sep,
-                        &su.coords,
-                        p,
-                        &parts[j * ng..(j + 1) * ng],
-                        ws,
-                        g,
-                        h,
-                    );
+                    let (c, at) = (j / batch, j % batch);
+                    let mine: Vec<&Part> = (0..ng).map(|gi| &parts[c * ng + gi][at]).collect();
+                    *f = self.gn_finish(&su.sep, &su.coords, p, &mine, ws, g, h);
                 },
             );
     }
@@ -212,7 +241,7 @@ impl CpuLaw {
         sep: &Separable,
         coords: &GnCoords,
         p: &[f64],
-        parts: &[Part],
+        parts: &[&Part],
         ws: &mut Scratch,
         g: &mut [f64],
         h: &mut [f64],
@@ -366,7 +395,14 @@ fn backward_jac(
     }
 }
 
-fn gn_dispatch(cg: &CpuLaw, su: &Setup, p: &[f64], group: usize, ws: &mut Scratch, out: &mut Part) {
+fn gn_dispatch(
+    cg: &CpuLaw,
+    su: &Setup,
+    p: &[f64],
+    group: usize,
+    ws: &mut Scratch,
+    out: &mut [Part],
+) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
@@ -379,7 +415,7 @@ fn gn_dispatch(cg: &CpuLaw, su: &Setup, p: &[f64], group: usize, ws: &mut Scratc
             return unsafe { gn_avx2(cg, su, p, group, ws, out) };
         }
     }
-    gn_group::<false>(cg, su, p, group, ws, out)
+    gn_batch::<false>(cg, su, p, group, ws, out)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -390,9 +426,9 @@ unsafe fn gn_avx512(
     p: &[f64],
     group: usize,
     ws: &mut Scratch,
-    out: &mut Part,
+    out: &mut [Part],
 ) {
-    gn_group::<true>(cg, su, p, group, ws, out)
+    gn_batch::<true>(cg, su, p, group, ws, out)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -403,179 +439,216 @@ unsafe fn gn_avx2(
     p: &[f64],
     group: usize,
     ws: &mut Scratch,
-    out: &mut Part,
+    out: &mut [Part],
 ) {
-    gn_group::<true>(cg, su, p, group, ws, out)
+    gn_batch::<true>(cg, su, p, group, ws, out)
 }
 
-/// One start over one group of tiles: its sums into `out`. The cells run
-/// through the gradient's fused loop (`separable_rows`); the Gauss-Newton
-/// weights w (dr/dpred)^2 are the sweep's weights in linear space (their
-/// sums over curves and cells formed once, in `fixed`), else formed per
-/// row. Sums run in eight lanes to the group's end.
+/// A batch of starts over one group of tiles, each start's sums into
+/// `out`: tile by tile, every start of the batch on a tile before the
+/// next. The cells run through the gradient's fused loop
+/// (`separable_rows`); the Gauss-Newton weights w (dr/dpred)^2 are the
+/// sweep's weights in linear space (their sums over curves and cells
+/// formed once, in `fixed`), else formed per row. Sums run in eight lanes
+/// to the group's end.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn gn_group<const FMA: bool>(
+fn gn_batch<const FMA: bool>(
     cg: &CpuLaw,
     su: &Setup,
     params: &[f64],
     group: usize,
     ws: &mut Scratch,
-    out: &mut Part,
+    out: &mut [Part],
 ) {
     let (sep, coords, fixed) = (&su.sep, &su.coords, su.fixed.as_ref());
     let (s, sa, nc) = (coords.nodes.len(), coords.axis, cg.n_curves);
+    let np = cg.plan.n_params().max(1);
+    let k = out.len();
     let plan = &cg.plan;
     let class = &plan.class;
-    start_values(cg, params, &mut ws.start);
-    curve_forward::<FMA>(cg, 0, nc, params, &ws.start, &mut ws.cvals, &mut ws.cadj);
-    let an = sep.axis_node as usize;
-    let Scratch {
-        start,
-        vals,
-        adj,
-        jv,
-        cvals,
-        om,
-        lanes,
-        pv,
-        ..
-    } = ws;
     // Lanes: per curve the seed sum and the weight sum, per curve and
     // axis coordinate X, per axis coordinate the gradient, and the upper
     // triangle of the axis block.
     let (l_r, l_w, l_x, l_g, l_a) = (0, nc, 2 * nc, 2 * nc + nc * sa, 2 * nc + nc * sa + sa);
-    lanes.clear();
-    lanes.resize(l_a + sa * sa, [0.0; 8]);
+    for (st, p) in ws.starts[..k].iter_mut().zip(params.chunks(np)) {
+        start_values(cg, p, &mut st.start);
+        curve_forward::<FMA>(cg, 0, nc, p, &st.start, &mut st.cvals, &mut st.cadj);
+        for c in 0..nc {
+            st.scalar[c] = sep.scalar_sign * scalar_of(cg, sep, &st.start, &st.cvals, c);
+        }
+        st.lanes.clear();
+        st.lanes.resize(l_a + sa * sa, [0.0; 8]);
+        st.f = 0.0;
+    }
+    let an = sep.axis_node as usize;
+    let Scratch {
+        vals,
+        adj,
+        jv,
+        om,
+        pv,
+        starts,
+        ..
+    } = ws;
     let mut fcol = [0.0; TILE];
     let mut gbuf = [0.0; ROWS * TILE];
     let mut col = [0.0; TILE];
     let mut tmp = [0.0; TILE];
-    let mut f = 0.0;
-    for span in &cg.spans[cg.groups[group].clone()] {
+    for si in cg.groups[group].clone() {
+        let span = &cg.spans[si];
         let (t0, m) = (span.a0, span.m);
-        // The axis term and its derivatives per axis value.
-        let (u, sa_u): (&[f64], f64) = match cg.power {
-            Some(pt) => (power_jacobian::<FMA>(cg, sep, pt, t0, m, start, pv, jv), {
-                let s1 = pt.s1.map_or(1.0, |id| start[id as usize]);
-                sep.axis_sign * s1
-            }),
-            None => {
-                let src = |o: NodeId| match class[o as usize] {
-                    Class::Start => Src::S(start[o as usize]),
-                    Class::Data => Src::Data(cg.dslot[o as usize], t0),
-                    _ => Src::Store(cg.slot[o as usize]),
-                };
-                for &id in &plan.forward[Class::Axis as usize] {
-                    run_node::<FMA>(cg, id, &cg.slot, vals, m, params, &src, |id| {
-                        if cg.zero[id as usize] {
-                            adj[cg.aslot[id as usize]][..m].fill(0.0);
-                        }
-                    });
+        for (st, p) in starts[..k].iter_mut().zip(params.chunks(np)) {
+            let StartGn {
+                start,
+                cvals,
+                scalar,
+                lanes,
+                f,
+                ..
+            } = st;
+            // The axis term and its derivatives per axis value.
+            let (u, sa_u): (&[f64], f64) = match cg.power {
+                Some(pt) => {
+                    let s1 = pt.s1.map_or(1.0, |id| start[id as usize]);
+                    (
+                        power_jacobian::<FMA>(cg, sep, pt, t0, m, start, pv, jv),
+                        sep.axis_sign * s1,
+                    )
                 }
-                for j in &mut jv[..sa] {
-                    j[..m].fill(0.0);
-                }
-                if class[an] != Class::Data {
-                    adj[cg.aslot[an]][..m].fill(sep.axis_sign);
-                    backward_jac(
-                        cg,
-                        Class::Axis,
-                        t0,
-                        m,
-                        coords,
-                        start,
-                        vals,
-                        &cg.slot,
-                        adj,
-                        jv,
-                    );
-                }
-                let u: &[f64] = match class[an] {
-                    Class::Data => &cg.data_of(sep.axis_node)[t0..t0 + m],
-                    _ => &vals[cg.slot[an]][..m],
-                };
-                (u, sep.axis_sign)
-            }
-        };
-        // Objective, the column sums of seed adjoints, each row's seed sum.
-        col[..m].fill(0.0);
-        let wrow = |c: usize| &cg.w[span.row(c)];
-        f += separable_rows::<FMA>(
-            cg,
-            span,
-            &wrow,
-            (u, sa_u, 1.0),
-            start,
-            (cvals, 0),
-            &mut col[..m],
-            &mut fcol,
-            &mut gbuf,
-            &mut lanes[l_r..l_r + nc],
-        );
-        // The Gauss-Newton weights, row by row, and their column sums.
-        if fixed.is_none() {
-            om[..m].fill(0.0);
-        }
-        for c in 0..nc {
-            let w = &cg.w[span.row(c)];
-            let wo: &[f64] = match fixed {
-                Some(_) => w,
                 None => {
-                    let sc = sep.scalar_sign * scalar_of(cg, sep, start, cvals, c);
-                    let wo = &mut tmp[..m];
-                    log_weights::<FMA>(u, sa_u, sc, w, wo);
-                    lane_fold(wo, &mut lanes[l_w + c]);
-                    for (o, &v) in om[..m].iter_mut().zip(wo.iter()) {
-                        *o += v;
+                    let src = |o: NodeId| match class[o as usize] {
+                        Class::Start => Src::S(start[o as usize]),
+                        Class::Data => Src::Data(cg.dslot[o as usize], t0),
+                        _ => Src::Store(cg.slot[o as usize]),
+                    };
+                    for &id in &plan.forward[Class::Axis as usize] {
+                        run_node::<FMA>(cg, id, &cg.slot, vals, m, p, &src, |id| {
+                            if cg.zero[id as usize] {
+                                adj[cg.aslot[id as usize]][..m].fill(0.0);
+                            }
+                        });
                     }
-                    wo
+                    for j in &mut jv[..sa] {
+                        j[..m].fill(0.0);
+                    }
+                    if class[an] != Class::Data {
+                        adj[cg.aslot[an]][..m].fill(sep.axis_sign);
+                        backward_jac(
+                            cg,
+                            Class::Axis,
+                            t0,
+                            m,
+                            coords,
+                            start,
+                            vals,
+                            &cg.slot,
+                            adj,
+                            jv,
+                        );
+                    }
+                    let u: &[f64] = match class[an] {
+                        Class::Data => &cg.data_of(sep.axis_node)[t0..t0 + m],
+                        _ => &vals[cg.slot[an]][..m],
+                    };
+                    (u, sep.axis_sign)
                 }
             };
-            for a in 0..sa {
-                dot_fold(wo, &jv[a][..m], &mut lanes[l_x + c * sa + a]);
+            // Objective, the column sums of seed adjoints, each row's
+            // seed sum.
+            col[..m].fill(0.0);
+            let wrow = |c: usize| &cg.w[span.row(c)];
+            *f += separable_rows::<FMA>(
+                cg,
+                span,
+                &wrow,
+                (u, sa_u, 1.0),
+                start,
+                (cvals, 0),
+                &mut col[..m],
+                &mut fcol,
+                &mut gbuf,
+                &mut lanes[l_r..l_r + nc],
+            );
+            // The Gauss-Newton weights, row by row, and their column sums.
+            if fixed.is_none() {
+                om[..m].fill(0.0);
             }
-        }
-        let om: &[f64] = match fixed {
-            Some(fw) => &fw.column[t0..t0 + m],
-            None => &om[..m],
-        };
-        for a in 0..sa {
-            dot_fold(&col[..m], &jv[a][..m], &mut lanes[l_g + a]);
-            assign(&mut tmp[..m], om, V::A(&jv[a][..m]));
-            for b in a..sa {
-                dot_fold(&tmp[..m], &jv[b][..m], &mut lanes[l_a + a * sa + b]);
+            // Rows of one weight throughout take the tile's sums.
+            let mut jsum = [f64::NAN; 8];
+            for c in 0..nc {
+                let w = &cg.w[span.row(c)];
+                if let Some(fw) = fixed {
+                    let wc = fw.uniform[si * nc + c];
+                    if wc == 0.0 {
+                        continue;
+                    }
+                    if !wc.is_nan() && sa <= jsum.len() {
+                        if jsum[0].is_nan() {
+                            for a in 0..sa {
+                                jsum[a] = lane_sum(&jv[a][..m]);
+                            }
+                        }
+                        for a in 0..sa {
+                            lanes[l_x + c * sa + a][0] += wc * jsum[a];
+                        }
+                        continue;
+                    }
+                }
+                let wo: &[f64] = match fixed {
+                    Some(_) => w,
+                    None => {
+                        let wo = &mut tmp[..m];
+                        log_weights::<FMA>(u, sa_u, scalar[c], w, wo);
+                        lane_fold(wo, &mut lanes[l_w + c]);
+                        for (o, &v) in om[..m].iter_mut().zip(wo.iter()) {
+                            *o += v;
+                        }
+                        wo
+                    }
+                };
+                for a in 0..sa {
+                    dot_fold(wo, &jv[a][..m], &mut lanes[l_x + c * sa + a]);
+                }
+            }
+            let om: &[f64] = match fixed {
+                Some(fw) => &fw.column[t0..t0 + m],
+                None => &om[..m],
+            };
+            for a in 0..sa {
+                dot_fold(&col[..m], &jv[a][..m], &mut lanes[l_g + a]);
+                assign(&mut tmp[..m], om, V::A(&jv[a][..m]));
+                for b in a..sa {
+                    dot_fold(&tmp[..m], &jv[b][..m], &mut lanes[l_a + a * sa + b]);
+                }
             }
         }
     }
-    let total = |l: &[f64; 8]| lanes8(l);
-    *out = Part {
-        f,
-        gs: (0..sa).map(|a| total(&lanes[l_g + a])).collect(),
-        rsum: (0..nc).map(|c| total(&lanes[l_r + c])).collect(),
-        wsum: match fixed {
-            Some(fw) => fw.rows[group].clone(),
-            None => (0..nc).map(|c| total(&lanes[l_w + c])).collect(),
-        },
-        x: {
-            let mut x = vec![0.0; nc * s];
-            for c in 0..nc {
-                for a in 0..sa {
-                    x[c * s + a] = total(&lanes[l_x + c * sa + a]);
-                }
-            }
-            x
-        },
-        avv: {
-            let mut avv = vec![0.0; s * s];
+    for (st, out) in starts[..k].iter().zip(out.iter_mut()) {
+        let total = |i: usize| lanes8(&st.lanes[i]);
+        let mut x = vec![0.0; nc * s];
+        for c in 0..nc {
             for a in 0..sa {
-                for b in a..sa {
-                    avv[a * s + b] = total(&lanes[l_a + a * sa + b]);
-                }
+                x[c * s + a] = total(l_x + c * sa + a);
             }
-            avv
-        },
-    };
+        }
+        let mut avv = vec![0.0; s * s];
+        for a in 0..sa {
+            for b in a..sa {
+                avv[a * s + b] = total(l_a + a * sa + b);
+            }
+        }
+        *out = Part {
+            f: st.f,
+            gs: (0..sa).map(|a| total(l_g + a)).collect(),
+            rsum: (0..nc).map(|c| total(l_r + c)).collect(),
+            wsum: match fixed {
+                Some(fw) => fw.rows[group].clone(),
+                None => (0..nc).map(|c| total(l_w + c)).collect(),
+            },
+            x,
+            avv,
+        };
+    }
 }
 
 /// In linear space the Gauss-Newton weights are the sweep's own: their
@@ -584,6 +657,11 @@ fn gn_group<const FMA: bool>(
 struct FixedWeights {
     column: Vec<f64>,
     rows: Vec<Vec<f64>>,
+    /// Per tile and curve (`span * n_curves + c`), the one weight every
+    /// cell of the curve's row has there, NaN where they differ: X_c is
+    /// then that weight times the tile's sums of the derivatives, not a
+    /// dot product per curve (most rows of most sweeps).
+    uniform: Vec<f64>,
 }
 
 impl FixedWeights {
@@ -612,7 +690,22 @@ impl FixedWeights {
                     .collect()
             })
             .collect();
-        FixedWeights { column, rows }
+        let mut uniform = Vec::with_capacity(cg.spans.len() * nc);
+        for sp in &cg.spans {
+            for c in 0..nc {
+                let w = &cg.w[sp.row(c)];
+                let first = w.first().copied().unwrap_or(0.0);
+                uniform.push(match w.iter().all(|&v| v == first) {
+                    true => first,
+                    false => f64::NAN,
+                });
+            }
+        }
+        FixedWeights {
+            column,
+            rows,
+            uniform,
+        }
     }
 }
 
