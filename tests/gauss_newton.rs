@@ -7,7 +7,8 @@
 mod common;
 use common::evaluator::*;
 
-use sweepfit::backend::{CpuLaw, CpuLayout};
+use sweepfit::backend::weights::{resolve_curves, Resolved, Weighting, ALL_POINTS, UNWEIGHTED};
+use sweepfit::backend::{CpuLaw, CpuLayout, Evaluator};
 use sweepfit::data::{Dataset, Row};
 use sweepfit::law::plan::{Plan, Sweep};
 use sweepfit::law::CompiledLaw;
@@ -63,31 +64,35 @@ fn ragged(varied: bool) -> Dataset {
     Dataset::from_rows(rows)
 }
 
-/// f, g and J^T W J at `params`, one point at a time in f64.
+/// f, g and J^T W J at `params` under the weighting `wt` (None: the
+/// sweep's own weights), one point at a time in f64.
 fn reference_gn(
     law: &CompiledLaw,
     sweep: &Sweep,
     obj: &Objective,
+    wt: Option<&Resolved>,
     params: &[f64],
 ) -> (f64, Vec<f64>, Vec<f64>) {
-    let (f, g) = reference(law, sweep, obj, None, params);
+    let (f, g) = reference(law, sweep, obj, wt, params);
     let np = law.params.len();
     let mut h = vec![0.0; np * np];
     let mut grad = vec![0.0; np];
     let nv = sweep.n_vars;
-    for i in 0..sweep.points() {
-        let w = sweep.w[i];
-        if w == 0.0 {
-            continue;
-        }
-        let pred = law.eval_grad(&sweep.vars[i * nv..(i + 1) * nv], params, &mut grad);
-        let scale = match obj.space {
-            Space::Linear => 1.0,
-            Space::Log => 1.0 / pred,
-        };
-        for a in 0..np {
-            for b in 0..np {
-                h[a * np + b] += w * scale * scale * grad[a] * grad[b];
+    for (c, r) in sweep.curves.iter().enumerate() {
+        for i in r.clone() {
+            let w = sweep.w[i] * wt.map_or(1.0, |w| w.factor(c, i - r.start, i));
+            if w == 0.0 {
+                continue;
+            }
+            let pred = law.eval_grad(&sweep.vars[i * nv..(i + 1) * nv], params, &mut grad);
+            let scale = match obj.space {
+                Space::Linear => 1.0,
+                Space::Log => 1.0 / pred,
+            };
+            for a in 0..np {
+                for b in 0..np {
+                    h[a * np + b] += w * scale * scale * grad[a] * grad[b];
+                }
             }
         }
     }
@@ -146,7 +151,7 @@ fn check_on(law: &CompiledLaw, fused_power: bool, ds: &Dataset) {
         let mut finite = 0;
         for (k, (p, (f, g, h))) in ps.iter().zip(&got).enumerate() {
             let what = format!("{space:?}, params {k}");
-            let (fw, gw, hw) = reference_gn(law, &sweep, &obj, p);
+            let (fw, gw, hw) = reference_gn(law, &sweep, &obj, None, p);
             if !fw.is_finite() {
                 continue;
             }
@@ -154,21 +159,27 @@ fn check_on(law: &CompiledLaw, fused_power: bool, ds: &Dataset) {
             assert_close((*f, g), (fw, &gw), REL, REL, &what);
             // The same objective and gradient as the gradient's own pass.
             assert_close((*f, g), (plain[k].0, &plain[k].1), REL, REL, &what);
-            let np = p.len();
-            for a in 0..np {
-                for b in 0..np {
-                    let scale = (hw[a * np + a] * hw[b * np + b]).sqrt().max(1e-300);
-                    let e = (h[a * np + b] - hw[a * np + b]).abs() / scale;
-                    assert!(
-                        e <= H_REL,
-                        "{what}: H[{a}][{b}] {} against {} (rel {e:e})",
-                        h[a * np + b],
-                        hw[a * np + b]
-                    );
-                }
-            }
+            assert_h(h, &hw, &what);
         }
         assert!(finite >= 2, "{space:?}: {finite} finite references");
+    }
+}
+
+/// Every entry of `h` within H_REL of the reference's, relative to
+/// sqrt(H_ii H_jj).
+fn assert_h(h: &[f64], hw: &[f64], what: &str) {
+    let np = (hw.len() as f64).sqrt() as usize;
+    for a in 0..np {
+        for b in 0..np {
+            let scale = (hw[a * np + a] * hw[b * np + b]).sqrt().max(1e-300);
+            let e = (h[a * np + b] - hw[a * np + b]).abs() / scale;
+            assert!(
+                e <= H_REL,
+                "{what}: H[{a}][{b}] {} against {} (rel {e:e})",
+                h[a * np + b],
+                hw[a * np + b]
+            );
+        }
     }
 }
 
@@ -213,4 +224,66 @@ fn a_law_that_is_not_separable_has_no_moments() {
         &sweep,
         obj
     ));
+}
+
+/// Bootstrap weightings (curve multipliers, token limits, Poisson counts)
+/// registered on the evaluator: each start's moments under its own, in
+/// both spaces, with unweighted starts in the same batch.
+#[test]
+fn weighted_moments_match_the_reference() {
+    let law = looplm_law();
+    for space in [Space::Linear, Space::Log] {
+        let obj = Objective {
+            loss: LossKind::Mse,
+            space,
+            delta: 1e-3,
+        };
+        let sweep = sweep_of(&ragged(false), &obj);
+        let nc = sweep.curves.len();
+        let weightings: Vec<Resolved> = [
+            Weighting {
+                poisson: Some(7),
+                ..Weighting::uniform(nc)
+            },
+            Weighting {
+                config: vec![2.0, 0.0, 1.0, 1.0, 3.0],
+                ..Weighting::uniform(nc)
+            },
+            Weighting {
+                first: vec![300, ALL_POINTS, 50, ALL_POINTS, 600],
+                poisson: Some(3),
+                ..Weighting::uniform(nc)
+            },
+        ]
+        .iter()
+        .map(|w| resolve_curves(w, &sweep.curves, &sweep.w).unwrap())
+        .collect();
+        let mut grid = CpuLaw::new(Plan::for_sweep(&law, &sweep), &sweep, obj).unwrap();
+        grid.set_weightings(&weightings).unwrap();
+        let ps = starts(&law);
+        let which = [2, UNWEIGHTED, 0, 1];
+        let np = law.params.len();
+        let k = ps.len();
+        let (mut f, mut g, mut h) = (vec![0.0; k], vec![0.0; k * np], vec![0.0; k * np * np]);
+        grid.evaluate_gn_weighted(&ps.concat(), &which, &mut f, &mut g, &mut h)
+            .unwrap();
+        let mut finite = 0;
+        for (j, p) in ps.iter().enumerate() {
+            let wt = (which[j] != UNWEIGHTED).then(|| &weightings[which[j] as usize]);
+            let (fw, gw, hw) = reference_gn(&law, &sweep, &obj, wt, p);
+            if !fw.is_finite() {
+                continue;
+            }
+            finite += 1;
+            let what = format!("{space:?}, params {j}, weighting {}", which[j]);
+            assert_close((f[j], &g[j * np..(j + 1) * np]), (fw, &gw), REL, REL, &what);
+            assert_h(&h[j * np * np..(j + 1) * np * np], &hw, &what);
+        }
+        assert!(finite >= 2, "{space:?}: {finite} finite references");
+        // An index past the registered weightings is refused.
+        let err = grid
+            .evaluate_gn_weighted(&ps[0], &[3], &mut f[..1], &mut g[..np], &mut h[..np * np])
+            .unwrap_err();
+        assert!(err.to_string().contains("out of range"), "{err}");
+    }
 }

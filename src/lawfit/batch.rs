@@ -240,6 +240,7 @@ pub(super) fn fit_jobs_by(
             space,
             grids: &grids,
             group_of: &job_of,
+            weighted: None,
         };
         optim::least_squares_batch(&mut problems, &x0, &lm, progress)
     } else {
@@ -440,6 +441,10 @@ pub(super) struct GridLeastSquares<'a> {
     pub(super) space: &'a LawSpace,
     pub(super) grids: &'a [JobEvaluator],
     pub(super) group_of: &'a [usize],
+    /// Per problem, the index of the weighting registered on its evaluator
+    /// that weighs it (bootstrap replicates); `None` when all keep their
+    /// sweep's own weights.
+    pub(super) weighted: Option<&'a [u32]>,
 }
 
 impl optim::BatchLeastSquares for GridLeastSquares<'_> {
@@ -483,7 +488,13 @@ impl optim::BatchLeastSquares for GridLeastSquares<'_> {
                 vec![0.0; ks.len() * np],
                 vec![0.0; ks.len() * np * np],
             );
-            grid.evaluate_gn(&flat, &mut fo, &mut go, &mut ho);
+            match self.weighted {
+                Some(weighting) => {
+                    let which: Vec<u32> = ks.iter().map(|&k| weighting[ids[k]]).collect();
+                    grid.evaluate_gn_weighted(&flat, &which, &mut fo, &mut go, &mut ho)?;
+                }
+                None => grid.evaluate_gn(&flat, &mut fo, &mut go, &mut ho),
+            }
             let (mut graw, mut hraw, mut t) = (vec![0.0; m], vec![0.0; m * m], vec![0.0; m * m]);
             for (j, &k) in ks.iter().enumerate() {
                 f[k] = fo[j];

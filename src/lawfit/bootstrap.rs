@@ -17,7 +17,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use rayon::prelude::*;
 
-use super::batch::{evaluator, lm_options, method_for, Method};
+use super::batch::{evaluator, lm_options, method_for, GridLeastSquares, Method};
 use super::{
     curves_in, law_space, read_columns, row_jacobian, sweep_from, sweep_order, BoundLaw, Columns,
     LawFitOptions, Problems,
@@ -94,10 +94,11 @@ pub fn bootstrap(
         rows.push(r);
     }
     // The optimiser the fit runs: Levenberg-Marquardt on the row
-    // Jacobians, or L-BFGS on one evaluator per fit.
-    let least_squares = parts
+    // Jacobians or on the grid's moments, or L-BFGS on one evaluator per
+    // fit.
+    let method = parts
         .first()
-        .is_some_and(|p| method_for(b, fit, &p.sweep) == Method::LeastSquares);
+        .map_or(Method::LeastSquares, |p| method_for(b, fit, &p.sweep));
     let mut group_of = Vec::new();
     let mut which = Vec::new();
     let mut x0 = Vec::new();
@@ -123,7 +124,7 @@ pub fn bootstrap(
         })
         .collect();
     let weights: Vec<Option<&Weights>> = boxed.iter().map(|w| Some(w.as_ref())).collect();
-    let (outcomes, _) = if least_squares {
+    let (outcomes, _) = if method == Method::LeastSquares {
         let lm = lm_options(&opts.lbfgs);
         let mut problems = LeastSquares {
             space: &space,
@@ -139,13 +140,24 @@ pub fn bootstrap(
             e.twin().set_weightings(&p.resolved)?;
             grids.push(e);
         }
-        let mut problems = Problems {
-            space: &space,
-            grids: &mut grids,
-            group_of: &group_of,
-            weighted: Some(&which),
-        };
-        optim::minimize_batch(&mut problems, &x0, &opts.lbfgs, progress)
+        if method == Method::GridLeastSquares {
+            let lm = lm_options(&opts.lbfgs);
+            let mut problems = GridLeastSquares {
+                space: &space,
+                grids: &grids,
+                group_of: &group_of,
+                weighted: Some(&which),
+            };
+            optim::least_squares_batch(&mut problems, &x0, &lm, progress)
+        } else {
+            let mut problems = Problems {
+                space: &space,
+                grids: &mut grids,
+                group_of: &group_of,
+                weighted: Some(&which),
+            };
+            optim::minimize_batch(&mut problems, &x0, &opts.lbfgs, progress)
+        }
     }
     .context("bootstrap replicates")?;
     // Every replicate finishes by Gauss-Newton in f64 under its weights,

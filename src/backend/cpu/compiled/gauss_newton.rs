@@ -111,6 +111,8 @@ struct Scratch {
     pv: [Vec<f64>; 3],
     /// The starts of a batch (see `gn_batch`).
     starts: Vec<StartGn>,
+    /// A tile's weights under a start's weighting.
+    eff: Effective,
 }
 
 /// One start's values that live across the tiles of a batch.
@@ -124,6 +126,8 @@ struct StartGn {
     /// The group's sums, in eight lanes each (see `gn_batch`).
     lanes: Vec<[f64; 8]>,
     f: f64,
+    /// Whether a weighting weighs it.
+    weighted: bool,
 }
 
 impl Scratch {
@@ -140,6 +144,7 @@ impl Scratch {
             ju: vec![vec![0.0; nc]; s],
             om: vec![0.0; TILE],
             pv: std::array::from_fn(|_| vec![0.0; TILE]),
+            eff: Effective::default(),
             starts: (0..batch)
                 .map(|_| StartGn {
                     start: vec![0.0; n],
@@ -175,6 +180,57 @@ impl CpuLaw {
     /// into `h`, for every parameter vector of `params`. Panics unless
     /// [`CpuLaw::has_gauss_newton`].
     pub fn evaluate_gn(&self, params: &[f64], f: &mut [f64], g: &mut [f64], h: &mut [f64]) {
+        self.run_gn(params, None, f, g, h);
+    }
+
+    /// [`CpuLaw::evaluate_gn`] with parameter vector k weighed by the
+    /// registered weighting `which[k]` (see
+    /// [`Evaluator::set_weightings`](crate::backend::Evaluator)), or by
+    /// the sweep's own weights where it is [`UNWEIGHTED`].
+    pub fn evaluate_gn_weighted(
+        &self,
+        params: &[f64],
+        which: &[u32],
+        f: &mut [f64],
+        g: &mut [f64],
+        h: &mut [f64],
+    ) -> anyhow::Result<()> {
+        let np = self.plan.n_params().max(1);
+        anyhow::ensure!(
+            which.len() == f.len() && params.len() == f.len() * np,
+            "params, which and f differ in length"
+        );
+        let n = self.registered.len();
+        if let Some(k) = which.iter().find(|&&k| k != UNWEIGHTED && k as usize >= n) {
+            anyhow::bail!("weighting index {k} is out of range: there are {n} weightings");
+        }
+        // Starts that share a weighting side by side, so that a tile's
+        // weights are filled once for all of them (as `evaluate_with`).
+        let mut order: Vec<usize> = (0..f.len()).collect();
+        order.sort_by_key(|&k| which[k]);
+        let ps: Vec<f64> = order
+            .iter()
+            .flat_map(|&k| params[k * np..(k + 1) * np].iter().copied())
+            .collect();
+        let ws: Vec<u32> = order.iter().map(|&k| which[k]).collect();
+        let (mut fo, mut go, mut ho) = (vec![0.0; f.len()], vec![0.0; g.len()], vec![0.0; h.len()]);
+        self.run_gn(&ps, Some(&ws), &mut fo, &mut go, &mut ho);
+        for (j, &k) in order.iter().enumerate() {
+            f[k] = fo[j];
+            g[k * np..(k + 1) * np].copy_from_slice(&go[j * np..(j + 1) * np]);
+            h[k * np * np..(k + 1) * np * np].copy_from_slice(&ho[j * np * np..(j + 1) * np * np]);
+        }
+        Ok(())
+    }
+
+    fn run_gn(
+        &self,
+        params: &[f64],
+        which: Option<&[u32]>,
+        f: &mut [f64],
+        g: &mut [f64],
+        h: &mut [f64],
+    ) {
         let sep = self
             .separable
             .expect("Gauss-Newton moments need a separable law on the grid");
@@ -206,14 +262,12 @@ impl CpuLaw {
                     let (c, gi) = (i / ng, i % ng);
                     let js = c * batch..((c + 1) * batch).min(k);
                     let mut out = vec![Part::default(); js.len()];
-                    gn_dispatch(
-                        self,
-                        &su,
-                        &params[js.start * np..js.end * np],
-                        gi,
-                        ws,
-                        &mut out,
-                    );
+                    let wt = Weights {
+                        which: which.map(|w| &w[js.clone()]),
+                        resolved: &self.registered,
+                    };
+                    let p = &params[js.start * np..js.end * np];
+                    gn_dispatch(self, &su, (p, wt), gi, ws, &mut out);
                     out
                 },
             )
@@ -398,7 +452,7 @@ fn backward_jac(
 fn gn_dispatch(
     cg: &CpuLaw,
     su: &Setup,
-    p: &[f64],
+    p: (&[f64], Weights),
     group: usize,
     ws: &mut Scratch,
     out: &mut [Part],
@@ -423,7 +477,7 @@ fn gn_dispatch(
 unsafe fn gn_avx512(
     cg: &CpuLaw,
     su: &Setup,
-    p: &[f64],
+    p: (&[f64], Weights),
     group: usize,
     ws: &mut Scratch,
     out: &mut [Part],
@@ -436,7 +490,7 @@ unsafe fn gn_avx512(
 unsafe fn gn_avx2(
     cg: &CpuLaw,
     su: &Setup,
-    p: &[f64],
+    p: (&[f64], Weights),
     group: usize,
     ws: &mut Scratch,
     out: &mut [Part],
@@ -455,7 +509,7 @@ unsafe fn gn_avx2(
 fn gn_batch<const FMA: bool>(
     cg: &CpuLaw,
     su: &Setup,
-    params: &[f64],
+    (params, wt): (&[f64], Weights),
     group: usize,
     ws: &mut Scratch,
     out: &mut [Part],
@@ -480,6 +534,9 @@ fn gn_batch<const FMA: bool>(
         st.lanes.resize(l_a + sa * sa, [0.0; 8]);
         st.f = 0.0;
     }
+    for (j, st) in ws.starts[..k].iter_mut().enumerate() {
+        st.weighted = wt.get(j).is_some();
+    }
     let an = sep.axis_node as usize;
     let Scratch {
         vals,
@@ -488,6 +545,7 @@ fn gn_batch<const FMA: bool>(
         om,
         pv,
         starts,
+        eff,
         ..
     } = ws;
     let mut fcol = [0.0; TILE];
@@ -497,7 +555,15 @@ fn gn_batch<const FMA: bool>(
     for si in cg.groups[group].clone() {
         let span = &cg.spans[si];
         let (t0, m) = (span.a0, span.m);
-        for (st, p) in starts[..k].iter_mut().zip(params.chunks(np)) {
+        for (j, (st, p)) in starts[..k].iter_mut().zip(params.chunks(np)).enumerate() {
+            // A weighted start's weights (a bootstrap replicate): not the
+            // sweep's, so none of `fixed`'s sums hold for it.
+            let weighted = wt.get(j).map(|(wk, r)| eff.get(cg, si, wk, r));
+            let fixed = fixed.filter(|_| weighted.is_none());
+            let wrow = |c: usize| match weighted {
+                Some(e) => &e[c * m..(c + 1) * m],
+                None => &cg.w[span.row(c)],
+            };
             let StartGn {
                 start,
                 cvals,
@@ -556,7 +622,6 @@ fn gn_batch<const FMA: bool>(
             // Objective, the column sums of seed adjoints, each row's
             // seed sum.
             col[..m].fill(0.0);
-            let wrow = |c: usize| &cg.w[span.row(c)];
             *f += separable_rows::<FMA>(
                 cg,
                 span,
@@ -576,7 +641,7 @@ fn gn_batch<const FMA: bool>(
             // Rows of one weight throughout take the tile's sums.
             let mut jsum = [f64::NAN; 8];
             for c in 0..nc {
-                let w = &cg.w[span.row(c)];
+                let w = wrow(c);
                 if let Some(fw) = fixed {
                     let wc = fw.uniform[si * nc + c];
                     if wc == 0.0 {
@@ -594,11 +659,15 @@ fn gn_batch<const FMA: bool>(
                         continue;
                     }
                 }
-                let wo: &[f64] = match fixed {
-                    Some(_) => w,
-                    None => {
+                let wo: &[f64] = match (fixed, cg.objective.space) {
+                    (Some(_), _) => w,
+                    (None, space) => {
                         let wo = &mut tmp[..m];
-                        log_weights::<FMA>(u, sa_u, scalar[c], w, wo);
+                        if space == Space::Log {
+                            log_weights::<FMA>(u, sa_u, scalar[c], w, wo);
+                        } else {
+                            wo.copy_from_slice(w);
+                        }
                         lane_fold(wo, &mut lanes[l_w + c]);
                         for (o, &v) in om[..m].iter_mut().zip(wo.iter()) {
                             *o += v;
@@ -641,7 +710,7 @@ fn gn_batch<const FMA: bool>(
             f: st.f,
             gs: (0..sa).map(|a| total(l_g + a)).collect(),
             rsum: (0..nc).map(|c| total(l_r + c)).collect(),
-            wsum: match fixed {
+            wsum: match fixed.filter(|_| !st.weighted) {
                 Some(fw) => fw.rows[group].clone(),
                 None => (0..nc).map(|c| total(l_w + c)).collect(),
             },
