@@ -27,6 +27,7 @@ use super::long_csv::{log_loss, number, text, value_error, Check, Column, CsvFil
 use super::{Config, DataError, Dataset, ReadOptions};
 use csv::ByteRecord;
 use indexmap::IndexMap;
+use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -42,9 +43,19 @@ pub fn read_manifest(path: &Path, opts: &ReadOptions) -> Result<Dataset, DataErr
     }
     let mut ds = Dataset::default();
     let mut series: Vec<Option<Series>> = (0..entries.len()).map(|_| None).collect();
-    for users in by_log.values() {
-        let group: Vec<&Entry> = users.iter().map(|&i| &entries[i]).collect();
-        let (read, notes) = read_log(path, &group, opts)?;
+    // Logs parsed side by side (a sweep's logs are large and many); the
+    // results are taken in manifest order, so the first error reported is
+    // the first in the manifest whatever the thread count.
+    let logs: Vec<&Vec<usize>> = by_log.values().collect();
+    let read: Vec<_> = logs
+        .par_iter()
+        .map(|users| {
+            let group: Vec<&Entry> = users.iter().map(|&i| &entries[i]).collect();
+            read_log(path, &group, opts)
+        })
+        .collect();
+    for (users, r) in logs.into_iter().zip(read) {
+        let (read, notes) = r?;
         for (&i, s) in users.iter().zip(read) {
             series[i] = Some(s);
         }

@@ -26,6 +26,9 @@ pub(super) struct Batch {
     pub(super) calls: usize,
     /// Every start, in theta, job by job.
     pub(super) starts: Vec<Vec<f64>>,
+    /// Each job's row Jacobian, as the polish used it, for the reports;
+    /// empty when the jobs were polished a few at a time (a large batch).
+    pub(super) rows: Vec<RowJacobian>,
 }
 
 /// What one job of a batch found: its best start, polished.
@@ -296,6 +299,9 @@ pub(super) fn fit_jobs_by(
                 .map(|k| (k, space.to_params(&bests[c * POLISH_JOBS + k])))
                 .collect();
             polished.extend(polish::polish(&b.law, space, &made, &starts, &[])?);
+            if jobs.len() <= POLISH_JOBS {
+                rows = made;
+            }
         }
     }
     let mut fits = Vec::with_capacity(jobs.len());
@@ -324,6 +330,7 @@ pub(super) fn fit_jobs_by(
         outcomes,
         calls,
         starts: x0,
+        rows,
     })
 }
 

@@ -293,6 +293,7 @@ pub fn fit_table(
         outcomes,
         calls,
         starts,
+        rows,
     } = fit_jobs(
         Data {
             b,
@@ -314,8 +315,9 @@ pub fn fit_table(
         table,
         cols: &cols,
     };
-    for (g, fit) in groups.iter().zip(&fits) {
-        let (polish, identifiability) = optimum_reports(data, &space, g, fit, &opts.objective);
+    for (gi, (g, fit)) in groups.iter().zip(&fits).enumerate() {
+        let (polish, identifiability) =
+            optimum_reports(data, &space, g, fit, &opts.objective, rows.get(gi));
         predict_into(b, &cols, &fit.params, &g.train, &mut pred);
         predict_into(b, &cols, &fit.params, &g.test, &mut pred);
         if let Some(&r) = g.train.iter().find(|&&r| !pred[r].is_finite()) {

@@ -91,13 +91,15 @@ pub(super) fn show(law: &CompiledLaw, id: NodeId) -> String {
 }
 
 /// What a job's polished optimum says: how far it converged, and what the
-/// data determine there.
+/// data determine there; `rows`, the job's row Jacobian if the polish
+/// kept it (else made here).
 pub(super) fn optimum_reports(
     data: Data,
     space: &LawSpace,
     g: &Group,
     fit: &JobFit,
     objective: &Objective,
+    rows: Option<&RowJacobian>,
 ) -> (PolishReport, Identifiability) {
     let Data { b, cols, .. } = data;
     let p = &fit.polished;
@@ -106,9 +108,16 @@ pub(super) fn optimum_reports(
         newton_steps: p.steps,
         converged: p.grad_norm <= polish::GRAD_TOL,
     };
-    let rows = row_jacobian(b, cols, &g.train, objective, space);
+    let made;
+    let rows = match rows {
+        Some(r) => r,
+        None => {
+            made = row_jacobian(b, cols, &g.train, objective, space);
+            &made
+        }
+    };
     let distinct = polish::distinct_values(&b.law.variables, &cols.vars, &g.train);
-    let c = polish::curvature(&b.law, space, &rows, p, *objective, distinct);
+    let c = polish::curvature(&b.law, space, rows, p, *objective, distinct);
     (polish, identify::analyse(&c))
 }
 

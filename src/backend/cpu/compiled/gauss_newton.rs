@@ -71,10 +71,10 @@ impl GnCoords {
 
 /// What every start's pass shares: the law's split, its coordinates and
 /// (linear space) the fixed weights' sums.
-struct Setup {
+struct Setup<'a> {
     sep: Separable,
     coords: GnCoords,
-    fixed: Option<FixedWeights>,
+    fixed: Option<&'a FixedWeights>,
 }
 
 /// One (start, group)'s sums, in the start-node coordinates.
@@ -93,8 +93,50 @@ struct Part {
     avv: Vec<f64>,
 }
 
+/// A scratch from the evaluator's pool (or new), back to it when
+/// dropped: allocating them took a few per cent of a fit.
+struct Pooled<'a> {
+    pool: &'a Mutex<Vec<Scratch>>,
+    ws: Option<Scratch>,
+}
+
+impl<'a> Pooled<'a> {
+    fn take(cg: &'a CpuLaw, s: usize, batch: usize) -> Pooled<'a> {
+        let held = cg.gn_pool.lock().ok().and_then(|mut p| p.pop());
+        let fits = |w: &Scratch| w.jv.len() == s && w.starts.len() == batch;
+        Pooled {
+            pool: &cg.gn_pool,
+            ws: Some(
+                held.filter(fits)
+                    .unwrap_or_else(|| Scratch::new(cg, s, batch)),
+            ),
+        }
+    }
+}
+
+impl std::ops::Deref for Pooled<'_> {
+    type Target = Scratch;
+    fn deref(&self) -> &Scratch {
+        self.ws.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Pooled<'_> {
+    fn deref_mut(&mut self) -> &mut Scratch {
+        self.ws.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        if let (Ok(mut p), Some(ws)) = (self.pool.lock(), self.ws.take()) {
+            p.push(ws);
+        }
+    }
+}
+
 /// A thread's arrays.
-struct Scratch {
+pub(super) struct Scratch {
     start: Vec<f64>,
     start_adj: Vec<f64>,
     cvals: Vec<Vec<f64>>,
@@ -244,7 +286,8 @@ impl CpuLaw {
         let su = Setup {
             sep,
             coords: GnCoords::of(self, &sep),
-            fixed: (self.objective.space == Space::Linear).then(|| FixedWeights::of(self)),
+            fixed: (self.objective.space == Space::Linear)
+                .then(|| self.gn_fixed.get_or_init(|| FixedWeights::of(self))),
         };
         let s = su.coords.nodes.len();
         let ng = self.groups.len();
@@ -257,7 +300,7 @@ impl CpuLaw {
         let parts: Vec<Vec<Part>> = (0..chunks * ng)
             .into_par_iter()
             .map_init(
-                || Scratch::new(self, s, batch),
+                || Pooled::take(self, s, batch),
                 |ws, i| {
                     let (c, gi) = (i / ng, i % ng);
                     let js = c * batch..((c + 1) * batch).min(k);
@@ -277,7 +320,7 @@ impl CpuLaw {
             .zip(h.par_chunks_mut(np * np))
             .enumerate()
             .for_each_init(
-                || Scratch::new(self, s, 0),
+                || Pooled::take(self, s, batch),
                 |ws, (j, ((f, g), h))| {
                     let p = &params[j * np..(j + 1) * np];
                     let (c, at) = (j / batch, j % batch);
@@ -514,7 +557,7 @@ fn gn_batch<const FMA: bool>(
     ws: &mut Scratch,
     out: &mut [Part],
 ) {
-    let (sep, coords, fixed) = (&su.sep, &su.coords, su.fixed.as_ref());
+    let (sep, coords, fixed) = (&su.sep, &su.coords, su.fixed);
     let (s, sa, nc) = (coords.nodes.len(), coords.axis, cg.n_curves);
     let np = cg.plan.n_params().max(1);
     let k = out.len();
@@ -723,7 +766,7 @@ fn gn_batch<const FMA: bool>(
 /// In linear space the Gauss-Newton weights are the sweep's own: their
 /// sums over the curves per axis value, and per group over each curve's
 /// cells, formed once per call.
-struct FixedWeights {
+pub(super) struct FixedWeights {
     column: Vec<f64>,
     rows: Vec<Vec<f64>>,
     /// Per tile and curve (`span * n_curves + c`), the one weight every

@@ -158,6 +158,10 @@ pub struct CpuLaw {
     batch: usize,
     /// Workspaces of earlier calls, for the next.
     pool: Mutex<Vec<Workspace>>,
+    /// The same for the Gauss-Newton moments, and the sums of the sweep's
+    /// own weights they use in linear space (see `gauss_newton`).
+    gn_pool: Mutex<Vec<gauss_newton::Scratch>>,
+    gn_fixed: std::sync::OnceLock<gauss_newton::FixedWeights>,
 }
 
 /// How the evaluator arranges a sweep's points (see the module docs).
@@ -403,6 +407,8 @@ impl CpuLaw {
             steps,
             batch,
             pool: Mutex::new(Vec::new()),
+            gn_pool: Mutex::new(Vec::new()),
+            gn_fixed: std::sync::OnceLock::new(),
         })
     }
 
