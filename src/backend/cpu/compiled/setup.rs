@@ -1,8 +1,161 @@
-//! What the evaluator is built from, besides the layouts' cells: the
+//! The evaluator's construction: the layout's cells and spans, the
 //! parallel work groups, the adjoint plan (how each backward edge adds
 //! into its node), the fused ln/reciprocal pairs and the data columns.
 
 use super::*;
+
+impl CpuLaw {
+    /// `plan` bound to `sweep` in the layout that suits it: without an
+    /// axis and with one point per curve, the table; with an axis whose
+    /// values the curves share densely (a grid at most [`GRID_FILL`] times
+    /// the points, and fewer distinct values than points), the grid; else
+    /// each curve along its own points.
+    pub fn new(plan: Plan, sweep: &Sweep, objective: Objective) -> Result<CpuLaw, String> {
+        CpuLaw::with_layout(plan, sweep, objective, CpuLayout::of(sweep))
+    }
+
+    /// `plan` bound to `sweep` in `layout`, or why that layout cannot hold
+    /// it. The grid needs an axis, no per-point variable other than it,
+    /// and no curve with two points at one axis value; the table needs one
+    /// point per curve (every node is then a start or curve node). The
+    /// point layout takes any sweep.
+    pub fn with_layout(
+        plan: Plan,
+        sweep: &Sweep,
+        objective: Objective,
+        layout: CpuLayout,
+    ) -> Result<CpuLaw, String> {
+        let nc = sweep.curves.len();
+        let na = sweep.axis_values.len();
+        let separable = Separable::detect(&plan);
+        let power = separable
+            .as_ref()
+            .and_then(|s| PowerTerm::detect(&plan, s, layout));
+        let mut pos = Vec::new();
+        let (y, w, spans) = match layout {
+            CpuLayout::Grid => {
+                let a = sweep
+                    .axis
+                    .ok_or("the grid layout needs an axis variable, and the sweep has none")?;
+                let (y, w) = grid_cells(sweep, a as usize)?;
+                pos = vec![u32::MAX; nc * na];
+                for (c, r) in sweep.curves.iter().enumerate() {
+                    for i in r.clone() {
+                        pos[c * na + sweep.axis_index[i] as usize] = (i - r.start) as u32;
+                    }
+                }
+                let spans = (0..na)
+                    .step_by(TILE)
+                    .map(|a0| {
+                        let m = TILE.min(na - a0);
+                        Span {
+                            a0,
+                            m,
+                            curves: 0..nc,
+                            stride: na,
+                            base: a0,
+                            zero: (0..nc).any(|c| w[c * na + a0..][..m].contains(&0.0)),
+                        }
+                    })
+                    .collect();
+                (y, w, spans)
+            }
+            CpuLayout::Points => {
+                // A fused span keeps no arrays: longer spans only save
+                // per-span work.
+                let len = if power.is_some() { FUSED_SPAN } else { TILE };
+                let mut spans = Vec::new();
+                for (c, r) in sweep.curves.iter().enumerate() {
+                    for a0 in r.clone().step_by(len) {
+                        let m = len.min(r.end - a0);
+                        spans.push(Span {
+                            a0,
+                            m,
+                            curves: c..c + 1,
+                            stride: 0,
+                            base: a0,
+                            zero: sweep.w[a0..a0 + m].contains(&0.0),
+                        });
+                    }
+                }
+                (sweep.y.clone(), sweep.w.clone(), spans)
+            }
+            CpuLayout::Table => {
+                let (y, w) = point_cells(sweep, &plan)?;
+                (y, w, Vec::new())
+            }
+        };
+        if sweep.curves.iter().any(|r| r.len() >= u32::MAX as usize) {
+            return Err("a curve has 2^32 - 1 points or more".into());
+        }
+        let n_nodes = plan.graph().len();
+        let (data, dslot) = data_columns(&plan, sweep, layout)?;
+        let mut cslot = vec![usize::MAX; n_nodes];
+        let mut n_cslots = 0;
+        for &id in &plan.forward[Class::Curve as usize] {
+            cslot[id as usize] = n_cslots;
+            n_cslots += 1;
+        }
+        let mut slot = vec![usize::MAX; n_nodes];
+        let mut n_slots = 0;
+        for c in [Class::Axis, Class::Point] {
+            for &id in &plan.forward[c as usize] {
+                slot[id as usize] = n_slots;
+                n_slots += 1;
+            }
+        }
+        let fuse = fuse_ln_recip(&plan);
+        let (aslot, zero, steps) = adjoint_plan(&plan, &cslot, &slot, layout);
+        // What a start keeps between tiles: start values and adjoints, and
+        // on the grid its curve arrays and their adjoints.
+        let per_start = 2 * n_nodes
+            + match layout {
+                CpuLayout::Grid | CpuLayout::Points => (2 * n_cslots + 8) * nc,
+                CpuLayout::Table => 0,
+            };
+        let batch = (BATCH_VALUES / per_start.max(1)).clamp(1, MAX_BATCH);
+        let target = group_cells(&plan);
+        let shape = match layout {
+            CpuLayout::Grid => format!(
+                "shared axis grid ({nc} curves x {} values)",
+                sweep.axis_values.len()
+            ),
+            CpuLayout::Points => format!("point layout ({} points)", sweep.points()),
+            CpuLayout::Table => format!("table layout ({} rows)", sweep.points()),
+        };
+        Ok(CpuLaw {
+            plan,
+            n_nodes,
+            n_curves: nc,
+            data,
+            dslot,
+            layout,
+            cslot,
+            n_cslots,
+            y,
+            w,
+            pos,
+            groups: groups(layout, &spans, nc, target),
+            spans,
+            first_point: sweep.curves.iter().map(|r| r.start).collect(),
+            shape,
+            registered: Vec::new(),
+            slot,
+            n_slots,
+            objective,
+            separable,
+            power,
+            fuse,
+            aslot,
+            zero,
+            steps,
+            batch,
+            pool: Mutex::new(Vec::new()),
+            gn_pool: Mutex::new(Vec::new()),
+            gn_fixed: std::sync::OnceLock::new(),
+        })
+    }
+}
 
 /// Cells per group for `plan`: at least [`GROUP_CELLS`], and enough that
 /// each group's passes over its curves (forward and back, a fixed cost
