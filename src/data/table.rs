@@ -4,6 +4,7 @@
 //! error names the file, line and column of the cell at fault, and text
 //! columns (run labels, a `split` column) can select and group rows.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use csv::ByteRecord;
@@ -69,17 +70,22 @@ impl Table {
             .map(String::from)
             .to_vec();
         let mut columns = vec![TextColumn::with_capacity(ds.points()); headers.len()];
+        // A curve's own cells formatted once, and the points' into one
+        // reused buffer: formatting is most of the conversion's time.
+        let mut cell = String::new();
         for c in &ds.configs {
+            let (n, t) = (c.n.to_string(), c.t.to_string());
             for i in c.range() {
-                let cells = [
-                    c.run.clone(),
-                    c.n.to_string(),
-                    c.t.to_string(),
-                    ds.tokens[i].to_string(),
-                    ds.loss[i].to_string(),
-                    ds.weight[i].to_string(),
-                ];
-                for (col, cell) in columns.iter_mut().zip(cells) {
+                columns[0].push(&c.run);
+                columns[1].push(&n);
+                columns[2].push(&t);
+                for (col, v) in
+                    columns[3..]
+                        .iter_mut()
+                        .zip([ds.tokens[i], ds.loss[i], ds.weight[i]])
+                {
+                    cell.clear();
+                    write!(cell, "{v}").expect("formatting into a String");
                     col.push(&cell);
                 }
             }
