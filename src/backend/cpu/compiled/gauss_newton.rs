@@ -437,58 +437,23 @@ fn curve_jacobian(cg: &CpuLaw, sep: &Separable, coords: &GnCoords, p: &[f64], ws
         Class::Start => ws.ju[coords.index[sn]][..nc].fill(sep.scalar_sign),
         Class::Curve => {
             ws.cadj[cg.aslot[sn]][..nc].fill(sep.scalar_sign);
-            backward_jac(
+            let into = IntoStart::PerCell {
+                jac: &mut ws.ju,
+                index: &coords.index,
+            };
+            class_backward(
                 cg,
                 Class::Curve,
                 0,
                 nc,
-                coords,
                 &ws.start,
+                into,
                 &ws.cvals,
                 &cg.cslot,
                 &mut ws.cadj,
-                &mut ws.ju,
             );
         }
         _ => {}
-    }
-}
-
-/// [`class_backward`] seeded by the caller, each edge into a start node
-/// kept per cell in `jac` (by coordinate) rather than summed.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn backward_jac(
-    cg: &CpuLaw,
-    cls: Class,
-    off: usize,
-    m: usize,
-    coords: &GnCoords,
-    start: &[f64],
-    vals: &[Vec<f64>],
-    slot: &[usize],
-    adj: &mut [Vec<f64>],
-    jac: &mut [Vec<f64>],
-) {
-    let class = &cg.plan.class;
-    for &(e, step) in &cg.steps[cls as usize] {
-        if step == Step::Alias {
-            continue;
-        }
-        let af = cg.aslot[e.from as usize];
-        let from = std::mem::take(&mut adj[af]);
-        let p = match class[e.partial as usize] {
-            Class::Start => V::S(start[e.partial as usize]),
-            Class::Data => V::A(&cg.data_of(e.partial)[off..off + m]),
-            _ => V::A(&vals[slot[e.partial as usize]][..m]),
-        };
-        let to = e.to as usize;
-        match (class[to], step) {
-            (Class::Start, _) => axpy(&mut jac[coords.index[to]][..m], &from[..m], p),
-            (_, Step::Store) => assign(&mut adj[cg.aslot[to]][..m], &from[..m], p),
-            _ => axpy(&mut adj[cg.aslot[to]][..m], &from[..m], p),
-        }
-        adj[af] = from;
     }
 }
 
@@ -642,18 +607,11 @@ fn gn_batch<const FMA: bool>(
                     }
                     if class[an] != Class::Data {
                         adj[cg.aslot[an]][..m].fill(sep.axis_sign);
-                        backward_jac(
-                            cg,
-                            Class::Axis,
-                            t0,
-                            m,
-                            coords,
-                            start,
-                            vals,
-                            &cg.slot,
-                            adj,
-                            jv,
-                        );
+                        let into = IntoStart::PerCell {
+                            jac: jv,
+                            index: &coords.index,
+                        };
+                        class_backward(cg, Class::Axis, t0, m, start, into, vals, &cg.slot, adj);
                     }
                     let u: &[f64] = match class[an] {
                         Class::Data => &cg.data_of(sep.axis_node)[t0..t0 + m],

@@ -691,6 +691,18 @@ fn curve_forward<const FMA: bool>(
     }
 }
 
+/// Where a backward pass's edges into start nodes go.
+enum IntoStart<'a> {
+    /// Summed over the cells into the start adjoints: the gradient.
+    Sum(&'a mut [f64]),
+    /// Kept per cell, in `jac[index[node]]`: the Jacobian columns of the
+    /// Gauss-Newton moments (see `gauss_newton`).
+    PerCell {
+        jac: &'a mut [Vec<f64>],
+        index: &'a [usize],
+    },
+}
+
 /// Backward along the edges of a hoisted class (curve nodes over curves
 /// `off..off + m`, or axis nodes over a tile's axis values), each edge one
 /// pass over them; `vals` and `slot` hold the class's node arrays.
@@ -702,7 +714,7 @@ fn class_backward(
     off: usize,
     m: usize,
     start: &[f64],
-    start_adj: &mut [f64],
+    mut into: IntoStart,
     vals: &[Vec<f64>],
     slot: &[usize],
     adj: &mut [Vec<f64>],
@@ -720,9 +732,12 @@ fn class_backward(
             _ => V::A(&vals[slot[e.partial as usize]][..m]),
         };
         let to = e.to as usize;
-        match (class[to], step) {
-            (Class::Start, _) => start_adj[to] += dot(&from[..m], p),
-            (_, Step::Store) => assign(&mut adj[cg.aslot[to]][..m], &from[..m], p),
+        match (class[to], step, &mut into) {
+            (Class::Start, _, IntoStart::Sum(start_adj)) => start_adj[to] += dot(&from[..m], p),
+            (Class::Start, _, IntoStart::PerCell { jac, index }) => {
+                axpy(&mut jac[index[to]][..m], &from[..m], p)
+            }
+            (_, Step::Store, _) => assign(&mut adj[cg.aslot[to]][..m], &from[..m], p),
             _ => axpy(&mut adj[cg.aslot[to]][..m], &from[..m], p),
         }
         adj[af] = from;

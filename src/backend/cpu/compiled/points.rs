@@ -98,7 +98,7 @@ pub(super) fn point_batch<const FMA: bool>(
                 c0,
                 m,
                 start,
-                start_adj,
+                IntoStart::Sum(start_adj),
                 cvals,
                 &cg.cslot,
                 cadj,
