@@ -239,22 +239,13 @@ impl CpuLaw {
     ) -> anyhow::Result<()> {
         let np = self.plan.n_params().max(1);
         anyhow::ensure!(
-            which.len() == f.len() && params.len() == f.len() * np,
-            "params, which and f differ in length"
+            which.len() == f.len()
+                && params.len() == f.len() * np
+                && g.len() == params.len()
+                && h.len() == g.len() * np,
+            "params, which, f, g and h differ in length"
         );
-        let n = self.registered.len();
-        if let Some(k) = which.iter().find(|&&k| k != UNWEIGHTED && k as usize >= n) {
-            anyhow::bail!("weighting index {k} is out of range: there are {n} weightings");
-        }
-        // Starts that share a weighting side by side, so that a tile's
-        // weights are filled once for all of them (as `evaluate_with`).
-        let mut order: Vec<usize> = (0..f.len()).collect();
-        order.sort_by_key(|&k| which[k]);
-        let ps: Vec<f64> = order
-            .iter()
-            .flat_map(|&k| params[k * np..(k + 1) * np].iter().copied())
-            .collect();
-        let ws: Vec<u32> = order.iter().map(|&k| which[k]).collect();
+        let (order, ps, ws) = by_weighting(params, which, np, self.registered.len())?;
         let (mut fo, mut go, mut ho) = (vec![0.0; f.len()], vec![0.0; g.len()], vec![0.0; h.len()]);
         self.run_gn(&ps, Some(&ws), &mut fo, &mut go, &mut ho);
         for (j, &k) in order.iter().enumerate() {

@@ -302,22 +302,8 @@ impl CpuLaw {
             which.len() == f.len() && params.len() == f.len() * np && g.len() == params.len(),
             "params, which, f and g differ in length"
         );
-        let n = weightings.len();
-        if let Some(k) = which.iter().find(|&&k| k != UNWEIGHTED && k as usize >= n) {
-            anyhow::bail!("weighting index {k} is out of range: there are {n} weightings");
-        }
         crate::backend::weights::check_curves(weightings, self.n_curves)?;
-        // Starts that share a weighting side by side, so that a span's
-        // weights are filled once for all of them. A start's value does
-        // not depend on the others in its batch, so the order changes no
-        // bits.
-        let mut order: Vec<usize> = (0..f.len()).collect();
-        order.sort_by_key(|&k| which[k]);
-        let ps: Vec<f64> = order
-            .iter()
-            .flat_map(|&k| params[k * np..(k + 1) * np].iter().copied())
-            .collect();
-        let ws: Vec<u32> = order.iter().map(|&k| which[k]).collect();
+        let (order, ps, ws) = by_weighting(params, which, np, weightings.len())?;
         let (mut fo, mut go) = (vec![0.0; f.len()], vec![0.0; g.len()]);
         self.run(&ps, Some(&ws), weightings, &mut fo, &mut go);
         for (j, &k) in order.iter().enumerate() {

@@ -132,3 +132,28 @@ impl Weights<'_> {
         (k != UNWEIGHTED).then(|| (k, &self.resolved[k as usize]))
     }
 }
+
+/// The starts of `params` (`np` per vector) side by side by weighting, so
+/// that a span's weights are filled once for all that share one: the
+/// order (position j holds start `order[j]`), the vectors and the
+/// weighting indices in it. An index past `n` weightings is an error. A
+/// start's value does not depend on the others in its batch, so the order
+/// changes no bits.
+pub(super) fn by_weighting(
+    params: &[f64],
+    which: &[u32],
+    np: usize,
+    n: usize,
+) -> anyhow::Result<(Vec<usize>, Vec<f64>, Vec<u32>)> {
+    if let Some(k) = which.iter().find(|&&k| k != UNWEIGHTED && k as usize >= n) {
+        anyhow::bail!("weighting index {k} is out of range: there are {n} weightings");
+    }
+    let mut order: Vec<usize> = (0..which.len()).collect();
+    order.sort_by_key(|&k| which[k]);
+    let ps: Vec<f64> = order
+        .iter()
+        .flat_map(|&k| params[k * np..(k + 1) * np].iter().copied())
+        .collect();
+    let ws: Vec<u32> = order.iter().map(|&k| which[k]).collect();
+    Ok((order, ps, ws))
+}
