@@ -581,18 +581,7 @@ fn gn_batch<const FMA: bool>(
                     )
                 }
                 None => {
-                    let src = |o: NodeId| match class[o as usize] {
-                        Class::Start => Src::S(start[o as usize]),
-                        Class::Data => Src::Data(cg.dslot[o as usize], t0),
-                        _ => Src::Store(cg.slot[o as usize]),
-                    };
-                    for &id in &plan.forward[Class::Axis as usize] {
-                        run_node::<FMA>(cg, id, &cg.slot, vals, m, p, &src, |id| {
-                            if cg.zero[id as usize] {
-                                adj[cg.aslot[id as usize]][..m].fill(0.0);
-                            }
-                        });
-                    }
+                    axis_forward::<FMA>(cg, t0, m, p, start, vals, adj);
                     for j in &mut jv[..sa] {
                         j[..m].fill(0.0);
                     }

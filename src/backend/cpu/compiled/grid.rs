@@ -179,21 +179,7 @@ pub(super) fn grid_tile<const FMA: bool>(
         gbuf,
         ..
     } = tw;
-    // Axis nodes of the tile.
-    {
-        let src = |o: NodeId| match class[o as usize] {
-            Class::Start => Src::S(start[o as usize]),
-            Class::Data => Src::Data(cg.dslot[o as usize], t0),
-            _ => Src::Store(cg.slot[o as usize]),
-        };
-        for &id in &plan.forward[Class::Axis as usize] {
-            run_node::<FMA>(cg, id, &cg.slot, vals, m, params, &src, |id| {
-                if cg.zero[id as usize] {
-                    adj[cg.aslot[id as usize]][..m].fill(0.0);
-                }
-            });
-        }
-    }
+    axis_forward::<FMA>(cg, t0, m, params, start, vals, adj);
     let row = |c: usize| span.row(c);
     if let Some(sep) = cg.separable {
         // Fused cell loop: prediction, loss and both adjoint sums. A data

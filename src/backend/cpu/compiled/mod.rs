@@ -677,6 +677,35 @@ fn curve_forward<const FMA: bool>(
     }
 }
 
+/// The axis nodes over a tile's `m` axis values from `t0` (vectorised,
+/// with the fast transcendentals) into `vals`, the adjoints that
+/// accumulate zeroed.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn axis_forward<const FMA: bool>(
+    cg: &CpuLaw,
+    t0: usize,
+    m: usize,
+    params: &[f64],
+    start: &[f64],
+    vals: &mut [Vec<f64>],
+    adj: &mut [Vec<f64>],
+) {
+    let class = &cg.plan.class;
+    let src = |o: NodeId| match class[o as usize] {
+        Class::Start => Src::S(start[o as usize]),
+        Class::Data => Src::Data(cg.dslot[o as usize], t0),
+        _ => Src::Store(cg.slot[o as usize]),
+    };
+    for &id in &cg.plan.forward[Class::Axis as usize] {
+        run_node::<FMA>(cg, id, &cg.slot, vals, m, params, &src, |id| {
+            if cg.zero[id as usize] {
+                adj[cg.aslot[id as usize]][..m].fill(0.0);
+            }
+        });
+    }
+}
+
 /// Where a backward pass's edges into start nodes go.
 enum IntoStart<'a> {
     /// Summed over the cells into the start adjoints: the gradient.
