@@ -35,6 +35,7 @@ use sweepfit::backend::gpu::{self, GpuDevice, GpuLaw, GpuLimits, Layout};
 use sweepfit::backend::weights::{resolve_curves, Resolved, Weighting, UNWEIGHTED};
 use sweepfit::backend::CpuLaw;
 use sweepfit::law::dag::Node;
+use sweepfit::law::ops::Func;
 use sweepfit::law::plan::{Plan, Sweep};
 use sweepfit::law::{builtin_law, builtin_names, CompiledLaw};
 use sweepfit::objective::{LossKind, Objective, Space};
@@ -217,12 +218,14 @@ fn condition(law: &CompiledLaw, x: &[f64], p: &[f64]) -> f64 {
                 push(y, v[i] * ln);
                 times += (e * ln).abs();
             }
-            Node::Exp(x) => push(x, v[i]),
-            Node::Log(x) => push(x, 1.0 / v[x as usize]),
-            Node::Sqrt(x) => push(x, 0.5 / v[i]),
-            Node::Min(x, y) | Node::Max(x, y) => {
+            Node::Fn1(Func::Exp, x) => push(x, v[i]),
+            Node::Fn1(Func::Log, x) => push(x, 1.0 / v[x as usize]),
+            Node::Fn1(Func::Sqrt, x) => push(x, 0.5 / v[i]),
+            Node::Fn1(Func::Tanh, x) => push(x, 1.0 - v[i] * v[i]),
+            Node::Fn2(Func::Min | Func::Max, x, y) => {
                 push(if v[i] == v[x as usize] { x } else { y }, 1.0)
             }
+            Node::Fn1(f, _) | Node::Fn2(f, ..) => panic!("no reference partial for {}", f.name()),
         }
         let term = (a * v[i]).abs() * times;
         if term.is_finite() {

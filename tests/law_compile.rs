@@ -35,6 +35,7 @@ fn eval_ast(a: &Ast, vars: &[f64], params: &[f64]) -> f64 {
                 Func::Exp => x.exp(),
                 Func::Log => x.ln(),
                 Func::Sqrt => x.sqrt(),
+                Func::Tanh => x.tanh(),
                 Func::Min => x.min(eval_ast(&args[1], vars, params)),
                 Func::Max => x.max(eval_ast(&args[1], vars, params)),
             }

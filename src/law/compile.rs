@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use super::dag::{Graph, Node, NodeId};
 use super::diff;
-use super::parse::{self, Ast, BinOp, FormulaError, Func, Span};
+use super::parse::{self, Ast, BinOp, FormulaError, Span};
 
 /// At most this many variables: a node's variables are a bit mask.
 pub const MAX_VARS: usize = 64;
@@ -131,33 +131,24 @@ impl Builder<'_> {
                     .iter()
                     .map(|a| self.build(a, src, origin))
                     .collect::<Result<Vec<_>, _>>()?;
-                match f {
-                    Func::Exp => self.g.exp(xs[0]),
-                    Func::Log => self.g.log(xs[0]),
-                    Func::Sqrt => self.g.sqrt(xs[0]),
-                    Func::Min | Func::Max => {
-                        let dep = diff::param_dependent(&self.g);
-                        if xs.iter().any(|&x| dep[x as usize]) {
-                            let mut e = FormulaError::new(
-                                src,
-                                *span,
-                                format!(
-                                    "{}() of an expression with parameters is not smooth, and the \
-                                     optimiser needs gradients; use {}() on data columns only",
-                                    f.name(),
-                                    f.name()
-                                ),
-                            );
-                            e.origin = origin.to_string();
-                            return Err(e);
-                        }
-                        if *f == Func::Min {
-                            self.g.min(xs[0], xs[1])
-                        } else {
-                            self.g.max(xs[0], xs[1])
-                        }
+                if !f.smooth() {
+                    let dep = diff::param_dependent(&self.g);
+                    if xs.iter().any(|&x| dep[x as usize]) {
+                        let mut e = FormulaError::new(
+                            src,
+                            *span,
+                            format!(
+                                "{}() of an expression with parameters is not smooth, and the \
+                                 optimiser needs gradients; use {}() on data columns only",
+                                f.name(),
+                                f.name()
+                            ),
+                        );
+                        e.origin = origin.to_string();
+                        return Err(e);
                     }
                 }
+                self.g.call(*f, &xs)
             }
         })
     }

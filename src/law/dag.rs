@@ -8,6 +8,8 @@
 
 use std::collections::HashMap;
 
+use super::ops::Func;
+
 /// Index of a node in its [`Graph`].
 pub type NodeId = u32;
 
@@ -24,11 +26,10 @@ pub enum Node {
     Mul(NodeId, NodeId),
     Div(NodeId, NodeId),
     Pow(NodeId, NodeId),
-    Exp(NodeId),
-    Log(NodeId),
-    Sqrt(NodeId),
-    Min(NodeId, NodeId),
-    Max(NodeId, NodeId),
+    /// A function of one operand (see [`super::ops`]).
+    Fn1(Func, NodeId),
+    /// A function of two operands.
+    Fn2(Func, NodeId, NodeId),
 }
 
 impl Node {
@@ -36,14 +37,13 @@ impl Node {
     pub fn operands(&self) -> impl Iterator<Item = NodeId> {
         let (a, b) = match *self {
             Node::Const(_) | Node::Var(_) | Node::Param(_) => (None, None),
-            Node::Neg(a) | Node::Exp(a) | Node::Log(a) | Node::Sqrt(a) => (Some(a), None),
+            Node::Neg(a) | Node::Fn1(_, a) => (Some(a), None),
             Node::Add(a, b)
             | Node::Sub(a, b)
             | Node::Mul(a, b)
             | Node::Div(a, b)
             | Node::Pow(a, b)
-            | Node::Min(a, b)
-            | Node::Max(a, b) => (Some(a), Some(b)),
+            | Node::Fn2(_, a, b) => (Some(a), Some(b)),
         };
         a.into_iter().chain(b)
     }
@@ -69,11 +69,8 @@ impl Node {
             Node::Mul(a, b) => format!("{}*{}", s(a), s(b)),
             Node::Div(a, b) => format!("{}/{}", s(a), s(b)),
             Node::Pow(a, b) => format!("{}^{}", s(a), s(b)),
-            Node::Exp(a) => format!("exp({})", s(a)),
-            Node::Log(a) => format!("log({})", s(a)),
-            Node::Sqrt(a) => format!("sqrt({})", s(a)),
-            Node::Min(a, b) => format!("min({}, {})", s(a), s(b)),
-            Node::Max(a, b) => format!("max({}, {})", s(a), s(b)),
+            Node::Fn1(f, a) => format!("{}({})", f.name(), s(a)),
+            Node::Fn2(f, a, b) => format!("{}({}, {})", f.name(), s(a), s(b)),
         }
     }
 
@@ -96,11 +93,8 @@ impl Node {
             Node::Mul(a, b) => get(a) * get(b),
             Node::Div(a, b) => get(a) / get(b),
             Node::Pow(a, b) => get(a).powf(get(b)),
-            Node::Exp(a) => get(a).exp(),
-            Node::Log(a) => get(a).ln(),
-            Node::Sqrt(a) => get(a).sqrt(),
-            Node::Min(a, b) => get(a).min(get(b)),
-            Node::Max(a, b) => get(a).max(get(b)),
+            Node::Fn1(f, a) => f.eval(get(a), 0.0),
+            Node::Fn2(f, a, b) => f.eval(get(a), get(b)),
         }
     }
 
@@ -116,11 +110,8 @@ impl Node {
             Node::Mul(a, b) => (6, a as u64, b),
             Node::Div(a, b) => (7, a as u64, b),
             Node::Pow(a, b) => (8, a as u64, b),
-            Node::Exp(a) => (9, a as u64, 0),
-            Node::Log(a) => (10, a as u64, 0),
-            Node::Sqrt(a) => (11, a as u64, 0),
-            Node::Min(a, b) => (12, a as u64, b),
-            Node::Max(a, b) => (13, a as u64, b),
+            Node::Fn1(f, a) => (9, (f as u64) << 32 | a as u64, 0),
+            Node::Fn2(f, a, b) => (10, (f as u64) << 32 | a as u64, b),
         }
     }
 }
@@ -256,41 +247,33 @@ impl Graph {
         }
     }
 
-    pub fn exp(&mut self, a: NodeId) -> NodeId {
-        match self.constant(a) {
-            Some(x) => self.num(x.exp()),
-            None => self.intern(Node::Exp(a)),
+    /// `f` of `args` (one or two, as `f` takes), folded when the
+    /// operands are constants.
+    pub fn call(&mut self, f: Func, args: &[NodeId]) -> NodeId {
+        let spec = f.spec();
+        debug_assert_eq!(args.len(), spec.arity);
+        let (a, b) = (args[0], args.get(1).copied());
+        let (x, y) = (self.constant(a), b.and_then(|b| self.constant(b)));
+        match b {
+            None => match x {
+                Some(x) => self.num((spec.eval)(x, 0.0)),
+                None => self.intern(Node::Fn1(f, a)),
+            },
+            Some(b) => match (x, y) {
+                (Some(x), Some(y)) => self.num((spec.eval)(x, y)),
+                _ if a == b && spec.idempotent => a,
+                _ if spec.commutative => self.intern(Node::Fn2(f, a.min(b), a.max(b))),
+                _ => self.intern(Node::Fn2(f, a, b)),
+            },
         }
+    }
+
+    pub fn exp(&mut self, a: NodeId) -> NodeId {
+        self.call(Func::Exp, &[a])
     }
 
     pub fn log(&mut self, a: NodeId) -> NodeId {
-        match self.constant(a) {
-            Some(x) => self.num(x.ln()),
-            None => self.intern(Node::Log(a)),
-        }
-    }
-
-    pub fn sqrt(&mut self, a: NodeId) -> NodeId {
-        match self.constant(a) {
-            Some(x) => self.num(x.sqrt()),
-            None => self.intern(Node::Sqrt(a)),
-        }
-    }
-
-    pub fn min(&mut self, a: NodeId, b: NodeId) -> NodeId {
-        match (self.constant(a), self.constant(b)) {
-            (Some(x), Some(y)) => self.num(x.min(y)),
-            _ if a == b => a,
-            _ => self.intern(Node::Min(a.min(b), a.max(b))),
-        }
-    }
-
-    pub fn max(&mut self, a: NodeId, b: NodeId) -> NodeId {
-        match (self.constant(a), self.constant(b)) {
-            (Some(x), Some(y)) => self.num(x.max(y)),
-            _ if a == b => a,
-            _ => self.intern(Node::Max(a.min(b), a.max(b))),
-        }
+        self.call(Func::Log, &[a])
     }
 
     /// Per node, bit i set when it depends on variable i.

@@ -100,7 +100,7 @@ pub fn edges(g: &mut Graph, output: NodeId) -> Vec<Edge> {
             }
         };
         match node {
-            Node::Const(_) | Node::Var(_) | Node::Param(_) | Node::Min(..) | Node::Max(..) => {}
+            Node::Const(_) | Node::Var(_) | Node::Param(_) => {}
             Node::Neg(x) => {
                 let m = g.num(-1.0);
                 edge(x, m);
@@ -148,18 +148,18 @@ pub fn edges(g: &mut Graph, output: NodeId) -> Vec<Edge> {
                     edge(y, d);
                 }
             }
-            Node::Exp(x) => edge(x, id),
-            Node::Log(x) => {
-                let one = g.num(1.0);
-                let d = g.div(one, x);
-                edge(x, d);
+            Node::Fn1(f, x) => {
+                if let Some(partials) = f.spec().partials {
+                    let [d, _] = partials(g, [x, x], id);
+                    edge(x, d);
+                }
             }
-            Node::Sqrt(x) => {
-                let two = g.num(2.0);
-                let den = g.mul(two, id);
-                let one = g.num(1.0);
-                let d = g.div(one, den);
-                edge(x, d);
+            Node::Fn2(f, x, y) => {
+                if let Some(partials) = f.spec().partials {
+                    let [dx, dy] = partials(g, [x, y], id);
+                    edge(x, dx);
+                    edge(y, dy);
+                }
             }
         }
     }

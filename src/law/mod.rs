@@ -7,6 +7,7 @@ pub mod compile;
 pub mod dag;
 pub mod diff;
 pub mod file;
+pub mod ops;
 pub mod params;
 pub mod parse;
 pub mod plan;

@@ -24,6 +24,7 @@
 use super::dag::{Node, NodeId};
 use super::diff;
 use super::file::{LawFile, StartScale};
+use super::ops::Func;
 use super::CompiledLaw;
 
 /// How a parameter maps to the coordinate the optimiser moves.
@@ -143,7 +144,7 @@ fn roles(law: &CompiledLaw, file: &LawFile) -> Vec<Role> {
             Node::Mul(a, b) => (up(a) && (up(b) || pos_const(b))) || (pos_const(a) && up(b)),
             // Data in other units: N/1e9.
             Node::Div(a, b) => up(a) && pos_const(b),
-            Node::Sqrt(a) | Node::Log(a) | Node::Exp(a) => up(a),
+            Node::Fn1(f, a) if f.spec().increasing => up(a),
             Node::Pow(base, e) => {
                 up(base)
                     && match g.node(e) {
@@ -199,7 +200,7 @@ fn roles(law: &CompiledLaw, file: &LawFile) -> Vec<Role> {
                 }
                 base
             }
-            Node::Log(a) => a,
+            Node::Fn1(Func::Log, a) => a,
             _ => continue,
         };
         if let Node::Add(a, b) = g.node(base) {

@@ -35,40 +35,7 @@ pub struct Span {
     pub end: usize,
 }
 
-/// Functions of the language, with their argument counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Func {
-    Exp,
-    Log,
-    Sqrt,
-    Min,
-    Max,
-}
-
-impl Func {
-    pub const ALL: [Func; 5] = [Func::Exp, Func::Log, Func::Sqrt, Func::Min, Func::Max];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Func::Exp => "exp",
-            Func::Log => "log",
-            Func::Sqrt => "sqrt",
-            Func::Min => "min",
-            Func::Max => "max",
-        }
-    }
-
-    pub fn arity(self) -> usize {
-        match self {
-            Func::Min | Func::Max => 2,
-            _ => 1,
-        }
-    }
-
-    fn from_name(s: &str) -> Option<Func> {
-        Func::ALL.into_iter().find(|f| f.name() == s)
-    }
-}
+pub use super::ops::Func;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BinOp {
@@ -436,7 +403,7 @@ impl Parser<'_> {
                     return Ok((Ast::Name(name, span), 1));
                 }
                 let Some(func) = Func::from_name(&name) else {
-                    let known: Vec<&str> = Func::ALL.iter().map(|f| f.name()).collect();
+                    let known: Vec<&str> = Func::names().collect();
                     return Err(FormulaError::new(
                         self.lex.src,
                         span,
@@ -600,7 +567,7 @@ mod tests {
 
         let e = error("E + foo(N)");
         assert!(e.message.contains("unknown function 'foo'"));
-        assert!(e.message.contains("exp, log, sqrt, min, max"));
+        assert!(e.message.contains("exp, log, sqrt, tanh, min, max"));
 
         let e = error("min(N)");
         assert!(e.message.contains("min takes 2 arguments, found 1"));

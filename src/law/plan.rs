@@ -29,6 +29,7 @@ use std::ops::Range;
 use super::compile::CompiledLaw;
 use super::dag::{Graph, Node, NodeId};
 use super::diff::{self, Edge};
+use super::ops::Func;
 use crate::objective::{Objective, Space};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -726,7 +727,7 @@ fn lower(g: &mut Graph, root: NodeId, level: &dyn Fn(u64) -> Class) -> NodeId {
                         g.mul(a, r)
                     }
                     (_, Some(_)) => g.div(a, b),
-                    (Node::Exp(e), None) => {
+                    (Node::Fn1(Func::Exp, e), None) => {
                         let ne = match g.node(e) {
                             Node::Mul(p, q) if rank(g, p) <= rank(g, q) => {
                                 let np = g.neg(p);
@@ -749,25 +750,13 @@ fn lower(g: &mut Graph, root: NodeId, level: &dyn Fn(u64) -> Class) -> NodeId {
                     }
                 }
             }
-            Node::Exp(a) => {
+            Node::Fn1(f, a) => {
                 let a = m(a, &map);
-                g.exp(a)
+                g.call(f, &[a])
             }
-            Node::Log(a) => {
-                let a = m(a, &map);
-                g.log(a)
-            }
-            Node::Sqrt(a) => {
-                let a = m(a, &map);
-                g.sqrt(a)
-            }
-            Node::Min(a, b) => {
+            Node::Fn2(f, a, b) => {
                 let (a, b) = (m(a, &map), m(b, &map));
-                g.min(a, b)
-            }
-            Node::Max(a, b) => {
-                let (a, b) = (m(a, &map), m(b, &map));
-                g.max(a, b)
+                g.call(f, &[a, b])
             }
             Node::Const(_) | Node::Var(_) | Node::Param(_) => id,
         };

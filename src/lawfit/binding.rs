@@ -13,6 +13,7 @@ use indexmap::IndexMap;
 
 use crate::data::{Table, TextColumn};
 use crate::law::dag::{Node, NodeId};
+use crate::law::ops::Domain;
 use crate::law::{parse, CompiledLaw, LawFile};
 
 /// Columns that hold what is fitted, not what a law reads.
@@ -385,7 +386,8 @@ pub fn inseparable(law: &CompiledLaw) -> (Vec<String>, Vec<String>) {
     let mut data_like = vec![false; law.params.len()];
     for i in (0..=top).filter(|&i| used[i]) {
         let base = match g.node(i as NodeId) {
-            Node::Pow(b, _) | Node::Log(b) | Node::Sqrt(b) => b,
+            Node::Pow(b, _) => b,
+            Node::Fn1(f, b) if f.spec().domain != Domain::All => b,
             _ => continue,
         };
         if let Node::Param(p) = g.node(base) {

@@ -124,7 +124,8 @@ pub fn shared_data() -> PathBuf {
 pub const FORMULA_VARS: [&str; 2] = ["x", "y"];
 pub const FORMULA_PARAMS: [&str; 4] = ["p0", "p1", "p2", "p3"];
 
-/// A random smooth formula over x, y and p0..p3 that stays finite for
+/// A random smooth formula over x, y and p0..p3, using every smooth
+/// function of the language, that stays finite for
 /// positive inputs of order one: bases of powers, logs and square roots
 /// are made >= 1 first.
 pub fn random_formula(rng: &mut rand::rngs::StdRng, depth: u32) -> String {
@@ -139,7 +140,7 @@ pub fn random_formula(rng: &mut rand::rngs::StdRng, depth: u32) -> String {
     let a = random_formula(rng, depth - 1);
     let b = random_formula(rng, depth - 1);
     let pos = |e: &str| format!("(1 + ({e})^2)");
-    match rng.random_range(0..9) {
+    match rng.random_range(0..10) {
         0 => format!("({a} + {b})"),
         1 => format!("({a} - {b})"),
         2 => format!("({a} * {b})"),
@@ -148,6 +149,7 @@ pub fn random_formula(rng: &mut rand::rngs::StdRng, depth: u32) -> String {
         5 => format!("exp(0.2*{a})"),
         6 => format!("log({})", pos(&a)),
         7 => format!("sqrt({})", pos(&a)),
+        8 => format!("tanh(0.3*{a}) * {b}"),
         _ => format!("-{a}"),
     }
 }

@@ -1286,7 +1286,7 @@ mod tests {
     /// of the reference interpreter's value and gradient, row by row, in
     /// both spaces and for both losses (Huber's delta just above the
     /// median residual, so rows fall on both sides of it), for laws with powers
-    /// of data, powers of sums, exp, log and sqrt.
+    /// of data, powers of sums, exp, log, sqrt and tanh.
     #[test]
     fn sums_match_the_reference_interpreter() {
         let cases = [
@@ -1302,6 +1302,7 @@ mod tests {
                 "E + A*sqrt(N)/D^alpha + C*exp(-k*D/N)",
                 vec![1.2, 0.5, 0.3, 0.7, 2e-3],
             ),
+            ("E + A*(1 - tanh(k*log(D/N)))", vec![1.5, 0.8, 0.3]),
         ];
         let rows = 601; // more than two tiles, and a ragged last one
         let n: Vec<f64> = (0..rows).map(|i| 1e3 * (1.0 + (i % 17) as f64)).collect();

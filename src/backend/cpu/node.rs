@@ -5,6 +5,7 @@
 use crate::backend::fastmath::{exact_exp as exp, exact_ln_recip as ln_recip, exact_pow as pow};
 use crate::backend::vector::{binary, unary, V};
 use crate::law::dag::{Node, NodeId};
+use crate::law::ops::Func;
 
 /// One node over an array (a tile's axis values, or the curves): `opnd`
 /// gives the operands.
@@ -25,11 +26,21 @@ pub(crate) fn node_op<'a, const FMA: bool>(
         Node::Mul(a, b) => binary!(out, opnd(a), opnd(b), |x, y| x * y),
         Node::Div(a, b) => binary!(out, opnd(a), opnd(b), |x, y| x / y),
         Node::Pow(a, b) => binary!(out, opnd(a), opnd(b), |x, y| pow::<FMA>(x, y)),
-        Node::Exp(a) => unary!(out, opnd(a), |x| exp::<FMA>(x)),
-        Node::Log(a) => unary!(out, opnd(a), |x| ln::<FMA>(x)),
-        Node::Sqrt(a) => unary!(out, opnd(a), |x| x.sqrt()),
-        Node::Min(a, b) => binary!(out, opnd(a), opnd(b), |x, y| x.min(y)),
-        Node::Max(a, b) => binary!(out, opnd(a), opnd(b), |x, y| x.max(y)),
+        // The functions with a vector form of their own; the others take
+        // the table's f64 value cell by cell.
+        Node::Fn1(Func::Exp, a) => unary!(out, opnd(a), |x| exp::<FMA>(x)),
+        Node::Fn1(Func::Log, a) => unary!(out, opnd(a), |x| ln::<FMA>(x)),
+        Node::Fn1(Func::Sqrt, a) => unary!(out, opnd(a), |x| x.sqrt()),
+        Node::Fn2(Func::Min, a, b) => binary!(out, opnd(a), opnd(b), |x, y| x.min(y)),
+        Node::Fn2(Func::Max, a, b) => binary!(out, opnd(a), opnd(b), |x, y| x.max(y)),
+        Node::Fn1(f, a) => {
+            let eval = f.spec().eval;
+            unary!(out, opnd(a), |x| eval(x, 0.0))
+        }
+        Node::Fn2(f, a, b) => {
+            let eval = f.spec().eval;
+            binary!(out, opnd(a), opnd(b), |x, y| eval(x, y))
+        }
     }
 }
 

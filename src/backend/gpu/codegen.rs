@@ -234,14 +234,8 @@ impl Gen<'_> {
                     Some(format!("{} > 0.0", o(a)?)),
                 ),
             },
-            Node::Exp(a) => (format!("exp({})", o(a)?), None),
-            Node::Log(a) => (format!("log({})", o(a)?), Some(format!("{} > 0.0", o(a)?))),
-            Node::Sqrt(a) => (
-                format!("sqrt({})", o(a)?),
-                Some(format!("{} >= 0.0", o(a)?)),
-            ),
-            Node::Min(a, b) => (format!("min({}, {})", o(a)?, o(b)?), None),
-            Node::Max(a, b) => (format!("max({}, {})", o(a)?, o(b)?), None),
+            Node::Fn1(f, a) => (f.wgsl(&[o(a)?]), f.wgsl_defined(&o(a)?)),
+            Node::Fn2(f, a, b) => (f.wgsl(&[o(a)?, o(b)?]), f.wgsl_defined(&o(a)?)),
         })
     }
 

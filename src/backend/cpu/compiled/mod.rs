@@ -55,6 +55,7 @@ use crate::backend::vector::V;
 use crate::backend::weights::{point_hash, poisson1, Resolved, UNWEIGHTED};
 use crate::law::dag::{Node, NodeId};
 use crate::law::diff::Edge;
+use crate::law::ops::Func;
 use crate::law::plan::{Class, Plan, Sweep};
 use crate::objective::{LossKind, Objective, Space};
 use grid::*;
@@ -612,7 +613,7 @@ fn run_node<const FMA: bool>(
     match cg.fuse[id as usize] {
         Fuse::Done => {}
         Fuse::LnRecip { ln, recip } => {
-            let Node::Log(x) = graph.node(ln) else {
+            let Node::Fn1(Func::Log, x) = graph.node(ln) else {
                 unreachable!("a fused log")
             };
             let mut lo = std::mem::take(&mut store[at[ln as usize]]);

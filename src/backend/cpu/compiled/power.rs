@@ -19,6 +19,7 @@
 use super::{cell, CpuLayout, Separable};
 use crate::backend::fastmath::{self, mul_add};
 use crate::law::dag::{Node, NodeId};
+use crate::law::ops::Func;
 use crate::law::plan::{Class, Plan};
 use crate::objective::{LossKind, Objective, Space};
 
@@ -56,14 +57,14 @@ impl PowerTerm {
         if class(u) != Class::Axis {
             return None;
         }
-        let is_exp = |id: NodeId| matches!(g.node(id), Node::Exp(_));
+        let is_exp = |id: NodeId| matches!(g.node(id), Node::Fn1(Func::Exp, _));
         let (s1, ex) = match g.node(u) {
             Node::Mul(a, b) if start(a) && is_exp(b) => (Some(a), b),
             Node::Mul(a, b) if start(b) && is_exp(a) => (Some(b), a),
-            Node::Exp(_) => (None, u),
+            Node::Fn1(Func::Exp, _) => (None, u),
             _ => return None,
         };
-        let Node::Exp(m) = g.node(ex) else {
+        let Node::Fn1(Func::Exp, m) = g.node(ex) else {
             return None;
         };
         let (l, s2) = match g.node(m) {
@@ -75,7 +76,7 @@ impl PowerTerm {
         let base = if axis_data(l) {
             Base::Log(l)
         } else {
-            let Node::Log(x) = g.node(l) else {
+            let Node::Fn1(Func::Log, x) = g.node(l) else {
                 return None;
             };
             let (d, s3) = match g.node(x) {

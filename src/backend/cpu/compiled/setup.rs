@@ -252,7 +252,9 @@ pub(super) fn fuse_ln_recip(plan: &Plan) -> Vec<Fuse> {
     for c in [Class::Curve, Class::Axis, Class::Point] {
         let ids = &plan.forward[c as usize];
         for &ln in ids {
-            let Node::Log(x) = g.node(ln) else { continue };
+            let Node::Fn1(Func::Log, x) = g.node(ln) else {
+                continue;
+            };
             let recip = ids.iter().copied().find(|&r| match g.node(r) {
                 Node::Div(one, d) => d == x && g.constant(one) == Some(1.0),
                 _ => false,
