@@ -222,6 +222,9 @@ fn condition(law: &CompiledLaw, x: &[f64], p: &[f64]) -> f64 {
             Node::Fn1(Func::Log, x) => push(x, 1.0 / v[x as usize]),
             Node::Fn1(Func::Sqrt, x) => push(x, 0.5 / v[i]),
             Node::Fn1(Func::Tanh, x) => push(x, 1.0 - v[i] * v[i]),
+            Node::Fn1(Func::Sin, x) => push(x, v[x as usize].cos()),
+            Node::Fn1(Func::Cos, x) => push(x, -v[x as usize].sin()),
+            Node::Fn1(Func::Atan, x) => push(x, 1.0 / (1.0 + v[x as usize] * v[x as usize])),
             Node::Fn2(Func::Min | Func::Max, x, y) => {
                 push(if v[i] == v[x as usize] { x } else { y }, 1.0)
             }

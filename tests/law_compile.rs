@@ -36,6 +36,9 @@ fn eval_ast(a: &Ast, vars: &[f64], params: &[f64]) -> f64 {
                 Func::Log => x.ln(),
                 Func::Sqrt => x.sqrt(),
                 Func::Tanh => x.tanh(),
+                Func::Sin => x.sin(),
+                Func::Cos => x.cos(),
+                Func::Atan => x.atan(),
                 Func::Min => x.min(eval_ast(&args[1], vars, params)),
                 Func::Max => x.max(eval_ast(&args[1], vars, params)),
             }

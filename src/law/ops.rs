@@ -15,6 +15,9 @@ pub enum Func {
     Log,
     Sqrt,
     Tanh,
+    Sin,
+    Cos,
+    Atan,
     Min,
     Max,
 }
@@ -56,7 +59,7 @@ pub struct Spec {
 }
 
 /// The rows, in the order of [`Func`]'s variants.
-pub const TABLE: [Spec; 6] = [
+pub const TABLE: [Spec; 9] = [
     Spec {
         func: Func::Exp,
         name: "exp",
@@ -117,6 +120,56 @@ pub const TABLE: [Spec; 6] = [
             [d, d]
         }),
         wgsl: "tanh({0})",
+        domain: Domain::All,
+        commutative: false,
+        idempotent: false,
+        increasing: true,
+    },
+    Spec {
+        func: Func::Sin,
+        name: "sin",
+        arity: 1,
+        eval: |x, _| x.sin(),
+        partials: Some(|g, [x, _], _| {
+            let d = g.call(Func::Cos, &[x]);
+            [d, d]
+        }),
+        wgsl: "sin({0})",
+        domain: Domain::All,
+        commutative: false,
+        idempotent: false,
+        increasing: false,
+    },
+    Spec {
+        func: Func::Cos,
+        name: "cos",
+        arity: 1,
+        eval: |x, _| x.cos(),
+        partials: Some(|g, [x, _], _| {
+            let s = g.call(Func::Sin, &[x]);
+            let d = g.neg(s);
+            [d, d]
+        }),
+        wgsl: "cos({0})",
+        domain: Domain::All,
+        commutative: false,
+        idempotent: false,
+        increasing: false,
+    },
+    Spec {
+        func: Func::Atan,
+        name: "atan",
+        arity: 1,
+        eval: |x, _| x.atan(),
+        partials: Some(|g, [x, _], _| {
+            // 1/(1 + x^2)
+            let one = g.num(1.0);
+            let sq = g.mul(x, x);
+            let den = g.add(one, sq);
+            let d = g.div(one, den);
+            [d, d]
+        }),
+        wgsl: "atan({0})",
         domain: Domain::All,
         commutative: false,
         idempotent: false,

@@ -567,7 +567,9 @@ mod tests {
 
         let e = error("E + foo(N)");
         assert!(e.message.contains("unknown function 'foo'"));
-        assert!(e.message.contains("exp, log, sqrt, tanh, min, max"));
+        assert!(e
+            .message
+            .contains("exp, log, sqrt, tanh, sin, cos, atan, min, max"));
 
         let e = error("min(N)");
         assert!(e.message.contains("min takes 2 arguments, found 1"));

@@ -140,7 +140,7 @@ pub fn random_formula(rng: &mut rand::rngs::StdRng, depth: u32) -> String {
     let a = random_formula(rng, depth - 1);
     let b = random_formula(rng, depth - 1);
     let pos = |e: &str| format!("(1 + ({e})^2)");
-    match rng.random_range(0..10) {
+    match rng.random_range(0..11) {
         0 => format!("({a} + {b})"),
         1 => format!("({a} - {b})"),
         2 => format!("({a} * {b})"),
@@ -150,6 +150,10 @@ pub fn random_formula(rng: &mut rand::rngs::StdRng, depth: u32) -> String {
         6 => format!("log({})", pos(&a)),
         7 => format!("sqrt({})", pos(&a)),
         8 => format!("tanh(0.3*{a}) * {b}"),
+        9 => {
+            let f = ["sin", "cos", "atan"][rng.random_range(0..3)];
+            format!("({f}(0.5*{a}) + {b})")
+        }
         _ => format!("-{a}"),
     }
 }

@@ -1286,7 +1286,7 @@ mod tests {
     /// of the reference interpreter's value and gradient, row by row, in
     /// both spaces and for both losses (Huber's delta just above the
     /// median residual, so rows fall on both sides of it), for laws with powers
-    /// of data, powers of sums, exp, log, sqrt and tanh.
+    /// of data, powers of sums, exp, log, sqrt, tanh and trigonometry.
     #[test]
     fn sums_match_the_reference_interpreter() {
         let cases = [
