@@ -902,7 +902,7 @@ fn noisy_lines_stay_inside_their_panels() {
 
 #[test]
 fn profile_ticks_and_titles_keep_exponents_and_decimals() {
-    use sweepfit::profile::{ProfileInterval, ProfileReport};
+    use sweepfit::profile::{End, ProfileInterval, ProfileReport};
     let dir = tempdir();
     let curve = |lo: f64, hi: f64, best: f64, values: Vec<f64>| {
         let statistic = values
@@ -912,6 +912,10 @@ fn profile_ticks_and_titles_keep_exponents_and_decimals() {
         ProfileInterval {
             lo,
             hi,
+            lo_end: End::Found,
+            hi_end: End::Found,
+            lo_statistic: 3.84,
+            hi_statistic: 3.84,
             open: String::new(),
             values,
             statistic,

@@ -379,6 +379,10 @@ pub fn fit_table(
                 &space,
                 &|wanted| row_jacobian_of(b, &cols, rows, &opts.objective, wanted),
                 &fits[0].polished,
+                &outcomes[..opts.starts.min(outcomes.len())]
+                    .iter()
+                    .map(|o| (o.f, space.to_params(&o.x)))
+                    .collect::<Vec<_>>(),
                 // The rows the statistic sums over: those of nonzero weight.
                 rows.iter().filter(|&&r| cols.weight[r] != 0.0).count(),
                 ident,
@@ -389,6 +393,21 @@ pub fn fit_table(
         }
         _ => None,
     };
+    // A profile can show what the standard errors do not: a parameter
+    // already flagged keeps its flag, others gain the profile's.
+    let mut identifiability = identifiability;
+    if let (Some(p), Some(ident)) = (&profile, identifiability.as_mut()) {
+        let value = |name: &str| {
+            let i = law.params.iter().position(|p| p == name);
+            i.map_or(f64::NAN, |i| fits[0].polished.params[i])
+        };
+        for f in crate::profile::flags(p, &value) {
+            let open = f.reason.contains("open") || f.reason.contains("unreliable");
+            if open || !ident.flagged.iter().any(|g| g.param == f.param) {
+                ident.flagged.push(f);
+            }
+        }
+    }
     if grouped {
         notes.extend(unconverged(&reports));
     }

@@ -112,6 +112,10 @@ struct Problem {
     evaluations: usize,
     /// Accepted steps in a row that lowered f by less than `stall * f`.
     small_steps: usize,
+    /// Per coordinate, the largest curvature H_kk seen so far: the scale
+    /// of its damping (as MINPACK keeps the largest column norm), so a
+    /// coordinate is damped by its own curvature, never by another's.
+    scale: Vec<f64>,
 }
 
 /// Solve `a x = b` (n x n, symmetric positive definite, row-major) by
@@ -162,31 +166,60 @@ pub fn blocked(x: &[f64], g: &[f64], lo: &[f64], hi: &[f64]) -> Vec<bool> {
         .collect()
 }
 
+/// Eigenvalues of the scaled curvature below this fraction of the largest
+/// are floored to it: directions the data do not determine (a parameter
+/// whose partner sits on a bound, two terms that act as one) then count
+/// by their gradient, not by a pivot of rounding.
+const EIG_FLOOR: f64 = 1e-12;
+
 /// The Newton decrement relative to f, sqrt(g^T H^-1 g / 2f), over the
 /// coordinates not `blocked`: how far (in the metric of H) a point is from
 /// where the quadratic model's minimum lies, scaled so that 0.5 * its
-/// square is the drop of f one more step predicts, relative to f. Infinite
-/// when H is not positive definite there; 0 when nothing is free.
+/// square is the drop of f one more step predicts, relative to f.
+///
+/// H is scaled to a unit diagonal and inverted through its eigenvalues,
+/// those below `EIG_FLOOR` of the largest floored there, so a singular H
+/// gives a finite decrement that is small exactly when the gradient has
+/// no part along the flat directions. A coordinate that changes nothing
+/// (a zero column of J: zero curvature and zero gradient) is left out.
+/// Infinite when such a coordinate has a gradient or a value is not
+/// finite; 0 when nothing is free.
 pub fn relative_decrement(f: f64, g: &[f64], h: &[f64], blocked: &[bool]) -> f64 {
     let n = g.len();
-    let free: Vec<usize> = (0..n).filter(|&k| !blocked[k]).collect();
+    let mut free = Vec::with_capacity(n);
+    for k in (0..n).filter(|&k| !blocked[k]) {
+        let d = h[k * n + k];
+        if !(d.is_finite() && g[k].is_finite()) {
+            return f64::INFINITY;
+        }
+        if d > 0.0 {
+            free.push(k);
+        } else if g[k] != 0.0 {
+            return f64::INFINITY;
+        }
+    }
     let m = free.len();
     if m == 0 {
         return 0.0;
     }
-    let mut a = vec![0.0; m * m];
-    let mut b: Vec<f64> = free.iter().map(|&i| g[i]).collect();
-    for (r, &i) in free.iter().enumerate() {
-        for (c, &j) in free.iter().enumerate() {
-            a[r * m + c] = h[i * n + j];
-        }
-    }
-    if cholesky_solve(&mut a, &mut b, m).is_none() {
+    let d: Vec<f64> = free.iter().map(|&k| h[k * n + k].sqrt()).collect();
+    let a = nalgebra::DMatrix::from_fn(m, m, |r, c| h[free[r] * n + free[c]] / (d[r] * d[c]));
+    let b: Vec<f64> = free.iter().zip(&d).map(|(&k, d)| g[k] / d).collect();
+    let eig = nalgebra::SymmetricEigen::new(a);
+    let top = eig.eigenvalues.iter().fold(0.0f64, |t, &l| t.max(l));
+    if !(top > 0.0 && top.is_finite()) {
         return f64::INFINITY;
     }
-    let gh: f64 = free.iter().zip(&b).map(|(&i, x)| g[i] * x).sum();
+    let floor = EIG_FLOOR * top;
+    let gh: f64 = (0..m)
+        .map(|e| {
+            let v = eig.eigenvectors.column(e);
+            let proj: f64 = v.iter().zip(&b).map(|(v, b)| v * b).sum();
+            proj * proj / eig.eigenvalues[e].max(floor)
+        })
+        .sum();
     if f > 0.0 {
-        (gh.max(0.0) / (2.0 * f)).sqrt()
+        (gh / (2.0 * f)).sqrt()
     } else if gh > 0.0 {
         f64::INFINITY
     } else {
@@ -195,6 +228,17 @@ pub fn relative_decrement(f: f64, g: &[f64], h: &[f64], blocked: &[bool]) -> f64
 }
 
 impl Problem {
+    /// Take the accepted point's curvatures into the scales.
+    fn rescale(&mut self) {
+        let n = self.x.len();
+        for k in 0..n {
+            let d = self.h[k * n + k];
+            if d.is_finite() && d > self.scale[k] {
+                self.scale[k] = d;
+            }
+        }
+    }
+
     /// Coordinates the bounds block: at a bound with the gradient pushing
     /// out of the box.
     fn blocked(&self, lo: &[f64], hi: &[f64]) -> Vec<bool> {
@@ -213,12 +257,22 @@ impl Problem {
     /// box: the trial point and the model's predicted drop.
     fn step(&self, lo: &[f64], hi: &[f64], blocked: &[bool]) -> Option<(Vec<f64>, f64)> {
         let n = self.x.len();
-        let dmax = (0..n).map(|k| self.h[k * n + k]).fold(0.0, f64::max);
-        let diag: Vec<f64> = (0..n)
+        // Scale of each coordinate: its largest curvature so far; one the
+        // residuals have never seen gets a small finite one.
+        let dmax = self.scale.iter().fold(0.0, |m: f64, &d| m.max(d));
+        let root: Vec<f64> = (0..n)
             .map(|k| {
-                self.h[k * n + k]
-                    .max(DIAG_FLOOR * dmax)
-                    .max(f64::MIN_POSITIVE)
+                let h = self.h[k * n + k];
+                let d = if h > 0.0 && h.is_finite() {
+                    h
+                } else {
+                    self.scale[k]
+                };
+                if d > 0.0 && d.is_finite() {
+                    d.sqrt()
+                } else {
+                    (DIAG_FLOOR * dmax).max(f64::MIN_POSITIVE).sqrt()
+                }
             })
             .collect();
         // Displacement of held coordinates (at a bound), free ones solved.
@@ -229,24 +283,28 @@ impl Problem {
         loop {
             let free: Vec<usize> = (0..n).filter(|&k| held[k].is_none()).collect();
             let m = free.len();
+            // Solved in coordinates scaled by `root` (unit curvature where
+            // it is the largest seen): H's entries may span 1e30 when the
+            // parameters' units do, and the scaled system does not.
             let mut a = vec![0.0; m * m];
             let mut b = vec![0.0; m];
             for (r, &i) in free.iter().enumerate() {
-                b[r] = -self.g[i]
+                b[r] = (-self.g[i]
                     - (0..n)
                         .filter_map(|j| held[j].map(|d| self.h[i * n + j] * d))
-                        .sum::<f64>();
+                        .sum::<f64>())
+                    / root[i];
                 for (c, &j) in free.iter().enumerate() {
-                    a[r * m + c] = self.h[i * n + j];
+                    a[r * m + c] = self.h[i * n + j] / (root[i] * root[j]);
                 }
-                a[r * m + r] += self.lambda * diag[i];
+                a[r * m + r] += self.lambda;
             }
             cholesky_solve(&mut a, &mut b, m)?;
             for k in 0..n {
                 s[k] = held[k].unwrap_or(0.0);
             }
             for (r, &i) in free.iter().enumerate() {
-                s[i] = b[r];
+                s[i] = b[r] / root[i];
             }
             // The free coordinate that crosses its bound furthest (in
             // units of its step) is held at the bound; solve again.
@@ -348,6 +406,7 @@ impl Problem {
             self.f = ft;
             self.g.copy_from_slice(gt);
             self.h.copy_from_slice(ht);
+            self.rescale();
             self.next(opts, lo, hi);
             return;
         }
@@ -380,6 +439,7 @@ impl Problem {
             self.f = ft;
             self.g.copy_from_slice(gt);
             self.h.copy_from_slice(ht);
+            self.rescale();
             // A step taken at the floor says nothing of the model's quality.
             if actual > 0.0 {
                 let t = 2.0 * rho - 1.0;
@@ -431,6 +491,7 @@ pub fn least_squares_batch<O: BatchLeastSquares>(
                 iterations: 0,
                 evaluations: 0,
                 small_steps: 0,
+                scale: vec![0.0; dim],
             }
         })
         .collect();

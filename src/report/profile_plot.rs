@@ -93,7 +93,8 @@ pub fn level_text(level: f64) -> String {
 
 /// The interval in a panel's title, in the ticks' style ([`format_sig`]):
 /// "[0.312, 0.35]", "[1.036e7, 1.06e7]"; "open" when neither end is
-/// finite, and the finite end with "open" on the other side when one is.
+/// finite, and the finite end with "open" on the other side when one is
+/// ("?" for an unreliable end).
 /// Three significant digits, or as many more as it takes for the two ends'
 /// difference to show in two.
 pub fn interval_text(iv: &ProfileInterval) -> String {
@@ -104,13 +105,7 @@ pub fn interval_text(iv: &ProfileInterval) -> String {
     } else {
         3
     };
-    let end = |v: f64| format_sig(v, sig);
-    match (iv.lo.is_finite(), iv.hi.is_finite()) {
-        (true, true) => format!("[{}, {}]", end(iv.lo), end(iv.hi)),
-        (true, false) => format!("[{}, open)", end(iv.lo)),
-        (false, true) => format!("(open, {}]", end(iv.hi)),
-        (false, false) => "open".to_string(),
-    }
+    iv.text(&|v| format_sig(v, sig))
 }
 
 /// Draw the profiles of `report` to `path`, PNG or SVG by its extension,
@@ -259,11 +254,17 @@ fn draw_panel<DB: DrawingBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::profile::End;
 
     fn interval(lo: f64, hi: f64) -> ProfileInterval {
+        let end = |v: f64| if v.is_finite() { End::Found } else { End::Open };
         ProfileInterval {
             lo,
             hi,
+            lo_end: end(lo),
+            hi_end: end(hi),
+            lo_statistic: 3.84,
+            hi_statistic: 3.84,
             open: String::new(),
             values: vec![],
             statistic: vec![],

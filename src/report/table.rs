@@ -40,16 +40,7 @@ fn param_table(
             let fmt = row_format(&numbers);
             if profile.is_some() {
                 row.push(match profiled {
-                    Some(i) => {
-                        let end = |v: f64| {
-                            if v.is_finite() {
-                                fmt(v)
-                            } else {
-                                "open".to_string()
-                            }
-                        };
-                        format!("[{}, {}]", end(i.lo), end(i.hi))
-                    }
+                    Some(i) => i.text(&fmt),
                     None => String::new(),
                 });
             }
