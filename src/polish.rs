@@ -225,6 +225,17 @@ pub struct Polished {
     /// Free coordinates (theta order) that end on a bound.
     pub at_bound: Vec<bool>,
     pub status: Status,
+    /// f is at the rounding floor of the data
+    /// ([`RowJacobian::rounding_floor`]): the law reproduces them exactly.
+    pub exact: bool,
+}
+
+impl Polished {
+    /// At an optimum: the Newton decrement below [`GRAD_TOL`], or the fit
+    /// exact to rounding (where the decrement measures rounding).
+    pub fn converged(&self) -> bool {
+        self.grad_norm <= GRAD_TOL || self.exact
+    }
 }
 
 /// Polish each start `(job, params)` on its job's rows, in the raw form
@@ -279,6 +290,10 @@ pub fn polish(
                 grad_norm,
                 steps: o.iterations,
                 status: o.status,
+                // Weighted starts (a bootstrap's replicates) are judged
+                // by the decrement alone.
+                exact: weights.get(k).is_none_or(|w| w.is_none())
+                    && f[k] <= jobs[job_of[k]].rounding_floor(),
             }
         })
         .collect())

@@ -219,8 +219,8 @@ impl BatchLeastSquares for Refits<'_> {
 #[derive(Debug, Clone)]
 struct Point {
     v: f64,
-    space: LawSpace,
-    /// The other free parameters (theta of `space`) and the objective.
+    /// The other free parameters (theta of the space with the parameter
+    /// held at `v`) and the objective.
     theta: Vec<f64>,
     f: f64,
     converged: bool,
@@ -238,7 +238,6 @@ impl Profiler<'_> {
     fn point(&self, v: f64) -> Point {
         Point {
             v,
-            space: self.raw.with_fixed(self.law, self.i, v),
             theta: Vec::new(),
             f: f64::INFINITY,
             converged: false,
@@ -259,15 +258,20 @@ impl Profiler<'_> {
         if jobs.is_empty() {
             return Ok(improved);
         }
-        let dim = points[jobs[0].0].space.dim();
+        let spaces: Vec<LawSpace> = jobs
+            .iter()
+            .map(|(k, _)| self.raw.with_fixed(self.law, self.i, points[*k].v))
+            .collect();
+        let dim = spaces[0].dim();
         let results: Vec<(f64, Vec<f64>, bool)> = if dim == 0 {
             // The only free parameter is the one held: nothing to refit,
             // the objective at each value is the profile.
             let (mut ws, mut scratch) = (Workspace::default(), Default::default());
             jobs.iter()
-                .map(|(k, x)| {
+                .zip(&spaces)
+                .map(|((_, x), space)| {
                     let f = theta_moments(
-                        &points[*k].space,
+                        space,
                         &self.rows,
                         None,
                         x,
@@ -281,7 +285,7 @@ impl Profiler<'_> {
                 .collect()
         } else {
             let mut refits = Refits {
-                spaces: jobs.iter().map(|(k, _)| &points[*k].space).collect(),
+                spaces: spaces.iter().collect(),
                 rows: &self.rows,
             };
             let x0: Vec<Vec<f64>> = jobs.iter().map(|(_, x)| x.clone()).collect();
@@ -367,8 +371,22 @@ pub fn profile(
         .expect("one degree of freedom")
         .inverse_cdf(level);
     let dof = n as f64 - raw.dim() as f64;
-    if dof <= 0.0 || best.f <= 0.0 {
-        bail!("--profile needs more rows than free parameters and a fit that is not exact");
+    if dof <= 0.0 {
+        bail!("--profile needs more rows than free parameters");
+    }
+    if best.exact || best.f <= 0.0 {
+        // No residual variance to measure the statistic in: every value
+        // but the optimum would be infinitely unlikely.
+        return Ok(ProfileReport {
+            level,
+            threshold,
+            params: IndexMap::new(),
+            notes: vec![
+                "no profiles: the law reproduces the data to rounding (noise-free data), so \
+                 there is no residual variance to measure them in"
+                    .into(),
+            ],
+        });
     }
     let stat = |f: f64| (f - best.f) * dof / best.f;
     let scale: Vec<f64> = law
@@ -1007,5 +1025,111 @@ fn end_of(
             f64::NAN,
             Some("has no grid to go on".into()),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: f64 = 3.84;
+
+    /// A side of points (value, statistic, converged) with the
+    /// statistic as the objective (f0 = 0, so `stat` is the identity).
+    fn side(points: &[(f64, f64, bool)], at_bound: bool) -> Side {
+        Side {
+            points: points
+                .iter()
+                .map(|&(v, f, converged)| Point {
+                    v,
+                    theta: Vec::new(),
+                    f,
+                    converged,
+                })
+                .collect(),
+            at_bound,
+            undefined: false,
+        }
+    }
+
+    fn grid() -> Grid {
+        Grid {
+            v0: 1.0,
+            lower: 0.0,
+            upper: 10.0,
+            start: None,
+            step: Some(0.5),
+        }
+    }
+
+    #[test]
+    fn an_end_is_the_point_nearer_the_threshold() {
+        let s = side(
+            &[
+                (1.5, 1.0, true),
+                (1.9, T - 1e-9, true),
+                (2.0, T + 0.5, true),
+            ],
+            false,
+        );
+        let (v, kind, at, why) = end_of(&grid(), 1.0, &s, &|f| f, T);
+        assert_eq!((v, kind, why), (1.9, End::Found, None));
+        assert_eq!(at, T - 1e-9);
+    }
+
+    #[test]
+    fn a_profile_that_falls_outward_is_unreliable() {
+        let s = side(
+            &[(1.5, 2.0, true), (2.0, 0.5, true), (2.5, T + 1.0, true)],
+            false,
+        );
+        let (v, kind, _, why) = end_of(&grid(), 1.0, &s, &|f| f, T);
+        assert!(v.is_nan());
+        assert_eq!(kind, End::Unreliable);
+        assert!(why.unwrap().contains("falls from 2"));
+        // So is one whose refit did not converge before the crossing.
+        let s = side(&[(1.5, 2.0, false), (2.5, T + 1.0, true)], false);
+        assert_eq!(end_of(&grid(), 1.0, &s, &|f| f, T).1, End::Unreliable);
+    }
+
+    #[test]
+    fn a_side_below_the_threshold_ends_at_its_bound_or_is_open() {
+        let s = side(&[(5.0, 1.0, true), (10.0, 2.0, true)], true);
+        let (v, kind, at, _) = end_of(&grid(), 1.0, &s, &|f| f, T);
+        assert_eq!((v, kind, at), (10.0, End::Bound, 2.0));
+        let s = side(&[(5.0, 1.0, true), (9.0, 2.0, true)], false);
+        let (v, kind, at, why) = end_of(&grid(), 1.0, &s, &|f| f, T);
+        assert!(v.is_nan());
+        assert_eq!((kind, at), (End::Open, 2.0));
+        assert!(why.unwrap().contains("beyond 9"));
+        // From an optimum on its bound, the end is the bound.
+        let g = Grid { v0: 0.0, ..grid() };
+        let (v, kind, ..) = end_of(&g, -1.0, &side(&[], false), &|f| f, T);
+        assert_eq!((v, kind), (0.0, End::Bound));
+    }
+
+    #[test]
+    fn interval_text_marks_open_and_unreliable_ends() {
+        let iv = |lo: f64, hi: f64, lo_end: End, hi_end: End| ProfileInterval {
+            lo,
+            hi,
+            lo_end,
+            hi_end,
+            lo_statistic: T,
+            hi_statistic: T,
+            open: String::new(),
+            values: vec![],
+            statistic: vec![],
+        };
+        let fmt = |v: f64| format!("{v}");
+        let nan = f64::NAN;
+        assert_eq!(iv(1.0, 2.0, End::Found, End::Bound).text(&fmt), "[1, 2]");
+        assert_eq!(iv(1.0, nan, End::Found, End::Open).text(&fmt), "[1, open)");
+        assert_eq!(iv(nan, 2.0, End::Open, End::Found).text(&fmt), "(open, 2]");
+        assert_eq!(iv(nan, nan, End::Open, End::Open).text(&fmt), "open");
+        assert_eq!(
+            iv(1.0, nan, End::Found, End::Unreliable).text(&fmt),
+            "[1, ?]"
+        );
     }
 }

@@ -167,3 +167,41 @@ fn a_switched_off_term_gives_open_ends_not_wrong_ones() {
     let checked = check_found_ends(d, data, &extra, &r, &["E", "alpha1", "B", "beta"], "128");
     assert!(checked >= 6, "only {checked} ends checked");
 }
+
+/// Noise-free data: the fit recovers the truth, the optimum reads
+/// converged (its residuals are rounding, so the Newton decrement measures
+/// nothing), and the profile says why it gives no intervals instead of
+/// warning that the optimum is not the global one.
+#[test]
+fn noise_free_data_converge_and_give_no_profile() {
+    let dir = common::tempdir();
+    let d = dir.path();
+    let csv = d.join("exact.csv");
+    ok(
+        d,
+        &[
+            "simulate",
+            "--out",
+            csv.to_str().unwrap(),
+            "--seed",
+            "3",
+            "--noise",
+            "0",
+            "--points",
+            "200",
+        ],
+    );
+    let truth = read_json(&d.join("exact.csv.truth.json"));
+    let r = fit(d, csv.to_str().unwrap(), "fit", &["--profile"]);
+    for (n, t) in truth["params"].as_object().unwrap() {
+        let (got, t) = (r["params"][n].as_f64().unwrap(), t.as_f64().unwrap());
+        assert!((got - t).abs() <= 1e-9 * t.abs(), "{n}: {got} against {t}");
+    }
+    assert_eq!(r["polish"]["converged"], true, "{}", r["polish"]);
+    assert_eq!(r["polish"]["exact"], true, "{}", r["polish"]);
+    let p = &r["profile"];
+    assert!(p["params"].as_object().unwrap().is_empty(), "{p}");
+    let notes = p["notes"].to_string();
+    assert!(notes.contains("reproduces the data to rounding"), "{notes}");
+    assert!(!notes.contains("not the global one"), "{notes}");
+}

@@ -106,7 +106,8 @@ pub(super) fn optimum_reports(
     let polish = PolishReport {
         grad_norm: p.grad_norm,
         newton_steps: p.steps,
-        converged: p.grad_norm <= polish::GRAD_TOL,
+        converged: p.converged(),
+        exact: p.exact,
     };
     let made;
     let rows = match rows {

@@ -64,8 +64,13 @@ pub struct PolishReport {
     pub grad_norm: f64,
     /// Gauss-Newton steps tried.
     pub newton_steps: usize,
-    /// grad_norm at most 1e-6.
+    /// grad_norm at most 1e-6, or the fit exact.
     pub converged: bool,
+    /// The law reproduces the data to rounding: the residuals are at the
+    /// level of the last digits of the data, and grad_norm measures only
+    /// rounding.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exact: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -129,7 +129,9 @@ fn polish_line(s: &mut String, p: Option<&super::PolishReport>) {
             "optimum: grad_norm {:.1e} after {} Gauss-Newton steps{}",
             p.grad_norm,
             p.newton_steps,
-            if p.converged {
+            if p.exact {
+                " (the fit is exact to rounding)"
+            } else if p.converged {
                 ""
             } else {
                 " (not converged: above 1e-6)"

@@ -476,6 +476,27 @@ impl RowJacobian {
         self.y.len()
     }
 
+    /// The objective of predictions exact to rounding: f with every
+    /// residual `ROUNDING` units in the last place of its target (at least
+    /// of 1, in log space, where a target near 0 is the log of a loss
+    /// near 1). At or below it the fit is exact, whatever its gradient
+    /// says: the residuals are rounding.
+    pub fn rounding_floor(&self) -> f64 {
+        const ROUNDING: f64 = 8.0 * f64::EPSILON;
+        self.y
+            .iter()
+            .zip(&self.w)
+            .map(|(&y, &w)| {
+                let size = if self.log { y.abs().max(1.0) } else { y.abs() };
+                let r = ROUNDING * size;
+                match self.huber {
+                    Some(d) if r > d => w * d * (r - 0.5 * d),
+                    _ => 0.5 * w * r * r,
+                }
+            })
+            .sum()
+    }
+
     /// Parameters the Jacobian has columns for.
     pub fn n_wanted(&self) -> usize {
         self.jac.len()
