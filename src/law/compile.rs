@@ -93,6 +93,9 @@ impl Builder<'_> {
                     let d = self.build(&ast, &text, &o)?;
                     self.defs.insert(n.clone(), d);
                     d
+                } else if n == "pi" {
+                    // The constant, unless a variable or def takes the name.
+                    self.g.num(std::f64::consts::PI)
                 } else {
                     let i = match self.params.iter().position(|p| p == n) {
                         Some(i) => i,

@@ -53,7 +53,8 @@ pub struct ParamRule {
     /// Bounds in the parameter's own units (may be infinite).
     pub lower: f64,
     pub upper: f64,
-    /// `None` for linear parameters, which starts solve for.
+    /// `None` for linear parameters, which starts solve for, unless the
+    /// law file declares one.
     pub start: Option<StartRange>,
     pub fixed: Option<f64>,
     pub linear: bool,
@@ -73,6 +74,19 @@ enum Role {
     /// Divided by a power of the data (`A/N^alpha`) or multiplying one with
     /// a negated exponent (`A*N^-alpha`): a decaying term's amplitude.
     Amplitude,
+    /// Subtracted from data (`x - c`): a location on the data's axis.
+    Shift {
+        data: NodeId,
+    },
+    /// Dividing something of the data (`x/w`, `(x - c)^2/w^2`): a width,
+    /// in the units of the variables `data` reads.
+    Scale {
+        data: NodeId,
+    },
+    /// The rate of a decaying exponential of data (`exp(-b*x)`).
+    Rate {
+        data: NodeId,
+    },
     Other,
 }
 
@@ -214,6 +228,49 @@ fn roles(law: &CompiledLaw, file: &LawFile) -> Vec<Role> {
             }
         }
     }
+    // Locations, widths and rates: parameters whose sensible values are
+    // set by the data's range, not by a default of order one.
+    let data_only = |x: NodeId| masks[x as usize] != 0 && !param_dep[x as usize];
+    for (i, n) in g.nodes().iter().enumerate() {
+        if !used[i] {
+            continue;
+        }
+        let found = match *n {
+            Node::Sub(a, b) if data_only(a) => {
+                param_of(b).map(|(p, _)| (p, Role::Shift { data: a }))
+            }
+            Node::Sub(a, b) if data_only(b) => {
+                param_of(a).map(|(p, _)| (p, Role::Shift { data: b }))
+            }
+            Node::Div(a, b) if masks[a as usize] != 0 => {
+                let width = match g.node(b) {
+                    Node::Pow(w, e) if matches!(g.node(e), Node::Const(c) if c > 0.0) => w,
+                    _ => b,
+                };
+                param_of(width).map(|(p, _)| (p, Role::Scale { data: a }))
+            }
+            Node::Fn1(Func::Exp, arg) => {
+                // exp(-b*x): the product negated, or one of its factors.
+                let (prod, neg) = match g.node(arg) {
+                    Node::Neg(m) => (m, true),
+                    _ => (arg, false),
+                };
+                match g.node(prod) {
+                    Node::Mul(x, y) => [(x, y), (y, x)].into_iter().find_map(|(q, d)| {
+                        let (p, negated) = param_of(q)?;
+                        (data_only(d) && (neg != negated)).then_some((p, Role::Rate { data: d }))
+                    }),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if let Some((p, role)) = found {
+            if roles[p] == Role::Other {
+                roles[p] = role;
+            }
+        }
+    }
     roles
 }
 
@@ -254,6 +311,27 @@ pub fn rules(file: &LawFile, law: &CompiledLaw, vars: &[Vec<f64>]) -> Vec<ParamR
                         lo: -1.5,
                         hi: 1.5,
                         log: false,
+                    });
+                }
+                Role::Shift { data } => {
+                    let (lo, hi) = data_range(law, data, vars);
+                    start = Some(StartRange { lo, hi, log: false });
+                }
+                Role::Scale { data } => {
+                    let span = variable_span(law, data, vars);
+                    start = Some(StartRange {
+                        lo: 1e-2 * span,
+                        hi: span,
+                        log: true,
+                    });
+                }
+                Role::Rate { data } => {
+                    let (lo, hi) = data_range(law, data, vars);
+                    let top = lo.abs().max(hi.abs());
+                    start = Some(StartRange {
+                        lo: 1e-2 / top,
+                        hi: 1e1 / top,
+                        log: true,
                     });
                 }
                 Role::Offset { data } if may_be_positive => {
@@ -307,7 +385,13 @@ pub fn rules(file: &LawFile, law: &CompiledLaw, vars: &[Vec<f64>]) -> Vec<ParamR
             },
             lower,
             upper,
-            start: if is_linear { None } else { start },
+            // A linear parameter is solved at each start; a declared range
+            // is the user's, and half the starts draw from it instead.
+            start: if is_linear && decl.start.is_none() {
+                None
+            } else {
+                start
+            },
             fixed: decl.fixed,
             linear: is_linear,
         });
@@ -357,6 +441,56 @@ fn default_start(lower: f64, upper: f64, positive: bool) -> StartRange {
 }
 
 /// Largest absolute value of data node `id` over the rows.
+/// The smallest and largest finite value of the data-only node `id` over
+/// the rows ((0, 1) when none is finite or all are equal).
+fn data_range(law: &CompiledLaw, id: NodeId, vars: &[Vec<f64>]) -> (f64, f64) {
+    let rows = vars.first().map_or(0, Vec::len);
+    let mut buf = Vec::new();
+    let mut point = vec![0.0; vars.len()];
+    let params = vec![f64::NAN; law.params.len()];
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for r in 0..rows {
+        for (v, col) in vars.iter().enumerate() {
+            point[v] = col[r];
+        }
+        law.graph.eval_all(id, &point, &params, &mut buf);
+        let v = buf[id as usize];
+        if v.is_finite() {
+            (lo, hi) = (lo.min(v), hi.max(v));
+        }
+    }
+    if lo < hi {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    }
+}
+
+/// The widest range (largest minus smallest) of the variables node `id`
+/// reads (1 when none varies).
+fn variable_span(law: &CompiledLaw, id: NodeId, vars: &[Vec<f64>]) -> f64 {
+    let mask = law.graph.var_masks()[id as usize];
+    let span = vars
+        .iter()
+        .enumerate()
+        .filter(|(v, _)| mask & (1 << v) != 0)
+        .map(|(_, col)| {
+            let (lo, hi) = col
+                .iter()
+                .filter(|v| v.is_finite())
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| {
+                    (l.min(v), h.max(v))
+                });
+            hi - lo
+        })
+        .fold(0.0, f64::max);
+    if span > 0.0 {
+        span
+    } else {
+        1.0
+    }
+}
+
 fn data_max(law: &CompiledLaw, id: NodeId, vars: &[Vec<f64>]) -> f64 {
     let rows = vars.first().map_or(0, Vec::len);
     let mut buf = Vec::new();

@@ -48,6 +48,10 @@ pub struct LawSpace {
 impl LawSpace {
     /// The space of `law` under `rules`, with linear parameters measured at
     /// `reference` (one value per variable).
+    ///
+    /// A linear parameter whose term oscillates (a sine or cosine of the
+    /// other parameters) keeps its own units: its size at one point passes
+    /// through 0 as they move, which would make the measure singular.
     pub fn new(law: &CompiledLaw, rules: Vec<ParamRule>, reference: Vec<f64>) -> LawSpace {
         let free: Vec<usize> = (0..rules.len())
             .filter(|&p| rules[p].fixed.is_none())
@@ -61,7 +65,7 @@ impl LawSpace {
             // would otherwise move with the other parameters.
             let bounded = r.upper.is_finite()
                 || (r.lower.is_finite() && !(r.transform == Transform::Log && r.lower == 0.0));
-            if r.linear && !bounded {
+            if r.linear && !bounded && !oscillates(&law.graph, law.grad[p]) {
                 let phi = law.grad[p];
                 let dphi = diff::gradient(&mut graph, phi, np);
                 referenced.push(Referenced {
@@ -281,6 +285,27 @@ impl LawSpace {
             };
         }
     }
+}
+
+/// Whether node `id` reads a function that is not monotone (sin, cos):
+/// its value can pass through 0 wherever the parameters put it.
+fn oscillates(g: &super::dag::Graph, id: super::dag::NodeId) -> bool {
+    use super::dag::Node;
+    let mut seen = vec![false; id as usize + 1];
+    let mut stack = vec![id];
+    while let Some(n) = stack.pop() {
+        if std::mem::replace(&mut seen[n as usize], true) {
+            continue;
+        }
+        let node = g.node(n);
+        if let Node::Fn1(f, _) = node {
+            if !f.spec().increasing {
+                return true;
+            }
+        }
+        stack.extend(node.operands());
+    }
+    false
 }
 
 #[cfg(test)]

@@ -214,13 +214,22 @@ pub(super) fn fit_jobs_by(
         let fast = LinearRows::new(b, cols, &start_rows, space);
         let starts: Vec<Vec<f64>> = draws
             .par_iter()
-            .map_init(Workspace::default, |ws, d| {
+            .enumerate()
+            .map_init(Workspace::default, |ws, (k, d)| {
                 let mut p = base.clone();
                 for &(i, v) in d {
                     p[i] = v;
                 }
                 if let Some(fast) = &fast {
                     solve_linear(law, space, cols, &start_rows, fast, ws, &mut p);
+                }
+                // Every other start keeps the drawn values of linear
+                // parameters with a declared range (the user's starts);
+                // the others take the least-squares values.
+                if k % 2 == 1 {
+                    for &(i, v) in d.iter().filter(|(i, _)| space.rules[*i].linear) {
+                        p[i] = v;
+                    }
                 }
                 space.to_theta(&p)
             })

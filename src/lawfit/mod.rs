@@ -564,4 +564,65 @@ mod tests {
             }
         }
     }
+
+    /// A linear parameter's declared start range is honoured: every other
+    /// start takes A from it (here one value), the others solve for it.
+    #[test]
+    fn declared_starts_of_linear_parameters_are_drawn() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sweep.csv");
+        let mut text = String::from("run,N,tokens,loss\n");
+        for n in [5e7f64, 1e8, 2e8] {
+            for i in 1..=10 {
+                let d = 5e8 * i as f64;
+                let l = 1.8 + 400.0 / n.powf(0.34) + 900.0 / d.powf(0.29);
+                text.push_str(&format!("m{n},{n},{d},{l}\n"));
+            }
+        }
+        std::fs::write(&path, text).unwrap();
+        let mut table = Table::read(&path).unwrap();
+        let law = "name = \"t\"\ndescription = \"t\"\nformula = \"E + A/N^alpha + B/D^beta\"\n\
+                   [variables]\nD = \"tokens\"\n[params.A]\nstart = [7, 7]\n";
+        let file = LawFile::parse(law, "t.toml").unwrap();
+        let b = bind(file, law, "t.toml", &mut table, &BindOptions::default()).unwrap();
+        let opts = LawFitOptions {
+            objective: Objective::default(),
+            fix: Vec::new(),
+            starts: 8,
+            seed: 1,
+            lbfgs: optim::Options::default(),
+            by: Vec::new(),
+            test_where: None,
+            profile: None,
+            device: None,
+        };
+        let cols = read_columns(&b, &table, &opts.objective).unwrap();
+        let (jobs, _) = groups(&table, &opts).unwrap();
+        let space = law_space(&b, &cols, &jobs[0].train, &[]).unwrap().0;
+        let data = Data {
+            b: &b,
+            table: &table,
+            cols: &cols,
+        };
+        let batch = fit_jobs_by(
+            data,
+            &space,
+            &jobs,
+            &opts,
+            None,
+            |_| {},
+            Method::LeastSquares,
+            None,
+        )
+        .unwrap();
+        let a = b.law.params.iter().position(|p| p == "A").unwrap();
+        for (k, x) in batch.starts.iter().enumerate() {
+            let got = space.to_params(x)[a];
+            if k % 2 == 1 {
+                assert!((got - 7.0).abs() < 1e-9, "start {k}: A = {got}");
+            } else {
+                assert!((got - 7.0).abs() > 1e-3, "start {k}: A = {got}, not solved");
+            }
+        }
+    }
 }
