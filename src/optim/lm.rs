@@ -84,6 +84,9 @@ const F_NOISE: f64 = 1e-13;
 /// At f's rounding floor, a step counts as progress only when it lowers
 /// the Newton decrement by at least this factor.
 const FLOOR_PROGRESS: f64 = 0.5;
+/// A start no step moves from is at an optimum only if its Newton
+/// decrement is at most this (f within 5e-13 of the model's minimum).
+const START_DECREMENT: f64 = 1e-6;
 /// Past this damping no step lowers f that rounding would not hide.
 const LAMBDA_MAX: f64 = 1e16;
 /// Smallest damping: keeps the damped matrix positive definite.
@@ -112,6 +115,8 @@ struct Problem {
     evaluations: usize,
     /// Accepted steps in a row that lowered f by less than `stall * f`.
     small_steps: usize,
+    /// Steps accepted so far.
+    accepted: usize,
     /// Per coordinate, the largest curvature H_kk seen so far: the scale
     /// of its damping (as MINPACK keeps the largest column norm), so a
     /// coordinate is damped by its own curvature, never by another's.
@@ -228,6 +233,21 @@ pub fn relative_decrement(f: f64, g: &[f64], h: &[f64], blocked: &[bool]) -> f64
 }
 
 impl Problem {
+    /// How a problem ends when no step is left to take (the damping at its
+    /// ceiling, or steps below xtol): converged once a step has been
+    /// accepted, or where the gradient is negligible (the Newton decrement
+    /// below [`START_DECREMENT`]); otherwise no step ever lowered f from
+    /// the start, which is not an optimum.
+    fn stopped(&self, blocked: &[bool]) -> Status {
+        if self.accepted > 0
+            || relative_decrement(self.f, &self.g, &self.h, blocked) <= START_DECREMENT
+        {
+            Status::Converged
+        } else {
+            Status::LineSearchFailed
+        }
+    }
+
     /// Take the accepted point's curvatures into the scales.
     fn rescale(&mut self) {
         let n = self.x.len();
@@ -361,7 +381,7 @@ impl Problem {
         // indefinite or held-back step may not be).
         loop {
             if self.lambda > LAMBDA_MAX {
-                self.status = Status::Converged;
+                self.status = self.stopped(&blocked);
                 return;
             }
             if let Some((trial, predicted)) = self.step(lo, hi, &blocked) {
@@ -369,7 +389,7 @@ impl Problem {
                     (trial[k] - self.x[k]).abs() <= opts.xtol * (self.x[k].abs() + opts.xtol)
                 });
                 if small {
-                    self.status = Status::Converged;
+                    self.status = self.stopped(&blocked);
                     return;
                 }
                 if predicted > 0.0 {
@@ -440,6 +460,7 @@ impl Problem {
             self.g.copy_from_slice(gt);
             self.h.copy_from_slice(ht);
             self.rescale();
+            self.accepted += 1;
             // A step taken at the floor says nothing of the model's quality.
             if actual > 0.0 {
                 let t = 2.0 * rho - 1.0;
@@ -491,6 +512,7 @@ pub fn least_squares_batch<O: BatchLeastSquares>(
                 iterations: 0,
                 evaluations: 0,
                 small_steps: 0,
+                accepted: 0,
                 scale: vec![0.0; dim],
             }
         })
@@ -802,5 +824,31 @@ mod tests {
             assert!(o.f < 1e-25, "{o:?}");
         }
         assert_eq!(out[2].status, Status::NonFinite);
+    }
+
+    /// A start that no step can leave (every trial is outside the law's
+    /// domain) is not called converged when its gradient is not
+    /// negligible; the same start at the optimum is.
+    #[test]
+    fn a_start_no_step_leaves_is_not_converged() {
+        for (y, want) in [(3.0, Status::LineSearchFailed), (1.0, Status::Converged)] {
+            let (lo, hi) = unbounded(1);
+            let mut p = Residuals {
+                dim: 1,
+                rows: 1,
+                w: vec![1.0],
+                lo,
+                hi,
+                // r = x - y, defined at x = 1 only.
+                fun: move |x: &[f64], r: &mut [f64], j: &mut [f64]| {
+                    r[0] = if x[0] == 1.0 { x[0] - y } else { f64::NAN };
+                    j[0] = 1.0;
+                },
+            };
+            let (out, _) =
+                least_squares_batch(&mut p, &[vec![1.0]], &LmOptions::default(), |_| {}).unwrap();
+            assert_eq!(out[0].status, want, "y = {y}: {:?}", out[0]);
+            assert_eq!(out[0].x, vec![1.0]);
+        }
     }
 }
