@@ -215,6 +215,40 @@ impl BatchLeastSquares for Refits<'_> {
     }
 }
 
+/// The same refits for L-BFGS, which needs no curvature: a Huber fit far
+/// from its optimum has every residual beyond delta, where Gauss-Newton's
+/// curvature is 0.
+impl optim::BatchObjective for Refits<'_> {
+    fn dim(&self) -> usize {
+        self.spaces[0].dim()
+    }
+
+    fn bounds(&self) -> (Vec<f64>, Vec<f64>) {
+        self.spaces[0].bounds()
+    }
+
+    fn evaluate(
+        &mut self,
+        ids: &[usize],
+        xs: &[f64],
+        f: &mut [f64],
+        g: &mut [f64],
+    ) -> anyhow::Result<()> {
+        let m = self.spaces[0].dim();
+        ids.par_iter()
+            .zip(xs.par_chunks(m))
+            .zip(f.par_iter_mut())
+            .zip(g.par_chunks_mut(m))
+            .for_each_init(
+                || (Workspace::default(), Default::default(), vec![0.0; m * m]),
+                |(ws, scratch, h), (((&id, x), f), g)| {
+                    *f = theta_moments(self.spaces[id], self.rows, None, x, ws, g, h, scratch);
+                },
+            );
+        Ok(())
+    }
+}
+
 /// A value of the profiled parameter and the best refit found there.
 #[derive(Debug, Clone)]
 struct Point {
@@ -232,6 +266,8 @@ struct Profiler<'a> {
     raw: &'a LawSpace,
     i: usize,
     rows: RowJacobian,
+    /// A Huber fit: refits search by L-BFGS before Levenberg-Marquardt.
+    huber: bool,
 }
 
 impl Profiler<'_> {
@@ -288,7 +324,16 @@ impl Profiler<'_> {
                 spaces: spaces.iter().collect(),
                 rows: &self.rows,
             };
-            let x0: Vec<Vec<f64>> = jobs.iter().map(|(_, x)| x.clone()).collect();
+            let mut x0: Vec<Vec<f64>> = jobs.iter().map(|(_, x)| x.clone()).collect();
+            if self.huber {
+                let (searched, _) =
+                    optim::minimize_batch(&mut refits, &x0, &optim::Options::default(), |_| {})?;
+                for (x, o) in x0.iter_mut().zip(searched) {
+                    if o.f.is_finite() {
+                        *x = o.x;
+                    }
+                }
+            }
             let (outcomes, _) = optim::least_squares_batch(&mut refits, &x0, &REFIT, |_| {})?;
             outcomes
                 .into_iter()
@@ -312,7 +357,8 @@ type Result<T> = anyhow::Result<T>;
 /// fit polished to `best` in `space` (see [`crate::polish`]), over `n`
 /// rows; `rows_for(wanted)` makes the rows' Jacobian with columns for
 /// `wanted`; `ends` are where the fit's starts ended (objective and
-/// parameters). mse only: the statistic needs the residual variance.
+/// parameters); `calibration` is sum w psi' / sum w psi^2 at the optimum
+/// for a Huber fit (`None` for mse).
 ///
 /// Each value of a parameter is refitted from the optimum, from the ends
 /// of other starts inside the confidence region (another valley the
@@ -329,14 +375,15 @@ pub fn profile(
     rows_for: &dyn Fn(&[usize]) -> RowJacobian,
     best: &Polished,
     ends: &[(f64, Vec<f64>)],
+    calibration: Option<f64>,
     n: usize,
     ident: &Identifiability,
     objective: Objective,
     names: &[String],
     level: f64,
 ) -> Result<ProfileReport> {
-    if objective.loss != LossKind::Mse {
-        bail!("--profile needs --loss mse: its statistic is the drop in fit in units of the residual variance");
+    if objective.loss != LossKind::Mse && calibration.is_none() {
+        bail!("a Huber profile needs the calibration of its statistic");
     }
     let raw = space.raw(law);
     let free_names: Vec<&String> = raw.free().iter().map(|&i| &law.params[i]).collect();
@@ -374,6 +421,18 @@ pub fn profile(
     if dof <= 0.0 {
         bail!("--profile needs more rows than free parameters");
     }
+    if calibration == Some(0.0) {
+        return Ok(ProfileReport {
+            level,
+            threshold,
+            params: IndexMap::new(),
+            notes: vec![
+                "no profiles: every residual is beyond Huber's delta, where the loss has no \
+                 curvature to calibrate the statistic (a larger --delta would give one)"
+                    .into(),
+            ],
+        });
+    }
     if best.exact || best.f <= 0.0 {
         // No residual variance to measure the statistic in: every value
         // but the optimum would be infinitely unlikely.
@@ -388,7 +447,14 @@ pub fn profile(
             ],
         });
     }
-    let stat = |f: f64| (f - best.f) * dof / best.f;
+    // mse: the drop in fit in units of the residual variance. Huber: the
+    // robust likelihood-ratio statistic, 2 (f(v) - f) (n - k) sum w psi' /
+    // sum w psi^2 (f the weighted mean of rho), which is the mse one when
+    // no residual passes delta.
+    let stat = |f: f64| match calibration {
+        Some(c) => 2.0 * (f - best.f) * dof * c,
+        None => (f - best.f) * dof / best.f,
+    };
     let scale: Vec<f64> = law
         .params
         .iter()
@@ -418,6 +484,7 @@ pub fn profile(
             raw: &raw,
             i,
             rows: rows_for(fixed.free()),
+            huber: calibration.is_some(),
         };
         let optimum = fixed.to_theta(&best.params);
         let mut starts: Vec<Vec<f64>> = Vec::new();

@@ -330,10 +330,6 @@ fn a_linear_law_profiles_to_its_asymptotic_interval() {
     }
     for (extra, needle) in [
         (vec!["--profile", "c"], "the law has no parameter c"),
-        (
-            vec!["--profile", "--loss", "huber"],
-            "--profile needs --loss mse",
-        ),
         (vec!["--profile", "--by", "x"], "not with --by"),
     ] {
         let out = d.join("bad");

@@ -205,3 +205,62 @@ fn noise_free_data_converge_and_give_no_profile() {
     assert!(notes.contains("reproduces the data to rounding"), "{notes}");
     assert!(!notes.contains("not the global one"), "{notes}");
 }
+
+/// A Huber profile is calibrated by sum w psi' / sum w psi^2: with a delta
+/// no residual reaches, the loss is mse's and so is every interval; with a
+/// delta at the noise's scale the intervals are still closed around the
+/// fit.
+#[test]
+fn huber_profiles_are_calibrated_like_mse() {
+    let dir = common::tempdir();
+    let d = dir.path();
+    let csv = d.join("sweep.csv");
+    ok(
+        d,
+        &[
+            "simulate",
+            "--out",
+            csv.to_str().unwrap(),
+            "--seed",
+            "1",
+            "--points",
+            "100",
+        ],
+    );
+    let data = csv.to_str().unwrap();
+    let names = ["alpha", "beta", "gamma"];
+    let spec = names.join(",");
+    let mse = fit(d, data, "mse", &["--profile", &spec]);
+    let wide = fit(
+        d,
+        data,
+        "wide",
+        &["--profile", &spec, "--loss", "huber", "--delta", "1000"],
+    );
+    let tight = fit(
+        d,
+        data,
+        "tight",
+        &["--profile", &spec, "--loss", "huber", "--delta", "0.02"],
+    );
+    for n in names {
+        for end in ["lo", "hi"] {
+            let (a, b) = (
+                mse["profile"]["params"][n][end].as_f64().unwrap(),
+                wide["profile"]["params"][n][end].as_f64().unwrap(),
+            );
+            assert!(
+                (a - b).abs() <= 1e-6 * a.abs(),
+                "{n} {end}: mse {a}, huber {b}"
+            );
+            let t = &tight["profile"]["params"][n];
+            assert_eq!(t[format!("{end}_end")], "found", "{n}: {t}");
+            let v = tight["params"][n].as_f64().unwrap();
+            let e = t[end].as_f64().unwrap();
+            assert!(
+                (e - v).abs() < 3.0 * (a - mse["params"][n].as_f64().unwrap()).abs(),
+                "{n} {end}: huber end {e} against the value {v}; mse end {a}"
+            );
+        }
+    }
+}

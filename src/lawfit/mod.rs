@@ -383,6 +383,7 @@ pub fn fit_table(
                     .iter()
                     .map(|o| (o.f, space.to_params(&o.x)))
                     .collect::<Vec<_>>(),
+                huber_calibration(&cols, rows, &pred, &opts.objective),
                 // The rows the statistic sums over: those of nonzero weight.
                 rows.iter().filter(|&&r| cols.weight[r] != 0.0).count(),
                 ident,
@@ -490,6 +491,32 @@ pub fn fit_table(
             })
             .collect(),
     })
+}
+
+/// For a Huber fit, sum w psi'(r) / sum w psi(r)^2 over `rows` at the
+/// predictions `pred`: what scales a profile's drop in fit into a
+/// chi-squared statistic (`None` for mse).
+fn huber_calibration(cols: &Columns, rows: &[usize], pred: &[f64], o: &Objective) -> Option<f64> {
+    if o.loss != LossKind::Huber {
+        return None;
+    }
+    let (mut slope, mut square) = (0.0, 0.0);
+    for &r in rows {
+        let w = cols.weight[r];
+        let res = match o.space {
+            Space::Linear => cols.loss[r] - pred[r],
+            Space::Log => cols.loss[r].ln() - pred[r].ln(),
+        };
+        if w == 0.0 || !res.is_finite() {
+            continue;
+        }
+        let (_, psi) = o.rho(res);
+        slope += if res.abs() <= o.delta { w } else { 0.0 };
+        square += w * psi * psi;
+    }
+    (square > 0.0)
+        .then_some(slope / square)
+        .or(Some(f64::INFINITY))
 }
 
 #[cfg(test)]
