@@ -105,7 +105,16 @@ pub struct Curvature {
     pub vars_of: Vec<Vec<String>>,
     /// Distinct values of every variable over the fitted rows.
     pub distinct: IndexMap<String, usize>,
+    /// For mse, the rows' Jacobian (rows x parameters, each row times the
+    /// square root of its share of the weight, so J^T J = h), when it was
+    /// formed: the errors then come from its singular values, which keep
+    /// twice the digits of h's eigenvalues on an ill-conditioned fit.
+    pub jacobian: Option<DMatrix<f64>>,
 }
+
+/// Above this condition number of the scaled H, the errors are formed from
+/// J (H's eigenvalues would keep fewer than eight digits).
+pub const JACOBIAN_CONDITION: f64 = 1e8;
 
 /// The identifiability report of the optimum `c` describes.
 pub fn analyse(c: &Curvature) -> Identifiability {
@@ -146,12 +155,42 @@ pub fn analyse(c: &Curvature) -> Identifiability {
     let undetermined: Vec<bool> = (0..k)
         .map(|r| (0..k).any(|j| null(mu[j]) && vecs[j][r].abs() > 1e-3))
         .collect();
-    // The pseudo-inverse of the scaled H on the directions the data see.
+    // The pseudo-inverse of the scaled H on the directions the data see:
+    // from J's singular values when J was formed (mse), else from H's
+    // eigenvalues.
     let mut inv = DMatrix::zeros(k, k);
-    for j in (0..k).filter(|&j| !null(mu[j])) {
-        for r in 0..k {
-            for q in 0..k {
-                inv[(r, q)] += vecs[j][r] * vecs[j][q] / mu[j];
+    // J serves where it has a row per parameter at least and is finite.
+    let usable = |j: &&DMatrix<f64>| {
+        c.meat.is_none()
+            && j.ncols() == m
+            && k > 0
+            && j.nrows() >= k
+            && j.iter().all(|v| v.is_finite())
+    };
+    match c.jacobian.as_ref().filter(usable) {
+        Some(j) => {
+            let js = DMatrix::from_fn(j.nrows(), k, |row, r| j[(row, idx[r])] / scale[r]);
+            let svd = js.svd(false, true);
+            let v_t = svd.v_t.expect("V was asked for");
+            let top = svd.singular_values.iter().fold(0.0f64, |t, &x| t.max(x));
+            for (e, &sv) in svd.singular_values.iter().enumerate() {
+                if sv * sv <= NULL_EIGEN * top * top {
+                    continue;
+                }
+                for r in 0..k {
+                    for q in 0..k {
+                        inv[(r, q)] += v_t[(e, r)] * v_t[(e, q)] / (sv * sv);
+                    }
+                }
+            }
+        }
+        None => {
+            for j in (0..k).filter(|&j| !null(mu[j])) {
+                for r in 0..k {
+                    for q in 0..k {
+                        inv[(r, q)] += vecs[j][r] * vecs[j][q] / mu[j];
+                    }
+                }
             }
         }
     }
@@ -407,6 +446,7 @@ mod tests {
             at_bound: vec![None, None],
             vars_of: vec![vec![], vec!["x".into()]],
             distinct: [("x".to_string(), 40)].into_iter().collect(),
+            jacobian: None,
         };
         let id = analyse(&c);
         let sse: f64 = r.iter().map(|r| r * r).sum();
@@ -449,6 +489,7 @@ mod tests {
             at_bound: vec![None],
             vars_of: vec![vec![]],
             distinct: IndexMap::new(),
+            jacobian: None,
         };
         let id = analyse(&c);
         let want = (r.iter().map(|r| r * r).sum::<f64>() / (n * (n - 1.0))).sqrt();
@@ -471,6 +512,7 @@ mod tests {
             at_bound: vec![None, None],
             vars_of: vec![vec![], vec![]],
             distinct: IndexMap::new(),
+            jacobian: None,
         };
         let id = analyse(&c(vec![0.0; 4]));
         assert!(id.params.is_empty() && id.eigenvalues.is_empty(), "{id:?}");
@@ -508,6 +550,7 @@ mod tests {
             at_bound: vec![None, None, None],
             vars_of: vec![vec![], vec![], vec!["x".into()]],
             distinct: [("x".to_string(), 20)].into_iter().collect(),
+            jacobian: None,
         };
         let id = analyse(&c);
         assert!(id.standard_errors["a"].is_infinite());
@@ -572,6 +615,7 @@ mod tests {
             distinct: [("T".to_string(), 4), ("N".to_string(), 5)]
                 .into_iter()
                 .collect(),
+            jacobian: None,
         };
         let id = analyse(&c);
         assert_eq!(id.params, ["E", "C", "gamma", "t3", "t1"]);

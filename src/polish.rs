@@ -361,5 +361,6 @@ pub fn curvature(
         at_bound,
         vars_of,
         distinct,
+        jacobian: None,
     }
 }

@@ -162,3 +162,61 @@ fn periodic_terms_with_declared_periods() {
     assert!((param(&r, "b4") - 44.3).abs() < 2.0, "{}", r["params"]);
     assert!((param(&r, "b7") - 26.9).abs() < 1.0, "{}", r["params"]);
 }
+
+/// On an ill-conditioned fit (two exponentials with rates 1 and 1.25, the
+/// scaled Hessian's condition number above 1e9), the standard errors are
+/// formed from J's singular values, not J^T J's eigenvalues (which keep
+/// about eight digits there): they match an SVD of J formed here, at the
+/// fitted parameters, to 10 digits.
+#[test]
+fn standard_errors_of_an_ill_conditioned_fit_come_from_j() {
+    let dir = common::tempdir();
+    let d = dir.path();
+    let model = |x: f64| (-x).exp() + 0.8 * (-1.25 * x).exp() + 0.3 * (-3.0 * x).exp();
+    let xs: Vec<f64> = (0..200).map(|i| 4.0 * i as f64 / 199.0).collect();
+    let (csv, _) = data(d, &xs, &model, 1e-6, 2);
+    let law = "name = \"exps\"\ndescription = \"three exponentials\"\n\
+               formula = \"b1*exp(-b2*x) + b3*exp(-b4*x) + b5*exp(-b6*x)\"\n[variables]\nx = \"x\"\n\
+               [params.b2]\nstart = [1, 1]\n[params.b4]\nstart = [1.25, 1.25]\n\
+               [params.b6]\nstart = [3, 3]\n";
+    let r = fit(d, &csv, law, &[]);
+    let b: Vec<f64> = (1..=6).map(|i| param(&r, &format!("b{i}"))).collect();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let rows: Vec<(f64, f64)> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (x, y) = l.split_once(',').unwrap();
+            (x.parse().unwrap(), y.parse().unwrap())
+        })
+        .collect();
+    let n = rows.len();
+    let mut j = nalgebra::DMatrix::zeros(n, 6);
+    let mut sse = 0.0;
+    for (i, &(x, y)) in rows.iter().enumerate() {
+        let e = [(-b[1] * x).exp(), (-b[3] * x).exp(), (-b[5] * x).exp()];
+        let pred = b[0] * e[0] + b[2] * e[1] + b[4] * e[2];
+        sse += (y - pred) * (y - pred);
+        for t in 0..3 {
+            j[(i, 2 * t)] = e[t];
+            j[(i, 2 * t + 1)] = -b[2 * t] * x * e[t];
+        }
+    }
+    let svd = j.svd(false, true);
+    let v_t = svd.v_t.unwrap();
+    let s2 = sse / (n - 6) as f64;
+    for k in 0..6 {
+        let var: f64 = (0..6)
+            .map(|e| v_t[(e, k)] * v_t[(e, k)] / (svd.singular_values[e] * svd.singular_values[e]))
+            .sum();
+        let want = (var * s2).sqrt();
+        let got = r["identifiability"]["standard_errors"][format!("b{}", k + 1)]
+            .as_f64()
+            .unwrap();
+        assert!(
+            (got - want).abs() <= 1e-10 * want,
+            "b{}: SE {got}, SVD of J {want}",
+            k + 1
+        );
+    }
+}

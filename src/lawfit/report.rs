@@ -118,8 +118,66 @@ pub(super) fn optimum_reports(
         }
     };
     let distinct = polish::distinct_values(&b.law.variables, &cols.vars, &g.train);
-    let c = polish::curvature(&b.law, space, rows, p, *objective, distinct);
-    (polish, identify::analyse(&c))
+    let mut c = polish::curvature(&b.law, space, rows, p, *objective, distinct);
+    let mut ident = identify::analyse(&c);
+    // An ill-conditioned mse fit takes its errors from J itself.
+    let ill = ident.condition.is_nan() || ident.condition > identify::JACOBIAN_CONDITION;
+    if objective.loss == LossKind::Mse && ill {
+        c.jacobian = Some(weighted_jacobian(
+            b,
+            cols,
+            &g.train,
+            space,
+            &p.params,
+            objective.space,
+        ));
+        ident = identify::analyse(&c);
+    }
+    (polish, ident)
+}
+
+/// The rows' Jacobian of the law at `params` in the raw form of `space`
+/// (rows of positive weight x free parameters), each row times the square
+/// root of its share of the weight, in the objective's space: what J^T W J
+/// is formed from, evaluated row by row in f64.
+fn weighted_jacobian(
+    b: &BoundLaw,
+    cols: &Columns,
+    rows: &[usize],
+    space: &LawSpace,
+    params: &[f64],
+    target: Space,
+) -> nalgebra::DMatrix<f64> {
+    let law = &b.law;
+    let free = space.raw(law).free().to_vec();
+    let kept: Vec<usize> = rows
+        .iter()
+        .copied()
+        .filter(|&r| cols.weight[r] > 0.0)
+        .collect();
+    let total: f64 = kept.iter().map(|&r| cols.weight[r]).sum();
+    let upto = free
+        .iter()
+        .map(|&i| law.grad[i])
+        .chain([law.value])
+        .max()
+        .unwrap_or(law.value);
+    let mut j = nalgebra::DMatrix::zeros(kept.len(), free.len());
+    let (mut point, mut buf) = (vec![0.0; cols.vars.len()], Vec::new());
+    for (row, &r) in kept.iter().enumerate() {
+        for (v, col) in cols.vars.iter().enumerate() {
+            point[v] = col[r];
+        }
+        law.graph.eval_all(upto, &point, params, &mut buf);
+        let mut w = (cols.weight[r] / total).sqrt();
+        if target == Space::Log {
+            w /= buf[law.value as usize];
+        }
+        for (k, &i) in free.iter().enumerate() {
+            j[(row, k)] = w * buf[law.grad[i] as usize];
+        }
+    }
+    j
 }
 
 /// A note naming the groups whose polish did not converge, if any.
