@@ -235,17 +235,8 @@ impl optim::BatchObjective for Refits<'_> {
         g: &mut [f64],
     ) -> anyhow::Result<()> {
         let m = self.spaces[0].dim();
-        ids.par_iter()
-            .zip(xs.par_chunks(m))
-            .zip(f.par_iter_mut())
-            .zip(g.par_chunks_mut(m))
-            .for_each_init(
-                || (Workspace::default(), Default::default(), vec![0.0; m * m]),
-                |(ws, scratch, h), (((&id, x), f), g)| {
-                    *f = theta_moments(self.spaces[id], self.rows, None, x, ws, g, h, scratch);
-                },
-            );
-        Ok(())
+        let mut h = vec![0.0; ids.len() * m * m];
+        BatchLeastSquares::evaluate(self, ids, xs, f, g, &mut h)
     }
 }
 

@@ -441,14 +441,14 @@ fn default_start(lower: f64, upper: f64, positive: bool) -> StartRange {
 }
 
 /// Largest absolute value of data node `id` over the rows.
-/// The smallest and largest finite value of the data-only node `id` over
-/// the rows ((0, 1) when none is finite or all are equal).
-fn data_range(law: &CompiledLaw, id: NodeId, vars: &[Vec<f64>]) -> (f64, f64) {
+/// The finite values of the data-only node `id` over the rows.
+fn node_values(law: &CompiledLaw, id: NodeId, vars: &[Vec<f64>]) -> Vec<f64> {
     let rows = vars.first().map_or(0, Vec::len);
     let mut buf = Vec::new();
     let mut point = vec![0.0; vars.len()];
+    // Parameters numbered below the node are evaluated too, unused.
     let params = vec![f64::NAN; law.params.len()];
-    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    let mut out = Vec::with_capacity(rows);
     for r in 0..rows {
         for (v, col) in vars.iter().enumerate() {
             point[v] = col[r];
@@ -456,9 +456,20 @@ fn data_range(law: &CompiledLaw, id: NodeId, vars: &[Vec<f64>]) -> (f64, f64) {
         law.graph.eval_all(id, &point, &params, &mut buf);
         let v = buf[id as usize];
         if v.is_finite() {
-            (lo, hi) = (lo.min(v), hi.max(v));
+            out.push(v);
         }
     }
+    out
+}
+
+/// The smallest and largest finite value of the data-only node `id` over
+/// the rows ((0, 1) when none is finite or all are equal).
+fn data_range(law: &CompiledLaw, id: NodeId, vars: &[Vec<f64>]) -> (f64, f64) {
+    let (lo, hi) = node_values(law, id, vars)
+        .into_iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+            (l.min(v), h.max(v))
+        });
     if lo < hi {
         (lo, hi)
     } else {
@@ -491,23 +502,12 @@ fn variable_span(law: &CompiledLaw, id: NodeId, vars: &[Vec<f64>]) -> f64 {
     }
 }
 
+/// The largest |value| of the data-only node `id` over the rows (1 when
+/// it is 0 throughout).
 fn data_max(law: &CompiledLaw, id: NodeId, vars: &[Vec<f64>]) -> f64 {
-    let rows = vars.first().map_or(0, Vec::len);
-    let mut buf = Vec::new();
-    let mut point = vec![0.0; vars.len()];
-    // Parameters numbered below the node are evaluated too, unused.
-    let params = vec![f64::NAN; law.params.len()];
-    let mut top: f64 = 0.0;
-    for r in 0..rows {
-        for (v, col) in vars.iter().enumerate() {
-            point[v] = col[r];
-        }
-        law.graph.eval_all(id, &point, &params, &mut buf);
-        let v = buf[id as usize];
-        if v.is_finite() {
-            top = top.max(v.abs());
-        }
-    }
+    let top = node_values(law, id, vars)
+        .into_iter()
+        .fold(0.0f64, |t, v| t.max(v.abs()));
     if top > 0.0 {
         top
     } else {
