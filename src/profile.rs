@@ -686,26 +686,19 @@ fn walk(
         .collect();
     // Improvements below this are rounding, not a better valley.
     let by = 1e-10 * f0;
-    // All points of both sides as one list: side s's k-th point at
-    // offset[s] + k.
-    let mut dirty: Vec<Vec<bool>>;
-    {
-        let jobs = |sides: &Vec<Side>| -> Vec<(usize, usize, Vec<f64>)> {
-            sides
-                .iter()
-                .enumerate()
-                .flat_map(|(s, side)| {
-                    (0..side.points.len()).flat_map(move |k| {
-                        std::iter::once(optimum)
-                            .chain(others.iter().map(|x| &x[..]))
-                            .map(move |x| (s, k, x.to_vec()))
-                    })
-                })
-                .collect()
-        };
-        let j = jobs(&sides);
-        dirty = run(pr, &mut sides, &j, by)?;
-    }
+    // First pass: every value from the optimum and the other valleys.
+    let first: Vec<(usize, usize, Vec<f64>)> = sides
+        .iter()
+        .enumerate()
+        .flat_map(|(s, side)| {
+            (0..side.points.len()).flat_map(move |k| {
+                std::iter::once(optimum)
+                    .chain(others.iter().map(|x| &x[..]))
+                    .map(move |x| (s, k, x.to_vec()))
+            })
+        })
+        .collect();
+    let mut dirty = run(pr, &mut sides, &first, by)?;
     loop {
         // Restart from neighbours until no refit improves.
         for _ in 0..PASSES {
