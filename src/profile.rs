@@ -285,10 +285,19 @@ impl Profiler<'_> {
         if jobs.is_empty() {
             return Ok(improved);
         }
-        let spaces: Vec<LawSpace> = jobs
+        // One space per value refitted, shared by its starts.
+        let mut made: Vec<(usize, LawSpace)> = Vec::new();
+        let at: Vec<usize> = jobs
             .iter()
-            .map(|(k, _)| self.raw.with_fixed(self.law, self.i, points[*k].v))
+            .map(|(k, _)| match made.iter().position(|(m, _)| m == k) {
+                Some(a) => a,
+                None => {
+                    made.push((*k, self.raw.with_fixed(self.law, self.i, points[*k].v)));
+                    made.len() - 1
+                }
+            })
             .collect();
+        let spaces: Vec<&LawSpace> = at.iter().map(|&a| &made[a].1).collect();
         let dim = spaces[0].dim();
         let results: Vec<(f64, Vec<f64>, bool)> = if dim == 0 {
             // The only free parameter is the one held: nothing to refit,
@@ -312,7 +321,7 @@ impl Profiler<'_> {
                 .collect()
         } else {
             let mut refits = Refits {
-                spaces: spaces.iter().collect(),
+                spaces,
                 rows: &self.rows,
             };
             let mut x0: Vec<Vec<f64>> = jobs.iter().map(|(_, x)| x.clone()).collect();

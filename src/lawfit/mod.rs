@@ -525,6 +525,21 @@ mod tests {
     use super::*;
     use crate::law::builtin_law;
 
+    /// A plain CPU fit's options: `starts` starts from `seed`.
+    fn options(objective: Objective, starts: usize, seed: u64) -> LawFitOptions {
+        LawFitOptions {
+            objective,
+            fix: Vec::new(),
+            starts,
+            seed,
+            lbfgs: optim::Options::default(),
+            by: Vec::new(),
+            test_where: None,
+            profile: None,
+            device: None,
+        }
+    }
+
     /// Levenberg-Marquardt (on per-row Jacobians and on the grid's
     /// Gauss-Newton moments) and L-BFGS from the same starts on a
     /// built-in law reach the same best objective, in linear and in log
@@ -549,20 +564,14 @@ mod tests {
         let file = builtin_law("chinchilla").unwrap();
         let b = bind(file, "", "chinchilla", &mut table, &BindOptions::default()).unwrap();
         for space in [Space::Linear, Space::Log] {
-            let opts = LawFitOptions {
-                objective: Objective {
+            let opts = options(
+                Objective {
                     space,
                     ..Objective::default()
                 },
-                fix: Vec::new(),
-                starts: 16,
-                seed: 3,
-                lbfgs: optim::Options::default(),
-                by: Vec::new(),
-                test_where: None,
-                profile: None,
-                device: None,
-            };
+                16,
+                3,
+            );
             let cols = read_columns(&b, &table, &opts.objective).unwrap();
             let (jobs, _) = groups(&table, &opts).unwrap();
             let space_ = law_space(&b, &cols, &jobs[0].train, &[]).unwrap().0;
@@ -612,17 +621,7 @@ mod tests {
                    [variables]\nD = \"tokens\"\n[params.A]\nstart = [7, 7]\n";
         let file = LawFile::parse(law, "t.toml").unwrap();
         let b = bind(file, law, "t.toml", &mut table, &BindOptions::default()).unwrap();
-        let opts = LawFitOptions {
-            objective: Objective::default(),
-            fix: Vec::new(),
-            starts: 8,
-            seed: 1,
-            lbfgs: optim::Options::default(),
-            by: Vec::new(),
-            test_where: None,
-            profile: None,
-            device: None,
-        };
+        let opts = options(Objective::default(), 8, 1);
         let cols = read_columns(&b, &table, &opts.objective).unwrap();
         let (jobs, _) = groups(&table, &opts).unwrap();
         let space = law_space(&b, &cols, &jobs[0].train, &[]).unwrap().0;

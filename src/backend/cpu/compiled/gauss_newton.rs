@@ -419,7 +419,16 @@ fn start_values(cg: &CpuLaw, p: &[f64], start: &mut [f64]) {
 /// sign, ending per curve rather than summed).
 fn curve_jacobian(cg: &CpuLaw, sep: &Separable, coords: &GnCoords, p: &[f64], ws: &mut Scratch) {
     let nc = cg.n_curves;
-    curve_forward::<false>(cg, 0, nc, p, &ws.start, &mut ws.cvals, &mut ws.cadj);
+    class_forward::<false>(
+        cg,
+        Class::Curve,
+        0,
+        nc,
+        p,
+        &ws.start,
+        &mut ws.cvals,
+        &mut ws.cadj,
+    );
     for j in &mut ws.ju {
         j[..nc].fill(0.0);
     }
@@ -525,7 +534,16 @@ fn gn_batch<const FMA: bool>(
     let (l_r, l_w, l_x, l_g, l_a) = (0, nc, 2 * nc, 2 * nc + nc * sa, 2 * nc + nc * sa + sa);
     for (st, p) in ws.starts[..k].iter_mut().zip(params.chunks(np)) {
         start_values(cg, p, &mut st.start);
-        curve_forward::<FMA>(cg, 0, nc, p, &st.start, &mut st.cvals, &mut st.cadj);
+        class_forward::<FMA>(
+            cg,
+            Class::Curve,
+            0,
+            nc,
+            p,
+            &st.start,
+            &mut st.cvals,
+            &mut st.cadj,
+        );
         for c in 0..nc {
             st.scalar[c] = sep.scalar_sign * scalar_of(cg, sep, &st.start, &st.cvals, c);
         }
@@ -581,7 +599,7 @@ fn gn_batch<const FMA: bool>(
                     )
                 }
                 None => {
-                    axis_forward::<FMA>(cg, t0, m, p, start, vals, adj);
+                    class_forward::<FMA>(cg, Class::Axis, t0, m, p, start, vals, adj);
                     for j in &mut jv[..sa] {
                         j[..m].fill(0.0);
                     }

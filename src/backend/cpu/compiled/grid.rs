@@ -64,7 +64,16 @@ pub(super) fn grid_batch<const FMA: bool>(
         ..
     } = ws;
     for (st, p) in starts[..k].iter_mut().zip(params.chunks(np)) {
-        curve_forward::<FMA>(cg, c0, nc, p, &st.start, &mut st.cvals, &mut st.cadj);
+        class_forward::<FMA>(
+            cg,
+            Class::Curve,
+            c0,
+            nc,
+            p,
+            &st.start,
+            &mut st.cvals,
+            &mut st.cadj,
+        );
         // (Only a separable law keeps row sums.)
         let held = st.rsum.len().min(nc);
         st.rsum[..held].fill([0.0; 8]);
@@ -179,7 +188,7 @@ pub(super) fn grid_tile<const FMA: bool>(
         gbuf,
         ..
     } = tw;
-    axis_forward::<FMA>(cg, t0, m, params, start, vals, adj);
+    class_forward::<FMA>(cg, Class::Axis, t0, m, params, start, vals, adj);
     let row = |c: usize| span.row(c);
     if let Some(sep) = cg.separable {
         // Fused cell loop: prediction, loss and both adjoint sums. A data

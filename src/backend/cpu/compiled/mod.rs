@@ -651,55 +651,35 @@ fn run_node<const FMA: bool>(
     }
 }
 
-/// The curve nodes of curves `c0..c0 + m` as arrays (vectorised, with the
-/// fast transcendentals) into `cvals`, their adjoints in `cadj` zeroed.
-#[inline(always)]
-fn curve_forward<const FMA: bool>(
-    cg: &CpuLaw,
-    c0: usize,
-    m: usize,
-    params: &[f64],
-    start: &[f64],
-    cvals: &mut [Vec<f64>],
-    cadj: &mut [Vec<f64>],
-) {
-    let class = &cg.plan.class;
-    let src = |o: NodeId| match class[o as usize] {
-        Class::Start => Src::S(start[o as usize]),
-        Class::Data => Src::Data(cg.dslot[o as usize], c0),
-        _ => Src::Store(cg.cslot[o as usize]),
-    };
-    for &id in &cg.plan.forward[Class::Curve as usize] {
-        run_node::<FMA>(cg, id, &cg.cslot, cvals, m, params, &src, |id| {
-            if cg.zero[id as usize] {
-                cadj[cg.aslot[id as usize]][..m].fill(0.0);
-            }
-        });
-    }
-}
-
-/// The axis nodes over a tile's `m` axis values from `t0` (vectorised,
-/// with the fast transcendentals) into `vals`, the adjoints that
-/// accumulate zeroed.
+/// The nodes of `class` (per curve, or per axis value) over `m` cells from
+/// `first` (vectorised, with the fast transcendentals) into `vals` at the
+/// class's slots, the adjoints that accumulate zeroed: one forward pass
+/// for the curves and for a tile's axis values.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn axis_forward<const FMA: bool>(
+fn class_forward<const FMA: bool>(
     cg: &CpuLaw,
-    t0: usize,
+    class: Class,
+    first: usize,
     m: usize,
     params: &[f64],
     start: &[f64],
     vals: &mut [Vec<f64>],
     adj: &mut [Vec<f64>],
 ) {
-    let class = &cg.plan.class;
-    let src = |o: NodeId| match class[o as usize] {
-        Class::Start => Src::S(start[o as usize]),
-        Class::Data => Src::Data(cg.dslot[o as usize], t0),
-        _ => Src::Store(cg.slot[o as usize]),
+    let slots = if class == Class::Curve {
+        &cg.cslot
+    } else {
+        &cg.slot
     };
-    for &id in &cg.plan.forward[Class::Axis as usize] {
-        run_node::<FMA>(cg, id, &cg.slot, vals, m, params, &src, |id| {
+    let classes = &cg.plan.class;
+    let src = |o: NodeId| match classes[o as usize] {
+        Class::Start => Src::S(start[o as usize]),
+        Class::Data => Src::Data(cg.dslot[o as usize], first),
+        _ => Src::Store(slots[o as usize]),
+    };
+    for &id in &cg.plan.forward[class as usize] {
+        run_node::<FMA>(cg, id, slots, vals, m, params, &src, |id| {
             if cg.zero[id as usize] {
                 adj[cg.aslot[id as usize]][..m].fill(0.0);
             }

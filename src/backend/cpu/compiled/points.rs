@@ -73,7 +73,7 @@ pub(super) fn point_batch<const FMA: bool>(
             let StartState {
                 start, start_adj, ..
             } = st;
-            curve_forward::<FMA>(cg, c0, m, p, start, cvals, cadj);
+            class_forward::<FMA>(cg, Class::Curve, c0, m, p, start, cvals, cadj);
             st.f += match cg.plan.class[value as usize] {
                 Class::Curve => {
                     let (s, a) = (cg.cslot[value as usize], cg.aslot[value as usize]);
