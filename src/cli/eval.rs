@@ -4,13 +4,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use sweepfit::lawfit::Protocol;
 use sweepfit::optim::Progress;
 use sweepfit::output;
 use sweepfit::report;
 
-use super::args::{BackendArgs, FitFlags, InputArgs};
-use super::term::{self, say};
+use super::args::{BackendArgs, EvalSettings, FitFlags, InputArgs};
+use super::term::{self, say, tell};
 use super::{check_out_dir, spinner, OutDir};
 
 #[derive(Args)]
@@ -23,26 +22,8 @@ pub(crate) struct EvalArgs {
     /// Write into a non-empty output directory (replacing what eval writes).
     #[arg(long)]
     force: bool,
-    /// Protocols to run, comma-separated [default: those that apply to the
-    /// data: sizes,tokens,leave-t for a LoopLM sweep]. A protocol
-    /// asked for that cannot run is an error; one run by default is skipped
-    /// with a note. test-where alone runs only the --test-where fold.
-    #[arg(long, value_enum, value_delimiter = ',')]
-    protocol: Option<Vec<Protocol>>,
-    /// The per-curve variable leave-t leaves out one value of at a time
-    /// (e.g. E, V for the moe and vocab laws).
-    #[arg(long, value_name = "VAR", default_value = "T")]
-    leave: String,
-    /// Also hold out the rows whose COLUMN equals VALUE (e.g. split=test),
-    /// as one more fold, protocol test-where.
-    #[arg(long, value_name = "COLUMN=VALUE", value_parser = sweepfit::data::Selector::parse)]
-    test_where: Option<sweepfit::data::Selector>,
-    /// Model sizes each `sizes` fold trains on.
-    #[arg(long, default_value_t = 3)]
-    train_sizes: usize,
-    /// Token fractions of the `tokens` protocol, comma-separated, each in (0, 1).
-    #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,0.75", value_parser = super::args::fraction)]
-    fractions: Vec<f64>,
+    #[command(flatten)]
+    eval: EvalSettings,
     /// Also draw every fold's Real-vs-Pred grid, held-out points marked, to
     /// OUT/folds/*.png.
     #[arg(long)]
@@ -61,40 +42,28 @@ pub(crate) struct EvalArgs {
 /// fold a problem of one lockstep batch of the driver of every law, on
 /// the compiled CPU evaluator or the law's generated GPU kernel.
 pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
-    let mut fit = a.fit.law_fit_options(&[], a.test_where.clone())?;
+    let mut fit = a.fit.law_fit_options(&[], a.eval.test_where.clone())?;
     let (file, text, origin) = a.fit.law_source()?;
-    for f in &a.fractions {
-        if !(*f > 0.0 && *f < 1.0) {
-            anyhow::bail!("--fractions: {f} is not strictly between 0 and 1");
-        }
-    }
+    let opts = a.eval.options()?;
     let out_dir = check_out_dir(&a.out, a.force)?;
     let mut table = a.input.table(&fit.objective)?;
-    let bind = a.fit.bind_options(&[], a.test_where.as_ref());
+    let bind = a.fit.bind_options(&[], a.eval.test_where.as_ref());
     let bound = sweepfit::lawfit::bind(file, &text, &origin, &mut table, &bind)?;
     super::fit::tell_binding(&bound);
-    let mut protocols = a.protocol.clone();
-    if let Some(p) = &mut protocols {
-        p.dedup();
-    }
-    let opts = sweepfit::lawfit::LawEvalOptions {
-        protocols,
-        train_sizes: a.train_sizes,
-        fractions: a.fractions.clone(),
-        leave: a.leave.clone(),
-    };
-    let out = a.backend.run_law(&mut fit, "evaluation", |fit| {
-        let bar = spinner();
-        let out = sweepfit::lawfit::evaluate(&bound, &table, fit, &opts, |p: Progress| {
-            bar.set_message(format!(
-                "iteration {} · {} starts active across all folds",
-                p.iteration, p.active
-            ));
-            bar.tick();
-        });
-        bar.finish_and_clear();
-        out
-    })?;
+    let out = a
+        .backend
+        .run_law(&mut fit, "evaluation", &mut |m| tell!("{m}"), |fit| {
+            let bar = spinner();
+            let out = sweepfit::lawfit::evaluate(&bound, &table, fit, &opts, |p: Progress| {
+                bar.set_message(format!(
+                    "iteration {} · {} starts active across all folds",
+                    p.iteration, p.active
+                ));
+                bar.tick();
+            });
+            bar.finish_and_clear();
+            out
+        })?;
     out_dir.create()?;
     report::write_eval_json(&out_dir.join("eval.json"), &out.report)?;
     report::write_eval_csv(&out_dir.join("eval.csv"), &out.report)?;

@@ -6,16 +6,16 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use sweepfit::bootstrap::BootstrapOptions;
-use sweepfit::data::{Selector, Table};
+use sweepfit::data::Table;
 use sweepfit::lawfit::{self, LawFitOptions};
 use sweepfit::output;
-use sweepfit::profile::{ProfileReport, ProfileRequest};
+use sweepfit::profile::ProfileReport;
 use sweepfit::report;
 use sweepfit::simulate;
 
-use super::args::{self, sim_options, BackendArgs, BootstrapArgs, FitFlags, InputArgs, SimFlags};
+use super::args::{self, sim_options, BackendArgs, FitRequest, InputArgs, SimFlags};
 use super::term::{say, tell};
-use super::{bootstrap_message, check_out_dir, fit_message, with_spinner, OutDir};
+use super::{check_out_dir, progress_message, with_spinner, OutDir};
 
 #[derive(Args)]
 pub(crate) struct FitArgs {
@@ -43,42 +43,7 @@ pub(crate) struct FitArgs {
     #[arg(long, value_enum, default_value_t = report::XScale::Auto)]
     x_scale: report::XScale,
     #[command(flatten)]
-    fit: FitFlags,
-    /// Fit the law separately to every group of rows with equal values in
-    /// these columns (e.g. --by run), all groups in one batch.
-    #[arg(long, value_name = "COLUMN[,COLUMN]", value_delimiter = ',')]
-    by: Vec<String>,
-    /// Hold out the rows whose COLUMN equals VALUE (e.g. split=test): fit
-    /// the others, and score these in fit.json's `test`.
-    #[arg(long, value_name = "COLUMN=VALUE", value_parser = Selector::parse)]
-    test_where: Option<Selector>,
-    /// Profile-likelihood intervals at --level: for the parameters named
-    /// (e.g. --profile gamma,t3), or every free one when given alone. Each
-    /// parameter is held at 22 values around the optimum and the others
-    /// refitted; fit.json's `profile` has the intervals and the curves.
-    /// mse fits without --by only.
-    #[arg(
-        long,
-        value_name = "NAME[,NAME]",
-        num_args = 0..=1,
-        value_delimiter = ',',
-        default_missing_value = ""
-    )]
-    profile: Option<Vec<String>>,
-    #[command(flatten)]
-    bootstrap: BootstrapArgs,
-    #[command(flatten)]
-    backend: BackendArgs,
-}
-
-impl FitArgs {
-    /// What --profile asks for, at the bootstrap's --level.
-    fn profile(&self) -> Option<ProfileRequest> {
-        self.profile.as_ref().map(|names| ProfileRequest {
-            names: names.iter().filter(|n| !n.is_empty()).cloned().collect(),
-            level: self.bootstrap.level(),
-        })
-    }
+    request: FitRequest,
 }
 
 #[derive(Args)]
@@ -100,17 +65,14 @@ pub(crate) struct DemoArgs {
 
 pub(crate) fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
     // Every option is checked before any work starts.
-    let mut opts = a.fit.law_fit_options(&a.by, a.test_where.clone())?;
-    opts.profile = a.profile();
-    let (file, text, origin) = a.fit.law_source()?;
-    let boot = a.bootstrap.options(opts.seed, &opts.lbfgs)?;
-    a.backend.check()?;
+    let (mut opts, boot) = a.request.options()?;
+    let (file, text, origin) = a.request.fit.law_source()?;
     let out_dir = check_out_dir(&a.out, a.force)?;
     let mut table = a.input.table(&opts.objective)?;
-    let bind = a.fit.bind_options(&a.by, a.test_where.as_ref());
+    let bind = a.request.bind_options();
     let bound = lawfit::bind(file, &text, &origin, &mut table, &bind)?;
     tell_binding(&bound);
-    let out = fit_law(&a.backend, &bound, &table, &mut opts, boot.as_ref())?;
+    let out = fit_law(&a.request.backend, &bound, &table, &mut opts, boot.as_ref())?;
     let pictures = a.plot.then_some(a.x_scale);
     let written = write_outputs(&out_dir, &bound, &table, &out, a.save_starts, pictures)?;
     say!("{}", report::law_summary(&out.report));
@@ -183,23 +145,10 @@ fn fit_law(
     opts: &mut LawFitOptions,
     boot: Option<&BootstrapOptions>,
 ) -> anyhow::Result<lawfit::LawFitOutput> {
-    backend.run_law(opts, "fit", |opts| {
-        let mut out = with_spinner(fit_message, |tick| {
-            lawfit::fit_table(bound, table, opts, tick)
-        })?;
-        if let Some(bo) = boot {
-            let reports = with_spinner(bootstrap_message, |tick| {
-                lawfit::bootstrap(bound, table, opts, &out.held_out, &out.fits, bo, tick)
-            })?;
-            if out.report.groups.is_empty() {
-                out.report.bootstrap = reports.into_iter().next();
-            } else {
-                for (g, r) in out.report.groups.iter_mut().zip(reports) {
-                    g.bootstrap = Some(r);
-                }
-            }
-        }
-        Ok(out)
+    backend.run_law(opts, "fit", &mut |m| tell!("{m}"), |opts| {
+        with_spinner(progress_message, |tick| {
+            lawfit::fit_and_bootstrap(bound, table, opts, boot, tick)
+        })
     })
 }
 

@@ -127,9 +127,9 @@ impl OutDir {
 }
 
 /// Run `work` under a spinner that shows `message` of its progress.
-pub(crate) fn with_spinner<T>(
-    message: impl Fn(sweepfit::optim::Progress) -> String,
-    work: impl FnOnce(&mut dyn FnMut(sweepfit::optim::Progress)) -> T,
+pub(crate) fn with_spinner<P, T>(
+    message: impl Fn(P) -> String,
+    work: impl FnOnce(&mut dyn FnMut(P)) -> T,
 ) -> T {
     let bar = spinner();
     let out = work(&mut |p| {
@@ -140,20 +140,20 @@ pub(crate) fn with_spinner<T>(
     out
 }
 
-/// The spinner line of a fit's starts.
-pub(crate) fn fit_message(p: sweepfit::optim::Progress) -> String {
-    format!(
-        "iteration {} · {} starts active · best objective {:.6e}",
-        p.iteration, p.active, p.best
-    )
-}
-
-/// The spinner line of a bootstrap's replicates.
-pub(crate) fn bootstrap_message(p: sweepfit::optim::Progress) -> String {
-    format!(
-        "bootstrap: iteration {} · {} replicates active",
-        p.iteration, p.active
-    )
+/// The spinner line of a fit's starts or of its bootstrap's replicates.
+pub(crate) fn progress_message(
+    (stage, p): (sweepfit::lawfit::Stage, sweepfit::optim::Progress),
+) -> String {
+    match stage {
+        sweepfit::lawfit::Stage::Fit => format!(
+            "iteration {} · {} starts active · best objective {:.6e}",
+            p.iteration, p.active, p.best
+        ),
+        sweepfit::lawfit::Stage::Bootstrap => format!(
+            "bootstrap: iteration {} · {} replicates active",
+            p.iteration, p.active
+        ),
+    }
 }
 
 pub(crate) fn spinner() -> ProgressBar {

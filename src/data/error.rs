@@ -67,6 +67,18 @@ pub enum DataError {
         problem: String,
     },
 
+    /// A cell of a table given in memory that is not a valid value.
+    #[error("{place}: column '{column}': {problem}")]
+    Cell {
+        place: String,
+        column: String,
+        problem: String,
+    },
+
+    /// Columns given in memory that do not make a table.
+    #[error("{0}")]
+    Columns(String),
+
     #[error("{}: all weights are zero, nothing to fit", path.display())]
     AllWeightsZero { path: PathBuf },
 

@@ -22,8 +22,11 @@ pub struct Table {
     pub columns: Vec<TextColumn>,
     /// Per row, its line in the file (blank lines, CRLF line ends and
     /// quoted fields over several lines counted); empty for a table made
-    /// from another reader's points.
+    /// from another reader's points or from columns in memory.
     pub lines: Vec<u64>,
+    /// Made from columns in memory (a data frame): rows are named by
+    /// their position, from 0.
+    pub in_memory: bool,
     /// Columns not read from the data but filled with a law's default for
     /// a variable the data has no column for.
     pub filled: Vec<usize>,
@@ -57,6 +60,33 @@ impl Table {
             headers: f.headers,
             columns,
             lines,
+            in_memory: false,
+            filled: Vec::new(),
+            notes: Vec::new(),
+        })
+    }
+
+    /// A table of columns given in memory (a data frame's), each as many
+    /// cells as the first; `origin` names it in messages ("the data
+    /// frame"), and its rows are named by position, from 0.
+    pub fn from_columns(
+        origin: &str,
+        columns: Vec<(String, TextColumn)>,
+    ) -> Result<Table, DataError> {
+        let rows = columns.first().map_or(0, |(_, c)| c.len());
+        if let Some((name, c)) = columns.iter().find(|(_, c)| c.len() != rows) {
+            return Err(DataError::Columns(format!(
+                "{origin}: column '{name}' has {} values, the first column {rows}",
+                c.len()
+            )));
+        }
+        let (headers, columns) = columns.into_iter().unzip();
+        Ok(Table {
+            path: origin.into(),
+            headers,
+            columns,
+            lines: Vec::new(),
+            in_memory: true,
             filled: Vec::new(),
             notes: Vec::new(),
         })
@@ -95,6 +125,7 @@ impl Table {
             headers,
             columns,
             lines: Vec::new(),
+            in_memory: false,
             filled: Vec::new(),
             notes: ds.notes.clone(),
         }
@@ -105,6 +136,8 @@ impl Table {
     pub fn place(&self, r: usize) -> String {
         if let Some(line) = self.lines.get(r) {
             format!("{} line {line}", self.path.display())
+        } else if self.in_memory {
+            format!("{}, row {r}", self.path.display())
         } else {
             format!(
                 "{}, point {} (run {})",
@@ -192,12 +225,19 @@ impl Table {
     pub fn numbers(&self, c: usize, check: Check) -> Result<Vec<f64>, DataError> {
         let mut out = Vec::with_capacity(self.rows());
         for (row, text) in self.columns[c].iter().enumerate() {
-            let bad = |problem: String| DataError::Value {
-                path: self.path.clone(),
-                line: self.lines.get(row).copied().unwrap_or(0),
-                column: self.headers[c].clone(),
-                index: c + 1,
-                problem,
+            let bad = |problem: String| match self.in_memory {
+                true => DataError::Cell {
+                    place: self.place(row),
+                    column: self.headers[c].clone(),
+                    problem,
+                },
+                false => DataError::Value {
+                    path: self.path.clone(),
+                    line: self.lines.get(row).copied().unwrap_or(0),
+                    column: self.headers[c].clone(),
+                    index: c + 1,
+                    problem,
+                },
             };
             let v: f64 = text
                 .parse()
@@ -249,7 +289,7 @@ pub fn cell_key(cell: &str) -> String {
 
 /// `COLUMN=VALUE`: rows whose cell in COLUMN equals VALUE (as text, or as
 /// numbers when both parse: `1e3` selects `1000`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct Selector {
     pub column: String,
     pub value: String,
@@ -314,6 +354,7 @@ mod tests {
             headers: vec!["d".into(), "D".into(), "Loss".into()],
             columns: vec![TextColumn::default(); 3],
             lines: vec![],
+            in_memory: false,
             filled: vec![],
             notes: vec![],
         };
@@ -337,6 +378,7 @@ mod tests {
             headers: headers.iter().map(|h| h.to_string()).collect(),
             columns: vec![TextColumn::default(); headers.len()],
             lines: vec![],
+            in_memory: false,
             filled: vec![],
             notes: vec![],
         };
@@ -378,6 +420,7 @@ mod tests {
                 vec!["1000", "1e3", "10"].into(),
             ],
             lines: vec![2, 3, 4],
+            in_memory: false,
             filled: vec![],
             notes: vec![],
         };

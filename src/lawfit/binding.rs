@@ -449,6 +449,7 @@ mod tests {
             headers: headers.iter().map(|h| h.to_string()).collect(),
             columns: vec![vec!["1", "2"].into(); headers.len()],
             lines: vec![],
+            in_memory: false,
             filled: vec![],
             notes: vec![],
         }

@@ -50,11 +50,14 @@ pub use binding::{BindOptions, Binding};
 pub use bootstrap::{bootstrap, Fitted};
 pub use eval::{combinations, evaluate, LawEvalOptions, LawEvalOutput, Protocol, MAX_FOLDS};
 pub use plot::{fold_panels, panels};
-pub use predict::{extrapolation_warnings, predict_rows, read_law_fit, LawFit};
+pub use predict::{
+    extrapolation_warnings, law_fit, predict_rows, predict_table, read_law_fit, LawFit,
+    RowPredictions,
+};
 use report::*;
 pub use rows::table_sweep;
 use rows::*;
-pub use simulate::{simulate, LawSimulation, Simulated, Truth};
+pub use simulate::{bind_columns, simulate, LawSimulation, Simulated, Truth};
 use space::law_space;
 
 use crate::identify::{self, Identifiability};
@@ -261,6 +264,40 @@ pub struct LawFitOutput {
     /// Every start's parameters (the law's order), fit by fit, `starts` of
     /// each.
     pub starts: Vec<Vec<f64>>,
+}
+
+/// What a fit's progress is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The starts of the fit (of every group).
+    Fit,
+    /// The bootstrap's replicates.
+    Bootstrap,
+}
+
+/// Fit `b` to `table` and, when `boot` asks, bootstrap the fit: the
+/// report then holds the bootstrap (each group's, with `by`).
+pub fn fit_and_bootstrap(
+    b: &BoundLaw,
+    table: &Table,
+    opts: &LawFitOptions,
+    boot: Option<&crate::bootstrap::BootstrapOptions>,
+    mut progress: impl FnMut((Stage, Progress)),
+) -> anyhow::Result<LawFitOutput> {
+    let mut out = fit_table(b, table, opts, |p| progress((Stage::Fit, p)))?;
+    if let Some(bo) = boot {
+        let reports = bootstrap(b, table, opts, &out.held_out, &out.fits, bo, |p| {
+            progress((Stage::Bootstrap, p))
+        })?;
+        if out.report.groups.is_empty() {
+            out.report.bootstrap = reports.into_iter().next();
+        } else {
+            for (g, r) in out.report.groups.iter_mut().zip(reports) {
+                g.bootstrap = Some(r);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Fit `b` to `table`.

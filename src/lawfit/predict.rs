@@ -3,6 +3,7 @@
 use anyhow::{bail, Context};
 use indexmap::IndexMap;
 
+use crate::data::{cell_key, Check, Table};
 use crate::law::{CompiledLaw, LawFile};
 use crate::report::{BootstrapReport, LawFitReport};
 
@@ -28,29 +29,41 @@ impl LawFit {
 pub fn read_law_fit(path: &std::path::Path) -> anyhow::Result<LawFit> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read it", path.display()))?;
+    law_fit(&text, &path.display().to_string())
+}
+
+/// A law fit from the text of its fit.json; `origin` names it in messages.
+pub fn law_fit(text: &str, origin: &str) -> anyhow::Result<LawFit> {
     // Files written before every law had one driver are read as fits of
     // the looplm law file.
-    let legacy = serde_json::from_str::<serde_json::Value>(&text)
+    let legacy = serde_json::from_str::<serde_json::Value>(text)
         .is_ok_and(|v| crate::report::legacy::is_legacy(&v));
     let r: LawFitReport = if legacy {
-        crate::report::legacy::upgrade(&text)
-            .with_context(|| format!("{}: not a usable fit", path.display()))?
+        crate::report::legacy::upgrade(text)
+            .with_context(|| format!("{origin}: not a usable fit"))?
     } else {
-        crate::report::parse_json(&text)
-            .with_context(|| format!("{}: not a fit.json of a law fit", path.display()))?
+        crate::report::parse_json(text)
+            .with_context(|| format!("{origin}: not a fit.json of a law fit"))?
     };
-    let origin = format!("{} (law_file)", path.display());
-    let mut file = LawFile::parse(&r.law_file, &origin)?;
-    file.variables = r.variables.clone();
-    let law = file.compile(&origin)?;
-    validate(&r, &law, &file.formula)
-        .with_context(|| format!("{}: not a usable fit", path.display()))?;
-    Ok(LawFit {
-        report: r,
-        law,
-        axis: file.axis.clone(),
-        file,
-    })
+    LawFit::from_report(r, origin)
+}
+
+impl LawFit {
+    /// A law fit from its report, its law compiled and every set of
+    /// parameters checked; `origin` names it in messages.
+    pub fn from_report(r: LawFitReport, origin: &str) -> anyhow::Result<LawFit> {
+        let law_origin = format!("{origin} (law_file)");
+        let mut file = LawFile::parse(&r.law_file, &law_origin)?;
+        file.variables = r.variables.clone();
+        let law = file.compile(&law_origin)?;
+        validate(&r, &law, &file.formula).with_context(|| format!("{origin}: not a usable fit"))?;
+        Ok(LawFit {
+            report: r,
+            law,
+            axis: file.axis.clone(),
+            file,
+        })
+    }
 }
 
 /// Everything a reader of a law fit relies on, as strictly as a built-in
@@ -162,33 +175,8 @@ pub fn predict_rows(
             },
         };
     }
-    // (group key, parameters, bootstrap) of every fit.
-    type Set<'a> = (Vec<String>, Vec<f64>, Option<&'a BootstrapReport>);
-    let sets: Vec<Set> = if r.groups.is_empty() {
-        vec![(
-            Vec::new(),
-            law.params.iter().map(|n| r.params[n]).collect(),
-            r.bootstrap.as_ref(),
-        )]
-    } else {
-        r.groups
-            .iter()
-            .map(|g| {
-                let key = g.key.values().cloned().collect();
-                let p = law.params.iter().map(|n| g.params[n]).collect();
-                (key, p, g.bootstrap.as_ref())
-            })
-            .collect()
-    };
-    // Band columns: every scheme any fit was bootstrapped with.
-    let mut kinds: Vec<String> = Vec::new();
-    for (_, _, b) in &sets {
-        for rs in b.iter().flat_map(|b| &b.resamples) {
-            if !kinds.contains(&rs.kind) {
-                kinds.push(rs.kind.clone());
-            }
-        }
-    }
+    let sets = fit_sets(r, law);
+    let kinds = band_kinds(sets.iter().map(|(_, _, b)| *b));
     let total: usize = axes.iter().map(Vec::len).product::<usize>() * sets.len();
     if total > crate::values::MAX_ROWS {
         bail!(
@@ -221,20 +209,11 @@ pub fn predict_rows(
             let mut row = key.clone();
             row.extend(order.iter().map(|&v| point[v].to_string()));
             row.push(law.eval(&point, p).to_string());
-            // The band of each scheme: percentiles of the replicates'
-            // predictions (empty where this fit has no such replicates).
+            // The band of each scheme (empty where this fit has no such
+            // replicates).
             for kind in &kinds {
-                let found = boot.and_then(|b| {
-                    let rs = b.resamples.iter().find(|rs| &rs.kind == kind)?;
-                    (rs.samples.len() >= 2).then_some((rs, b.level))
-                });
-                match found {
-                    Some((rs, level)) => {
-                        v.clear();
-                        v.extend(rs.samples.iter().map(|s| law.eval(&point, s)));
-                        let (lo, hi) = crate::stats::central(&mut v, level);
-                        row.extend([lo.to_string(), hi.to_string()]);
-                    }
+                match band(law, &point, *boot, kind, &mut v) {
+                    Some((lo, hi)) => row.extend([lo.to_string(), hi.to_string()]),
                     None => row.extend([String::new(), String::new()]),
                 }
             }
@@ -242,6 +221,144 @@ pub fn predict_rows(
         }
     }
     Ok((header, rows))
+}
+
+/// (group key, parameters in the law's order, bootstrap) of every fit of
+/// a report: the one fit, or each group's.
+type Set<'a> = (Vec<String>, Vec<f64>, Option<&'a BootstrapReport>);
+
+fn fit_sets<'a>(r: &'a LawFitReport, law: &CompiledLaw) -> Vec<Set<'a>> {
+    if r.groups.is_empty() {
+        return vec![(
+            Vec::new(),
+            law.params.iter().map(|n| r.params[n]).collect(),
+            r.bootstrap.as_ref(),
+        )];
+    }
+    r.groups
+        .iter()
+        .map(|g| {
+            let key = g.key.values().cloned().collect();
+            let p = law.params.iter().map(|n| g.params[n]).collect();
+            (key, p, g.bootstrap.as_ref())
+        })
+        .collect()
+}
+
+/// The band columns' schemes: every scheme any fit was bootstrapped with.
+fn band_kinds<'a>(boots: impl Iterator<Item = Option<&'a BootstrapReport>>) -> Vec<String> {
+    let mut kinds: Vec<String> = Vec::new();
+    for rs in boots.flatten().flat_map(|b| &b.resamples) {
+        if !kinds.contains(&rs.kind) {
+            kinds.push(rs.kind.clone());
+        }
+    }
+    kinds
+}
+
+/// The band of scheme `kind` at `point`: the central percentile interval
+/// of the replicates' predictions; `None` where the fit has fewer than two
+/// such replicates. `scratch` is reused between calls.
+fn band(
+    law: &CompiledLaw,
+    point: &[f64],
+    boot: Option<&BootstrapReport>,
+    kind: &str,
+    scratch: &mut Vec<f64>,
+) -> Option<(f64, f64)> {
+    let b = boot?;
+    let rs = b.resamples.iter().find(|rs| rs.kind == kind)?;
+    if rs.samples.len() < 2 {
+        return None;
+    }
+    scratch.clear();
+    scratch.extend(rs.samples.iter().map(|s| law.eval(point, s)));
+    Some(crate::stats::central(scratch, b.level))
+}
+
+/// Predictions at the rows of a table, and the bands of every bootstrap
+/// scheme (`lo`, `hi` per row; NaN where a row's fit has no such band).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowPredictions {
+    pub pred: Vec<f64>,
+    /// (scheme, lo, hi).
+    pub bands: Vec<(String, Vec<f64>, Vec<f64>)>,
+}
+
+/// Predictions of a law fit at every row of `table`: each variable read
+/// from the column it was fitted from (a default such as T = 1 filled in
+/// where the table has no column for it), and with groups, each row
+/// predicted by the fit of its group (its values in the `by` columns).
+pub fn predict_table(fit: &LawFit, table: &mut Table) -> anyhow::Result<RowPredictions> {
+    let (r, law) = (&fit.report, &fit.law);
+    fit.fill_defaults(table)?;
+    let mut cols = Vec::with_capacity(law.variables.len());
+    for v in &law.variables {
+        let name = r.variables.get(v).unwrap_or(v);
+        let c = table.require(name, &format!("the law's variable {v}"))?;
+        cols.push(table.numbers(c, Check::Finite)?);
+    }
+    let sets = fit_sets(r, law);
+    // Per row, the fit that predicts it.
+    let which: Vec<usize> = if r.groups.is_empty() {
+        vec![0; table.rows()]
+    } else {
+        let mut key_cols = Vec::new();
+        for name in &r.by {
+            key_cols.push(table.require(name, "a column the fit's groups are keyed by")?);
+        }
+        let keys: Vec<Vec<String>> = sets
+            .iter()
+            .map(|(k, _, _)| k.iter().map(|c| cell_key(c)).collect())
+            .collect();
+        let mut which = Vec::with_capacity(table.rows());
+        for row in 0..table.rows() {
+            let key: Vec<String> = key_cols
+                .iter()
+                .map(|&c| cell_key(&table.columns[c][row]))
+                .collect();
+            let Some(g) = keys.iter().position(|k| *k == key) else {
+                let shown: Vec<String> =
+                    r.by.iter()
+                        .zip(&key_cols)
+                        .map(|(n, &c)| format!("{n} = {}", &table.columns[c][row]))
+                        .collect();
+                bail!(
+                    "{}: the fit has no group with {} (it has {} groups)",
+                    table.place(row),
+                    shown.join(", "),
+                    sets.len()
+                );
+            };
+            which.push(g);
+        }
+        which
+    };
+    let kinds = band_kinds(sets.iter().map(|(_, _, b)| *b));
+    let n = table.rows();
+    let mut out = RowPredictions {
+        pred: Vec::with_capacity(n),
+        bands: kinds
+            .iter()
+            .map(|k| (k.clone(), Vec::with_capacity(n), Vec::with_capacity(n)))
+            .collect(),
+    };
+    let mut point = vec![0.0; cols.len()];
+    let mut scratch = Vec::new();
+    for (row, &g) in which.iter().enumerate() {
+        for (p, c) in point.iter_mut().zip(&cols) {
+            *p = c[row];
+        }
+        let (_, params, boot) = &sets[g];
+        out.pred.push(law.eval(&point, params));
+        for (kind, lo, hi) in &mut out.bands {
+            let (l, h) =
+                band(law, &point, *boot, kind, &mut scratch).unwrap_or((f64::NAN, f64::NAN));
+            lo.push(l);
+            hi.push(h);
+        }
+    }
+    Ok(out)
 }
 
 /// What the fit's rows held of variable `name`, to say when its values

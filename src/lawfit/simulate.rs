@@ -160,3 +160,48 @@ pub fn simulate(
         truth,
     })
 }
+
+/// The columns `simulate --law` writes the variables to: --var's, else the
+/// law file's, else (a bare formula, whose variables are the --at names)
+/// their own names. Each its own, and none the loss, weight or run column
+/// a fit reads back.
+pub fn bind_columns(
+    file: &mut crate::law::LawFile,
+    at: &[(String, Vec<f64>)],
+    vars: &[(String, String)],
+) -> anyhow::Result<()> {
+    if vars.is_empty() {
+        return Ok(());
+    }
+    if file.variables.is_empty() {
+        for (n, _) in at {
+            file.variables.insert(n.clone(), n.clone());
+        }
+    }
+    for (i, (n, col)) in vars.iter().enumerate() {
+        if vars[..i].iter().any(|(m, _)| m == n) {
+            bail!("--var {n} is given twice");
+        }
+        let Some(c) = file.variables.get_mut(n) else {
+            let names: Vec<&str> = file.variables.keys().map(String::as_str).collect();
+            bail!(
+                "--var {n}={col}: the law has no variable {n} (its variables: {})",
+                names.join(", ")
+            );
+        };
+        if ["loss", "weight", "run"]
+            .iter()
+            .any(|r| col.eq_ignore_ascii_case(r))
+        {
+            bail!("--var {n}={col}: the simulated CSV's '{col}' column is not a variable's");
+        }
+        *c = col.clone();
+    }
+    let cols: Vec<&String> = file.variables.values().collect();
+    for (i, c) in cols.iter().enumerate() {
+        if cols[..i].iter().any(|d| d.eq_ignore_ascii_case(c)) {
+            bail!("two variables would be written to column '{c}': give each its own with --var");
+        }
+    }
+    Ok(())
+}

@@ -399,6 +399,7 @@ pub fn minimize_batch<O: BatchObjective>(
         if ids.is_empty() {
             break;
         }
+        crate::interrupt::check()?;
         let m = ids.len();
         obj.evaluate(&ids, &xs, &mut fs[..m], &mut gs[..m * dim])?;
         calls += 1;

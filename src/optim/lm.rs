@@ -537,6 +537,7 @@ pub fn least_squares_batch<O: BatchLeastSquares>(
         if ids.is_empty() {
             break;
         }
+        crate::interrupt::check()?;
         let m = ids.len();
         obj.evaluate(
             &ids,

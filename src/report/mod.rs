@@ -25,10 +25,10 @@ pub use eval::{
 pub(crate) use json::validate_bootstrap;
 pub use json::{parse_json, pretty_json, write_pretty};
 pub use plot::{
-    band_legend, draw_grid, fold_title, format_sig, grid_layout, max_markers, read_pred_csv,
-    resolve_x_scale, square_grid, tick_label, x_axis_name, GridLayout, Panel, PlotFormat,
-    PlotOptions, XScale, DEFAULT_TITLE, HEADER_HEIGHT, LOG_SPAN, MAX_LINE, X_LABEL_HEIGHT,
-    Y_LABEL_WIDTH,
+    band_legend, draw_grid, fold_title, format_sig, grid_layout, max_markers, panel_title,
+    read_pred_csv, resolve_x_scale, square_grid, tick_label, x_axis_name, GridLayout, Panel,
+    PlotFormat, PlotOptions, XScale, DEFAULT_TITLE, HEADER_HEIGHT, LOG_SPAN, MAX_LINE,
+    X_LABEL_HEIGHT, Y_LABEL_WIDTH,
 };
 pub use pred_csv::write_table_pred_csv;
 pub use profile_plot::{

@@ -174,6 +174,21 @@ pub fn square_grid(n: usize) -> (usize, usize) {
     (n.div_ceil(cols).max(1), cols)
 }
 
+/// A panel's title: its label, else "T = .., N = ..", with the run named
+/// where other panels share its (N, T) (`dup`, from [`grid_layout`]).
+pub fn panel_title(p: &Panel, dup: bool) -> String {
+    let mut title = if p.label.is_empty() {
+        format!("T = {}, N = {}", p.t, format_count(p.n))
+    } else {
+        p.label.clone()
+    };
+    // A label that already names the run is not given it twice.
+    if dup && !title.contains(p.run.as_str()) {
+        title = format!("{title} ({})", p.run);
+    }
+    title
+}
+
 pub fn grid_layout(panels: &[Panel]) -> GridLayout {
     let distinct = |it: &mut dyn Iterator<Item = f64>| {
         let mut v: Vec<f64> = it.collect();
@@ -473,15 +488,7 @@ fn render<DB: DrawingBackend>(
     let areas = body.split_evenly((layout.rows.len(), layout.cols.len()));
     for (i, p) in panels.iter().enumerate() {
         let (r, c) = layout.cells[i];
-        let mut title = if p.label.is_empty() {
-            format!("T = {}, N = {}", p.t, format_count(p.n))
-        } else {
-            p.label.clone()
-        };
-        // A label that already names the run is not given it twice.
-        if layout.dup[i] && !title.contains(p.run.as_str()) {
-            title = format!("{title} ({})", p.run);
-        }
+        let title = panel_title(p, layout.dup[i]);
         let area = &areas[r * layout.cols.len() + c];
         figure.draw_panel(area, p, &title, x_range, y_range, opts)?;
     }

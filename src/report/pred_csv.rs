@@ -44,6 +44,7 @@ mod tests {
                 vec!["3", "2.5"].into(),
             ],
             lines: vec![2, 3],
+            in_memory: false,
             filled: vec![],
             notes: vec![],
         };
@@ -74,6 +75,7 @@ mod tests {
             headers: vec![],
             columns: vec![],
             lines: vec![],
+            in_memory: false,
             filled: vec![],
             notes: vec![],
         };

@@ -1,0 +1,61 @@
+//! Data from Python: named columns, each a float64 array or a list of
+//! strings, as a table of the library's.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use numpy::PyReadonlyArray1;
+use pyo3::prelude::*;
+use sweepfit::data::{Table, TextColumn};
+
+/// One column as the Python side hands it over.
+#[derive(FromPyObject)]
+pub(crate) enum Column<'py> {
+    /// Numbers (float64), read in place.
+    Numbers(PyReadonlyArray1<'py, f64>),
+    /// Anything else, as text (labels, a split column).
+    Text(Vec<String>),
+}
+
+/// Where a table comes from: columns in memory, or a CSV file read as the
+/// command line reads it.
+#[derive(FromPyObject)]
+pub(crate) enum Source<'py> {
+    Columns(Vec<(String, Column<'py>)>),
+    Path(PathBuf),
+}
+
+/// The table of `source`; `origin` names columns in memory in messages.
+pub(crate) fn table(origin: &str, source: Source<'_>) -> PyResult<Table> {
+    let columns = match source {
+        Source::Path(p) => return Table::read(&p).map_err(|e| crate::error(e.into())),
+        Source::Columns(c) => c,
+    };
+    let mut out = Vec::with_capacity(columns.len());
+    let mut cell = String::new();
+    for (name, c) in columns {
+        let text = match c {
+            Column::Numbers(a) => {
+                let view = a.as_array();
+                let mut t = TextColumn::with_capacity(view.len());
+                // The shortest text that reads back as the same number,
+                // so a value reaches the fit exactly as a CSV's would.
+                for v in view.iter() {
+                    cell.clear();
+                    write!(cell, "{v}").expect("formatting into a String");
+                    t.push(&cell);
+                }
+                t
+            }
+            Column::Text(cells) => {
+                let mut t = TextColumn::with_capacity(cells.len());
+                for s in &cells {
+                    t.push(s.trim());
+                }
+                t
+            }
+        };
+        out.push((name, text));
+    }
+    Table::from_columns(origin, out).map_err(|e| crate::error(e.into()))
+}

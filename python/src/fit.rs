@@ -1,0 +1,263 @@
+//! A fit from Python: `fit` runs the library's driver on a table made of
+//! the caller's columns, `load` reads a fit.json, and `Fit` answers for
+//! either (its report as fit.json's JSON, predictions, the picture's
+//! panels).
+
+use std::path::PathBuf;
+
+use numpy::{IntoPyArray, PyArray1};
+use pyo3::prelude::*;
+use sweepfit::data::Table;
+use sweepfit::lawfit::{self, LawFit, Stage};
+use sweepfit::options::FitRequest;
+use sweepfit::report;
+
+use crate::data::{table, Source};
+use crate::{error, run_released, Progress};
+
+/// A law fit: its report, and for a fit made here the rows it was fitted
+/// to with their predictions.
+#[pyclass(module = "sweepfit._core", frozen)]
+pub(crate) struct Fit {
+    fit: LawFit,
+    data: Option<FitData>,
+    /// What the binding said and warned ("note: ...", "warning: ...").
+    messages: Vec<String>,
+}
+
+struct FitData {
+    table: Table,
+    pred: Vec<f64>,
+    loss: Vec<f64>,
+    held_out: Vec<bool>,
+}
+
+/// Fit a law to `columns`: `request` is the JSON of the command line's
+/// `fit` options (`sweepfit::options::FitRequest`), `progress` a callback
+/// `(stage, iteration, active, best)`.
+#[pyfunction]
+#[pyo3(signature = (columns, origin, request, progress=None))]
+pub(crate) fn fit(
+    py: Python<'_>,
+    columns: Source<'_>,
+    origin: &str,
+    request: &str,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Fit> {
+    let req: FitRequest =
+        serde_json::from_str(request).map_err(|e| error(anyhow::anyhow!("options: {e}")))?;
+    let (mut opts, boot) = req.options().map_err(error)?;
+    let (file, text, law_origin) = req.fit.law_source().map_err(error)?;
+    let mut table = table(origin, columns)?;
+    let bound =
+        lawfit::bind(file, &text, &law_origin, &mut table, &req.bind_options()).map_err(error)?;
+    let mut messages = vec![format!("note: {}", bound.binding.describe())];
+    messages.extend(bound.warning.iter().map(|w| format!("warning: {w}")));
+    let mut progress = Progress::new(progress);
+    let (out, said) = run_released(py, || {
+        let mut said = Vec::new();
+        let out = req
+            .backend
+            .run_law(&mut opts, "fit", &mut |m| said.push(m), |opts| {
+                lawfit::fit_and_bootstrap(&bound, &table, opts, boot.as_ref(), |(stage, p)| {
+                    let stage = match stage {
+                        Stage::Fit => "fit",
+                        Stage::Bootstrap => "bootstrap",
+                    };
+                    progress.tell(stage, p);
+                })
+            })?;
+        Ok((out, said))
+    })?;
+    messages.extend(said);
+    let fit = LawFit::from_report(out.report, "the fit").map_err(error)?;
+    Ok(Fit {
+        fit,
+        data: Some(FitData {
+            table,
+            pred: out.pred,
+            loss: out.loss,
+            held_out: out.held_out,
+        }),
+        messages,
+    })
+}
+
+/// Read a fit.json written by `sweepfit fit` or by `Fit.write_json`.
+#[pyfunction]
+pub(crate) fn load(path: PathBuf) -> PyResult<Fit> {
+    let fit = lawfit::read_law_fit(&path).map_err(error)?;
+    Ok(Fit {
+        fit,
+        data: None,
+        messages: Vec::new(),
+    })
+}
+
+#[pymethods]
+impl Fit {
+    /// The report, as the JSON text of fit.json.
+    fn report_json(&self) -> PyResult<String> {
+        report::pretty_json(&self.fit.report).map_err(error)
+    }
+
+    /// The command line's table of the fit.
+    fn summary(&self) -> String {
+        report::law_summary(&self.fit.report)
+    }
+
+    /// Notes and warnings about how the law was read.
+    fn messages(&self) -> Vec<String> {
+        self.messages.clone()
+    }
+
+    /// The law's parameter names, in its order.
+    fn param_names(&self) -> Vec<String> {
+        self.fit.law.params.clone()
+    }
+
+    /// Whether the fitted rows are at hand (a fit made here, not loaded).
+    fn has_data(&self) -> bool {
+        self.data.is_some()
+    }
+
+    /// The fitted rows: every column as text (as given), then the loss
+    /// read, the prediction and whether the row was held out.
+    #[allow(clippy::type_complexity)]
+    fn rows<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(
+        Vec<(String, Vec<String>)>,
+        Bound<'py, PyArray1<f64>>,
+        Bound<'py, PyArray1<f64>>,
+        Bound<'py, PyArray1<bool>>,
+    )> {
+        let d = self.data()?;
+        let cols = d
+            .table
+            .headers
+            .iter()
+            .zip(&d.table.columns)
+            .map(|(h, c)| (h.clone(), c.iter().map(String::from).collect()))
+            .collect();
+        Ok((
+            cols,
+            d.loss.clone().into_pyarray(py),
+            d.pred.clone().into_pyarray(py),
+            d.held_out.clone().into_pyarray(py),
+        ))
+    }
+
+    /// Predictions at the rows of `columns`, and per bootstrap scheme its
+    /// band (kind, lo, hi).
+    #[allow(clippy::type_complexity)]
+    fn predict<'py>(
+        &self,
+        py: Python<'py>,
+        columns: Source<'py>,
+        origin: &str,
+    ) -> PyResult<(
+        Bound<'py, PyArray1<f64>>,
+        Vec<(String, Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>)>,
+    )> {
+        let mut t = table(origin, columns)?;
+        let p = lawfit::predict_table(&self.fit, &mut t).map_err(error)?;
+        let bands = p
+            .bands
+            .into_iter()
+            .map(|(k, lo, hi)| (k, lo.into_pyarray(py), hi.into_pyarray(py)))
+            .collect();
+        Ok((p.pred.into_pyarray(py), bands))
+    }
+
+    /// Predictions on the product of `at`'s values (variable, values), as
+    /// `sweepfit predict --at` writes them: header, rows, warnings.
+    #[allow(clippy::type_complexity)]
+    fn predict_at(
+        &self,
+        at: Vec<(String, Vec<f64>)>,
+    ) -> PyResult<(Vec<String>, Vec<Vec<String>>, Vec<String>)> {
+        let r = &self.fit.report;
+        let (header, rows) =
+            lawfit::predict_rows(r, &self.fit.law, self.fit.axis.as_deref(), &at).map_err(error)?;
+        Ok((header, rows, lawfit::extrapolation_warnings(r, &at)))
+    }
+
+    /// The Real-vs-Pred picture as JSON: its title, axes and panels (each
+    /// with its title, place in the grid, x, loss, prediction, held-out
+    /// marks and band), over the fitted rows or over `columns`.
+    #[pyo3(signature = (columns=None, origin="the data"))]
+    fn panels(&self, columns: Option<Source<'_>>, origin: &str) -> PyResult<String> {
+        let mut given;
+        let t = match (columns, &self.data) {
+            (Some(c), _) => {
+                given = table(origin, c)?;
+                self.fit.fill_defaults(&mut given).map_err(error)?;
+                &given
+            }
+            (None, Some(d)) => &d.table,
+            (None, None) => {
+                return Err(error(anyhow::anyhow!(
+                    "a loaded fit has no rows to draw: pass the data (plot(data=...))"
+                )))
+            }
+        };
+        let (panels, opts) =
+            lawfit::panels(&self.fit.law, self.fit.axis.as_deref(), &self.fit.report, t)
+                .map_err(error)?;
+        let layout = report::grid_layout(&panels);
+        let x_scale = match report::resolve_x_scale(&panels, &opts) {
+            report::XScale::Log => "log",
+            _ => "linear",
+        };
+        let items: Vec<serde_json::Value> = panels
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                serde_json::json!({
+                    "title": report::panel_title(p, layout.dup[i]),
+                    "row": layout.cells[i].0,
+                    "col": layout.cells[i].1,
+                    "x": p.tokens,
+                    "loss": p.loss,
+                    "pred": p.pred,
+                    "held_out": p.held_out,
+                    "band": p.band,
+                })
+            })
+            .collect();
+        let json = serde_json::json!({
+            "title": opts.title.clone().unwrap_or_else(|| report::DEFAULT_TITLE.to_string()),
+            "x_label": opts.x_label,
+            "x_scale": x_scale,
+            "band_label": opts.band_label,
+            "rows": layout.rows.len(),
+            "cols": layout.cols.len(),
+            "panels": items,
+        });
+        serde_json::to_string(&json).map_err(|e| error(e.into()))
+    }
+
+    /// Write the report as fit.json to `path`, which the command line's
+    /// `predict` and `plot` read; an existing file only when `overwrite`.
+    fn write_json(&self, path: PathBuf, overwrite: bool) -> PyResult<()> {
+        if path.exists() && !overwrite {
+            return Err(error(anyhow::anyhow!(
+                "{}: exists (pass overwrite=True to replace it)",
+                path.display()
+            )));
+        }
+        report::write_pretty(&path, &self.fit.report).map_err(error)
+    }
+}
+
+impl Fit {
+    fn data(&self) -> PyResult<&FitData> {
+        self.data.as_ref().ok_or_else(|| {
+            error(anyhow::anyhow!(
+                "a loaded fit has no fitted rows (they are not in fit.json)"
+            ))
+        })
+    }
+}

@@ -1,0 +1,284 @@
+//! The rest of the command line's work from Python: hold-out evaluation,
+//! simulation, the built-in laws, a law on its own, and the GPU adapters.
+
+use std::path::PathBuf;
+
+use numpy::{IntoPyArray, PyArray1};
+use pyo3::prelude::*;
+use serde::Deserialize;
+use sweepfit::data::Check;
+use sweepfit::law::LawFile;
+use sweepfit::lawfit::{self, BindOptions};
+use sweepfit::options::{law_source, sim_options, BackendArgs, EvalSettings, FitFlags, SimFlags};
+use sweepfit::report;
+
+use crate::data::{table, Source};
+use crate::{error, run_released, Progress};
+
+/// `eval`'s options: a fit's, the protocols', the device.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct EvalRequest {
+    #[serde(flatten)]
+    fit: FitFlags,
+    #[serde(flatten)]
+    eval: EvalSettings,
+    #[serde(flatten)]
+    backend: BackendArgs,
+}
+
+/// The hold-out protocols on `columns`: eval.json's JSON, and the notes
+/// and warnings said on the way.
+#[pyfunction]
+#[pyo3(signature = (columns, origin, request, progress=None))]
+pub(crate) fn evaluate(
+    py: Python<'_>,
+    columns: Source<'_>,
+    origin: &str,
+    request: &str,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<(String, Vec<String>)> {
+    let req: EvalRequest =
+        serde_json::from_str(request).map_err(|e| error(anyhow::anyhow!("options: {e}")))?;
+    let mut fit = req
+        .fit
+        .law_fit_options(&[], req.eval.test_where.clone())
+        .map_err(error)?;
+    let (file, text, law_origin) = req.fit.law_source().map_err(error)?;
+    let opts = req.eval.options().map_err(error)?;
+    req.backend.check().map_err(error)?;
+    let mut table = table(origin, columns)?;
+    let bind = req.fit.bind_options(&[], req.eval.test_where.as_ref());
+    let bound = lawfit::bind(file, &text, &law_origin, &mut table, &bind).map_err(error)?;
+    let mut messages = vec![format!("note: {}", bound.binding.describe())];
+    messages.extend(bound.warning.iter().map(|w| format!("warning: {w}")));
+    let mut progress = Progress::new(progress);
+    let (out, said) = run_released(py, || {
+        let mut said = Vec::new();
+        let out = req
+            .backend
+            .run_law(&mut fit, "evaluation", &mut |m| said.push(m), |fit| {
+                lawfit::evaluate(&bound, &table, fit, &opts, |p| progress.tell("eval", p))
+            })?;
+        Ok((out, said))
+    })?;
+    messages.extend(said);
+    let json = report::pretty_json(&out.report).map_err(error)?;
+    Ok((json, messages))
+}
+
+/// The looplm20 sweep simulated (`sweepfit simulate`): its columns run,
+/// N, T, tokens, loss, weight, and the truth as JSON.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+pub(crate) fn simulate_preset<'py>(
+    py: Python<'py>,
+    options: &str,
+    seed: u64,
+) -> PyResult<(
+    Vec<String>,
+    Vec<(String, Bound<'py, PyArray1<f64>>)>,
+    String,
+)> {
+    let flags: SimFlags =
+        serde_json::from_str(options).map_err(|e| error(anyhow::anyhow!("options: {e}")))?;
+    let o = sim_options(seed, &flags).map_err(error)?;
+    let ds = sweepfit::simulate::simulate_looplm20(&o);
+    let mut run = Vec::with_capacity(ds.points());
+    let (mut n, mut t) = (
+        Vec::with_capacity(ds.points()),
+        Vec::with_capacity(ds.points()),
+    );
+    for c in &ds.configs {
+        for _ in c.range() {
+            run.push(c.run.clone());
+            n.push(c.n);
+            t.push(c.t);
+        }
+    }
+    let truth: serde_json::Map<String, serde_json::Value> =
+        sweepfit::simulate::looplm20_truth_by_name()
+            .map(|(k, v)| (k.to_string(), v.into()))
+            .collect();
+    let truth = serde_json::to_string(&truth).map_err(|e| error(e.into()))?;
+    Ok((
+        run,
+        vec![
+            ("N".into(), n.into_pyarray(py)),
+            ("T".into(), t.into_pyarray(py)),
+            ("tokens".into(), ds.tokens.into_pyarray(py)),
+            ("loss".into(), ds.loss.into_pyarray(py)),
+            ("weight".into(), ds.weight.into_pyarray(py)),
+        ],
+        truth,
+    ))
+}
+
+/// A law simulated at every combination of `at` (`sweepfit simulate
+/// --law`): header, rows as text, and the truth as JSON.
+#[pyfunction]
+#[pyo3(signature = (law, law_file, params, at, vars, noise, seed))]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+pub(crate) fn simulate_law(
+    law: Option<&str>,
+    law_file: Option<PathBuf>,
+    params: Vec<(String, f64)>,
+    at: Vec<(String, Vec<f64>)>,
+    vars: Vec<(String, String)>,
+    noise: f64,
+    seed: u64,
+) -> PyResult<(Vec<String>, Vec<Vec<String>>, String)> {
+    let (mut file, text, origin) = law_source(law, law_file.as_deref()).map_err(error)?;
+    lawfit::bind_columns(&mut file, &at, &vars).map_err(error)?;
+    let sim = lawfit::LawSimulation {
+        params,
+        at,
+        noise,
+        seed,
+    };
+    let out = lawfit::simulate(file, &text, &origin, &sim).map_err(error)?;
+    let truth = report::pretty_json(&out.truth).map_err(error)?;
+    Ok((out.header, out.rows, truth))
+}
+
+/// The built-in laws: (name, description, formula).
+#[pyfunction]
+pub(crate) fn laws() -> Vec<(String, String, String)> {
+    sweepfit::law::builtin_names()
+        .iter()
+        .filter_map(|n| sweepfit::law::builtin_law(n))
+        .map(|f| (f.name, f.description, f.formula))
+        .collect()
+}
+
+/// The GPU adapters wgpu sees, as `sweepfit devices --json` prints them.
+#[pyfunction]
+pub(crate) fn devices() -> PyResult<String> {
+    use sweepfit::backend::gpu;
+    let inst = gpu::instance().map_err(error)?;
+    let adapters: Vec<gpu::AdapterSummary> = gpu::all_adapters(&inst)
+        .iter()
+        .map(gpu::AdapterSummary::of)
+        .collect();
+    serde_json::to_string(&adapters).map_err(|e| error(e.into()))
+}
+
+/// A law: a built-in's name, a formula, or a law file.
+#[pyclass(module = "sweepfit._core", frozen)]
+pub(crate) struct Law {
+    file: LawFile,
+    text: String,
+    origin: String,
+}
+
+#[pymethods]
+impl Law {
+    #[new]
+    #[pyo3(signature = (law=None, law_file=None))]
+    fn new(law: Option<&str>, law_file: Option<PathBuf>) -> PyResult<Law> {
+        let (file, text, origin) = law_source(law, law_file.as_deref()).map_err(error)?;
+        Ok(Law { file, text, origin })
+    }
+
+    #[getter]
+    fn name(&self) -> String {
+        self.file.name.clone()
+    }
+
+    #[getter]
+    fn description(&self) -> String {
+        self.file.description.clone()
+    }
+
+    #[getter]
+    fn formula(&self) -> String {
+        self.file.formula.clone()
+    }
+
+    /// The law file's text (TOML).
+    #[getter]
+    fn text(&self) -> String {
+        self.text.clone()
+    }
+
+    /// Declared variables and the columns they read (empty for a bare
+    /// formula, whose variables are the names that name a data column).
+    #[getter]
+    fn variables(&self) -> Vec<(String, String)> {
+        self.file
+            .variables
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// The parameters, in the law's order, where the variables are
+    /// declared; None for a bare formula until it meets data.
+    #[getter]
+    fn parameters(&self) -> PyResult<Option<Vec<String>>> {
+        if self.file.variables.is_empty() {
+            return Ok(None);
+        }
+        let law = self.file.compile(&self.origin).map_err(error)?;
+        Ok(Some(law.params))
+    }
+
+    /// The law at every row of `columns` with parameters `params`
+    /// (every one of the law's, by name); names bind to columns as in a
+    /// fit (`vars` as --var).
+    #[pyo3(signature = (columns, origin, params, vars))]
+    fn evaluate<'py>(
+        &self,
+        py: Python<'py>,
+        columns: Source<'py>,
+        origin: &str,
+        params: Vec<(String, f64)>,
+        vars: Vec<(String, String)>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let mut t = table(origin, columns)?;
+        let bind = BindOptions {
+            vars,
+            ..Default::default()
+        };
+        let b = lawfit::bind(self.file.clone(), &self.text, &self.origin, &mut t, &bind)
+            .map_err(error)?;
+        let law = &b.law;
+        let mut p = Vec::with_capacity(law.params.len());
+        for name in &law.params {
+            match params.iter().find(|(n, _)| n == name) {
+                Some((_, v)) => p.push(*v),
+                None => {
+                    return Err(error(anyhow::anyhow!(
+                        "no value for the parameter {name} (the law's parameters: {})",
+                        law.params.join(", ")
+                    )))
+                }
+            }
+        }
+        if let Some((n, _)) = params.iter().find(|(n, _)| !law.params.contains(n)) {
+            return Err(error(anyhow::anyhow!(
+                "{n} is not a parameter of the law (its parameters: {}; its variables: {})",
+                law.params.join(", "),
+                law.variables.join(", ")
+            )));
+        }
+        let mut cols = Vec::with_capacity(b.columns.len());
+        for &c in &b.columns {
+            cols.push(t.numbers(c, Check::Finite).map_err(|e| error(e.into()))?);
+        }
+        let mut point = vec![0.0; cols.len()];
+        let out: Vec<f64> = (0..t.rows())
+            .map(|r| {
+                for (x, c) in point.iter_mut().zip(&cols) {
+                    *x = c[r];
+                }
+                law.eval(&point, &p)
+            })
+            .collect();
+        Ok(out.into_pyarray(py))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Law({:?}: {})", self.file.name, self.file.formula)
+    }
+}

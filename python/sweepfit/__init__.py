@@ -1,0 +1,369 @@
+"""sweepfit: fit neural scaling laws to whole sweeps of training runs.
+
+The Python face of the sweepfit command-line program, on the same Rust
+core: DataFrames in, results and matplotlib figures out.
+
+    >>> import sweepfit
+    >>> df = sweepfit.simulate(seed=1)                  # the LoopLM demo sweep
+    >>> fit = sweepfit.fit(df, backend="cpu")
+    >>> fit.params["alpha"]
+    >>> fig = fit.plot()
+
+Every function's keyword arguments mirror the command line's options
+(``sweepfit fit --help``); bad input raises :class:`SweepfitError`, a
+``ValueError`` whose message is the one the command line prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import pandas as pd
+
+from . import _core, _data
+from ._core import SweepfitError, __version__
+from ._fit import Fit
+from ._progress import reporter
+
+__all__ = [
+    "Fit",
+    "Law",
+    "SweepfitError",
+    "devices",
+    "evaluate",
+    "fit",
+    "laws",
+    "load",
+    "simulate",
+    "__version__",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+Progress = Union[bool, None, Callable[[str, int, int, float], None]]
+
+
+def _pairs(mapping: Optional[Mapping[str, Any]], what: str) -> List[list]:
+    if mapping is None:
+        return []
+    if not isinstance(mapping, Mapping):
+        raise TypeError(f"{what} must be a dict, not {type(mapping).__name__}")
+    return [[str(k), v] for k, v in mapping.items()]
+
+
+def _selector(test_where: Optional[Mapping[str, Any]]) -> Optional[dict]:
+    if test_where is None:
+        return None
+    if not isinstance(test_where, Mapping) or len(test_where) != 1:
+        raise ValueError('test_where must be a dict of one column and value, e.g. {"split": "test"}')
+    (column, value), = test_where.items()
+    return {"column": str(column), "value": str(value)}
+
+
+def _law_options(law: Optional[str], law_file: Optional[PathLike], vars: Optional[Mapping[str, str]],
+                 axis: Optional[str], fix: Optional[Mapping[str, float]], loss: str, space: str,
+                 delta: float, starts: Optional[int], seed: int, max_iter: Optional[int],
+                 ftol: Optional[float], gtol: Optional[float]) -> Dict[str, Any]:
+    if law is not None and law_file is not None:
+        raise ValueError("give law or law_file, not both")
+    opts: Dict[str, Any] = {
+        "vars": [[k, str(v)] for k, v in _pairs(vars, "vars")],
+        "axis": axis,
+        "fix": [[k, float(v)] for k, v in _pairs(fix, "fix")],
+        "loss": loss,
+        "space": space,
+        "delta": float(delta),
+        "starts": starts,
+        "seed": int(seed),
+    }
+    if law is not None:
+        opts["law"] = law
+    if law_file is not None:
+        opts["law_file"] = os.fspath(law_file)
+    for key, v in (("max_iter", max_iter), ("ftol", ftol), ("gtol", gtol)):
+        if v is not None:
+            opts[key] = v
+    return opts
+
+
+def _tell(messages: Iterable[str]) -> None:
+    for m in messages:
+        if m.startswith("warning: "):
+            warnings.warn(m[len("warning: "):], stacklevel=3)
+
+
+def fit(
+    data: Any,
+    law: Optional[str] = None,
+    *,
+    law_file: Optional[PathLike] = None,
+    vars: Optional[Mapping[str, str]] = None,
+    axis: Optional[str] = None,
+    by: Union[str, Sequence[str], None] = None,
+    test_where: Optional[Mapping[str, Any]] = None,
+    fix: Optional[Mapping[str, float]] = None,
+    loss: str = "mse",
+    delta: float = 1e-3,
+    space: str = "linear",
+    starts: Optional[int] = None,
+    seed: int = 0,
+    max_iter: Optional[int] = None,
+    ftol: Optional[float] = None,
+    gtol: Optional[float] = None,
+    bootstrap: Optional[int] = None,
+    resample: Union[str, Sequence[str]] = ("curves", "points"),
+    level: float = 0.95,
+    profile: Union[bool, str, Sequence[str]] = False,
+    backend: str = "auto",
+    progress: Progress = None,
+) -> Fit:
+    """Fit a scaling law to every row of ``data`` at once.
+
+    Parameters
+    ----------
+    data
+        A pandas or polars DataFrame, a dict of arrays, or a CSV path: one row
+        per logged point, with the law's variables, ``loss`` and optionally
+        ``weight``, ``run``.
+    law
+        A built-in law's name (:func:`laws`) or a formula such as
+        ``"E + A/N^alpha + B/D^beta"``, whose names are variables where they
+        name a column and parameters otherwise. Default: ``looplm``.
+    law_file
+        A law file (TOML) with declarations, instead of ``law``.
+    vars
+        Bind a variable to a column, e.g. ``{"N": "params"}``.
+    axis
+        The variable each curve runs along.
+    by
+        Fit separately to every group of rows with equal values in these
+        columns (e.g. ``"run"``), all groups in one batch.
+    test_where
+        Hold out the rows where a column has a value, e.g. ``{"split": "test"}``,
+        and score them (:attr:`Fit.test`).
+    fix
+        Hold parameters fixed, e.g. ``{"t3": 0}``.
+    loss, delta, space
+        ``"mse"`` or ``"huber"`` (threshold ``delta``) on residuals of the loss
+        (``space="linear"``) or of its log (``"log"``).
+    starts, seed, max_iter, ftol, gtol
+        Number of starts (default 128), their seed, and the optimiser's limits.
+    bootstrap, resample, level
+        Refit ``bootstrap`` replicates per resampling scheme (``"curves"``,
+        ``"points"``) for standard errors, percentile intervals at ``level``
+        and prediction bands.
+    profile
+        Profile-likelihood intervals at ``level``: True for every free
+        parameter, or the names of some.
+    backend
+        ``"auto"`` (a hardware GPU if there is one), ``"gpu"`` or ``"cpu"``.
+    progress
+        Show progress on stderr: None (where someone watches), True, False,
+        or a callable ``(stage, iteration, active, best)``.
+
+    Returns
+    -------
+    Fit
+        Everything fit.json holds; ``fit.params``, ``fit.table``, ``fit.plot()``.
+
+    Raises
+    ------
+    SweepfitError
+        (a ``ValueError``) for bad data or options, with the command line's message.
+    KeyboardInterrupt
+        On Ctrl-C, within a fraction of a second; the interpreter goes on.
+    """
+    opts = _law_options(law, law_file, vars, axis, fix, loss, space, delta, starts, seed,
+                        max_iter, ftol, gtol)
+    opts["by"] = [by] if isinstance(by, str) else list(by or [])
+    opts["test_where"] = _selector(test_where)
+    if profile is True:
+        opts["profile"] = []
+    elif isinstance(profile, str):
+        opts["profile"] = [profile]
+    elif profile:
+        opts["profile"] = list(profile)
+    if bootstrap is not None:
+        opts["bootstrap"] = int(bootstrap)
+    opts["resample"] = [resample] if isinstance(resample, str) else list(resample)
+    opts["level"] = float(level)
+    opts["backend"] = backend
+    cols, origin = _data.columns(data)
+    with reporter(progress) as cb:
+        core = _core.fit(cols, origin, json.dumps(opts), cb)
+    result = Fit(core)
+    _tell(result.messages)
+    return result
+
+
+def load(path: PathLike) -> Fit:
+    """Read a fit.json written by ``sweepfit fit`` or :meth:`Fit.to_json`."""
+    return Fit(_core.load(os.fspath(path)))
+
+
+def evaluate(
+    data: Any,
+    law: Optional[str] = None,
+    *,
+    law_file: Optional[PathLike] = None,
+    protocol: Union[str, Sequence[str], None] = None,
+    leave: str = "T",
+    test_where: Optional[Mapping[str, Any]] = None,
+    train_sizes: int = 3,
+    fractions: Sequence[float] = (0.25, 0.5, 0.75),
+    vars: Optional[Mapping[str, str]] = None,
+    axis: Optional[str] = None,
+    fix: Optional[Mapping[str, float]] = None,
+    loss: str = "mse",
+    delta: float = 1e-3,
+    space: str = "linear",
+    starts: Optional[int] = None,
+    seed: int = 0,
+    max_iter: Optional[int] = None,
+    ftol: Optional[float] = None,
+    gtol: Optional[float] = None,
+    backend: str = "auto",
+    progress: Progress = None,
+) -> Dict[str, Any]:
+    """Refit on part of the data and score the prediction of the rest, under
+    the hold-out protocols (``sizes``, ``tokens``, ``leave-t``, ``test-where``;
+    default: those that apply), as ``sweepfit eval`` does.
+
+    Returns eval.json as a dict, with ``"folds"`` (one row per fold: its
+    protocol, what it held out, its held-out R², RMSE and MAPE, and its
+    parameters) and ``"summary"`` (the scores per protocol) as DataFrames.
+    """
+    opts = _law_options(law, law_file, vars, axis, fix, loss, space, delta, starts, seed,
+                        max_iter, ftol, gtol)
+    if protocol is not None:
+        opts["protocol"] = [protocol] if isinstance(protocol, str) else list(protocol)
+    opts.update(leave=leave, test_where=_selector(test_where), train_sizes=int(train_sizes),
+                fractions=[float(f) for f in fractions], backend=backend)
+    cols, origin = _data.columns(data)
+    with reporter(progress) as cb:
+        text, messages = _core.evaluate(cols, origin, json.dumps(opts), cb)
+    _tell(messages)
+    report = json.loads(text)
+    folds = []
+    for f in report.get("folds", []):
+        row = {k: v for k, v in f.items() if not isinstance(v, (dict, list))}
+        row.update(f.get("params") or {})
+        folds.append(row)
+    report["folds"] = pd.DataFrame(folds)
+    if isinstance(report.get("summary"), list):
+        report["summary"] = pd.DataFrame(report["summary"])
+    return report
+
+
+def simulate(
+    law: Optional[str] = None,
+    *,
+    params: Optional[Mapping[str, float]] = None,
+    at: Optional[Mapping[str, Any]] = None,
+    law_file: Optional[PathLike] = None,
+    vars: Optional[Mapping[str, str]] = None,
+    noise: float = 0.02,
+    seed: int = 0,
+    points: int = 500,
+    warmup: float = 0.0,
+    late_rise: float = 0.0,
+) -> pd.DataFrame:
+    """A simulated sweep, as ``sweepfit simulate`` writes it.
+
+    Without ``law``: the LoopLM reference sweep (T = 1..4 for N = 53M..1.36B
+    over 0..20B tokens, ``points`` per curve) with Gaussian noise. With
+    ``law``: the law at every combination of the ``at`` values
+    (``{"N": [...], "D": [...]}``) with ``params``. The true parameters are in
+    ``df.attrs["truth"]``.
+    """
+    if law is None and law_file is None:
+        if params or at:
+            raise ValueError("params and at go with law or law_file")
+        opts = {"points": int(points), "noise": float(noise), "warmup": float(warmup),
+                "late_rise": float(late_rise)}
+        run, cols, truth = _core.simulate_preset(json.dumps(opts), int(seed))
+        df = pd.DataFrame({"run": run, **{k: v for k, v in cols}})
+        df.attrs["truth"] = json.loads(truth)
+        return df
+    if points != 500 or warmup or late_rise:
+        raise ValueError("points, warmup and late_rise shape the looplm20 preset; with law the rows come from at")
+    header, rows, truth = _core.simulate_law(
+        law, os.fspath(law_file) if law_file is not None else None,
+        [(k, float(v)) for k, v in (params or {}).items()],
+        [(k, [float(x) for x in np.atleast_1d(v)]) for k, v in (at or {}).items()],
+        [(k, str(v)) for k, v in (vars or {}).items()],
+        float(noise), int(seed))
+    df = pd.DataFrame(rows, columns=header)
+    for c in df.columns:
+        try:
+            df[c] = pd.to_numeric(df[c])
+        except (ValueError, TypeError):
+            pass
+    df.attrs["truth"] = json.loads(truth)
+    return df
+
+
+def laws() -> pd.DataFrame:
+    """The built-in laws: name, description and formula."""
+    return pd.DataFrame(_core.laws(), columns=["name", "description", "formula"]).set_index("name")
+
+
+def devices() -> List[Dict[str, Any]]:
+    """The GPU adapters sweepfit can use (the CPU is always available)."""
+    return json.loads(_core.devices())
+
+
+class Law:
+    """A law on its own: a built-in's name, a formula, or ``law_file=``.
+
+    >>> law = sweepfit.Law("chinchilla")
+    >>> law.parameters
+    >>> law({"N": [1e9], "D": [2e10]}, {"E": 1.8, "A": 400, "alpha": 0.34, "B": 410, "beta": 0.28})
+    """
+
+    def __init__(self, law: Optional[str] = None, *, law_file: Optional[PathLike] = None) -> None:
+        if law is None and law_file is None:
+            raise ValueError("give a law (a built-in's name or a formula) or law_file")
+        self._core = _core.Law(law, os.fspath(law_file) if law_file is not None else None)
+
+    @property
+    def name(self) -> str:
+        return self._core.name
+
+    @property
+    def description(self) -> str:
+        return self._core.description
+
+    @property
+    def formula(self) -> str:
+        return self._core.formula
+
+    @property
+    def text(self) -> str:
+        """The law file (TOML)."""
+        return self._core.text
+
+    @property
+    def variables(self) -> Dict[str, str]:
+        """Declared variables and the columns they read; empty for a formula,
+        whose variables are the names that name a column of the data."""
+        return dict(self._core.variables)
+
+    @property
+    def parameters(self) -> Optional[List[str]]:
+        """The parameters in the law's order; None for a formula (its names
+        that are not columns of the data become parameters)."""
+        return self._core.parameters
+
+    def __call__(self, data: Any, params: Mapping[str, float], *,
+                 vars: Optional[Mapping[str, str]] = None) -> np.ndarray:
+        """The law at every row of ``data`` with ``params`` (every parameter, by name)."""
+        cols, origin = _data.columns(data)
+        return self._core.evaluate(cols, origin, [(k, float(v)) for k, v in params.items()],
+                                   [(k, str(v)) for k, v in (vars or {}).items()])
+
+    def __repr__(self) -> str:
+        return f"sweepfit.Law({self.name!r}: {self.formula})"
