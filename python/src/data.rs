@@ -1,7 +1,6 @@
 //! Data from Python: named columns, each a float64 array or a list of
 //! strings, as a table of the library's.
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use numpy::PyReadonlyArray1;
@@ -32,21 +31,12 @@ pub(crate) fn table(origin: &str, source: Source<'_>) -> PyResult<Table> {
         Source::Columns(c) => c,
     };
     let mut out = Vec::with_capacity(columns.len());
-    let mut cell = String::new();
     for (name, c) in columns {
         let text = match c {
-            Column::Numbers(a) => {
-                let view = a.as_array();
-                let mut t = TextColumn::with_capacity(view.len());
-                // The shortest text that reads back as the same number,
-                // so a value reaches the fit exactly as a CSV's would.
-                for v in view.iter() {
-                    cell.clear();
-                    write!(cell, "{v}").expect("formatting into a String");
-                    t.push(&cell);
-                }
-                t
-            }
+            // Copied once, as numbers (never through text): a view would
+            // let another Python thread change the data under a running
+            // fit, which holds no lock on it.
+            Column::Numbers(a) => TextColumn::from_numbers(a.as_array().to_vec()),
             Column::Text(cells) => {
                 let mut t = TextColumn::with_capacity(cells.len());
                 for s in &cells {

@@ -1,9 +1,9 @@
 """Data from Python as the columns the Rust core reads.
 
-Float64 columns are handed over as NumPy arrays (read in place when they
-are contiguous); other numeric columns are converted to float64; anything
-else (labels, a ``split`` column) travels as text, the way a CSV's cells
-would. Rows are named by their position, counting from 0.
+Numeric columns are handed over as float64 NumPy arrays (float64 ones as
+they are), which the core copies once as numbers; anything else (labels,
+a ``split`` column) travels as text, the way a CSV's cells would. Rows are
+named by their position, counting from 0.
 """
 
 from __future__ import annotations

@@ -215,6 +215,9 @@ impl Table {
     /// at least one row).
     pub fn is_numeric(&self, c: usize) -> bool {
         let cells = &self.columns[c];
+        if let Some(v) = cells.numbers() {
+            return !v.is_empty() && v.iter().all(|x| x.is_finite());
+        }
         !cells.is_empty()
             && cells
                 .iter()
@@ -223,44 +226,49 @@ impl Table {
 
     /// Column `c` as numbers; `check` says which values are valid.
     pub fn numbers(&self, c: usize, check: Check) -> Result<Vec<f64>, DataError> {
-        let mut out = Vec::with_capacity(self.rows());
-        for (row, text) in self.columns[c].iter().enumerate() {
-            let bad = |problem: String| match self.in_memory {
-                true => DataError::Cell {
-                    place: self.place(row),
-                    column: self.headers[c].clone(),
-                    problem,
-                },
-                false => DataError::Value {
-                    path: self.path.clone(),
-                    line: self.lines.get(row).copied().unwrap_or(0),
-                    column: self.headers[c].clone(),
-                    index: c + 1,
-                    problem,
-                },
-            };
-            let v: f64 = text
-                .parse()
-                .map_err(|_| bad(format!("'{text}' is not a number")))?;
+        let bad = |row: usize, problem: String| match self.in_memory {
+            true => DataError::Cell {
+                place: self.place(row),
+                column: self.headers[c].clone(),
+                problem,
+            },
+            false => DataError::Value {
+                path: self.path.clone(),
+                line: self.lines.get(row).copied().unwrap_or(0),
+                column: self.headers[c].clone(),
+                index: c + 1,
+                problem,
+            },
+        };
+        let valid = |row: usize, v: f64, text: &dyn Fn() -> String| {
             if !v.is_finite() {
-                return Err(bad(format!("{text} is not a finite number")));
+                return Err(bad(row, format!("{} is not a finite number", text())));
             }
             match check {
-                Check::Finite => {}
-                Check::NonNegative if v < 0.0 => {
-                    return Err(bad(format!("{v} is negative")));
-                }
+                Check::NonNegative if v < 0.0 => Err(bad(row, format!("{v} is negative"))),
                 Check::Loss if v.abs() > super::long_csv::MAX_LINEAR_LOSS => {
-                    return Err(bad(super::long_csv::too_large_loss(v)));
+                    Err(bad(row, super::long_csv::too_large_loss(v)))
                 }
-                Check::Positive if v <= 0.0 => {
-                    return Err(bad(format!(
-                        "{v} must be positive (the fit is in log space)"
-                    )));
-                }
-                _ => {}
+                Check::Positive if v <= 0.0 => Err(bad(
+                    row,
+                    format!("{v} must be positive (the fit is in log space)"),
+                )),
+                _ => Ok(v),
             }
-            out.push(v);
+        };
+        // A column given as numbers is read as they are.
+        if let Some(values) = self.columns[c].numbers() {
+            for (row, &v) in values.iter().enumerate() {
+                valid(row, v, &|| v.to_string())?;
+            }
+            return Ok(values.to_vec());
+        }
+        let mut out = Vec::with_capacity(self.rows());
+        for (row, text) in self.columns[c].iter().enumerate() {
+            let v: f64 = text
+                .parse()
+                .map_err(|_| bad(row, format!("'{text}' is not a number")))?;
+            out.push(valid(row, v, &|| text.to_string())?);
         }
         Ok(out)
     }
