@@ -9,6 +9,7 @@
 //! matrices are those the identifiability report reads.
 
 use indexmap::IndexMap;
+use nalgebra::DMatrix;
 use rayon::prelude::*;
 
 use crate::backend::jacobian::{RowJacobian, Weights, Workspace};
@@ -363,4 +364,99 @@ pub fn curvature(
         distinct,
         jacobian: None,
     }
+}
+
+/// Directions of the scaled Gauss-Newton matrix flatter than this (its
+/// eigenvalue relative to the largest) are probed for descent.
+const FLAT: f64 = 1e-10;
+
+/// Probe steps along a flat direction: those that would change f by these
+/// fractions of itself along one parameter alone.
+const PROBES: [f64; 3] = [1e-6, 1e-4, 1e-2];
+
+/// A fall this large (relative to f) along a flat direction is a saddle.
+const FALL: f64 = 1e-9;
+
+/// Whether the polished point `p` is a saddle: along a direction the
+/// Gauss-Newton matrix calls flat (the data do not determine the
+/// parameters along it, so the quadratic model says nothing there), the
+/// objective falls. Where two terms of a law have merged (two exponentials
+/// at one rate) the point is stationary and every test of the gradient
+/// passes, yet splitting them lowers the objective: Gauss-Newton cannot
+/// see it, as the split changes the prediction only at second order. Each
+/// flat direction is probed on both sides at a few step sizes; `c` is the
+/// curvature at `p`. Returns what was found, for the report.
+pub fn saddle(
+    law: &CompiledLaw,
+    space: &LawSpace,
+    rows: &RowJacobian,
+    p: &Polished,
+    c: &Curvature,
+) -> Option<String> {
+    let space = space.raw(law);
+    let free = space.free();
+    let m = free.len();
+    // Coordinates off their bounds and with an effect on the prediction.
+    let keep: Vec<usize> = (0..m)
+        .filter(|&k| c.at_bound[k].is_none() && c.h[k * m + k] > 0.0)
+        .collect();
+    let n = keep.len();
+    if n < 2 || !(p.f.is_finite() && p.f > 0.0) {
+        return None;
+    }
+    let scale: Vec<f64> = keep.iter().map(|&k| c.h[k * m + k].sqrt()).collect();
+    let a = DMatrix::from_fn(n, n, |i, j| {
+        c.h[keep[i] * m + keep[j]] / (scale[i] * scale[j])
+    });
+    let eig = nalgebra::SymmetricEigen::new(a);
+    // The largest eigenvalue (0 when none is positive, or NaN).
+    let top = eig.eigenvalues.iter().copied().fold(0.0, f64::max);
+    if top <= 0.0 {
+        return None;
+    }
+    let (mut g, mut h) = (vec![0.0; m], vec![0.0; m * m]);
+    let mut ws = Workspace::default();
+    for (e, &lambda) in eig.eigenvalues.iter().enumerate() {
+        if lambda > FLAT * top {
+            continue;
+        }
+        let v = eig.eigenvectors.column(e);
+        // The lowest objective of the probes on both sides.
+        let mut low = p.f;
+        for frac in PROBES {
+            let t = (2.0 * frac * p.f).sqrt();
+            for sign in [1.0, -1.0] {
+                let mut params = p.params.clone();
+                for (i, &k) in keep.iter().enumerate() {
+                    let r = &space.rules[free[k]];
+                    let x = params[free[k]] + sign * t * v[i] / scale[i];
+                    params[free[k]] = x.clamp(r.lower, r.upper);
+                }
+                let f = rows.evaluate(&params, &mut ws, &mut g, &mut h);
+                if f.is_finite() {
+                    low = low.min(f);
+                }
+            }
+        }
+        if low < p.f * (1.0 - FALL) {
+            // The parameters the direction moves most.
+            let mut load: Vec<(f64, usize)> = (0..n).map(|i| (v[i].abs(), keep[i])).collect();
+            load.sort_by(|x, y| y.0.total_cmp(&x.0));
+            let names: Vec<&str> = load
+                .iter()
+                .take_while(|(l, _)| *l >= 0.25 * load[0].0)
+                .map(|&(_, k)| c.names[k].as_str())
+                .collect();
+            return Some(format!(
+                "the best start stopped at a saddle, not a minimum: moving {} together along \
+                 a direction the data leave undetermined lowers the objective from {:.6e} to \
+                 {:.6e} or less; the fit found is not the best (try more --starts, or other \
+                 start ranges for these parameters)",
+                names.join(", "),
+                p.f,
+                low
+            ));
+        }
+    }
+    None
 }

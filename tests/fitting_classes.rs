@@ -220,3 +220,46 @@ fn standard_errors_of_an_ill_conditioned_fit_come_from_j() {
         );
     }
 }
+
+/// Two exponentials merged at one rate: started exactly at the best
+/// single exponential (split in two equal halves), the optimiser stays on
+/// that stationary point, where the gradient vanishes, yet splitting the
+/// rates lowers the objective. The fit must say it stopped at a saddle,
+/// not call it converged; from ordinary starts it finds the exact fit.
+#[test]
+fn a_saddle_where_two_terms_merge_is_not_converged() {
+    let dir = common::tempdir();
+    let d = dir.path();
+    let model = |x: f64| 2.0 * (-x).exp() + (-3.0 * x).exp();
+    let xs: Vec<f64> = (0..60).map(|i| 4.0 * i as f64 / 59.0).collect();
+    let (csv, _) = data(d, &xs, &model, 0.0, 0);
+    let one = fit(d, &csv, "name = \"one\"\nformula = \"a*exp(-r*x)\"\n", &[]);
+    let (a, r) = (param(&one, "a"), param(&one, "r"));
+    let two = |starts: &str| {
+        format!("name = \"two\"\nformula = \"b1*exp(-b2*x) + b3*exp(-b4*x)\"\n{starts}")
+    };
+    let merged = two(&format!(
+        "[params.b1]\nstart = [{h:?}, {h:?}]\n[params.b3]\nstart = [{h:?}, {h:?}]\n\
+         [params.b2]\nstart = [{r:?}, {r:?}]\n[params.b4]\nstart = [{r:?}, {r:?}]\n",
+        h = a / 2.0
+    ));
+    let s = fit(d, &csv, &merged, &["--starts", "1"]);
+    // Where it stopped: the merged point, with a vanishing gradient.
+    assert!((param(&s, "b2") - param(&s, "b4")).abs() < 1e-6 * r, "{s}");
+    assert!(s["polish"]["grad_norm"].as_f64().unwrap() < 1e-6, "{s}");
+    assert_eq!(s["polish"]["converged"], false, "{s}");
+    let why = s["polish"]["saddle"]
+        .as_str()
+        .expect("the saddle is described");
+    assert!(why.contains("b2") && why.contains("b4"), "{why}");
+    // From the declared-free starts the fit is exact, and no saddle.
+    let e = fit(d, &csv, &two(""), &[]);
+    assert_eq!(e["polish"]["converged"], true, "{e}");
+    assert!(e["polish"].get("saddle").is_none(), "{e}");
+    let rates = [param(&e, "b2"), param(&e, "b4")];
+    let (lo, hi) = (rates[0].min(rates[1]), rates[0].max(rates[1]));
+    assert!(
+        (lo - 1.0).abs() < 1e-8 && (hi - 3.0).abs() < 1e-8,
+        "{rates:?}"
+    );
+}

@@ -406,7 +406,7 @@ pub fn fit_table(
     let (polish, identifiability) = if grouped {
         (None, None)
     } else {
-        (reports[0].polish, reports[0].identifiability.take())
+        (reports[0].polish.take(), reports[0].identifiability.take())
     };
     let profile = match (&opts.profile, &identifiability) {
         (Some(req), Some(ident)) => {

@@ -103,11 +103,12 @@ pub(super) fn optimum_reports(
 ) -> (PolishReport, Identifiability) {
     let Data { b, cols, .. } = data;
     let p = &fit.polished;
-    let polish = PolishReport {
+    let mut polish = PolishReport {
         grad_norm: p.grad_norm,
         newton_steps: p.steps,
         converged: p.converged(),
         exact: p.exact,
+        saddle: None,
     };
     let made;
     let rows = match rows {
@@ -132,6 +133,10 @@ pub(super) fn optimum_reports(
             objective.space,
         ));
         ident = identify::analyse(&c);
+    }
+    if polish.converged && !polish.exact {
+        polish.saddle = polish::saddle(&b.law, space, rows, p, &c);
+        polish.converged &= polish.saddle.is_none();
     }
     (polish, ident)
 }
@@ -184,7 +189,7 @@ fn weighted_jacobian(
 pub(super) fn unconverged(reports: &[GroupReport]) -> Option<String> {
     let names: Vec<String> = reports
         .iter()
-        .filter(|g| g.polish.is_some_and(|p| !p.converged))
+        .filter(|g| g.polish.as_ref().is_some_and(|p| !p.converged))
         .map(|g| key_text(&g.key))
         .collect();
     (!names.is_empty()).then(|| {

@@ -55,7 +55,7 @@ pub struct BootstrapReport {
 
 /// How the best start was finished: Gauss-Newton in f64 from where the
 /// search left it, until one more step would change nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolishReport {
     /// The relative Newton decrement at the optimum, sqrt(g^T H^-1 g / 2f)
     /// over the free parameters off their bounds: the objective is within
@@ -71,6 +71,11 @@ pub struct PolishReport {
     /// rounding.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exact: bool,
+    /// The objective falls along a direction the data leave undetermined:
+    /// the point is a saddle, not a minimum (and not converged); says
+    /// along which parameters and by how much.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saddle: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -131,12 +131,17 @@ fn polish_line(s: &mut String, p: Option<&super::PolishReport>) {
             p.newton_steps,
             if p.exact {
                 " (the fit is exact to rounding)"
+            } else if p.saddle.is_some() {
+                " (not converged: a saddle, not a minimum)"
             } else if p.converged {
                 ""
             } else {
                 " (not converged: above 1e-6)"
             }
         );
+        if let Some(why) = &p.saddle {
+            let _ = writeln!(s, "warning: {why}");
+        }
     }
 }
 
