@@ -6,6 +6,7 @@ mod error;
 mod filter;
 mod long_csv;
 mod manifest;
+mod schedule;
 mod table;
 
 pub use column::TextColumn;
@@ -13,6 +14,7 @@ pub use error::DataError;
 pub use filter::Filter;
 pub use long_csv::{read_long_csv, write_long_csv};
 pub use manifest::read_manifest;
+pub use schedule::{Schedule, Schedules};
 pub use table::{cell_key, Check, Selector, Table};
 
 /// Checks that depend on how the data will be fitted.
