@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use cli::term::tell;
 
 use cli::bench::{self, BenchArgs};
+use cli::compare::{self, CompareArgs};
 use cli::devices::{self, DevicesArgs};
 use cli::eval::{self, EvalArgs};
 use cli::fit::{self, DemoArgs, FitArgs};
@@ -49,6 +50,14 @@ enum Command {
     ///
     /// Example: sweepfit eval sweep.csv --out eval-out --plot
     Eval(EvalArgs),
+    /// Which law? Evaluate several laws on the same data under the same
+    /// hold-out protocols (as `eval` does for one) and rank them by
+    /// held-out error per protocol, with AIC and BIC of their fits on all
+    /// rows (mse). Writes OUT/compare.json (every law's evaluation, the
+    /// rankings) and OUT/compare.csv (one row per law and protocol).
+    ///
+    /// Example: sweepfit compare sweep.csv --law chinchilla --law looplm --protocol sizes
+    Compare(CompareArgs),
     /// Simulate the 20-curve LoopLM sweep in memory and fit it.
     Demo(DemoArgs),
     /// List the GPU adapters wgpu can see, with the limits that matter here.
@@ -122,6 +131,7 @@ fn main() {
     let result = match cli.command {
         Command::Fit(a) => fit::cmd_fit(a),
         Command::Eval(a) => eval::cmd_eval(a),
+        Command::Compare(a) => compare::cmd_compare(a),
         Command::Simulate(a) => simulate::cmd_simulate(a),
         Command::Demo(a) => fit::cmd_demo(a),
         Command::Devices(a) => devices::cmd_devices(a),

@@ -100,9 +100,10 @@ impl BackendArgs {
     }
 }
 
+/// The law of a fit or an evaluation.
 #[derive(Args, Clone, Debug, Deserialize)]
 #[serde(default)]
-pub struct FitFlags {
+pub struct LawArgs {
     /// The law: a built-in's name (`sweepfit laws` lists them) or a formula
     /// such as 'E + A/N^alpha + B/D^beta', whose names are variables where
     /// they name a column of the data and parameters otherwise. Every law
@@ -115,6 +116,22 @@ pub struct FitFlags {
     /// to start from.
     #[arg(long, value_name = "FILE")]
     pub law_file: Option<PathBuf>,
+}
+
+impl LawArgs {
+    /// The law file asked for, its text, and where it came from (for
+    /// error messages): a file, a built-in, or a bare formula.
+    pub fn law_source(&self) -> anyhow::Result<(LawFile, String, String)> {
+        law_source(Some(&self.law), self.law_file.as_deref())
+    }
+}
+
+/// How a law binds to the data, the objective and the optimiser's
+/// settings: what every fit of a law shares (a fit, an evaluation's folds,
+/// a comparison's laws).
+#[derive(Args, Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct FitFlags {
     /// Bind the law's variable NAME to the data column COLUMN, e.g.
     /// --var N=params (repeatable). Without it a variable reads the column
     /// of its own name, else the one its law file declares; in a bare
@@ -333,11 +350,6 @@ fn parse_fix(s: &str) -> Result<(String, f64), String> {
 }
 
 impl FitFlags {
-    /// The law file asked for, its text, and where it came from (for
-    /// error messages): a file, a built-in, or a bare formula.
-    pub fn law_source(&self) -> anyhow::Result<(LawFile, String, String)> {
-        law_source(Some(&self.law), self.law_file.as_deref())
-    }
     /// How the law's names bind to the data: --var, and the columns
     /// `used` otherwise (--by, --test-where).
     pub fn bind_options(
@@ -493,6 +505,7 @@ macro_rules! default_from_clap {
 
 default_from_clap!(
     BackendArgs,
+    LawArgs,
     FitFlags,
     BootstrapArgs,
     SimFlags,
@@ -506,6 +519,9 @@ default_from_clap!(
 #[derive(Args, Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct FitRequest {
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub law: LawArgs,
     #[command(flatten)]
     #[serde(flatten)]
     pub fit: FitFlags,
@@ -604,6 +620,7 @@ impl EvalSettings {
             train_sizes: self.train_sizes,
             fractions: self.fractions.clone(),
             leave: self.leave.clone(),
+            lenient: false,
         })
     }
 }
@@ -615,7 +632,7 @@ mod tests {
     #[test]
     fn defaults_are_the_command_lines() {
         let r = FitRequest::default();
-        assert_eq!(r.fit.law, crate::law::DEFAULT_LAW);
+        assert_eq!(r.law.law, crate::law::DEFAULT_LAW);
         assert_eq!(r.fit.delta, 1e-3);
         assert_eq!(r.bootstrap.level, 0.95);
         assert_eq!(r.bootstrap.resample, [Resample::Curves, Resample::Points]);

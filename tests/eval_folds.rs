@@ -23,6 +23,7 @@ fn opts(protocols: Option<Vec<Protocol>>) -> LawEvalOptions {
         train_sizes: 3,
         fractions: vec![0.25, 0.5, 0.75],
         leave: "T".into(),
+        lenient: false,
     }
 }
 

@@ -90,6 +90,8 @@ fn readme_examples_run_in_order_as_written() {
         "boot/residuals.svg",
         "eval/eval.json",
         "eval/eval.csv",
+        "compare/compare.json",
+        "compare/compare.csv",
         "pred-2.8B.csv",
         "grid.svg",
         "residuals.svg",

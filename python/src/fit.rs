@@ -47,7 +47,7 @@ pub(crate) fn fit(
     let req: FitRequest =
         serde_json::from_str(request).map_err(|e| error(anyhow::anyhow!("options: {e}")))?;
     let (mut opts, boot) = req.options().map_err(error)?;
-    let (file, text, law_origin) = req.fit.law_source().map_err(error)?;
+    let (file, text, law_origin) = req.law.law_source().map_err(error)?;
     let mut table = table(origin, columns)?;
     let bound =
         lawfit::bind(file, &text, &law_origin, &mut table, &req.bind_options()).map_err(error)?;

@@ -107,6 +107,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fit::fit, m)?)?;
     m.add_function(wrap_pyfunction!(fit::load, m)?)?;
     m.add_function(wrap_pyfunction!(tools::evaluate, m)?)?;
+    m.add_function(wrap_pyfunction!(tools::compare, m)?)?;
     m.add_function(wrap_pyfunction!(tools::simulate_preset, m)?)?;
     m.add_function(wrap_pyfunction!(tools::simulate_law, m)?)?;
     m.add_function(wrap_pyfunction!(tools::laws, m)?)?;

@@ -9,7 +9,9 @@ use serde::Deserialize;
 use sweepfit::data::Check;
 use sweepfit::law::LawFile;
 use sweepfit::lawfit::{self, BindOptions};
-use sweepfit::options::{law_source, sim_options, BackendArgs, EvalSettings, FitFlags, SimFlags};
+use sweepfit::options::{
+    law_source, sim_options, BackendArgs, EvalSettings, FitFlags, LawArgs, SimFlags,
+};
 use sweepfit::report;
 
 use crate::data::{table, Source};
@@ -19,6 +21,8 @@ use crate::{error, run_released, Progress};
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct EvalRequest {
+    #[serde(flatten)]
+    law: LawArgs,
     #[serde(flatten)]
     fit: FitFlags,
     #[serde(flatten)]
@@ -44,7 +48,7 @@ pub(crate) fn evaluate(
         .fit
         .law_fit_options(&[], req.eval.test_where.clone())
         .map_err(error)?;
-    let (file, text, law_origin) = req.fit.law_source().map_err(error)?;
+    let (file, text, law_origin) = req.law.law_source().map_err(error)?;
     let opts = req.eval.options().map_err(error)?;
     req.backend.check().map_err(error)?;
     let mut table = table(origin, columns)?;
@@ -65,6 +69,53 @@ pub(crate) fn evaluate(
     messages.extend(said);
     let json = report::pretty_json(&out.report).map_err(error)?;
     Ok((json, messages))
+}
+
+/// Several laws compared on `columns` under the same protocols: the JSON
+/// of compare.json, and the notes and warnings said on the way. `laws` are
+/// built-ins' names or formulas, `law_files` law files.
+#[pyfunction]
+#[pyo3(signature = (columns, origin, laws, law_files, request, progress=None))]
+pub(crate) fn compare(
+    py: Python<'_>,
+    columns: Source<'_>,
+    origin: &str,
+    laws: Vec<String>,
+    law_files: Vec<PathBuf>,
+    request: &str,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<(String, Vec<String>)> {
+    let req: EvalRequest =
+        serde_json::from_str(request).map_err(|e| error(anyhow::anyhow!("options: {e}")))?;
+    let mut fit = req
+        .fit
+        .law_fit_options(&[], req.eval.test_where.clone())
+        .map_err(error)?;
+    let opts = req.eval.options().map_err(error)?;
+    req.backend.check().map_err(error)?;
+    let mut sources = Vec::new();
+    for l in &laws {
+        sources.push(law_source(Some(l), None).map_err(error)?);
+    }
+    for f in &law_files {
+        sources.push(law_source(None, Some(f)).map_err(error)?);
+    }
+    let table = table(origin, columns)?;
+    let binding = req.fit.bind_options(&[], req.eval.test_where.as_ref());
+    let mut progress = Progress::new(progress);
+    let (out, said) = run_released(py, || {
+        let mut said = Vec::new();
+        let out = req
+            .backend
+            .run_law(&mut fit, "comparison", &mut |m| said.push(m), |fit| {
+                lawfit::compare(&sources, &table, &binding, fit, &opts, |_, p| {
+                    progress.tell("eval", p)
+                })
+            })?;
+        Ok((out, said))
+    })?;
+    let json = report::pretty_json(&out).map_err(error)?;
+    Ok((json, said))
 }
 
 /// The looplm20 sweep simulated (`sweepfit simulate`): its columns run,

@@ -33,6 +33,7 @@ __all__ = [
     "Fit",
     "Law",
     "SweepfitError",
+    "compare",
     "devices",
     "evaluate",
     "fit",
@@ -256,6 +257,77 @@ def evaluate(
     if isinstance(report.get("summary"), list):
         report["summary"] = pd.DataFrame(report["summary"])
     return report
+
+
+def compare(
+    data: Any,
+    laws: Sequence[str] = (),
+    *,
+    law_files: Sequence[PathLike] = (),
+    protocol: Union[str, Sequence[str], None] = None,
+    leave: str = "T",
+    test_where: Optional[Mapping[str, Any]] = None,
+    train_sizes: int = 3,
+    fractions: Sequence[float] = (0.25, 0.5, 0.75),
+    vars: Optional[Mapping[str, str]] = None,
+    axis: Optional[str] = None,
+    fix: Optional[Mapping[str, float]] = None,
+    loss: str = "mse",
+    delta: float = 1e-3,
+    space: str = "linear",
+    starts: Optional[int] = None,
+    seed: int = 0,
+    max_iter: Optional[int] = None,
+    ftol: Optional[float] = None,
+    gtol: Optional[float] = None,
+    backend: str = "auto",
+    progress: Progress = None,
+) -> pd.DataFrame:
+    """Which law? Evaluate several laws on the same data under the same
+    hold-out protocols (as :func:`evaluate` does for one) and rank them, as
+    ``sweepfit compare`` does.
+
+    ``laws`` are built-ins' names or formulas, ``law_files`` law files; the
+    other options are :func:`evaluate`'s, shared by every law.
+
+    Returns the ranking as a DataFrame: one row per law and protocol
+    (``all`` for the fit on every row) with its rank by mean held-out RMSE,
+    folds, R², RMSE, MAPE, free parameters, objective, and AIC and BIC (mse
+    only). ``df.attrs["report"]`` holds compare.json as a dict (every law's
+    whole evaluation).
+    """
+    if isinstance(laws, str):
+        laws = [laws]
+    opts = _law_options(None, None, vars, axis, fix, loss, space, delta, starts, seed,
+                        max_iter, ftol, gtol)
+    if protocol is not None:
+        opts["protocol"] = [protocol] if isinstance(protocol, str) else list(protocol)
+    opts.update(leave=leave, test_where=_selector(test_where), train_sizes=int(train_sizes),
+                fractions=[float(f) for f in fractions], backend=backend)
+    cols, origin = _data.columns(data)
+    with reporter(progress) as cb:
+        text, messages = _core.compare(cols, origin, [str(x) for x in laws],
+                                       [os.fspath(f) for f in law_files], json.dumps(opts), cb)
+    _tell(messages)
+    report = json.loads(text)
+    ranks = {r["protocol"]: r["laws"] for r in report["ranking"]}
+    rows = []
+    for law in report["laws"]:
+        base = {"law": law["law"], "free_params": law["free_params"],
+                "objective": law["objective"], "aic": law["aic"], "bic": law["bic"]}
+        rows.append({**base, "protocol": "all", "rank": None, "folds": 1, "r2": law["r2"],
+                     "rmse": law["rmse"], "mape": None})
+        for p in law["protocols"]:
+            order = ranks.get(p["protocol"], [])
+            rank = order.index(law["law"]) + 1 if law["law"] in order else None
+            rows.append({**base, "protocol": p["protocol"], "rank": rank, "folds": p["folds"],
+                         "r2": p["r2"], "rmse": p["rmse"], "mape": p["mape"]})
+    cols_order = ["law", "protocol", "rank", "folds", "r2", "rmse", "mape", "free_params",
+                  "objective", "aic", "bic"]
+    df = pd.DataFrame(rows, columns=cols_order)
+    df = df.sort_values(["protocol", "rank"], kind="stable", na_position="first").reset_index(drop=True)
+    df.attrs["report"] = report
+    return df
 
 
 def simulate(

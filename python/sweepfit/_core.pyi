@@ -64,6 +64,14 @@ def load(path: str) -> Fit: ...
 def evaluate(
     columns: Source, origin: str, request: str, progress: Optional[ProgressCallback] = None
 ) -> Tuple[str, List[str]]: ...
+def compare(
+    columns: Source,
+    origin: str,
+    laws: Sequence[str],
+    law_files: Sequence[str],
+    request: str,
+    progress: Optional[ProgressCallback] = None,
+) -> Tuple[str, List[str]]: ...
 def simulate_preset(
     options: str, seed: int
 ) -> Tuple[List[str], List[Tuple[str, npt.NDArray[np.float64]]], str]: ...

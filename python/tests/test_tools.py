@@ -69,3 +69,22 @@ def test_devices_is_a_list():
     assert isinstance(d, list)
     for a in d:
         assert {"name", "backend", "device_type"} <= set(a)
+
+
+def test_compare_ranks_the_law_the_data_came_from_first():
+    truth = {"E": 1.8, "A": 400.0, "alpha": 0.34, "B": 410.0, "beta": 0.28}
+    df = sweepfit.simulate("chinchilla", params=truth,
+                           at={"N": np.geomspace(1e7, 1e10, 6), "D": np.geomspace(1e8, 1e11, 30)},
+                           noise=0.01, seed=1)
+    r = sweepfit.compare(df, ["E + A/N^alpha + B/tokens", "chinchilla", "kaplan"],
+                         protocol=["sizes", "tokens"], backend="cpu", progress=False)
+    assert list(r.columns[:4]) == ["law", "protocol", "rank", "folds"]
+    for protocol in ("sizes", "tokens"):
+        ranked = r[r["protocol"] == protocol].sort_values("rank")
+        assert list(ranked["law"])[0] == "chinchilla"
+        assert list(ranked["rank"]) == [1, 2, 3]
+    full = r[r["protocol"] == "all"].set_index("law")
+    assert full["aic"].idxmin() == "chinchilla"
+    assert len(r.attrs["report"]["laws"]) == 3
+    with pytest.raises(ValueError, match="give at least one law"):
+        sweepfit.compare(df, [], backend="cpu", progress=False)

@@ -11,7 +11,7 @@ use sweepfit::data::{self, Dataset, Filter, ReadOptions};
 use sweepfit::objective::{Objective, Space};
 pub(crate) use sweepfit::options::{
     law_source, non_negative, parse_var, positive, sim_options, BackendArgs, EvalSettings,
-    FitFlags, FitRequest, SimFlags,
+    FitFlags, FitRequest, LawArgs, SimFlags,
 };
 
 #[derive(Args)]

@@ -8,7 +8,7 @@ use sweepfit::optim::Progress;
 use sweepfit::output;
 use sweepfit::report;
 
-use super::args::{BackendArgs, EvalSettings, FitFlags, InputArgs};
+use super::args::{BackendArgs, EvalSettings, FitFlags, InputArgs, LawArgs};
 use super::term::{self, say, tell};
 use super::{check_out_dir, spinner, OutDir};
 
@@ -33,6 +33,8 @@ pub(crate) struct EvalArgs {
     #[arg(long, value_enum, default_value_t = report::XScale::Auto)]
     x_scale: report::XScale,
     #[command(flatten)]
+    law: LawArgs,
+    #[command(flatten)]
     fit: FitFlags,
     #[command(flatten)]
     backend: BackendArgs,
@@ -43,7 +45,7 @@ pub(crate) struct EvalArgs {
 /// the compiled CPU evaluator or the law's generated GPU kernel.
 pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
     let mut fit = a.fit.law_fit_options(&[], a.eval.test_where.clone())?;
-    let (file, text, origin) = a.fit.law_source()?;
+    let (file, text, origin) = a.law.law_source()?;
     let opts = a.eval.options()?;
     let out_dir = check_out_dir(&a.out, a.force)?;
     let mut table = a.input.table(&fit.objective)?;

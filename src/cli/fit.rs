@@ -66,7 +66,7 @@ pub(crate) struct DemoArgs {
 pub(crate) fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
     // Every option is checked before any work starts.
     let (mut opts, boot) = a.request.options()?;
-    let (file, text, origin) = a.request.fit.law_source()?;
+    let (file, text, origin) = a.request.law.law_source()?;
     let out_dir = check_out_dir(&a.out, a.force)?;
     let mut table = a.input.table(&opts.objective)?;
     let bind = a.request.bind_options();

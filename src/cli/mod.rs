@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod bench;
+pub mod compare;
 pub mod devices;
 pub mod eval;
 pub mod fit;

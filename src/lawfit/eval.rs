@@ -78,6 +78,10 @@ pub struct LawEvalOptions {
     pub fractions: Vec<f64>,
     /// The per-curve variable `leave-t` leaves out one value of at a time.
     pub leave: String,
+    /// A protocol asked for that does not apply to the law (sizes for a
+    /// law without N) is skipped with a note instead of refused: a
+    /// comparison asks every law for the same protocols.
+    pub lenient: bool,
 }
 
 /// What [`evaluate`] returns: the report, and per fold its rows held out
@@ -109,7 +113,7 @@ fn folds(
     opts: &LawEvalOptions,
 ) -> anyhow::Result<(Vec<NamedFold>, Vec<String>)> {
     let rows = table.rows();
-    let explicit = opts.protocols.is_some();
+    let explicit = opts.protocols.is_some() && !opts.lenient;
     let protocols = opts
         .protocols
         .clone()
@@ -287,7 +291,9 @@ pub fn evaluate(
     }
     let cols = read_columns(b, table, &fit.objective)?;
     let (folds, notes) = folds(b, table, &cols.vars, fit, opts)?;
-    if folds.is_empty() {
+    // In a comparison, a law no protocol applies to still has its fit on
+    // all rows.
+    if folds.is_empty() && !opts.lenient {
         bail!("no protocol applies to this data: {}", notes.join("; "));
     }
     let all: Vec<usize> = (0..table.rows()).collect();

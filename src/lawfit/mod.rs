@@ -36,6 +36,7 @@ use crate::profile::ProfileRequest;
 mod batch;
 mod binding;
 mod bootstrap;
+mod compare;
 mod eval;
 mod plot;
 mod predict;
@@ -48,6 +49,7 @@ mod starts;
 use batch::{fit_jobs, Batch, Data, JobFit, Problems};
 pub use binding::{BindOptions, Binding};
 pub use bootstrap::{bootstrap, Fitted};
+pub use compare::{compare, LawSource};
 pub use eval::{combinations, evaluate, LawEvalOptions, LawEvalOutput, Protocol, MAX_FOLDS};
 pub use plot::{fold_panels, panels};
 pub use predict::{

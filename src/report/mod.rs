@@ -2,6 +2,7 @@
 //! terminal summary and the pictures (the Real-vs-Pred grid, the
 //! residual grid and the profile curves).
 
+pub mod compare;
 mod eval;
 mod json;
 pub mod legacy;
