@@ -69,10 +69,21 @@ fn the_law_the_data_came_from_ranks_first() {
             "sizes,tokens",
             "--backend",
             "cpu",
+            "--plot",
             "--out",
             out.to_str().unwrap(),
         ],
     );
+    // The picture: one panel per protocol, a row per law.
+    let png = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(out.join("compare.png")).unwrap(),
+    ));
+    let info = png.read_info().unwrap();
+    let (w, h) = (info.info().width, info.info().height);
+    assert_eq!(w, 900);
+    assert!(h > 2 * 4 * 34, "{h}");
+    let svg = std::fs::read_to_string(out.join("compare.svg")).unwrap();
+    assert!(svg.contains("sizes: mean held-out RMSE") && svg.contains("(does not apply)"));
     let r = read(&out.join("compare.json"));
     let laws = r["laws"].as_array().unwrap();
     assert_eq!(laws.len(), 4);

@@ -92,6 +92,7 @@ fn readme_examples_run_in_order_as_written() {
         "eval/eval.csv",
         "compare/compare.json",
         "compare/compare.csv",
+        "compare/compare.png",
         "pred-2.8B.csv",
         "grid.svg",
         "residuals.svg",

@@ -34,6 +34,10 @@ pub(crate) struct CompareArgs {
     /// Write into a non-empty output directory (replacing what compare writes).
     #[arg(long)]
     force: bool,
+    /// Also draw each protocol's held-out RMSE per law, best first, to
+    /// OUT/compare.png and OUT/compare.svg.
+    #[arg(long)]
+    plot: bool,
     #[command(flatten)]
     eval: EvalSettings,
     #[command(flatten)]
@@ -102,13 +106,20 @@ pub(crate) fn cmd_compare(a: CompareArgs) -> anyhow::Result<()> {
     out_dir.create()?;
     report::write_compare_json(&out_dir.join("compare.json"), &r)?;
     report::write_compare_csv(&out_dir.join("compare.csv"), &r)?;
+    let mut written = vec!["compare.json", "compare.csv"];
+    if a.plot && !r.ranking.is_empty() {
+        for name in ["compare.png", "compare.svg"] {
+            sweepfit::report::draw_compare(&out_dir.join(name), &r)?;
+            written.push(name);
+        }
+    }
     out_dir.commit()?;
-    out_dir.warn_stale(&["compare.json", "compare.csv"]);
+    out_dir.warn_stale(&written);
     term::out(format_args!("{}\n", report::compare_summary(&r)));
-    say!(
-        "wrote {} and {}",
-        out_dir.join("compare.json").display(),
-        out_dir.join("compare.csv").display()
-    );
+    let paths: Vec<String> = written
+        .iter()
+        .map(|n| out_dir.join(n).display().to_string())
+        .collect();
+    say!("wrote {}", paths.join(", "));
     Ok(())
 }

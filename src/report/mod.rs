@@ -3,6 +3,7 @@
 //! residual grid and the profile curves).
 
 pub mod compare;
+mod compare_plot;
 mod eval;
 mod json;
 pub mod legacy;
@@ -20,6 +21,7 @@ use crate::profile::ProfileReport;
 
 pub use crate::bootstrap::{Interval, ResampleReport};
 pub use crate::format::format_count;
+pub use compare_plot::{draw_compare, COMPARE_TITLE};
 pub use eval::{
     eval_summary, write_eval_csv, write_eval_json, EvalReport, FoldReport, ProtocolSummary,
 };
