@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use serde::Deserialize;
 use sweepfit::data::Check;
 use sweepfit::law::LawFile;
-use sweepfit::lawfit::{self, BindOptions};
+use sweepfit::lawfit::{self, BindOptions, LawEvalOptions, LawFitOptions};
 use sweepfit::options::{
     law_source, sim_options, BackendArgs, EvalSettings, FitFlags, LawArgs, SimFlags,
 };
@@ -31,6 +31,22 @@ struct EvalRequest {
     backend: BackendArgs,
 }
 
+impl EvalRequest {
+    /// The request in `text`, with its fit's and evaluation's options,
+    /// every option checked before any work starts.
+    fn parse(text: &str) -> PyResult<(EvalRequest, LawFitOptions, LawEvalOptions)> {
+        let req: EvalRequest =
+            serde_json::from_str(text).map_err(|e| error(anyhow::anyhow!("options: {e}")))?;
+        let fit = req
+            .fit
+            .law_fit_options(&[], req.eval.test_where.clone())
+            .map_err(error)?;
+        let opts = req.eval.options().map_err(error)?;
+        req.backend.check().map_err(error)?;
+        Ok((req, fit, opts))
+    }
+}
+
 /// The hold-out protocols on `columns`: eval.json's JSON, and the notes
 /// and warnings said on the way.
 #[pyfunction]
@@ -42,15 +58,8 @@ pub(crate) fn evaluate(
     request: &str,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<(String, Vec<String>)> {
-    let req: EvalRequest =
-        serde_json::from_str(request).map_err(|e| error(anyhow::anyhow!("options: {e}")))?;
-    let mut fit = req
-        .fit
-        .law_fit_options(&[], req.eval.test_where.clone())
-        .map_err(error)?;
+    let (req, mut fit, opts) = EvalRequest::parse(request)?;
     let (file, text, law_origin) = req.law.law_source().map_err(error)?;
-    let opts = req.eval.options().map_err(error)?;
-    req.backend.check().map_err(error)?;
     let mut table = table(origin, columns)?;
     let bind = req.fit.bind_options(&[], req.eval.test_where.as_ref());
     let bound = lawfit::bind(file, &text, &law_origin, &mut table, &bind).map_err(error)?;
@@ -85,14 +94,7 @@ pub(crate) fn compare(
     request: &str,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<(String, Vec<String>)> {
-    let req: EvalRequest =
-        serde_json::from_str(request).map_err(|e| error(anyhow::anyhow!("options: {e}")))?;
-    let mut fit = req
-        .fit
-        .law_fit_options(&[], req.eval.test_where.clone())
-        .map_err(error)?;
-    let opts = req.eval.options().map_err(error)?;
-    req.backend.check().map_err(error)?;
+    let (req, mut fit, opts) = EvalRequest::parse(request)?;
     let mut sources = Vec::new();
     for l in &laws {
         sources.push(law_source(Some(l), None).map_err(error)?);

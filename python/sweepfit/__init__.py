@@ -90,6 +90,18 @@ def _law_options(law: Optional[str], law_file: Optional[PathLike], vars: Optiona
     return opts
 
 
+def _eval_options(protocol: Union[str, Sequence[str], None], leave: str,
+                  test_where: Optional[Mapping[str, Any]], train_sizes: int,
+                  fractions: Sequence[float], backend: str) -> Dict[str, Any]:
+    """The hold-out protocols' options, as `sweepfit eval` takes them."""
+    opts: Dict[str, Any] = dict(leave=leave, test_where=_selector(test_where),
+                                train_sizes=int(train_sizes),
+                                fractions=[float(f) for f in fractions], backend=backend)
+    if protocol is not None:
+        opts["protocol"] = [protocol] if isinstance(protocol, str) else list(protocol)
+    return opts
+
+
 def _tell(messages: Iterable[str]) -> None:
     for m in messages:
         if m.startswith("warning: "):
@@ -239,10 +251,7 @@ def evaluate(
     """
     opts = _law_options(law, law_file, vars, axis, fix, loss, space, delta, starts, seed,
                         max_iter, ftol, gtol)
-    if protocol is not None:
-        opts["protocol"] = [protocol] if isinstance(protocol, str) else list(protocol)
-    opts.update(leave=leave, test_where=_selector(test_where), train_sizes=int(train_sizes),
-                fractions=[float(f) for f in fractions], backend=backend)
+    opts.update(_eval_options(protocol, leave, test_where, train_sizes, fractions, backend))
     cols, origin = _data.columns(data)
     with reporter(progress) as cb:
         text, messages = _core.evaluate(cols, origin, json.dumps(opts), cb)
@@ -300,10 +309,7 @@ def compare(
         laws = [laws]
     opts = _law_options(None, None, vars, axis, fix, loss, space, delta, starts, seed,
                         max_iter, ftol, gtol)
-    if protocol is not None:
-        opts["protocol"] = [protocol] if isinstance(protocol, str) else list(protocol)
-    opts.update(leave=leave, test_where=_selector(test_where), train_sizes=int(train_sizes),
-                fractions=[float(f) for f in fractions], backend=backend)
+    opts.update(_eval_options(protocol, leave, test_where, train_sizes, fractions, backend))
     cols, origin = _data.columns(data)
     with reporter(progress) as cb:
         text, messages = _core.compare(cols, origin, [str(x) for x in laws],
