@@ -8,12 +8,12 @@ use std::path::PathBuf;
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
 use sweepfit::data::Table;
-use sweepfit::lawfit::{self, LawFit, Stage};
+use sweepfit::lawfit::{self, LawFit};
 use sweepfit::options::FitRequest;
 use sweepfit::report;
 
 use crate::data::{table, Source};
-use crate::{error, run_released, Progress};
+use crate::{error, run_law, Progress};
 
 /// A law fit: its report, and for a fit made here the rows it was fitted
 /// to with their predictions.
@@ -51,23 +51,12 @@ pub(crate) fn fit(
     let mut table = table(origin, columns)?;
     let bound =
         lawfit::bind(file, &text, &law_origin, &mut table, &req.bind_options()).map_err(error)?;
-    let mut messages = vec![format!("note: {}", bound.binding.describe())];
-    messages.extend(bound.warning.iter().map(|w| format!("warning: {w}")));
+    let mut messages = bound.messages();
     let mut progress = Progress::new(progress);
-    let (out, said) = run_released(py, || {
-        let mut said = Vec::new();
-        let out = req
-            .backend
-            .run_law(&mut opts, "fit", &mut |m| said.push(m), |opts| {
-                lawfit::fit_and_bootstrap(&bound, &table, opts, boot.as_ref(), |(stage, p)| {
-                    let stage = match stage {
-                        Stage::Fit => "fit",
-                        Stage::Bootstrap => "bootstrap",
-                    };
-                    progress.tell(stage, p);
-                })
-            })?;
-        Ok((out, said))
+    let (out, said) = run_law(py, &req.backend, &mut opts, "fit", |opts| {
+        lawfit::fit_and_bootstrap(&bound, &table, opts, boot.as_ref(), |(stage, p)| {
+            progress.tell(stage, p)
+        })
     })?;
     messages.extend(said);
     let fit = LawFit::from_report(out.report, "the fit").map_err(error)?;

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
 use pyo3::prelude::*;
+use sweepfit::lawfit::{LawFitOptions, Stage};
+use sweepfit::options::BackendArgs;
 
 mod data;
 mod fit;
@@ -48,14 +50,14 @@ impl Progress {
         }
     }
 
-    pub(crate) fn tell(&mut self, stage: &str, p: sweepfit::optim::Progress) {
+    pub(crate) fn tell(&mut self, stage: Stage, p: sweepfit::optim::Progress) {
         let Some(cb) = &self.callback else { return };
         if self.last.is_some_and(|t| t.elapsed() < PROGRESS_EVERY) {
             return;
         }
         self.last = Some(Instant::now());
         Python::attach(|py| {
-            if let Err(e) = cb.call1(py, (stage, p.iteration, p.active, p.best)) {
+            if let Err(e) = cb.call1(py, (stage.name(), p.iteration, p.active, p.best)) {
                 // A broken display must not end the fit.
                 e.write_unraisable(py, None);
             }
@@ -98,6 +100,38 @@ pub(crate) fn run_released<T: Send>(
     }
 }
 
+/// A law's work on the device `backend` chooses (a failed GPU run redone
+/// on the CPU under `auto`), run by [`run_released`]: its result and what
+/// the choice said ("note: ...", "warning: ...").
+pub(crate) fn run_law<T: Send>(
+    py: Python<'_>,
+    backend: &BackendArgs,
+    opts: &mut LawFitOptions,
+    what: &str,
+    work: impl FnMut(&LawFitOptions) -> anyhow::Result<T> + Send,
+) -> PyResult<(T, Vec<String>)> {
+    run_released(py, || {
+        let mut said = Vec::new();
+        let out = backend.run_law(opts, what, &mut |m| said.push(m), work)?;
+        Ok((out, said))
+    })
+}
+
+/// The progress line the command line shows for `stage` at this point,
+/// for the Python package's own display of progress.
+#[pyfunction]
+fn progress_text(stage: &str, iteration: usize, active: usize, best: f64) -> PyResult<String> {
+    let s = Stage::ALL
+        .into_iter()
+        .find(|s| s.name() == stage)
+        .ok_or_else(|| error(anyhow::anyhow!("no progress stage is called {stage:?}")))?;
+    Ok(s.message(sweepfit::optim::Progress {
+        iteration,
+        active,
+        best,
+    }))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SweepfitError", m.py().get_type::<SweepfitError>())?;
@@ -112,5 +146,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tools::simulate_law, m)?)?;
     m.add_function(wrap_pyfunction!(tools::laws, m)?)?;
     m.add_function(wrap_pyfunction!(tools::devices, m)?)?;
+    m.add_function(wrap_pyfunction!(progress_text, m)?)?;
     Ok(())
 }

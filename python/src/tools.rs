@@ -8,14 +8,14 @@ use pyo3::prelude::*;
 use serde::Deserialize;
 use sweepfit::data::Check;
 use sweepfit::law::LawFile;
-use sweepfit::lawfit::{self, BindOptions, LawEvalOptions, LawFitOptions};
+use sweepfit::lawfit::{self, BindOptions, LawEvalOptions, LawFitOptions, Stage};
 use sweepfit::options::{
     law_source, sim_options, BackendArgs, EvalSettings, FitFlags, LawArgs, SimFlags,
 };
 use sweepfit::report;
 
 use crate::data::{table, Source};
-use crate::{error, run_released, Progress};
+use crate::{error, run_law, Progress};
 
 /// `eval`'s options: a fit's, the protocols', the device.
 #[derive(Deserialize, Default)]
@@ -63,17 +63,12 @@ pub(crate) fn evaluate(
     let mut table = table(origin, columns)?;
     let bind = req.fit.bind_options(&[], req.eval.test_where.as_ref());
     let bound = lawfit::bind(file, &text, &law_origin, &mut table, &bind).map_err(error)?;
-    let mut messages = vec![format!("note: {}", bound.binding.describe())];
-    messages.extend(bound.warning.iter().map(|w| format!("warning: {w}")));
+    let mut messages = bound.messages();
     let mut progress = Progress::new(progress);
-    let (out, said) = run_released(py, || {
-        let mut said = Vec::new();
-        let out = req
-            .backend
-            .run_law(&mut fit, "evaluation", &mut |m| said.push(m), |fit| {
-                lawfit::evaluate(&bound, &table, fit, &opts, |p| progress.tell("eval", p))
-            })?;
-        Ok((out, said))
+    let (out, said) = run_law(py, &req.backend, &mut fit, "evaluation", |fit| {
+        lawfit::evaluate(&bound, &table, fit, &opts, |p| {
+            progress.tell(Stage::Folds, p)
+        })
     })?;
     messages.extend(said);
     let json = report::pretty_json(&out.report).map_err(error)?;
@@ -105,16 +100,10 @@ pub(crate) fn compare(
     let table = table(origin, columns)?;
     let binding = req.fit.bind_options(&[], req.eval.test_where.as_ref());
     let mut progress = Progress::new(progress);
-    let (out, said) = run_released(py, || {
-        let mut said = Vec::new();
-        let out = req
-            .backend
-            .run_law(&mut fit, "comparison", &mut |m| said.push(m), |fit| {
-                lawfit::compare(&sources, &table, &binding, fit, &opts, |_, p| {
-                    progress.tell("eval", p)
-                })
-            })?;
-        Ok((out, said))
+    let (out, said) = run_law(py, &req.backend, &mut fit, "comparison", |fit| {
+        lawfit::compare(&sources, &table, &binding, fit, &opts, |_, p| {
+            progress.tell(Stage::Folds, p)
+        })
     })?;
     let json = report::pretty_json(&out).map_err(error)?;
     Ok((json, said))

@@ -374,12 +374,7 @@ def simulate(
         [(k, [float(x) for x in np.atleast_1d(v)]) for k, v in (at or {}).items()],
         [(k, str(v)) for k, v in (vars or {}).items()],
         float(noise), int(seed))
-    df = pd.DataFrame(rows, columns=header)
-    for c in df.columns:
-        try:
-            df[c] = pd.to_numeric(df[c])
-        except (ValueError, TypeError):
-            pass
+    df = _data.numeric(pd.DataFrame(rows, columns=header))
     df.attrs["truth"] = json.loads(truth)
     return df
 

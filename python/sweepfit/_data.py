@@ -38,6 +38,19 @@ def _column(values: Any) -> Union[np.ndarray, List[str]]:
     return _text(a.tolist())
 
 
+def numeric(df: Any) -> Any:
+    """A DataFrame from the core's text cells with its columns of numbers
+    as numbers."""
+    import pandas as pd
+
+    for c in df.columns:
+        try:
+            df[c] = pd.to_numeric(df[c])
+        except (ValueError, TypeError):
+            pass
+    return df
+
+
 def columns(data: Any) -> Tuple[Source, str]:
     """The columns of ``data`` and the name messages give it.
 

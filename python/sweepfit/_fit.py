@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import warnings
 from statistics import NormalDist
 from typing import Any, Dict, List, Optional, Union
 
@@ -13,16 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core, _data, _plot
-
-
-def _numeric(df: pd.DataFrame) -> pd.DataFrame:
-    """Columns of numbers as numbers (they travel as text)."""
-    for c in df.columns:
-        try:
-            df[c] = pd.to_numeric(df[c])
-        except (ValueError, TypeError):
-            pass
-    return df
+from ._data import numeric as _numeric
 
 
 class Fit:
@@ -212,11 +204,9 @@ class Fit:
         e.g. ``fit.predict_at(N=[1e9, 1e10], D=np.geomspace(1e9, 1e11, 20))``,
         as ``sweepfit predict --at`` writes them (bands included)."""
         pairs = [(k, [float(x) for x in np.atleast_1d(v)]) for k, v in at.items()]
-        header, rows, warnings = self._core.predict_at(pairs)
-        import warnings as w
-
-        for msg in warnings:
-            w.warn(msg, stacklevel=2)
+        header, rows, said = self._core.predict_at(pairs)
+        for msg in said:
+            warnings.warn(msg, stacklevel=2)
         df = pd.DataFrame(rows, columns=header)
         return _numeric(df.replace("", np.nan))
 

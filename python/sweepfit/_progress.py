@@ -7,6 +7,8 @@ import sys
 import time
 from typing import Callable, Optional, Union
 
+from . import _core
+
 Callback = Callable[[str, int, int, float], None]
 
 
@@ -19,12 +21,7 @@ class _Line:
         if time.monotonic() - self.started < 0.5:
             return
         elapsed = time.monotonic() - self.started
-        if stage == "bootstrap":
-            text = f"bootstrap: iteration {iteration} · {active} replicates active"
-        elif stage == "eval":
-            text = f"iteration {iteration} · {active} starts active across all folds"
-        else:
-            text = f"iteration {iteration} · {active} starts active · best objective {best:.6e}"
+        text = _core.progress_text(stage, iteration, active, best)
         sys.stderr.write(f"\r{elapsed:5.1f}s {text}\033[K")
         sys.stderr.flush()
         self.shown = True

@@ -91,12 +91,11 @@ pub(crate) fn cmd_compare(a: CompareArgs) -> anyhow::Result<()> {
             let bar = spinner();
             let out = lawfit::compare(&laws, &table, &binding, fit, &opts, |i, p: Progress| {
                 bar.set_message(format!(
-                    "law {} of {} ({}): iteration {} · {} starts active across all folds",
+                    "law {} of {} ({}): {}",
                     i + 1,
                     names.len(),
                     names[i],
-                    p.iteration,
-                    p.active
+                    lawfit::Stage::Folds.message(p)
                 ));
                 bar.tick();
             });

@@ -57,10 +57,7 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
         .run_law(&mut fit, "evaluation", &mut |m| tell!("{m}"), |fit| {
             let bar = spinner();
             let out = sweepfit::lawfit::evaluate(&bound, &table, fit, &opts, |p: Progress| {
-                bar.set_message(format!(
-                    "iteration {} · {} starts active across all folds",
-                    p.iteration, p.active
-                ));
+                bar.set_message(sweepfit::lawfit::Stage::Folds.message(p));
                 bar.tick();
             });
             bar.finish_and_clear();

@@ -211,9 +211,8 @@ fn write_outputs(
 /// Say on stderr, before the work, which names of the law read which
 /// columns and which are parameters (and any doubt about it).
 pub(crate) fn tell_binding(b: &lawfit::BoundLaw) {
-    tell!("note: {}", b.binding.describe());
-    if let Some(w) = &b.warning {
-        tell!("warning: {w}");
+    for m in b.messages() {
+        tell!("{m}");
     }
 }
 

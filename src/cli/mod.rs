@@ -145,16 +145,7 @@ pub(crate) fn with_spinner<P, T>(
 pub(crate) fn progress_message(
     (stage, p): (sweepfit::lawfit::Stage, sweepfit::optim::Progress),
 ) -> String {
-    match stage {
-        sweepfit::lawfit::Stage::Fit => format!(
-            "iteration {} · {} starts active · best objective {:.6e}",
-            p.iteration, p.active, p.best
-        ),
-        sweepfit::lawfit::Stage::Bootstrap => format!(
-            "bootstrap: iteration {} · {} replicates active",
-            p.iteration, p.active
-        ),
-    }
+    stage.message(p)
 }
 
 pub(crate) fn spinner() -> ProgressBar {

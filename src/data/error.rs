@@ -75,9 +75,10 @@ pub enum DataError {
         problem: String,
     },
 
-    /// Columns given in memory that do not make a table.
+    /// A problem its message states in full, place included (columns
+    /// in memory that do not make a table, a schedule a row does not meet).
     #[error("{0}")]
-    Columns(String),
+    Message(String),
 
     #[error("{}: all weights are zero, nothing to fit", path.display())]
     AllWeightsZero { path: PathBuf },

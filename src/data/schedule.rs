@@ -58,7 +58,7 @@ impl Schedules {
         };
         let total: usize = runs.values().map(|s| s.lr.len()).sum();
         if total > MAX_STEPS {
-            return Err(DataError::Columns(format!(
+            return Err(DataError::Message(format!(
                 "{}: {total} schedule steps in all, more than {MAX_STEPS}",
                 path.display()
             )));
@@ -158,7 +158,7 @@ impl Schedules {
 }
 
 fn row_error(table: &Table, r: usize, problem: String) -> DataError {
-    DataError::Columns(format!("{}: {problem}", table.place(r)))
+    DataError::Message(format!("{}: {problem}", table.place(r)))
 }
 
 /// A long CSV's schedules: `run,step,lr` or, without `run`, one for every
@@ -220,7 +220,7 @@ fn read_manifest(path: &Path, m: &Table) -> Result<IndexMap<String, Schedule>, D
             return Err(DataError::NoRows { path: file });
         }
         if t.lookup("run")?.is_some() {
-            return Err(DataError::Columns(format!(
+            return Err(DataError::Message(format!(
                 "{}:1: a manifest's schedule file holds one run: step,lr without a run column",
                 file.display()
             )));

@@ -75,7 +75,7 @@ impl Table {
     ) -> Result<Table, DataError> {
         let rows = columns.first().map_or(0, |(_, c)| c.len());
         if let Some((name, c)) = columns.iter().find(|(_, c)| c.len() != rows) {
-            return Err(DataError::Columns(format!(
+            return Err(DataError::Message(format!(
                 "{origin}: column '{name}' has {} values, the first column {rows}",
                 c.len()
             )));

@@ -100,8 +100,8 @@ pub fn compare(
     }
     .to_string();
     Ok(CompareReport {
-        loss: format!("{:?}", fit.objective.loss).to_lowercase(),
-        space: format!("{:?}", fit.objective.space).to_lowercase(),
+        loss: fit.objective.loss_name().to_string(),
+        space: fit.objective.space_name().to_string(),
         points,
         ranking: rank(&entries),
         laws: entries,

@@ -128,6 +128,16 @@ pub struct BoundLaw {
     pub warning: Option<String>,
 }
 
+impl BoundLaw {
+    /// What to say before the work: which names read which columns and
+    /// which are parameters ("note: ..."), and any doubt ("warning: ...").
+    pub fn messages(&self) -> Vec<String> {
+        let mut m = vec![format!("note: {}", self.binding.describe())];
+        m.extend(self.warning.iter().map(|w| format!("warning: {w}")));
+        m
+    }
+}
+
 /// Bind `file` to `table` (see [`binding`] for the rule): every variable
 /// to a column, every other name a parameter. A bare formula whose
 /// parameters look like an unbound variable while the table has numeric
@@ -275,6 +285,40 @@ pub enum Stage {
     Fit,
     /// The bootstrap's replicates.
     Bootstrap,
+    /// The starts of every fold of an evaluation (or a comparison).
+    Folds,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 3] = [Stage::Fit, Stage::Bootstrap, Stage::Folds];
+
+    /// Its name, as a progress callback in Python receives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Fit => "fit",
+            Stage::Bootstrap => "bootstrap",
+            Stage::Folds => "eval",
+        }
+    }
+
+    /// The line that shows progress `p` of this stage: the command line's
+    /// spinner and the Python package's progress line.
+    pub fn message(self, p: Progress) -> String {
+        match self {
+            Stage::Fit => format!(
+                "iteration {} · {} starts active · best objective {:.6e}",
+                p.iteration, p.active, p.best
+            ),
+            Stage::Bootstrap => format!(
+                "bootstrap: iteration {} · {} replicates active",
+                p.iteration, p.active
+            ),
+            Stage::Folds => format!(
+                "iteration {} · {} starts active across all folds",
+                p.iteration, p.active
+            ),
+        }
+    }
 }
 
 /// Fit `b` to `table` and, when `boot` asks, bootstrap the fit: the
