@@ -138,6 +138,13 @@ pub struct FitFlags {
     /// formula, a name that finds no column is a parameter.
     #[arg(long = "var", value_name = "NAME=COLUMN", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
+    /// The runs' learning rate at every optimiser step, for laws that sum
+    /// along the steps (multi-power, lr-annealing): a CSV run,step,lr with
+    /// one row per step of every run from 0 (without run: one schedule for
+    /// every run), or a manifest run,file of step,lr CSVs. Each row of the
+    /// data meets its run's schedule at its step.
+    #[arg(long, value_name = "FILE")]
+    pub schedule: Option<PathBuf>,
     /// The variable each curve runs along (e.g. D). A law file names its
     /// own; for a bare formula it is otherwise chosen as the variable whose
     /// values the curves share best, and the fit says which and why.
@@ -363,6 +370,7 @@ impl FitFlags {
             vars: self.vars.clone(),
             axis: self.axis.clone(),
             used,
+            schedule: self.schedule.clone(),
         }
     }
 

@@ -229,6 +229,7 @@ fn condition(law: &CompiledLaw, x: &[f64], p: &[f64]) -> f64 {
                 push(if v[i] == v[x as usize] { x } else { y }, 1.0)
             }
             Node::Fn1(f, _) | Node::Fn2(f, ..) => panic!("no reference partial for {}", f.name()),
+            Node::Steps(..) => panic!("no reference partial for a sum along the steps"),
         }
         let term = (a * v[i]).abs() * times;
         if term.is_finite() {
@@ -417,6 +418,31 @@ fn device() -> Option<Arc<GpuDevice>> {
 
 /// Compiled built-in law, its axis variable's index and a parameter vector
 /// of order one.
+/// Laws that sum along their runs' steps have no GPU kernel yet: the
+/// generator refuses them with an error that says so (checked here), and
+/// the CPU evaluates them (tests/schedule_laws.rs).
+fn refuses_steps(law: &CompiledLaw) -> bool {
+    if !law.sums_steps() {
+        return false;
+    }
+    let sw = Sweep::new(
+        law.variables.len(),
+        std::iter::once(0..1).collect(),
+        vec![1.0; law.variables.len()],
+        vec![1.0],
+        vec![1.0],
+        None,
+    );
+    let plan = Plan::for_sweep(law, &sw);
+    for layout in [Layout::Points, Layout::Grid] {
+        let Err(e) = gpu::generate(&plan, layout) else {
+            panic!("a kernel for a sum")
+        };
+        assert!(e.to_string().contains("--backend cpu"), "{e}");
+    }
+    true
+}
+
 fn builtin(name: &str) -> (CompiledLaw, Option<usize>, Vec<f64>) {
     let file = builtin_law(name).unwrap();
     let law = file.compile(name).unwrap();
@@ -434,6 +460,9 @@ fn every_builtin_law_matches_the_cpu() {
     let mut compared = 0;
     for &name in builtin_names() {
         let (law, axis, truth) = builtin(name);
+        if refuses_steps(&law) {
+            continue;
+        }
         for (s, shape) in SHAPES.into_iter().enumerate() {
             let sw = sweep(&law, axis, shape, &truth, s as u64);
             // Shared axis values: the grid layout runs (and check_law
@@ -486,6 +515,9 @@ fn random_formulas_match_the_cpu() {
 fn every_builtin_kernel_validates() {
     for &name in builtin_names() {
         let (law, axis, truth) = builtin(name);
+        if refuses_steps(&law) {
+            continue;
+        }
         for (s, shape) in SHAPES.into_iter().enumerate() {
             let sw = sweep(&law, axis, shape, &truth, s as u64);
             let plan = Plan::for_sweep(&law, &sw);

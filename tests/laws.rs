@@ -36,9 +36,12 @@ fn lex(s: &str) -> Vec<Tok> {
         let c = b[i] as char;
         if c.is_ascii_whitespace() {
             i += 1;
-        } else if c.is_ascii_digit() || c == '.' {
+        } else if c.is_ascii_digit() || (c == '.' && b.get(i + 1).is_some_and(u8::is_ascii_digit)) {
             let start = i;
-            while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
+            // A '.' before another is a range's "..", not the number's.
+            while i < b.len()
+                && (b[i].is_ascii_digit() || (b[i] == b'.' && b.get(i + 1) != Some(&b'.')))
+            {
                 i += 1;
             }
             if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
@@ -58,7 +61,7 @@ fn lex(s: &str) -> Vec<Tok> {
             }
             out.push(Tok::Id(s[start..i].to_string()));
         } else {
-            assert!("+-*/^(),".contains(c), "unexpected {c:?} in {s}");
+            assert!("+-*/^(),[]=:.".contains(c), "unexpected {c:?} in {s}");
             out.push(Tok::Op(c));
             i += 1;
         }
@@ -187,10 +190,26 @@ fn eval(src: &str, env: &HashMap<String, f64>) -> (f64, BTreeSet<String>) {
 fn names(src: &str) -> BTreeSet<String> {
     let toks = lex(src);
     let mut out = BTreeSet::new();
+    // The steps a sum binds (`k` in sum(k = ..)) are not names of the law.
+    let bound: BTreeSet<&String> = toks
+        .windows(2)
+        .filter_map(|w| match w {
+            [Tok::Id(n), Tok::Op('=')] => Some(n),
+            _ => None,
+        })
+        .collect();
     for (i, t) in toks.iter().enumerate() {
         if let Tok::Id(n) = t {
-            if toks.get(i + 1) != Some(&Tok::Op('(')) {
-                out.insert(n.clone());
+            match toks.get(i + 1) {
+                Some(Tok::Op('(')) => {}
+                // A series at a step is read through the run's schedule.
+                Some(Tok::Op('[')) => {
+                    out.insert("schedule".to_string());
+                }
+                _ if bound.contains(n) => {}
+                _ => {
+                    out.insert(n.clone());
+                }
             }
         }
     }
@@ -680,6 +699,8 @@ fn every_builtin_compiles() {
             "vocab" => &["E", "A1", "A2", "B"],
             "rectified" => &["B", "E"],
             "kaplan" | "moe" => &[],
+            "multi-power" => &["L0", "A", "B"],
+            "lr-annealing" => &["L0", "A", "C"],
             other => panic!("no expectation for {other}"),
         };
         let mut linear_sorted = linear.clone();
@@ -702,6 +723,20 @@ fn every_builtin_gradient_matches_finite_differences() {
         "E" => 16.0,
         "V" => 32000.0,
         "d" => 1024.0,
+        // A cosine schedule of 4000 steps after a 100-step warm-up.
+        "step" => 2500.0,
+        "schedule" => {
+            let lr: Vec<f64> = (0..4000)
+                .map(|k| match k {
+                    k if k < 100 => 3e-4 * (k + 1) as f64 / 100.0,
+                    k => {
+                        3e-5 + 1.35e-4
+                            * (1.0 + (std::f64::consts::PI * (k - 100) as f64 / 3900.0).cos())
+                    }
+                })
+                .collect();
+            sweepfit::law::steps::register_run(vec!["lr".into()], vec![lr]) as f64
+        }
         other => panic!("no value for variable {other}"),
     };
     for &name in builtin_names() {
@@ -722,7 +757,16 @@ fn every_builtin_gradient_matches_finite_differences() {
         let f = compiled.eval_grad(&vars, &params, &mut grad);
         assert!(f.is_finite(), "{name}: value {f}");
         for (k, p) in compiled.params.iter().enumerate() {
-            let h = 1e-4 * params[k].abs().max(1e-3);
+            // A step within the parameter's scale and its distance to a
+            // declared bound (lr-annealing's lambda = 0.995 sits 0.005 below
+            // its bound, and its powers run over thousands of steps).
+            let decl = file.params.get(p);
+            let room = [decl.and_then(|d| d.lower), decl.and_then(|d| d.upper)]
+                .into_iter()
+                .flatten()
+                .map(|b| (b - params[k]).abs())
+                .fold(f64::INFINITY, f64::min);
+            let h = 1e-4 * params[k].abs().min(room).max(1e-3 * room.min(1.0));
             let (mut up, mut dn) = (params.clone(), params.clone());
             up[k] += h;
             dn[k] -= h;

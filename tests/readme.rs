@@ -104,6 +104,8 @@ fn readme_examples_run_in_order_as_written() {
         "rectified-pred.csv",
         "moe-eval/eval.json",
         "profile/fit.json",
+        "multipower/fit.json",
+        "multipower-wsd.csv",
     ] {
         assert!(ex.join(f).is_file(), "missing examples-out/{f}");
     }
@@ -133,6 +135,31 @@ fn readme_examples_run_in_order_as_written() {
             prof["profile"]
         );
     }
+    // The multi-power fit reaches the optimum of the objective it is given:
+    // at least as low as L-BFGS-B started at the authors' published 25M
+    // parameters (a sum of 1.393e-4 over the 437 rows; sweepfit reports
+    // the mean), and it names the B-beta trade.
+    let mp = json("multipower/fit.json");
+    let f = mp["objective"]["value"].as_f64().unwrap() * 437.0;
+    assert!(
+        f <= 1.3935e-4,
+        "multi-power objective {f:.5e} over 437 rows"
+    );
+    assert_eq!(mp["points"].as_u64(), Some(437));
+    let weakest = mp["identifiability"]["weak"][0]["text"].to_string();
+    assert!(
+        weakest.contains("beta") && weakest.contains('B'),
+        "the weakest direction is {weakest}"
+    );
+    // The WSD curve the multi-power law predicts from its schedule: the
+    // README quotes 3.2721 at step 23904.
+    let wsd = std::fs::read_to_string(ex.join("multipower-wsd.csv")).unwrap();
+    let last = wsd.lines().last().unwrap().to_string();
+    let pred: f64 = last.rsplit(',').next().unwrap().parse().unwrap();
+    assert!(
+        last.contains(",23904,") && (pred - 3.2721).abs() < 5e-5,
+        "multipower-wsd.csv ends with {last}, README says 3.2721 at step 23904"
+    );
     // The prediction covers the five points asked for (D = 1e3..1e7, log).
     let pred = std::fs::read_to_string(ex.join("rectified-pred.csv")).unwrap();
     assert!(pred.lines().count() > 5, "{pred}");

@@ -180,3 +180,277 @@ fn the_published_multi_power_fits_score_as_their_authors_table() {
         }
     }
 }
+
+/// The multi-power law as sweepfit's law language writes it.
+const MULTI_POWER: &str = "L0 + A*sum(k = 0..step: lr[k])^(-alpha) - B*sum(k = 1..step: \
+     (lr[k-1] - lr[k])*(1 - (C*lr[k]^(-gamma)*sum(j = k..step: lr[j]) + 1)^(-beta)))";
+
+fn compiled_multi_power() -> sweepfit::law::CompiledLaw {
+    sweepfit::law::CompiledLaw::from_formula(MULTI_POWER, &["step", "schedule"]).unwrap()
+}
+
+fn handle(run: &str) -> f64 {
+    sweepfit::law::steps::register_run(vec!["lr".into()], vec![schedule(run)]) as f64
+}
+
+#[test]
+fn the_sum_operators_are_the_plain_loops_over_steps() {
+    let law = compiled_multi_power();
+    assert_eq!(
+        law.params,
+        ["L0", "A", "alpha", "B", "C", "gamma", "beta"],
+        "parameters in order of appearance"
+    );
+    let p = [3.04, 0.52, 0.51, 363.8, 2.07, 0.58, 0.64];
+    // The loop's order: L0, A, alpha, B, C, beta, gamma.
+    let loop_p = [p[0], p[1], p[2], p[3], p[4], p[6], p[5]];
+    for run in [
+        "cosine_24000",
+        "wsd_20000_24000",
+        "wsdcon_9",
+        "constant_24000",
+    ] {
+        let (h, lr) = (handle(run), schedule(run));
+        for t in [
+            1usize, 2, 100, 2159, 2160, 5000, 8000, 8001, 15999, 20500, 23999,
+        ] {
+            if t >= lr.len() {
+                continue;
+            }
+            let want = multi_power(&lr, t, &loop_p);
+            let got = law.eval(&[t as f64, h], &p);
+            assert!(
+                (got - want).abs() <= 1e-11 * want.abs(),
+                "{run} at step {t}: {got} against the loop's {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_sums_derivatives_are_their_finite_differences() {
+    let law = compiled_multi_power();
+    let p = [3.04, 0.52, 0.51, 363.8, 2.07, 0.58, 0.64];
+    for run in ["cosine_24000", "wsd_20000_24000"] {
+        let h = handle(run);
+        for t in [3000.0, 21000.0] {
+            let x = [t, h];
+            let mut g = vec![0.0; p.len()];
+            law.eval_grad(&x, &p, &mut g);
+            for i in 0..p.len() {
+                let e = 1e-5 * p[i].abs();
+                let (mut a, mut b) = (p, p);
+                a[i] += e;
+                b[i] -= e;
+                let fd = (law.eval(&x, &a) - law.eval(&x, &b)) / (2.0 * e);
+                assert!(
+                    (g[i] - fd).abs() <= 1e-6 * fd.abs().max(1e-8),
+                    "{run} step {t}, d/d{}: {} against {fd}",
+                    law.params[i],
+                    g[i]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_sum_written_wrongly_is_pointed_at() {
+    let vars = ["step", "schedule"];
+    // (formula, what the message says, the column of the caret, from 1).
+    let cases = [
+        ("E + sum(k 1..step: lr[k])", "expected '='", 11),
+        ("E + sum(k = 1..step lr[k])", "expected ':'", 21),
+        ("E + sum(k = 1:step: lr[k])", "expected '..'", 14),
+        (
+            "E + sum(k = a..step: lr[k])",
+            "first step of a sum is a whole number",
+            13,
+        ),
+        (
+            "E + sum(k = 1..2*step: lr[k])",
+            "last step of a sum is the row's step",
+            16,
+        ),
+        (
+            "E + sum(k = 1..step: lr[2*k])",
+            "a step is k, the row's step",
+            22,
+        ),
+        (
+            "E + sum(k = 1..step: sum(j = k..step: lr[j]^2))",
+            "a sum inside a sum adds a series alone",
+            22,
+        ),
+        ("E + A*lr[step]", "reads a per-step series", 7),
+        (
+            "E + sum(k = 1..step: a*b*c*d*e*lr[k])",
+            "at most 4 can be",
+            22,
+        ),
+    ];
+    for (formula, says, col) in cases {
+        let e = sweepfit::law::CompiledLaw::from_formula(formula, &vars).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains(says), "{formula}: {text}");
+        assert_eq!(e.column(), col, "{formula}: {text}");
+    }
+    // Without the schedule variable the law cannot read a series.
+    let e = sweepfit::law::CompiledLaw::from_formula("E + sum(k = 1..step: lr[k])", &["step"])
+        .unwrap_err();
+    assert!(e.to_string().contains("--schedule"), "{e}");
+}
+
+/// A long CSV of run `run`'s logged rows (step, lr, loss) at 25M.
+fn long_csv(dir: &Path, runs: &[&str], lr_scale: f64) -> PathBuf {
+    let mut s = String::from("run,step,lr,loss\n");
+    for run in runs {
+        let lr = schedule(run);
+        for (t, y) in logged("25", run) {
+            s.push_str(&format!("{run},{t},{},{y}\n", lr[t] * lr_scale));
+        }
+    }
+    let p = dir.join("runs.csv");
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
+#[test]
+fn schedule_files_that_do_not_meet_the_rows_are_errors_naming_them() {
+    let dir = common::tempdir();
+    let d = dir.path();
+    let schedules = root().join("schedules");
+    // One schedule of the two runs: the other run's first row is named.
+    let manifest = d.join("one.csv");
+    std::fs::write(
+        &manifest,
+        format!(
+            "run,file\ncosine_24000,{}\n",
+            schedules.join("cosine_24000.csv").display()
+        ),
+    )
+    .unwrap();
+    let data = long_csv(d, &["cosine_24000", "wsdcon_9"], 1.0);
+    let fit = |data: &Path, law: &str, schedule: Option<&Path>| {
+        let mut args = vec![
+            "fit".to_string(),
+            data.display().to_string(),
+            "--law".into(),
+            law.into(),
+            "--starts".into(),
+            "2".into(),
+            "--backend".into(),
+            "cpu".into(),
+        ];
+        if let Some(s) = schedule {
+            args.extend(["--schedule".into(), s.display().to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = common::sweepfit(d, &args);
+        run.assert_failed("a fit whose schedules do not meet its rows");
+        run.stderr
+    };
+    let e = fit(&data, "multi-power", Some(&manifest));
+    assert!(
+        e.contains("runs.csv line 173: run 'wsdcon_9' has no schedule") && e.contains("one.csv"),
+        "{e}"
+    );
+    // No schedule at all for a law that sums along the steps.
+    let e = fit(&data, "multi-power", None);
+    assert!(e.contains("--schedule FILE"), "{e}");
+    // A schedule for a law that sums along no steps.
+    let all = d.join("all.csv");
+    std::fs::write(
+        &all,
+        format!(
+            "run,file\ncosine_24000,{}\nwsdcon_9,{}\n",
+            schedules.join("cosine_24000.csv").display(),
+            schedules.join("wsdcon_9.csv").display()
+        ),
+    )
+    .unwrap();
+    let e = fit(&data, "L0 + A*step^(-alpha)", Some(&all));
+    assert!(e.contains("sums along no steps"), "{e}");
+    // Rows whose logged lr is not their schedule's: the run's schedule
+    // was another run's.
+    let wrong = long_csv(d, &["cosine_24000", "wsdcon_9"], 1.5);
+    let e = fit(&wrong, "multi-power", Some(&all));
+    assert!(e.contains("logs lr") && e.contains("cosine_24000"), "{e}");
+}
+
+#[test]
+fn a_new_schedule_is_predicted_as_the_plain_loop_at_the_fitted_parameters() {
+    let dir = common::tempdir();
+    let d = dir.path();
+    let data = long_csv(d, &["cosine_24000", "constant_24000", "wsdcon_9"], 1.0);
+    let schedules = d.join("schedules.csv");
+    let mut m = String::from("run,file\n");
+    for run in TRAIN {
+        m.push_str(&format!(
+            "{run},{}\n",
+            root()
+                .join("schedules")
+                .join(format!("{run}.csv"))
+                .display()
+        ));
+    }
+    std::fs::write(&schedules, m).unwrap();
+    let out = d.join("fit");
+    common::ok(
+        d,
+        &[
+            "fit",
+            data.to_str().unwrap(),
+            "--law",
+            "multi-power",
+            "--schedule",
+            schedules.to_str().unwrap(),
+            "--loss",
+            "huber",
+            "--space",
+            "log",
+            "--starts",
+            "2",
+            "--max-iter",
+            "20",
+            "--backend",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let fit: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("fit.json")).unwrap()).unwrap();
+    let p: Vec<f64> = ["L0", "A", "alpha", "B", "C", "beta", "gamma"]
+        .iter()
+        .map(|n| fit["params"][n].as_f64().unwrap())
+        .collect();
+    let wsd = root().join("schedules").join("wsd_20000_24000.csv");
+    let run = common::ok(
+        d,
+        &[
+            "predict",
+            "--fit",
+            out.join("fit.json").to_str().unwrap(),
+            "--schedule",
+            wsd.to_str().unwrap(),
+            "--at",
+            "step=100,20000,21000,23999",
+        ],
+    );
+    let lr = Schedules::read(&wsd).unwrap().runs[Schedules::EVERY_RUN]
+        .lr
+        .clone();
+    let p: [f64; 7] = p.try_into().unwrap();
+    let rows: Vec<&str> = run.stdout.lines().skip(1).collect();
+    assert_eq!(rows.len(), 4, "{}", run.stdout);
+    for row in rows {
+        let f: Vec<&str> = row.split(',').collect();
+        let (t, pred): (usize, f64) = (f[1].parse().unwrap(), f[2].parse().unwrap());
+        let want = multi_power(&lr, t, &p);
+        assert!(
+            (pred - want).abs() <= 1e-10 * want,
+            "step {t}: predicted {pred}, the loop says {want}"
+        );
+    }
+}

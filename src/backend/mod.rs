@@ -6,7 +6,7 @@
 //! Jacobian ([`jacobian`]) beside the CPU evaluator gives least squares
 //! its J^T J.
 
-mod cpu;
+pub(crate) mod cpu;
 pub(crate) mod fastmath;
 pub mod gpu;
 pub(crate) mod vector;

@@ -37,6 +37,13 @@ pub(crate) struct PredictArgs {
     #[arg(long, value_name = "VAR=LIST", allow_hyphen_values = true)]
     at: Vec<String>,
     /// CSV file to write [default: stdout].
+    /// For a law that sums along the steps: the schedules to predict the
+    /// loss under (a CSV run,step,lr, or step,lr for one run, or a
+    /// manifest run,file), every step from 0: runs that were never
+    /// trained included. Each run's curve at the steps --at step=LIST
+    /// gives; the output's run column names the run.
+    #[arg(long, value_name = "FILE")]
+    schedule: Option<PathBuf>,
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// Replace an existing --out file.
@@ -114,7 +121,57 @@ fn predict_law(a: &PredictArgs) -> anyhow::Result<()> {
         .map_err(|(it, why)| anyhow::anyhow!("{flag} '{it}': {why}"))?;
         at.push((name, values));
     }
-    let (header, rows) = sweepfit::lawfit::predict_rows(&report, &law, axis.as_deref(), &at)?;
+    let runs = match &a.schedule {
+        Some(path) => {
+            if !report
+                .variables
+                .contains_key(sweepfit::law::parse::SCHEDULE)
+            {
+                bail!("--schedule: the law sums along no steps, so it reads no schedule");
+            }
+            let s = sweepfit::data::Schedules::read(path)?;
+            let runs: Vec<(f64, String)> = s
+                .runs
+                .iter()
+                .map(|(name, r)| {
+                    let h =
+                        sweepfit::law::steps::register_run(vec!["lr".into()], vec![r.lr.clone()]);
+                    (h as f64, name.clone())
+                })
+                .collect();
+            at.push((
+                sweepfit::law::parse::SCHEDULE.to_string(),
+                runs.iter().map(|r| r.0).collect(),
+            ));
+            runs
+        }
+        None if report
+            .variables
+            .contains_key(sweepfit::law::parse::SCHEDULE) =>
+        {
+            bail!("the law sums along its runs' steps: give the schedules to predict under with --schedule FILE")
+        }
+        None => Vec::new(),
+    };
+    let (mut header, mut rows) =
+        sweepfit::lawfit::predict_rows(&report, &law, axis.as_deref(), &at)?;
+    // A schedule's handle is shown as its run's name.
+    if let Some(c) = header
+        .iter()
+        .position(|h| h == sweepfit::law::parse::SCHEDULE)
+    {
+        header[c] = "run".to_string();
+        for r in &mut rows {
+            let h: f64 = r[c].parse().unwrap_or(f64::NAN);
+            if let Some((_, name)) = runs.iter().find(|(x, _)| *x == h) {
+                r[c] = if name == sweepfit::data::Schedules::EVERY_RUN {
+                    String::new()
+                } else {
+                    name.clone()
+                };
+            }
+        }
+    }
     for w in sweepfit::lawfit::extrapolation_warnings(&report, &at) {
         tell!("warning: {w}");
     }

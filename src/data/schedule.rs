@@ -76,6 +76,18 @@ impl Schedules {
             .or_else(|| self.runs.get(Self::EVERY_RUN))
     }
 
+    /// The index in `runs` of run `run`'s schedule: its own (labels
+    /// compared as `--by` compares them), else the one for every run.
+    pub fn run_index(&self, run: &str) -> Option<usize> {
+        self.runs
+            .get_index_of(run)
+            .or_else(|| {
+                let key = cell_key(run);
+                self.runs.keys().position(|k| cell_key(k) == key)
+            })
+            .or_else(|| self.runs.get_index_of(Self::EVERY_RUN))
+    }
+
     /// For every row of `table`, its run's schedule (an index into
     /// `runs`) and its step, checked: the run has a schedule, the step is
     /// a whole number within it, and where the table logs the learning
@@ -95,16 +107,7 @@ impl Schedules {
         let mut out = Vec::with_capacity(steps.len());
         for (r, &step) in steps.iter().enumerate() {
             let run = run_col.map_or("", |c| &table.columns[c][r]);
-            let found = self
-                .runs
-                .get_index_of(run)
-                .or_else(|| {
-                    // Run labels compare as `--by` compares them.
-                    let key = cell_key(run);
-                    self.runs.keys().position(|k| cell_key(k) == key)
-                })
-                .or_else(|| self.runs.get_index_of(Self::EVERY_RUN));
-            let Some(s) = found else {
+            let Some(s) = self.run_index(run) else {
                 let known: Vec<&str> = self.runs.keys().take(8).map(String::as_str).collect();
                 return Err(row_error(
                     table,

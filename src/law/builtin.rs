@@ -22,6 +22,8 @@ builtins!(
     "moe",
     "vocab",
     "rectified",
+    "multi-power",
+    "lr-annealing",
 );
 
 /// The law fitted when none is named.

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 
 use super::dag::{Graph, Node, NodeId};
 use super::diff;
-use super::parse::{self, Ast, BinOp, FormulaError, Span};
+use super::parse::{self, Ast, BinOp, FormulaError, Span, SumAst};
+use super::steps::{self, Index, Leaf};
 
 /// At most this many variables: a node's variables are a bit mask.
 pub const MAX_VARS: usize = 64;
@@ -129,6 +130,20 @@ impl Builder<'_> {
                     BinOp::Pow => self.g.pow(x, y),
                 }
             }
+            Ast::Sum(sum, span) => self.sum(sum, *span, src, origin)?,
+            Ast::Index(name, _, span) => {
+                return Err(with_origin(
+                    FormulaError::new(
+                        src,
+                        *span,
+                        format!(
+                            "{name}[...] reads a per-step series, which only a sum along the \
+                             steps does: sum(k = 1..step: ... {name}[k] ...)"
+                        ),
+                    ),
+                    origin,
+                ))
+            }
             Ast::Call(f, args, span) => {
                 let xs = args
                     .iter()
@@ -152,6 +167,246 @@ impl Builder<'_> {
                     }
                 }
                 self.g.call(*f, &xs)
+            }
+        })
+    }
+}
+
+/// A sum's body as it is built: its graph, its per-step leaves and series,
+/// and the outer nodes its parameters stand for.
+struct BodyBuilder<'s> {
+    g: Graph,
+    leaves: Vec<Leaf>,
+    series: Vec<String>,
+    args: Vec<NodeId>,
+    var: &'s str,
+    step: &'s str,
+}
+
+impl BodyBuilder<'_> {
+    fn leaf(&mut self, l: Leaf) -> NodeId {
+        let i = match self.leaves.iter().position(|&x| x == l) {
+            Some(i) => i,
+            None => {
+                self.leaves.push(l);
+                self.leaves.len() - 1
+            }
+        };
+        self.g.var(i as u16)
+    }
+
+    fn series(&mut self, name: &str) -> u16 {
+        match self.series.iter().position(|s| s == name) {
+            Some(i) => i as u16,
+            None => {
+                self.series.push(name.to_string());
+                (self.series.len() - 1) as u16
+            }
+        }
+    }
+
+    /// A step: k, the row's step or a whole number, plus or minus a whole
+    /// number.
+    fn index(&self, a: &Ast) -> Option<Index> {
+        let base = |a: &Ast| match a {
+            Ast::Name(n, _) if n == self.var => Some(Index::K(0)),
+            Ast::Name(n, _) if n == self.step => Some(Index::T(0)),
+            _ => whole(a).map(Index::At),
+        };
+        let shift = |i: Index, c: i64| match i {
+            Index::K(x) => Index::K(x + c),
+            Index::T(x) => Index::T(x + c),
+            Index::At(x) => Index::At(x + c),
+        };
+        match a {
+            Ast::Bin(BinOp::Add, x, y, _) => Some(shift(base(x)?, whole(y)?)),
+            Ast::Bin(BinOp::Sub, x, y, _) => Some(shift(base(x)?, -whole(y)?)),
+            _ => base(a),
+        }
+    }
+}
+
+/// A whole number written as one: `3`, `-2`.
+fn whole(a: &Ast) -> Option<i64> {
+    match a {
+        Ast::Num(v, _) if v.fract() == 0.0 && v.abs() < 1e15 => Some(*v as i64),
+        Ast::Neg(x, _) => whole(x).map(|v| -v),
+        _ => None,
+    }
+}
+
+impl Builder<'_> {
+    /// `sum(var = lo..step + c: body)` as a node (see [`steps`]).
+    fn sum(
+        &mut self,
+        s: &SumAst,
+        span: Span,
+        src: &str,
+        origin: &str,
+    ) -> Result<NodeId, FormulaError> {
+        let err = |at: Span, msg: String| with_origin(FormulaError::new(src, at, msg), origin);
+        let lo = whole(&s.lo).ok_or_else(|| {
+            err(
+                s.lo.span(),
+                "the first step of a sum is a whole number, as in sum(k = 1..step: lr[k])".into(),
+            )
+        })?;
+        let (step, hi) = match &s.hi {
+            Ast::Name(n, _) => (n, Some(0)),
+            Ast::Bin(BinOp::Add, x, c, _) | Ast::Bin(BinOp::Sub, x, c, _) => match &**x {
+                Ast::Name(n, _) => {
+                    let sign = if matches!(s.hi, Ast::Bin(BinOp::Sub, ..)) {
+                        -1
+                    } else {
+                        1
+                    };
+                    (n, whole(c).map(|c| sign * c))
+                }
+                _ => (&s.var, None),
+            },
+            _ => (&s.var, None),
+        };
+        let (Some(hi), Some(t)) = (hi, self.variables.iter().position(|v| v == step)) else {
+            return Err(err(
+                s.hi.span(),
+                "the last step of a sum is the row's step, a variable of the data, plus or \
+                 minus a whole number, as in sum(k = 1..step: lr[k])"
+                    .into(),
+            ));
+        };
+        let Some(h) = self.variables.iter().position(|v| v == parse::SCHEDULE) else {
+            return Err(err(
+                span,
+                "a sum along the steps reads each run's schedule: give it with --schedule FILE \
+                 (a CSV run,step,lr with every step of every run)"
+                    .into(),
+            ));
+        };
+        let mut b = BodyBuilder {
+            g: Graph::new(),
+            leaves: Vec::new(),
+            series: Vec::new(),
+            args: Vec::new(),
+            var: &s.var,
+            step,
+        };
+        let root = self.body(&mut b, &s.body, src, origin)?;
+        if b.args.len() > steps::MAX_ARGS {
+            return Err(err(
+                s.body.span(),
+                format!(
+                    "what is summed uses {} of the law's names besides the steps; at most {} \
+                     can be (move the others out of the sum)",
+                    b.args.len(),
+                    steps::MAX_ARGS
+                ),
+            ));
+        }
+        let def = steps::define(steps::Body {
+            graph: b.g,
+            root,
+            leaves: b.leaves,
+            series: b.series,
+            n_args: b.args.len(),
+            var: s.var.clone(),
+            lo,
+            hi,
+        });
+        let (h, t) = (self.g.var(h as u16), self.g.var(t as u16));
+        Ok(self.g.steps(def, h, t, &b.args))
+    }
+
+    /// A sum's body in its own graph: the summed step and the row's step
+    /// as leaves, series at steps as leaves, other names built in the law
+    /// and passed in.
+    fn body(
+        &mut self,
+        b: &mut BodyBuilder,
+        ast: &Ast,
+        src: &str,
+        origin: &str,
+    ) -> Result<NodeId, FormulaError> {
+        let err = |at: Span, msg: &str| with_origin(FormulaError::new(src, at, msg), origin);
+        const STEP: &str = "a step is k, the row's step or a whole number, plus or minus a whole \
+                            number: lr[k], lr[k-1], lr[step]";
+        Ok(match ast {
+            Ast::Num(v, _) => b.g.num(*v),
+            Ast::Name(n, _) if n == b.var => b.leaf(Leaf::K),
+            Ast::Name(n, _) if n == b.step => b.leaf(Leaf::T),
+            Ast::Name(..) => {
+                let outer = self.build(ast, src, origin)?;
+                match self.g.constant(outer) {
+                    Some(c) => b.g.num(c),
+                    None => {
+                        let i = match b.args.iter().position(|&a| a == outer) {
+                            Some(i) => i,
+                            None => {
+                                b.args.push(outer);
+                                b.args.len() - 1
+                            }
+                        };
+                        b.g.param(i as u16)
+                    }
+                }
+            }
+            Ast::Neg(e, _) => {
+                let x = self.body(b, e, src, origin)?;
+                b.g.neg(x)
+            }
+            Ast::Bin(op, x, y, _) => {
+                let x = self.body(b, x, src, origin)?;
+                let y = self.body(b, y, src, origin)?;
+                match op {
+                    BinOp::Add => b.g.add(x, y),
+                    BinOp::Sub => b.g.sub(x, y),
+                    BinOp::Mul => b.g.mul(x, y),
+                    BinOp::Div => b.g.div(x, y),
+                    BinOp::Pow => b.g.pow(x, y),
+                }
+            }
+            Ast::Call(f, args, span) => {
+                let xs = args
+                    .iter()
+                    .map(|a| self.body(b, a, src, origin))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if !f.smooth() {
+                    let dep = diff::param_dependent(&b.g);
+                    if xs.iter().any(|&x| dep[x as usize]) {
+                        return Err(err(
+                            *span,
+                            "a function that is not smooth (min, max, ...) of the law's \
+                             parameters inside a sum: the optimiser needs gradients",
+                        ));
+                    }
+                }
+                b.g.call(*f, &xs)
+            }
+            Ast::Index(name, i, span) => {
+                let at = b.index(i).ok_or_else(|| err(*span, STEP))?;
+                let series = b.series(name);
+                b.leaf(Leaf::Value { series, at })
+            }
+            Ast::Sum(inner, span) => {
+                let window = match &inner.body {
+                    Ast::Index(name, i, _) if matches!(&**i, Ast::Name(n, _) if *n == inner.var) => {
+                        Some(name)
+                    }
+                    _ => None,
+                };
+                let Some(name) = window else {
+                    return Err(err(
+                        *span,
+                        "a sum inside a sum adds a series alone, as in sum(j = k..step: lr[j])",
+                    ));
+                };
+                let from = b
+                    .index(&inner.lo)
+                    .ok_or_else(|| err(inner.lo.span(), STEP))?;
+                let to = b
+                    .index(&inner.hi)
+                    .ok_or_else(|| err(inner.hi.span(), STEP))?;
+                let series = b.series(name);
+                b.leaf(Leaf::Window { series, from, to })
             }
         })
     }
@@ -269,6 +524,14 @@ impl CompiledLaw {
             variables: variables.iter().map(|v| v.to_string()).collect(),
             ..Default::default()
         })
+    }
+
+    /// Whether the law sums along its runs' steps (see [`super::steps`]).
+    pub fn sums_steps(&self) -> bool {
+        self.graph
+            .nodes()
+            .iter()
+            .any(|n| matches!(n, Node::Steps(..)))
     }
 
     /// The last node any output needs.

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use super::ops::Func;
+use super::steps::{self, MAX_OPS, NONE};
 
 /// Index of a node in its [`Graph`].
 pub type NodeId = u32;
@@ -30,22 +31,28 @@ pub enum Node {
     Fn1(Func, NodeId),
     /// A function of two operands.
     Fn2(Func, NodeId, NodeId),
+    /// A sum along the run's steps (see [`super::steps`]): its def, and
+    /// as operands the run's schedule, the step and the outer values its
+    /// body uses ([`NONE`] past them).
+    Steps(u32, [NodeId; MAX_OPS]),
 }
 
 impl Node {
     /// The operands, in order.
     pub fn operands(&self) -> impl Iterator<Item = NodeId> {
-        let (a, b) = match *self {
-            Node::Const(_) | Node::Var(_) | Node::Param(_) => (None, None),
-            Node::Neg(a) | Node::Fn1(_, a) => (Some(a), None),
+        let mut ops = [NONE; MAX_OPS];
+        match *self {
+            Node::Const(_) | Node::Var(_) | Node::Param(_) => {}
+            Node::Neg(a) | Node::Fn1(_, a) => ops[0] = a,
             Node::Add(a, b)
             | Node::Sub(a, b)
             | Node::Mul(a, b)
             | Node::Div(a, b)
             | Node::Pow(a, b)
-            | Node::Fn2(_, a, b) => (Some(a), Some(b)),
-        };
-        a.into_iter().chain(b)
+            | Node::Fn2(_, a, b) => (ops[0], ops[1]) = (a, b),
+            Node::Steps(_, o) => ops = o,
+        }
+        ops.into_iter().filter(|&o| o != NONE)
     }
 
     /// The node as text, its operands written by `opnd` and its leaves
@@ -71,6 +78,7 @@ impl Node {
             Node::Pow(a, b) => format!("{}^{}", s(a), s(b)),
             Node::Fn1(f, a) => format!("{}({})", f.name(), s(a)),
             Node::Fn2(f, a, b) => format!("{}({}, {})", f.name(), s(a), s(b)),
+            Node::Steps(d, o) => steps::text(d, &|i| s(o[2 + i])),
         }
     }
 
@@ -95,26 +103,41 @@ impl Node {
             Node::Pow(a, b) => get(a).powf(get(b)),
             Node::Fn1(f, a) => f.eval(get(a), 0.0),
             Node::Fn2(f, a, b) => f.eval(get(a), get(b)),
+            Node::Steps(d, o) => {
+                let mut args = [0.0; MAX_OPS - 2];
+                let n = steps::n_args(d);
+                for (x, &op) in args.iter_mut().zip(&o[2..2 + n]) {
+                    *x = get(op);
+                }
+                steps::eval(d, get(o[0]), get(o[1]), &args[..n])
+            }
         }
     }
 
     /// Hash key: the node with its constant's bits (f64 is not `Hash`).
-    fn key(&self) -> (u8, u64, u32) {
+    fn key(&self) -> Key {
+        let two = |a: u32, b: u32| (a as u64) << 32 | b as u64;
         match *self {
-            Node::Const(v) => (0, v.to_bits(), 0),
-            Node::Var(i) => (1, i as u64, 0),
-            Node::Param(i) => (2, i as u64, 0),
-            Node::Neg(a) => (3, a as u64, 0),
-            Node::Add(a, b) => (4, a as u64, b),
-            Node::Sub(a, b) => (5, a as u64, b),
-            Node::Mul(a, b) => (6, a as u64, b),
-            Node::Div(a, b) => (7, a as u64, b),
-            Node::Pow(a, b) => (8, a as u64, b),
-            Node::Fn1(f, a) => (9, (f as u64) << 32 | a as u64, 0),
-            Node::Fn2(f, a, b) => (10, (f as u64) << 32 | a as u64, b),
+            Node::Const(v) => (0, [v.to_bits(), 0, 0, 0]),
+            Node::Var(i) => (1, [i as u64, 0, 0, 0]),
+            Node::Param(i) => (2, [i as u64, 0, 0, 0]),
+            Node::Neg(a) => (3, [a as u64, 0, 0, 0]),
+            Node::Add(a, b) => (4, [two(a, b), 0, 0, 0]),
+            Node::Sub(a, b) => (5, [two(a, b), 0, 0, 0]),
+            Node::Mul(a, b) => (6, [two(a, b), 0, 0, 0]),
+            Node::Div(a, b) => (7, [two(a, b), 0, 0, 0]),
+            Node::Pow(a, b) => (8, [two(a, b), 0, 0, 0]),
+            Node::Fn1(f, a) => (9, [two(f as u32, a), 0, 0, 0]),
+            Node::Fn2(f, a, b) => (10, [two(f as u32, a), b as u64, 0, 0]),
+            Node::Steps(d, o) => (
+                11,
+                [two(d, o[0]), two(o[1], o[2]), two(o[3], o[4]), o[5] as u64],
+            ),
         }
     }
 }
+
+type Key = (u8, [u64; 4]);
 
 /// The arena. Build nodes only through the methods below, which fold
 /// constants, apply identities that hold for every finite input (x + 0,
@@ -122,7 +145,7 @@ impl Node {
 #[derive(Debug, Clone, Default)]
 pub struct Graph {
     nodes: Vec<Node>,
-    index: HashMap<(u8, u64, u32), NodeId>,
+    index: HashMap<Key, NodeId>,
 }
 
 impl Graph {
@@ -266,6 +289,16 @@ impl Graph {
                 _ => self.intern(Node::Fn2(f, a, b)),
             },
         }
+    }
+
+    /// Sum `def` (see [`super::steps`]) on the run `schedule` at `step`,
+    /// its body reading `args`.
+    pub fn steps(&mut self, def: u32, schedule: NodeId, step: NodeId, args: &[NodeId]) -> NodeId {
+        let mut ops = [NONE; MAX_OPS];
+        ops[0] = schedule;
+        ops[1] = step;
+        ops[2..2 + args.len()].copy_from_slice(args);
+        self.intern(Node::Steps(def, ops))
     }
 
     pub fn exp(&mut self, a: NodeId) -> NodeId {

@@ -10,6 +10,7 @@
 //! Hessian row.
 
 use super::dag::{Graph, Node, NodeId};
+use super::steps;
 
 /// Which nodes depend on any parameter (only those carry adjoints).
 pub fn param_dependent(g: &Graph) -> Vec<bool> {
@@ -159,6 +160,17 @@ pub fn edges(g: &mut Graph, output: NodeId) -> Vec<Edge> {
                     let [dx, dy] = partials(g, [x, y], id);
                     edge(x, dx);
                     edge(y, dy);
+                }
+            }
+            // A sum's partial by an outer value is the sum of its body's.
+            Node::Steps(d, ops) => {
+                let n = steps::n_args(d);
+                for i in 0..n {
+                    if dep[ops[2 + i] as usize] {
+                        let di = steps::derivative(d, i);
+                        let p = g.steps(di, ops[0], ops[1], &ops[2..2 + n]);
+                        edge(ops[2 + i], p);
+                    }
                 }
             }
         }

@@ -32,7 +32,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 /// Functions of the formula language: not usable as names.
-pub const FUNCTIONS: [&str; 5] = ["exp", "log", "sqrt", "min", "max"];
+pub const FUNCTIONS: [&str; 6] = ["exp", "log", "sqrt", "min", "max", "sum"];
 
 /// A law as written in a law file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

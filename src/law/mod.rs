@@ -12,6 +12,7 @@ pub mod params;
 pub mod parse;
 pub mod plan;
 pub mod space;
+pub mod steps;
 
 pub use builtin::{builtin, builtin_law, builtin_names, DEFAULT_LAW};
 pub use compile::{CompiledLaw, Source};

@@ -9,7 +9,13 @@
 //! unary   = "-" unary | "+" unary | power
 //! power   = atom ("^" unary)?
 //! atom    = number | name | name "(" expr ("," expr)* ")" | "(" expr ")"
+//!         | name "[" expr "]"                      (a series at a step)
+//!         | "sum" "(" name "=" expr ".." expr ":" expr ")"
 //! ```
+//!
+//! `sum(k = 1..step: body)` adds `body` over the steps k = 1, ..., step
+//! (both ends included, as in the mathematical sum); inside it `lr[k]` is
+//! the run's learning rate at step k (see `law::steps`).
 //!
 //! Hand-written (a few hundred lines) rather than a parser generator: the
 //! errors must point at a column with a caret and say what was expected,
@@ -54,13 +60,27 @@ pub enum Ast {
     Neg(Box<Ast>, Span),
     Bin(BinOp, Box<Ast>, Box<Ast>, Span),
     Call(Func, Vec<Ast>, Span),
+    /// `series[index]`: a per-step series of the run at a step.
+    Index(String, Box<Ast>, Span),
+    /// `sum(var = lo..hi: body)`.
+    Sum(Box<SumAst>, Span),
+}
+
+/// The parts of `sum(var = lo..hi: body)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SumAst {
+    pub var: String,
+    pub var_span: Span,
+    pub lo: Ast,
+    pub hi: Ast,
+    pub body: Ast,
 }
 
 impl Ast {
     pub fn span(&self) -> Span {
         match self {
             Ast::Num(_, s) | Ast::Name(_, s) | Ast::Neg(_, s) => *s,
-            Ast::Bin(_, _, _, s) | Ast::Call(_, _, s) => *s,
+            Ast::Bin(_, _, _, s) | Ast::Call(_, _, s) | Ast::Index(_, _, s) | Ast::Sum(_, s) => *s,
         }
     }
 }
@@ -137,6 +157,8 @@ enum Tok {
     Num(f64),
     Name(String),
     Op(char),
+    /// `..`, the range of a sum.
+    DotDot,
     End,
 }
 
@@ -158,7 +180,11 @@ impl Lexer<'_> {
         if c.is_ascii_digit() || (c == b'.' && bytes.get(start + 1).is_some_and(u8::is_ascii_digit))
         {
             let mut end = start;
-            while end < bytes.len() && (bytes[end].is_ascii_digit() || bytes[end] == b'.') {
+            // A '.' belongs to the number unless it starts "..", a range.
+            while end < bytes.len()
+                && (bytes[end].is_ascii_digit()
+                    || (bytes[end] == b'.' && bytes.get(end + 1) != Some(&b'.')))
+            {
                 end += 1;
             }
             // An exponent only when digits follow: "2e" is a number and a name.
@@ -198,7 +224,17 @@ impl Lexer<'_> {
             start,
             end: start + ch.len_utf8(),
         };
-        if "+-*/^(),".contains(ch) {
+        if self.src[start..].starts_with("..") {
+            self.pos = start + 2;
+            return Ok((
+                Tok::DotDot,
+                Span {
+                    start,
+                    end: start + 2,
+                },
+            ));
+        }
+        if "+-*/^(),[]=:".contains(ch) {
             self.pos = span.end;
             return Ok((Tok::Op(ch), span));
         }
@@ -399,8 +435,24 @@ impl Parser<'_> {
             }
             Tok::Name(name) => {
                 self.bump()?;
+                if self.tok == Tok::Op('[') {
+                    self.open()?;
+                    self.bump()?;
+                    let e = self.expr();
+                    self.close();
+                    let (e, d) = e?;
+                    if self.tok != Tok::Op(']') {
+                        return Err(self.err("']'"));
+                    }
+                    let end = self.span;
+                    self.bump()?;
+                    return self.deeper(Ast::Index(name, Box::new(e), join(span, end)), d, span);
+                }
                 if self.tok != Tok::Op('(') {
                     return Ok((Ast::Name(name, span), 1));
+                }
+                if name == "sum" {
+                    return self.sum(span);
                 }
                 let Some(func) = Func::from_name(&name) else {
                     let known: Vec<&str> = Func::names().collect();
@@ -454,6 +506,56 @@ impl Parser<'_> {
         }
     }
 
+    /// `sum(var = lo..hi: body)` after the name `sum`, at its '('.
+    fn sum(&mut self, start: Span) -> Result<Sub, FormulaError> {
+        self.open()?;
+        let inner = self.sum_parts();
+        self.close();
+        let (parts, d) = inner?;
+        if self.tok != Tok::Op(')') {
+            return Err(self.err("')' closing the sum"));
+        }
+        let end = self.span;
+        self.bump()?;
+        self.deeper(Ast::Sum(Box::new(parts), join(start, end)), d, start)
+    }
+
+    fn sum_parts(&mut self) -> Result<(SumAst, usize), FormulaError> {
+        self.bump()?;
+        let Tok::Name(var) = self.tok.clone() else {
+            return Err(self.err("the name of the step summed over, as in sum(k = 1..step: lr[k])"));
+        };
+        let var_span = self.span;
+        self.bump()?;
+        if self.tok != Tok::Op('=') {
+            return Err(self.err("'=' after the step's name, as in sum(k = 1..step: lr[k])"));
+        }
+        self.bump()?;
+        let (lo, d1) = self.expr()?;
+        if self.tok != Tok::DotDot {
+            return Err(
+                self.err("'..' between the first and last step, as in sum(k = 1..step: lr[k])")
+            );
+        }
+        self.bump()?;
+        let (hi, d2) = self.expr()?;
+        if self.tok != Tok::Op(':') {
+            return Err(self.err("':' before what is summed, as in sum(k = 1..step: lr[k])"));
+        }
+        self.bump()?;
+        let (body, d3) = self.expr()?;
+        Ok((
+            SumAst {
+                var,
+                var_span,
+                lo,
+                hi,
+                body,
+            },
+            d1.max(d2).max(d3),
+        ))
+    }
+
     /// A call's arguments after its '(' (the caller checks the ')'), and
     /// the deepest one's depth.
     fn args(&mut self) -> Result<(Vec<Ast>, usize), FormulaError> {
@@ -487,12 +589,36 @@ pub fn names(ast: &Ast) -> Vec<(String, Span)> {
                 walk(b, out);
             }
             Ast::Call(_, args, _) => args.iter().for_each(|e| walk(e, out)),
+            // A series is read through the run's schedule: the law's
+            // variable `schedule` (see `law::steps`).
+            Ast::Index(_, i, s) => {
+                if !out.iter().any(|(m, _)| m == SCHEDULE) {
+                    out.push((SCHEDULE.to_string(), *s));
+                }
+                walk(i, out);
+            }
+            Ast::Sum(sum, _) => {
+                walk(&sum.lo, out);
+                walk(&sum.hi, out);
+                // The summed step is bound inside the sum, not a name of
+                // the law.
+                let mut inner = Vec::new();
+                walk(&sum.body, &mut inner);
+                for (n, s) in inner {
+                    if n != sum.var && !out.iter().any(|(m, _)| *m == n) {
+                        out.push((n, s));
+                    }
+                }
+            }
         }
     }
     let mut out = Vec::new();
     walk(ast, &mut out);
     out
 }
+
+/// The variable through which a law reads its runs' per-step series.
+pub const SCHEDULE: &str = "schedule";
 
 #[cfg(test)]
 mod tests {
@@ -518,6 +644,14 @@ mod tests {
                 "{}({})",
                 f.name(),
                 args.iter().map(show).collect::<Vec<_>>().join(", ")
+            ),
+            Ast::Index(n, i, _) => format!("{n}[{}]", show(i)),
+            Ast::Sum(s, _) => format!(
+                "sum({} = {}..{}: {})",
+                s.var,
+                show(&s.lo),
+                show(&s.hi),
+                show(&s.body)
             ),
         }
     }

@@ -660,7 +660,7 @@ impl Deps {
 ///   reciprocal, with each other and with the derivatives.
 ///
 /// `level` classes a node by its variables.
-fn lower(g: &mut Graph, root: NodeId, level: &dyn Fn(u64) -> Class) -> NodeId {
+pub(crate) fn lower(g: &mut Graph, root: NodeId, level: &dyn Fn(u64) -> Class) -> NodeId {
     let mut deps = Deps {
         mask: Vec::new(),
         param: Vec::new(),
@@ -757,6 +757,11 @@ fn lower(g: &mut Graph, root: NodeId, level: &dyn Fn(u64) -> Class) -> NodeId {
             Node::Fn2(f, a, b) => {
                 let (a, b) = (m(a, &map), m(b, &map));
                 g.call(f, &[a, b])
+            }
+            Node::Steps(d, ops) => {
+                let n = super::steps::n_args(d);
+                let mo: Vec<NodeId> = ops[..2 + n].iter().map(|&o| m(o, &map)).collect();
+                g.steps(d, mo[0], mo[1], &mo[2..])
             }
             Node::Const(_) | Node::Var(_) | Node::Param(_) => id,
         };

@@ -29,6 +29,9 @@ pub struct BindOptions {
     /// Columns the command uses otherwise (`--by`, `--test-where`): not
     /// counted as columns the law leaves unused.
     pub used: Vec<String>,
+    /// `--schedule FILE`: the runs' learning rate at every step, for laws
+    /// that sum along the steps.
+    pub schedule: Option<std::path::PathBuf>,
 }
 
 /// How a variable filled with its default is bound: this, then the value.
@@ -210,6 +213,13 @@ pub fn resolve(
         }
         if let Some(col) = declared {
             let Some(c) = table.lookup(&col)? else {
+                if n == parse::SCHEDULE {
+                    bail!(
+                        "{origin}: the law sums along its runs' steps and reads each run's \
+                         learning rate at every step: give the schedules with --schedule FILE \
+                         (a CSV run,step,lr, or a manifest run,file)"
+                    );
+                }
                 let wanted = if col == n {
                     format!("column '{col}', which is missing")
                 } else {
@@ -463,6 +473,7 @@ mod tests {
                 .collect(),
             axis: None,
             used: Vec::new(),
+            schedule: None,
         }
     }
 

@@ -42,6 +42,7 @@ mod plot;
 mod predict;
 mod report;
 mod rows;
+mod schedule;
 mod simulate;
 mod space;
 mod starts;
@@ -153,6 +154,10 @@ pub fn bind(
 ) -> anyhow::Result<BoundLaw> {
     let bare = file.variables.is_empty();
     binding::fill_defaults(&file, table, opts)?;
+    let schedules = match &opts.schedule {
+        Some(path) => Some(schedule::attach(table, path)?),
+        None => None,
+    };
     let table = &*table;
     let (mut file, mut binding) = binding::resolve(file, origin, table, opts)?;
     binding.axis = if let Some(a) = &opts.axis {
@@ -190,6 +195,14 @@ pub fn bind(
     }
     let law = file.compile(origin)?;
     binding.params = law.params.clone();
+    if let Some(s) = &schedules {
+        schedule::check_steps(s, &law, &columns, table)?;
+        for (v, _, why) in &mut binding.variables {
+            if v == crate::law::parse::SCHEDULE {
+                *why = format!("each row's run in {}", s.path.display());
+            }
+        }
+    }
     let warning = if bare {
         binding::check_unbound(&law, &file, table, opts)?
     } else {

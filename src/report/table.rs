@@ -204,7 +204,9 @@ fn curve_table(s: &mut String, curves: &[super::CurveMetrics]) {
     };
     s.push_str("\nper curve\n");
     let mut header: Vec<&str> = first.labels.keys().map(String::as_str).collect();
-    header.extend(first.at.keys().map(String::as_str));
+    // A run's schedule is its label already (a handle, not a value).
+    let shown_at = |k: &String| k != crate::law::parse::SCHEDULE;
+    header.extend(first.at.keys().filter(|k| shown_at(k)).map(String::as_str));
     header.extend(["points", "R2", "RMSE", "MAPE"]);
     // A sweep of hundreds of curves lists them in fit.json, not here.
     let shown = if curves.len() > MAX_CURVE_ROWS {
@@ -216,7 +218,11 @@ fn curve_table(s: &mut String, curves: &[super::CurveMetrics]) {
         .iter()
         .map(|c| {
             let mut row: Vec<String> = c.labels.values().cloned().collect();
-            row.extend(c.at.values().map(|&v| format_at(v)));
+            row.extend(
+                c.at.iter()
+                    .filter(|(k, _)| shown_at(k))
+                    .map(|(_, &v)| format_at(v)),
+            );
             row.extend([
                 c.points.to_string(),
                 format_r2(c.r2),

@@ -11,6 +11,6 @@
 
 pub mod compiled;
 pub mod jacobian;
-mod node;
+pub(crate) mod node;
 
 pub use compiled::{CpuLaw, CpuLayout};

@@ -6,6 +6,7 @@ use crate::backend::fastmath::{exact_exp as exp, exact_ln_recip as ln_recip, exa
 use crate::backend::vector::{binary, unary, V};
 use crate::law::dag::{Node, NodeId};
 use crate::law::ops::Func;
+use crate::law::steps;
 
 /// One node over an array (a tile's axis values, or the curves): `opnd`
 /// gives the operands.
@@ -40,6 +41,23 @@ pub(crate) fn node_op<'a, const FMA: bool>(
         Node::Fn2(f, a, b) => {
             let eval = f.spec().eval;
             binary!(out, opnd(a), opnd(b), |x, y| eval(x, y))
+        }
+        // A sum along the steps, cell by cell: its own evaluator
+        // vectorises over the steps it sums.
+        Node::Steps(d, o) => {
+            let n = steps::n_args(d);
+            let ops: Vec<V> = o[..2 + n].iter().map(|&x| opnd(x)).collect();
+            let at = |v: &V, j: usize| match v {
+                V::S(x) => *x,
+                V::A(a) => a[j],
+            };
+            let mut args = [0.0; steps::MAX_ARGS];
+            for (j, x) in out.iter_mut().enumerate() {
+                for (i, a) in args[..n].iter_mut().enumerate() {
+                    *a = at(&ops[2 + i], j);
+                }
+                *x = steps::eval(d, at(&ops[0], j), at(&ops[1], j), &args[..n]);
+            }
         }
     }
 }

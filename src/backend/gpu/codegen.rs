@@ -126,6 +126,9 @@ pub enum CodegenError {
     /// A point's record does not fit in workgroup memory.
     #[error("the law reads {0} values per point, more than a GPU tile holds")]
     TooWide(usize),
+    /// The law sums along its runs' steps, which the kernels do not yet.
+    #[error("the law sums along its runs' steps (sum(k = ..)), which the GPU kernels do not compute yet: fit it with --backend cpu")]
+    Steps,
     /// The generated module does not validate: a bug in the generator.
     #[error("generated WGSL does not validate (a bug in sweepfit's code generator):\n{0}")]
     Invalid(String),
@@ -236,6 +239,7 @@ impl Gen<'_> {
             },
             Node::Fn1(f, a) => (f.wgsl(&[o(a)?]), f.wgsl_defined(&o(a)?)),
             Node::Fn2(f, a, b) => (f.wgsl(&[o(a)?, o(b)?]), f.wgsl_defined(&o(a)?)),
+            Node::Steps(..) => return Err(CodegenError::Steps),
         })
     }
 

@@ -1,0 +1,967 @@
+//! Sums along a run's steps: the operator that laws of the whole training
+//! curve are written with (the multi-power law, the LR-annealing law).
+//!
+//! `sum(k = 1..step: body)` is the sum of `body` over the steps k = 1, ...,
+//! t of the row's run, t its `step`. Inside the body:
+//! - `lr[k]`, `lr[k-1]`, `lr[step]`, `lr[0]`: a per-step series of the run
+//!   (from `--schedule`) at a step that is k, the row's step or a number,
+//!   plus or minus a whole number;
+//! - `sum(j = k..step: lr[j])`: a window of a series (both ends of the
+//!   same forms), a difference of two prefix sums, never a loop;
+//! - `k` and `step` as numbers, and any name of the law (parameters,
+//!   variables, defs) that does not depend on k.
+//!
+//! In the law's graph a sum is one node ([`Node::Steps`]) whose operands
+//! are the run's schedule (the variable `schedule`, a handle registered
+//! here), the step, and the outer values its body uses; its body is a
+//! graph of its own whose variables are the per-step values ([`Leaf`]) and
+//! whose parameters are those outer values. Its derivative with respect to
+//! an outer value is the sum of the body's derivative: another sum of the
+//! same family. So the plan, the gradient, the Jacobian rows and the
+//! transforms treat a sum as a node with a few operands, and every
+//! evaluator computes it through [`eval`], the one definition.
+//!
+//! What [`eval`] does less than the plain loop over k = 1..t:
+//! - steps where the body's factors that depend on k alone are 0 are never
+//!   visited (lr[k-1] - lr[k]: a constant stretch of a schedule adds
+//!   nothing);
+//! - what depends on k alone (lr[k]^-gamma's ln lr[k]) is computed once
+//!   per run, what depends on k and the outer values (C lr[k]^-gamma) once
+//!   per run and parameter vector, and per (step, k) only the rest, over
+//!   chunks of k (vectorised);
+//! - the value and its derivatives with respect to every outer value are
+//!   one pass, kept per (run, step, values) for the derivative nodes that
+//!   ask next.
+//!
+//! Definitions and schedules are interned process-wide, as the functions
+//! of `ops` are in a static table: a node is `Copy` and carries an index.
+//! They are small (a body graph; a run's series) and shared by equal
+//! definitions and equal schedules, so a long session does not grow with
+//! repeated fits.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use super::dag::{Graph, Node, NodeId};
+use super::diff;
+use super::plan::{lower, Class};
+use crate::backend::cpu::node::node_op;
+use crate::backend::vector::V;
+
+/// Outer values a sum's body may use (parameters, variables, defs).
+pub const MAX_ARGS: usize = 4;
+/// Operands of a sum node: the schedule, the step, the outer values.
+pub const MAX_OPS: usize = 2 + MAX_ARGS;
+/// An unused operand slot.
+pub const NONE: NodeId = NodeId::MAX;
+/// Steps k evaluated together per node (a vector loop's length).
+const CHUNK: usize = 256;
+
+/// A step a series is read at: k + c, the row's step + c, or step c.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Index {
+    K(i64),
+    T(i64),
+    At(i64),
+}
+
+impl Index {
+    fn at(self, k: i64, t: i64) -> i64 {
+        match self {
+            Index::K(c) => k + c,
+            Index::T(c) => t + c,
+            Index::At(c) => c,
+        }
+    }
+
+    fn text(self, k: &str) -> String {
+        let off = |base: &str, c: i64| match c {
+            0 => base.to_string(),
+            c if c > 0 => format!("{base}+{c}"),
+            c => format!("{base}{c}"),
+        };
+        match self {
+            Index::K(c) => off(k, c),
+            Index::T(c) => off("step", c),
+            Index::At(c) => c.to_string(),
+        }
+    }
+}
+
+/// A per-step value in a sum's body (a variable of the body's graph).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Leaf {
+    /// `series[at]`.
+    Value { series: u16, at: Index },
+    /// `sum(j = from..to: series[j])`, 0 when `to < from`.
+    Window { series: u16, from: Index, to: Index },
+    /// The summed step k.
+    K,
+    /// The row's step.
+    T,
+}
+
+impl Leaf {
+    /// (depends on k, depends on the row's step).
+    fn deps(self) -> (bool, bool) {
+        let d = |i: Index| (matches!(i, Index::K(_)), matches!(i, Index::T(_)));
+        match self {
+            Leaf::Value { at, .. } => d(at),
+            Leaf::Window { from, to, .. } => {
+                let (a, b) = (d(from), d(to));
+                (a.0 || b.0, a.1 || b.1)
+            }
+            Leaf::K => (true, false),
+            Leaf::T => (false, true),
+        }
+    }
+
+    fn text(self, series: &[String], k: &str) -> String {
+        match self {
+            Leaf::Value { series: s, at } => format!("{}[{}]", series[s as usize], at.text(k)),
+            Leaf::Window {
+                series: s,
+                from,
+                to,
+            } => format!(
+                "sum(j = {}..{}: {}[j])",
+                from.text(k),
+                to.text(k),
+                series[s as usize]
+            ),
+            Leaf::K => k.to_string(),
+            Leaf::T => "step".to_string(),
+        }
+    }
+}
+
+/// A sum as the compiler builds it: `sum(k = lo..step + hi: body)`, the
+/// body a graph whose `Var(i)` is `leaves[i]` and whose `Param(i)` is the
+/// sum node's outer value i.
+#[derive(Debug, Clone)]
+pub struct Body {
+    pub graph: Graph,
+    pub root: NodeId,
+    pub leaves: Vec<Leaf>,
+    /// Series names, indexed by the leaves' `series`.
+    pub series: Vec<String>,
+    pub n_args: usize,
+    /// The summed step's name, for the text.
+    pub var: String,
+    pub lo: i64,
+    pub hi: i64,
+}
+
+/// How often a body node is evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Not on k: once per (step, values).
+    Call,
+    /// On k alone: once per run.
+    KData,
+    /// On k and the outer values, not the step: once per run and values.
+    KArg,
+    /// On k and the step: per (step, k).
+    Pair,
+}
+
+/// A body and its derivatives with respect to every outer value, lowered
+/// and planned: one pass evaluates them all.
+struct Family {
+    id: u32,
+    body: Body,
+    /// The body's graph with its value and derivatives lowered (the
+    /// written body, `body.root`, is still in it, for the text).
+    graph: Graph,
+    /// The value and its derivative by each outer value.
+    roots: Vec<NodeId>,
+    kind: Vec<Kind>,
+    /// Nodes needed, by kind, in topological order.
+    order: [Vec<NodeId>; 4],
+    /// Per node, its row in its kind's arrays.
+    slot: Vec<usize>,
+    /// Factors of the value on k alone: steps where one is 0 add nothing.
+    factors: Vec<NodeId>,
+    runs: Mutex<HashMap<u32, Arc<RunPlan>>>,
+    /// Derivatives of the non-primary roots (second derivatives), as defs.
+    higher: Mutex<HashMap<(usize, usize), u32>>,
+}
+
+/// One run's series: values at every step from 0, and their prefix sums
+/// in two parts (high and low: a window of a few steps near the end of a
+/// long schedule keeps its digits).
+#[derive(Debug)]
+pub struct Series {
+    names: Vec<String>,
+    values: Vec<Vec<f64>>,
+    prefix: Vec<(Vec<f64>, Vec<f64>)>,
+}
+
+impl Series {
+    fn new(names: Vec<String>, values: Vec<Vec<f64>>) -> Series {
+        let prefix = values
+            .iter()
+            .map(|v| {
+                let (mut hi, mut lo) = (Vec::with_capacity(v.len()), Vec::with_capacity(v.len()));
+                let (mut s, mut c) = (0.0f64, 0.0f64);
+                for &x in v {
+                    // Two-sum: s + c is the exact running sum to ~2^-106.
+                    let t = s + x;
+                    let bp = t - s;
+                    c += (s - (t - bp)) + (x - bp);
+                    s = t;
+                    hi.push(s);
+                    lo.push(c);
+                }
+                (hi, lo)
+            })
+            .collect();
+        Series {
+            names,
+            values,
+            prefix,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.values.first().map_or(0, Vec::len)
+    }
+
+    fn value(&self, s: usize, i: i64) -> f64 {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| self.values[s].get(i))
+            .copied()
+            .unwrap_or(f64::NAN)
+    }
+
+    /// Sum of series `s` over steps a..=b: 0 when b < a, NaN outside the
+    /// schedule.
+    fn window(&self, s: usize, a: i64, b: i64) -> f64 {
+        if b < a {
+            return 0.0;
+        }
+        if a < 0 || b >= self.len() as i64 {
+            return f64::NAN;
+        }
+        let (hi, lo) = &self.prefix[s];
+        let (b, a) = (b as usize, a as usize);
+        let (h, l) = if a == 0 {
+            (hi[b], lo[b])
+        } else {
+            (hi[b] - hi[a - 1], lo[b] - lo[a - 1])
+        };
+        h + l
+    }
+}
+
+/// What a family needs of one run: the steps visited and the per-k values.
+struct RunPlan {
+    handle: u32,
+    series: Arc<Series>,
+    /// The family's series index -> the run's; None where the run lacks it.
+    map: Vec<Option<usize>>,
+    /// Visited steps k, ascending.
+    ks: Vec<i64>,
+    /// KData arrays over `ks`, by slot.
+    kdata: Vec<Vec<f64>>,
+    /// Per leaf, for windows from k + a to the row's step: the prefix sum
+    /// (high, low) before k + a over `ks` (0 before step 0), so that a
+    /// window is two subtractions per step.
+    before: Vec<Option<(Vec<f64>, Vec<f64>)>>,
+}
+
+#[derive(Default)]
+struct Registry {
+    families: Vec<Arc<Family>>,
+    by_text: HashMap<String, u32>,
+    /// Def -> (family, root).
+    defs: Vec<(u32, usize)>,
+    def_of: HashMap<(u32, usize), u32>,
+    runs: Vec<Arc<Series>>,
+    run_of: HashMap<u64, Vec<u32>>,
+}
+
+fn registry() -> &'static RwLock<Registry> {
+    static R: OnceLock<RwLock<Registry>> = OnceLock::new();
+    R.get_or_init(Default::default)
+}
+
+/// Register a run's series (names and values at every step from 0, all
+/// of one length); returns its handle, the value of the law's `schedule`
+/// variable on the run's rows. Equal series share a handle.
+pub fn register_run(names: Vec<String>, values: Vec<Vec<f64>>) -> u32 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    names.hash(&mut h);
+    for v in &values {
+        v.len().hash(&mut h);
+        for x in v {
+            x.to_bits().hash(&mut h);
+        }
+    }
+    let key = h.finish();
+    let mut r = registry().write().unwrap_or_else(|e| e.into_inner());
+    if let Some(ids) = r.run_of.get(&key) {
+        for &id in ids {
+            let s = &r.runs[id as usize];
+            if s.names == names && s.values == values {
+                return id;
+            }
+        }
+    }
+    let id = r.runs.len() as u32;
+    r.runs.push(Arc::new(Series::new(names, values)));
+    r.run_of.entry(key).or_default().push(id);
+    id
+}
+
+/// Define a sum; returns the def of its value (the index a
+/// [`Node::Steps`] carries).
+pub fn define(body: Body) -> u32 {
+    let text = format!(
+        "{:?}|{:?}|{}|{}|{}|{}",
+        body.leaves,
+        body.series,
+        body.lo,
+        body.hi,
+        body.n_args,
+        body.graph.expr(
+            body.root,
+            &leaf_names(&body),
+            &arg_names(body.n_args),
+            10_000
+        )
+    );
+    let mut r = registry().write().unwrap_or_else(|e| e.into_inner());
+    let fam = match r.by_text.get(&text) {
+        Some(&f) => f,
+        None => {
+            let id = r.families.len() as u32;
+            r.families.push(Arc::new(Family::new(id, body)));
+            r.by_text.insert(text, id);
+            id
+        }
+    };
+    intern(&mut r, fam, 0)
+}
+
+fn intern(r: &mut Registry, fam: u32, root: usize) -> u32 {
+    if let Some(&d) = r.def_of.get(&(fam, root)) {
+        return d;
+    }
+    let d = r.defs.len() as u32;
+    r.defs.push((fam, root));
+    r.def_of.insert((fam, root), d);
+    d
+}
+
+fn leaf_names(b: &Body) -> Vec<String> {
+    b.leaves.iter().map(|l| l.text(&b.series, &b.var)).collect()
+}
+
+fn arg_names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("${i}")).collect()
+}
+
+/// A def: its family and which root.
+type Def = (Arc<Family>, usize);
+
+fn family(def: u32) -> Def {
+    thread_local! {
+        static SEEN: RefCell<Vec<Option<Def>>> = const { RefCell::new(Vec::new()) };
+    }
+    SEEN.with(|seen| {
+        let mut seen = seen.borrow_mut();
+        if let Some(Some(f)) = seen.get(def as usize) {
+            return f.clone();
+        }
+        let r = registry().read().unwrap_or_else(|e| e.into_inner());
+        let (fam, root) = r.defs[def as usize];
+        let f = (r.families[fam as usize].clone(), root);
+        if seen.len() <= def as usize {
+            seen.resize(def as usize + 1, None);
+        }
+        seen[def as usize] = Some(f.clone());
+        f
+    })
+}
+
+/// The number of outer values def `def`'s body uses.
+pub fn n_args(def: u32) -> usize {
+    family(def).0.body.n_args
+}
+
+/// The def of d(sum def)/d(outer value `arg`).
+pub fn derivative(def: u32, arg: usize) -> u32 {
+    let (fam, root) = family(def);
+    if root == 0 {
+        let mut r = registry().write().unwrap_or_else(|e| e.into_inner());
+        return intern(&mut r, fam.id, 1 + arg);
+    }
+    let known = fam
+        .higher
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&(root, arg))
+        .copied();
+    if let Some(d) = known {
+        return d;
+    }
+    // A derivative of a derivative: the derivative's body as a family of
+    // its own (rare: second derivatives of the transforms).
+    let mut body = fam.body.clone();
+    body.root = fam.roots[root];
+    let d = derivative(define(body), arg);
+    fam.higher
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert((root, arg), d);
+    d
+}
+
+/// The sum as formula text, its outer values written by `arg`.
+pub fn text(def: u32, arg: &dyn Fn(usize) -> String) -> String {
+    let (fam, root) = family(def);
+    let b = &fam.body;
+    let args: Vec<String> = (0..b.n_args).map(arg).collect();
+    // A derivative is named as d/dx of the written sum.
+    let body = b.graph.expr(b.root, &leaf_names(b), &args, 12);
+    let hi = Index::T(b.hi).text(&b.var);
+    let sum = format!("sum({} = {}..{hi}: {body})", b.var, b.lo);
+    match root {
+        0 => sum,
+        r => format!("d/d{} {sum}", args[r - 1]),
+    }
+}
+
+impl Family {
+    fn new(id: u32, body: Body) -> Family {
+        let mut graph = body.graph.clone();
+        let (mut kmask, mut tmask) = (0u64, 0u64);
+        for (i, l) in body.leaves.iter().enumerate() {
+            let (dk, dt) = l.deps();
+            kmask |= u64::from(dk) << i;
+            tmask |= u64::from(dt) << i;
+        }
+        // Negations go to what is evaluated least often.
+        let level = |m: u64| {
+            if m & tmask != 0 {
+                Class::Point
+            } else if m & kmask != 0 {
+                Class::Axis
+            } else {
+                Class::Start
+            }
+        };
+        // Lowered before it is differentiated, as the plan does: the
+        // derivatives of exp(y ln x) reuse its exp and its log.
+        let value = lower(&mut graph, body.root, &level);
+        let grads = diff::gradient(&mut graph, value, body.n_args);
+        let mut roots = vec![value];
+        roots.extend(grads.iter().map(|&r| lower(&mut graph, r, &level)));
+        let body = Body {
+            graph: graph.clone(),
+            ..body
+        };
+        let masks = graph.var_masks();
+        let dep = diff::param_dependent(&graph);
+        let kind: Vec<Kind> = (0..graph.len())
+            .map(|i| {
+                let (dk, dt) = (masks[i] & kmask != 0, masks[i] & tmask != 0);
+                match (dk, dt, dep[i]) {
+                    (false, _, _) => Kind::Call,
+                    (true, true, _) => Kind::Pair,
+                    (true, false, false) => Kind::KData,
+                    (true, false, true) => Kind::KArg,
+                }
+            })
+            .collect();
+        let mut needed = vec![false; graph.len()];
+        let mut stack = roots.clone();
+        while let Some(n) = stack.pop() {
+            if !needed[n as usize] {
+                needed[n as usize] = true;
+                stack.extend(graph.node(n).operands());
+            }
+        }
+        // The value's factors on k alone, through products and signs.
+        let mut factors = Vec::new();
+        let mut stack = vec![roots[0]];
+        while let Some(n) = stack.pop() {
+            match graph.node(n) {
+                Node::Mul(a, b) => stack.extend([a, b]),
+                Node::Neg(a) => stack.push(a),
+                _ if kind[n as usize] == Kind::KData => factors.push(n),
+                _ => {}
+            }
+        }
+        for &f in &factors {
+            let mut stack = vec![f];
+            while let Some(n) = stack.pop() {
+                if !needed[n as usize] {
+                    needed[n as usize] = true;
+                    stack.extend(graph.node(n).operands());
+                }
+            }
+        }
+        let mut order: [Vec<NodeId>; 4] = Default::default();
+        let mut slot = vec![usize::MAX; graph.len()];
+        for (i, &need) in needed.iter().enumerate() {
+            if need {
+                let k = kind[i] as usize;
+                slot[i] = order[k].len();
+                order[k].push(i as NodeId);
+            }
+        }
+        Family {
+            id,
+            body,
+            graph,
+            roots,
+            kind,
+            order,
+            slot,
+            factors,
+            runs: Mutex::new(HashMap::new()),
+            higher: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn leaf(&self, id: NodeId) -> Option<Leaf> {
+        match self.graph.node(id) {
+            Node::Var(v) => Some(self.body.leaves[v as usize]),
+            _ => None,
+        }
+    }
+
+    /// A leaf's value at (k, t) on run `p`.
+    fn leaf_at(&self, leaf: Leaf, p: &RunPlan, k: i64, t: i64) -> f64 {
+        let series = |s: u16| p.map[s as usize];
+        match leaf {
+            Leaf::Value { series: s, at } => {
+                series(s).map_or(f64::NAN, |s| p.series.value(s, at.at(k, t)))
+            }
+            Leaf::Window {
+                series: s,
+                from,
+                to,
+            } => series(s).map_or(f64::NAN, |s| p.series.window(s, from.at(k, t), to.at(k, t))),
+            Leaf::K => k as f64,
+            Leaf::T => t as f64,
+        }
+    }
+
+    /// What this family needs of run `handle`, made once.
+    fn run(&self, handle: u32) -> Option<Arc<RunPlan>> {
+        if let Some(p) = self
+            .runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&handle)
+        {
+            return Some(p.clone());
+        }
+        let series = registry()
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .runs
+            .get(handle as usize)?
+            .clone();
+        let map = self
+            .body
+            .series
+            .iter()
+            .map(|n| series.names.iter().position(|m| m == n))
+            .collect();
+        let mut p = RunPlan {
+            handle,
+            series,
+            map,
+            ks: Vec::new(),
+            kdata: Vec::new(),
+            before: Vec::new(),
+        };
+        let all: Vec<i64> = (self.body.lo..p.series.len() as i64).collect();
+        let kdata = self.kdata(&p, &all);
+        // Steps where a factor on k alone is 0 add nothing (NaN is kept:
+        // an undefined term stays undefined).
+        let keep: Vec<bool> = (0..all.len())
+            .map(|j| {
+                self.factors
+                    .iter()
+                    .all(|&f| kdata[self.slot[f as usize]][j] != 0.0)
+            })
+            .collect();
+        p.ks = all
+            .iter()
+            .zip(&keep)
+            .filter(|(_, &k)| k)
+            .map(|(&k, _)| k)
+            .collect();
+        p.kdata = kdata
+            .into_iter()
+            .map(|a| {
+                a.into_iter()
+                    .zip(&keep)
+                    .filter(|(_, &k)| k)
+                    .map(|(x, _)| x)
+                    .collect()
+            })
+            .collect();
+        p.before = self
+            .body
+            .leaves
+            .iter()
+            .map(|l| match *l {
+                Leaf::Window {
+                    series,
+                    from: Index::K(a),
+                    to: Index::T(_),
+                } => {
+                    let s = p.map[series as usize]?;
+                    let (hi, lo) = &p.series.prefix[s];
+                    let at = |v: &Vec<f64>, k: i64| match k + a - 1 {
+                        i if i < 0 => 0.0,
+                        i => v.get(i as usize).copied().unwrap_or(f64::NAN),
+                    };
+                    Some((
+                        p.ks.iter().map(|&k| at(hi, k)).collect(),
+                        p.ks.iter().map(|&k| at(lo, k)).collect(),
+                    ))
+                }
+                _ => None,
+            })
+            .collect();
+        let p = Arc::new(p);
+        self.runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(handle, p.clone());
+        Some(p)
+    }
+
+    /// The Call nodes' values at step `t` for outer values `args`.
+    fn calls(&self, p: &RunPlan, t: i64, args: &[f64]) -> Vec<f64> {
+        let calls = &self.order[Kind::Call as usize];
+        let mut call = vec![0.0; calls.len()];
+        for (j, &id) in calls.iter().enumerate() {
+            let v = match self.leaf(id) {
+                Some(leaf) => self.leaf_at(leaf, p, 0, t),
+                None => {
+                    self.graph
+                        .node(id)
+                        .eval(&|o| call[self.slot[o as usize]], &|_| f64::NAN, args)
+                }
+            };
+            call[j] = v;
+        }
+        call
+    }
+
+    /// The KData nodes over steps `ks` of a run.
+    fn kdata(&self, p: &RunPlan, ks: &[i64]) -> Vec<Vec<f64>> {
+        // The Call nodes a KData node reads are on neither the step nor
+        // the outer values (it would be on them too).
+        let nan = [f64::NAN; MAX_ARGS];
+        let call = self.calls(p, 0, &nan[..self.body.n_args]);
+        let nodes = &self.order[Kind::KData as usize];
+        let mut out: Vec<Vec<f64>> = vec![vec![0.0; ks.len()]; nodes.len()];
+        for (j, &id) in nodes.iter().enumerate() {
+            let (done, rest) = out.split_at_mut(j);
+            let o = &mut rest[0];
+            if let Some(leaf) = self.leaf(id) {
+                for (x, &k) in o.iter_mut().zip(ks) {
+                    *x = self.leaf_at(leaf, p, k, 0);
+                }
+                continue;
+            }
+            let opnd = |n: NodeId| match self.kind[n as usize] {
+                Kind::Call => V::S(call[self.slot[n as usize]]),
+                _ => V::A(&done[self.slot[n as usize]]),
+            };
+            node_op::<false>(self.graph.node(id), &opnd, o, &[]);
+        }
+        out
+    }
+
+    /// The KArg nodes over a run's visited steps, for outer values `args`
+    /// (`call`: the Call nodes' values).
+    fn karg(&self, p: &RunPlan, call: &[f64], args: &[f64]) -> Vec<Vec<f64>> {
+        let nodes = &self.order[Kind::KArg as usize];
+        let n = p.ks.len();
+        let mut out: Vec<Vec<f64>> = vec![vec![0.0; n]; nodes.len()];
+        for (j, &id) in nodes.iter().enumerate() {
+            let (done, rest) = out.split_at_mut(j);
+            let opnd = |o: NodeId| match self.kind[o as usize] {
+                Kind::Call => V::S(call[self.slot[o as usize]]),
+                Kind::KData => V::A(&p.kdata[self.slot[o as usize]]),
+                _ => V::A(&done[self.slot[o as usize]]),
+            };
+            node_op::<false>(self.graph.node(id), &opnd, &mut rest[0], args);
+        }
+        out
+    }
+
+    /// Every root's sum at step `t` of run `p` for outer values `args`.
+    fn sums(&self, p: &RunPlan, t: i64, args: &[f64]) -> Vec<f64> {
+        let call = self.calls(p, t, args);
+        let last = t + self.body.hi;
+        if last >= p.series.len() as i64 {
+            // The sum runs past the run's schedule.
+            return vec![f64::NAN; self.roots.len()];
+        }
+        let m = p.ks.partition_point(|&k| k <= last);
+        let karg = if self.order[Kind::KArg as usize].is_empty() {
+            Rc::new(Vec::new())
+        } else {
+            karg_cached(self, p, &call, args)
+        };
+        let mut sums = vec![0.0; self.roots.len()];
+        let w = Work {
+            p,
+            t,
+            m,
+            call: &call,
+            karg: &karg,
+            args,
+        };
+        dispatch(self, &w, &mut sums);
+        // A root that is a series at k alone (the area under the
+        // schedule): a window, exact where the loop rounds.
+        for (r, &root) in self.roots.iter().enumerate() {
+            if let Some(Leaf::Value {
+                series,
+                at: Index::K(c),
+            }) = self.leaf(root)
+            {
+                if let (Some(s), true) = (p.map[series as usize], self.factors == [root]) {
+                    sums[r] = p.series.window(s, self.body.lo + c, last + c);
+                }
+            }
+        }
+        sums
+    }
+
+    /// The per-(step, k) pass: the Pair nodes over chunks of the visited
+    /// steps up to the row's, and every root's sum.
+    #[inline(always)]
+    fn pass<const FMA: bool>(&self, w: &Work, sums: &mut [f64]) {
+        let (p, call, karg, args) = (w.p, w.call, w.karg, w.args);
+        let g = &self.graph;
+        let pairs = &self.order[Kind::Pair as usize];
+        let mut buf = vec![0.0; pairs.len() * CHUNK];
+        for c0 in (0..w.m).step_by(CHUNK) {
+            let len = CHUNK.min(w.m - c0);
+            for (j, &id) in pairs.iter().enumerate() {
+                let (done, rest) = buf.split_at_mut(j * CHUNK);
+                let out = &mut rest[..len];
+                if let Some(leaf) = self.leaf(id) {
+                    self.fill::<FMA>(leaf, id, w, c0, out);
+                    continue;
+                }
+                let opnd = |o: NodeId| {
+                    let s = self.slot[o as usize];
+                    match self.kind[o as usize] {
+                        Kind::Call => V::S(call[s]),
+                        Kind::KData => V::A(&p.kdata[s][c0..c0 + len]),
+                        Kind::KArg => V::A(&karg[s][c0..c0 + len]),
+                        Kind::Pair => V::A(&done[s * CHUNK..s * CHUNK + len]),
+                    }
+                };
+                node_op::<FMA>(g.node(id), &opnd, out, args);
+            }
+            for (r, &root) in self.roots.iter().enumerate() {
+                let s = self.slot[root as usize];
+                sums[r] += match self.kind[root as usize] {
+                    Kind::Call => call[s] * len as f64,
+                    Kind::KData => p.kdata[s][c0..c0 + len].iter().sum::<f64>(),
+                    Kind::KArg => karg[s][c0..c0 + len].iter().sum::<f64>(),
+                    Kind::Pair => buf[s * CHUNK..s * CHUNK + len].iter().sum::<f64>(),
+                };
+            }
+        }
+    }
+}
+
+impl Family {
+    /// Leaf `leaf` (node `id`) over steps `c0..` of a pass.
+    #[inline(always)]
+    fn fill<const FMA: bool>(&self, leaf: Leaf, id: NodeId, w: &Work, c0: usize, out: &mut [f64]) {
+        let (p, t) = (w.p, w.t);
+        let ks = &p.ks[c0..c0 + out.len()];
+        let Node::Var(v) = self.graph.node(id) else {
+            unreachable!("a leaf is a variable")
+        };
+        if let (
+            Leaf::Window {
+                series,
+                from: Index::K(a),
+                to: Index::T(b),
+            },
+            Some((hb, lb)),
+        ) = (leaf, &p.before[v as usize])
+        {
+            let Some(s) = p.map[series as usize] else {
+                return out.fill(f64::NAN);
+            };
+            let last = t + b;
+            let (hi, lo) = &p.series.prefix[s];
+            let Some((&h, &l)) = usize::try_from(last)
+                .ok()
+                .and_then(|i| hi.get(i).zip(lo.get(i)))
+            else {
+                return out.fill(f64::NAN);
+            };
+            let (hb, lb) = (&hb[c0..c0 + out.len()], &lb[c0..c0 + out.len()]);
+            for (((x, &k), &hk), &lk) in out.iter_mut().zip(ks).zip(hb).zip(lb) {
+                let v = (h - hk) + (l - lk);
+                *x = if k + a > last { 0.0 } else { v };
+            }
+            return;
+        }
+        for (x, &k) in out.iter_mut().zip(ks) {
+            *x = self.leaf_at(leaf, p, k, t);
+        }
+    }
+}
+
+/// What one pass reads.
+struct Work<'a> {
+    p: &'a RunPlan,
+    t: i64,
+    /// Visited steps summed: the first `m` of `p.ks`.
+    m: usize,
+    call: &'a [f64],
+    karg: &'a [Vec<f64>],
+    args: &'a [f64],
+}
+
+/// [`Family::pass`] compiled for the widest vector instructions the CPU
+/// has, as the compiled plan's passes are.
+fn dispatch(f: &Family, w: &Work, sums: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports the features the function enables.
+            return unsafe { pass_avx512(f, w, sums) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: as above.
+            return unsafe { pass_avx2(f, w, sums) };
+        }
+    }
+    f.pass::<false>(w, sums)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn pass_avx512(f: &Family, w: &Work, sums: &mut [f64]) {
+    f.pass::<true>(w, sums)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pass_avx2(f: &Family, w: &Work, sums: &mut [f64]) {
+    f.pass::<true>(w, sums)
+}
+
+type ArgBits = [u64; MAX_ARGS];
+/// A family's KArg arrays for one run and parameter vector.
+type KArgs = Rc<Vec<Vec<f64>>>;
+/// (family, run, step, outer values).
+type SumKey = (u32, u32, i64, ArgBits);
+
+fn arg_bits(args: &[f64]) -> ArgBits {
+    let mut b = [0u64; MAX_ARGS];
+    for (x, a) in b.iter_mut().zip(args) {
+        *x = a.to_bits();
+    }
+    b
+}
+
+/// Entries kept per thread before a cache starts afresh.
+const KARG_KEEP: usize = 64;
+const SUMS_KEEP: usize = 1 << 18;
+
+thread_local! {
+    static KARGS: RefCell<HashMap<(u32, u32, ArgBits), KArgs>> =
+        RefCell::new(HashMap::new());
+    static SUMS: RefCell<HashMap<SumKey, Rc<[f64]>>> =
+        RefCell::new(HashMap::new());
+}
+
+fn karg_cached(f: &Family, p: &RunPlan, call: &[f64], args: &[f64]) -> KArgs {
+    let key = (f.id, p.handle, arg_bits(args));
+    if let Some(v) = KARGS.with(|c| c.borrow().get(&key).cloned()) {
+        return v;
+    }
+    let v = Rc::new(f.karg(p, call, args));
+    KARGS.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= KARG_KEEP {
+            c.clear();
+        }
+        c.insert(key, v.clone());
+    });
+    v
+}
+
+/// The sum `def` on run `handle` at step `t` with outer values `args`: the
+/// one definition every evaluator calls. NaN when the handle or the step
+/// is not one (a row without a schedule), or the sum reads past its run's
+/// schedule.
+pub fn eval(def: u32, handle: f64, t: f64, args: &[f64]) -> f64 {
+    let (fam, root) = family(def);
+    if !(handle >= 0.0 && handle.fract() == 0.0 && t.fract() == 0.0 && t.is_finite()) {
+        return f64::NAN;
+    }
+    let (h, t) = (handle as u32, t as i64);
+    let key = (fam.id, h, t, arg_bits(args));
+    if let Some(v) = SUMS.with(|c| c.borrow().get(&key).map(|v| v[root])) {
+        return v;
+    }
+    let Some(p) = fam.run(h) else {
+        return f64::NAN;
+    };
+    let sums: Rc<[f64]> = fam.sums(&p, t, args).into();
+    let v = sums[root];
+    SUMS.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= SUMS_KEEP {
+            c.clear();
+        }
+        c.insert(key, sums);
+    });
+    v
+}
+
+/// The evaluation plan of sum `def`'s family as text: how many nodes run
+/// per (step, values), per run, per run and values, and per (step, k).
+pub fn listing(def: u32) -> String {
+    let (fam, _) = family(def);
+    let names = leaf_names(&fam.body);
+    let args = arg_names(fam.body.n_args);
+    let mut out = String::new();
+    for (k, title) in [
+        (Kind::Call, "per step"),
+        (Kind::KData, "per run (data)"),
+        (Kind::KArg, "per run and parameter vector"),
+        (Kind::Pair, "per (step, k)"),
+    ] {
+        let nodes = &fam.order[k as usize];
+        out.push_str(&format!("{title}: {} nodes\n", nodes.len()));
+        for &id in nodes {
+            let opnd = |o: NodeId| format!("%{o}");
+            out.push_str(&format!(
+                "  %{id} = {}\n",
+                fam.graph.node(id).text(&opnd, &names, &args)
+            ));
+        }
+    }
+    out.push_str(&format!("roots: {:?}\n", fam.roots));
+    out
+}

@@ -1,0 +1,86 @@
+//! The runs' schedules of a law that sums along the steps (`--schedule`):
+//! each row's run's schedule becomes the value of the law's `schedule`
+//! variable (a handle of `law::steps`), and the rows' steps are checked
+//! against it once the law says which variable is the step.
+
+use std::path::Path;
+
+use anyhow::bail;
+
+use crate::data::{Schedules, Table, TextColumn};
+use crate::law::dag::Node;
+use crate::law::parse::SCHEDULE;
+use crate::law::{steps, CompiledLaw};
+
+/// Read the schedules at `path` and give `table` the column `schedule`:
+/// each row's run's (by the `run` column; one schedule for every run when
+/// the file has none). Errors name the file, or the row whose run has no
+/// schedule.
+pub(super) fn attach(table: &mut Table, path: &Path) -> anyhow::Result<Schedules> {
+    if table.lookup(SCHEDULE)?.is_some() {
+        bail!(
+            "{}: the data has a column '{SCHEDULE}' already, and --schedule adds one of that \
+             name (rename the column)",
+            table.path.display()
+        );
+    }
+    let s = Schedules::read(path)?;
+    let handles: Vec<u32> = s
+        .runs
+        .values()
+        .map(|r| steps::register_run(vec!["lr".into()], vec![r.lr.clone()]))
+        .collect();
+    let run_col = table.lookup("run")?;
+    let mut values = Vec::with_capacity(table.rows());
+    for r in 0..table.rows() {
+        let run = run_col.map_or("", |c| &table.columns[c][r]);
+        let Some(i) = s.run_index(run) else {
+            let known: Vec<&str> = s.runs.keys().take(8).map(String::as_str).collect();
+            bail!(
+                "{}: run '{run}' has no schedule in {} (its runs: {}{})",
+                table.place(r),
+                path.display(),
+                known.join(", "),
+                if s.runs.len() > 8 { ", ..." } else { "" }
+            );
+        };
+        values.push(handles[i] as f64);
+    }
+    table.headers.push(SCHEDULE.to_string());
+    table.columns.push(TextColumn::from_numbers(values));
+    Ok(s)
+}
+
+/// Check every row's step against its run's schedule, for each variable
+/// `law` sums up to (`columns`: each variable's column): a whole step
+/// within the schedule, and where the table logs `lr`, the schedule's.
+/// Errors when the law sums along no steps: the schedule would be unused.
+pub(super) fn check_steps(
+    s: &Schedules,
+    law: &CompiledLaw,
+    columns: &[usize],
+    table: &Table,
+) -> anyhow::Result<()> {
+    let mut step_vars: Vec<u16> = Vec::new();
+    for n in law.graph.nodes() {
+        if let Node::Steps(_, ops) = n {
+            if let Node::Var(v) = law.graph.node(ops[1]) {
+                if !step_vars.contains(&v) {
+                    step_vars.push(v);
+                }
+            }
+        }
+    }
+    if step_vars.is_empty() {
+        bail!(
+            "--schedule {}: the law sums along no steps (sum(k = 1..step: ...)), so nothing \
+             reads the schedules",
+            s.path.display()
+        );
+    }
+    let (run_col, lr_col) = (table.lookup("run")?, table.lookup("lr")?);
+    for v in step_vars {
+        s.rows(table, run_col, columns[v as usize], lr_col)?;
+    }
+    Ok(())
+}
