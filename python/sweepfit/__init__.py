@@ -67,12 +67,14 @@ def _selector(test_where: Optional[Mapping[str, Any]]) -> Optional[dict]:
 def _law_options(law: Optional[str], law_file: Optional[PathLike], vars: Optional[Mapping[str, str]],
                  axis: Optional[str], fix: Optional[Mapping[str, float]], loss: str, space: str,
                  delta: float, starts: Optional[int], seed: int, max_iter: Optional[int],
-                 ftol: Optional[float], gtol: Optional[float]) -> Dict[str, Any]:
+                 ftol: Optional[float], gtol: Optional[float],
+                 schedule: Optional[PathLike] = None) -> Dict[str, Any]:
     if law is not None and law_file is not None:
         raise ValueError("give law or law_file, not both")
     opts: Dict[str, Any] = {
         "vars": [[k, str(v)] for k, v in _pairs(vars, "vars")],
         "axis": axis,
+        "schedule": None if schedule is None else os.fspath(schedule),
         "fix": [[k, float(v)] for k, v in _pairs(fix, "fix")],
         "loss": loss,
         "space": space,
@@ -115,6 +117,7 @@ def fit(
     law_file: Optional[PathLike] = None,
     vars: Optional[Mapping[str, str]] = None,
     axis: Optional[str] = None,
+    schedule: Optional[PathLike] = None,
     by: Union[str, Sequence[str], None] = None,
     test_where: Optional[Mapping[str, Any]] = None,
     fix: Optional[Mapping[str, float]] = None,
@@ -151,6 +154,10 @@ def fit(
         Bind a variable to a column, e.g. ``{"N": "params"}``.
     axis
         The variable each curve runs along.
+    schedule
+        For laws that sum along the steps (``multi-power``,
+        ``lr-annealing``): a CSV ``run,step,lr`` with every step of every
+        run from 0, or a manifest ``run,file`` (see ``--schedule``).
     by
         Fit separately to every group of rows with equal values in these
         columns (e.g. ``"run"``), all groups in one batch.
@@ -190,7 +197,7 @@ def fit(
         On Ctrl-C, within a fraction of a second; the interpreter goes on.
     """
     opts = _law_options(law, law_file, vars, axis, fix, loss, space, delta, starts, seed,
-                        max_iter, ftol, gtol)
+                        max_iter, ftol, gtol, schedule)
     opts["by"] = [by] if isinstance(by, str) else list(by or [])
     opts["test_where"] = _selector(test_where)
     if profile is True:
@@ -229,6 +236,7 @@ def evaluate(
     fractions: Sequence[float] = (0.25, 0.5, 0.75),
     vars: Optional[Mapping[str, str]] = None,
     axis: Optional[str] = None,
+    schedule: Optional[PathLike] = None,
     fix: Optional[Mapping[str, float]] = None,
     loss: str = "mse",
     delta: float = 1e-3,
@@ -250,7 +258,7 @@ def evaluate(
     parameters) and ``"summary"`` (the scores per protocol) as DataFrames.
     """
     opts = _law_options(law, law_file, vars, axis, fix, loss, space, delta, starts, seed,
-                        max_iter, ftol, gtol)
+                        max_iter, ftol, gtol, schedule)
     opts.update(_eval_options(protocol, leave, test_where, train_sizes, fractions, backend))
     cols, origin = _data.columns(data)
     with reporter(progress) as cb:
@@ -280,6 +288,7 @@ def compare(
     fractions: Sequence[float] = (0.25, 0.5, 0.75),
     vars: Optional[Mapping[str, str]] = None,
     axis: Optional[str] = None,
+    schedule: Optional[PathLike] = None,
     fix: Optional[Mapping[str, float]] = None,
     loss: str = "mse",
     delta: float = 1e-3,
@@ -308,7 +317,7 @@ def compare(
     if isinstance(laws, str):
         laws = [laws]
     opts = _law_options(None, None, vars, axis, fix, loss, space, delta, starts, seed,
-                        max_iter, ftol, gtol)
+                        max_iter, ftol, gtol, schedule)
     opts.update(_eval_options(protocol, leave, test_where, train_sizes, fractions, backend))
     cols, origin = _data.columns(data)
     with reporter(progress) as cb:
