@@ -454,3 +454,193 @@ fn a_new_schedule_is_predicted_as_the_plain_loop_at_the_fitted_parameters() {
         );
     }
 }
+
+#[test]
+fn held_out_curves_are_scored_one_by_one_as_their_mean() {
+    let dir = common::tempdir();
+    let d = dir.path();
+    let runs = [
+        "cosine_24000",
+        "constant_24000",
+        "wsd_20000_24000",
+        "wsdcon_3",
+    ];
+    let mut csv = String::from("run,step,loss,split\n");
+    for run in runs {
+        let split = if TRAIN.contains(&run) {
+            "train"
+        } else {
+            "test"
+        };
+        for (t, y) in logged("25", run) {
+            csv.push_str(&format!("{run},{t},{y},{split}\n"));
+        }
+    }
+    let data = d.join("runs.csv");
+    std::fs::write(&data, csv).unwrap();
+    let schedules = d.join("schedules.csv");
+    let mut m = String::from("run,file\n");
+    for run in runs {
+        m.push_str(&format!("{run},{}\n", schedule_path(run).display()));
+    }
+    std::fs::write(&schedules, m).unwrap();
+    let out = d.join("fit");
+    let run = common::ok(
+        d,
+        &[
+            "fit",
+            data.to_str().unwrap(),
+            "--law",
+            "multi-power",
+            "--schedule",
+            schedules.to_str().unwrap(),
+            "--test-where",
+            "split=test",
+            "--starts",
+            "1",
+            "--max-iter",
+            "5",
+            "--backend",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    // Each held-out curve scored from pred.csv, then the mean over them.
+    let pred = Table::read(&out.join("pred.csv")).unwrap();
+    let col = |n: &str| pred.find(n).unwrap();
+    let (run_c, split_c) = (col("run"), col("split"));
+    let num = |c: usize| pred.numbers(c, sweepfit::data::Check::Finite).unwrap();
+    let (loss, p) = (num(col("loss")), num(col("pred")));
+    let mut means = [0.0; 5];
+    let held: Vec<&str> = runs
+        .iter()
+        .copied()
+        .filter(|r| !TRAIN.contains(r))
+        .collect();
+    for r in &held {
+        let rows: Vec<usize> = (0..pred.rows())
+            .filter(|&i| &pred.columns[run_c][i] == *r && &pred.columns[split_c][i] == "test")
+            .collect();
+        let n = rows.len() as f64;
+        let mean = rows.iter().map(|&i| loss[i]).sum::<f64>() / n;
+        let sse: f64 = rows.iter().map(|&i| (p[i] - loss[i]).powi(2)).sum();
+        let sst: f64 = rows.iter().map(|&i| (loss[i] - mean).powi(2)).sum();
+        let rel = |i: usize| 100.0 * ((p[i] - loss[i]) / loss[i]).abs();
+        let v = [
+            1.0 - sse / sst,
+            (sse / n).sqrt(),
+            rows.iter().map(|&i| (p[i] - loss[i]).abs()).sum::<f64>() / n,
+            rows.iter().map(|&i| rel(i)).sum::<f64>() / n,
+            rows.iter().map(|&i| rel(i)).fold(0.0, f64::max),
+        ];
+        for (m, x) in means.iter_mut().zip(v) {
+            *m += x / held.len() as f64;
+        }
+    }
+    let fit: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("fit.json")).unwrap()).unwrap();
+    let curves = fit["test"]["per_curve"].as_array().expect("test.per_curve");
+    assert_eq!(curves.len(), 2);
+    let json_mean = |k: &str| curves.iter().map(|c| c[k].as_f64().unwrap()).sum::<f64>() / 2.0;
+    for (k, want) in ["r2", "rmse", "mae", "mape", "worst_pct"].iter().zip(means) {
+        let got = json_mean(k);
+        assert!(
+            (got - want).abs() <= 1e-9 * want.abs(),
+            "{k}: {got} against {want}"
+        );
+    }
+    assert!(
+        run.stdout.contains("test, mean over its 2 curves: R²"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_fit_with_every_parameter_fixed_scores_the_held_out_runs_as_the_authors_table() {
+    let dir = common::tempdir();
+    let d = dir.path();
+    let mut csv = String::from("run,step,loss,split\n");
+    let mut m = String::from("run,file\n");
+    for run in TRAIN.iter().chain(&HELD) {
+        let split = if TRAIN.contains(run) { "train" } else { "test" };
+        for (t, y) in logged("25", run) {
+            if t != 24000 {
+                csv.push_str(&format!("{run},{t},{y},{split}\n"));
+            }
+        }
+        m.push_str(&format!("{run},{}\n", schedule_path(run).display()));
+    }
+    let (data, schedules) = (d.join("runs.csv"), d.join("schedules.csv"));
+    std::fs::write(&data, csv).unwrap();
+    std::fs::write(&schedules, m).unwrap();
+    let out = d.join("fit");
+    let published = [
+        ("L0", "3.04045406"),
+        ("A", "0.52468604"),
+        ("alpha", "0.50786857"),
+        ("B", "363.78751622"),
+        ("C", "2.06560812"),
+        ("beta", "0.58279013"),
+        ("gamma", "0.64142257"),
+    ];
+    let fixes: Vec<String> = published.iter().map(|(n, v)| format!("{n}={v}")).collect();
+    let mut args = vec![
+        "fit",
+        data.to_str().unwrap(),
+        "--law",
+        "multi-power",
+        "--schedule",
+        schedules.to_str().unwrap(),
+        "--test-where",
+        "split=test",
+        "--loss",
+        "huber",
+        "--delta",
+        "1e-3",
+        "--space",
+        "log",
+        "--backend",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    for f in &fixes {
+        args.extend(["--fix", f.as_str()]);
+    }
+    let run = common::ok(d, &args);
+    assert!(
+        run.stdout.contains("every parameter fixed"),
+        "{}",
+        run.stdout
+    );
+    let fit: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("fit.json")).unwrap()).unwrap();
+    // The authors' training objective is the sum over the fitted rows.
+    let rows = fit["points"].as_f64().unwrap();
+    let f = fit["objective"]["value"].as_f64().unwrap() * rows;
+    assert!((f - 2.9122e-4).abs() <= 0.5e-8, "objective {f:.5e}");
+    // Their table: the mean over the six held-out runs of R², MAE, RMSE,
+    // mean and worst relative error, to its printed digits.
+    let curves = fit["test"]["per_curve"].as_array().unwrap();
+    assert_eq!(curves.len(), 6);
+    let mean = |k: &str, scale: f64| {
+        curves.iter().map(|c| c[k].as_f64().unwrap()).sum::<f64>() / 6.0 * scale
+    };
+    let got = [
+        mean("r2", 1.0),
+        mean("mae", 1.0),
+        mean("rmse", 1.0),
+        mean("mape", 0.01),
+        mean("worst_pct", 0.01),
+    ];
+    let table = [0.9988, 0.00376, 0.00465, 0.00110, 0.00409];
+    let digits = [1e-4, 1e-5, 1e-5, 1e-5, 1e-5];
+    for (i, ((g, t), tol)) in got.iter().zip(table).zip(digits).enumerate() {
+        assert!(
+            (g - t).abs() <= 0.5 * tol + 1e-12,
+            "column {i}: {g} against {t}"
+        );
+    }
+}

@@ -344,6 +344,9 @@ pub fn fit_and_bootstrap(
     mut progress: impl FnMut((Stage, Progress)),
 ) -> anyhow::Result<LawFitOutput> {
     let mut out = fit_table(b, table, opts, |p| progress((Stage::Fit, p)))?;
+    if boot.is_some() && out.report.fixed.len() == b.law.params.len() {
+        bail!("every parameter is fixed (--fix): there is nothing to bootstrap");
+    }
     if let Some(bo) = boot {
         let reports = bootstrap(b, table, opts, &out.held_out, &out.fits, bo, |p| {
             progress((Stage::Bootstrap, p))
@@ -383,6 +386,9 @@ pub fn fit_table(
     notes.extend(b.warning.clone());
     let all_train: Vec<usize> = (0..table.rows()).filter(|&r| !held[r]).collect();
     let (space, constants) = law_space(b, &cols, &all_train, &opts.fix)?;
+    if space.dim() == 0 && opts.profile.is_some() {
+        bail!("every parameter is fixed (--fix): there is nothing to profile");
+    }
     notes.extend(constants);
     let Batch {
         fits,
@@ -448,7 +454,9 @@ pub fn fit_table(
     let test = opts.test_where.as_ref().map(|s| TestReport {
         protocol: "test-where".into(),
         selector: format!("{}={}", s.column, s.value),
-        metrics: set_metrics(&cols, &pred, &rows_of(true), opts.objective.space),
+        // Per curve too: papers of laws of whole curves score the mean over
+        // held-out curves.
+        metrics: fit_metrics(b, table, &cols, &pred, &rows_of(true), opts.objective.space),
     });
     let grouped = !opts.by.is_empty();
     // Summed over groups: each group's starts at its own best.

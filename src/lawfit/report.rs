@@ -273,6 +273,12 @@ pub(super) fn fit_metrics(
                 r2: all.r2,
                 rmse: all.rmse,
                 mape: all.mape,
+                mae: all.mae,
+                worst_pct: loss
+                    .iter()
+                    .zip(&pr)
+                    .map(|(&y, &p)| 100.0 * ((p - y) / y).abs())
+                    .fold(f64::NAN, f64::max),
             }
         })
         .collect();

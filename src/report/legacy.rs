@@ -170,6 +170,8 @@ pub fn upgrade(text: &str) -> anyhow::Result<LawFitReport> {
                     r2: c.r2,
                     rmse: c.rmse,
                     mape: c.mape,
+                    mae: f64::NAN,
+                    worst_pct: f64::NAN,
                 })
                 .collect(),
         },

@@ -175,6 +175,32 @@ pub struct CurveMetrics {
     pub r2: f64,
     pub rmse: f64,
     pub mape: f64,
+    /// Mean |pred - loss| (absent in files written before it was recorded).
+    #[serde(default = "nan", skip_serializing_if = "is_nan")]
+    pub mae: f64,
+    /// Largest |pred - loss| / |loss| on the curve, in percent (absent in
+    /// files written before it was recorded).
+    #[serde(default = "nan", skip_serializing_if = "is_nan")]
+    pub worst_pct: f64,
+}
+
+impl CurveMetrics {
+    /// The mean over `curves` of R², RMSE, MAE, MAPE and worst relative
+    /// error (percent), as multi-curve papers score held-out curves; None
+    /// for fewer than two curves.
+    pub fn mean(curves: &[CurveMetrics]) -> Option<[f64; 5]> {
+        if curves.len() < 2 {
+            return None;
+        }
+        let n = curves.len() as f64;
+        let mut m = [0.0; 5];
+        for c in curves {
+            for (s, v) in m.iter_mut().zip([c.r2, c.rmse, c.mae, c.mape, c.worst_pct]) {
+                *s += v / n;
+            }
+        }
+        Some(m)
+    }
 }
 
 impl SetMetrics {

@@ -148,6 +148,10 @@ fn polish_line(s: &mut String, p: Option<&super::PolishReport>) {
 /// The identifiability report in a few lines: what (!) means, the
 /// condition number and the weakest directions.
 fn identifiability_lines(s: &mut String, i: &Identifiability) {
+    // Every parameter fixed: nothing was estimated.
+    if i.params.is_empty() {
+        return;
+    }
     for f in &i.flagged {
         let _ = writeln!(s, "(!) {}: {}", f.param, f.reason);
     }
@@ -446,7 +450,14 @@ pub fn law_summary(r: &super::LawFitReport) -> String {
         "\nobjective: {}{delta} on {} loss = {:.6e}",
         o.loss, o.space, o.value
     );
-    polish_line(&mut s, r.polish.as_ref());
+    if !r.params.is_empty() && r.fixed.len() == r.params.len() {
+        let _ = writeln!(
+            s,
+            "every parameter fixed (--fix): the objective and scores of the given values"
+        );
+    } else {
+        polish_line(&mut s, r.polish.as_ref());
+    }
     let pooled = if r.groups.is_empty() { "" } else { ", pooled" };
     let _ = writeln!(
         s,
@@ -473,6 +484,18 @@ pub fn law_summary(r: &super::LawFitReport) -> String {
             format_value(m.sse)
         );
         log_line(&mut s, m.log.as_ref(), "test");
+        if let Some([r2, rmse, mae, mape, worst]) = super::CurveMetrics::mean(&m.per_curve) {
+            let _ = writeln!(
+                s,
+                "test, mean over its {} curves: R² {}  RMSE {}  MAE {}  MAPE {}  worst {}",
+                m.per_curve.len(),
+                format_r2(r2),
+                format_value(rmse),
+                format_value(mae),
+                format_pct(mape),
+                format_pct(worst)
+            );
+        }
     }
     let st = &r.starts;
     let statuses: Vec<String> = st
