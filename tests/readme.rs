@@ -106,6 +106,7 @@ fn readme_examples_run_in_order_as_written() {
         "profile/fit.json",
         "multipower/fit.json",
         "multipower-wsd.csv",
+        "multipower.svg",
     ] {
         assert!(ex.join(f).is_file(), "missing examples-out/{f}");
     }

@@ -419,6 +419,26 @@ fn a_new_schedule_is_predicted_as_the_plain_loop_at_the_fitted_parameters() {
             out.to_str().unwrap(),
         ],
     );
+    // Redrawn from fit.json and pred.csv (the schedules are not there):
+    // a panel per run, named by the run, its prediction pred.csv's.
+    let fitted = sweepfit::lawfit::read_law_fit(&out.join("fit.json")).unwrap();
+    let table = Table::read(&out.join("pred.csv")).unwrap();
+    let (panels, _) =
+        sweepfit::lawfit::panels(&fitted.law, fitted.axis.as_deref(), &fitted.report, &table)
+            .unwrap();
+    let written = table
+        .numbers(table.find("pred").unwrap(), sweepfit::data::Check::Finite)
+        .unwrap();
+    let mut labels: Vec<&str> = panels.iter().map(|p| p.label.as_str()).collect();
+    labels.sort_unstable();
+    let mut want = TRAIN.to_vec();
+    want.sort_unstable();
+    assert_eq!(labels, want);
+    let mut drawn: Vec<f64> = panels.iter().flat_map(|p| p.pred.iter().copied()).collect();
+    let mut all = written.clone();
+    drawn.sort_by(f64::total_cmp);
+    all.sort_by(f64::total_cmp);
+    assert_eq!(drawn, all, "the panels draw pred.csv's predictions");
     let fit: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("fit.json")).unwrap()).unwrap();
     let p: Vec<f64> = ["L0", "A", "alpha", "B", "C", "beta", "gamma"]

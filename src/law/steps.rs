@@ -318,6 +318,18 @@ pub fn register_run(names: Vec<String>, values: Vec<Vec<f64>>) -> u32 {
     id
 }
 
+/// Whether `handle` is a run registered in this process.
+pub fn known_run(handle: f64) -> bool {
+    handle >= 0.0
+        && handle.fract() == 0.0
+        && (handle as usize)
+            < registry()
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .runs
+                .len()
+}
+
 /// Define a sum; returns the def of its value (the index a
 /// [`Node::Steps`] carries).
 pub fn define(body: Body) -> u32 {
@@ -883,9 +895,12 @@ fn arg_bits(args: &[f64]) -> ArgBits {
     b
 }
 
-/// Entries kept per thread before a cache starts afresh.
+/// Entries kept per thread before a cache starts afresh: the sums must
+/// outlive one tile of cells of a batch of starts (the value node, then
+/// its derivatives, ask for the same sums) and stay small on many threads
+/// (about 3 MB each here).
 const KARG_KEEP: usize = 64;
-const SUMS_KEEP: usize = 1 << 18;
+const SUMS_KEEP: usize = 1 << 15;
 
 thread_local! {
     static KARGS: RefCell<HashMap<(u32, u32, ArgBits), KArgs>> =

@@ -126,6 +126,29 @@ fn draw(
             .map(|rs| (rs.samples.as_slice(), b.level, rs.kind.as_str())),
         _ => None,
     };
+    let schedule = law
+        .variables
+        .iter()
+        .position(|v| v == crate::law::parse::SCHEDULE);
+    // A law that sums along the steps reads its runs' schedules, which
+    // were registered by the process that fitted it: drawn from pred.csv,
+    // its prediction is the one written there, without a band.
+    let stored = if law.sums_steps() {
+        match table.find("pred") {
+            Some(c) => Some(table.numbers(c, Check::Finite)?),
+            None if schedule
+                .is_some_and(|v| vars[v].iter().all(|&h| crate::law::steps::known_run(h))) =>
+            {
+                None
+            }
+            None => anyhow::bail!(
+                "the law sums along its runs' steps: draw it from the pred.csv its fit wrote"
+            ),
+        }
+    } else {
+        None
+    };
+    let band = if stored.is_some() { None } else { band };
     let band_label = band.map(|(_, level, kind)| format!("{}% band ({kind})", 100.0 * level));
     let band = band.map(|(s, level, _)| (s, level));
     let run = table.find("run");
@@ -156,8 +179,11 @@ fn draw(
     for c in &mut curves {
         c.sort_by(|&a, &b| vars[x][a].total_cmp(&vars[x][b]));
     }
-    // Per-curve variables that vary across curves, most values first.
-    let mut per_curve: Vec<usize> = (0..nv).filter(|&v| v != x && distinct(v) > 1).collect();
+    // Per-curve variables that vary across curves, most values first (a
+    // run's schedule is a handle, not a value: the run's name says it).
+    let mut per_curve: Vec<usize> = (0..nv)
+        .filter(|&v| v != x && distinct(v) > 1 && Some(v) != schedule)
+        .collect();
     per_curve.sort_by_key(|&v| std::cmp::Reverse(distinct(v)));
     // Panels in order of those variables' values (groups and runs keep
     // their order of appearance).
@@ -204,11 +230,14 @@ fn draw(
         };
         let pred = c
             .iter()
-            .map(|&row| {
-                for (v, col) in vars.iter().enumerate() {
-                    point[v] = col[row];
+            .map(|&row| match &stored {
+                Some(p) => p[row],
+                None => {
+                    for (v, col) in vars.iter().enumerate() {
+                        point[v] = col[row];
+                    }
+                    law.eval(&point, params)
                 }
-                law.eval(&point, params)
             })
             .collect();
         // The band: percentiles of the replicates' predictions.
