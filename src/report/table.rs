@@ -148,8 +148,8 @@ fn polish_line(s: &mut String, p: Option<&super::PolishReport>) {
 /// The identifiability report in a few lines: what (!) means, the
 /// condition number and the weakest directions.
 fn identifiability_lines(s: &mut String, i: &Identifiability) {
-    // Every parameter fixed: nothing was estimated.
-    if i.params.is_empty() {
+    // Every parameter fixed: nothing was estimated, nothing to say.
+    if i.params.is_empty() && i.flagged.is_empty() {
         return;
     }
     for f in &i.flagged {
