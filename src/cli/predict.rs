@@ -36,7 +36,6 @@ pub(crate) struct PredictArgs {
     /// the variable read from the tokens column (D) where the law has them.
     #[arg(long, value_name = "VAR=LIST", allow_hyphen_values = true)]
     at: Vec<String>,
-    /// CSV file to write [default: stdout].
     /// For a law that sums along the steps: the schedules to predict the
     /// loss under (a CSV run,step,lr, or step,lr for one run, or a
     /// manifest run,file), every step from 0: runs that were never
@@ -44,6 +43,7 @@ pub(crate) struct PredictArgs {
     /// gives; the output's run column names the run.
     #[arg(long, value_name = "FILE")]
     schedule: Option<PathBuf>,
+    /// CSV file to write [default: stdout].
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// Replace an existing --out file.
@@ -130,14 +130,10 @@ fn predict_law(a: &PredictArgs) -> anyhow::Result<()> {
                 bail!("--schedule: the law sums along no steps, so it reads no schedule");
             }
             let s = sweepfit::data::Schedules::read(path)?;
-            let runs: Vec<(f64, String)> = s
-                .runs
-                .iter()
-                .map(|(name, r)| {
-                    let h =
-                        sweepfit::law::steps::register_run(vec!["lr".into()], vec![r.lr.clone()]);
-                    (h as f64, name.clone())
-                })
+            let runs: Vec<(f64, String)> = sweepfit::lawfit::schedule_handles(&s)
+                .into_iter()
+                .zip(s.runs.keys())
+                .map(|(h, name)| (h as f64, name.clone()))
                 .collect();
             at.push((
                 sweepfit::law::parse::SCHEDULE.to_string(),

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use super::ops::Func;
-use super::steps::{self, MAX_OPS, NONE};
+use super::steps::{self, MAX_ARGS, MAX_OPS, NONE};
 
 /// Index of a node in its [`Graph`].
 pub type NodeId = u32;
@@ -104,7 +104,7 @@ impl Node {
             Node::Fn1(f, a) => f.eval(get(a), 0.0),
             Node::Fn2(f, a, b) => f.eval(get(a), get(b)),
             Node::Steps(d, o) => {
-                let mut args = [0.0; MAX_OPS - 2];
+                let mut args = [0.0; MAX_ARGS];
                 let n = steps::n_args(d);
                 for (x, &op) in args.iter_mut().zip(&o[2..2 + n]) {
                     *x = get(op);

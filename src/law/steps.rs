@@ -169,13 +169,11 @@ enum Kind {
 }
 
 /// A body and its derivatives with respect to every outer value, lowered
-/// and planned: one pass evaluates them all.
+/// and planned: one pass evaluates them all. `body.graph` holds them all
+/// lowered, and the written body (`body.root`) for the text.
 struct Family {
     id: u32,
     body: Body,
-    /// The body's graph with its value and derivatives lowered (the
-    /// written body, `body.root`, is still in it, for the text).
-    graph: Graph,
     /// The value and its derivative by each outer value.
     roots: Vec<NodeId>,
     kind: Vec<Kind>,
@@ -333,19 +331,25 @@ pub fn known_run(handle: f64) -> bool {
 /// Define a sum; returns the def of its value (the index a
 /// [`Node::Steps`] carries).
 pub fn define(body: Body) -> u32 {
+    // Equal bodies share a family: the key is the root's cone, node by
+    // node (as text its shared sub-expressions would be written out again
+    // at every use, exponentially in a derivative's body).
+    let mut cone = vec![false; body.graph.len()];
+    cone[body.root as usize] = true;
+    for i in (0..=body.root as usize).rev() {
+        if cone[i] {
+            for o in body.graph.node(i as NodeId).operands() {
+                cone[o as usize] = true;
+            }
+        }
+    }
+    let nodes: Vec<(usize, Node)> = (0..=body.root as usize)
+        .filter(|&i| cone[i])
+        .map(|i| (i, body.graph.node(i as NodeId)))
+        .collect();
     let text = format!(
-        "{:?}|{:?}|{}|{}|{}|{}",
-        body.leaves,
-        body.series,
-        body.lo,
-        body.hi,
-        body.n_args,
-        body.graph.expr(
-            body.root,
-            &leaf_names(&body),
-            &arg_names(body.n_args),
-            10_000
-        )
+        "{:?}|{:?}|{}|{}|{}|{nodes:?}",
+        body.leaves, body.series, body.lo, body.hi, body.n_args
     );
     let mut r = registry().write().unwrap_or_else(|e| e.into_inner());
     let fam = match r.by_text.get(&text) {
@@ -372,10 +376,6 @@ fn intern(r: &mut Registry, fam: u32, root: usize) -> u32 {
 
 fn leaf_names(b: &Body) -> Vec<String> {
     b.leaves.iter().map(|l| l.text(&b.series, &b.var)).collect()
-}
-
-fn arg_names(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("${i}")).collect()
 }
 
 /// A def: its family and which root.
@@ -474,10 +474,6 @@ impl Family {
         let grads = diff::gradient(&mut graph, value, body.n_args);
         let mut roots = vec![value];
         roots.extend(grads.iter().map(|&r| lower(&mut graph, r, &level)));
-        let body = Body {
-            graph: graph.clone(),
-            ..body
-        };
         let masks = graph.var_masks();
         let dep = diff::param_dependent(&graph);
         let kind: Vec<Kind> = (0..graph.len())
@@ -491,14 +487,6 @@ impl Family {
                 }
             })
             .collect();
-        let mut needed = vec![false; graph.len()];
-        let mut stack = roots.clone();
-        while let Some(n) = stack.pop() {
-            if !needed[n as usize] {
-                needed[n as usize] = true;
-                stack.extend(graph.node(n).operands());
-            }
-        }
         // The value's factors on k alone, through products and signs.
         let mut factors = Vec::new();
         let mut stack = vec![roots[0]];
@@ -510,13 +498,13 @@ impl Family {
                 _ => {}
             }
         }
-        for &f in &factors {
-            let mut stack = vec![f];
-            while let Some(n) = stack.pop() {
-                if !needed[n as usize] {
-                    needed[n as usize] = true;
-                    stack.extend(graph.node(n).operands());
-                }
+        // What is evaluated: the roots' cones and the factors'.
+        let mut needed = vec![false; graph.len()];
+        let mut stack: Vec<NodeId> = roots.iter().chain(&factors).copied().collect();
+        while let Some(n) = stack.pop() {
+            if !needed[n as usize] {
+                needed[n as usize] = true;
+                stack.extend(graph.node(n).operands());
             }
         }
         let mut order: [Vec<NodeId>; 4] = Default::default();
@@ -530,8 +518,7 @@ impl Family {
         }
         Family {
             id,
-            body,
-            graph,
+            body: Body { graph, ..body },
             roots,
             kind,
             order,
@@ -543,7 +530,7 @@ impl Family {
     }
 
     fn leaf(&self, id: NodeId) -> Option<Leaf> {
-        match self.graph.node(id) {
+        match self.body.graph.node(id) {
             Node::Var(v) => Some(self.body.leaves[v as usize]),
             _ => None,
         }
@@ -662,11 +649,11 @@ impl Family {
         for (j, &id) in calls.iter().enumerate() {
             let v = match self.leaf(id) {
                 Some(leaf) => self.leaf_at(leaf, p, 0, t),
-                None => {
-                    self.graph
-                        .node(id)
-                        .eval(&|o| call[self.slot[o as usize]], &|_| f64::NAN, args)
-                }
+                None => self.body.graph.node(id).eval(
+                    &|o| call[self.slot[o as usize]],
+                    &|_| f64::NAN,
+                    args,
+                ),
             };
             call[j] = v;
         }
@@ -694,7 +681,7 @@ impl Family {
                 Kind::Call => V::S(call[self.slot[n as usize]]),
                 _ => V::A(&done[self.slot[n as usize]]),
             };
-            node_op::<false>(self.graph.node(id), &opnd, o, &[]);
+            node_op::<false>(self.body.graph.node(id), &opnd, o, &[]);
         }
         out
     }
@@ -712,7 +699,7 @@ impl Family {
                 Kind::KData => V::A(&p.kdata[self.slot[o as usize]]),
                 _ => V::A(&done[self.slot[o as usize]]),
             };
-            node_op::<false>(self.graph.node(id), &opnd, &mut rest[0], args);
+            node_op::<false>(self.body.graph.node(id), &opnd, &mut rest[0], args);
         }
         out
     }
@@ -762,7 +749,7 @@ impl Family {
     #[inline(always)]
     fn pass<const FMA: bool>(&self, w: &Work, sums: &mut [f64]) {
         let (p, call, karg, args) = (w.p, w.call, w.karg, w.args);
-        let g = &self.graph;
+        let g = &self.body.graph;
         let pairs = &self.order[Kind::Pair as usize];
         let mut buf = vec![0.0; pairs.len() * CHUNK];
         for c0 in (0..w.m).step_by(CHUNK) {
@@ -796,15 +783,13 @@ impl Family {
             }
         }
     }
-}
 
-impl Family {
     /// Leaf `leaf` (node `id`) over steps `c0..` of a pass.
     #[inline(always)]
     fn fill<const FMA: bool>(&self, leaf: Leaf, id: NodeId, w: &Work, c0: usize, out: &mut [f64]) {
         let (p, t) = (w.p, w.t);
         let ks = &p.ks[c0..c0 + out.len()];
-        let Node::Var(v) = self.graph.node(id) else {
+        let Node::Var(v) = self.body.graph.node(id) else {
             unreachable!("a leaf is a variable")
         };
         if let (
@@ -952,31 +937,4 @@ pub fn eval(def: u32, handle: f64, t: f64, args: &[f64]) -> f64 {
         c.insert(key, sums);
     });
     v
-}
-
-/// The evaluation plan of sum `def`'s family as text: how many nodes run
-/// per (step, values), per run, per run and values, and per (step, k).
-pub fn listing(def: u32) -> String {
-    let (fam, _) = family(def);
-    let names = leaf_names(&fam.body);
-    let args = arg_names(fam.body.n_args);
-    let mut out = String::new();
-    for (k, title) in [
-        (Kind::Call, "per step"),
-        (Kind::KData, "per run (data)"),
-        (Kind::KArg, "per run and parameter vector"),
-        (Kind::Pair, "per (step, k)"),
-    ] {
-        let nodes = &fam.order[k as usize];
-        out.push_str(&format!("{title}: {} nodes\n", nodes.len()));
-        for &id in nodes {
-            let opnd = |o: NodeId| format!("%{o}");
-            out.push_str(&format!(
-                "  %{id} = {}\n",
-                fam.graph.node(id).text(&opnd, &names, &args)
-            ));
-        }
-    }
-    out.push_str(&format!("roots: {:?}\n", fam.roots));
-    out
 }

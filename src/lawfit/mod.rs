@@ -60,6 +60,7 @@ pub use predict::{
 use report::*;
 pub use rows::table_sweep;
 use rows::*;
+pub use schedule::schedule_handles;
 pub use simulate::{bind_columns, simulate, LawSimulation, Simulated, Truth};
 use space::law_space;
 

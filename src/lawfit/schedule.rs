@@ -25,11 +25,7 @@ pub(super) fn attach(table: &mut Table, path: &Path) -> anyhow::Result<Schedules
         );
     }
     let s = Schedules::read(path)?;
-    let handles: Vec<u32> = s
-        .runs
-        .values()
-        .map(|r| steps::register_run(vec!["lr".into()], vec![r.lr.clone()]))
-        .collect();
+    let handles = schedule_handles(&s);
     let run_col = table.lookup("run")?;
     let mut values = Vec::with_capacity(table.rows());
     for r in 0..table.rows() {
@@ -49,6 +45,15 @@ pub(super) fn attach(table: &mut Table, path: &Path) -> anyhow::Result<Schedules
     table.headers.push(SCHEDULE.to_string());
     table.columns.push(TextColumn::from_numbers(values));
     Ok(s)
+}
+
+/// Each run's schedule registered for the laws' sums (see
+/// [`steps::register_run`]): its handle, in the order of `s.runs`.
+pub fn schedule_handles(s: &Schedules) -> Vec<u32> {
+    s.runs
+        .values()
+        .map(|r| steps::register_run(vec!["lr".into()], vec![r.lr.clone()]))
+        .collect()
 }
 
 /// Check every row's step against its run's schedule, for each variable
