@@ -1,8 +1,8 @@
 //! Every complete shader in shaders/ parses and validates with naga, before
 //! it ever reaches a device. law_common.wgsl, law_main.wgsl,
-//! law_points.wgsl and law_grid.wgsl are the templates of the generated
-//! law kernels (lines `//@NAME` are filled in): their generated modules
-//! are validated in tests/gpu_laws.rs.
+//! law_points.wgsl, law_grid.wgsl and law_steps.wgsl are the templates of
+//! the generated law kernels (lines `//@NAME` are filled in, or mark a
+//! part): their generated modules are validated in tests/gpu_laws.rs.
 
 use std::path::Path;
 

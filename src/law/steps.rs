@@ -938,3 +938,120 @@ pub fn eval(def: u32, handle: f64, t: f64, args: &[f64]) -> f64 {
     });
     v
 }
+
+/// A family as code generators read it: the lowered body with its value
+/// and derivatives, and how often each node runs (see [`Family`]).
+#[derive(Debug, Clone)]
+pub struct Shape {
+    /// The family, as [`family_of`] names it.
+    pub id: u32,
+    pub graph: Graph,
+    /// The value, then its derivative by each outer value.
+    pub roots: Vec<NodeId>,
+    /// The body's variables (`Var(i)` is `leaves[i]`).
+    pub leaves: Vec<Leaf>,
+    /// Series the leaves read (their `series` indexes these).
+    pub n_series: usize,
+    pub n_args: usize,
+    /// The summed steps: lo..=step + hi.
+    pub lo: i64,
+    pub hi: i64,
+    /// Needed nodes, in topological order: on neither k nor anything
+    /// per pair (once per row); on k alone (in [`RunTable::kdata`], by
+    /// position); on k and the outer values; on k and the row's step.
+    pub call: Vec<NodeId>,
+    pub kdata: Vec<NodeId>,
+    pub karg: Vec<NodeId>,
+    pub pair: Vec<NodeId>,
+    /// Per root, `Some((series, c))` where it is `series[k + c]` alone:
+    /// the sum is a window of the series, exact where a loop rounds.
+    pub windows: Vec<Option<(u16, i64)>>,
+}
+
+/// A def's family and which of its roots the def is.
+pub fn family_of(def: u32) -> (u32, usize) {
+    let (fam, root) = family(def);
+    (fam.id, root)
+}
+
+/// The family `id`'s shape.
+pub fn shape(id: u32) -> Shape {
+    let fam = registry()
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .families[id as usize]
+        .clone();
+    let windows = fam
+        .roots
+        .iter()
+        .map(|&root| match fam.leaf(root) {
+            Some(Leaf::Value {
+                series,
+                at: Index::K(c),
+            }) if fam.factors == [root] => Some((series, c)),
+            _ => None,
+        })
+        .collect();
+    let b = &fam.body;
+    let [call, kdata, karg, pair] = fam.order.clone();
+    Shape {
+        id,
+        graph: b.graph.clone(),
+        roots: fam.roots.clone(),
+        leaves: b.leaves.clone(),
+        n_series: b.series.len(),
+        n_args: b.n_args,
+        lo: b.lo,
+        hi: b.hi,
+        call,
+        kdata,
+        karg,
+        pair,
+        windows,
+    }
+}
+
+/// What a family reads of one run, laid out for upload: the steps it
+/// visits, its values on k alone there, and the run's series.
+pub struct RunTable {
+    /// Steps in the run's schedule (0..len).
+    pub len: usize,
+    /// Visited steps k, ascending (those where no factor on k alone is 0).
+    pub ks: Vec<i64>,
+    /// Per [`Shape::kdata`] node, its value at each visited step.
+    pub kdata: Vec<Vec<f64>>,
+    /// Per series of the family, the run's series of that name, if it has
+    /// one (an index for [`RunTable::series`]).
+    pub map: Vec<Option<usize>>,
+    series: Arc<Series>,
+}
+
+impl RunTable {
+    /// The run's series `s`: its values at every step, and their prefix
+    /// sums in two parts (high, low; their sum is exact to about 2^-106).
+    pub fn series(&self, s: usize) -> (&[f64], &[f64], &[f64]) {
+        let (hi, lo) = &self.series.prefix[s];
+        (&self.series.values[s], hi, lo)
+    }
+}
+
+/// Family `id`'s table for run `handle` (None when the handle is not a
+/// registered run).
+pub fn run_table(id: u32, handle: f64) -> Option<RunTable> {
+    if !(handle >= 0.0 && handle.fract() == 0.0 && handle < u32::MAX as f64) {
+        return None;
+    }
+    let fam = registry()
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .families[id as usize]
+        .clone();
+    let p = fam.run(handle as u32)?;
+    Some(RunTable {
+        len: p.series.len(),
+        ks: p.ks.clone(),
+        kdata: p.kdata.clone(),
+        map: p.map.clone(),
+        series: p.series.clone(),
+    })
+}

@@ -316,13 +316,43 @@ pub(super) fn fit_jobs_by(
             .collect();
         polished = polish::polish(&b.law, space, &rows, &starts, &[])?;
     } else {
+        // A law that sums along the steps, searched on the GPU by L-BFGS
+        // in f32, can stop anywhere along its narrow valleys (the
+        // multi-power law's B and beta, an eigenvalue of 5e-6 of the scaled
+        // Gauss-Newton matrix at 25M), which f32 does not resolve and
+        // where the polish's Gauss-Newton steps crawl. Its best starts
+        // finish by Levenberg-Marquardt on the rows in f64 first, as the
+        // CPU's own search would.
+        let refine = opts.device.is_some() && law.sums_steps();
         for (c, chunk) in jobs.chunks(POLISH_JOBS).enumerate() {
             let made: Vec<RowJacobian> = chunk
                 .par_iter()
                 .map(|g| row_jacobian(b, cols, &g.train, &opts.objective, space))
                 .collect();
+            let mine = &mut bests[c * POLISH_JOBS..][..chunk.len()];
+            if refine {
+                let job_of: Vec<usize> = (0..chunk.len()).collect();
+                let mut problems = LeastSquares {
+                    space,
+                    jobs: &made,
+                    job_of: &job_of,
+                    weights: &[],
+                };
+                let (done, _) = optim::least_squares_batch(
+                    &mut problems,
+                    mine,
+                    &lm_options(&opts.lbfgs),
+                    |_| {},
+                )
+                .context("optimisation failed")?;
+                for (x, o) in mine.iter_mut().zip(done) {
+                    if o.f.is_finite() {
+                        *x = o.x;
+                    }
+                }
+            }
             let starts: Vec<(usize, Vec<f64>)> = (0..chunk.len())
-                .map(|k| (k, space.to_params(&bests[c * POLISH_JOBS + k])))
+                .map(|k| (k, space.to_params(&mine[k])))
                 .collect();
             polished.extend(polish::polish(&b.law, space, &made, &starts, &[])?);
             if jobs.len() <= POLISH_JOBS {

@@ -17,13 +17,14 @@
 //! - data nodes (no parameter) computed once on the host, in f64, and read
 //!   from the curve, axis and point records.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 use std::sync::Mutex;
 
 use crate::law::dag::{Graph, Node, NodeId};
 use crate::law::diff::Edge;
 use crate::law::plan::{Class, Plan};
+use crate::law::steps;
 
 const COMMON: &str = include_str!("../../../shaders/law_common.wgsl");
 const MAIN: &str = include_str!("../../../shaders/law_main.wgsl");
@@ -106,6 +107,14 @@ pub struct Kernel {
     pub curve_data: Vec<NodeId>,
     pub point_data: Vec<NodeId>,
     pub axis_data: Vec<NodeId>,
+    /// Families of sums along the steps the kernel calls (its `sf{i}`),
+    /// and the data nodes that hold a run's schedule: the records carry
+    /// the offset of the run's tables there (see `steps::Tables`).
+    pub sums: Vec<u32>,
+    pub handles: Vec<NodeId>,
+    /// The distinct calls a point makes: (family index, schedule node,
+    /// step node), each a loop over the visited steps up to the row's.
+    pub calls: Vec<(usize, NodeId, NodeId)>,
 }
 
 impl Kernel {
@@ -126,9 +135,6 @@ pub enum CodegenError {
     /// A point's record does not fit in workgroup memory.
     #[error("the law reads {0} values per point, more than a GPU tile holds")]
     TooWide(usize),
-    /// The law sums along its runs' steps, which the kernels do not yet.
-    #[error("the law sums along its runs' steps (sum(k = ..)), which the GPU kernels do not compute yet: fit it with --backend cpu")]
-    Steps,
     /// The generated module does not validate: a bug in the generator.
     #[error("generated WGSL does not validate (a bug in sweepfit's code generator):\n{0}")]
     Invalid(String),
@@ -189,25 +195,39 @@ fn literal(c: f64) -> Result<String, CodegenError> {
     Ok(if v < 0.0 { format!("(-{s})") } else { s })
 }
 
-struct Gen<'a> {
+/// Writes nodes of a graph as WGSL: the law's, or a sum's body.
+pub(super) struct Gen<'a> {
     g: &'a Graph,
     /// Nodes named per value of a grid row (axis nodes and axis data).
     per_value: &'a [bool],
     /// The value of the row being written, if any.
     slot: Option<usize>,
+    /// The kernel's families of sums, in order (`sf{i}` is family
+    /// `sums[i]`).
+    sums: &'a [u32],
 }
 
-impl Gen<'_> {
+impl<'a> Gen<'a> {
+    /// For a sum's body: nodes named `n{id}`, outer values `p[i]`.
+    pub(super) fn body(g: &'a Graph) -> Gen<'a> {
+        Gen {
+            g,
+            per_value: &[],
+            slot: None,
+            sums: &[],
+        }
+    }
+
     /// A node's variable name.
     fn name(&self, id: NodeId) -> String {
         match self.slot {
-            Some(a) if self.per_value[id as usize] => format!("n{id}_{a}"),
+            Some(a) if self.per_value.get(id as usize) == Some(&true) => format!("n{id}_{a}"),
             _ => format!("n{id}"),
         }
     }
 
     /// An operand: a constant's literal, else the node's name.
-    fn op(&self, id: NodeId) -> Result<String, CodegenError> {
+    pub(super) fn op(&self, id: NodeId) -> Result<String, CodegenError> {
         match self.g.node(id) {
             Node::Const(c) => literal(c),
             _ => Ok(self.name(id)),
@@ -216,7 +236,7 @@ impl Gen<'_> {
 
     /// The expression of node `id` and the condition under which it is
     /// defined, if any.
-    fn expr(&self, id: NodeId) -> Result<(String, Option<String>), CodegenError> {
+    pub(super) fn expr(&self, id: NodeId) -> Result<(String, Option<String>), CodegenError> {
         let o = |x: NodeId| self.op(x);
         Ok(match self.g.node(id) {
             Node::Const(c) => (literal(c)?, None),
@@ -239,8 +259,36 @@ impl Gen<'_> {
             },
             Node::Fn1(f, a) => (f.wgsl(&[o(a)?]), f.wgsl_defined(&o(a)?)),
             Node::Fn2(f, a, b) => (f.wgsl(&[o(a)?, o(b)?]), f.wgsl_defined(&o(a)?)),
-            Node::Steps(..) => return Err(CodegenError::Steps),
+            // Written by `forward`, which shares one call among a family.
+            Node::Steps(..) => unreachable!("a sum outside `forward`"),
         })
+    }
+
+    /// The call of a sum's family at its operands, and which of the
+    /// family's sums node `id` is.
+    fn sum_call(&self, def: u32, ops: &[NodeId]) -> Result<(String, usize), CodegenError> {
+        let (family, root) = steps::family_of(def);
+        let fi = self
+            .sums
+            .iter()
+            .position(|&f| f == family)
+            .expect("the kernel lists every family of its sums");
+        let n = steps::n_args(def);
+        let mut args = Vec::with_capacity(n.max(1));
+        for &o in &ops[2..2 + n] {
+            args.push(self.op(o)?);
+        }
+        if args.is_empty() {
+            args.push("0.0".into());
+        }
+        let call = format!(
+            "sf{fi}(bitcast<u32>({}), {}, array<f32, {}>({}))",
+            self.op(ops[0])?,
+            self.op(ops[1])?,
+            args.len(),
+            args.join(", ")
+        );
+        Ok((call, root))
     }
 
     /// `let`/assignment lines of `ids` (constants are inlined), with their
@@ -252,8 +300,26 @@ impl Gen<'_> {
         decl: &str,
         ok: &str,
     ) -> Result<(), CodegenError> {
+        // One call per family and operands: the value of a sum and its
+        // derivatives come from the same pass.
+        let mut calls: HashMap<String, String> = HashMap::new();
         for &id in ids {
             if self.g.constant(id).is_some() {
+                continue;
+            }
+            if let Node::Steps(def, ops) = self.g.node(id) {
+                let (call, root) = self.sum_call(def, &ops)?;
+                let name = match calls.get(&call) {
+                    Some(n) => n.clone(),
+                    None => {
+                        let n = format!("c{}", self.name(id));
+                        writeln!(out, "let {n} = {call};").unwrap();
+                        writeln!(out, "{ok} = {ok} && {n}.ok;").unwrap();
+                        calls.insert(call, n.clone());
+                        n
+                    }
+                };
+                writeln!(out, "{decl}{} = {name}.v[{root}];", self.name(id)).unwrap();
                 continue;
             }
             let (e, cond) = self.expr(id)?;
@@ -283,6 +349,9 @@ pub fn generate(plan: &Plan, layout: Layout) -> Result<Kernel, CodegenError> {
         curve_data: w.curve_data,
         point_data: w.point_data,
         axis_data: w.axis_data,
+        sums: w.sums,
+        handles: w.handles,
+        calls: w.calls,
     })
 }
 
@@ -319,6 +388,11 @@ struct Writer<'a> {
     block: usize,
     point_vec4s: usize,
     tile: usize,
+    /// Families of sums the kernel calls, and the data nodes holding a
+    /// run's schedule (operands of sums).
+    sums: Vec<u32>,
+    handles: Vec<NodeId>,
+    calls: Vec<(usize, NodeId, NodeId)>,
 }
 
 impl<'a> Writer<'a> {
@@ -424,6 +498,24 @@ impl<'a> Writer<'a> {
         if tile == 0 {
             return Err(CodegenError::TooWide(point_data.len()));
         }
+        let (mut sums, mut handles, mut calls) = (Vec::new(), Vec::new(), Vec::new());
+        // Sums of data alone (a window of the schedule) are data nodes,
+        // computed on the host.
+        for id in plan.forward[..Class::Data as usize].iter().flatten() {
+            if let Node::Steps(def, ops) = g.node(*id) {
+                let family = steps::family_of(def).0;
+                if !sums.contains(&family) {
+                    sums.push(family);
+                }
+                if !handles.contains(&ops[0]) {
+                    handles.push(ops[0]);
+                }
+                let fi = sums.iter().position(|&f| f == family).unwrap_or(0);
+                if !calls.contains(&(fi, ops[0], ops[1])) {
+                    calls.push((fi, ops[0], ops[1]));
+                }
+            }
+        }
         let per_point: Vec<NodeId> = if grid {
             plan.forward[Class::Point as usize].clone()
         } else {
@@ -456,6 +548,9 @@ impl<'a> Writer<'a> {
             block,
             point_vec4s,
             tile,
+            sums,
+            handles,
+            calls,
         })
     }
 
@@ -475,6 +570,7 @@ impl<'a> Writer<'a> {
             g: self.g,
             per_value: &self.per_value,
             slot,
+            sums: &self.sums,
         }
     }
 
@@ -768,6 +864,13 @@ impl<'a> Writer<'a> {
                 continue;
             }
             fill(&mut source, line, &|n| slots.get(n));
+        }
+        if !self.sums.is_empty() {
+            writeln!(source, "{}", super::steps::TEMPLATE).unwrap();
+            for (fi, &family) in self.sums.iter().enumerate() {
+                let f = super::steps::function(&steps::shape(family), fi)?;
+                writeln!(source, "{f}").unwrap();
+            }
         }
         Ok(source)
     }

@@ -33,8 +33,10 @@ use anyhow::{bail, Context};
 
 use super::codegen::{self, Kernel, Layout};
 use super::context::GpuDevice;
+use super::steps;
 use crate::backend::weights::{Resolved, UNWEIGHTED};
-use crate::law::plan::{Class, DataValues, Plan, Sweep};
+use crate::law::dag::NodeId;
+use crate::law::plan::{Class, Plan, Sweep};
 use crate::objective::{LossKind, Objective, Space};
 
 /// Starts per workgroup (must match shaders/law_common.wgsl).
@@ -112,7 +114,7 @@ fn grid_records(
     sweep: &Sweep,
     entries: &[GridEntry],
     kernel: &Kernel,
-    data: &DataValues,
+    value: &dyn Fn(Class, usize, NodeId) -> f32,
 ) -> (Vec<f32>, Vec<u32>) {
     let stride = 4 * kernel.point_vec4s;
     let cell_floats = 4 * kernel.cell_vec4s;
@@ -136,7 +138,7 @@ fn grid_records(
         cell[2] = f32::from_bits(i);
         cell[3] = f32::from_bits(rank as u32);
         for (j, &id) in kernel.point_data.iter().enumerate() {
-            cell[4 + j] = data.get(Class::Point, i as usize, id) as f32;
+            cell[4 + j] = value(Class::Point, i as usize, id);
         }
     }
     (packed, row_curve)
@@ -465,6 +467,65 @@ impl GpuLaw {
         // per point target, weight, curve, then its data, curve by curve
         // (grid: rows of cells). Data nodes in f64 on the host, once.
         let data = plan.data(sweep, None);
+        // A law that sums along the steps reads its runs' schedules from
+        // tables after the curve and axis records; its records carry each
+        // run's tables' offset in place of the schedule's handle.
+        let tables = if kernel.sums.is_empty() {
+            None
+        } else {
+            let records = sweep.curves.len().max(1) * kernel.curve_floats
+                + rows
+                    .as_ref()
+                    .map_or(0, |_| sweep.axis_values.len() * kernel.axis_floats);
+            let handles = kernel.handles.iter().flat_map(|&id| {
+                let level = plan.level[id as usize];
+                let n = match level {
+                    Class::Curve => sweep.curves.len(),
+                    Class::Axis => sweep.axis_values.len(),
+                    _ => sweep.points(),
+                };
+                let data = &data;
+                (0..n).map(move |i| data.get(level, i, id))
+            });
+            Some(steps::Tables::new(&kernel.sums, handles, records)?)
+        };
+        if let (Some(t), Some(budget)) = (&tables, dev.loop_budget()) {
+            // Every point's loops, counted as if one invocation ran them
+            // all (a bound: the work is split among workgroups).
+            let mut curve_of = vec![0; sweep.points()];
+            for (c, r) in sweep.curves.iter().enumerate() {
+                curve_of[r.clone()].fill(c);
+            }
+            let at = |id: NodeId, i: usize| match plan.level[id as usize] {
+                Class::Curve => data.get(Class::Curve, curve_of[i], id),
+                Class::Axis => data.get(Class::Axis, sweep.axis_index[i] as usize, id),
+                _ => data.get(Class::Point, i, id),
+            };
+            let loops: u64 = (0..sweep.points())
+                .map(|i| {
+                    kernel
+                        .calls
+                        .iter()
+                        .map(|&(fi, h, s)| 32 + t.visited(fi, at(h, i), at(s, i)) as u64)
+                        .sum::<u64>()
+                        + 1
+                })
+                .sum();
+            if loops > budget {
+                bail!(
+                    "{} ends a shader's loops after {budget} iterations, and this sweep's sums \
+                     along the steps run {loops}: fit it with --backend cpu or on a hardware GPU",
+                    dev.summary.short()
+                );
+            }
+        }
+        let value = |level: Class, i: usize, id: NodeId| -> f32 {
+            let v = data.get(level, i, id);
+            match &tables {
+                Some(t) if kernel.handles.contains(&id) => t.record(v),
+                _ => v as f32,
+            }
+        };
         let stride = 4 * kernel.point_vec4s;
         let n_points: usize = sweep.curves.iter().map(|r| r.len()).sum();
         let mut curve_rec = vec![0f32; sweep.curves.len().max(1) * kernel.curve_floats];
@@ -475,7 +536,7 @@ impl GpuLaw {
             rec[1] = f32::from_bits(r.start as u32);
             if !r.is_empty() {
                 for (j, &id) in kernel.curve_data.iter().enumerate() {
-                    rec[2 + j] = data.get(Class::Curve, c, id) as f32;
+                    rec[2 + j] = value(Class::Curve, c, id);
                 }
             }
             at += r.len();
@@ -497,11 +558,9 @@ impl GpuLaw {
                         p[2] = f32::from_bits(c as u32);
                         for (j, &id) in kernel.point_data.iter().enumerate() {
                             p[3 + j] = match plan.level[id as usize] {
-                                Class::Axis => {
-                                    data.get(Class::Axis, sweep.axis_index[i] as usize, id)
-                                }
-                                _ => data.get(Class::Point, i, id),
-                            } as f32;
+                                Class::Axis => value(Class::Axis, sweep.axis_index[i] as usize, id),
+                                _ => value(Class::Point, i, id),
+                            };
                         }
                     }
                 }
@@ -516,12 +575,15 @@ impl GpuLaw {
             Some(rows) => {
                 for a in 0..sweep.axis_values.len() {
                     for &id in &kernel.axis_data {
-                        curve_rec.push(data.get(Class::Axis, a, id) as f32);
+                        curve_rec.push(value(Class::Axis, a, id));
                     }
                 }
-                grid_records(sweep, rows, &kernel, &data)
+                grid_records(sweep, rows, &kernel, &value)
             }
         };
+        if let Some(t) = tables {
+            curve_rec.extend(t.block);
+        }
         let device = &dev.device;
         let curves = upload(dev, "curves", &curve_rec);
         let mut chunks = Vec::new();

@@ -7,12 +7,15 @@
 //! - `context`: an opened device, with the layouts and pipelines every
 //!   evaluator on it shares;
 //! - `law`: a law's plan bound to a sweep on the device ([`GpuLaw`]), the
-//!   GPU twin of the CPU's `CpuLaw`.
+//!   GPU twin of the CPU's `CpuLaw`;
+//! - `steps`: sums along a run's steps (the twin of `law::steps`) and the
+//!   schedule tables they read.
 
 mod codegen;
 mod context;
 mod device;
 mod law;
+mod steps;
 
 pub use codegen::{generate, kernel, validate, CodegenError, Kernel, Layout};
 pub use context::GpuDevice;
