@@ -107,17 +107,20 @@ pub struct Kernel {
     pub curve_data: Vec<NodeId>,
     pub point_data: Vec<NodeId>,
     pub axis_data: Vec<NodeId>,
-    /// Families of sums along the steps the kernel calls (its `sf{i}`),
-    /// and the data nodes that hold a run's schedule: the records carry
-    /// the offset of the run's tables there (see `steps::Tables`).
+    /// Families of sums along the steps the kernel calls (its `sf{i}`).
     pub sums: Vec<u32>,
-    pub handles: Vec<NodeId>,
     /// The distinct calls a point makes: (family index, schedule node,
     /// step node), each a loop over the visited steps up to the row's.
+    /// The records carry, at a schedule node, the offset of the run's
+    /// tables (see `steps::Tables`).
     pub calls: Vec<(usize, NodeId, NodeId)>,
 }
 
 impl Kernel {
+    /// Whether data node `id` holds a run's schedule (an operand of a sum).
+    pub fn is_schedule(&self, id: NodeId) -> bool {
+        self.calls.iter().any(|&(_, h, _)| h == id)
+    }
     /// Floats per start in the partial and final sums.
     pub fn record(&self) -> usize {
         self.n_params + 2
@@ -350,7 +353,6 @@ pub fn generate(plan: &Plan, layout: Layout) -> Result<Kernel, CodegenError> {
         point_data: w.point_data,
         axis_data: w.axis_data,
         sums: w.sums,
-        handles: w.handles,
         calls: w.calls,
     })
 }
@@ -388,10 +390,8 @@ struct Writer<'a> {
     block: usize,
     point_vec4s: usize,
     tile: usize,
-    /// Families of sums the kernel calls, and the data nodes holding a
-    /// run's schedule (operands of sums).
+    /// Families of sums the kernel calls, and its calls of them.
     sums: Vec<u32>,
-    handles: Vec<NodeId>,
     calls: Vec<(usize, NodeId, NodeId)>,
 }
 
@@ -498,7 +498,7 @@ impl<'a> Writer<'a> {
         if tile == 0 {
             return Err(CodegenError::TooWide(point_data.len()));
         }
-        let (mut sums, mut handles, mut calls) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut sums, mut calls) = (Vec::new(), Vec::new());
         // Sums of data alone (a window of the schedule) are data nodes,
         // computed on the host.
         for id in plan.forward[..Class::Data as usize].iter().flatten() {
@@ -506,9 +506,6 @@ impl<'a> Writer<'a> {
                 let family = steps::family_of(def).0;
                 if !sums.contains(&family) {
                     sums.push(family);
-                }
-                if !handles.contains(&ops[0]) {
-                    handles.push(ops[0]);
                 }
                 let fi = sums.iter().position(|&f| f == family).unwrap_or(0);
                 if !calls.contains(&(fi, ops[0], ops[1])) {
@@ -549,7 +546,6 @@ impl<'a> Writer<'a> {
             point_vec4s,
             tile,
             sums,
-            handles,
             calls,
         })
     }

@@ -470,6 +470,20 @@ impl GpuLaw {
         // A law that sums along the steps reads its runs' schedules from
         // tables after the curve and axis records; its records carry each
         // run's tables' offset in place of the schedule's handle.
+        // Each point's curve, where the sums need the schedules' values.
+        let mut curve_of = Vec::new();
+        if !kernel.sums.is_empty() {
+            curve_of.resize(sweep.points(), 0);
+            for (c, r) in sweep.curves.iter().enumerate() {
+                curve_of[r.clone()].fill(c);
+            }
+        }
+        // Data node `id` at point `i`, whatever its level.
+        let at = |id: NodeId, i: usize| match plan.level[id as usize] {
+            Class::Curve => data.get(Class::Curve, curve_of[i], id),
+            Class::Axis => data.get(Class::Axis, sweep.axis_index[i] as usize, id),
+            _ => data.get(Class::Point, i, id),
+        };
         let tables = if kernel.sums.is_empty() {
             None
         } else {
@@ -477,30 +491,15 @@ impl GpuLaw {
                 + rows
                     .as_ref()
                     .map_or(0, |_| sweep.axis_values.len() * kernel.axis_floats);
-            let handles = kernel.handles.iter().flat_map(|&id| {
-                let level = plan.level[id as usize];
-                let n = match level {
-                    Class::Curve => sweep.curves.len(),
-                    Class::Axis => sweep.axis_values.len(),
-                    _ => sweep.points(),
-                };
-                let data = &data;
-                (0..n).map(move |i| data.get(level, i, id))
-            });
+            let handles = kernel
+                .calls
+                .iter()
+                .flat_map(|&(_, h, _)| (0..sweep.points()).map(move |i| at(h, i)));
             Some(steps::Tables::new(&kernel.sums, handles, records)?)
         };
         if let (Some(t), Some(budget)) = (&tables, dev.loop_budget()) {
             // Every point's loops, counted as if one invocation ran them
             // all (a bound: the work is split among workgroups).
-            let mut curve_of = vec![0; sweep.points()];
-            for (c, r) in sweep.curves.iter().enumerate() {
-                curve_of[r.clone()].fill(c);
-            }
-            let at = |id: NodeId, i: usize| match plan.level[id as usize] {
-                Class::Curve => data.get(Class::Curve, curve_of[i], id),
-                Class::Axis => data.get(Class::Axis, sweep.axis_index[i] as usize, id),
-                _ => data.get(Class::Point, i, id),
-            };
             let loops: u64 = (0..sweep.points())
                 .map(|i| {
                     kernel
@@ -522,7 +521,7 @@ impl GpuLaw {
         let value = |level: Class, i: usize, id: NodeId| -> f32 {
             let v = data.get(level, i, id);
             match &tables {
-                Some(t) if kernel.handles.contains(&id) => t.record(v),
+                Some(t) if kernel.is_schedule(id) => t.record(v),
                 _ => v as f32,
             }
         };

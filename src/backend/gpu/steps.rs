@@ -182,14 +182,15 @@ impl Tables {
         handles: impl IntoIterator<Item = f64>,
         base: usize,
     ) -> anyhow::Result<Tables> {
+        let shapes: Vec<Shape> = families.iter().map(|&f| steps::shape(f)).collect();
         let mut t = Tables {
             block: Vec::new(),
             dirs: HashMap::new(),
             ks: HashMap::new(),
-            hi: families.iter().map(|&f| steps::shape(f).hi).collect(),
-            loops: families
+            hi: shapes.iter().map(|s| s.hi).collect(),
+            loops: shapes
                 .iter()
-                .map(|&f| steps::shape(f).windows.iter().any(Option::is_none))
+                .map(|s| s.windows.iter().any(Option::is_none))
                 .collect(),
         };
         // The run's series already placed: (handle, series) -> offset.
