@@ -12,7 +12,7 @@ use indexmap::IndexMap;
 use nalgebra::DMatrix;
 use rayon::prelude::*;
 
-use crate::backend::jacobian::{RowJacobian, Weights, Workspace};
+use crate::backend::jacobian::{HuberCurvature, RowJacobian, Weights, Workspace};
 use crate::format::format_value;
 use crate::identify::Curvature;
 use crate::law::space::LawSpace;
@@ -50,16 +50,20 @@ pub struct LeastSquares<'a> {
     /// Per problem, weights of its job's rows other than their own (a
     /// resample); empty when every problem keeps its job's.
     pub weights: &'a [Option<&'a Weights<'a>>],
+    /// Huber's curvature beyond delta (see [`search`]).
+    pub curvature: HuberCurvature,
 }
 
 /// f, g and H (Gauss-Newton) in `space`'s theta at `x`, from `rows`
 /// (Jacobian columns for `space.free()`) under their own weights or
-/// `weight`; `scratch` holds arrays of m and m x m.
+/// `weight`, with Huber's curvature `curvature`; `scratch` holds arrays
+/// of m and m x m.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn theta_moments(
     space: &LawSpace,
     rows: &RowJacobian,
     weight: Option<&Weights<'_>>,
+    curvature: HuberCurvature,
     x: &[f64],
     ws: &mut Workspace,
     g: &mut [f64],
@@ -72,10 +76,7 @@ pub(crate) fn theta_moments(
     hraw.resize(m * m, 0.0);
     t.resize(m * m, 0.0);
     let p = space.to_params(x);
-    let f = match weight {
-        None => rows.evaluate(&p, ws, graw, hraw),
-        Some(w) => rows.evaluate_reweighted(&p, ws, graw, hraw, w),
-    };
+    let f = rows.evaluate_as(&p, ws, graw, hraw, weight, curvature);
     moments_to_theta(space, &p, graw, hraw, t, g, h);
     f
 }
@@ -128,6 +129,7 @@ impl LeastSquares<'_> {
                 self.space,
                 &self.jobs[self.job_of[id]],
                 self.weights.get(id).copied().flatten(),
+                self.curvature,
                 &xs[k * m..(k + 1) * m],
                 &mut ws,
                 &mut g[k * m..(k + 1) * m],
@@ -239,6 +241,56 @@ impl Polished {
     }
 }
 
+/// Levenberg-Marquardt from `x0`, start `k` on the rows of
+/// `jobs[job_of[k]]` (reweighted by `weights[k]` where given): Huber's
+/// curvature the Hessian's, which converges fastest near an optimum; a
+/// start no step moved from (every residual beyond delta, where that
+/// curvature is 0 and the model has no step) searches again with the
+/// reweighted one. For mse both are the same.
+pub fn search(
+    space: &LawSpace,
+    jobs: &[RowJacobian],
+    job_of: &[usize],
+    weights: &[Option<&Weights<'_>>],
+    x0: &[Vec<f64>],
+    lm: &LmOptions,
+    mut progress: impl FnMut(optim::Progress),
+) -> anyhow::Result<(Vec<Outcome>, usize)> {
+    let mut first = LeastSquares {
+        space,
+        jobs,
+        job_of,
+        weights,
+        curvature: HuberCurvature::Hessian,
+    };
+    let (mut outcomes, mut calls) = optim::least_squares_batch(&mut first, x0, lm, &mut progress)?;
+    let stuck: Vec<usize> = (0..outcomes.len())
+        .filter(|&k| outcomes[k].status == Status::LineSearchFailed)
+        .collect();
+    if stuck.is_empty() || !jobs.iter().any(|j| j.huber()) {
+        return Ok((outcomes, calls));
+    }
+    let sub_job_of: Vec<usize> = stuck.iter().map(|&k| job_of[k]).collect();
+    let sub_weights: Vec<Option<&Weights<'_>>> = match weights {
+        [] => Vec::new(),
+        w => stuck.iter().map(|&k| w[k]).collect(),
+    };
+    let mut again = LeastSquares {
+        space,
+        jobs,
+        job_of: &sub_job_of,
+        weights: &sub_weights,
+        curvature: HuberCurvature::Reweighted,
+    };
+    let starts: Vec<Vec<f64>> = stuck.iter().map(|&k| x0[k].clone()).collect();
+    let (redone, more) = optim::least_squares_batch(&mut again, &starts, lm, &mut progress)?;
+    calls += more;
+    for (k, o) in stuck.into_iter().zip(redone) {
+        outcomes[k] = o;
+    }
+    Ok((outcomes, calls))
+}
+
 /// Polish each start `(job, params)` on its job's rows, in the raw form
 /// of `space` ([`LawSpace::raw`]); `jobs` must have Jacobian columns for
 /// `space.free()`. `weights` (empty, or one per start) reweighs a start's
@@ -260,6 +312,7 @@ pub fn polish(
         jobs,
         job_of: &job_of,
         weights,
+        curvature: HuberCurvature::Hessian,
     };
     let (outcomes, _) = optim::least_squares_batch(&mut problems, &x0, &POLISH, |_| {})?;
     // f, g and H where each ended, for the decrement.

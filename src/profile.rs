@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 
-use crate::backend::jacobian::{RowJacobian, Workspace};
+use crate::backend::jacobian::{HuberCurvature, RowJacobian, Workspace};
 use crate::identify::{Flag, Identifiability, FLAG_HALF_WIDTH};
 use crate::law::space::LawSpace;
 use crate::law::CompiledLaw;
@@ -208,7 +208,17 @@ impl BatchLeastSquares for Refits<'_> {
             .for_each_init(
                 || (Workspace::default(), Default::default()),
                 |(ws, scratch), ((((&id, x), f), g), h)| {
-                    *f = theta_moments(self.spaces[id], self.rows, None, x, ws, g, h, scratch);
+                    *f = theta_moments(
+                        self.spaces[id],
+                        self.rows,
+                        None,
+                        HuberCurvature::Hessian,
+                        x,
+                        ws,
+                        g,
+                        h,
+                        scratch,
+                    );
                 },
             );
         Ok(())
@@ -310,6 +320,7 @@ impl Profiler<'_> {
                         space,
                         &self.rows,
                         None,
+                        HuberCurvature::Hessian,
                         x,
                         &mut ws,
                         &mut [],

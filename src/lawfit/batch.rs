@@ -256,13 +256,7 @@ pub(super) fn fit_jobs_by(
     }
     let (outcomes, calls) = if least_squares {
         let lm = lm_options(&opts.lbfgs);
-        let mut problems = LeastSquares {
-            space,
-            jobs: &rows,
-            job_of: &job_of,
-            weights: &[],
-        };
-        optim::least_squares_batch(&mut problems, &x0, &lm, progress)
+        polish::search(space, &rows, &job_of, &[], &x0, &lm, progress)
     } else if method == Method::GridLeastSquares {
         let lm = lm_options(&opts.lbfgs);
         let mut problems = GridLeastSquares {
@@ -332,14 +326,11 @@ pub(super) fn fit_jobs_by(
             let mine = &mut bests[c * POLISH_JOBS..][..chunk.len()];
             if refine {
                 let job_of: Vec<usize> = (0..chunk.len()).collect();
-                let mut problems = LeastSquares {
+                let (done, _) = polish::search(
                     space,
-                    jobs: &made,
-                    job_of: &job_of,
-                    weights: &[],
-                };
-                let (done, _) = optim::least_squares_batch(
-                    &mut problems,
+                    &made,
+                    &job_of,
+                    &[],
                     mine,
                     &lm_options(&opts.lbfgs),
                     |_| {},

@@ -29,7 +29,7 @@ use crate::data::Table;
 use crate::law::plan::Sweep;
 use crate::law::space::LawSpace;
 use crate::optim::{self, Outcome, Progress, Status};
-use crate::polish::{self, LeastSquares};
+use crate::polish;
 use crate::report::BootstrapReport;
 
 /// One fit to bootstrap: its rows and its best parameters.
@@ -126,13 +126,7 @@ pub fn bootstrap(
     let weights: Vec<Option<&Weights>> = boxed.iter().map(|w| Some(w.as_ref())).collect();
     let (outcomes, _) = if method == Method::LeastSquares {
         let lm = lm_options(&opts.lbfgs);
-        let mut problems = LeastSquares {
-            space: &space,
-            jobs: &rows,
-            job_of: &group_of,
-            weights: &weights,
-        };
-        optim::least_squares_batch(&mut problems, &x0, &lm, progress)
+        polish::search(&space, &rows, &group_of, &weights, &x0, &lm, progress)
     } else {
         let mut grids = Vec::with_capacity(parts.len());
         for p in &parts {

@@ -31,7 +31,7 @@ use crate::law::space::LawSpace;
 use crate::law::{CompiledLaw, LawFile};
 use crate::objective::{LossKind, Objective, Space};
 use crate::optim::{self, BatchObjective, Outcome, Progress, Status};
-use crate::polish::{self, LeastSquares, Polished};
+use crate::polish::{self, Polished};
 use crate::profile::ProfileRequest;
 mod batch;
 mod binding;

@@ -3,7 +3,8 @@
 //! g = J^T W psi(r) and the Gauss-Newton matrix J^T W psi'(r) J, with J the
 //! derivatives of the residuals by chosen parameters (raw units). For mse
 //! rho = r^2 / 2, psi = r and psi' = 1; for Huber psi is r clipped to
-//! [-delta, delta] and psi' is 1 inside, 0 beyond. The residual is pred - y,
+//! [-delta, delta] and psi' is 1 inside, 0 beyond (a search may take
+//! psi(r)/r in its place: [`HuberCurvature`]). The residual is pred - y,
 //! or ln pred - y in log space (y is then already a log). On request it
 //! also sums the middle of the sandwich covariance, J^T W^2 psi^2 J.
 //!
@@ -156,6 +157,21 @@ struct Moments {
 /// [`RowJacobian::evaluate_reweighted`]).
 pub type Weights<'a> = dyn Fn(usize) -> f64 + Sync + 'a;
 
+/// The curvature weight of a Huber residual r beyond delta in the matrix
+/// J^T W C J (inside delta, and for mse, it is 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HuberCurvature {
+    /// psi'(r) = 0: the Hessian's Gauss-Newton part, for the polish near
+    /// an optimum (Newton's convergence) and the covariance.
+    #[default]
+    Hessian,
+    /// psi(r)/r = delta/|r|: reweighted least squares, for a search. From
+    /// a start whose residuals all lie beyond delta the Hessian's is 0 and
+    /// gives Levenberg-Marquardt no step; this one majorises rho there and
+    /// keeps every row's curvature.
+    Reweighted,
+}
+
 /// Residuals and Jacobian of a law over fixed rows.
 #[derive(Debug, Clone)]
 pub struct RowJacobian {
@@ -218,13 +234,13 @@ pub struct Workspace {
     /// Projected operands of a hoisted node.
     tmp: [Vec<f64>; 2],
     r: Vec<f64>,
-    /// w psi(r), and w psi'(r) (Huber only: for mse it is w).
+    /// w psi(r), and the curvature weight (Huber only: for mse it is w).
     wr: Vec<f64>,
     wc: Vec<f64>,
     /// Weights of a tile given by the caller.
     wt: Vec<f64>,
     /// The rows' gradient weights (w psi, times d residual / d pred) and
-    /// curvature weights (w psi', times its square), and their
+    /// curvature weights (see `wc`, times its square), and their
     /// squares for the sandwich.
     a: Vec<f64>,
     c: Vec<f64>,
@@ -471,6 +487,11 @@ impl RowJacobian {
         }
     }
 
+    /// Whether the loss is Huber's.
+    pub fn huber(&self) -> bool {
+        self.huber.is_some()
+    }
+
     /// Rows summed over (those of weight 0 left out).
     pub fn rows(&self) -> usize {
         self.y.len()
@@ -538,7 +559,21 @@ impl RowJacobian {
         g: &mut [f64],
         h: &mut [f64],
     ) -> f64 {
-        self.dispatch(params, ws, g, h, None, None)
+        self.dispatch(params, ws, g, h, None, None, HuberCurvature::Hessian)
+    }
+
+    /// [`Self::evaluate`] with the curvature `curvature` and, where
+    /// `weight` is given, the weights of [`Self::evaluate_reweighted`].
+    pub fn evaluate_as(
+        &self,
+        params: &[f64],
+        ws: &mut Workspace,
+        g: &mut [f64],
+        h: &mut [f64],
+        weight: Option<&Weights<'_>>,
+        curvature: HuberCurvature,
+    ) -> f64 {
+        self.dispatch(params, ws, g, h, None, weight, curvature)
     }
 
     /// [`Self::evaluate`] with other weights: `weight(row)` for each row
@@ -552,7 +587,15 @@ impl RowJacobian {
         h: &mut [f64],
         weight: &Weights<'_>,
     ) -> f64 {
-        self.dispatch(params, ws, g, h, None, Some(weight))
+        self.dispatch(
+            params,
+            ws,
+            g,
+            h,
+            None,
+            Some(weight),
+            HuberCurvature::Hessian,
+        )
     }
 
     /// [`Self::evaluate`], with J^T W^2 psi^2 J (the middle of the sandwich
@@ -565,7 +608,7 @@ impl RowJacobian {
         h: &mut [f64],
         meat: &mut [f64],
     ) -> f64 {
-        self.dispatch(params, ws, g, h, Some(meat), None)
+        self.dispatch(params, ws, g, h, Some(meat), None, HuberCurvature::Hessian)
     }
 
     fn dispatch(
@@ -576,21 +619,22 @@ impl RowJacobian {
         h: &mut [f64],
         meat: Option<&mut [f64]>,
         weight: Option<&Weights<'_>>,
+        curvature: HuberCurvature,
     ) -> f64 {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
                 // SAFETY: the CPU supports the features the function enables.
-                return unsafe { self.eval_avx512(params, ws, g, h, meat, weight) };
+                return unsafe { self.eval_avx512(params, ws, g, h, meat, weight, curvature) };
             }
             if std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
             {
                 // SAFETY: as above.
-                return unsafe { self.eval_avx2(params, ws, g, h, meat, weight) };
+                return unsafe { self.eval_avx2(params, ws, g, h, meat, weight, curvature) };
             }
         }
-        self.eval::<false>(params, ws, g, h, meat, weight)
+        self.eval::<false>(params, ws, g, h, meat, weight, curvature)
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -603,8 +647,9 @@ impl RowJacobian {
         h: &mut [f64],
         meat: Option<&mut [f64]>,
         weight: Option<&Weights<'_>>,
+        curvature: HuberCurvature,
     ) -> f64 {
-        self.eval::<true>(p, ws, g, h, meat, weight)
+        self.eval::<true>(p, ws, g, h, meat, weight, curvature)
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -617,8 +662,9 @@ impl RowJacobian {
         h: &mut [f64],
         meat: Option<&mut [f64]>,
         weight: Option<&Weights<'_>>,
+        curvature: HuberCurvature,
     ) -> f64 {
-        self.eval::<true>(p, ws, g, h, meat, weight)
+        self.eval::<true>(p, ws, g, h, meat, weight, curvature)
     }
 
     #[inline(always)]
@@ -630,6 +676,7 @@ impl RowJacobian {
         h: &mut [f64],
         meat: Option<&mut [f64]>,
         weight: Option<&Weights<'_>>,
+        curvature: HuberCurvature,
     ) -> f64 {
         self.fit(ws);
         for &id in &self.scalars {
@@ -732,6 +779,7 @@ impl RowJacobian {
                 binary!(r, pred, V::A(y), |p, y| p - y);
             }
             // The weights of the gradient (w psi) and of the curvature.
+            let reweighted = curvature == HuberCurvature::Reweighted;
             let wc: &[f64] = match self.huber {
                 None => {
                     for ((o, &r), &w) in wr.iter_mut().zip(r.iter()).zip(w) {
@@ -752,7 +800,11 @@ impl RowJacobian {
                         };
                         f += w * rho;
                         *o = w * r.clamp(-delta, delta);
-                        *c = if inside { w } else { 0.0 };
+                        *c = match (inside, reweighted) {
+                            (true, _) => w,
+                            (false, false) => 0.0,
+                            (false, true) => w * delta / r.abs(),
+                        };
                     }
                     wc
                 }
