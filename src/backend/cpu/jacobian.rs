@@ -154,7 +154,7 @@ struct Moments {
 }
 
 /// Weights of rows by their index among the rows given (see
-/// [`RowJacobian::evaluate_reweighted`]).
+/// [`RowJacobian::evaluate_as`]).
 pub type Weights<'a> = dyn Fn(usize) -> f64 + Sync + 'a;
 
 /// The curvature weight of a Huber residual r beyond delta in the matrix
@@ -170,6 +170,17 @@ pub enum HuberCurvature {
     /// gives Levenberg-Marquardt no step; this one majorises rho there and
     /// keeps every row's curvature.
     Reweighted,
+}
+
+/// What an evaluation sums besides f, g and h, under which weights and
+/// curvature.
+#[derive(Default)]
+struct Asked<'a> {
+    /// The sandwich's middle, J^T W^2 psi^2 J.
+    meat: Option<&'a mut [f64]>,
+    /// Weights of the rows other than their own.
+    weight: Option<&'a Weights<'a>>,
+    curvature: HuberCurvature,
 }
 
 /// Residuals and Jacobian of a law over fixed rows.
@@ -559,11 +570,13 @@ impl RowJacobian {
         g: &mut [f64],
         h: &mut [f64],
     ) -> f64 {
-        self.dispatch(params, ws, g, h, None, None, HuberCurvature::Hessian)
+        self.dispatch(params, ws, g, h, Asked::default())
     }
 
-    /// [`Self::evaluate`] with the curvature `curvature` and, where
-    /// `weight` is given, the weights of [`Self::evaluate_reweighted`].
+    /// [`Self::evaluate`] with Huber's curvature `curvature` and, where
+    /// given, other weights: `weight(row)` for each row given to
+    /// [`Self::new`] with a nonzero weight there (a resample of them: a
+    /// bootstrap replicate, a fold), instead of the weights given.
     pub fn evaluate_as(
         &self,
         params: &[f64],
@@ -573,28 +586,16 @@ impl RowJacobian {
         weight: Option<&Weights<'_>>,
         curvature: HuberCurvature,
     ) -> f64 {
-        self.dispatch(params, ws, g, h, None, weight, curvature)
-    }
-
-    /// [`Self::evaluate`] with other weights: `weight(row)` for each row
-    /// given to [`Self::new`] with a nonzero weight there (a resample of
-    /// them: a bootstrap replicate, a fold), instead of the weights given.
-    pub fn evaluate_reweighted(
-        &self,
-        params: &[f64],
-        ws: &mut Workspace,
-        g: &mut [f64],
-        h: &mut [f64],
-        weight: &Weights<'_>,
-    ) -> f64 {
         self.dispatch(
             params,
             ws,
             g,
             h,
-            None,
-            Some(weight),
-            HuberCurvature::Hessian,
+            Asked {
+                meat: None,
+                weight,
+                curvature,
+            },
         )
     }
 
@@ -608,7 +609,16 @@ impl RowJacobian {
         h: &mut [f64],
         meat: &mut [f64],
     ) -> f64 {
-        self.dispatch(params, ws, g, h, Some(meat), None, HuberCurvature::Hessian)
+        self.dispatch(
+            params,
+            ws,
+            g,
+            h,
+            Asked {
+                meat: Some(meat),
+                ..Default::default()
+            },
+        )
     }
 
     fn dispatch(
@@ -617,24 +627,22 @@ impl RowJacobian {
         ws: &mut Workspace,
         g: &mut [f64],
         h: &mut [f64],
-        meat: Option<&mut [f64]>,
-        weight: Option<&Weights<'_>>,
-        curvature: HuberCurvature,
+        asked: Asked<'_>,
     ) -> f64 {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
                 // SAFETY: the CPU supports the features the function enables.
-                return unsafe { self.eval_avx512(params, ws, g, h, meat, weight, curvature) };
+                return unsafe { self.eval_avx512(params, ws, g, h, asked) };
             }
             if std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
             {
                 // SAFETY: as above.
-                return unsafe { self.eval_avx2(params, ws, g, h, meat, weight, curvature) };
+                return unsafe { self.eval_avx2(params, ws, g, h, asked) };
             }
         }
-        self.eval::<false>(params, ws, g, h, meat, weight, curvature)
+        self.eval::<false>(params, ws, g, h, asked)
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -645,11 +653,9 @@ impl RowJacobian {
         ws: &mut Workspace,
         g: &mut [f64],
         h: &mut [f64],
-        meat: Option<&mut [f64]>,
-        weight: Option<&Weights<'_>>,
-        curvature: HuberCurvature,
+        asked: Asked<'_>,
     ) -> f64 {
-        self.eval::<true>(p, ws, g, h, meat, weight, curvature)
+        self.eval::<true>(p, ws, g, h, asked)
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -660,11 +666,9 @@ impl RowJacobian {
         ws: &mut Workspace,
         g: &mut [f64],
         h: &mut [f64],
-        meat: Option<&mut [f64]>,
-        weight: Option<&Weights<'_>>,
-        curvature: HuberCurvature,
+        asked: Asked<'_>,
     ) -> f64 {
-        self.eval::<true>(p, ws, g, h, meat, weight, curvature)
+        self.eval::<true>(p, ws, g, h, asked)
     }
 
     #[inline(always)]
@@ -674,10 +678,13 @@ impl RowJacobian {
         ws: &mut Workspace,
         g: &mut [f64],
         h: &mut [f64],
-        meat: Option<&mut [f64]>,
-        weight: Option<&Weights<'_>>,
-        curvature: HuberCurvature,
+        asked: Asked<'_>,
     ) -> f64 {
+        let Asked {
+            meat,
+            weight,
+            curvature,
+        } = asked;
         self.fit(ws);
         for &id in &self.scalars {
             let s = &ws.scalars;
