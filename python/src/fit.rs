@@ -25,6 +25,7 @@ pub(crate) struct Fit {
     messages: Vec<String>,
 }
 
+#[derive(Clone)]
 struct FitData {
     table: Table,
     pred: Vec<f64>,
@@ -72,6 +73,48 @@ pub(crate) fn fit(
     })
 }
 
+/// One shard of a fit's bootstrap: replicates `start..end` of each scheme
+/// of the bootstrap `request` asks for, refitted from the fit whose
+/// fit.json JSON is `fit_json` (the same request's fit, made without its
+/// bootstrap) on `columns`; the shard's reports as JSON, for
+/// `Fit.with_bootstrap`.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn bootstrap_shard(
+    py: Python<'_>,
+    columns: Source<'_>,
+    origin: &str,
+    request: &str,
+    fit_json: &str,
+    start: usize,
+    end: usize,
+) -> PyResult<String> {
+    let req: FitRequest =
+        serde_json::from_str(request).map_err(|e| error(anyhow::anyhow!("options: {e}")))?;
+    let (mut opts, boot) = req.options().map_err(error)?;
+    let boot = boot.ok_or_else(|| error(anyhow::anyhow!("the request asks for no bootstrap")))?;
+    let (file, text, law_origin) = req.law.law_source().map_err(error)?;
+    let mut table = table(origin, columns)?;
+    let bound =
+        lawfit::bind(file, &text, &law_origin, &mut table, &req.bind_options()).map_err(error)?;
+    let fitted = report::parse_json(fit_json)
+        .map_err(|e| error(anyhow::anyhow!("the fit to bootstrap: {e}")))?;
+    let (fits, held) = lawfit::fits_in(&bound, &table, &opts, &fitted).map_err(error)?;
+    let (out, _) = run_law(py, &req.backend, &mut opts, "bootstrap", |opts| {
+        lawfit::bootstrap_shard(
+            &bound,
+            &table,
+            opts,
+            &held,
+            &fits,
+            &boot,
+            start..end,
+            |_| {},
+        )
+    })?;
+    report::pretty_json(&out).map_err(error)
+}
+
 /// Read a fit.json written by `sweepfit fit` or by `Fit.write_json`.
 #[pyfunction]
 pub(crate) fn load(path: PathBuf) -> PyResult<Fit> {
@@ -83,8 +126,51 @@ pub(crate) fn load(path: PathBuf) -> PyResult<Fit> {
     })
 }
 
+/// A fit from fit.json's JSON text (a fit made elsewhere: a Ray task's),
+/// with the notes and warnings its fit said.
+#[pyfunction]
+pub(crate) fn loads(text: &str, messages: Vec<String>) -> PyResult<Fit> {
+    let r = report::parse_json(text).map_err(|e| error(anyhow::anyhow!("the fit: {e}")))?;
+    Ok(Fit {
+        fit: LawFit::from_report(r, "the fit").map_err(error)?,
+        data: None,
+        messages,
+    })
+}
+
 #[pymethods]
 impl Fit {
+    /// This fit with its bootstrap joined from `shards` (the JSON of
+    /// `bootstrap_shard`'s reports, in the order of their replicates) as
+    /// the bootstrap `request` asks for; `seconds`, its wall time.
+    fn with_bootstrap(&self, shards: Vec<String>, request: &str, seconds: f64) -> PyResult<Fit> {
+        let req: FitRequest =
+            serde_json::from_str(request).map_err(|e| error(anyhow::anyhow!("options: {e}")))?;
+        let (_, boot) = req.options().map_err(error)?;
+        let boot =
+            boot.ok_or_else(|| error(anyhow::anyhow!("the request asks for no bootstrap")))?;
+        let shards = shards
+            .iter()
+            .map(|s| report::parse_json(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| error(anyhow::anyhow!("a bootstrap shard: {e}")))?;
+        let joined =
+            lawfit::join_shards(shards, &boot, &self.fit.law.params, seconds).map_err(error)?;
+        let mut r = self.fit.report.clone();
+        if r.groups.is_empty() {
+            r.bootstrap = joined.into_iter().next();
+        } else {
+            for (g, b) in r.groups.iter_mut().zip(joined) {
+                g.bootstrap = Some(b);
+            }
+        }
+        Ok(Fit {
+            fit: LawFit::from_report(r, "the fit").map_err(error)?,
+            data: self.data.clone(),
+            messages: self.messages.clone(),
+        })
+    }
+
     /// The report, as the JSON text of fit.json.
     fn report_json(&self) -> PyResult<String> {
         report::pretty_json(&self.fit.report).map_err(error)

@@ -20,7 +20,7 @@ mod fit;
 mod tools;
 
 create_exception!(
-    _core,
+    sweepfit._core,
     SweepfitError,
     PyValueError,
     "Bad input or a fit that cannot be done: the message the command line would print."
@@ -140,8 +140,13 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<tools::Law>()?;
     m.add_function(wrap_pyfunction!(fit::fit, m)?)?;
     m.add_function(wrap_pyfunction!(fit::load, m)?)?;
+    m.add_function(wrap_pyfunction!(fit::loads, m)?)?;
+    m.add_function(wrap_pyfunction!(fit::bootstrap_shard, m)?)?;
     m.add_function(wrap_pyfunction!(tools::evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(tools::compare, m)?)?;
+    m.add_function(wrap_pyfunction!(tools::compare_sources, m)?)?;
+    m.add_function(wrap_pyfunction!(tools::compare_law, m)?)?;
+    m.add_function(wrap_pyfunction!(tools::compare_merge, m)?)?;
     m.add_function(wrap_pyfunction!(tools::simulate_preset, m)?)?;
     m.add_function(wrap_pyfunction!(tools::simulate_law, m)?)?;
     m.add_function(wrap_pyfunction!(tools::laws, m)?)?;

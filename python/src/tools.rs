@@ -109,6 +109,74 @@ pub(crate) fn compare(
     Ok((json, said))
 }
 
+/// The laws of a comparison checked, with every option, before any of its
+/// work is handed out: per law, what [`compare_law`] takes, `("law",
+/// name or formula, "")` or `("file", text, origin)` (a law file read
+/// here, so that workers on other machines need not see it).
+#[pyfunction]
+pub(crate) fn compare_sources(
+    laws: Vec<String>,
+    law_files: Vec<PathBuf>,
+    request: &str,
+) -> PyResult<Vec<(String, String, String)>> {
+    EvalRequest::parse(request)?;
+    if laws.is_empty() && law_files.is_empty() {
+        return Err(error(anyhow::anyhow!(
+            "give at least one law to compare (laws= or law_files=)"
+        )));
+    }
+    let mut out = Vec::new();
+    for l in laws {
+        law_source(Some(&l), None).map_err(error)?;
+        out.push(("law".into(), l, String::new()));
+    }
+    for f in &law_files {
+        let (_, text, origin) = law_source(None, Some(f)).map_err(error)?;
+        out.push(("file".into(), text, origin));
+    }
+    Ok(out)
+}
+
+/// One law of a comparison (a law of [`compare_sources`]) evaluated on
+/// `columns`: its part of compare.json as JSON (see
+/// `sweepfit::lawfit::LawResult`), and the notes and warnings said.
+#[pyfunction]
+pub(crate) fn compare_law(
+    py: Python<'_>,
+    columns: Source<'_>,
+    origin: &str,
+    law: (String, String, String),
+    request: &str,
+) -> PyResult<(String, Vec<String>)> {
+    let (req, mut fit, opts) = EvalRequest::parse(request)?;
+    let source = match law.0.as_str() {
+        "law" => law_source(Some(&law.1), None).map_err(error)?,
+        "file" => (LawFile::parse(&law.1, &law.2).map_err(error)?, law.1, law.2),
+        other => return Err(error(anyhow::anyhow!("no kind of law is called {other:?}"))),
+    };
+    let table = table(origin, columns)?;
+    let binding = req.fit.bind_options(&[], req.eval.test_where.as_ref());
+    let (out, said) = run_law(py, &req.backend, &mut fit, "comparison", |fit| {
+        lawfit::compare_law(&source, &table, &binding, fit, &opts, |_| {})
+    })?;
+    let json = report::pretty_json(&out).map_err(error)?;
+    Ok((json, said))
+}
+
+/// compare.json's JSON from the laws' parts ([`compare_law`]'s), in the
+/// order the laws were given, as one comparison of them all reports it;
+/// `seconds`, the wall time it took.
+#[pyfunction]
+pub(crate) fn compare_merge(parts: Vec<String>, request: &str, seconds: f64) -> PyResult<String> {
+    let (_, fit, _) = EvalRequest::parse(request)?;
+    let results = parts
+        .iter()
+        .map(|p| report::parse_json::<lawfit::LawResult>(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| error(anyhow::anyhow!("a law's part of the comparison: {e}")))?;
+    report::pretty_json(&lawfit::merge_laws(results, &fit, seconds)).map_err(error)
+}
+
 /// The looplm20 sweep simulated (`sweepfit simulate`): its columns run,
 /// N, T, tokens, loss, weight, and the truth as JSON.
 #[pyfunction]

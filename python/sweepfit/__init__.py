@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import warnings
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
 
-from . import _core, _data
+from . import _core, _data, _ray
 from ._core import SweepfitError, __version__
 from ._fit import Fit
 from ._progress import reporter
@@ -37,6 +38,7 @@ __all__ = [
     "devices",
     "evaluate",
     "fit",
+    "fit_many",
     "laws",
     "load",
     "simulate",
@@ -135,6 +137,10 @@ def fit(
     profile: Union[bool, str, Sequence[str]] = False,
     backend: str = "auto",
     progress: Progress = None,
+    executor: str = "local",
+    num_cpus: float = 1,
+    num_gpus: Optional[float] = None,
+    shards: Optional[int] = None,
 ) -> Fit:
     """Fit a scaling law to every row of ``data`` at once.
 
@@ -183,6 +189,12 @@ def fit(
     progress
         Show progress on stderr: None (where someone watches), True, False,
         or a callable ``(stage, iteration, active, best)``.
+    executor, num_cpus, num_gpus, shards
+        ``"ray"``: the bootstrap's replicates refitted as ``shards`` Ray
+        tasks (default: one per ``num_cpus`` of the cluster's CPUs), each
+        with ``num_cpus`` and ``num_gpus`` (default: one GPU where the
+        cluster has GPUs); the fit itself runs here. The replicates are
+        drawn by their index, so the result is the local one, bit for bit.
 
     Returns
     -------
@@ -212,11 +224,62 @@ def fit(
     opts["level"] = float(level)
     opts["backend"] = backend
     cols, origin = _data.columns(data)
+    request = json.dumps(opts)
+    spread = _ray.check(executor) and bootstrap is not None
     with reporter(progress) as cb:
-        core = _core.fit(cols, origin, json.dumps(opts), cb)
+        # Spread over Ray, the fit runs here without its bootstrap, whose
+        # shards then start from its best.
+        alone = {k: v for k, v in opts.items() if k != "bootstrap"} if spread else opts
+        core = _core.fit(cols, origin, json.dumps(alone), cb)
+    if spread:
+        started = time.monotonic()
+        b = int(bootstrap)
+        n = max(1, min(b, shards if shards is not None else _ray.workers(num_cpus)))
+        cuts = [b * i // n for i in range(n + 1)]
+        parts = _ray.run([("bootstrap_shard", (request, core.report_json(), lo, hi))
+                          for lo, hi in zip(cuts, cuts[1:])],
+                         shared=(cols, origin), num_cpus=num_cpus, num_gpus=num_gpus,
+                         backend=backend)
+        core = core.with_bootstrap(parts, request, time.monotonic() - started)
     result = Fit(core)
     _tell(result.messages)
     return result
+
+
+def _fit_job(job: Mapping[str, Any]) -> tuple:
+    f = fit(**{**job, "progress": False})
+    return f._core.report_json(), f.messages
+
+
+def fit_many(
+    jobs: Sequence[Mapping[str, Any]],
+    *,
+    executor: str = "local",
+    num_cpus: float = 1,
+    num_gpus: Optional[float] = None,
+) -> List[Fit]:
+    """Run many fits, each ``jobs[i]`` the keyword arguments of :func:`fit`
+    (``data`` among them), and return them in order.
+
+    ``executor="ray"`` runs each as a Ray task (``num_cpus`` and ``num_gpus``
+    each; by default one GPU where the cluster has GPUs): the fits are the
+    local ones, bit for bit. A fit made by a task holds its report, not its
+    rows: give ``data`` to its ``plot`` and ``predict``. A job that fails
+    fails the call with its reason.
+    """
+    jobs = [dict(j) for j in jobs]
+    for j in jobs:
+        if "data" not in j:
+            raise SweepfitError("every job of fit_many needs its data (data=...)")
+    if not _ray.check(executor):
+        return [fit(**j) for j in jobs]
+    backend = "cpu" if all(j.get("backend") == "cpu" for j in jobs) else "auto"
+    done = _ray.run([(_fit_job, (j,)) for j in jobs], num_cpus=num_cpus, num_gpus=num_gpus,
+                    backend=backend)
+    fits = [Fit(_core.loads(text, messages)) for text, messages in done]
+    for f in fits:
+        _tell(f.messages)
+    return fits
 
 
 def load(path: PathLike) -> Fit:
@@ -300,6 +363,9 @@ def compare(
     gtol: Optional[float] = None,
     backend: str = "auto",
     progress: Progress = None,
+    executor: str = "local",
+    num_cpus: float = 1,
+    num_gpus: Optional[float] = None,
 ) -> pd.DataFrame:
     """Which law? Evaluate several laws on the same data under the same
     hold-out protocols (as :func:`evaluate` does for one) and rank them, as
@@ -307,6 +373,13 @@ def compare(
 
     ``laws`` are built-ins' names or formulas, ``law_files`` law files; the
     other options are :func:`evaluate`'s, shared by every law.
+
+    ``executor="ray"`` evaluates each law as a Ray task (``num_cpus`` and
+    ``num_gpus`` each; by default one GPU per task where the cluster has
+    GPUs), on the Ray this program has initialised or a local one; the
+    ranking and every number are the ones a local call gives. A path in
+    the options (``data``, ``schedule``) must name a file every worker can
+    read; law files are read here and sent with the tasks.
 
     Returns the ranking as a DataFrame: one row per law and protocol
     (``all`` for the fit on every row) with its rank by mean held-out RMSE,
@@ -320,9 +393,21 @@ def compare(
                         max_iter, ftol, gtol, schedule)
     opts.update(_eval_options(protocol, leave, test_where, train_sizes, fractions, backend))
     cols, origin = _data.columns(data)
-    with reporter(progress) as cb:
-        text, messages = _core.compare(cols, origin, [str(x) for x in laws],
-                                       [os.fspath(f) for f in law_files], json.dumps(opts), cb)
+    laws = [str(x) for x in laws]
+    law_files = [os.fspath(f) for f in law_files]
+    request = json.dumps(opts)
+    if _ray.check(executor):
+        started = time.monotonic()
+        sources = _core.compare_sources(laws, law_files, request)
+        parts = _ray.run([("compare_law", (law, request)) for law in sources],
+                         shared=(cols, origin), num_cpus=num_cpus, num_gpus=num_gpus,
+                         backend=backend)
+        messages = list(dict.fromkeys(m for _, said in parts for m in said))
+        text = _core.compare_merge([part for part, _ in parts], request,
+                                   time.monotonic() - started)
+    else:
+        with reporter(progress) as cb:
+            text, messages = _core.compare(cols, origin, laws, law_files, request, cb)
     _tell(messages)
     report = json.loads(text)
     ranks = {r["protocol"]: r["laws"] for r in report["ranking"]}

@@ -12,6 +12,7 @@
 //! is the exception, and is checked up front).
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -74,6 +75,34 @@ pub fn bootstrap(
     opts: &BootstrapOptions,
     progress: impl FnMut(Progress),
 ) -> anyhow::Result<Vec<BootstrapReport>> {
+    bootstrap_shard(
+        b,
+        table,
+        fit,
+        held,
+        fits,
+        opts,
+        0..opts.replicates,
+        progress,
+    )
+}
+
+/// [`bootstrap`]'s replicates `shard` (of each scheme) alone: the same
+/// draws, each replicate refitted as the whole bootstrap refits it, so
+/// that shards run anywhere and joined in order by [`join_shards`] report
+/// exactly what one run does. A shard's reports hold its replicates'
+/// samples and convergence; their intervals are over those alone.
+#[allow(clippy::too_many_arguments)]
+pub fn bootstrap_shard(
+    b: &BoundLaw,
+    table: &Table,
+    fit: &LawFitOptions,
+    held: &[bool],
+    fits: &[Fitted],
+    opts: &BootstrapOptions,
+    shard: Range<usize>,
+    progress: impl FnMut(Progress),
+) -> anyhow::Result<Vec<BootstrapReport>> {
     if opts.replicates < 2 {
         bail!("--bootstrap needs at least 2 replicates");
     }
@@ -86,10 +115,13 @@ pub fn bootstrap(
     // fitted row, as the fit measured them.
     let train: Vec<usize> = (0..table.rows()).filter(|&r| !held[r]).collect();
     let (space, _) = law_space(b, &cols, &train, &fit.fix)?;
+    if space.dim() == 0 {
+        bail!("every parameter is fixed (--fix): there is nothing to bootstrap");
+    }
     let mut parts = Vec::with_capacity(fits.len());
     let mut rows = Vec::with_capacity(fits.len());
     for f in fits {
-        let (p, r) = part(b, table, &cols, fit, f, opts, &space)?;
+        let (p, r) = part(b, table, &cols, fit, f, opts, &space, &shard)?;
         parts.push(p);
         rows.push(r);
     }
@@ -177,6 +209,9 @@ pub fn bootstrap(
         let mut reports = Vec::new();
         for (ki, &kind) in p.kinds.iter().enumerate() {
             let usable = &p.usable[ki * opts.replicates..(ki + 1) * opts.replicates];
+            // Counted against the whole bootstrap's replicates; a shard's
+            // fraction is its share of that.
+
             let n = usable.iter().filter(|&&u| u).count();
             let done: &[Outcome] = &outcomes[next..next + n];
             let ends = &polished[next..next + n];
@@ -203,8 +238,9 @@ pub fn bootstrap(
     Ok(out)
 }
 
-/// A fit's sweep and replicates, and the row Jacobian of its rows (in
-/// their order) for the polish.
+/// A fit's sweep and replicates (those of `shard` to refit), and the row
+/// Jacobian of its rows (in their order) for the polish.
+#[allow(clippy::too_many_arguments)]
 fn part(
     b: &BoundLaw,
     table: &Table,
@@ -213,6 +249,7 @@ fn part(
     f: &Fitted,
     opts: &BootstrapOptions,
     space: &LawSpace,
+    shard: &Range<usize>,
 ) -> anyhow::Result<(Part, RowJacobian)> {
     let dim = space.dim();
     let (order, ranges, axis) = sweep_order(b, cols, table, &f.rows);
@@ -295,9 +332,14 @@ fn part(
                 (true, Some(r))
             })
             .collect();
-        for (ok, r) in made {
-            usable.push(ok);
-            resolved.extend(r);
+        // Every replicate is drawn, so that a shard's are the whole
+        // bootstrap's; those outside the shard are not refitted.
+        for (j, (ok, r)) in made.into_iter().enumerate() {
+            let mine = ok && shard.contains(&j);
+            usable.push(mine);
+            if mine {
+                resolved.extend(r);
+            }
         }
     }
     let rows = row_jacobian(b, cols, &f.rows, &fit.objective, space);
@@ -324,4 +366,56 @@ fn kept_points(r: &Resolved, sweep: &Sweep) -> usize {
                 .count()
         })
         .sum()
+}
+
+/// The bootstrap of [`bootstrap_shard`]'s shards, given in the order of
+/// their replicates and covering them all: per fit and scheme, the
+/// samples joined in order and the converged replicates summed, the
+/// intervals over them all. `params` names the law's parameters in order
+/// (the samples' coordinates); `seconds` is the wall time it took.
+pub fn join_shards(
+    shards: Vec<Vec<BootstrapReport>>,
+    opts: &BootstrapOptions,
+    params: &[String],
+    seconds: f64,
+) -> anyhow::Result<Vec<BootstrapReport>> {
+    let mut shards = shards.into_iter();
+    let Some(mut out) = shards.next() else {
+        bail!("no bootstrap shards to join");
+    };
+    for shard in shards {
+        if shard.len() != out.len() {
+            bail!("bootstrap shards of different fits cannot be joined");
+        }
+        for (fit, part) in out.iter_mut().zip(shard) {
+            for (r, p) in fit.resamples.iter_mut().zip(part.resamples) {
+                if r.kind != p.kind {
+                    bail!("bootstrap shards of different schemes cannot be joined");
+                }
+                r.converged += p.converged;
+                r.samples.extend(p.samples);
+            }
+        }
+    }
+    for fit in &mut out {
+        fit.seconds = seconds;
+        for r in &mut fit.resamples {
+            let kind = match r.kind.as_str() {
+                "curves" => Resample::Curves,
+                "points" => Resample::Points,
+                other => bail!("no bootstrap scheme is called {other:?}"),
+            };
+            let names = r
+                .params
+                .keys()
+                .map(|n| match params.iter().position(|p| p == n) {
+                    Some(i) => Ok((i, n.clone())),
+                    None => Err(anyhow::anyhow!("the law has no parameter {n}")),
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let samples = std::mem::take(&mut r.samples);
+            *r = resample_report(kind, opts, &names, r.converged, samples);
+        }
+    }
+    Ok(out)
 }

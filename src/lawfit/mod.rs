@@ -49,8 +49,8 @@ mod starts;
 
 use batch::{fit_jobs, Batch, Data, JobFit, Problems};
 pub use binding::{BindOptions, Binding};
-pub use bootstrap::{bootstrap, Fitted};
-pub use compare::{compare, LawSource};
+pub use bootstrap::{bootstrap, bootstrap_shard, join_shards, Fitted};
+pub use compare::{compare, compare_law, merge_laws, LawResult, LawSource};
 pub use eval::{combinations, evaluate, LawEvalOptions, LawEvalOutput, Protocol, MAX_FOLDS};
 pub use plot::{fold_panels, panels};
 pub use predict::{
@@ -345,9 +345,6 @@ pub fn fit_and_bootstrap(
     mut progress: impl FnMut((Stage, Progress)),
 ) -> anyhow::Result<LawFitOutput> {
     let mut out = fit_table(b, table, opts, |p| progress((Stage::Fit, p)))?;
-    if boot.is_some() && out.report.fixed.len() == b.law.params.len() {
-        bail!("every parameter is fixed (--fix): there is nothing to bootstrap");
-    }
     if let Some(bo) = boot {
         let reports = bootstrap(b, table, opts, &out.held_out, &out.fits, bo, |p| {
             progress((Stage::Bootstrap, p))
@@ -361,6 +358,55 @@ pub fn fit_and_bootstrap(
         }
     }
     Ok(out)
+}
+
+/// The fits `report` holds (a fit of `b` to `table` with `opts`), to
+/// bootstrap apart from the fit ([`bootstrap_shard`]): per fit (the plain
+/// fit, or each `--by` group's) its training rows and best parameters, as
+/// [`LawFitOutput::fits`] has them, and which rows were held out.
+pub fn fits_in(
+    b: &BoundLaw,
+    table: &Table,
+    opts: &LawFitOptions,
+    report: &LawFitReport,
+) -> anyhow::Result<(Vec<Fitted>, Vec<bool>)> {
+    let (groups, held) = groups(table, opts)?;
+    let best = |params: &IndexMap<String, f64>| -> anyhow::Result<Vec<f64>> {
+        b.law
+            .params
+            .iter()
+            .map(|n| {
+                params.get(n).copied().ok_or_else(|| {
+                    anyhow::anyhow!("the fit has no value of the law's parameter {n}")
+                })
+            })
+            .collect()
+    };
+    let bests = if report.groups.is_empty() {
+        vec![best(&report.params)?]
+    } else {
+        report
+            .groups
+            .iter()
+            .map(|g| best(&g.params))
+            .collect::<anyhow::Result<_>>()?
+    };
+    if bests.len() != groups.len() {
+        bail!(
+            "the fit has {} fits but these data and options make {}",
+            bests.len(),
+            groups.len()
+        );
+    }
+    let fits = groups
+        .iter()
+        .zip(bests)
+        .map(|(g, best)| Fitted {
+            rows: g.train.clone(),
+            best,
+        })
+        .collect();
+    Ok((fits, held))
 }
 
 /// Fit `b` to `table`.
