@@ -603,6 +603,11 @@ pub struct EvalSettings {
     /// as one more fold, protocol test-where.
     #[arg(long, value_name = "COLUMN=VALUE", value_parser = Selector::parse)]
     pub test_where: Option<Selector>,
+    /// Fit separately to every group of rows with equal values in these
+    /// columns (e.g. --by run), in every fold and in the fit on all rows;
+    /// a fold's scores pool the held-out rows of all its groups.
+    #[arg(long, value_delimiter = ',')]
+    pub by: Vec<String>,
     /// Model sizes each `sizes` fold trains on.
     #[arg(long, default_value_t = 3)]
     pub train_sizes: usize,

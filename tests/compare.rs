@@ -255,3 +255,96 @@ fn without_laws_or_with_a_bad_one_it_says_what_is_wrong() {
     assert!(run.stderr.contains("law E + A/Q^a"), "{}", run.stderr);
     assert!(!d.join("sweepfit-compare").exists());
 }
+
+/// With `--by run`, every fold fits each run apart: on SLDBench's
+/// fine-tuning task, the test-where fold's parameters per run and its
+/// pooled held-out scores are those of `fit --by run --test-where` (the
+/// same fits to 1e-6); a comparison counts each run's parameters, and
+/// each run's starts.
+#[test]
+fn by_fits_every_group_of_every_fold_apart() {
+    let d = common::tempdir();
+    let data = common::shared_data().join("sldbench/rectified.csv");
+    let data = data.to_str().unwrap();
+    let common_args = [
+        "--by",
+        "run",
+        "--test-where",
+        "split=test",
+        "--starts",
+        "8",
+        "--backend",
+        "cpu",
+    ];
+    let mut fit = vec!["fit", data, "--law", "rectified", "--out", "fit"];
+    fit.extend(common_args);
+    ok(d.path(), &fit);
+    let mut cmp = vec![
+        "compare",
+        data,
+        "--law",
+        "rectified",
+        "--law",
+        "E + B/D^beta",
+        "--protocol",
+        "test-where",
+        "--out",
+        "cmp",
+    ];
+    cmp.extend(common_args);
+    ok(d.path(), &cmp);
+    let fit = read(&d.path().join("fit/fit.json"));
+    let cmp = read(&d.path().join("cmp/compare.json"));
+    let law = &cmp["laws"][0];
+    assert_eq!(law["law"], "rectified");
+    let eval = &law["eval"];
+    assert_eq!(eval["by"], serde_json::json!(["run"]));
+    let fold = &eval["folds"][0];
+    assert_eq!(fold["protocol"], "test-where");
+    let groups = fit["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 42);
+    assert_eq!(fold["groups"].as_object().unwrap().len(), groups.len());
+    // The same optimum: the evaluation conditions the search over all
+    // rows, the fit over its training rows, so the last digits differ.
+    let close = |a: &Value, b: &Value, tol: f64, what: &str| {
+        let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+        assert!((a - b).abs() <= tol * b.abs(), "{what}: {a} against {b}");
+    };
+    for g in groups {
+        let key = format!("run={}", g["key"]["run"].as_str().unwrap());
+        for (name, v) in g["params"].as_object().unwrap() {
+            close(
+                &fold["groups"][&key][name],
+                v,
+                1e-6,
+                &format!("{key} {name}"),
+            );
+        }
+    }
+    for m in ["r2", "rmse"] {
+        close(&fold[m], &fit["test"][m], 1e-8, m);
+    }
+    assert_eq!(fold["scored_points"], fit["test"]["points"]);
+    assert_eq!(law["free_params"], 4 * 42);
+    assert_eq!(law["starts"], 8 * 42);
+    // Plotting folds with --by is refused before any work, saying why.
+    let r = sweepfit(
+        d.path(),
+        &[
+            "eval",
+            data,
+            "--law",
+            "rectified",
+            "--by",
+            "run",
+            "--plot",
+            "--out",
+            "e",
+        ],
+    );
+    assert!(
+        !r.ok && r.stderr.contains("--plot draws one fit per fold"),
+        "{}",
+        r.stderr
+    );
+}

@@ -487,6 +487,7 @@ fn fold_titles_name_the_fold_and_its_held_out_r2() {
         starts: 8,
         at_best: 3,
         params: Default::default(),
+        groups: Default::default(),
         r2: 0.99712,
         rmse: 0.01,
         mape: 0.3,

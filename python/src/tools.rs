@@ -39,7 +39,7 @@ impl EvalRequest {
             serde_json::from_str(text).map_err(|e| error(anyhow::anyhow!("options: {e}")))?;
         let fit = req
             .fit
-            .law_fit_options(&[], req.eval.test_where.clone())
+            .law_fit_options(&req.eval.by, req.eval.test_where.clone())
             .map_err(error)?;
         let opts = req.eval.options().map_err(error)?;
         req.backend.check().map_err(error)?;
@@ -61,7 +61,9 @@ pub(crate) fn evaluate(
     let (req, mut fit, opts) = EvalRequest::parse(request)?;
     let (file, text, law_origin) = req.law.law_source().map_err(error)?;
     let mut table = table(origin, columns)?;
-    let bind = req.fit.bind_options(&[], req.eval.test_where.as_ref());
+    let bind = req
+        .fit
+        .bind_options(&req.eval.by, req.eval.test_where.as_ref());
     let bound = lawfit::bind(file, &text, &law_origin, &mut table, &bind).map_err(error)?;
     let mut messages = bound.messages();
     let mut progress = Progress::new(progress);
@@ -98,7 +100,9 @@ pub(crate) fn compare(
         sources.push(law_source(None, Some(f)).map_err(error)?);
     }
     let table = table(origin, columns)?;
-    let binding = req.fit.bind_options(&[], req.eval.test_where.as_ref());
+    let binding = req
+        .fit
+        .bind_options(&req.eval.by, req.eval.test_where.as_ref());
     let mut progress = Progress::new(progress);
     let (out, said) = run_law(py, &req.backend, &mut fit, "comparison", |fit| {
         lawfit::compare(&sources, &table, &binding, fit, &opts, |_, p| {
@@ -155,7 +159,9 @@ pub(crate) fn compare_law(
         other => return Err(error(anyhow::anyhow!("no kind of law is called {other:?}"))),
     };
     let table = table(origin, columns)?;
-    let binding = req.fit.bind_options(&[], req.eval.test_where.as_ref());
+    let binding = req
+        .fit
+        .bind_options(&req.eval.by, req.eval.test_where.as_ref());
     let (out, said) = run_law(py, &req.backend, &mut fit, "comparison", |fit| {
         lawfit::compare_law(&source, &table, &binding, fit, &opts, |_| {})
     })?;

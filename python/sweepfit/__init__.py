@@ -96,11 +96,13 @@ def _law_options(law: Optional[str], law_file: Optional[PathLike], vars: Optiona
 
 def _eval_options(protocol: Union[str, Sequence[str], None], leave: str,
                   test_where: Optional[Mapping[str, Any]], train_sizes: int,
-                  fractions: Sequence[float], backend: str) -> Dict[str, Any]:
+                  fractions: Sequence[float], backend: str,
+                  by: Union[str, Sequence[str], None]) -> Dict[str, Any]:
     """The hold-out protocols' options, as `sweepfit eval` takes them."""
     opts: Dict[str, Any] = dict(leave=leave, test_where=_selector(test_where),
                                 train_sizes=int(train_sizes),
-                                fractions=[float(f) for f in fractions], backend=backend)
+                                fractions=[float(f) for f in fractions], backend=backend,
+                                by=[by] if isinstance(by, str) else list(by or []))
     if protocol is not None:
         opts["protocol"] = [protocol] if isinstance(protocol, str) else list(protocol)
     return opts
@@ -295,6 +297,7 @@ def evaluate(
     protocol: Union[str, Sequence[str], None] = None,
     leave: str = "T",
     test_where: Optional[Mapping[str, Any]] = None,
+    by: Union[str, Sequence[str], None] = None,
     train_sizes: int = 3,
     fractions: Sequence[float] = (0.25, 0.5, 0.75),
     vars: Optional[Mapping[str, str]] = None,
@@ -314,7 +317,9 @@ def evaluate(
 ) -> Dict[str, Any]:
     """Refit on part of the data and score the prediction of the rest, under
     the hold-out protocols (``sizes``, ``tokens``, ``leave-t``, ``test-where``;
-    default: those that apply), as ``sweepfit eval`` does.
+    default: those that apply), as ``sweepfit eval`` does. With ``by``
+    (e.g. ``"run"``) every fold fits each group of rows apart, and scores
+    the held-out rows of all groups together.
 
     Returns eval.json as a dict, with ``"folds"`` (one row per fold: its
     protocol, what it held out, its held-out R², RMSE and MAPE, and its
@@ -322,7 +327,7 @@ def evaluate(
     """
     opts = _law_options(law, law_file, vars, axis, fix, loss, space, delta, starts, seed,
                         max_iter, ftol, gtol, schedule)
-    opts.update(_eval_options(protocol, leave, test_where, train_sizes, fractions, backend))
+    opts.update(_eval_options(protocol, leave, test_where, train_sizes, fractions, backend, by))
     cols, origin = _data.columns(data)
     with reporter(progress) as cb:
         text, messages = _core.evaluate(cols, origin, json.dumps(opts), cb)
@@ -347,6 +352,7 @@ def compare(
     protocol: Union[str, Sequence[str], None] = None,
     leave: str = "T",
     test_where: Optional[Mapping[str, Any]] = None,
+    by: Union[str, Sequence[str], None] = None,
     train_sizes: int = 3,
     fractions: Sequence[float] = (0.25, 0.5, 0.75),
     vars: Optional[Mapping[str, str]] = None,
@@ -391,7 +397,7 @@ def compare(
         laws = [laws]
     opts = _law_options(None, None, vars, axis, fix, loss, space, delta, starts, seed,
                         max_iter, ftol, gtol, schedule)
-    opts.update(_eval_options(protocol, leave, test_where, train_sizes, fractions, backend))
+    opts.update(_eval_options(protocol, leave, test_where, train_sizes, fractions, backend, by))
     cols, origin = _data.columns(data)
     laws = [str(x) for x in laws]
     law_files = [os.fspath(f) for f in law_files]

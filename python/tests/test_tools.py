@@ -88,3 +88,16 @@ def test_compare_ranks_the_law_the_data_came_from_first():
     assert len(r.attrs["report"]["laws"]) == 3
     with pytest.raises(ValueError, match="give at least one law"):
         sweepfit.compare(df, [], backend="cpu", progress=False)
+
+
+def test_evaluate_by_run_fits_every_run_apart_in_every_fold(shared):
+    df = pd.read_csv(shared / "sldbench" / "rectified.csv")
+    r = sweepfit.evaluate(df, law="rectified", by="run", protocol="test-where",
+                          test_where={"split": "test"}, starts=8, backend="cpu", progress=False)
+    fit = sweepfit.fit(df, law="rectified", by="run", test_where={"split": "test"}, starts=8,
+                       backend="cpu", progress=False)
+    assert r["by"] == ["run"]
+    fold = r["folds"].iloc[0]
+    assert fold["protocol"] == "test-where"
+    assert fold["r2"] == pytest.approx(fit.test["r2"], rel=1e-8)
+    assert len(r["full"]["groups"]) == len(fit.groups) == 42

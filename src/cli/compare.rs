@@ -77,13 +77,15 @@ fn laws(a: &CompareArgs) -> anyhow::Result<Vec<LawSource>> {
 }
 
 pub(crate) fn cmd_compare(a: CompareArgs) -> anyhow::Result<()> {
-    let mut fit = a.fit.law_fit_options(&[], a.eval.test_where.clone())?;
+    let mut fit = a
+        .fit
+        .law_fit_options(&a.eval.by, a.eval.test_where.clone())?;
     let opts = a.eval.options()?;
     let laws = laws(&a)?;
     a.backend.check()?;
     let out_dir = check_out_dir(&a.out, a.force)?;
     let table = a.input.table(&fit.objective)?;
-    let binding = a.fit.bind_options(&[], a.eval.test_where.as_ref());
+    let binding = a.fit.bind_options(&a.eval.by, a.eval.test_where.as_ref());
     let names: Vec<String> = laws.iter().map(|(f, _, _)| f.name.clone()).collect();
     let r = a
         .backend

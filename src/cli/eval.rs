@@ -44,12 +44,20 @@ pub(crate) struct EvalArgs {
 /// fold a problem of one lockstep batch of the driver of every law, on
 /// the compiled CPU evaluator or the law's generated GPU kernel.
 pub(crate) fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
-    let mut fit = a.fit.law_fit_options(&[], a.eval.test_where.clone())?;
+    if a.plot && !a.eval.by.is_empty() {
+        anyhow::bail!(
+            "--plot draws one fit per fold, and with --by a fold has a fit per group: leave \
+             out --plot (eval.json holds every group's parameters)"
+        );
+    }
+    let mut fit = a
+        .fit
+        .law_fit_options(&a.eval.by, a.eval.test_where.clone())?;
     let (file, text, origin) = a.law.law_source()?;
     let opts = a.eval.options()?;
     let out_dir = check_out_dir(&a.out, a.force)?;
     let mut table = a.input.table(&fit.objective)?;
-    let bind = a.fit.bind_options(&[], a.eval.test_where.as_ref());
+    let bind = a.fit.bind_options(&a.eval.by, a.eval.test_where.as_ref());
     let bound = sweepfit::lawfit::bind(file, &text, &origin, &mut table, &bind)?;
     super::fit::tell_binding(&bound);
     let out = a

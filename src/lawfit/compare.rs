@@ -76,7 +76,9 @@ pub fn compare_law(
         evaluate(&b, &t, fit, eval, progress).map_err(|e| e.context(format!("law {name}")))?;
     let r = out.report;
     let full = &r.full;
-    let free = full.params.len() - r.fixed.len();
+    // With --by every group is fitted apart: its free parameters count
+    // once per group.
+    let free = (b.law.params.len() - r.fixed.len()) * full.groups.len().max(1);
     let (aic, bic) = if fit.objective.loss == LossKind::Mse && full.objective > 0.0 {
         // Gaussian likelihood with the variance at its estimate, the
         // weighted mean squared residual (2 f: f sums w r^2 / 2 with

@@ -14,8 +14,8 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    backend_report, curves_of, fit_jobs, law_space, predict_into, read_columns, BoundLaw, Data,
-    Group, LawFitOptions,
+    backend_report, by_groups, curves_of, fit_jobs, key_text, law_space, predict_into,
+    read_columns, BoundLaw, Data, Group, JobFit, LawFitOptions,
 };
 use crate::data::Table;
 use crate::optim::Progress;
@@ -304,11 +304,54 @@ pub fn evaluate(
         test: Vec::new(),
     }];
     jobs.extend(folds.iter().map(|(_, g)| g.clone()));
+    // With --by, every fold (and the fit on all rows) fits each group of
+    // rows apart, all of them one batch; a fold is scored on the held-out
+    // rows of every group it could fit.
+    let mut notes = notes;
+    let (keys, group_of) = by_groups(table, &fit.by)?;
+    let mut units: Vec<(usize, Group)> = Vec::new();
+    for (j, job) in jobs.iter().enumerate() {
+        if fit.by.is_empty() {
+            units.push((j, job.clone()));
+            continue;
+        }
+        for (g, key) in keys.iter().enumerate() {
+            let part = |rows: &[usize]| -> Vec<usize> {
+                rows.iter().copied().filter(|&r| group_of[r] == g).collect()
+            };
+            let (train, test) = (part(&job.train), part(&job.test));
+            if train.is_empty() && test.is_empty() {
+                continue;
+            }
+            let mut k = job.key.clone();
+            k.extend(key.iter().map(|(c, v)| (c.clone(), v.clone())));
+            let unit = Group {
+                key: k,
+                train,
+                test,
+            };
+            if j > 0 && unit.train.len() < space.dim() {
+                notes.push(format!(
+                    "{} fold '{}': group {} has {} rows to fit, fewer than the law's {} free \
+                     parameters; its {} held-out rows are not scored",
+                    folds[j - 1].0,
+                    job.key.get("fold").cloned().unwrap_or_default(),
+                    key_text(key),
+                    unit.train.len(),
+                    space.dim(),
+                    unit.test.len()
+                ));
+                continue;
+            }
+            units.push((j, unit));
+        }
+    }
     crate::memory::ensure_fits(
-        &format!("{} folds of {} starts each", jobs.len(), fit.starts),
-        (jobs.len() * fit.starts) as f64
+        &format!("{} folds of {} starts each", units.len(), fit.starts),
+        (units.len() * fit.starts) as f64
             * crate::optim::problem_bytes(space.dim(), fit.lbfgs.memory),
     )?;
+    let batch: Vec<Group> = units.iter().map(|(_, g)| g.clone()).collect();
     let super::Batch { fits, calls, .. } = fit_jobs(
         Data {
             b,
@@ -316,18 +359,37 @@ pub fn evaluate(
             cols: &cols,
         },
         &space,
-        &jobs,
+        &batch,
         fit,
         None,
         progress,
     )?;
+    let named = |p: &[f64]| -> IndexMap<String, f64> {
+        b.law
+            .params
+            .iter()
+            .cloned()
+            .zip(p.iter().copied())
+            .collect()
+    };
     let mut pred = vec![f64::NAN; table.rows()];
     let mut reports = Vec::with_capacity(jobs.len());
     let mut held_out = Vec::new();
     let mut params = Vec::new();
-    for (i, (job, f)) in jobs.iter().zip(&fits).enumerate() {
-        let scored = if i == 0 { &job.train } else { &job.test };
-        predict_into(b, &cols, &f.params, scored, &mut pred);
+    for (i, job) in jobs.iter().enumerate() {
+        let mine: Vec<(&Group, &JobFit)> = units
+            .iter()
+            .zip(&fits)
+            .filter(|((j, _), _)| *j == i)
+            .map(|((_, g), f)| (g, f))
+            .collect();
+        let mut scored = Vec::new();
+        for (g, f) in &mine {
+            let rows = if i == 0 { &g.train } else { &g.test };
+            predict_into(b, &cols, &f.params, rows, &mut pred);
+            scored.extend_from_slice(rows);
+        }
+        scored.sort_unstable();
         let loss: Vec<f64> = scored.iter().map(|&r| cols.loss[r]).collect();
         let pr: Vec<f64> = scored.iter().map(|&r| pred[r]).collect();
         let m = crate::report::SetMetrics::new(&loss, &pr);
@@ -338,13 +400,24 @@ pub fn evaluate(
                 .map(|(y, p)| (p - y).abs() / y.abs())
                 .sum::<f64>()
             / loss.len().max(1) as f64;
-        let named: IndexMap<String, f64> = b
-            .law
-            .params
+        // One fit: its parameters; with --by, each group's, and the
+        // objective the mean over groups weighted by their rows (as a
+        // fit with --by reports it).
+        let (fold_params, groups) = match mine.as_slice() {
+            [(_, f)] if fit.by.is_empty() => (named(&f.params), IndexMap::new()),
+            _ => (
+                IndexMap::new(),
+                mine.iter()
+                    .map(|(g, f)| (key_text(&by_key(&g.key, &fit.by)), named(&f.params)))
+                    .collect(),
+            ),
+        };
+        let fitted: usize = mine.iter().map(|(g, _)| g.train.len()).sum();
+        let objective = mine
             .iter()
-            .cloned()
-            .zip(f.params.iter().copied())
-            .collect();
+            .map(|(g, f)| f.objective * g.train.len() as f64)
+            .sum::<f64>()
+            / fitted.max(1) as f64;
         reports.push(FoldReport {
             protocol: if i == 0 {
                 "all".into()
@@ -359,10 +432,12 @@ pub fn evaluate(
             train_points: job.train.len(),
             held_out_points: job.test.len(),
             scored_points: scored.len(),
-            objective: f.objective,
-            starts: fit.starts,
-            at_best: f.at_best,
-            params: named.clone(),
+            objective,
+            // Every group's starts, so that at_best counts against them.
+            starts: fit.starts * mine.len(),
+            at_best: mine.iter().map(|(_, f)| f.at_best).sum(),
+            params: fold_params.clone(),
+            groups,
             r2: m.r2,
             rmse: m.rmse,
             mape,
@@ -373,7 +448,7 @@ pub fn evaluate(
                 h[r] = true;
             }
             held_out.push(h);
-            params.push(named);
+            params.push(fold_params);
         }
     }
     let full = reports.remove(0);
@@ -418,6 +493,7 @@ pub fn evaluate(
         backend: backend_report(fit),
         batched_evaluations: calls,
         seconds: started.elapsed().as_secs_f64(),
+        by: fit.by.clone(),
         // eval.json says how the law was read, as stderr did.
         notes: std::iter::once(b.binding.describe())
             .chain(b.warning.clone())
@@ -429,4 +505,12 @@ pub fn evaluate(
         held_out,
         params,
     })
+}
+
+/// The part of a unit's key that names its `--by` group.
+fn by_key(key: &IndexMap<String, String>, by: &[String]) -> IndexMap<String, String> {
+    key.iter()
+        .filter(|(k, _)| by.contains(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }

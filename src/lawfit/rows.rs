@@ -72,41 +72,21 @@ pub(super) fn groups(
         Some(s) => s.rows(table)?,
         None => vec![false; table.rows()],
     };
-    let mut by_cols = Vec::new();
-    for name in &opts.by {
-        let c = table.lookup(name)?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "{}:1: --by column '{name}' is missing; columns found: {}",
-                table.path.display(),
-                table.found()
-            )
-        })?;
-        by_cols.push(c);
-    }
-    let mut out: Vec<Group> = Vec::new();
-    // Cells group by value as --test-where matches them (1e3 is 1000);
-    // a group is labelled by its first row's text.
-    let mut index: HashMap<Vec<String>, usize> = HashMap::new();
+    let (keys, group_of) = by_groups(table, &opts.by)?;
+    let mut out: Vec<Group> = keys
+        .into_iter()
+        .map(|key| Group {
+            key,
+            train: Vec::new(),
+            test: Vec::new(),
+        })
+        .collect();
     for (r, &test) in held.iter().enumerate() {
-        let key: Vec<String> = by_cols
-            .iter()
-            .map(|&c| crate::data::cell_key(&table.columns[c][r]))
-            .collect();
-        let gi = *index.entry(key).or_insert_with(|| {
-            out.push(Group {
-                key: by_cols
-                    .iter()
-                    .map(|&c| (table.headers[c].clone(), table.columns[c][r].to_string()))
-                    .collect(),
-                train: Vec::new(),
-                test: Vec::new(),
-            });
-            out.len() - 1
-        });
+        let g = &mut out[group_of[r]];
         if test {
-            out[gi].test.push(r);
+            g.test.push(r);
         } else {
-            out[gi].train.push(r);
+            g.train.push(r);
         }
     }
     if let Some(g) = out.iter().find(|g| g.train.is_empty()) {
@@ -118,6 +98,51 @@ pub(super) fn groups(
         bail!("every row{which} is selected by --test-where: nothing is left to fit");
     }
     Ok((out, held))
+}
+
+/// A group's key: each `--by` column and its first row's text there.
+pub(super) type GroupKey = IndexMap<String, String>;
+
+/// The groups of `table`'s rows by the columns `by` (one group without
+/// any): each group's key, in the order they first occur, and each row's
+/// group.
+pub(super) fn by_groups(
+    table: &Table,
+    by: &[String],
+) -> anyhow::Result<(Vec<GroupKey>, Vec<usize>)> {
+    let mut by_cols = Vec::new();
+    for name in by {
+        let c = table.lookup(name)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}:1: --by column '{name}' is missing; columns found: {}",
+                table.path.display(),
+                table.found()
+            )
+        })?;
+        by_cols.push(c);
+    }
+    let mut keys: Vec<GroupKey> = Vec::new();
+    // Cells group by value as --test-where matches them (1e3 is 1000);
+    // a group is labelled by its first row's text.
+    let mut index: HashMap<Vec<String>, usize> = HashMap::new();
+    let mut group_of = Vec::with_capacity(table.rows());
+    for r in 0..table.rows() {
+        let cells: Vec<String> = by_cols
+            .iter()
+            .map(|&c| crate::data::cell_key(&table.columns[c][r]))
+            .collect();
+        let g = *index.entry(cells).or_insert_with(|| {
+            keys.push(
+                by_cols
+                    .iter()
+                    .map(|&c| (table.headers[c].clone(), table.columns[c][r].to_string()))
+                    .collect(),
+            );
+            keys.len() - 1
+        });
+        group_of.push(g);
+    }
+    Ok((keys, group_of))
 }
 
 pub(super) fn key_text(key: &IndexMap<String, String>) -> String {

@@ -30,6 +30,10 @@ pub struct EvalReport {
     /// Batched objective calls of the whole evaluation.
     pub batched_evaluations: usize,
     pub seconds: f64,
+    /// The columns every fold's fit is split by (`--by`), each group
+    /// fitted apart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by: Vec<String>,
     pub notes: Vec<String>,
 }
 
@@ -48,8 +52,12 @@ pub struct FoldReport {
     pub objective: f64,
     pub starts: usize,
     pub at_best: usize,
-    /// Fitted parameters, raw units.
+    /// Fitted parameters, raw units (empty with `--by`).
     pub params: IndexMap<String, f64>,
+    /// With `--by`: each group's fitted parameters, by its key
+    /// ("run=a"); its metrics pool the groups' scored points.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub groups: IndexMap<String, IndexMap<String, f64>>,
     pub r2: f64,
     pub rmse: f64,
     /// Mean absolute percentage error, in percent.
