@@ -260,7 +260,8 @@ fn without_laws_or_with_a_bad_one_it_says_what_is_wrong() {
 /// fine-tuning task, the test-where fold's parameters per run and its
 /// pooled held-out scores are those of `fit --by run --test-where` (the
 /// same fits to 1e-6); a comparison counts each run's parameters, and
-/// each run's starts.
+/// each run's starts, and keeps the test-where fold where a tokens fold
+/// holds out the same rows.
 #[test]
 fn by_fits_every_group_of_every_fold_apart() {
     let d = common::tempdir();
@@ -287,7 +288,7 @@ fn by_fits_every_group_of_every_fold_apart() {
         "--law",
         "E + B/D^beta",
         "--protocol",
-        "test-where",
+        "tokens,test-where",
         "--out",
         "cmp",
     ];
@@ -299,8 +300,18 @@ fn by_fits_every_group_of_every_fold_apart() {
     assert_eq!(law["law"], "rectified");
     let eval = &law["eval"];
     assert_eq!(eval["by"], serde_json::json!(["run"]));
-    let fold = &eval["folds"][0];
-    assert_eq!(fold["protocol"], "test-where");
+    // The test-where rows are those the tokens cut at 50% holds out too:
+    // each protocol keeps its fold.
+    let folds = eval["folds"].as_array().unwrap();
+    let fold = folds
+        .iter()
+        .find(|f| f["protocol"] == "test-where")
+        .unwrap();
+    let twin = folds
+        .iter()
+        .find(|f| f["fold"] == "first 50% of D")
+        .unwrap();
+    assert_eq!(twin["scored_points"], fold["scored_points"]);
     let groups = fit["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 42);
     assert_eq!(fold["groups"].as_object().unwrap().len(), groups.len());

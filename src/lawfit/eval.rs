@@ -245,8 +245,10 @@ fn folds(
 
 /// The folds that hold out something new: a fold that trains or scores on
 /// no rows is dropped, and so is one that holds out the same rows as an
-/// earlier fold (cuts at 50% and 75% of a variable with few values can
-/// coincide, or with the --test-where rows), each with a note.
+/// earlier fold of its protocol (cuts at 50% and 75% of a variable with
+/// few values can coincide), each with a note. Folds of different
+/// protocols are kept: each protocol's scores are over all of its folds
+/// (the --test-where rows may be a tokens cut's too).
 fn distinct_folds(folds: Vec<NamedFold>, mut notes: Vec<String>) -> (Vec<NamedFold>, Vec<String>) {
     let mut kept: Vec<NamedFold> = Vec::new();
     let label = |g: &Group| g.key.get("fold").cloned().unwrap_or_default();
@@ -263,7 +265,7 @@ fn distinct_folds(folds: Vec<NamedFold>, mut notes: Vec<String>) -> (Vec<NamedFo
             ));
             continue;
         }
-        if let Some((first, same)) = kept.iter().find(|(_, k)| k.test == g.test) {
+        if let Some((first, same)) = kept.iter().find(|(p, k)| *p == name && k.test == g.test) {
             notes.push(format!(
                 "{name} fold '{}' holds out the same rows as {first} fold '{}': skipped",
                 label(&g),
