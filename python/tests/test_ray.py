@@ -94,3 +94,27 @@ def test_without_ray_the_call_says_how_to_install_it(monkeypatch, sweep):
         sweepfit.compare(sweep, LAWS[:2], backend="cpu", progress=False, executor="ray")
     with pytest.raises(ValueError, match="executor must be"):
         sweepfit.compare(sweep, LAWS[:2], backend="cpu", progress=False, executor="dask")
+
+
+def test_a_lost_worker_is_retried_and_the_result_is_unchanged(local_ray, sweep, tmp_path):
+    import json
+    import os
+
+    from sweepfit import _core, _data, _ray
+
+    marker = str(tmp_path / "lost")
+
+    def lost_once(*args):
+        # The first attempt's worker dies mid-task, as on a lost node.
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(1)
+        return _core.compare_law(*args)
+
+    cols, origin = _data.columns(sweep)
+    request = json.dumps({"protocol": ["sizes"], "starts": 8, "backend": "cpu"})
+    law = ("law", "chinchilla", "")
+    [(got, _)] = _ray.run([(lost_once, (law, request))], shared=(cols, origin), backend="cpu")
+    want, _ = _core.compare_law(cols, origin, law, request)
+    assert os.path.exists(marker)
+    assert _numbers(json.loads(got)) == _numbers(json.loads(want))
