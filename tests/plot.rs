@@ -70,6 +70,7 @@ fn panels_of(ds: &Dataset, p: &[f64; 10], held: Option<&[bool]>) -> Vec<Panel> {
                     .collect(),
                 held_out: held.map_or_else(Vec::new, |h| h[r].to_vec()),
                 band: Vec::new(),
+                schedule: Vec::new(),
             }
         })
         .collect()
@@ -558,7 +559,7 @@ fn bootstrap_bands_are_shaded_and_in_the_legend() {
         .compile("looplm")
         .unwrap();
     let table = Table::from_dataset(&ds, Path::new("pythia-like"));
-    let (panels, opts) = sweepfit::lawfit::panels(&law, Some("D"), &report, &table).unwrap();
+    let (panels, opts) = sweepfit::lawfit::panels(&law, Some("D"), &report, &table, None).unwrap();
     assert_eq!(opts.band_label, "95% band (points)");
     let mut plain = panels.clone();
     for p in &mut plain {
@@ -625,6 +626,7 @@ fn long_curves_are_decimated_so_the_svg_stays_small() {
         loss,
         held_out: Vec::new(),
         band: Vec::new(),
+        schedule: Vec::new(),
     };
     // Linear: on a log axis most of the curve is in its last tenth.
     let opts = PlotOptions {

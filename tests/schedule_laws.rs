@@ -420,12 +420,44 @@ fn a_new_schedule_is_predicted_as_the_plain_loop_at_the_fitted_parameters() {
         ],
     );
     // Redrawn from fit.json and pred.csv (the schedules are not there):
-    // a panel per run, named by the run, its prediction pred.csv's.
+    // a panel per run, named by the run, its prediction pred.csv's, and
+    // under it its learning rate from step 0 to its last (plot
+    // --schedule).
     let fitted = sweepfit::lawfit::read_law_fit(&out.join("fit.json")).unwrap();
     let table = Table::read(&out.join("pred.csv")).unwrap();
-    let (panels, _) =
-        sweepfit::lawfit::panels(&fitted.law, fitted.axis.as_deref(), &fitted.report, &table)
-            .unwrap();
+    let given = Schedules::read(&schedules).unwrap();
+    let (panels, _) = sweepfit::lawfit::panels(
+        &fitted.law,
+        fitted.axis.as_deref(),
+        &fitted.report,
+        &table,
+        Some(&given),
+    )
+    .unwrap();
+    for p in &panels {
+        let lr = schedule(&p.label);
+        let last = p.tokens.iter().copied().fold(0.0, f64::max) as usize;
+        let want: Vec<(f64, f64)> = (0..=last).map(|k| (k as f64, lr[k])).collect();
+        assert_eq!(p.schedule, want, "{}", p.label);
+    }
+    common::ok(
+        d,
+        &[
+            "plot",
+            "--fit",
+            out.join("fit.json").to_str().unwrap(),
+            "--schedule",
+            schedules.to_str().unwrap(),
+            "--out",
+            d.join("grid.svg").to_str().unwrap(),
+        ],
+    );
+    let svg = std::fs::read_to_string(d.join("grid.svg")).unwrap();
+    let texts: Vec<&str> = svg
+        .split("</text>")
+        .filter_map(|t| t.rsplit('>').next().map(str::trim))
+        .collect();
+    assert_eq!(texts.iter().filter(|&&t| t == "LR").count(), 3, "{texts:?}");
     let written = table
         .numbers(table.find("pred").unwrap(), sweepfit::data::Check::Finite)
         .unwrap();

@@ -278,9 +278,14 @@ impl Fit {
                 )))
             }
         };
-        let (panels, opts) =
-            lawfit::panels(&self.fit.law, self.fit.axis.as_deref(), &self.fit.report, t)
-                .map_err(error)?;
+        let (panels, opts) = lawfit::panels(
+            &self.fit.law,
+            self.fit.axis.as_deref(),
+            &self.fit.report,
+            t,
+            None,
+        )
+        .map_err(error)?;
         let layout = report::grid_layout(&panels);
         let x_scale = match report::resolve_x_scale(&panels, &opts) {
             report::XScale::Log => "log",

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use sweepfit::bootstrap::BootstrapOptions;
-use sweepfit::data::Table;
+use sweepfit::data::{Schedules, Table};
 use sweepfit::lawfit::{self, LawFitOptions};
 use sweepfit::output;
 use sweepfit::profile::ProfileReport;
@@ -74,6 +74,12 @@ pub(crate) fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
     tell_binding(&bound);
     let out = fit_law(&a.request.backend, &bound, &table, &mut opts, boot.as_ref())?;
     let pictures = a.plot.then_some(a.x_scale);
+    // The pictures draw each run's learning rate under its curve.
+    let schedules = match (&bind.schedule, pictures) {
+        (Some(path), Some(_)) => Some(Schedules::read(path)?),
+        _ => None,
+    };
+    let pictures = pictures.map(|x| (x, schedules.as_ref()));
     let written = write_outputs(&out_dir, &bound, &table, &out, a.save_starts, pictures)?;
     say!("{}", report::law_summary(&out.report));
     say!("wrote {}", list_written(&out_dir, &written));
@@ -160,7 +166,7 @@ fn write_outputs(
     table: &Table,
     out: &lawfit::LawFitOutput,
     save_starts: bool,
-    pictures: Option<report::XScale>,
+    pictures: Option<(report::XScale, Option<&Schedules>)>,
 ) -> anyhow::Result<Vec<&'static str>> {
     out_dir.create()?;
     report::write_pretty(&out_dir.join("fit.json"), &out.report)?;
@@ -195,9 +201,14 @@ fn write_outputs(
         })?;
         written.push("starts.csv");
     }
-    if let Some(x_scale) = pictures {
-        let (panels, mut opts) =
-            lawfit::panels(&bound.law, bound.file.axis.as_deref(), &out.report, table)?;
+    if let Some((x_scale, schedules)) = pictures {
+        let (panels, mut opts) = lawfit::panels(
+            &bound.law,
+            bound.file.axis.as_deref(),
+            &out.report,
+            table,
+            schedules,
+        )?;
         opts.x_scale = x_scale;
         // Rows held out by --test-where are marked, as in eval's pictures.
         let profile = out.report.profile.as_ref();

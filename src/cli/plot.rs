@@ -27,6 +27,11 @@ pub(crate) struct PlotArgs {
     /// (1.1 x the 99th percentile of |pred − loss| over all curves).
     #[arg(long)]
     residuals: bool,
+    /// The runs' learning rate at every step (the fit's --schedule file),
+    /// drawn in a strip under each curve of a law that sums along the
+    /// steps.
+    #[arg(long, value_name = "FILE")]
+    schedule: Option<PathBuf>,
     /// Replace an existing --out file.
     #[arg(long)]
     force: bool,
@@ -79,8 +84,22 @@ pub(crate) fn cmd_plot(a: PlotArgs) -> anyhow::Result<()> {
             let fit = sweepfit::lawfit::read_law_fit(f)?;
             let mut table = sweepfit::data::Table::read(&data)?;
             fit.fill_defaults(&mut table)?;
-            sweepfit::lawfit::panels(&fit.law, fit.axis.as_deref(), &fit.report, &table)?
+            let schedules = match &a.schedule {
+                Some(p) => Some(sweepfit::data::Schedules::read(p)?),
+                None => None,
+            };
+            sweepfit::lawfit::panels(
+                &fit.law,
+                fit.axis.as_deref(),
+                &fit.report,
+                &table,
+                schedules.as_ref(),
+            )?
         }
+        None if a.schedule.is_some() => bail!(
+            "--schedule draws learning rates under a law fit's curves: give --fit FILE (or \
+             a --data file with its fit.json beside it)"
+        ),
         None => (
             report::read_pred_csv(&data)?,
             report::PlotOptions::default(),

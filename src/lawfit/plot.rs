@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use indexmap::IndexMap;
 
-use crate::data::{Check, Selector, Table};
+use crate::data::{Check, Schedules, Selector, Table};
 use crate::law::CompiledLaw;
 use crate::report::{format_count, LawFitReport, Panel, PlotOptions, DEFAULT_TITLE};
 use crate::stats::central;
@@ -14,11 +14,16 @@ use crate::stats::central;
 /// curve, x along the law's axis (else the variable with the most distinct
 /// values), panels placed in columns and rows by the two per-curve
 /// variables that vary most, each with its values in its title.
+///
+/// With `schedules` (a law that sums along the steps, drawn along its
+/// step variable), each panel carries its run's learning rate from step 0
+/// to its last, drawn under its curve.
 pub fn panels(
     law: &CompiledLaw,
     axis: Option<&str>,
     r: &LawFitReport,
     table: &Table,
+    schedules: Option<&Schedules>,
 ) -> anyhow::Result<(Vec<Panel>, PlotOptions)> {
     let held: Vec<bool> = match (table.find("set"), &r.test) {
         (Some(c), _) => table.columns[c].iter().map(|s| s == "test").collect(),
@@ -27,7 +32,7 @@ pub fn panels(
             .rows(table)?,
         (None, None) => vec![false; table.rows()],
     };
-    let (panels, mut opts) = draw(law, axis, &r.variables, &r.by, r, &held, table)?;
+    let (panels, mut opts) = draw(law, axis, &r.variables, &r.by, r, &held, table, schedules)?;
     let mut title = format!("{DEFAULT_TITLE} · {} law · R² = {:.4}", r.law, r.metrics.r2);
     if let Some(t) = &r.test {
         title.push_str(&format!(" · test R² = {:.4}", t.metrics.r2));
@@ -55,11 +60,15 @@ pub fn fold_panels(
         &r,
         held,
         table,
+        None,
     )
 }
 
 /// Panels of `table`'s rows with the parameters of `r` (its groups' by the
-/// `by` columns), `held` rows marked; the options without a title.
+/// `by` columns), `held` rows marked, each with its run's learning rate
+/// from `schedules` where the panels run along a step variable of the
+/// law's sums; the options without a title.
+#[allow(clippy::too_many_arguments)]
 fn draw(
     law: &CompiledLaw,
     axis: Option<&str>,
@@ -68,6 +77,7 @@ fn draw(
     r: &LawFitReport,
     held: &[bool],
     table: &Table,
+    schedules: Option<&Schedules>,
 ) -> anyhow::Result<(Vec<Panel>, PlotOptions)> {
     let mut vars = Vec::new();
     let mut var_cols = Vec::new();
@@ -152,6 +162,22 @@ fn draw(
     let band_label = band.map(|(_, level, kind)| format!("{}% band ({kind})", 100.0 * level));
     let band = band.map(|(s, level, _)| (s, level));
     let run = table.find("run");
+    // A curve's run's learning rate, (step, lr) from step 0 to its last,
+    // where x is a step variable of the law's sums.
+    let steps_along_x = schedules.filter(|_| super::schedule::step_vars(law).contains(&x));
+    let lr_of = |first: usize, c: &[usize]| -> Vec<(f64, f64)> {
+        let Some(s) = steps_along_x else {
+            return Vec::new();
+        };
+        let name = run.map_or("", |rc| &table.columns[rc][first]);
+        let Some(i) = s.run_index(name) else {
+            return Vec::new();
+        };
+        let lr = &s.runs[i].lr;
+        let last = c.iter().map(|&row| vars[x][row]).fold(0.0f64, f64::max);
+        let end = (last as usize).min(lr.len().saturating_sub(1));
+        (0..=end).map(|k| (k as f64, lr[k])).collect()
+    };
     // Curves: rows with equal run, group, values of all but x and columns
     // that split curves, as the fit made them.
     let split = super::split_columns(table, &vars, &var_cols, x);
@@ -297,6 +323,7 @@ fn draw(
             pred,
             held_out: c.iter().map(|&row| held[row]).collect(),
             band,
+            schedule: lr_of(first, c),
         });
     }
     // A linear axis counts in the unit of its largest value; `Auto` makes

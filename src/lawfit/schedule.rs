@@ -66,16 +66,7 @@ pub(super) fn check_steps(
     columns: &[usize],
     table: &Table,
 ) -> anyhow::Result<()> {
-    let mut step_vars: Vec<u16> = Vec::new();
-    for n in law.graph.nodes() {
-        if let Node::Steps(_, ops) = n {
-            if let Node::Var(v) = law.graph.node(ops[1]) {
-                if !step_vars.contains(&v) {
-                    step_vars.push(v);
-                }
-            }
-        }
-    }
+    let step_vars = step_vars(law);
     if step_vars.is_empty() {
         bail!(
             "--schedule {}: the law sums along no steps (sum(k = 1..step: ...)), so nothing \
@@ -85,7 +76,22 @@ pub(super) fn check_steps(
     }
     let (run_col, lr_col) = (table.lookup("run")?, table.lookup("lr")?);
     for v in step_vars {
-        s.rows(table, run_col, columns[v as usize], lr_col)?;
+        s.rows(table, run_col, columns[v], lr_col)?;
     }
     Ok(())
+}
+
+/// The variables (indices) the law's sums run their steps up to.
+pub(super) fn step_vars(law: &CompiledLaw) -> Vec<usize> {
+    let mut out: Vec<usize> = Vec::new();
+    for n in law.graph.nodes() {
+        if let Node::Steps(_, ops) = n {
+            if let Node::Var(v) = law.graph.node(ops[1]) {
+                if !out.contains(&(v as usize)) {
+                    out.push(v as usize);
+                }
+            }
+        }
+    }
+    out
 }

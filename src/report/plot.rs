@@ -53,6 +53,9 @@ pub struct Panel {
     pub pred: Vec<f64>,
     pub held_out: Vec<bool>,
     pub band: Vec<(f64, f64)>,
+    /// For a law that sums along the steps: the run's learning rate,
+    /// (step, lr) along the x axis, drawn in a strip under the curve.
+    pub schedule: Vec<(f64, f64)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -346,6 +349,7 @@ pub fn read_pred_csv(path: &Path) -> anyhow::Result<Vec<Panel>> {
                 pred: pts.iter().map(|p| p.2).collect(),
                 held_out: Vec::new(),
                 band: Vec::new(),
+                schedule: Vec::new(),
             }
         })
         .collect())
@@ -989,7 +993,18 @@ impl Figure for RealVsPred {
         (y_lo, y_hi): (f64, f64),
         opts: &PlotOptions,
     ) -> anyhow::Result<()> {
-        let mut chart = panel_chart(area, title, x_range, (y_lo, y_hi), None, opts)?;
+        // A run's learning rate takes a strip under its curve.
+        let (area, strip) = if p.schedule.is_empty() {
+            (area.clone(), None)
+        } else {
+            let h = area.dim_in_pixel().1;
+            let (top, bottom) = area.split_vertically(h - h * SCHEDULE_STRIP / 100);
+            (top, Some(bottom))
+        };
+        if let Some(strip) = &strip {
+            draw_schedule(strip, p, x_range, opts)?;
+        }
+        let mut chart = panel_chart(&area, title, x_range, (y_lo, y_hi), None, opts)?;
         let xs = x_coords(p, opts);
 
         // Back to front: band, held-out markers, real line, prediction. The
@@ -1008,6 +1023,60 @@ impl Figure for RealVsPred {
         }
         Ok(())
     }
+}
+
+/// Percent of a panel's height its learning-rate strip takes.
+const SCHEDULE_STRIP: u32 = 24;
+
+/// Colour of the learning rate.
+const LR: RGBColor = RGBColor(90, 90, 90);
+
+/// Panel `p`'s learning rate along the shared x range, from 0 to its
+/// peak, in `area` (a strip under its curve).
+fn draw_schedule<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    p: &Panel,
+    x_range: (f64, f64),
+    opts: &PlotOptions,
+) -> anyhow::Result<()> {
+    let top = p.schedule.iter().fold(0.0f64, |m, s| m.max(s.1));
+    if !(top > 0.0 && top.is_finite()) {
+        return Ok(());
+    }
+    let (xs, ys): (Vec<f64>, Vec<f64>) = p
+        .schedule
+        .iter()
+        .map(|&(k, lr)| (x_coord(k, opts), lr))
+        .filter(|(x, _)| x.is_finite() && *x >= x_range.0 && *x <= x_range.1)
+        .unzip();
+    let mut chart = ChartBuilder::on(area)
+        .margin(8)
+        .margin_right(24)
+        .margin_top(0)
+        .y_label_area_size(52)
+        .build_cartesian_2d(x_range.0..x_range.1, 0.0..top * 1.1)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(0)
+        .y_labels(2)
+        .y_label_formatter(&|v: &f64| match *v {
+            0.0 => "0".to_string(),
+            v => format!("{v:.0e}"),
+        })
+        .y_desc("LR")
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 13))
+        .max_light_lines(0)
+        .bold_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(err)?;
+    let pts = decimate(&xs, &ys, opts.max_line_points);
+    chart
+        .draw_series(LineSeries::new(pts, LR.stroke_width(1)))
+        .map_err(err)?;
+    Ok(())
 }
 
 /// Tick label: at most `decimals` decimals, trailing zeros after the
@@ -1422,6 +1491,7 @@ mod tests {
             loss: vec![3.0; 3],
             pred: vec![3.0; 3],
             band: vec![(3.0 - half, 3.0 + half); 3],
+            schedule: Vec::new(),
             ..Default::default()
         };
         let opts = PlotOptions {
