@@ -261,9 +261,19 @@ impl Fit {
 
     /// The Real-vs-Pred picture as JSON: its title, axes and panels (each
     /// with its title, place in the grid, x, loss, prediction, held-out
-    /// marks and band), over the fitted rows or over `columns`.
-    #[pyo3(signature = (columns=None, origin="the data"))]
-    fn panels(&self, columns: Option<Source<'_>>, origin: &str) -> PyResult<String> {
+    /// marks and band, and with `schedule`, a schedule file, its run's
+    /// learning rate), over the fitted rows or over `columns`.
+    #[pyo3(signature = (columns=None, origin="the data", schedule=None))]
+    fn panels(
+        &self,
+        columns: Option<Source<'_>>,
+        origin: &str,
+        schedule: Option<PathBuf>,
+    ) -> PyResult<String> {
+        let schedules = match &schedule {
+            Some(p) => Some(sweepfit::data::Schedules::read(p).map_err(|e| error(e.into()))?),
+            None => None,
+        };
         let mut given;
         let t = match (columns, &self.data) {
             (Some(c), _) => {
@@ -283,7 +293,7 @@ impl Fit {
             self.fit.axis.as_deref(),
             &self.fit.report,
             t,
-            None,
+            schedules.as_ref(),
         )
         .map_err(error)?;
         let layout = report::grid_layout(&panels);
@@ -304,6 +314,7 @@ impl Fit {
                     "pred": p.pred,
                     "held_out": p.held_out,
                     "band": p.band,
+                    "schedule": p.schedule,
                 })
             })
             .collect();

@@ -244,6 +244,7 @@ def fit(
                          backend=backend)
         core = core.with_bootstrap(parts, request, time.monotonic() - started)
     result = Fit(core)
+    result._schedule = os.fspath(schedule) if schedule is not None else None
     _tell(result.messages)
     return result
 

@@ -30,6 +30,9 @@ class Fit:
 
     def __init__(self, core: "_core.Fit") -> None:
         self._core = core
+        # The schedule file a fit of a law along the steps was made with,
+        # for its pictures.
+        self._schedule: Optional[str] = None
         self.report: Dict[str, Any] = json.loads(core.report_json())
         #: What the fit said about how the law was read, as notes and warnings.
         self.messages: List[str] = list(core.messages())
@@ -210,14 +213,20 @@ class Fit:
         df = pd.DataFrame(rows, columns=header)
         return _numeric(df.replace("", np.nan))
 
-    def plot(self, data: Any = None, *, residuals: bool = False, figsize: Optional[tuple] = None):
+    def plot(self, data: Any = None, *, residuals: bool = False, figsize: Optional[tuple] = None,
+             schedule: Optional[Union[str, "os.PathLike[str]"]] = None):
         """The Real-vs-Pred grid as a matplotlib Figure, one axes per curve
-        (``residuals=True``: pred − loss). A loaded fit draws ``data``."""
+        (``residuals=True``: pred − loss). A loaded fit draws ``data``. For a
+        law that sums along the steps, each run's learning rate is drawn
+        under its curve, from ``schedule`` or the schedule file it was
+        fitted with."""
+        schedule = schedule if schedule is not None else self._schedule
+        schedule = os.fspath(schedule) if schedule is not None else None
         if data is None:
-            layout = self._core.panels()
+            layout = self._core.panels(schedule=schedule)
         else:
             cols, origin = _data.columns(data)
-            layout = self._core.panels(cols, origin)
+            layout = self._core.panels(cols, origin, schedule)
         return _plot.draw(json.loads(layout), residuals=residuals, figsize=figsize)
 
     # Output.

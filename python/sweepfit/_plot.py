@@ -29,6 +29,22 @@ def _y_range(panels: list, residuals: bool) -> Optional[Tuple[float, float]]:
     return lo - 0.05 * span, hi + 0.05 * span
 
 
+def _schedule(ax, schedule: list) -> None:
+    """A run's learning rate in the strip ``ax`` under its curve."""
+    s = np.asarray(schedule, float)
+    top = np.nanmax(s[:, 1]) if s.size else np.nan
+    if not (np.isfinite(top) and top > 0):
+        ax.set_axis_off()
+        return
+    ax.plot(s[:, 0], s[:, 1], "-", lw=0.8, color="0.35", label="LR")
+    ax.set_ylim(0.0, 1.1 * top)
+    ax.set_yticks([0.0, top])
+    ax.set_yticklabels(["0", f"{top:.0e}"])
+    ax.tick_params(labelsize=6)
+    ax.set_ylabel("LR", fontsize=7)
+    ax.grid(True, lw=0.3, alpha=0.5)
+
+
 def draw(layout: Dict[str, Any], residuals: bool = False, figsize: Optional[Tuple[float, float]] = None):
     """A matplotlib Figure with one axes per panel (curve)."""
     import matplotlib.pyplot as plt
@@ -37,7 +53,17 @@ def draw(layout: Dict[str, Any], residuals: bool = False, figsize: Optional[Tupl
     rows, cols = max(layout["rows"], 1), max(layout["cols"], 1)
     if figsize is None:
         figsize = (3.2 * cols + 0.6, 2.6 * rows + 0.9)
-    fig, axes = plt.subplots(rows, cols, figsize=figsize, sharex=True, sharey=True, squeeze=False)
+    # Laws along the steps: each curve's learning rate in a strip under it.
+    strips = not residuals and any(p.get("schedule") for p in panels)
+    if strips:
+        figsize = (figsize[0], figsize[1] * 1.3)
+        grid = plt.subplots(2 * rows, cols, figsize=figsize, sharex=True, squeeze=False,
+                            gridspec_kw={"height_ratios": [3, 1] * rows})[1]
+        fig = grid[0][0].figure
+        axes, lr_axes = grid[0::2], grid[1::2]
+    else:
+        fig, axes = plt.subplots(rows, cols, figsize=figsize, sharex=True, sharey=True,
+                                 squeeze=False)
     used = set()
     y_range = _y_range(panels, residuals)
     for p in panels:
@@ -66,6 +92,8 @@ def draw(layout: Dict[str, Any], residuals: bool = False, figsize: Optional[Tupl
             if held.any():
                 ax.plot(x[held], loss[held], "x", ms=4, color="tab:red", label="Real (held out)")
             ax.plot(x, pred, "-", lw=1.4, color="tab:orange", label="Pred")
+            if strips:
+                _schedule(lr_axes[r][c], p.get("schedule") or [])
         ax.set_title(p["title"], fontsize=9)
         if layout.get("x_scale") == "log":
             ax.set_xscale("log")
@@ -76,6 +104,8 @@ def draw(layout: Dict[str, Any], residuals: bool = False, figsize: Optional[Tupl
         for c in range(cols):
             if (r, c) not in used:
                 fig.delaxes(axes[r][c])
+                if strips:
+                    fig.delaxes(lr_axes[r][c])
     title = layout.get("title") or "Real vs Pred"
     if residuals:
         title = title.replace("Real vs Pred", "Residuals (pred − loss)", 1)

@@ -39,3 +39,17 @@ def test_the_multi_power_law_from_a_data_frame(shared, run_cli, tmp_path):
     assert close(fit.objective, ref["objective"]["value"])
     # The schedule is each run's: the binding says where it came from.
     assert "schedule" in ref["variables"]
+    # Its picture draws each run's learning rate under its curve, from the
+    # schedule file it was fitted with: that run's, from step 0.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig = fit.plot()
+    lines = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_label() == "LR"]
+    assert len(lines) == len(RUNS)
+    lr = {run: pd.read_csv(root / "schedules" / f"{run}.csv") for run in RUNS}
+    for ln in lines:
+        x, y = ln.get_data()
+        assert x[0] == 0
+        run = next(r for r in RUNS if len(lr[r]) > x[-1] and list(lr[r]["lr"][: len(y)]) == list(y))
+        assert run in RUNS
