@@ -61,7 +61,7 @@ def main() -> None:
     one = run("ray", 1)
     two = run("ray", 2)
     assert one["ranking"] == two["ranking"] == local["ranking"], "rankings differ"
-    print(f"32 laws x 6 folds + all rows, 32 starts each, CPU backend")
+    print("32 laws x 23 folds + all rows, 32 starts each, CPU backend")
     print(f"local executor      {local['seconds']:7.2f} s")
     print(f"ray, 1 worker CPU   {one['seconds']:7.2f} s")
     print(f"ray, 2 worker CPUs  {two['seconds']:7.2f} s   ({one['seconds'] / two['seconds']:.2f}x the 1-CPU run)")

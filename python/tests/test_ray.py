@@ -1,5 +1,5 @@
 """Work spread over Ray (executor="ray") on a local Ray instance the tests
-start with two CPUs: a comparison of eight laws over six folds, a
+start with two CPUs: a comparison of eight laws over 23 folds, a
 bootstrap of 2,000 replicates per scheme and a list of fits give exactly
 what the same calls give locally. Only what says when and where the work
 ran (``seconds``, ``device``) may differ."""
