@@ -425,6 +425,8 @@ fn a_new_schedule_is_predicted_as_the_plain_loop_at_the_fitted_parameters() {
     // --schedule).
     let fitted = sweepfit::lawfit::read_law_fit(&out.join("fit.json")).unwrap();
     let table = Table::read(&out.join("pred.csv")).unwrap();
+    // Without the schedule handles of the process that fitted it.
+    assert!(table.find("schedule").is_none(), "{:?}", table.headers);
     let given = Schedules::read(&schedules).unwrap();
     let (panels, _) = sweepfit::lawfit::panels(
         &fitted.law,

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
 use sweepfit::data::Table;
+use sweepfit::law::parse::SCHEDULE;
 use sweepfit::lawfit::{self, LawFit};
 use sweepfit::options::FitRequest;
 use sweepfit::report;
@@ -209,11 +210,15 @@ impl Fit {
         Bound<'py, PyArray1<bool>>,
     )> {
         let d = self.data()?;
+        // Without the schedule handles a fit along the steps reads (they
+        // mean nothing outside the fit), as pred.csv.
+        let handles = |h: &str| self.fit.law.sums_steps() && h == SCHEDULE;
         let cols = d
             .table
             .headers
             .iter()
             .zip(&d.table.columns)
+            .filter(|(h, _)| !handles(h))
             .map(|(h, c)| (h.clone(), c.iter().map(String::from).collect()))
             .collect();
         Ok((

@@ -53,3 +53,5 @@ def test_the_multi_power_law_from_a_data_frame(shared, run_cli, tmp_path):
         assert x[0] == 0
         run = next(r for r in RUNS if len(lr[r]) > x[-1] and list(lr[r]["lr"][: len(y)]) == list(y))
         assert run in RUNS
+    # Its rows, as pred.csv has them: without the schedule handles.
+    assert "schedule" not in fit.data.columns

@@ -7,6 +7,7 @@ use clap::Args;
 
 use sweepfit::bootstrap::BootstrapOptions;
 use sweepfit::data::{Schedules, Table};
+use sweepfit::law::parse::SCHEDULE;
 use sweepfit::lawfit::{self, LawFitOptions};
 use sweepfit::output;
 use sweepfit::profile::ProfileReport;
@@ -80,7 +81,20 @@ pub(crate) fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let pictures = pictures.map(|x| (x, schedules.as_ref()));
-    let written = write_outputs(&out_dir, &bound, &table, &out, a.save_starts, pictures)?;
+    // The column --schedule adds holds a handle of this process for each
+    // row's schedule, which means nothing in pred.csv (its run says which).
+    let internal: Vec<usize> = match &bind.schedule {
+        Some(_) => table.lookup(SCHEDULE)?.into_iter().collect(),
+        None => Vec::new(),
+    };
+    let written = write_outputs(
+        &out_dir,
+        &bound,
+        &table,
+        &out,
+        (a.save_starts, &internal),
+        pictures,
+    )?;
     say!("{}", report::law_summary(&out.report));
     say!("wrote {}", list_written(&out_dir, &written));
     Ok(())
@@ -107,7 +121,7 @@ pub(crate) fn cmd_demo(a: DemoArgs) -> anyhow::Result<()> {
     let out = fit_law(&a.backend, &bound, &table, &mut opts, None)?;
     let mut wrote = None;
     if let Some(dir) = &out_dir {
-        let written = write_outputs(dir, &bound, &table, &out, false, None)?;
+        let written = write_outputs(dir, &bound, &table, &out, (false, &[]), None)?;
         wrote = Some(list_written(dir, &written));
     }
     say!(
@@ -158,14 +172,15 @@ fn fit_law(
     })
 }
 
-/// fit.json and pred.csv in `out_dir`, with every start in starts.csv and
-/// the pictures when asked; each file written whole or not at all.
+/// fit.json and pred.csv (without the table's columns `internal`) in
+/// `out_dir`, with every start in starts.csv when `save_starts` and the
+/// pictures when asked; each file written whole or not at all.
 fn write_outputs(
     out_dir: &OutDir,
     bound: &lawfit::BoundLaw,
     table: &Table,
     out: &lawfit::LawFitOutput,
-    save_starts: bool,
+    (save_starts, internal): (bool, &[usize]),
     pictures: Option<(report::XScale, Option<&Schedules>)>,
 ) -> anyhow::Result<Vec<&'static str>> {
     out_dir.create()?;
@@ -176,6 +191,7 @@ fn write_outputs(
         &out.loss,
         &out.pred,
         &out.held_out,
+        internal,
     )?;
     let mut written = vec!["fit.json", "pred.csv"];
     if save_starts {

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 /// `pred.csv` of a law fitted from a table: every row of the input, its
-/// columns as read, then `pred`, `residual` (pred - loss) and `set`
+/// columns as read (but those of `skip`), then `pred`, `residual` (pred - loss) and `set`
 /// (`fit` or `test`, the rows `--test-where` held out).
 pub fn write_table_pred_csv(
     path: &Path,
@@ -11,14 +11,21 @@ pub fn write_table_pred_csv(
     loss: &[f64],
     pred: &[f64],
     held_out: &[bool],
+    skip: &[usize],
 ) -> anyhow::Result<()> {
+    let kept: Vec<usize> = (0..table.headers.len())
+        .filter(|c| !skip.contains(c))
+        .collect();
     crate::output::write_file(path, |out| {
         let mut w = csv::Writer::from_writer(out);
-        let mut header: Vec<&str> = table.headers.iter().map(String::as_str).collect();
+        let mut header: Vec<&str> = kept.iter().map(|&c| table.headers[c].as_str()).collect();
         header.extend(["pred", "residual", "set"]);
         w.write_record(&header)?;
         for r in 0..table.rows() {
-            let mut row: Vec<String> = table.columns.iter().map(|c| c[r].to_string()).collect();
+            let mut row: Vec<String> = kept
+                .iter()
+                .map(|&c| table.columns[c][r].to_string())
+                .collect();
             row.push(pred[r].to_string());
             row.push((pred[r] - loss[r]).to_string());
             row.push(if held_out[r] { "test" } else { "fit" }.to_string());
@@ -50,7 +57,15 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pred.csv");
-        write_table_pred_csv(&path, &table, &[3.0, 2.5], &[3.25, 2.0], &[false, true]).unwrap();
+        write_table_pred_csv(
+            &path,
+            &table,
+            &[3.0, 2.5],
+            &[3.25, 2.0],
+            &[false, true],
+            &[],
+        )
+        .unwrap();
         let mut r = csv::Reader::from_path(&path).unwrap();
         let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
         assert_eq!(header, ["run", "x", "loss", "pred", "residual", "set"]);
@@ -81,7 +96,7 @@ mod tests {
         };
         let msg = format!(
             "{:#}",
-            write_table_pred_csv(&path, &table, &[], &[], &[]).unwrap_err()
+            write_table_pred_csv(&path, &table, &[], &[], &[], &[]).unwrap_err()
         );
         assert!(msg.contains("pred.csv"), "{msg}");
     }
