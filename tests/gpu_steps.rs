@@ -28,41 +28,6 @@ use sweepfit::law::steps::register_run;
 use sweepfit::law::{builtin_law, CompiledLaw};
 use sweepfit::objective::{LossKind, Objective, Space};
 
-/// Steps in each test schedule.
-const STEPS: usize = 600;
-
-/// Schedules of every shape, `STEPS` long, peak 3e-4 after 40 steps of
-/// warm-up.
-fn schedules() -> Vec<Vec<f64>> {
-    let peak = 3e-4;
-    let warm = |k: usize| peak * (k as f64 + 1.0) / 40.0;
-    let shape = |f: &dyn Fn(usize) -> f64| -> Vec<f64> {
-        (0..STEPS)
-            .map(|k| if k < 40 { warm(k) } else { f(k) })
-            .collect()
-    };
-    let n = STEPS as f64;
-    vec![
-        shape(&|k| {
-            let x = (k as f64 - 40.0) / (n - 40.0);
-            peak * (0.1 + 0.45 * (1.0 + (std::f64::consts::PI * x).cos()))
-        }),
-        shape(&|k| {
-            if k < 450 {
-                peak
-            } else {
-                peak * (1.0 - 0.9 * (k as f64 - 450.0) / (n - 450.0))
-            }
-        }),
-        shape(&|k| match k {
-            k if k < 300 => peak,
-            k if k < 450 => peak / 3.0,
-            _ => peak / 10.0,
-        }),
-        shape(&|_| peak),
-    ]
-}
-
 /// A sweep of `law` (variables step and schedule) over the schedules'
 /// runs, rows every few steps, targets from the law at `truth` with
 /// relative noise up to `noise`.
@@ -70,13 +35,13 @@ fn sweep(law: &CompiledLaw, truth: &[f64], noise: f64, seed: u64) -> Sweep {
     assert_eq!(law.variables, ["step", "schedule"]);
     let mut rng = StdRng::seed_from_u64(seed);
     let (mut vars, mut y, mut w, mut curves) = (vec![], vec![], vec![], vec![]);
-    for (c, lr) in schedules().into_iter().enumerate() {
+    for (c, lr) in common::schedules().into_iter().enumerate() {
         let h = register_run(vec!["lr".into()], vec![lr]) as f64;
         let start = y.len();
         // Ragged: runs logged to different steps, one to its last.
-        for t in (5..STEPS - 60 * c)
+        for t in (5..common::STEPS - 60 * c)
             .step_by(17)
-            .chain((c == 0).then_some(STEPS - 1))
+            .chain((c == 0).then_some(common::STEPS - 1))
         {
             let x = [t as f64, h];
             let pred = law.eval(&x, truth);
@@ -382,7 +347,7 @@ fn a_fit_on_the_gpu_reaches_the_cpus_optimum() {
         String::from("run,step,loss\n"),
         String::from("run,step,lr\n"),
     );
-    for (c, lr) in schedules().iter().enumerate() {
+    for (c, lr) in common::schedules().iter().enumerate() {
         for (k, v) in lr.iter().enumerate() {
             sched.push_str(&format!("r{c},{k},{v}\n"));
         }

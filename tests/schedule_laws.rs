@@ -677,38 +677,8 @@ fn fit_split_runs(dir: &Path, runs: &[&str], extra: &[&str]) -> (PathBuf, common
 /// the parameters the targets came from.
 #[test]
 fn a_huber_fit_in_log_space_from_far_starts_reaches_the_truth() {
-    const STEPS: usize = 600;
-    let peak = 3e-4;
-    let shape = |f: &dyn Fn(usize) -> f64| -> Vec<f64> {
-        (0..STEPS)
-            .map(|k| {
-                if k < 40 {
-                    peak * (k + 1) as f64 / 40.0
-                } else {
-                    f(k)
-                }
-            })
-            .collect()
-    };
-    let schedules = [
-        shape(&|k| {
-            let x = (k as f64 - 40.0) / (STEPS as f64 - 40.0);
-            peak * (0.1 + 0.45 * (1.0 + (std::f64::consts::PI * x).cos()))
-        }),
-        shape(&|k| {
-            if k < 450 {
-                peak
-            } else {
-                peak * (1.0 - 0.9 * (k - 450) as f64 / 150.0)
-            }
-        }),
-        shape(&|k| match k {
-            k if k < 300 => peak,
-            k if k < 450 => peak / 3.0,
-            _ => peak / 10.0,
-        }),
-        shape(&|_| peak),
-    ];
+    const STEPS: usize = common::STEPS;
+    let schedules = common::schedules();
     let truth = [3.04, 0.525, 0.508, 363.8, 2.07, 0.583, 0.641];
     let (mut data, mut lr) = (
         String::from("run,step,loss\n"),

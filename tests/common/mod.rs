@@ -11,6 +11,41 @@ use std::process::Command;
 use sweepfit::data::Dataset;
 use sweepfit::simulate::{simulate_looplm20, SimOptions};
 
+/// Steps in each test schedule.
+pub const STEPS: usize = 600;
+
+/// Schedules of every shape, `STEPS` long, peak 3e-4 after 40 steps of
+/// warm-up.
+pub fn schedules() -> Vec<Vec<f64>> {
+    let peak = 3e-4;
+    let warm = |k: usize| peak * (k as f64 + 1.0) / 40.0;
+    let shape = |f: &dyn Fn(usize) -> f64| -> Vec<f64> {
+        (0..STEPS)
+            .map(|k| if k < 40 { warm(k) } else { f(k) })
+            .collect()
+    };
+    let n = STEPS as f64;
+    vec![
+        shape(&|k| {
+            let x = (k as f64 - 40.0) / (n - 40.0);
+            peak * (0.1 + 0.45 * (1.0 + (std::f64::consts::PI * x).cos()))
+        }),
+        shape(&|k| {
+            if k < 450 {
+                peak
+            } else {
+                peak * (1.0 - 0.9 * (k as f64 - 450.0) / (n - 450.0))
+            }
+        }),
+        shape(&|k| match k {
+            k if k < 300 => peak,
+            k if k < 450 => peak / 3.0,
+            _ => peak / 10.0,
+        }),
+        shape(&|_| peak),
+    ]
+}
+
 /// 20 curves (5 sizes x 4 recurrent steps) of `points` points each.
 pub fn sweep(points: usize) -> Dataset {
     simulate_looplm20(&SimOptions {
