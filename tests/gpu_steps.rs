@@ -343,20 +343,14 @@ fn a_fit_on_the_gpu_reaches_the_cpus_optimum() {
     let truth = [3.04, 0.525, 0.508, 363.8, 2.07, 0.641, 0.583];
     let sw = sweep(&law, &truth, 1e-3, 3);
     let dir = common::tempdir();
-    let (mut data, mut sched) = (
-        String::from("run,step,loss\n"),
-        String::from("run,step,lr\n"),
-    );
-    for (c, lr) in common::schedules().iter().enumerate() {
-        for (k, v) in lr.iter().enumerate() {
-            sched.push_str(&format!("r{c},{k},{v}\n"));
-        }
-        for i in sw.curves[c].clone() {
+    let mut data = String::from("run,step,loss\n");
+    for (c, curve) in sw.curves.iter().enumerate() {
+        for i in curve.clone() {
             data.push_str(&format!("r{c},{},{}\n", sw.vars[2 * i], sw.y[i]));
         }
     }
     std::fs::write(dir.path().join("runs.csv"), data).unwrap();
-    std::fs::write(dir.path().join("lr.csv"), sched).unwrap();
+    std::fs::write(dir.path().join("lr.csv"), common::schedules_csv()).unwrap();
     let fit = |backend: &str| -> serde_json::Value {
         let out = format!("fit-{backend}");
         common::ok(

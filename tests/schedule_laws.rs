@@ -680,21 +680,15 @@ fn a_huber_fit_in_log_space_from_far_starts_reaches_the_truth() {
     const STEPS: usize = common::STEPS;
     let schedules = common::schedules();
     let truth = [3.04, 0.525, 0.508, 363.8, 2.07, 0.583, 0.641];
-    let (mut data, mut lr) = (
-        String::from("run,step,loss\n"),
-        String::from("run,step,lr\n"),
-    );
+    let mut data = String::from("run,step,loss\n");
     for (c, s) in schedules.iter().enumerate() {
-        for (k, v) in s.iter().enumerate() {
-            lr.push_str(&format!("r{c},{k},{v}\n"));
-        }
         for t in (5..STEPS - 60 * c).step_by(17) {
             data.push_str(&format!("r{c},{t},{}\n", multi_power(s, t, &truth)));
         }
     }
     let dir = common::tempdir();
     std::fs::write(dir.path().join("runs.csv"), data).unwrap();
-    std::fs::write(dir.path().join("lr.csv"), lr).unwrap();
+    std::fs::write(dir.path().join("lr.csv"), common::schedules_csv()).unwrap();
     common::ok(
         dir.path(),
         &[

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
+use sweepfit::bootstrap::BootstrapOptions;
 use sweepfit::data::Table;
-use sweepfit::law::parse::SCHEDULE;
-use sweepfit::lawfit::{self, LawFit};
+use sweepfit::lawfit::{self, BoundLaw, LawFit, LawFitOptions};
 use sweepfit::options::FitRequest;
 use sweepfit::report;
 
@@ -29,6 +29,9 @@ pub(crate) struct Fit {
 #[derive(Clone)]
 struct FitData {
     table: Table,
+    /// The column of schedule handles `--schedule` added, left out of the
+    /// rows (see `BoundLaw::handle_column`).
+    handles: Option<usize>,
     pred: Vec<f64>,
     loss: Vec<f64>,
     held_out: Vec<bool>,
@@ -46,13 +49,8 @@ pub(crate) fn fit(
     request: &str,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Fit> {
-    let req: FitRequest =
-        serde_json::from_str(request).map_err(|e| error(anyhow::anyhow!("options: {e}")))?;
-    let (mut opts, boot) = req.options().map_err(error)?;
-    let (file, text, law_origin) = req.law.law_source().map_err(error)?;
-    let mut table = table(origin, columns)?;
-    let bound =
-        lawfit::bind(file, &text, &law_origin, &mut table, &req.bind_options()).map_err(error)?;
+    let (req, mut opts, boot) = parse_request(request)?;
+    let (table, bound) = bind(&req, origin, columns)?;
     let mut messages = bound.messages();
     let mut progress = Progress::new(progress);
     let (out, said) = run_law(py, &req.backend, &mut opts, "fit", |opts| {
@@ -65,6 +63,7 @@ pub(crate) fn fit(
     Ok(Fit {
         fit,
         data: Some(FitData {
+            handles: bound.handle_column(&table),
             table,
             pred: out.pred,
             loss: out.loss,
@@ -72,6 +71,29 @@ pub(crate) fn fit(
         }),
         messages,
     })
+}
+
+/// The fit `request` asks for (the JSON of the command line's `fit`
+/// options, `sweepfit::options::FitRequest`), every option checked.
+fn parse_request(request: &str) -> PyResult<(FitRequest, LawFitOptions, Option<BootstrapOptions>)> {
+    let req: FitRequest =
+        serde_json::from_str(request).map_err(|e| error(anyhow::anyhow!("options: {e}")))?;
+    let (opts, boot) = req.options().map_err(error)?;
+    Ok((req, opts, boot))
+}
+
+/// The bootstrap a request asks for; an error where it asks for none.
+fn asked(boot: Option<BootstrapOptions>) -> PyResult<BootstrapOptions> {
+    boot.ok_or_else(|| error(anyhow::anyhow!("the request asks for no bootstrap")))
+}
+
+/// `req`'s law bound to the table of `columns`.
+fn bind(req: &FitRequest, origin: &str, columns: Source<'_>) -> PyResult<(Table, BoundLaw)> {
+    let (file, text, law_origin) = req.law.law_source().map_err(error)?;
+    let mut table = table(origin, columns)?;
+    let bound =
+        lawfit::bind(file, &text, &law_origin, &mut table, &req.bind_options()).map_err(error)?;
+    Ok((table, bound))
 }
 
 /// One shard of a fit's bootstrap: replicates `start..end` of each scheme
@@ -90,14 +112,9 @@ pub(crate) fn bootstrap_shard(
     start: usize,
     end: usize,
 ) -> PyResult<String> {
-    let req: FitRequest =
-        serde_json::from_str(request).map_err(|e| error(anyhow::anyhow!("options: {e}")))?;
-    let (mut opts, boot) = req.options().map_err(error)?;
-    let boot = boot.ok_or_else(|| error(anyhow::anyhow!("the request asks for no bootstrap")))?;
-    let (file, text, law_origin) = req.law.law_source().map_err(error)?;
-    let mut table = table(origin, columns)?;
-    let bound =
-        lawfit::bind(file, &text, &law_origin, &mut table, &req.bind_options()).map_err(error)?;
+    let (req, mut opts, boot) = parse_request(request)?;
+    let boot = asked(boot)?;
+    let (table, bound) = bind(&req, origin, columns)?;
     let fitted = report::parse_json(fit_json)
         .map_err(|e| error(anyhow::anyhow!("the fit to bootstrap: {e}")))?;
     let (fits, held) = lawfit::fits_in(&bound, &table, &opts, &fitted).map_err(error)?;
@@ -145,11 +162,7 @@ impl Fit {
     /// `bootstrap_shard`'s reports, in the order of their replicates) as
     /// the bootstrap `request` asks for; `seconds`, its wall time.
     fn with_bootstrap(&self, shards: Vec<String>, request: &str, seconds: f64) -> PyResult<Fit> {
-        let req: FitRequest =
-            serde_json::from_str(request).map_err(|e| error(anyhow::anyhow!("options: {e}")))?;
-        let (_, boot) = req.options().map_err(error)?;
-        let boot =
-            boot.ok_or_else(|| error(anyhow::anyhow!("the request asks for no bootstrap")))?;
+        let boot = asked(parse_request(request)?.2)?;
         let shards = shards
             .iter()
             .map(|s| report::parse_json(s))
@@ -210,16 +223,15 @@ impl Fit {
         Bound<'py, PyArray1<bool>>,
     )> {
         let d = self.data()?;
-        // Without the schedule handles a fit along the steps reads (they
-        // mean nothing outside the fit), as pred.csv.
-        let handles = |h: &str| self.fit.law.sums_steps() && h == SCHEDULE;
+        // Without the schedule handles, as pred.csv.
         let cols = d
             .table
             .headers
             .iter()
             .zip(&d.table.columns)
-            .filter(|(h, _)| !handles(h))
-            .map(|(h, c)| (h.clone(), c.iter().map(String::from).collect()))
+            .enumerate()
+            .filter(|&(c, _)| Some(c) != d.handles)
+            .map(|(_, (h, c))| (h.clone(), c.iter().map(String::from).collect()))
             .collect();
         Ok((
             cols,

@@ -28,13 +28,16 @@ def check(executor: str) -> bool:
     return executor == "ray"
 
 
-def _ray():
+def _ready():
+    """Ray, initialised: the program's own, or a local one started here."""
     try:
         import ray
     except ImportError:
         raise ImportError(
             "executor='ray' needs Ray: pip install './python[ray]' (or pip install 'ray>=2.9')"
         ) from None
+    if not ray.is_initialized():
+        ray.init()
     return ray
 
 
@@ -56,9 +59,7 @@ def _task(num_cpus: float, fn: Union[str, Callable[..., Any]], *args: Any) -> An
 
 def workers(num_cpus: float) -> int:
     """How many tasks of ``num_cpus`` each the Ray cluster runs at once."""
-    ray = _ray()
-    if not ray.is_initialized():
-        ray.init()
+    ray = _ready()
     return max(1, int(ray.cluster_resources().get("CPU", 1) // max(num_cpus, 1e-9)))
 
 
@@ -79,9 +80,7 @@ def run(
     per task defaults to one where the cluster has GPUs and ``backend`` is
     not ``"cpu"``, else none.
     """
-    ray = _ray()
-    if not ray.is_initialized():
-        ray.init()
+    ray = _ready()
     if num_gpus is None:
         has_gpus = ray.cluster_resources().get("GPU", 0) > 0
         num_gpus = 1 if has_gpus and backend != "cpu" else 0

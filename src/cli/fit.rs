@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use sweepfit::bootstrap::BootstrapOptions;
-use sweepfit::data::{Schedules, Table};
-use sweepfit::law::parse::SCHEDULE;
+use sweepfit::data::Table;
 use sweepfit::lawfit::{self, LawFitOptions};
 use sweepfit::output;
 use sweepfit::profile::ProfileReport;
@@ -75,26 +74,7 @@ pub(crate) fn cmd_fit(a: FitArgs) -> anyhow::Result<()> {
     tell_binding(&bound);
     let out = fit_law(&a.request.backend, &bound, &table, &mut opts, boot.as_ref())?;
     let pictures = a.plot.then_some(a.x_scale);
-    // The pictures draw each run's learning rate under its curve.
-    let schedules = match (&bind.schedule, pictures) {
-        (Some(path), Some(_)) => Some(Schedules::read(path)?),
-        _ => None,
-    };
-    let pictures = pictures.map(|x| (x, schedules.as_ref()));
-    // The column --schedule adds holds a handle of this process for each
-    // row's schedule, which means nothing in pred.csv (its run says which).
-    let internal: Vec<usize> = match &bind.schedule {
-        Some(_) => table.lookup(SCHEDULE)?.into_iter().collect(),
-        None => Vec::new(),
-    };
-    let written = write_outputs(
-        &out_dir,
-        &bound,
-        &table,
-        &out,
-        (a.save_starts, &internal),
-        pictures,
-    )?;
+    let written = write_outputs(&out_dir, &bound, &table, &out, a.save_starts, pictures)?;
     say!("{}", report::law_summary(&out.report));
     say!("wrote {}", list_written(&out_dir, &written));
     Ok(())
@@ -121,7 +101,7 @@ pub(crate) fn cmd_demo(a: DemoArgs) -> anyhow::Result<()> {
     let out = fit_law(&a.backend, &bound, &table, &mut opts, None)?;
     let mut wrote = None;
     if let Some(dir) = &out_dir {
-        let written = write_outputs(dir, &bound, &table, &out, (false, &[]), None)?;
+        let written = write_outputs(dir, &bound, &table, &out, false, None)?;
         wrote = Some(list_written(dir, &written));
     }
     say!(
@@ -172,16 +152,17 @@ fn fit_law(
     })
 }
 
-/// fit.json and pred.csv (without the table's columns `internal`) in
-/// `out_dir`, with every start in starts.csv when `save_starts` and the
-/// pictures when asked; each file written whole or not at all.
+/// fit.json and pred.csv in `out_dir`, with every start in starts.csv and
+/// the pictures (each run's learning rate under its curve, for a law that
+/// sums along the steps) when asked; each file written whole or not at
+/// all.
 fn write_outputs(
     out_dir: &OutDir,
     bound: &lawfit::BoundLaw,
     table: &Table,
     out: &lawfit::LawFitOutput,
-    (save_starts, internal): (bool, &[usize]),
-    pictures: Option<(report::XScale, Option<&Schedules>)>,
+    save_starts: bool,
+    pictures: Option<report::XScale>,
 ) -> anyhow::Result<Vec<&'static str>> {
     out_dir.create()?;
     report::write_pretty(&out_dir.join("fit.json"), &out.report)?;
@@ -191,7 +172,7 @@ fn write_outputs(
         &out.loss,
         &out.pred,
         &out.held_out,
-        internal,
+        bound.handle_column(table),
     )?;
     let mut written = vec!["fit.json", "pred.csv"];
     if save_starts {
@@ -217,13 +198,13 @@ fn write_outputs(
         })?;
         written.push("starts.csv");
     }
-    if let Some((x_scale, schedules)) = pictures {
+    if let Some(x_scale) = pictures {
         let (panels, mut opts) = lawfit::panels(
             &bound.law,
             bound.file.axis.as_deref(),
             &out.report,
             table,
-            schedules,
+            bound.schedules.as_ref(),
         )?;
         opts.x_scale = x_scale;
         // Rows held out by --test-where are marked, as in eval's pictures.

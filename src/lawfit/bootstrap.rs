@@ -209,9 +209,6 @@ pub fn bootstrap_shard(
         let mut reports = Vec::new();
         for (ki, &kind) in p.kinds.iter().enumerate() {
             let usable = &p.usable[ki * opts.replicates..(ki + 1) * opts.replicates];
-            // Counted against the whole bootstrap's replicates; a shard's
-            // fraction is its share of that.
-
             let n = usable.iter().filter(|&&u| u).count();
             let done: &[Outcome] = &outcomes[next..next + n];
             let ends = &polished[next..next + n];
@@ -310,11 +307,17 @@ fn part(
         let drawn = draw(kind, opts.replicates, &curve_weight, opts.seed, |w| {
             weighted >= 64 || resolve_curves(&on_sweep(w), &sweep.curves, &sweep.w).is_ok()
         })?;
-        let made: Vec<(bool, Option<Resolved>)> = drawn
+        // Every replicate is drawn, so that a shard's are the whole
+        // bootstrap's; only the shard's are resolved and refitted.
+        let made: Vec<Option<Resolved>> = drawn
             .par_iter()
-            .map(|w| {
+            .enumerate()
+            .map(|(j, w)| {
+                if !shard.contains(&j) {
+                    return None;
+                }
                 let Ok(r) = resolve_curves(&on_sweep(w), &sweep.curves, &sweep.w) else {
-                    return (false, None);
+                    return None;
                 };
                 // Too few points to determine the parameters: left out of
                 // the statistics, as one with a non-finite objective is.
@@ -326,20 +329,12 @@ fn part(
                     Some(_) if surely_enough(weighted, dim) => weighted,
                     Some(_) => kept_points(&r, &sweep),
                 };
-                if kept < dim {
-                    return (false, None);
-                }
-                (true, Some(r))
+                (kept >= dim).then_some(r)
             })
             .collect();
-        // Every replicate is drawn, so that a shard's are the whole
-        // bootstrap's; those outside the shard are not refitted.
-        for (j, (ok, r)) in made.into_iter().enumerate() {
-            let mine = ok && shard.contains(&j);
-            usable.push(mine);
-            if mine {
-                resolved.extend(r);
-            }
+        for r in made {
+            usable.push(r.is_some());
+            resolved.extend(r);
         }
     }
     let rows = row_jacobian(b, cols, &f.rows, &fit.objective, space);

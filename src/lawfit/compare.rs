@@ -4,13 +4,14 @@
 
 use std::time::Instant;
 
+use serde::{Deserialize, Serialize};
+
 use super::{bind, evaluate, BindOptions, LawEvalOptions, LawFitOptions};
 use crate::data::Table;
 use crate::law::LawFile;
 use crate::objective::LossKind;
 use crate::optim::Progress;
 use crate::report::compare::{rank, CompareReport, LawEntry};
-use serde::{Deserialize, Serialize};
 
 /// A law to compare: its file, text and where it came from (see
 /// [`crate::options::law_source`]).

@@ -292,7 +292,7 @@ pub fn evaluate(
         bail!("--starts must be at least 1");
     }
     let cols = read_columns(b, table, &fit.objective)?;
-    let (folds, notes) = folds(b, table, &cols.vars, fit, opts)?;
+    let (folds, mut notes) = folds(b, table, &cols.vars, fit, opts)?;
     // In a comparison, a law no protocol applies to still has its fit on
     // all rows.
     if folds.is_empty() && !opts.lenient {
@@ -308,13 +308,15 @@ pub fn evaluate(
     jobs.extend(folds.iter().map(|(_, g)| g.clone()));
     // With --by, every fold (and the fit on all rows) fits each group of
     // rows apart, all of them one batch; a fold is scored on the held-out
-    // rows of every group it could fit.
-    let mut notes = notes;
+    // rows of every group it could fit. Per unit of the batch, its job
+    // and its group.
     let (keys, group_of) = by_groups(table, &fit.by)?;
-    let mut units: Vec<(usize, Group)> = Vec::new();
+    let mut unit_of: Vec<(usize, usize)> = Vec::new();
+    let mut batch: Vec<Group> = Vec::new();
     for (j, job) in jobs.iter().enumerate() {
         if fit.by.is_empty() {
-            units.push((j, job.clone()));
+            unit_of.push((j, 0));
+            batch.push(job.clone());
             continue;
         }
         for (g, key) in keys.iter().enumerate() {
@@ -345,15 +347,15 @@ pub fn evaluate(
                 ));
                 continue;
             }
-            units.push((j, unit));
+            unit_of.push((j, g));
+            batch.push(unit);
         }
     }
     crate::memory::ensure_fits(
-        &format!("{} folds of {} starts each", units.len(), fit.starts),
-        (units.len() * fit.starts) as f64
+        &format!("{} folds of {} starts each", batch.len(), fit.starts),
+        (batch.len() * fit.starts) as f64
             * crate::optim::problem_bytes(space.dim(), fit.lbfgs.memory),
     )?;
-    let batch: Vec<Group> = units.iter().map(|(_, g)| g.clone()).collect();
     let super::Batch { fits, calls, .. } = fit_jobs(
         Data {
             b,
@@ -379,15 +381,15 @@ pub fn evaluate(
     let mut held_out = Vec::new();
     let mut params = Vec::new();
     for (i, job) in jobs.iter().enumerate() {
-        let mine: Vec<(&Group, &JobFit)> = units
+        let mine: Vec<(usize, &Group, &JobFit)> = unit_of
             .iter()
-            .zip(&fits)
+            .zip(batch.iter().zip(&fits))
             .filter(|((j, _), _)| *j == i)
-            .map(|((_, g), f)| (g, f))
+            .map(|(&(_, g), (unit, f))| (g, unit, f))
             .collect();
         let mut scored = Vec::new();
-        for (g, f) in &mine {
-            let rows = if i == 0 { &g.train } else { &g.test };
+        for (_, unit, f) in &mine {
+            let rows = if i == 0 { &unit.train } else { &unit.test };
             predict_into(b, &cols, &f.params, rows, &mut pred);
             scored.extend_from_slice(rows);
         }
@@ -406,18 +408,18 @@ pub fn evaluate(
         // objective the mean over groups weighted by their rows (as a
         // fit with --by reports it).
         let (fold_params, groups) = match mine.as_slice() {
-            [(_, f)] if fit.by.is_empty() => (named(&f.params), IndexMap::new()),
+            [(_, _, f)] if fit.by.is_empty() => (named(&f.params), IndexMap::new()),
             _ => (
                 IndexMap::new(),
                 mine.iter()
-                    .map(|(g, f)| (key_text(&by_key(&g.key, &fit.by)), named(&f.params)))
+                    .map(|(g, _, f)| (key_text(&keys[*g]), named(&f.params)))
                     .collect(),
             ),
         };
-        let fitted: usize = mine.iter().map(|(g, _)| g.train.len()).sum();
+        let fitted: usize = mine.iter().map(|(_, unit, _)| unit.train.len()).sum();
         let objective = mine
             .iter()
-            .map(|(g, f)| f.objective * g.train.len() as f64)
+            .map(|(_, unit, f)| f.objective * unit.train.len() as f64)
             .sum::<f64>()
             / fitted.max(1) as f64;
         reports.push(FoldReport {
@@ -437,7 +439,7 @@ pub fn evaluate(
             objective,
             // Every group's starts, so that at_best counts against them.
             starts: fit.starts * mine.len(),
-            at_best: mine.iter().map(|(_, f)| f.at_best).sum(),
+            at_best: mine.iter().map(|(_, _, f)| f.at_best).sum(),
             params: fold_params.clone(),
             groups,
             r2: m.r2,
@@ -507,12 +509,4 @@ pub fn evaluate(
         held_out,
         params,
     })
-}
-
-/// The part of a unit's key that names its `--by` group.
-fn by_key(key: &IndexMap<String, String>, by: &[String]) -> IndexMap<String, String> {
-    key.iter()
-        .filter(|(k, _)| by.contains(k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
 }

@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use crate::backend::gpu::{evaluate_all, GpuDevice, GpuLaw, Job};
 use crate::backend::jacobian::{RowJacobian, Workspace};
 use crate::backend::{CpuLaw, CpuLayout, Evaluator};
-use crate::data::{Check, Selector, Table};
+use crate::data::{Check, Schedules, Selector, Table};
 use crate::law::dag::{Node, NodeId};
 use crate::law::params::{rules, ParamRule, Transform};
 use crate::law::plan::{Plan, Sweep};
@@ -128,9 +128,21 @@ pub struct BoundLaw {
     pub binding: Binding,
     /// Something about the binding the user should hear.
     pub warning: Option<String>,
+    /// The runs' schedules (`--schedule`), for a law that sums along the
+    /// steps.
+    pub schedules: Option<Schedules>,
 }
 
 impl BoundLaw {
+    /// The column `--schedule` added to `table`: each row's schedule as a
+    /// handle of this process, which means nothing outside it (pred.csv
+    /// leaves it out).
+    pub fn handle_column(&self, table: &Table) -> Option<usize> {
+        self.schedules
+            .as_ref()
+            .and_then(|_| table.find(crate::law::parse::SCHEDULE))
+    }
+
     /// What to say before the work: which names read which columns and
     /// which are parameters ("note: ..."), and any doubt ("warning: ...").
     pub fn messages(&self) -> Vec<String> {
@@ -234,6 +246,7 @@ pub fn bind(
         split,
         binding,
         warning,
+        schedules,
     })
 }
 

@@ -81,12 +81,12 @@ fn draw(
 ) -> anyhow::Result<(Vec<Panel>, PlotOptions)> {
     let mut vars = Vec::new();
     let mut var_cols = Vec::new();
+    // pred.csv leaves out the schedule handles a fit along the steps reads
+    // (they mean nothing to another process): its curves are its runs,
+    // its predictions the ones written.
+    let written = law.sums_steps() && table.find("pred").is_some();
     for v in &law.variables {
         let col = variables.get(v).map_or(v.as_str(), String::as_str);
-        // pred.csv leaves out the schedule handles a fit along the steps
-        // reads (they mean nothing to another process): its curves are
-        // its runs, its predictions the ones written.
-        let written = law.sums_steps() && table.find("pred").is_some();
         if v == crate::law::parse::SCHEDULE && written && table.lookup(col)?.is_none() {
             vars.push(vec![0.0; table.rows()]);
             var_cols.push(usize::MAX);

@@ -1491,7 +1491,6 @@ mod tests {
             loss: vec![3.0; 3],
             pred: vec![3.0; 3],
             band: vec![(3.0 - half, 3.0 + half); 3],
-            schedule: Vec::new(),
             ..Default::default()
         };
         let opts = PlotOptions {

@@ -3,18 +3,18 @@
 use std::path::Path;
 
 /// `pred.csv` of a law fitted from a table: every row of the input, its
-/// columns as read (but those of `skip`), then `pred`, `residual` (pred - loss) and `set`
-/// (`fit` or `test`, the rows `--test-where` held out).
+/// columns as read (but `skip`), then `pred`, `residual` (pred - loss)
+/// and `set` (`fit` or `test`, the rows `--test-where` held out).
 pub fn write_table_pred_csv(
     path: &Path,
     table: &crate::data::Table,
     loss: &[f64],
     pred: &[f64],
     held_out: &[bool],
-    skip: &[usize],
+    skip: Option<usize>,
 ) -> anyhow::Result<()> {
     let kept: Vec<usize> = (0..table.headers.len())
-        .filter(|c| !skip.contains(c))
+        .filter(|&c| Some(c) != skip)
         .collect();
     crate::output::write_file(path, |out| {
         let mut w = csv::Writer::from_writer(out);
@@ -63,7 +63,7 @@ mod tests {
             &[3.0, 2.5],
             &[3.25, 2.0],
             &[false, true],
-            &[],
+            None,
         )
         .unwrap();
         let mut r = csv::Reader::from_path(&path).unwrap();
@@ -96,7 +96,7 @@ mod tests {
         };
         let msg = format!(
             "{:#}",
-            write_table_pred_csv(&path, &table, &[], &[], &[], &[]).unwrap_err()
+            write_table_pred_csv(&path, &table, &[], &[], &[], None).unwrap_err()
         );
         assert!(msg.contains("pred.csv"), "{msg}");
     }

@@ -46,6 +46,17 @@ pub fn schedules() -> Vec<Vec<f64>> {
     ]
 }
 
+/// [`schedules`] as a schedule file `run,step,lr`, the runs named r0..r3.
+pub fn schedules_csv() -> String {
+    let mut out = String::from("run,step,lr\n");
+    for (c, lr) in schedules().iter().enumerate() {
+        for (k, v) in lr.iter().enumerate() {
+            out.push_str(&format!("r{c},{k},{v}\n"));
+        }
+    }
+    out
+}
+
 /// 20 curves (5 sizes x 4 recurrent steps) of `points` points each.
 pub fn sweep(points: usize) -> Dataset {
     simulate_looplm20(&SimOptions {
