@@ -12,6 +12,7 @@
 pub mod backend;
 pub mod bench;
 pub mod bootstrap;
+pub mod concurrent;
 pub mod data;
 pub mod format;
 pub mod identify;

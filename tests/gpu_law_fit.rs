@@ -183,3 +183,58 @@ fn a_law_eval_on_the_gpu_reaches_the_cpu_folds() {
         );
     }
 }
+
+/// compare.json's entries of `compare CSV LAWS... --backend BACKEND`,
+/// without wall times.
+fn compare(dir: &Path, csv: &str, laws: &[&str], backend: &str) -> Vec<serde_json::Value> {
+    let out = dir.join(format!("cmp-{backend}-{}", laws.len()));
+    let mut all = vec!["compare", csv];
+    for l in laws {
+        all.extend(["--law", l]);
+    }
+    all.extend(["--protocol", "sizes", "--starts", "8", "--backend", backend]);
+    all.extend(["--out", out.to_str().unwrap()]);
+    ok(dir, &all);
+    let text = std::fs::read_to_string(out.join("compare.json")).unwrap();
+    let mut r: serde_json::Value = serde_json::from_str(&text).unwrap();
+    fn drop_seconds(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.remove("seconds");
+                m.values_mut().for_each(drop_seconds);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(drop_seconds),
+            _ => {}
+        }
+    }
+    drop_seconds(&mut r);
+    r["laws"].as_array().unwrap().clone()
+}
+
+#[test]
+fn laws_compared_side_by_side_share_the_gpu() {
+    if adapter().is_none() {
+        return;
+    }
+    let dir = common::tempdir();
+    let csv = chinchilla_csv(dir.path());
+    let laws = [
+        "chinchilla",
+        "E + A/N^alpha + B/log(D)^beta",
+        "E + A/(N + t1)^alpha + B/D^beta",
+    ];
+    // The laws' evaluations share the device, each its own mapping: each
+    // law reports what it does alone, and its fit on all rows reaches the
+    // CPU's optimum within 1e-6 relative.
+    let together = compare(dir.path(), &csv, &laws, "gpu");
+    let alone = compare(dir.path(), &csv, &laws[1..2], "gpu");
+    assert_eq!(together[1], alone[0]);
+    let cpu = compare(dir.path(), &csv, &laws, "cpu");
+    for (g, c) in together.iter().zip(&cpu) {
+        let (g, c) = (
+            g["objective"].as_f64().unwrap(),
+            c["objective"].as_f64().unwrap(),
+        );
+        assert!((c - g).abs() <= 1e-6 * c, "objective cpu {c:e} gpu {g:e}");
+    }
+}

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
 use serde::Deserialize;
+use sweepfit::concurrent::Event;
 use sweepfit::data::Check;
 use sweepfit::law::LawFile;
 use sweepfit::lawfit::{self, BindOptions, LawEvalOptions, LawFitOptions, Stage};
@@ -105,8 +106,10 @@ pub(crate) fn compare(
         .bind_options(&req.eval.by, req.eval.test_where.as_ref());
     let mut progress = Progress::new(progress);
     let (out, said) = run_law(py, &req.backend, &mut fit, "comparison", |fit| {
-        lawfit::compare(&sources, &table, &binding, fit, &opts, |_, p| {
-            progress.tell(Stage::Folds, p)
+        lawfit::compare(&sources, &table, &binding, fit, &opts, |e| {
+            if let Event::Progress(_, p) = e {
+                progress.tell(Stage::Folds, p)
+            }
         })
     })?;
     let json = report::pretty_json(&out).map_err(error)?;

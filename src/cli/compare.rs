@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::Args;
 
+use sweepfit::concurrent::Event;
 use sweepfit::lawfit::{self, LawSource};
-use sweepfit::optim::Progress;
 use sweepfit::report::compare as report;
 
 use super::args::{law_source, BackendArgs, EvalSettings, FitFlags, InputArgs};
@@ -91,11 +91,19 @@ pub(crate) fn cmd_compare(a: CompareArgs) -> anyhow::Result<()> {
         .backend
         .run_law(&mut fit, "comparison", &mut |m| tell!("{m}"), |fit| {
             let bar = spinner();
-            let out = lawfit::compare(&laws, &table, &binding, fit, &opts, |i, p: Progress| {
+            let mut done = 0;
+            let out = lawfit::compare(&laws, &table, &binding, fit, &opts, |e| {
+                let (i, p) = match e {
+                    Event::Progress(i, p) => (i, p),
+                    Event::Done { done: d, .. } => {
+                        done = d;
+                        return;
+                    }
+                };
                 bar.set_message(format!(
-                    "law {} of {} ({}): {}",
-                    i + 1,
+                    "{done} of {} laws done; law {} ({}): {}",
                     names.len(),
+                    i + 1,
                     names[i],
                     lawfit::Stage::Folds.message(p)
                 ));

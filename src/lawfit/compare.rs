@@ -7,6 +7,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::{bind, evaluate, BindOptions, LawEvalOptions, LawFitOptions};
+use crate::concurrent::{run_all, Event};
 use crate::data::Table;
 use crate::law::LawFile;
 use crate::objective::LossKind;
@@ -30,25 +31,31 @@ pub struct LawResult {
 }
 
 /// Evaluate every law of `laws` on `table` (each bound to it as a fit
-/// binds) under `eval`'s protocols, with `fit`'s options; `progress` is
-/// told which law (its index) is running.
+/// binds) under `eval`'s protocols, with `fit`'s options; `progress`
+/// hears each law's progress (by its index) and when it is done.
+///
+/// The laws run side by side ([`crate::concurrent`]): each law's folds are
+/// one lockstep batch, and the laws' batches share the machine, which a
+/// law's own batch of a small sweep leaves mostly idle between its
+/// evaluations. The report is the one the laws run one after another
+/// give, bit for bit.
 pub fn compare(
     laws: &[LawSource],
     table: &Table,
     binding: &BindOptions,
     fit: &LawFitOptions,
     eval: &LawEvalOptions,
-    mut progress: impl FnMut(usize, Progress),
+    progress: impl FnMut(Event<Progress>),
 ) -> anyhow::Result<CompareReport> {
     let started = Instant::now();
     if laws.is_empty() {
         anyhow::bail!("give at least one law to compare (--law, --law-file or --laws-dir)");
     }
-    let results = laws
-        .iter()
-        .enumerate()
-        .map(|(i, law)| compare_law(law, table, binding, fit, eval, |p| progress(i, p)))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let results = run_all(
+        laws.len(),
+        |i, tell| compare_law(&laws[i], table, binding, fit, eval, tell),
+        progress,
+    )?;
     Ok(merge_laws(results, fit, started.elapsed().as_secs_f64()))
 }
 

@@ -26,7 +26,7 @@
 //! float per workgroup slot of partial sums; per registered weighting 8
 //! bytes per curve.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -56,6 +56,8 @@ const UNIFORM_SLOT: u64 = 256;
 const TARGET_WORKGROUPS: u64 = 16384;
 /// How long one evaluation may take before the device counts as hung.
 const EVAL_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a finished evaluation's mapping is awaited between polls.
+const MAP_WAKE: Duration = Duration::from_millis(1);
 
 /// Most cells the grid layout may hold per point of the sweep: a sparser
 /// grid streams more empty cells than it saves (as on the CPU).
@@ -1108,25 +1110,29 @@ fn submit(jobs: &mut [Job<'_>], weighted: bool) -> anyhow::Result<()> {
         bytes.push(j.law.encode(&mut enc, j.params, k, weighted)?);
     }
     let index = dev.queue.submit(Some(enc.finish()));
-    type Slot = Arc<Mutex<Option<Result<(), wgpu::BufferAsyncError>>>>;
-    let mut mapped: Vec<Option<Slot>> = Vec::with_capacity(jobs.len());
+    // The callbacks come through channels: when several threads share the
+    // device (the laws of a comparison), the wait of one may fire the
+    // callbacks of another's mapping, which then arrive just after its own
+    // wait returns.
+    type Mapped = std::sync::mpsc::Receiver<Result<(), wgpu::BufferAsyncError>>;
+    let mut mapped: Vec<Option<Mapped>> = Vec::with_capacity(jobs.len());
     for (j, &b) in jobs.iter().zip(&bytes) {
         if b == 0 {
             mapped.push(None);
             continue;
         }
-        let slot: Slot = Arc::new(Mutex::new(None));
-        let m = slot.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
         let cap = j
             .law
             .capacity
             .as_ref()
             .expect("encoded evaluations have capacity");
         cap.staging.map_async(wgpu::MapMode::Read, 0..b, move |r| {
-            *m.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            let _ = tx.send(r);
         });
-        mapped.push(Some(slot));
+        mapped.push(Some(rx));
     }
+    let started = std::time::Instant::now();
     let waited = dev.device.poll(wgpu::PollType::Wait {
         submission_index: Some(index),
         timeout: Some(EVAL_TIMEOUT),
@@ -1134,9 +1140,19 @@ fn submit(jobs: &mut [Job<'_>], weighted: bool) -> anyhow::Result<()> {
     dev.check_error()?;
     let name = dev.summary.short();
     waited.with_context(|| format!("GPU {name} did not finish an evaluation"))?;
-    for (j, (slot, &b)) in jobs.iter_mut().zip(mapped.iter().zip(&bytes)) {
-        if let Some(slot) = slot {
-            match slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
+    for (j, (rx, &b)) in jobs.iter_mut().zip(mapped.iter().zip(&bytes)) {
+        if let Some(rx) = rx {
+            let got = loop {
+                match rx.recv_timeout(MAP_WAKE) {
+                    Ok(r) => break Some(r),
+                    Err(_) if started.elapsed() > EVAL_TIMEOUT => break None,
+                    Err(_) => {
+                        // Fire any callbacks no other thread is firing.
+                        let _ = dev.device.poll(wgpu::PollType::Poll);
+                    }
+                }
+            };
+            match got {
                 Some(Ok(())) => {}
                 Some(Err(e)) => bail!("reading results from {name} failed: {e}"),
                 None => bail!("GPU {name} finished without mapping the results"),

@@ -1,0 +1,172 @@
+//! Independent pieces of work side by side on the thread pool (the laws of
+//! a comparison), with the caller's thread kept as their front end: it
+//! hears their progress and asks its own interrupt check
+//! ([`crate::interrupt`]), as it would for one piece run on it. Each piece
+//! is deterministic on its own, so the results are those of running the
+//! pieces one after another, bit for bit, only sooner: small problems
+//! leave most of a machine's cores idle between batched evaluations.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use rayon::prelude::*;
+
+use crate::interrupt;
+
+/// How often the caller's thread looks at its interrupt check while it
+/// waits for progress.
+const WAKE: Duration = Duration::from_millis(50);
+
+/// What the caller hears while the pieces run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Event<P> {
+    /// Piece `i` reports `P`.
+    Progress(usize, P),
+    /// Piece `i` has finished (`done` pieces so far, in all).
+    Done { i: usize, done: usize },
+}
+
+/// Run `work(i, tell)` for every `i` in `0..n` on the thread pool and
+/// return the results in order of `i`. `tell` sends piece `i`'s progress
+/// to `hear`, which runs on the caller's thread only.
+///
+/// Errors are those of the pieces run in order: when piece `i` fails, the
+/// pieces after it are stopped (their results would not be reported) and
+/// those before it run on, so the error returned is the first piece's
+/// that fails, whatever the timing. An interruption of the caller's
+/// thread stops every piece and returns it.
+pub fn run_all<T: Send, P: Send>(
+    n: usize,
+    work: impl Fn(usize, &mut dyn FnMut(P)) -> anyhow::Result<T> + Sync,
+    mut hear: impl FnMut(Event<P>),
+) -> anyhow::Result<Vec<T>> {
+    let failed = Arc::new(AtomicUsize::new(usize::MAX));
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel::<Event<P>>();
+    let mut interrupted = None;
+    let results = std::thread::scope(|s| {
+        let worker = s.spawn(|| {
+            (0..n)
+                .into_par_iter()
+                .map_with(tx, |tx, i| {
+                    let (before, stop) = (failed.clone(), stop.clone());
+                    let out = interrupt::with_check(
+                        move || stop.load(Ordering::Relaxed) || before.load(Ordering::Relaxed) < i,
+                        || work(i, &mut |p| drop(tx.send(Event::Progress(i, p)))),
+                    );
+                    if out.is_err() {
+                        failed.fetch_min(i, Ordering::Relaxed);
+                    }
+                    let done = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    let _ = tx.send(Event::Done { i, done });
+                    out
+                })
+                .collect::<Vec<_>>()
+        });
+        loop {
+            match rx.recv_timeout(WAKE) {
+                Ok(e) => hear(e),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            if interrupted.is_none() {
+                if let Err(e) = interrupt::check() {
+                    interrupted = Some(e);
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        worker.join()
+    });
+    let results = match results {
+        Ok(r) => r,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
+    if let Some(e) = interrupted {
+        return Err(e.into());
+    }
+    results.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_come_in_order_and_every_piece_reports() {
+        let mut heard = vec![0; 20];
+        let mut finished = 0;
+        let out = run_all(
+            20,
+            |i, tell| {
+                for k in 0..=i {
+                    tell(k);
+                }
+                Ok(i * i)
+            },
+            |e| match e {
+                Event::Progress(i, _) => heard[i] += 1,
+                Event::Done { done, .. } => finished = finished.max(done),
+            },
+        )
+        .unwrap();
+        assert_eq!(out, (0..20).map(|i| i * i).collect::<Vec<_>>());
+        assert_eq!(heard, (1..=20).collect::<Vec<_>>());
+        assert_eq!(finished, 20);
+    }
+
+    #[test]
+    fn the_first_failing_piece_in_order_is_the_error() {
+        // Piece 7 fails at once; piece 3 fails only after a while, and
+        // must still be the error reported. Pieces after 7 see their
+        // check say stop.
+        let later_stopped = AtomicUsize::new(0);
+        let e = run_all(
+            12,
+            |i, _tell: &mut dyn FnMut(())| {
+                if i == 7 {
+                    anyhow::bail!("piece 7");
+                }
+                if i == 3 {
+                    std::thread::sleep(Duration::from_millis(200));
+                    anyhow::bail!("piece 3");
+                }
+                if i > 7 {
+                    for _ in 0..100 {
+                        std::thread::sleep(Duration::from_millis(20));
+                        if interrupt::check().is_err() {
+                            later_stopped.fetch_add(1, Ordering::Relaxed);
+                            return Err(interrupt::Interrupted.into());
+                        }
+                    }
+                }
+                Ok(i)
+            },
+            |_| {},
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "piece 3");
+        assert!(later_stopped.load(Ordering::Relaxed) > 0);
+    }
+
+    #[test]
+    fn an_interrupt_of_the_caller_stops_every_piece() {
+        let out = interrupt::with_check(
+            || true,
+            || {
+                run_all(
+                    4,
+                    |_, _tell: &mut dyn FnMut(())| loop {
+                        std::thread::sleep(Duration::from_millis(10));
+                        interrupt::check()?;
+                    },
+                    |_| {},
+                )
+            },
+        );
+        let e: anyhow::Result<Vec<()>> = out;
+        assert!(interrupt::is_interrupt(&e.unwrap_err()));
+    }
+}
