@@ -233,16 +233,16 @@ def fit(
         # shards then start from its best.
         alone = {k: v for k, v in opts.items() if k != "bootstrap"} if spread else opts
         core = _core.fit(cols, origin, json.dumps(alone), cb)
-    if spread:
-        started = time.monotonic()
-        b = int(bootstrap)
-        n = max(1, min(b, shards if shards is not None else _ray.workers(num_cpus)))
-        cuts = [b * i // n for i in range(n + 1)]
-        parts = _ray.run([("bootstrap_shard", (request, core.report_json(), lo, hi))
-                          for lo, hi in zip(cuts, cuts[1:])],
-                         shared=(cols, origin), num_cpus=num_cpus, num_gpus=num_gpus,
-                         backend=backend)
-        core = core.with_bootstrap(parts, request, time.monotonic() - started)
+        if spread:
+            started = time.monotonic()
+            b = int(bootstrap)
+            n = max(1, min(b, shards if shards is not None else _ray.workers(num_cpus)))
+            cuts = [b * i // n for i in range(n + 1)]
+            parts = _ray.run([("bootstrap_shard", (request, core.report_json(), lo, hi))
+                              for lo, hi in zip(cuts, cuts[1:])],
+                             shared=(cols, origin), num_cpus=num_cpus, num_gpus=num_gpus,
+                             backend=backend, progress=cb)
+            core = core.with_bootstrap(parts, request, time.monotonic() - started)
     result = Fit(core)
     result._schedule = os.fspath(schedule) if schedule is not None else None
     _tell(result.messages)
@@ -260,6 +260,7 @@ def fit_many(
     executor: str = "local",
     num_cpus: float = 1,
     num_gpus: Optional[float] = None,
+    progress: Progress = None,
 ) -> List[Fit]:
     """Run many fits, each ``jobs[i]`` the keyword arguments of :func:`fit`
     (``data`` among them), and return them in order.
@@ -268,17 +269,19 @@ def fit_many(
     each; by default one GPU where the cluster has GPUs): the fits are the
     local ones, bit for bit. A fit made by a task holds its report, not its
     rows: give ``data`` to its ``plot`` and ``predict``. A job that fails
-    fails the call with its reason.
+    fails the call with its reason. ``progress`` is each local fit's (where
+    its job does not set one), or the count of Ray tasks done.
     """
     jobs = [dict(j) for j in jobs]
     for j in jobs:
         if "data" not in j:
             raise SweepfitError("every job of fit_many needs its data (data=...)")
     if not _ray.check(executor):
-        return [fit(**j) for j in jobs]
+        return [fit(**{"progress": progress, **j}) for j in jobs]
     backend = "cpu" if all(j.get("backend") == "cpu" for j in jobs) else "auto"
-    done = _ray.run([(_fit_job, (j,)) for j in jobs], num_cpus=num_cpus, num_gpus=num_gpus,
-                    backend=backend)
+    with reporter(progress) as cb:
+        done = _ray.run([(_fit_job, (j,)) for j in jobs], num_cpus=num_cpus,
+                        num_gpus=num_gpus, backend=backend, progress=cb)
     fits = [Fit(_core.loads(text, messages)) for text, messages in done]
     for f in fits:
         _tell(f.messages)
@@ -406,9 +409,10 @@ def compare(
     if _ray.check(executor):
         started = time.monotonic()
         sources = _core.compare_sources(laws, law_files, request)
-        parts = _ray.run([("compare_law", (law, request)) for law in sources],
-                         shared=(cols, origin), num_cpus=num_cpus, num_gpus=num_gpus,
-                         backend=backend)
+        with reporter(progress) as cb:
+            parts = _ray.run([("compare_law", (law, request)) for law in sources],
+                             shared=(cols, origin), num_cpus=num_cpus, num_gpus=num_gpus,
+                             backend=backend, progress=cb)
         messages = list(dict.fromkeys(m for _, said in parts for m in said))
         text = _core.compare_merge([part for part, _ in parts], request,
                                    time.monotonic() - started)

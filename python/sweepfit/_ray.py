@@ -70,6 +70,7 @@ def run(
     num_cpus: float = 1,
     num_gpus: Optional[float] = None,
     backend: str = "auto",
+    progress: Optional[Callable[[str, int, int, float], None]] = None,
 ) -> List[Any]:
     """Run every ``(function, args)`` of ``calls`` (a function of the core
     by name, or a module-level function) as one Ray task, and return their
@@ -78,7 +79,8 @@ def run(
     The first ``len(shared)`` arguments of every call are ``shared``, put in
     Ray's object store once rather than sent with every task. ``num_gpus``
     per task defaults to one where the cluster has GPUs and ``backend`` is
-    not ``"cpu"``, else none.
+    not ``"cpu"``, else none. ``progress`` (a progress callback) hears as
+    ``("tasks", done, to_go, nan)`` how many tasks have finished.
     """
     ray = _ready()
     if num_gpus is None:
@@ -90,6 +92,12 @@ def run(
     refs = [ray.put(x) for x in shared]
     pending = [task.remote(num_cpus, fn, *refs, *args) for fn, args in calls]
     try:
+        waiting = list(pending)
+        while waiting:
+            ready, waiting = ray.wait(waiting, num_returns=1)
+            ray.get(ready)  # a task that failed fails the call now
+            if progress is not None:
+                progress("tasks", len(pending) - len(waiting), len(waiting), float("nan"))
         return ray.get(pending)
     except ray.exceptions.RayTaskError as e:
         # The reason, as a local call raises it (a SweepfitError for bad

@@ -74,9 +74,14 @@ def test_a_bootstrap_on_ray_is_the_local_one(local_ray, sweep):
 
 def test_many_fits_on_ray_are_the_local_ones(local_ray, sweep):
     jobs = [dict(data=sweep, law=law, starts=8, backend="cpu") for law in LAWS[:3]]
-    here = sweepfit.fit_many(jobs)
-    there = sweepfit.fit_many(jobs, executor="ray")
+    here = sweepfit.fit_many(jobs, progress=False)
+    heard = []
+    there = sweepfit.fit_many(jobs, executor="ray",
+                              progress=lambda *a: heard.append(a[:3]))
     assert [_numbers(f.report) for f in there] == [_numbers(f.report) for f in here]
+    # Progress counts the tasks as they finish.
+    assert heard == [("tasks", 1, 2), ("tasks", 2, 1), ("tasks", 3, 0)]
+    assert sweepfit._core.progress_text("tasks", 1, 2, float("nan")) == "1 of 3 tasks done"
 
 
 def test_a_reason_in_the_data_fails_the_call_with_it(local_ray, sweep):

@@ -314,10 +314,13 @@ pub enum Stage {
     Bootstrap,
     /// The starts of every fold of an evaluation (or a comparison).
     Folds,
+    /// Tasks handed out to other processes (a Ray cluster): `iteration`
+    /// counts those done, `active` those still to come.
+    Tasks,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 3] = [Stage::Fit, Stage::Bootstrap, Stage::Folds];
+    pub const ALL: [Stage; 4] = [Stage::Fit, Stage::Bootstrap, Stage::Folds, Stage::Tasks];
 
     /// Its name, as a progress callback in Python receives it.
     pub fn name(self) -> &'static str {
@@ -325,6 +328,7 @@ impl Stage {
             Stage::Fit => "fit",
             Stage::Bootstrap => "bootstrap",
             Stage::Folds => "eval",
+            Stage::Tasks => "tasks",
         }
     }
 
@@ -344,6 +348,7 @@ impl Stage {
                 "iteration {} · {} starts active across all folds",
                 p.iteration, p.active
             ),
+            Stage::Tasks => format!("{} of {} tasks done", p.iteration, p.iteration + p.active),
         }
     }
 }
