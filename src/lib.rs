@@ -14,6 +14,7 @@ pub mod bench;
 pub mod bootstrap;
 pub mod concurrent;
 pub mod data;
+pub mod fastmath;
 pub mod format;
 pub mod identify;
 pub mod interrupt;

@@ -7,9 +7,7 @@
 //! its J^T J.
 
 pub(crate) mod cpu;
-pub(crate) mod fastmath;
 pub mod gpu;
-pub(crate) mod vector;
 pub mod weights;
 
 pub use cpu::{jacobian, CpuLaw, CpuLayout};

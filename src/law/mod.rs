@@ -13,6 +13,7 @@ pub mod parse;
 pub mod plan;
 pub mod space;
 pub mod steps;
+pub(crate) mod vector;
 
 pub use builtin::{builtin, builtin_law, builtin_names, DEFAULT_LAW};
 pub use compile::{CompiledLaw, Source};

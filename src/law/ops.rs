@@ -3,7 +3,7 @@
 //! nodes, the WGSL text and where the function is defined. The parser,
 //! the DAG, differentiation, the plan, the parameter analysis and the GPU
 //! generator all read this table; the CPU's vector evaluator
-//! (`backend::cpu::node`) gives a function a fast vector form if it has
+//! (`law::vector::node_op`) gives a function a fast vector form if it has
 //! one. Adding a function is a row here (and, for speed, an arm there).
 
 use super::dag::{Graph, NodeId};

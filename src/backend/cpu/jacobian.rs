@@ -26,9 +26,9 @@ use crate::law::dag::{Node, NodeId};
 use crate::law::CompiledLaw;
 use crate::objective::{LossKind, Objective, Space};
 
-use super::node::node_op;
-use crate::backend::fastmath::{exact_exp as exp, exact_ln_recip as ln_recip, mul_add};
-use crate::backend::vector::{binary, unary, V};
+use crate::fastmath::{exact_exp as exp, exact_ln_recip as ln_recip, mul_add};
+use crate::law::vector::node_op;
+use crate::law::vector::{binary, unary, V};
 
 /// Rows per tile: the arrays of a law with a few dozen nodes stay in L1/L2.
 const TILE: usize = 256;

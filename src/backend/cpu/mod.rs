@@ -11,6 +11,5 @@
 
 pub mod compiled;
 pub mod jacobian;
-pub(crate) mod node;
 
 pub use compiled::{CpuLaw, CpuLayout};

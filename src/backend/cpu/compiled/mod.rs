@@ -49,14 +49,14 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
-use super::node::node_op;
-use crate::backend::fastmath::{exact_ln_recip as ln_recip, mul_add};
-use crate::backend::vector::V;
 use crate::backend::weights::{point_hash, poisson1, Resolved, UNWEIGHTED};
+use crate::fastmath::{exact_ln_recip as ln_recip, mul_add};
 use crate::law::dag::{Node, NodeId};
 use crate::law::diff::Edge;
 use crate::law::ops::Func;
 use crate::law::plan::{Class, Plan, Sweep};
+use crate::law::vector::node_op;
+use crate::law::vector::V;
 use crate::objective::{LossKind, Objective, Space};
 use grid::*;
 use loss::*;

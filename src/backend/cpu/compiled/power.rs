@@ -17,7 +17,7 @@
 //! sums go straight to the start adjoints.
 
 use super::{cell, CpuLayout, Separable};
-use crate::backend::fastmath::{self, mul_add};
+use crate::fastmath::{self, mul_add};
 use crate::law::dag::{Node, NodeId};
 use crate::law::ops::Func;
 use crate::law::plan::{Class, Plan};

@@ -1,12 +1,66 @@
-//! One node of a compiled law over an array of cells, vectorised: the one
-//! per-node SIMD operation of the CPU's grid evaluator and its row
-//! Jacobian, compiled into each instruction-set-specific caller.
+//! A node's values over an array of cells (a tile's axis values, the
+//! curves, a run's steps) and the vectorised operation of every node,
+//! [`node_op`]: the one the CPU evaluators, the row Jacobian and the sums
+//! along the steps compile into their instruction-set-specific loops. An
+//! operand is one scalar for every cell or an array, and each operation is
+//! one branch-free loop per combination.
 
-use crate::backend::fastmath::{exact_exp as exp, exact_ln_recip as ln_recip, exact_pow as pow};
-use crate::backend::vector::{binary, unary, V};
-use crate::law::dag::{Node, NodeId};
-use crate::law::ops::Func;
-use crate::law::steps;
+/// A node's values over a tile's cells: one for all, or one each.
+#[derive(Clone, Copy)]
+pub(crate) enum V<'a> {
+    S(f64),
+    A(&'a [f64]),
+}
+
+/// `out[j] = e` with `x` bound to the operand's cell (or its scalar).
+/// Macros rather than functions taking a closure: the operation must be
+/// inlined into the loop of the instruction-set-specific caller, and a
+/// passed-in function was measured not to be (it ran as a scalar call,
+/// with its fused multiply-adds as library calls, 18x slower).
+macro_rules! unary_impl {
+    ($out:expr, $a:expr, |$x:ident| $e:expr) => {
+        match $a {
+            $crate::law::vector::V::S($x) => $out.fill($e),
+            $crate::law::vector::V::A(a) => {
+                for (o, &$x) in $out.iter_mut().zip(a) {
+                    *o = $e;
+                }
+            }
+        }
+    };
+}
+
+/// `out[j] = e` with `x`, `y` bound to the two operands' cells.
+macro_rules! binary_impl {
+    ($out:expr, $a:expr, $b:expr, |$x:ident, $y:ident| $e:expr) => {
+        match ($a, $b) {
+            ($crate::law::vector::V::S($x), $crate::law::vector::V::S($y)) => $out.fill($e),
+            ($crate::law::vector::V::A(a), $crate::law::vector::V::S($y)) => {
+                for (o, &$x) in $out.iter_mut().zip(a) {
+                    *o = $e;
+                }
+            }
+            ($crate::law::vector::V::S($x), $crate::law::vector::V::A(b)) => {
+                for (o, &$y) in $out.iter_mut().zip(b) {
+                    *o = $e;
+                }
+            }
+            ($crate::law::vector::V::A(a), $crate::law::vector::V::A(b)) => {
+                for ((o, &$x), &$y) in $out.iter_mut().zip(a).zip(b) {
+                    *o = $e;
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use binary_impl as binary;
+pub(crate) use unary_impl as unary;
+
+use super::dag::{Node, NodeId};
+use super::ops::Func;
+use super::steps;
+use crate::fastmath::{exact_exp as exp, exact_ln_recip as ln_recip, exact_pow as pow};
 
 /// One node over an array (a tile's axis values, or the curves): `opnd`
 /// gives the operands.
