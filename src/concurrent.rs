@@ -7,10 +7,8 @@
 //! leave most of a machine's cores idle between batched evaluations.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
-
-use rayon::prelude::*;
 
 use crate::interrupt;
 
@@ -43,28 +41,45 @@ pub fn run_all<T: Send, P: Send>(
 ) -> anyhow::Result<Vec<T>> {
     let failed = Arc::new(AtomicUsize::new(usize::MAX));
     let stop = Arc::new(AtomicBool::new(false));
-    let done = AtomicUsize::new(0);
+    let (next, done) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let slots: Vec<Mutex<Option<anyhow::Result<T>>>> = (0..n).map(|_| Mutex::new(None)).collect();
     let (tx, rx) = mpsc::channel::<Event<P>>();
     let mut interrupted = None;
-    let results = std::thread::scope(|s| {
-        let worker = s.spawn(|| {
-            (0..n)
-                .into_par_iter()
-                .map_with(tx, |tx, i| {
+    // As many pieces at once as the pool has threads, each on a thread of
+    // its own whose parallel work goes to the pool: the pool's threads
+    // stay busy, and the pieces in memory at once stay bounded (pieces
+    // handed to the pool itself would be taken up by any of its threads
+    // waiting inside another piece, all of them at once).
+    let lanes = rayon::current_num_threads().clamp(1, n.max(1));
+    std::thread::scope(|s| {
+        for _ in 0..lanes {
+            let tx = tx.clone();
+            let (failed, stop, next, done, slots, work) =
+                (&failed, &stop, &next, &done, &slots, &work);
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let out = if stop.load(Ordering::Relaxed) || failed.load(Ordering::Relaxed) < i {
+                    // Not started: its result would not be reported.
+                    Err(interrupt::Interrupted.into())
+                } else {
                     let (before, stop) = (failed.clone(), stop.clone());
-                    let out = interrupt::with_check(
+                    interrupt::with_check(
                         move || stop.load(Ordering::Relaxed) || before.load(Ordering::Relaxed) < i,
                         || work(i, &mut |p| drop(tx.send(Event::Progress(i, p)))),
-                    );
-                    if out.is_err() {
-                        failed.fetch_min(i, Ordering::Relaxed);
-                    }
-                    let done = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    let _ = tx.send(Event::Done { i, done });
-                    out
-                })
-                .collect::<Vec<_>>()
-        });
+                    )
+                };
+                if out.is_err() {
+                    failed.fetch_min(i, Ordering::Relaxed);
+                }
+                *slots[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(out);
+                let done = done.fetch_add(1, Ordering::Relaxed) + 1;
+                let _ = tx.send(Event::Done { i, done });
+            });
+        }
+        drop(tx);
         loop {
             match rx.recv_timeout(WAKE) {
                 Ok(e) => hear(e),
@@ -78,16 +93,18 @@ pub fn run_all<T: Send, P: Send>(
                 }
             }
         }
-        worker.join()
     });
-    let results = match results {
-        Ok(r) => r,
-        Err(panic) => std::panic::resume_unwind(panic),
-    };
     if let Some(e) = interrupted {
         return Err(e.into());
     }
-    results.into_iter().collect()
+    slots
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .expect("every piece ran")
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -120,9 +137,9 @@ mod tests {
     #[test]
     fn the_first_failing_piece_in_order_is_the_error() {
         // Piece 7 fails at once; piece 3 fails only after a while, and
-        // must still be the error reported. Pieces after 7 see their
-        // check say stop.
-        let later_stopped = AtomicUsize::new(0);
+        // must still be the error reported. Pieces after 7 are stopped
+        // (their check says so) or never started: none runs to its end.
+        let later_finished = AtomicUsize::new(0);
         let e = run_all(
             12,
             |i, _tell: &mut dyn FnMut(())| {
@@ -136,11 +153,9 @@ mod tests {
                 if i > 7 {
                     for _ in 0..100 {
                         std::thread::sleep(Duration::from_millis(20));
-                        if interrupt::check().is_err() {
-                            later_stopped.fetch_add(1, Ordering::Relaxed);
-                            return Err(interrupt::Interrupted.into());
-                        }
+                        interrupt::check()?;
                     }
+                    later_finished.fetch_add(1, Ordering::Relaxed);
                 }
                 Ok(i)
             },
@@ -148,7 +163,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.to_string(), "piece 3");
-        assert!(later_stopped.load(Ordering::Relaxed) > 0);
+        assert_eq!(later_finished.load(Ordering::Relaxed), 0);
     }
 
     #[test]
