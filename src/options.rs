@@ -165,7 +165,10 @@ pub struct FitFlags {
     pub delta: f64,
     /// Draw K starts: the law's nonlinear parameters from their start
     /// ranges, the linear ones solved by least squares at each [default:
-    /// 128].
+    /// 128]. Without it, a law that sums along the steps (each start costs
+    /// O(rows x steps)) fitted on the CPU runs up to 128 in waves of 8 and stops once they
+    /// find no new minimum (Boender and Rinnooy Kan's rule); the fit's
+    /// notes say how many ran.
     #[arg(long, value_name = "K")]
     pub starts: Option<usize>,
     /// Seed of the starts; in `fit`, also of the bootstrap's resampling.
@@ -416,6 +419,7 @@ impl FitFlags {
             },
             fix: self.fix.clone(),
             starts,
+            early_stop: self.starts.is_none(),
             seed: self.seed,
             lbfgs: optim::Options {
                 max_iter: self.max_iter,

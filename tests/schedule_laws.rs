@@ -729,3 +729,72 @@ fn a_huber_fit_in_log_space_from_far_starts_reaches_the_truth() {
         );
     }
 }
+
+/// Without `--starts`, a law that sums along the steps runs its starts in
+/// waves of 8 and stops once they find no new minimum; the fit is then
+/// the one `--starts N` gives for the N starts it ran, bit for bit (the
+/// same first draws, each start ending where it would in one batch). On
+/// every 10th row of the multi-power law's 25M training runs, most starts
+/// end at one minimum.
+#[test]
+fn a_law_of_the_steps_stops_its_starts_once_they_agree() {
+    common::shared_data();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/multipower");
+    let (manifest, schedules) = (
+        examples.join("train-25m.csv"),
+        examples.join("schedules.csv"),
+    );
+    let dir = common::tempdir();
+    let fit = |starts: Option<&str>, out: &str| {
+        let mut args = vec![
+            "fit",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--stride",
+            "10",
+            "--max-tokens",
+            "23999",
+            "--var",
+            "step=tokens",
+            "--law",
+            "multi-power",
+            "--schedule",
+            schedules.to_str().unwrap(),
+            "--loss",
+            "huber",
+            "--delta",
+            "1e-3",
+            "--space",
+            "log",
+            "--backend",
+            "cpu",
+            "--out",
+            out,
+        ];
+        if let Some(n) = starts {
+            args.extend(["--starts", n]);
+        }
+        common::ok(dir.path(), &args);
+        let text = std::fs::read_to_string(dir.path().join(out).join("fit.json")).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    };
+    let mut waves = fit(None, "waves");
+    let ran = waves["starts"]["count"].as_u64().unwrap();
+    assert!(ran % 8 == 0 && ran < 128, "{}", waves["starts"]);
+    let notes = waves["notes"].as_array().unwrap();
+    let said = format!("ran {ran} of up to 128 starts");
+    assert!(
+        notes.iter().any(|n| n.as_str().unwrap().starts_with(&said)),
+        "{notes:?}"
+    );
+    let mut given = fit(Some(&ran.to_string()), "given");
+    for f in [&mut waves, &mut given] {
+        let m = f.as_object_mut().unwrap();
+        for k in ["seconds", "notes"] {
+            m.remove(k);
+        }
+        // Batched calls: the waves make more, each of fewer starts.
+        m["starts"].as_object_mut().unwrap().remove("evaluations");
+    }
+    assert!(waves == given, "{waves}\n{given}");
+}

@@ -178,7 +178,9 @@ def fit(
         ``"mse"`` or ``"huber"`` (threshold ``delta``) on residuals of the loss
         (``space="linear"``) or of its log (``"log"``).
     starts, seed, max_iter, ftol, gtol
-        Number of starts (default 128), their seed, and the optimiser's limits.
+        Number of starts (default 128; a law that sums along the steps fitted
+        on the CPU runs up to 128 in waves of 8 and stops once they find no new
+        minimum), their seed, and the optimiser's limits.
     bootstrap, resample, level
         Refit ``bootstrap`` replicates per resampling scheme (``"curves"``,
         ``"points"``) for standard errors, percentile intervals at ``level``

@@ -82,6 +82,10 @@ pub struct LawFitOptions {
     /// User-fixed parameters: (name, value).
     pub fix: Vec<(String, f64)>,
     pub starts: usize,
+    /// `starts` is a most, not a count: the fit of a law whose starts are
+    /// costly runs them in waves and stops once they find no new minimum
+    /// (a law that sums along the steps). Set when `--starts` is not given.
+    pub early_stop: bool,
     pub seed: u64,
     pub lbfgs: optim::Options,
     /// Fit every group of rows with equal values in these columns on its own.
@@ -101,6 +105,7 @@ impl Default for LawFitOptions {
             objective: Objective::default(),
             fix: Vec::new(),
             starts: DEFAULT_STARTS,
+            early_stop: false,
             seed: 0,
             lbfgs: optim::Options::default(),
             by: Vec::new(),
@@ -427,6 +432,15 @@ pub fn fits_in(
     Ok((fits, held))
 }
 
+/// What a fit that stopped after `ran` of up to `most` starts says.
+pub(crate) fn early_stop_note(ran: usize, most: usize) -> String {
+    format!(
+        "ran {ran} of up to {most} starts: a law that sums along the steps runs its starts in \
+         waves of 8 and stops once they find no new minimum (Boender and Rinnooy Kan's rule); \
+         --starts {most} runs them all"
+    )
+}
+
 /// Fit `b` to `table`.
 pub fn fit_table(
     b: &BoundLaw,
@@ -526,13 +540,16 @@ pub fn fit_table(
     let grouped = !opts.by.is_empty();
     // Summed over groups: each group's starts at its own best.
     let at_best = reports.iter().map(|g| g.at_best).sum();
+    let ran = outcomes.len() / groups.len().max(1);
     if grouped {
         notes.push(format!(
-            "fitted {} groups of --by {} separately, {} starts each, in one batch",
+            "fitted {} groups of --by {} separately, {ran} starts each, in one batch",
             groups.len(),
             opts.by.join(","),
-            opts.starts
         ));
+    }
+    if ran < opts.starts {
+        notes.push(early_stop_note(ran, opts.starts));
     }
     // A plain fit's reports are the fit's own; groups keep theirs.
     let (polish, identifiability) = if grouped {
@@ -700,6 +717,7 @@ mod tests {
             objective,
             fix: Vec::new(),
             starts,
+            early_stop: false,
             seed,
             lbfgs: optim::Options::default(),
             by: Vec::new(),
