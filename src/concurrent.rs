@@ -1,10 +1,11 @@
-//! Independent pieces of work side by side on the thread pool (the laws of
-//! a comparison), with the caller's thread kept as their front end: it
-//! hears their progress and asks its own interrupt check
-//! ([`crate::interrupt`]), as it would for one piece run on it. Each piece
-//! is deterministic on its own, so the results are those of running the
-//! pieces one after another, bit for bit, only sooner: small problems
-//! leave most of a machine's cores idle between batched evaluations.
+//! Independent pieces of work side by side (the laws of a comparison), as
+//! many at once as the thread pool has threads, with the caller's thread
+//! kept as their front end: it hears their progress and asks its own
+//! interrupt check ([`crate::interrupt`]), as it would for one piece run
+//! on it. Each piece is deterministic on its own, so the results are those
+//! of running the pieces one after another, bit for bit, only sooner:
+//! small problems leave most of a machine's cores idle between batched
+//! evaluations.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -25,8 +26,8 @@ pub enum Event<P> {
     Done { i: usize, done: usize },
 }
 
-/// Run `work(i, tell)` for every `i` in `0..n` on the thread pool and
-/// return the results in order of `i`. `tell` sends piece `i`'s progress
+/// Run `work(i, tell)` for every `i` in `0..n`, side by side, and return
+/// the results in order of `i`. `tell` sends piece `i`'s progress
 /// to `hear`, which runs on the caller's thread only.
 ///
 /// Errors are those of the pieces run in order: when piece `i` fails, the

@@ -158,21 +158,9 @@ fn the_law_the_data_came_from_ranks_first() {
     let mut by_itself = read(&alone.join("compare.json"))["laws"][0].clone();
     let mut among = ch.clone();
     for v in [&mut by_itself, &mut among] {
-        drop_timings(v);
+        common::drop_seconds(v);
     }
     assert!(by_itself == among, "{by_itself}\n{among}");
-}
-
-/// `v` without what differs between identical runs: wall times.
-fn drop_timings(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            m.remove("seconds");
-            m.values_mut().for_each(drop_timings);
-        }
-        Value::Array(a) => a.iter_mut().for_each(drop_timings),
-        _ => {}
-    }
 }
 
 #[test]

@@ -197,17 +197,7 @@ fn compare(dir: &Path, csv: &str, laws: &[&str], backend: &str) -> Vec<serde_jso
     ok(dir, &all);
     let text = std::fs::read_to_string(out.join("compare.json")).unwrap();
     let mut r: serde_json::Value = serde_json::from_str(&text).unwrap();
-    fn drop_seconds(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(m) => {
-                m.remove("seconds");
-                m.values_mut().for_each(drop_seconds);
-            }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(drop_seconds),
-            _ => {}
-        }
-    }
-    drop_seconds(&mut r);
+    common::drop_seconds(&mut r);
     r["laws"].as_array().unwrap().clone()
 }
 

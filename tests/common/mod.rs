@@ -225,3 +225,16 @@ pub fn chinchilla_csv(dir: &Path, steps: usize, wobble: f64) -> PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// `v` (a JSON report) without its wall times (`seconds`, at any depth),
+/// which differ between identical runs.
+pub fn drop_seconds(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.remove("seconds");
+            m.values_mut().for_each(drop_seconds);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(drop_seconds),
+        _ => {}
+    }
+}
