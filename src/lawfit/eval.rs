@@ -356,7 +356,12 @@ pub fn evaluate(
         (batch.len() * fit.starts) as f64
             * crate::optim::problem_bytes(space.dim(), fit.lbfgs.memory),
     )?;
-    let super::Batch { fits, calls, .. } = fit_jobs(
+    let super::Batch {
+        fits,
+        calls,
+        outcomes,
+        ..
+    } = fit_jobs(
         Data {
             b,
             table,
@@ -368,6 +373,11 @@ pub fn evaluate(
         None,
         progress,
     )?;
+    // Starts each fit ran: fewer than asked when they stopped early.
+    let ran = outcomes.len() / batch.len().max(1);
+    if ran < fit.starts {
+        notes.push(super::early_stop_note(ran, fit.starts));
+    }
     let named = |p: &[f64]| -> IndexMap<String, f64> {
         b.law
             .params
@@ -438,7 +448,7 @@ pub fn evaluate(
             scored_points: scored.len(),
             objective,
             // Every group's starts, so that at_best counts against them.
-            starts: fit.starts * mine.len(),
+            starts: ran * mine.len(),
             at_best: mine.iter().map(|(_, _, f)| f.at_best).sum(),
             params: fold_params.clone(),
             groups,
