@@ -22,8 +22,8 @@ const WAKE: Duration = Duration::from_millis(50);
 pub enum Event<P> {
     /// Piece `i` reports `P`.
     Progress(usize, P),
-    /// Piece `i` has finished (`done` pieces so far, in all).
-    Done { i: usize, done: usize },
+    /// One more piece has finished: this many so far, in all.
+    Done(usize),
 }
 
 /// Run `work(i, tell)` for every `i` in `0..n`, side by side, and return
@@ -77,7 +77,7 @@ pub fn run_all<T: Send, P: Send>(
                 }
                 *slots[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(out);
                 let done = done.fetch_add(1, Ordering::Relaxed) + 1;
-                let _ = tx.send(Event::Done { i, done });
+                let _ = tx.send(Event::Done(done));
             });
         }
         drop(tx);
@@ -126,7 +126,7 @@ mod tests {
             },
             |e| match e {
                 Event::Progress(i, _) => heard[i] += 1,
-                Event::Done { done, .. } => finished = finished.max(done),
+                Event::Done(done) => finished = finished.max(done),
             },
         )
         .unwrap();

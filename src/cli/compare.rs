@@ -95,7 +95,7 @@ pub(crate) fn cmd_compare(a: CompareArgs) -> anyhow::Result<()> {
             let out = lawfit::compare(&laws, &table, &binding, fit, &opts, |e| {
                 let (i, p) = match e {
                     Event::Progress(i, p) => (i, p),
-                    Event::Done { done: d, .. } => {
+                    Event::Done(d) => {
                         done = d;
                         return;
                     }

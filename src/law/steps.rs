@@ -48,8 +48,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use super::dag::{Graph, Node, NodeId};
 use super::diff;
 use super::plan::{lower, Class};
-use super::vector::node_op;
-use super::vector::V;
+use super::vector::{node_op, V};
 
 /// Outer values a sum's body may use (parameters, variables, defs).
 pub const MAX_ARGS: usize = 4;

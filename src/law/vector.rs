@@ -5,6 +5,11 @@
 //! operand is one scalar for every cell or an array, and each operation is
 //! one branch-free loop per combination.
 
+use super::dag::{Node, NodeId};
+use super::ops::Func;
+use super::steps;
+use crate::fastmath::{exact_exp as exp, exact_ln_recip as ln_recip, exact_pow as pow};
+
 /// A node's values over a tile's cells: one for all, or one each.
 #[derive(Clone, Copy)]
 pub(crate) enum V<'a> {
@@ -56,11 +61,6 @@ macro_rules! binary_impl {
 
 pub(crate) use binary_impl as binary;
 pub(crate) use unary_impl as unary;
-
-use super::dag::{Node, NodeId};
-use super::ops::Func;
-use super::steps;
-use crate::fastmath::{exact_exp as exp, exact_ln_recip as ln_recip, exact_pow as pow};
 
 /// One node over an array (a tile's axis values, or the curves): `opnd`
 /// gives the operands.

@@ -436,8 +436,9 @@ pub fn fits_in(
 pub(crate) fn early_stop_note(ran: usize, most: usize) -> String {
     format!(
         "ran {ran} of up to {most} starts: a law that sums along the steps runs its starts in \
-         waves of 8 and stops once they find no new minimum (Boender and Rinnooy Kan's rule); \
-         --starts {most} runs them all"
+         waves of {} and stops once they find no new minimum (Boender and Rinnooy Kan's rule); \
+         --starts {most} runs them all",
+        batch::WAVE
     )
 }
 

@@ -27,8 +27,7 @@ use crate::law::CompiledLaw;
 use crate::objective::{LossKind, Objective, Space};
 
 use crate::fastmath::{exact_exp as exp, exact_ln_recip as ln_recip, mul_add};
-use crate::law::vector::node_op;
-use crate::law::vector::{binary, unary, V};
+use crate::law::vector::{binary, node_op, unary, V};
 
 /// Rows per tile: the arrays of a law with a few dozen nodes stay in L1/L2.
 const TILE: usize = 256;
