@@ -135,8 +135,20 @@ pub fn draw(
 /// The schemes of `asked` that can run on data of `curves` curves, and
 /// notes on those that cannot: resampling one curve with replacement
 /// always gives that curve back.
-pub fn schemes(asked: &[Resample], curves: usize) -> anyhow::Result<(Vec<Resample>, Vec<String>)> {
+pub fn schemes(
+    asked: &[Resample],
+    curves: usize,
+    replicates: usize,
+) -> anyhow::Result<(Vec<Resample>, Vec<String>)> {
     let mut notes = Vec::new();
+    let distinct = distinct_curve_draws(curves);
+    if asked.contains(&Resample::Curves) && curves >= 2 && distinct < replicates as f64 {
+        notes.push(format!(
+            "curves: {curves} curves can be drawn in only {distinct} different ways, so the \
+             {replicates} replicates repeat them; the interval rests on those few (resample \
+             points too)"
+        ));
+    }
     let kinds: Vec<Resample> = asked
         .iter()
         .copied()
@@ -162,6 +174,15 @@ pub fn schemes(asked: &[Resample], curves: usize) -> anyhow::Result<(Vec<Resampl
         );
     }
     Ok((kinds, notes))
+}
+
+/// Multisets of `n` curves drawn from `n`: C(2n - 1, n), the distinct
+/// resamples of the curves scheme (in f64, as it grows past any count of
+/// replicates quickly).
+fn distinct_curve_draws(n: usize) -> f64 {
+    (1..=n)
+        .fold(1.0, |c, i| c * (n - 1 + i) as f64 / i as f64)
+        .round()
 }
 
 /// The statistics of one kind's replicates: per parameter of `names`
@@ -221,5 +242,34 @@ mod tests {
         let i = interval(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0], 0.5);
         assert!((i.se - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
         assert_eq!((i.lo, i.hi), (4.0, 5.5));
+    }
+
+    #[test]
+    fn the_distinct_curve_draws_are_counted_by_enumerating_them() {
+        for n in 1..=6usize {
+            // Every sequence of n draws from n curves, as counts per curve.
+            let mut seen = std::collections::HashSet::new();
+            for code in 0..n.pow(n as u32) {
+                let mut counts = vec![0u8; n];
+                let mut c = code;
+                for _ in 0..n {
+                    counts[c % n] += 1;
+                    c /= n;
+                }
+                seen.insert(counts);
+            }
+            assert_eq!(distinct_curve_draws(n), seen.len() as f64, "{n} curves");
+        }
+    }
+
+    #[test]
+    fn few_curves_are_noted_when_the_replicates_outnumber_their_draws() {
+        let (_, notes) = schemes(&[Resample::Curves, Resample::Points], 3, 200).unwrap();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("only 10 different ways"), "{}", notes[0]);
+        let (_, notes) = schemes(&[Resample::Curves], 6, 200).unwrap();
+        assert!(notes.is_empty(), "462 draws of 6 curves: {notes:?}");
+        let (_, notes) = schemes(&[Resample::Points], 3, 200).unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
     }
 }

@@ -131,15 +131,25 @@ pub fn bootstrap_shard(
     let method = parts
         .first()
         .map_or(Method::LeastSquares, |p| method_for(b, fit, &p.sweep));
+    // Replicates that weigh a fit's rows alike (curves drawn as the same
+    // multiset, common when there are few curves) are refitted once: a
+    // problem's path does not depend on the others in its batch.
     let mut group_of = Vec::new();
     let mut which = Vec::new();
     let mut x0 = Vec::new();
+    let mut copy_of = Vec::new();
+    let mut seen: HashMap<(usize, Vec<u64>), usize> = HashMap::new();
     for (gi, (p, f)) in parts.iter().zip(fits).enumerate() {
         let theta = space.to_theta(&f.best);
-        for k in 0..p.resolved.len() {
-            group_of.push(gi);
-            which.push(k as u32);
-            x0.push(theta.clone());
+        for (k, r) in p.resolved.iter().enumerate() {
+            let next = group_of.len();
+            let u = *seen.entry((gi, weighting_key(r))).or_insert(next);
+            if u == next {
+                group_of.push(gi);
+                which.push(k as u32);
+                x0.push(theta.clone());
+            }
+            copy_of.push(u);
         }
     }
     // Per problem, its rows' weights, for the row Jacobians.
@@ -197,6 +207,8 @@ pub fn bootstrap_shard(
     // The weights borrow the parts, which the reports take apart.
     drop(weights);
     drop(boxed);
+    let outcomes: Vec<Outcome> = copy_of.iter().map(|&u| outcomes[u].clone()).collect();
+    let polished: Vec<_> = copy_of.iter().map(|&u| polished[u].clone()).collect();
     let seconds = started.elapsed().as_secs_f64();
     let names: Vec<(usize, String)> = space
         .free()
@@ -300,7 +312,7 @@ fn part(
         first: vec![ALL_POINTS; drawn_of.len()],
         poisson: w.poisson,
     };
-    let (kinds, notes) = schemes(&opts.resamples, curves.len())?;
+    let (kinds, notes) = schemes(&opts.resamples, curves.len(), opts.replicates)?;
     let mut usable = Vec::new();
     let mut resolved = Vec::new();
     for &kind in &kinds {
@@ -347,6 +359,15 @@ fn part(
         resolved,
     };
     Ok((part, rows))
+}
+
+/// What identifies a weighting: equal keys weigh every point alike.
+fn weighting_key(r: &Resolved) -> Vec<u64> {
+    let poisson = r.poisson.map_or(u64::MAX, u64::from);
+    std::iter::once(poisson)
+        .chain(r.mult.iter().map(|m| m.to_bits()))
+        .chain(r.first.iter().map(|&f| u64::from(f)))
+        .collect()
 }
 
 /// Points of `sweep` that weigh more than 0 under `r`.
