@@ -798,3 +798,136 @@ fn a_law_of_the_steps_stops_its_starts_once_they_agree() {
     }
     assert!(waves == given, "{waves}\n{given}");
 }
+
+/// The LR-annealing law (Tissue et al.) by its own recursion: S2 sums a
+/// momentum of the LR's decreases, m_i = lambda m_(i-1) + (lr[i-1] -
+/// lr[i]), over steps 1..t; S1 sums the LR over steps 0..t.
+fn lr_annealing(lr: &[f64], t: usize, p: &[f64; 5]) -> f64 {
+    let [l0, a, alpha, c, lambda] = *p;
+    let s1: f64 = lr[..=t].iter().sum();
+    let (mut m, mut s2) = (0.0, 0.0);
+    for i in 1..=t {
+        m = lambda * m + (lr[i - 1] - lr[i]);
+        s2 += m;
+    }
+    l0 + a * s1.powf(-alpha) - c * s2
+}
+
+/// The built-in law file's S2, a sum with a geometric kernel in step - k,
+/// is summed by a recurrence along the steps: it must be the paper's
+/// recursion at every step, for a slow and a fast decay, and its
+/// derivatives their finite differences.
+#[test]
+fn the_lr_annealing_law_is_its_momentum_recursion() {
+    let law = sweepfit::law::builtin_law("lr-annealing")
+        .unwrap()
+        .compile("lr-annealing")
+        .unwrap();
+    assert_eq!(law.params, ["L0", "A", "alpha", "C", "lambda"]);
+    for lambda in [0.999, 0.9] {
+        let p = [3.0, 0.52, 0.5, 300.0, lambda];
+        for run in ["cosine_24000", "wsdcon_9", "wsd_20000_24000"] {
+            let (h, lr) = (handle(run), schedule(run));
+            for t in [1usize, 2, 2160, 2161, 8000, 15999, 20000, 20001, 23999] {
+                if t >= lr.len() {
+                    continue;
+                }
+                let want = lr_annealing(&lr, t, &p);
+                let x = [t as f64, h];
+                let got = law.eval(&x, &p);
+                assert!(
+                    (got - want).abs() <= 1e-11 * want.abs(),
+                    "{run} at step {t}, lambda {lambda}: {got} against the recursion's {want}"
+                );
+                let mut g = vec![0.0; p.len()];
+                law.eval_grad(&x, &p, &mut g);
+                for i in 0..p.len() {
+                    // lambda's step stays well inside 1 - lambda.
+                    let e = if i == 4 {
+                        1e-4 * (1.0 - lambda)
+                    } else {
+                        1e-6 * p[i].abs()
+                    };
+                    let (mut a, mut b) = (p, p);
+                    a[i] += e;
+                    b[i] -= e;
+                    let fd = (lr_annealing(&lr, t, &a) - lr_annealing(&lr, t, &b)) / (2.0 * e);
+                    // Early steps, where S1 is tiny, have a loss in the
+                    // hundreds: the difference's rounding, a few ulps of
+                    // it over 2e.
+                    let rounding = 8.0 * f64::EPSILON * want.abs() / (2.0 * e);
+                    assert!(
+                        (g[i] - fd).abs() <= 1e-6 * fd.abs() + rounding,
+                        "{run} step {t}, lambda {lambda}, d/d{}: {} against {fd}",
+                        law.params[i],
+                        g[i]
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A sum whose body is G(k) + H(k) b^(step - k + c) (summed by recurrence)
+/// against the same sum written with exp and log (summed pair by pair):
+/// values and gradients agree, with an offset exponent, a sum that stops
+/// short of the row's step, and a part without the power.
+#[test]
+fn a_geometric_sum_is_the_general_sum_it_stands_for() {
+    let vars = ["step", "schedule"];
+    let pairs = [
+        (
+            "E + sum(k = 1..step: (lr[k-1] - lr[k]) * (1 - q^(step - k + 1)) / (1 - q))",
+            "E + sum(k = 1..step: (lr[k-1] - lr[k]) * (1 - exp((step - k + 1)*log(q))) / (1 - q))",
+        ),
+        (
+            "E + A*sum(k = 0..step-1: lr[k]*k + c*lr[k]^2 * q^(step - k - 0.5))",
+            "E + A*sum(k = 0..step-1: lr[k]*k + c*lr[k]^2 * exp((step - k - 0.5)*log(q)))",
+        ),
+    ];
+    for (geometric, general) in pairs {
+        let a = sweepfit::law::CompiledLaw::from_formula(geometric, &vars).unwrap();
+        let b = sweepfit::law::CompiledLaw::from_formula(general, &vars).unwrap();
+        assert_eq!(a.params, b.params);
+        let by_recurrence = |law: &sweepfit::law::CompiledLaw| {
+            law.graph.nodes().iter().any(|n| match n {
+                sweepfit::law::dag::Node::Steps(d, _) => sweepfit::law::steps::by_recurrence(*d),
+                _ => false,
+            })
+        };
+        assert!(by_recurrence(&a), "{geometric} is summed by recurrence");
+        assert!(!by_recurrence(&b), "{general} is summed pair by pair");
+        let p: Vec<f64> = a
+            .params
+            .iter()
+            .map(|n| match n.as_str() {
+                "q" => 0.998,
+                "E" => 2.5,
+                _ => 0.7,
+            })
+            .collect();
+        for run in ["cosine_24000", "wsdcon_9"] {
+            let (h, steps) = (handle(run), schedule(run).len());
+            for t in [1usize, 5, 3000, 23999] {
+                if t >= steps {
+                    continue;
+                }
+                let x = [t as f64, h];
+                let (mut ga, mut gb) = (vec![0.0; p.len()], vec![0.0; p.len()]);
+                let fa = a.eval_grad(&x, &p, &mut ga);
+                let fb = b.eval_grad(&x, &p, &mut gb);
+                assert!(
+                    (fa - fb).abs() <= 1e-10 * fb.abs(),
+                    "{geometric} on {run} at {t}: {fa} against {fb}"
+                );
+                for (i, (u, v)) in ga.iter().zip(&gb).enumerate() {
+                    assert!(
+                        (u - v).abs() <= 1e-9 * v.abs().max(1.0),
+                        "{geometric} on {run} at {t}, d/d{}: {u} against {v}",
+                        a.params[i]
+                    );
+                }
+            }
+        }
+    }
+}

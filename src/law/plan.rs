@@ -30,6 +30,7 @@ use super::compile::CompiledLaw;
 use super::dag::{Graph, Node, NodeId};
 use super::diff::{self, Edge};
 use super::ops::Func;
+use super::steps;
 use crate::objective::{Objective, Space};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -307,10 +308,12 @@ impl Plan {
                 self.edges[class as usize].len()
             ));
             for i in nodes {
-                let mark = if i == self.value {
-                    "   <- prediction"
-                } else {
-                    ""
+                let mark = match g.node(i) {
+                    _ if i == self.value => "   <- prediction",
+                    Node::Steps(d, _) if steps::by_recurrence(d) => {
+                        "   <- by recurrence, once per run and parameter vector"
+                    }
+                    _ => "",
                 };
                 out.push_str(&format!(
                     "  %{i} = {}{mark}\n",

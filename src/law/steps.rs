@@ -31,7 +31,10 @@
 //!   chunks of k (vectorised);
 //! - the value and its derivatives with respect to every outer value are
 //!   one pass, kept per (run, step, values) for the derivative nodes that
-//!   ask next.
+//!   ask next;
+//! - a body with a geometric kernel in step - k (the LR-annealing law's
+//!   annealing area) is summed by a recurrence along the steps, once per
+//!   run and values for every row ([`geometric`]).
 //!
 //! Definitions and schedules are interned process-wide, as the functions
 //! of `ops` are in a static table: a node is `Copy` and carries an index.
@@ -49,6 +52,8 @@ use super::dag::{Graph, Node, NodeId};
 use super::diff;
 use super::plan::{lower, Class};
 use super::vector::{node_op, V};
+
+mod geometric;
 
 /// Outer values a sum's body may use (parameters, variables, defs).
 pub const MAX_ARGS: usize = 4;
@@ -182,6 +187,8 @@ struct Family {
     slot: Vec<usize>,
     /// Factors of the value on k alone: steps where one is 0 add nothing.
     factors: Vec<NodeId>,
+    /// The body as a geometric kernel in step - k, summed by recurrence.
+    geometric: Option<geometric::Geometric>,
     runs: Mutex<HashMap<u32, Arc<RunPlan>>>,
     /// Derivatives of the non-primary roots (second derivatives), as defs.
     higher: Mutex<HashMap<(usize, usize), u32>>,
@@ -400,6 +407,13 @@ fn family(def: u32) -> Def {
     })
 }
 
+/// Whether def `def` is summed by a recurrence along the steps (a
+/// geometric kernel in step - k): O(steps) per run and parameter vector
+/// rather than per row.
+pub fn by_recurrence(def: u32) -> bool {
+    family(def).0.geometric.is_some()
+}
+
 /// The number of outer values def `def`'s body uses.
 pub fn n_args(def: u32) -> usize {
     family(def).0.body.n_args
@@ -467,6 +481,8 @@ impl Family {
                 Class::Start
             }
         };
+        // Split before lowering, where the power is still one node.
+        let geometric = geometric::split(&graph, body.root, &body.leaves, body.n_args, &level);
         // Lowered before it is differentiated, as the plan does: the
         // derivatives of exp(y ln x) reuse its exp and its log.
         let value = lower(&mut graph, body.root, &level);
@@ -523,6 +539,7 @@ impl Family {
             order,
             slot,
             factors,
+            geometric,
             runs: Mutex::new(HashMap::new()),
             higher: Mutex::new(HashMap::new()),
         }
@@ -705,12 +722,17 @@ impl Family {
 
     /// Every root's sum at step `t` of run `p` for outer values `args`.
     fn sums(&self, p: &RunPlan, t: i64, args: &[f64]) -> Vec<f64> {
-        let call = self.calls(p, t, args);
         let last = t + self.body.hi;
         if last >= p.series.len() as i64 {
             // The sum runs past the run's schedule.
             return vec![f64::NAN; self.roots.len()];
         }
+        if let Some(geo) = &self.geometric {
+            if let Some(v) = geometric::sums(self, geo, p, t, last, args) {
+                return v;
+            }
+        }
+        let call = self.calls(p, t, args);
         let m = p.ks.partition_point(|&k| k <= last);
         let karg = if self.order[Kind::KArg as usize].is_empty() {
             Rc::new(Vec::new())
