@@ -180,6 +180,7 @@ impl ProfileInterval {
 struct Refits<'a> {
     spaces: Vec<&'a LawSpace>,
     rows: &'a RowJacobian,
+    curvature: HuberCurvature,
 }
 
 impl BatchLeastSquares for Refits<'_> {
@@ -212,7 +213,7 @@ impl BatchLeastSquares for Refits<'_> {
                         self.spaces[id],
                         self.rows,
                         None,
-                        HuberCurvature::Hessian,
+                        self.curvature,
                         x,
                         ws,
                         g,
@@ -222,31 +223,6 @@ impl BatchLeastSquares for Refits<'_> {
                 },
             );
         Ok(())
-    }
-}
-
-/// The same refits for L-BFGS, which needs no curvature: a Huber fit far
-/// from its optimum has every residual beyond delta, where Gauss-Newton's
-/// curvature is 0.
-impl optim::BatchObjective for Refits<'_> {
-    fn dim(&self) -> usize {
-        self.spaces[0].dim()
-    }
-
-    fn bounds(&self) -> (Vec<f64>, Vec<f64>) {
-        self.spaces[0].bounds()
-    }
-
-    fn evaluate(
-        &mut self,
-        ids: &[usize],
-        xs: &[f64],
-        f: &mut [f64],
-        g: &mut [f64],
-    ) -> anyhow::Result<()> {
-        let m = self.spaces[0].dim();
-        let mut h = vec![0.0; ids.len() * m * m];
-        BatchLeastSquares::evaluate(self, ids, xs, f, g, &mut h)
     }
 }
 
@@ -334,17 +310,26 @@ impl Profiler<'_> {
             let mut refits = Refits {
                 spaces,
                 rows: &self.rows,
+                curvature: HuberCurvature::Reweighted,
             };
             let mut x0: Vec<Vec<f64>> = jobs.iter().map(|(_, x)| x.clone()).collect();
+            // A Huber refit far from its optimum may have every residual
+            // beyond delta, where Gauss-Newton's curvature is 0: it is
+            // searched by reweighted least squares first (IRLS, as a fit
+            // searches where that curvature fails), then polished on the
+            // exact curvature.
+            // L-BFGS took 4x the time here, to the same ends (the
+            // multi-power law's profile of beta).
             if self.huber {
                 let (searched, _) =
-                    optim::minimize_batch(&mut refits, &x0, &optim::Options::default(), |_| {})?;
+                    optim::least_squares_batch(&mut refits, &x0, &LmOptions::default(), |_| {})?;
                 for (x, o) in x0.iter_mut().zip(searched) {
                     if o.f.is_finite() {
                         *x = o.x;
                     }
                 }
             }
+            refits.curvature = HuberCurvature::Hessian;
             let (outcomes, _) = optim::least_squares_batch(&mut refits, &x0, &REFIT, |_| {})?;
             outcomes
                 .into_iter()
