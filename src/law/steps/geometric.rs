@@ -243,13 +243,17 @@ struct Prefix {
     r: Vec<f64>,
 }
 
-/// Prefixes kept per thread: a batch's rows of one run and start ask one
-/// after another.
+/// Prefixes kept per thread, and the numbers they may hold in all (64 MB,
+/// for runs of millions of steps): a batch's rows of one run and start
+/// ask one after another.
 const KEEP: usize = 16;
+const KEEP_NUMBERS: usize = 1 << 23;
+
+/// The prefixes a thread keeps, and the numbers they hold.
+type Kept = (HashMap<(u32, u32, ArgBits), Rc<Prefix>>, usize);
 
 thread_local! {
-    static PREFIXES: RefCell<HashMap<(u32, u32, ArgBits), Rc<Prefix>>> =
-        RefCell::new(HashMap::new());
+    static PREFIXES: RefCell<Kept> = RefCell::new((HashMap::new(), 0));
 }
 
 /// The sum and its derivatives by every outer value at step `t` (summed
@@ -264,16 +268,19 @@ pub(super) fn sums(
     args: &[f64],
 ) -> Option<Vec<f64>> {
     let key = (f.id, p.handle, arg_bits(args));
-    let pre = match PREFIXES.with(|c| c.borrow().get(&key).cloned()) {
+    let pre = match PREFIXES.with(|c| c.borrow().0.get(&key).cloned()) {
         Some(v) => v,
         None => {
             let v = Rc::new(prefix(f, geo, p, args)?);
+            let size = v.q.len() * (3 + 2 * args.len());
             PREFIXES.with(|c| {
-                let mut c = c.borrow_mut();
-                if c.len() >= KEEP {
-                    c.clear();
+                let (kept, numbers) = &mut *c.borrow_mut();
+                if kept.len() >= KEEP || *numbers + size > KEEP_NUMBERS {
+                    kept.clear();
+                    *numbers = 0;
                 }
-                c.insert(key, v.clone());
+                kept.insert(key, v.clone());
+                *numbers += size;
             });
             v
         }
