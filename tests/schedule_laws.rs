@@ -227,6 +227,19 @@ fn the_sum_operators_are_the_plain_loops_over_steps() {
     }
 }
 
+/// (f(p + e u_i) - f(p - e u_i)) / 2e.
+fn central_difference<const N: usize>(
+    f: impl Fn(&[f64; N]) -> f64,
+    p: &[f64; N],
+    i: usize,
+    e: f64,
+) -> f64 {
+    let (mut a, mut b) = (*p, *p);
+    a[i] += e;
+    b[i] -= e;
+    (f(&a) - f(&b)) / (2.0 * e)
+}
+
 #[test]
 fn the_sums_derivatives_are_their_finite_differences() {
     let law = compiled_multi_power();
@@ -239,10 +252,7 @@ fn the_sums_derivatives_are_their_finite_differences() {
             law.eval_grad(&x, &p, &mut g);
             for i in 0..p.len() {
                 let e = 1e-5 * p[i].abs();
-                let (mut a, mut b) = (p, p);
-                a[i] += e;
-                b[i] -= e;
-                let fd = (law.eval(&x, &a) - law.eval(&x, &b)) / (2.0 * e);
+                let fd = central_difference(|q| law.eval(&x, q), &p, i, e);
                 assert!(
                     (g[i] - fd).abs() <= 1e-6 * fd.abs().max(1e-8),
                     "{run} step {t}, d/d{}: {} against {fd}",
@@ -848,10 +858,7 @@ fn the_lr_annealing_law_is_its_momentum_recursion() {
                     } else {
                         1e-6 * p[i].abs()
                     };
-                    let (mut a, mut b) = (p, p);
-                    a[i] += e;
-                    b[i] -= e;
-                    let fd = (lr_annealing(&lr, t, &a) - lr_annealing(&lr, t, &b)) / (2.0 * e);
+                    let fd = central_difference(|q| lr_annealing(&lr, t, q), &p, i, e);
                     // Early steps, where S1 is tiny, have a loss in the
                     // hundreds: the difference's rounding, a few ulps of
                     // it over 2e.

@@ -249,8 +249,9 @@ struct Prefix {
 const KEEP: usize = 16;
 const KEEP_NUMBERS: usize = 1 << 23;
 
-/// The prefixes a thread keeps, and the numbers they hold.
-type Kept = (HashMap<(u32, u32, ArgBits), Rc<Prefix>>, usize);
+/// The prefixes a thread keeps (None where the general pass sums, so
+/// that each row does not find that out again), and the numbers they hold.
+type Kept = (HashMap<(u32, u32, ArgBits), Option<Rc<Prefix>>>, usize);
 
 thread_local! {
     static PREFIXES: RefCell<Kept> = RefCell::new((HashMap::new(), 0));
@@ -269,10 +270,10 @@ pub(super) fn sums(
 ) -> Option<Vec<f64>> {
     let key = (f.id, p.handle, arg_bits(args));
     let pre = match PREFIXES.with(|c| c.borrow().0.get(&key).cloned()) {
-        Some(v) => v,
+        Some(v) => v?,
         None => {
-            let v = Rc::new(prefix(f, geo, p, args)?);
-            let size = v.q.len() * (3 + 2 * args.len());
+            let v = prefix(f, geo, p, args).map(Rc::new);
+            let size = v.as_ref().map_or(0, |v| v.q.len() * (3 + 2 * args.len()));
             PREFIXES.with(|c| {
                 let (kept, numbers) = &mut *c.borrow_mut();
                 if kept.len() >= KEEP || *numbers + size > KEEP_NUMBERS {
@@ -282,7 +283,7 @@ pub(super) fn sums(
                 kept.insert(key, v.clone());
                 *numbers += size;
             });
-            v
+            v?
         }
     };
     let n = args.len();
