@@ -373,7 +373,7 @@ impl FitFlags {
             vars: self.vars.clone(),
             axis: self.axis.clone(),
             used,
-            schedule: self.schedule.clone(),
+            schedule: self.schedule.clone().map(lawfit::ScheduleSource::File),
         }
     }
 

@@ -520,6 +520,167 @@ fn a_new_schedule_is_predicted_as_the_plain_loop_at_the_fitted_parameters() {
 }
 
 #[test]
+fn rows_of_runs_never_trained_are_predicted_and_drawn_from_their_schedules() {
+    let dir = common::tempdir();
+    let d = dir.path();
+    // A fit of the 25M runs at the published parameters (every one fixed).
+    let data = long_csv(d, &TRAIN, 1.0);
+    let published = [
+        3.04045406,
+        0.52468604,
+        0.50786857,
+        363.78751622,
+        2.06560812,
+        0.58279013,
+        0.64142257,
+    ];
+    let names = ["L0", "A", "alpha", "B", "C", "beta", "gamma"];
+    let fixes: Vec<String> = names
+        .iter()
+        .zip(published)
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect();
+    let given = d.join("trained.csv");
+    let mut m = String::from("run,file\n");
+    for run in TRAIN {
+        m.push_str(&format!("{run},{}\n", schedule_path(run).display()));
+    }
+    std::fs::write(&given, m).unwrap();
+    let out = d.join("fit");
+    let mut args = vec![
+        "fit",
+        data.to_str().unwrap(),
+        "--law",
+        "multi-power",
+        "--schedule",
+        given.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    for f in &fixes {
+        args.extend(["--fix", f.as_str()]);
+    }
+    common::ok(d, &args);
+    let fitted = sweepfit::lawfit::read_law_fit(&out.join("fit.json")).unwrap();
+
+    // Two runs it never saw, their logged rows and their schedules as the
+    // long form holds them (run,step,lr), in memory as a data frame's.
+    let new = ["wsd_20000_24000", "wsdcon_3"];
+    let mut rows = String::from("run,step,loss\n");
+    let (mut runs, mut steps, mut lrs) = (Vec::new(), Vec::new(), Vec::new());
+    for run in new {
+        for (t, y) in logged("25", run) {
+            rows.push_str(&format!("{run},{t},{y}\n"));
+        }
+        for (k, lr) in schedule(run).into_iter().enumerate() {
+            runs.push(run.to_string());
+            steps.push(k as f64);
+            lrs.push(lr);
+        }
+    }
+    std::fs::write(d.join("new.csv"), &rows).unwrap();
+    let col = |name: &str, c: sweepfit::data::TextColumn| (name.to_string(), c);
+    let mut run_col = sweepfit::data::TextColumn::with_capacity(runs.len());
+    for r in &runs {
+        run_col.push(r);
+    }
+    let memory = Table::from_columns(
+        "the schedules given",
+        vec![
+            col("run", run_col),
+            col("step", sweepfit::data::TextColumn::from_numbers(steps)),
+            col("lr", sweepfit::data::TextColumn::from_numbers(lrs)),
+        ],
+    )
+    .unwrap();
+    let schedules = Schedules::from_table(&memory).unwrap();
+    let p: [f64; 7] = published;
+    let want = |run: &str, t: usize| multi_power(&schedule(run), t, &p);
+
+    // Every row as the plain loop over its run's schedule.
+    let mut table = Table::read(&d.join("new.csv")).unwrap();
+    let pred = sweepfit::lawfit::predict_table(&fitted, &mut table, Some(&schedules))
+        .unwrap()
+        .pred;
+    let mut r = 0;
+    for run in new {
+        for (t, _) in logged("25", run) {
+            let w = want(run, t);
+            assert!(
+                (pred[r] - w).abs() <= 1e-10 * w,
+                "{run} step {t}: {} against {w}",
+                pred[r]
+            );
+            r += 1;
+        }
+    }
+    assert_eq!(r, pred.len());
+    // Without schedules the rows cannot be predicted, and say so.
+    let mut bare = Table::read(&d.join("new.csv")).unwrap();
+    let e = sweepfit::lawfit::predict_table(&fitted, &mut bare, None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("schedules"), "{e}");
+
+    // Drawn from the rows alone (no pred column): the same predictions.
+    let table = Table::read(&d.join("new.csv")).unwrap();
+    let (panels, _) = sweepfit::lawfit::panels(
+        &fitted.law,
+        fitted.axis.as_deref(),
+        &fitted.report,
+        &table,
+        Some(&schedules),
+    )
+    .unwrap();
+    assert_eq!(panels.len(), 2);
+    for p in &panels {
+        assert!(!p.schedule.is_empty(), "{}", p.label);
+        for (&t, &y) in p.tokens.iter().zip(&p.pred) {
+            let w = want(&p.label, t as usize);
+            assert!(
+                (y - w).abs() <= 1e-10 * w,
+                "{} step {t}: {y} against {w}",
+                p.label
+            );
+        }
+    }
+    let e = sweepfit::lawfit::panels(
+        &fitted.law,
+        fitted.axis.as_deref(),
+        &fitted.report,
+        &table,
+        None,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("--schedule"), "{e}");
+
+    // `predict --at` past the end of a run's schedule is refused, naming
+    // the run and its last step (the law has no value there).
+    let fit_json = out.join("fit.json");
+    let wsdcon = schedule_path("wsdcon_3");
+    let run = common::sweepfit(
+        d,
+        &[
+            "predict",
+            "--fit",
+            fit_json.to_str().unwrap(),
+            "--schedule",
+            wsdcon.to_str().unwrap(),
+            "--at",
+            "step=100,16000",
+        ],
+    );
+    run.assert_failed("predict past the schedule's end");
+    let e = &run.stderr;
+    assert!(e.contains("step 16000") && e.contains("15999"), "{e}");
+}
+
+#[test]
 fn held_out_curves_are_scored_one_by_one_as_their_mean() {
     let dir = common::tempdir();
     let runs = [

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
-use sweepfit::data::{Table, TextColumn};
+use sweepfit::data::{Schedules, Table, TextColumn};
+use sweepfit::lawfit::{BindOptions, ScheduleSource};
 
 /// One column as the Python side hands it over.
 #[derive(FromPyObject)]
@@ -48,4 +49,26 @@ pub(crate) fn table(origin: &str, source: Source<'_>) -> PyResult<Table> {
         out.push((name, text));
     }
     Table::from_columns(origin, out).map_err(|e| crate::error(e.into()))
+}
+
+/// The runs' schedules of a law that sums along the steps: a file read as
+/// `--schedule` reads it, or columns `run,step,lr` in memory.
+pub(crate) fn schedules(source: Option<Source<'_>>) -> PyResult<Option<Schedules>> {
+    let read = match source {
+        None => return Ok(None),
+        Some(Source::Path(p)) => Schedules::read(&p),
+        Some(columns) => Schedules::from_table(&table("the schedules given", columns)?),
+    };
+    read.map(Some).map_err(|e| crate::error(e.into()))
+}
+
+/// `opts` with the schedules of `source`, where there are any.
+pub(crate) fn with_schedules(
+    mut opts: BindOptions,
+    source: Option<Source<'_>>,
+) -> PyResult<BindOptions> {
+    if let Some(s) = schedules(source)? {
+        opts.schedule = Some(ScheduleSource::Read(s));
+    }
+    Ok(opts)
 }

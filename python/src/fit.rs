@@ -8,12 +8,12 @@ use std::path::PathBuf;
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
 use sweepfit::bootstrap::BootstrapOptions;
-use sweepfit::data::Table;
+use sweepfit::data::{Schedules, Table};
 use sweepfit::lawfit::{self, BoundLaw, LawFit, LawFitOptions};
 use sweepfit::options::FitRequest;
 use sweepfit::report;
 
-use crate::data::{table, Source};
+use crate::data::{schedules, table, with_schedules, Source};
 use crate::{error, run_law, Progress};
 
 /// A law fit: its report, and for a fit made here the rows it was fitted
@@ -32,6 +32,9 @@ struct FitData {
     /// The column of schedule handles `--schedule` added, left out of the
     /// rows (see `BoundLaw::handle_column`).
     handles: Option<usize>,
+    /// The runs' schedules it was fitted with, which its predictions and
+    /// picture read unless given others.
+    schedules: Option<Schedules>,
     pred: Vec<f64>,
     loss: Vec<f64>,
     held_out: Vec<bool>,
@@ -39,18 +42,20 @@ struct FitData {
 
 /// Fit a law to `columns`: `request` is the JSON of the command line's
 /// `fit` options (`sweepfit::options::FitRequest`), `progress` a callback
-/// `(stage, iteration, active, best)`.
+/// `(stage, iteration, active, best)`, `schedule` the runs' schedules (a
+/// path, or columns run,step,lr).
 #[pyfunction]
-#[pyo3(signature = (columns, origin, request, progress=None))]
+#[pyo3(signature = (columns, origin, request, progress=None, schedule=None))]
 pub(crate) fn fit(
     py: Python<'_>,
     columns: Source<'_>,
     origin: &str,
     request: &str,
     progress: Option<Py<PyAny>>,
+    schedule: Option<Source<'_>>,
 ) -> PyResult<Fit> {
     let (req, mut opts, boot) = parse_request(request)?;
-    let (table, bound) = bind(&req, origin, columns)?;
+    let (table, bound) = bind(&req, origin, columns, schedule)?;
     let mut messages = bound.messages();
     let mut progress = Progress::new(progress);
     let (out, said) = run_law(py, &req.backend, &mut opts, "fit", |opts| {
@@ -64,6 +69,7 @@ pub(crate) fn fit(
         fit,
         data: Some(FitData {
             handles: bound.handle_column(&table),
+            schedules: bound.schedules.clone(),
             table,
             pred: out.pred,
             loss: out.loss,
@@ -87,12 +93,18 @@ fn asked(boot: Option<BootstrapOptions>) -> PyResult<BootstrapOptions> {
     boot.ok_or_else(|| error(anyhow::anyhow!("the request asks for no bootstrap")))
 }
 
-/// `req`'s law bound to the table of `columns`.
-fn bind(req: &FitRequest, origin: &str, columns: Source<'_>) -> PyResult<(Table, BoundLaw)> {
+/// `req`'s law bound to the table of `columns`, with the runs' schedules
+/// of `schedule`.
+fn bind(
+    req: &FitRequest,
+    origin: &str,
+    columns: Source<'_>,
+    schedule: Option<Source<'_>>,
+) -> PyResult<(Table, BoundLaw)> {
     let (file, text, law_origin) = req.law.law_source().map_err(error)?;
     let mut table = table(origin, columns)?;
-    let bound =
-        lawfit::bind(file, &text, &law_origin, &mut table, &req.bind_options()).map_err(error)?;
+    let opts = with_schedules(req.bind_options(), schedule)?;
+    let bound = lawfit::bind(file, &text, &law_origin, &mut table, &opts).map_err(error)?;
     Ok((table, bound))
 }
 
@@ -103,6 +115,7 @@ fn bind(req: &FitRequest, origin: &str, columns: Source<'_>) -> PyResult<(Table,
 /// `Fit.with_bootstrap`.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (columns, origin, request, fit_json, start, end, schedule=None))]
 pub(crate) fn bootstrap_shard(
     py: Python<'_>,
     columns: Source<'_>,
@@ -111,10 +124,11 @@ pub(crate) fn bootstrap_shard(
     fit_json: &str,
     start: usize,
     end: usize,
+    schedule: Option<Source<'_>>,
 ) -> PyResult<String> {
     let (req, mut opts, boot) = parse_request(request)?;
     let boot = asked(boot)?;
-    let (table, bound) = bind(&req, origin, columns)?;
+    let (table, bound) = bind(&req, origin, columns, schedule)?;
     let fitted = report::parse_json(fit_json)
         .map_err(|e| error(anyhow::anyhow!("the fit to bootstrap: {e}")))?;
     let (fits, held) = lawfit::fits_in(&bound, &table, &opts, &fitted).map_err(error)?;
@@ -242,19 +256,24 @@ impl Fit {
     }
 
     /// Predictions at the rows of `columns`, and per bootstrap scheme its
-    /// band (kind, lo, hi).
+    /// band (kind, lo, hi); a law that sums along the steps reads the runs'
+    /// schedules of `schedule`, else those it was fitted with.
     #[allow(clippy::type_complexity)]
+    #[pyo3(signature = (columns, origin, schedule=None))]
     fn predict<'py>(
         &self,
         py: Python<'py>,
         columns: Source<'py>,
         origin: &str,
+        schedule: Option<Source<'py>>,
     ) -> PyResult<(
         Bound<'py, PyArray1<f64>>,
         Vec<(String, Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>)>,
     )> {
         let mut t = table(origin, columns)?;
-        let p = lawfit::predict_table(&self.fit, &mut t).map_err(error)?;
+        let given = schedules(schedule)?;
+        let p = lawfit::predict_table(&self.fit, &mut t, self.schedules(given.as_ref()))
+            .map_err(error)?;
         let bands = p
             .bands
             .into_iter()
@@ -264,33 +283,43 @@ impl Fit {
     }
 
     /// Predictions on the product of `at`'s values (variable, values), as
-    /// `sweepfit predict --at` writes them: header, rows, warnings.
+    /// `sweepfit predict --at` writes them: header, rows, warnings. A law
+    /// that sums along the steps predicts each run of `schedule`, else of
+    /// the schedules it was fitted with.
     #[allow(clippy::type_complexity)]
+    #[pyo3(signature = (at, schedule=None))]
     fn predict_at(
         &self,
         at: Vec<(String, Vec<f64>)>,
+        schedule: Option<Source<'_>>,
     ) -> PyResult<(Vec<String>, Vec<Vec<String>>, Vec<String>)> {
         let r = &self.fit.report;
-        let (header, rows) =
-            lawfit::predict_rows(r, &self.fit.law, self.fit.axis.as_deref(), &at).map_err(error)?;
+        let given = schedules(schedule)?;
+        let (header, rows) = lawfit::predict_rows(
+            r,
+            &self.fit.law,
+            self.fit.axis.as_deref(),
+            &at,
+            self.schedules(given.as_ref()),
+        )
+        .map_err(error)?;
         Ok((header, rows, lawfit::extrapolation_warnings(r, &at)))
     }
 
     /// The Real-vs-Pred picture as JSON: its title, axes and panels (each
     /// with its title, place in the grid, x, loss, prediction, held-out
-    /// marks and band, and with `schedule`, a schedule file, its run's
-    /// learning rate), over the fitted rows or over `columns`.
+    /// marks and band, and for a law that sums along the steps its run's
+    /// learning rate, from `schedule` or the schedules it was fitted with),
+    /// over the fitted rows or over `columns`.
     #[pyo3(signature = (columns=None, origin="the data", schedule=None))]
     fn panels(
         &self,
         columns: Option<Source<'_>>,
         origin: &str,
-        schedule: Option<PathBuf>,
+        schedule: Option<Source<'_>>,
     ) -> PyResult<String> {
-        let schedules = match &schedule {
-            Some(p) => Some(sweepfit::data::Schedules::read(p).map_err(|e| error(e.into()))?),
-            None => None,
-        };
+        let given = schedules(schedule)?;
+        let schedules = self.schedules(given.as_ref());
         let mut given;
         let t = match (columns, &self.data) {
             (Some(c), _) => {
@@ -310,7 +339,7 @@ impl Fit {
             self.fit.axis.as_deref(),
             &self.fit.report,
             t,
-            schedules.as_ref(),
+            schedules,
         )
         .map_err(error)?;
         let layout = report::grid_layout(&panels);
@@ -361,6 +390,11 @@ impl Fit {
 }
 
 impl Fit {
+    /// `given`, else the schedules of the fit's own rows.
+    fn schedules<'a>(&'a self, given: Option<&'a Schedules>) -> Option<&'a Schedules> {
+        given.or_else(|| self.data.as_ref().and_then(|d| d.schedules.as_ref()))
+    }
+
     fn data(&self) -> PyResult<&FitData> {
         self.data.as_ref().ok_or_else(|| {
             error(anyhow::anyhow!(

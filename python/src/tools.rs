@@ -15,7 +15,7 @@ use sweepfit::options::{
 };
 use sweepfit::report;
 
-use crate::data::{table, Source};
+use crate::data::{table, with_schedules, Source};
 use crate::{error, run_law, Progress};
 
 /// `eval`'s options: a fit's, the protocols', the device.
@@ -48,23 +48,27 @@ impl EvalRequest {
     }
 }
 
-/// The hold-out protocols on `columns`: eval.json's JSON, and the notes
-/// and warnings said on the way.
+/// The hold-out protocols on `columns` (with the runs' schedules of
+/// `schedule`, a path or columns run,step,lr): eval.json's JSON, and the
+/// notes and warnings said on the way.
 #[pyfunction]
-#[pyo3(signature = (columns, origin, request, progress=None))]
+#[pyo3(signature = (columns, origin, request, progress=None, schedule=None))]
 pub(crate) fn evaluate(
     py: Python<'_>,
     columns: Source<'_>,
     origin: &str,
     request: &str,
     progress: Option<Py<PyAny>>,
+    schedule: Option<Source<'_>>,
 ) -> PyResult<(String, Vec<String>)> {
     let (req, mut fit, opts) = EvalRequest::parse(request)?;
     let (file, text, law_origin) = req.law.law_source().map_err(error)?;
     let mut table = table(origin, columns)?;
-    let bind = req
-        .fit
-        .bind_options(&req.eval.by, req.eval.test_where.as_ref());
+    let bind = with_schedules(
+        req.fit
+            .bind_options(&req.eval.by, req.eval.test_where.as_ref()),
+        schedule,
+    )?;
     let bound = lawfit::bind(file, &text, &law_origin, &mut table, &bind).map_err(error)?;
     let mut messages = bound.messages();
     let mut progress = Progress::new(progress);
@@ -80,9 +84,11 @@ pub(crate) fn evaluate(
 
 /// Several laws compared on `columns` under the same protocols: the JSON
 /// of compare.json, and the notes and warnings said on the way. `laws` are
-/// built-ins' names or formulas, `law_files` law files.
+/// built-ins' names or formulas, `law_files` law files; `schedule` as for
+/// [`evaluate`].
 #[pyfunction]
-#[pyo3(signature = (columns, origin, laws, law_files, request, progress=None))]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (columns, origin, laws, law_files, request, progress=None, schedule=None))]
 pub(crate) fn compare(
     py: Python<'_>,
     columns: Source<'_>,
@@ -91,6 +97,7 @@ pub(crate) fn compare(
     law_files: Vec<PathBuf>,
     request: &str,
     progress: Option<Py<PyAny>>,
+    schedule: Option<Source<'_>>,
 ) -> PyResult<(String, Vec<String>)> {
     let (req, mut fit, opts) = EvalRequest::parse(request)?;
     let mut sources = Vec::new();
@@ -101,9 +108,11 @@ pub(crate) fn compare(
         sources.push(law_source(None, Some(f)).map_err(error)?);
     }
     let table = table(origin, columns)?;
-    let binding = req
-        .fit
-        .bind_options(&req.eval.by, req.eval.test_where.as_ref());
+    let binding = with_schedules(
+        req.fit
+            .bind_options(&req.eval.by, req.eval.test_where.as_ref()),
+        schedule,
+    )?;
     let mut progress = Progress::new(progress);
     let (out, said) = run_law(py, &req.backend, &mut fit, "comparison", |fit| {
         lawfit::compare(&sources, &table, &binding, fit, &opts, |e| {
@@ -146,14 +155,17 @@ pub(crate) fn compare_sources(
 
 /// One law of a comparison (a law of [`compare_sources`]) evaluated on
 /// `columns`: its part of compare.json as JSON (see
-/// `sweepfit::lawfit::LawResult`), and the notes and warnings said.
+/// `sweepfit::lawfit::LawResult`), and the notes and warnings said;
+/// `schedule` as for [`evaluate`].
 #[pyfunction]
+#[pyo3(signature = (columns, origin, law, request, schedule=None))]
 pub(crate) fn compare_law(
     py: Python<'_>,
     columns: Source<'_>,
     origin: &str,
     law: (String, String, String),
     request: &str,
+    schedule: Option<Source<'_>>,
 ) -> PyResult<(String, Vec<String>)> {
     let (req, mut fit, opts) = EvalRequest::parse(request)?;
     let source = match law.0.as_str() {
@@ -162,9 +174,11 @@ pub(crate) fn compare_law(
         other => return Err(error(anyhow::anyhow!("no kind of law is called {other:?}"))),
     };
     let table = table(origin, columns)?;
-    let binding = req
-        .fit
-        .bind_options(&req.eval.by, req.eval.test_where.as_ref());
+    let binding = with_schedules(
+        req.fit
+            .bind_options(&req.eval.by, req.eval.test_where.as_ref()),
+        schedule,
+    )?;
     let (out, said) = run_law(py, &req.backend, &mut fit, "comparison", |fit| {
         lawfit::compare_law(&source, &table, &binding, fit, &opts, |_| {})
     })?;
@@ -344,8 +358,9 @@ impl Law {
 
     /// The law at every row of `columns` with parameters `params`
     /// (every one of the law's, by name); names bind to columns as in a
-    /// fit (`vars` as --var).
-    #[pyo3(signature = (columns, origin, params, vars))]
+    /// fit (`vars` as --var), and a law that sums along the steps reads
+    /// the runs' schedules of `schedule`.
+    #[pyo3(signature = (columns, origin, params, vars, schedule=None))]
     fn evaluate<'py>(
         &self,
         py: Python<'py>,
@@ -353,12 +368,14 @@ impl Law {
         origin: &str,
         params: Vec<(String, f64)>,
         vars: Vec<(String, String)>,
+        schedule: Option<Source<'py>>,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
         let mut t = table(origin, columns)?;
         let bind = BindOptions {
             vars,
             ..Default::default()
         };
+        let bind = with_schedules(bind, schedule)?;
         let b = lawfit::bind(self.file.clone(), &self.text, &self.origin, &mut t, &bind)
             .map_err(error)?;
         let law = &b.law;

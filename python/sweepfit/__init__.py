@@ -69,14 +69,12 @@ def _selector(test_where: Optional[Mapping[str, Any]]) -> Optional[dict]:
 def _law_options(law: Optional[str], law_file: Optional[PathLike], vars: Optional[Mapping[str, str]],
                  axis: Optional[str], fix: Optional[Mapping[str, float]], loss: str, space: str,
                  delta: float, starts: Optional[int], seed: int, max_iter: Optional[int],
-                 ftol: Optional[float], gtol: Optional[float],
-                 schedule: Optional[PathLike] = None) -> Dict[str, Any]:
+                 ftol: Optional[float], gtol: Optional[float]) -> Dict[str, Any]:
     if law is not None and law_file is not None:
         raise ValueError("give law or law_file, not both")
     opts: Dict[str, Any] = {
         "vars": [[k, str(v)] for k, v in _pairs(vars, "vars")],
         "axis": axis,
-        "schedule": None if schedule is None else os.fspath(schedule),
         "fix": [[k, float(v)] for k, v in _pairs(fix, "fix")],
         "loss": loss,
         "space": space,
@@ -121,7 +119,7 @@ def fit(
     law_file: Optional[PathLike] = None,
     vars: Optional[Mapping[str, str]] = None,
     axis: Optional[str] = None,
-    schedule: Optional[PathLike] = None,
+    schedule: Any = None,
     by: Union[str, Sequence[str], None] = None,
     test_where: Optional[Mapping[str, Any]] = None,
     fix: Optional[Mapping[str, float]] = None,
@@ -164,8 +162,11 @@ def fit(
         The variable each curve runs along.
     schedule
         For laws that sum along the steps (``multi-power``,
-        ``lr-annealing``): a CSV ``run,step,lr`` with every step of every
-        run from 0, or a manifest ``run,file`` (see ``--schedule``).
+        ``lr-annealing``): the runs' learning rate at every step from 0, as
+        a DataFrame or dict of arrays ``run, step, lr`` (``step, lr``: one
+        schedule for every run), or the path of such a CSV or of a manifest
+        ``run,file`` (see ``--schedule``). The fit keeps them for its
+        predictions and its picture.
     by
         Fit separately to every group of rows with equal values in these
         columns (e.g. ``"run"``), all groups in one batch.
@@ -213,7 +214,7 @@ def fit(
         On Ctrl-C, within a fraction of a second; the interpreter goes on.
     """
     opts = _law_options(law, law_file, vars, axis, fix, loss, space, delta, starts, seed,
-                        max_iter, ftol, gtol, schedule)
+                        max_iter, ftol, gtol)
     opts["by"] = [by] if isinstance(by, str) else list(by or [])
     opts["test_where"] = _selector(test_where)
     if profile is True:
@@ -228,25 +229,25 @@ def fit(
     opts["level"] = float(level)
     opts["backend"] = backend
     cols, origin = _data.columns(data)
+    sched = _data.schedule(schedule)
     request = json.dumps(opts)
     spread = _ray.check(executor) and bootstrap is not None
     with reporter(progress) as cb:
         # Spread over Ray, the fit runs here without its bootstrap, whose
         # shards then start from its best.
         alone = {k: v for k, v in opts.items() if k != "bootstrap"} if spread else opts
-        core = _core.fit(cols, origin, json.dumps(alone), cb)
+        core = _core.fit(cols, origin, json.dumps(alone), cb, sched)
         if spread:
             started = time.monotonic()
             b = int(bootstrap)
             n = max(1, min(b, shards if shards is not None else _ray.workers(num_cpus)))
             cuts = [b * i // n for i in range(n + 1)]
-            parts = _ray.run([("bootstrap_shard", (request, core.report_json(), lo, hi))
+            parts = _ray.run([("bootstrap_shard", (request, core.report_json(), lo, hi, sched))
                               for lo, hi in zip(cuts, cuts[1:])],
                              shared=(cols, origin), num_cpus=num_cpus, num_gpus=num_gpus,
                              backend=backend, progress=cb)
             core = core.with_bootstrap(parts, request, time.monotonic() - started)
     result = Fit(core)
-    result._schedule = os.fspath(schedule) if schedule is not None else None
     _tell(result.messages)
     return result
 
@@ -308,7 +309,7 @@ def evaluate(
     fractions: Sequence[float] = (0.25, 0.5, 0.75),
     vars: Optional[Mapping[str, str]] = None,
     axis: Optional[str] = None,
-    schedule: Optional[PathLike] = None,
+    schedule: Any = None,
     fix: Optional[Mapping[str, float]] = None,
     loss: str = "mse",
     delta: float = 1e-3,
@@ -332,11 +333,12 @@ def evaluate(
     parameters) and ``"summary"`` (the scores per protocol) as DataFrames.
     """
     opts = _law_options(law, law_file, vars, axis, fix, loss, space, delta, starts, seed,
-                        max_iter, ftol, gtol, schedule)
+                        max_iter, ftol, gtol)
     opts.update(_eval_options(protocol, leave, test_where, train_sizes, fractions, backend, by))
     cols, origin = _data.columns(data)
     with reporter(progress) as cb:
-        text, messages = _core.evaluate(cols, origin, json.dumps(opts), cb)
+        text, messages = _core.evaluate(cols, origin, json.dumps(opts), cb,
+                                        _data.schedule(schedule))
     _tell(messages)
     report = json.loads(text)
     folds = []
@@ -363,7 +365,7 @@ def compare(
     fractions: Sequence[float] = (0.25, 0.5, 0.75),
     vars: Optional[Mapping[str, str]] = None,
     axis: Optional[str] = None,
-    schedule: Optional[PathLike] = None,
+    schedule: Any = None,
     fix: Optional[Mapping[str, float]] = None,
     loss: str = "mse",
     delta: float = 1e-3,
@@ -402,9 +404,10 @@ def compare(
     if isinstance(laws, str):
         laws = [laws]
     opts = _law_options(None, None, vars, axis, fix, loss, space, delta, starts, seed,
-                        max_iter, ftol, gtol, schedule)
+                        max_iter, ftol, gtol)
     opts.update(_eval_options(protocol, leave, test_where, train_sizes, fractions, backend, by))
     cols, origin = _data.columns(data)
+    sched = _data.schedule(schedule)
     laws = [str(x) for x in laws]
     law_files = [os.fspath(f) for f in law_files]
     request = json.dumps(opts)
@@ -412,7 +415,7 @@ def compare(
         started = time.monotonic()
         sources = _core.compare_sources(laws, law_files, request)
         with reporter(progress) as cb:
-            parts = _ray.run([("compare_law", (law, request)) for law in sources],
+            parts = _ray.run([("compare_law", (law, request, sched)) for law in sources],
                              shared=(cols, origin), num_cpus=num_cpus, num_gpus=num_gpus,
                              backend=backend, progress=cb)
         messages = list(dict.fromkeys(m for _, said in parts for m in said))
@@ -420,7 +423,7 @@ def compare(
                                    time.monotonic() - started)
     else:
         with reporter(progress) as cb:
-            text, messages = _core.compare(cols, origin, laws, law_files, request, cb)
+            text, messages = _core.compare(cols, origin, laws, law_files, request, cb, sched)
     _tell(messages)
     report = json.loads(text)
     ranks = {r["protocol"]: r["laws"] for r in report["ranking"]}
@@ -539,11 +542,14 @@ class Law:
         return self._core.parameters
 
     def __call__(self, data: Any, params: Mapping[str, float], *,
-                 vars: Optional[Mapping[str, str]] = None) -> np.ndarray:
-        """The law at every row of ``data`` with ``params`` (every parameter, by name)."""
+                 vars: Optional[Mapping[str, str]] = None, schedule: Any = None) -> np.ndarray:
+        """The law at every row of ``data`` with ``params`` (every parameter, by
+        name); a law that sums along the steps reads the runs' ``schedule``
+        (as :func:`fit` takes it)."""
         cols, origin = _data.columns(data)
         return self._core.evaluate(cols, origin, [(k, float(v)) for k, v in params.items()],
-                                   [(k, str(v)) for k, v in (vars or {}).items()])
+                                   [(k, str(v)) for k, v in (vars or {}).items()],
+                                   _data.schedule(schedule))
 
     def __repr__(self) -> str:
         return f"sweepfit.Law({self.name!r}: {self.formula})"

@@ -30,17 +30,17 @@ class Fit:
         npt.NDArray[np.bool_],
     ]: ...
     def predict(
-        self, columns: Source, origin: str
+        self, columns: Source, origin: str, schedule: Optional[Source] = None
     ) -> Tuple[
         npt.NDArray[np.float64],
         List[Tuple[str, npt.NDArray[np.float64], npt.NDArray[np.float64]]],
     ]: ...
     def predict_at(
-        self, at: Sequence[Tuple[str, Sequence[float]]]
+        self, at: Sequence[Tuple[str, Sequence[float]]], schedule: Optional[Source] = None
     ) -> Tuple[List[str], List[List[str]], List[str]]: ...
     def panels(
         self, columns: Optional[Source] = None, origin: str = "the data",
-        schedule: Optional[str] = None,
+        schedule: Optional[Source] = None,
     ) -> str: ...
     def write_json(self, path: str, overwrite: bool) -> None: ...
     def with_bootstrap(self, shards: Sequence[str], request: str, seconds: float) -> Fit: ...
@@ -59,18 +59,33 @@ class Law:
         origin: str,
         params: Sequence[Tuple[str, float]],
         vars: Sequence[Tuple[str, str]],
+        schedule: Optional[Source] = None,
     ) -> npt.NDArray[np.float64]: ...
 
 def fit(
-    columns: Source, origin: str, request: str, progress: Optional[ProgressCallback] = None
+    columns: Source,
+    origin: str,
+    request: str,
+    progress: Optional[ProgressCallback] = None,
+    schedule: Optional[Source] = None,
 ) -> Fit: ...
 def load(path: str) -> Fit: ...
 def loads(text: str, messages: Sequence[str]) -> Fit: ...
 def bootstrap_shard(
-    columns: Source, origin: str, request: str, fit_json: str, start: int, end: int
+    columns: Source,
+    origin: str,
+    request: str,
+    fit_json: str,
+    start: int,
+    end: int,
+    schedule: Optional[Source] = None,
 ) -> str: ...
 def evaluate(
-    columns: Source, origin: str, request: str, progress: Optional[ProgressCallback] = None
+    columns: Source,
+    origin: str,
+    request: str,
+    progress: Optional[ProgressCallback] = None,
+    schedule: Optional[Source] = None,
 ) -> Tuple[str, List[str]]: ...
 def compare(
     columns: Source,
@@ -79,12 +94,17 @@ def compare(
     law_files: Sequence[str],
     request: str,
     progress: Optional[ProgressCallback] = None,
+    schedule: Optional[Source] = None,
 ) -> Tuple[str, List[str]]: ...
 def compare_sources(
     laws: Sequence[str], law_files: Sequence[str], request: str
 ) -> List[Tuple[str, str, str]]: ...
 def compare_law(
-    columns: Source, origin: str, law: Tuple[str, str, str], request: str
+    columns: Source,
+    origin: str,
+    law: Tuple[str, str, str],
+    request: str,
+    schedule: Optional[Source] = None,
 ) -> Tuple[str, List[str]]: ...
 def compare_merge(parts: Sequence[str], request: str, seconds: float) -> str: ...
 def simulate_preset(

@@ -85,3 +85,18 @@ def columns(data: Any) -> Tuple[Source, str]:
         "data must be a pandas or polars DataFrame, a dict of arrays, or the "
         f"path of a CSV file, not {type(data).__name__}"
     )
+
+
+def schedule(schedules: Any) -> Union[Source, None]:
+    """The runs' schedules as the core reads them: None, the path of a CSV
+    (``run,step,lr`` or a manifest ``run,file``), or the columns of a
+    DataFrame or dict of arrays ``run, step, lr``."""
+    if schedules is None:
+        return None
+    try:
+        return columns(schedules)[0]
+    except TypeError:
+        raise TypeError(
+            "schedule must be a pandas or polars DataFrame, a dict of arrays, or the path "
+            f"of a CSV file, not {type(schedules).__name__}"
+        ) from None

@@ -30,9 +30,6 @@ class Fit:
 
     def __init__(self, core: "_core.Fit") -> None:
         self._core = core
-        # The schedule file a fit of a law along the steps was made with,
-        # for its pictures.
-        self._schedule: Optional[str] = None
         self.report: Dict[str, Any] = json.loads(core.report_json())
         #: What the fit said about how the law was read, as notes and warnings.
         self.messages: List[str] = list(core.messages())
@@ -182,16 +179,20 @@ class Fit:
         df["set"] = np.where(held, "test", "fit")
         return df
 
-    def predict(self, data: Any, *, bands: bool = False) -> Union[np.ndarray, pd.DataFrame]:
+    def predict(self, data: Any, *, bands: bool = False,
+                schedule: Any = None) -> Union[np.ndarray, pd.DataFrame]:
         """The law's prediction at every row of ``data`` (a DataFrame, a dict
         of arrays or a CSV path with the columns the fit read; with ``by``,
-        the group columns pick each row's fit).
+        the group columns pick each row's fit). A law that sums along the
+        steps reads each row's run's ``schedule`` (as :func:`sweepfit.fit`
+        takes it; default: the schedules it was fitted with), so a run that
+        was never trained is predicted from its schedule alone.
 
         Returns a NumPy array; with ``bands=True`` a DataFrame of ``pred`` and
         each bootstrap scheme's ``lo_<scheme>``/``hi_<scheme>`` (the fit
         needs ``bootstrap=B``)."""
         cols, origin = _data.columns(data)
-        pred, band_list = self._core.predict(cols, origin)
+        pred, band_list = self._core.predict(cols, origin, _data.schedule(schedule))
         if not bands:
             return pred
         if not band_list:
@@ -202,26 +203,28 @@ class Fit:
             out[f"hi_{kind}"] = hi
         return pd.DataFrame(out)
 
-    def predict_at(self, **at: Any) -> pd.DataFrame:
+    def predict_at(self, *, schedule: Any = None, **at: Any) -> pd.DataFrame:
         """Predictions on every combination of the values given per variable,
         e.g. ``fit.predict_at(N=[1e9, 1e10], D=np.geomspace(1e9, 1e11, 20))``,
-        as ``sweepfit predict --at`` writes them (bands included)."""
+        as ``sweepfit predict --at`` writes them (bands included). A law that
+        sums along the steps predicts every run of ``schedule`` (default: the
+        schedules it was fitted with), e.g. ``fit.predict_at(step=[8000,
+        24000], schedule=wsd)``, with a column ``run``."""
         pairs = [(k, [float(x) for x in np.atleast_1d(v)]) for k, v in at.items()]
-        header, rows, said = self._core.predict_at(pairs)
+        header, rows, said = self._core.predict_at(pairs, _data.schedule(schedule))
         for msg in said:
             warnings.warn(msg, stacklevel=2)
         df = pd.DataFrame(rows, columns=header)
         return _numeric(df.replace("", np.nan))
 
     def plot(self, data: Any = None, *, residuals: bool = False, figsize: Optional[tuple] = None,
-             schedule: Optional[Union[str, "os.PathLike[str]"]] = None):
+             schedule: Any = None):
         """The Real-vs-Pred grid as a matplotlib Figure, one axes per curve
         (``residuals=True``: pred − loss). A loaded fit draws ``data``. For a
         law that sums along the steps, each run's learning rate is drawn
-        under its curve, from ``schedule`` or the schedule file it was
-        fitted with."""
-        schedule = schedule if schedule is not None else self._schedule
-        schedule = os.fspath(schedule) if schedule is not None else None
+        under its curve, from ``schedule`` (as :func:`sweepfit.fit` takes
+        it) or the schedules it was fitted with."""
+        schedule = _data.schedule(schedule)
         if data is None:
             layout = self._core.panels(schedule=schedule)
         else:

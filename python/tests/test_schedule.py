@@ -1,10 +1,12 @@
 """A law of the whole training curve from Python: the multi-power law on
-runs given as a DataFrame, with the schedules from a file, equals the
-command line's fit of the same rows."""
+runs given as a DataFrame, with the schedules from a file or a DataFrame,
+equals the command line's fit of the same rows, and predicts runs it never
+saw from their schedules as the command line does."""
 
 import json
 
 import pandas as pd
+import pytest
 
 import sweepfit
 from test_fit import close
@@ -55,3 +57,72 @@ def test_the_multi_power_law_from_a_data_frame(shared, run_cli, tmp_path):
         assert run in RUNS
     # Its rows, as pred.csv has them: without the schedule handles.
     assert "schedule" not in fit.data.columns
+
+
+def _runs(root, runs):
+    frames = []
+    for run in runs:
+        df = pd.read_csv(root / "25" / f"{run}.csv")
+        df = df[df["step"] != 24000]
+        df.insert(0, "run", run)
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _schedules(root, runs):
+    frames = []
+    for run in runs:
+        df = pd.read_csv(root / "schedules" / f"{run}.csv")
+        df.insert(0, "run", run)
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_schedules_as_a_data_frame_predict_runs_never_trained(shared, run_cli, tmp_path):
+    root = shared / "multipower"
+    data = _runs(root, RUNS)
+    frame = _schedules(root, RUNS)
+    path = tmp_path / "schedules.csv"
+    frame.to_csv(path, index=False)
+    opts = dict(law="multi-power", loss="huber", space="log", starts=2, max_iter=30,
+                backend="cpu", progress=False)
+    # The schedules as a data frame fit as the same schedules from a file.
+    from_frame = sweepfit.fit(data, schedule=frame, **opts)
+    from_file = sweepfit.fit(data, schedule=path, **opts)
+    assert from_frame.params == from_file.params
+    assert from_frame.objective == from_file.objective
+
+    # Runs it never saw, predicted row by row from their schedules as the
+    # command line predicts them at the same steps.
+    new = ["wsd_20000_24000", "wsdcon_3"]
+    rows = _runs(root, new)
+    pred = from_frame.predict(rows, schedule=_schedules(root, new))
+    fit_json = tmp_path / "fit.json"
+    from_frame.to_json(fit_json)
+    for run in new:
+        mine = rows["run"] == run
+        steps = ",".join(str(s) for s in rows.loc[mine, "step"])
+        out = run_cli("predict", "--fit", fit_json, "--schedule",
+                      root / "schedules" / f"{run}.csv", "--at", f"step={steps}")
+        want = [float(line.split(",")[-1]) for line in out.stdout.splitlines()[1:]]
+        assert len(want) == mine.sum()
+        for got, w in zip(pred[mine.to_numpy()], want):
+            assert close(got, w), (run, got, w)
+    # The fit's own rows default to the schedules it was fitted with; new
+    # runs without theirs are refused, naming the run.
+    assert list(from_frame.predict(data)) == list(from_frame.data["pred"])
+    with pytest.raises(sweepfit.SweepfitError, match="wsd_20000_24000"):
+        from_frame.predict(rows)
+    # A loaded fit has no schedules until given them.
+    loaded = sweepfit.load(fit_json)
+    with pytest.raises(sweepfit.SweepfitError, match="schedules"):
+        loaded.predict(rows)
+    assert list(loaded.predict(rows, schedule=_schedules(root, new))) == list(pred)
+
+    # On a grid of steps, every run of the schedules given, named.
+    grid = from_frame.predict_at(step=[4000, 15999], schedule=_schedules(root, new))
+    assert list(grid["run"]) == ["wsd_20000_24000"] * 2 + ["wsdcon_3"] * 2
+    with pytest.raises(sweepfit.SweepfitError, match="15999"):
+        from_frame.predict_at(step=[16000], schedule=_schedules(root, ["wsdcon_3"]))
+    with pytest.raises(TypeError, match="schedule must be"):
+        from_frame.predict(rows, schedule=3)

@@ -121,53 +121,22 @@ fn predict_law(a: &PredictArgs) -> anyhow::Result<()> {
         .map_err(|(it, why)| anyhow::anyhow!("{flag} '{it}': {why}"))?;
         at.push((name, values));
     }
-    let runs = match &a.schedule {
-        Some(path) => {
-            if !report
-                .variables
-                .contains_key(sweepfit::law::parse::SCHEDULE)
-            {
-                bail!("--schedule: the law sums along no steps, so it reads no schedule");
-            }
-            let s = sweepfit::data::Schedules::read(path)?;
-            let runs: Vec<(f64, String)> = sweepfit::lawfit::schedule_handles(&s)
-                .into_iter()
-                .zip(s.runs.keys())
-                .map(|(h, name)| (h as f64, name.clone()))
-                .collect();
-            at.push((
-                sweepfit::law::parse::SCHEDULE.to_string(),
-                runs.iter().map(|r| r.0).collect(),
-            ));
-            runs
+    let reads = report
+        .variables
+        .contains_key(sweepfit::law::parse::SCHEDULE);
+    let schedules = match &a.schedule {
+        Some(_) if !reads => {
+            bail!("--schedule: the law sums along no steps, so it reads no schedule")
         }
-        None if report
-            .variables
-            .contains_key(sweepfit::law::parse::SCHEDULE) =>
-        {
-            bail!("the law sums along its runs' steps: give the schedules to predict under with --schedule FILE")
-        }
-        None => Vec::new(),
+        Some(path) => Some(sweepfit::data::Schedules::read(path)?),
+        None if reads => bail!(
+            "the law sums along its runs' steps: give the schedules to predict under with \
+             --schedule FILE"
+        ),
+        None => None,
     };
-    let (mut header, mut rows) =
-        sweepfit::lawfit::predict_rows(&report, &law, axis.as_deref(), &at)?;
-    // A schedule's handle is shown as its run's name.
-    if let Some(c) = header
-        .iter()
-        .position(|h| h == sweepfit::law::parse::SCHEDULE)
-    {
-        header[c] = "run".to_string();
-        for r in &mut rows {
-            let h: f64 = r[c].parse().unwrap_or(f64::NAN);
-            if let Some((_, name)) = runs.iter().find(|(x, _)| *x == h) {
-                r[c] = if name == sweepfit::data::Schedules::EVERY_RUN {
-                    String::new()
-                } else {
-                    name.clone()
-                };
-            }
-        }
-    }
+    let (header, rows) =
+        sweepfit::lawfit::predict_rows(&report, &law, axis.as_deref(), &at, schedules.as_ref())?;
     for w in sweepfit::lawfit::extrapolation_warnings(&report, &at) {
         tell!("warning: {w}");
     }

@@ -47,14 +47,21 @@ impl Schedules {
     /// Read a long CSV `run,step,lr` (or `step,lr`) or a manifest
     /// `run,file`, told apart by their columns.
     pub fn read(path: &Path) -> Result<Schedules, DataError> {
-        let t = Table::read(path)?;
+        Schedules::from_table(&Table::read(path)?)
+    }
+
+    /// The schedules of a table in either form, read or made in memory
+    /// (a data frame's columns): a manifest's files are found beside the
+    /// table's file, or from the working folder for one in memory.
+    pub fn from_table(t: &Table) -> Result<Schedules, DataError> {
+        let path = &t.path;
         if t.rows() == 0 {
-            return Err(DataError::NoRows { path: path.into() });
+            return Err(DataError::NoRows { path: path.clone() });
         }
         let runs = if t.lookup("file")?.is_some() && t.lookup("lr")?.is_none() {
-            read_manifest(path, &t)?
+            read_manifest(path, t)?
         } else {
-            read_long(&t)?
+            read_long(t)?
         };
         let total: usize = runs.values().map(|s| s.lr.len()).sum();
         if total > MAX_STEPS {
@@ -64,7 +71,7 @@ impl Schedules {
             )));
         }
         Ok(Schedules {
-            path: path.into(),
+            path: path.clone(),
             runs,
         })
     }

@@ -29,9 +29,27 @@ pub struct BindOptions {
     /// Columns the command uses otherwise (`--by`, `--test-where`): not
     /// counted as columns the law leaves unused.
     pub used: Vec<String>,
-    /// `--schedule FILE`: the runs' learning rate at every step, for laws
-    /// that sum along the steps.
-    pub schedule: Option<std::path::PathBuf>,
+    /// `--schedule FILE` (or a data frame's columns): the runs' learning
+    /// rate at every step, for laws that sum along the steps.
+    pub schedule: Option<ScheduleSource>,
+}
+
+/// Where the runs' schedules come from: a file the bind reads, or ones
+/// read already (from columns in memory).
+#[derive(Debug, Clone)]
+pub enum ScheduleSource {
+    File(std::path::PathBuf),
+    Read(crate::data::Schedules),
+}
+
+impl ScheduleSource {
+    /// The schedules, read from the file where they come from one.
+    pub fn load(&self) -> Result<crate::data::Schedules, crate::data::DataError> {
+        match self {
+            ScheduleSource::File(path) => crate::data::Schedules::read(path),
+            ScheduleSource::Read(s) => Ok(s.clone()),
+        }
+    }
 }
 
 /// How a variable filled with its default is bound: this, then the value.

@@ -48,7 +48,7 @@ mod space;
 mod starts;
 
 use batch::{fit_jobs, Batch, Data, JobFit, Problems};
-pub use binding::{BindOptions, Binding};
+pub use binding::{BindOptions, Binding, ScheduleSource};
 pub use bootstrap::{bootstrap, bootstrap_shard, join_shards, Fitted};
 pub use compare::{compare, compare_law, merge_laws, LawResult, LawSource};
 pub use eval::{combinations, evaluate, LawEvalOptions, LawEvalOutput, Protocol, MAX_FOLDS};
@@ -173,7 +173,7 @@ pub fn bind(
     let bare = file.variables.is_empty();
     binding::fill_defaults(&file, table, opts)?;
     let schedules = match &opts.schedule {
-        Some(path) => Some(schedule::attach(table, path)?),
+        Some(source) => Some(schedule::attach(table, source.load()?)?),
         None => None,
     };
     let table = &*table;

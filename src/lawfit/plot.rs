@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use indexmap::IndexMap;
 
 use crate::data::{Check, Schedules, Selector, Table};
+use crate::law::parse::SCHEDULE;
 use crate::law::CompiledLaw;
 use crate::report::{format_count, LawFitReport, Panel, PlotOptions, DEFAULT_TITLE};
 use crate::stats::central;
@@ -31,6 +32,32 @@ pub fn panels(
             .map_err(|e| anyhow::anyhow!(e))?
             .rows(table)?,
         (None, None) => vec![false; table.rows()],
+    };
+    // Rows without their predictions (not pred.csv) of a law that sums
+    // along the steps read each run's schedule from `schedules`.
+    let with_handles;
+    let reads = law.variables.iter().any(|v| v == SCHEDULE);
+    let column = r.variables.get(SCHEDULE).map_or(SCHEDULE, String::as_str);
+    let bare = reads && table.find("pred").is_none() && table.lookup(column)?.is_none();
+    let table = match schedules {
+        None if bare => anyhow::bail!(
+            "{}: the law sums along its runs' steps: give the runs' schedules (--schedule \
+             FILE), or draw the pred.csv its fit wrote",
+            table.path.display()
+        ),
+        Some(s) if bare => {
+            let mut t = table.clone();
+            super::schedule::attach(&mut t, s.clone())?;
+            let cols = law
+                .variables
+                .iter()
+                .map(|v| t.require(r.variables.get(v).unwrap_or(v), &format!("variable {v}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            super::schedule::check_steps(s, law, &cols, &t)?;
+            with_handles = t;
+            &with_handles
+        }
+        _ => table,
     };
     let (panels, mut opts) = draw(law, axis, &r.variables, &r.by, r, &held, table, schedules)?;
     let mut title = format!("{DEFAULT_TITLE} · {} law · R² = {:.4}", r.law, r.metrics.r2);
@@ -161,7 +188,8 @@ fn draw(
                 None
             }
             None => anyhow::bail!(
-                "the law sums along its runs' steps: draw it from the pred.csv its fit wrote"
+                "the law sums along its runs' steps: draw it from the pred.csv its fit wrote, \
+                 or give the runs' schedules (--schedule FILE)"
             ),
         }
     } else {

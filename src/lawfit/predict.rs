@@ -3,7 +3,8 @@
 use anyhow::{bail, Context};
 use indexmap::IndexMap;
 
-use crate::data::{cell_key, Check, Table};
+use crate::data::{cell_key, Check, Schedules, Table};
+use crate::law::parse::SCHEDULE;
 use crate::law::{CompiledLaw, LawFile};
 use crate::report::{BootstrapReport, LawFitReport};
 
@@ -138,13 +139,52 @@ fn validate(r: &LawFitReport, law: &CompiledLaw, formula: &str) -> anyhow::Resul
 /// columns are the law's variables named by the data columns they were
 /// fitted from (looplm's D is `tokens`), the axis last so that each curve's
 /// rows come together; a variable not in `at` that took one value in the
-/// fitted rows (T = 1 in a sweep of ordinary models) keeps it.
+/// fitted rows (T = 1 in a sweep of ordinary models) keeps it. A law that
+/// sums along the steps predicts each run of `schedules` (runs never
+/// trained included), in a column `run`.
 pub fn predict_rows(
     r: &LawFitReport,
     law: &CompiledLaw,
     axis: Option<&str>,
     at: &[(String, Vec<f64>)],
+    schedules: Option<&Schedules>,
 ) -> anyhow::Result<(Vec<String>, Vec<Vec<String>>)> {
+    let schedule_var = law.variables.iter().position(|v| v == SCHEDULE);
+    if at.iter().any(|(n, _)| n == SCHEDULE) {
+        bail!("--at {SCHEDULE}: each run's schedule comes from the schedules given, not a list");
+    }
+    let mut at = at.to_vec();
+    let runs: Vec<(f64, String)> = match (schedule_var, schedules) {
+        (Some(_), Some(s)) => {
+            let runs: Vec<(f64, String)> = super::schedule_handles(s)
+                .into_iter()
+                .zip(s.runs.keys())
+                .map(|(h, name)| (h as f64, name.clone()))
+                .collect();
+            at.push((SCHEDULE.into(), runs.iter().map(|r| r.0).collect()));
+            runs
+        }
+        (Some(_), None) => bail!(
+            "the law sums along its runs' steps: give the schedules to predict under (run,step,lr)"
+        ),
+        (None, Some(s)) => bail!(
+            "{}: the law sums along no steps, so it reads no schedule",
+            s.path.display()
+        ),
+        (None, None) => Vec::new(),
+    };
+    // A schedule's handle is shown as its run's name.
+    let shown = |v: usize, x: f64| match runs.iter().find(|(h, _)| *h == x) {
+        Some((_, name)) if Some(v) == schedule_var => match name.as_str() {
+            Schedules::EVERY_RUN => String::new(),
+            name => name.to_string(),
+        },
+        _ => x.to_string(),
+    };
+    let at = &at[..];
+    if let Some(s) = schedules.filter(|_| schedule_var.is_some()) {
+        check_steps_at(law, s, at)?;
+    }
     if let Some((n, _)) = at.iter().find(|(n, _)| !law.variables.contains(n)) {
         bail!(
             "--at {n}: the law has no variable {n} (its variables: {})",
@@ -187,7 +227,10 @@ pub fn predict_rows(
     let mut header: Vec<String> = r.by.clone();
     header.extend(order.iter().map(|&v| {
         let name = &law.variables[v];
-        r.variables.get(name).unwrap_or(name).clone()
+        match Some(v) == schedule_var {
+            true => "run".to_string(),
+            false => r.variables.get(name).unwrap_or(name).clone(),
+        }
     }));
     header.push("pred".into());
     for k in &kinds {
@@ -207,7 +250,7 @@ pub fn predict_rows(
                 k /= values.len();
             }
             let mut row = key.clone();
-            row.extend(order.iter().map(|&v| point[v].to_string()));
+            row.extend(order.iter().map(|&v| shown(v, point[v])));
             row.push(law.eval(&point, p).to_string());
             // The band of each scheme (empty where this fit has no such
             // replicates).
@@ -221,6 +264,41 @@ pub fn predict_rows(
         }
     }
     Ok((header, rows))
+}
+
+/// Every step `at` asks a law's sums to run to: a whole number within
+/// each run's schedule (past its end the law has no value).
+fn check_steps_at(
+    law: &CompiledLaw,
+    s: &Schedules,
+    at: &[(String, Vec<f64>)],
+) -> anyhow::Result<()> {
+    for v in super::schedule::step_vars(law) {
+        let name = &law.variables[v];
+        let Some((_, values)) = at.iter().find(|(n, _)| n == name) else {
+            continue;
+        };
+        for &step in values {
+            if step < 0.0 || step.fract() != 0.0 {
+                bail!("--at {name}: {step} is not a whole number of steps");
+            }
+            for (run, sched) in &s.runs {
+                if step >= sched.lr.len() as f64 {
+                    let run = match run.as_str() {
+                        Schedules::EVERY_RUN => "the schedule".to_string(),
+                        run => format!("run '{run}'"),
+                    };
+                    bail!(
+                        "--at {name}: step {step} is past the end of {run} in {} (its last \
+                         step is {})",
+                        sched.path.display(),
+                        sched.lr.len() - 1
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// (group key, parameters in the law's order, bootstrap) of every fit of
@@ -288,16 +366,42 @@ pub struct RowPredictions {
 /// Predictions of a law fit at every row of `table`: each variable read
 /// from the column it was fitted from (a default such as T = 1 filled in
 /// where the table has no column for it), and with groups, each row
-/// predicted by the fit of its group (its values in the `by` columns).
-pub fn predict_table(fit: &LawFit, table: &mut Table) -> anyhow::Result<RowPredictions> {
+/// predicted by the fit of its group (its values in the `by` columns). A
+/// law that sums along the steps reads each row's run's schedule from
+/// `schedules` (by the `run` column), every row's step checked against it.
+pub fn predict_table(
+    fit: &LawFit,
+    table: &mut Table,
+    schedules: Option<&Schedules>,
+) -> anyhow::Result<RowPredictions> {
     let (r, law) = (&fit.report, &fit.law);
+    match (law.variables.iter().any(|v| v == SCHEDULE), schedules) {
+        (true, Some(s)) => {
+            super::schedule::attach(table, s.clone())?;
+        }
+        (true, None) => bail!(
+            "the law sums along its runs' steps: give the runs' schedules (run,step,lr) to \
+             predict their rows"
+        ),
+        (false, Some(s)) => bail!(
+            "{}: the law sums along no steps, so it reads no schedule",
+            s.path.display()
+        ),
+        (false, None) => {}
+    }
     fit.fill_defaults(table)?;
-    let mut cols = Vec::with_capacity(law.variables.len());
+    let mut index = Vec::with_capacity(law.variables.len());
     for v in &law.variables {
         let name = r.variables.get(v).unwrap_or(v);
-        let c = table.require(name, &format!("the law's variable {v}"))?;
-        cols.push(table.numbers(c, Check::Finite)?);
+        index.push(table.require(name, &format!("the law's variable {v}"))?);
     }
+    if let Some(s) = schedules {
+        super::schedule::check_steps(s, law, &index, table)?;
+    }
+    let cols = index
+        .iter()
+        .map(|&c| table.numbers(c, Check::Finite))
+        .collect::<Result<Vec<_>, _>>()?;
     let sets = fit_sets(r, law);
     // Per row, the fit that predicts it.
     let which: Vec<usize> = if r.groups.is_empty() {

@@ -3,8 +3,6 @@
 //! variable (a handle of `law::steps`), and the rows' steps are checked
 //! against it once the law says which variable is the step.
 
-use std::path::Path;
-
 use anyhow::bail;
 
 use crate::data::{Schedules, Table, TextColumn};
@@ -12,11 +10,11 @@ use crate::law::dag::Node;
 use crate::law::parse::SCHEDULE;
 use crate::law::{steps, CompiledLaw};
 
-/// Read the schedules at `path` and give `table` the column `schedule`:
+/// Give `table` the column `schedule`:
 /// each row's run's (by the `run` column; one schedule for every run when
 /// the file has none). Errors name the file, or the row whose run has no
 /// schedule.
-pub(super) fn attach(table: &mut Table, path: &Path) -> anyhow::Result<Schedules> {
+pub(super) fn attach(table: &mut Table, s: Schedules) -> anyhow::Result<Schedules> {
     if table.lookup(SCHEDULE)?.is_some() {
         bail!(
             "{}: the data has a column '{SCHEDULE}' already, and --schedule adds one of that \
@@ -24,7 +22,6 @@ pub(super) fn attach(table: &mut Table, path: &Path) -> anyhow::Result<Schedules
             table.path.display()
         );
     }
-    let s = Schedules::read(path)?;
     let handles = schedule_handles(&s);
     let run_col = table.lookup("run")?;
     let mut values = Vec::with_capacity(table.rows());
@@ -35,7 +32,7 @@ pub(super) fn attach(table: &mut Table, path: &Path) -> anyhow::Result<Schedules
             bail!(
                 "{}: run '{run}' has no schedule in {} (its runs: {}{})",
                 table.place(r),
-                path.display(),
+                s.path.display(),
                 known.join(", "),
                 if s.runs.len() > 8 { ", ..." } else { "" }
             );
