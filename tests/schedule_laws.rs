@@ -524,7 +524,6 @@ fn rows_of_runs_never_trained_are_predicted_and_drawn_from_their_schedules() {
     let dir = common::tempdir();
     let d = dir.path();
     // A fit of the 25M runs at the published parameters (every one fixed).
-    let data = long_csv(d, &TRAIN, 1.0);
     let published = [
         3.04045406,
         0.52468604,
@@ -540,29 +539,9 @@ fn rows_of_runs_never_trained_are_predicted_and_drawn_from_their_schedules() {
         .zip(published)
         .map(|(n, v)| format!("{n}={v}"))
         .collect();
-    let given = d.join("trained.csv");
-    let mut m = String::from("run,file\n");
-    for run in TRAIN {
-        m.push_str(&format!("{run},{}\n", schedule_path(run).display()));
-    }
-    std::fs::write(&given, m).unwrap();
-    let out = d.join("fit");
-    let mut args = vec![
-        "fit",
-        data.to_str().unwrap(),
-        "--law",
-        "multi-power",
-        "--schedule",
-        given.to_str().unwrap(),
-        "--backend",
-        "cpu",
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    for f in &fixes {
-        args.extend(["--fix", f.as_str()]);
-    }
-    common::ok(d, &args);
+    let args: Vec<&str> = fixes.iter().flat_map(|f| ["--fix", f.as_str()]).collect();
+    let runs = [TRAIN[0], TRAIN[1], TRAIN[2], HELD[0]];
+    let (out, _) = fit_split_runs(d, &runs, &args);
     let fitted = sweepfit::lawfit::read_law_fit(&out.join("fit.json")).unwrap();
 
     // Two runs it never saw, their logged rows and their schedules as the

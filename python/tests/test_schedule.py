@@ -14,15 +14,28 @@ from test_fit import close
 RUNS = ["cosine_24000", "constant_24000", "wsdcon_9"]
 
 
-def test_the_multi_power_law_from_a_data_frame(shared, run_cli, tmp_path):
-    root = shared / "multipower"
+def _runs(root, runs):
     frames = []
-    for run in RUNS:
+    for run in runs:
         df = pd.read_csv(root / "25" / f"{run}.csv")
         df = df[df["step"] != 24000]
         df.insert(0, "run", run)
         frames.append(df)
-    data = pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _schedules(root, runs):
+    frames = []
+    for run in runs:
+        df = pd.read_csv(root / "schedules" / f"{run}.csv")
+        df.insert(0, "run", run)
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_the_multi_power_law_from_a_data_frame(shared, run_cli, tmp_path):
+    root = shared / "multipower"
+    data = _runs(root, RUNS)
     schedules = tmp_path / "schedules.csv"
     schedules.write_text("run,file\n" + "".join(
         f"{run},{root / 'schedules' / (run + '.csv')}\n" for run in RUNS))
@@ -57,25 +70,6 @@ def test_the_multi_power_law_from_a_data_frame(shared, run_cli, tmp_path):
         assert run in RUNS
     # Its rows, as pred.csv has them: without the schedule handles.
     assert "schedule" not in fit.data.columns
-
-
-def _runs(root, runs):
-    frames = []
-    for run in runs:
-        df = pd.read_csv(root / "25" / f"{run}.csv")
-        df = df[df["step"] != 24000]
-        df.insert(0, "run", run)
-        frames.append(df)
-    return pd.concat(frames, ignore_index=True)
-
-
-def _schedules(root, runs):
-    frames = []
-    for run in runs:
-        df = pd.read_csv(root / "schedules" / f"{run}.csv")
-        df.insert(0, "run", run)
-        frames.append(df)
-    return pd.concat(frames, ignore_index=True)
 
 
 def test_schedules_as_a_data_frame_predict_runs_never_trained(shared, run_cli, tmp_path):

@@ -28,9 +28,15 @@ pub fn panels(
 ) -> anyhow::Result<(Vec<Panel>, PlotOptions)> {
     let held: Vec<bool> = match (table.find("set"), &r.test) {
         (Some(c), _) => table.columns[c].iter().map(|s| s == "test").collect(),
-        (None, Some(t)) => Selector::parse(&t.selector)
-            .map_err(|e| anyhow::anyhow!(e))?
-            .rows(table)?,
+        (None, Some(t)) => {
+            let sel = Selector::parse(&t.selector).map_err(|e| anyhow::anyhow!(e))?;
+            // Rows without the column (runs the fit never saw) are
+            // neither fitted nor held out: drawn unmarked.
+            match table.lookup(&sel.column)? {
+                Some(_) => sel.rows(table)?,
+                None => vec![false; table.rows()],
+            }
+        }
         (None, None) => vec![false; table.rows()],
     };
     // Rows without their predictions (not pred.csv) of a law that sums
