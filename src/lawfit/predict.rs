@@ -280,7 +280,7 @@ fn check_steps_at(
         };
         for &step in values {
             if step < 0.0 || step.fract() != 0.0 {
-                bail!("--at {name}: {step} is not a whole number of steps");
+                bail!("--at {name}: {step} is not a step (a whole number, 0 or more)");
             }
             for (run, sched) in &s.runs {
                 if step >= sched.lr.len() as f64 {

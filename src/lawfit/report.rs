@@ -3,6 +3,7 @@
 //! and the backend.
 
 use super::*;
+use crate::law::parse::SCHEDULE;
 
 /// Where the law is not finite: the first row and the smallest
 /// sub-expression there that is not, as text.
@@ -33,10 +34,13 @@ pub(super) fn non_finite_site(
         let Some(bad) = (0..=law.value).find(|&id| !buf[id as usize].is_finite()) else {
             continue;
         };
+        // A run's schedule is a handle of this process, not a value: the
+        // row's place names its run.
         let at: Vec<String> = law
             .variables
             .iter()
             .zip(&point)
+            .filter(|(n, _)| n.as_str() != SCHEDULE)
             .map(|(n, v)| format!("{n} = {v}"))
             .collect();
         first = Some(format!(
@@ -58,7 +62,7 @@ pub(super) fn non_finite_site(
                 .all(|&r| cols.vars[v][r].to_bits() == x.to_bits())
                 .then_some((v, x))
         })
-        .filter(|&(_, x)| x == 0.0)
+        .filter(|&(v, x)| x == 0.0 && law.variables[v] != SCHEDULE)
         .collect();
     site.push_str(&format!(
         "; {} of the {} rows are not finite there",
