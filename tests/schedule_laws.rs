@@ -227,6 +227,72 @@ fn the_sum_operators_are_the_plain_loops_over_steps() {
     }
 }
 
+#[test]
+fn the_sums_of_many_rows_together_are_each_rows_sum_alone() {
+    use sweepfit::law::dag::Node;
+    use sweepfit::law::steps;
+    let law = compiled_multi_power();
+    let p = [3.04, 0.52, 0.51, 363.8, 2.07, 0.58, 0.64];
+    // Every sum of the law (S1, LD and their derivatives) at its outer
+    // values: the parameters it reads.
+    let sums: Vec<(u32, Vec<f64>)> = law
+        .graph
+        .nodes()
+        .iter()
+        .filter_map(|n| match *n {
+            Node::Steps(d, ops) => {
+                let args = ops[2..2 + steps::n_args(d)]
+                    .iter()
+                    .map(|&o| match law.graph.node(o) {
+                        Node::Param(i) => p[i as usize],
+                        other => panic!("an outer value that is not a parameter: {other:?}"),
+                    })
+                    .collect();
+                Some((d, args))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(sums.len() >= 2, "{} sums", sums.len());
+    // Rows of two runs, enough (step, k) pairs that they are spread over
+    // the threads, with a step past one schedule's end and repeats.
+    let (wsd, cos) = (handle("wsdcon_9"), handle("cosine_24000"));
+    let mut cells: Vec<(f64, f64)> = (0..300)
+        .map(|i| (if i % 2 == 0 { wsd } else { cos }, (60 * i + 7) as f64))
+        .collect();
+    cells.extend([(wsd, 16000.0), (cos, 23999.0), (cos, 23999.0), (cos, 1.5)]);
+    // Each alone, on a thread of its own (its own cache of sums).
+    let alone: Vec<Vec<f64>> = std::thread::scope(|s| {
+        s.spawn(|| {
+            sums.iter()
+                .map(|(d, args)| {
+                    cells
+                        .iter()
+                        .map(|&(h, t)| steps::eval(*d, h, t, args))
+                        .collect()
+                })
+                .collect()
+        })
+        .join()
+        .unwrap()
+    });
+    for ((d, args), want) in sums.iter().zip(&alone) {
+        let mut got = vec![0.0; cells.len()];
+        steps::eval_cells(*d, &|j| cells[j].0, &|j| cells[j].1, args, &mut got);
+        for (j, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                g.to_bits() == w.to_bits(),
+                "sum {d} at cell {j} {:?}: {g} together, {w} alone",
+                cells[j]
+            );
+        }
+    }
+    // Past the end of its run's schedule, or not a step: no value.
+    let last = cells.len() - 4;
+    assert!(alone[0][last].is_nan() && alone[0][last + 3].is_nan());
+    assert!(alone[0][last + 1].is_finite());
+}
+
 /// (f(p + e u_i) - f(p - e u_i)) / 2e.
 fn central_difference<const N: usize>(
     f: impl Fn(&[f64; N]) -> f64,

@@ -732,20 +732,42 @@ impl Family {
                 return v;
             }
         }
-        let call = self.calls(p, t, args);
-        let m = p.ks.partition_point(|&k| k <= last);
-        let karg = if self.order[Kind::KArg as usize].is_empty() {
+        let karg = self.karg_of(p, t, args);
+        self.pass_sums(p, t, args, &karg)
+    }
+
+    /// The KArg arrays of run `p` for outer values `args` (cached per
+    /// thread); `t` is any step (KArg nodes read no Call node on it).
+    fn karg_of(&self, p: &RunPlan, t: i64, args: &[f64]) -> KArgs {
+        if self.order[Kind::KArg as usize].is_empty() {
             Rc::new(Vec::new())
         } else {
-            karg_cached(self, p, &call, args)
-        };
+            karg_cached(self, p, &self.calls(p, t, args), args)
+        }
+    }
+
+    /// Whether the sums at steps up to `last` are those of the pass (not
+    /// past the schedule, not by recurrence).
+    fn by_pass(&self, p: &RunPlan, t: i64) -> bool {
+        t + self.body.hi < p.series.len() as i64 && self.geometric.is_none()
+    }
+
+    /// [`Family::sums`] by the pass over (step, k) pairs, with the run's
+    /// KArg arrays `karg`.
+    fn pass_sums(&self, p: &RunPlan, t: i64, args: &[f64], karg: &[Vec<f64>]) -> Vec<f64> {
+        let last = t + self.body.hi;
+        if last >= p.series.len() as i64 {
+            return vec![f64::NAN; self.roots.len()];
+        }
+        let call = self.calls(p, t, args);
+        let m = p.ks.partition_point(|&k| k <= last);
         let mut sums = vec![0.0; self.roots.len()];
         let w = Work {
             p,
             t,
             m,
             call: &call,
-            karg: &karg,
+            karg,
             args,
         };
         dispatch(self, &w, &mut sums);
@@ -979,6 +1001,89 @@ pub fn eval(def: u32, handle: f64, t: f64, args: &[f64]) -> f64 {
         c.insert(key, sums);
     });
     v
+}
+
+/// Below this many (step, k) pairs in all, the sums of [`eval_cells`] are
+/// summed on the calling thread: spreading them would cost more.
+const PARALLEL_PAIRS: usize = 1 << 16;
+
+/// [`eval`] at cells `0..out.len()` with the same outer values `args`,
+/// cell `j` on run `handle(j)` at step `step(j)`. The sums not yet known
+/// are summed once per (run, step), spread over the threads where they
+/// are many: a row's sum costs O(steps), and a fit of a few hundred rows
+/// of one run per start would otherwise keep one core busy. They are kept
+/// as [`eval`] keeps them, for the derivatives that ask next.
+pub fn eval_cells(
+    def: u32,
+    handle: &dyn Fn(usize) -> f64,
+    step: &dyn Fn(usize) -> f64,
+    args: &[f64],
+    out: &mut [f64],
+) {
+    let (fam, root) = family(def);
+    let bits = arg_bits(args);
+    // The (run, step)s to sum, and the cells that wait on each.
+    let mut todo: Vec<(Arc<RunPlan>, i64)> = Vec::new();
+    let mut index: HashMap<(u32, i64), usize> = HashMap::new();
+    let mut waiting: Vec<(usize, usize)> = Vec::new();
+    let mut pairs = 0;
+    for (j, o) in out.iter_mut().enumerate() {
+        let (h, t) = (handle(j), step(j));
+        if !(h >= 0.0 && h.fract() == 0.0 && t.fract() == 0.0 && t.is_finite()) {
+            *o = f64::NAN;
+            continue;
+        }
+        let (h, t) = (h as u32, t as i64);
+        if let Some(v) = SUMS.with(|c| c.borrow().get(&(fam.id, h, t, bits)).map(|v| v[root])) {
+            *o = v;
+            continue;
+        }
+        let Some(p) = fam.run(h) else {
+            *o = f64::NAN;
+            continue;
+        };
+        if !fam.by_pass(&p, t) {
+            *o = eval(def, h as f64, t as f64, args);
+            continue;
+        }
+        let i = *index.entry((h, t)).or_insert_with(|| {
+            pairs += p.ks.partition_point(|&k| k <= t + fam.body.hi);
+            todo.push((p, t));
+            todo.len() - 1
+        });
+        waiting.push((j, i));
+    }
+    if todo.is_empty() {
+        return;
+    }
+    // A run's KArg arrays once, here: every thread reads them.
+    let mut kargs: HashMap<u32, KArgs> = HashMap::new();
+    for (p, t) in &todo {
+        kargs
+            .entry(p.handle)
+            .or_insert_with(|| fam.karg_of(p, *t, args));
+    }
+    let reads: Vec<&[Vec<f64>]> = todo.iter().map(|(p, _)| &kargs[&p.handle][..]).collect();
+    let sum =
+        |((p, t), karg): (&(Arc<RunPlan>, i64), &&[Vec<f64>])| fam.pass_sums(p, *t, args, karg);
+    let sums: Vec<Vec<f64>> = if pairs >= PARALLEL_PAIRS && todo.len() > 1 {
+        use rayon::prelude::*;
+        todo.par_iter().zip(&reads).map(sum).collect()
+    } else {
+        todo.iter().zip(&reads).map(sum).collect()
+    };
+    for (j, i) in waiting {
+        out[j] = sums[i][root];
+    }
+    SUMS.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() + todo.len() > SUMS_KEEP {
+            c.clear();
+        }
+        for ((p, t), s) in todo.iter().zip(sums) {
+            c.insert((fam.id, p.handle, *t, bits), s.into());
+        }
+    });
 }
 
 /// A family as code generators read it: the lowered body with its value

@@ -106,6 +106,15 @@ pub(crate) fn node_op<'a, const FMA: bool>(
                 V::A(a) => a[j],
             };
             let mut args = [0.0; steps::MAX_ARGS];
+            // Outer values shared by every cell (parameters): the cells'
+            // sums together, spread over the threads.
+            if ops[2..].iter().all(|v| matches!(v, V::S(_))) {
+                for (a, v) in args[..n].iter_mut().zip(&ops[2..]) {
+                    *a = at(v, 0);
+                }
+                let (h, t) = (&ops[0], &ops[1]);
+                return steps::eval_cells(d, &|j| at(h, j), &|j| at(t, j), &args[..n], out);
+            }
             for (j, x) in out.iter_mut().enumerate() {
                 for (i, a) in args[..n].iter_mut().enumerate() {
                     *a = at(&ops[2 + i], j);
