@@ -504,7 +504,7 @@ fn a_new_schedule_is_predicted_as_the_plain_loop_at_the_fitted_parameters() {
     // Without the schedule handles of the process that fitted it.
     assert!(table.find("schedule").is_none(), "{:?}", table.headers);
     let given = Schedules::read(&schedules).unwrap();
-    let (panels, _) = sweepfit::lawfit::panels(
+    let (panels, opts) = sweepfit::lawfit::panels(
         &fitted.law,
         fitted.axis.as_deref(),
         &fitted.report,
@@ -512,6 +512,12 @@ fn a_new_schedule_is_predicted_as_the_plain_loop_at_the_fitted_parameters() {
         Some(&given),
     )
     .unwrap();
+    // Its own rows: the fit's R² alone.
+    let title = opts.title.unwrap();
+    assert!(
+        title.contains("R² = ") && !title.contains("here"),
+        "{title}"
+    );
     for p in &panels {
         let lr = schedule(&p.label);
         let last = p.tokens.iter().copied().fold(0.0, f64::max) as usize;
@@ -672,7 +678,7 @@ fn rows_of_runs_never_trained_are_predicted_and_drawn_from_their_schedules() {
 
     // Drawn from the rows alone (no pred column): the same predictions.
     let table = Table::read(&d.join("new.csv")).unwrap();
-    let (panels, _) = sweepfit::lawfit::panels(
+    let (panels, opts) = sweepfit::lawfit::panels(
         &fitted.law,
         fitted.axis.as_deref(),
         &fitted.report,
@@ -681,6 +687,9 @@ fn rows_of_runs_never_trained_are_predicted_and_drawn_from_their_schedules() {
     )
     .unwrap();
     assert_eq!(panels.len(), 2);
+    // Scored on these rows, the fit's R² beside it.
+    let title = opts.title.unwrap();
+    assert!(title.contains(" here (the fit's "), "{title}");
     for p in &panels {
         assert!(!p.schedule.is_empty(), "{}", p.label);
         for (&t, &y) in p.tokens.iter().zip(&p.pred) {

@@ -66,12 +66,43 @@ pub fn panels(
         _ => table,
     };
     let (panels, mut opts) = draw(law, axis, &r.variables, &r.by, r, &held, table, schedules)?;
-    let mut title = format!("{DEFAULT_TITLE} · {} law · R² = {:.4}", r.law, r.metrics.r2);
-    if let Some(t) = &r.test {
-        title.push_str(&format!(" · test R² = {:.4}", t.metrics.r2));
-    }
-    opts.title = Some(title);
+    opts.title = Some(title(r, &panels));
     Ok((panels, opts))
+}
+
+/// The picture's title: the law and its R². Rows other than the fit's
+/// (runs it never saw) are scored themselves, beside the fit's R², which
+/// says nothing about them.
+fn title(r: &LawFitReport, panels: &[Panel]) -> String {
+    let (mut y, mut q) = (Vec::new(), Vec::new());
+    for p in panels {
+        for ((&l, &x), &held) in p.loss.iter().zip(&p.pred).zip(&p.held_out) {
+            if !held && x.is_finite() {
+                y.push(l);
+                q.push(x);
+            }
+        }
+    }
+    let here = crate::report::SetMetrics::new(&y, &q).r2;
+    let fit = r.metrics.r2;
+    let (mut title, fits) = if y.is_empty() || (here - fit).abs() <= 5e-5 {
+        (
+            format!("{DEFAULT_TITLE} · {} law · R² = {fit:.4}", r.law),
+            "",
+        )
+    } else {
+        (
+            format!(
+                "{DEFAULT_TITLE} · {} law · R² = {here:.4} here (the fit's {fit:.4})",
+                r.law
+            ),
+            "the fit's ",
+        )
+    };
+    if let Some(t) = &r.test {
+        title.push_str(&format!(" · {fits}test R² = {:.4}", t.metrics.r2));
+    }
+    title
 }
 
 /// The picture of one eval fold: `params` on every row, `held` marked.
