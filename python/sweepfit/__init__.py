@@ -25,7 +25,14 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 import numpy as np
 import pandas as pd
 
-from . import _core, _data, _ray
+# Mesa's Vulkan layer VK_LAYER_MESA_device_select only reorders adapters
+# (sweepfit picks its own), and on a machine without a display server it
+# prints "error: XDG_RUNTIME_DIR is invalid or not set" while sweepfit
+# probes them: a harmless message that reads as a failure. The layer's own
+# switch turns it off unless the user set it, as the command line does.
+os.environ.setdefault("NODEVICE_SELECT", "1")
+
+from . import _core, _data, _ray  # noqa: E402
 from ._core import SweepfitError, __version__
 from ._fit import Fit
 from ._progress import reporter

@@ -1,5 +1,9 @@
 """Evaluation, simulation, the built-in laws, a law on its own, devices."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -69,6 +73,16 @@ def test_devices_is_a_list():
     assert isinstance(d, list)
     for a in d:
         assert {"name", "backend", "device_type"} <= set(a)
+
+
+def test_looking_for_devices_without_a_display_server_says_nothing():
+    # Mesa's device-select layer complains on stderr where no display
+    # server runs; the package turns it off, as the command line does.
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_RUNTIME_DIR", "NODEVICE_SELECT")}
+    p = subprocess.run([sys.executable, "-c", "import sweepfit; sweepfit.devices()"],
+                       capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    assert "XDG_RUNTIME_DIR" not in p.stderr, p.stderr
 
 
 def test_compare_ranks_the_law_the_data_came_from_first():
