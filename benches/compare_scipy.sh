@@ -16,6 +16,9 @@
 #                            objective (--match-sweepfit); "scipy": the peer's
 #                            own defaults (ftol 1e-12, gtol 1e-10)
 #   PEER_ARGS                extra arguments for the peer
+#   JAX                      1: also time the JAX + optax peer
+#                            (benches/peer_jax.py; pip install jax optax) on
+#                            the same points and starts
 set -euo pipefail
 
 if [ "$#" -gt 0 ]; then
@@ -36,6 +39,7 @@ MANIFEST="${MANIFEST:-$HERE/pythia_manifest.csv}"
 OUT="${OUT:-$ROOT/target/compare_scipy}"
 PEER_TOL="${PEER_TOL:-matched}"
 PEER_ARGS="${PEER_ARGS:-}"
+JAX="${JAX:-0}"
 OBJ=(--loss "$LOSS" --space "$SPACE" --delta "$DELTA")
 
 cd "$ROOT"
@@ -74,8 +78,15 @@ python3 "$HERE/peer_scipy.py" "$OUT/sweepfit/pred.csv" --starts "$OUT/sweepfit/s
 t3=$(date +%s.%N)
 grep -E '^(tolerances|read|fit|best|starts within|iterations)' "$OUT/peer.log" || true
 
-python3 - "$OUT/sweepfit/fit.json" "$OUT/peer.json" "$t0" "$t1" "$t2" "$t3" <<'EOF'
-import json, sys
+if [ "$JAX" = 1 ]; then
+    echo "== JAX + optax peer: same points, same starts, sweepfit's stopping rules"
+    python3 "$HERE/peer_jax.py" "$OUT/sweepfit/pred.csv" --starts "$OUT/sweepfit/starts.csv" \
+        --fixed-from "$OUT/sweepfit/fit.json" "${OBJ[@]}" --json "$OUT/jax.json" >"$OUT/jax.log"
+    cat "$OUT/jax.log"
+fi
+
+JAX="$JAX" python3 - "$OUT/sweepfit/fit.json" "$OUT/peer.json" "$t0" "$t1" "$t2" "$t3" <<'EOF'
+import json, os, sys
 sf, peer = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 t0, t1, t2, t3 = map(float, sys.argv[3:7])
 s_fit, p_fit = sf["seconds"], peer["seconds"]
@@ -88,6 +99,14 @@ print(f"{'wall seconds':16}{s_wall:18.3f}{p_wall:18.3f}{p_wall / s_wall:15.2f}")
 print(f"{'best objective':16}{f_s:18.10e}{f_p:18.10e}")
 print(f"{'starts at best':16}{sf['starts']['at_best']:>18}{peer['at_best']:>18}")
 print(f"relative difference of the best objectives: {(f_p - f_s) / abs(f_s):+.2e}")
+jax_json = os.path.join(os.path.dirname(sys.argv[2]), "jax.json")
+if os.environ.get("JAX") == "1" and os.path.exists(jax_json):
+    jx = json.load(open(jax_json))
+    j_wall = jx["seconds"] + jx["compile_seconds"]
+    print(f"{'JAX fit seconds':16}{s_fit:18.3f}{jx['seconds']:18.3f}{jx['seconds'] / s_fit:15.2f}")
+    print(f"{'JAX + compile':16}{s_wall:18.3f}{j_wall:18.3f}{j_wall / s_wall:15.2f}")
+    print(f"JAX's best objective {jx['best_objective']:.10e}, "
+          f"{jx['at_best']} starts at it, {jx['iterations']} iterations")
 print(f"points {sf['points']}, starts {sf['starts']['count']}; sweepfit: {sf['backend']['device']}; "
       f"peer: one process, sequential starts, {peer['nit_total']} iterations, "
       f"{peer['nfev_total']} evaluations")
