@@ -280,7 +280,10 @@ fn check_steps_at(
         };
         for &step in values {
             if step < 0.0 || step.fract() != 0.0 {
-                bail!("--at {name}: {step} is not a step (a whole number, 0 or more)");
+                bail!(
+                    "--at {name}: {step} is not a step (a whole number, 0 or more); a range \
+                     START:STOP:COUNT gives whole steps when COUNT - 1 divides STOP - START"
+                );
             }
             for (run, sched) in &s.runs {
                 if step >= sched.lr.len() as f64 {
