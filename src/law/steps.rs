@@ -742,7 +742,7 @@ impl Family {
         if self.order[Kind::KArg as usize].is_empty() {
             Rc::new(Vec::new())
         } else {
-            karg_cached(self, p, &self.calls(p, t, args), args)
+            karg_cached(self, p, t, args)
         }
     }
 
@@ -958,12 +958,15 @@ thread_local! {
         RefCell::new(HashMap::new());
 }
 
-fn karg_cached(f: &Family, p: &RunPlan, call: &[f64], args: &[f64]) -> KArgs {
+/// A family's KArg arrays for run `p` and outer values `args`, from this
+/// thread's cache or made (with the Call nodes at step `t`, which the KArg
+/// nodes read only where they are free of the step).
+fn karg_cached(f: &Family, p: &RunPlan, t: i64, args: &[f64]) -> KArgs {
     let key = (f.id, p.handle, arg_bits(args));
     if let Some(v) = KARGS.with(|c| c.borrow().get(&key).cloned()) {
         return v;
     }
-    let v = Rc::new(f.karg(p, call, args));
+    let v = Rc::new(f.karg(p, &f.calls(p, t, args), args));
     KARGS.with(|c| {
         let mut c = c.borrow_mut();
         if c.len() >= KARG_KEEP {

@@ -173,7 +173,11 @@ pub fn bind(
     let bare = file.variables.is_empty();
     binding::fill_defaults(&file, table, opts)?;
     let schedules = match &opts.schedule {
-        Some(source) => Some(schedule::attach(table, source.load()?)?),
+        Some(source) => {
+            let s = source.load()?;
+            schedule::attach(table, &s)?;
+            Some(s)
+        }
         None => None,
     };
     let table = &*table;

@@ -53,13 +53,7 @@ pub fn panels(
         ),
         Some(s) if bare => {
             let mut t = table.clone();
-            super::schedule::attach(&mut t, s.clone())?;
-            let cols = law
-                .variables
-                .iter()
-                .map(|v| t.require(r.variables.get(v).unwrap_or(v), &format!("variable {v}")))
-                .collect::<Result<Vec<_>, _>>()?;
-            super::schedule::check_steps(s, law, &cols, &t)?;
+            super::schedule::attach_checked(&mut t, s, law, &r.variables)?;
             with_handles = t;
             &with_handles
         }

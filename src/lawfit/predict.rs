@@ -378,10 +378,9 @@ pub fn predict_table(
     schedules: Option<&Schedules>,
 ) -> anyhow::Result<RowPredictions> {
     let (r, law) = (&fit.report, &fit.law);
+    fit.fill_defaults(table)?;
     match (law.variables.iter().any(|v| v == SCHEDULE), schedules) {
-        (true, Some(s)) => {
-            super::schedule::attach(table, s.clone())?;
-        }
+        (true, Some(s)) => super::schedule::attach_checked(table, s, law, &r.variables)?,
         (true, None) => bail!(
             "the law sums along its runs' steps: give the runs' schedules (run,step,lr) to \
              predict their rows"
@@ -392,19 +391,12 @@ pub fn predict_table(
         ),
         (false, None) => {}
     }
-    fit.fill_defaults(table)?;
-    let mut index = Vec::with_capacity(law.variables.len());
+    let mut cols = Vec::with_capacity(law.variables.len());
     for v in &law.variables {
         let name = r.variables.get(v).unwrap_or(v);
-        index.push(table.require(name, &format!("the law's variable {v}"))?);
+        let c = table.require(name, &format!("the law's variable {v}"))?;
+        cols.push(table.numbers(c, Check::Finite)?);
     }
-    if let Some(s) = schedules {
-        super::schedule::check_steps(s, law, &index, table)?;
-    }
-    let cols = index
-        .iter()
-        .map(|&c| table.numbers(c, Check::Finite))
-        .collect::<Result<Vec<_>, _>>()?;
     let sets = fit_sets(r, law);
     // Per row, the fit that predicts it.
     let which: Vec<usize> = if r.groups.is_empty() {

@@ -10,11 +10,10 @@ use crate::law::dag::Node;
 use crate::law::parse::SCHEDULE;
 use crate::law::{steps, CompiledLaw};
 
-/// Give `table` the column `schedule`:
-/// each row's run's (by the `run` column; one schedule for every run when
-/// the file has none). Errors name the file, or the row whose run has no
-/// schedule.
-pub(super) fn attach(table: &mut Table, s: Schedules) -> anyhow::Result<Schedules> {
+/// Give `table` the column `schedule`: each row's run's schedule of `s`
+/// (by the `run` column; one schedule for every run when the file has
+/// none). Errors name the file, or the row whose run has no schedule.
+pub(super) fn attach(table: &mut Table, s: &Schedules) -> anyhow::Result<()> {
     if table.lookup(SCHEDULE)?.is_some() {
         bail!(
             "{}: the data has a column '{SCHEDULE}' already, and --schedule adds one of that \
@@ -22,7 +21,7 @@ pub(super) fn attach(table: &mut Table, s: Schedules) -> anyhow::Result<Schedule
             table.path.display()
         );
     }
-    let handles = schedule_handles(&s);
+    let handles = schedule_handles(s);
     let run_col = table.lookup("run")?;
     let mut values = Vec::with_capacity(table.rows());
     for r in 0..table.rows() {
@@ -41,7 +40,30 @@ pub(super) fn attach(table: &mut Table, s: Schedules) -> anyhow::Result<Schedule
     }
     table.headers.push(SCHEDULE.to_string());
     table.columns.push(TextColumn::from_numbers(values));
-    Ok(s)
+    Ok(())
+}
+
+/// [`attach`], then [`check_steps`] with the law's variables read from the
+/// columns `variables` names (a fit report's; a variable's own name
+/// otherwise): rows predicted or drawn from a fit.
+pub(super) fn attach_checked(
+    table: &mut Table,
+    s: &Schedules,
+    law: &CompiledLaw,
+    variables: &indexmap::IndexMap<String, String>,
+) -> anyhow::Result<()> {
+    attach(table, s)?;
+    let columns = law
+        .variables
+        .iter()
+        .map(|v| {
+            table.require(
+                variables.get(v).unwrap_or(v),
+                &format!("the law's variable {v}"),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    check_steps(s, law, &columns, table)
 }
 
 /// Each run's schedule registered for the laws' sums (see
