@@ -50,10 +50,15 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use super::dag::{Graph, Node, NodeId};
 use super::diff;
+use super::ops::Func;
 use super::plan::{lower, Class};
 use super::vector::{node_op, V};
+use crate::fastmath::exact_ln_recip;
 
 mod geometric;
+mod hoist;
+
+pub use hoist::Summand;
 
 /// Outer values a sum's body may use (parameters, variables, defs).
 pub const MAX_ARGS: usize = 4;
@@ -172,6 +177,19 @@ enum Kind {
     Pair,
 }
 
+/// Pair nodes computed together (by their place in the Pair order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Twin {
+    None,
+    /// The first of `ln(u)` and `1/u`: both, from one exact ln.
+    LnRecip {
+        ln: usize,
+        recip: usize,
+    },
+    /// The second: computed with the first.
+    Done,
+}
+
 /// A body and its derivatives with respect to every outer value, lowered
 /// and planned: one pass evaluates them all. `body.graph` holds them all
 /// lowered, and the written body (`body.root`) for the text.
@@ -180,9 +198,13 @@ struct Family {
     body: Body,
     /// The value and its derivative by each outer value.
     roots: Vec<NodeId>,
+    /// What is summed for each root (see [`hoist`]).
+    summands: Vec<Summand>,
     kind: Vec<Kind>,
     /// Nodes needed, by kind, in topological order.
     order: [Vec<NodeId>; 4],
+    /// Per Pair node, whether it is computed with another.
+    twin: Vec<Twin>,
     /// Per node, its row in its kind's arrays.
     slot: Vec<usize>,
     /// Factors of the value on k alone: steps where one is 0 add nothing.
@@ -489,6 +511,7 @@ impl Family {
         let grads = diff::gradient(&mut graph, value, body.n_args);
         let mut roots = vec![value];
         roots.extend(grads.iter().map(|&r| lower(&mut graph, r, &level)));
+        let summands = hoist::hoist(&mut graph, &roots, kmask, tmask);
         let masks = graph.var_masks();
         let dep = diff::param_dependent(&graph);
         let kind: Vec<Kind> = (0..graph.len())
@@ -513,9 +536,13 @@ impl Family {
                 _ => {}
             }
         }
-        // What is evaluated: the roots' cones and the factors'.
+        // What is evaluated: the summands' cones and the factors'.
         let mut needed = vec![false; graph.len()];
-        let mut stack: Vec<NodeId> = roots.iter().chain(&factors).copied().collect();
+        let mut stack: Vec<NodeId> = summands
+            .iter()
+            .flat_map(|s| s.scale.into_iter().chain([s.base]))
+            .chain(factors.iter().copied())
+            .collect();
         while let Some(n) = stack.pop() {
             if !needed[n as usize] {
                 needed[n as usize] = true;
@@ -531,12 +558,31 @@ impl Family {
                 order[k].push(i as NodeId);
             }
         }
+        // ln u and 1/u of one u, as the derivatives of u^-beta have them:
+        // one exact ln gives both (its reciprocal shares its division).
+        let pairs = &order[Kind::Pair as usize];
+        let mut twin = vec![Twin::None; pairs.len()];
+        for (j, &id) in pairs.iter().enumerate() {
+            let Node::Fn1(Func::Log, u) = graph.node(id) else {
+                continue;
+            };
+            let recip = pairs.iter().position(|&r| {
+                matches!(graph.node(r), Node::Div(one, d) if d == u && graph.is_const(one, 1.0))
+            });
+            if let Some(r) = recip {
+                let (first, second) = (j.min(r), j.max(r));
+                twin[first] = Twin::LnRecip { ln: j, recip: r };
+                twin[second] = Twin::Done;
+            }
+        }
         Family {
             id,
             body: Body { graph, ..body },
             roots,
+            summands,
             kind,
             order,
+            twin,
             slot,
             factors,
             geometric,
@@ -799,6 +845,24 @@ impl Family {
             let len = CHUNK.min(w.m - c0);
             for (j, &id) in pairs.iter().enumerate() {
                 let (done, rest) = buf.split_at_mut(j * CHUNK);
+                match self.twin[j] {
+                    Twin::None => {}
+                    Twin::Done => continue,
+                    Twin::LnRecip { ln, recip } => {
+                        let Node::Fn1(_, u) = g.node(pairs[ln]) else {
+                            unreachable!("a twin is a log")
+                        };
+                        let s = self.slot[u as usize];
+                        let u = &done[s * CHUNK..s * CHUNK + len];
+                        let (lo, hi) = rest.split_at_mut((recip.max(ln) - j) * CHUNK);
+                        let (lo, hi) = (&mut lo[..len], &mut hi[..len]);
+                        let (l, r) = if ln < recip { (lo, hi) } else { (hi, lo) };
+                        for ((x, l), r) in u.iter().zip(l).zip(r) {
+                            (*l, *r) = exact_ln_recip::<FMA>(*x);
+                        }
+                        continue;
+                    }
+                }
                 let out = &mut rest[..len];
                 if let Some(leaf) = self.leaf(id) {
                     self.fill::<FMA>(leaf, id, w, c0, out);
@@ -815,14 +879,19 @@ impl Family {
                 };
                 node_op::<FMA>(g.node(id), &opnd, out, args);
             }
-            for (r, &root) in self.roots.iter().enumerate() {
-                let s = self.slot[root as usize];
-                sums[r] += match self.kind[root as usize] {
+            for (r, m) in self.summands.iter().enumerate() {
+                let s = self.slot[m.base as usize];
+                sums[r] += match self.kind[m.base as usize] {
                     Kind::Call => call[s] * len as f64,
                     Kind::KData => lane_sum(&p.kdata[s][c0..c0 + len]),
                     Kind::KArg => lane_sum(&karg[s][c0..c0 + len]),
                     Kind::Pair => lane_sum(&buf[s * CHUNK..s * CHUNK + len]),
                 };
+            }
+        }
+        for (sum, m) in sums.iter_mut().zip(&self.summands) {
+            if let Some(c) = m.scale {
+                *sum *= call[self.slot[c as usize]];
             }
         }
     }
@@ -1098,6 +1167,8 @@ pub struct Shape {
     pub graph: Graph,
     /// The value, then its derivative by each outer value.
     pub roots: Vec<NodeId>,
+    /// Per root, what is summed and its scale (see [`Summand`]).
+    pub summands: Vec<Summand>,
     /// The body's variables (`Var(i)` is `leaves[i]`).
     pub leaves: Vec<Leaf>,
     /// Series the leaves read (their `series` indexes these).
@@ -1148,6 +1219,7 @@ pub fn shape(id: u32) -> Shape {
         id,
         graph: b.graph.clone(),
         roots: fam.roots.clone(),
+        summands: fam.summands.clone(),
         leaves: b.leaves.clone(),
         n_series: b.series.len(),
         n_args: b.n_args,

@@ -547,13 +547,12 @@ fn sf0(dir: u32, tf: f32, p: array<f32, 1>) -> SF0 {
         let n16 = exp(n15);
         let n17 = 1e0f - n16;
         let n18 = n2 * n17;
-        let n20 = n18 * n19;
         let n26 = n18 * n22;
         let n29 = n16 * n28;
         let n30 = n8 * n29;
         let n31 = n24 * n30;
         let n33 = n31 - n26;
-        s0 += n20;
+        s0 += n18;
         s1 += n33;
         if ((j % 64u) == 63u) {
             a0 += s0;
@@ -562,7 +561,7 @@ fn sf0(dir: u32, tf: f32, p: array<f32, 1>) -> SF0 {
             s1 = 0.0;
         }
     }
-    r.v[0] = a0 + s0;
+    r.v[0] = n19 * (a0 + s0);
     r.v[1] = a1 + s1;
     r.ok = ok;
     return r;
@@ -2094,13 +2093,12 @@ fn sf0(dir: u32, tf: f32, p: array<f32, 1>) -> SF0 {
         let n16 = exp(n15);
         let n17 = 1e0f - n16;
         let n18 = n2 * n17;
-        let n20 = n18 * n19;
         let n26 = n18 * n22;
         let n29 = n16 * n28;
         let n30 = n8 * n29;
         let n31 = n24 * n30;
         let n33 = n31 - n26;
-        s0 += n20;
+        s0 += n18;
         s1 += n33;
         if ((j % 64u) == 63u) {
             a0 += s0;
@@ -2109,7 +2107,7 @@ fn sf0(dir: u32, tf: f32, p: array<f32, 1>) -> SF0 {
             s1 = 0.0;
         }
     }
-    r.v[0] = a0 + s0;
+    r.v[0] = n19 * (a0 + s0);
     r.v[1] = a1 + s1;
     r.ok = ok;
     return r;

@@ -542,6 +542,8 @@ fn sf0(dir: u32, tf: f32, p: array<f32, 3>) -> SF0 {
     let n6 = -n5;
     let n12 = p[2];
     let n13 = -n12;
+    let n46 = n4 * n13;
+    let n48 = -n46;
     let m = steps_upto(ks, m_all, last);
     var a0 = 0.0;
     var s0 = 0.0;
@@ -575,19 +577,14 @@ fn sf0(dir: u32, tf: f32, p: array<f32, 3>) -> SF0 {
         let n29 = 1e0f / n22;
         let n32 = n25 * n31;
         let n33 = n23 * n32;
-        let n34 = n13 * n32;
-        let n35 = n29 * n34;
-        let n36 = n9 * n35;
-        let n37 = n19 * n36;
-        let n38 = n4 * n36;
-        let n39 = n19 * n38;
-        let n40 = n17 * n39;
-        let n41 = -n33;
-        let n42 = -n40;
+        let n43 = n29 * n32;
+        let n44 = n9 * n43;
+        let n45 = n19 * n44;
+        let n47 = n17 * n45;
         s0 += n27;
-        s1 += n37;
-        s2 += n42;
-        s3 += n41;
+        s1 += n45;
+        s2 += n47;
+        s3 += n33;
         if ((j % 64u) == 63u) {
             a0 += s0;
             s0 = 0.0;
@@ -600,9 +597,9 @@ fn sf0(dir: u32, tf: f32, p: array<f32, 3>) -> SF0 {
         }
     }
     r.v[0] = a0 + s0;
-    r.v[1] = a1 + s1;
-    r.v[2] = a2 + s2;
-    r.v[3] = a3 + s3;
+    r.v[1] = n13 * (a1 + s1);
+    r.v[2] = n48 * (a2 + s2);
+    r.v[3] = (-1e0f) * (a3 + s3);
     r.ok = ok;
     return r;
 }
@@ -2188,6 +2185,8 @@ fn sf0(dir: u32, tf: f32, p: array<f32, 3>) -> SF0 {
     let n6 = -n5;
     let n12 = p[2];
     let n13 = -n12;
+    let n46 = n4 * n13;
+    let n48 = -n46;
     let m = steps_upto(ks, m_all, last);
     var a0 = 0.0;
     var s0 = 0.0;
@@ -2221,19 +2220,14 @@ fn sf0(dir: u32, tf: f32, p: array<f32, 3>) -> SF0 {
         let n29 = 1e0f / n22;
         let n32 = n25 * n31;
         let n33 = n23 * n32;
-        let n34 = n13 * n32;
-        let n35 = n29 * n34;
-        let n36 = n9 * n35;
-        let n37 = n19 * n36;
-        let n38 = n4 * n36;
-        let n39 = n19 * n38;
-        let n40 = n17 * n39;
-        let n41 = -n33;
-        let n42 = -n40;
+        let n43 = n29 * n32;
+        let n44 = n9 * n43;
+        let n45 = n19 * n44;
+        let n47 = n17 * n45;
         s0 += n27;
-        s1 += n37;
-        s2 += n42;
-        s3 += n41;
+        s1 += n45;
+        s2 += n47;
+        s3 += n33;
         if ((j % 64u) == 63u) {
             a0 += s0;
             s0 = 0.0;
@@ -2246,9 +2240,9 @@ fn sf0(dir: u32, tf: f32, p: array<f32, 3>) -> SF0 {
         }
     }
     r.v[0] = a0 + s0;
-    r.v[1] = a1 + s1;
-    r.v[2] = a2 + s2;
-    r.v[3] = a3 + s3;
+    r.v[1] = n13 * (a1 + s1);
+    r.v[2] = n48 * (a2 + s2);
+    r.v[3] = (-1e0f) * (a3 + s3);
     r.ok = ok;
     return r;
 }

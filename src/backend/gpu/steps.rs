@@ -76,7 +76,7 @@ pub(super) fn function(shape: &Shape, fi: usize) -> Result<String, CodegenError>
         let in_loop: Vec<u32> = shape.karg.iter().chain(&shape.pair).copied().collect();
         body_nodes(&mut f, &gen, shape, &in_loop, "        ")?;
         for &i in &summed {
-            writeln!(f, "        s{i} += {};", gen.op(shape.roots[i])?).unwrap();
+            writeln!(f, "        s{i} += {};", gen.op(shape.summands[i].base)?).unwrap();
         }
         writeln!(f, "        if ((j % {RUN}u) == {}u) {{", RUN - 1).unwrap();
         for &i in &summed {
@@ -88,7 +88,10 @@ pub(super) fn function(shape: &Shape, fi: usize) -> Result<String, CodegenError>
     }
     for i in 0..r {
         match shape.windows[i] {
-            None => writeln!(f, "    r.v[{i}] = a{i} + s{i};").unwrap(),
+            None => match shape.summands[i].scale {
+                None => writeln!(f, "    r.v[{i}] = a{i} + s{i};").unwrap(),
+                Some(c) => writeln!(f, "    r.v[{i}] = {} * (a{i} + s{i});", gen.op(c)?).unwrap(),
+            },
             Some((s, c)) => {
                 writeln!(
                     f,
