@@ -400,6 +400,17 @@ pub fn with_error(value: f64, se: f64) -> String {
     let lead = se / 10f64.powi(e);
     // Decimal place of the last digit kept.
     let place = if lead < 3.0 { e - 1 } else { e };
+    // An error larger than the value would round it to 0 (8 on its bound
+    // shown as "0 ± 500"): the value keeps its own digits, the error two.
+    if value != 0.0 && place > value.abs().log10().floor() as i32 {
+        let se = if (-3..5).contains(&e) {
+            let u = 10f64.powi(place);
+            format!("{:.*}", (-place).max(0) as usize, (se / u).round() * u)
+        } else {
+            format!("{se:.*e}", (e - place) as usize)
+        };
+        return format!("{} ± {se}", crate::format::format_value(value));
+    }
     let magnitude = value.abs().max(se);
     let me = magnitude.log10().floor() as i32;
     if !(-3..5).contains(&me) {
@@ -645,5 +656,9 @@ mod tests {
         assert_eq!(with_error(6.02e9, 1.3e8), "(6.02 ± 0.13)e9");
         assert_eq!(with_error(2.5e-5, 4e-7), "(2.50 ± 0.04)e-5");
         assert_eq!(with_error(1.5, f64::INFINITY), "1.500");
+        // An error beyond the value leaves the value its digits.
+        assert_eq!(with_error(8.0, 500.0), "8.000 ± 500");
+        assert_eq!(with_error(1.00003, 2.4e11), "1.000 ± 2.4e11");
+        assert_eq!(with_error(-0.002, 0.13), "-0.002000 ± 0.13");
     }
 }

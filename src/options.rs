@@ -110,7 +110,12 @@ pub struct LawArgs {
     /// is compiled and runs on the CPU or the GPU (--backend). A formula
     /// nests at most 256 levels (each operator, sign, call and parenthesis
     /// is one).
-    #[arg(long, default_value = crate::law::DEFAULT_LAW, conflicts_with = "law_file")]
+    #[arg(
+        long,
+        default_value = crate::law::DEFAULT_LAW,
+        conflicts_with = "law_file",
+        allow_hyphen_values = true
+    )]
     pub law: String,
     /// A law file (TOML) with declarations: `sweepfit laws looplm` prints one
     /// to start from.

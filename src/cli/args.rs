@@ -37,11 +37,20 @@ impl InputArgs {
         let filtered = f.min_tokens.is_some() || f.max_tokens.is_some() || f.stride != 1;
         match (&self.input, &self.manifest) {
             (Some(p), None) if !filtered => Ok(data::Table::read(p)?),
+            (Some(p), None) => Ok(self.filter().apply_table(&data::Table::read(p)?)?),
             (Some(p), _) | (None, Some(p)) => {
                 let ds = self.load(objective)?;
                 Ok(data::Table::from_dataset(&ds, p))
             }
             (None, None) => bail!("give a CSV file or --manifest FILE"),
+        }
+    }
+
+    fn filter(&self) -> Filter {
+        Filter {
+            min_tokens: self.filter.min_tokens,
+            max_tokens: self.filter.max_tokens,
+            stride: self.filter.stride as usize,
         }
     }
 
@@ -55,12 +64,7 @@ impl InputArgs {
             (None, Some(m)) => data::read_manifest(m, &read)?,
             (None, None) => bail!("give a long CSV or --manifest FILE"),
         };
-        let filter = Filter {
-            min_tokens: self.filter.min_tokens,
-            max_tokens: self.filter.max_tokens,
-            stride: self.filter.stride as usize,
-        };
-        let ds = filter.apply(&ds);
+        let ds = self.filter().apply(&ds);
         if ds.points() == 0 {
             bail!("no points left after --min-tokens/--max-tokens/--stride");
         }

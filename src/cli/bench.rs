@@ -15,7 +15,12 @@ pub(crate) struct BenchArgs {
     /// kernel generated from the law, on synthetic sweeps of 500-point
     /// curves (--points rounds to whole curves); no fits. A built-in law's name (see `sweepfit laws`) or a
     /// formula over --vars.
-    #[arg(long, value_name = "NAME|FORMULA", conflicts_with = "law_file")]
+    #[arg(
+        long,
+        value_name = "NAME|FORMULA",
+        conflicts_with = "law_file",
+        allow_hyphen_values = true
+    )]
     law: Option<String>,
     /// Time the law of this law file (see `sweepfit laws NAME` for the
     /// format), as --law does; it names its own variables and axis.

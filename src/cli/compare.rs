@@ -20,7 +20,7 @@ pub(crate) struct CompareArgs {
     input: InputArgs,
     /// A law to compare: a built-in's name or a formula (repeatable), e.g.
     /// --law chinchilla --law 'E + A/N^alpha + B/(D + t2)^beta'.
-    #[arg(long = "law", value_name = "LAW")]
+    #[arg(long = "law", value_name = "LAW", allow_hyphen_values = true)]
     laws: Vec<String>,
     /// A law file to compare (repeatable).
     #[arg(long = "law-file", value_name = "FILE")]

@@ -19,7 +19,7 @@ pub(crate) struct SimulateArgs {
     preset: String,
     /// Simulate this law instead of the preset: a built-in's name or a
     /// formula (its names given values with --at are its variables).
-    #[arg(long, conflicts_with = "law_file")]
+    #[arg(long, conflicts_with = "law_file", allow_hyphen_values = true)]
     law: Option<String>,
     /// Simulate the law of this law file.
     #[arg(long, value_name = "FILE")]

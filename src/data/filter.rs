@@ -1,6 +1,8 @@
 //! Point filters applied to each curve before fitting.
 
-use super::{Config, Dataset};
+use std::collections::HashMap;
+
+use super::{cell_key, Check, Config, DataError, Dataset, Table};
 
 /// Keep points with `min_tokens <= tokens <= max_tokens`, then thin each
 /// curve to every `stride`-th of those points, starting with its first.
@@ -53,6 +55,65 @@ impl Filter {
             }
         }
         out
+    }
+
+    /// The filter on a table read as it is, every column kept (those
+    /// `--test-where` and `--by` read too): its `tokens` column (else `D`)
+    /// bounds the points, and each curve (rows with equal `run`, `N` and
+    /// `T`, of the three the table has) is thinned in order of tokens, as
+    /// [`Filter::apply`] does. Rows keep their order and their lines.
+    pub fn apply_table(&self, t: &Table) -> Result<Table, DataError> {
+        let tc = match t.lookup("tokens")? {
+            Some(c) => c,
+            None => t.lookup("D")?.ok_or_else(|| {
+                DataError::Message(format!(
+                    "{}: --min-tokens, --max-tokens and --stride read the tokens column \
+                     ('tokens' or 'D'), and there is none; columns found: {}",
+                    t.path.display(),
+                    t.found()
+                ))
+            })?,
+        };
+        let tokens = t.numbers(tc, Check::Finite)?;
+        let mut keys = Vec::new();
+        for name in ["run", "N", "T"] {
+            keys.extend(t.lookup(name)?);
+        }
+        // Curves in order of their first row, each its rows in file order.
+        let mut curve_of: HashMap<Vec<String>, usize> = HashMap::new();
+        let mut curves: Vec<Vec<usize>> = Vec::new();
+        for r in 0..t.rows() {
+            let key: Vec<String> = keys
+                .iter()
+                .map(|&c| cell_key(t.columns[c].get(r).unwrap_or("")))
+                .collect();
+            let next = curves.len();
+            let i = *curve_of.entry(key).or_insert(next);
+            if i == next {
+                curves.push(Vec::new());
+            }
+            curves[i].push(r);
+        }
+        let in_bounds = |d: f64| {
+            self.min_tokens.is_none_or(|lo| d >= lo) && self.max_tokens.is_none_or(|hi| d <= hi)
+        };
+        let mut kept = Vec::new();
+        for mut rows in curves {
+            rows.sort_by(|&a, &b| tokens[a].total_cmp(&tokens[b]));
+            kept.extend(
+                rows.into_iter()
+                    .filter(|&r| in_bounds(tokens[r]))
+                    .step_by(self.stride.max(1)),
+            );
+        }
+        if kept.is_empty() {
+            return Err(DataError::Message(format!(
+                "{}: no rows left after --min-tokens/--max-tokens/--stride",
+                t.path.display()
+            )));
+        }
+        kept.sort_unstable();
+        Ok(t.select(&kept))
     }
 }
 

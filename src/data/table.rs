@@ -148,13 +148,44 @@ impl Table {
         }
     }
 
+    /// The table of rows `rows` (in that order), every column kept.
+    pub fn select(&self, rows: &[usize]) -> Table {
+        let columns = self
+            .columns
+            .iter()
+            .map(|col| {
+                let mut out = TextColumn::with_capacity(rows.len());
+                for &r in rows {
+                    out.push(col.get(r).unwrap_or(""));
+                }
+                out
+            })
+            .collect();
+        Table {
+            path: self.path.clone(),
+            headers: self.headers.clone(),
+            columns,
+            lines: match self.lines.is_empty() {
+                true => Vec::new(),
+                false => rows.iter().map(|&r| self.lines[r]).collect(),
+            },
+            in_memory: self.in_memory,
+            filled: self.filled.clone(),
+            notes: self.notes.clone(),
+        }
+    }
+
     pub fn rows(&self) -> usize {
         self.columns.first().map_or(0, TextColumn::len)
     }
 
     /// The header names, quoted, for error messages.
     pub fn found(&self) -> String {
-        let names: Vec<String> = self.headers.iter().map(|h| format!("'{h}'")).collect();
+        // Not those filled with a law's default: the data has no such column.
+        let names: Vec<String> = (0..self.headers.len())
+            .filter(|c| !self.filled.contains(c))
+            .map(|c| format!("'{}'", self.headers[c]))
+            .collect();
         names.join(", ")
     }
 
@@ -253,6 +284,13 @@ impl Table {
                     row,
                     format!("{v} must be positive (the fit is in log space)"),
                 )),
+                Check::Domain { strict } if v < 0.0 || (strict && v == 0.0) => Err(bad(
+                    row,
+                    format!(
+                        "must be {} 0 (the law's domain), found {v}",
+                        if strict { ">" } else { ">=" }
+                    ),
+                )),
                 _ => Ok(v),
             }
         };
@@ -282,6 +320,11 @@ pub enum Check {
     Positive,
     /// A loss fitted in linear space: finite, and small enough to square.
     Loss,
+    /// A variable's values as its law declares them: > 0 when `strict`,
+    /// else >= 0.
+    Domain {
+        strict: bool,
+    },
 }
 
 /// What a cell is as a value to select or group rows by: a number by its

@@ -57,6 +57,11 @@ pub struct LawFile {
     /// models has no recurrent-step column: T = 1).
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub defaults: IndexMap<String, f64>,
+    /// What the data's values of a variable must be, `"> 0"` or `">= 0"`
+    /// (see [`Domain`]): a row outside is an error naming it, not a fit
+    /// of a law outside the range it was written for.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub domain: IndexMap<String, String>,
     /// Named sub-expressions, in file order; each may use those before it.
     #[serde(default)]
     pub defs: IndexMap<String, String>,
@@ -64,6 +69,27 @@ pub struct LawFile {
     /// unbounded.
     #[serde(default)]
     pub params: IndexMap<String, ParamDecl>,
+}
+
+/// The values a variable's data may take (a law file's `[domain]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Domain {
+    /// `"> 0"`.
+    Positive,
+    /// `">= 0"`.
+    NonNegative,
+}
+
+impl Domain {
+    /// `"> 0"` or `">= 0"`, spaces anywhere.
+    pub fn parse(text: &str) -> Option<Domain> {
+        let t: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        match t.as_str() {
+            ">0" => Some(Domain::Positive),
+            ">=0" => Some(Domain::NonNegative),
+            _ => None,
+        }
+    }
 }
 
 /// What a law file declares about one parameter (raw units).
@@ -153,6 +179,11 @@ impl LawFile {
         LawFile::parse(&text, &path.display().to_string())
     }
 
+    /// The declared domain of variable `v`, if any.
+    pub fn domain_of(&self, v: &str) -> Option<Domain> {
+        self.domain.get(v).and_then(|t| Domain::parse(t))
+    }
+
     /// A bare formula, with nothing declared: every name is a parameter
     /// until the law is bound to data.
     pub fn from_formula(formula: &str) -> anyhow::Result<LawFile> {
@@ -164,6 +195,7 @@ impl LawFile {
             axis: None,
             variables: IndexMap::new(),
             defaults: IndexMap::new(),
+            domain: IndexMap::new(),
             defs: IndexMap::new(),
             params: IndexMap::new(),
         };
@@ -229,6 +261,22 @@ impl LawFile {
                     &["variables", v],
                     false,
                     format!("variables.{v}: the column name is empty"),
+                ));
+            }
+        }
+        for (v, text) in &self.domain {
+            if !self.variables.contains_key(v) {
+                return Err(problem(
+                    &["domain", v],
+                    true,
+                    format!("domain.{v}: {v} is not a declared variable ([variables])"),
+                ));
+            }
+            if Domain::parse(text).is_none() {
+                return Err(problem(
+                    &["domain", v],
+                    false,
+                    format!("domain.{v}: write \"> 0\" or \">= 0\", not \"{text}\""),
                 ));
             }
         }

@@ -52,8 +52,8 @@ pub(super) fn fit_jobs(
     given: Option<&[Vec<f64>]>,
     progress: impl FnMut(Progress),
 ) -> anyhow::Result<Batch> {
-    let (method, first) = method(data, jobs, opts);
-    fit_jobs_by(data, space, jobs, opts, given, progress, method, first)
+    let (method, sweeps) = method(data, jobs, opts);
+    fit_jobs_by(data, space, jobs, opts, given, progress, method, sweeps)
 }
 
 /// Most rows a start's linear parameters are solved on.
@@ -68,27 +68,45 @@ const START_ROWS: usize = 8192;
 /// would be formed per row, and its evaluations are so much cheaper that
 /// it wins overall (measured on the README's Pythia fit, 107,400 rows on
 /// a grid of 4 curves by 28,600 token values, with per-row Jacobians:
-/// 3.5 s against 6.5 s). The batch's jobs are subsets of one table, so
-/// the first job's rows stand for all; their sweep, when it was made to
-/// decide, is returned for the evaluator to reuse.
-pub(super) fn method(data: Data, jobs: &[Group], opts: &LawFitOptions) -> (Method, Option<Sweep>) {
+/// 3.5 s against 6.5 s). Every job's rows decide (the folds of `eval`
+/// may fill a grid that the whole table fills); the jobs' sweeps, when
+/// they were made to decide, are returned for the evaluators to reuse.
+pub(super) fn method(data: Data, jobs: &[Group], opts: &LawFitOptions) -> (Method, Vec<Sweep>) {
     if steps_on_rows(data.b, opts) {
-        return (Method::LeastSquares, None);
+        return (Method::LeastSquares, Vec::new());
     }
     if opts.objective.loss != LossKind::Mse || opts.device.is_some() {
-        return (Method::Lbfgs, None);
+        return (Method::Lbfgs, Vec::new());
     }
-    let Some(g) = jobs.first() else {
-        return (Method::LeastSquares, None);
-    };
-    let sweep = sweep_of(data.b, data.cols, data.table, &g.train, &opts.objective);
-    match method_for(data.b, opts, &sweep) {
-        Method::LeastSquares => (Method::LeastSquares, None),
-        m => (m, Some(sweep)),
+    let sweeps: Vec<Sweep> = jobs
+        .iter()
+        .map(|g| sweep_of(data.b, data.cols, data.table, &g.train, &opts.objective))
+        .collect();
+    match method_for_all(data.b, opts, &sweeps) {
+        Method::LeastSquares => (Method::LeastSquares, Vec::new()),
+        m => (m, sweeps),
     }
 }
 
-/// [`method`] for a batch whose first job's sweep is `sweep`.
+/// [`method_for`] for a batch of fits on `sweeps`: the method they agree
+/// on, else Levenberg-Marquardt on row Jacobians, which every layout has.
+pub(super) fn method_for_all<'a>(
+    b: &BoundLaw,
+    opts: &LawFitOptions,
+    sweeps: impl IntoIterator<Item = &'a Sweep>,
+) -> Method {
+    let mut methods = sweeps.into_iter().map(|s| method_for(b, opts, s));
+    let Some(first) = methods.next() else {
+        return Method::LeastSquares;
+    };
+    if methods.all(|m| m == first) {
+        first
+    } else {
+        Method::LeastSquares
+    }
+}
+
+/// [`method`] for a batch of fits on `sweep`.
 pub(super) fn method_for(b: &BoundLaw, opts: &LawFitOptions, sweep: &Sweep) -> Method {
     if steps_on_rows(b, opts) {
         Method::LeastSquares
@@ -222,8 +240,8 @@ pub(super) enum Method {
     Lbfgs,
 }
 
-/// [`fit_jobs`] with the optimiser chosen; `first`, the first job's sweep
-/// if it is made already.
+/// [`fit_jobs`] with the optimiser chosen; `sweeps`, the jobs' sweeps if
+/// they are made already (else empty).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn fit_jobs_by(
     data: Data,
@@ -233,7 +251,7 @@ pub(super) fn fit_jobs_by(
     given: Option<&[Vec<f64>]>,
     progress: impl FnMut(Progress),
     method: Method,
-    mut first: Option<Sweep>,
+    sweeps: Vec<Sweep>,
 ) -> anyhow::Result<Batch> {
     let Data { b, table, cols } = data;
     let law = &b.law;
@@ -264,12 +282,13 @@ pub(super) fn fit_jobs_by(
     let least_squares = method == Method::LeastSquares;
     let mut grids = Vec::new();
     let mut rows = Vec::new();
+    let mut made = sweeps.into_iter();
     for g in jobs {
         if least_squares {
             rows.push(row_jacobian(b, cols, &g.train, &opts.objective, space));
             continue;
         }
-        let sweep = match first.take() {
+        let sweep = match made.next() {
             Some(sweep) => sweep,
             None => sweep_of(b, cols, table, &g.train, &opts.objective),
         };

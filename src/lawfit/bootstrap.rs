@@ -18,7 +18,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use rayon::prelude::*;
 
-use super::batch::{evaluator, lm_options, method_for, GridLeastSquares, Method};
+use super::batch::{evaluator, lm_options, method_for_all, GridLeastSquares, Method};
 use super::{
     curves_in, law_space, read_columns, row_jacobian, sweep_from, sweep_order, BoundLaw, Columns,
     LawFitOptions, Problems,
@@ -114,7 +114,8 @@ pub fn bootstrap_shard(
     // The fit's space: linear parameters measured at the middle of every
     // fitted row, as the fit measured them.
     let train: Vec<usize> = (0..table.rows()).filter(|&r| !held[r]).collect();
-    let (space, _) = law_space(b, &cols, &train, &fit.fix)?;
+    let group_of = super::rows::by_groups(table, &fit.by)?.1;
+    let (space, _) = law_space(b, &cols, &train, &group_of, &fit.fix)?;
     if space.dim() == 0 {
         bail!("every parameter is fixed (--fix): there is nothing to bootstrap");
     }
@@ -128,9 +129,7 @@ pub fn bootstrap_shard(
     // The optimiser the fit runs: Levenberg-Marquardt on the row
     // Jacobians or on the grid's moments, or L-BFGS on one evaluator per
     // fit.
-    let method = parts
-        .first()
-        .map_or(Method::LeastSquares, |p| method_for(b, fit, &p.sweep));
+    let method = method_for_all(b, fit, parts.iter().map(|p| &p.sweep));
     // Replicates that weigh a fit's rows alike (curves drawn as the same
     // multiset, common when there are few curves) are refitted once: a
     // problem's path does not depend on the others in its batch.

@@ -299,7 +299,8 @@ pub fn evaluate(
         bail!("no protocol applies to this data: {}", notes.join("; "));
     }
     let all: Vec<usize> = (0..table.rows()).collect();
-    let (space, _) = law_space(b, &cols, &all, &fit.fix)?;
+    let (keys, group_of) = by_groups(table, &fit.by)?;
+    let (space, _) = law_space(b, &cols, &all, &group_of, &fit.fix)?;
     let mut jobs = vec![Group {
         key: IndexMap::new(),
         train: all.clone(),
@@ -310,7 +311,6 @@ pub fn evaluate(
     // rows apart, all of them one batch; a fold is scored on the held-out
     // rows of every group it could fit. Per unit of the batch, its job
     // and its group.
-    let (keys, group_of) = by_groups(table, &fit.by)?;
     let mut unit_of: Vec<(usize, usize)> = Vec::new();
     let mut batch: Vec<Group> = Vec::new();
     for (j, job) in jobs.iter().enumerate() {
@@ -375,7 +375,7 @@ pub fn evaluate(
     )?;
     // Starts each fit ran: fewer than asked when they stopped early.
     let ran = outcomes.len() / batch.len().max(1);
-    if ran < fit.starts {
+    if ran < fit.starts && space.dim() > 0 {
         notes.push(super::early_stop_note(ran, fit.starts));
     }
     let named = |p: &[f64]| -> IndexMap<String, f64> {
@@ -407,13 +407,19 @@ pub fn evaluate(
         let loss: Vec<f64> = scored.iter().map(|&r| cols.loss[r]).collect();
         let pr: Vec<f64> = scored.iter().map(|&r| pred[r]).collect();
         let m = crate::report::SetMetrics::new(&loss, &pr);
-        let mape = 100.0
-            * loss
-                .iter()
-                .zip(&pr)
-                .map(|(y, p)| (p - y).abs() / y.abs())
-                .sum::<f64>()
-            / loss.len().max(1) as f64;
+        // Nothing scored (every group too small to fit): no score.
+        let mape = match loss.len() {
+            0 => f64::NAN,
+            n => {
+                100.0
+                    * loss
+                        .iter()
+                        .zip(&pr)
+                        .map(|(y, p)| (p - y).abs() / y.abs())
+                        .sum::<f64>()
+                    / n as f64
+            }
+        };
         // One fit: its parameters; with --by, each group's, and the
         // objective the mean over groups weighted by their rows (as a
         // fit with --by reports it).

@@ -148,12 +148,29 @@ impl BoundLaw {
             .and_then(|_| table.find(crate::law::parse::SCHEDULE))
     }
 
+    /// The values variable `v` (by its index in the law) may take in the
+    /// data: its declared domain, else any finite number.
+    pub fn check(&self, v: usize) -> Check {
+        check_of(&self.file, &self.law.variables[v])
+    }
+
     /// What to say before the work: which names read which columns and
     /// which are parameters ("note: ..."), and any doubt ("warning: ...").
     pub fn messages(&self) -> Vec<String> {
         let mut m = vec![format!("note: {}", self.binding.describe())];
         m.extend(self.warning.iter().map(|w| format!("warning: {w}")));
         m
+    }
+}
+
+/// The values variable `v` of `file` may take in the data: its declared
+/// domain, else any finite number.
+pub(crate) fn check_of(file: &LawFile, v: &str) -> Check {
+    use crate::law::file::Domain;
+    match file.domain_of(v) {
+        Some(Domain::Positive) => Check::Domain { strict: true },
+        Some(Domain::NonNegative) => Check::Domain { strict: false },
+        None => Check::Finite,
     }
 }
 
@@ -175,6 +192,21 @@ pub fn bind(
     let schedules = match &opts.schedule {
         Some(source) => {
             let s = source.load()?;
+            // A law without sums along the steps reads no schedule: said
+            // before any row is matched to a run of the file.
+            let sums = match bare {
+                true => file.compile(origin).map_or(true, |l| {
+                    l.variables.iter().any(|v| v == crate::law::parse::SCHEDULE)
+                }),
+                false => file.variables.contains_key(crate::law::parse::SCHEDULE),
+            };
+            if !sums {
+                bail!(
+                    "{}: the law sums along no steps, so it reads no schedule (leave out \
+                     --schedule)",
+                    s.path.display()
+                );
+            }
             schedule::attach(table, &s)?;
             Some(s)
         }
@@ -469,7 +501,8 @@ pub fn fit_table(
     notes.push(b.binding.describe());
     notes.extend(b.warning.clone());
     let all_train: Vec<usize> = (0..table.rows()).filter(|&r| !held[r]).collect();
-    let (space, constants) = law_space(b, &cols, &all_train, &opts.fix)?;
+    let group_of = by_groups(table, &opts.by)?.1;
+    let (space, constants) = law_space(b, &cols, &all_train, &group_of, &opts.fix)?;
     if space.dim() == 0 && opts.profile.is_some() {
         bail!("every parameter is fixed (--fix): there is nothing to profile");
     }
@@ -542,6 +575,21 @@ pub fn fit_table(
         // held-out curves.
         metrics: fit_metrics(b, table, &cols, &pred, &rows_of(true), opts.objective.space),
     });
+    // Held-out rows where the fitted law is not finite score as such
+    // (RMSE inf): say where, as `predict` does.
+    let off: Vec<usize> = rows_of(true)
+        .into_iter()
+        .filter(|&r| !pred[r].is_finite())
+        .collect();
+    if let Some(&first) = off.first() {
+        notes.push(format!(
+            "the fitted law is not finite at {} held-out row(s) (first at {}, where it is {}): \
+             their errors are infinite, and so are the test scores",
+            off.len(),
+            table.place(first),
+            pred[first]
+        ));
+    }
     let grouped = !opts.by.is_empty();
     // Summed over groups: each group's starts at its own best.
     let at_best = reports.iter().map(|g| g.at_best).sum();
@@ -553,7 +601,7 @@ pub fn fit_table(
             opts.by.join(","),
         ));
     }
-    if ran < opts.starts {
+    if ran < opts.starts && space.dim() > 0 {
         notes.push(early_stop_note(ran, opts.starts));
     }
     // A plain fit's reports are the fit's own; groups keep theirs.
@@ -766,16 +814,27 @@ mod tests {
             );
             let cols = read_columns(&b, &table, &opts.objective).unwrap();
             let (jobs, _) = groups(&table, &opts).unwrap();
-            let space_ = law_space(&b, &cols, &jobs[0].train, &[]).unwrap().0;
+            let space_ = law_space(&b, &cols, &jobs[0].train, &vec![0; table.rows()], &[])
+                .unwrap()
+                .0;
             let data = Data {
                 b: &b,
                 table: &table,
                 cols: &cols,
             };
             let best = |method| {
-                fit_jobs_by(data, &space_, &jobs, &opts, None, |_| {}, method, None)
-                    .unwrap()
-                    .fits[0]
+                fit_jobs_by(
+                    data,
+                    &space_,
+                    &jobs,
+                    &opts,
+                    None,
+                    |_| {},
+                    method,
+                    Vec::new(),
+                )
+                .unwrap()
+                .fits[0]
                     .objective
             };
             assert_eq!(
@@ -816,7 +875,9 @@ mod tests {
         let opts = options(Objective::default(), 8, 1);
         let cols = read_columns(&b, &table, &opts.objective).unwrap();
         let (jobs, _) = groups(&table, &opts).unwrap();
-        let space = law_space(&b, &cols, &jobs[0].train, &[]).unwrap().0;
+        let space = law_space(&b, &cols, &jobs[0].train, &vec![0; table.rows()], &[])
+            .unwrap()
+            .0;
         let data = Data {
             b: &b,
             table: &table,
@@ -830,7 +891,7 @@ mod tests {
             None,
             |_| {},
             Method::LeastSquares,
-            None,
+            Vec::new(),
         )
         .unwrap();
         let a = b.law.params.iter().position(|p| p == "A").unwrap();

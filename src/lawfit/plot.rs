@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 use crate::data::{Check, Schedules, Selector, Table};
 use crate::law::parse::SCHEDULE;
 use crate::law::CompiledLaw;
-use crate::report::{format_count, LawFitReport, Panel, PlotOptions, DEFAULT_TITLE};
+use crate::report::{format_count, title_r2, LawFitReport, Panel, PlotOptions, DEFAULT_TITLE};
 use crate::stats::central;
 
 /// The Real-vs-Pred picture of a law fit over the rows of `table` (the
@@ -79,22 +79,25 @@ fn title(r: &LawFitReport, panels: &[Panel]) -> String {
     }
     let here = crate::report::SetMetrics::new(&y, &q).r2;
     let fit = r.metrics.r2;
-    let (mut title, fits) = if y.is_empty() || (here - fit).abs() <= 5e-5 {
+    let same = (here - fit).abs() <= 5e-5 || (here.is_nan() && fit.is_nan());
+    let (mut title, fits) = if y.is_empty() || same {
         (
-            format!("{DEFAULT_TITLE} · {} law · R² = {fit:.4}", r.law),
+            format!("{DEFAULT_TITLE} · {} law · R² = {}", r.law, title_r2(fit)),
             "",
         )
     } else {
         (
             format!(
-                "{DEFAULT_TITLE} · {} law · R² = {here:.4} here (the fit's {fit:.4})",
-                r.law
+                "{DEFAULT_TITLE} · {} law · R² = {} here (the fit's {})",
+                r.law,
+                title_r2(here),
+                title_r2(fit)
             ),
             "the fit's ",
         )
     };
     if let Some(t) = &r.test {
-        title.push_str(&format!(" · {fits}test R² = {:.4}", t.metrics.r2));
+        title.push_str(&format!(" · {fits}test R² = {}", title_r2(t.metrics.r2)));
     }
     title
 }

@@ -3,7 +3,7 @@
 use anyhow::{bail, Context};
 use indexmap::IndexMap;
 
-use crate::data::{cell_key, Check, Schedules, Table};
+use crate::data::{cell_key, Schedules, Table};
 use crate::law::parse::SCHEDULE;
 use crate::law::{CompiledLaw, LawFile};
 use crate::report::{BootstrapReport, LawFitReport};
@@ -224,14 +224,27 @@ pub fn predict_rows(
             crate::values::MAX_ROWS
         );
     }
-    let mut header: Vec<String> = r.by.clone();
-    header.extend(order.iter().map(|&v| {
-        let name = &law.variables[v];
-        match Some(v) == schedule_var {
-            true => "run".to_string(),
-            false => r.variables.get(name).unwrap_or(name).clone(),
-        }
-    }));
+    let vars: Vec<String> = order
+        .iter()
+        .map(|&v| {
+            let name = &law.variables[v];
+            match Some(v) == schedule_var {
+                true => "run".to_string(),
+                false => r.variables.get(name).unwrap_or(name).clone(),
+            }
+        })
+        .collect();
+    // A group's column that is also a variable's (--by N) is the group's
+    // value, not the one predicted at: named apart, so that no two
+    // columns share a name.
+    let mut header: Vec<String> =
+        r.by.iter()
+            .map(|b| match vars.contains(b) {
+                true => format!("by_{b}"),
+                false => b.clone(),
+            })
+            .collect();
+    header.extend(vars);
     header.push("pred".into());
     for k in &kinds {
         header.push(format!("lo_{k}"));
@@ -395,7 +408,7 @@ pub fn predict_table(
     for v in &law.variables {
         let name = r.variables.get(v).unwrap_or(v);
         let c = table.require(name, &format!("the law's variable {v}"))?;
-        cols.push(table.numbers(c, Check::Finite)?);
+        cols.push(table.numbers(c, super::check_of(&fit.file, v))?);
     }
     let sets = fit_sets(r, law);
     // Per row, the fit that predicts it.

@@ -46,8 +46,8 @@ pub(super) fn read_columns(
     obj: &Objective,
 ) -> anyhow::Result<Columns> {
     let mut vars = Vec::new();
-    for &c in &b.columns {
-        vars.push(table.numbers(c, Check::Finite)?);
+    for (v, &c) in b.columns.iter().enumerate() {
+        vars.push(table.numbers(c, b.check(v))?);
     }
     let lc = table.require("loss", "the loss to fit")?;
     let check = if obj.space == Space::Log {

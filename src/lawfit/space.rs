@@ -5,10 +5,14 @@ use super::*;
 
 /// The rules of every parameter of `b` on this data, `fix` applied, and
 /// the theta space with linear parameters measured at the middle of `rows`.
+/// `group_of[r]` is row r's `--by` group (all 0 without): each group is
+/// fitted apart, so a variable that takes one value in every group's rows
+/// is a constant to each fit.
 pub(super) fn law_space(
     b: &BoundLaw,
     cols: &Columns,
     rows: &[usize],
+    group_of: &[usize],
     fix: &[(String, f64)],
 ) -> anyhow::Result<(LawSpace, Vec<String>)> {
     let law = &b.law;
@@ -31,7 +35,7 @@ pub(super) fn law_space(
         }
         r.fixed = Some(*v);
     }
-    let notes = constant_terms(law, cols, rows, &mut rules);
+    let notes = constant_terms(law, cols, rows, group_of, &mut rules);
     let space = LawSpace::new(law, rules, reference(cols, rows));
     Ok((space, notes))
 }
@@ -47,6 +51,7 @@ pub(super) fn constant_terms(
     law: &CompiledLaw,
     cols: &Columns,
     rows: &[usize],
+    group_of: &[usize],
     rules: &mut [ParamRule],
 ) -> Vec<String> {
     let graph = &law.graph;
@@ -61,11 +66,15 @@ pub(super) fn constant_terms(
         }
     }
     let masks = graph.var_masks();
+    let grouped = rows.iter().any(|&r| group_of[r] != group_of[rows[0]]);
     let constant_vars: u64 = (0..cols.vars.len())
         .filter(|&v| {
             let col = &cols.vars[v];
-            rows.first()
-                .is_some_and(|&r0| rows.iter().all(|&r| col[r] == col[r0]))
+            let mut first: HashMap<usize, f64> = HashMap::new();
+            !rows.is_empty()
+                && rows
+                    .iter()
+                    .all(|&r| *first.entry(group_of[r]).or_insert(col[r]) == col[r])
         })
         .fold(0, |m, v| m | 1 << v);
     let params_of = |id: NodeId| {
@@ -117,21 +126,28 @@ pub(super) fn constant_terms(
         let vars: Vec<usize> = (0..cols.vars.len())
             .filter(|&v| masks[t as usize] >> v & 1 == 1)
             .collect();
+        let names = vars
+            .iter()
+            .map(|&v| law.variables[v].as_str())
+            .collect::<Vec<_>>()
+            .join(" and ");
+        let values = match grouped {
+            true => "in each --by group's rows".to_string(),
+            false => format!(
+                "in the fitted rows ({})",
+                vars.iter()
+                    .map(|&v| format!(
+                        "{} = {}",
+                        law.variables[v],
+                        crate::format::format_value(cols.vars[v][rows[0]])
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
         let mut note = format!(
-            "{} takes one value in the fitted rows ({}), so the term {} is a constant the \
-             data cannot tell apart from the law's other constant: fixed {} = 0",
-            vars.iter()
-                .map(|&v| law.variables[v].as_str())
-                .collect::<Vec<_>>()
-                .join(" and "),
-            vars.iter()
-                .map(|&v| format!(
-                    "{} = {}",
-                    law.variables[v],
-                    crate::format::format_value(cols.vars[v][rows[0]])
-                ))
-                .collect::<Vec<_>>()
-                .join(", "),
+            "{names} takes one value {values}, so the term {} is a constant the data cannot \
+             tell apart from the law's other constant: fixed {} = 0",
             show(law, t),
             law.params[coef]
         );

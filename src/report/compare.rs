@@ -133,6 +133,7 @@ pub fn write_compare_csv(path: &Path, r: &CompareReport) -> anyhow::Result<()> {
                     .iter()
                     .find(|x| x.protocol == p.protocol)
                     .and_then(|x| x.laws.iter().position(|n| *n == l.law))
+                    .filter(|_| p.rmse.is_finite())
                     .map_or(String::new(), |i| (i + 1).to_string());
                 w.write_record([
                     l.law.clone(),
@@ -206,6 +207,14 @@ pub fn compare_summary(r: &CompareReport) -> String {
                 .find(|l| &l.law == name)
                 .expect("ranked laws are listed");
             match l.protocols.iter().find(|x| x.protocol == p.protocol) {
+                Some(x) if !x.rmse.is_finite() => {
+                    let _ = writeln!(
+                        s,
+                        "{:<4} {:<width$} (no held-out row scored: not ranked)",
+                        "-",
+                        clip(name, width)
+                    );
+                }
                 Some(x) => {
                     let _ = writeln!(
                         s,

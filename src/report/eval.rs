@@ -7,9 +7,8 @@ use std::path::Path;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use super::table::{format_pct, format_r2};
+use super::table::{format_pct, format_r2, format_score};
 use super::BackendReport;
-use crate::format::format_value;
 
 /// Everything eval.json holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,7 +136,7 @@ pub fn eval_summary(r: &EvalReport) -> String {
             f.train_points,
             f.held_out_points,
             format_r2(f.r2),
-            format_value(f.rmse),
+            format_score(f.rmse),
             format_pct(f.mape)
         );
     }
@@ -153,7 +152,7 @@ pub fn eval_summary(r: &EvalReport) -> String {
             p.protocol,
             p.folds,
             format_r2(p.r2),
-            format_value(p.rmse),
+            format_score(p.rmse),
             format_pct(p.mape)
         );
     }

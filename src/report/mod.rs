@@ -29,8 +29,8 @@ pub(crate) use json::validate_bootstrap;
 pub use json::{parse_json, pretty_json, write_pretty};
 pub use plot::{
     band_legend, draw_grid, fold_title, format_sig, grid_layout, max_markers, panel_title,
-    read_pred_csv, resolve_x_scale, square_grid, tick_label, x_axis_name, GridLayout, Panel,
-    PlotFormat, PlotOptions, XScale, DEFAULT_TITLE, HEADER_HEIGHT, LOG_SPAN, MAX_LINE,
+    read_pred_csv, resolve_x_scale, square_grid, tick_label, title_r2, x_axis_name, GridLayout,
+    Panel, PlotFormat, PlotOptions, XScale, DEFAULT_TITLE, HEADER_HEIGHT, LOG_SPAN, MAX_LINE,
     X_LABEL_HEIGHT, Y_LABEL_WIDTH,
 };
 pub use pred_csv::write_table_pred_csv;
@@ -219,6 +219,10 @@ impl SetMetrics {
             };
         }
         let mean = loss.iter().sum::<f64>() / n as f64;
+        // A spread no larger than the mean's own rounding is none: R² of
+        // a constant target is undefined, not 1 - SSE/1e-33.
+        let scale = loss.iter().fold(0.0f64, |m, y| m.max(y.abs()));
+        let noise = n as f64 * (4.0 * f64::EPSILON * scale).powi(2);
         let (mut sst, mut sse, mut abs, mut pct) = (0.0, 0.0, 0.0, 0.0);
         for (&y, &p) in loss.iter().zip(pred) {
             sst += (y - mean) * (y - mean);
@@ -228,7 +232,11 @@ impl SetMetrics {
         }
         SetMetrics {
             points: n,
-            r2: if sst > 0.0 { 1.0 - sse / sst } else { f64::NAN },
+            r2: if sst > noise {
+                1.0 - sse / sst
+            } else {
+                f64::NAN
+            },
             rmse: (sse / n as f64).sqrt(),
             mae: abs / n as f64,
             sse,

@@ -285,7 +285,7 @@ pub fn fold_title(number: usize, f: &FoldReport) -> String {
 
 /// R² as the tables print it; NaN (constant held-out loss) as "n/a", since
 /// the tables' "-" would read as a minus sign after "=".
-fn title_r2(v: f64) -> String {
+pub fn title_r2(v: f64) -> String {
     if v.is_finite() {
         format!("{v:.4}")
     } else {
@@ -323,8 +323,27 @@ pub fn read_pred_csv(path: &Path) -> anyhow::Result<Vec<Panel>> {
     type Curve = (String, f64, f64, Vec<(f64, f64, f64)>);
     let mut curves: Vec<Curve> = Vec::new();
     let mut index = std::collections::HashMap::new();
-    for row in r.deserialize::<Row>() {
-        let row = row.with_context(ctx)?;
+    let headers = r.headers().with_context(ctx)?.clone();
+    let mut record = csv::StringRecord::new();
+    while r.read_record(&mut record).with_context(ctx)? {
+        let row: Row = record.deserialize(Some(&headers)).with_context(ctx)?;
+        let line = record.position().map_or(0, |p| p.line());
+        for (name, v) in [
+            ("N", row.n),
+            ("T", row.t),
+            ("tokens", row.tokens),
+            ("loss", row.loss),
+            ("pred", row.pred),
+        ] {
+            if !v.is_finite() {
+                bail!(
+                    "{}:{line}: column '{name}' is {v}, not a finite number (a pred.csv \
+                     plotted on its own must be finite everywhere; give --fit to plot the \
+                     rows the law is finite at)",
+                    path.display()
+                );
+            }
+        }
         let key = (row.run.clone(), row.n.to_bits(), row.t.to_bits());
         let i = *index.entry(key).or_insert_with(|| {
             curves.push((row.run.clone(), row.n, row.t, Vec::new()));
@@ -435,6 +454,24 @@ pub(super) fn draw_figure(
         x_scale: resolve_x_scale(panels, opts),
         ..opts.clone()
     };
+    // Ranges wider than a double can hold have no ticks to draw (the
+    // plotting library would search for them forever).
+    for (axis, (lo, hi)) in [
+        ("x", token_range(panels, opts)),
+        ("y", figure.y_range(panels, opts)),
+    ] {
+        if !(lo.is_finite() && hi.is_finite() && (hi - lo).is_finite()) {
+            bail!(
+                "nothing can be drawn: the {axis} axis would run from {lo:e} to {hi:e}, beyond \
+                 what a figure can show (check the data's {} values)",
+                if axis == "x" {
+                    "axis"
+                } else {
+                    "loss and predicted"
+                }
+            );
+        }
+    }
     // Drawn to a temporary file renamed into place: an interrupted or
     // failed drawing never leaves half a picture.
     crate::output::write_via_path(path, |tmp| match format {

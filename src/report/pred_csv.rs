@@ -4,7 +4,9 @@ use std::path::Path;
 
 /// `pred.csv` of a law fitted from a table: every row of the input, its
 /// columns as read (but `skip`), then `pred`, `residual` (pred - loss)
-/// and `set` (`fit` or `test`, the rows `--test-where` held out).
+/// and `set` (`fit` or `test`, the rows `--test-where` held out). Input
+/// columns of those names (a pred.csv fitted again) are replaced: two
+/// columns of one name would be read as the old one.
 pub fn write_table_pred_csv(
     path: &Path,
     table: &crate::data::Table,
@@ -13,13 +15,14 @@ pub fn write_table_pred_csv(
     held_out: &[bool],
     skip: Option<usize>,
 ) -> anyhow::Result<()> {
+    const ADDED: [&str; 3] = ["pred", "residual", "set"];
     let kept: Vec<usize> = (0..table.headers.len())
-        .filter(|&c| Some(c) != skip)
+        .filter(|&c| Some(c) != skip && !ADDED.contains(&table.headers[c].as_str()))
         .collect();
     crate::output::write_file(path, |out| {
         let mut w = csv::Writer::from_writer(out);
         let mut header: Vec<&str> = kept.iter().map(|&c| table.headers[c].as_str()).collect();
-        header.extend(["pred", "residual", "set"]);
+        header.extend(ADDED);
         w.write_record(&header)?;
         for r in 0..table.rows() {
             let mut row: Vec<String> = kept

@@ -262,7 +262,19 @@ fn format_at(v: f64) -> String {
 }
 
 pub(super) fn format_pct(v: f64) -> String {
+    if v.is_nan() {
+        return "-".to_string();
+    }
     format!("{}%", format_value(v))
+}
+
+/// A score as the tables print it: "-" where there is none (NaN).
+pub(super) fn format_score(v: f64) -> String {
+    if v.is_nan() {
+        "-".to_string()
+    } else {
+        format_value(v)
+    }
 }
 
 /// T is a step count: integral values without decimals.
