@@ -537,6 +537,15 @@ pub fn create_parent(path: &Path) -> anyhow::Result<()> {
 
 /// Create the output directory `dir` (and its parents) when missing.
 pub fn create_dir(dir: &Path) -> anyhow::Result<()> {
+    // A file where a folder of the path should be: named, since the
+    // system's "File exists" names neither it nor the folder wanted.
+    if let Some(file) = dir.ancestors().find(|a| a.is_file()) {
+        anyhow::bail!(
+            "cannot create the folder {}: {} is a file",
+            shown(dir).display(),
+            shown(file).display()
+        );
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", shown(dir).display()))
 }
 

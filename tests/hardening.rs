@@ -1512,3 +1512,36 @@ fn a_term_constant_within_every_group_is_fixed_as_without_groups() {
         assert_eq!(g["params"]["A"], 0.0, "{g}");
     }
 }
+
+#[test]
+fn a_formula_may_start_with_a_sign_and_a_file_in_the_way_of_out_is_named() {
+    let dir = tempdir();
+    let d = dir.path();
+    let csv = chinchilla_csv(d, 8, 0.002);
+    let csv = csv.to_str().unwrap();
+    let run = ok(
+        d,
+        &[
+            "fit",
+            csv,
+            "--law",
+            "-E + A/N^alpha + B/tokens^beta",
+            "--starts",
+            "2",
+            "--backend",
+            "cpu",
+            "--out",
+            "a",
+        ],
+    );
+    assert!(
+        run.stdout.contains("law: custom = -E + A/N^alpha"),
+        "{}",
+        run.dump()
+    );
+    let run = sweepfit(
+        d,
+        &["fit", csv, "--law", "chinchilla", "--out", "a/fit.json/b"],
+    );
+    fails_with(&run, &["cannot create the folder", "fit.json is a file"]);
+}
