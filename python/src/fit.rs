@@ -294,6 +294,12 @@ impl Fit {
         schedule: Option<Source<'_>>,
     ) -> PyResult<(Vec<String>, Vec<Vec<String>>, Vec<String>)> {
         let r = &self.fit.report;
+        for (name, values) in &at {
+            let domain = self.fit.file.domain_of(name);
+            if let Some(why) = values.iter().find_map(|&v| domain?.problem(name, v)) {
+                return Err(error(anyhow::anyhow!("{name}: {why}")));
+            }
+        }
         let given = schedules(schedule)?;
         let (header, rows) = lawfit::predict_rows(
             r,

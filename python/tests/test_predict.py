@@ -51,6 +51,11 @@ def test_a_written_fit_predicts_as_the_command_line(boot_fit, run_cli, tmp_path)
     np.testing.assert_allclose(grid["pred"].to_numpy(), cli["pred"].to_numpy(), rtol=1e-14)
     # The command line reads what the package wrote, and the package what it wrote.
     assert sweepfit.load(path).report == loaded.report
+    # Values outside the law's declared domain are refused, as on the command line.
+    with pytest.raises(ValueError, match=r"N: 0 is outside the law's domain \(N > 0\)"):
+        loaded.predict_at(N=[0.0, 1e9], T=[1], D=[1e9])
+    with pytest.raises(ValueError, match="'N'.*must be > 0"):
+        loaded.predict(pd.DataFrame({"N": [-1.0], "T": [1], "tokens": [1e9]}))
 
 
 def test_predict_names_a_missing_column(boot_fit):

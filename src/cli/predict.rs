@@ -77,7 +77,7 @@ fn at_items(at: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 /// law has those variables), predicted from the fit.
 fn predict_law(a: &PredictArgs) -> anyhow::Result<()> {
     let fit = sweepfit::lawfit::read_law_fit(&a.fit)?;
-    let (report, law, axis) = (fit.report, fit.law, fit.axis);
+    let (report, law, axis, file) = (fit.report, fit.law, fit.axis, fit.file);
     // (variable, list, the option as the user spelled it): `--at` takes a
     // variable or the data column it was fitted from (tokens for D).
     let mut items = Vec::new();
@@ -115,8 +115,10 @@ fn predict_law(a: &PredictArgs) -> anyhow::Result<()> {
     }
     let mut at = Vec::new();
     for (name, list, flag) in items {
-        let values = sweepfit::values::parse_list(&list, |v| {
-            (!v.is_finite()).then(|| format!("{v} is not finite"))
+        let domain = file.domain_of(&name);
+        let values = sweepfit::values::parse_list(&list, |v| match v.is_finite() {
+            false => Some(format!("{v} is not finite")),
+            true => domain.and_then(|d| d.problem(&name, v)),
         })
         .map_err(|(it, why)| anyhow::anyhow!("{flag} '{it}': {why}"))?;
         at.push((name, values));

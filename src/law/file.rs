@@ -90,6 +90,19 @@ impl Domain {
             _ => None,
         }
     }
+
+    /// What is wrong with `v` as a value of variable `name`, if anything.
+    pub fn problem(self, name: &str, v: f64) -> Option<String> {
+        match self {
+            Domain::Positive if v <= 0.0 => {
+                Some(format!("{v} is outside the law's domain ({name} > 0)"))
+            }
+            Domain::NonNegative if v < 0.0 => {
+                Some(format!("{v} is outside the law's domain ({name} >= 0)"))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// What a law file declares about one parameter (raw units).
