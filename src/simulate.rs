@@ -104,6 +104,22 @@ fn looplm20_law() -> (CompiledLaw, Vec<f64>) {
     (law, truth)
 }
 
+/// [`simulate_looplm20`], refused where a loss overflowed (noise or a
+/// transient so large that it is infinite): such a sweep cannot be fitted.
+pub fn simulate_looplm20_checked(o: &SimOptions) -> anyhow::Result<Dataset> {
+    let ds = simulate_looplm20(o);
+    if let Some(&l) = ds.loss.iter().find(|l| !l.is_finite()) {
+        anyhow::bail!(
+            "a simulated loss is {l}: --noise {:e}, --warmup {:e} or --late-rise {:e} is too \
+             large to simulate",
+            o.noise,
+            o.warmup,
+            o.late_rise
+        );
+    }
+    Ok(ds)
+}
+
 /// The preset's sweep: configs ordered by N, then T; run label
 /// `looplm-<N>` shared by the four steps of a model (a looped run logs one
 /// loss per step). Weights are all 1.

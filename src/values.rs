@@ -98,12 +98,14 @@ fn range(start: &str, stop: &str, count: &str, spacing: &str) -> Result<Vec<f64>
         return Ok(vec![a]);
     }
     let last = (n - 1) as f64;
-    let (la, lb) = (a.ln(), b.ln());
+    // In decades: the powers of ten between decade ends come out exact
+    // (1e8:1e10:5:log has 1e9, not 999999999.999999).
+    let (la, lb) = (a.log10(), b.log10());
     let mut v: Vec<f64> = (0..n)
         .map(|k| {
             let f = k as f64 / last;
             tidy(if log {
-                (la + f * (lb - la)).exp()
+                10f64.powf(la + f * (lb - la))
             } else {
                 a + f * (b - a)
             })
@@ -184,6 +186,7 @@ mod tests {
             (v[1] - 1e7).abs() < 1e-6 && (v[2] - 1e8).abs() < 1e-5,
             "{v:?}"
         );
+        assert_eq!(ok("1e8:1e10:5:log")[2], 1e9);
         let v = ok(" 1e8 : 1e10 : 3 : log ");
         assert_eq!(v[0], 1e8);
         assert!((v[1] - 1e9).abs() < 1e-4);

@@ -1545,3 +1545,12 @@ fn a_formula_may_start_with_a_sign_and_a_file_in_the_way_of_out_is_named() {
     );
     fails_with(&run, &["cannot create the folder", "fit.json is a file"]);
 }
+
+#[test]
+fn a_simulation_whose_losses_overflow_is_refused_and_writes_nothing() {
+    let dir = tempdir();
+    let d = dir.path();
+    let run = sweepfit(d, &["simulate", "--out", "s.csv", "--noise", "1e308"]);
+    fails_with(&run, &["a simulated loss is inf", "--noise 1e308"]);
+    assert!(!d.join("s.csv").exists() && !d.join("s.csv.truth.json").exists());
+}

@@ -62,7 +62,7 @@ pub(crate) fn cmd_simulate(a: SimulateArgs) -> anyhow::Result<()> {
         bail!("--param and --at go with --law or --law-file");
     }
     let o = sim_options(a.seed, &a.sim)?;
-    let ds = simulate::simulate_looplm20(&o);
+    let ds = simulate::simulate_looplm20_checked(&o)?;
     // Both files or neither.
     let staging = Staging::files(&a.out, a.force)?;
     data::write_long_csv(&staging.path_for(&a.out), &ds)?;
