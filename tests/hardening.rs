@@ -1554,3 +1554,60 @@ fn a_simulation_whose_losses_overflow_is_refused_and_writes_nothing() {
     fails_with(&run, &["a simulated loss is inf", "--noise 1e308"]);
     assert!(!d.join("s.csv").exists() && !d.join("s.csv.truth.json").exists());
 }
+
+#[test]
+fn a_fit_edited_past_its_laws_declarations_and_schedules_it_never_read_are_refused() {
+    let dir = tempdir();
+    let d = dir.path();
+    let csv = chinchilla_csv(d, 8, 0.002);
+    let csv = csv.to_str().unwrap();
+    ok(
+        d,
+        &[
+            "fit",
+            csv,
+            "--law",
+            "chinchilla",
+            "--starts",
+            "4",
+            "--backend",
+            "cpu",
+            "--out",
+            "a",
+        ],
+    );
+    let mut json = read_json(&d.join("a/fit.json"));
+    // Rounding past a bound is not an edit: the untouched file reads.
+    let at = ["--at", "N=1e9", "--at", "tokens=1e10"];
+    let mut args = vec!["predict", "--fit", "a/fit.json"];
+    args.extend_from_slice(&at);
+    ok(d, &args);
+    json["params"]["E"] = serde_json::json!(-5.0);
+    std::fs::write(d.join("a/edited.json"), json.to_string()).unwrap();
+    let mut args = vec!["predict", "--fit", "a/edited.json"];
+    args.extend_from_slice(&at);
+    fails_with(
+        &sweepfit(d, &args),
+        &[
+            "a/edited.json",
+            "params.E = -5",
+            "positive = true",
+            "edited",
+        ],
+    );
+    std::fs::write(d.join("lr.csv"), "run,step,lr\nm5e7,0,1\nm5e7,1,1\n").unwrap();
+    let run = sweepfit(
+        d,
+        &[
+            "plot",
+            "--fit",
+            "a/fit.json",
+            "--schedule",
+            "lr.csv",
+            "--out",
+            "p.svg",
+        ],
+    );
+    fails_with(&run, &["lr.csv", "sums along no steps"]);
+    assert!(!d.join("p.svg").exists());
+}

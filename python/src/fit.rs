@@ -308,7 +308,9 @@ impl Fit {
             &at,
             self.schedules(given.as_ref()),
         )
-        .map_err(error)?;
+        // The library speaks the command line's `--at NAME`; here a value
+        // is given as the keyword NAME.
+        .map_err(|e| error(anyhow::anyhow!(format!("{e:#}").replace("--at ", ""))))?;
         Ok((header, rows, lawfit::extrapolation_warnings(r, &at)))
     }
 

@@ -116,7 +116,9 @@ def test_schedules_as_a_data_frame_predict_runs_never_trained(shared, run_cli, t
     # On a grid of steps, every run of the schedules given, named.
     grid = from_frame.predict_at(step=[4000, 15999], schedule=_schedules(root, new))
     assert list(grid["run"]) == ["wsd_20000_24000"] * 2 + ["wsdcon_3"] * 2
-    with pytest.raises(sweepfit.SweepfitError, match="15999"):
+    with pytest.raises(sweepfit.SweepfitError, match="15999") as e:
         from_frame.predict_at(step=[16000], schedule=_schedules(root, ["wsdcon_3"]))
+    # Named as the keyword was given, not as the command line's option.
+    assert str(e.value).startswith("step: step 16000") and "--at" not in str(e.value)
     with pytest.raises(TypeError, match="schedule must be"):
         from_frame.predict(rows, schedule=3)

@@ -46,6 +46,10 @@ pub fn panels(
     let column = r.variables.get(SCHEDULE).map_or(SCHEDULE, String::as_str);
     let bare = reads && table.find("pred").is_none() && table.lookup(column)?.is_none();
     let table = match schedules {
+        Some(s) if !reads => anyhow::bail!(
+            "{}: the law sums along no steps, so it reads no schedule (leave out --schedule)",
+            s.path.display()
+        ),
         None if bare => anyhow::bail!(
             "{}: the law sums along its runs' steps: give the runs' schedules (--schedule \
              FILE), or draw the pred.csv its fit wrote",

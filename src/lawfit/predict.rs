@@ -57,7 +57,7 @@ impl LawFit {
         let mut file = LawFile::parse(&r.law_file, &law_origin)?;
         file.variables = r.variables.clone();
         let law = file.compile(&law_origin)?;
-        validate(&r, &law, &file.formula).with_context(|| format!("{origin}: not a usable fit"))?;
+        validate(&r, &law, &file).with_context(|| format!("{origin}: not a usable fit"))?;
         Ok(LawFit {
             report: r,
             law,
@@ -72,7 +72,8 @@ impl LawFit {
 /// parameters is complete and finite, group keys are distinct, and the
 /// bootstrap samples are what bands are computed from. Errors name the
 /// field.
-fn validate(r: &LawFitReport, law: &CompiledLaw, formula: &str) -> anyhow::Result<()> {
+fn validate(r: &LawFitReport, law: &CompiledLaw, file: &LawFile) -> anyhow::Result<()> {
+    let formula = &file.formula;
     if formula.trim() != r.formula.trim() {
         bail!(
             "law_file has the formula '{}' but formula says the fit was of '{}': the two \
@@ -83,10 +84,24 @@ fn validate(r: &LawFitReport, law: &CompiledLaw, formula: &str) -> anyhow::Resul
     }
     let params = |field: &str, params: &IndexMap<String, f64>| -> anyhow::Result<()> {
         for name in &law.params {
-            match params.get(name) {
-                Some(v) if v.is_finite() => {}
+            let v = match params.get(name) {
+                Some(&v) if v.is_finite() => v,
                 Some(_) => bail!("{field}.{name} is not finite (null, NaN or infinite)"),
                 None => bail!("{field}.{name} is missing"),
+            };
+            // Outside the law file's declarations by more than rounding:
+            // no fit ends there, an edit does.
+            if let Some(d) = file.params.get(name) {
+                let slack = |b: f64| 1e-9 * b.abs().max(1.0);
+                let low = d.lower.is_some_and(|lo| v < lo - slack(lo));
+                let high = d.upper.is_some_and(|hi| v > hi + slack(hi));
+                let sign = d.positive == Some(true) && v < 0.0;
+                if low || high || sign {
+                    bail!(
+                        "{field}.{name} = {v}: {} (was fit.json edited?)",
+                        d.allows(v).err().unwrap_or_default()
+                    );
+                }
             }
         }
         if let Some(extra) = params.keys().find(|k| !law.params.contains(k)) {
