@@ -501,7 +501,13 @@ pub fn fit_table(
     notes.push(b.binding.describe());
     notes.extend(b.warning.clone());
     let all_train: Vec<usize> = (0..table.rows()).filter(|&r| !held[r]).collect();
-    let group_of = by_groups(table, &opts.by)?.1;
+    // Each row's --by group, as `groups` made them.
+    let mut group_of = vec![0; table.rows()];
+    for (i, g) in groups.iter().enumerate() {
+        for &r in g.train.iter().chain(&g.test) {
+            group_of[r] = i;
+        }
+    }
     let (space, constants) = law_space(b, &cols, &all_train, &group_of, &opts.fix)?;
     if space.dim() == 0 && opts.profile.is_some() {
         bail!("every parameter is fixed (--fix): there is nothing to profile");

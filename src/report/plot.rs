@@ -456,10 +456,8 @@ pub(super) fn draw_figure(
     };
     // Ranges wider than a double can hold have no ticks to draw (the
     // plotting library would search for them forever).
-    for (axis, (lo, hi)) in [
-        ("x", token_range(panels, opts)),
-        ("y", figure.y_range(panels, opts)),
-    ] {
+    let ranges = (token_range(panels, opts), figure.y_range(panels, opts));
+    for (axis, (lo, hi)) in [("x", ranges.0), ("y", ranges.1)] {
         if !(lo.is_finite() && hi.is_finite() && (hi - lo).is_finite()) {
             bail!(
                 "nothing can be drawn: the {axis} axis would run from {lo:e} to {hi:e}, beyond \
@@ -479,6 +477,7 @@ pub(super) fn draw_figure(
             BitMapBackend::new(tmp, size).into_drawing_area(),
             panels,
             &layout,
+            ranges,
             opts,
             figure,
         ),
@@ -486,6 +485,7 @@ pub(super) fn draw_figure(
             SVGBackend::new(tmp, size).into_drawing_area(),
             panels,
             &layout,
+            ranges,
             opts,
             figure,
         ),
@@ -514,6 +514,7 @@ fn render<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     panels: &[Panel],
     layout: &GridLayout,
+    (x_range, y_range): ((f64, f64), (f64, f64)),
     opts: &PlotOptions,
     figure: &impl Figure,
 ) -> anyhow::Result<()> {
@@ -524,8 +525,6 @@ fn render<DB: DrawingBackend>(
     let (rest, foot) = rest.split_vertically(height.saturating_sub(X_LABEL_HEIGHT));
     let (left, body) = rest.split_horizontally(Y_LABEL_WIDTH);
     draw_axis_names(&left, &foot, figure.y_label(), &x_axis_name(panels, opts))?;
-    let x_range = token_range(panels, opts);
-    let y_range = figure.y_range(panels, opts);
     let areas = body.split_evenly((layout.rows.len(), layout.cols.len()));
     for (i, p) in panels.iter().enumerate() {
         let (r, c) = layout.cells[i];
