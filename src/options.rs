@@ -104,9 +104,10 @@ impl BackendArgs {
 #[derive(Args, Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct LawArgs {
-    /// The law: a built-in's name (`sweepfit laws` lists them) or a formula
+    /// The law: a built-in's name (`sweepfit laws` lists them), a formula
     /// such as 'E + A/N^alpha + B/D^beta', whose names are variables where
-    /// they name a column of the data and parameters otherwise. Every law
+    /// they name a column of the data and parameters otherwise, or a law
+    /// file's path ending in .toml (as --law-file). Every law
     /// is compiled and runs on the CPU or the GPU (--backend). A formula
     /// nests at most 256 levels (each operator, sign, call and parenthesis
     /// is one).
@@ -453,6 +454,15 @@ pub fn law_source(
         return Ok((LawFile::parse(&text, &origin)?, text, origin));
     }
     let name = law.unwrap_or(crate::law::DEFAULT_LAW).trim();
+    // No formula holds ".toml" (a '.' follows only digits), so a name
+    // ending in it is a law file's path.
+    if name.ends_with(".toml") && crate::law::builtin(name).is_none() {
+        let path = std::path::Path::new(name);
+        if !path.is_file() {
+            bail!("--law {name}: no law file is there (a law is a built-in's name, a formula or a law file's path)");
+        }
+        return law_source(None, Some(path));
+    }
     if let Some(text) = crate::law::builtin(name) {
         let origin = format!("laws/{name}.toml (built in)");
         return Ok((LawFile::parse(text, &origin)?, text.to_string(), origin));

@@ -1611,3 +1611,56 @@ fn a_fit_edited_past_its_laws_declarations_and_schedules_it_never_read_are_refus
     fails_with(&run, &["lr.csv", "sums along no steps"]);
     assert!(!d.join("p.svg").exists());
 }
+
+/// `--law my-law.toml` reads the law file (as --law-file would) rather
+/// than failing as a formula at its '.', a missing one is named, and
+/// `laws my-law.toml` checks a file: a declaration of a parameter the
+/// formula lacks is refused at its line and column.
+#[test]
+fn a_law_files_path_given_as_the_law_is_read_and_checked() {
+    let dir = tempdir();
+    let d = dir.path();
+    chinchilla_csv(d, 8, 0.002);
+    let text = sweepfit(d, &["laws", "chinchilla"]).stdout;
+    std::fs::write(d.join("mine.toml"), &text).unwrap();
+    let args = |law: &'static str, out: &'static str| {
+        vec![
+            "fit",
+            "sweep.csv",
+            "--law",
+            law,
+            "--starts",
+            "2",
+            "--backend",
+            "cpu",
+            "--out",
+            out,
+        ]
+    };
+    ok(d, &args("mine.toml", "a"));
+    let fit = read_json(&d.join("a/fit.json"));
+    assert_eq!(fit["law"], "chinchilla", "{fit}");
+    fails_with(
+        &sweepfit(d, &args("gone.toml", "b")),
+        &["--law gone.toml", "no law file"],
+    );
+    // [params.alpha] misspelt: its line is where the header is.
+    let line = text
+        .lines()
+        .position(|l| l.trim() == "[params.alpha]")
+        .unwrap()
+        + 1;
+    std::fs::write(
+        d.join("typo.toml"),
+        text.replace("[params.alpha]", "[params.alhpa]"),
+    )
+    .unwrap();
+    let at = format!(
+        "typo.toml:{line}:9: params.alhpa is declared but the formula has no parameter alhpa"
+    );
+    fails_with(&sweepfit(d, &["laws", "typo.toml"]), &[&at]);
+    fails_with(&sweepfit(d, &args("typo.toml", "c")), &[&at]);
+    assert!(!d.join("c").exists());
+    // A sound file is printed as it is.
+    assert_eq!(ok(d, &["laws", "mine.toml"]).stdout, text);
+}

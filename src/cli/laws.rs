@@ -12,8 +12,9 @@ use sweepfit::law::{builtin, builtin_law, builtin_names, DEFAULT_LAW};
 
 #[derive(Args)]
 pub(crate) struct LawsArgs {
-    /// A built-in law: print its law file (TOML) as it is built in. With
-    /// --plan or --wgsl, a law file's path may stand here too.
+    /// A built-in law: print its law file (TOML) as it is built in. A law
+    /// file's path may stand here too: it is checked (errors name its line
+    /// and column) and printed, or shown by --plan and --wgsl.
     name: Option<String>,
     /// Print the law's evaluation plan instead: every node of the law and
     /// of its derivatives, by where it runs (once per fit, per parameter
@@ -96,14 +97,23 @@ pub(crate) fn compiled(name: &str, wgsl: bool) -> anyhow::Result<String> {
 }
 
 fn print_file(name: &str) -> anyhow::Result<()> {
-    let Some(text) = builtin(name) else {
-        bail!(
-            "no built-in law is called {name:?}; the built-in laws are {}",
+    let path = std::path::Path::new(name);
+    let text = match builtin(name) {
+        Some(text) => text.to_string(),
+        // A law file of one's own: checked and compiled, errors naming
+        // its line and column, then printed as it is.
+        None if path.is_file() => {
+            let (file, text, origin) = law_source(None, Some(path))?;
+            file.compile(&origin)?;
+            text
+        }
+        None => bail!(
+            "no built-in law or law file is called {name:?}; the built-in laws are {}",
             builtin_names().join(", ")
-        );
+        ),
     };
     // The text as is (it ends with its own newline).
-    say!("{}", text.strip_suffix('\n').unwrap_or(text));
+    say!("{}", text.strip_suffix('\n').unwrap_or(&text));
     Ok(())
 }
 

@@ -178,10 +178,16 @@ impl LawFile {
             let at = e.span().map(|s| position(text, s.start));
             located(origin, at, e.message().trim_end())
         })?;
-        law.check().map_err(|p| {
+        let compiled = |p: Problem| {
             let at = locate(text, &p).map(|s| position(text, s.start));
             located(origin, at, &p.message)
-        })?;
+        };
+        law.check().map_err(compiled)?;
+        // A declaration of a name the formula does not use is found here,
+        // where its line is known; other compile errors wait for `compile`.
+        if let Ok(c) = law.compile_source(origin) {
+            law.undeclared(&c).map_or(Ok(()), |p| Err(compiled(p)))?;
+        }
         Ok(law)
     }
 
@@ -220,22 +226,9 @@ impl LawFile {
     /// declared parameter must be one the formula uses (a declaration of
     /// any other name is a typo). `origin` starts error messages.
     pub fn compile(&self, origin: &str) -> anyhow::Result<super::CompiledLaw> {
-        let src = super::Source {
-            formula: self.formula.clone(),
-            defs: self
-                .defs
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            variables: self.variables.keys().cloned().collect(),
-            origin: origin.to_string(),
-        };
-        let law = super::CompiledLaw::compile(&src).map_err(|e| anyhow::anyhow!("{e}"))?;
-        if let Some(p) = self.params.keys().find(|p| !law.params.contains(p)) {
-            anyhow::bail!(
-                "{origin}: params.{p} is declared but the formula has no parameter {p} (its parameters: {})",
-                law.params.join(", ")
-            );
+        let law = self.compile_source(origin)?;
+        if let Some(p) = self.undeclared(&law) {
+            anyhow::bail!("{origin}: {}", p.message);
         }
         // Checked here as well as in `check`: without [variables] the
         // formula's names are bound later, and an axis that became a
@@ -247,6 +240,33 @@ impl LawFile {
             );
         }
         Ok(law)
+    }
+
+    /// A declared parameter the compiled formula does not have (a typo).
+    fn undeclared(&self, law: &super::CompiledLaw) -> Option<Problem> {
+        let p = self.params.keys().find(|p| !law.params.contains(p))?;
+        Some(problem(
+            &["params", p],
+            true,
+            format!(
+                "params.{p} is declared but the formula has no parameter {p} (its parameters: {})",
+                law.params.join(", ")
+            ),
+        ))
+    }
+
+    fn compile_source(&self, origin: &str) -> anyhow::Result<super::CompiledLaw> {
+        let src = super::Source {
+            formula: self.formula.clone(),
+            defs: self
+                .defs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            variables: self.variables.keys().cloned().collect(),
+            origin: origin.to_string(),
+        };
+        super::CompiledLaw::compile(&src).map_err(|e| anyhow::anyhow!("{e}"))
     }
 
     /// The checks of [`LawFile::parse`], for a law built in code.
@@ -849,6 +869,18 @@ fixed = 15
         let e = f.compile("t.toml").unwrap_err().to_string();
         assert!(
             e.contains("t.toml: axis: alpha is not a variable of the law (its variables: N)"),
+            "{e}"
+        );
+    }
+
+    /// A declaration whose name the formula lacks (a typo of beta) is
+    /// refused where it is written.
+    #[test]
+    fn a_declared_parameter_the_formula_lacks_is_found_at_its_line() {
+        let text = GOOD.replace("[params.beta]", "[params.bta]");
+        let e = err(&text);
+        assert!(
+            e.starts_with("t.toml:15:9: params.bta is declared but the formula has no parameter bta (its parameters: E, A, R, beta)"),
             "{e}"
         );
     }
