@@ -233,7 +233,7 @@ fn authors_sweep(law: &CompiledLaw, keep: &[(&str, &[usize])]) -> Sweep {
         let lr = s.runs[Schedules::EVERY_RUN].lr.clone();
         let h = register_run(vec!["lr".into()], vec![lr]) as f64;
         let t = Table::read(&root.join("25").join(format!("{run}.csv"))).unwrap();
-        let steps = s.rows(&t, None, t.find("step").unwrap(), None).unwrap();
+        let steps = s.rows(&t, None, t.find("step").unwrap(), None, 0).unwrap();
         let loss = t.numbers(t.find("loss").unwrap(), Check::Finite).unwrap();
         let start = y.len();
         for (&(_, k), l) in steps.iter().zip(loss) {

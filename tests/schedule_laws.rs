@@ -22,7 +22,7 @@ fn logged(size: &str, run: &str) -> Vec<(usize, f64)> {
     let t = Table::read(&path).unwrap();
     let s = Schedules::read(&schedule_path(run)).unwrap();
     let steps = s
-        .rows(&t, None, t.find("step").unwrap(), t.find("lr"))
+        .rows(&t, None, t.find("step").unwrap(), t.find("lr"), 0)
         .unwrap();
     let loss = t
         .numbers(t.find("loss").unwrap(), sweepfit::data::Check::Finite)
@@ -362,6 +362,23 @@ fn a_sum_written_wrongly_is_pointed_at() {
             22,
         ),
         ("E + A*lr[step]", "reads a per-step series", 7),
+        // Steps before the schedule's first, which would be NaN in every
+        // row: the message says where the sum should start.
+        (
+            "E + sum(k = 0..step: lr[k-1] - lr[k])",
+            "lr[k-1] reads step -1 when k = 0, before the schedule's step 0; start the sum at k = 1",
+            22,
+        ),
+        (
+            "E + sum(k = 1..step: lr[-2]*lr[k])",
+            "lr[-2] reads step -2, before",
+            22,
+        ),
+        (
+            "E + sum(k = 0..step: sum(j = k-3..step: lr[j]))",
+            "sum(j = k-3..step: lr[j]) reads step -3 when k = 0",
+            30,
+        ),
         (
             "E + sum(k = 1..step: a*b*c*d*e*lr[k])",
             "at most 4 can be",
@@ -450,6 +467,18 @@ fn schedule_files_that_do_not_meet_the_rows_are_errors_naming_them() {
     .unwrap();
     let e = fit(&data, "L0 + A*step^(-alpha)", Some(&all));
     assert!(e.contains("sums along no steps"), "{e}");
+    // A sum that reads past a row's step, at the schedule's last step.
+    // The last logged step is 23920, the schedule's last 23999.
+    let e = fit(
+        &data,
+        "L0 + A*sum(k = 0..step: lr[k+80])^(-alpha)",
+        Some(&all),
+    );
+    assert!(
+        e.contains("run 'cosine_24000' is logged at step 23920, and the law reads its schedule 80 steps past that")
+            && e.contains("ends at step 23999"),
+        "{e}"
+    );
     // Rows whose logged lr is not their schedule's: the run's schedule
     // was another run's.
     let wrong = long_csv(d, &["cosine_24000", "wsdcon_9"], 1.5);

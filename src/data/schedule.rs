@@ -97,14 +97,16 @@ impl Schedules {
 
     /// For every row of `table`, its run's schedule (an index into
     /// `runs`) and its step, checked: the run has a schedule, the step is
-    /// a whole number within it, and where the table logs the learning
-    /// rate too (`lr_col`), it is the schedule's at that step.
+    /// a whole number within it, as is `reach` steps past it (what the
+    /// law reads past a row's step), and where the table logs the
+    /// learning rate too (`lr_col`), it is the schedule's at that step.
     pub fn rows(
         &self,
         table: &Table,
         run_col: Option<usize>,
         step_col: usize,
         lr_col: Option<usize>,
+        reach: usize,
     ) -> Result<Vec<(usize, usize)>, DataError> {
         let steps = table.numbers(step_col, Check::NonNegative)?;
         let logged = match lr_col {
@@ -147,6 +149,19 @@ impl Schedules {
                 ));
             }
             let k = step as usize;
+            if k + reach >= lr.len() {
+                return Err(row_error(
+                    table,
+                    r,
+                    format!(
+                        "run '{run}' is logged at step {step}, and the law reads its schedule \
+                         {reach} step{} past that, but its schedule in {} ends at step {}",
+                        if reach == 1 { "" } else { "s" },
+                        self.runs[s].path.display(),
+                        lr.len() - 1
+                    ),
+                ));
+            }
             if let Some(l) = &logged {
                 let (a, b) = (l[r], lr[k]);
                 if (a - b).abs() > 1e-9 * a.abs().max(b.abs()) {
@@ -360,7 +375,7 @@ mod tests {
         let rows = |text: &str| {
             let t = Table::read(&write(d, "log.csv", text)).unwrap();
             let lr = t.find("lr");
-            s.rows(&t, t.find("run"), t.find("step").unwrap(), lr)
+            s.rows(&t, t.find("run"), t.find("step").unwrap(), lr, 0)
         };
         assert_eq!(
             rows("run,step,loss\nb,1,3.0\na,2,2.5\n").unwrap(),
@@ -398,7 +413,7 @@ mod tests {
                 let s = Schedules::read(&schedules.join(format!("{name}.csv"))).unwrap();
                 let t = Table::read(&log).unwrap();
                 let rows = s
-                    .rows(&t, None, t.find("step").unwrap(), t.find("lr"))
+                    .rows(&t, None, t.find("step").unwrap(), t.find("lr"), 0)
                     .unwrap_or_else(|e| panic!("{name}: {e}"));
                 assert_eq!(rows.len(), t.rows());
             }

@@ -181,9 +181,29 @@ struct BodyBuilder<'s> {
     args: Vec<NodeId>,
     var: &'s str,
     step: &'s str,
+    /// The sum's first step.
+    lo: i64,
 }
 
 impl BodyBuilder<'_> {
+    /// Where `at` reads before step 0 at the sum's first step (as
+    /// `lr[k-1]` from k = 0), what the user is told; the schedule has no
+    /// such step, and every row would be NaN.
+    fn before_start(&self, what: &str, at: Index) -> Option<String> {
+        let (read, first) = match at {
+            Index::K(c) => (self.lo + c, format!(" when {} = {}", self.var, self.lo)),
+            Index::At(c) => (c, String::new()),
+            Index::T(_) => return None,
+        };
+        (read < 0).then(|| {
+            let fix = match at {
+                Index::K(c) => format!("; start the sum at {} = {}", self.var, -c),
+                _ => String::new(),
+            };
+            format!("{what} reads step {read}{first}, before the schedule's step 0{fix}")
+        })
+    }
+
     fn leaf(&mut self, l: Leaf) -> NodeId {
         let i = match self.leaves.iter().position(|&x| x == l) {
             Some(i) => i,
@@ -289,6 +309,7 @@ impl Builder<'_> {
             args: Vec::new(),
             var: &s.var,
             step,
+            lo,
         };
         let root = self.body(&mut b, &s.body, src, origin)?;
         if b.args.len() > steps::MAX_ARGS {
@@ -383,6 +404,10 @@ impl Builder<'_> {
             }
             Ast::Index(name, i, span) => {
                 let at = b.index(i).ok_or_else(|| err(*span, STEP))?;
+                let what = format!("{name}[{}]", at.text(b.var));
+                if let Some(msg) = b.before_start(&what, at) {
+                    return Err(err(*span, &msg));
+                }
                 let series = b.series(name);
                 b.leaf(Leaf::Value { series, at })
             }
@@ -405,6 +430,16 @@ impl Builder<'_> {
                 let to = b
                     .index(&inner.hi)
                     .ok_or_else(|| err(inner.hi.span(), STEP))?;
+                let what = format!(
+                    "sum({} = {}..{}: {name}[{}])",
+                    inner.var,
+                    from.text(b.var),
+                    to.text(b.var),
+                    inner.var
+                );
+                if let Some(msg) = b.before_start(&what, from) {
+                    return Err(err(inner.lo.span(), &msg));
+                }
                 let series = b.series(name);
                 b.leaf(Leaf::Window { series, from, to })
             }

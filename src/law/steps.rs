@@ -86,7 +86,7 @@ impl Index {
         }
     }
 
-    fn text(self, k: &str) -> String {
+    pub(crate) fn text(self, k: &str) -> String {
         let off = |base: &str, c: i64| match c {
             0 => base.to_string(),
             c if c > 0 => format!("{base}+{c}"),
@@ -467,6 +467,29 @@ pub fn derivative(def: u32, arg: usize) -> u32 {
         .unwrap_or_else(|e| e.into_inner())
         .insert((root, arg), d);
     d
+}
+
+/// How far past the row's step the sum reads its series: a row at step t
+/// needs the schedule up to step t + reach (`lr[k+1]` summed to `step`
+/// reaches 1; most laws 0).
+pub fn reach(def: u32) -> i64 {
+    let (fam, _) = family(def);
+    let b = &fam.body;
+    let past = |i: Index| match i {
+        Index::K(c) => b.hi + c,
+        Index::T(c) => c,
+        Index::At(_) => 0,
+    };
+    b.leaves
+        .iter()
+        .map(|l| match *l {
+            Leaf::Value { at, .. } => past(at),
+            Leaf::Window { to, .. } => past(to),
+            Leaf::K | Leaf::T => 0,
+        })
+        .max()
+        .unwrap_or(0)
+        .max(0)
 }
 
 /// The sum as formula text, its outer values written by `arg`.

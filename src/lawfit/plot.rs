@@ -239,7 +239,8 @@ fn draw(
     let run = table.find("run");
     // A curve's run's learning rate, (step, lr) from step 0 to its last,
     // where x is a step variable of the law's sums.
-    let steps_along_x = schedules.filter(|_| super::schedule::step_vars(law).contains(&x));
+    let steps_along_x =
+        schedules.filter(|_| super::schedule::step_vars(law).iter().any(|&(v, _)| v == x));
     let lr_of = |first: usize, c: &[usize]| -> Vec<(f64, f64)> {
         let Some(s) = steps_along_x else {
             return Vec::new();

@@ -301,7 +301,7 @@ fn check_steps_at(
     s: &Schedules,
     at: &[(String, Vec<f64>)],
 ) -> anyhow::Result<()> {
-    for v in super::schedule::step_vars(law) {
+    for (v, reach) in super::schedule::step_vars(law) {
         let name = &law.variables[v];
         let Some((_, values)) = at.iter().find(|(n, _)| n == name) else {
             continue;
@@ -314,13 +314,20 @@ fn check_steps_at(
                 );
             }
             for (run, sched) in &s.runs {
-                if step >= sched.lr.len() as f64 {
+                if step + reach as f64 >= sched.lr.len() as f64 {
                     let run = match run.as_str() {
                         Schedules::EVERY_RUN => "the schedule".to_string(),
                         run => format!("run '{run}'"),
                     };
+                    let past = match reach {
+                        0 => String::new(),
+                        r => format!(
+                            " (the law reads {r} step{} past it)",
+                            if r == 1 { "" } else { "s" }
+                        ),
+                    };
                     bail!(
-                        "--at {name}: step {step} is past the end of {run} in {} (its last \
+                        "--at {name}: step {step}{past} is past the end of {run} in {} (its last \
                          step is {})",
                         sched.path.display(),
                         sched.lr.len() - 1

@@ -94,20 +94,23 @@ pub(super) fn check_steps(
         );
     }
     let (run_col, lr_col) = (table.lookup("run")?, table.lookup("lr")?);
-    for v in step_vars {
-        s.rows(table, run_col, columns[v], lr_col)?;
+    for (v, reach) in step_vars {
+        s.rows(table, run_col, columns[v], lr_col, reach)?;
     }
     Ok(())
 }
 
-/// The variables (indices) the law's sums run their steps up to.
-pub(super) fn step_vars(law: &CompiledLaw) -> Vec<usize> {
-    let mut out: Vec<usize> = Vec::new();
+/// The variables (indices) the law's sums run their steps up to, each
+/// with how far past its step the sums read (see [`steps::reach`]).
+pub(super) fn step_vars(law: &CompiledLaw) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = Vec::new();
     for n in law.graph.nodes() {
-        if let Node::Steps(_, ops) = n {
+        if let Node::Steps(def, ops) = n {
             if let Node::Var(v) = law.graph.node(ops[1]) {
-                if !out.contains(&(v as usize)) {
-                    out.push(v as usize);
+                let reach = steps::reach(*def) as usize;
+                match out.iter_mut().find(|(w, _)| *w == v as usize) {
+                    Some((_, r)) => *r = (*r).max(reach),
+                    None => out.push((v as usize, reach)),
                 }
             }
         }
