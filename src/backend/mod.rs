@@ -7,6 +7,7 @@
 //! its J^T J.
 
 pub(crate) mod cpu;
+pub mod gauss_newton;
 pub mod gpu;
 pub mod weights;
 

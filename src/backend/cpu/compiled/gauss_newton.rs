@@ -20,6 +20,7 @@
 
 use super::power::tile_terms;
 use super::*;
+use crate::backend::gauss_newton;
 
 /// The start nodes a separable law's Jacobian runs through (see the module
 /// docs), and each node's index among them.
@@ -138,7 +139,6 @@ impl Drop for Pooled<'_> {
 /// A thread's arrays.
 pub(super) struct Scratch {
     start: Vec<f64>,
-    start_adj: Vec<f64>,
     cvals: Vec<Vec<f64>>,
     cadj: Vec<Vec<f64>>,
     vals: Vec<Vec<f64>>,
@@ -177,7 +177,6 @@ impl Scratch {
         let (n, nc) = (cg.n_nodes, cg.n_curves);
         Scratch {
             start: vec![0.0; n],
-            start_adj: vec![0.0; n],
             cvals: vec![vec![0.0; nc]; cg.n_cslots],
             cadj: vec![vec![0.0; nc]; cg.n_cslots],
             vals: vec![vec![0.0; TILE]; cg.n_slots],
@@ -334,11 +333,7 @@ impl CpuLaw {
         g: &mut [f64],
         h: &mut [f64],
     ) -> f64 {
-        let (s, nc, np) = (
-            coords.nodes.len(),
-            self.n_curves,
-            self.plan.n_params().max(1),
-        );
+        let (s, nc) = (coords.nodes.len(), self.n_curves);
         start_values(self, p, &mut ws.start);
         curve_jacobian(self, sep, coords, p, ws);
         let mut f = 0.0;
@@ -368,29 +363,8 @@ impl CpuLaw {
         }
         // To the parameters: M (s x np) row by row from a unit adjoint
         // of each coordinate, then g = M^T gs and H = M^T A M.
-        let mut m = vec![0.0; s * np];
-        for (u, &id) in coords.nodes.iter().enumerate() {
-            ws.start_adj.fill(0.0);
-            ws.start_adj[id as usize] = 1.0;
-            self.finish(&ws.start, &mut ws.start_adj, &mut m[u * np..(u + 1) * np]);
-        }
-        let sym = |u: usize, v: usize| if u <= v { a[u * s + v] } else { a[v * s + u] };
-        for q in 0..np {
-            g[q] = (0..s).map(|u| m[u * np + q] * gs[u]).sum();
-        }
-        let mut am = vec![0.0; s * np];
-        for u in 0..s {
-            for q in 0..np {
-                am[u * np + q] = (0..s).map(|v| sym(u, v) * m[v * np + q]).sum();
-            }
-        }
-        for q in 0..np {
-            for r in q..np {
-                let v: f64 = (0..s).map(|u| m[u * np + q] * am[u * np + r]).sum();
-                h[q * np + r] = v;
-                h[r * np + q] = v;
-            }
-        }
+        let m = gauss_newton::start_jacobian(&self.plan, &ws.start, &coords.nodes);
+        gauss_newton::to_params(&m, &gs, &a, g, h);
         f
     }
 }

@@ -63,6 +63,7 @@ use points::*;
 use power::{Base, PowerTerm};
 use separable::*;
 use weighted::*;
+use crate::backend::gauss_newton::Separable;
 
 /// Distinct axis values per tile (and points per block): the arrays of a
 /// law with a few dozen nodes stay in L1/L2 while every curve passes over

@@ -5,64 +5,6 @@
 
 use super::*;
 
-/// A law whose prediction per cell is `sa * u[d] + sc * s[curve]` (any law
-/// of the form f(curve variables) + g(axis variable), such as LoopLM and
-/// Chinchilla): prediction, loss and both adjoint sums are one loop over
-/// the cells instead of a pass per node.
-/// Either term may be a data node (no parameter), which then has no
-/// adjoint.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Separable {
-    pub(super) axis_node: NodeId,
-    pub(super) axis_sign: f64,
-    pub(super) scalar_node: NodeId,
-    pub(super) scalar_sign: f64,
-}
-
-impl Separable {
-    pub(super) fn detect(plan: &Plan) -> Option<Separable> {
-        let value = plan.value();
-        let g = plan.graph();
-        if plan.forward[Class::Point as usize] != [value] {
-            return None;
-        }
-        let (a, b, sign_b) = match g.node(value) {
-            Node::Add(a, b) => (a, b, 1.0),
-            Node::Sub(a, b) => (a, b, -1.0),
-            _ => return None,
-        };
-        // By level: an axis term with or without parameters, and a term
-        // constant along each curve.
-        let level = |id: NodeId| plan.level[id as usize];
-        let (axis_node, axis_sign, scalar_node, scalar_sign) = match (level(a), level(b)) {
-            (Class::Axis, Class::Curve | Class::Start) => (a, 1.0, b, sign_b),
-            (Class::Curve | Class::Start, Class::Axis) => (b, sign_b, a, 1.0),
-            _ => return None,
-        };
-        // The backward edges out of the cell are exactly those two, with
-        // the constant partials of a sum.
-        let edges = &plan.edges[Class::Point as usize];
-        let partial_ok = |to: NodeId, sign: f64| {
-            edges
-                .iter()
-                .any(|e| e.from == value && e.to == to && g.constant(e.partial) == Some(sign))
-        };
-        let param_dep = |id: NodeId| edges.iter().any(|e| e.to == id);
-        if edges.len() != usize::from(param_dep(axis_node)) + usize::from(param_dep(scalar_node))
-            || (param_dep(axis_node) && !partial_ok(axis_node, axis_sign))
-            || (param_dep(scalar_node) && !partial_ok(scalar_node, scalar_sign))
-        {
-            return None;
-        }
-        Some(Separable {
-            axis_node,
-            axis_sign,
-            scalar_node,
-            scalar_sign,
-        })
-    }
-}
-
 /// Curves whose rows of a tile the separable loop handles together.
 pub(super) const ROWS: usize = 4;
 
