@@ -10,9 +10,10 @@
 // code, generated from its evaluation plan; everything else (the tiling,
 // the weighting, the loss and the output) is written here once for every
 // law. The generated parts:
-//   //@DEFS           sizes: NP parameters, PV vec4s per point (grid: per
-//                     row), CS floats per curve, AS per axis value, TILE
-//                     points (grid: rows) per tile, TA cells per grid row;
+//   //@DEFS           sizes: NP parameters, RECORD floats per start's
+//                     record, PV vec4s per point (grid: per row), CS
+//                     floats per curve, AS per axis value, TILE points
+//                     (grid: rows) per tile, TA cells per grid row;
 //   //@START          parameter-only nodes, once per invocation;
 //   //@CURVE_VARS     declarations of curve nodes and per-curve sums;
 //   //@CURVE_OPEN     a curve's data read and its nodes computed, once per
@@ -41,7 +42,12 @@
 // Output: per (workgroup slot, start) RECORD floats: objective, NP
 // gradient entries, and the weight of the points where the law is
 // undefined (a log of a non-positive number, a square root of a negative
-// one). A second pass (reduce.wgsl) adds the slots up.
+// one). A second pass (reduce.wgsl) adds the slots up. The Gauss-Newton
+// kernel of a separable law (grid only) writes, in place of the gradient,
+// J^T W r and the upper triangle of J^T W J in the start nodes the law's
+// two terms read (see src/backend/gauss_newton.rs): its slots below
+// accumulate them per cell, per curve and per axis value instead of
+// pushing adjoints back.
 //
 // Weighted evaluation (src/backend/weights.rs): with WEIGHTED set, each
 // point's weight is multiplied by its start's weighting factor: the
@@ -127,7 +133,6 @@ struct Problem {
 //@DEFS
 
 const WG: u32 = 64u;
-const RECORD: u32 = NP + 2u;
 const NO_CURVE: u32 = 0xffffffffu;
 const ALL_POINTS: u32 = 0xffffffffu;
 

@@ -38,7 +38,7 @@ if (pb != cur_block) {
     // As in the points layout: cells without a point (weight 0) and
     // undefined ones add exactly nothing.
     if (!l.ok) {
-        acc[NP + 1u] += pw;
+        acc[RECORD - 1u] += pw;
     }
     if (l.ok && pw != 0.0) {
         counted = true;

@@ -23,7 +23,7 @@ let l = loss(pred, q0.x, ok);
 // predicated, not divergent: on an H200 they ran 1.05-1.1x faster than
 // selecting zeros.
 if (!l.ok) {
-    acc[NP + 1u] += pw;
+    acc[RECORD - 1u] += pw;
 }
 if (l.ok && pw != 0.0) {
     counted = true;

@@ -287,3 +287,102 @@ fn weighted_moments_match_the_reference() {
         assert!(err.to_string().contains("out of range"), "{err}");
     }
 }
+
+/// The GPU twin's moments (`GpuLaw::gauss_newton`) against the f64
+/// reference, for the laws and weightings above, in one chunk and split
+/// over many chunks and workgroups: summed in f32, so f within 1e-4, the
+/// gradient within 1e-3 of its norm and H within 1e-3 of sqrt(H_ii H_jj).
+#[test]
+fn the_gpu_moments_match_the_reference() {
+    use sweepfit::backend::gpu::{GpuDevice, GpuLaw, GpuLimits};
+    let Some(adapter) = common::adapter() else {
+        return;
+    };
+    let dev = GpuDevice::open(&adapter).expect("open the GPU");
+    let small = GpuLimits {
+        max_points_per_chunk: 64,
+        max_starts_per_dispatch: 64,
+        max_groups: 3,
+    };
+    let two = CompiledLaw::from_formula(TWO_AXIS_TERMS, &["N", "D", "T"]).unwrap();
+    for law in [looplm_law(), two] {
+        let np = law.params.len();
+        for (varied, space, limits) in [
+            (true, Space::Linear, None),
+            (false, Space::Log, None),
+            (true, Space::Log, Some(small)),
+        ] {
+            let obj = Objective {
+                loss: LossKind::Mse,
+                space,
+                delta: 1e-3,
+            };
+            let sweep = sweep_of(&ragged(varied), &obj);
+            let nc = sweep.curves.len();
+            let plan = Plan::for_sweep(&law, &sweep);
+            let mut gpu = GpuLaw::gauss_newton(&dev, &plan, &sweep, obj, limits)
+                .unwrap()
+                .expect("a separable law on a grid has a Gauss-Newton twin");
+            let weightings: Vec<Resolved> = [
+                Weighting {
+                    poisson: Some(7),
+                    ..Weighting::uniform(nc)
+                },
+                Weighting {
+                    config: vec![2.0, 0.0, 1.0, 1.0, 3.0],
+                    first: vec![300, ALL_POINTS, 50, ALL_POINTS, 600],
+                    ..Weighting::uniform(nc)
+                },
+            ]
+            .iter()
+            .map(|w| resolve_curves(w, &sweep.curves, &sweep.w).unwrap())
+            .collect();
+            gpu.set_weightings(&weightings).unwrap();
+            let ps = starts(&law);
+            let k = ps.len();
+            for which in [None, Some(vec![1, UNWEIGHTED, 0, 1])] {
+                let (mut f, mut g, mut h) =
+                    (vec![0.0; k], vec![0.0; k * np], vec![0.0; k * np * np]);
+                match &which {
+                    None => gpu.evaluate_gn(&ps.concat(), &mut f, &mut g, &mut h),
+                    Some(w) => gpu.evaluate_gn_weighted(&ps.concat(), w, &mut f, &mut g, &mut h),
+                }
+                .unwrap();
+                let mut finite = 0;
+                for (j, p) in ps.iter().enumerate() {
+                    let wt = which
+                        .as_ref()
+                        .filter(|w| w[j] != UNWEIGHTED)
+                        .map(|w| &weightings[w[j] as usize]);
+                    let (fw, gw, hw) = reference_gn(&law, &sweep, &obj, wt, p);
+                    if !fw.is_finite() {
+                        continue;
+                    }
+                    finite += 1;
+                    let what = format!("{space:?}, {limits:?}, params {j}, weighting {which:?}");
+                    assert_close(
+                        (f[j], &g[j * np..(j + 1) * np]),
+                        (fw, &gw),
+                        1e-4,
+                        1e-3,
+                        &what,
+                    );
+                    let (h, scale) = (&h[j * np * np..(j + 1) * np * np], 1e-3);
+                    for a in 0..np {
+                        for b in 0..np {
+                            let s = (hw[a * np + a] * hw[b * np + b]).sqrt().max(1e-300);
+                            let e = (h[a * np + b] - hw[a * np + b]).abs() / s;
+                            assert!(
+                                e <= scale,
+                                "{what}: H[{a}][{b}] {} against {} (rel {e:e})",
+                                h[a * np + b],
+                                hw[a * np + b]
+                            );
+                        }
+                    }
+                }
+                assert!(finite >= 2, "{space:?}: {finite} finite references");
+            }
+        }
+    }
+}

@@ -71,7 +71,6 @@ impl Separable {
     }
 }
 
-
 /// The start nodes a separable law's Jacobian runs through, and how many
 /// of them lead (`axis`) the ones the axis term reaches: the only ones
 /// its derivatives `jv` have. The rest are the scalar term's.

@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::args::law_source;
 use super::term::say;
-use sweepfit::backend::gpu::{kernel, Layout};
+use sweepfit::backend::gpu::{gauss_newton_kernel, kernel, Layout};
 use sweepfit::law::plan::Plan;
 use sweepfit::law::{builtin, builtin_law, builtin_names, DEFAULT_LAW};
 
@@ -24,7 +24,8 @@ pub(crate) struct LawsArgs {
     #[arg(long, requires = "name", conflicts_with = "wgsl")]
     plan: bool,
     /// Print the WGSL compute kernels generated for the law instead (the
-    /// points layout, and the grid layout when the law has an axis), as
+    /// points layout, and the grid layout when the law has an axis, with
+    /// the grid's Gauss-Newton kernel for a law separable along it), as
     /// the GPU backend runs them.
     #[arg(long, requires = "name")]
     wgsl: bool,
@@ -92,6 +93,20 @@ pub(crate) fn compiled(name: &str, wgsl: bool) -> anyhow::Result<String> {
             layout.describe(),
             k.source.trim_end()
         ));
+    }
+    // A law separable along its axis also has the grid's Gauss-Newton
+    // kernel, which least squares runs.
+    if axis.is_some() {
+        if let Some(k) = gauss_newton_kernel(&plan)
+            .with_context(|| format!("the Gauss-Newton kernel of law {}", file.name))?
+        {
+            out.push_str(&format!(
+                "// law {}, {}, Gauss-Newton moments, {along}\n{}\n",
+                file.name,
+                Layout::Grid.describe(),
+                k.source.trim_end()
+            ));
+        }
     }
     Ok(out)
 }

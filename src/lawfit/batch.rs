@@ -75,7 +75,7 @@ pub(super) fn method(data: Data, jobs: &[Group], opts: &LawFitOptions) -> (Metho
     if steps_on_rows(data.b, opts) {
         return (Method::LeastSquares, Vec::new());
     }
-    if opts.objective.loss != LossKind::Mse || opts.device.is_some() {
+    if opts.objective.loss != LossKind::Mse {
         return (Method::Lbfgs, Vec::new());
     }
     let sweeps: Vec<Sweep> = jobs
@@ -84,6 +84,13 @@ pub(super) fn method(data: Data, jobs: &[Group], opts: &LawFitOptions) -> (Metho
         .collect();
     match method_for_all(data.b, opts, &sweeps) {
         Method::LeastSquares => (Method::LeastSquares, Vec::new()),
+        // A search from far starts on the GPU runs L-BFGS: on the GPU's
+        // moments, summed in f32, Levenberg-Marquardt took a few starts of
+        // the demo sweep to its 1000-iteration limit (their f32 J^T W J
+        // too coarse for small damping), and the batch with them; L-BFGS
+        // ended them all within 650 evaluations. From near the optimum
+        // (a bootstrap's replicates) it is the other way round.
+        Method::GridLeastSquares if opts.device.is_some() => (Method::Lbfgs, sweeps),
         m => (m, sweeps),
     }
 }
@@ -110,8 +117,16 @@ pub(super) fn method_for_all<'a>(
 pub(super) fn method_for(b: &BoundLaw, opts: &LawFitOptions, sweep: &Sweep) -> Method {
     if steps_on_rows(b, opts) {
         Method::LeastSquares
-    } else if opts.objective.loss != LossKind::Mse || opts.device.is_some() {
+    } else if opts.objective.loss != LossKind::Mse {
         Method::Lbfgs
+    } else if opts.device.is_some() {
+        // The GPU twin of the grid's moments where the law and the sweep
+        // take it, else L-BFGS on the law's kernel: the GPU has no row
+        // Jacobians.
+        match GpuLaw::gauss_newton_on(&Plan::for_sweep(&b.law, sweep), sweep) {
+            true => Method::GridLeastSquares,
+            false => Method::Lbfgs,
+        }
     } else if CpuLayout::of(sweep) != CpuLayout::Grid {
         Method::LeastSquares
     } else if CpuLaw::gauss_newton_on(&Plan::for_sweep(&b.law, sweep), sweep, opts.objective) {
@@ -208,15 +223,48 @@ pub(super) fn lm_options(lbfgs: &optim::Options) -> optim::LmOptions {
     }
 }
 
-/// The evaluator of `sweep`: the law's generated kernel on `opts.device`,
+/// Relative changes of f that single precision resolves, about: the GPU
+/// twin sums its moments in f32.
+const F32_FTOL: f64 = 1e-6;
+/// The Newton decrement (relative, see `LmOptions::decrement`) at which
+/// one more Gauss-Newton step would lower f by about F32_FTOL of it.
+const F32_DECREMENT: f64 = 1e-3;
+
+/// [`lm_options`] for a search on the GPU's moments, summed in f32: it
+/// stops where single precision does, since every start's best finishes
+/// in f64 on the CPU (see `polish`), rather than run on the rounding of
+/// f to the iteration limit, where a batch waits on its slowest start.
+pub(super) fn lm_options_for(lbfgs: &optim::Options, device: bool) -> optim::LmOptions {
+    let mut o = lm_options(lbfgs);
+    if device {
+        o.ftol = o.ftol.max(F32_FTOL);
+        o.stall = o.stall.max(F32_FTOL);
+        o.decrement = F32_DECREMENT;
+    }
+    o
+}
+
+/// The evaluator of `sweep` for `method`: the law's generated kernel on
+/// `opts.device` (its Gauss-Newton kernel for [`Method::GridLeastSquares`]),
 /// else the compiled law on the CPU.
 pub(super) fn evaluator(
     b: &BoundLaw,
     sweep: &Sweep,
     opts: &LawFitOptions,
+    method: Method,
 ) -> anyhow::Result<JobEvaluator> {
     let plan = Plan::for_sweep(&b.law, sweep);
     Ok(match &opts.device {
+        Some(dev) if method == Method::GridLeastSquares => JobEvaluator::Gpu(Box::new(
+            GpuLaw::gauss_newton(dev, &plan, sweep, opts.objective, None)
+                .with_context(|| format!("law {} on the GPU", b.file.name))?
+                .with_context(|| {
+                    format!(
+                        "law {}: the GPU's Gauss-Newton kernel does not take this sweep",
+                        b.file.name
+                    )
+                })?,
+        )),
         Some(dev) => JobEvaluator::Gpu(Box::new(
             GpuLaw::new(dev, &plan, sweep, opts.objective, None)
                 .with_context(|| format!("law {} on the GPU", b.file.name))?,
@@ -234,7 +282,7 @@ pub(super) enum Method {
     /// Levenberg-Marquardt on per-row Jacobians (mse only).
     LeastSquares,
     /// Levenberg-Marquardt on the grid evaluator's Gauss-Newton moments
-    /// (mse, a law separable along its axis, on the CPU).
+    /// (mse, a law separable along its axis, on the CPU or the GPU).
     GridLeastSquares,
     /// L-BFGS on the compiled evaluator (any loss).
     Lbfgs,
@@ -292,7 +340,7 @@ pub(super) fn fit_jobs_by(
             Some(sweep) => sweep,
             None => sweep_of(b, cols, table, &g.train, &opts.objective),
         };
-        grids.push(evaluator(b, &sweep, opts)?);
+        grids.push(evaluator(b, &sweep, opts, method)?);
     }
     let mut per = if given.is_some() { 1 } else { opts.starts };
     let draws = draw(
@@ -356,10 +404,10 @@ pub(super) fn fit_jobs_by(
         polish::search(space, &rows, &job_of, &[], &x0, &lm, progress)
             .context("optimisation failed")?
     } else if method == Method::GridLeastSquares {
-        let lm = lm_options(&opts.lbfgs);
+        let lm = lm_options_for(&opts.lbfgs, opts.device.is_some());
         let mut problems = GridLeastSquares {
             space,
-            grids: &grids,
+            grids: &mut grids,
             group_of: &job_of,
             weighted: None,
         };
@@ -646,7 +694,7 @@ impl BatchObjective for Problems<'_> {
 /// (see `CpuLaw::evaluate_gn`): problem `k` runs on `grids[group_of[k]]`.
 pub(super) struct GridLeastSquares<'a> {
     pub(super) space: &'a LawSpace,
-    pub(super) grids: &'a [JobEvaluator],
+    pub(super) grids: &'a mut [JobEvaluator],
     pub(super) group_of: &'a [usize],
     /// Per problem, the index of the weighting registered on its evaluator
     /// that weighs it (bootstrap replicates); `None` when all keep their
@@ -678,13 +726,10 @@ impl optim::BatchLeastSquares for GridLeastSquares<'_> {
         for (k, &id) in ids.iter().enumerate() {
             by_group[self.group_of[id]].push(k);
         }
-        for (grid, ks) in self.grids.iter().zip(&by_group) {
+        for (grid, ks) in self.grids.iter_mut().zip(&by_group) {
             if ks.is_empty() {
                 continue;
             }
-            let JobEvaluator::Cpu(grid) = grid else {
-                bail!("Gauss-Newton moments are formed on the CPU only");
-            };
             let params: Vec<Vec<f64>> = ks
                 .iter()
                 .map(|&k| self.space.to_params(&xs[k * m..(k + 1) * m]))
@@ -695,12 +740,22 @@ impl optim::BatchLeastSquares for GridLeastSquares<'_> {
                 vec![0.0; ks.len() * np],
                 vec![0.0; ks.len() * np * np],
             );
-            match self.weighted {
-                Some(weighting) => {
-                    let which: Vec<u32> = ks.iter().map(|&k| weighting[ids[k]]).collect();
-                    grid.evaluate_gn_weighted(&flat, &which, &mut fo, &mut go, &mut ho)?;
+            let which: Option<Vec<u32>> = self
+                .weighted
+                .map(|weighting| ks.iter().map(|&k| weighting[ids[k]]).collect());
+            match (grid, which) {
+                (JobEvaluator::Cpu(grid), Some(which)) => {
+                    grid.evaluate_gn_weighted(&flat, &which, &mut fo, &mut go, &mut ho)?
                 }
-                None => grid.evaluate_gn(&flat, &mut fo, &mut go, &mut ho),
+                (JobEvaluator::Cpu(grid), None) => {
+                    grid.evaluate_gn(&flat, &mut fo, &mut go, &mut ho)
+                }
+                (JobEvaluator::Gpu(law), Some(which)) => {
+                    law.evaluate_gn_weighted(&flat, &which, &mut fo, &mut go, &mut ho)?
+                }
+                (JobEvaluator::Gpu(law), None) => {
+                    law.evaluate_gn(&flat, &mut fo, &mut go, &mut ho)?
+                }
             }
             let (mut graw, mut hraw, mut t) = (vec![0.0; m], vec![0.0; m * m], vec![0.0; m * m]);
             for (j, &k) in ks.iter().enumerate() {

@@ -18,7 +18,9 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use rayon::prelude::*;
 
-use super::batch::{evaluator, lm_options, method_for_all, GridLeastSquares, Method};
+use super::batch::{
+    evaluator, lm_options, lm_options_for, method_for_all, GridLeastSquares, Method,
+};
 use super::{
     curves_in, law_space, read_columns, row_jacobian, sweep_from, sweep_order, BoundLaw, Columns,
     LawFitOptions, Problems,
@@ -171,15 +173,15 @@ pub fn bootstrap_shard(
     } else {
         let mut grids = Vec::with_capacity(parts.len());
         for p in &parts {
-            let mut e = evaluator(b, &p.sweep, fit)?;
+            let mut e = evaluator(b, &p.sweep, fit, method)?;
             e.twin().set_weightings(&p.resolved)?;
             grids.push(e);
         }
         if method == Method::GridLeastSquares {
-            let lm = lm_options(&opts.lbfgs);
+            let lm = lm_options_for(&opts.lbfgs, fit.device.is_some());
             let mut problems = GridLeastSquares {
                 space: &space,
-                grids: &grids,
+                grids: &mut grids,
                 group_of: &group_of,
                 weighted: Some(&which),
             };

@@ -11,9 +11,10 @@
 // code, generated from its evaluation plan; everything else (the tiling,
 // the weighting, the loss and the output) is written here once for every
 // law. The generated parts:
-//   //@DEFS           sizes: NP parameters, PV vec4s per point (grid: per
-//                     row), CS floats per curve, AS per axis value, TILE
-//                     points (grid: rows) per tile, TA cells per grid row;
+//   //@DEFS           sizes: NP parameters, RECORD floats per start's
+//                     record, PV vec4s per point (grid: per row), CS
+//                     floats per curve, AS per axis value, TILE points
+//                     (grid: rows) per tile, TA cells per grid row;
 //   //@START          parameter-only nodes, once per invocation;
 //   //@CURVE_VARS     declarations of curve nodes and per-curve sums;
 //   //@CURVE_OPEN     a curve's data read and its nodes computed, once per
@@ -42,7 +43,12 @@
 // Output: per (workgroup slot, start) RECORD floats: objective, NP
 // gradient entries, and the weight of the points where the law is
 // undefined (a log of a non-positive number, a square root of a negative
-// one). A second pass (reduce.wgsl) adds the slots up.
+// one). A second pass (reduce.wgsl) adds the slots up. The Gauss-Newton
+// kernel of a separable law (grid only) writes, in place of the gradient,
+// J^T W r and the upper triangle of J^T W J in the start nodes the law's
+// two terms read (see src/backend/gauss_newton.rs): its slots below
+// accumulate them per cell, per curve and per axis value instead of
+// pushing adjoints back.
 //
 // Weighted evaluation (src/backend/weights.rs): with WEIGHTED set, each
 // point's weight is multiplied by its start's weighting factor: the
@@ -126,6 +132,7 @@ struct Problem {
 @group(2) @binding(1) var<storage, read> tile_lists: array<u32>;
 
 const NP: u32 = 7u;
+const RECORD: u32 = 9u;
 const PV: u32 = 2u;
 const CS: u32 = 4u;
 const AS: u32 = 1u;
@@ -134,7 +141,6 @@ const TA: u32 = 16u;
 const CV: u32 = 2u;
 
 const WG: u32 = 64u;
-const RECORD: u32 = NP + 2u;
 const NO_CURVE: u32 = 0xffffffffu;
 const ALL_POINTS: u32 = 0xffffffffu;
 
@@ -456,7 +462,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             // predicated, not divergent: on an H200 they ran 1.05-1.1x faster than
             // selecting zeros.
             if (!l.ok) {
-                acc[NP + 1u] += pw;
+                acc[RECORD - 1u] += pw;
             }
             if (l.ok && pw != 0.0) {
                 counted = true;
@@ -553,9 +559,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
 // code, generated from its evaluation plan; everything else (the tiling,
 // the weighting, the loss and the output) is written here once for every
 // law. The generated parts:
-//   //@DEFS           sizes: NP parameters, PV vec4s per point (grid: per
-//                     row), CS floats per curve, AS per axis value, TILE
-//                     points (grid: rows) per tile, TA cells per grid row;
+//   //@DEFS           sizes: NP parameters, RECORD floats per start's
+//                     record, PV vec4s per point (grid: per row), CS
+//                     floats per curve, AS per axis value, TILE points
+//                     (grid: rows) per tile, TA cells per grid row;
 //   //@START          parameter-only nodes, once per invocation;
 //   //@CURVE_VARS     declarations of curve nodes and per-curve sums;
 //   //@CURVE_OPEN     a curve's data read and its nodes computed, once per
@@ -584,7 +591,12 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
 // Output: per (workgroup slot, start) RECORD floats: objective, NP
 // gradient entries, and the weight of the points where the law is
 // undefined (a log of a non-positive number, a square root of a negative
-// one). A second pass (reduce.wgsl) adds the slots up.
+// one). A second pass (reduce.wgsl) adds the slots up. The Gauss-Newton
+// kernel of a separable law (grid only) writes, in place of the gradient,
+// J^T W r and the upper triangle of J^T W J in the start nodes the law's
+// two terms read (see src/backend/gauss_newton.rs): its slots below
+// accumulate them per cell, per curve and per axis value instead of
+// pushing adjoints back.
 //
 // Weighted evaluation (src/backend/weights.rs): with WEIGHTED set, each
 // point's weight is multiplied by its start's weighting factor: the
@@ -668,6 +680,7 @@ struct Problem {
 @group(2) @binding(1) var<storage, read> tile_lists: array<u32>;
 
 const NP: u32 = 7u;
+const RECORD: u32 = 9u;
 const PV: u32 = 33u;
 const CS: u32 = 4u;
 const AS: u32 = 1u;
@@ -676,7 +689,6 @@ const TA: u32 = 16u;
 const CV: u32 = 2u;
 
 const WG: u32 = 64u;
-const RECORD: u32 = NP + 2u;
 const NO_CURVE: u32 = 0xffffffffu;
 const ALL_POINTS: u32 = 0xffffffffu;
 
@@ -1146,7 +1158,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1209,7 +1221,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1272,7 +1284,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1335,7 +1347,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1398,7 +1410,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1461,7 +1473,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1524,7 +1536,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1587,7 +1599,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1650,7 +1662,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1713,7 +1725,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1776,7 +1788,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1839,7 +1851,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1902,7 +1914,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1965,7 +1977,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -2028,7 +2040,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -2091,7 +2103,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;

@@ -11,9 +11,10 @@
 // code, generated from its evaluation plan; everything else (the tiling,
 // the weighting, the loss and the output) is written here once for every
 // law. The generated parts:
-//   //@DEFS           sizes: NP parameters, PV vec4s per point (grid: per
-//                     row), CS floats per curve, AS per axis value, TILE
-//                     points (grid: rows) per tile, TA cells per grid row;
+//   //@DEFS           sizes: NP parameters, RECORD floats per start's
+//                     record, PV vec4s per point (grid: per row), CS
+//                     floats per curve, AS per axis value, TILE points
+//                     (grid: rows) per tile, TA cells per grid row;
 //   //@START          parameter-only nodes, once per invocation;
 //   //@CURVE_VARS     declarations of curve nodes and per-curve sums;
 //   //@CURVE_OPEN     a curve's data read and its nodes computed, once per
@@ -42,7 +43,12 @@
 // Output: per (workgroup slot, start) RECORD floats: objective, NP
 // gradient entries, and the weight of the points where the law is
 // undefined (a log of a non-positive number, a square root of a negative
-// one). A second pass (reduce.wgsl) adds the slots up.
+// one). A second pass (reduce.wgsl) adds the slots up. The Gauss-Newton
+// kernel of a separable law (grid only) writes, in place of the gradient,
+// J^T W r and the upper triangle of J^T W J in the start nodes the law's
+// two terms read (see src/backend/gauss_newton.rs): its slots below
+// accumulate them per cell, per curve and per axis value instead of
+// pushing adjoints back.
 //
 // Weighted evaluation (src/backend/weights.rs): with WEIGHTED set, each
 // point's weight is multiplied by its start's weighting factor: the
@@ -126,6 +132,7 @@ struct Problem {
 @group(2) @binding(1) var<storage, read> tile_lists: array<u32>;
 
 const NP: u32 = 6u;
+const RECORD: u32 = 8u;
 const PV: u32 = 1u;
 const CS: u32 = 3u;
 const AS: u32 = 1u;
@@ -134,7 +141,6 @@ const TA: u32 = 16u;
 const CV: u32 = 2u;
 
 const WG: u32 = 64u;
-const RECORD: u32 = NP + 2u;
 const NO_CURVE: u32 = 0xffffffffu;
 const ALL_POINTS: u32 = 0xffffffffu;
 
@@ -427,7 +433,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             // predicated, not divergent: on an H200 they ran 1.05-1.1x faster than
             // selecting zeros.
             if (!l.ok) {
-                acc[NP + 1u] += pw;
+                acc[RECORD - 1u] += pw;
             }
             if (l.ok && pw != 0.0) {
                 counted = true;
@@ -502,9 +508,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
 // code, generated from its evaluation plan; everything else (the tiling,
 // the weighting, the loss and the output) is written here once for every
 // law. The generated parts:
-//   //@DEFS           sizes: NP parameters, PV vec4s per point (grid: per
-//                     row), CS floats per curve, AS per axis value, TILE
-//                     points (grid: rows) per tile, TA cells per grid row;
+//   //@DEFS           sizes: NP parameters, RECORD floats per start's
+//                     record, PV vec4s per point (grid: per row), CS
+//                     floats per curve, AS per axis value, TILE points
+//                     (grid: rows) per tile, TA cells per grid row;
 //   //@START          parameter-only nodes, once per invocation;
 //   //@CURVE_VARS     declarations of curve nodes and per-curve sums;
 //   //@CURVE_OPEN     a curve's data read and its nodes computed, once per
@@ -533,7 +540,12 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
 // Output: per (workgroup slot, start) RECORD floats: objective, NP
 // gradient entries, and the weight of the points where the law is
 // undefined (a log of a non-positive number, a square root of a negative
-// one). A second pass (reduce.wgsl) adds the slots up.
+// one). A second pass (reduce.wgsl) adds the slots up. The Gauss-Newton
+// kernel of a separable law (grid only) writes, in place of the gradient,
+// J^T W r and the upper triangle of J^T W J in the start nodes the law's
+// two terms read (see src/backend/gauss_newton.rs): its slots below
+// accumulate them per cell, per curve and per axis value instead of
+// pushing adjoints back.
 //
 // Weighted evaluation (src/backend/weights.rs): with WEIGHTED set, each
 // point's weight is multiplied by its start's weighting factor: the
@@ -617,6 +629,7 @@ struct Problem {
 @group(2) @binding(1) var<storage, read> tile_lists: array<u32>;
 
 const NP: u32 = 6u;
+const RECORD: u32 = 8u;
 const PV: u32 = 17u;
 const CS: u32 = 3u;
 const AS: u32 = 1u;
@@ -625,7 +638,6 @@ const TA: u32 = 16u;
 const CV: u32 = 1u;
 
 const WG: u32 = 64u;
-const RECORD: u32 = NP + 2u;
 const NO_CURVE: u32 = 0xffffffffu;
 const ALL_POINTS: u32 = 0xffffffffu;
 
@@ -1281,7 +1293,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1321,7 +1333,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1361,7 +1373,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1401,7 +1413,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1441,7 +1453,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1481,7 +1493,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1521,7 +1533,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1561,7 +1573,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1601,7 +1613,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1641,7 +1653,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1681,7 +1693,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1721,7 +1733,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1761,7 +1773,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1801,7 +1813,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1841,7 +1853,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1881,7 +1893,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;

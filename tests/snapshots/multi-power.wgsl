@@ -11,9 +11,10 @@
 // code, generated from its evaluation plan; everything else (the tiling,
 // the weighting, the loss and the output) is written here once for every
 // law. The generated parts:
-//   //@DEFS           sizes: NP parameters, PV vec4s per point (grid: per
-//                     row), CS floats per curve, AS per axis value, TILE
-//                     points (grid: rows) per tile, TA cells per grid row;
+//   //@DEFS           sizes: NP parameters, RECORD floats per start's
+//                     record, PV vec4s per point (grid: per row), CS
+//                     floats per curve, AS per axis value, TILE points
+//                     (grid: rows) per tile, TA cells per grid row;
 //   //@START          parameter-only nodes, once per invocation;
 //   //@CURVE_VARS     declarations of curve nodes and per-curve sums;
 //   //@CURVE_OPEN     a curve's data read and its nodes computed, once per
@@ -42,7 +43,12 @@
 // Output: per (workgroup slot, start) RECORD floats: objective, NP
 // gradient entries, and the weight of the points where the law is
 // undefined (a log of a non-positive number, a square root of a negative
-// one). A second pass (reduce.wgsl) adds the slots up.
+// one). A second pass (reduce.wgsl) adds the slots up. The Gauss-Newton
+// kernel of a separable law (grid only) writes, in place of the gradient,
+// J^T W r and the upper triangle of J^T W J in the start nodes the law's
+// two terms read (see src/backend/gauss_newton.rs): its slots below
+// accumulate them per cell, per curve and per axis value instead of
+// pushing adjoints back.
 //
 // Weighted evaluation (src/backend/weights.rs): with WEIGHTED set, each
 // point's weight is multiplied by its start's weighting factor: the
@@ -126,6 +132,7 @@ struct Problem {
 @group(2) @binding(1) var<storage, read> tile_lists: array<u32>;
 
 const NP: u32 = 7u;
+const RECORD: u32 = 9u;
 const PV: u32 = 2u;
 const CS: u32 = 3u;
 const AS: u32 = 1u;
@@ -134,7 +141,6 @@ const TA: u32 = 16u;
 const CV: u32 = 2u;
 
 const WG: u32 = 64u;
-const RECORD: u32 = NP + 2u;
 const NO_CURVE: u32 = 0xffffffffu;
 const ALL_POINTS: u32 = 0xffffffffu;
 
@@ -399,7 +405,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             // predicated, not divergent: on an H200 they ran 1.05-1.1x faster than
             // selecting zeros.
             if (!l.ok) {
-                acc[NP + 1u] += pw;
+                acc[RECORD - 1u] += pw;
             }
             if (l.ok && pw != 0.0) {
                 counted = true;
@@ -616,9 +622,10 @@ fn sf0(dir: u32, tf: f32, p: array<f32, 3>) -> SF0 {
 // code, generated from its evaluation plan; everything else (the tiling,
 // the weighting, the loss and the output) is written here once for every
 // law. The generated parts:
-//   //@DEFS           sizes: NP parameters, PV vec4s per point (grid: per
-//                     row), CS floats per curve, AS per axis value, TILE
-//                     points (grid: rows) per tile, TA cells per grid row;
+//   //@DEFS           sizes: NP parameters, RECORD floats per start's
+//                     record, PV vec4s per point (grid: per row), CS
+//                     floats per curve, AS per axis value, TILE points
+//                     (grid: rows) per tile, TA cells per grid row;
 //   //@START          parameter-only nodes, once per invocation;
 //   //@CURVE_VARS     declarations of curve nodes and per-curve sums;
 //   //@CURVE_OPEN     a curve's data read and its nodes computed, once per
@@ -647,7 +654,12 @@ fn sf0(dir: u32, tf: f32, p: array<f32, 3>) -> SF0 {
 // Output: per (workgroup slot, start) RECORD floats: objective, NP
 // gradient entries, and the weight of the points where the law is
 // undefined (a log of a non-positive number, a square root of a negative
-// one). A second pass (reduce.wgsl) adds the slots up.
+// one). A second pass (reduce.wgsl) adds the slots up. The Gauss-Newton
+// kernel of a separable law (grid only) writes, in place of the gradient,
+// J^T W r and the upper triangle of J^T W J in the start nodes the law's
+// two terms read (see src/backend/gauss_newton.rs): its slots below
+// accumulate them per cell, per curve and per axis value instead of
+// pushing adjoints back.
 //
 // Weighted evaluation (src/backend/weights.rs): with WEIGHTED set, each
 // point's weight is multiplied by its start's weighting factor: the
@@ -731,6 +743,7 @@ struct Problem {
 @group(2) @binding(1) var<storage, read> tile_lists: array<u32>;
 
 const NP: u32 = 7u;
+const RECORD: u32 = 9u;
 const PV: u32 = 33u;
 const CS: u32 = 3u;
 const AS: u32 = 1u;
@@ -739,7 +752,6 @@ const TA: u32 = 16u;
 const CV: u32 = 2u;
 
 const WG: u32 = 64u;
-const RECORD: u32 = NP + 2u;
 const NO_CURVE: u32 = 0xffffffffu;
 const ALL_POINTS: u32 = 0xffffffffu;
 
@@ -1183,7 +1195,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1238,7 +1250,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1293,7 +1305,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1348,7 +1360,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1403,7 +1415,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1458,7 +1470,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1513,7 +1525,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1568,7 +1580,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1623,7 +1635,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1678,7 +1690,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1733,7 +1745,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1788,7 +1800,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1843,7 +1855,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1898,7 +1910,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1953,7 +1965,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -2008,7 +2020,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;

@@ -11,9 +11,10 @@
 // code, generated from its evaluation plan; everything else (the tiling,
 // the weighting, the loss and the output) is written here once for every
 // law. The generated parts:
-//   //@DEFS           sizes: NP parameters, PV vec4s per point (grid: per
-//                     row), CS floats per curve, AS per axis value, TILE
-//                     points (grid: rows) per tile, TA cells per grid row;
+//   //@DEFS           sizes: NP parameters, RECORD floats per start's
+//                     record, PV vec4s per point (grid: per row), CS
+//                     floats per curve, AS per axis value, TILE points
+//                     (grid: rows) per tile, TA cells per grid row;
 //   //@START          parameter-only nodes, once per invocation;
 //   //@CURVE_VARS     declarations of curve nodes and per-curve sums;
 //   //@CURVE_OPEN     a curve's data read and its nodes computed, once per
@@ -42,7 +43,12 @@
 // Output: per (workgroup slot, start) RECORD floats: objective, NP
 // gradient entries, and the weight of the points where the law is
 // undefined (a log of a non-positive number, a square root of a negative
-// one). A second pass (reduce.wgsl) adds the slots up.
+// one). A second pass (reduce.wgsl) adds the slots up. The Gauss-Newton
+// kernel of a separable law (grid only) writes, in place of the gradient,
+// J^T W r and the upper triangle of J^T W J in the start nodes the law's
+// two terms read (see src/backend/gauss_newton.rs): its slots below
+// accumulate them per cell, per curve and per axis value instead of
+// pushing adjoints back.
 //
 // Weighted evaluation (src/backend/weights.rs): with WEIGHTED set, each
 // point's weight is multiplied by its start's weighting factor: the
@@ -126,6 +132,7 @@ struct Problem {
 @group(2) @binding(1) var<storage, read> tile_lists: array<u32>;
 
 const NP: u32 = 4u;
+const RECORD: u32 = 6u;
 const PV: u32 = 1u;
 const CS: u32 = 2u;
 const AS: u32 = 1u;
@@ -134,7 +141,6 @@ const TA: u32 = 8u;
 const CV: u32 = 2u;
 
 const WG: u32 = 64u;
-const RECORD: u32 = NP + 2u;
 const NO_CURVE: u32 = 0xffffffffu;
 const ALL_POINTS: u32 = 0xffffffffu;
 
@@ -374,7 +380,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             // predicated, not divergent: on an H200 they ran 1.05-1.1x faster than
             // selecting zeros.
             if (!l.ok) {
-                acc[NP + 1u] += pw;
+                acc[RECORD - 1u] += pw;
             }
             if (l.ok && pw != 0.0) {
                 counted = true;
@@ -427,9 +433,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
 // code, generated from its evaluation plan; everything else (the tiling,
 // the weighting, the loss and the output) is written here once for every
 // law. The generated parts:
-//   //@DEFS           sizes: NP parameters, PV vec4s per point (grid: per
-//                     row), CS floats per curve, AS per axis value, TILE
-//                     points (grid: rows) per tile, TA cells per grid row;
+//   //@DEFS           sizes: NP parameters, RECORD floats per start's
+//                     record, PV vec4s per point (grid: per row), CS
+//                     floats per curve, AS per axis value, TILE points
+//                     (grid: rows) per tile, TA cells per grid row;
 //   //@START          parameter-only nodes, once per invocation;
 //   //@CURVE_VARS     declarations of curve nodes and per-curve sums;
 //   //@CURVE_OPEN     a curve's data read and its nodes computed, once per
@@ -458,7 +465,12 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
 // Output: per (workgroup slot, start) RECORD floats: objective, NP
 // gradient entries, and the weight of the points where the law is
 // undefined (a log of a non-positive number, a square root of a negative
-// one). A second pass (reduce.wgsl) adds the slots up.
+// one). A second pass (reduce.wgsl) adds the slots up. The Gauss-Newton
+// kernel of a separable law (grid only) writes, in place of the gradient,
+// J^T W r and the upper triangle of J^T W J in the start nodes the law's
+// two terms read (see src/backend/gauss_newton.rs): its slots below
+// accumulate them per cell, per curve and per axis value instead of
+// pushing adjoints back.
 //
 // Weighted evaluation (src/backend/weights.rs): with WEIGHTED set, each
 // point's weight is multiplied by its start's weighting factor: the
@@ -542,6 +554,7 @@ struct Problem {
 @group(2) @binding(1) var<storage, read> tile_lists: array<u32>;
 
 const NP: u32 = 4u;
+const RECORD: u32 = 6u;
 const PV: u32 = 9u;
 const CS: u32 = 2u;
 const AS: u32 = 1u;
@@ -550,7 +563,6 @@ const TA: u32 = 8u;
 const CV: u32 = 1u;
 
 const WG: u32 = 64u;
-const RECORD: u32 = NP + 2u;
 const NO_CURVE: u32 = 0xffffffffu;
 const ALL_POINTS: u32 = 0xffffffffu;
 
@@ -1125,7 +1137,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1147,7 +1159,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1169,7 +1181,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1191,7 +1203,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1213,7 +1225,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1235,7 +1247,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1257,7 +1269,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;
@@ -1279,7 +1291,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 // As in the points layout: cells without a point (weight 0) and
                 // undefined ones add exactly nothing.
                 if (!l.ok) {
-                    acc[NP + 1u] += pw;
+                    acc[RECORD - 1u] += pw;
                 }
                 if (l.ok && pw != 0.0) {
                     counted = true;

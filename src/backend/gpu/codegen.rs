@@ -21,6 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 use std::sync::Mutex;
 
+use crate::backend::gauss_newton::{self, Separable};
 use crate::law::dag::{Graph, Node, NodeId};
 use crate::law::diff::Edge;
 use crate::law::plan::{Class, Plan};
@@ -114,6 +115,10 @@ pub struct Kernel {
     /// The records carry, at a schedule node, the offset of the run's
     /// tables (see `steps::Tables`).
     pub calls: Vec<(usize, NodeId, NodeId)>,
+    /// A Gauss-Newton kernel's coordinates (see
+    /// [`gauss_newton::coords`]): the start nodes its moments are in, the
+    /// first `.1` of them the axis term's. `None` for a gradient kernel.
+    pub gauss_newton: Option<(Vec<NodeId>, usize)>,
 }
 
 impl Kernel {
@@ -121,9 +126,23 @@ impl Kernel {
     pub fn is_schedule(&self, id: NodeId) -> bool {
         self.calls.iter().any(|&(_, h, _)| h == id)
     }
-    /// Floats per start in the partial and final sums.
+    /// Floats per start in the partial and final sums: the objective,
+    /// [`Kernel::payload`] floats, and the undefined points' weight.
     pub fn record(&self) -> usize {
-        self.n_params + 2
+        self.payload() + 2
+    }
+
+    /// Floats per start between the objective and the undefined weight:
+    /// the gradient, or a Gauss-Newton kernel's J^T W r (s floats) and
+    /// J^T W J's upper triangle, row by row (s (s + 1) / 2).
+    pub fn payload(&self) -> usize {
+        match &self.gauss_newton {
+            Some((coords, _)) => {
+                let s = coords.len();
+                s + s * (s + 1) / 2
+            }
+            None => self.n_params,
+        }
     }
 }
 
@@ -337,10 +356,26 @@ impl<'a> Gen<'a> {
 
 /// Generate (without validating) the kernel of `plan` in `layout`.
 pub fn generate(plan: &Plan, layout: Layout) -> Result<Kernel, CodegenError> {
-    let w = Writer::new(plan, layout)?;
+    from_writer(Writer::new(plan, layout, None)?)
+}
+
+/// The Gauss-Newton kernel of `plan` (grid layout), validated: per start
+/// the objective, J^T W r and J^T W J of mean squares in the coordinates
+/// of [`gauss_newton::coords`]. `None` when the law is not separable
+/// along its axis.
+pub fn gauss_newton_kernel(plan: &Plan) -> Result<Option<Kernel>, CodegenError> {
+    let Some(sep) = Separable::detect(plan) else {
+        return Ok(None);
+    };
+    let (coords, axis) = gauss_newton::coords(plan, &sep);
+    let gn = Gn { sep, coords, axis };
+    checked(from_writer(Writer::new(plan, Layout::Grid, Some(gn))?)?).map(Some)
+}
+
+fn from_writer(w: Writer) -> Result<Kernel, CodegenError> {
     let source = w.source()?;
     Ok(Kernel {
-        layout,
+        layout: w.layout,
         source,
         n_params: w.n_params,
         point_vec4s: w.point_vec4s,
@@ -354,7 +389,102 @@ pub fn generate(plan: &Plan, layout: Layout) -> Result<Kernel, CodegenError> {
         axis_data: w.axis_data,
         sums: w.sums,
         calls: w.calls,
+        gauss_newton: w.gn.map(|gn| (gn.coords, gn.axis)),
     })
+}
+
+/// What a Gauss-Newton kernel is written for: the law's split and its
+/// coordinates, the first `axis` the axis term's.
+struct Gn {
+    sep: Separable,
+    coords: Vec<NodeId>,
+    axis: usize,
+}
+
+impl Gn {
+    /// The index of entry (u, v), u <= v, of the upper triangle in the
+    /// record (after the objective and the s entries of J^T W r).
+    fn tri(&self, u: usize, v: usize) -> usize {
+        let s = self.coords.len();
+        1 + s + u * s + v - u * (u + 1) / 2
+    }
+
+    /// The derivatives of one term, seeded with `sign` at `node` and
+    /// pushed back through `edges` (the term's class's, in reverse
+    /// order) into `{prefix}{u}` for each coordinate u they reach, whose
+    /// indices are returned: `c{id}` adjoints in a block of their own.
+    #[allow(clippy::too_many_arguments)]
+    fn term_jacobian(
+        &self,
+        out: &mut String,
+        w: &Writer,
+        gen: &Gen,
+        (node, sign): (NodeId, f64),
+        of: Class,
+        nodes: &[NodeId],
+        prefix: &str,
+        suffix: &str,
+    ) -> Result<Vec<usize>, CodegenError> {
+        let index = |id: NodeId| self.coords.iter().position(|&c| c == id);
+        let mut reached = Vec::new();
+        let reach = |u: usize, reached: &mut Vec<usize>| {
+            if !reached.contains(&u) {
+                reached.push(u);
+            }
+        };
+        match w.plan.class[node as usize] {
+            Class::Start => {
+                let u = index(node).expect("a start node of a term is a coordinate");
+                writeln!(out, "{prefix}{u}{suffix} = {};", literal(sign)?).unwrap();
+                reach(u, &mut reached);
+            }
+            c if c == of => {
+                writeln!(out, "{{").unwrap();
+                for &id in nodes {
+                    if w.has_adj[id as usize] {
+                        writeln!(out, "    var c{id} = 0.0;").unwrap();
+                    }
+                }
+                writeln!(out, "    c{node} = {};", literal(sign)?).unwrap();
+                for e in &w.plan.edges[of as usize] {
+                    let v = format!("c{} * {}", e.from, gen.op(e.partial)?);
+                    match index(e.to) {
+                        Some(u) if w.plan.class[e.to as usize] == Class::Start => {
+                            writeln!(out, "    {prefix}{u}{suffix} += {v};").unwrap();
+                            reach(u, &mut reached);
+                        }
+                        _ => writeln!(out, "    c{} += {v};", e.to).unwrap(),
+                    }
+                }
+                writeln!(out, "}}").unwrap();
+            }
+            // A data term has no derivatives.
+            _ => {}
+        }
+        reached.sort_unstable();
+        Ok(reached)
+    }
+
+    /// The coordinates the curve term reaches (its `ju` entries).
+    fn curve_reach(&self, w: &Writer) -> Vec<usize> {
+        let index = |id: NodeId| self.coords.iter().position(|&c| c == id);
+        let mut out: Vec<usize> = Vec::new();
+        let node = self.sep.scalar_node;
+        match w.plan.class[node as usize] {
+            Class::Start => out.extend(index(node)),
+            Class::Curve => {
+                for e in &w.plan.edges[Class::Curve as usize] {
+                    if w.plan.class[e.to as usize] == Class::Start {
+                        out.extend(index(e.to));
+                    }
+                }
+            }
+            _ => {}
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
 }
 
 /// The kernel of a plan in a layout, as it is written: what the template's
@@ -393,10 +523,12 @@ struct Writer<'a> {
     /// Families of sums the kernel calls, and its calls of them.
     sums: Vec<u32>,
     calls: Vec<(usize, NodeId, NodeId)>,
+    /// Set for a Gauss-Newton kernel.
+    gn: Option<Gn>,
 }
 
 impl<'a> Writer<'a> {
-    fn new(plan: &'a Plan, layout: Layout) -> Result<Writer<'a>, CodegenError> {
+    fn new(plan: &'a Plan, layout: Layout, gn: Option<Gn>) -> Result<Writer<'a>, CodegenError> {
         let g = plan.graph();
         let grid = layout == Layout::Grid;
         let class = |id: NodeId| gpu_class(plan, id, layout);
@@ -479,7 +611,11 @@ impl<'a> Writer<'a> {
             .copied()
             .filter(|&id| g.constant(id).is_none())
             .collect();
-        let block = grid_block(axis_data.len() + axis_nodes.len() + value_sums.len() + 2);
+        // A Gauss-Newton kernel keeps per value the axis term's
+        // derivatives and two sums.
+        let gn_per_value = gn.as_ref().map_or(0, |gn| gn.axis + 2);
+        let block =
+            grid_block(axis_data.len() + axis_nodes.len() + value_sums.len() + 2 + gn_per_value);
         let point_vec4s = if grid {
             1 + block * cell_vec4s
         } else {
@@ -547,6 +683,7 @@ impl<'a> Writer<'a> {
             tile,
             sums,
             calls,
+            gn,
         })
     }
 
@@ -582,6 +719,11 @@ impl<'a> Writer<'a> {
     fn defs(&self) -> String {
         let mut defs = String::new();
         writeln!(defs, "const NP: u32 = {}u;", self.n_params).unwrap();
+        let payload = match &self.gn {
+            Some(gn) => gn.coords.len() * (gn.coords.len() + 3) / 2,
+            None => self.n_params,
+        };
+        writeln!(defs, "const RECORD: u32 = {}u;", payload + 2).unwrap();
         writeln!(defs, "const PV: u32 = {}u;", self.point_vec4s).unwrap();
         writeln!(defs, "const CS: u32 = {}u;", self.curve_floats).unwrap();
         writeln!(defs, "const AS: u32 = {}u;", self.axis_floats.max(1)).unwrap();
@@ -621,6 +763,18 @@ impl<'a> Writer<'a> {
         for &id in &self.curve_sums {
             writeln!(vars, "var s{id} = 0.0;").unwrap();
         }
+        if let Some(gn) = &self.gn {
+            // The curve term's derivatives, and the current curve's sums:
+            // of seeds (rs) and Gauss-Newton weights (rw), and X (rx),
+            // the weights times the axis term's derivatives.
+            for u in gn.curve_reach(self) {
+                writeln!(vars, "var ju{u} = 0.0;").unwrap();
+            }
+            writeln!(vars, "var rs = 0.0;\nvar rw = 0.0;").unwrap();
+            for u in 0..gn.axis {
+                writeln!(vars, "var rx{u} = 0.0;").unwrap();
+            }
+        }
         vars
     }
 
@@ -639,6 +793,25 @@ impl<'a> Writer<'a> {
         )?;
         for &id in &self.curve_sums {
             writeln!(open, "s{id} = 0.0;").unwrap();
+        }
+        if let Some(gn) = &self.gn {
+            for u in gn.curve_reach(self) {
+                writeln!(open, "ju{u} = 0.0;").unwrap();
+            }
+            gn.term_jacobian(
+                &mut open,
+                self,
+                &self.gen(None),
+                (gn.sep.scalar_node, gn.sep.scalar_sign),
+                Class::Curve,
+                &self.plan.forward[Class::Curve as usize],
+                "ju",
+                "",
+            )?;
+            writeln!(open, "rs = 0.0;\nrw = 0.0;").unwrap();
+            for u in 0..gn.axis {
+                writeln!(open, "rx{u} = 0.0;").unwrap();
+            }
         }
         Ok(open)
     }
@@ -678,6 +851,35 @@ impl<'a> Writer<'a> {
     /// edges into the start adjoints.
     fn curve_close(&self) -> Result<String, CodegenError> {
         let mut close = String::new();
+        if let Some(gn) = &self.gn {
+            // The curve's part of J^T W r and J^T W J: rs ju, and
+            // rw ju ju^T + ju rx^T + rx ju^T.
+            let ju = gn.curve_reach(self);
+            for &u in &ju {
+                writeln!(close, "acc[{}u] += rs * ju{u};", 1 + u).unwrap();
+            }
+            let s = gn.coords.len();
+            for u in 0..s {
+                for v in u..s {
+                    let (cu, cv) = (ju.contains(&u), ju.contains(&v));
+                    let mut terms = Vec::new();
+                    if cu && cv {
+                        terms.push(format!("rw * ju{u} * ju{v}"));
+                    }
+                    if cu && v < gn.axis {
+                        terms.push(format!("ju{u} * rx{v}"));
+                    }
+                    if cv && u < gn.axis {
+                        terms.push(format!("rx{u} * ju{v}"));
+                    }
+                    if !terms.is_empty() {
+                        writeln!(close, "acc[{}u] += {};", gn.tri(u, v), terms.join(" + "))
+                            .unwrap();
+                    }
+                }
+            }
+            return Ok(close);
+        }
         let sum = |id: NodeId| format!("s{id}");
         let curve_nodes = &self.plan.forward[Class::Curve as usize];
         self.push_back(
@@ -716,6 +918,14 @@ impl<'a> Writer<'a> {
             for &id in &self.value_sums {
                 writeln!(vars, "var x{id}_{a} = 0.0;").unwrap();
             }
+            if let Some(gn) = &self.gn {
+                // The axis term's derivatives at the value, and its sums
+                // over the block's cells of seeds and weights.
+                for u in 0..gn.axis {
+                    writeln!(vars, "var jv{u}_{a} = 0.0;").unwrap();
+                }
+                writeln!(vars, "var col{a} = 0.0;\nvar om{a} = 0.0;").unwrap();
+            }
 
             // Open: past the last value, any value will do (its cells are
             // empty).
@@ -737,9 +947,44 @@ impl<'a> Writer<'a> {
             for &id in &self.value_sums {
                 writeln!(open, "    x{id}_{a} = 0.0;").unwrap();
             }
+            if let Some(gn) = &self.gn {
+                let mut jac = String::new();
+                for u in 0..gn.axis {
+                    writeln!(jac, "jv{u}_{a} = 0.0;").unwrap();
+                }
+                gn.term_jacobian(
+                    &mut jac,
+                    self,
+                    &gen,
+                    (gn.sep.axis_node, gn.sep.axis_sign),
+                    Class::Axis,
+                    &self.axis_nodes,
+                    "jv",
+                    &format!("_{a}"),
+                )?;
+                writeln!(jac, "col{a} = 0.0;\nom{a} = 0.0;").unwrap();
+                for l in jac.lines() {
+                    writeln!(open, "    {l}").unwrap();
+                }
+            }
             writeln!(open, "    tk{a} = false;").unwrap();
             writeln!(open, "}}").unwrap();
 
+            if let Some(gn) = &self.gn {
+                // The value's part of J^T W r and J^T W J: col jv and
+                // om jv jv^T.
+                writeln!(close, "if (tk{a}) {{").unwrap();
+                for u in 0..gn.axis {
+                    writeln!(close, "    acc[{}u] += col{a} * jv{u}_{a};", 1 + u).unwrap();
+                    for v in u..gn.axis {
+                        let at = gn.tri(u, v);
+                        writeln!(close, "    acc[{at}u] += om{a} * jv{u}_{a} * jv{v}_{a};")
+                            .unwrap();
+                    }
+                }
+                writeln!(close, "}}").unwrap();
+                continue;
+            }
             // Close: the value's sums back through the axis nodes into
             // the start adjoints, where any of its cells counted.
             writeln!(close, "if (tk{a}) {{").unwrap();
@@ -787,6 +1032,17 @@ impl<'a> Writer<'a> {
         writeln!(point, "let pred = {};", gen.op(value)?).unwrap();
 
         let mut back = String::new();
+        if let (Some(gn), Some(a)) = (&self.gn, a) {
+            // The cell's Gauss-Newton weight, w (dr / dpred)^2, into the
+            // curve's and the value's sums.
+            writeln!(back, "let wo = select(pw, pw / (pred * pred), LOG_SPACE);").unwrap();
+            writeln!(back, "rs += seed;\nrw += wo;").unwrap();
+            for u in 0..gn.axis {
+                writeln!(back, "rx{u} += wo * jv{u}_{a};").unwrap();
+            }
+            writeln!(back, "col{a} += seed;\nom{a} += wo;").unwrap();
+            return Ok((point, back));
+        }
         for &id in &self.per_point {
             if self.has_adj[id as usize] && id != value {
                 writeln!(back, "var a{id} = 0.0;").unwrap();
@@ -810,6 +1066,10 @@ impl<'a> Writer<'a> {
     /// FINISH: start edges, then the gradient.
     fn finish(&self) -> Result<String, CodegenError> {
         let mut finish = String::new();
+        if self.gn.is_some() {
+            // The moments are in `acc` already, in the start nodes.
+            return Ok(finish);
+        }
         let gen = self.gen(None);
         for e in &self.plan.edges[Class::Start as usize] {
             writeln!(finish, "a{} += a{} * {};", e.to, e.from, gen.op(e.partial)?).unwrap();

@@ -34,6 +34,7 @@ use anyhow::{bail, Context};
 use super::codegen::{self, Kernel, Layout};
 use super::context::GpuDevice;
 use super::steps;
+use crate::backend::gauss_newton;
 use crate::backend::weights::{Resolved, UNWEIGHTED};
 use crate::law::dag::NodeId;
 use crate::law::plan::{Class, Plan, Sweep};
@@ -352,6 +353,9 @@ pub struct GpuLaw {
     capacity: Option<Capacity>,
     params_f32: Vec<f32>,
     problems_host: Vec<ProblemGpu>,
+    /// A Gauss-Newton twin's plan, which takes its moments to the
+    /// parameters on the host.
+    plan: Option<Plan>,
 }
 
 impl GpuLaw {
@@ -413,6 +417,37 @@ impl GpuLaw {
         }
     }
 
+    /// Whether [`GpuLaw::gauss_newton`] takes `plan` on `sweep` (for mean
+    /// squares), without building it.
+    pub fn gauss_newton_on(plan: &Plan, sweep: &Sweep) -> bool {
+        matches!(codegen::gauss_newton_kernel(plan), Ok(Some(k)) if grid_rows(sweep, k.block).is_some())
+    }
+
+    /// The Gauss-Newton twin of `plan` on `sweep` (see
+    /// [`GpuLaw::evaluate_gn`]): `None` unless the law is separable along
+    /// its axis, the sweep suits the grid layout and the loss is mean
+    /// squares, as for [`CpuLaw::has_gauss_newton`](crate::backend::CpuLaw).
+    pub fn gauss_newton(
+        dev: &Arc<GpuDevice>,
+        plan: &Plan,
+        sweep: &Sweep,
+        objective: Objective,
+        limits: Option<GpuLimits>,
+    ) -> anyhow::Result<Option<GpuLaw>> {
+        if objective.loss != LossKind::Mse {
+            return Ok(None);
+        }
+        let Some(kernel) = codegen::gauss_newton_kernel(plan)? else {
+            return Ok(None);
+        };
+        let Some(rows) = grid_rows(sweep, kernel.block) else {
+            return Ok(None);
+        };
+        let mut law = GpuLaw::build_with(dev, plan, sweep, objective, limits, kernel, Some(rows))?;
+        law.plan = Some(plan.clone());
+        Ok(Some(law))
+    }
+
     fn build(
         dev: &Arc<GpuDevice>,
         plan: &Plan,
@@ -421,10 +456,6 @@ impl GpuLaw {
         limits: Option<GpuLimits>,
         layout: Option<Layout>,
     ) -> anyhow::Result<GpuLaw> {
-        anyhow::ensure!(
-            sweep.points() < u32::MAX as usize && sweep.curves.len() < u32::MAX as usize,
-            "the GPU evaluator supports fewer than 2^32 points and curves"
-        );
         // The grid kernel and its rows, when the grid is asked for or
         // suits the sweep (its block size decides the rows).
         let grid = match layout {
@@ -441,6 +472,22 @@ impl GpuLaw {
             Some((k, rows)) => (codegen::checked(k)?, Some(rows)),
             None => (codegen::kernel(plan, Layout::Points)?, None),
         };
+        GpuLaw::build_with(dev, plan, sweep, objective, limits, kernel, rows)
+    }
+
+    fn build_with(
+        dev: &Arc<GpuDevice>,
+        plan: &Plan,
+        sweep: &Sweep,
+        objective: Objective,
+        limits: Option<GpuLimits>,
+        kernel: Kernel,
+        rows: Option<Vec<GridEntry>>,
+    ) -> anyhow::Result<GpuLaw> {
+        anyhow::ensure!(
+            sweep.points() < u32::MAX as usize && sweep.curves.len() < u32::MAX as usize,
+            "the GPU evaluator supports fewer than 2^32 points and curves"
+        );
         let point_bytes = 16 * kernel.point_vec4s as u64;
         let limits = limits.unwrap_or_else(|| GpuLimits::for_device(&dev.limits, point_bytes));
         let constants = vec![
@@ -642,6 +689,7 @@ impl GpuLaw {
             capacity: None,
             params_f32: Vec::new(),
             problems_host: Vec::new(),
+            plan: None,
         };
         law.dev.check_error()?;
         Ok(law)
@@ -661,7 +709,17 @@ impl GpuLaw {
     /// `g` (row-major). f is NaN where the law is undefined at a point that
     /// counts.
     pub fn evaluate(&mut self, params: &[f64], f: &mut [f64], g: &mut [f64]) -> anyhow::Result<()> {
+        self.gradient_kernel()?;
         self.run(params, false, f, g)
+    }
+
+    /// Errors on a Gauss-Newton twin, whose records hold moments, not
+    /// gradients.
+    fn gradient_kernel(&self) -> anyhow::Result<()> {
+        match self.kernel.gauss_newton {
+            Some(_) => bail!("a Gauss-Newton evaluator forms moments (evaluate_gn), not gradients"),
+            None => Ok(()),
+        }
     }
 
     /// Register the weightings that [`GpuLaw::evaluate_weighted`] refers
@@ -707,6 +765,17 @@ impl GpuLaw {
         f: &mut [f64],
         g: &mut [f64],
     ) -> anyhow::Result<()> {
+        self.gradient_kernel()?;
+        self.run_weighted(params, which, f, g)
+    }
+
+    fn run_weighted(
+        &mut self,
+        params: &[f64],
+        which: &[u32],
+        f: &mut [f64],
+        g: &mut [f64],
+    ) -> anyhow::Result<()> {
         anyhow::ensure!(which.len() == f.len(), "which and f differ in length");
         let n_curves = self.n_curves as u32;
         let registered = self.weightings.seeds.len();
@@ -737,6 +806,78 @@ impl GpuLaw {
                 Some(self.dev.objective_pipeline(&self.kernel.source, &constants));
         }
         self.run(params, true, f, g)
+    }
+
+    /// A Gauss-Newton twin's (see [`GpuLaw::gauss_newton`]) f (1/2 sum w
+    /// r^2), gradient J^T W r into `g` and Gauss-Newton matrix J^T W J
+    /// (row-major, n_params^2 per vector) into `h`, for every parameter
+    /// vector of `params`, as [`CpuLaw::evaluate_gn`](crate::backend::CpuLaw)
+    /// gives them: summed on the GPU in f32 in the start nodes of the
+    /// law's two terms, taken to the parameters on the host in f64.
+    pub fn evaluate_gn(
+        &mut self,
+        params: &[f64],
+        f: &mut [f64],
+        g: &mut [f64],
+        h: &mut [f64],
+    ) -> anyhow::Result<()> {
+        let mut raw = vec![0.0; f.len() * self.kernel.payload()];
+        self.run(params, false, f, &mut raw)?;
+        self.moments_to_params(params, &raw, g, h)
+    }
+
+    /// [`GpuLaw::evaluate_gn`] with vector k weighed by registered
+    /// weighting `which[k]` (see [`GpuLaw::evaluate_weighted`]).
+    pub fn evaluate_gn_weighted(
+        &mut self,
+        params: &[f64],
+        which: &[u32],
+        f: &mut [f64],
+        g: &mut [f64],
+        h: &mut [f64],
+    ) -> anyhow::Result<()> {
+        let mut raw = vec![0.0; f.len() * self.kernel.payload()];
+        self.run_weighted(params, which, f, &mut raw)?;
+        self.moments_to_params(params, &raw, g, h)
+    }
+
+    fn moments_to_params(
+        &self,
+        params: &[f64],
+        raw: &[f64],
+        g: &mut [f64],
+        h: &mut [f64],
+    ) -> anyhow::Result<()> {
+        let (Some(plan), Some((coords, _))) = (&self.plan, &self.kernel.gauss_newton) else {
+            bail!("Gauss-Newton moments need the evaluator of GpuLaw::gauss_newton");
+        };
+        let (np, s, payload) = (self.kernel.n_params, coords.len(), self.kernel.payload());
+        let k = raw.len() / payload.max(1);
+        anyhow::ensure!(
+            params.len() == k * np && g.len() == k * np && h.len() == k * np * np,
+            "params, f, g and h differ in length"
+        );
+        let mut a = vec![0.0; s * s];
+        for j in 0..k {
+            let r = &raw[j * payload..(j + 1) * payload];
+            let mut t = s;
+            for u in 0..s {
+                for v in u..s {
+                    a[u * s + v] = r[t];
+                    t += 1;
+                }
+            }
+            let start = gauss_newton::start_values(plan, &params[j * np..(j + 1) * np]);
+            let m = gauss_newton::start_jacobian(plan, &start, coords);
+            gauss_newton::to_params(
+                &m,
+                &r[..s],
+                &a,
+                &mut g[j * np..(j + 1) * np],
+                &mut h[j * np * np..(j + 1) * np * np],
+            );
+        }
+        Ok(())
     }
 
     /// For each workgroup row of 64 starts, the tiles of each chunk that
@@ -1022,7 +1163,7 @@ impl GpuLaw {
 
     /// Read `bytes` of mapped sums into `f` and `g`, and unmap.
     fn read(&self, bytes: u64, f: &mut [f64], g: &mut [f64]) -> anyhow::Result<()> {
-        let np = self.kernel.n_params;
+        let np = self.kernel.payload();
         if bytes == 0 {
             f.fill(0.0);
             g.fill(0.0);
@@ -1097,7 +1238,10 @@ fn submit(jobs: &mut [Job<'_>], weighted: bool) -> anyhow::Result<()> {
             Arc::ptr_eq(&j.law.dev, &dev),
             "evaluations submitted together must share a device"
         );
-        anyhow::ensure!(j.g.len() == j.params.len(), "params and g differ in length");
+        anyhow::ensure!(
+            j.g.len() == j.f.len() * j.law.kernel.payload(),
+            "f and g differ in length"
+        );
     }
     let mut enc = dev
         .device

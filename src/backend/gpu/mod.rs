@@ -17,7 +17,7 @@ mod device;
 mod law;
 mod steps;
 
-pub use codegen::{generate, kernel, validate, CodegenError, Kernel, Layout};
+pub use codegen::{gauss_newton_kernel, generate, kernel, validate, CodegenError, Kernel, Layout};
 pub use context::GpuDevice;
 pub use device::{
     all_adapters, check_env, instance, quiet_device_select_layer, select_adapter, AdapterFilter,

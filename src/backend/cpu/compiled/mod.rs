@@ -49,6 +49,7 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
+use crate::backend::gauss_newton::Separable;
 use crate::backend::weights::{point_hash, poisson1, Resolved, UNWEIGHTED};
 use crate::fastmath::{exact_ln_recip as ln_recip, mul_add};
 use crate::law::dag::{Node, NodeId};
@@ -63,7 +64,6 @@ use points::*;
 use power::{Base, PowerTerm};
 use separable::*;
 use weighted::*;
-use crate::backend::gauss_newton::Separable;
 
 /// Distinct axis values per tile (and points per block): the arrays of a
 /// law with a few dozen nodes stay in L1/L2 while every curve passes over
