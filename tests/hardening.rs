@@ -1664,3 +1664,50 @@ fn a_law_files_path_given_as_the_law_is_read_and_checked() {
     // A sound file is printed as it is.
     assert_eq!(ok(d, &["laws", "mine.toml"]).stdout, text);
 }
+
+/// A CSV saved as UTF-16 is named as such (it once read as one column of
+/// NUL bytes, "expected 5 fields ..., found 1"), a control byte in a cell
+/// is shown escaped, and a simulated sweep's rows are named by place, not
+/// as line 0 of a file.
+#[test]
+fn encodings_and_control_bytes_are_named() {
+    let dir = tempdir();
+    let d = dir.path();
+    let text = "run,N,T,tokens,loss\na,1e8,1,1e9,3.0\n";
+    let le: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(text.encode_utf16().flat_map(|u| u.to_le_bytes()))
+        .collect();
+    std::fs::write(d.join("u16.csv"), le).unwrap();
+    fails_with(
+        &sweepfit(d, &["fit", "u16.csv", "--backend", "cpu"]),
+        &["u16.csv: the file is UTF-16 text, not UTF-8"],
+    );
+    std::fs::write(
+        d.join("nul.csv"),
+        "run,N,T,tokens,loss\na,1e8,1,1e9,3.0\0\n",
+    )
+    .unwrap();
+    fails_with(
+        &sweepfit(d, &["fit", "nul.csv", "--backend", "cpu"]),
+        &["nul.csv:2: column 'loss' (5): '3.0\\0' is not a number"],
+    );
+    // A pred.csv drawn on its own is read as every other input: its
+    // lines and columns counted from 1, not as the CSV library's record
+    // and field numbers from 0.
+    std::fs::write(
+        d.join("pred.csv"),
+        "run,N,T,tokens,loss,pred\na,1e8,1,1e9,3.0,3.1\na,abc,1,2e9,2.9,3.0\n",
+    )
+    .unwrap();
+    fails_with(
+        &sweepfit(d, &["plot", "--data", "pred.csv", "--out", "p.svg"]),
+        &["pred.csv:3: column 'N' (2): 'abc' is not a number"],
+    );
+    let run = sweepfit(d, &["demo", "--warmup", "1e308", "--backend", "cpu"]);
+    fails_with(
+        &run,
+        &["the simulated sweep, point 1 (run looplm-53M): column 'loss'"],
+    );
+    assert!(!run.stderr.contains("sweep:0"), "{}", run.stderr);
+}

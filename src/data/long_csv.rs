@@ -173,6 +173,18 @@ impl CsvFile {
         if header.is_empty() {
             return Err(DataError::Empty { path: path.into() });
         }
+        // UTF-16 (a spreadsheet's "Unicode text") reads as one garbled
+        // column of NUL bytes: say so rather than count its fields.
+        let first = header.get(0).unwrap_or_default();
+        if first.starts_with(&[0xFF, 0xFE])
+            || first.starts_with(&[0xFE, 0xFF])
+            || header.iter().any(|h| h.contains(&0))
+        {
+            return Err(DataError::Message(format!(
+                "{}: the file is UTF-16 text, not UTF-8; save it as CSV in UTF-8",
+                path.display()
+            )));
+        }
         let mut headers: Vec<String> = header
             .iter()
             .map(|h| String::from_utf8_lossy(h).into_owned())

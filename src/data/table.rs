@@ -257,7 +257,8 @@ impl Table {
 
     /// Column `c` as numbers; `check` says which values are valid.
     pub fn numbers(&self, c: usize, check: Check) -> Result<Vec<f64>, DataError> {
-        let bad = |row: usize, problem: String| match self.in_memory {
+        // A table without lines (a simulated sweep's) names rows by place.
+        let bad = |row: usize, problem: String| match self.in_memory || self.lines.is_empty() {
             true => DataError::Cell {
                 place: self.place(row),
                 column: self.headers[c].clone(),
@@ -305,7 +306,7 @@ impl Table {
         for (row, text) in self.columns[c].iter().enumerate() {
             let v: f64 = text
                 .parse()
-                .map_err(|_| bad(row, format!("'{text}' is not a number")))?;
+                .map_err(|_| bad(row, format!("'{}' is not a number", text.escape_debug())))?;
             out.push(valid(row, v, &|| text.to_string())?);
         }
         Ok(out)

@@ -32,7 +32,6 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, FontTransform};
-use serde::Deserialize;
 use std::path::Path;
 
 /// One curve: points sorted by tokens, `loss` observed and `pred` from the
@@ -296,60 +295,56 @@ pub fn title_r2(v: f64) -> String {
 /// Panels from a `pred.csv` (`run,N,T,tokens,loss,pred`; other columns
 /// ignored), curves in order of first appearance, sorted by tokens.
 pub fn read_pred_csv(path: &Path) -> anyhow::Result<Vec<Panel>> {
-    #[derive(Deserialize)]
-    struct Row {
-        run: String,
-        #[serde(rename = "N")]
-        n: f64,
-        #[serde(rename = "T")]
-        t: f64,
-        tokens: f64,
-        loss: f64,
-        pred: f64,
-    }
-    let ctx = || {
-        format!(
-            "reading {} (a pred.csv needs columns run,N,T,tokens,loss,pred, \
-             or a law fit's fit.json beside it; to plot another CSV, give \
-             --fit to compute the predictions)",
-            path.display()
-        )
+    let needs = "a pred.csv needs columns run,N,T,tokens,loss,pred, or a law fit's fit.json \
+                 beside it; to plot another CSV, give --fit to compute the predictions";
+    // The data reader: ragged rows, bad UTF-8 and bad cells are named by
+    // line and column as in every other input.
+    let table = crate::data::Table::read(path)?;
+    let col = |name: &str| {
+        table
+            .find(name)
+            .with_context(|| format!("{}: no column '{name}' ({needs})", path.display()))
     };
-    let mut r = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_path(path)
-        .with_context(ctx)?;
+    let run = col("run")?;
+    let at = |r: usize| format!("{}:{}", path.display(), table.lines[r]);
+    let numeric = ["N", "T", "tokens", "loss", "pred"]
+        .into_iter()
+        .map(|name| col(name).map(|c| (name, c)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     // (run, N, T) and its points as (tokens, loss, pred).
     type Curve = (String, f64, f64, Vec<(f64, f64, f64)>);
     let mut curves: Vec<Curve> = Vec::new();
     let mut index = std::collections::HashMap::new();
-    let headers = r.headers().with_context(ctx)?.clone();
-    let mut record = csv::StringRecord::new();
-    while r.read_record(&mut record).with_context(ctx)? {
-        let row: Row = record.deserialize(Some(&headers)).with_context(ctx)?;
-        let line = record.position().map_or(0, |p| p.line());
-        for (name, v) in [
-            ("N", row.n),
-            ("T", row.t),
-            ("tokens", row.tokens),
-            ("loss", row.loss),
-            ("pred", row.pred),
-        ] {
-            if !v.is_finite() {
+    for r in 0..table.rows() {
+        let mut v = [0.0; 5];
+        for (slot, &(name, c)) in v.iter_mut().zip(&numeric) {
+            let text = &table.columns[c][r];
+            let Ok(x) = text.parse::<f64>() else {
                 bail!(
-                    "{}:{line}: column '{name}' is {v}, not a finite number (a pred.csv \
-                     plotted on its own must be finite everywhere; give --fit to plot the \
-                     rows the law is finite at)",
-                    path.display()
+                    "{}: column '{name}' ({}): '{}' is not a number",
+                    at(r),
+                    c + 1,
+                    text.escape_debug()
+                );
+            };
+            if !x.is_finite() {
+                bail!(
+                    "{}: column '{name}' is {x}, not a finite number (a pred.csv plotted on its \
+                     own must be finite everywhere; give --fit to plot the rows the law is \
+                     finite at)",
+                    at(r)
                 );
             }
+            *slot = x;
         }
-        let key = (row.run.clone(), row.n.to_bits(), row.t.to_bits());
+        let [n, t, tokens, loss, pred] = v;
+        let name = &table.columns[run][r];
+        let key = (name.to_string(), n.to_bits(), t.to_bits());
         let i = *index.entry(key).or_insert_with(|| {
-            curves.push((row.run.clone(), row.n, row.t, Vec::new()));
+            curves.push((name.to_string(), n, t, Vec::new()));
             curves.len() - 1
         });
-        curves[i].3.push((row.tokens, row.loss, row.pred));
+        curves[i].3.push((tokens, loss, pred));
     }
     if curves.is_empty() {
         bail!("{}: no rows", path.display());
