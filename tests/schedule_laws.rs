@@ -1177,3 +1177,136 @@ fn a_geometric_sum_is_the_general_sum_it_stands_for() {
         }
     }
 }
+
+/// `simulate --law multi-power --schedule FILE`: one curve per run at the
+/// --at steps within its schedule (a run of 16,000 steps keeps fewer
+/// rows than one of 72,000), each loss the plain loop's at the given
+/// parameters; a fit given the same schedule reads the file back. A law
+/// that sums along the steps needs the schedule, one that does not is
+/// refused it, and a run that keeps no row is named.
+#[test]
+fn a_law_of_the_steps_is_simulated_from_a_schedule_file() {
+    let dir = common::tempdir();
+    let d = dir.path();
+    let runs = ["wsdcon_18", "constant_72000"];
+    let manifest = d.join("lr.csv");
+    let mut text = String::from("run,file\n");
+    for r in runs {
+        text.push_str(&format!("{r},{}\n", schedule_path(r).display()));
+    }
+    std::fs::write(&manifest, text).unwrap();
+    let names = ["L0", "A", "alpha", "B", "C", "beta", "gamma"];
+    let params: Vec<String> = names
+        .iter()
+        .zip(PUBLISHED_25M)
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect();
+    let mut args = vec!["simulate", "--law", "multi-power", "--schedule", "lr.csv"];
+    for p in &params {
+        args.extend(["--param", p]);
+    }
+    let sim = |extra: &[&str], out: &str| {
+        let mut a = args.clone();
+        a.extend_from_slice(extra);
+        a.extend(["--out", out]);
+        common::sweepfit(d, &a)
+    };
+    sim(&["--at", "step=1000:30000:30", "--noise", "0"], "sim.csv").assert_ok("simulate");
+    let t = Table::read(&d.join("sim.csv")).unwrap();
+    assert_eq!(t.headers, ["run", "step", "loss"]);
+    let (steps, loss) = (
+        t.numbers(1, sweepfit::data::Check::Finite).unwrap(),
+        t.numbers(2, sweepfit::data::Check::Finite).unwrap(),
+    );
+    let mut per_run = std::collections::HashMap::new();
+    for r in 0..t.rows() {
+        let run = &t.columns[0][r];
+        *per_run.entry(run.to_string()).or_insert(0) += 1;
+        let want = multi_power(&schedule(run), steps[r] as usize, &PUBLISHED_25M);
+        assert!(
+            (loss[r] - want).abs() <= 1e-12 * want,
+            "{run} step {}: {} against {want}",
+            steps[r],
+            loss[r]
+        );
+    }
+    // Steps 1000, 2000, ..., 30000: wsdcon_18 ends at 15999.
+    assert_eq!(per_run["constant_72000"], 30);
+    assert_eq!(per_run["wsdcon_18"], 15);
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("sim.csv.truth.json")).unwrap())
+            .unwrap();
+    assert_eq!(truth["schedule"], "lr.csv");
+    // Read back by a fit with every parameter fixed at the truth.
+    let mut fit = vec![
+        "fit",
+        "sim.csv",
+        "--law",
+        "multi-power",
+        "--schedule",
+        "lr.csv",
+    ];
+    for p in &params {
+        fit.extend(["--fix", p]);
+    }
+    fit.extend(["--backend", "cpu", "--out", "fit"]);
+    common::ok(d, &fit);
+    let f: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("fit/fit.json")).unwrap()).unwrap();
+    assert!(
+        f["objective"]["value"].as_f64().unwrap() < 1e-20,
+        "{}",
+        f["objective"]
+    );
+    // Without the schedule, with it for a law without sums, and a run with
+    // no step in its schedule.
+    let bare = common::sweepfit(
+        d,
+        &[
+            "simulate",
+            "--law",
+            "multi-power",
+            "--at",
+            "step=1:10:10",
+            "--out",
+            "a.csv",
+        ],
+    );
+    bare.assert_failed("a law of the steps without --schedule");
+    assert!(bare.stderr.contains("--schedule FILE"), "{}", bare.stderr);
+    let plain = common::sweepfit(
+        d,
+        &[
+            "simulate",
+            "--law",
+            "E + A*N^(-a)",
+            "--param",
+            "E=1",
+            "--param",
+            "A=1",
+            "--param",
+            "a=0.5",
+            "--at",
+            "N=1:10:10",
+            "--schedule",
+            "lr.csv",
+            "--out",
+            "b.csv",
+        ],
+    );
+    plain.assert_failed("a schedule for a law without sums");
+    assert!(
+        plain.stderr.contains("sums along no steps"),
+        "{}",
+        plain.stderr
+    );
+    let late = sim(&["--at", "step=20000:30000:3"], "c.csv");
+    late.assert_failed("a run with no rows");
+    assert!(
+        late.stderr
+            .contains("run 'wsdcon_18' has no rows: its schedule ends at step 15999"),
+        "{}",
+        late.stderr
+    );
+    assert!(!d.join("c.csv").exists());
+}

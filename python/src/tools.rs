@@ -250,7 +250,7 @@ pub(crate) fn simulate_preset<'py>(
 /// A law simulated at every combination of `at` (`sweepfit simulate
 /// --law`): header, rows as text, and the truth as JSON.
 #[pyfunction]
-#[pyo3(signature = (law, law_file, params, at, vars, noise, seed))]
+#[pyo3(signature = (law, law_file, params, at, vars, noise, seed, schedule=None))]
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 pub(crate) fn simulate_law(
     law: Option<&str>,
@@ -260,14 +260,17 @@ pub(crate) fn simulate_law(
     vars: Vec<(String, String)>,
     noise: f64,
     seed: u64,
+    schedule: Option<crate::data::Source<'_>>,
 ) -> PyResult<(Vec<String>, Vec<Vec<String>>, String)> {
     let (mut file, text, origin) = law_source(law, law_file.as_deref()).map_err(error)?;
     lawfit::bind_columns(&mut file, &at, &vars).map_err(error)?;
+    let schedules = crate::data::schedules(schedule)?;
     let sim = lawfit::LawSimulation {
         params,
         at,
         noise,
         seed,
+        schedules,
     };
     let out = lawfit::simulate(file, &text, &origin, &sim).map_err(error)?;
     let truth = report::pretty_json(&out.truth).map_err(error)?;

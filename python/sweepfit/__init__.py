@@ -465,18 +465,23 @@ def simulate(
     points: int = 500,
     warmup: float = 0.0,
     late_rise: float = 0.0,
+    schedule: Any = None,
 ) -> pd.DataFrame:
     """A simulated sweep, as ``sweepfit simulate`` writes it.
 
     Without ``law``: the LoopLM reference sweep (T = 1..4 for N = 53M..1.36B
     over 0..20B tokens, ``points`` per curve) with Gaussian noise. With
     ``law``: the law at every combination of the ``at`` values
-    (``{"N": [...], "D": [...]}``) with ``params``. The true parameters are in
+    (``{"N": [...], "D": [...]}``) with ``params``; a law that sums along the
+    steps (``multi-power``) takes its runs' learning rates from ``schedule``
+    (as ``fit`` takes it: a DataFrame ``run, step, lr`` or a CSV's path), one
+    curve per run at the ``at`` steps within its schedule. The true
+    parameters are in
     ``df.attrs["truth"]``.
     """
     if law is None and law_file is None:
-        if params or at:
-            raise ValueError("params and at go with law or law_file")
+        if params or at or schedule is not None:
+            raise ValueError("params, at and schedule go with law or law_file")
         opts = {"points": int(points), "noise": float(noise), "warmup": float(warmup),
                 "late_rise": float(late_rise)}
         run, cols, truth = _core.simulate_preset(json.dumps(opts), int(seed))
@@ -490,7 +495,7 @@ def simulate(
         [(k, float(v)) for k, v in (params or {}).items()],
         [(k, [float(x) for x in np.atleast_1d(v)]) for k, v in (at or {}).items()],
         [(k, str(v)) for k, v in (vars or {}).items()],
-        float(noise), int(seed))
+        float(noise), int(seed), _data.schedule(schedule))
     df = _data.numeric(pd.DataFrame(rows, columns=header))
     df.attrs["truth"] = json.loads(truth)
     return df

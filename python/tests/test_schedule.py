@@ -5,6 +5,7 @@ saw from their schedules as the command line does."""
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -122,3 +123,32 @@ def test_schedules_as_a_data_frame_predict_runs_never_trained(shared, run_cli, t
     assert str(e.value).startswith("step: step 16000") and "--at" not in str(e.value)
     with pytest.raises(TypeError, match="schedule must be"):
         from_frame.predict(rows, schedule=3)
+
+
+def test_a_law_of_the_steps_is_simulated_from_schedules(shared, run_cli, tmp_path):
+    """``simulate(law, schedule=...)`` gives the rows ``sweepfit simulate
+    --schedule`` writes, from a DataFrame or a file alike."""
+    root = shared / "multipower"
+    runs = ["wsdcon_18", "constant_24000"]
+    frame = _schedules(root, runs)
+    path = tmp_path / "lr.csv"
+    frame.to_csv(path, index=False)
+    params = dict(L0=3.04, A=0.525, alpha=0.508, B=363.8, C=2.07, beta=0.583, gamma=0.641)
+    opts = dict(params=params, at={"step": list(range(2000, 24001, 2000))}, noise=0.0)
+    from_frame = sweepfit.simulate("multi-power", schedule=frame, **opts)
+    from_file = sweepfit.simulate("multi-power", schedule=path, **opts)
+    pd.testing.assert_frame_equal(from_frame, from_file)
+    # wsdcon_18 ends at step 15999: 7 of the 12 steps.
+    assert from_frame.groupby("run").size().to_dict() == {"constant_24000": 11, "wsdcon_18": 7}
+    cli = tmp_path / "cli.csv"
+    args = ["simulate", "--law", "multi-power", "--schedule", path, "--noise", "0",
+            "--at", "step=2000:24000:12", "--out", cli]
+    for k, v in params.items():
+        args += ["--param", f"{k}={v}"]
+    run_cli(*args)
+    want = pd.read_csv(cli)
+    assert list(want.columns) == ["run", "step", "loss"]
+    assert np.array_equal(from_frame["loss"].to_numpy(), want["loss"].to_numpy())
+    assert list(from_frame["run"]) == list(want["run"])
+    with pytest.raises(ValueError, match="schedule go with law"):
+        sweepfit.simulate(schedule=path)

@@ -36,6 +36,11 @@ pub(crate) struct SimulateArgs {
     /// one its law file names, or its own name.
     #[arg(long = "var", value_name = "NAME=COLUMN", value_parser = super::args::parse_var)]
     vars: Vec<(String, String)>,
+    /// With --law, for a law that sums along the steps (multi-power,
+    /// lr-annealing): the runs' learning rate at every step, as `fit
+    /// --schedule` reads it; one curve per run, at the --at steps.
+    #[arg(long, value_name = "FILE")]
+    schedule: Option<PathBuf>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Long CSV to write; the true parameters go next to it as FILE.truth.json.
@@ -58,8 +63,8 @@ pub(crate) fn cmd_simulate(a: SimulateArgs) -> anyhow::Result<()> {
     if a.law.is_some() || a.law_file.is_some() {
         return simulate_law(&a, &truth_path);
     }
-    if !a.param.is_empty() || !a.at.is_empty() {
-        bail!("--param and --at go with --law or --law-file");
+    if !a.param.is_empty() || !a.at.is_empty() || a.schedule.is_some() {
+        bail!("--param, --at and --schedule go with --law or --law-file");
     }
     let o = sim_options(a.seed, &a.sim)?;
     let ds = simulate::simulate_looplm20_checked(&o)?;
@@ -115,11 +120,16 @@ fn simulate_law(a: &SimulateArgs, truth_path: &std::path::Path) -> anyhow::Resul
         at.push((k, values));
     }
     sweepfit::lawfit::bind_columns(&mut file, &at, &a.vars)?;
+    let schedules = match &a.schedule {
+        Some(p) => Some(data::Schedules::read(p)?),
+        None => None,
+    };
     let sim = sweepfit::lawfit::LawSimulation {
         params,
         at,
         noise,
         seed: a.seed,
+        schedules,
     };
     let out = sweepfit::lawfit::simulate(file, &text, &origin, &sim)?;
     let staging = Staging::files(&a.out, a.force)?;

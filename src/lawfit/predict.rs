@@ -296,7 +296,7 @@ pub fn predict_rows(
 
 /// Every step `at` asks a law's sums to run to: a whole number within
 /// each run's schedule (past its end the law has no value).
-fn check_steps_at(
+pub(super) fn check_steps_at(
     law: &CompiledLaw,
     s: &Schedules,
     at: &[(String, Vec<f64>)],

@@ -7,6 +7,9 @@ use rand::{rngs::StdRng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 use serde::Serialize;
 
+use super::schedule::schedule_handles;
+use crate::data::Schedules;
+use crate::law::parse::SCHEDULE;
 use crate::law::LawFile;
 use crate::report::format_count;
 
@@ -20,6 +23,9 @@ pub struct LawSimulation {
     /// Standard deviation of the noise, in loss units.
     pub noise: f64,
     pub seed: u64,
+    /// The runs' schedules, for a law that sums along the steps: one curve
+    /// per run, which a fit given the same `--schedule` reads back.
+    pub schedules: Option<Schedules>,
 }
 
 /// The simulated rows and what made them.
@@ -38,6 +44,9 @@ pub struct Truth {
     pub params: IndexMap<String, f64>,
     pub noise: f64,
     pub seed: u64,
+    /// The schedule file of a law that sums along the steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
 }
 
 /// Simulate `file` (text `text`, `origin` for errors). The columns are the
@@ -65,8 +74,45 @@ pub fn simulate(
         }
     }
     let law = file.compile(origin)?;
+    // A law that sums along the steps reads its `schedule` variable from
+    // the schedule file: a curve per run, labelled by the run, with no
+    // column of its own (the fit attaches it from --schedule again).
+    let sched = law.variables.iter().position(|v| v == SCHEDULE);
+    let runs: Vec<String> = match (sched, &sim.schedules) {
+        (Some(_), None) => bail!(
+            "law {} sums along the steps: give the runs' learning rates with --schedule FILE \
+             (a CSV run,step,lr with every step of every run)",
+            file.name
+        ),
+        (None, Some(s)) => bail!(
+            "--schedule {}: law {} sums along no steps (sum(k = 1..step: ...)), so nothing \
+             reads the schedules",
+            s.path.display(),
+            file.name
+        ),
+        (Some(_), Some(s)) => s
+            .runs
+            .keys()
+            .map(|r| match r.as_str() {
+                Schedules::EVERY_RUN => s
+                    .path
+                    .file_stem()
+                    .map_or("run".into(), |f| f.to_string_lossy().into_owned()),
+                r => r.to_string(),
+            })
+            .collect(),
+        (None, None) => Vec::new(),
+    };
     let mut axes = Vec::new();
-    for v in &law.variables {
+    for (i, v) in law.variables.iter().enumerate() {
+        if Some(i) == sched {
+            if sim.at.iter().any(|(n, _)| n == v) {
+                bail!("--at {v}: the schedules are the runs of --schedule");
+            }
+            let handles = schedule_handles(sim.schedules.as_ref().expect("checked above"));
+            axes.push(handles.into_iter().map(f64::from).collect());
+            continue;
+        }
         let Some((_, values)) = sim.at.iter().find(|(n, _)| n == v) else {
             bail!(
                 "give --at {v}=LIST: the law's variables are {}",
@@ -98,6 +144,20 @@ pub fn simulate(
             law.params.join(", ")
         );
     }
+    // Each run's rows are the steps within its schedule (runs differ in
+    // length); a step must be a whole number.
+    let step_vars = super::schedule::step_vars(&law);
+    let lens: Vec<usize> = sim.schedules.as_ref().map_or(Vec::new(), |s| {
+        s.runs.values().map(|r| r.lr.len()).collect()
+    });
+    for &(v, _) in &step_vars {
+        if let Some(&x) = axes[v].iter().find(|&&x| !(x >= 0.0 && x.fract() == 0.0)) {
+            bail!(
+                "--at {}: {x} is not a step (a whole number, 0 or more)",
+                law.variables[v]
+            );
+        }
+    }
     let total: usize = axes.iter().map(Vec::len).product();
     if total > crate::values::MAX_ROWS {
         bail!(
@@ -112,10 +172,16 @@ pub fn simulate(
         .unwrap_or(axes.len() - 1);
     let noise = Normal::new(0.0, sim.noise).expect("a finite sd >= 0");
     let mut rng = StdRng::seed_from_u64(sim.seed);
+    let written: Vec<usize> = (0..axes.len()).filter(|&v| Some(v) != sched).collect();
     let mut header = vec!["run".to_string()];
-    header.extend(law.variables.iter().map(|v| file.variables[v].clone()));
+    header.extend(
+        written
+            .iter()
+            .map(|&v| file.variables[&law.variables[v]].clone()),
+    );
     header.push("loss".into());
     let mut rows = Vec::with_capacity(total);
+    let mut per_run = vec![0usize; runs.len()];
     let mut point = vec![0.0; axes.len()];
     for mut k in 0..total {
         // The axis fastest, so that a curve's rows are together.
@@ -126,6 +192,18 @@ pub fn simulate(
         for &v in order.iter().rev() {
             point[v] = axes[v][k % axes[v].len()];
             k /= axes[v].len();
+        }
+        // The run of a row with a schedule, by its handle's place.
+        let run_of =
+            |point: &[f64]| sched.map(|v| axes[v].iter().position(|&x| x == point[v]).unwrap_or(0));
+        if let Some(r) = run_of(&point) {
+            let past = step_vars
+                .iter()
+                .any(|&(v, reach)| point[v] as usize + reach >= lens[r]);
+            if past {
+                continue;
+            }
+            per_run[r] += 1;
         }
         let clean = law.eval(&point, &params);
         if !clean.is_finite() {
@@ -139,12 +217,29 @@ pub fn simulate(
         }
         let run: Vec<String> = (0..axes.len())
             .filter(|&v| v != axis)
-            .map(|v| format!("{}={}", law.variables[v], format_count(point[v])))
+            .map(|v| match Some(v) == sched {
+                true => runs[run_of(&point).unwrap_or(0)].clone(),
+                false => format!("{}={}", law.variables[v], format_count(point[v])),
+            })
             .collect();
         let mut row = vec![run.join(",")];
-        row.extend(point.iter().map(|x| x.to_string()));
+        row.extend(written.iter().map(|&v| point[v].to_string()));
         row.push((clean + noise.sample(&mut rng)).to_string());
         rows.push(row);
+    }
+    // A run whose schedule ends before every step asked for has no rows.
+    for (r, name) in runs.iter().enumerate() {
+        if per_run[r] == 0 {
+            bail!(
+                "run '{name}' has no rows: its schedule ends at step {}, before every \
+                     step of --at{}",
+                lens[r].saturating_sub(1),
+                match step_vars.first() {
+                    Some(&(s, _)) => format!(" {}", law.variables[s]),
+                    None => String::new(),
+                }
+            );
+        }
     }
     let truth = Truth {
         law: file.name.clone(),
@@ -153,6 +248,7 @@ pub fn simulate(
         params: law.params.iter().cloned().zip(params).collect(),
         noise: sim.noise,
         seed: sim.seed,
+        schedule: sim.schedules.as_ref().map(|s| s.path.display().to_string()),
     };
     Ok(Simulated {
         header,
