@@ -168,13 +168,18 @@ fn check_on(law: &CompiledLaw, fused_power: bool, ds: &Dataset) {
 /// Every entry of `h` within H_REL of the reference's, relative to
 /// sqrt(H_ii H_jj).
 fn assert_h(h: &[f64], hw: &[f64], what: &str) {
+    assert_h_within(h, hw, H_REL, what);
+}
+
+/// [`assert_h`] within `tol`.
+fn assert_h_within(h: &[f64], hw: &[f64], tol: f64, what: &str) {
     let np = (hw.len() as f64).sqrt() as usize;
     for a in 0..np {
         for b in 0..np {
             let scale = (hw[a * np + a] * hw[b * np + b]).sqrt().max(1e-300);
             let e = (h[a * np + b] - hw[a * np + b]).abs() / scale;
             assert!(
-                e <= H_REL,
+                e <= tol,
                 "{what}: H[{a}][{b}] {} against {} (rel {e:e})",
                 h[a * np + b],
                 hw[a * np + b]
@@ -367,19 +372,7 @@ fn the_gpu_moments_match_the_reference() {
                         1e-3,
                         &what,
                     );
-                    let (h, scale) = (&h[j * np * np..(j + 1) * np * np], 1e-3);
-                    for a in 0..np {
-                        for b in 0..np {
-                            let s = (hw[a * np + a] * hw[b * np + b]).sqrt().max(1e-300);
-                            let e = (h[a * np + b] - hw[a * np + b]).abs() / s;
-                            assert!(
-                                e <= scale,
-                                "{what}: H[{a}][{b}] {} against {} (rel {e:e})",
-                                h[a * np + b],
-                                hw[a * np + b]
-                            );
-                        }
-                    }
+                    assert_h_within(&h[j * np * np..(j + 1) * np * np], &hw, 1e-3, &what);
                 }
                 assert!(finite >= 2, "{space:?}: {finite} finite references");
             }
