@@ -120,6 +120,23 @@ pub fn simulate_looplm20_checked(o: &SimOptions) -> anyhow::Result<Dataset> {
     Ok(ds)
 }
 
+/// [`simulate_looplm20_checked`] for a fit in linear space (`demo`): its
+/// losses must also be small enough to square.
+pub fn simulate_looplm20_to_fit(o: &SimOptions) -> anyhow::Result<Dataset> {
+    let ds = simulate_looplm20_checked(o)?;
+    let most = crate::data::MAX_LINEAR_LOSS;
+    if let Some(&l) = ds.loss.iter().find(|l| l.abs() > most) {
+        anyhow::bail!(
+            "a simulated loss is {l:e}, beyond ±{most:e}, where a fit in linear space overflows: \
+             --noise {:e}, --warmup {:e} or --late-rise {:e} is too large",
+            o.noise,
+            o.warmup,
+            o.late_rise
+        );
+    }
+    Ok(ds)
+}
+
 /// The preset's sweep: configs ordered by N, then T; run label
 /// `looplm-<N>` shared by the four steps of a model (a looped run logs one
 /// loss per step). Weights are all 1.

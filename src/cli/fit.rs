@@ -87,7 +87,7 @@ pub(crate) fn cmd_demo(a: DemoArgs) -> anyhow::Result<()> {
         Some(dir) => Some(check_out_dir(dir, a.force)?),
         None => None,
     };
-    let ds = simulate::simulate_looplm20_checked(&o)?;
+    let ds = simulate::simulate_looplm20_to_fit(&o)?;
     let mut table = Table::from_dataset(&ds, Path::new("the simulated sweep"));
     let (file, text, origin) = args::law_source(None, None)?;
     let bound = lawfit::bind(

@@ -12,6 +12,7 @@ mod table;
 pub use column::TextColumn;
 pub use error::DataError;
 pub use filter::Filter;
+pub(crate) use long_csv::MAX_LINEAR_LOSS;
 pub use long_csv::{read_long_csv, write_long_csv};
 pub use manifest::read_manifest;
 pub use schedule::{Schedule, Schedules};
