@@ -96,16 +96,15 @@ pub fn coords(plan: &Plan, sep: &Separable) -> (Vec<NodeId>, usize) {
     (nodes, axis)
 }
 
-/// The start nodes' values at the raw parameters `p`.
-pub fn start_values(plan: &Plan, p: &[f64]) -> Vec<f64> {
+/// The start nodes' values at the raw parameters `p`, into `start` (one
+/// entry per node of the plan's graph).
+pub fn start_values(plan: &Plan, p: &[f64], start: &mut [f64]) {
     let graph = plan.graph();
-    let mut start = vec![0.0; graph.len()];
     for &id in &plan.forward[Class::Start as usize] {
         start[id as usize] = graph
             .node(id)
             .eval(&|o| start[o as usize], &|_| f64::NAN, p);
     }
-    start
 }
 
 /// The derivatives of the coordinates `coords` by the parameters at

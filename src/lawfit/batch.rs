@@ -75,7 +75,14 @@ pub(super) fn method(data: Data, jobs: &[Group], opts: &LawFitOptions) -> (Metho
     if steps_on_rows(data.b, opts) {
         return (Method::LeastSquares, Vec::new());
     }
-    if opts.objective.loss != LossKind::Mse {
+    // A search from far starts on the GPU runs L-BFGS, whatever the law:
+    // on the GPU's moments, summed in f32, Levenberg-Marquardt took a few
+    // starts of the demo sweep to its 1000-iteration limit (their f32
+    // J^T W J too coarse for small damping), and the batch with them;
+    // L-BFGS ended them all within 650 evaluations. From near the optimum
+    // (a bootstrap's replicates, see `method_for`) it is the other way
+    // round.
+    if opts.objective.loss != LossKind::Mse || opts.device.is_some() {
         return (Method::Lbfgs, Vec::new());
     }
     let sweeps: Vec<Sweep> = jobs
@@ -84,13 +91,6 @@ pub(super) fn method(data: Data, jobs: &[Group], opts: &LawFitOptions) -> (Metho
         .collect();
     match method_for_all(data.b, opts, &sweeps) {
         Method::LeastSquares => (Method::LeastSquares, Vec::new()),
-        // A search from far starts on the GPU runs L-BFGS: on the GPU's
-        // moments, summed in f32, Levenberg-Marquardt took a few starts of
-        // the demo sweep to its 1000-iteration limit (their f32 J^T W J
-        // too coarse for small damping), and the batch with them; L-BFGS
-        // ended them all within 650 evaluations. From near the optimum
-        // (a bootstrap's replicates) it is the other way round.
-        Method::GridLeastSquares if opts.device.is_some() => (Method::Lbfgs, sweeps),
         m => (m, sweeps),
     }
 }

@@ -296,7 +296,7 @@ pub fn predict_rows(
 
 /// Every step `at` asks a law's sums to run to: a whole number within
 /// each run's schedule (past its end the law has no value).
-pub(super) fn check_steps_at(
+fn check_steps_at(
     law: &CompiledLaw,
     s: &Schedules,
     at: &[(String, Vec<f64>)],
@@ -306,13 +306,8 @@ pub(super) fn check_steps_at(
         let Some((_, values)) = at.iter().find(|(n, _)| n == name) else {
             continue;
         };
+        whole_steps(name, values)?;
         for &step in values {
-            if step < 0.0 || step.fract() != 0.0 {
-                bail!(
-                    "--at {name}: {step} is not a step (a whole number, 0 or more); a range \
-                     START:STOP:COUNT gives whole steps when COUNT - 1 divides STOP - START"
-                );
-            }
             for (run, sched) in &s.runs {
                 if step + reach as f64 >= sched.lr.len() as f64 {
                     let run = match run.as_str() {
@@ -335,6 +330,18 @@ pub(super) fn check_steps_at(
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// Errors unless every value `--at NAME` gives is a step: a whole number,
+/// 0 or more.
+pub(super) fn whole_steps(name: &str, values: &[f64]) -> anyhow::Result<()> {
+    if let Some(step) = values.iter().find(|&&x| !(x >= 0.0 && x.fract() == 0.0)) {
+        bail!(
+            "--at {name}: {step} is not a step (a whole number, 0 or more); a range \
+             START:STOP:COUNT gives whole steps when COUNT - 1 divides STOP - START"
+        );
     }
     Ok(())
 }

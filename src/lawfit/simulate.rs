@@ -151,12 +151,7 @@ pub fn simulate(
         s.runs.values().map(|r| r.lr.len()).collect()
     });
     for &(v, _) in &step_vars {
-        if let Some(&x) = axes[v].iter().find(|&&x| !(x >= 0.0 && x.fract() == 0.0)) {
-            bail!(
-                "--at {}: {x} is not a step (a whole number, 0 or more)",
-                law.variables[v]
-            );
-        }
+        super::predict::whole_steps(&law.variables[v], &axes[v])?;
     }
     let total: usize = axes.iter().map(Vec::len).product();
     if total > crate::values::MAX_ROWS {
@@ -183,6 +178,8 @@ pub fn simulate(
     let mut rows = Vec::with_capacity(total);
     let mut per_run = vec![0usize; runs.len()];
     let mut point = vec![0.0; axes.len()];
+    // Each variable's index among its values: a schedule's is its run's.
+    let mut index = vec![0usize; axes.len()];
     for mut k in 0..total {
         // The axis fastest, so that a curve's rows are together.
         let order: Vec<usize> = (0..axes.len())
@@ -190,13 +187,12 @@ pub fn simulate(
             .chain([axis])
             .collect();
         for &v in order.iter().rev() {
-            point[v] = axes[v][k % axes[v].len()];
+            index[v] = k % axes[v].len();
+            point[v] = axes[v][index[v]];
             k /= axes[v].len();
         }
-        // The run of a row with a schedule, by its handle's place.
-        let run_of =
-            |point: &[f64]| sched.map(|v| axes[v].iter().position(|&x| x == point[v]).unwrap_or(0));
-        if let Some(r) = run_of(&point) {
+        let run_of = sched.map(|v| index[v]);
+        if let Some(r) = run_of {
             let past = step_vars
                 .iter()
                 .any(|&(v, reach)| point[v] as usize + reach >= lens[r]);
@@ -218,7 +214,7 @@ pub fn simulate(
         let run: Vec<String> = (0..axes.len())
             .filter(|&v| v != axis)
             .map(|v| match Some(v) == sched {
-                true => runs[run_of(&point).unwrap_or(0)].clone(),
+                true => runs[index[v]].clone(),
                 false => format!("{}={}", law.variables[v], format_count(point[v])),
             })
             .collect();

@@ -136,13 +136,19 @@ impl Kernel {
     /// the gradient, or a Gauss-Newton kernel's J^T W r (s floats) and
     /// J^T W J's upper triangle, row by row (s (s + 1) / 2).
     pub fn payload(&self) -> usize {
-        match &self.gauss_newton {
-            Some((coords, _)) => {
-                let s = coords.len();
-                s + s * (s + 1) / 2
-            }
-            None => self.n_params,
-        }
+        payload(
+            self.n_params,
+            self.gauss_newton.as_ref().map(|(c, _)| c.len()),
+        )
+    }
+}
+
+/// [`Kernel::payload`] of a kernel of `n_params` parameters, or of a
+/// Gauss-Newton kernel of `coords` coordinates.
+fn payload(n_params: usize, coords: Option<usize>) -> usize {
+    match coords {
+        Some(s) => s + s * (s + 1) / 2,
+        None => n_params,
     }
 }
 
@@ -368,7 +374,13 @@ pub fn gauss_newton_kernel(plan: &Plan) -> Result<Option<Kernel>, CodegenError> 
         return Ok(None);
     };
     let (coords, axis) = gauss_newton::coords(plan, &sep);
-    let gn = Gn { sep, coords, axis };
+    let curve = curve_reach(plan, &sep, &coords);
+    let gn = Gn {
+        sep,
+        coords,
+        axis,
+        curve,
+    };
     checked(from_writer(Writer::new(plan, Layout::Grid, Some(gn))?)?).map(Some)
 }
 
@@ -399,6 +411,30 @@ struct Gn {
     sep: Separable,
     coords: Vec<NodeId>,
     axis: usize,
+    /// The coordinates the curve term reaches (its `ju` entries).
+    curve: Vec<usize>,
+}
+
+/// The coordinates (indices into `coords`) the curve term of `sep`
+/// reaches.
+fn curve_reach(plan: &Plan, sep: &Separable, coords: &[NodeId]) -> Vec<usize> {
+    let index = |id: NodeId| coords.iter().position(|&c| c == id);
+    let mut out: Vec<usize> = Vec::new();
+    let node = sep.scalar_node;
+    match plan.class[node as usize] {
+        Class::Start => out.extend(index(node)),
+        Class::Curve => {
+            for e in &plan.edges[Class::Curve as usize] {
+                if plan.class[e.to as usize] == Class::Start {
+                    out.extend(index(e.to));
+                }
+            }
+        }
+        _ => {}
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 impl Gn {
@@ -410,9 +446,9 @@ impl Gn {
     }
 
     /// The derivatives of one term, seeded with `sign` at `node` and
-    /// pushed back through `edges` (the term's class's, in reverse
-    /// order) into `{prefix}{u}` for each coordinate u they reach, whose
-    /// indices are returned: `c{id}` adjoints in a block of their own.
+    /// pushed back through the edges of its class `of` (in reverse
+    /// order) into `{prefix}{u}{suffix}` for each coordinate u they
+    /// reach: `c{id}` adjoints in a block of their own.
     #[allow(clippy::too_many_arguments)]
     fn term_jacobian(
         &self,
@@ -424,19 +460,12 @@ impl Gn {
         nodes: &[NodeId],
         prefix: &str,
         suffix: &str,
-    ) -> Result<Vec<usize>, CodegenError> {
+    ) -> Result<(), CodegenError> {
         let index = |id: NodeId| self.coords.iter().position(|&c| c == id);
-        let mut reached = Vec::new();
-        let reach = |u: usize, reached: &mut Vec<usize>| {
-            if !reached.contains(&u) {
-                reached.push(u);
-            }
-        };
         match w.plan.class[node as usize] {
             Class::Start => {
                 let u = index(node).expect("a start node of a term is a coordinate");
                 writeln!(out, "{prefix}{u}{suffix} = {};", literal(sign)?).unwrap();
-                reach(u, &mut reached);
             }
             c if c == of => {
                 writeln!(out, "{{").unwrap();
@@ -451,7 +480,6 @@ impl Gn {
                     match index(e.to) {
                         Some(u) if w.plan.class[e.to as usize] == Class::Start => {
                             writeln!(out, "    {prefix}{u}{suffix} += {v};").unwrap();
-                            reach(u, &mut reached);
                         }
                         _ => writeln!(out, "    c{} += {v};", e.to).unwrap(),
                     }
@@ -461,29 +489,7 @@ impl Gn {
             // A data term has no derivatives.
             _ => {}
         }
-        reached.sort_unstable();
-        Ok(reached)
-    }
-
-    /// The coordinates the curve term reaches (its `ju` entries).
-    fn curve_reach(&self, w: &Writer) -> Vec<usize> {
-        let index = |id: NodeId| self.coords.iter().position(|&c| c == id);
-        let mut out: Vec<usize> = Vec::new();
-        let node = self.sep.scalar_node;
-        match w.plan.class[node as usize] {
-            Class::Start => out.extend(index(node)),
-            Class::Curve => {
-                for e in &w.plan.edges[Class::Curve as usize] {
-                    if w.plan.class[e.to as usize] == Class::Start {
-                        out.extend(index(e.to));
-                    }
-                }
-            }
-            _ => {}
-        }
-        out.sort_unstable();
-        out.dedup();
-        out
+        Ok(())
     }
 }
 
@@ -719,10 +725,7 @@ impl<'a> Writer<'a> {
     fn defs(&self) -> String {
         let mut defs = String::new();
         writeln!(defs, "const NP: u32 = {}u;", self.n_params).unwrap();
-        let payload = match &self.gn {
-            Some(gn) => gn.coords.len() * (gn.coords.len() + 3) / 2,
-            None => self.n_params,
-        };
+        let payload = payload(self.n_params, self.gn.as_ref().map(|gn| gn.coords.len()));
         writeln!(defs, "const RECORD: u32 = {}u;", payload + 2).unwrap();
         writeln!(defs, "const PV: u32 = {}u;", self.point_vec4s).unwrap();
         writeln!(defs, "const CS: u32 = {}u;", self.curve_floats).unwrap();
@@ -767,7 +770,7 @@ impl<'a> Writer<'a> {
             // The curve term's derivatives, and the current curve's sums:
             // of seeds (rs) and Gauss-Newton weights (rw), and X (rx),
             // the weights times the axis term's derivatives.
-            for u in gn.curve_reach(self) {
+            for u in &gn.curve {
                 writeln!(vars, "var ju{u} = 0.0;").unwrap();
             }
             writeln!(vars, "var rs = 0.0;\nvar rw = 0.0;").unwrap();
@@ -795,7 +798,7 @@ impl<'a> Writer<'a> {
             writeln!(open, "s{id} = 0.0;").unwrap();
         }
         if let Some(gn) = &self.gn {
-            for u in gn.curve_reach(self) {
+            for u in &gn.curve {
                 writeln!(open, "ju{u} = 0.0;").unwrap();
             }
             gn.term_jacobian(
@@ -854,8 +857,8 @@ impl<'a> Writer<'a> {
         if let Some(gn) = &self.gn {
             // The curve's part of J^T W r and J^T W J: rs ju, and
             // rw ju ju^T + ju rx^T + rx ju^T.
-            let ju = gn.curve_reach(self);
-            for &u in &ju {
+            let ju = &gn.curve;
+            for &u in ju {
                 writeln!(close, "acc[{}u] += rs * ju{u};", 1 + u).unwrap();
             }
             let s = gn.coords.len();

@@ -858,6 +858,7 @@ impl GpuLaw {
             "params, f, g and h differ in length"
         );
         let mut a = vec![0.0; s * s];
+        let mut start = vec![0.0; plan.graph().len()];
         for j in 0..k {
             let r = &raw[j * payload..(j + 1) * payload];
             let mut t = s;
@@ -867,7 +868,7 @@ impl GpuLaw {
                     t += 1;
                 }
             }
-            let start = gauss_newton::start_values(plan, &params[j * np..(j + 1) * np]);
+            gauss_newton::start_values(plan, &params[j * np..(j + 1) * np], &mut start);
             let m = gauss_newton::start_jacobian(plan, &start, coords);
             gauss_newton::to_params(
                 &m,

@@ -334,7 +334,7 @@ impl CpuLaw {
         h: &mut [f64],
     ) -> f64 {
         let (s, nc) = (coords.nodes.len(), self.n_curves);
-        start_values(self, p, &mut ws.start);
+        gauss_newton::start_values(&self.plan, p, &mut ws.start);
         curve_jacobian(self, sep, coords, p, ws);
         let mut f = 0.0;
         let mut gs = vec![0.0; s];
@@ -375,16 +375,6 @@ fn add(to: &mut Vec<f64>, from: &[f64]) {
     }
     for (t, v) in to.iter_mut().zip(from) {
         *t += v;
-    }
-}
-
-/// The start nodes' values at `p`.
-fn start_values(cg: &CpuLaw, p: &[f64], start: &mut [f64]) {
-    let graph = cg.plan.graph();
-    for &id in &cg.plan.forward[Class::Start as usize] {
-        start[id as usize] = graph
-            .node(id)
-            .eval(&|o| start[o as usize], &|_| f64::NAN, p);
     }
 }
 
@@ -507,7 +497,7 @@ fn gn_batch<const FMA: bool>(
     // triangle of the axis block.
     let (l_r, l_w, l_x, l_g, l_a) = (0, nc, 2 * nc, 2 * nc + nc * sa, 2 * nc + nc * sa + sa);
     for (st, p) in ws.starts[..k].iter_mut().zip(params.chunks(np)) {
-        start_values(cg, p, &mut st.start);
+        gauss_newton::start_values(&cg.plan, p, &mut st.start);
         class_forward::<FMA>(
             cg,
             Class::Curve,
