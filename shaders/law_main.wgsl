@@ -46,7 +46,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let tiles = row_tiles(wid.y);
     for (var i = wid.x; i < tiles.y; i += chunk.n_groups) {
         let t = load_tile(i, tiles.x, lid.x);
-        let count = min(TILE, chunk.n_points - t * TILE);
+        // Lanes past the batch's end load the tile with the others (for
+        // the barriers) and skip its points: where a batch is smaller
+        // than the workgroup, whole subgroups of them do no work.
+        let count = select(0u, min(TILE, chunk.n_points - t * TILE), live);
         for (var j = 0u; j < count; j++) {
             //@ROW_HEAD
             if (pc != cur) {

@@ -330,7 +330,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let tiles = row_tiles(wid.y);
     for (var i = wid.x; i < tiles.y; i += chunk.n_groups) {
         let t = load_tile(i, tiles.x, lid.x);
-        let count = min(TILE, chunk.n_points - t * TILE);
+        // Lanes past the batch's end load the tile with the others (for
+        // the barriers) and skip its points: where a batch is smaller
+        // than the workgroup, whole subgroups of them do no work.
+        let count = select(0u, min(TILE, chunk.n_points - t * TILE), live);
         for (var j = 0u; j < count; j++) {
             // PV vec4s per point: target, weight, curve index as bits, then the
             // point's data values.
@@ -953,7 +956,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let tiles = row_tiles(wid.y);
     for (var i = wid.x; i < tiles.y; i += chunk.n_groups) {
         let t = load_tile(i, tiles.x, lid.x);
-        let count = min(TILE, chunk.n_points - t * TILE);
+        // Lanes past the batch's end load the tile with the others (for
+        // the barriers) and skip its points: where a batch is smaller
+        // than the workgroup, whole subgroups of them do no work.
+        let count = select(0u, min(TILE, chunk.n_points - t * TILE), live);
         for (var j = 0u; j < count; j++) {
             // A row's header: its curve and block index as bits.
             let head = tile[j * PV];

@@ -362,7 +362,16 @@ impl<'a> Gen<'a> {
 
 /// Generate (without validating) the kernel of `plan` in `layout`.
 pub fn generate(plan: &Plan, layout: Layout) -> Result<Kernel, CodegenError> {
-    from_writer(Writer::new(plan, layout, None)?)
+    generate_tiled(plan, layout, MAX_TILE)
+}
+
+/// As [`generate`], with at most `max_tile` points (grid: cells) per tile.
+pub fn generate_tiled(
+    plan: &Plan,
+    layout: Layout,
+    max_tile: usize,
+) -> Result<Kernel, CodegenError> {
+    from_writer(Writer::new(plan, layout, None, max_tile)?)
 }
 
 /// The Gauss-Newton kernel of `plan` (grid layout), validated: per start
@@ -381,7 +390,13 @@ pub fn gauss_newton_kernel(plan: &Plan) -> Result<Option<Kernel>, CodegenError> 
         axis,
         curve,
     };
-    checked(from_writer(Writer::new(plan, Layout::Grid, Some(gn))?)?).map(Some)
+    checked(from_writer(Writer::new(
+        plan,
+        Layout::Grid,
+        Some(gn),
+        MAX_TILE,
+    )?)?)
+    .map(Some)
 }
 
 fn from_writer(w: Writer) -> Result<Kernel, CodegenError> {
@@ -534,7 +549,12 @@ struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
-    fn new(plan: &'a Plan, layout: Layout, gn: Option<Gn>) -> Result<Writer<'a>, CodegenError> {
+    fn new(
+        plan: &'a Plan,
+        layout: Layout,
+        gn: Option<Gn>,
+        max_tile: usize,
+    ) -> Result<Writer<'a>, CodegenError> {
         let g = plan.graph();
         let grid = layout == Layout::Grid;
         let class = |id: NodeId| gpu_class(plan, id, layout);
@@ -627,7 +647,7 @@ impl<'a> Writer<'a> {
         } else {
             (3 + point_data.len()).div_ceil(4)
         };
-        let max_items = if grid { MAX_TILE / block } else { MAX_TILE };
+        let max_items = if grid { max_tile / block } else { max_tile }.max(1);
         let tile = (TILE_BYTES / (16 * point_vec4s))
             .min(max_items)
             .next_power_of_two()

@@ -124,16 +124,17 @@ impl Layouts {
 }
 
 impl GpuDevice {
-    /// Open `adapter` with its own limits: large sweeps need its full
-    /// storage-binding size, not WebGPU's conservative default.
     /// Loop iterations a shader invocation may run before the driver ends
     /// its loops, if the driver has such a limit: Mesa's software driver
     /// (llvmpipe) counts every loop iteration of an invocation against one
     /// budget of 65,535 and then breaks out of all of them, silently.
+    /// Evaluators check their sums along the steps against it.
     pub fn loop_budget(&self) -> Option<u64> {
         self.summary.name.contains("llvmpipe").then_some(65_535)
     }
 
+    /// Open `adapter` with its own limits: large sweeps need its full
+    /// storage-binding size, not WebGPU's conservative default.
     pub fn open(adapter: &wgpu::Adapter) -> anyhow::Result<Arc<GpuDevice>> {
         let summary = AdapterSummary::of(adapter);
         let limits = adapter.limits();

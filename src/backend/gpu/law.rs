@@ -67,6 +67,18 @@ const GRID_FILL: f64 = 1.5;
 /// A point of a grid-layout sweep: (block of axis values, curve, point).
 type GridEntry = (u32, u32, u32);
 
+/// What a kernel's tiles hold, and how they are split among workgroups.
+enum Items {
+    /// Points, each curve along its own; as many workgroups per chunk as
+    /// fill the device.
+    Points,
+    /// Points, one tile of one point per workgroup: for drivers that end
+    /// an invocation's loops early (see [`GpuDevice::loop_budget`]).
+    PointPerGroup,
+    /// Grid rows, in this order.
+    Grid(Vec<GridEntry>),
+}
+
 /// The sweep's points in grid order (block of `block` axis values, then
 /// curve), if the grid layout suits `sweep`: an axis variable whose values
 /// the curves share (fewer distinct values than points, a grid of rows at
@@ -349,6 +361,9 @@ pub struct GpuLaw {
     axis_base: u32,
     n_axis: u32,
     chunks: Vec<Chunk>,
+    /// One workgroup per tile, whatever the starts (see
+    /// [`Items::PointPerGroup`]).
+    group_per_tile: bool,
     n_slots: u32,
     capacity: Option<Capacity>,
     params_f32: Vec<f32>,
@@ -443,7 +458,15 @@ impl GpuLaw {
         let Some(rows) = grid_rows(sweep, kernel.block) else {
             return Ok(None);
         };
-        let mut law = GpuLaw::build_with(dev, plan, sweep, objective, limits, kernel, Some(rows))?;
+        let mut law = GpuLaw::build_with(
+            dev,
+            plan,
+            sweep,
+            objective,
+            limits,
+            kernel,
+            Items::Grid(rows),
+        )?;
         law.plan = Some(plan.clone());
         Ok(Some(law))
     }
@@ -468,11 +491,20 @@ impl GpuLaw {
         if layout == Some(Layout::Grid) && grid.is_none() {
             bail!("the sweep does not suit the grid layout (no shared axis, or a sparse one)");
         }
-        let (kernel, rows) = match grid {
-            Some((k, rows)) => (codegen::checked(k)?, Some(rows)),
-            None => (codegen::kernel(plan, Layout::Points)?, None),
+        let (kernel, items) = match grid {
+            Some((k, rows)) => (codegen::checked(k)?, Items::Grid(rows)),
+            None => (codegen::kernel(plan, Layout::Points)?, Items::Points),
         };
-        GpuLaw::build_with(dev, plan, sweep, objective, limits, kernel, rows)
+        let law = GpuLaw::build_with(dev, plan, sweep, objective, limits, kernel, items)?;
+        if layout.is_some_and(|l| l != law.layout()) {
+            bail!(
+                "{} runs this sweep's sums along the steps one point per workgroup, in the \
+                 points layout, not the {}",
+                dev.summary.short(),
+                layout.map_or("", |l| l.describe())
+            );
+        }
+        Ok(law)
     }
 
     fn build_with(
@@ -482,14 +514,20 @@ impl GpuLaw {
         objective: Objective,
         limits: Option<GpuLimits>,
         kernel: Kernel,
-        rows: Option<Vec<GridEntry>>,
+        items: Items,
     ) -> anyhow::Result<GpuLaw> {
+        let (rows, group_per_tile) = match items {
+            Items::Points => (None, false),
+            Items::PointPerGroup => (None, true),
+            Items::Grid(rows) => (Some(rows), false),
+        };
         anyhow::ensure!(
             sweep.points() < u32::MAX as usize && sweep.curves.len() < u32::MAX as usize,
             "the GPU evaluator supports fewer than 2^32 points and curves"
         );
         let point_bytes = 16 * kernel.point_vec4s as u64;
-        let limits = limits.unwrap_or_else(|| GpuLimits::for_device(&dev.limits, point_bytes));
+        let given = limits;
+        let limits = given.unwrap_or_else(|| GpuLimits::for_device(&dev.limits, point_bytes));
         let constants = vec![
             (
                 "LOSS",
@@ -547,23 +585,52 @@ impl GpuLaw {
             Some(steps::Tables::new(&kernel.sums, handles, records)?)
         };
         if let (Some(t), Some(budget)) = (&tables, dev.loop_budget()) {
-            // Every point's loops, counted as if one invocation ran them
-            // all (a bound: the work is split among workgroups).
-            let loops: u64 = (0..sweep.points())
-                .map(|i| {
-                    kernel
-                        .calls
-                        .iter()
-                        .map(|&(fi, h, s)| 32 + t.visited(fi, at(h, i), at(s, i)) as u64)
-                        .sum::<u64>()
-                        + 1
-                })
-                .sum();
-            if loops > budget {
+            // Each point's loops: its visited steps and binary searches.
+            let loops = |i: usize| -> u64 {
+                kernel
+                    .calls
+                    .iter()
+                    .map(|&(fi, h, s)| 32 + t.visited(fi, at(h, i), at(s, i)) as u64)
+                    .sum::<u64>()
+                    + 1
+            };
+            // What an invocation runs besides its points' sums.
+            let overhead = 64 + 2 * kernel.record() as u64;
+            let (heaviest, worst) = (0..sweep.points())
+                .map(|i| (loops(i), i))
+                .max()
+                .unwrap_or((0, 0));
+            if heaviest + overhead > budget {
+                let step = kernel.calls.first().map_or(0.0, |&(_, _, s)| at(s, worst));
                 bail!(
-                    "{} ends a shader's loops after {budget} iterations, and this sweep's sums \
-                     along the steps run {loops}: fit it with --backend cpu or on a hardware GPU",
+                    "{} ends a shader's loops after {budget} iterations, and the sums along \
+                     the steps of the row at step {step} run {heaviest}: fit it with \
+                     --backend cpu or on a hardware GPU",
                     dev.summary.short()
+                );
+            }
+            // Counted as if one invocation ran every point (a bound: the
+            // work is split among workgroups). Past the budget, each
+            // workgroup takes one tile of one point, so that an
+            // invocation runs one point's sums for its start.
+            let whole: u64 = (0..sweep.points()).map(loops).sum::<u64>() + overhead;
+            if whole > budget && !group_per_tile {
+                if kernel.gauss_newton.is_some() {
+                    bail!(
+                        "{} ends a shader's loops after {budget} iterations, and the \
+                         Gauss-Newton kernel's rows sum {whole} steps",
+                        dev.summary.short()
+                    );
+                }
+                let one = codegen::checked(codegen::generate_tiled(plan, Layout::Points, 1)?)?;
+                return GpuLaw::build_with(
+                    dev,
+                    plan,
+                    sweep,
+                    objective,
+                    given,
+                    one,
+                    Items::PointPerGroup,
                 );
             }
         }
@@ -637,7 +704,11 @@ impl GpuLaw {
         let mut chunks = Vec::new();
         let mut first_point = 0u32;
         let tile = kernel.tile as u64;
-        let per_chunk = (limits.max_points_per_chunk / tile * tile).max(tile) as usize;
+        let mut per_chunk = (limits.max_points_per_chunk / tile * tile).max(tile);
+        if group_per_tile {
+            per_chunk = per_chunk.min(limits.max_groups as u64 * tile);
+        }
+        let per_chunk = per_chunk as usize;
         for part in packed.chunks(per_chunk * stride) {
             let n_points = part.len() / stride;
             let points = upload(dev, "points", part);
@@ -685,6 +756,7 @@ impl GpuLaw {
             axis_base,
             n_axis,
             chunks,
+            group_per_tile,
             n_slots: 0,
             capacity: None,
             params_f32: Vec::new(),
@@ -943,7 +1015,11 @@ impl GpuLaw {
         }
         // Enough workgroups along points that rows x groups fills the
         // device, never more than a chunk has tiles.
-        let want = TARGET_WORKGROUPS.div_ceil(rows);
+        let want = if self.group_per_tile {
+            u64::MAX
+        } else {
+            TARGET_WORKGROUPS.div_ceil(rows)
+        };
         let mut slot_base = 0u32;
         for chunk in &mut self.chunks {
             chunk.n_groups = (chunk.tiles.len() as u64)
