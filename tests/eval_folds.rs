@@ -196,3 +196,50 @@ fn protocols_that_do_not_apply_are_skipped_with_a_note() {
     };
     assert!(folds(&ds, &bad).is_err());
 }
+
+/// A fold trained on one size holds N at one value: the term in N is a
+/// constant there, so its coefficient is fixed at 0 for that fold (as
+/// `fit` on those rows fixes it) and said so, rather than left free to
+/// run away (A = 3e58 before) and extrapolate wildly to the other sizes.
+#[test]
+fn a_fold_that_holds_a_terms_variables_at_one_value_fixes_its_coefficient() {
+    let ds = looplm20();
+    let text = builtin("looplm").unwrap();
+    let mut table = Table::from_dataset(&ds, Path::new("sweep"));
+    let file = LawFile::parse(text, "looplm").unwrap();
+    let b = lawfit::bind(file, text, "looplm", &mut table, &BindOptions::default()).unwrap();
+    let fit = LawFitOptions {
+        starts: 4,
+        ..LawFitOptions::default()
+    };
+    let eo = LawEvalOptions {
+        train_sizes: 1,
+        ..only(Protocol::Sizes)
+    };
+    let out = lawfit::evaluate(&b, &table, &fit, &eo, |_| {}).unwrap();
+    let r = &out.report;
+    assert_eq!(r.folds.len(), 5, "one fold per size");
+    // The fit on all rows keeps A free.
+    assert!(r.full.params["A"] > 0.0, "{:?}", r.full.params);
+    let losses = &ds.loss;
+    let spread = losses.iter().cloned().fold(f64::MIN, f64::max)
+        - losses.iter().cloned().fold(f64::MAX, f64::min);
+    for f in &r.folds {
+        assert_eq!(f.params["A"], 0.0, "fold {}: {:?}", f.fold, f.params);
+        assert!(
+            r.notes
+                .iter()
+                .any(|n| n.contains(&format!("fold '{}'", f.fold)) && n.contains("fixed A = 0")),
+            "fold {}: {:?}",
+            f.fold,
+            r.notes
+        );
+        // Wrong by less than the losses' whole spread.
+        assert!(
+            f.rmse < spread,
+            "fold {}: RMSE {} (spread {spread})",
+            f.fold,
+            f.rmse
+        );
+    }
+}

@@ -467,6 +467,34 @@ pub fn check_unbound(
     )))
 }
 
+/// A law file's name that its `[variables]` do not bind and its
+/// `[params]` do not declare is a free parameter. Where the data has a
+/// numeric column of exactly that name, the user meant the column: a fit
+/// that took it for a number would run and be silently wrong.
+pub fn check_undeclared(law: &CompiledLaw, file: &LawFile, table: &Table) -> anyhow::Result<()> {
+    for p in &law.params {
+        if file.params.contains_key(p) {
+            continue;
+        }
+        let Some(c) = table.headers.iter().position(|h| h == p) else {
+            continue;
+        };
+        if !table.is_numeric(c) {
+            continue;
+        }
+        let bound: Vec<&str> = file.variables.keys().map(String::as_str).collect();
+        bail!(
+            "law {}: its formula's {p} is neither one of its variables ({}) nor a declared \
+             parameter, so it would be fitted as a number, but {} has a column '{p}'. Bind it \
+             under [variables] ({p} = \"{p}\"), or declare [params.{p}] to fit it as a parameter",
+            file.name,
+            bound.join(", "),
+            table.path.display()
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

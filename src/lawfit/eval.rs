@@ -18,6 +18,7 @@ use super::{
     read_columns, BoundLaw, Data, Group, JobFit, LawFitOptions,
 };
 use crate::data::Table;
+use crate::law::space::LawSpace;
 use crate::optim::Progress;
 use crate::report::{format_count, EvalReport, FoldReport, ProtocolSummary};
 
@@ -356,25 +357,71 @@ pub fn evaluate(
         (batch.len() * fit.starts) as f64
             * crate::optim::problem_bytes(space.dim(), fit.lbfgs.memory),
     )?;
-    let super::Batch {
-        fits,
-        calls,
-        outcomes,
-        ..
-    } = fit_jobs(
-        Data {
-            b,
-            table,
-            cols: &cols,
-        },
-        &space,
-        &batch,
-        fit,
-        None,
-        progress,
-    )?;
-    // Starts each fit ran: fewer than asked when they stopped early.
-    let ran = outcomes.len() / batch.len().max(1);
+    // A fold's training rows may hold a term's variables at one value
+    // each where the whole table does not (one size to train on): that
+    // term's coefficient is then fixed at 0 for the fold, as `fit` on
+    // those rows fixes it, rather than left free to run away and
+    // extrapolate wildly. Units are fitted in one batch per set of
+    // fixed parameters.
+    let fixed_of = |s: &LawSpace| -> Vec<Option<u64>> {
+        s.rules.iter().map(|r| r.fixed.map(f64::to_bits)).collect()
+    };
+    let mut spaces: Vec<(LawSpace, Vec<usize>)> = vec![(space.clone(), Vec::new())];
+    for (u, unit) in batch.iter().enumerate() {
+        let (own, own_notes) = if unit_of[u].0 == 0 {
+            (space.clone(), Vec::new())
+        } else {
+            law_space(b, &cols, &unit.train, &group_of, &fit.fix)?
+        };
+        let key = fixed_of(&own);
+        match spaces.iter().position(|(s, _)| fixed_of(s) == key) {
+            Some(i) => spaces[i].1.push(u),
+            None => spaces.push((own, vec![u])),
+        }
+        if key != fixed_of(&space) {
+            let (j, _) = unit_of[u];
+            for n in own_notes {
+                notes.push(format!(
+                    "{} fold '{}'{}: {n}",
+                    folds[j - 1].0,
+                    jobs[j].key.get("fold").cloned().unwrap_or_default(),
+                    match unit.key.len() > jobs[j].key.len() {
+                        true => format!(" ({})", key_text(&unit.key)),
+                        false => String::new(),
+                    }
+                ));
+            }
+        }
+    }
+    let mut fits: Vec<Option<JobFit>> = vec![None; batch.len()];
+    let (mut calls, mut ran) = (0, fit.starts);
+    let mut progress = progress;
+    for (own, units) in &spaces {
+        if units.is_empty() {
+            continue;
+        }
+        let part: Vec<Group> = units.iter().map(|&u| batch[u].clone()).collect();
+        let done = fit_jobs(
+            Data {
+                b,
+                table,
+                cols: &cols,
+            },
+            own,
+            &part,
+            fit,
+            None,
+            &mut progress,
+        )?;
+        calls += done.calls;
+        // Starts each fit ran: fewer than asked when they stopped early.
+        ran = ran.min(done.outcomes.len() / part.len());
+        for (&u, f) in units.iter().zip(done.fits) {
+            fits[u] = Some(f);
+        }
+    }
+    let fits: Vec<JobFit> = fits.into_iter().flatten().collect();
+    debug_assert_eq!(fits.len(), batch.len());
     if ran < fit.starts && space.dim() > 0 {
         notes.push(super::early_stop_note(ran, fit.starts));
     }

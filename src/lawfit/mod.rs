@@ -260,6 +260,7 @@ pub fn bind(
     let warning = if bare {
         binding::check_unbound(&law, &file, table, opts)?
     } else {
+        binding::check_undeclared(&law, &file, table)?;
         None
     };
     let axis = file
