@@ -802,6 +802,19 @@ fn run_on(opts: &BenchOptions, law: Option<&BenchLaw>) -> anyhow::Result<BenchRe
     points.dedup();
     starts.sort_unstable();
     starts.dedup();
+    // Refused before any cell runs, as fit refuses what memory cannot
+    // hold: the largest sweep (variables, targets, weights, and the
+    // evaluators' copies, about four in all) and the largest batch
+    // (parameters, objectives and gradients, about four copies too).
+    let (nv, np) = law.map_or((3, 10), |l| (l.law.variables.len(), l.law.params.len()));
+    let (pmax, kmax) = (
+        *points.last().expect("validated non-empty") as f64,
+        *starts.last().expect("validated non-empty") as f64,
+    );
+    crate::memory::ensure_fits(
+        &format!("bench's largest cell ({pmax:.0} points, {kmax:.0} starts)"),
+        4.0 * 8.0 * (pmax * (nv + 2) as f64 + kmax * (2 * np + 1) as f64),
+    )?;
 
     // Any adapter, software ones included, as `--backend gpu` accepts.
     let (adapter, unavailable) = if opts.gpu {

@@ -146,3 +146,40 @@ fn an_existing_json_file_is_kept_unless_forced() {
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert!(v.get("throughput").is_some(), "{v}");
 }
+
+/// What bench cannot do is refused before any cell runs: a --json that is
+/// a directory (even with --force) and cells larger than memory holds
+/// (10^9 starts aborted on their allocation before; these ask for hundreds of terabytes).
+#[test]
+fn a_json_directory_and_cells_past_memory_are_refused_before_benchmarking() {
+    let dir = common::tempdir();
+    std::fs::create_dir(dir.path().join("out")).unwrap();
+    let base = [
+        "bench",
+        "--no-fits",
+        "--no-gpu",
+        "--seconds-per-cell",
+        "0.01",
+    ];
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &[
+                "--points", "1e3", "--starts", "1", "--json", "out", "--force",
+            ],
+            "--json out: is a directory",
+        ),
+        (&["--points", "1e3", "--starts", "1e12"], "of memory"),
+        (&["--points", "1e13", "--starts", "1"], "of memory"),
+    ];
+    for (extra, want) in cases {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let run = common::sweepfit(dir.path(), &args);
+        run.assert_failed("the case");
+        assert!(
+            run.stderr.contains(want) && !run.stdout.contains("evaluation throughput"),
+            "{}",
+            run.dump()
+        );
+    }
+    assert!(dir.path().join("out").is_dir());
+}

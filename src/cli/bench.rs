@@ -65,13 +65,23 @@ pub(crate) struct BenchArgs {
 
 pub(crate) fn cmd_bench(a: BenchArgs) -> anyhow::Result<()> {
     use sweepfit::bench;
-    // Refused before minutes of benchmarking, not after; the write below
-    // checks again, as it puts the file in place.
-    if let Some(p) = a.json.as_ref().filter(|p| p.as_os_str() != "-") {
-        if p.exists() && !a.force {
-            bail!("--json {}: exists (use --force to replace it)", p.display());
+    // Refused before minutes of benchmarking, not after: an existing
+    // file without --force, a directory, a folder that cannot be written.
+    // The staged file is put in place at the end, all or nothing.
+    let staged = match a.json.as_ref().filter(|p| p.as_os_str() != "-") {
+        Some(p) => {
+            if p.is_dir() {
+                bail!("--json {}: is a directory", p.display());
+            }
+            if p.exists() && !a.force {
+                bail!("--json {}: exists (use --force to replace it)", p.display());
+            }
+            let staging = sweepfit::output::Staging::files(p, a.force)
+                .with_context(|| format!("--json {}", p.display()))?;
+            Some((p, staging))
         }
-    }
+        None => None,
+    };
     let mut o = if a.quick {
         bench::BenchOptions::quick()
     } else {
@@ -104,14 +114,15 @@ pub(crate) fn cmd_bench(a: BenchArgs) -> anyhow::Result<()> {
         Some(p) if p.as_os_str() == "-" => {
             term::out(format_args!("{}", sweepfit::report::pretty_json(&report)?))
         }
-        Some(p) => {
-            let text = sweepfit::report::pretty_json(&report)?;
-            sweepfit::output::write_new_file(p, a.force, |w| {
-                w.write_all(text.as_bytes())?;
-                Ok(())
-            })?
-        }
-        None => {}
+        _ => {}
+    }
+    if let Some((p, staging)) = staged {
+        let text = sweepfit::report::pretty_json(&report)?;
+        sweepfit::output::write_file(&staging.path_for(p), |w| {
+            w.write_all(text.as_bytes())?;
+            Ok(())
+        })?;
+        staging.commit()?;
     }
     Ok(())
 }
