@@ -732,6 +732,90 @@ fn a_law_files_undeclared_name_that_is_a_column_is_refused() {
     );
 }
 
+/// Data a fit would run on and report as converged, or exact, having
+/// fitted nothing: losses so small that their squared residuals underflow
+/// in linear space, and weights whose range f64 cannot add (the light
+/// rows vanish beside a heavy one) or whose sum overflows. Each is
+/// refused, naming the rows; weights a factor 1e12 apart fit.
+#[test]
+fn data_whose_objective_f64_cannot_hold_is_refused() {
+    let dir = tempdir();
+    let tiny = "tokens,loss\n1e9,1e-310\n2e9,1e-300\n3e9,1e-305\n4e9,1e-302\n5e9,1e-303\n";
+    std::fs::write(dir.path().join("tiny.csv"), tiny).unwrap();
+    let fit = |file: &str, extra: &[&str]| {
+        let mut args = vec![
+            "fit",
+            file,
+            "--law",
+            "E + B/tokens^beta",
+            "--backend",
+            "cpu",
+            "--starts",
+            "4",
+            "--out",
+        ];
+        let out = format!("o-{file}-{}", extra.len());
+        args.push(&out);
+        args.extend(extra);
+        sweepfit(dir.path(), &args)
+    };
+    fails_with(
+        &fit("tiny.csv", &[]),
+        &[
+            "every loss of tiny.csv is below 1e-150",
+            "(the largest is 1e-300)",
+            "--space log",
+        ],
+    );
+
+    let csv = chinchilla_csv(dir.path(), 4, 0.002);
+    let rows: Vec<String> = std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let weighted = |name: &str, weight: &dyn Fn(usize) -> &'static str| {
+        let mut text = format!("{},weight\n", rows[0]);
+        for (i, r) in rows[1..].iter().enumerate() {
+            text.push_str(&format!("{r},{}\n", weight(i)));
+        }
+        std::fs::write(dir.path().join(name), text).unwrap();
+    };
+    weighted("heavy.csv", &|i| if i == 2 { "1e200" } else { "1" });
+    weighted("huge.csv", &|_| "1e308");
+    weighted("wide.csv", &|i| if i == 2 { "1e12" } else { "1" });
+    let chin = |file: &str| {
+        sweepfit(
+            dir.path(),
+            &[
+                "fit",
+                file,
+                "--law",
+                "chinchilla",
+                "--backend",
+                "cpu",
+                "--starts",
+                "4",
+                "--out",
+                &format!("c-{file}"),
+            ],
+        )
+    };
+    fails_with(
+        &chin("heavy.csv"),
+        &[
+            "the weights span a ratio of 1.0e200",
+            "heavy.csv line 4 has weight 1e200",
+            "weight 0",
+        ],
+    );
+    fails_with(
+        &chin("huge.csv"),
+        &["the weights add up past f64's range", "huge.csv line"],
+    );
+    chin("wide.csv").assert_ok("weights within 1e15 of each other");
+}
+
 // ---- Repeated options ----
 
 #[test]

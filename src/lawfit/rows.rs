@@ -56,11 +56,67 @@ pub(super) fn read_columns(
         Check::Loss
     };
     let loss = table.numbers(lc, check)?;
+    if obj.space == Space::Linear {
+        // Squared residuals of losses this small underflow: every start
+        // would score 0 and the fit be called exact having fitted nothing.
+        let largest = loss.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+        if !loss.is_empty() && largest < MIN_LINEAR_SCALE {
+            bail!(
+                "every loss of {} is below {MIN_LINEAR_SCALE:e} in magnitude (the largest is \
+                 {largest:e}), where squared residuals underflow in linear space; fit its log \
+                 with --space log, or rescale the losses",
+                table.path.display()
+            );
+        }
+    }
     let weight = match table.lookup("weight")? {
-        Some(c) => table.numbers(c, Check::NonNegative)?,
+        Some(c) => {
+            let w = table.numbers(c, Check::NonNegative)?;
+            check_weight_range(table, &w)?;
+            w
+        }
         None => vec![1.0; table.rows()],
     };
     Ok(Columns { vars, loss, weight })
+}
+
+/// Smallest largest-loss magnitude a fit in linear space takes (the
+/// mirror of the largest, `data::MAX_LINEAR_LOSS`).
+const MIN_LINEAR_SCALE: f64 = 1e-150;
+
+/// Widest ratio of positive weights: past it the lightest rows add less
+/// than the objective's rounding, and a fit would ignore them while
+/// reporting itself converged.
+const MAX_WEIGHT_RATIO: f64 = 1e15;
+
+fn check_weight_range(table: &Table, w: &[f64]) -> anyhow::Result<()> {
+    let positive = || w.iter().enumerate().filter(|(_, &v)| v > 0.0);
+    let (Some(hi), Some(lo)) = (
+        positive().max_by(|a, b| a.1.total_cmp(b.1)),
+        positive().min_by(|a, b| a.1.total_cmp(b.1)),
+    ) else {
+        return Ok(());
+    };
+    if !w.iter().sum::<f64>().is_finite() {
+        bail!(
+            "the weights add up past f64's range ({} has weight {:e}); rescale them",
+            table.place(hi.0),
+            hi.1
+        );
+    }
+    if hi.1 / lo.1 > MAX_WEIGHT_RATIO {
+        bail!(
+            "the weights span a ratio of {:.1e} ({} has weight {:e}, {} has {:e}): beyond \
+             {MAX_WEIGHT_RATIO:e} the lighter rows add less than rounding to the objective and \
+             the fit would ignore them; give rows to leave out weight 0, or rescale",
+            hi.1 / lo.1,
+            table.place(hi.0),
+            hi.1,
+            table.place(lo.0),
+            lo.1
+        );
+    }
+    Ok(())
 }
 
 /// Rows grouped by `--by` and split by `--test-where`.
