@@ -816,6 +816,59 @@ fn data_whose_objective_f64_cannot_hold_is_refused() {
     chin("wide.csv").assert_ok("weights within 1e15 of each other");
 }
 
+/// Options that named a column twice or the wrong column ran and wrote
+/// wrong output: `--by N,N` shifted the table's columns by one, `--by
+/// loss` "fitted" a group per row exactly; simulate wrote a formula's
+/// `loss` as a second loss column fit cannot read, and a column for a
+/// name the formula does not have. Each is refused, naming it.
+#[test]
+fn columns_named_twice_or_in_the_wrong_role_are_refused() {
+    let dir = tempdir();
+    let csv = chinchilla_csv(dir.path(), 4, 0.002);
+    let csv = csv.to_str().unwrap();
+    for (by, want) in [
+        ("N,N", "--by names column 'N' twice"),
+        ("loss", "--by loss: that is the loss column"),
+    ] {
+        for cmd in ["fit", "eval"] {
+            let run = sweepfit(
+                dir.path(),
+                &[
+                    cmd,
+                    csv,
+                    "--law",
+                    "chinchilla",
+                    "--backend",
+                    "cpu",
+                    "--by",
+                    by,
+                    "--out",
+                    "o",
+                ],
+            );
+            fails_with(&run, &[want]);
+        }
+    }
+    let simulate = |law: &str, at: &[&str]| {
+        let mut args = vec!["simulate", "--out", "s.csv", "--law", law];
+        args.extend(["--param", "a=1", "--param", "b=2"]);
+        for a in at {
+            args.extend(["--at", a]);
+        }
+        sweepfit(dir.path(), &args)
+    };
+    fails_with(
+        &simulate("a*loss + b", &["loss=1:10:10"]),
+        &["--at loss: 'loss' is a column of the simulated CSV"],
+    );
+    fails_with(
+        &simulate("a*x + b", &["x=1:10:10", "y=1"]),
+        &["--at y: the formula has no name y"],
+    );
+    assert!(!dir.path().join("s.csv").exists());
+    simulate("a*x + b", &["x=1:10:10"]).assert_ok("a formula's own names");
+}
+
 // ---- Repeated options ----
 
 #[test]

@@ -175,6 +175,19 @@ pub(super) fn by_groups(
                 table.found()
             )
         })?;
+        if by_cols.contains(&c) {
+            bail!("--by names column '{}' twice", table.headers[c]);
+        }
+        // Grouping by the fitted values makes groups of one row each,
+        // every one "fitted" exactly.
+        for role in ["loss", "weight"] {
+            if table.lookup(role)? == Some(c) {
+                bail!(
+                    "--by {name}: that is the {role} column, not a label of the rows; group by \
+                     a column that labels them (run, N, ...)"
+                );
+            }
+        }
         by_cols.push(c);
     }
     let mut keys: Vec<GroupKey> = Vec::new();

@@ -61,7 +61,8 @@ pub fn simulate(
     if !(sim.noise >= 0.0 && sim.noise.is_finite()) {
         bail!("--noise must be a non-negative number, got {}", sim.noise);
     }
-    if file.variables.is_empty() {
+    let bare = file.variables.is_empty();
+    if bare {
         if sim.at.is_empty() {
             bail!(
                 "give the variables' values with --at VAR=LIST: in a formula, the names \
@@ -70,10 +71,28 @@ pub fn simulate(
         }
         // A bare formula: the names given values are the variables.
         for (v, _) in &sim.at {
+            // Written as a column of its own, it would clash with the
+            // CSV's own, and fit refuses it as a law's name.
+            if ["loss", "weight", "run"]
+                .iter()
+                .any(|r| v.eq_ignore_ascii_case(r))
+            {
+                bail!(
+                    "--at {v}: '{v}' is a column of the simulated CSV of its own, never a \
+                     law's variable; rename it in the formula"
+                );
+            }
             file.variables.insert(v.clone(), v.clone());
         }
     }
     let law = file.compile(origin)?;
+    let used = law.graph.var_masks()[law.value as usize];
+    if let Some(v) = (0..law.variables.len()).find(|&v| bare && used >> v & 1 == 0) {
+        bail!(
+            "--at {}: the formula has no name {0}, so the column would be written unused",
+            law.variables[v]
+        );
+    }
     // A law that sums along the steps reads its `schedule` variable from
     // the schedule file: a curve per run, labelled by the run, with no
     // column of its own (the fit attaches it from --schedule again).
