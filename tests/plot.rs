@@ -1431,3 +1431,67 @@ fn a_law_fit_by_groups_is_near_square_and_its_pred_csv_plots() {
     let (ok, text) = sweepfit(dir.path(), &args);
     assert!(!ok && text.contains("--fit"), "{text}");
 }
+
+/// Data with nothing that tells its curves apart (no run column, no
+/// variable constant along them) is one panel titled "all rows", not
+/// "T = 0, N = 0" from the wrap's indices; a curve of one row, which has
+/// no line, gets its real and predicted values marked.
+#[test]
+fn one_row_without_a_run_is_titled_and_marked() {
+    let dir = tempdir();
+    let csv = common::chinchilla_csv(dir.path(), 4, 0.002);
+    let (ok, text) = sweepfit(
+        dir.path(),
+        &[
+            "fit",
+            s(&csv),
+            "--law",
+            "chinchilla",
+            "--backend",
+            "cpu",
+            "--starts",
+            "4",
+            "--out",
+            "fit",
+        ],
+    );
+    assert!(ok, "{text}");
+    std::fs::write(dir.path().join("one.csv"), "N,tokens,loss\n1e8,1e9,3.0\n").unwrap();
+    let (ok, text) = sweepfit(
+        dir.path(),
+        &[
+            "plot",
+            "--fit",
+            "fit/fit.json",
+            "--data",
+            "one.csv",
+            "--out",
+            "one.svg",
+        ],
+    );
+    assert!(ok, "{text}");
+    let svg = std::fs::read_to_string(dir.path().join("one.svg")).unwrap();
+    assert_eq!(svg_texts(&svg, "all rows"), 1, "{svg}");
+    assert!(!svg.contains("T = 0"), "{svg}");
+    // The two marks: the real value filled blue, the prediction ringed
+    // orange (the legend draws lines, not circles).
+    let circles: Vec<&str> = svg.split("<circle ").skip(1).collect();
+    assert_eq!(circles.len(), 2, "{svg}");
+    let colour = |el: &str, attr: &str| {
+        let at = el.find(&format!("{attr}=\"#"))? + attr.len() + 3;
+        let c = |i: usize| i32::from_str_radix(&el[at + i..at + i + 2], 16).ok();
+        Some([c(0)?, c(2)?, c(4)?])
+    };
+    assert!(
+        circles
+            .iter()
+            .any(|el| colour(el, "fill").is_some_and(is_blue)),
+        "{svg}"
+    );
+    assert!(
+        circles
+            .iter()
+            .any(|el| colour(el, "stroke").is_some_and(is_orange)),
+        "{svg}"
+    );
+}

@@ -158,6 +158,13 @@ fn read_entries(path: &Path) -> Result<Vec<Entry>, DataError> {
                 log,
             });
         }
+        if log.is_dir() {
+            return Err(DataError::Message(format!(
+                "{}:{line}: {} is a directory, not a log file",
+                path.display(),
+                log.display()
+            )));
+        }
         let run = match &run {
             Some(c) if !rec[c.index].is_empty() => text(path, line, c, &rec, "run")?,
             _ => log

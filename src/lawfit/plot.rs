@@ -381,6 +381,15 @@ fn draw(
                 table.headers[s], &table.columns[s][first]
             ));
         }
+        // Nothing tells the curves apart (no run column, no variable
+        // constant along them): named by place, never by the wrap's
+        // indices as if they were values.
+        if label.is_empty() {
+            label.push(match curves.len() {
+                1 => "all rows".to_string(),
+                _ => format!("curve {}", ci + 1),
+            });
+        }
         let (n, t) = if wrap {
             ((ci % cols_wrap) as f64, (ci / cols_wrap) as f64)
         } else {

@@ -1052,6 +1052,17 @@ impl Figure for RealVsPred {
                 .draw_series(DashedLineSeries::new(piece, 9, 5, PRED.stroke_width(2)))
                 .map_err(err)?;
         }
+        // A curve of one point has no line: its real and predicted values
+        // are marked instead.
+        if let ([x], [real], [pred]) = (xs.as_slice(), p.loss.as_slice(), p.pred.as_slice()) {
+            for (y, style) in [(*real, REAL.filled()), (*pred, PRED.stroke_width(2))] {
+                if (y_lo..=y_hi).contains(&y) {
+                    chart
+                        .draw_series(std::iter::once(Circle::new((*x, y), 4, style)))
+                        .map_err(err)?;
+                }
+            }
+        }
         Ok(())
     }
 }
