@@ -488,7 +488,10 @@ fn manifest_errors() {
     assert_has(&msg, &["manifest.csv:3:", "log file not found", "gone.csv"]);
     std::fs::create_dir(dir.path().join("logs")).unwrap();
     let msg = manifest_err(&dir, MHEAD, &[ok(&[]), ok(&["logs", "2e6"])]);
-    assert_has(&msg, &["manifest.csv:3:", "logs is a directory, not a log file"]);
+    assert_has(
+        &msg,
+        &["manifest.csv:3:", "logs is a directory, not a log file"],
+    );
 
     let msg = manifest_err(&dir, MHEAD, &[ok(&["", "", "", "", "", "lss"])]);
     assert_has(

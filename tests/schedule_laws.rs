@@ -479,6 +479,18 @@ fn schedule_files_that_do_not_meet_the_rows_are_errors_naming_them() {
             && e.contains("ends at step 23999"),
         "{e}"
     );
+    // A fixed index past a run's schedule (wsdcon_9's ends at 15999):
+    // every row would be undefined; the first row of that run is named.
+    let e = fit(
+        &data,
+        "L0 + A*sum(k = 0..step: lr[k] + lr[20000])^(-alpha)",
+        Some(&all),
+    );
+    assert!(
+        e.contains("runs.csv line 173: the law's sums read step 20000 of every run's schedule")
+            && e.contains("wsdcon_9.csv that this row's run follows ends at step"),
+        "{e}"
+    );
     // Rows whose logged lr is not their schedule's: the run's schedule
     // was another run's.
     let wrong = long_csv(d, &["cosine_24000", "wsdcon_9"], 1.5);

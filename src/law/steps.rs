@@ -492,6 +492,26 @@ pub fn reach(def: u32) -> i64 {
         .max(0)
 }
 
+/// The furthest step the sum reads at a fixed index (`lr[1000]`),
+/// whatever the row's step: every run's schedule must reach it. `None`
+/// when it reads none.
+pub fn fixed_reach(def: u32) -> Option<i64> {
+    let (fam, _) = family(def);
+    let at = |i: Index| match i {
+        Index::At(c) => Some(c),
+        _ => None,
+    };
+    fam.body
+        .leaves
+        .iter()
+        .filter_map(|l| match *l {
+            Leaf::Value { at: i, .. } => at(i),
+            Leaf::Window { to, .. } => at(to),
+            Leaf::K | Leaf::T => None,
+        })
+        .max()
+}
+
 /// The sum as formula text, its outer values written by `arg`.
 pub fn text(def: u32, arg: &dyn Fn(usize) -> String) -> String {
     let (fam, root) = family(def);

@@ -94,8 +94,32 @@ pub(super) fn check_steps(
         );
     }
     let (run_col, lr_col) = (table.lookup("run")?, table.lookup("lr")?);
+    // A fixed index (`lr[1000]`) reads the same step for every row: each
+    // run's schedule must reach it, or every row would be undefined.
+    let fixed = law
+        .graph
+        .nodes()
+        .iter()
+        .filter_map(|n| match n {
+            Node::Steps(def, _) => steps::fixed_reach(*def),
+            _ => None,
+        })
+        .max();
     for (v, reach) in step_vars {
-        s.rows(table, run_col, columns[v], lr_col, reach)?;
+        let rows = s.rows(table, run_col, columns[v], lr_col, reach)?;
+        let Some(at) = fixed else { continue };
+        for (r, &(run, _)) in rows.iter().enumerate() {
+            let sched = &s.runs[run];
+            if at >= sched.lr.len() as i64 {
+                bail!(
+                    "{}: the law's sums read step {at} of every run's schedule, but the \
+                     schedule in {} that this row's run follows ends at step {}",
+                    table.place(r),
+                    sched.path.display(),
+                    sched.lr.len() - 1
+                );
+            }
+        }
     }
     Ok(())
 }
