@@ -69,6 +69,22 @@ fn a_law_file_path_is_compiled_too_and_an_unknown_name_is_an_error() {
         "{}",
         run.dump()
     );
+    // A name that reads as a path is named as a missing file, a
+    // directory as one.
+    std::fs::create_dir(dir.path().join("laws")).unwrap();
+    for (name, want) in [
+        ("laws/gone.toml", "law file laws/gone.toml not found"),
+        ("gone.toml", "law file gone.toml not found"),
+        ("laws", "laws is a directory, not a law file"),
+    ] {
+        for extra in [&[][..], &["--plan"][..]] {
+            let mut args = vec!["laws", name];
+            args.extend(extra);
+            let run = common::sweepfit(dir.path(), &args);
+            run.assert_failed("a law file that is not there");
+            assert!(run.stderr.contains(want), "{}", run.dump());
+        }
+    }
 }
 
 /// Every built-in law's kernels, as generated, against the snapshot.

@@ -1,7 +1,7 @@
 //! `laws`: list the built-in laws, print one's law file, or show what a
 //! law compiles to: its evaluation plan and its GPU kernels.
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Args;
 
 use super::args::law_source;
@@ -52,10 +52,7 @@ pub(crate) fn compiled(name: &str, wgsl: bool) -> anyhow::Result<String> {
     let (file, _, origin) = match builtin(name) {
         Some(_) => law_source(Some(name), None)?,
         None if path.is_file() => law_source(None, Some(path))?,
-        None => bail!(
-            "no built-in law or law file is called {name:?}; the built-in laws are {}",
-            builtin_names().join(", ")
-        ),
+        None => return Err(not_a_law(name)),
     };
     let law = file.compile(&origin)?;
     let axis = file
@@ -111,6 +108,23 @@ pub(crate) fn compiled(name: &str, wgsl: bool) -> anyhow::Result<String> {
     Ok(out)
 }
 
+/// Why `name` is neither a built-in law nor a law file: a name that reads
+/// as a path is named as a missing file or a directory.
+fn not_a_law(name: &str) -> anyhow::Error {
+    let path = std::path::Path::new(name);
+    let as_path = name.contains(['/', '\\']) || name.ends_with(".toml");
+    if path.is_dir() {
+        anyhow::anyhow!("{name} is a directory, not a law file")
+    } else if as_path {
+        anyhow::anyhow!("law file {name} not found")
+    } else {
+        anyhow::anyhow!(
+            "no built-in law or law file is called {name:?}; the built-in laws are {}",
+            builtin_names().join(", ")
+        )
+    }
+}
+
 fn print_file(name: &str) -> anyhow::Result<()> {
     let path = std::path::Path::new(name);
     let text = match builtin(name) {
@@ -122,10 +136,7 @@ fn print_file(name: &str) -> anyhow::Result<()> {
             file.compile(&origin)?;
             text
         }
-        None => bail!(
-            "no built-in law or law file is called {name:?}; the built-in laws are {}",
-            builtin_names().join(", ")
-        ),
+        None => return Err(not_a_law(name)),
     };
     // The text as is (it ends with its own newline).
     say!("{}", text.strip_suffix('\n').unwrap_or(&text));
