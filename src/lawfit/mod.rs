@@ -876,7 +876,7 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let mut table = Table::read(&path).unwrap();
         let law = "name = \"t\"\ndescription = \"t\"\nformula = \"E + A/N^alpha + B/D^beta\"\n\
-                   [variables]\nD = \"tokens\"\n[params.A]\nstart = [7, 7]\n";
+                   [variables]\nN = \"N\"\nD = \"tokens\"\n[params.A]\nstart = [7, 7]\n";
         let file = LawFile::parse(law, "t.toml").unwrap();
         let b = bind(file, law, "t.toml", &mut table, &BindOptions::default()).unwrap();
         let opts = options(Objective::default(), 8, 1);
