@@ -645,22 +645,33 @@ fn a_law_file_axis_that_is_not_a_variable_is_refused() {
         let text =
             format!("name = \"x\"\nformula = \"E + A/N^alpha + B/D^beta\"\naxis = \"{axis}\"\n");
         std::fs::write(dir.path().join(file), text).unwrap();
-        for cmd in ["fit", "eval"] {
-            let run = sweepfit(
-                dir.path(),
-                &[
-                    cmd,
-                    csv,
-                    "--law-file",
-                    file,
-                    "--backend",
-                    "cpu",
-                    "--out",
-                    "o",
-                ],
-            );
-            fails_with(&run, &[file, &format!("axis: {axis} is not a variable")]);
-        }
+        law_file_refused(
+            dir.path(),
+            csv,
+            file,
+            &[file, &format!("axis: {axis} is not a variable")],
+        );
+    }
+}
+
+/// `fit` and `eval` of `csv` with the law file `file` both fail, their
+/// errors containing every one of `want`.
+fn law_file_refused(dir: &Path, csv: &str, file: &str, want: &[&str]) {
+    for cmd in ["fit", "eval"] {
+        let run = sweepfit(
+            dir,
+            &[
+                cmd,
+                csv,
+                "--law-file",
+                file,
+                "--backend",
+                "cpu",
+                "--out",
+                "o",
+            ],
+        );
+        fails_with(&run, want);
     }
 }
 
@@ -680,30 +691,17 @@ fn a_law_files_undeclared_name_that_is_a_column_is_refused() {
         format!("{head}[variables]\nD = \"tokens\"\n"),
     )
     .unwrap();
-    for cmd in ["fit", "eval"] {
-        let run = sweepfit(
-            dir.path(),
-            &[
-                cmd,
-                csv,
-                "--law-file",
-                "loose.toml",
-                "--backend",
-                "cpu",
-                "--out",
-                "o",
-            ],
-        );
-        fails_with(
-            &run,
-            &[
-                "law my-law",
-                "N is neither one of its variables (D)",
-                "column 'N'",
-                "N = \"N\"",
-            ],
-        );
-    }
+    law_file_refused(
+        dir.path(),
+        csv,
+        "loose.toml",
+        &[
+            "law my-law",
+            "N is neither one of its variables (D)",
+            "column 'N'",
+            "N = \"N\"",
+        ],
+    );
     std::fs::write(
         dir.path().join("declared.toml"),
         format!("{head}[variables]\nD = \"tokens\"\n\n[params.N]\npositive = true\n"),
