@@ -368,18 +368,19 @@ pub fn evaluate(
     };
     let mut spaces: Vec<(LawSpace, Vec<usize>)> = vec![(space.clone(), Vec::new())];
     for (u, unit) in batch.iter().enumerate() {
-        let (own, own_notes) = if unit_of[u].0 == 0 {
-            (space.clone(), Vec::new())
-        } else {
-            law_space(b, &cols, &unit.train, &group_of, &fit.fix)?
-        };
+        let (j, _) = unit_of[u];
+        // The fit on all rows is the whole table's space.
+        if j == 0 {
+            spaces[0].1.push(u);
+            continue;
+        }
+        let (own, own_notes) = law_space(b, &cols, &unit.train, &group_of, &fit.fix)?;
         let key = fixed_of(&own);
         match spaces.iter().position(|(s, _)| fixed_of(s) == key) {
             Some(i) => spaces[i].1.push(u),
             None => spaces.push((own, vec![u])),
         }
         if key != fixed_of(&space) {
-            let (j, _) = unit_of[u];
             for n in own_notes {
                 notes.push(format!(
                     "{} fold '{}'{}: {n}",

@@ -546,8 +546,6 @@ impl GpuLaw {
             ),
             ("DELTA", objective.delta),
         ];
-        let objective_pipeline = dev.objective_pipeline(&kernel.source, &constants);
-        let reduce = dev.reduce_pipeline(kernel.record());
 
         // Records: per curve its first point's place in the upload and in
         // the sweep, then its data (grid: then per axis value its data);
@@ -594,10 +592,13 @@ impl GpuLaw {
                     .sum::<u64>()
                     + 1
             };
+            let per_point: Vec<u64> = (0..sweep.points()).map(loops).collect();
             // What an invocation runs besides its points' sums.
             let overhead = 64 + 2 * kernel.record() as u64;
-            let (heaviest, worst) = (0..sweep.points())
-                .map(|i| (loops(i), i))
+            let (heaviest, worst) = per_point
+                .iter()
+                .enumerate()
+                .map(|(i, &l)| (l, i))
                 .max()
                 .unwrap_or((0, 0));
             if heaviest + overhead > budget {
@@ -613,7 +614,7 @@ impl GpuLaw {
             // work is split among workgroups). Past the budget, each
             // workgroup takes one tile of one point, so that an
             // invocation runs one point's sums for its start.
-            let whole: u64 = (0..sweep.points()).map(loops).sum::<u64>() + overhead;
+            let whole: u64 = per_point.iter().sum::<u64>() + overhead;
             if whole > budget && !group_per_tile {
                 if kernel.gauss_newton.is_some() {
                     bail!(
@@ -634,6 +635,9 @@ impl GpuLaw {
                 );
             }
         }
+        // Built once the kernel is settled (the budget may replace it).
+        let objective_pipeline = dev.objective_pipeline(&kernel.source, &constants);
+        let reduce = dev.reduce_pipeline(kernel.record());
         let value = |level: Class, i: usize, id: NodeId| -> f32 {
             let v = data.get(level, i, id);
             match &tables {
